@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.repair;
+
+import dev.ferry.agent.sys.RepairSocket;
+import dev.ferry.agent.sys.RepairSocket.Queue;
+import dev.ferry.agent.sys.SyscallException;
+import dev.ferry.agent.sys.TcpInfo;
+import dev.ferry.agent.sys.TcpSocket;
+import java.util.Arrays;
+
+/**
+ * Reads a live socket's whole state with TCP_REPAIR, without waiting for anything: the send
+ * queue is copied as it is, so a peer that reads slowly or not at all cannot stall an export.
+ *
+ * <p>The caller must hold the connection first (nothing from the peer may reach the socket
+ * while it is read) and closes the socket afterwards; closing in repair mode sends nothing.
+ */
+public final class SocketExporter {
+
+  /**
+   * Exports the socket, leaving it in repair mode for the caller to close.
+   *
+   * @throws ExportException if the socket cannot be exported; it has then left repair mode
+   *     and carries on where it is, as if nothing had happened
+   */
+  public SocketState export(TcpSocket socket) throws ExportException {
+    RepairSocket repair;
+    try {
+      repair = RepairSocket.enter(socket);
+    } catch (SyscallException e) {
+      throw new ExportException(socket + ": cannot enter repair mode", e);
+    }
+    try {
+      return read(socket, repair);
+    } catch (SyscallException | RuntimeException e) {
+      try {
+        repair.leave();
+      } catch (SyscallException suppressed) {
+        e.addSuppressed(suppressed);
+      }
+      throw new ExportException(socket + ": export failed, socket left as it was", e);
+    }
+  }
+
+  private static SocketState read(TcpSocket socket, RepairSocket repair) throws SyscallException {
+    TcpInfo info = socket.info();
+    if (info.state() != TcpInfo.ESTABLISHED) {
+      throw new IllegalStateException(
+          "only ESTABLISHED connections are moved; this one is " + info.stateName());
+    }
+    int inq = repair.inputQueueSize();
+    int outq = repair.outputQueueSize();
+    int unsent = repair.unsentQueueSize();
+    int mss = repair.mssClamp();
+    int timestamp = info.timestamps() ? repair.timestamp() : 0;
+    var window = repair.window();
+    int recvSeq = repair.queueSequence(Queue.RECV);
+    byte[] recvQueue = repair.peekQueue(Queue.RECV, inq);
+    int sendSeq = repair.queueSequence(Queue.SEND);
+    byte[] sendQueue = repair.peekQueue(Queue.SEND, outq);
+    int unacked = outq - unsent;
+    return new SocketState(
+        socket.localAddress(),
+        socket.remoteAddress(),
+        sendSeq,
+        recvSeq,
+        mss,
+        info.windowScaling(),
+        info.windowScaling() ? info.sndWscale() : 0,
+        info.windowScaling() ? info.rcvWscale() : 0,
+        info.sack(),
+        info.timestamps(),
+        timestamp,
+        window,
+        Arrays.copyOfRange(sendQueue, 0, unacked),
+        Arrays.copyOfRange(sendQueue, unacked, outq),
+        recvQueue);
+  }
+}

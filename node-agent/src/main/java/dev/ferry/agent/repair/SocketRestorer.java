@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.repair;
+
+import dev.ferry.agent.sys.Errno;
+import dev.ferry.agent.sys.NetNamespace;
+import dev.ferry.agent.sys.RepairOptions;
+import dev.ferry.agent.sys.RepairSocket;
+import dev.ferry.agent.sys.RepairSocket.Queue;
+import dev.ferry.agent.sys.SyscallException;
+import dev.ferry.agent.sys.TcpSocket;
+
+/**
+ * Rebuilds a socket from its {@link SocketState} in repair mode, in the order {@link
+ * RepairSocket} documents. The result stays silent until {@link RestoredSocket#resume()}.
+ */
+public final class SocketRestorer {
+  /** The kernel refuses a larger TCP_MAXSEG (MAX_TCP_WINDOW); only loopback has one. */
+  private static final int MAX_USER_MSS = 32767;
+
+  /** Restores inside {@code namespace}; the calling thread returns to its own afterwards. */
+  public RestoredSocket restore(SocketState state, NetNamespace namespace) throws RestoreException {
+    try {
+      return namespace.call(() -> restore(state, namespace.toString()));
+    } catch (SyscallException e) {
+      throw new RestoreException(state.connection() + ": cannot enter " + namespace, e);
+    }
+  }
+
+  /** Restores in the calling thread's current network namespace. */
+  public RestoredSocket restore(SocketState state) throws RestoreException {
+    return restore(state, "the current netns");
+  }
+
+  private RestoredSocket restore(SocketState state, String where) throws RestoreException {
+    TcpSocket socket;
+    try {
+      socket = TcpSocket.open(state.local().getAddress());
+    } catch (SyscallException e) {
+      throw new RestoreException(state.connection() + ": " + e.getMessage(), e);
+    }
+    String step = "enter repair mode";
+    try {
+      socket.setBlocking(false);
+      RepairSocket repair = RepairSocket.enter(socket);
+      socket.setReuseAddress();
+      step = "set sequence numbers";
+      repair.setQueueSequence(Queue.RECV, state.recvQueueSeq());
+      repair.setQueueSequence(Queue.SEND, state.sendQueueSeq());
+      if (state.mssClamp() <= MAX_USER_MSS) {
+        // connect() computes the sending MSS from the clamp it sees then; TCP_REPAIR_OPTIONS
+        // comes too late for that, and the socket would send 536-byte segments.
+        step = "set the MSS";
+        socket.setMaxSegment(state.mssClamp());
+      }
+      step = "bind";
+      socket.bind(state.local());
+      step = "connect";
+      socket.connect(state.remote());
+      step = "set options";
+      repair.setOptions(
+          new RepairOptions(
+              state.mssClamp(),
+              state.windowScaling(),
+              state.sndWscale(),
+              state.rcvWscale(),
+              state.sack(),
+              state.timestamps()));
+      if (state.timestamps()) {
+        repair.setTimestamp(state.timestamp());
+      }
+      step = "fill the receive queue";
+      repair.fillQueue(Queue.RECV, state.recvQueue());
+      step = "fill the send queue";
+      repair.fillQueue(Queue.SEND, state.sendUnacked());
+      step = "set the window";
+      repair.setWindow(state.window());
+      return new RestoredSocket(repair, state.sendUnsent());
+    } catch (SyscallException | RuntimeException e) {
+      // Still in repair mode (or never connected): closing sends nothing to the peer.
+      socket.close();
+      throw new RestoreException(
+          state.connection() + ": restore in " + where + " failed to " + step + ": "
+              + e.getMessage() + hint(e, state, where),
+          e);
+    }
+  }
+
+  private static String hint(Exception e, SocketState state, String where) {
+    if (!(e instanceof SyscallException s)) {
+      return "";
+    }
+    return switch (s.errno()) {
+      case Errno.EADDRNOTAVAIL -> "; the address "
+          + state.local().getAddress().getHostAddress()
+          + " is not on any interface in "
+          + where
+          + ": add it (without duplicate address detection for IPv6) before restoring";
+      case Errno.EADDRINUSE -> "; this connection still exists in " + where
+          + ": the old socket must be closed there first";
+      case Errno.EPERM -> "; repair mode needs CAP_NET_ADMIN in the target namespace";
+      default -> "";
+    };
+  }
+}

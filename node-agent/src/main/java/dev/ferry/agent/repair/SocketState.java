@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.repair;
+
+import dev.ferry.agent.sys.RepairWindow;
+import java.net.Inet4Address;
+import java.net.InetSocketAddress;
+import java.util.Objects;
+
+/**
+ * Everything needed to rebuild one ESTABLISHED TCP socket elsewhere: addresses, sequence
+ * numbers, negotiated options, window and the bytes in both queues.
+ *
+ * @param sendSeq write_seq: the sequence number after the last byte the application wrote
+ * @param recvSeq rcv_nxt: the sequence number after the last byte received
+ * @param mssClamp the MSS the peer announced
+ * @param timestamp the connection's TSval clock (ms) when exported; meaningful with timestamps
+ * @param sendUnacked send-queue bytes transmitted but not acknowledged
+ * @param sendUnsent send-queue bytes never transmitted
+ * @param recvQueue bytes received and acknowledged but not read by the application
+ */
+public record SocketState(
+    InetSocketAddress local,
+    InetSocketAddress remote,
+    int sendSeq,
+    int recvSeq,
+    int mssClamp,
+    boolean windowScaling,
+    int sndWscale,
+    int rcvWscale,
+    boolean sack,
+    boolean timestamps,
+    int timestamp,
+    RepairWindow window,
+    byte[] sendUnacked,
+    byte[] sendUnsent,
+    byte[] recvQueue) {
+
+  /** RFC 7323 caps the shift at 14. */
+  public static final int MAX_WSCALE = 14;
+
+  public SocketState {
+    Objects.requireNonNull(local, "local");
+    Objects.requireNonNull(remote, "remote");
+    Objects.requireNonNull(window, "window");
+    Objects.requireNonNull(sendUnacked, "sendUnacked");
+    Objects.requireNonNull(sendUnsent, "sendUnsent");
+    Objects.requireNonNull(recvQueue, "recvQueue");
+    if (local.getAddress() == null || remote.getAddress() == null) {
+      throw new IllegalArgumentException("local and remote must be resolved IP addresses");
+    }
+    if ((local.getAddress() instanceof Inet4Address)
+        != (remote.getAddress() instanceof Inet4Address)) {
+      throw new IllegalArgumentException(
+          "local " + local + " and remote " + remote + " are of different address families");
+    }
+    if (local.getPort() == 0 || remote.getPort() == 0) {
+      throw new IllegalArgumentException("ports must be 1-65535: " + local + " / " + remote);
+    }
+    if (mssClamp <= 0 || mssClamp > 0xffff) {
+      throw new IllegalArgumentException("mssClamp must be 1-65535, got " + mssClamp);
+    }
+    if (sndWscale < 0 || sndWscale > MAX_WSCALE || rcvWscale < 0 || rcvWscale > MAX_WSCALE) {
+      throw new IllegalArgumentException(
+          "window scales must be 0-" + MAX_WSCALE + ", got " + sndWscale + "/" + rcvWscale);
+    }
+  }
+
+  /** The first sequence number of the send queue (snd_una). */
+  public int sendQueueSeq() {
+    return sendSeq - sendUnacked.length - sendUnsent.length;
+  }
+
+  /** The first sequence number of the receive queue (copied_seq). */
+  public int recvQueueSeq() {
+    return recvSeq - recvQueue.length;
+  }
+
+  /** "198.18.0.100:8080 <- 198.18.0.1:40312", for messages and logs. */
+  public String connection() {
+    return local.getAddress().getHostAddress()
+        + ":"
+        + local.getPort()
+        + " <- "
+        + remote.getAddress().getHostAddress()
+        + ":"
+        + remote.getPort();
+  }
+
+  @Override
+  public String toString() {
+    return "SocketState["
+        + connection()
+        + ", sendSeq="
+        + Integer.toUnsignedString(sendSeq)
+        + ", recvSeq="
+        + Integer.toUnsignedString(recvSeq)
+        + ", unacked="
+        + sendUnacked.length
+        + ", unsent="
+        + sendUnsent.length
+        + ", recvQueue="
+        + recvQueue.length
+        + "]";
+  }
+}

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.repair;
+
+import com.google.protobuf.ByteString;
+import com.google.protobuf.InvalidProtocolBufferException;
+import dev.ferry.agent.sys.RepairWindow;
+import dev.ferry.api.v1alpha1.TcpSocketState;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.UnknownHostException;
+
+/**
+ * Encodes a {@link SocketState} as the versioned protobuf message {@link TcpSocketState} and
+ * decodes it back, rejecting anything malformed with {@link InvalidSocketStateException}.
+ */
+public final class SocketStateCodec {
+  /** The format this agent writes and the only one it reads. */
+  public static final int FORMAT_VERSION = 1;
+
+  private static final int OPT_TIMESTAMPS = 1;
+  private static final int OPT_SACK = 2;
+  private static final int OPT_WSCALE = 4;
+
+  private SocketStateCodec() {}
+
+  public static byte[] encode(SocketState s) {
+    return toMessage(s).toByteArray();
+  }
+
+  public static TcpSocketState toMessage(SocketState s) {
+    int options =
+        (s.timestamps() ? OPT_TIMESTAMPS : 0)
+            | (s.sack() ? OPT_SACK : 0)
+            | (s.windowScaling() ? OPT_WSCALE : 0);
+    RepairWindow w = s.window();
+    return TcpSocketState.newBuilder()
+        .setFormatVersion(FORMAT_VERSION)
+        .setLocalAddress(ByteString.copyFrom(s.local().getAddress().getAddress()))
+        .setLocalPort(s.local().getPort())
+        .setRemoteAddress(ByteString.copyFrom(s.remote().getAddress().getAddress()))
+        .setRemotePort(s.remote().getPort())
+        .setSendSeq(s.sendSeq())
+        .setRecvSeq(s.recvSeq())
+        .setMssClamp(s.mssClamp())
+        .setSndWscale(s.sndWscale())
+        .setRcvWscale(s.rcvWscale())
+        .setOptions(options)
+        .setTimestamp(s.timestamp())
+        .setWindow(
+            dev.ferry.api.v1alpha1.RepairWindow.newBuilder()
+                .setSndWl1(w.sndWl1())
+                .setSndWnd(w.sndWnd())
+                .setMaxWindow(w.maxWindow())
+                .setRcvWnd(w.rcvWnd())
+                .setRcvWup(w.rcvWup()))
+        .setSendUnacked(ByteString.copyFrom(s.sendUnacked()))
+        .setSendUnsent(ByteString.copyFrom(s.sendUnsent()))
+        .setRecvQueue(ByteString.copyFrom(s.recvQueue()))
+        .build();
+  }
+
+  public static SocketState decode(byte[] bytes) throws InvalidSocketStateException {
+    TcpSocketState m;
+    try {
+      m = TcpSocketState.parseFrom(bytes);
+    } catch (InvalidProtocolBufferException e) {
+      throw new InvalidSocketStateException(
+          "not a socket state (" + bytes.length + " bytes): " + e.getMessage(), e);
+    }
+    return fromMessage(m);
+  }
+
+  public static SocketState fromMessage(TcpSocketState m) throws InvalidSocketStateException {
+    if (m.getFormatVersion() != FORMAT_VERSION) {
+      throw new InvalidSocketStateException(
+          m.getFormatVersion() == 0
+              ? "socket state has no format_version: it was not written by a Ferry agent"
+              : "socket state format_version "
+                  + m.getFormatVersion()
+                  + " is not supported: this agent reads version "
+                  + FORMAT_VERSION
+                  + "; run the same Ferry version on both nodes",
+          null);
+    }
+    if (!m.hasWindow()) {
+      throw new InvalidSocketStateException("socket state has no window", null);
+    }
+    var w = m.getWindow();
+    try {
+      return new SocketState(
+          endpoint("local", m.getLocalAddress(), m.getLocalPort()),
+          endpoint("remote", m.getRemoteAddress(), m.getRemotePort()),
+          m.getSendSeq(),
+          m.getRecvSeq(),
+          m.getMssClamp(),
+          (m.getOptions() & OPT_WSCALE) != 0,
+          m.getSndWscale(),
+          m.getRcvWscale(),
+          (m.getOptions() & OPT_SACK) != 0,
+          (m.getOptions() & OPT_TIMESTAMPS) != 0,
+          m.getTimestamp(),
+          new RepairWindow(
+              w.getSndWl1(), w.getSndWnd(), w.getMaxWindow(), w.getRcvWnd(), w.getRcvWup()),
+          m.getSendUnacked().toByteArray(),
+          m.getSendUnsent().toByteArray(),
+          m.getRecvQueue().toByteArray());
+    } catch (IllegalArgumentException e) {
+      throw new InvalidSocketStateException("invalid socket state: " + e.getMessage(), e);
+    }
+  }
+
+  private static InetSocketAddress endpoint(String which, ByteString address, int port) {
+    if (address.size() != 4 && address.size() != 16) {
+      throw new IllegalArgumentException(
+          which + "_address must be 4 or 16 bytes, got " + address.size());
+    }
+    if (port <= 0 || port > 0xffff) {
+      throw new IllegalArgumentException(which + "_port must be 1-65535, got " + port);
+    }
+    try {
+      return new InetSocketAddress(InetAddress.getByAddress(address.toByteArray()), port);
+    } catch (UnknownHostException impossible) {
+      throw new AssertionError(impossible);
+    }
+  }
+}

@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.repair;
+
+import dev.ferry.agent.sys.NetNamespace;
+import dev.ferry.agent.sys.SyscallException;
+import dev.ferry.agent.sys.TcpSocket;
+import dev.ferry.testbed.Host;
+import dev.ferry.testbed.Testbed;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.StandardSocketOptions;
+import java.nio.channels.SocketChannel;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A client and two server hosts on one LAN; the service address starts on host A and moves,
+ * with its connections, to host B. Each step is a method so that tests read like the story.
+ */
+final class MigrationLab implements AutoCloseable {
+  enum Family {
+    IPV4("198.18.0.", "/24"),
+    IPV6("fd66::", "/64");
+
+    final String prefix;
+    final String mask;
+
+    Family(String prefix, String mask) {
+      this.prefix = prefix;
+      this.mask = mask;
+    }
+
+    String ip(int host) {
+      return prefix + host;
+    }
+
+    String cidr(int host) {
+      return prefix + host + mask;
+    }
+  }
+
+  static final int PORT = 8080;
+  /** A MAC no host has: a neighbour entry pointing here swallows packets one way. */
+  private static final String NOWHERE = "02:00:00:00:00:01";
+
+  final Testbed bed = Testbed.create();
+  final Family family;
+  final Host client;
+  final Host a;
+  final Host b;
+  final NetNamespace clientNs;
+  final NetNamespace aNs;
+  final NetNamespace bNs;
+  final InetSocketAddress service;
+  private final TcpSocket listener;
+  private final List<AutoCloseable> resources = new ArrayList<>();
+
+  MigrationLab(Family family) throws IOException {
+    this.family = family;
+    try {
+      client = bed.host("client", family.cidr(1));
+      a = bed.host("a", family.cidr(2), family.cidr(100));
+      b = bed.host("b", family.cidr(3));
+      clientNs = track(NetNamespace.named(client.netns()));
+      aNs = track(NetNamespace.named(a.netns()));
+      bNs = track(NetNamespace.named(b.netns()));
+      service = new InetSocketAddress(InetAddress.getByName(family.ip(100)), PORT);
+      listener =
+          aNs.call(
+              () -> {
+                TcpSocket s = TcpSocket.open(service.getAddress());
+                s.setReuseAddress();
+                s.bind(service);
+                s.listen(4096);
+                return s;
+              });
+      track(listener);
+    } catch (IOException | RuntimeException e) {
+      close();
+      throw e;
+    }
+  }
+
+  private <T extends AutoCloseable> T track(T resource) {
+    resources.add(resource);
+    return resource;
+  }
+
+  /** A client connection from the client host, with a small receive buffer if asked. */
+  SocketChannel connect(int receiveBuffer) throws IOException {
+    SocketChannel ch =
+        clientNs.call(
+            () -> {
+              SocketChannel c = SocketChannel.open();
+              if (receiveBuffer > 0) {
+                c.setOption(StandardSocketOptions.SO_RCVBUF, receiveBuffer);
+              }
+              c.connect(service);
+              return c;
+            });
+    return track(ch);
+  }
+
+  TcpSocket accept() throws SyscallException {
+    return track(listener.accept());
+  }
+
+  /** From now on nothing host A sends reaches the client; the client still reaches A. */
+  void dropServerToClient() {
+    a.setNeighbour(family.ip(1), NOWHERE);
+  }
+
+  /** Holds every connection on A: its cable is pulled, so neither side can change them. */
+  void freezeA() {
+    bed.unplug(a);
+  }
+
+  /** Exports each socket and closes it silently, as the source agent does. */
+  List<SocketState> exportAll(List<TcpSocket> sockets) throws IOException {
+    SocketExporter exporter = new SocketExporter();
+    List<SocketState> states = new ArrayList<>();
+    for (TcpSocket s : sockets) {
+      states.add(exporter.export(s));
+      s.close();
+    }
+    return states;
+  }
+
+  /** The address moves to B and the client learns B's MAC for it. */
+  void moveAddressToB() {
+    bed.moveAddress(family.cidr(100), a, b, client);
+  }
+
+  /** Restores every state on B (one namespace entry for the batch) and resumes each. */
+  List<TcpSocket> restoreAllOnB(List<SocketState> states) throws IOException {
+    SocketRestorer restorer = new SocketRestorer();
+    List<RestoredSocket> staged =
+        bNs.call(
+            () -> {
+              List<RestoredSocket> out = new ArrayList<>();
+              for (SocketState s : states) {
+                out.add(track(restorer.restore(s)));
+              }
+              return out;
+            });
+    List<TcpSocket> live = new ArrayList<>();
+    for (RestoredSocket r : staged) {
+      live.add(track(r.resume()));
+    }
+    return live;
+  }
+
+  /** The whole move of one connection, through the wire format as agents would ship it. */
+  TcpSocket migrate(TcpSocket onA) throws IOException {
+    return migrateAll(List.of(onA)).get(0);
+  }
+
+  List<TcpSocket> migrateAll(List<TcpSocket> onA) throws IOException {
+    freezeA();
+    List<SocketState> exported = exportAll(onA);
+    List<SocketState> shipped = new ArrayList<>();
+    for (SocketState s : exported) {
+      shipped.add(SocketStateCodec.decode(SocketStateCodec.encode(s)));
+    }
+    moveAddressToB();
+    return restoreAllOnB(shipped);
+  }
+
+  @Override
+  public void close() {
+    for (int i = resources.size() - 1; i >= 0; i--) {
+      try {
+        resources.get(i).close();
+      } catch (Exception ignored) {
+        // Closing what the test made; the namespaces go next regardless.
+      }
+    }
+    bed.close();
+  }
+}

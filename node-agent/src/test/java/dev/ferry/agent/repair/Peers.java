@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.repair;
+
+import dev.ferry.agent.sys.SyscallException;
+import dev.ferry.agent.sys.TcpSocket;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+
+/** Reading and writing helpers for the two ends of a test connection. */
+final class Peers {
+  private Peers() {}
+
+  /** Writes pattern bytes from {@code offset} into a non-blocking socket until it is full. */
+  static long fill(TcpSocket server, long seed, long offset, long end) throws SyscallException {
+    server.setBlocking(false);
+    long pos = offset;
+    while (pos < end) {
+      byte[] chunk = Pattern.bytes(seed, pos, (int) Math.min(65536, end - pos));
+      int n = server.write(chunk, 0, chunk.length);
+      if (n == 0) {
+        break;
+      }
+      pos += n;
+    }
+    server.setBlocking(true);
+    return pos;
+  }
+
+  /** Writes pattern bytes [offset, end) to a blocking socket. */
+  static void writeRest(TcpSocket server, long seed, long offset, long end) throws SyscallException {
+    for (long pos = offset; pos < end; ) {
+      byte[] chunk = Pattern.bytes(seed, pos, (int) Math.min(65536, end - pos));
+      server.writeFully(chunk);
+      pos += chunk.length;
+    }
+  }
+
+  /** Reads what is there now from a client channel, without waiting. */
+  static int drainAvailable(SocketChannel ch, ByteArrayOutputStream into) throws IOException {
+    ch.configureBlocking(false);
+    ByteBuffer buf = ByteBuffer.allocate(65536);
+    int total = 0;
+    int n;
+    while ((n = ch.read(buf)) > 0) {
+      into.write(buf.array(), 0, n);
+      buf.clear();
+      total += n;
+    }
+    ch.configureBlocking(true);
+    return total;
+  }
+
+  /** Reads exactly {@code length} bytes from a client channel. */
+  static void readExactly(SocketChannel ch, int length, ByteArrayOutputStream into) throws IOException {
+    ByteBuffer buf = ByteBuffer.allocate(length);
+    while (buf.hasRemaining()) {
+      if (ch.read(buf) < 0) {
+        throw new IOException("end of stream after " + buf.position() + " of " + length + " bytes");
+      }
+    }
+    into.write(buf.array(), 0, length);
+  }
+
+  /** Reads a client channel to end of stream, slowly if asked (a pause every 64 KiB). */
+  static void readToEnd(SocketChannel ch, ByteArrayOutputStream into, boolean slowly) throws IOException {
+    ByteBuffer buf = ByteBuffer.allocate(8192);
+    long sinceNap = 0;
+    int n;
+    while ((n = ch.read(buf)) >= 0) {
+      into.write(buf.array(), 0, n);
+      buf.clear();
+      sinceNap += n;
+      if (slowly && sinceNap >= 65536) {
+        sinceNap = 0;
+        nap(1);
+      }
+    }
+  }
+
+  /** Reads a server socket to end of stream. */
+  static byte[] readToEnd(TcpSocket server) throws SyscallException {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    byte[] buf = new byte[65536];
+    int n;
+    while ((n = server.read(buf, 0, buf.length)) > 0) {
+      out.write(buf, 0, n);
+    }
+    return out.toByteArray();
+  }
+
+  static void nap(long millis) {
+    try {
+      Thread.sleep(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+}

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.testbed;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/** A machine made of one network namespace with one interface, eth0, on the testbed's LAN. */
+public final class Host {
+  private final String netns;
+  private final String role;
+  private final String lanPort;
+
+  Host(String netns, String role, String lanPort) {
+    this.netns = netns;
+    this.role = role;
+    this.lanPort = lanPort;
+  }
+
+  /** The namespace's name, as {@code ip netns} knows it. */
+  public String netns() {
+    return netns;
+  }
+
+  public String role() {
+    return role;
+  }
+
+  String lanPort() {
+    return lanPort;
+  }
+
+  /** Adds an address to eth0: "198.18.0.100/24" or "fd66::100/64" (IPv6 without DAD). */
+  public void addAddress(String cidr) {
+    List<String> cmd = new ArrayList<>(List.of("ip", "-n", netns, "addr", "add", cidr, "dev", "eth0"));
+    if (cidr.contains(":")) {
+      cmd.add("nodad");
+    }
+    Shell.run(cmd);
+  }
+
+  public void removeAddress(String cidr) {
+    Shell.run("ip", "-n", netns, "addr", "del", cidr, "dev", "eth0");
+  }
+
+  /** eth0's MAC address. */
+  public String mac() {
+    return Shell.run("ip", "-n", netns, "-br", "link", "show", "eth0").trim().split("\\s+")[2];
+  }
+
+  /** Points this host's neighbour entry for {@code ip} at {@code mac}, as a gratuitous ARP would. */
+  public void setNeighbour(String ip, String mac) {
+    Shell.run("ip", "-n", netns, "neigh", "replace", ip, "lladdr", mac, "dev", "eth0", "nud", "reachable");
+  }
+
+  /** Runs a command inside this host and returns its output. */
+  public String run(String... command) {
+    List<String> cmd = new ArrayList<>(List.of("ip", "netns", "exec", netns));
+    cmd.addAll(List.of(command));
+    return Shell.run(cmd);
+  }
+
+  /** A process builder for a command inside this host (for long-running clients like curl). */
+  public ProcessBuilder process(String... command) {
+    List<String> cmd = new ArrayList<>(List.of("ip", "netns", "exec", netns));
+    cmd.addAll(List.of(command));
+    return new ProcessBuilder(cmd);
+  }
+
+  @Override
+  public String toString() {
+    return role + " (netns " + netns + ")";
+  }
+}

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.testbed;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+/**
+ * Hosts on one Ethernet LAN, built from network namespaces: a bridge in a namespace of its own
+ * and one veth per host. Everything it makes carries this process's pid in its name and is
+ * removed by {@link #close()}, by a shutdown hook if the JVM exits early, and by the next
+ * testbed if this process was killed.
+ */
+public final class Testbed implements AutoCloseable {
+  private static final Pattern OURS = Pattern.compile("fy(\\d+)-\\d+-.*");
+  private static final AtomicInteger SEQUENCE = new AtomicInteger();
+
+  private final String prefix;
+  private final String lan;
+  private final List<String> namespaces = new ArrayList<>();
+  private final Thread cleanup = new Thread(this::deleteNamespaces, "testbed-cleanup");
+
+  private Testbed() {
+    prefix = "fy" + ProcessHandle.current().pid() + "-" + SEQUENCE.incrementAndGet() + "-";
+    Runtime.getRuntime().addShutdownHook(cleanup);
+    lan = namespace("lan");
+    Shell.run("ip", "-n", lan, "link", "add", "br0", "type", "bridge");
+    Shell.run("ip", "-n", lan, "link", "set", "br0", "up");
+  }
+
+  /**
+   * A new empty LAN.
+   *
+   * @throws IllegalStateException when not root or iproute2 is missing: these tests need both
+   *     and must not pass without them
+   */
+  public static Testbed create() {
+    requirePrivileges();
+    sweepStale();
+    return new Testbed();
+  }
+
+  /** Fails loudly unless this process can build namespaces. */
+  public static void requirePrivileges() {
+    String user = System.getProperty("user.name");
+    if (!"root".equals(user)) {
+      throw new IllegalStateException(
+          "this test builds network namespaces and uses TCP_REPAIR: it must run as root "
+              + "(CI does; locally run `sudo make test`), but runs as " + user);
+    }
+    if (Stream.of("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip").noneMatch(p -> Files.isExecutable(Path.of(p)))) {
+      throw new IllegalStateException("iproute2's `ip` is missing: `apt-get install iproute2`");
+    }
+  }
+
+  /** Adds a host with the given addresses on its eth0 ("198.18.0.1/24", "fd66::1/64"). */
+  public Host host(String role, String... addresses) {
+    if (role.length() > 10) {
+      throw new IllegalArgumentException("role name must be at most 10 characters: " + role);
+    }
+    String ns = namespace(role);
+    String port = "p-" + role;
+    Shell.run("ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", port, "netns", lan);
+    Shell.run("ip", "-n", lan, "link", "set", port, "master", "br0", "up");
+    Shell.run("ip", "-n", ns, "link", "set", "eth0", "up");
+    Host host = new Host(ns, role, port);
+    for (String address : addresses) {
+      host.addAddress(address);
+    }
+    return host;
+  }
+
+  /** Disconnects the host's cable at the switch: nothing reaches it or leaves it. */
+  public void unplug(Host host) {
+    Shell.run("ip", "-n", lan, "link", "set", host.lanPort(), "down");
+  }
+
+  public void plug(Host host) {
+    Shell.run("ip", "-n", lan, "link", "set", host.lanPort(), "up");
+  }
+
+  /**
+   * Moves an address from one host to another and points every listed host's neighbour entry
+   * at the new owner, as the L2 address mover's gratuitous ARP / unsolicited NA would.
+   */
+  public void moveAddress(String cidr, Host from, Host to, Host... neighbours) {
+    from.removeAddress(cidr);
+    to.addAddress(cidr);
+    String ip = cidr.substring(0, cidr.indexOf('/'));
+    String mac = to.mac();
+    for (Host n : neighbours) {
+      n.setNeighbour(ip, mac);
+    }
+  }
+
+  private String namespace(String role) {
+    String name = prefix + role;
+    Shell.run("ip", "netns", "add", name);
+    namespaces.add(name);
+    Shell.run("ip", "-n", name, "link", "set", "lo", "up");
+    // Addresses must be usable at once: no duplicate address detection anywhere here.
+    Shell.run(
+        "ip", "netns", "exec", name, "sysctl", "-q", "-w",
+        "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0");
+    return name;
+  }
+
+  @Override
+  public void close() {
+    deleteNamespaces();
+    try {
+      Runtime.getRuntime().removeShutdownHook(cleanup);
+    } catch (IllegalStateException shuttingDown) {
+      // The hook is already running; it does the same.
+    }
+  }
+
+  private synchronized void deleteNamespaces() {
+    for (int i = namespaces.size() - 1; i >= 0; i--) {
+      Shell.attempt(List.of("ip", "netns", "del", namespaces.get(i)));
+    }
+    namespaces.clear();
+  }
+
+  /** Deletes namespaces left by testbeds whose process no longer exists. */
+  private static void sweepStale() {
+    Path dir = Path.of("/run/netns");
+    if (!Files.isDirectory(dir)) {
+      return;
+    }
+    try (Stream<Path> entries = Files.list(dir)) {
+      entries
+          .map(p -> p.getFileName().toString())
+          .forEach(
+              name -> {
+                Matcher m = OURS.matcher(name);
+                if (m.matches() && ProcessHandle.of(Long.parseLong(m.group(1))).isEmpty()) {
+                  Shell.attempt(List.of("ip", "netns", "del", name));
+                }
+              });
+    } catch (java.io.IOException e) {
+      // Sweeping is best effort: a stale namespace costs a little memory, nothing more.
+    }
+  }
+}
