@@ -8,10 +8,19 @@ import dev.ferry.api.v1alpha1.TcpSocketState;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.UnknownHostException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.zip.CRC32C;
 
 /**
  * Encodes a {@link SocketState} as the versioned protobuf message {@link TcpSocketState} and
- * decodes it back, rejecting anything malformed with {@link InvalidSocketStateException}.
+ * decodes it back, rejecting anything truncated, corrupted or malformed with {@link
+ * InvalidSocketStateException}.
+ *
+ * <p>{@link #encode} appends the checksum field itself, over the bytes protobuf wrote; {@link
+ * #toMessage} and {@link #fromMessage} carry a state inside a larger message (the agents' gRPC
+ * stream) whose transport already guards integrity.
  */
 public final class SocketStateCodec {
   /** The format this agent writes and the only one it reads. */
@@ -23,8 +32,20 @@ public final class SocketStateCodec {
 
   private SocketStateCodec() {}
 
+  /** Field 17, wire type 5 (fixed32): the varint tag 0x8d 0x01. */
+  private static final byte[] CHECKSUM_TAG = {(byte) 0x8d, 0x01};
+
+  private static final int TRAILER = CHECKSUM_TAG.length + 4;
+
+  /** The message followed by its checksum field. */
   public static byte[] encode(SocketState s) {
-    return toMessage(s).toByteArray();
+    byte[] body = toMessage(s).toByteArray();
+    byte[] out = Arrays.copyOf(body, body.length + TRAILER);
+    System.arraycopy(CHECKSUM_TAG, 0, out, body.length, CHECKSUM_TAG.length);
+    ByteBuffer.wrap(out, body.length + CHECKSUM_TAG.length, 4)
+        .order(ByteOrder.LITTLE_ENDIAN)
+        .putInt(crc32c(out, body.length));
+    return out;
   }
 
   public static TcpSocketState toMessage(SocketState s) {
@@ -60,6 +81,7 @@ public final class SocketStateCodec {
   }
 
   public static SocketState decode(byte[] bytes) throws InvalidSocketStateException {
+    verifyChecksum(bytes);
     TcpSocketState m;
     try {
       m = TcpSocketState.parseFrom(bytes);
@@ -107,6 +129,31 @@ public final class SocketStateCodec {
     } catch (IllegalArgumentException e) {
       throw new InvalidSocketStateException("invalid socket state: " + e.getMessage(), e);
     }
+  }
+
+  private static void verifyChecksum(byte[] bytes) throws InvalidSocketStateException {
+    int body = bytes.length - TRAILER;
+    if (body < 0
+        || bytes[body] != CHECKSUM_TAG[0]
+        || bytes[body + 1] != CHECKSUM_TAG[1]) {
+      throw new InvalidSocketStateException(
+          "socket state (" + bytes.length + " bytes) does not end with its checksum: truncated"
+              + " or not written by a Ferry agent",
+          null);
+    }
+    int want = ByteBuffer.wrap(bytes, body + CHECKSUM_TAG.length, 4).order(ByteOrder.LITTLE_ENDIAN).getInt();
+    int got = crc32c(bytes, body);
+    if (want != got) {
+      throw new InvalidSocketStateException(
+          String.format("socket state checksum mismatch (stored %08x, computed %08x): corrupted", want, got),
+          null);
+    }
+  }
+
+  private static int crc32c(byte[] bytes, int length) {
+    CRC32C crc = new CRC32C();
+    crc.update(bytes, 0, length);
+    return (int) crc.getValue();
   }
 
   private static InetSocketAddress endpoint(String which, ByteString address, int port) {

@@ -112,7 +112,8 @@ public final class UnixSocket implements AutoCloseable {
       Reference.reachabilityFence(msg);
     }
     int[] fds = descriptors(control, msg.header.getLong(MSG_CONTROLLEN));
-    if ((msg.header.getInt(MSG_FLAGS) & MSG_CTRUNC) != 0) {
+    // CMSG alignment leaves room for one descriptor more than asked: refuse that one too.
+    if ((msg.header.getInt(MSG_FLAGS) & MSG_CTRUNC) != 0 || fds.length > maxFds) {
       Arrays.stream(fds).forEach(Native.LIBC::close);
       throw new SyscallException(
           "recvmsg(fd=" + fd + ")", Errno.EMFILE, "more than " + maxFds + " descriptors were sent");

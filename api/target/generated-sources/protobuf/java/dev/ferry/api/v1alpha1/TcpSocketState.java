@@ -281,6 +281,24 @@ private static final long serialVersionUID = 0L;
     return recvQueue_;
   }
 
+  public static final int CHECKSUM_FIELD_NUMBER = 17;
+  private int checksum_ = 0;
+  /**
+   * <pre>
+   * CRC32C of every byte of the encoding before this field, which is always written last.
+   * Protobuf alone would read a message cut at a field boundary as a valid state with
+   * shorter queues; this makes truncation and corruption (a state saved to disk by an agent
+   * that then crashed, say) an error instead of silent data loss.
+   * </pre>
+   *
+   * <code>fixed32 checksum = 17;</code>
+   * @return The checksum.
+   */
+  @java.lang.Override
+  public int getChecksum() {
+    return checksum_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -342,6 +360,9 @@ private static final long serialVersionUID = 0L;
     }
     if (!recvQueue_.isEmpty()) {
       output.writeBytes(16, recvQueue_);
+    }
+    if (checksum_ != 0) {
+      output.writeFixed32(17, checksum_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -416,6 +437,10 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeBytesSize(16, recvQueue_);
     }
+    if (checksum_ != 0) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeFixed32Size(17, checksum_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -466,6 +491,8 @@ private static final long serialVersionUID = 0L;
         .equals(other.getSendUnsent())) return false;
     if (!getRecvQueue()
         .equals(other.getRecvQueue())) return false;
+    if (getChecksum()
+        != other.getChecksum()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -511,6 +538,8 @@ private static final long serialVersionUID = 0L;
     hash = (53 * hash) + getSendUnsent().hashCode();
     hash = (37 * hash) + RECV_QUEUE_FIELD_NUMBER;
     hash = (53 * hash) + getRecvQueue().hashCode();
+    hash = (37 * hash) + CHECKSUM_FIELD_NUMBER;
+    hash = (53 * hash) + getChecksum();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -668,6 +697,7 @@ private static final long serialVersionUID = 0L;
       sendUnacked_ = com.google.protobuf.ByteString.EMPTY;
       sendUnsent_ = com.google.protobuf.ByteString.EMPTY;
       recvQueue_ = com.google.protobuf.ByteString.EMPTY;
+      checksum_ = 0;
       return this;
     }
 
@@ -753,6 +783,9 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00008000) != 0)) {
         result.recvQueue_ = recvQueue_;
       }
+      if (((from_bitField0_ & 0x00010000) != 0)) {
+        result.checksum_ = checksum_;
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -815,6 +848,9 @@ private static final long serialVersionUID = 0L;
       }
       if (!other.getRecvQueue().isEmpty()) {
         setRecvQueue(other.getRecvQueue());
+      }
+      if (other.getChecksum() != 0) {
+        setChecksum(other.getChecksum());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -924,6 +960,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00008000;
               break;
             } // case 130
+            case 141: {
+              checksum_ = input.readFixed32();
+              bitField0_ |= 0x00010000;
+              break;
+            } // case 141
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1661,6 +1702,59 @@ private static final long serialVersionUID = 0L;
     public Builder clearRecvQueue() {
       bitField0_ = (bitField0_ & ~0x00008000);
       recvQueue_ = getDefaultInstance().getRecvQueue();
+      onChanged();
+      return this;
+    }
+
+    private int checksum_ ;
+    /**
+     * <pre>
+     * CRC32C of every byte of the encoding before this field, which is always written last.
+     * Protobuf alone would read a message cut at a field boundary as a valid state with
+     * shorter queues; this makes truncation and corruption (a state saved to disk by an agent
+     * that then crashed, say) an error instead of silent data loss.
+     * </pre>
+     *
+     * <code>fixed32 checksum = 17;</code>
+     * @return The checksum.
+     */
+    @java.lang.Override
+    public int getChecksum() {
+      return checksum_;
+    }
+    /**
+     * <pre>
+     * CRC32C of every byte of the encoding before this field, which is always written last.
+     * Protobuf alone would read a message cut at a field boundary as a valid state with
+     * shorter queues; this makes truncation and corruption (a state saved to disk by an agent
+     * that then crashed, say) an error instead of silent data loss.
+     * </pre>
+     *
+     * <code>fixed32 checksum = 17;</code>
+     * @param value The checksum to set.
+     * @return This builder for chaining.
+     */
+    public Builder setChecksum(int value) {
+
+      checksum_ = value;
+      bitField0_ |= 0x00010000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * CRC32C of every byte of the encoding before this field, which is always written last.
+     * Protobuf alone would read a message cut at a field boundary as a valid state with
+     * shorter queues; this makes truncation and corruption (a state saved to disk by an agent
+     * that then crashed, say) an error instead of silent data loss.
+     * </pre>
+     *
+     * <code>fixed32 checksum = 17;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearChecksum() {
+      bitField0_ = (bitField0_ & ~0x00010000);
+      checksum_ = 0;
       onChanged();
       return this;
     }

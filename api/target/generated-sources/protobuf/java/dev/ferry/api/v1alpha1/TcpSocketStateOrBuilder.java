@@ -155,4 +155,17 @@ public interface TcpSocketStateOrBuilder extends
    * @return The recvQueue.
    */
   com.google.protobuf.ByteString getRecvQueue();
+
+  /**
+   * <pre>
+   * CRC32C of every byte of the encoding before this field, which is always written last.
+   * Protobuf alone would read a message cut at a field boundary as a valid state with
+   * shorter queues; this makes truncation and corruption (a state saved to disk by an agent
+   * that then crashed, say) an error instead of silent data loss.
+   * </pre>
+   *
+   * <code>fixed32 checksum = 17;</code>
+   * @return The checksum.
+   */
+  int getChecksum();
 }

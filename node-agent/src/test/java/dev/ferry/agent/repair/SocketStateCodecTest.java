@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.repair;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.ferry.agent.sys.RepairWindow;
+import dev.ferry.api.v1alpha1.TcpSocketState;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.util.Arrays;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+class SocketStateCodecTest {
+
+  private static SocketState state(String local, String remote, int queueBytes) throws Exception {
+    return new SocketState(
+        new InetSocketAddress(InetAddress.getByName(local), 8080),
+        new InetSocketAddress(InetAddress.getByName(remote), 40312),
+        0xfedcba98,
+        0x12345678,
+        1460,
+        true,
+        7,
+        10,
+        true,
+        true,
+        0x7fff0000,
+        new RepairWindow(0x12345000, 64512, 65535, 64256, 0x12345000),
+        Pattern.bytes(1, 0, queueBytes),
+        Pattern.bytes(2, 0, queueBytes * 2),
+        Pattern.bytes(3, 0, queueBytes / 2));
+  }
+
+  @Test
+  void decodesWhatItEncodedIncludingQueuesAndIpv6() throws Exception {
+    for (SocketState s : new SocketState[] {state("198.18.0.100", "198.18.0.1", 5000), state("fd66::100", "fd66::1", 7)}) {
+      SocketState back = SocketStateCodec.decode(SocketStateCodec.encode(s));
+      assertThat(back)
+          .usingRecursiveComparison()
+          .withEqualsForType(Arrays::equals, byte[].class)
+          .isEqualTo(s);
+    }
+  }
+
+  @Test
+  void idleIpv4SocketEncodesInAtMostOneHundredBytes() throws Exception {
+    assertThat(SocketStateCodec.encode(state("198.18.0.100", "198.18.0.1", 0)).length).isLessThanOrEqualTo(100);
+  }
+
+  @Test
+  void unknownFormatVersionIsRejectedByName() throws Exception {
+    TcpSocketState future =
+        SocketStateCodec.toMessage(state("198.18.0.100", "198.18.0.1", 10)).toBuilder().setFormatVersion(2).build();
+    assertThatThrownBy(() -> SocketStateCodec.fromMessage(future))
+        .isInstanceOf(InvalidSocketStateException.class)
+        .hasMessageContaining("format_version 2 is not supported")
+        .hasMessageContaining("reads version 1");
+  }
+
+  @Test
+  void missingVersionWindowOrBadAddressesAreRejectedWithTheField() throws Exception {
+    TcpSocketState good = SocketStateCodec.toMessage(state("198.18.0.100", "198.18.0.1", 10));
+    assertThatThrownBy(() -> SocketStateCodec.fromMessage(good.toBuilder().clearFormatVersion().build()))
+        .hasMessageContaining("no format_version");
+    assertThatThrownBy(() -> SocketStateCodec.fromMessage(good.toBuilder().clearWindow().build()))
+        .hasMessageContaining("no window");
+    assertThatThrownBy(
+            () -> SocketStateCodec.fromMessage(good.toBuilder().setLocalAddress(good.getLocalAddress().substring(1)).build()))
+        .hasMessageContaining("local_address must be 4 or 16 bytes, got 3");
+    assertThatThrownBy(() -> SocketStateCodec.fromMessage(good.toBuilder().setRemotePort(70000).build()))
+        .hasMessageContaining("remote_port must be 1-65535, got 70000");
+    assertThatThrownBy(() -> SocketStateCodec.fromMessage(good.toBuilder().setSndWscale(15).build()))
+        .hasMessageContaining("window scales must be 0-14");
+    assertThatThrownBy(
+            () ->
+                SocketStateCodec.fromMessage(
+                    good.toBuilder().setRemoteAddress(com.google.protobuf.ByteString.copyFrom(new byte[16])).build()))
+        .hasMessageContaining("different address families");
+  }
+
+  /**
+   * Fuzz-style: every truncation and every single-bit flip of a real encoding, and random
+   * noise, fail with InvalidSocketStateException: never another exception, never a state.
+   */
+  @Test
+  void truncatedCorruptedOrRandomBytesAreAlwaysRejected() throws Exception {
+    Random random = new Random(20261122);
+    byte[] valid = SocketStateCodec.encode(state("fd66::100", "fd66::1", 300));
+    int tries = 0;
+    for (int len = 0; len < valid.length; len++, tries++) {
+      assertRejected(Arrays.copyOf(valid, len));
+    }
+    for (int bit = 0; bit < valid.length * 8; bit++, tries++) {
+      byte[] flipped = valid.clone();
+      flipped[bit / 8] ^= (byte) (1 << (bit % 8));
+      assertRejected(flipped);
+    }
+    for (int i = 0; i < 20_000; i++, tries++) {
+      byte[] noise = new byte[random.nextInt(256)];
+      random.nextBytes(noise);
+      assertRejected(noise);
+    }
+    // A length prefix claiming 2 GiB of queue data is refused, not allocated.
+    assertRejected(new byte[] {0x08, 0x01, (byte) 0x82, 0x01, (byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff, 0x07});
+    assertThat(tries).isGreaterThan(20_000 + valid.length * 9 - 1);
+  }
+
+  @Test
+  void aStructurallyBrokenMessageWithAValidChecksumIsStillRejected() throws Exception {
+    byte[] garbage = {0x0f, 0x00}; // field 1 with wire type 7, which does not exist
+    byte[] withChecksum = Arrays.copyOf(garbage, garbage.length + 6);
+    withChecksum[garbage.length] = (byte) 0x8d;
+    withChecksum[garbage.length + 1] = 0x01;
+    java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+    crc.update(garbage);
+    java.nio.ByteBuffer.wrap(withChecksum, garbage.length + 2, 4)
+        .order(java.nio.ByteOrder.LITTLE_ENDIAN)
+        .putInt((int) crc.getValue());
+    assertThatThrownBy(() -> SocketStateCodec.decode(withChecksum))
+        .isInstanceOf(InvalidSocketStateException.class)
+        .hasMessageContaining("not a socket state");
+  }
+
+  private static void assertRejected(byte[] bytes) {
+    assertThatThrownBy(() -> SocketStateCodec.decode(bytes))
+        .as("decoding %d bytes", bytes.length)
+        .isInstanceOf(InvalidSocketStateException.class)
+        .hasMessageContaining("socket state");
+  }
+}
