@@ -34,6 +34,10 @@ public final class RestoredSocket implements AutoCloseable {
     TcpSocket socket = repair.socket();
     repair.leave();
     resumed = true;
+    // Repair mode left the socket with forced address reuse; an accepted socket has the
+    // ordinary kind. Without this, its TIME_WAIT blocks the application from binding a new
+    // listener on the port, even with SO_REUSEADDR.
+    socket.setReuseAddress();
     int off = 0;
     int grown = 0;
     while (off < unsent.length) {

@@ -41,8 +41,9 @@ public final class SocketRestorer {
     String step = "enter repair mode";
     try {
       socket.setBlocking(false);
+      // Repair mode lets bind() share the port with the target application's listener.
+      // SO_REUSEADDR must not follow: it would downgrade that forced reuse to the ordinary one.
       RepairSocket repair = RepairSocket.enter(socket);
-      socket.setReuseAddress();
       step = "set sequence numbers";
       repair.setQueueSequence(Queue.RECV, state.recvQueueSeq());
       repair.setQueueSequence(Queue.SEND, state.sendQueueSeq());

@@ -23,8 +23,9 @@ import java.nio.ByteBuffer;
  * <p><b>Restore</b>, into a fresh socket:
  *
  * <ol>
- *   <li>{@link #enter}, SO_REUSEADDR, {@code bind} to the original local address (it must
- *       exist in this namespace).
+ *   <li>{@link #enter}, then {@code bind} to the original local address (it must exist in
+ *       this namespace). Repair mode forces address reuse, so a listener on the same port is no
+ *       obstacle; setting SO_REUSEADDR afterwards would undo that.
  *   <li>{@link #setQueueSequence} for both queues: only while the socket is closed.
  *   <li>{@code connect}: straight to ESTABLISHED, no SYN.
  *   <li>{@link #setOptions}: only while ESTABLISHED and before any byte is queued.

@@ -189,6 +189,50 @@ class RepairMigrationIT {
     }
   }
 
+  @ParameterizedTest
+  @EnumSource(Family.class)
+  void restoresBesideTheTargetApplicationListeningOnTheSamePort(Family family) throws Exception {
+    try (MigrationLab lab = new MigrationLab(family)) {
+      SocketChannel client = lab.connect(0);
+      TcpSocket onA = lab.accept();
+      lab.freezeA();
+      SocketState state = lab.exportAll(List.of(onA)).get(0);
+      lab.moveAddressToB();
+      try (TcpSocket targetApp = lab.bNs.call(() -> TcpSocket.open(lab.service.getAddress()))) {
+        targetApp.setReuseAddress();
+        targetApp.bind(lab.service);
+        targetApp.listen(16);
+
+        TcpSocket onB = lab.restoreAllOnB(List.of(state)).get(0);
+        onB.writeFully("moved\n".getBytes(StandardCharsets.US_ASCII));
+        ByteArrayOutputStream got = new ByteArrayOutputStream();
+        Peers.readExactly(client, 6, got);
+        assertThat(got.toString(StandardCharsets.US_ASCII)).isEqualTo("moved\n");
+      }
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(Family.class)
+  void applicationCanListenAgainAfterARestoredConnectionEndsInTimeWait(Family family)
+      throws Exception {
+    try (MigrationLab lab = new MigrationLab(family)) {
+      SocketChannel client = lab.connect(0);
+      TcpSocket onB = lab.migrate(lab.accept());
+      onB.close(); // the server closes first, so its side lingers in TIME_WAIT
+      assertThat(client.read(ByteBuffer.allocate(1))).isEqualTo(-1);
+      client.close();
+      Peers.nap(50);
+      assertThat(lab.b.run("ss", "-tanH", "state", "time-wait")).contains(":" + MigrationLab.PORT);
+
+      try (TcpSocket listener = lab.bNs.call(() -> TcpSocket.open(lab.service.getAddress()))) {
+        listener.setReuseAddress();
+        listener.bind(lab.service);
+        listener.listen(1);
+      }
+    }
+  }
+
   private static SocketState decoded(SocketState state) throws Exception {
     return SocketStateCodec.decode(SocketStateCodec.encode(state));
   }

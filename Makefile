@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: Apache-2.0
+SHELL := /bin/bash
+MVNW := ./mvnw -B -ntp
+# Every test connection and its peer is a descriptor: raise the soft limit to the hard one.
+FDS := ulimit -n $$(ulimit -Hn)
+
+.PHONY: deps build test demo bench-repair format clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(MVNW) -q install -DskipTests
+
+## The whole test suite: unit tests, kernel integration tests (root), BPF program tests.
+test: deps
+	$(FDS) && $(MVNW) verify
+
+## Migrates a live curl stream between two namespaces and prints what happened.
+demo: deps
+	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
+	$(FDS) && $(MVNW) -q -pl e2e exec:exec
+
+## Per-socket export and restore time over 10,000 sockets, and encoded state size.
+bench-repair: deps
+	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
+	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.RepairBenchmark -Dferry.args="$(or $(ARGS),--sockets 10000)"
+
+format:
+	$(MVNW) -q spotless:apply
+
+clean:
+	$(MVNW) -q clean
