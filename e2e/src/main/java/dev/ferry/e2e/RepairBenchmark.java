@@ -19,11 +19,11 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * {@code make bench-repair}: exports N idle ESTABLISHED sockets on node A and restores them on
- * node B, timing each call, then checks that every moved connection still carries data.
+ * {@code make bench-repair}: exports N idle ESTABLISHED sockets on node A and restores them on node
+ * B, timing each call, then checks that every moved connection still carries data.
  *
- * <p>Prints per-socket export, restore and resume times (p50, p99, max) and the encoded size
- * of an idle socket's state. Not a test: figures depend on the machine.
+ * <p>Prints per-socket export, restore and resume times (p50, p99, max) and the encoded size of an
+ * idle socket's state. Not a test: figures depend on the machine.
  */
 public final class RepairBenchmark {
   private static final String VIP = "198.18.0.100";
@@ -191,7 +191,8 @@ public final class RepairBenchmark {
   private static void row(String name, long[] nanos, String target) {
     long[] sorted = nanos.clone();
     Arrays.sort(sorted);
-    System.out.printf("%-10s %6.1f us %6.1f us %6.1f us   %s%n",
+    System.out.printf(
+        "%-10s %6.1f us %6.1f us %6.1f us   %s%n",
         name,
         sorted[sorted.length / 2] / 1e3,
         sorted[(int) Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)] / 1e3,

@@ -21,8 +21,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 /**
- * {@code make demo}: curl streams tokens from a server on node A; mid-stream the connection
- * moves to node B with TCP_REPAIR, and curl's stream goes on. Prints what happened and when.
+ * {@code make demo}: curl streams tokens from a server on node A; mid-stream the connection moves
+ * to node B with TCP_REPAIR, and curl's stream goes on. Prints what happened and when.
  *
  * <p>At this stage the hold is the crudest one (node A's cable is pulled while its sockets are
  * exported) and the address mover is a neighbour-table update; later stages replace both.
@@ -40,7 +40,10 @@ public final class RepairDemo {
       Host client = bed.host("client", "198.18.0.1/24");
       Host a = bed.host("node-a", "198.18.0.2/24", VIP + "/24");
       Host b = bed.host("node-b", "198.18.0.3/24");
-      say("cluster up: client 198.18.0.1, node-a 198.18.0.2 (holds " + VIP + "), node-b 198.18.0.3");
+      say(
+          "cluster up: client 198.18.0.1, node-a 198.18.0.2 (holds "
+              + VIP
+              + "), node-b 198.18.0.3");
       int exit = run(bed, client, a, b);
       System.exit(exit);
     }
@@ -63,11 +66,19 @@ public final class RepairDemo {
     try (NetNamespace nsB = NetNamespace.named(b.netns())) {
       long t = System.nanoTime();
       nsB.call(RepairDemo::warmUp);
-      say(String.format("warmed up export/restore on loopback in %.1f ms (class loading, JIT), as an agent does at start", ms(System.nanoTime() - t)));
+      say(
+          String.format(
+              "warmed up export/restore on loopback in %.1f ms (class loading, JIT), as an agent does at start",
+              ms(System.nanoTime() - t)));
     }
     Process curl =
         client
-            .process("curl", "-sSN", "--max-time", "30", "http://" + VIP + ":" + PORT + "/v1/stream?tokens=" + 2 * TOKENS_PER_NODE)
+            .process(
+                "curl",
+                "-sSN",
+                "--max-time",
+                "30",
+                "http://" + VIP + ":" + PORT + "/v1/stream?tokens=" + 2 * TOKENS_PER_NODE)
             .redirectError(ProcessBuilder.Redirect.INHERIT)
             .start();
     ClientLog log = new ClientLog(curl);
@@ -102,12 +113,23 @@ public final class RepairDemo {
     }
     long t6 = System.nanoTime();
     // The application on node B carries on at once; the report waits until it is streaming.
-    CompletableFuture<Integer> streamingOnB = CompletableFuture.supplyAsync(() -> streamUnchecked(onB, sentOnA));
-    say("node-a sent tokens 0.." + (sentOnA - 1) + "; curl had printed " + printedBefore + " when node-a froze");
-    say(String.format("freeze   %7.2f ms  node-a unplugged (the eBPF hold replaces this)", ms(t1 - t0)));
+    CompletableFuture<Integer> streamingOnB =
+        CompletableFuture.supplyAsync(() -> streamUnchecked(onB, sentOnA));
+    say(
+        "node-a sent tokens 0.."
+            + (sentOnA - 1)
+            + "; curl had printed "
+            + printedBefore
+            + " when node-a froze");
+    say(
+        String.format(
+            "freeze   %7.2f ms  node-a unplugged (the eBPF hold replaces this)", ms(t1 - t0)));
     say(String.format("export   %7.3f ms  %s", ms(t2 - t1), state));
     say(String.format("encode   %7.3f ms  %d bytes on the wire", ms(t3 - t2), wire.length));
-    say(String.format("move     %7.2f ms  %s moved to node-b, client neighbour updated (ip commands)", ms(t4 - t3), VIP));
+    say(
+        String.format(
+            "move     %7.2f ms  %s moved to node-b, client neighbour updated (ip commands)",
+            ms(t4 - t3), VIP));
     say(String.format("restore  %7.3f ms  rebuilt in repair mode on node-b", ms(t5 - t4)));
     say(String.format("resume   %7.3f ms  repair off, window update sent", ms(t6 - t5)));
     say(String.format("total    %7.2f ms  from freeze to resume", ms(t6 - t0)));
@@ -127,19 +149,26 @@ public final class RepairDemo {
     for (int i = 0; inOrder && i < tokens.size(); i++) {
       inOrder = tokens.get(i) == i;
     }
-    say(String.format(
-        "curl exit %d; %d tokens received, %s; done marker %s",
-        curlExit, tokens.size(), inOrder ? "0.." + (expected - 1) + " in order, none missing or repeated" : "NOT the expected sequence",
-        log.sawDone() ? "seen" : "MISSING"));
-    say(String.format("longest pause seen by curl between two tokens: %.2f ms", log.longestGapMillis()));
+    say(
+        String.format(
+            "curl exit %d; %d tokens received, %s; done marker %s",
+            curlExit,
+            tokens.size(),
+            inOrder
+                ? "0.." + (expected - 1) + " in order, none missing or repeated"
+                : "NOT the expected sequence",
+            log.sawDone() ? "seen" : "MISSING"));
+    say(
+        String.format(
+            "longest pause seen by curl between two tokens: %.2f ms", log.longestGapMillis()));
     boolean ok = curlExit == 0 && inOrder && log.sawDone();
     say(ok ? "demo OK" : "demo FAILED");
     return ok ? 0 : 1;
   }
 
   /**
-   * Moves a loopback connection onto itself a few hundred times, so that the timings below
-   * are those of a running agent, not of a JVM loading classes.
+   * Moves a loopback connection onto itself a few hundred times, so that the timings below are
+   * those of a running agent, not of a JVM loading classes.
    */
   private static Void warmUp() throws Exception {
     InetAddress lo = InetAddress.getLoopbackAddress();
@@ -153,7 +182,10 @@ public final class RepairDemo {
           server.writeFully(new byte[] {1, 2, 3});
           SocketState state = new SocketExporter().export(server);
           server.close();
-          try (TcpSocket restored = new SocketRestorer().restore(SocketStateCodec.decode(SocketStateCodec.encode(state))).resume()) {
+          try (TcpSocket restored =
+              new SocketRestorer()
+                  .restore(SocketStateCodec.decode(SocketStateCodec.encode(state)))
+                  .resume()) {
             restored.writeFully(new byte[] {4});
             byte[] got = new byte[4];
             for (int off = 0; off < 4; ) {
@@ -178,7 +210,9 @@ public final class RepairDemo {
   private static int stream(TcpSocket to, int from, int count) throws Exception {
     long next = System.nanoTime();
     for (int i = from; i < from + count; i++) {
-      to.writeFully(("data: {\"index\":" + i + ",\"token\":\"tok" + i + "\"}\n\n").getBytes(StandardCharsets.US_ASCII));
+      to.writeFully(
+          ("data: {\"index\":" + i + ",\"token\":\"tok" + i + "\"}\n\n")
+              .getBytes(StandardCharsets.US_ASCII));
       next += 1_000_000;
       long wait = next - System.nanoTime();
       if (wait > 0) {
@@ -225,13 +259,16 @@ public final class RepairDemo {
 
     @Override
     public void run() {
-      try (BufferedReader in = new BufferedReader(new InputStreamReader(curl.getInputStream(), StandardCharsets.US_ASCII))) {
+      try (BufferedReader in =
+          new BufferedReader(
+              new InputStreamReader(curl.getInputStream(), StandardCharsets.US_ASCII))) {
         String line;
         while ((line = in.readLine()) != null) {
           long now = System.nanoTime();
           if (line.startsWith(TOKEN_PREFIX)) {
             synchronized (this) {
-              tokens.add(Integer.parseInt(line.substring(TOKEN_PREFIX.length(), line.indexOf(','))));
+              tokens.add(
+                  Integer.parseInt(line.substring(TOKEN_PREFIX.length(), line.indexOf(','))));
               if (lastArrival != 0) {
                 longestGap = Math.max(longestGap, now - lastArrival);
               }

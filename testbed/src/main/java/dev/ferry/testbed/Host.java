@@ -31,7 +31,8 @@ public final class Host {
 
   /** Adds an address to eth0: "198.18.0.100/24" or "fd66::100/64" (IPv6 without DAD). */
   public void addAddress(String cidr) {
-    List<String> cmd = new ArrayList<>(List.of("ip", "-n", netns, "addr", "add", cidr, "dev", "eth0"));
+    List<String> cmd =
+        new ArrayList<>(List.of("ip", "-n", netns, "addr", "add", cidr, "dev", "eth0"));
     if (cidr.contains(":")) {
       cmd.add("nodad");
     }
@@ -47,9 +48,23 @@ public final class Host {
     return Shell.run("ip", "-n", netns, "-br", "link", "show", "eth0").trim().split("\\s+")[2];
   }
 
-  /** Points this host's neighbour entry for {@code ip} at {@code mac}, as a gratuitous ARP would. */
+  /**
+   * Points this host's neighbour entry for {@code ip} at {@code mac}, as a gratuitous ARP would.
+   */
   public void setNeighbour(String ip, String mac) {
-    Shell.run("ip", "-n", netns, "neigh", "replace", ip, "lladdr", mac, "dev", "eth0", "nud", "reachable");
+    Shell.run(
+        "ip",
+        "-n",
+        netns,
+        "neigh",
+        "replace",
+        ip,
+        "lladdr",
+        mac,
+        "dev",
+        "eth0",
+        "nud",
+        "reachable");
   }
 
   /** Runs a command inside this host and returns its output. */

@@ -29,13 +29,17 @@ public final class Shell {
 
   public static Result attempt(List<String> command) {
     try {
-      Process p = new ProcessBuilder(command).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+      Process p =
+          new ProcessBuilder(command)
+              .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+              .start();
       byte[] err;
       byte[] out = p.getInputStream().readAllBytes();
       err = p.getErrorStream().readAllBytes();
       if (!p.waitFor(60, TimeUnit.SECONDS)) {
         p.destroyForcibly();
-        throw new IllegalStateException("`" + String.join(" ", command) + "` did not finish in 60 s");
+        throw new IllegalStateException(
+            "`" + String.join(" ", command) + "` did not finish in 60 s");
       }
       return new Result(
           p.exitValue(),

@@ -11,10 +11,10 @@ import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
- * Hosts on one Ethernet LAN, built from network namespaces: a bridge in a namespace of its own
- * and one veth per host. Everything it makes carries this process's pid in its name and is
- * removed by {@link #close()}, by a shutdown hook if the JVM exits early, and by the next
- * testbed if this process was killed.
+ * Hosts on one Ethernet LAN, built from network namespaces: a bridge in a namespace of its own and
+ * one veth per host. Everything it makes carries this process's pid in its name and is removed by
+ * {@link #close()}, by a shutdown hook if the JVM exits early, and by the next testbed if this
+ * process was killed.
  */
 public final class Testbed implements AutoCloseable {
   private static final Pattern OURS = Pattern.compile("fy(\\d+)-\\d+-.*");
@@ -36,8 +36,8 @@ public final class Testbed implements AutoCloseable {
   /**
    * A new empty LAN.
    *
-   * @throws IllegalStateException when not root or iproute2 is missing: these tests need both
-   *     and must not pass without them
+   * @throws IllegalStateException when not root or iproute2 is missing: these tests need both and
+   *     must not pass without them
    */
   public static Testbed create() {
     requirePrivileges();
@@ -51,9 +51,11 @@ public final class Testbed implements AutoCloseable {
     if (!"root".equals(user)) {
       throw new IllegalStateException(
           "this test builds network namespaces and uses TCP_REPAIR: it must run as root "
-              + "(CI does; locally run `sudo make test`), but runs as " + user);
+              + "(CI does; locally run `sudo make test`), but runs as "
+              + user);
     }
-    if (Stream.of("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip").noneMatch(p -> Files.isExecutable(Path.of(p)))) {
+    if (Stream.of("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip")
+        .noneMatch(p -> Files.isExecutable(Path.of(p)))) {
       throw new IllegalStateException("iproute2's `ip` is missing: `apt-get install iproute2`");
     }
   }
@@ -65,7 +67,8 @@ public final class Testbed implements AutoCloseable {
     }
     String ns = namespace(role);
     String port = "p-" + role;
-    Shell.run("ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", port, "netns", lan);
+    Shell.run(
+        "ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", port, "netns", lan);
     Shell.run("ip", "-n", lan, "link", "set", port, "master", "br0", "up");
     Shell.run("ip", "-n", ns, "link", "set", "eth0", "up");
     Host host = new Host(ns, role, port);
@@ -85,8 +88,8 @@ public final class Testbed implements AutoCloseable {
   }
 
   /**
-   * Moves an address from one host to another and points every listed host's neighbour entry
-   * at the new owner, as the L2 address mover's gratuitous ARP / unsolicited NA would.
+   * Moves an address from one host to another and points every listed host's neighbour entry at the
+   * new owner, as the L2 address mover's gratuitous ARP / unsolicited NA would.
    */
   public void moveAddress(String cidr, Host from, Host to, Host... neighbours) {
     from.removeAddress(cidr);
@@ -105,8 +108,15 @@ public final class Testbed implements AutoCloseable {
     Shell.run("ip", "-n", name, "link", "set", "lo", "up");
     // Addresses must be usable at once: no duplicate address detection anywhere here.
     Shell.run(
-        "ip", "netns", "exec", name, "sysctl", "-q", "-w",
-        "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0");
+        "ip",
+        "netns",
+        "exec",
+        name,
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv6.conf.all.accept_dad=0",
+        "net.ipv6.conf.default.accept_dad=0");
     return name;
   }
 

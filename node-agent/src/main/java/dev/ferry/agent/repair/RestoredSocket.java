@@ -27,8 +27,8 @@ public final class RestoredSocket implements AutoCloseable {
 
   /**
    * Leaves repair mode, which makes the kernel send a window update that wakes the peer, then
-   * queues the bytes the original socket had never sent, ahead of anything the application
-   * writes next. Returns the socket, blocking again, now owned by the caller.
+   * queues the bytes the original socket had never sent, ahead of anything the application writes
+   * next. Returns the socket, blocking again, now owned by the caller.
    */
   public TcpSocket resume() throws SyscallException {
     TcpSocket socket = repair.socket();

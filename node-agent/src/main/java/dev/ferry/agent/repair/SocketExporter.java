@@ -9,19 +9,19 @@ import dev.ferry.agent.sys.TcpSocket;
 import java.util.Arrays;
 
 /**
- * Reads a live socket's whole state with TCP_REPAIR, without waiting for anything: the send
- * queue is copied as it is, so a peer that reads slowly or not at all cannot stall an export.
+ * Reads a live socket's whole state with TCP_REPAIR, without waiting for anything: the send queue
+ * is copied as it is, so a peer that reads slowly or not at all cannot stall an export.
  *
- * <p>The caller must hold the connection first (nothing from the peer may reach the socket
- * while it is read) and closes the socket afterwards; closing in repair mode sends nothing.
+ * <p>The caller must hold the connection first (nothing from the peer may reach the socket while it
+ * is read) and closes the socket afterwards; closing in repair mode sends nothing.
  */
 public final class SocketExporter {
 
   /**
    * Exports the socket, leaving it in repair mode for the caller to close.
    *
-   * @throws ExportException if the socket cannot be exported; it has then left repair mode
-   *     and carries on where it is, as if nothing had happened
+   * @throws ExportException if the socket cannot be exported; it has then left repair mode and
+   *     carries on where it is, as if nothing had happened
    */
   public SocketState export(TcpSocket socket) throws ExportException {
     RepairSocket repair;

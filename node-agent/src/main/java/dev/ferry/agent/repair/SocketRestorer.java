@@ -10,8 +10,8 @@ import dev.ferry.agent.sys.SyscallException;
 import dev.ferry.agent.sys.TcpSocket;
 
 /**
- * Rebuilds a socket from its {@link SocketState} in repair mode, in the order {@link
- * RepairSocket} documents. The result stays silent until {@link RestoredSocket#resume()}.
+ * Rebuilds a socket from its {@link SocketState} in repair mode, in the order {@link RepairSocket}
+ * documents. The result stays silent until {@link RestoredSocket#resume()}.
  */
 public final class SocketRestorer {
   /** The kernel refuses a larger TCP_MAXSEG (MAX_TCP_WINDOW); only loopback has one. */
@@ -80,8 +80,14 @@ public final class SocketRestorer {
       // Still in repair mode (or never connected): closing sends nothing to the peer.
       socket.close();
       throw new RestoreException(
-          state.connection() + ": restore in " + where + " failed to " + step + ": "
-              + e.getMessage() + hint(e, state, where),
+          state.connection()
+              + ": restore in "
+              + where
+              + " failed to "
+              + step
+              + ": "
+              + e.getMessage()
+              + hint(e, state, where),
           e);
     }
   }
@@ -91,13 +97,16 @@ public final class SocketRestorer {
       return "";
     }
     return switch (s.errno()) {
-      case Errno.EADDRNOTAVAIL -> "; the address "
-          + state.local().getAddress().getHostAddress()
-          + " is not on any interface in "
-          + where
-          + ": add it (without duplicate address detection for IPv6) before restoring";
-      case Errno.EADDRINUSE -> "; this connection still exists in " + where
-          + ": the old socket must be closed there first";
+      case Errno.EADDRNOTAVAIL ->
+          "; the address "
+              + state.local().getAddress().getHostAddress()
+              + " is not on any interface in "
+              + where
+              + ": add it (without duplicate address detection for IPv6) before restoring";
+      case Errno.EADDRINUSE ->
+          "; this connection still exists in "
+              + where
+              + ": the old socket must be closed there first";
       case Errno.EPERM -> "; repair mode needs CAP_NET_ADMIN in the target namespace";
       default -> "";
     };

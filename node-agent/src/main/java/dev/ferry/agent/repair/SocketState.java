@@ -7,8 +7,8 @@ import java.net.InetSocketAddress;
 import java.util.Objects;
 
 /**
- * Everything needed to rebuild one ESTABLISHED TCP socket elsewhere: addresses, sequence
- * numbers, negotiated options, window and the bytes in both queues.
+ * Everything needed to rebuild one ESTABLISHED TCP socket elsewhere: addresses, sequence numbers,
+ * negotiated options, window and the bytes in both queues.
  *
  * @param sendSeq write_seq: the sequence number after the last byte the application wrote
  * @param recvSeq rcv_nxt: the sequence number after the last byte received

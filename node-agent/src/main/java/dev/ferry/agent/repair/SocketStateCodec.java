@@ -133,19 +133,23 @@ public final class SocketStateCodec {
 
   private static void verifyChecksum(byte[] bytes) throws InvalidSocketStateException {
     int body = bytes.length - TRAILER;
-    if (body < 0
-        || bytes[body] != CHECKSUM_TAG[0]
-        || bytes[body + 1] != CHECKSUM_TAG[1]) {
+    if (body < 0 || bytes[body] != CHECKSUM_TAG[0] || bytes[body + 1] != CHECKSUM_TAG[1]) {
       throw new InvalidSocketStateException(
-          "socket state (" + bytes.length + " bytes) does not end with its checksum: truncated"
+          "socket state ("
+              + bytes.length
+              + " bytes) does not end with its checksum: truncated"
               + " or not written by a Ferry agent",
           null);
     }
-    int want = ByteBuffer.wrap(bytes, body + CHECKSUM_TAG.length, 4).order(ByteOrder.LITTLE_ENDIAN).getInt();
+    int want =
+        ByteBuffer.wrap(bytes, body + CHECKSUM_TAG.length, 4)
+            .order(ByteOrder.LITTLE_ENDIAN)
+            .getInt();
     int got = crc32c(bytes, body);
     if (want != got) {
       throw new InvalidSocketStateException(
-          String.format("socket state checksum mismatch (stored %08x, computed %08x): corrupted", want, got),
+          String.format(
+              "socket state checksum mismatch (stored %08x, computed %08x): corrupted", want, got),
           null);
     }
   }

@@ -14,8 +14,8 @@ import jnr.ffi.byref.IntByReference;
 /**
  * The C functions the agent calls, with their C names and C types, loaded once.
  *
- * <p>Nothing outside this package sees it: the typed wrappers beside it check every return
- * value and turn errno into {@link SyscallException}.
+ * <p>Nothing outside this package sees it: the typed wrappers beside it check every return value
+ * and turn errno into {@link SyscallException}.
  */
 final class Native {
   private Native() {}

@@ -6,8 +6,8 @@ import static dev.ferry.agent.sys.Calls.check;
 import java.nio.file.Path;
 
 /**
- * A network namespace, held open by a descriptor, that the calling thread can enter for the
- * length of one call: sockets created inside belong to it for good.
+ * A network namespace, held open by a descriptor, that the calling thread can enter for the length
+ * of one call: sockets created inside belong to it for good.
  */
 public final class NetNamespace implements AutoCloseable {
   private final int fd;

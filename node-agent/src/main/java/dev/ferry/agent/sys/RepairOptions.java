@@ -6,8 +6,8 @@ import java.nio.ByteOrder;
 
 /**
  * The options a SYN exchange negotiates, given back to a repaired socket with {@code
- * TCP_REPAIR_OPTIONS} as an array of {@code struct tcp_repair_opt {__u32 opt_code; __u32
- * opt_val;}} (linux/tcp.h).
+ * TCP_REPAIR_OPTIONS} as an array of {@code struct tcp_repair_opt {__u32 opt_code; __u32 opt_val;}}
+ * (linux/tcp.h).
  *
  * @param mssClamp the peer's MSS; without it the kernel falls back to 536
  * @param windowScaling whether both sides announced a scale

@@ -4,8 +4,8 @@ package dev.ferry.agent.sys;
 import java.nio.ByteBuffer;
 
 /**
- * A TCP socket in repair mode ({@code TCP_REPAIR}): its state can be read and written
- * without the peer seeing anything.
+ * A TCP socket in repair mode ({@code TCP_REPAIR}): its state can be read and written without the
+ * peer seeing anything.
  *
  * <p><b>Dump</b>, on a socket the peer can no longer change (held or unreachable):
  *
@@ -13,8 +13,8 @@ import java.nio.ByteBuffer;
  *   <li>{@link #enter}: TCP_REPAIR = 1. From here no segment leaves the socket.
  *   <li>{@link TcpSocket#info()}: state, negotiated options, window scales.
  *   <li>{@link #inputQueueSize()}, {@link #outputQueueSize()}, {@link #unsentQueueSize()}.
- *   <li>{@link #mssClamp()} (in repair mode TCP_MAXSEG reports the clamp, not the current
- *       MSS), {@link #timestamp()}.
+ *   <li>{@link #mssClamp()} (in repair mode TCP_MAXSEG reports the clamp, not the current MSS),
+ *       {@link #timestamp()}.
  *   <li>{@link #window()}.
  *   <li>For each queue: {@link #queueSequence}, then {@link #peekQueue}.
  *   <li>{@link TcpSocket#close()} while still in repair mode: no FIN, no RST.
@@ -23,18 +23,18 @@ import java.nio.ByteBuffer;
  * <p><b>Restore</b>, into a fresh socket:
  *
  * <ol>
- *   <li>{@link #enter}, then {@code bind} to the original local address (it must exist in
- *       this namespace). Repair mode forces address reuse, so a listener on the same port is no
+ *   <li>{@link #enter}, then {@code bind} to the original local address (it must exist in this
+ *       namespace). Repair mode forces address reuse, so a listener on the same port is no
  *       obstacle; setting SO_REUSEADDR afterwards would undo that.
  *   <li>{@link #setQueueSequence} for both queues: only while the socket is closed.
  *   <li>{@code connect}: straight to ESTABLISHED, no SYN.
  *   <li>{@link #setOptions}: only while ESTABLISHED and before any byte is queued.
  *   <li>{@link #setTimestamp} so the peer's PAWS check keeps passing.
- *   <li>{@link #fillQueue} for the receive queue, then the sent-but-unacknowledged part of the
- *       send queue (the kernel counts it as in flight and arms retransmission).
+ *   <li>{@link #fillQueue} for the receive queue, then the sent-but-unacknowledged part of the send
+ *       queue (the kernel counts it as in flight and arms retransmission).
  *   <li>{@link #setWindow} last: the kernel checks it against rcv_nxt.
- *   <li>{@link #leave}: the kernel sends a window probe, which wakes a peer parked in
- *       zero-window persist. Bytes never sent are then written as ordinary data.
+ *   <li>{@link #leave}: the kernel sends a window probe, which wakes a peer parked in zero-window
+ *       persist. Bytes never sent are then written as ordinary data.
  * </ol>
  */
 public final class RepairSocket {
@@ -106,10 +106,15 @@ public final class RepairSocket {
 
   public RepairWindow window() throws SyscallException {
     byte[] raw =
-        socket.getBytes(Native.SOL_TCP, Native.TCP_REPAIR_WINDOW, RepairWindow.SIZE, "TCP_REPAIR_WINDOW");
+        socket.getBytes(
+            Native.SOL_TCP, Native.TCP_REPAIR_WINDOW, RepairWindow.SIZE, "TCP_REPAIR_WINDOW");
     if (raw.length != RepairWindow.SIZE) {
       throw new IllegalStateException(
-          "getsockopt(fd=" + socket.fd() + ", TCP_REPAIR_WINDOW) returned " + raw.length + " bytes");
+          "getsockopt(fd="
+              + socket.fd()
+              + ", TCP_REPAIR_WINDOW) returned "
+              + raw.length
+              + " bytes");
     }
     return RepairWindow.parse(raw);
   }
@@ -119,7 +124,8 @@ public final class RepairSocket {
   }
 
   public void setOptions(RepairOptions options) throws SyscallException {
-    socket.setBytes(Native.SOL_TCP, Native.TCP_REPAIR_OPTIONS, options.encode(), "TCP_REPAIR_OPTIONS");
+    socket.setBytes(
+        Native.SOL_TCP, Native.TCP_REPAIR_OPTIONS, options.encode(), "TCP_REPAIR_OPTIONS");
   }
 
   /** TCP_QUEUE_SEQ of {@code queue}: rcv_nxt for RECV, write_seq for SEND. */
@@ -137,8 +143,8 @@ public final class RepairSocket {
   /**
    * Copies exactly {@code length} bytes of {@code queue} without consuming them.
    *
-   * @throws IllegalStateException if the queue does not hold exactly that many bytes: it
-   *     changed since it was measured, which means the socket was not held
+   * @throws IllegalStateException if the queue does not hold exactly that many bytes: it changed
+   *     since it was measured, which means the socket was not held
    */
   public byte[] peekQueue(Queue queue, int length) throws SyscallException {
     select(queue);
@@ -166,9 +172,9 @@ public final class RepairSocket {
    * Queues {@code data} into {@code queue} as if it had been received (RECV) or sent (SEND).
    *
    * <p>The socket must be non-blocking. The kernel refuses a large chunk with ENOMEM (receive
-   * memory) or EAGAIN (send buffer); the chunk is halved, and when even a small one does not
-   * fit, the buffer is grown with SO_*BUFFORCE: the original socket held these bytes, so the
-   * new one must too.
+   * memory) or EAGAIN (send buffer); the chunk is halved, and when even a small one does not fit,
+   * the buffer is grown with SO_*BUFFORCE: the original socket held these bytes, so the new one
+   * must too.
    */
   public void fillQueue(Queue queue, byte[] data) throws SyscallException {
     if (data.length == 0) {
@@ -197,8 +203,15 @@ public final class RepairSocket {
         growBuffer(queue, buf.remaining());
       } else {
         throw new IllegalStateException(
-            "fd=" + socket.fd() + ": the kernel keeps refusing " + queue + " queue data ("
-                + buf.remaining() + " of " + data.length + " bytes left) after growing the buffer");
+            "fd="
+                + socket.fd()
+                + ": the kernel keeps refusing "
+                + queue
+                + " queue data ("
+                + buf.remaining()
+                + " of "
+                + data.length
+                + " bytes left) after growing the buffer");
       }
     }
   }

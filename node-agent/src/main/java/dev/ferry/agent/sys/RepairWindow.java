@@ -5,8 +5,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
 /**
- * {@code struct tcp_repair_window} (linux/tcp.h): five __u32, 20 bytes. The window scale is
- * not in it: that travels in {@link RepairOptions}.
+ * {@code struct tcp_repair_window} (linux/tcp.h): five __u32, 20 bytes. The window scale is not in
+ * it: that travels in {@link RepairOptions}.
  */
 public record RepairWindow(int sndWl1, int sndWnd, int maxWindow, int rcvWnd, int rcvWup) {
   static final int SIZE = 20;

@@ -13,8 +13,8 @@ import jnr.ffi.byref.IntByReference;
  * A kernel TCP socket owned through its file descriptor.
  *
  * <p>Used for sockets the agent creates (restored ones, tests' peers) and for descriptors it
- * receives from applications. Every call checks its return value and names the socket in its
- * error. Not thread-safe: one owner at a time.
+ * receives from applications. Every call checks its return value and names the socket in its error.
+ * Not thread-safe: one owner at a time.
  */
 public final class TcpSocket implements AutoCloseable {
   private final int fd;
@@ -219,7 +219,8 @@ public final class TcpSocket implements AutoCloseable {
 
   private boolean poll(short events, int timeoutMillis) throws SyscallException {
     // struct pollfd { int fd; short events; short revents; }
-    byte[] pfd = ByteBuffer.allocate(8).order(ByteOrder.nativeOrder()).putInt(fd).putShort(events).array();
+    byte[] pfd =
+        ByteBuffer.allocate(8).order(ByteOrder.nativeOrder()).putInt(fd).putShort(events).array();
     return check(() -> Native.LIBC.poll(pfd, 1, timeoutMillis), () -> "poll(fd=" + fd + ")") > 0;
   }
 

@@ -47,7 +47,8 @@ public final class UnixSocket implements AutoCloseable {
   public static UnixSocket[] pair() throws SyscallException {
     int[] sv = new int[2];
     check(
-        () -> Native.LIBC.socketpair(Native.AF_UNIX, Native.SOCK_STREAM | Native.SOCK_CLOEXEC, 0, sv),
+        () ->
+            Native.LIBC.socketpair(Native.AF_UNIX, Native.SOCK_STREAM | Native.SOCK_CLOEXEC, 0, sv),
         () -> "socketpair(AF_UNIX)");
     return new UnixSocket[] {new UnixSocket(sv[0]), new UnixSocket(sv[1])};
   }
@@ -67,7 +68,8 @@ public final class UnixSocket implements AutoCloseable {
     Pointer buffer = Memory.allocateDirect(Native.RUNTIME, data.length);
     buffer.put(0, data, 0, data.length);
     int controlLen = fds.length == 0 ? 0 : cmsgSpace(fds.length * 4);
-    Pointer control = controlLen == 0 ? null : Memory.allocateDirect(Native.RUNTIME, controlLen, true);
+    Pointer control =
+        controlLen == 0 ? null : Memory.allocateDirect(Native.RUNTIME, controlLen, true);
     if (control != null) {
       control.putLong(0, CMSG_HEADER + fds.length * 4L);
       control.putInt(8, Native.SOL_SOCKET);
@@ -93,8 +95,8 @@ public final class UnixSocket implements AutoCloseable {
   /**
    * Receives up to {@code maxBytes} and up to {@code maxFds} descriptors (close-on-exec).
    *
-   * @throws SyscallException with EMFILE semantics if descriptors were cut off: those that
-   *     did arrive are closed first, so nothing leaks
+   * @throws SyscallException with EMFILE semantics if descriptors were cut off: those that did
+   *     arrive are closed first, so nothing leaks
    */
   public Received receive(int maxBytes, int maxFds) throws SyscallException {
     Pointer buffer = Memory.allocateDirect(Native.RUNTIME, maxBytes);
@@ -131,7 +133,8 @@ public final class UnixSocket implements AutoCloseable {
       if (len < CMSG_HEADER || off + len > controlLen) {
         break;
       }
-      if (control.getInt(off + 8) == Native.SOL_SOCKET && control.getInt(off + 12) == Native.SCM_RIGHTS) {
+      if (control.getInt(off + 8) == Native.SOL_SOCKET
+          && control.getInt(off + 12) == Native.SCM_RIGHTS) {
         int count = (int) (len - CMSG_HEADER) / 4;
         int base = out.length;
         out = Arrays.copyOf(out, base + count);

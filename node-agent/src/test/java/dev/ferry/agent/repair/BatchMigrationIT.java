@@ -71,15 +71,21 @@ class BatchMigrationIT {
         for (int off = 0; off < upload.length; ) {
           off += s.read(upload, off, upload.length - off);
         }
-        assertThat(Pattern.firstMismatch(5000 + i, upload)).as("upload of connection %d", i).isEqualTo(-1);
+        assertThat(Pattern.firstMismatch(5000 + i, upload))
+            .as("upload of connection %d", i)
+            .isEqualTo(-1);
         Peers.writeRest(s, 1000 + i, downloaded[i], downloadSize(i));
         s.shutdownOutput();
       }
       Map<Integer, byte[]> downloads = clientReads.get(120, TimeUnit.SECONDS);
       for (int i = 0; i < CONNECTIONS; i++) {
         byte[] got = downloads.get(i);
-        assertThat(got.length).as("bytes downloaded on connection %d", i).isEqualTo(downloadSize(i));
-        assertThat(Pattern.firstMismatch(1000 + i, got)).as("download of connection %d", i).isEqualTo(-1);
+        assertThat(got.length)
+            .as("bytes downloaded on connection %d", i)
+            .isEqualTo(downloadSize(i));
+        assertThat(Pattern.firstMismatch(1000 + i, got))
+            .as("download of connection %d", i)
+            .isEqualTo(-1);
       }
     }
   }

@@ -15,8 +15,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * A client and two server hosts on one LAN; the service address starts on host A and moves,
- * with its connections, to host B. Each step is a method so that tests read like the story.
+ * A client and two server hosts on one LAN; the service address starts on host A and moves, with
+ * its connections, to host B. Each step is a method so that tests read like the story.
  */
 final class MigrationLab implements AutoCloseable {
   enum Family {
@@ -41,6 +41,7 @@ final class MigrationLab implements AutoCloseable {
   }
 
   static final int PORT = 8080;
+
   /** A MAC no host has: a neighbour entry pointing here swallows packets one way. */
   private static final String NOWHERE = "02:00:00:00:00:01";
 

@@ -2,8 +2,8 @@
 package dev.ferry.agent.repair;
 
 /**
- * A reproducible byte stream per seed in which every position has its own value, so that a
- * lost, duplicated or reordered byte shows up as a mismatch at a known offset.
+ * A reproducible byte stream per seed in which every position has its own value, so that a lost,
+ * duplicated or reordered byte shows up as a mismatch at a known offset.
  */
 final class Pattern {
   private Pattern() {}

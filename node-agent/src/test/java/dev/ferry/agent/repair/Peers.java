@@ -29,7 +29,8 @@ final class Peers {
   }
 
   /** Writes pattern bytes [offset, end) to a blocking socket. */
-  static void writeRest(TcpSocket server, long seed, long offset, long end) throws SyscallException {
+  static void writeRest(TcpSocket server, long seed, long offset, long end)
+      throws SyscallException {
     for (long pos = offset; pos < end; ) {
       byte[] chunk = Pattern.bytes(seed, pos, (int) Math.min(65536, end - pos));
       server.writeFully(chunk);
@@ -53,7 +54,8 @@ final class Peers {
   }
 
   /** Reads exactly {@code length} bytes from a client channel. */
-  static void readExactly(SocketChannel ch, int length, ByteArrayOutputStream into) throws IOException {
+  static void readExactly(SocketChannel ch, int length, ByteArrayOutputStream into)
+      throws IOException {
     ByteBuffer buf = ByteBuffer.allocate(length);
     while (buf.hasRemaining()) {
       if (ch.read(buf) < 0) {
@@ -64,7 +66,8 @@ final class Peers {
   }
 
   /** Reads a client channel to end of stream, slowly if asked (a pause every 64 KiB). */
-  static void readToEnd(SocketChannel ch, ByteArrayOutputStream into, boolean slowly) throws IOException {
+  static void readToEnd(SocketChannel ch, ByteArrayOutputStream into, boolean slowly)
+      throws IOException {
     ByteBuffer buf = ByteBuffer.allocate(8192);
     long sinceNap = 0;
     int n;

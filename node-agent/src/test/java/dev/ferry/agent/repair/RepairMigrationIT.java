@@ -110,7 +110,8 @@ class RepairMigrationIT {
       lab.moveAddressToB();
       TcpSocket onB = lab.restoreAllOnB(List.of(decoded(state))).get(0);
 
-      CompletableFuture<byte[]> serverReads = CompletableFuture.supplyAsync(() -> readUnchecked(onB));
+      CompletableFuture<byte[]> serverReads =
+          CompletableFuture.supplyAsync(() -> readUnchecked(onB));
       CompletableFuture<Void> clientReads =
           CompletableFuture.runAsync(() -> readToEndUnchecked(client, downloaded, false));
       Peers.writeRest(onB, 3, written, DOWNLOAD);
@@ -148,11 +149,14 @@ class RepairMigrationIT {
       assertThat(after.options()).isEqualTo(before.options());
       assertThat(after.sndWscale()).isEqualTo(before.sndWscale());
       assertThat(after.rcvWscale()).isEqualTo(before.rcvWscale());
-      assertThat(after.sndMss()).as("MSS of the segments the server sends").isEqualTo(before.sndMss());
+      assertThat(after.sndMss())
+          .as("MSS of the segments the server sends")
+          .isEqualTo(before.sndMss());
       // tcpi_advmss is not compared: a passive socket subtracts the timestamp option from it,
       // a repaired one cannot, and it only rounds the receive window.
       assertThat(after.stateName()).isEqualTo("ESTABLISHED");
-      String ss = lab.b.run("ss", "-tinH", "state", "established", "sport", "= :" + MigrationLab.PORT);
+      String ss =
+          lab.b.run("ss", "-tinH", "state", "established", "sport", "= :" + MigrationLab.PORT);
       // An independent reading through sock_diag. (This iproute2 prints no ts/sack flags even
       // for fresh connections on this kernel; TCP_INFO above covers those.)
       assertThat(ss)
@@ -163,7 +167,8 @@ class RepairMigrationIT {
 
   @ParameterizedTest
   @EnumSource(Family.class)
-  void restoreWhereTheAddressIsMissingFailsClearlyAndLeavesNoSocket(Family family) throws Exception {
+  void restoreWhereTheAddressIsMissingFailsClearlyAndLeavesNoSocket(Family family)
+      throws Exception {
     try (MigrationLab lab = new MigrationLab(family)) {
       SocketChannel client = lab.connect(0);
       TcpSocket onA = lab.accept();
@@ -254,7 +259,8 @@ class RepairMigrationIT {
   private static void uploadUnchecked(SocketChannel ch, long seed, int total, AtomicLong sent) {
     try {
       for (long pos = 0; pos < total; ) {
-        ByteBuffer chunk = ByteBuffer.wrap(Pattern.bytes(seed, pos, (int) Math.min(16384, total - pos)));
+        ByteBuffer chunk =
+            ByteBuffer.wrap(Pattern.bytes(seed, pos, (int) Math.min(16384, total - pos)));
         while (chunk.hasRemaining()) {
           pos += ch.write(chunk);
           sent.set(pos);
@@ -266,7 +272,8 @@ class RepairMigrationIT {
     }
   }
 
-  private static void readToEndUnchecked(SocketChannel ch, ByteArrayOutputStream into, boolean slowly) {
+  private static void readToEndUnchecked(
+      SocketChannel ch, ByteArrayOutputStream into, boolean slowly) {
     try {
       Peers.readToEnd(ch, into, slowly);
     } catch (Exception e) {

@@ -35,7 +35,10 @@ class SocketStateCodecTest {
 
   @Test
   void decodesWhatItEncodedIncludingQueuesAndIpv6() throws Exception {
-    for (SocketState s : new SocketState[] {state("198.18.0.100", "198.18.0.1", 5000), state("fd66::100", "fd66::1", 7)}) {
+    for (SocketState s :
+        new SocketState[] {
+          state("198.18.0.100", "198.18.0.1", 5000), state("fd66::100", "fd66::1", 7)
+        }) {
       SocketState back = SocketStateCodec.decode(SocketStateCodec.encode(s));
       assertThat(back)
           .usingRecursiveComparison()
@@ -46,13 +49,16 @@ class SocketStateCodecTest {
 
   @Test
   void idleIpv4SocketEncodesInAtMostOneHundredBytes() throws Exception {
-    assertThat(SocketStateCodec.encode(state("198.18.0.100", "198.18.0.1", 0)).length).isLessThanOrEqualTo(100);
+    assertThat(SocketStateCodec.encode(state("198.18.0.100", "198.18.0.1", 0)).length)
+        .isLessThanOrEqualTo(100);
   }
 
   @Test
   void unknownFormatVersionIsRejectedByName() throws Exception {
     TcpSocketState future =
-        SocketStateCodec.toMessage(state("198.18.0.100", "198.18.0.1", 10)).toBuilder().setFormatVersion(2).build();
+        SocketStateCodec.toMessage(state("198.18.0.100", "198.18.0.1", 10)).toBuilder()
+            .setFormatVersion(2)
+            .build();
     assertThatThrownBy(() -> SocketStateCodec.fromMessage(future))
         .isInstanceOf(InvalidSocketStateException.class)
         .hasMessageContaining("format_version 2 is not supported")
@@ -62,27 +68,34 @@ class SocketStateCodecTest {
   @Test
   void missingVersionWindowOrBadAddressesAreRejectedWithTheField() throws Exception {
     TcpSocketState good = SocketStateCodec.toMessage(state("198.18.0.100", "198.18.0.1", 10));
-    assertThatThrownBy(() -> SocketStateCodec.fromMessage(good.toBuilder().clearFormatVersion().build()))
+    assertThatThrownBy(
+            () -> SocketStateCodec.fromMessage(good.toBuilder().clearFormatVersion().build()))
         .hasMessageContaining("no format_version");
     assertThatThrownBy(() -> SocketStateCodec.fromMessage(good.toBuilder().clearWindow().build()))
         .hasMessageContaining("no window");
     assertThatThrownBy(
-            () -> SocketStateCodec.fromMessage(good.toBuilder().setLocalAddress(good.getLocalAddress().substring(1)).build()))
+            () ->
+                SocketStateCodec.fromMessage(
+                    good.toBuilder().setLocalAddress(good.getLocalAddress().substring(1)).build()))
         .hasMessageContaining("local_address must be 4 or 16 bytes, got 3");
-    assertThatThrownBy(() -> SocketStateCodec.fromMessage(good.toBuilder().setRemotePort(70000).build()))
+    assertThatThrownBy(
+            () -> SocketStateCodec.fromMessage(good.toBuilder().setRemotePort(70000).build()))
         .hasMessageContaining("remote_port must be 1-65535, got 70000");
-    assertThatThrownBy(() -> SocketStateCodec.fromMessage(good.toBuilder().setSndWscale(15).build()))
+    assertThatThrownBy(
+            () -> SocketStateCodec.fromMessage(good.toBuilder().setSndWscale(15).build()))
         .hasMessageContaining("window scales must be 0-14");
     assertThatThrownBy(
             () ->
                 SocketStateCodec.fromMessage(
-                    good.toBuilder().setRemoteAddress(com.google.protobuf.ByteString.copyFrom(new byte[16])).build()))
+                    good.toBuilder()
+                        .setRemoteAddress(com.google.protobuf.ByteString.copyFrom(new byte[16]))
+                        .build()))
         .hasMessageContaining("different address families");
   }
 
   /**
-   * Fuzz-style: every truncation and every single-bit flip of a real encoding, and random
-   * noise, fail with InvalidSocketStateException: never another exception, never a state.
+   * Fuzz-style: every truncation and every single-bit flip of a real encoding, and random noise,
+   * fail with InvalidSocketStateException: never another exception, never a state.
    */
   @Test
   void truncatedCorruptedOrRandomBytesAreAlwaysRejected() throws Exception {
@@ -103,7 +116,10 @@ class SocketStateCodecTest {
       assertRejected(noise);
     }
     // A length prefix claiming 2 GiB of queue data is refused, not allocated.
-    assertRejected(new byte[] {0x08, 0x01, (byte) 0x82, 0x01, (byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff, 0x07});
+    assertRejected(
+        new byte[] {
+          0x08, 0x01, (byte) 0x82, 0x01, (byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff, 0x07
+        });
     assertThat(tries).isGreaterThan(20_000 + valid.length * 9 - 1);
   }
 

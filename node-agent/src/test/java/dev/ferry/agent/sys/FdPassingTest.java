@@ -59,7 +59,8 @@ class FdPassingTest {
         .isInstanceOf(SyscallException.class)
         .hasMessageStartingWith("pidfd_open(pid=2147483647) failed: ESRCH");
     assertThatThrownBy(() -> TcpSocket.adopt(999_999).info())
-        .hasMessageStartingWith("getsockopt(fd=999999, TCP_INFO) failed: EBADF (Bad file descriptor)");
+        .hasMessageStartingWith(
+            "getsockopt(fd=999999, TCP_INFO) failed: EBADF (Bad file descriptor)");
   }
 
   private static TcpSocket loopbackListener() throws SyscallException {

@@ -15,7 +15,8 @@ class StructLayoutTest {
     byte[] raw = new RepairWindow(1, 2, 3, 4, 5).encode();
     assertThat(raw).hasSize(20);
     ByteBuffer b = ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder());
-    assertThat(new int[] {b.getInt(), b.getInt(), b.getInt(), b.getInt(), b.getInt()}).containsExactly(1, 2, 3, 4, 5);
+    assertThat(new int[] {b.getInt(), b.getInt(), b.getInt(), b.getInt(), b.getInt()})
+        .containsExactly(1, 2, 3, 4, 5);
     assertThat(RepairWindow.parse(raw)).isEqualTo(new RepairWindow(1, 2, 3, 4, 5));
   }
 
