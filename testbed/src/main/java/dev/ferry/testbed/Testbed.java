@@ -60,6 +60,26 @@ public final class Testbed implements AutoCloseable {
     }
   }
 
+  /**
+   * Makes sure a BPF filesystem is mounted at /sys/fs/bpf (container hosts and minimal VMs often
+   * lack one) and returns a fresh directory in it for this testbed's pins.
+   */
+  public Path bpfPinDir(String name) {
+    Path root = Path.of("/sys/fs/bpf");
+    try {
+      boolean mounted =
+          Files.readAllLines(Path.of("/proc/self/mounts")).stream()
+              .map(l -> l.split(" "))
+              .anyMatch(f -> f.length > 2 && f[1].equals(root.toString()) && f[2].equals("bpf"));
+      if (!mounted) {
+        Shell.run("mount", "-t", "bpf", "bpf", root.toString());
+      }
+    } catch (java.io.IOException e) {
+      throw new IllegalStateException("cannot read /proc/self/mounts", e);
+    }
+    return root.resolve(prefix + name);
+  }
+
   /** Adds a host with the given addresses on its eth0 ("198.18.0.1/24", "fd66::1/64"). */
   public Host host(String role, String... addresses) {
     if (role.length() > 10) {

@@ -74,6 +74,7 @@ public final class SocketExporter {
         window,
         Arrays.copyOfRange(sendQueue, 0, unacked),
         Arrays.copyOfRange(sendQueue, unacked, outq),
-        recvQueue);
+        recvQueue,
+        System.currentTimeMillis());
   }
 }

@@ -17,6 +17,9 @@ public final class SocketRestorer {
   /** The kernel refuses a larger TCP_MAXSEG (MAX_TCP_WINDOW); only loopback has one. */
   private static final int MAX_USER_MSS = 32767;
 
+  /** How far apart two nodes' wall clocks may be for the TSval clock to stay monotonic. */
+  static final long CLOCK_SKEW_MARGIN_MS = 1000;
+
   /** Restores inside {@code namespace}; the calling thread returns to its own afterwards. */
   public RestoredSocket restore(SocketState state, NetNamespace namespace) throws RestoreException {
     try {
@@ -67,7 +70,7 @@ public final class SocketRestorer {
               state.sack(),
               state.timestamps()));
       if (state.timestamps()) {
-        repair.setTimestamp(state.timestamp());
+        repair.setTimestamp(continuedTimestamp(state, System.currentTimeMillis()));
       }
       step = "fill the receive queue";
       repair.fillQueue(Queue.RECV, state.recvQueue());
@@ -90,6 +93,19 @@ public final class SocketRestorer {
               + hint(e, state, where),
           e);
     }
+  }
+
+  /**
+   * The TSval clock to restore: the exported one, moved on by the time since the export plus a
+   * margin for the clock difference between the two nodes. While held, the client saw answers whose
+   * TSval kept ticking from the exported value; a restored clock behind the last of them would have
+   * every segment dropped by the client's PAWS check. Ahead is harmless.
+   */
+  static int continuedTimestamp(SocketState state, long nowMillis) {
+    long elapsed =
+        state.exportedAtMillis() == 0 ? 0 : Math.max(0, nowMillis - state.exportedAtMillis());
+    return state.timestamp()
+        + (int) Math.min(elapsed + CLOCK_SKEW_MARGIN_MS, Integer.MAX_VALUE / 2);
   }
 
   private static String hint(Exception e, SocketState state, String where) {

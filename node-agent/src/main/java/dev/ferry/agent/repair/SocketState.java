@@ -17,6 +17,7 @@ import java.util.Objects;
  * @param sendUnacked send-queue bytes transmitted but not acknowledged
  * @param sendUnsent send-queue bytes never transmitted
  * @param recvQueue bytes received and acknowledged but not read by the application
+ * @param exportedAtMillis wall-clock time of the export, ms since the epoch
  */
 public record SocketState(
     InetSocketAddress local,
@@ -33,7 +34,8 @@ public record SocketState(
     RepairWindow window,
     byte[] sendUnacked,
     byte[] sendUnsent,
-    byte[] recvQueue) {
+    byte[] recvQueue,
+    long exportedAtMillis) {
 
   /** RFC 7323 caps the shift at 14. */
   public static final int MAX_WSCALE = 14;

@@ -77,6 +77,7 @@ public final class SocketStateCodec {
         .setSendUnacked(ByteString.copyFrom(s.sendUnacked()))
         .setSendUnsent(ByteString.copyFrom(s.sendUnsent()))
         .setRecvQueue(ByteString.copyFrom(s.recvQueue()))
+        .setExportedAtUnixMs(s.exportedAtMillis())
         .build();
   }
 
@@ -125,7 +126,8 @@ public final class SocketStateCodec {
               w.getSndWl1(), w.getSndWnd(), w.getMaxWindow(), w.getRcvWnd(), w.getRcvWup()),
           m.getSendUnacked().toByteArray(),
           m.getSendUnsent().toByteArray(),
-          m.getRecvQueue().toByteArray());
+          m.getRecvQueue().toByteArray(),
+          m.getExportedAtUnixMs());
     } catch (IllegalArgumentException e) {
       throw new InvalidSocketStateException("invalid socket state: " + e.getMessage(), e);
     }

@@ -73,6 +73,70 @@ final class Native {
     int pidfd_getfd(int pidfd, int targetfd, int flags);
 
     String strerror(int errnum);
+
+    int if_nametoindex(String ifname);
+  }
+
+  /**
+   * libbpf 1.x. Functions that return int give a negative errno; those that return a pointer give
+   * NULL and set errno.
+   */
+  public interface LibBpf {
+    Pointer bpf_object__open_file(String path, Pointer opts);
+
+    Pointer bpf_object__open_mem(Pointer buf, long size, Pointer opts);
+
+    int bpf_object__load(Pointer obj);
+
+    void bpf_object__close(Pointer obj);
+
+    Pointer bpf_object__next_map(Pointer obj, Pointer prev);
+
+    String bpf_map__name(Pointer map);
+
+    int bpf_map__set_pin_path(Pointer map, String path);
+
+    int bpf_map__fd(Pointer map);
+
+    Pointer bpf_object__find_program_by_name(Pointer obj, String name);
+
+    int bpf_program__fd(Pointer prog);
+
+    int bpf_obj_get(String pathname);
+
+    int bpf_map_update_elem(int fd, @In byte[] key, @In byte[] value, long flags);
+
+    int bpf_map_lookup_elem(int fd, @In byte[] key, @Out byte[] value);
+
+    int bpf_map_delete_elem(int fd, @In byte[] key);
+
+    int bpf_map_get_next_key(int fd, @In byte[] key, @Out byte[] nextKey);
+
+    int bpf_tc_hook_create(Pointer hook);
+
+    int bpf_tc_hook_destroy(Pointer hook);
+
+    int bpf_tc_attach(Pointer hook, Pointer opts);
+
+    int bpf_tc_detach(Pointer hook, Pointer opts);
+
+    int bpf_tc_query(Pointer hook, Pointer opts);
+
+    int bpf_xdp_attach(int ifindex, int progFd, int flags, Pointer opts);
+
+    int bpf_xdp_detach(int ifindex, int flags, Pointer opts);
+
+    int bpf_xdp_query_id(int ifindex, int flags, IntByReference progId);
+  }
+
+  /** Loaded on first use, so that a node without libbpf can still move sockets. */
+  static final class Bpf {
+    static final LibBpf LIB =
+        LibraryLoader.create(LibBpf.class)
+            .option(LibraryOption.SaveError, true)
+            .load("libbpf.so.1");
+
+    private Bpf() {}
   }
 
   static final LibC LIBC =

@@ -18,8 +18,8 @@ import java.util.List;
  * A client and two server hosts on one LAN; the service address starts on host A and moves, with
  * its connections, to host B. Each step is a method so that tests read like the story.
  */
-final class MigrationLab implements AutoCloseable {
-  enum Family {
+public final class MigrationLab implements AutoCloseable {
+  public enum Family {
     IPV4("198.18.0.", "/24"),
     IPV6("fd66::", "/64");
 
@@ -31,33 +31,33 @@ final class MigrationLab implements AutoCloseable {
       this.mask = mask;
     }
 
-    String ip(int host) {
+    public String ip(int host) {
       return prefix + host;
     }
 
-    String cidr(int host) {
+    public String cidr(int host) {
       return prefix + host + mask;
     }
   }
 
-  static final int PORT = 8080;
+  public static final int PORT = 8080;
 
   /** A MAC no host has: a neighbour entry pointing here swallows packets one way. */
   private static final String NOWHERE = "02:00:00:00:00:01";
 
-  final Testbed bed = Testbed.create();
-  final Family family;
-  final Host client;
-  final Host a;
-  final Host b;
-  final NetNamespace clientNs;
-  final NetNamespace aNs;
-  final NetNamespace bNs;
-  final InetSocketAddress service;
+  public final Testbed bed = Testbed.create();
+  public final Family family;
+  public final Host client;
+  public final Host a;
+  public final Host b;
+  public final NetNamespace clientNs;
+  public final NetNamespace aNs;
+  public final NetNamespace bNs;
+  public final InetSocketAddress service;
   private final TcpSocket listener;
   private final List<AutoCloseable> resources = new ArrayList<>();
 
-  MigrationLab(Family family) throws IOException {
+  public MigrationLab(Family family) throws IOException {
     this.family = family;
     try {
       client = bed.host("client", family.cidr(1));
@@ -83,13 +83,13 @@ final class MigrationLab implements AutoCloseable {
     }
   }
 
-  private <T extends AutoCloseable> T track(T resource) {
+  public <T extends AutoCloseable> T track(T resource) {
     resources.add(resource);
     return resource;
   }
 
   /** A client connection from the client host, with a small receive buffer if asked. */
-  SocketChannel connect(int receiveBuffer) throws IOException {
+  public SocketChannel connect(int receiveBuffer) throws IOException {
     SocketChannel ch =
         clientNs.call(
             () -> {
@@ -103,22 +103,22 @@ final class MigrationLab implements AutoCloseable {
     return track(ch);
   }
 
-  TcpSocket accept() throws SyscallException {
+  public TcpSocket accept() throws SyscallException {
     return track(listener.accept());
   }
 
   /** From now on nothing host A sends reaches the client; the client still reaches A. */
-  void dropServerToClient() {
+  public void dropServerToClient() {
     a.setNeighbour(family.ip(1), NOWHERE);
   }
 
   /** Holds every connection on A: its cable is pulled, so neither side can change them. */
-  void freezeA() {
+  public void freezeA() {
     bed.unplug(a);
   }
 
   /** Exports each socket and closes it silently, as the source agent does. */
-  List<SocketState> exportAll(List<TcpSocket> sockets) throws IOException {
+  public List<SocketState> exportAll(List<TcpSocket> sockets) throws IOException {
     SocketExporter exporter = new SocketExporter();
     List<SocketState> states = new ArrayList<>();
     for (TcpSocket s : sockets) {
@@ -129,12 +129,12 @@ final class MigrationLab implements AutoCloseable {
   }
 
   /** The address moves to B and the client learns B's MAC for it. */
-  void moveAddressToB() {
+  public void moveAddressToB() {
     bed.moveAddress(family.cidr(100), a, b, client);
   }
 
   /** Restores every state on B (one namespace entry for the batch) and resumes each. */
-  List<TcpSocket> restoreAllOnB(List<SocketState> states) throws IOException {
+  public List<TcpSocket> restoreAllOnB(List<SocketState> states) throws IOException {
     SocketRestorer restorer = new SocketRestorer();
     List<RestoredSocket> staged =
         bNs.call(
@@ -153,11 +153,11 @@ final class MigrationLab implements AutoCloseable {
   }
 
   /** The whole move of one connection, through the wire format as agents would ship it. */
-  TcpSocket migrate(TcpSocket onA) throws IOException {
+  public TcpSocket migrate(TcpSocket onA) throws IOException {
     return migrateAll(List.of(onA)).get(0);
   }
 
-  List<TcpSocket> migrateAll(List<TcpSocket> onA) throws IOException {
+  public List<TcpSocket> migrateAll(List<TcpSocket> onA) throws IOException {
     freezeA();
     List<SocketState> exported = exportAll(onA);
     List<SocketState> shipped = new ArrayList<>();

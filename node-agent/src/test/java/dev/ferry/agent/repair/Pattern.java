@@ -5,10 +5,10 @@ package dev.ferry.agent.repair;
  * A reproducible byte stream per seed in which every position has its own value, so that a lost,
  * duplicated or reordered byte shows up as a mismatch at a known offset.
  */
-final class Pattern {
+public final class Pattern {
   private Pattern() {}
 
-  static byte at(long seed, long offset) {
+  public static byte at(long seed, long offset) {
     long x = seed * 0x9E3779B97F4A7C15L + offset;
     x ^= x >>> 33;
     x *= 0xff51afd7ed558ccdL;
@@ -16,7 +16,7 @@ final class Pattern {
     return (byte) x;
   }
 
-  static byte[] bytes(long seed, long offset, int length) {
+  public static byte[] bytes(long seed, long offset, int length) {
     byte[] out = new byte[length];
     for (int i = 0; i < length; i++) {
       out[i] = at(seed, offset + i);
@@ -25,7 +25,7 @@ final class Pattern {
   }
 
   /** -1 if {@code got} is exactly the first {@code got.length} bytes of the stream. */
-  static long firstMismatch(long seed, byte[] got) {
+  public static long firstMismatch(long seed, byte[] got) {
     for (int i = 0; i < got.length; i++) {
       if (got[i] != at(seed, i)) {
         return i;

@@ -9,11 +9,12 @@ import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 
 /** Reading and writing helpers for the two ends of a test connection. */
-final class Peers {
+public final class Peers {
   private Peers() {}
 
   /** Writes pattern bytes from {@code offset} into a non-blocking socket until it is full. */
-  static long fill(TcpSocket server, long seed, long offset, long end) throws SyscallException {
+  public static long fill(TcpSocket server, long seed, long offset, long end)
+      throws SyscallException {
     server.setBlocking(false);
     long pos = offset;
     while (pos < end) {
@@ -29,7 +30,7 @@ final class Peers {
   }
 
   /** Writes pattern bytes [offset, end) to a blocking socket. */
-  static void writeRest(TcpSocket server, long seed, long offset, long end)
+  public static void writeRest(TcpSocket server, long seed, long offset, long end)
       throws SyscallException {
     for (long pos = offset; pos < end; ) {
       byte[] chunk = Pattern.bytes(seed, pos, (int) Math.min(65536, end - pos));
@@ -39,7 +40,8 @@ final class Peers {
   }
 
   /** Reads what is there now from a client channel, without waiting. */
-  static int drainAvailable(SocketChannel ch, ByteArrayOutputStream into) throws IOException {
+  public static int drainAvailable(SocketChannel ch, ByteArrayOutputStream into)
+      throws IOException {
     ch.configureBlocking(false);
     ByteBuffer buf = ByteBuffer.allocate(65536);
     int total = 0;
@@ -54,7 +56,7 @@ final class Peers {
   }
 
   /** Reads exactly {@code length} bytes from a client channel. */
-  static void readExactly(SocketChannel ch, int length, ByteArrayOutputStream into)
+  public static void readExactly(SocketChannel ch, int length, ByteArrayOutputStream into)
       throws IOException {
     ByteBuffer buf = ByteBuffer.allocate(length);
     while (buf.hasRemaining()) {
@@ -66,7 +68,7 @@ final class Peers {
   }
 
   /** Reads a client channel to end of stream, slowly if asked (a pause every 64 KiB). */
-  static void readToEnd(SocketChannel ch, ByteArrayOutputStream into, boolean slowly)
+  public static void readToEnd(SocketChannel ch, ByteArrayOutputStream into, boolean slowly)
       throws IOException {
     ByteBuffer buf = ByteBuffer.allocate(8192);
     long sinceNap = 0;
@@ -83,7 +85,7 @@ final class Peers {
   }
 
   /** Reads a server socket to end of stream. */
-  static byte[] readToEnd(TcpSocket server) throws SyscallException {
+  public static byte[] readToEnd(TcpSocket server) throws SyscallException {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     byte[] buf = new byte[65536];
     int n;
@@ -93,7 +95,7 @@ final class Peers {
     return out.toByteArray();
   }
 
-  static void nap(long millis) {
+  public static void nap(long millis) {
     try {
       Thread.sleep(millis);
     } catch (InterruptedException e) {

@@ -30,7 +30,8 @@ class SocketStateCodecTest {
         new RepairWindow(0x12345000, 64512, 65535, 64256, 0x12345000),
         Pattern.bytes(1, 0, queueBytes),
         Pattern.bytes(2, 0, queueBytes * 2),
-        Pattern.bytes(3, 0, queueBytes / 2));
+        Pattern.bytes(3, 0, queueBytes / 2),
+        1_795_000_000_000L);
   }
 
   @Test

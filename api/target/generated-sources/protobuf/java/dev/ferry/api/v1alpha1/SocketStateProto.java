@@ -46,7 +46,7 @@ public final class SocketStateProto extends com.google.protobuf.GeneratedFile {
   static {
     java.lang.String[] descriptorData = {
       "\n!ferry/v1alpha1/socket_state.proto\022\016fer" +
-      "ry.v1alpha1\"\202\003\n\016TcpSocketState\022\026\n\016format" +
+      "ry.v1alpha1\"\237\003\n\016TcpSocketState\022\026\n\016format" +
       "_version\030\001 \001(\r\022\025\n\rlocal_address\030\002 \001(\014\022\022\n" +
       "\nlocal_port\030\003 \001(\r\022\026\n\016remote_address\030\004 \001(" +
       "\014\022\023\n\013remote_port\030\005 \001(\r\022\020\n\010send_seq\030\006 \001(\r" +
@@ -55,11 +55,12 @@ public final class SocketStateProto extends com.google.protobuf.GeneratedFile {
       "\007options\030\013 \001(\r\022\021\n\ttimestamp\030\014 \001(\r\022,\n\006win" +
       "dow\030\r \001(\0132\034.ferry.v1alpha1.RepairWindow\022" +
       "\024\n\014send_unacked\030\016 \001(\014\022\023\n\013send_unsent\030\017 \001" +
-      "(\014\022\022\n\nrecv_queue\030\020 \001(\014\022\020\n\010checksum\030\021 \001(\007" +
-      "\"f\n\014RepairWindow\022\017\n\007snd_wl1\030\001 \001(\r\022\017\n\007snd" +
-      "_wnd\030\002 \001(\r\022\022\n\nmax_window\030\003 \001(\r\022\017\n\007rcv_wn" +
-      "d\030\004 \001(\r\022\017\n\007rcv_wup\030\005 \001(\rB,\n\026dev.ferry.ap" +
-      "i.v1alpha1B\020SocketStateProtoP\001b\006proto3"
+      "(\014\022\022\n\nrecv_queue\030\020 \001(\014\022\033\n\023exported_at_un" +
+      "ix_ms\030\022 \001(\004\022\020\n\010checksum\030\021 \001(\007\"f\n\014RepairW" +
+      "indow\022\017\n\007snd_wl1\030\001 \001(\r\022\017\n\007snd_wnd\030\002 \001(\r\022" +
+      "\022\n\nmax_window\030\003 \001(\r\022\017\n\007rcv_wnd\030\004 \001(\r\022\017\n\007" +
+      "rcv_wup\030\005 \001(\rB,\n\026dev.ferry.api.v1alpha1B" +
+      "\020SocketStateProtoP\001b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -70,7 +71,7 @@ public final class SocketStateProto extends com.google.protobuf.GeneratedFile {
     internal_static_ferry_v1alpha1_TcpSocketState_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_ferry_v1alpha1_TcpSocketState_descriptor,
-        new java.lang.String[] { "FormatVersion", "LocalAddress", "LocalPort", "RemoteAddress", "RemotePort", "SendSeq", "RecvSeq", "MssClamp", "SndWscale", "RcvWscale", "Options", "Timestamp", "Window", "SendUnacked", "SendUnsent", "RecvQueue", "Checksum", });
+        new java.lang.String[] { "FormatVersion", "LocalAddress", "LocalPort", "RemoteAddress", "RemotePort", "SendSeq", "RecvSeq", "MssClamp", "SndWscale", "RcvWscale", "Options", "Timestamp", "Window", "SendUnacked", "SendUnsent", "RecvQueue", "ExportedAtUnixMs", "Checksum", });
     internal_static_ferry_v1alpha1_RepairWindow_descriptor =
       getDescriptor().getMessageType(1);
     internal_static_ferry_v1alpha1_RepairWindow_fieldAccessorTable = new

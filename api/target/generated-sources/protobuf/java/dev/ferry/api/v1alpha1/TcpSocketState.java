@@ -281,6 +281,23 @@ private static final long serialVersionUID = 0L;
     return recvQueue_;
   }
 
+  public static final int EXPORTED_AT_UNIX_MS_FIELD_NUMBER = 18;
+  private long exportedAtUnixMs_ = 0L;
+  /**
+   * <pre>
+   * Wall-clock time of the export (ms since the epoch). The restore moves the TSval clock on
+   * by the time since then, because the client has meanwhile seen answers whose TSval kept
+   * advancing, and PAWS drops any segment whose TSval falls behind the last one it saw.
+   * </pre>
+   *
+   * <code>uint64 exported_at_unix_ms = 18;</code>
+   * @return The exportedAtUnixMs.
+   */
+  @java.lang.Override
+  public long getExportedAtUnixMs() {
+    return exportedAtUnixMs_;
+  }
+
   public static final int CHECKSUM_FIELD_NUMBER = 17;
   private int checksum_ = 0;
   /**
@@ -364,6 +381,9 @@ private static final long serialVersionUID = 0L;
     if (checksum_ != 0) {
       output.writeFixed32(17, checksum_);
     }
+    if (exportedAtUnixMs_ != 0L) {
+      output.writeUInt64(18, exportedAtUnixMs_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -441,6 +461,10 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeFixed32Size(17, checksum_);
     }
+    if (exportedAtUnixMs_ != 0L) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeUInt64Size(18, exportedAtUnixMs_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -491,6 +515,8 @@ private static final long serialVersionUID = 0L;
         .equals(other.getSendUnsent())) return false;
     if (!getRecvQueue()
         .equals(other.getRecvQueue())) return false;
+    if (getExportedAtUnixMs()
+        != other.getExportedAtUnixMs()) return false;
     if (getChecksum()
         != other.getChecksum()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
@@ -538,6 +564,9 @@ private static final long serialVersionUID = 0L;
     hash = (53 * hash) + getSendUnsent().hashCode();
     hash = (37 * hash) + RECV_QUEUE_FIELD_NUMBER;
     hash = (53 * hash) + getRecvQueue().hashCode();
+    hash = (37 * hash) + EXPORTED_AT_UNIX_MS_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+        getExportedAtUnixMs());
     hash = (37 * hash) + CHECKSUM_FIELD_NUMBER;
     hash = (53 * hash) + getChecksum();
     hash = (29 * hash) + getUnknownFields().hashCode();
@@ -697,6 +726,7 @@ private static final long serialVersionUID = 0L;
       sendUnacked_ = com.google.protobuf.ByteString.EMPTY;
       sendUnsent_ = com.google.protobuf.ByteString.EMPTY;
       recvQueue_ = com.google.protobuf.ByteString.EMPTY;
+      exportedAtUnixMs_ = 0L;
       checksum_ = 0;
       return this;
     }
@@ -784,6 +814,9 @@ private static final long serialVersionUID = 0L;
         result.recvQueue_ = recvQueue_;
       }
       if (((from_bitField0_ & 0x00010000) != 0)) {
+        result.exportedAtUnixMs_ = exportedAtUnixMs_;
+      }
+      if (((from_bitField0_ & 0x00020000) != 0)) {
         result.checksum_ = checksum_;
       }
       result.bitField0_ |= to_bitField0_;
@@ -848,6 +881,9 @@ private static final long serialVersionUID = 0L;
       }
       if (!other.getRecvQueue().isEmpty()) {
         setRecvQueue(other.getRecvQueue());
+      }
+      if (other.getExportedAtUnixMs() != 0L) {
+        setExportedAtUnixMs(other.getExportedAtUnixMs());
       }
       if (other.getChecksum() != 0) {
         setChecksum(other.getChecksum());
@@ -962,9 +998,14 @@ private static final long serialVersionUID = 0L;
             } // case 130
             case 141: {
               checksum_ = input.readFixed32();
-              bitField0_ |= 0x00010000;
+              bitField0_ |= 0x00020000;
               break;
             } // case 141
+            case 144: {
+              exportedAtUnixMs_ = input.readUInt64();
+              bitField0_ |= 0x00010000;
+              break;
+            } // case 144
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1706,6 +1747,56 @@ private static final long serialVersionUID = 0L;
       return this;
     }
 
+    private long exportedAtUnixMs_ ;
+    /**
+     * <pre>
+     * Wall-clock time of the export (ms since the epoch). The restore moves the TSval clock on
+     * by the time since then, because the client has meanwhile seen answers whose TSval kept
+     * advancing, and PAWS drops any segment whose TSval falls behind the last one it saw.
+     * </pre>
+     *
+     * <code>uint64 exported_at_unix_ms = 18;</code>
+     * @return The exportedAtUnixMs.
+     */
+    @java.lang.Override
+    public long getExportedAtUnixMs() {
+      return exportedAtUnixMs_;
+    }
+    /**
+     * <pre>
+     * Wall-clock time of the export (ms since the epoch). The restore moves the TSval clock on
+     * by the time since then, because the client has meanwhile seen answers whose TSval kept
+     * advancing, and PAWS drops any segment whose TSval falls behind the last one it saw.
+     * </pre>
+     *
+     * <code>uint64 exported_at_unix_ms = 18;</code>
+     * @param value The exportedAtUnixMs to set.
+     * @return This builder for chaining.
+     */
+    public Builder setExportedAtUnixMs(long value) {
+
+      exportedAtUnixMs_ = value;
+      bitField0_ |= 0x00010000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Wall-clock time of the export (ms since the epoch). The restore moves the TSval clock on
+     * by the time since then, because the client has meanwhile seen answers whose TSval kept
+     * advancing, and PAWS drops any segment whose TSval falls behind the last one it saw.
+     * </pre>
+     *
+     * <code>uint64 exported_at_unix_ms = 18;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearExportedAtUnixMs() {
+      bitField0_ = (bitField0_ & ~0x00010000);
+      exportedAtUnixMs_ = 0L;
+      onChanged();
+      return this;
+    }
+
     private int checksum_ ;
     /**
      * <pre>
@@ -1737,7 +1828,7 @@ private static final long serialVersionUID = 0L;
     public Builder setChecksum(int value) {
 
       checksum_ = value;
-      bitField0_ |= 0x00010000;
+      bitField0_ |= 0x00020000;
       onChanged();
       return this;
     }
@@ -1753,7 +1844,7 @@ private static final long serialVersionUID = 0L;
      * @return This builder for chaining.
      */
     public Builder clearChecksum() {
-      bitField0_ = (bitField0_ & ~0x00010000);
+      bitField0_ = (bitField0_ & ~0x00020000);
       checksum_ = 0;
       onChanged();
       return this;

@@ -158,6 +158,18 @@ public interface TcpSocketStateOrBuilder extends
 
   /**
    * <pre>
+   * Wall-clock time of the export (ms since the epoch). The restore moves the TSval clock on
+   * by the time since then, because the client has meanwhile seen answers whose TSval kept
+   * advancing, and PAWS drops any segment whose TSval falls behind the last one it saw.
+   * </pre>
+   *
+   * <code>uint64 exported_at_unix_ms = 18;</code>
+   * @return The exportedAtUnixMs.
+   */
+  long getExportedAtUnixMs();
+
+  /**
+   * <pre>
    * CRC32C of every byte of the encoding before this field, which is always written last.
    * Protobuf alone would read a message cut at a field boundary as a valid state with
    * shorter queues; this makes truncation and corruption (a state saved to disk by an agent

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.hold;
+
+/**
+ * Names and flags shared with the BPF programs; mirrors bpf/hold.h and bpf/hold_maps.h. A change
+ * there is a change here, and StructLayoutTest checks the sizes.
+ */
+public final class HoldMaps {
+  /** The TC program rewrites the server's advertised window to 0. */
+  public static final int F_ZERO_WINDOW = 1;
+
+  /** The XDP program drops the client's segments (the socket still exists). */
+  public static final int F_DROP = 1 << 1;
+
+  /** The XDP program answers the client's segments (the socket is gone). */
+  public static final int F_ANSWER = 1 << 2;
+
+  /** The connection negotiated timestamps: answers carry a TSval that keeps advancing. */
+  public static final int F_TIMESTAMPS = 1 << 3;
+
+  /** The TC program drops the server's segments (a staged socket must stay silent). */
+  public static final int F_MUTE = 1 << 4;
+
+  /** The TC program makes the restored socket's window probe acceptable to the client. */
+  public static final int F_WAKE = 1 << 5;
+
+  static final String HOLDS = "ferry_holds";
+  static final String STATS = "ferry_hstats";
+  static final String COUNTERS = "ferry_counters";
+
+  static final String TC_OBJECT = "bpf/hold_tc.bpf.o";
+  static final String XDP_OBJECT = "bpf/hold_xdp.bpf.o";
+  static final String TC_PROGRAM = "hold_tc";
+  static final String XDP_PROGRAM = "hold_xdp";
+
+  private HoldMaps() {}
+}

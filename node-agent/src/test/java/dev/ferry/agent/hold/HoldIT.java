@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.hold;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.ferry.agent.repair.MigrationLab;
+import dev.ferry.agent.repair.MigrationLab.Family;
+import dev.ferry.agent.repair.Pattern;
+import dev.ferry.agent.repair.Peers;
+import dev.ferry.agent.repair.RestoredSocket;
+import dev.ferry.agent.repair.SocketExporter;
+import dev.ferry.agent.repair.SocketRestorer;
+import dev.ferry.agent.repair.SocketState;
+import dev.ferry.agent.sys.Pidfd;
+import dev.ferry.agent.sys.TcAttachment;
+import dev.ferry.agent.sys.TcpSocket;
+import dev.ferry.agent.sys.XdpAttachment;
+import java.io.BufferedReader;
+import java.io.ByteArrayOutputStream;
+import java.io.InputStreamReader;
+import java.net.InetSocketAddress;
+import java.net.StandardSocketOptions;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * The eBPF hold with a real kernel TCP client: held quietly while its server's socket is gone, and
+ * back to full speed the moment the socket is rebuilt elsewhere.
+ */
+class HoldIT {
+  private static final long MINUTE = TimeUnit.SECONDS.toNanos(60);
+
+  /** How long the long test holds its client: a minute in CI; the benchmark goes longer. */
+  private static final long HOLD =
+      TimeUnit.SECONDS.toNanos(Long.getLong("ferry.test.holdSeconds", 60));
+
+  /** Node A and node B each run the hold on their eth0, as their agents would. */
+  private static final class Nodes implements AutoCloseable {
+    final MigrationLab lab;
+    final ConnectionHold onA;
+    final ConnectionHold onB;
+    final Path pinA;
+    final Path pinB;
+
+    Nodes(Family family) throws Exception {
+      lab = new MigrationLab(family);
+      try {
+        pinA = lab.bed.bpfPinDir("a");
+        pinB = lab.bed.bpfPinDir("b");
+        onA = ConnectionHold.install(pinA, "eth0", lab.aNs);
+        onB = ConnectionHold.install(pinB, "eth0", lab.bNs);
+      } catch (Exception e) {
+        lab.close();
+        throw e;
+      }
+    }
+
+    @Override
+    public void close() throws Exception {
+      try {
+        onA.uninstall();
+        onB.uninstall();
+      } finally {
+        lab.close();
+      }
+    }
+  }
+
+  private static long deadline() {
+    return System.nanoTime() + 10 * MINUTE;
+  }
+
+  private static HoldKey keyOf(SocketState s) {
+    return new HoldKey(s.local(), s.remote());
+  }
+
+  @ParameterizedTest
+  @EnumSource(Family.class)
+  void clientHeldForAMinuteStaysEstablishedAndResumesWithinTenMillisecondsOfTheRestore(
+      Family family) throws Exception {
+    try (Nodes nodes = new Nodes(family)) {
+      MigrationLab lab = nodes.lab;
+      SocketChannel client = lab.connect(0);
+      TcpSocket server = lab.accept();
+      ByteArrayOutputStream downloaded = new ByteArrayOutputStream();
+      server.writeFully(Pattern.bytes(7, 0, 1000));
+      Peers.readExactly(client, 1000, downloaded);
+
+      HoldKey key = new HoldKey(server.localAddress(), server.remoteAddress());
+      nodes.onA.freeze(key, deadline());
+      // The application's last write before it quiesces: its segment tells the client that
+      // the window is now zero.
+      server.writeFully(Pattern.bytes(7, 1000, 1));
+      Peers.readExactly(client, 1, downloaded);
+      SocketState state = new SocketExporter().export(server);
+      long exportedAt = System.nanoTime();
+      server.close();
+      nodes.onA.answer(state, exportedAt, deadline());
+
+      // While held, the client writes: it meets a zero window and probes, with back-off.
+      byte[] upload = Pattern.bytes(8, 0, 3000);
+      client.configureBlocking(false);
+      int uploaded = 0;
+      long holdEnds = System.nanoTime() + HOLD;
+      while (System.nanoTime() < holdEnds) {
+        if (uploaded < upload.length) {
+          uploaded += client.write(ByteBuffer.wrap(upload, uploaded, 100));
+        }
+        assertThat(client.read(ByteBuffer.allocate(1)))
+            .as("nothing arrives, no reset, no EOF")
+            .isZero();
+        Peers.nap(500);
+      }
+      client.configureBlocking(true);
+      assertThat(
+              lab.client.run(
+                  "ss", "-tanH", "state", "established", "dport", "= :" + MigrationLab.PORT))
+          .as("the client's socket after a minute's hold")
+          .contains(":" + MigrationLab.PORT);
+      HoldStats held = nodes.onA.stats(key).orElseThrow();
+      assertThat(held.probesAnswered()).as("client probes answered by XDP").isPositive();
+      assertThat(held.resets()).isZero();
+
+      lab.moveAddressToB();
+      RestoredSocket staged = lab.bNs.call(() -> new SocketRestorer().restore(state));
+      nodes.onB.wake(state, deadline());
+      CompletableFuture<Long> firstByte =
+          CompletableFuture.supplyAsync(() -> timeOfFirstByte(client, downloaded));
+      long resumedAt = System.nanoTime();
+      TcpSocket restored = lab.track(staged.resume());
+      // The server says nothing until the upload is in: only the wake-up can end the
+      // client's persist state, not a data segment carrying the window.
+      byte[] got = new byte[uploaded];
+      for (int off = 0; off < got.length; ) {
+        off += restored.read(got, off, got.length - off);
+      }
+      long uploadArrived = System.nanoTime();
+      restored.writeFully(Pattern.bytes(7, 1001, 999));
+      long clientGot = firstByte.get(10, TimeUnit.SECONDS);
+      nodes.onA.release(key);
+      nodes.onB.release(key);
+
+      assertThat(TimeUnit.NANOSECONDS.toMillis(clientGot - resumedAt))
+          .as("ms from resume to the client's next byte")
+          .isLessThanOrEqualTo(10);
+      assertThat(TimeUnit.NANOSECONDS.toMillis(uploadArrived - resumedAt))
+          .as(
+              "ms from resume until the client, woken from zero-window persist, delivered its upload")
+          .isLessThanOrEqualTo(10);
+      assertThat(Pattern.firstMismatch(8, got)).isEqualTo(-1);
+      Peers.readExactly(client, 998, downloaded);
+      assertThat(Pattern.firstMismatch(7, downloaded.toByteArray())).isEqualTo(-1);
+    }
+  }
+
+  @Test
+  void holdOutlivesTheProcessThatOwnedTheSocket() throws Exception {
+    try (Nodes nodes = new Nodes(Family.IPV4)) {
+      MigrationLab lab = nodes.lab;
+      // The listener on A belongs to the lab; the owner process needs the port for itself.
+      Process owner =
+          lab.a
+              .process(
+                  "java",
+                  "-cp",
+                  System.getProperty("java.class.path"),
+                  SocketOwner.class.getName(),
+                  lab.service.getAddress().getHostAddress(),
+                  Integer.toString(MigrationLab.PORT + 1))
+              .redirectError(ProcessBuilder.Redirect.INHERIT)
+              .start();
+      try {
+        BufferedReader out =
+            new BufferedReader(
+                new InputStreamReader(owner.getInputStream(), StandardCharsets.US_ASCII));
+        assertThat(out.readLine()).isEqualTo("listening");
+        SocketChannel client =
+            lab.clientNs.call(
+                () ->
+                    SocketChannel.open(
+                        new InetSocketAddress(lab.service.getAddress(), MigrationLab.PORT + 1)));
+        lab.track(client);
+        String fdLine = out.readLine();
+        assertThat(fdLine).startsWith("fd ");
+        ByteArrayOutputStream got = new ByteArrayOutputStream();
+        Peers.readExactly(client, 6, got);
+
+        SocketState state;
+        try (Pidfd pidfd = Pidfd.open(owner.pid());
+            TcpSocket taken =
+                TcpSocket.adopt(pidfd.duplicate(Integer.parseInt(fdLine.substring(3))))) {
+          HoldKey key = new HoldKey(taken.localAddress(), taken.remoteAddress());
+          nodes.onA.freeze(key, deadline());
+          state = new SocketExporter().export(taken);
+          nodes.onA.answer(state, System.nanoTime(), deadline());
+        }
+        owner.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+
+        client.write(ByteBuffer.wrap("ping".getBytes(StandardCharsets.US_ASCII)));
+        Peers.nap(3000);
+        HoldStats held = nodes.onA.stats(keyOf(state)).orElseThrow();
+        assertThat(held.probesAnswered()).as("answers after the owner died").isPositive();
+        assertThat(held.resets()).isZero();
+        client.configureBlocking(false);
+        assertThat(client.read(ByteBuffer.allocate(1))).as("no reset, no EOF").isZero();
+        client.configureBlocking(true);
+
+        lab.moveAddressToB();
+        RestoredSocket staged = lab.bNs.call(() -> new SocketRestorer().restore(state));
+        nodes.onB.wake(state, deadline());
+        TcpSocket restored = lab.track(staged.resume());
+        byte[] ping = new byte[4];
+        for (int off = 0; off < 4; ) {
+          off += restored.read(ping, off, 4 - off);
+        }
+        assertThat(new String(ping, StandardCharsets.US_ASCII)).isEqualTo("ping");
+        nodes.onA.release(keyOf(state));
+      } finally {
+        owner.destroyForcibly();
+      }
+    }
+  }
+
+  @Test
+  void trafficOfConnectionsThatAreNotHeldPassesUntouched() throws Exception {
+    try (Nodes nodes = new Nodes(Family.IPV4)) {
+      MigrationLab lab = nodes.lab;
+      SocketChannel heldClient = lab.connect(0);
+      TcpSocket held = lab.accept();
+      SocketChannel otherClient = lab.connect(0);
+      TcpSocket other = lab.accept();
+      HoldKey heldKey = new HoldKey(held.localAddress(), held.remoteAddress());
+      nodes.onA.freeze(heldKey, deadline());
+      held.writeFully("last words\n".getBytes(StandardCharsets.US_ASCII));
+      otherClient.setOption(StandardSocketOptions.TCP_NODELAY, true);
+
+      // A thousand round trips on the neighbour connection while the other one is frozen.
+      byte[] buf = new byte[64];
+      ByteArrayOutputStream echoed = new ByteArrayOutputStream();
+      for (int i = 0; i < 1000; i++) {
+        byte[] msg = Pattern.bytes(9, i * 64L, 64);
+        otherClient.write(ByteBuffer.wrap(msg));
+        for (int off = 0; off < 64; ) {
+          off += other.read(buf, off, 64 - off);
+        }
+        other.writeFully(buf);
+        Peers.readExactly(otherClient, 64, echoed);
+      }
+      assertThat(Pattern.firstMismatch(9, echoed.toByteArray())).isEqualTo(-1);
+      assertThat(nodes.onA.stats(heldKey).orElseThrow().windowsZeroed())
+          .as("the held connection's segment had its window zeroed")
+          .isPositive();
+      assertThat(nodes.onA.stats(new HoldKey(other.localAddress(), other.remoteAddress())))
+          .as("the neighbour connection is not held")
+          .isEmpty();
+      Peers.readExactly(heldClient, 11, new ByteArrayOutputStream());
+    }
+  }
+
+  @Test
+  void uninstallLeavesNoProgramAttachedAndNothingPinned() throws Exception {
+    MigrationLab lab = new MigrationLab(Family.IPV4);
+    try (lab) {
+      Path pins = lab.bed.bpfPinDir("a");
+      ConnectionHold hold = ConnectionHold.install(pins, "eth0", lab.aNs);
+      assertThat(Files.list(pins).map(p -> p.getFileName().toString()).toList())
+          .contains("ferry_holds", "ferry_hstats", "ferry_counters");
+      assertThat(
+              lab.aNs.call(
+                  () -> XdpAttachment.attachedProgramId("eth0", XdpAttachment.Mode.GENERIC)))
+          .isPositive();
+      assertThat(lab.aNs.call(() -> TcAttachment.isAttached("eth0", TcAttachment.Direction.EGRESS)))
+          .isTrue();
+
+      hold.uninstall();
+
+      assertThat(Files.exists(pins)).as("pin directory " + pins).isFalse();
+      assertThat(
+              lab.aNs.call(
+                  () -> XdpAttachment.attachedProgramId("eth0", XdpAttachment.Mode.GENERIC)))
+          .isZero();
+      assertThat(lab.aNs.call(() -> TcAttachment.isAttached("eth0", TcAttachment.Direction.EGRESS)))
+          .isFalse();
+      assertThat(lab.a.run("tc", "filter", "show", "dev", "eth0", "egress")).isBlank();
+    }
+  }
+
+  private static long timeOfFirstByte(SocketChannel client, ByteArrayOutputStream into) {
+    try {
+      ByteBuffer one = ByteBuffer.allocate(1);
+      if (client.read(one) != 1) {
+        throw new IllegalStateException("end of stream");
+      }
+      long at = System.nanoTime();
+      into.write(one.array(), 0, 1);
+      return at;
+    } catch (Exception e) {
+      throw new IllegalStateException("client read failed", e);
+    }
+  }
+}
