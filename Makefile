@@ -4,7 +4,7 @@ MVNW := ./mvnw -B -ntp
 # Every test connection and its peer is a descriptor: raise the soft limit to the hard one.
 FDS := ulimit -n $$(ulimit -Hn)
 
-.PHONY: deps build test demo bench-repair format clean
+.PHONY: deps build test demo bench-repair bench-hold format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -25,6 +25,11 @@ demo: deps
 bench-repair: deps
 	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
 	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.RepairBenchmark -Dferry.args="$(or $(ARGS),--sockets 10000)"
+
+## Holds N connections with the eBPF hold for a while, then moves them; prints resume latency.
+bench-hold: deps
+	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
+	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.HoldBenchmark -Dferry.args="$(or $(ARGS),--connections 1000 --hold-seconds 60)"
 
 format:
 	$(MVNW) -q spotless:apply

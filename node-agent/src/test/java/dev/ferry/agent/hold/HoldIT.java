@@ -2,6 +2,7 @@
 package dev.ferry.agent.hold;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.ferry.agent.repair.MigrationLab;
 import dev.ferry.agent.repair.MigrationLab.Family;
@@ -262,6 +263,56 @@ class HoldIT {
           .as("the neighbour connection is not held")
           .isEmpty();
       Peers.readExactly(heldClient, 11, new ByteArrayOutputStream());
+    }
+  }
+
+  @Test
+  void aRestartedAgentFindsTheHoldsInForceAndCanReleaseThem() throws Exception {
+    MigrationLab lab = new MigrationLab(Family.IPV4);
+    try (lab) {
+      Path pins = lab.bed.bpfPinDir("a");
+      SocketChannel client = lab.connect(0);
+      TcpSocket server = lab.accept();
+      SocketState state;
+      try (ConnectionHold first = ConnectionHold.install(pins, "eth0", lab.aNs)) {
+        first.freeze(new HoldKey(server.localAddress(), server.remoteAddress()), deadline());
+        state = new SocketExporter().export(server);
+        server.close();
+        first.answer(state, System.nanoTime(), deadline());
+      } // the agent exits: its descriptors close, programs and pinned maps stay
+
+      client.write(ByteBuffer.wrap(new byte[] {1}));
+      Peers.nap(500);
+      ConnectionHold again = ConnectionHold.reopen(pins, "eth0", lab.aNs);
+      assertThat(again.held()).containsExactly(keyOf(state));
+      assertThat(again.stats(keyOf(state)).orElseThrow().probesAnswered())
+          .as("answered while no agent ran")
+          .isPositive();
+      again.release(keyOf(state));
+      assertThat(again.held()).isEmpty();
+      again.uninstall();
+      assertThat(Files.exists(pins)).isFalse();
+    }
+  }
+
+  @Test
+  void aHoldPastItsDeadlineLetsTheClientGoWithAReset() throws Exception {
+    try (Nodes nodes = new Nodes(Family.IPV4)) {
+      MigrationLab lab = nodes.lab;
+      SocketChannel client = lab.connect(0);
+      TcpSocket server = lab.accept();
+      long soon = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(500);
+      nodes.onA.freeze(new HoldKey(server.localAddress(), server.remoteAddress()), soon);
+      SocketState state = new SocketExporter().export(server);
+      server.close();
+      nodes.onA.answer(state, System.nanoTime(), soon);
+      Peers.nap(1000);
+
+      client.write(ByteBuffer.wrap(new byte[] {1}));
+      assertThatThrownBy(() -> client.read(ByteBuffer.allocate(1)))
+          .as("past its deadline the hold steps aside and node A's kernel resets the connection")
+          .hasMessageContaining("reset");
+      assertThat(nodes.onA.stats(keyOf(state)).orElseThrow().expired()).isPositive();
     }
   }
 
