@@ -60,11 +60,17 @@ public final class Testbed implements AutoCloseable {
     }
   }
 
-  /**
-   * Makes sure a BPF filesystem is mounted at /sys/fs/bpf (container hosts and minimal VMs often
-   * lack one) and returns a fresh directory in it for this testbed's pins.
-   */
+  /** A fresh directory in the BPF filesystem for this testbed's pins. */
   public Path bpfPinDir(String name) {
+    return mountBpfFs().resolve(prefix + name);
+  }
+
+  /**
+   * Makes sure a BPF filesystem is mounted at /sys/fs/bpf (minimal VMs and containers often lack
+   * one) and returns it.
+   */
+  public static Path mountBpfFs() {
+    requirePrivileges();
     Path root = Path.of("/sys/fs/bpf");
     try {
       boolean mounted =
@@ -77,7 +83,7 @@ public final class Testbed implements AutoCloseable {
     } catch (java.io.IOException e) {
       throw new IllegalStateException("cannot read /proc/self/mounts", e);
     }
-    return root.resolve(prefix + name);
+    return root;
   }
 
   /** Adds a host with the given addresses on its eth0 ("198.18.0.1/24", "fd66::1/64"). */

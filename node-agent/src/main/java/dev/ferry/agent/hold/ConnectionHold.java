@@ -90,7 +90,7 @@ public final class ConnectionHold implements AutoCloseable {
         pinDir, interfaceName, namespace, holds, stats, new ArrayList<>(List.of(holds, stats)));
   }
 
-  private static BpfObject load(String resource, Path pinDir) throws IOException {
+  static BpfObject load(String resource, Path pinDir) throws IOException {
     byte[] elf;
     try (InputStream in = ConnectionHold.class.getClassLoader().getResourceAsStream(resource)) {
       if (in == null) {

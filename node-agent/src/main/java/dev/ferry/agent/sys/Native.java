@@ -127,6 +127,8 @@ final class Native {
     int bpf_xdp_detach(int ifindex, int flags, Pointer opts);
 
     int bpf_xdp_query_id(int ifindex, int flags, IntByReference progId);
+
+    int bpf_prog_test_run_opts(int progFd, Pointer opts);
   }
 
   /** Loaded on first use, so that a node without libbpf can still move sockets. */
