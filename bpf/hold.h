@@ -29,7 +29,7 @@ struct hold_key {
 struct hold_value {
 	__u32 flags;      /* HOLD_F_* */
 	__u32 rcv_nxt;    /* ack number of answers: the exported rcv_nxt */
-	__u32 ts_val;     /* exported TCP_TIMESTAMP clock, ms */
+	__u32 ts_val;     /* exported TCP_TIMESTAMP clock: ms, or us when its low bit is set */
 	__u32 wake_from;  /* sequence number of the restored socket's window probe */
 	__u32 wake_to;    /* ... rewritten to this one (snd_nxt) */
 	__u32 pad;

@@ -209,8 +209,15 @@ int hold_xdp(struct xdp_md *ctx)
 			opt = (void *)(tcp + 1);
 			if ((void *)(opt + 1) > end)
 				return XDP_DROP;
-			/* TSval keeps ticking in ms from the exported clock, so PAWS never rejects it. */
-			ts = h.ts_val + (__u32)((bpf_ktime_get_ns() - h.ts_base_ns) / 1000000);
+			/*
+			 * TSval keeps ticking from the exported clock, so PAWS never rejects it: in ms,
+			 * or in us for a connection whose clock has the microsecond bit (bit 0) set,
+			 * which stays as it is.
+			 */
+			if (h.ts_val & 1)
+				ts = (h.ts_val + (__u32)((bpf_ktime_get_ns() - h.ts_base_ns) / 1000)) | 1;
+			else
+				ts = h.ts_val + (__u32)((bpf_ktime_get_ns() - h.ts_base_ns) / 1000000);
 			opt->nop1 = TCPOPT_NOP;
 			opt->nop2 = TCPOPT_NOP;
 			opt->kind = TCPOPT_TIMESTAMP;

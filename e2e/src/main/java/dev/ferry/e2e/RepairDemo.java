@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.e2e;
 
+import dev.ferry.agent.hold.ConnectionHold;
+import dev.ferry.agent.hold.HoldKey;
+import dev.ferry.agent.hold.HoldStats;
 import dev.ferry.agent.repair.RestoredSocket;
 import dev.ferry.agent.repair.SocketExporter;
 import dev.ferry.agent.repair.SocketRestorer;
@@ -24,8 +27,8 @@ import java.util.concurrent.TimeUnit;
  * {@code make demo}: curl streams tokens from a server on node A; mid-stream the connection moves
  * to node B with TCP_REPAIR, and curl's stream goes on. Prints what happened and when.
  *
- * <p>At this stage the hold is the crudest one (node A's cable is pulled while its sockets are
- * exported) and the address mover is a neighbour-table update; later stages replace both.
+ * <p>The client is held by the eBPF hold on both nodes; the address still moves with {@code ip}
+ * commands and a neighbour-table update, which the agent's netlink mover will replace.
  */
 public final class RepairDemo {
   private static final String VIP = "198.18.0.100";
@@ -71,6 +74,30 @@ public final class RepairDemo {
               "warmed up export/restore on loopback in %.1f ms (class loading, JIT), as an agent does at start",
               ms(System.nanoTime() - t)));
     }
+    try (NetNamespace nsA = NetNamespace.named(a.netns());
+        NetNamespace nsB = NetNamespace.named(b.netns())) {
+      ConnectionHold holdA = ConnectionHold.install(bed.bpfPinDir("a"), "eth0", nsA);
+      ConnectionHold holdB = ConnectionHold.install(bed.bpfPinDir("b"), "eth0", nsB);
+      warmUp(holdA, holdB);
+      say("eBPF hold programs attached to eth0 of node-a and node-b");
+      try {
+        return migrateMidStream(bed, client, a, b, listener, holdA, holdB);
+      } finally {
+        holdA.uninstall();
+        holdB.uninstall();
+      }
+    }
+  }
+
+  private static int migrateMidStream(
+      Testbed bed,
+      Host client,
+      Host a,
+      Host b,
+      TcpSocket listener,
+      ConnectionHold holdA,
+      ConnectionHold holdB)
+      throws Exception {
     Process curl =
         client
             .process(
@@ -94,12 +121,17 @@ public final class RepairDemo {
     int sentOnA = stream(onA, 0, TOKENS_PER_NODE);
     int printedBefore = log.count();
 
+    long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
+    HoldKey key = new HoldKey(onA.localAddress(), onA.remoteAddress());
     long t0 = System.nanoTime();
-    bed.unplug(a);
+    holdA.freeze(key, deadline);
     long t1 = System.nanoTime();
     SocketState state = new SocketExporter().export(onA);
-    long t2 = System.nanoTime();
+    long exportedAt = System.nanoTime();
     onA.close();
+    holdA.answer(state, exportedAt, deadline);
+    long t2 = System.nanoTime();
+    double exportMs = ms(exportedAt - t1);
     byte[] wire = SocketStateCodec.encode(state);
     long t3 = System.nanoTime();
     bed.moveAddress(VIP + "/24", a, b, client);
@@ -108,6 +140,7 @@ public final class RepairDemo {
     long t5;
     try (NetNamespace nsB = NetNamespace.named(b.netns())) {
       RestoredSocket restored = new SocketRestorer().restore(SocketStateCodec.decode(wire), nsB);
+      holdB.wake(state, deadline);
       t5 = System.nanoTime();
       onB = restored.resume();
     }
@@ -115,6 +148,9 @@ public final class RepairDemo {
     // The application on node B carries on at once; the report waits until it is streaming.
     CompletableFuture<Integer> streamingOnB =
         CompletableFuture.supplyAsync(() -> streamUnchecked(onB, sentOnA));
+    HoldStats held = holdA.stats(key).orElseThrow();
+    holdA.release(key);
+    holdB.release(key);
     say(
         "node-a sent tokens 0.."
             + (sentOnA - 1)
@@ -123,16 +159,27 @@ public final class RepairDemo {
             + " when node-a froze");
     say(
         String.format(
-            "freeze   %7.2f ms  node-a unplugged (the eBPF hold replaces this)", ms(t1 - t0)));
-    say(String.format("export   %7.3f ms  %s", ms(t2 - t1), state));
+            "freeze   %7.3f ms  eBPF hold on node-a: zero window, client segments dropped",
+            ms(t1 - t0)));
+    say(String.format("export   %7.3f ms  %s", exportMs, state));
+    say(
+        String.format(
+            "answer   %7.3f ms  socket closed silently; XDP on node-a answers for it",
+            ms(t2 - t1) - exportMs));
     say(String.format("encode   %7.3f ms  %d bytes on the wire", ms(t3 - t2), wire.length));
     say(
         String.format(
             "move     %7.2f ms  %s moved to node-b, client neighbour updated (ip commands)",
             ms(t4 - t3), VIP));
-    say(String.format("restore  %7.3f ms  rebuilt in repair mode on node-b", ms(t5 - t4)));
+    say(
+        String.format(
+            "restore  %7.3f ms  rebuilt in repair mode on node-b, wake-up armed", ms(t5 - t4)));
     say(String.format("resume   %7.3f ms  repair off, window update sent", ms(t6 - t5)));
     say(String.format("total    %7.2f ms  from freeze to resume", ms(t6 - t0)));
+    say(
+        String.format(
+            "hold on node-a: %d client segments answered, %d dropped, %d resets",
+            held.probesAnswered(), held.segmentsDropped(), held.resets()));
     int next = streamingOnB.get(30, TimeUnit.SECONDS);
     onB.writeFully("data: [DONE]\n\n".getBytes(StandardCharsets.US_ASCII));
     onB.shutdownOutput();
@@ -164,6 +211,19 @@ public final class RepairDemo {
     boolean ok = curlExit == 0 && inOrder && log.sawDone();
     say(ok ? "demo OK" : "demo FAILED");
     return ok ? 0 : 1;
+  }
+
+  /** Runs the hold's map updates once, so that the first real one is not the JVM's first. */
+  private static void warmUp(ConnectionHold... holds) throws Exception {
+    InetSocketAddress nowhere = new InetSocketAddress(InetAddress.getByName("198.18.255.254"), 1);
+    HoldKey key = new HoldKey(nowhere, nowhere);
+    for (ConnectionHold hold : holds) {
+      for (int i = 0; i < 100; i++) {
+        hold.freeze(key, System.nanoTime());
+        hold.stats(key);
+        hold.release(key);
+      }
+    }
   }
 
   /**

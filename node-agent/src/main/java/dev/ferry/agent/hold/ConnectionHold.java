@@ -164,13 +164,7 @@ public final class ConnectionHold implements AutoCloseable {
 
   /** Gives the connection zeroed counters, unless it has some from an earlier step. */
   private void startCounting(HoldKey key) throws SyscallException {
-    try {
-      stats.update(key.encode(), HoldStats.ZERO.encode(), BpfMap.BPF_NOEXIST);
-    } catch (SyscallException e) {
-      if (e.errno() != dev.ferry.agent.sys.Errno.EEXIST) {
-        throw e;
-      }
-    }
+    stats.putIfAbsent(key.encode(), HoldStats.ZERO.encode());
   }
 
   /** Ends the hold of one connection. */

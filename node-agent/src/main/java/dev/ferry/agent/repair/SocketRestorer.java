@@ -100,12 +100,18 @@ public final class SocketRestorer {
    * margin for the clock difference between the two nodes. While held, the client saw answers whose
    * TSval kept ticking from the exported value; a restored clock behind the last of them would have
    * every segment dropped by the client's PAWS check. Ahead is harmless.
+   *
+   * <p>The value's low bit is not part of the clock: since Linux 6.7 it says the connection uses
+   * microsecond timestamps (read and written through TCP_TIMESTAMP alike), so it is kept as it was
+   * and the clock moves on in that unit.
    */
   static int continuedTimestamp(SocketState state, long nowMillis) {
+    boolean usec = (state.timestamp() & 1) != 0;
     long elapsed =
         state.exportedAtMillis() == 0 ? 0 : Math.max(0, nowMillis - state.exportedAtMillis());
-    return state.timestamp()
-        + (int) Math.min(elapsed + CLOCK_SKEW_MARGIN_MS, Integer.MAX_VALUE / 2);
+    long ticks = (elapsed + CLOCK_SKEW_MARGIN_MS) * (usec ? 1000 : 1);
+    int moved = state.timestamp() + (int) Math.min(ticks, Integer.MAX_VALUE / 2);
+    return usec ? moved | 1 : moved & ~1;
   }
 
   private static String hint(Exception e, SocketState state, String where) {

@@ -13,7 +13,8 @@ import java.util.Objects;
  * @param sendSeq write_seq: the sequence number after the last byte the application wrote
  * @param recvSeq rcv_nxt: the sequence number after the last byte received
  * @param mssClamp the MSS the peer announced
- * @param timestamp the connection's TSval clock (ms) when exported; meaningful with timestamps
+ * @param timestamp TCP_TIMESTAMP when exported: the TSval clock, in ms, or in us when the low bit
+ *     is set (Linux 6.7+ microsecond timestamps); meaningful with timestamps
  * @param sendUnacked send-queue bytes transmitted but not acknowledged
  * @param sendUnsent send-queue bytes never transmitted
  * @param recvQueue bytes received and acknowledged but not read by the application

@@ -44,6 +44,16 @@ public final class BpfMap implements AutoCloseable {
         () -> "bpf_map_update_elem(" + name + ")");
   }
 
+  /** Inserts the entry unless the key is there already; true if it was inserted. */
+  public boolean putIfAbsent(byte[] key, byte[] value) throws SyscallException {
+    int rc = Native.Bpf.LIB.bpf_map_update_elem(fd, key, value, BPF_NOEXIST);
+    if (rc == -Errno.EEXIST) {
+      return false;
+    }
+    Bpf.check(rc, () -> "bpf_map_update_elem(" + name + ", BPF_NOEXIST)");
+    return true;
+  }
+
   public Optional<byte[]> lookup(byte[] key, int valueSize) throws SyscallException {
     byte[] value = new byte[valueSize];
     int rc = Native.Bpf.LIB.bpf_map_lookup_elem(fd, key, value);

@@ -88,7 +88,7 @@ class HoldProgramsIT {
   }
 
   private static HoldEntry entry(int flags) {
-    return new HoldEntry(flags, 5000, 777, 0, 0, System.nanoTime(), LATER);
+    return new HoldEntry(flags, 5000, 778, 0, 0, System.nanoTime(), LATER);
   }
 
   private static byte[] serverSegment(
@@ -199,7 +199,7 @@ class HoldProgramsIT {
         new HoldEntry(
             HoldMaps.F_ANSWER | HoldMaps.F_TIMESTAMPS | HoldMaps.F_ZERO_WINDOW,
             5000,
-            777,
+            778,
             0,
             0,
             fiveSecondsAgo,
@@ -233,8 +233,8 @@ class HoldProgramsIT {
                   int[] t = out.timestamps();
                   assertThat(t).as("timestamp option").isNotNull();
                   assertThat(t[0])
-                      .as("TSval: 777 + about 5000 ms held")
-                      .isBetween(777 + 5000, 777 + 5000 + 2000);
+                      .as("TSval: 778 + about 5000 ms held")
+                      .isBetween(778 + 5000, 778 + 5000 + 2000);
                   assertThat(t[1]).as("TSecr echoes the client's TSval").isEqualTo(123);
                   assertThat(out.checksumsValid()).as("checksums").isTrue();
                   assertThat(s.probesAnswered()).isEqualTo(1);

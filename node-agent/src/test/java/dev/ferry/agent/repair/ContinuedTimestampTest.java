@@ -45,6 +45,16 @@ class ContinuedTimestampTest {
   }
 
   @Test
+  void theMicrosecondModeBitIsKeptAndTheClockMovesInMicroseconds() throws Exception {
+    SocketState usec = exportedAt(1_000_001, 1_000_000);
+    assertThat(SocketRestorer.continuedTimestamp(usec, 1_002_000)).isEqualTo(1_000_001 + 3_000_000);
+    SocketState ms = exportedAt(1_000_000, 1_000_000);
+    assertThat(SocketRestorer.continuedTimestamp(ms, 1_000_001) & 1)
+        .as("an odd number of ms must not switch the connection to microseconds")
+        .isZero();
+  }
+
+  @Test
   void aTargetClockBehindTheSourceNeverMovesTheClockBack() throws Exception {
     SocketState s = exportedAt(5_000, 1_000_000);
     assertThat(SocketRestorer.continuedTimestamp(s, 999_000)).isGreaterThan(5_000);
