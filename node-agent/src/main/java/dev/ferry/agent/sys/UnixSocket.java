@@ -3,10 +3,17 @@ package dev.ferry.agent.sys;
 
 import static dev.ferry.agent.sys.Calls.check;
 
+import java.io.IOException;
 import java.lang.ref.Reference;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
 import jnr.ffi.Memory;
 import jnr.ffi.Pointer;
+import jnr.ffi.byref.IntByReference;
 
 /**
  * A Unix stream socket that carries descriptors with its bytes ({@code SCM_RIGHTS}), the way
@@ -26,6 +33,8 @@ public final class UnixSocket implements AutoCloseable {
   private static final int IOVEC_SIZE = 16;
   private static final int CMSG_HEADER = 16;
   private static final int MSG_CTRUNC = 0x8;
+  private static final int SO_PEERCRED = 17;
+  private static final int SHUT_RDWR = 2;
 
   static {
     if (Native.RUNTIME.addressSize() != 8) {
@@ -55,6 +64,96 @@ public final class UnixSocket implements AutoCloseable {
 
   public int fd() {
     return fd;
+  }
+
+  /** A listening socket at {@code path}, replacing a stale socket file left there. */
+  public static UnixSocket listen(Path path, int backlog) throws SyscallException {
+    byte[] addr = address(path);
+    int fd = open();
+    try {
+      Files.deleteIfExists(path);
+    } catch (IOException e) {
+      Native.LIBC.close(fd);
+      throw new SyscallException("unlink(" + path + ")", Errno.EACCES, e.getMessage());
+    }
+    try {
+      check(() -> Native.LIBC.bind(fd, addr, addr.length), () -> "bind(" + path + ")");
+      check(() -> Native.LIBC.listen(fd, backlog), () -> "listen(" + path + ")");
+    } catch (SyscallException e) {
+      Native.LIBC.close(fd);
+      throw e;
+    }
+    return new UnixSocket(fd);
+  }
+
+  /** Connects to the listening socket at {@code path}. */
+  public static UnixSocket connect(Path path) throws SyscallException {
+    byte[] addr = address(path);
+    int fd = open();
+    try {
+      check(() -> Native.LIBC.connect(fd, addr, addr.length), () -> "connect(" + path + ")");
+    } catch (SyscallException e) {
+      Native.LIBC.close(fd);
+      throw e;
+    }
+    return new UnixSocket(fd);
+  }
+
+  /** Blocks until a peer connects. */
+  public UnixSocket accept() throws SyscallException {
+    int client =
+        check(
+            () -> Native.LIBC.accept4(fd, null, null, Native.SOCK_CLOEXEC),
+            () -> "accept4(fd=" + fd + ")");
+    return new UnixSocket(client);
+  }
+
+  /** Who is at the other end, as the kernel saw it connect (SO_PEERCRED). */
+  public record Credentials(int pid, int uid, int gid) {}
+
+  public Credentials peerCredentials() throws SyscallException {
+    byte[] raw = new byte[12]; // struct ucred {pid_t pid; uid_t uid; gid_t gid;}
+    IntByReference len = new IntByReference(raw.length);
+    check(
+        () -> Native.LIBC.getsockopt(fd, Native.SOL_SOCKET, SO_PEERCRED, raw, len),
+        () -> "getsockopt(fd=" + fd + ", SO_PEERCRED)");
+    ByteBuffer b = ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder());
+    return new Credentials(b.getInt(0), b.getInt(4), b.getInt(8));
+  }
+
+  /**
+   * Drops whatever has arrived and not been read, without waiting. Closing a Unix socket with
+   * unread input makes the peer's next read fail with ECONNRESET, even if a reply was queued for it
+   * first: drain before closing when the peer should still read that reply.
+   */
+  public void discardPendingInput() {
+    java.nio.ByteBuffer sink = java.nio.ByteBuffer.allocateDirect(65536);
+    while (Native.LIBC.recv(fd, sink, sink.capacity(), Native.MSG_DONTWAIT) > 0) {
+      sink.clear();
+    }
+  }
+
+  /** Shuts both directions, waking a thread blocked in {@link #receive} or {@link #accept}. */
+  public void shutdown() {
+    Native.LIBC.shutdown(fd, SHUT_RDWR);
+  }
+
+  private static int open() throws SyscallException {
+    return check(
+        () -> Native.LIBC.socket(Native.AF_UNIX, Native.SOCK_STREAM | Native.SOCK_CLOEXEC, 0),
+        () -> "socket(AF_UNIX)");
+  }
+
+  /** struct sockaddr_un: sa_family_t, then a NUL-terminated path of at most 107 bytes. */
+  private static byte[] address(Path path) {
+    byte[] name = path.toString().getBytes(StandardCharsets.UTF_8);
+    if (name.length > 107) {
+      throw new IllegalArgumentException("Unix socket path longer than 107 bytes: " + path);
+    }
+    byte[] addr = new byte[2 + name.length + 1];
+    addr[0] = (byte) Native.AF_UNIX;
+    System.arraycopy(name, 0, addr, 2, name.length);
+    return addr;
   }
 
   /** Sends {@code data} (at least one byte) with {@code fds} attached; returns bytes sent. */

@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.handoff;
+
+import dev.ferry.agent.sys.TcpSocket;
+
+/** How an application answered the agent about one connection. */
+public sealed interface HandoffOutcome {
+  /** It handed the connection over (freeze): its socket and its state. */
+  record Frozen(TcpSocket socket, byte[] state) implements HandoffOutcome {}
+
+  /** It took the connection over (takeover); call {@link Session#resumed} once it is live. */
+  record Taken(Session session, long requestId) implements HandoffOutcome {}
+
+  /** It said no, and keeps the connection (freeze) or leaves it (takeover). */
+  record Declined(String reason) implements HandoffOutcome {}
+
+  /** It did not answer in time: on a freeze the connection stays where it is, untouched. */
+  record NotAnswered(String why) implements HandoffOutcome {}
+
+  /** No application has registered the connection's port on this node. */
+  record NoApplication(int port) implements HandoffOutcome {}
+}
