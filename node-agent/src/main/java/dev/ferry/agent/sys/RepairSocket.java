@@ -150,7 +150,8 @@ public final class RepairSocket {
     select(queue);
     // Ask for one byte more than expected, so that a queue that grew is noticed.
     ByteBuffer buf = ByteBuffer.allocate(length + 1);
-    long got = socket.recv(buf, length + 1, Native.MSG_PEEK | Native.MSG_DONTWAIT);
+    // An empty queue answers EAGAIN rather than 0.
+    long got = Math.max(0, socket.recv(buf, length + 1, Native.MSG_PEEK | Native.MSG_DONTWAIT));
     if (got != length) {
       throw new IllegalStateException(
           "fd="

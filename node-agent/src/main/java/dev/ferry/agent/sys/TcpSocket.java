@@ -139,6 +139,9 @@ public final class TcpSocket implements AutoCloseable {
   public int read(byte[] buf, int off, int len) throws SyscallException {
     ByteBuffer view = ByteBuffer.wrap(buf, off, len).slice();
     long n = recv(view, len, 0);
+    if (n == WOULD_BLOCK) {
+      return 0;
+    }
     return n == 0 && len > 0 ? -1 : (int) n;
   }
 
@@ -176,7 +179,10 @@ public final class TcpSocket implements AutoCloseable {
     }
   }
 
-  /** recv(2); EAGAIN on a non-blocking socket returns 0 (so does end of stream). */
+  /** What {@link #recv} returns when a non-blocking socket has nothing to read. */
+  static final long WOULD_BLOCK = -1;
+
+  /** recv(2): the count, 0 at end of stream, {@link #WOULD_BLOCK} on EAGAIN. */
   long recv(ByteBuffer buf, int len, int flags) throws SyscallException {
     while (true) {
       long n = Native.LIBC.recv(fd, buf, len, flags);
@@ -185,7 +191,7 @@ public final class TcpSocket implements AutoCloseable {
       }
       int errno = Native.errno();
       if (errno == Errno.EAGAIN) {
-        return 0;
+        return WOULD_BLOCK;
       }
       if (errno != Errno.EINTR) {
         throw new SyscallException("recv(fd=" + fd + ", " + len + " bytes)", errno);
