@@ -14,6 +14,7 @@ build: deps
 
 ## The whole test suite: unit tests, kernel integration tests (root), BPF program tests.
 test: deps
+	$(MAKE) -C bpf test
 	$(FDS) && $(MVNW) verify
 
 ## Migrates a live curl stream between two namespaces and prints what happened.

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
 /*
- * Structs shared by the hold programs and the node-agent. The Java side mirrors them in
- * dev.ferry.agent.hold (HoldKey, HoldEntry, HoldStats, HoldMaps): change both together;
- * StructLayoutTest and the _Static_asserts below keep the sizes honest.
+ * Structs shared by the hold programs, their test runner and the node-agent. The Java side
+ * mirrors them in dev.ferry.agent.hold (HoldMaps for the flags and map names, HoldKey,
+ * HoldEntry and HoldStats for the structs): change both together. The _Static_asserts below
+ * and HoldStructsTest keep sizes and offsets honest. Layouts are the x86-64/arm64 ones:
+ * little-endian host, natural alignment, no implicit padding.
  */
 #ifndef FERRY_HOLD_H
 #define FERRY_HOLD_H
@@ -10,62 +12,70 @@
 #include <linux/types.h>
 
 #define HOLD_F_ZERO_WINDOW (1u << 0) /* TC: advertise a zero window to the client */
-#define HOLD_F_DROP (1u << 1)        /* XDP: drop the client's segments */
-#define HOLD_F_ANSWER (1u << 2)      /* XDP: the socket is gone, answer in its place */
-#define HOLD_F_TIMESTAMPS (1u << 3)  /* answers carry a timestamp option */
-#define HOLD_F_MUTE (1u << 4)        /* TC: drop the server's segments */
+#define HOLD_F_DROP (1u << 1)        /* XDP: drop the client's segments (socket still there) */
+#define HOLD_F_ANSWER (1u << 2)      /* XDP: the socket is gone, answer (wins over DROP) */
+#define HOLD_F_TIMESTAMPS (1u << 3)  /* XDP: answers carry a timestamp option */
+#define HOLD_F_MUTE (1u << 4)        /* TC: drop the server's segments (staged socket) */
 #define HOLD_F_WAKE (1u << 5)        /* TC: make the repair-off window probe acceptable */
 
-/* One connection, seen from the server. 40 bytes. */
+/* One connection, seen from the server. 40 bytes; [offset]. */
 struct hold_key {
-	__u8 local_addr[16];  /* server; IPv4 as ::ffff:a.b.c.d */
-	__u8 remote_addr[16]; /* client; same encoding */
-	__be16 local_port;
-	__be16 remote_port;
-	__u32 pad; /* always zero */
+	__u8 local_addr[16];  /* [0]  server; IPv4 as IPv4-mapped IPv6 ::ffff:a.b.c.d */
+	__u8 remote_addr[16]; /* [16] client; same encoding */
+	__be16 local_port;    /* [32] network byte order */
+	__be16 remote_port;   /* [34] network byte order */
+	__u32 pad;            /* [36] always zero: hashed with the rest */
 };
 
-/* What to do for it. 40 bytes, host order. */
+/* What to do for one connection. 40 bytes, host byte order; [offset]. */
 struct hold_value {
-	__u32 flags;      /* HOLD_F_* */
-	__u32 rcv_nxt;    /* ack number of answers: the exported rcv_nxt */
-	__u32 ts_val;     /* exported TCP_TIMESTAMP clock: ms, or us when its low bit is set */
-	__u32 wake_from;  /* sequence number of the restored socket's window probe */
-	__u32 wake_to;    /* ... rewritten to this one (snd_nxt) */
-	__u32 pad;
-	__u64 ts_base_ns; /* CLOCK_MONOTONIC when ts_val was read */
-	__u64 deadline_ns; /* CLOCK_MONOTONIC; past it the programs let the connection go */
+	__u32 flags;       /* [0]  HOLD_F_* */
+	__u32 rcv_nxt;     /* [4]  ack number of the XDP answers: the exported rcv_nxt */
+	__u32 ts_val;      /* [8]  exported TCP_TIMESTAMP: ms, or us when bit 0 is set (6.7+) */
+	__u32 wake_from;   /* [12] seq of the restored socket's repair-off window probe */
+	__u32 wake_to;     /* [16] ... rewritten to this one (snd_nxt) */
+	__u32 pad;         /* [20] always zero */
+	__u64 ts_base_ns;  /* [24] CLOCK_MONOTONIC (bpf_ktime_get_ns) when ts_val was read */
+	__u64 deadline_ns; /* [32] CLOCK_MONOTONIC; past it the programs let the segment be */
 };
 
-/* Per-connection counters. 40 bytes. */
+/* Per-connection counters: the agent inserts a zeroed entry with each hold. 40 bytes. */
 struct hold_stats {
-	__u64 probes_answered;
-	__u64 segments_dropped;
-	__u64 windows_zeroed;
-	__u64 resets;
-	__u64 expired;
+	__u64 probes_answered;  /* [0]  XDP answers sent */
+	__u64 segments_dropped; /* [8]  client segments (XDP) or muted server ones (TC) */
+	__u64 windows_zeroed;   /* [16] server segments whose window TC set to 0 */
+	__u64 resets;           /* [24] RSTs from the client: it gave up */
+	__u64 expired;          /* [32] segments seen past deadline_ns */
 };
 
-/* Index of each per-CPU counter in ferry_counters: one per decision. */
+/* Index of each per-CPU counter in ferry_counters: one per decision the programs make. */
 enum hold_counter {
-	CNT_TC_SEEN,
-	CNT_TC_ZEROED,
-	CNT_TC_MUTED,
-	CNT_TC_WOKEN,
-	CNT_XDP_SEEN,
-	CNT_XDP_ANSWERED,
-	CNT_XDP_DROPPED,
-	CNT_XDP_RESET,
-	CNT_XDP_NO_ROOM,
-	CNT_EXPIRED,
-	CNT_PASS_NOT_TCP,
-	CNT_PASS_NOT_HELD,
-	CNT_MALFORMED,
+	CNT_TC_SEEN,         /* TCP segment parsed by hold_tc */
+	CNT_TC_ZEROED,       /* window rewritten to 0 */
+	CNT_TC_MUTED,        /* server segment dropped */
+	CNT_TC_WOKEN,        /* window probe's seq rewritten */
+	CNT_TC_EXPIRED,      /* held tuple past its deadline: untouched */
+	CNT_XDP_SEEN,        /* TCP segment parsed by hold_xdp */
+	CNT_XDP_ANSWERED,    /* answered in place (XDP_TX) */
+	CNT_XDP_DROPPED,     /* dropped while the socket is frozen */
+	CNT_XDP_RESET,       /* client RST dropped */
+	CNT_XDP_SYN,         /* client SYN dropped */
+	CNT_XDP_NO_ACK,      /* segment without ACK dropped */
+	CNT_XDP_UNANSWERED,  /* would be answered, but cannot be (IP options, no room) */
+	CNT_XDP_EXPIRED,     /* held tuple past its deadline: passed */
+	CNT_PASS_NOT_TCP,    /* not TCP over IPv4/IPv6 (or a fragment): untouched */
+	CNT_PASS_NOT_HELD,   /* tuple not in ferry_holds, or no flag for this program */
+	CNT_MALFORMED,       /* truncated or inconsistent headers: untouched */
 	CNT_MAX,
 };
 
 _Static_assert(sizeof(struct hold_key) == 40, "hold_key is mirrored in HoldKey.java");
+_Static_assert(__builtin_offsetof(struct hold_key, local_port) == 32, "HoldKey offsets");
+_Static_assert(__builtin_offsetof(struct hold_key, pad) == 36, "HoldKey offsets");
 _Static_assert(sizeof(struct hold_value) == 40, "hold_value is mirrored in HoldEntry.java");
+_Static_assert(__builtin_offsetof(struct hold_value, wake_to) == 16, "HoldEntry offsets");
+_Static_assert(__builtin_offsetof(struct hold_value, ts_base_ns) == 24, "HoldEntry offsets");
+_Static_assert(__builtin_offsetof(struct hold_value, deadline_ns) == 32, "HoldEntry offsets");
 _Static_assert(sizeof(struct hold_stats) == 40, "hold_stats is mirrored in HoldStats.java");
 
 #endif

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
 /*
- * hold_xdp: on the ingress of a node interface, for segments a client sends on a held
- * connection: drop them while the socket is being exported, and once it is gone, answer each
- * one in the socket's place with a zero-window ACK, so that the client waits quietly and the
- * kernel, which no longer knows the connection, never answers with a reset.
+ * hold_xdp: on the interface where a client's segments arrive (local = destination). While the
+ * socket is frozen or exported it drops them; once the socket is gone it answers each one in
+ * the socket's place with a zero-window ACK, so the client waits quietly in persist mode and
+ * the kernel, which no longer knows the connection, never sees it and never answers a reset.
  */
 #include <linux/bpf.h>
 #include <stddef.h>
@@ -14,61 +14,197 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define TCPOPT_NOP 1
-#define TCPOPT_TIMESTAMP 8
-#define TCPOLEN_TIMESTAMP 10
-
-/* The reply's TCP header: 20 bytes, then NOP NOP TS(10) when timestamps are on. */
-struct reply_options {
+/* The answer's options when timestamps are on: NOP, NOP, TS. 12 bytes, keeping 4-alignment. */
+struct ts_block {
 	__u8 nop1, nop2, kind, len;
 	__be32 tsval;
 	__be32 tsecr;
 } __attribute__((packed));
 
+struct pseudo4 {
+	__be32 saddr, daddr;
+	__u8 zero, proto;
+	__be16 len;
+};
+
+struct pseudo6 {
+	struct in6_addr saddr, daddr;
+	__be32 len;
+	__u8 zero[3], proto;
+};
+
 /*
- * The TSval of the client's timestamp option, or 0 (host order). Only the layouts stacks
- * actually send after the handshake are recognised, the option first or behind two NOPs:
- * an option walk costs the verifier more than a TSecr of 0 costs the client (it is echoed
- * back for RTT measurement only).
+ * The TSval of the client's timestamp option (host order), or 0 when it has none or the block
+ * is malformed or cut short. The walk visits each byte position in turn and acts only where
+ * an option starts: with constant positions the verifier's work stays linear, whereas a walk
+ * that jumps by each option's length multiplies its paths past the instruction limit.
  */
-static __always_inline __u32 client_tsval(struct tcphdr *tcp, void *end)
+static __always_inline __u32 client_tsval(struct xdp_md *ctx, __u32 opts_off, __u32 len)
 {
-	__u8 *opt = (void *)(tcp + 1);
-	__u32 len = tcp->doff * 4 - sizeof(*tcp);
+	/* The zeroed tail keeps reads past len, at most an option's length, inside o. */
+	__u8 o[TCP_MAX_OPTIONS + TCPOLEN_TIMESTAMP] = {};
+	__u32 next = 0, i;
 	__be32 tsval;
 
-	if (len >= 12 && (void *)(opt + 12) <= end && opt[0] == TCPOPT_NOP && opt[1] == TCPOPT_NOP &&
-	    opt[2] == TCPOPT_TIMESTAMP && opt[3] == TCPOLEN_TIMESTAMP) {
-		__builtin_memcpy(&tsval, opt + 4, 4);
-		return bpf_ntohl(tsval);
-	}
-	if (len >= 10 && (void *)(opt + 10) <= end && opt[0] == TCPOPT_TIMESTAMP &&
-	    opt[1] == TCPOLEN_TIMESTAMP) {
-		__builtin_memcpy(&tsval, opt + 2, 4);
-		return bpf_ntohl(tsval);
+	if (len == 0 || len > TCP_MAX_OPTIONS || bpf_xdp_load_bytes(ctx, opts_off, o, len))
+		return 0;
+#pragma unroll
+	for (i = 0; i < TCP_MAX_OPTIONS; i++) {
+		if (i != next)
+			continue;
+		if (o[i] == TCPOPT_EOL)
+			break;
+		if (o[i] == TCPOPT_NOP) {
+			next++;
+			continue;
+		}
+		if (o[i + 1] < 2 || i + o[i + 1] > len)
+			break;
+		if (o[i] == TCPOPT_TIMESTAMP && o[i + 1] == TCPOLEN_TIMESTAMP) {
+			__builtin_memcpy(&tsval, &o[i + 2], sizeof(tsval));
+			return bpf_ntohl(tsval);
+		}
+		next += o[i + 1];
 	}
 	return 0;
 }
 
-static __always_inline __u16 fold(__u64 sum)
+/*
+ * The connection's TCP timestamp clock now: the exported value moved on by the time since it
+ * was read, in its own unit (ms; us when bit 0 says so, the bit kept), so it never goes back
+ * and the client's PAWS check never drops an answer.
+ */
+static __always_inline __u32 tsval_now(const struct hold_value *h)
 {
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 elapsed = now > h->ts_base_ns ? now - h->ts_base_ns : 0;
+
+	if (h->ts_val & 1)
+		return (h->ts_val + (__u32)(elapsed / 1000)) | 1;
+	return h->ts_val + (__u32)(elapsed / 1000000);
 }
 
-static __always_inline __u64 add16(const void *p, int words)
+static __always_inline __sum16 csum_fold(__s64 csum)
 {
-	const __u16 *w = p;
-	__u64 sum = 0;
-	int i;
+	__u32 sum = (__u32)csum;
 
-#pragma unroll
-	for (i = 0; i < 20; i++)
-		if (i < words)
-			sum += w[i];
-	return sum;
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__sum16)~sum;
+}
+
+static __always_inline void swap_mac(struct ethhdr *eth)
+{
+	__u8 mac[ETH_ALEN];
+
+	__builtin_memcpy(mac, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
+}
+
+/*
+ * Turns the client's segment (already cut to the answer's length) into the answer. The TCP
+ * header is rewritten whole, options included, and its checksum computed fresh over the new
+ * pseudo-header and header: no old field survives into it unaccounted.
+ */
+static __always_inline int answer(struct xdp_md *ctx, const struct hold_value *h, int v4,
+				  __be32 ack, __u32 tsecr, __u32 tcp_len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct tcphdr *tcp;
+	struct ts_block *ts;
+	__s64 csum;
+	__be16 port;
+
+	if ((void *)(eth + 1) > end)
+		return -1;
+	swap_mac(eth);
+
+	if (v4) {
+		struct iphdr *ip = (void *)(eth + 1);
+		struct pseudo4 ph = {};
+		__be32 addr;
+
+		tcp = (void *)(ip + 1);
+		if ((void *)(tcp + 1) > end)
+			return -1;
+		/*
+		 * Addresses swap; length, TTL, ID and fragment bits are new, and the ECN field is
+		 * cleared (a pure ACK is never ECN-capable, RFC 3168 6.1.4): the header checksum
+		 * is computed fresh over the 20 bytes (the caller refused IP options).
+		 */
+		addr = ip->saddr;
+		ip->saddr = ip->daddr;
+		ip->daddr = addr;
+		ip->tot_len = bpf_htons(sizeof(*ip) + tcp_len);
+		ip->tos &= ~0x3;
+		ip->id = 0;
+		ip->frag_off = bpf_htons(0x4000); /* DF, as Linux sends in-connection segments */
+		ip->ttl = 64;
+		ip->check = 0;
+		ip->check = csum_fold(bpf_csum_diff(NULL, 0, (void *)ip, sizeof(*ip), 0));
+		ph.saddr = ip->saddr;
+		ph.daddr = ip->daddr;
+		ph.proto = IPPROTO_TCP;
+		ph.len = bpf_htons(tcp_len);
+		csum = bpf_csum_diff(NULL, 0, (void *)&ph, sizeof(ph), 0);
+	} else {
+		/*
+		 * Addresses swap, payload length and hop limit are new, ECN is cleared as for IPv4
+		 * (the low two bits of the traffic class); IPv6 has no header checksum.
+		 */
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		struct pseudo6 ph = {};
+
+		tcp = (void *)(ip6 + 1);
+		if ((void *)(tcp + 1) > end)
+			return -1;
+		ph.saddr = ip6->daddr;
+		ph.daddr = ip6->saddr;
+		ip6->saddr = ph.saddr;
+		ip6->daddr = ph.daddr;
+		ip6->payload_len = bpf_htons(tcp_len);
+		ip6->hop_limit = 64;
+		ip6->flow_lbl[0] &= ~0x30;
+		ph.proto = IPPROTO_TCP;
+		ph.len = bpf_htonl(tcp_len);
+		csum = bpf_csum_diff(NULL, 0, (void *)&ph, sizeof(ph), 0);
+	}
+
+	/*
+	 * seq is what the client acknowledged, exactly what it expects next, so the answer is
+	 * acceptable and draws no duplicate ACK; ack stays at the exported rcv_nxt, so nothing it
+	 * sent meanwhile (data, FIN, retransmissions) counts as received; window 0 keeps it in
+	 * persist mode.
+	 */
+	port = tcp->source;
+	tcp->source = tcp->dest;
+	tcp->dest = port;
+	tcp->seq = ack;
+	tcp->ack_seq = bpf_htonl(h->rcv_nxt);
+	((__u8 *)tcp)[12] = (tcp_len / 4) << 4; /* data offset; reserved bits clear */
+	((__u8 *)tcp)[13] = 0x10;               /* ACK only */
+	tcp->window = 0;
+	tcp->check = 0;
+	tcp->urg_ptr = 0;
+	if (tcp_len == sizeof(*tcp)) {
+		csum = bpf_csum_diff(NULL, 0, (void *)tcp, sizeof(*tcp), csum);
+	} else {
+		ts = (void *)(tcp + 1);
+		if ((void *)(ts + 1) > end)
+			return -1;
+		ts->nop1 = TCPOPT_NOP;
+		ts->nop2 = TCPOPT_NOP;
+		ts->kind = TCPOPT_TIMESTAMP;
+		ts->len = TCPOLEN_TIMESTAMP;
+		ts->tsval = bpf_htonl(tsval_now(h));
+		ts->tsecr = bpf_htonl(tsecr);
+		csum = bpf_csum_diff(NULL, 0, (void *)tcp, sizeof(*tcp) + sizeof(*ts), csum);
+	}
+	tcp->check = csum_fold(csum);
+	return 0;
 }
 
 SEC("xdp")
@@ -80,11 +216,9 @@ int hold_xdp(struct xdp_md *ctx)
 	struct hold_key key;
 	struct hold_value *hold;
 	struct hold_value h;
-	__u8 mac[ETH_ALEN];
-	__u32 ack, tsecr = 0, tcp_len, reply_len, ts;
-	__be16 port;
-	int v4, delta;
-	__u64 sum;
+	__u32 tsecr = 0, tcp_len;
+	__be32 ack;
+	int delta;
 
 	switch (parse_tcp(data, end, &p)) {
 	case PARSE_NOT_TCP:
@@ -103,134 +237,62 @@ int hold_xdp(struct xdp_md *ctx)
 		count(CNT_PASS_NOT_HELD);
 		return XDP_PASS;
 	}
-	h = *hold;
+	h = *hold; /* read once: the agent may replace the entry meanwhile */
 	if (bpf_ktime_get_ns() > h.deadline_ns) {
-		count(CNT_EXPIRED);
-		STAT_ADD(&key, expired);
+		count(CNT_XDP_EXPIRED);
+		STAT_INC(&key, expired);
 		return XDP_PASS;
 	}
 	if (p.tcp->rst) {
-		/* The client gave up; the agent reads this and reports the connection lost. */
+		/* The client gave up: the agent reads this and reports the connection lost. */
 		count(CNT_XDP_RESET);
-		STAT_ADD(&key, resets);
+		STAT_INC(&key, resets);
 		return XDP_DROP;
 	}
-	if (!(h.flags & HOLD_F_ANSWER) || p.tcp->syn || !p.tcp->ack) {
+	if (p.tcp->syn) {
+		/* A new connection on a held tuple: nothing may answer it before the resume. */
+		count(CNT_XDP_SYN);
+		STAT_INC(&key, segments_dropped);
+		return XDP_DROP;
+	}
+	if (!p.tcp->ack) {
+		count(CNT_XDP_NO_ACK);
+		STAT_INC(&key, segments_dropped);
+		return XDP_DROP;
+	}
+	if (!(h.flags & HOLD_F_ANSWER)) {
 		count(CNT_XDP_DROPPED);
-		STAT_ADD(&key, segments_dropped);
+		STAT_INC(&key, segments_dropped);
 		return XDP_DROP;
 	}
 
+	/*
+	 * An IPv4 header with options would have to move; clients do not send them on an
+	 * established connection, and a dropped segment is sent again.
+	 */
+	if (p.v4 && p.l4_off != ETH_HLEN + sizeof(struct iphdr)) {
+		count(CNT_XDP_UNANSWERED);
+		STAT_INC(&key, segments_dropped);
+		return XDP_DROP;
+	}
 	/* What the answer needs from the client's segment, read before it is overwritten. */
 	ack = p.tcp->ack_seq;
 	if (h.flags & HOLD_F_TIMESTAMPS)
-		tsecr = client_tsval(p.tcp, end);
-	v4 = p.v4;
-	if (v4 && p.l4_off != ETH_HLEN + sizeof(struct iphdr)) {
-		count(CNT_XDP_DROPPED); /* IP options: not worth answering, the client retries */
-		STAT_ADD(&key, segments_dropped);
+		tsecr = client_tsval(ctx, p.l4_off + sizeof(struct tcphdr),
+				     p.tcp->doff * 4 - sizeof(struct tcphdr));
+
+	/* Payload and options go: the frame is cut (or grown) to exactly the answer. */
+	tcp_len = sizeof(struct tcphdr);
+	if (h.flags & HOLD_F_TIMESTAMPS)
+		tcp_len += sizeof(struct ts_block);
+	delta = (int)(p.l4_off + tcp_len) - (int)(end - data);
+	if ((delta && bpf_xdp_adjust_tail(ctx, delta)) ||
+	    answer(ctx, &h, p.v4, ack, tsecr, tcp_len)) {
+		count(CNT_XDP_UNANSWERED);
+		STAT_INC(&key, segments_dropped);
 		return XDP_DROP;
-	}
-
-	/* The answer is the client's segment turned around, cut (or grown) to its new size. */
-	tcp_len = sizeof(struct tcphdr) + ((h.flags & HOLD_F_TIMESTAMPS) ? sizeof(struct reply_options) : 0);
-	reply_len = p.l4_off + tcp_len;
-	delta = (int)reply_len - (int)(end - data);
-	if (delta && bpf_xdp_adjust_tail(ctx, delta)) {
-		count(CNT_XDP_NO_ROOM);
-		STAT_ADD(&key, segments_dropped);
-		return XDP_DROP;
-	}
-	data = (void *)(long)ctx->data;
-	end = (void *)(long)ctx->data_end;
-
-	{
-		struct ethhdr *eth = data;
-		struct tcphdr *tcp;
-		struct reply_options *opt;
-
-		if ((void *)(eth + 1) > end)
-			return XDP_DROP;
-		__builtin_memcpy(mac, eth->h_source, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
-		__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
-
-		if (v4) {
-			struct iphdr *ip = (void *)(eth + 1);
-			__be32 addr;
-
-			tcp = (void *)(ip + 1);
-			if ((void *)(tcp + 1) > end)
-				return XDP_DROP;
-			/* Addresses swap; length, TTL and ID are new: the header checksum is recomputed whole. */
-			addr = ip->saddr;
-			ip->saddr = ip->daddr;
-			ip->daddr = addr;
-			ip->tot_len = bpf_htons(sizeof(*ip) + tcp_len);
-			ip->ttl = 64;
-			ip->id = 0;
-			ip->frag_off = bpf_htons(0x4000); /* DF */
-			ip->check = 0;
-			ip->check = fold(add16(ip, sizeof(*ip) / 2));
-			/* TCP pseudo-header: the addresses, protocol and TCP length. */
-			sum = add16(&ip->saddr, 4) + bpf_htons(IPPROTO_TCP) + bpf_htons(tcp_len);
-		} else {
-			struct ipv6hdr *ip6 = (void *)(eth + 1);
-			struct in6_addr addr;
-
-			tcp = (void *)(ip6 + 1);
-			if ((void *)(tcp + 1) > end)
-				return XDP_DROP;
-			addr = ip6->saddr;
-			ip6->saddr = ip6->daddr;
-			ip6->daddr = addr;
-			ip6->payload_len = bpf_htons(tcp_len);
-			ip6->hop_limit = 64;
-			sum = add16(&ip6->saddr, 16) + bpf_htons(IPPROTO_TCP) + bpf_htons(tcp_len);
-		}
-
-		/*
-		 * seq is what the client acknowledged, exactly what it expects next, so the answer is
-		 * acceptable and draws no duplicate ACK; ack stays at the exported rcv_nxt, so nothing
-		 * the client sent meanwhile (data, FIN, retransmissions) counts as received; window 0.
-		 * The checksum is computed fresh over the whole new header.
-		 */
-		port = tcp->source;
-		tcp->source = tcp->dest;
-		tcp->dest = port;
-		tcp->seq = ack;
-		tcp->ack_seq = bpf_htonl(h.rcv_nxt);
-		((__u8 *)tcp)[12] = (tcp_len / 4) << 4; /* data offset; reserved bits clear */
-		((__u8 *)tcp)[13] = 0x10;               /* ACK only */
-		tcp->window = 0;
-		tcp->urg_ptr = 0;
-		tcp->check = 0;
-		if (h.flags & HOLD_F_TIMESTAMPS) {
-			opt = (void *)(tcp + 1);
-			if ((void *)(opt + 1) > end)
-				return XDP_DROP;
-			/*
-			 * TSval keeps ticking from the exported clock, so PAWS never rejects it: in ms,
-			 * or in us for a connection whose clock has the microsecond bit (bit 0) set,
-			 * which stays as it is.
-			 */
-			if (h.ts_val & 1)
-				ts = (h.ts_val + (__u32)((bpf_ktime_get_ns() - h.ts_base_ns) / 1000)) | 1;
-			else
-				ts = h.ts_val + (__u32)((bpf_ktime_get_ns() - h.ts_base_ns) / 1000000);
-			opt->nop1 = TCPOPT_NOP;
-			opt->nop2 = TCPOPT_NOP;
-			opt->kind = TCPOPT_TIMESTAMP;
-			opt->len = TCPOLEN_TIMESTAMP;
-			opt->tsval = bpf_htonl(ts);
-			opt->tsecr = bpf_htonl(tsecr);
-			sum += add16(tcp, (sizeof(*tcp) + sizeof(*opt)) / 2);
-		} else {
-			sum += add16(tcp, sizeof(*tcp) / 2);
-		}
-		tcp->check = fold(sum);
 	}
 	count(CNT_XDP_ANSWERED);
-	STAT_ADD(&key, probes_answered);
+	STAT_INC(&key, probes_answered);
 	return XDP_TX;
 }
