@@ -121,7 +121,7 @@ public final class HoldBenchmark {
               holdA.stats(new HoldKey(s.local(), s.remote())).map(HoldStats::resets).orElse(0L);
         }
 
-        bed.moveAddress(VIP + "/24", a, b, client);
+        bed.moveAddress(VIP + "/24", a, b);
         Selector selector = Selector.open();
         for (int i = 0; i < n; i++) {
           clients.get(i).configureBlocking(false);
@@ -139,6 +139,7 @@ public final class HoldBenchmark {
                   }
                   return out;
                 });
+        bed.announce(VIP + "/24", b, client); // every socket is staged on node-b now
         Thread reader = new Thread(() -> stampArrivals(selector, arrivedAt, n), "client-reader");
         reader.start();
         for (int i = 0; i < n; i++) {

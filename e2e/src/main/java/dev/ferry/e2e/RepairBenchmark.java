@@ -157,7 +157,7 @@ public final class RepairBenchmark {
         samples.wireBytes[base + i] = bytes.length;
         wire.add(bytes);
       }
-      bed.moveAddress(VIP + "/24", from, to, client);
+      bed.moveAddress(VIP + "/24", from, to);
 
       SocketRestorer restorer = new SocketRestorer();
       List<RestoredSocket> staged =
@@ -172,6 +172,7 @@ public final class RepairBenchmark {
                 }
                 return out;
               });
+      bed.announce(VIP + "/24", to, client); // every socket is staged on the target now
       for (int i = 0; i < n; i++) {
         long t = System.nanoTime();
         TcpSocket live = staged.get(i).resume();

@@ -134,13 +134,14 @@ public final class RepairDemo {
     double exportMs = ms(exportedAt - t1);
     byte[] wire = SocketStateCodec.encode(state);
     long t3 = System.nanoTime();
-    bed.moveAddress(VIP + "/24", a, b, client);
+    bed.moveAddress(VIP + "/24", a, b);
     long t4 = System.nanoTime();
     TcpSocket onB;
     long t5;
     try (NetNamespace nsB = NetNamespace.named(b.netns())) {
       RestoredSocket restored = new SocketRestorer().restore(SocketStateCodec.decode(wire), nsB);
       holdB.wake(state, deadline);
+      bed.announce(VIP + "/24", b, client); // only now that the socket is staged on node-b
       t5 = System.nanoTime();
       onB = restored.resume();
     }
@@ -167,13 +168,11 @@ public final class RepairDemo {
             "answer   %7.3f ms  socket closed silently; XDP on node-a answers for it",
             ms(t2 - t1) - exportMs));
     say(String.format("encode   %7.3f ms  %d bytes on the wire", ms(t3 - t2), wire.length));
+    say(String.format("move     %7.2f ms  %s moved to node-b (ip commands)", ms(t4 - t3), VIP));
     say(
         String.format(
-            "move     %7.2f ms  %s moved to node-b, client neighbour updated (ip commands)",
-            ms(t4 - t3), VIP));
-    say(
-        String.format(
-            "restore  %7.3f ms  rebuilt in repair mode on node-b, wake-up armed", ms(t5 - t4)));
+            "restore  %7.3f ms  rebuilt in repair mode on node-b, wake-up armed, client's neighbour entry updated",
+            ms(t5 - t4)));
     say(String.format("resume   %7.3f ms  repair off, window update sent", ms(t6 - t5)));
     say(String.format("total    %7.2f ms  from freeze to resume", ms(t6 - t0)));
     say(

@@ -114,14 +114,22 @@ public final class Testbed implements AutoCloseable {
   }
 
   /**
-   * Moves an address from one host to another and points every listed host's neighbour entry at the
-   * new owner, as the L2 address mover's gratuitous ARP / unsolicited NA would.
+   * Moves an address from one host to another. Neighbours still send to the old owner until {@link
+   * #announce}: stage the connections on the new owner first, or its kernel resets any client
+   * segment that arrives before their sockets exist.
    */
-  public void moveAddress(String cidr, Host from, Host to, Host... neighbours) {
+  public void moveAddress(String cidr, Host from, Host to) {
     from.removeAddress(cidr);
     to.addAddress(cidr);
+  }
+
+  /**
+   * Points every listed host's neighbour entry for the address at its owner, as the L2 address
+   * mover's gratuitous ARP / unsolicited neighbour advertisement would.
+   */
+  public void announce(String cidr, Host owner, Host... neighbours) {
     String ip = cidr.substring(0, cidr.indexOf('/'));
-    String mac = to.mac();
+    String mac = owner.mac();
     for (Host n : neighbours) {
       n.setNeighbour(ip, mac);
     }

@@ -133,6 +133,7 @@ class HoldIT {
       lab.moveAddressToB();
       RestoredSocket staged = lab.bNs.call(() -> new SocketRestorer().restore(state));
       nodes.onB.wake(state, deadline());
+      lab.announceB();
       CompletableFuture<Long> firstByte =
           CompletableFuture.supplyAsync(() -> timeOfFirstByte(client, downloaded));
       long resumedAt = System.nanoTime();
@@ -217,6 +218,7 @@ class HoldIT {
         lab.moveAddressToB();
         RestoredSocket staged = lab.bNs.call(() -> new SocketRestorer().restore(state));
         nodes.onB.wake(state, deadline());
+        lab.announceB();
         TcpSocket restored = lab.track(staged.resume());
         byte[] ping = new byte[4];
         for (int off = 0; off < 4; ) {

@@ -128,9 +128,14 @@ public final class MigrationLab implements AutoCloseable {
     return states;
   }
 
-  /** The address moves to B and the client learns B's MAC for it. */
+  /** The address moves to B; the client still sends to A until {@link #announceB}. */
   public void moveAddressToB() {
-    bed.moveAddress(family.cidr(100), a, b, client);
+    bed.moveAddress(family.cidr(100), a, b);
+  }
+
+  /** The client learns B's MAC for the address: from now on its segments reach B. */
+  public void announceB() {
+    bed.announce(family.cidr(100), b, client);
   }
 
   /** Restores every state on B (one namespace entry for the batch) and resumes each. */
@@ -145,6 +150,8 @@ public final class MigrationLab implements AutoCloseable {
               }
               return out;
             });
+    // Only now, with every socket staged on B, may the client's segments reach B.
+    announceB();
     List<TcpSocket> live = new ArrayList<>();
     for (RestoredSocket r : staged) {
       live.add(track(r.resume()));
