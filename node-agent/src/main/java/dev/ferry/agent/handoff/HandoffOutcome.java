@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.handoff;
 
-import dev.ferry.agent.sys.TcpSocket;
+import dev.ferry.sys.TcpSocket;
 
 /** How an application answered the agent about one connection. */
 public sealed interface HandoffOutcome {
-  /** It handed the connection over (freeze): its socket and its state. */
-  record Frozen(TcpSocket socket, byte[] state) implements HandoffOutcome {}
+  /**
+   * It handed the connection over (freeze): its socket and its state. Once the socket is exported,
+   * call {@link Session#released}; if the move stops before that, {@link Session#returned}.
+   */
+  record Frozen(Session session, long requestId, TcpSocket socket, byte[] state)
+      implements HandoffOutcome {}
 
   /** It took the connection over (takeover); call {@link Session#resumed} once it is live. */
   record Taken(Session session, long requestId) implements HandoffOutcome {}

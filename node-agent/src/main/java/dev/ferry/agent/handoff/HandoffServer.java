@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.handoff;
 
-import dev.ferry.agent.sys.SyscallException;
-import dev.ferry.agent.sys.TcpSocket;
-import dev.ferry.agent.sys.UnixSocket;
+import dev.ferry.sdk.wire.Connection;
+import dev.ferry.sdk.wire.FrameChannel;
+import dev.ferry.sys.SyscallException;
+import dev.ferry.sys.TcpSocket;
+import dev.ferry.sys.UnixSocket;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Collection;

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.handoff;
 
-import dev.ferry.agent.sys.Descriptors;
-import dev.ferry.agent.sys.SyscallException;
-import dev.ferry.agent.sys.TcpSocket;
-import dev.ferry.agent.sys.UnixSocket;
+import dev.ferry.sdk.wire.Connection;
+import dev.ferry.sdk.wire.Frame;
+import dev.ferry.sdk.wire.FrameChannel;
+import dev.ferry.sdk.wire.ProtocolException;
+import dev.ferry.sys.Descriptors;
+import dev.ferry.sys.SyscallException;
+import dev.ferry.sys.TcpSocket;
+import dev.ferry.sys.UnixSocket;
 import java.nio.BufferUnderflowException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -159,16 +163,17 @@ public final class Session implements Runnable {
     }
   }
 
-  private void frozen(long id, long length, int fd) throws ProtocolException {
+  private void frozen(long id, long length, int fd) throws ProtocolException, SyscallException {
     Pending req = pending.get(id);
+    if (req == null && server.expired(id)) {
+      // Too late: the connection stays the application's, which still holds its descriptor.
+      Descriptors.close(fd);
+      returned(id, "the freeze timed out before the socket came; the connection stays yours");
+      return;
+    }
     if (req == null || !req.freeze || req.socket != null) {
       Descriptors.close(fd);
-      throw new ProtocolException(
-          server.expired(id) ? Frame.ERR_TIMED_OUT : Frame.ERR_UNKNOWN_REQUEST,
-          "no freeze "
-              + id
-              + " is waiting"
-              + (server.expired(id) ? ": it timed out and the connection stays yours" : ""));
+      throw new ProtocolException(Frame.ERR_UNKNOWN_REQUEST, "no freeze " + id + " is waiting");
     }
     if (fd < 0) {
       throw new ProtocolException(Frame.ERR_MALFORMED, "FROZEN " + id + " came without the socket");
@@ -221,7 +226,7 @@ public final class Session implements Runnable {
   private void finishIfWhole(long id, Pending req) {
     if (req.received == req.blob.length) {
       pending.remove(id);
-      req.answer.complete(new HandoffOutcome.Frozen(req.socket, req.blob));
+      req.answer.complete(new HandoffOutcome.Frozen(this, id, req.socket, req.blob));
     }
   }
 
@@ -270,6 +275,24 @@ public final class Session implements Runnable {
     if (req != null && req.socket != null) {
       req.socket.close();
     }
+  }
+
+  /**
+   * Tells the application that the connection it handed over (freeze {@code requestId}) is gone
+   * from it: the agent has read the socket in repair mode, so its close sends nothing.
+   */
+  public void released(long requestId) throws SyscallException {
+    channel.write(Frame.RELEASED, ByteBuffer.allocate(8).putLong(requestId).array());
+  }
+
+  /**
+   * Gives a handed-over connection back untouched (the move failed before the socket was read, or
+   * the answer came too late): the application carries on writing to it.
+   */
+  public void returned(long requestId, String why) throws SyscallException {
+    byte[] text = why.getBytes(StandardCharsets.UTF_8);
+    channel.write(
+        Frame.RETURNED, ByteBuffer.allocate(8 + text.length).putLong(requestId).put(text).array());
   }
 
   /** Tells the application that the socket it took over is live. */

@@ -2,12 +2,12 @@
 package dev.ferry.agent.hold;
 
 import dev.ferry.agent.repair.SocketState;
-import dev.ferry.agent.sys.BpfMap;
-import dev.ferry.agent.sys.BpfObject;
-import dev.ferry.agent.sys.NetNamespace;
-import dev.ferry.agent.sys.SyscallException;
-import dev.ferry.agent.sys.TcAttachment;
-import dev.ferry.agent.sys.XdpAttachment;
+import dev.ferry.sys.BpfMap;
+import dev.ferry.sys.BpfObject;
+import dev.ferry.sys.NetNamespace;
+import dev.ferry.sys.SyscallException;
+import dev.ferry.sys.TcAttachment;
+import dev.ferry.sys.XdpAttachment;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;

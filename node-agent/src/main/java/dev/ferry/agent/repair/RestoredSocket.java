@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.repair;
 
-import dev.ferry.agent.sys.RepairSocket;
-import dev.ferry.agent.sys.SyscallException;
-import dev.ferry.agent.sys.TcpSocket;
+import dev.ferry.sys.RepairSocket;
+import dev.ferry.sys.SyscallException;
+import dev.ferry.sys.TcpSocket;
 
 /**
  * A rebuilt socket still in repair mode: it sends nothing until {@link #resume()}. Closing it

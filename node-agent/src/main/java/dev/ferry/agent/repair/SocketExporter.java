@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.repair;
 
-import dev.ferry.agent.sys.RepairSocket;
-import dev.ferry.agent.sys.RepairSocket.Queue;
-import dev.ferry.agent.sys.SyscallException;
-import dev.ferry.agent.sys.TcpInfo;
-import dev.ferry.agent.sys.TcpSocket;
+import dev.ferry.sys.RepairSocket;
+import dev.ferry.sys.RepairSocket.Queue;
+import dev.ferry.sys.SyscallException;
+import dev.ferry.sys.TcpInfo;
+import dev.ferry.sys.TcpSocket;
 import java.util.Arrays;
 
 /**

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.repair;
 
-import dev.ferry.agent.sys.Errno;
-import dev.ferry.agent.sys.NetNamespace;
-import dev.ferry.agent.sys.RepairOptions;
-import dev.ferry.agent.sys.RepairSocket;
-import dev.ferry.agent.sys.RepairSocket.Queue;
-import dev.ferry.agent.sys.SyscallException;
-import dev.ferry.agent.sys.TcpSocket;
+import dev.ferry.sys.Errno;
+import dev.ferry.sys.NetNamespace;
+import dev.ferry.sys.RepairOptions;
+import dev.ferry.sys.RepairSocket;
+import dev.ferry.sys.RepairSocket.Queue;
+import dev.ferry.sys.SyscallException;
+import dev.ferry.sys.TcpSocket;
 
 /**
  * Rebuilds a socket from its {@link SocketState} in repair mode, in the order {@link RepairSocket}

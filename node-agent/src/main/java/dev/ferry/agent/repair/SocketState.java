@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.repair;
 
-import dev.ferry.agent.sys.RepairWindow;
+import dev.ferry.sys.RepairWindow;
 import java.net.Inet4Address;
 import java.net.InetSocketAddress;
 import java.util.Objects;

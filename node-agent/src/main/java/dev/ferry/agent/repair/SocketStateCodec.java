@@ -3,8 +3,8 @@ package dev.ferry.agent.repair;
 
 import com.google.protobuf.ByteString;
 import com.google.protobuf.InvalidProtocolBufferException;
-import dev.ferry.agent.sys.RepairWindow;
 import dev.ferry.api.v1alpha1.TcpSocketState;
+import dev.ferry.sys.RepairWindow;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.UnknownHostException;

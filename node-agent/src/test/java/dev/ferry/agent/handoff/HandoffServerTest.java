@@ -3,8 +3,10 @@ package dev.ferry.agent.handoff;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.ferry.agent.sys.TcpSocket;
-import dev.ferry.agent.sys.UnixSocket;
+import dev.ferry.sdk.wire.Connection;
+import dev.ferry.sdk.wire.Frame;
+import dev.ferry.sys.TcpSocket;
+import dev.ferry.sys.UnixSocket;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
@@ -88,7 +90,7 @@ class HandoffServerTest {
   }
 
   @Test
-  void anApplicationThatIgnoresTheFreezeKeepsItsConnectionAndALateAnswerIsRefused()
+  void anApplicationThatIgnoresTheFreezeKeepsItsConnectionAndALateAnswerIsReturned()
       throws Exception {
     Conn conn = connect();
     try (TestApp app = new TestApp(socketPath).hello("sleepy").register(port())) {
@@ -99,7 +101,9 @@ class HandoffServerTest {
 
       long id = ByteBuffer.wrap(app.next().payload()).getLong();
       app.frozen(id, conn.app().fd(), new byte[0]);
-      assertThat(app.nextError()).isEqualTo(Frame.ERR_TIMED_OUT);
+      Frame returned = app.next();
+      assertThat(returned.type()).isEqualTo(Frame.RETURNED);
+      assertThat(ByteBuffer.wrap(returned.payload()).getLong()).isEqualTo(id);
 
       // The connection is still the application's and still works.
       conn.app().writeFully("still mine".getBytes(StandardCharsets.US_ASCII));

@@ -3,7 +3,9 @@ package dev.ferry.agent.handoff;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.ferry.agent.sys.UnixSocket;
+import dev.ferry.sdk.wire.Frame;
+import dev.ferry.sdk.wire.FrameChannel;
+import dev.ferry.sys.UnixSocket;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;

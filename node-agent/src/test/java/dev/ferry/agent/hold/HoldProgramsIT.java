@@ -8,8 +8,8 @@ import static dev.ferry.agent.hold.TestPackets.SYN;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.agent.hold.TestPackets.Parsed;
-import dev.ferry.agent.sys.BpfMap;
-import dev.ferry.agent.sys.BpfObject;
+import dev.ferry.sys.BpfMap;
+import dev.ferry.sys.BpfObject;
 import dev.ferry.testbed.Testbed;
 import java.io.IOException;
 import java.net.InetSocketAddress;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.hold;
 
-import dev.ferry.agent.sys.TcpSocket;
+import dev.ferry.sys.TcpSocket;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;

@@ -4,7 +4,7 @@ package dev.ferry.agent.repair;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.agent.repair.MigrationLab.Family;
-import dev.ferry.agent.sys.TcpSocket;
+import dev.ferry.sys.TcpSocket;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.net.InetSocketAddress;

@@ -3,7 +3,7 @@ package dev.ferry.agent.repair;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.ferry.agent.sys.RepairWindow;
+import dev.ferry.sys.RepairWindow;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import org.junit.jupiter.api.Test;

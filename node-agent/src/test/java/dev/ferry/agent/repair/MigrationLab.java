@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.repair;
 
-import dev.ferry.agent.sys.NetNamespace;
-import dev.ferry.agent.sys.SyscallException;
-import dev.ferry.agent.sys.TcpSocket;
+import dev.ferry.sys.NetNamespace;
+import dev.ferry.sys.SyscallException;
+import dev.ferry.sys.TcpSocket;
 import dev.ferry.testbed.Host;
 import dev.ferry.testbed.Testbed;
 import java.io.IOException;

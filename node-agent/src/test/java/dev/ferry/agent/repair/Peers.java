@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.repair;
 
-import dev.ferry.agent.sys.SyscallException;
-import dev.ferry.agent.sys.TcpSocket;
+import dev.ferry.sys.SyscallException;
+import dev.ferry.sys.TcpSocket;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;

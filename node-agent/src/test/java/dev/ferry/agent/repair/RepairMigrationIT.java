@@ -5,8 +5,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.ferry.agent.repair.MigrationLab.Family;
-import dev.ferry.agent.sys.TcpInfo;
-import dev.ferry.agent.sys.TcpSocket;
+import dev.ferry.sys.TcpInfo;
+import dev.ferry.sys.TcpSocket;
 import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;

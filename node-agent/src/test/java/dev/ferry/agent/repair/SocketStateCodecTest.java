@@ -4,8 +4,8 @@ package dev.ferry.agent.repair;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import dev.ferry.agent.sys.RepairWindow;
 import dev.ferry.api.v1alpha1.TcpSocketState;
+import dev.ferry.sys.RepairWindow;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.util.Arrays;

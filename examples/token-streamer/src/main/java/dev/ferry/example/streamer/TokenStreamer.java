@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.example.streamer;
+
+import dev.ferry.sdk.FerryAgent;
+import dev.ferry.sdk.Handover;
+import dev.ferry.sdk.MigrationHandler;
+import dev.ferry.sdk.MovedSocket;
+import dev.ferry.sdk.OwnSockets;
+import dev.ferry.sdk.Takeover;
+import dev.ferry.sdk.wire.Connection;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The demo server: an LLM-like token streamer whose streams can move to another node, KV cache and
+ * all. One thread per stream, blocking sockets.
+ */
+public final class TokenStreamer implements MigrationHandler {
+  private final Options options;
+  private final Map<Connection, TokenStream> streams = new ConcurrentHashMap<>();
+
+  private TokenStreamer(Options options) {
+    this.options = options;
+  }
+
+  public static void main(String[] args) throws Exception {
+    Options options;
+    try {
+      options = Options.parse(args);
+    } catch (IllegalArgumentException e) {
+      System.err.println("token-streamer: " + e.getMessage());
+      System.err.println(Options.USAGE);
+      System.exit(2);
+      return;
+    }
+    new TokenStreamer(options).serve();
+  }
+
+  private void serve() throws IOException {
+    try (ServerSocket server = new ServerSocket()) {
+      server.setReuseAddress(true);
+      server.bind(options.listen(), 128);
+      if (options.agent() != null) {
+        FerryAgent agent = FerryAgent.connect(options.agent(), options.name());
+        agent.register(options.listen().getPort(), this);
+      }
+      say(
+          "listening on "
+              + options.listen().getAddress().getHostAddress()
+              + ":"
+              + options.listen().getPort()
+              + (options.agent() == null ? "" : ", movable through " + options.agent()));
+      while (true) {
+        Socket client = server.accept();
+        Thread t = new Thread(() -> serve(client), "stream-" + client.getRemoteSocketAddress());
+        t.setDaemon(true);
+        t.start();
+      }
+    }
+  }
+
+  private void serve(Socket client) {
+    Connection c =
+        new Connection(
+            (InetSocketAddress) client.getLocalSocketAddress(),
+            (InetSocketAddress) client.getRemoteSocketAddress());
+    try {
+      client.setTcpNoDelay(true);
+      StreamRequest request;
+      try {
+        request = StreamRequest.read(client.getInputStream());
+      } catch (StreamRequest.Rejected e) {
+        reject(client.getOutputStream(), e.status, e.getMessage());
+        client.close();
+        return;
+      }
+      if (request == null) {
+        client.close();
+        return;
+      }
+      OutputStream out = client.getOutputStream();
+      out.write(
+          ("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                  + "Connection: close\r\n\r\n")
+              .getBytes(StandardCharsets.US_ASCII));
+      StreamState state =
+          StreamState.start(request.prompt(), request.tokens(), options.rate(), options.kvBytes());
+      run(c, new TokenStream(state, out, () -> closeQuietly(client)));
+    } catch (IOException | InterruptedException e) {
+      say("stream " + c + " ended: " + e.getMessage());
+      closeQuietly(client);
+    }
+  }
+
+  private void run(Connection c, TokenStream stream) throws IOException, InterruptedException {
+    streams.put(c, stream);
+    try {
+      if (stream.run()) {
+        say("stream " + c + " done");
+      } else {
+        say("stream " + c + " moved away at " + stream);
+      }
+    } finally {
+      streams.remove(c, stream);
+    }
+  }
+
+  @Override
+  public Handover freeze(Connection c) throws Exception {
+    TokenStream stream = streams.get(c);
+    if (stream == null) {
+      return Handover.decline("no stream on " + c + " (finished, or not begun)");
+    }
+    if (options.ignoreFreeze()) {
+      Thread.sleep(Long.MAX_VALUE); // the misbehaving application the agent must survive
+    }
+    byte[] state = stream.pause();
+    say("handing over " + c + " at " + stream + " (" + state.length + " bytes of state)");
+    return Handover.give(OwnSockets.find(c), state, stream);
+  }
+
+  @Override
+  public Takeover takeover(Connection c, byte[] blob) {
+    StreamState state;
+    try {
+      state = StreamState.decode(blob);
+    } catch (IllegalArgumentException e) {
+      say("declining " + c + ": " + e.getMessage());
+      return Takeover.decline(e.getMessage());
+    }
+    say("taking over " + c + " at " + state + ", checksum verified");
+    return Takeover.accept(socket -> carryOn(socket, state));
+  }
+
+  private void carryOn(MovedSocket socket, StreamState state) {
+    Thread t =
+        new Thread(
+            () -> {
+              try {
+                run(
+                    socket.connection(),
+                    new TokenStream(
+                        state,
+                        socket.output(),
+                        () -> {
+                          try {
+                            socket.shutdownOutput();
+                          } catch (IOException ignored) {
+                            // the client went away; closing is all that is left
+                          }
+                          socket.close();
+                        }));
+              } catch (IOException | InterruptedException e) {
+                say("stream " + socket.connection() + " ended: " + e.getMessage());
+                socket.close();
+              }
+            },
+            "stream-" + socket.connection());
+    t.setDaemon(true);
+    t.start();
+  }
+
+  private static void reject(OutputStream out, int status, String reason) throws IOException {
+    byte[] body = (reason + "\n").getBytes(StandardCharsets.UTF_8);
+    out.write(
+        ("HTTP/1.1 "
+                + status
+                + (status == 404 ? " Not Found" : " Bad Request")
+                + "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "
+                + body.length
+                + "\r\nConnection: close\r\n\r\n")
+            .getBytes(StandardCharsets.US_ASCII));
+    out.write(body);
+    out.flush();
+  }
+
+  private static void closeQuietly(Socket s) {
+    try {
+      s.close();
+    } catch (IOException ignored) {
+      // nothing more to tell this client
+    }
+  }
+
+  static void say(String line) {
+    System.out.println("token-streamer: " + line);
+    System.out.flush();
+  }
+
+  /** The command line. */
+  record Options(
+      InetSocketAddress listen,
+      Path agent,
+      String name,
+      int rate,
+      int kvBytes,
+      boolean ignoreFreeze) {
+    static final String USAGE =
+        "usage: TokenStreamer --listen HOST:PORT [--agent SOCKET] [--name NAME] [--rate TOKENS_PER_S]"
+            + " [--kv-bytes N] [--ignore-freeze]";
+
+    static Options parse(String[] args) {
+      InetSocketAddress listen = null;
+      Path agent = null;
+      String name = "token-streamer";
+      int rate = 50;
+      int kvBytes = 2_400_000;
+      boolean ignoreFreeze = false;
+      for (int i = 0; i < args.length; i++) {
+        String flag = args[i];
+        if (flag.equals("--ignore-freeze")) {
+          ignoreFreeze = true;
+          continue;
+        }
+        if (i + 1 >= args.length) {
+          throw new IllegalArgumentException(flag + " needs a value");
+        }
+        String value = args[++i];
+        switch (flag) {
+          case "--listen" -> {
+            int colon = value.lastIndexOf(':');
+            if (colon < 0) {
+              throw new IllegalArgumentException("--listen must be HOST:PORT, got " + value);
+            }
+            listen =
+                new InetSocketAddress(
+                    value.substring(0, colon).replace("[", "").replace("]", ""),
+                    number(flag, value.substring(colon + 1), 1, 65535));
+          }
+          case "--agent" -> agent = Path.of(value);
+          case "--name" -> name = value;
+          case "--rate" -> rate = number(flag, value, 1, 1_000_000);
+          case "--kv-bytes" -> kvBytes = number(flag, value, 1, Integer.MAX_VALUE - 1024);
+          default -> throw new IllegalArgumentException("unknown option " + flag);
+        }
+      }
+      if (listen == null) {
+        throw new IllegalArgumentException("--listen HOST:PORT is required");
+      }
+      return new Options(listen, agent, name, rate, kvBytes, ignoreFreeze);
+    }
+
+    private static int number(String flag, String value, int min, int max) {
+      try {
+        int n = Integer.parseInt(value);
+        if (n >= min && n <= max) {
+          return n;
+        }
+      } catch (NumberFormatException ignored) {
+        // reported below
+      }
+      throw new IllegalArgumentException(
+          flag + " must be an integer " + min + ".." + max + ", got '" + value + "'");
+    }
+  }
+}

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.move;
+
+import dev.ferry.agent.handoff.Session;
+import dev.ferry.agent.hold.ConnectionHold;
+import dev.ferry.agent.hold.HoldKey;
+import dev.ferry.agent.repair.RestoredSocket;
+import dev.ferry.sdk.wire.Connection;
+import dev.ferry.sys.SyscallException;
+import dev.ferry.sys.TcpSocket;
+
+/** How a connection's arrival on this node went. */
+public sealed interface Arrival {
+  Connection connection();
+
+  /**
+   * The socket is rebuilt in repair mode and the application has taken it and its state; the client
+   * is still held. {@link #resume} once the address points here.
+   */
+  final class Staged implements Arrival {
+    private final Connection connection;
+    private final RestoredSocket socket;
+    private final Session application;
+    private final long requestId;
+    private final ConnectionHold hold;
+
+    Staged(
+        Connection connection,
+        RestoredSocket socket,
+        Session application,
+        long requestId,
+        ConnectionHold hold) {
+      this.connection = connection;
+      this.socket = socket;
+      this.application = application;
+      this.requestId = requestId;
+      this.hold = hold;
+    }
+
+    @Override
+    public Connection connection() {
+      return connection;
+    }
+
+    /**
+     * Leaves repair mode (the client wakes at once), tells the application it may write, and clears
+     * this node's hold entry for the connection.
+     */
+    public void resume() throws SyscallException {
+      try (TcpSocket live = socket.resume()) {
+        application.resumed(requestId); // the application has its own descriptor for it
+      } finally {
+        hold.release(new HoldKey(connection.local(), connection.remote()));
+      }
+    }
+
+    /** Gives up before resuming: the socket goes silently, the application's copy dies with it. */
+    public void abandon() throws SyscallException {
+      socket.close();
+      hold.release(new HoldKey(connection.local(), connection.remote()));
+    }
+  }
+
+  /** Not staged here, for {@code reason}; the departed state is untouched and may go elsewhere. */
+  record Refused(Connection connection, String reason) implements Arrival {}
+}

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.move;
+
+import dev.ferry.agent.handoff.HandoffOutcome;
+import dev.ferry.agent.handoff.HandoffServer;
+import dev.ferry.agent.hold.ConnectionHold;
+import dev.ferry.agent.hold.HoldKey;
+import dev.ferry.agent.repair.RestoreException;
+import dev.ferry.agent.repair.RestoredSocket;
+import dev.ferry.agent.repair.SocketExporter;
+import dev.ferry.agent.repair.SocketRestorer;
+import dev.ferry.agent.repair.SocketState;
+import dev.ferry.sdk.wire.Connection;
+import dev.ferry.sys.NetNamespace;
+import dev.ferry.sys.SyscallException;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.logging.Logger;
+
+/**
+ * One node's part in moving application connections, in the order that loses nothing: ask the
+ * application first (one that declines or stays silent is never touched), then hold the client,
+ * read the socket and close it silently; on the other node, rebuild it, let the application take it
+ * while the client is still held, and resume only when the address points there.
+ */
+public final class ConnectionMover {
+  private static final Logger LOG = Logger.getLogger(ConnectionMover.class.getName());
+
+  private final HandoffServer applications;
+  private final ConnectionHold hold;
+  private final Duration holdLimit;
+  private final SocketExporter exporter = new SocketExporter();
+  private final SocketRestorer restorer = new SocketRestorer();
+
+  /**
+   * @param holdLimit how long a client may be held before the hold steps aside
+   */
+  public ConnectionMover(HandoffServer applications, ConnectionHold hold, Duration holdLimit) {
+    this.applications = applications;
+    this.hold = hold;
+    this.holdLimit = holdLimit;
+  }
+
+  /** Source node: takes {@code c} from its application and out of the kernel. */
+  public Departure depart(Connection c) throws InterruptedException {
+    HandoffOutcome outcome;
+    try {
+      outcome = applications.freeze(c);
+    } catch (SyscallException e) {
+      return new Departure.Stayed(c, "asking the application failed: " + e.getMessage());
+    }
+    if (!(outcome instanceof HandoffOutcome.Frozen frozen)) {
+      return new Departure.Stayed(c, describe(outcome));
+    }
+    HoldKey key = new HoldKey(c.local(), c.remote());
+    long deadline = System.nanoTime() + holdLimit.toNanos();
+    SocketState state;
+    try {
+      hold.freeze(key, deadline);
+      state = exporter.export(frozen.socket());
+    } catch (IOException e) {
+      // Nothing is lost yet: the socket left repair mode, the application still has it.
+      releaseQuietly(key);
+      frozen.socket().close();
+      giveBack(frozen, "the agent could not read the socket: " + e.getMessage());
+      return new Departure.Stayed(c, "export failed: " + e.getMessage());
+    }
+    long exportedAt = System.nanoTime();
+    try {
+      hold.answer(state, exportedAt, deadline);
+    } catch (SyscallException e) {
+      // The client is still frozen, not answered; it retransmits until the socket is back.
+      LOG.warning(() -> "the hold cannot answer for " + c + ": " + e.getMessage());
+    }
+    try {
+      frozen.session().released(frozen.requestId());
+    } catch (SyscallException e) {
+      // Only the application's bookkeeping suffers: the socket is in repair mode either way.
+      LOG.warning(() -> "telling the application " + c + " is gone failed: " + e.getMessage());
+    }
+    frozen.socket().close(); // in repair mode: silent
+    return new Departure.Departed(c, state, frozen.state());
+  }
+
+  /**
+   * Target node (or the source, to roll back): rebuilds the socket in {@code namespace} and hands
+   * it with its state to the application serving the port. The client stays held.
+   */
+  public Arrival arrive(Departure.Departed d, NetNamespace namespace) throws InterruptedException {
+    Connection c = d.connection();
+    RestoredSocket restored;
+    try {
+      restored = restorer.restore(d.socket(), namespace);
+    } catch (RestoreException e) {
+      return new Arrival.Refused(c, e.getMessage());
+    }
+    HoldKey key = new HoldKey(c.local(), c.remote());
+    try {
+      hold.wake(d.socket(), System.nanoTime() + holdLimit.toNanos());
+      HandoffOutcome outcome = applications.takeover(c, restored.socket(), d.applicationState());
+      if (outcome instanceof HandoffOutcome.Taken taken) {
+        return new Arrival.Staged(c, restored, taken.session(), taken.requestId(), hold);
+      }
+      restored.close();
+      releaseQuietly(key);
+      return new Arrival.Refused(c, describe(outcome));
+    } catch (SyscallException e) {
+      restored.close();
+      releaseQuietly(key);
+      return new Arrival.Refused(
+          c, "handing the socket to the application failed: " + e.getMessage());
+    }
+  }
+
+  /** Source node: the connection lives elsewhere now; stop answering for it. */
+  public void release(Connection c) throws SyscallException {
+    hold.release(new HoldKey(c.local(), c.remote()));
+  }
+
+  private void releaseQuietly(HoldKey key) {
+    try {
+      hold.release(key);
+    } catch (SyscallException e) {
+      LOG.warning(() -> "releasing the hold on " + key + " failed: " + e.getMessage());
+    }
+  }
+
+  private static void giveBack(HandoffOutcome.Frozen frozen, String why) {
+    try {
+      frozen.session().returned(frozen.requestId(), why);
+    } catch (SyscallException e) {
+      LOG.warning(() -> "giving a connection back failed: " + e.getMessage());
+    }
+  }
+
+  private static String describe(HandoffOutcome outcome) {
+    if (outcome instanceof HandoffOutcome.Declined d) {
+      return "the application declined: " + d.reason();
+    }
+    if (outcome instanceof HandoffOutcome.NotAnswered n) {
+      return n.why();
+    }
+    if (outcome instanceof HandoffOutcome.NoApplication n) {
+      return "no application registered port " + n.port() + " on this node";
+    }
+    return outcome.toString();
+  }
+}

@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.sdk;
+
+import dev.ferry.sdk.wire.Connection;
+import dev.ferry.sdk.wire.Frame;
+import dev.ferry.sdk.wire.FrameChannel;
+import dev.ferry.sdk.wire.ProtocolException;
+import dev.ferry.sys.Descriptors;
+import dev.ferry.sys.SyscallException;
+import dev.ferry.sys.TcpSocket;
+import dev.ferry.sys.UnixSocket;
+import java.io.IOException;
+import java.lang.System.Logger.Level;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * A server's session with its node's Ferry agent (docs/handoff-protocol.md). In a few lines:
+ *
+ * <pre>{@code
+ * FerryAgent ferry = FerryAgent.connect(FerryAgent.DEFAULT_SOCKET, "token-streamer");
+ * ferry.register(8080, new MigrationHandler() {
+ *   public Handover freeze(Connection c) {
+ *     Stream s = streams.get(c);
+ *     s.pause();                                   // finish the write in progress
+ *     return Handover.give(OwnSockets.find(c), s.state(), s);
+ *   }
+ *   public Takeover takeover(Connection c, byte[] state) {
+ *     Stream s = Stream.restore(state);            // check it first
+ *     return Takeover.accept(socket -> s.continueOn(socket));
+ *   }
+ * });
+ * }</pre>
+ *
+ * <p>Closing the session (or the process ending) unregisters the ports; connections keep working,
+ * they just cannot move.
+ */
+public final class FerryAgent implements AutoCloseable {
+  public static final Path DEFAULT_SOCKET = Path.of("/run/ferry/handoff.sock");
+
+  private static final System.Logger LOG = System.getLogger(FerryAgent.class.getName());
+  private static final long REPLY_TIMEOUT_MS = 10_000;
+
+  private final FrameChannel channel;
+  private final Map<Integer, MigrationHandler> handlers = new ConcurrentHashMap<>();
+  private final Map<Long, Given> given = new ConcurrentHashMap<>();
+  private final Map<Long, Arriving> arriving = new ConcurrentHashMap<>();
+  private final ExecutorService workers;
+  private final Thread reader;
+  private volatile CompletableFuture<ByteBuffer> reply;
+  private volatile boolean closed;
+
+  /** A socket handed to the agent, its fate not yet known. */
+  private record Given(int fd, Handover.AfterHandover then) {}
+
+  /** A connection the agent is handing us: its socket, then its state, then its go-ahead. */
+  private static final class Arriving {
+    final Connection connection;
+    final TcpSocket socket;
+    final byte[] state;
+    int received;
+    Takeover.Accept accepted;
+
+    Arriving(Connection connection, TcpSocket socket, byte[] state) {
+      this.connection = connection;
+      this.socket = socket;
+      this.state = state;
+    }
+  }
+
+  private FerryAgent(FrameChannel channel, String name) {
+    this.channel = channel;
+    this.workers =
+        Executors.newCachedThreadPool(
+            r -> {
+              Thread t = new Thread(r, "ferry-handoff-" + name);
+              t.setDaemon(true);
+              return t;
+            });
+    this.reader = new Thread(this::readLoop, "ferry-agent-" + name);
+    reader.setDaemon(true);
+  }
+
+  /**
+   * Opens a session with the agent listening at {@code socket}.
+   *
+   * @param name how the agent names this server in its logs and status
+   * @throws IOException when no agent listens there, or it speaks another protocol version
+   */
+  public static FerryAgent connect(Path socket, String name) throws IOException {
+    UnixSocket unix;
+    try {
+      unix = UnixSocket.connect(socket);
+    } catch (SyscallException e) {
+      throw new IOException(
+          "no Ferry agent at "
+              + socket
+              + " ("
+              + e.getMessage()
+              + "); is the agent's handoff socket mounted into this pod?",
+          e);
+    }
+    FrameChannel channel = new FrameChannel(unix);
+    byte[] text = name.getBytes(StandardCharsets.UTF_8);
+    channel.write(
+        Frame.HELLO, ByteBuffer.allocate(2 + text.length).putShort((short) 1).put(text).array());
+    Frame welcome = channel.read();
+    if (welcome == null || welcome.type() != Frame.WELCOME) {
+      channel.close();
+      throw new IOException(
+          "the agent at " + socket + " answered HELLO with " + describe(welcome) + ", not WELCOME");
+    }
+    FerryAgent agent = new FerryAgent(channel, name);
+    agent.reader.start();
+    return agent;
+  }
+
+  /**
+   * Registers {@code port}: the agent may now move this server's connections on it.
+   *
+   * @throws IOException when another server on this node registered the port first
+   */
+  public synchronized void register(int port, MigrationHandler handler) throws IOException {
+    if (port < 1 || port > 65535) {
+      throw new IllegalArgumentException("port must be 1..65535, got " + port);
+    }
+    handlers.put(port, handler);
+    CompletableFuture<ByteBuffer> answer = new CompletableFuture<>();
+    reply = answer;
+    channel.write(
+        Frame.REGISTER, ByteBuffer.allocate(4).putShort((short) 1).putShort((short) port).array());
+    try {
+      answer.get(REPLY_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+    } catch (ExecutionException e) {
+      handlers.remove(port);
+      throw new IOException("registering port " + port + ": " + e.getCause().getMessage(), e);
+    } catch (TimeoutException e) {
+      handlers.remove(port);
+      throw new IOException("the agent did not answer REGISTER " + port + " within 10 s", e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted while registering port " + port, e);
+    }
+  }
+
+  private void readLoop() {
+    try {
+      Frame f;
+      while ((f = channel.read()) != null) {
+        try {
+          handle(f);
+        } catch (ProtocolException e) {
+          LOG.log(Level.WARNING, "the agent sent something unexpected: " + e.getMessage());
+          channel.error(e.code(), e.getMessage());
+        }
+      }
+    } catch (IOException e) {
+      if (!closed) {
+        LOG.log(Level.WARNING, "handoff session with the Ferry agent ended: " + e.getMessage());
+      }
+    } finally {
+      endSession();
+    }
+  }
+
+  private void handle(Frame f) throws ProtocolException {
+    ByteBuffer p = ByteBuffer.wrap(f.payload());
+    if (f.fd() >= 0 && f.type() != Frame.TAKEOVER) {
+      Descriptors.close(f.fd());
+    }
+    switch (f.type()) {
+      case Frame.REGISTERED -> complete(p);
+      case Frame.ERROR -> {
+        int code = p.getShort() & 0xffff;
+        String text = StandardCharsets.UTF_8.decode(p).toString();
+        CompletableFuture<ByteBuffer> waiting = reply;
+        if (waiting != null && !waiting.isDone()) {
+          waiting.completeExceptionally(new IOException(text + " (error " + code + ")"));
+        } else {
+          LOG.log(Level.WARNING, "the Ferry agent reports error " + code + ": " + text);
+        }
+      }
+      case Frame.FREEZE -> {
+        long id = p.getLong();
+        Connection c = Connection.readFrom(p);
+        workers.execute(() -> answerFreeze(id, c));
+      }
+      case Frame.RELEASED -> {
+        Given g = given.remove(p.getLong());
+        if (g != null) {
+          workers.execute(() -> released(g));
+        }
+      }
+      case Frame.RETURNED -> {
+        Given g = given.remove(p.getLong());
+        String why = StandardCharsets.UTF_8.decode(p).toString();
+        if (g != null) {
+          workers.execute(() -> g.then().kept(why));
+        }
+      }
+      case Frame.TAKEOVER -> arrive(p, f.fd());
+      case Frame.BLOB -> {
+        long id = p.getLong();
+        Arriving a = arriving.get(id);
+        if (a == null || p.remaining() > a.state.length - a.received) {
+          throw new ProtocolException(
+              Frame.ERR_UNKNOWN_REQUEST, "BLOB " + id + " was not expected");
+        }
+        int n = p.remaining();
+        p.get(a.state, a.received, n);
+        a.received += n;
+        if (a.received == a.state.length) {
+          workers.execute(() -> answerTakeover(id, a));
+        }
+      }
+      case Frame.RESUMED -> {
+        long id = p.getLong();
+        Arriving a = arriving.remove(id);
+        if (a == null || a.accepted == null) {
+          throw new ProtocolException(
+              Frame.ERR_UNKNOWN_REQUEST, "RESUMED " + id + " was not expected");
+        }
+        workers.execute(() -> a.accepted.live().accept(new MovedSocket(a.connection, a.socket)));
+      }
+      default ->
+          throw new ProtocolException(Frame.ERR_UNKNOWN_TYPE, "unknown message type " + f.type());
+    }
+  }
+
+  private void complete(ByteBuffer registered) {
+    CompletableFuture<ByteBuffer> waiting = reply;
+    if (waiting != null) {
+      waiting.complete(registered);
+    }
+  }
+
+  private void answerFreeze(long id, Connection c) {
+    Handover answer;
+    try {
+      MigrationHandler handler = handlers.get(c.local().getPort());
+      answer =
+          handler == null
+              ? Handover.decline("port " + c.local().getPort() + " is not registered here")
+              : handler.freeze(c);
+    } catch (Exception e) {
+      answer = Handover.decline("the server failed to freeze " + c + ": " + e);
+    }
+    try {
+      if (answer instanceof Handover.Give give) {
+        given.put(id, new Given(give.fd(), give.then()));
+        channel.write(
+            Frame.FROZEN,
+            ByteBuffer.allocate(16).putLong(id).putLong(give.state().length).array(),
+            give.fd());
+        sendBlob(id, give.state());
+      } else if (answer instanceof Handover.Decline decline) {
+        decline(id, decline.reason());
+      }
+    } catch (SyscallException e) {
+      LOG.log(Level.WARNING, "answering the freeze of " + c + " failed: " + e.getMessage());
+    }
+  }
+
+  private void released(Given g) {
+    try {
+      Descriptors.detach(g.fd());
+    } catch (SyscallException e) {
+      LOG.log(Level.ERROR, "could not detach the handed-over socket: " + e.getMessage());
+    }
+    g.then().released();
+  }
+
+  private void arrive(ByteBuffer p, int fd) throws ProtocolException {
+    long id = p.getLong();
+    long length = p.getLong();
+    Connection c = Connection.readFrom(p);
+    if (fd < 0 || length < 0 || length > Integer.MAX_VALUE - 8) {
+      Descriptors.close(fd);
+      throw new ProtocolException(
+          Frame.ERR_MALFORMED, "TAKEOVER " + id + " without a socket or with a bad length");
+    }
+    Arriving a = new Arriving(c, TcpSocket.adopt(fd), new byte[(int) length]);
+    arriving.put(id, a);
+    if (length == 0) {
+      workers.execute(() -> answerTakeover(id, a));
+    }
+  }
+
+  private void answerTakeover(long id, Arriving a) {
+    Takeover answer;
+    try {
+      MigrationHandler handler = handlers.get(a.connection.local().getPort());
+      answer =
+          handler == null
+              ? Takeover.decline(
+                  "port " + a.connection.local().getPort() + " is not registered here")
+              : handler.takeover(a.connection, a.state);
+    } catch (Exception e) {
+      answer = Takeover.decline("the server failed to take over " + a.connection + ": " + e);
+    }
+    try {
+      if (answer instanceof Takeover.Accept accept) {
+        a.accepted = accept;
+        channel.write(Frame.TAKEN, ByteBuffer.allocate(8).putLong(id).array());
+      } else if (answer instanceof Takeover.Decline decline) {
+        arriving.remove(id);
+        a.socket.close(); // still in repair mode: closing it tells the client nothing
+        decline(id, decline.reason());
+      }
+    } catch (SyscallException e) {
+      LOG.log(
+          Level.WARNING,
+          "answering the takeover of " + a.connection + " failed: " + e.getMessage());
+    }
+  }
+
+  private void decline(long id, String reason) throws SyscallException {
+    byte[] text = reason.getBytes(StandardCharsets.UTF_8);
+    channel.write(
+        Frame.DECLINED,
+        ByteBuffer.allocate(8 + Math.min(text.length, 4096))
+            .putLong(id)
+            .put(text, 0, Math.min(text.length, 4096))
+            .array());
+  }
+
+  private void sendBlob(long id, byte[] state) throws SyscallException {
+    for (int off = 0; off < state.length; off += Frame.MAX_CHUNK) {
+      int n = Math.min(Frame.MAX_CHUNK, state.length - off);
+      channel.write(Frame.BLOB, ByteBuffer.allocate(8 + n).putLong(id).put(state, off, n).array());
+    }
+  }
+
+  /** The agent went away: every handover in doubt stays the server's, every arrival is dropped. */
+  private void endSession() {
+    given.values().forEach(g -> workers.execute(() -> g.then().kept("the agent's session ended")));
+    given.clear();
+    arriving.values().forEach(a -> a.socket.close());
+    arriving.clear();
+    CompletableFuture<ByteBuffer> waiting = reply;
+    if (waiting != null) {
+      waiting.completeExceptionally(new IOException("the agent closed the session"));
+    }
+    channel.close();
+  }
+
+  private static String describe(Frame f) {
+    if (f == null) {
+      return "nothing (it closed the session)";
+    }
+    if (f.type() == Frame.ERROR && f.payload().length >= 2) {
+      return "ERROR " + new String(f.payload(), 2, f.payload().length - 2, StandardCharsets.UTF_8);
+    }
+    return "message type " + f.type();
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    channel.socket().shutdown();
+    try {
+      reader.join(5000);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    workers.shutdown();
+  }
+}

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.sdk;
+
+import dev.ferry.sdk.wire.Connection;
+import dev.ferry.sys.Descriptors;
+import dev.ferry.sys.SyscallException;
+import dev.ferry.sys.TcpSocket;
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * Finds the descriptor of one of this process's TCP connections. The JDK's sockets do not show
+ * their descriptor; the kernel does, whatever stack opened the socket (java.net, NIO, Netty).
+ */
+public final class OwnSockets {
+  private static final Path FDS = Path.of("/proc/self/fd");
+
+  private OwnSockets() {}
+
+  /**
+   * The descriptor of this process's socket for {@code c}, which stays the caller's.
+   *
+   * @throws IOException when this process has no socket for that connection
+   */
+  public static int find(Connection c) throws IOException {
+    try (DirectoryStream<Path> fds = Files.newDirectoryStream(FDS)) {
+      for (Path entry : fds) {
+        int fd;
+        try {
+          fd = Integer.parseInt(entry.getFileName().toString());
+          if (!Files.readSymbolicLink(entry).toString().startsWith("socket:")
+              || !Descriptors.isTcpSocket(fd)) {
+            continue;
+          }
+        } catch (IOException | NumberFormatException e) {
+          continue; // closed while we looked, or not a descriptor
+        }
+        // adopt() only wraps the number: the socket is not ours to close.
+        TcpSocket socket = TcpSocket.adopt(fd);
+        try {
+          if (c.equals(new Connection(socket.localAddress(), socket.remoteAddress()))) {
+            return fd;
+          }
+        } catch (SyscallException e) {
+          // a listening or unconnected socket has no peer: not this one
+        }
+      }
+    }
+    throw new IOException("this process has no TCP socket for " + c);
+  }
+}

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.sdk.wire;
+
+/**
+ * One message of the handoff protocol (docs/handoff-protocol.md): its type, its payload and the
+ * descriptor that came with it, or -1.
+ */
+public record Frame(int type, byte[] payload, int fd) {
+  public static final int HELLO = 1;
+  public static final int WELCOME = 2;
+  public static final int REGISTER = 3;
+  public static final int REGISTERED = 4;
+  public static final int FREEZE = 5;
+  public static final int FROZEN = 6;
+  public static final int BLOB = 7;
+  public static final int DECLINED = 8;
+  public static final int TAKEOVER = 9;
+  public static final int TAKEN = 10;
+  public static final int RESUMED = 11;
+  public static final int RELEASED = 12;
+  public static final int RETURNED = 13;
+  public static final int ERROR = 15;
+
+  public static final int ERR_MALFORMED = 1;
+  public static final int ERR_UNKNOWN_TYPE = 2;
+  public static final int ERR_TOO_LARGE = 3;
+  public static final int ERR_OUT_OF_ORDER = 4;
+  public static final int ERR_UNKNOWN_REQUEST = 5;
+  public static final int ERR_NOT_TCP = 6;
+  public static final int ERR_PORT_TAKEN = 7;
+  public static final int ERR_TIMED_OUT = 8;
+
+  /** The largest frame either side sends or accepts: length prefix excluded. */
+  public static final int MAX_FRAME = 1 << 20;
+
+  /** The most blob bytes one BLOB frame carries (type and request id take 9 bytes). */
+  public static final int MAX_CHUNK = MAX_FRAME - 9;
+}

@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.sys;
+
+import java.lang.ref.Reference;
+import java.nio.file.Path;
+import jnr.ffi.Memory;
+import jnr.ffi.Pointer;
+
+/**
+ * A compiled BPF object file, opened and loaded with libbpf. Its programs and maps live as long as
+ * it does, unless they are attached or pinned.
+ */
+public final class BpfObject implements AutoCloseable {
+  private final Pointer obj;
+  private final String file;
+
+  /** The ELF image of an object opened from memory; libbpf reads it until load. */
+  private final Pointer image;
+
+  private BpfObject(Pointer obj, String file, Pointer image) {
+    this.obj = obj;
+    this.file = file;
+    this.image = image;
+  }
+
+  /** Opens an object from its bytes (a resource in the agent's jar); {@code name} is for errors. */
+  public static BpfObject open(byte[] elf, String name) throws SyscallException {
+    Pointer image = Memory.allocateDirect(Native.RUNTIME, elf.length);
+    image.put(0, elf, 0, elf.length);
+    Pointer obj = Native.Bpf.LIB.bpf_object__open_mem(image, elf.length, null);
+    if (obj == null) {
+      throw new SyscallException("bpf_object__open_mem(" + name + ")", Native.errno());
+    }
+    return new BpfObject(obj, name, image);
+  }
+
+  public static BpfObject open(Path file) throws SyscallException {
+    String path = file.toString();
+    Pointer obj = Native.Bpf.LIB.bpf_object__open_file(path, null);
+    if (obj == null) {
+      throw new SyscallException("bpf_object__open_file(" + path + ")", Native.errno());
+    }
+    return new BpfObject(obj, path, null);
+  }
+
+  /**
+   * Pins every map at {@code dir/<map name>} when the object loads, or reuses the map already
+   * pinned there: that is how two objects share maps, and how a restarted agent finds them.
+   */
+  public void pinMapsUnder(Path dir) throws SyscallException {
+    for (Pointer map = Native.Bpf.LIB.bpf_object__next_map(obj, null);
+        map != null;
+        map = Native.Bpf.LIB.bpf_object__next_map(obj, map)) {
+      String name = Native.Bpf.LIB.bpf_map__name(map);
+      String path = dir.resolve(name).toString();
+      Bpf.check(
+          Native.Bpf.LIB.bpf_map__set_pin_path(map, path),
+          () -> "bpf_map__set_pin_path(" + name + ", " + path + ")");
+    }
+  }
+
+  /** Creates the maps and loads the programs through the verifier. */
+  public void load() throws SyscallException {
+    Bpf.check(
+        Native.Bpf.LIB.bpf_object__load(obj),
+        () -> "bpf_object__load(" + file + ") (the verifier's log is on stderr)");
+  }
+
+  /** The descriptor of a loaded program, owned by this object. */
+  public int programFd(String name) throws SyscallException {
+    Pointer prog = Native.Bpf.LIB.bpf_object__find_program_by_name(obj, name);
+    if (prog == null) {
+      throw new SyscallException(
+          "bpf_object__find_program_by_name(" + file + ", " + name + ")", Errno.ENOENT);
+    }
+    return Bpf.check(Native.Bpf.LIB.bpf_program__fd(prog), () -> "bpf_program__fd(" + name + ")");
+  }
+
+  /** A map of this object; valid while the object is open. */
+  public BpfMap map(String name) throws SyscallException {
+    for (Pointer map = Native.Bpf.LIB.bpf_object__next_map(obj, null);
+        map != null;
+        map = Native.Bpf.LIB.bpf_object__next_map(obj, map)) {
+      if (name.equals(Native.Bpf.LIB.bpf_map__name(map))) {
+        int fd = Bpf.check(Native.Bpf.LIB.bpf_map__fd(map), () -> "bpf_map__fd(" + name + ")");
+        return BpfMap.borrowed(fd, name);
+      }
+    }
+    throw new SyscallException("map " + name + " in " + file, Errno.ENOENT);
+  }
+
+  /** What one {@link #testRun} returned: the program's verdict and the packet it left. */
+  public record TestRun(int verdict, byte[] packet) {}
+
+  // struct bpf_test_run_opts (bpf.h): sz, data_in, data_out, data_size_in, data_size_out,
+  // ctx_in, ctx_out, ctx_size_in, ctx_size_out, retval, repeat, duration, flags, cpu, batch_size.
+  private static final int TEST_RUN_OPTS_SIZE = 80;
+
+  /**
+   * Runs a loaded program once on {@code packet} in the kernel (BPF_PROG_TEST_RUN), without
+   * attaching it anywhere: how the programs' tests feed them crafted packets.
+   */
+  public TestRun testRun(String program, byte[] packet) throws SyscallException {
+    int fd = programFd(program);
+    int room = packet.length + 256;
+    Pointer in = Memory.allocateDirect(Native.RUNTIME, packet.length);
+    in.put(0, packet, 0, packet.length);
+    Pointer out = Memory.allocateDirect(Native.RUNTIME, room, true);
+    Pointer opts = Memory.allocateDirect(Native.RUNTIME, TEST_RUN_OPTS_SIZE, true);
+    opts.putLong(0, TEST_RUN_OPTS_SIZE);
+    opts.putAddress(8, in.address());
+    opts.putAddress(16, out.address());
+    opts.putInt(24, packet.length);
+    opts.putInt(28, room);
+    opts.putInt(60, 1);
+    try {
+      Bpf.check(
+          Native.Bpf.LIB.bpf_prog_test_run_opts(fd, opts),
+          () -> "bpf_prog_test_run_opts(" + program + ")");
+      byte[] result = new byte[opts.getInt(28)];
+      out.get(0, result, 0, result.length);
+      return new TestRun(opts.getInt(56), result);
+    } finally {
+      Reference.reachabilityFence(in);
+      Reference.reachabilityFence(out);
+    }
+  }
+
+  @Override
+  public void close() {
+    Native.Bpf.LIB.bpf_object__close(obj);
+    Reference.reachabilityFence(image);
+  }
+}

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.sys;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import jnr.ffi.byref.IntByReference;
+
+/** Checks on bare descriptors that arrive from other processes. */
+public final class Descriptors {
+  private static final int SO_PROTOCOL = 38;
+  private static final int SO_DOMAIN = 39;
+  private static final int IPPROTO_TCP = 6;
+
+  private Descriptors() {}
+
+  /** True if {@code fd} is an IPv4 or IPv6 TCP socket; false for anything else, or no fd. */
+  public static boolean isTcpSocket(int fd) {
+    int domain = intOption(fd, SO_DOMAIN);
+    return (domain == Native.AF_INET || domain == Native.AF_INET6)
+        && intOption(fd, SO_PROTOCOL) == IPPROTO_TCP;
+  }
+
+  /**
+   * Drops this process's reference to the socket behind {@code fd} without closing it, shutting it
+   * down or telling its peer anything: {@code fd} then names a fresh, unconnected TCP socket that
+   * the owner closes as usual.
+   *
+   * <p>For a socket handed to another process: a runtime's own close of the original (the JDK's
+   * sockets shut down output before closing, for one) would otherwise send a FIN for a connection
+   * that now lives elsewhere.
+   */
+  public static void detach(int fd) throws SyscallException {
+    int placeholder =
+        Calls.check(
+            () -> Native.LIBC.socket(Native.AF_INET, Native.SOCK_STREAM | Native.SOCK_CLOEXEC, 0),
+            () -> "socket(AF_INET, SOCK_STREAM) for a placeholder");
+    try {
+      // dup3 swaps the file behind fd in one step: no moment where fd is free for reuse.
+      Calls.check(
+          () -> Native.LIBC.dup3(placeholder, fd, Native.O_CLOEXEC),
+          () -> "dup3(placeholder, fd " + fd + ")");
+    } finally {
+      Native.LIBC.close(placeholder);
+    }
+  }
+
+  public static void close(int fd) {
+    if (fd >= 0) {
+      Native.LIBC.close(fd);
+    }
+  }
+
+  private static int intOption(int fd, int option) {
+    byte[] raw = new byte[4];
+    IntByReference len = new IntByReference(4);
+    if (Native.LIBC.getsockopt(fd, Native.SOL_SOCKET, option, raw, len) < 0) {
+      return -1;
+    }
+    return ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder()).getInt();
+  }
+}

@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.sys;
+
+import static dev.ferry.sys.Calls.check;
+
+import java.io.IOException;
+import java.lang.ref.Reference;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import jnr.ffi.Memory;
+import jnr.ffi.Pointer;
+import jnr.ffi.byref.IntByReference;
+
+/**
+ * A Unix stream socket that carries descriptors with its bytes ({@code SCM_RIGHTS}), the way
+ * applications hand connections to the agent.
+ */
+public final class UnixSocket implements AutoCloseable {
+  /** The kernel's limit on descriptors in one message (SCM_MAX_FD). */
+  public static final int MAX_FDS = 253;
+
+  // 64-bit layouts: struct msghdr (56 bytes), struct iovec (16), struct cmsghdr (16 + data).
+  private static final int MSGHDR_SIZE = 56;
+  private static final int MSG_IOV = 16;
+  private static final int MSG_IOVLEN = 24;
+  private static final int MSG_CONTROL = 32;
+  private static final int MSG_CONTROLLEN = 40;
+  private static final int MSG_FLAGS = 48;
+  private static final int IOVEC_SIZE = 16;
+  private static final int CMSG_HEADER = 16;
+  private static final int MSG_CTRUNC = 0x8;
+  private static final int SO_PEERCRED = 17;
+  private static final int SHUT_RDWR = 2;
+
+  static {
+    if (Native.RUNTIME.addressSize() != 8) {
+      throw new ExceptionInInitializerError("UnixSocket supports 64-bit Linux only");
+    }
+  }
+
+  private final int fd;
+
+  private UnixSocket(int fd) {
+    this.fd = fd;
+  }
+
+  public static UnixSocket adopt(int fd) {
+    return new UnixSocket(fd);
+  }
+
+  /** Two connected sockets (socketpair(AF_UNIX, SOCK_STREAM)). */
+  public static UnixSocket[] pair() throws SyscallException {
+    int[] sv = new int[2];
+    check(
+        () ->
+            Native.LIBC.socketpair(Native.AF_UNIX, Native.SOCK_STREAM | Native.SOCK_CLOEXEC, 0, sv),
+        () -> "socketpair(AF_UNIX)");
+    return new UnixSocket[] {new UnixSocket(sv[0]), new UnixSocket(sv[1])};
+  }
+
+  public int fd() {
+    return fd;
+  }
+
+  /** A listening socket at {@code path}, replacing a stale socket file left there. */
+  public static UnixSocket listen(Path path, int backlog) throws SyscallException {
+    byte[] addr = address(path);
+    int fd = open();
+    try {
+      Files.deleteIfExists(path);
+    } catch (IOException e) {
+      Native.LIBC.close(fd);
+      throw new SyscallException("unlink(" + path + ")", Errno.EACCES, e.getMessage());
+    }
+    try {
+      check(() -> Native.LIBC.bind(fd, addr, addr.length), () -> "bind(" + path + ")");
+      check(() -> Native.LIBC.listen(fd, backlog), () -> "listen(" + path + ")");
+    } catch (SyscallException e) {
+      Native.LIBC.close(fd);
+      throw e;
+    }
+    return new UnixSocket(fd);
+  }
+
+  /** Connects to the listening socket at {@code path}. */
+  public static UnixSocket connect(Path path) throws SyscallException {
+    byte[] addr = address(path);
+    int fd = open();
+    try {
+      check(() -> Native.LIBC.connect(fd, addr, addr.length), () -> "connect(" + path + ")");
+    } catch (SyscallException e) {
+      Native.LIBC.close(fd);
+      throw e;
+    }
+    return new UnixSocket(fd);
+  }
+
+  /** Blocks until a peer connects. */
+  public UnixSocket accept() throws SyscallException {
+    int client =
+        check(
+            () -> Native.LIBC.accept4(fd, null, null, Native.SOCK_CLOEXEC),
+            () -> "accept4(fd=" + fd + ")");
+    return new UnixSocket(client);
+  }
+
+  /** Who is at the other end, as the kernel saw it connect (SO_PEERCRED). */
+  public record Credentials(int pid, int uid, int gid) {}
+
+  public Credentials peerCredentials() throws SyscallException {
+    byte[] raw = new byte[12]; // struct ucred {pid_t pid; uid_t uid; gid_t gid;}
+    IntByReference len = new IntByReference(raw.length);
+    check(
+        () -> Native.LIBC.getsockopt(fd, Native.SOL_SOCKET, SO_PEERCRED, raw, len),
+        () -> "getsockopt(fd=" + fd + ", SO_PEERCRED)");
+    ByteBuffer b = ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder());
+    return new Credentials(b.getInt(0), b.getInt(4), b.getInt(8));
+  }
+
+  /**
+   * Drops whatever has arrived and not been read, without waiting. Closing a Unix socket with
+   * unread input makes the peer's next read fail with ECONNRESET, even if a reply was queued for it
+   * first: drain before closing when the peer should still read that reply.
+   */
+  public void discardPendingInput() {
+    java.nio.ByteBuffer sink = java.nio.ByteBuffer.allocateDirect(65536);
+    while (Native.LIBC.recv(fd, sink, sink.capacity(), Native.MSG_DONTWAIT) > 0) {
+      sink.clear();
+    }
+  }
+
+  /** Shuts both directions, waking a thread blocked in {@link #receive} or {@link #accept}. */
+  public void shutdown() {
+    Native.LIBC.shutdown(fd, SHUT_RDWR);
+  }
+
+  private static int open() throws SyscallException {
+    return check(
+        () -> Native.LIBC.socket(Native.AF_UNIX, Native.SOCK_STREAM | Native.SOCK_CLOEXEC, 0),
+        () -> "socket(AF_UNIX)");
+  }
+
+  /** struct sockaddr_un: sa_family_t, then a NUL-terminated path of at most 107 bytes. */
+  private static byte[] address(Path path) {
+    byte[] name = path.toString().getBytes(StandardCharsets.UTF_8);
+    if (name.length > 107) {
+      throw new IllegalArgumentException("Unix socket path longer than 107 bytes: " + path);
+    }
+    byte[] addr = new byte[2 + name.length + 1];
+    addr[0] = (byte) Native.AF_UNIX;
+    System.arraycopy(name, 0, addr, 2, name.length);
+    return addr;
+  }
+
+  /** Sends {@code data} (at least one byte) with {@code fds} attached; returns bytes sent. */
+  public int send(byte[] data, int... fds) throws SyscallException {
+    if (data.length == 0) {
+      throw new IllegalArgumentException("descriptors travel with at least one data byte");
+    }
+    if (fds.length > MAX_FDS) {
+      throw new IllegalArgumentException("at most " + MAX_FDS + " descriptors per message");
+    }
+    Pointer buffer = Memory.allocateDirect(Native.RUNTIME, data.length);
+    buffer.put(0, data, 0, data.length);
+    int controlLen = fds.length == 0 ? 0 : cmsgSpace(fds.length * 4);
+    Pointer control =
+        controlLen == 0 ? null : Memory.allocateDirect(Native.RUNTIME, controlLen, true);
+    if (control != null) {
+      control.putLong(0, CMSG_HEADER + fds.length * 4L);
+      control.putInt(8, Native.SOL_SOCKET);
+      control.putInt(12, Native.SCM_RIGHTS);
+      for (int i = 0; i < fds.length; i++) {
+        control.putInt(CMSG_HEADER + i * 4L, fds[i]);
+      }
+    }
+    Message msg = new Message(buffer, data.length, control, controlLen);
+    try {
+      return (int)
+          check(
+              () -> Native.LIBC.sendmsg(fd, msg.header, Native.MSG_NOSIGNAL),
+              () -> "sendmsg(fd=" + fd + ", " + fds.length + " fds)");
+    } finally {
+      Reference.reachabilityFence(msg);
+    }
+  }
+
+  /** What one {@link #receive} call got. An empty {@code data} means end of stream. */
+  public record Received(byte[] data, int[] fds) {}
+
+  /**
+   * Receives up to {@code maxBytes} and up to {@code maxFds} descriptors (close-on-exec).
+   *
+   * @throws SyscallException with EMFILE semantics if descriptors were cut off: those that did
+   *     arrive are closed first, so nothing leaks
+   */
+  public Received receive(int maxBytes, int maxFds) throws SyscallException {
+    Pointer buffer = Memory.allocateDirect(Native.RUNTIME, maxBytes);
+    int controlLen = cmsgSpace(Math.max(1, maxFds) * 4);
+    Pointer control = Memory.allocateDirect(Native.RUNTIME, controlLen, true);
+    Message msg = new Message(buffer, maxBytes, control, controlLen);
+    int n;
+    try {
+      n =
+          (int)
+              check(
+                  () -> Native.LIBC.recvmsg(fd, msg.header, Native.MSG_CMSG_CLOEXEC),
+                  () -> "recvmsg(fd=" + fd + ")");
+    } finally {
+      Reference.reachabilityFence(msg);
+    }
+    int[] fds = descriptors(control, msg.header.getLong(MSG_CONTROLLEN));
+    // CMSG alignment leaves room for one descriptor more than asked: refuse that one too.
+    if ((msg.header.getInt(MSG_FLAGS) & MSG_CTRUNC) != 0 || fds.length > maxFds) {
+      Arrays.stream(fds).forEach(Native.LIBC::close);
+      throw new SyscallException(
+          "recvmsg(fd=" + fd + ")", Errno.EMFILE, "more than " + maxFds + " descriptors were sent");
+    }
+    byte[] data = new byte[n];
+    buffer.get(0, data, 0, n);
+    return new Received(data, fds);
+  }
+
+  private static int[] descriptors(Pointer control, long controlLen) {
+    int[] out = new int[0];
+    long off = 0;
+    while (off + CMSG_HEADER <= controlLen) {
+      long len = control.getLong(off);
+      if (len < CMSG_HEADER || off + len > controlLen) {
+        break;
+      }
+      if (control.getInt(off + 8) == Native.SOL_SOCKET
+          && control.getInt(off + 12) == Native.SCM_RIGHTS) {
+        int count = (int) (len - CMSG_HEADER) / 4;
+        int base = out.length;
+        out = Arrays.copyOf(out, base + count);
+        for (int i = 0; i < count; i++) {
+          out[base + i] = control.getInt(off + CMSG_HEADER + i * 4L);
+        }
+      }
+      off += cmsgSpace((int) len - CMSG_HEADER);
+    }
+    return out;
+  }
+
+  /** A struct msghdr with one iovec; it keeps every buffer it points to reachable. */
+  private static final class Message {
+    final Pointer header;
+    final Pointer iov;
+    final Pointer buffer;
+    final Pointer control;
+
+    Message(Pointer buffer, int length, Pointer control, int controlLen) {
+      this.buffer = buffer;
+      this.control = control;
+      iov = Memory.allocateDirect(Native.RUNTIME, IOVEC_SIZE, true);
+      iov.putAddress(0, buffer.address());
+      iov.putLong(8, length);
+      header = Memory.allocateDirect(Native.RUNTIME, MSGHDR_SIZE, true);
+      header.putAddress(MSG_IOV, iov.address());
+      header.putLong(MSG_IOVLEN, 1);
+      if (control != null) {
+        header.putAddress(MSG_CONTROL, control.address());
+        header.putLong(MSG_CONTROLLEN, controlLen);
+      }
+    }
+  }
+
+  private static int cmsgSpace(int dataLen) {
+    return CMSG_HEADER + ((dataLen + 7) & ~7);
+  }
+
+  @Override
+  public void close() {
+    Native.LIBC.close(fd);
+  }
+}
