@@ -1,0 +1,327 @@
+"""The application end of the Ferry handoff protocol (docs/handoff-protocol.md), stdlib only.
+
+    session = ferry_handoff.connect("/run/ferry/handoff.sock", "my-server", [8080],
+                                    freeze=my_freeze, takeover=my_takeover)
+
+freeze(conn): the agent wants one of our connections. Stop writing to it, then return
+    (socket_object, state_bytes, on_released(), on_returned(reason))
+or a str, the reason to keep it. After RELEASED the socket object is harmless: close it.
+takeover(conn, state): the agent offers a connection from another node. Return
+    live(socket_object), run once the socket may be used, or a str, the reason to decline.
+Every callback runs on a thread of its own, so it may block without stalling the session.
+
+conn is (family, local_ip, local_port, remote_ip, remote_port). An IPv4-mapped IPv6
+address is given as IPv4 (family 4), so that the agent's tuples and connection_of()'s
+compare equal whether the server listens on IPv4 or dual-stack.
+"""
+
+import ipaddress
+import os
+import socket
+import struct
+import sys
+import threading
+
+HELLO, WELCOME, REGISTER, REGISTERED, FREEZE, FROZEN, BLOB, DECLINED = range(1, 9)
+TAKEOVER, TAKEN, RESUMED, RELEASED, RETURNED, ERROR = 9, 10, 11, 12, 13, 15
+ERR_MALFORMED, ERR_UNKNOWN_TYPE, ERR_TOO_LARGE, ERR_UNKNOWN_REQUEST = 1, 2, 3, 5
+MAX_FRAME = 1 << 20  # type byte + payload; the 4-byte length is not counted
+
+
+class ProtocolError(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+def connection_of(sock):
+    """A connected TCP socket's tuple, as the agent names it."""
+    local, remote = sock.getsockname(), sock.getpeername()
+    return _connection(local[0], local[1], remote[0], remote[1])
+
+
+def _connection(local_ip, local_port, remote_ip, remote_port):
+    local, remote = _ip(local_ip), _ip(remote_ip)
+    return (local.version, str(local), local_port, str(remote), remote_port)
+
+
+def _ip(text):
+    ip = ipaddress.ip_address(text.split("%")[0])
+    return getattr(ip, "ipv4_mapped", None) or ip
+
+
+def _read_connection(p, off):
+    family = p[off]
+    size = {4: 4, 6: 16}.get(family)
+    if size is None or len(p) < off + 1 + 2 * (size + 2):
+        raise ProtocolError(ERR_MALFORMED, f"bad connection (family {family})")
+    af = socket.AF_INET if family == 4 else socket.AF_INET6
+    ends = []
+    for start in (off + 1, off + 3 + size):
+        ends += [socket.inet_ntop(af, p[start:start + size]),
+                 struct.unpack_from(">H", p, start + size)[0]]
+    return _connection(*ends)
+
+
+def _log(message):
+    print(f"ferry_handoff: {message}", file=sys.stderr, flush=True)
+
+
+def _spawn(fn, *args):
+    def run():
+        try:
+            fn(*args)
+        except Exception as e:  # a daemon thread's traceback helps nobody; say what failed
+            _log(f"{getattr(fn, '__name__', fn)} failed: {e!r}")
+    threading.Thread(target=run, daemon=True).start()
+
+
+class _Arrival:
+    """A connection being handed to us: socket (in repair mode), then state, then go-ahead."""
+
+    def __init__(self, conn, fd, length):
+        self.conn, self.fd, self.length = conn, fd, length
+        self.state = bytearray()
+        self.live = None
+
+
+def connect(path, name, ports, freeze, takeover):
+    """Greets the agent at path and registers ports; raises ConnectionError if refused."""
+    return Session(path, name, ports, freeze, takeover)
+
+
+class Session:
+    def __init__(self, path, name, ports, freeze, takeover):
+        self._freeze, self._takeover = freeze, takeover
+        self._write_lock = threading.Lock()  # frames from several threads must not interleave
+        self._given = {}  # request id -> (fd, family, on_released, on_returned)
+        self._arriving = {}  # request id -> _Arrival
+        self._closed = False
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._sock.connect(path)
+            self._handshake(name, list(ports))
+        except BaseException:
+            self._sock.close()
+            raise
+        threading.Thread(target=self._read_loop, name="ferry-agent", daemon=True).start()
+
+    def close(self):
+        """Ends the session: the ports are unregistered, connections stay where they are."""
+        self._closed = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the reader, which cleans up
+        except OSError:
+            pass  # already ended
+
+    def _handshake(self, name, ports):
+        self._send(HELLO, struct.pack(">H", 1) + name.encode())
+        version, agent_max = struct.unpack_from(">HI", self._expect(WELCOME))
+        if version != 1:
+            raise ConnectionError(f"the agent speaks protocol version {version}, not 1")
+        self._chunk = min(MAX_FRAME, agent_max) - 9  # BLOB's type byte and request id
+        self._send(REGISTER, struct.pack(f">H{len(ports)}H", len(ports), *ports))
+        p = self._expect(REGISTERED)
+        registered = struct.unpack_from(f">{struct.unpack_from('>H', p)[0]}H", p, 2)
+        if set(ports) - set(registered):
+            raise ConnectionError(f"asked for ports {ports}, the agent registered {registered}")
+
+    def _expect(self, wanted):
+        frame = self._read_frame()
+        if frame is None:
+            raise ConnectionError("the agent closed the session")
+        typ, p, fd = frame
+        if fd >= 0:
+            os.close(fd)
+        if typ == ERROR:
+            code = struct.unpack_from(">H", p)[0]
+            raise ConnectionError(f"{p[2:].decode(errors='replace')} (error {code})")
+        if typ != wanted:
+            raise ConnectionError(f"expected message type {wanted}, the agent sent {typ}")
+        return p
+
+    # Frames.
+
+    def _send(self, typ, payload=b"", fd=-1):
+        frame = memoryview(struct.pack(">IB", 1 + len(payload), typ) + payload)
+        with self._write_lock:
+            sent = socket.send_fds(self._sock, [frame], [fd]) if fd >= 0 else 0
+            self._sock.sendall(frame[sent:])
+
+    def _read_frame(self):
+        """(type, payload, fd or -1), or None at the end. A descriptor belongs to the frame
+        whose bytes it arrived with."""
+        fds = []
+        try:
+            head = self._read_exactly(4, fds)
+            if head is None:
+                return None
+            (n,) = struct.unpack(">I", head)
+            if not 1 <= n <= MAX_FRAME:
+                code = ERR_TOO_LARGE if n else ERR_MALFORMED
+                raise ProtocolError(code, f"frame length {n} is outside 1..{MAX_FRAME}")
+            body = self._read_exactly(n, fds)
+            if body is None:
+                raise ProtocolError(ERR_MALFORMED, "stream ended inside a frame")
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        for extra in fds[1:]:  # one descriptor per frame; more are not ours to keep
+            os.close(extra)
+        return body[0], body[1:], fds[0] if fds else -1
+
+    def _read_exactly(self, n, fds):
+        buf = bytearray()
+        while len(buf) < n:
+            data, got, _, _ = socket.recv_fds(self._sock, n - len(buf), 1, socket.MSG_CMSG_CLOEXEC)
+            fds += got
+            if not data:
+                if buf:
+                    raise ProtocolError(ERR_MALFORMED, "stream ended inside a frame")
+                return None
+            buf += data
+        return bytes(buf)
+
+    def _error(self, code, message):
+        try:
+            self._send(ERROR, struct.pack(">H", code) + message.encode())
+        except OSError:
+            pass  # the session is ending anyway
+
+    def _decline(self, rid, reason):
+        self._send(DECLINED, struct.pack(">Q", rid) + reason.encode()[:4096])
+
+    # The agent's requests.
+
+    def _read_loop(self):
+        why = "the agent closed the session"
+        try:
+            while True:
+                frame = self._read_frame()
+                if frame is None:
+                    break
+                try:
+                    self._handle(*frame)
+                except ProtocolError as e:  # a request that makes no sense; the session goes on
+                    _log(f"the agent sent something unexpected: {e}")
+                    self._error(e.code, str(e))
+        except ProtocolError as e:  # framing is broken: nothing after it can be trusted
+            why = str(e)
+            self._error(e.code, why)
+        except OSError as e:
+            why = str(e)
+        finally:
+            self._end(why)
+
+    def _handle(self, typ, p, fd):
+        if fd >= 0 and typ != TAKEOVER:
+            os.close(fd)
+            fd = -1
+        try:
+            self._dispatch(typ, p, fd)
+        except (struct.error, IndexError):
+            raise ProtocolError(ERR_MALFORMED, f"message type {typ} is too short") from None
+
+    def _dispatch(self, typ, p, fd):
+        if typ == ERROR:
+            code = struct.unpack_from(">H", p)[0]
+            _log(f"the agent reports error {code}: {p[2:].decode(errors='replace')}")
+        elif typ == FREEZE:
+            rid = struct.unpack_from(">Q", p)[0]
+            _spawn(self._answer_freeze, rid, _read_connection(p, 8))
+        elif typ in (RELEASED, RETURNED):
+            rid = struct.unpack_from(">Q", p)[0]
+            given = self._given.pop(rid, None)
+            if given is None:
+                raise ProtocolError(ERR_UNKNOWN_REQUEST, f"no handover {rid} is waiting")
+            app_fd, family, on_released, on_returned = given
+            if typ == RETURNED:
+                _spawn(on_returned, p[8:].decode(errors="replace"))
+                return
+            # The connection lives elsewhere. An unconnected socket takes its place under the
+            # app's descriptor, so nothing the app does with its socket object (close, shutdown)
+            # can send a FIN or RST to the client.
+            blank = socket.socket(family, socket.SOCK_STREAM)
+            os.dup2(blank.fileno(), app_fd, inheritable=False)
+            blank.close()
+            _spawn(on_released)
+        elif typ == TAKEOVER:
+            try:
+                rid, length = struct.unpack_from(">QQ", p)
+                conn = _read_connection(p, 16)
+                if fd < 0:
+                    raise ProtocolError(ERR_MALFORMED, f"TAKEOVER {rid} came without a socket")
+            except BaseException:
+                if fd >= 0:
+                    os.close(fd)
+                raise
+            arrival = self._arriving[rid] = _Arrival(conn, fd, length)
+            if length == 0:
+                _spawn(self._answer_takeover, rid, arrival)
+        elif typ == BLOB:
+            rid = struct.unpack_from(">Q", p)[0]
+            a = self._arriving.get(rid)
+            if a is None or len(a.state) + len(p) - 8 > a.length:
+                raise ProtocolError(ERR_UNKNOWN_REQUEST, f"BLOB {rid} was not expected")
+            a.state += p[8:]
+            if len(a.state) == a.length:
+                _spawn(self._answer_takeover, rid, a)
+        elif typ == RESUMED:
+            rid = struct.unpack_from(">Q", p)[0]
+            a = self._arriving.get(rid)
+            if a is None or a.live is None:
+                raise ProtocolError(ERR_UNKNOWN_REQUEST, f"RESUMED {rid} was not expected")
+            del self._arriving[rid]
+            sock = socket.socket(fileno=a.fd)  # not before: until RESUMED it is in repair mode
+            sock.setblocking(True)
+            _spawn(a.live, sock)
+        else:
+            raise ProtocolError(ERR_UNKNOWN_TYPE, f"unexpected message type {typ}")
+
+    def _answer_freeze(self, rid, conn):
+        try:
+            answer = self._freeze(conn)
+        except Exception as e:
+            answer = f"the server failed to freeze {conn}: {e!r}"
+        if isinstance(answer, str):
+            self._decline(rid, answer)
+            return
+        sock, state, on_released, on_returned = answer
+        # Known before FROZEN goes out: RELEASED or RETURNED may follow at once.
+        self._given[rid] = (sock.fileno(), sock.family, on_released, on_returned)
+        try:
+            self._send(FROZEN, struct.pack(">QQ", rid, len(state)), sock.fileno())
+            state = memoryview(state)
+            for off in range(0, len(state), self._chunk):
+                self._send(BLOB, struct.pack(">Q", rid) + state[off:off + self._chunk])
+        except OSError as e:  # the session is gone, so is any chance of a RELEASED
+            if self._given.pop(rid, None) is not None:
+                on_returned(f"the handover could not be sent: {e}")
+
+    def _answer_takeover(self, rid, a):
+        try:
+            answer = self._takeover(a.conn, bytes(a.state))
+        except Exception as e:
+            answer = f"the server failed to take over {a.conn}: {e!r}"
+        if callable(answer):
+            a.live = answer  # before TAKEN: RESUMED may follow at once
+            self._send(TAKEN, struct.pack(">Q", rid))
+            return
+        if self._arriving.pop(rid, None) is not None:
+            os.close(a.fd)  # still in repair mode: closing it tells the client nothing
+        self._decline(rid, str(answer))
+
+    def _end(self, why):
+        """The agent went away: handovers in doubt stay ours, arrivals are dropped."""
+        if not self._closed:
+            _log(f"session with the agent ended ({why}); connections stay but cannot move")
+        for rid in list(self._given):  # pop() decides the race with the answering threads
+            given = self._given.pop(rid, None)
+            if given is not None:
+                _spawn(given[3], "the agent's session ended")
+        for rid in list(self._arriving):
+            arrival = self._arriving.pop(rid, None)
+            if arrival is not None:
+                os.close(arrival.fd)
+        self._sock.close()

@@ -1,0 +1,321 @@
+#!/usr/bin/env python3
+"""The token streamer of examples/README.md: an LLM-like SSE server whose streams can move to
+another node, KV cache and all. Byte for byte the Java demo's twin. One thread per client.
+
+    python3 token_streamer.py --listen 0.0.0.0:8080 [--agent /run/ferry/handoff.sock]
+"""
+
+import argparse
+import hashlib
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+from urllib.parse import unquote_plus
+
+import ferry_handoff
+
+WORDS = ("ferry moves live streams across nodes while clients keep reading tokens from spot"
+         " instances that vanish with two minutes notice and nothing is lost or repeated on"
+         " the way to its target").split()
+MAX_TOKENS, MAX_HEAD = 1_000_000, 8192
+HEADER = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+          b"Connection: close\r\n\r\n")
+DONE = b"data: [DONE]\n\n"
+MAGIC = b"FTS1"
+
+_say_lock = threading.Lock()
+_name = "token-streamer-py"
+
+
+def say(line):
+    with _say_lock:  # whole lines, even from many threads: the tests read stdout
+        sys.stdout.write(f"{_name}: {line}\n")
+        sys.stdout.flush()
+
+
+def fmt(conn):
+    return f"{conn[1]}:{conn[2]} <- {conn[3]}:{conn[4]}"
+
+
+class StreamState:
+    """One stream's progress and simulated KV cache: what the model would need to go on."""
+
+    def __init__(self, prompt, tokens, rate, kv, next_index=0):
+        self.prompt, self.tokens, self.rate = prompt, tokens, rate
+        self.kv, self.next = kv, next_index
+
+    @classmethod
+    def start(cls, prompt, tokens, rate, kv_bytes):
+        seed = 2166136261
+        for b in prompt.encode():
+            seed = ((seed ^ b) * 16777619) & 0xFFFFFFFF
+        # kv[j] depends on j only through j mod 256, so one period repeated is the whole cache
+        # (a per-byte Python loop over 2.4 MB would delay the first token by a second).
+        period = bytes((j * 131 + (seed >> (8 * (j & 3)))) & 0xFF for j in range(256))
+        return cls(prompt, tokens, rate, bytearray((period * (kv_bytes // 256 + 1))[:kv_bytes]))
+
+    def finished(self):
+        return self.next >= self.tokens
+
+    def next_event(self):
+        """Generates the next token, which reads and changes the cache; returns its event."""
+        i = self.next
+        pos = i * 4099 % len(self.kv)
+        word = WORDS[self.kv[pos] % 32]
+        self.kv[pos] = (self.kv[pos] + i + 1) & 0xFF
+        self.next += 1
+        return f'data: {{"index":{i},"token":"{word}"}}\n\n'.encode()
+
+    def encode(self):
+        p = self.prompt.encode()
+        return b"".join([MAGIC, struct.pack(">IIIH", self.tokens, self.next, self.rate, len(p)),
+                         p, struct.pack(">Q", len(self.kv)), self.kv,
+                         hashlib.sha256(self.kv).digest()])
+
+    @classmethod
+    def decode(cls, blob):
+        """Reads a handed-over state and checks it whole; ValueError names what is wrong."""
+        off = 0
+
+        def take(n):
+            nonlocal off
+            if off + n > len(blob):
+                raise ValueError(f"state is cut short at {len(blob)} bytes")
+            off += n
+            return blob[off - n:off]
+
+        if take(4) != MAGIC:
+            raise ValueError("state does not start with FTS1: not a token stream")
+        # Signed, as Java reads them: both servers then judge a blob alike.
+        tokens, next_index, rate, p_len = struct.unpack(">iiiH", take(14))
+        prompt = take(p_len).decode(errors="replace")
+        k = struct.unpack(">q", take(8))[0]
+        if k < 1 or k != len(blob) - off - 32:
+            raise ValueError(f"KV cache length {k} does not match the state's size {len(blob)}")
+        kv = bytearray(take(k))
+        if take(32) != hashlib.sha256(kv).digest():
+            raise ValueError("KV cache checksum (SHA-256) does not match")
+        if tokens < 1 or next_index < 0 or next_index > tokens or rate < 1:
+            raise ValueError(
+                f"progress is impossible: next {next_index} of {tokens} at rate {rate}")
+        return cls(prompt, tokens, rate, kv, next_index)
+
+    def __str__(self):
+        return f"token {self.next} of {self.tokens}, KV cache {len(self.kv)} bytes"
+
+
+class Stream:
+    """Writes one stream's events at its rate; can be paused between two events to hand it over."""
+
+    def __init__(self, state, sock, conn):
+        self.state, self.sock, self.conn = state, sock, conn
+        self.cond = threading.Condition()
+        self.writing = self.paused = self.gone = self.over = False
+
+    def run(self):
+        """Streams to the end (True), or until the stream moves away (False)."""
+        try:
+            while True:
+                with self.cond:
+                    while self.paused and not self.gone:
+                        self.cond.wait()
+                    if self.gone:
+                        return False
+                    self.writing = True
+                last, ok = self.state.finished(), False
+                try:
+                    self.sock.sendall(DONE if last else self.state.next_event())
+                    ok = True
+                finally:
+                    with self.cond:
+                        # Ended or broken: a freeze waiting on this write must not hand it over.
+                        self.writing, self.over = False, last or not ok
+                        self.cond.notify_all()
+                if last:
+                    return True
+                time.sleep(1 / self.state.rate)
+        finally:
+            if not self.gone:  # once released, the descriptor is a blank socket: just close
+                try:
+                    self.sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass  # the client left first
+            self.sock.close()
+
+    def pause(self):
+        """Waits out the write in progress, stops the writer: the state to hand over, or why not."""
+        with self.cond:
+            if self.paused:
+                return "this stream is already being handed over"
+            self.paused = True
+            while self.writing:
+                self.cond.wait()
+            if self.over:
+                self.paused = False
+                return "the stream has just ended"
+            return self.state.encode()
+
+    def released(self):
+        with self.cond:
+            self.gone = True
+            self.cond.notify_all()
+
+    def kept(self, why):
+        with self.cond:
+            self.paused = False
+            self.cond.notify_all()
+        say(f"keeping {fmt(self.conn)}, the agent gave it back: {why}")
+
+
+class Rejected(Exception):
+    def __init__(self, status, reason):
+        super().__init__(reason)
+        self.status = status
+
+
+def read_request(sock):
+    """(prompt, tokens) of a GET /v1/stream; None if the client left before its request."""
+    head, matched = bytearray(), 0
+    while matched < 4:
+        b = sock.recv(1)  # byte by byte: whatever follows the head is not ours to read
+        if not b:
+            return None
+        head += b
+        matched = matched + 1 if b == b"\r\n\r\n"[matched:matched + 1] else int(b == b"\r")
+        if len(head) > MAX_HEAD:
+            raise Rejected(431, f"request head is over {MAX_HEAD} bytes")
+    parts = head.decode("latin-1").split("\r\n", 1)[0].rstrip(" ").split(" ")
+    if len(parts) != 3 or parts[0] != "GET":
+        raise Rejected(400, "expected 'GET /v1/stream?prompt=...&tokens=N HTTP/1.1'")
+    path, has_query, query = parts[1].partition("?")
+    if path != "/v1/stream":
+        raise Rejected(404, f"no such path {path}; try /v1/stream?prompt=hello&tokens=100")
+    params = {"prompt": "hello", "tokens": "100"}
+    for pair in query.split("&") if has_query else []:
+        key, _, value = pair.partition("=")
+        if re.search(r"%(?![0-9A-Fa-f]{2})", value):
+            raise Rejected(400, f"'{key}' is not properly URL-encoded")
+        if key in params:
+            params[key] = unquote_plus(value)
+    tokens = params["tokens"]
+    # Any Unicode decimal digits, as Java's Integer.parseInt takes them; no spaces or "_".
+    n = int(tokens) if re.fullmatch(r"[+-]?\d+", tokens) else -1
+    if not 1 <= n <= MAX_TOKENS:
+        raise Rejected(400, f"tokens must be an integer 1..{MAX_TOKENS}, got '{tokens}'")
+    return params["prompt"], n
+
+
+def reject(sock, status, reason):
+    body = (reason + "\n").encode()
+    text = {404: "Not Found", 431: "Request Header Fields Too Large"}.get(status, "Bad Request")
+    sock.sendall(f"HTTP/1.1 {status} {text}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+
+
+class Server:
+    def __init__(self, args):
+        self.args = args
+        self.streams = {}  # connection tuple -> Stream, for the agent's freezes
+
+    def serve(self):
+        host, _, port = self.args.listen.rpartition(":")
+        host, port = host.strip("[]"), int(port)
+        family = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)[0][0]
+        # Dual-stack like Java's "::"; connection_of() maps IPv4-mapped addresses back to IPv4.
+        server = socket.create_server((host, port), family=family, backlog=128,
+                                      dualstack_ipv6=family == socket.AF_INET6)
+        if self.args.agent:
+            try:
+                self.session = ferry_handoff.connect(self.args.agent, self.args.name, [port],
+                                                     self.freeze, self.takeover)
+            except OSError as e:
+                sys.exit(f"{_name}: no session with the Ferry agent at {self.args.agent}: {e}")
+        say(f"listening on {f'[{host}]' if ':' in host else host}:{port}"
+            + (f", movable through {self.args.agent}" if self.args.agent else ""))
+        while True:
+            sock, _ = server.accept()
+            threading.Thread(target=self.client, args=(sock,), daemon=True).start()
+
+    def client(self, sock):
+        try:
+            try:
+                request = read_request(sock)
+            except Rejected as e:
+                reject(sock, e.status, str(e))
+                request = None
+            if request is None:
+                sock.close()
+                return
+            sock.sendall(HEADER)
+            prompt, tokens = request
+            self.run(StreamState.start(prompt, tokens, self.args.rate, self.args.kv_bytes), sock)
+        except OSError as e:
+            say(f"a client's request failed: {e}")
+            sock.close()
+
+    def run(self, state, sock):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # an event a packet
+            conn = ferry_handoff.connection_of(sock)  # the kernel's view, as FREEZE names it
+        except OSError as e:
+            say(f"a stream could not start: {e}")
+            sock.close()
+            return
+        stream = self.streams[conn] = Stream(state, sock, conn)
+        try:
+            if stream.run():
+                say(f"stream {fmt(conn)} done")
+            else:
+                say(f"stream {fmt(conn)} moved away at {stream.state}")
+        except OSError as e:
+            say(f"stream {fmt(conn)} ended: {e}")
+        finally:
+            if self.streams.get(conn) is stream:
+                del self.streams[conn]
+
+    def freeze(self, conn):
+        stream = self.streams.get(conn)
+        if stream is None:
+            return f"no stream on {fmt(conn)} (finished, or not begun)"
+        state = stream.pause()
+        if isinstance(state, str):
+            return state
+        say(f"handing over {fmt(conn)} at {stream.state} ({len(state)} bytes of state)")
+        return stream.sock, state, stream.released, stream.kept
+
+    def takeover(self, conn, blob):
+        try:
+            state = StreamState.decode(blob)
+        except ValueError as e:
+            say(f"declining {fmt(conn)}: {e}")
+            return str(e)
+        say(f"taking over {fmt(conn)} at {state}, checksum verified")
+        return lambda sock: self.run(state, sock)
+
+
+def main():
+    global _name
+    ap = argparse.ArgumentParser(description="The Ferry demo token streamer, in Python.")
+    ap.add_argument("--listen", required=True, metavar="HOST:PORT")
+    ap.add_argument("--agent", metavar="PATH", help="the agent's handoff socket; none: no moves")
+    ap.add_argument("--name", default="token-streamer-py")
+    ap.add_argument("--rate", type=int, default=50, metavar="TOKENS_PER_SECOND")
+    ap.add_argument("--kv-bytes", type=int, default=2_400_000, metavar="N")
+    args = ap.parse_args()
+    if not 1 <= args.rate <= 1_000_000 or args.kv_bytes < 1:
+        ap.error("--rate must be 1..1000000 and --kv-bytes at least 1")
+    listen = re.fullmatch(r".+:([0-9]{1,5})", args.listen)
+    if not listen or not 0 < int(listen.group(1)) < 65536:
+        ap.error(f"--listen must be HOST:PORT, got {args.listen}")
+    _name = args.name
+    try:
+        Server(args).serve()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
