@@ -102,6 +102,14 @@ public final class Session implements Runnable {
       throw new ProtocolException(
           Frame.ERR_MALFORMED, "message type " + f.type() + " carries no descriptor");
     }
+    if (f.type() == Frame.ERROR) {
+      // The application found fault with something we sent. Never answered: two ends that
+      // answer each other's errors would do so forever.
+      int code = p.getShort() & 0xffff;
+      String why = StandardCharsets.UTF_8.decode(p).toString();
+      LOG.warning(() -> this + " reports error " + code + ": " + why);
+      return;
+    }
     if (!greeted && f.type() != Frame.HELLO) {
       Descriptors.close(f.fd());
       throw new ProtocolException(Frame.ERR_OUT_OF_ORDER, "the first message must be HELLO");

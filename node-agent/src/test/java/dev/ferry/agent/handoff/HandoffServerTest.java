@@ -126,6 +126,9 @@ class HandoffServerTest {
       rogue.send(Frame.REGISTER, new byte[] {0, 1, 0, 80});
       assertThat(rogue.nextError()).as("anything before HELLO").isEqualTo(Frame.ERR_OUT_OF_ORDER);
       rogue.hello("rogue");
+      // An ERROR from the application is logged, never answered: the next frame back is the
+      // answer to the unknown type that follows it.
+      rogue.send(Frame.ERROR, new byte[] {0, 2, 'n', 'o'});
       rogue.send(99, new byte[] {1, 2, 3});
       assertThat(rogue.nextError()).as("unknown type").isEqualTo(Frame.ERR_UNKNOWN_TYPE);
       rogue.send(

@@ -55,8 +55,12 @@ record StreamRequest(String prompt, int tokens) {
       for (String pair : target.substring(q + 1).split("&")) {
         int eq = pair.indexOf('=');
         String key = eq < 0 ? pair : pair.substring(0, eq);
-        String value =
-            eq < 0 ? "" : URLDecoder.decode(pair.substring(eq + 1), StandardCharsets.UTF_8);
+        String value;
+        try {
+          value = eq < 0 ? "" : URLDecoder.decode(pair.substring(eq + 1), StandardCharsets.UTF_8);
+        } catch (IllegalArgumentException e) {
+          throw new Rejected(400, "query parameter " + key + " is not URL-encoded: " + pair);
+        }
         if (key.equals("prompt")) {
           prompt = value;
         } else if (key.equals("tokens")) {

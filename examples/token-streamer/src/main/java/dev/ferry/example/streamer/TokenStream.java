@@ -66,18 +66,28 @@ final class TokenStream implements Handover.AfterHandover {
       }
     } finally {
       synchronized (this) {
-        if (!paused || gone) {
+        // A finished stream stays here (pause() declines it), even if a pause began meanwhile.
+        if (!paused || gone || state.finished()) {
           close.run();
         }
       }
     }
   }
 
-  /** Waits for the event being written, stops the writer, and returns the state to hand over. */
+  /**
+   * Waits for the event being written, stops the writer, and returns the state to hand over; null
+   * if the last token is out, because this server has written, or is about to write, [DONE] and a
+   * second server would write it again.
+   */
   synchronized byte[] pause() throws InterruptedException {
     paused = true;
     while (writing) {
       wait();
+    }
+    if (state.finished()) {
+      paused = false;
+      notifyAll();
+      return null;
     }
     return state.encode();
   }

@@ -122,6 +122,9 @@ public final class TokenStreamer implements MigrationHandler {
       Thread.sleep(Long.MAX_VALUE); // the misbehaving application the agent must survive
     }
     byte[] state = stream.pause();
+    if (state == null) {
+      return Handover.decline("the stream on " + c + " has just ended");
+    }
     say("handing over " + c + " at " + stream + " (" + state.length + " bytes of state)");
     return Handover.give(OwnSockets.find(c), state, stream);
   }
@@ -172,7 +175,11 @@ public final class TokenStreamer implements MigrationHandler {
     out.write(
         ("HTTP/1.1 "
                 + status
-                + (status == 404 ? " Not Found" : " Bad Request")
+                + switch (status) {
+                  case 404 -> " Not Found";
+                  case 431 -> " Request Header Fields Too Large";
+                  default -> " Bad Request";
+                }
                 + "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "
                 + body.length
                 + "\r\nConnection: close\r\n\r\n")
