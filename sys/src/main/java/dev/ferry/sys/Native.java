@@ -50,6 +50,8 @@ final class Native {
 
     long send(int fd, @In ByteBuffer buf, long len, int flags);
 
+    long sendto(int fd, @In byte[] buf, long len, int flags, @In byte[] destAddr, int addrlen);
+
     long recv(int fd, @Out ByteBuffer buf, long len, int flags);
 
     long sendmsg(int fd, Pointer msghdr, int flags);
@@ -157,13 +159,18 @@ final class Native {
   static final int AF_UNIX = 1;
   static final int AF_INET = 2;
   static final int AF_INET6 = 10;
+  static final int AF_NETLINK = 16;
+  static final int AF_PACKET = 17;
   static final int SOCK_STREAM = 1;
+  static final int SOCK_DGRAM = 2;
+  static final int SOCK_RAW = 3;
   static final int SOCK_NONBLOCK = 0x800;
   static final int SOCK_CLOEXEC = 0x80000;
   static final int SOL_SOCKET = 1;
   static final int SO_REUSEADDR = 2;
   static final int SO_SNDBUF = 7;
   static final int SO_RCVBUF = 8;
+  static final int SO_RCVTIMEO = 20;
   static final int SO_SNDBUFFORCE = 32;
   static final int SO_RCVBUFFORCE = 33;
   static final int SCM_RIGHTS = 1;
@@ -172,6 +179,18 @@ final class Native {
   static final int MSG_NOSIGNAL = 0x4000;
   static final int MSG_CMSG_CLOEXEC = 0x40000000;
   static final int SHUT_WR = 1;
+
+  // <netinet/in.h>: IPv6 socket options
+  static final int IPPROTO_IPV6 = 41;
+  static final int IPPROTO_ICMPV6 = 58;
+  static final int IPV6_MULTICAST_IF = 17;
+  static final int IPV6_MULTICAST_HOPS = 18;
+
+  // <linux/netlink.h>, <linux/if_ether.h>
+  static final int NETLINK_ROUTE = 0;
+  static final int SOL_NETLINK = 270;
+  static final int NETLINK_EXT_ACK = 11;
+  static final int ETH_P_ARP = 0x0806;
 
   // <netinet/tcp.h>, <linux/tcp.h>
   static final int SOL_TCP = 6;

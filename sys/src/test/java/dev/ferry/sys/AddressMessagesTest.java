@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.sys;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.net.Inet4Address;
+import java.net.Inet6Address;
+import java.net.InetAddress;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.HexFormat;
+import org.junit.jupiter.api.Test;
+
+/** The netlink requests and the announcement packets have the kernel's and the RFCs' layouts. */
+class AddressMessagesTest {
+  private static final byte[] MAC = HexFormat.ofDelimiter(":").parseHex("02:00:5e:00:53:01");
+
+  @Test
+  void newAddrIsHeaderIfaddrmsgThenLocalAndAddressAttributes() throws Exception {
+    InetAddress ip = InetAddress.getByName("198.18.0.100");
+    byte[] raw =
+        RtNetlink.addressRequest(
+            RtNetlink.RTM_NEWADDR, RtNetlink.NLM_F_REQUEST | RtNetlink.NLM_F_ACK, 7, 3, ip, 24);
+    ByteBuffer b = ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder());
+    assertThat(raw).hasSize(16 + 8 + 8 + 8);
+    assertThat(b.getInt(0)).isEqualTo(raw.length);
+    assertThat(b.getShort(4)).isEqualTo((short) 20);
+    assertThat(b.getShort(6)).isEqualTo((short) 0x5);
+    assertThat(b.getInt(8)).isEqualTo(7);
+    assertThat(new byte[] {raw[16], raw[17], raw[18], raw[19]})
+        .containsExactly(2, 24, 0, 0); // AF_INET, /24, no flags, universe scope
+    assertThat(b.getInt(20)).isEqualTo(3);
+    assertThat(b.getShort(24)).isEqualTo((short) 8); // rta_len
+    assertThat(b.getShort(26)).isEqualTo((short) 2); // IFA_LOCAL
+    assertThat(slice(raw, 28, 4)).containsExactly(ip.getAddress());
+    assertThat(b.getShort(34)).isEqualTo((short) 1); // IFA_ADDRESS
+    assertThat(slice(raw, 36, 4)).containsExactly(ip.getAddress());
+  }
+
+  @Test
+  void ipv6AddressSkipsDuplicateAddressDetection() throws Exception {
+    byte[] raw =
+        RtNetlink.addressRequest(
+            RtNetlink.RTM_NEWADDR, 1, 1, 3, InetAddress.getByName("fd66::100"), 64);
+    assertThat(raw).hasSize(16 + 8 + 20 + 20);
+    assertThat(new byte[] {raw[16], raw[17], raw[18]}).containsExactly(10, 64, 0x02);
+  }
+
+  @Test
+  void gratuitousArpHasTheAddressAsSenderAndTarget() throws Exception {
+    Inet4Address ip = (Inet4Address) InetAddress.getByName("198.18.0.100");
+    byte[] raw = Announcer.arpPayload(MAC, ip);
+    assertThat(HexFormat.of().formatHex(raw))
+        .isEqualTo(
+            "0001"
+                + "0800"
+                + "06"
+                + "04"
+                + "0001"
+                + "02005e005301"
+                + "c6120064"
+                + "000000000000"
+                + "c6120064");
+  }
+
+  @Test
+  void advertisementSetsOnlyOverrideAndCarriesTargetLinkLayerAddress() throws Exception {
+    Inet6Address ip = (Inet6Address) InetAddress.getByName("fd66::100");
+    byte[] raw = Announcer.advertisement(MAC, ip);
+    assertThat(raw).hasSize(32);
+    assertThat(raw[0] & 0xff).isEqualTo(136);
+    assertThat(raw[4]).isEqualTo((byte) 0x20);
+    assertThat(slice(raw, 8, 16)).containsExactly(ip.getAddress());
+    assertThat(new byte[] {raw[24], raw[25]}).containsExactly(2, 1);
+    assertThat(slice(raw, 26, 6)).containsExactly(MAC);
+  }
+
+  @Test
+  void sockaddrLlIsTwentyBytesWithProtocolInNetworkOrder() {
+    byte[] raw = Announcer.linkLayerAddress(5, 0x0806, MAC);
+    ByteBuffer b = ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder());
+    assertThat(raw).hasSize(20);
+    assertThat(b.getShort(0)).isEqualTo((short) 17);
+    assertThat(new byte[] {raw[2], raw[3]}).containsExactly(0x08, 0x06);
+    assertThat(b.getInt(4)).isEqualTo(5);
+    assertThat(raw[11]).isEqualTo((byte) 6);
+    assertThat(slice(raw, 12, 6)).containsExactly(MAC);
+  }
+
+  private static byte[] slice(byte[] raw, int from, int len) {
+    byte[] out = new byte[len];
+    System.arraycopy(raw, from, out, 0, len);
+    return out;
+  }
+}
