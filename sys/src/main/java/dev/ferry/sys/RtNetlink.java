@@ -40,6 +40,16 @@ public final class RtNetlink implements AutoCloseable {
   static final int IFA_LOCAL = 2;
   static final int IFA_F_NODAD = 0x02;
   static final int IFLA_ADDRESS = 1;
+  // routes
+  static final int RTM_NEWROUTE = 24;
+  static final int RTM_DELROUTE = 25;
+  static final int RTMSG_LEN = 12;
+  private static final int RT_TABLE_MAIN = 254;
+  private static final int RTPROT_STATIC = 4;
+  private static final int RT_SCOPE_LINK = 253;
+  private static final int RTN_UNICAST = 1;
+  private static final int RTA_DST = 1;
+  private static final int RTA_OIF = 4;
   static final int IFADDRMSG_LEN = 8;
   static final int IFINFOMSG_LEN = 16;
 
@@ -113,6 +123,32 @@ public final class RtNetlink implements AutoCloseable {
     byte[] req =
         addressRequest(RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK, ++seq, index, address, prefixLength);
     transact(req, "RTM_DELADDR(" + describe(address, prefixLength) + " dev " + ifname + ")");
+  }
+
+  /**
+   * Routes {@code dst/prefixLength} out of the interface, link scope, in the main table: how the
+   * node reaches a pod's address through the pod's veth. An existing route fails with EEXIST.
+   */
+  public void addRoute(String ifname, InetAddress dst, int prefixLength) throws SyscallException {
+    int index = Bpf.interfaceIndex(ifname);
+    byte[] req =
+        routeRequest(
+            RTM_NEWROUTE,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            ++seq,
+            index,
+            dst,
+            prefixLength);
+    transact(req, "RTM_NEWROUTE(" + describe(dst, prefixLength) + " dev " + ifname + ")");
+  }
+
+  /** Removes the route that {@link #addRoute} adds; a missing one fails with ESRCH. */
+  public void removeRoute(String ifname, InetAddress dst, int prefixLength)
+      throws SyscallException {
+    int index = Bpf.interfaceIndex(ifname);
+    byte[] req =
+        routeRequest(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, ++seq, index, dst, prefixLength);
+    transact(req, "RTM_DELROUTE(" + describe(dst, prefixLength) + " dev " + ifname + ")");
   }
 
   /** The interface's link-layer address (IFLA_ADDRESS of RTM_GETLINK), e.g. its 6-byte MAC. */
@@ -255,6 +291,37 @@ public final class RtNetlink implements AutoCloseable {
       b.put(raw);
       b.position(b.position() + attr - 4 - raw.length);
     }
+    return b.array();
+  }
+
+  /** An RTM_NEWROUTE or RTM_DELROUTE request: struct nlmsghdr, struct rtmsg, RTA_DST, RTA_OIF. */
+  static byte[] routeRequest(
+      int type, int flags, int seq, int ifindex, InetAddress dst, int prefixLength) {
+    byte[] raw = dst.getAddress();
+    if (prefixLength < 0 || prefixLength > raw.length * 8) {
+      throw new IllegalArgumentException(
+          "prefix length " + prefixLength + " out of range for " + dst.getHostAddress());
+    }
+    int dstAttr = align(4 + raw.length);
+    int len = NLMSG_HDRLEN + RTMSG_LEN + dstAttr + 8;
+    ByteBuffer b = ByteBuffer.allocate(len).order(ByteOrder.nativeOrder());
+    header(b, len, type, flags, seq);
+    b.put((byte) (dst instanceof Inet4Address ? Native.AF_INET : Native.AF_INET6)); // rtm_family
+    b.put((byte) prefixLength); // rtm_dst_len
+    b.put((byte) 0); // rtm_src_len
+    b.put((byte) 0); // rtm_tos
+    b.put((byte) RT_TABLE_MAIN); // rtm_table
+    b.put((byte) RTPROT_STATIC); // rtm_protocol
+    b.put((byte) RT_SCOPE_LINK); // rtm_scope
+    b.put((byte) RTN_UNICAST); // rtm_type
+    b.putInt(0); // rtm_flags
+    b.putShort((short) (4 + raw.length)); // RTA_DST
+    b.putShort((short) RTA_DST);
+    b.put(raw);
+    b.position(NLMSG_HDRLEN + RTMSG_LEN + dstAttr);
+    b.putShort((short) 8); // RTA_OIF
+    b.putShort((short) RTA_OIF);
+    b.putInt(ifindex);
     return b.array();
   }
 

@@ -75,6 +75,51 @@ public final class AddressMover {
     return new Step("add", address, since(start), changed);
   }
 
+  /** Routes the address to a pod through its veth ({@code hostIfname}) in the node's {@code ns}. */
+  public Step addRoute(ServiceAddress address, NetNamespace ns, String hostIfname)
+      throws SyscallException {
+    long start = System.nanoTime();
+    boolean changed =
+        ns.call(
+            () -> {
+              try (RtNetlink rt = RtNetlink.open()) {
+                rt.addRoute(hostIfname, address.ip(), hostPrefix(address));
+                return true;
+              } catch (SyscallException e) {
+                if (e.errno() == Errno.EEXIST) {
+                  return false;
+                }
+                throw e;
+              }
+            });
+    return new Step("add route", address, since(start), changed);
+  }
+
+  /** Removes the route {@link #addRoute} adds. */
+  public Step removeRoute(ServiceAddress address, NetNamespace ns, String hostIfname)
+      throws SyscallException {
+    long start = System.nanoTime();
+    boolean changed =
+        ns.call(
+            () -> {
+              try (RtNetlink rt = RtNetlink.open()) {
+                rt.removeRoute(hostIfname, address.ip(), hostPrefix(address));
+                return true;
+              } catch (SyscallException e) {
+                if (e.errno() == Errno.ESRCH) {
+                  return false;
+                }
+                throw e;
+              }
+            });
+    return new Step("remove route", address, since(start), changed);
+  }
+
+  /** A host route: the node routes the one address, whatever prefix the pod's interface has. */
+  private static int hostPrefix(ServiceAddress address) {
+    return address.ip().getAddress().length * 8;
+  }
+
   /**
    * Sends one gratuitous ARP (IPv4) or unsolicited neighbour advertisement (IPv6) for the address
    * from {@code ifname} in {@code ns}, which must already hold it.
