@@ -50,7 +50,10 @@ public final class FerryAgent implements AutoCloseable {
   private static final System.Logger LOG = System.getLogger(FerryAgent.class.getName());
   private static final long REPLY_TIMEOUT_MS = 10_000;
 
-  private final FrameChannel channel;
+  private final Path socket;
+  private final String name;
+  // Replaced when the agent restarts and the session is opened again.
+  private volatile FrameChannel channel;
   private final Map<Integer, MigrationHandler> handlers = new ConcurrentHashMap<>();
   private final Map<Long, Given> given = new ConcurrentHashMap<>();
   private final Map<Long, Arriving> arriving = new ConcurrentHashMap<>();
@@ -77,8 +80,10 @@ public final class FerryAgent implements AutoCloseable {
     }
   }
 
-  private FerryAgent(FrameChannel channel, String name) {
+  private FerryAgent(FrameChannel channel, Path socket, String name) {
     this.channel = channel;
+    this.socket = socket;
+    this.name = name;
     this.workers =
         Executors.newCachedThreadPool(
             r -> {
@@ -97,6 +102,12 @@ public final class FerryAgent implements AutoCloseable {
    * @throws IOException when no agent listens there, or it speaks another protocol version
    */
   public static FerryAgent connect(Path socket, String name) throws IOException {
+    FerryAgent agent = new FerryAgent(open(socket, name), socket, name);
+    agent.reader.start();
+    return agent;
+  }
+
+  private static FrameChannel open(Path socket, String name) throws IOException {
     UnixSocket unix;
     try {
       unix = UnixSocket.connect(socket);
@@ -119,9 +130,7 @@ public final class FerryAgent implements AutoCloseable {
       throw new IOException(
           "the agent at " + socket + " answered HELLO with " + describe(welcome) + ", not WELCOME");
     }
-    FerryAgent agent = new FerryAgent(channel, name);
-    agent.reader.start();
-    return agent;
+    return channel;
   }
 
   /**
@@ -152,7 +161,22 @@ public final class FerryAgent implements AutoCloseable {
     }
   }
 
+  /**
+   * Reads the agent's requests. When the agent goes away (a restart, an upgrade) the session is
+   * opened again and every port registered again, so that a restarted agent can still hand back the
+   * connections it saved.
+   */
   private void readLoop() {
+    while (!closed) {
+      readSession();
+      endSession();
+      if (!closed) {
+        reopen();
+      }
+    }
+  }
+
+  private void readSession() {
     try {
       Frame f;
       while ((f = channel.read()) != null) {
@@ -167,8 +191,36 @@ public final class FerryAgent implements AutoCloseable {
       if (!closed) {
         LOG.log(Level.WARNING, "handoff session with the Ferry agent ended: " + e.getMessage());
       }
-    } finally {
-      endSession();
+    }
+  }
+
+  private void reopen() {
+    long pause = 100;
+    while (!closed) {
+      try {
+        FrameChannel fresh = open(socket, name);
+        for (int port : handlers.keySet()) {
+          fresh.write(
+              Frame.REGISTER,
+              ByteBuffer.allocate(4).putShort((short) 1).putShort((short) port).array());
+          Frame answer = fresh.read();
+          if (answer == null || answer.type() != Frame.REGISTERED) {
+            fresh.close();
+            throw new IOException("registering port " + port + " again: " + describe(answer));
+          }
+        }
+        channel = fresh;
+        LOG.log(Level.INFO, "handoff session with the Ferry agent open again at " + socket);
+        return;
+      } catch (IOException e) {
+        LOG.log(Level.DEBUG, "the Ferry agent is not back yet: " + e.getMessage());
+      }
+      try {
+        Thread.sleep(pause);
+      } catch (InterruptedException e) {
+        return;
+      }
+      pause = Math.min(pause * 2, 2000);
     }
   }
 
