@@ -81,6 +81,11 @@ public final class ConnectionHold implements AutoCloseable {
     }
   }
 
+  /** Whether a previous agent pinned a hold's maps under {@code pinDir}. */
+  public static boolean pinnedUnder(Path pinDir) {
+    return Files.exists(pinDir.resolve(HoldMaps.HOLDS));
+  }
+
   /** Finds the hold a previous agent left: programs still attached, maps still pinned. */
   public static ConnectionHold reopen(Path pinDir, String interfaceName, NetNamespace namespace)
       throws IOException {

@@ -12,9 +12,11 @@ import dev.ferry.agent.repair.SocketRestorer;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.sdk.wire.Connection;
 import dev.ferry.sys.NetNamespace;
+import dev.ferry.sys.RepairSocket;
 import dev.ferry.sys.SyscallException;
 import java.io.IOException;
 import java.time.Duration;
+import java.util.function.Consumer;
 import java.util.logging.Logger;
 
 /**
@@ -43,31 +45,70 @@ public final class ConnectionMover {
 
   /** Source node: takes {@code c} from its application and out of the kernel. */
   public Departure depart(Connection c) throws InterruptedException {
+    Freezing f = freeze(c);
+    return f instanceof Freezing.Held held ? export(held) : ((Freezing.Stays) f).stayed();
+  }
+
+  /**
+   * Source node, first half of {@link #depart}: asks the application for {@code c} and holds the
+   * client. The application has stopped writing; the socket is live and unread until {@link
+   * #export}. An agent that dies now loses nothing: the application was never told the connection
+   * left, and the hold steps aside at its deadline.
+   */
+  public Freezing freeze(Connection c) throws InterruptedException {
     HandoffOutcome outcome;
     try {
       outcome = applications.freeze(c);
     } catch (SyscallException e) {
-      return new Departure.Stayed(c, "asking the application failed: " + e.getMessage());
+      return new Freezing.Stays(
+          new Departure.Stayed(c, "asking the application failed: " + e.getMessage()));
     }
     if (!(outcome instanceof HandoffOutcome.Frozen frozen)) {
-      return new Departure.Stayed(c, describe(outcome));
+      return new Freezing.Stays(new Departure.Stayed(c, describe(outcome)));
     }
     HoldKey key = new HoldKey(c.local(), c.remote());
     long deadline = System.nanoTime() + holdLimit.toNanos();
-    SocketState state;
     try {
       hold.freeze(key, deadline);
+    } catch (SyscallException e) {
+      frozen.socket().close();
+      giveBack(frozen, "the agent could not hold the client: " + e.getMessage());
+      return new Freezing.Stays(new Departure.Stayed(c, "hold failed: " + e.getMessage()));
+    }
+    return new Freezing.Held(c, frozen, deadline);
+  }
+
+  /**
+   * Source node, second half of {@link #depart}: reads the held socket, lets the hold answer for
+   * it, and closes it silently. {@code save} runs before the application hears the connection is
+   * gone, so that a state the caller must keep (on disk, say) is kept before anything else is lost.
+   */
+  public Departure export(Freezing.Held held, Consumer<Departure.Departed> save) {
+    Connection c = held.connection();
+    HandoffOutcome.Frozen frozen = held.frozen();
+    HoldKey key = new HoldKey(c.local(), c.remote());
+    SocketState state;
+    try {
       state = exporter.export(frozen.socket());
     } catch (IOException e) {
       // Nothing is lost yet: the socket left repair mode, the application still has it.
-      releaseQuietly(key);
-      frozen.socket().close();
-      giveBack(frozen, "the agent could not read the socket: " + e.getMessage());
-      return new Departure.Stayed(c, "export failed: " + e.getMessage());
+      return giveBack(held, "the agent could not read the socket: " + e.getMessage());
+    }
+    Departure.Departed departed = new Departure.Departed(c, state, frozen.state());
+    try {
+      save.accept(departed);
+    } catch (RuntimeException e) {
+      // The socket is in repair mode but still open: leaving repair mode puts it back as it was.
+      try {
+        RepairSocket.enter(frozen.socket()).leave(); // already in repair mode: just leaves
+      } catch (SyscallException off) {
+        LOG.warning(() -> "leaving repair mode on " + c + " failed: " + off.getMessage());
+      }
+      return giveBack(held, "the agent could not save the state: " + e.getMessage());
     }
     long exportedAt = System.nanoTime();
     try {
-      hold.answer(state, exportedAt, deadline);
+      hold.answer(state, exportedAt, held.deadlineNanos());
     } catch (SyscallException e) {
       // The client is still frozen, not answered; it retransmits until the socket is back.
       LOG.warning(() -> "the hold cannot answer for " + c + ": " + e.getMessage());
@@ -79,7 +120,21 @@ public final class ConnectionMover {
       LOG.warning(() -> "telling the application " + c + " is gone failed: " + e.getMessage());
     }
     frozen.socket().close(); // in repair mode: silent
-    return new Departure.Departed(c, state, frozen.state());
+    return departed;
+  }
+
+  /** {@link #export(Freezing.Held, Consumer)} with nothing to save. */
+  public Departure export(Freezing.Held held) {
+    return export(held, d -> {});
+  }
+
+  /** Source node: gives a held, unexported connection back to its application, live. */
+  public Departure.Stayed giveBack(Freezing.Held held, String why) {
+    Connection c = held.connection();
+    releaseQuietly(new HoldKey(c.local(), c.remote()));
+    held.frozen().socket().close();
+    giveBack(held.frozen(), why);
+    return new Departure.Stayed(c, why);
   }
 
   /**

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.service;
+
+import dev.ferry.agent.handoff.HandoffServer;
+import dev.ferry.agent.hold.ConnectionHold;
+import dev.ferry.agent.hold.HoldKey;
+import dev.ferry.agent.move.ConnectionMover;
+import dev.ferry.sys.NetNamespace;
+import dev.ferry.sys.SyscallException;
+import io.grpc.Server;
+import io.grpc.ServerInterceptors;
+import io.grpc.netty.NettyServerBuilder;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.quarkus.runtime.ShutdownEvent;
+import io.quarkus.runtime.StartupEvent;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
+import java.util.logging.Logger;
+
+/**
+ * Starts the agent: the handoff socket, the hold (found again if a previous agent pinned it), the
+ * saved states, and the API. Stopping leaves the hold and the states in place for the next agent.
+ */
+@ApplicationScoped
+public class AgentRuntime {
+  private static final Logger LOG = Logger.getLogger(AgentRuntime.class.getName());
+
+  private HandoffServer applications;
+  private ConnectionHold hold;
+  private Peers peers;
+  private Server server;
+  private ExecutorService workers;
+  private volatile boolean ready;
+
+  void start(@Observes StartupEvent ev, AgentSettings settings, MeterRegistry registry)
+      throws IOException {
+    AgentMetrics metrics = new AgentMetrics(registry);
+    Files.createDirectories(settings.handoffSocket().getParent());
+    Files.deleteIfExists(settings.handoffSocket()); // a previous agent's; nobody listens on it
+    applications =
+        HandoffServer.start(
+            settings.handoffSocket(),
+            settings.answerTimeout(),
+            settings.stateTimeout(),
+            settings.maxStateBytes());
+    hold = openHold(settings.bpfPinDir(), settings.uplink());
+    workers = Executors.newFixedThreadPool(64, daemon("ferry-worker"));
+    MutualTls tls =
+        new MutualTls(
+            settings.tls().cert(), settings.tls().key(), settings.tls().ca(), metrics::refused);
+    peers = new Peers(tls, settings.transferTimeout());
+    NodeParts node =
+        new NodeParts(
+            settings.nodeName(),
+            new ConnectionMover(applications, hold, settings.holdLimit()),
+            hold,
+            new SavedStates(settings.stateDir()),
+            new PodNamespaces(Path.of("/proc")),
+            peers,
+            workers,
+            metrics);
+    Migrations migrations = new Migrations(node);
+    migrations.recover();
+    metrics.connections(migrations::phases);
+    metrics.holds(this::activeHolds, this::probesAnswered);
+    AgentApi api = new AgentApi(node, migrations, settings.uplink(), settings.maxStateBytes());
+    server =
+        NettyServerBuilder.forAddress(
+                new InetSocketAddress(settings.api().host(), settings.api().port()))
+            .sslContext(tls.serverContext())
+            .addService(ServerInterceptors.intercept(api, new CallerCheck(metrics::refused)))
+            .maxInboundMessageSize(4 << 20)
+            .executor(Executors.newCachedThreadPool(daemon("ferry-api")))
+            .build()
+            .start();
+    ready = true;
+    LOG.info(
+        () ->
+            "ferry node-agent on "
+                + settings.nodeName()
+                + ": API on "
+                + settings.api().host()
+                + ":"
+                + server.getPort()
+                + " (mTLS), handoff socket "
+                + settings.handoffSocket()
+                + ", hold on "
+                + settings.uplink());
+  }
+
+  private static ConnectionHold openHold(Path pinDir, String uplink) throws IOException {
+    NetNamespace here = NetNamespace.current();
+    if (ConnectionHold.pinnedUnder(pinDir)) {
+      LOG.info(() -> "found the hold a previous agent pinned under " + pinDir);
+      return ConnectionHold.reopen(pinDir, uplink, here);
+    }
+    return ConnectionHold.install(pinDir, uplink, here);
+  }
+
+  boolean ready() {
+    return ready;
+  }
+
+  private int activeHolds() {
+    try {
+      return hold.held().size();
+    } catch (SyscallException e) {
+      return -1;
+    }
+  }
+
+  private long probesAnswered() {
+    long n = 0;
+    try {
+      for (HoldKey k : hold.held()) {
+        n += hold.stats(k).map(s -> s.probesAnswered()).orElse(0L);
+      }
+    } catch (SyscallException e) {
+      return -1;
+    }
+    return n;
+  }
+
+  void stop(@Observes ShutdownEvent ev) throws InterruptedException {
+    ready = false;
+    if (server != null) {
+      server.shutdown().awaitTermination(5, TimeUnit.SECONDS);
+    }
+    if (peers != null) {
+      peers.close();
+    }
+    if (applications != null) {
+      applications.close();
+    }
+    if (workers != null) {
+      workers.shutdownNow();
+    }
+    if (hold != null) {
+      hold.close(); // detaches nothing: the programs and pins stay for the next agent
+    }
+  }
+
+  private static ThreadFactory daemon(String name) {
+    return r -> {
+      Thread t = new Thread(r, name);
+      t.setDaemon(true);
+      return t;
+    };
+  }
+}

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.service;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.net.URI;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Optional;
+
+/** The agent's settings: ferry.agent.* in application.properties, or FERRY_AGENT_* variables. */
+@ConfigMapping(prefix = "ferry.agent")
+public interface AgentSettings {
+  /** This node's name, as in the Node object (the chart passes spec.nodeName). */
+  String nodeName();
+
+  Api api();
+
+  Tls tls();
+
+  /** Where applications connect to hand their connections over (mounted into their pods). */
+  @WithDefault("/run/ferry/handoff.sock")
+  Path handoffSocket();
+
+  /** Saved socket states; must survive an agent restart (a hostPath). */
+  @WithDefault("/var/lib/ferry")
+  Path stateDir();
+
+  /** Where the hold's BPF maps are pinned, so that a restarted agent finds them. */
+  @WithDefault("/sys/fs/bpf/ferry")
+  Path bpfPinDir();
+
+  /** The node's uplink: the hold's programs attach here and address announcements leave here. */
+  @WithDefault("eth0")
+  String uplink();
+
+  /** How long a client may be held before the hold steps aside. */
+  @WithDefault("PT2M")
+  Duration holdLimit();
+
+  /** How long an application has to start answering a freeze or a takeover. */
+  @WithDefault("PT2S")
+  Duration answerTimeout();
+
+  /** How long, after that, its state may take to arrive. */
+  @WithDefault("PT30S")
+  Duration stateTimeout();
+
+  /** The largest application state accepted for one connection. */
+  @WithDefault("268435456")
+  long maxStateBytes();
+
+  /** How long a transfer to a peer agent may take. */
+  @WithDefault("PT60S")
+  Duration transferTimeout();
+
+  Imds imds();
+
+  interface Api {
+    @WithDefault("0.0.0.0")
+    String host();
+
+    @WithDefault("9443")
+    int port();
+  }
+
+  interface Tls {
+    Path cert();
+
+    Path key();
+
+    Path ca();
+  }
+
+  interface Imds {
+    /** Off outside EC2. */
+    @WithDefault("false")
+    boolean enabled();
+
+    /** Another metadata endpoint than the instance's own, for tests. */
+    Optional<URI> endpoint();
+
+    @WithDefault("PT2S")
+    Duration interval();
+  }
+}

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.service;
+
+import dev.ferry.agent.move.Arrival;
+import dev.ferry.agent.move.Departure;
+import dev.ferry.agent.move.Freezing;
+import dev.ferry.api.v1alpha1.ConnectionPhase;
+import dev.ferry.api.v1alpha1.ConnectionStatus;
+import dev.ferry.sdk.wire.Connection;
+
+/** Where one connection of a migration is on this node, and what the agent holds of it. */
+final class ConnectionRecord {
+  final Connection connection;
+  ConnectionPhase phase;
+  String reason = "";
+  Freezing.Held held; // source, FROZEN: the live socket, unread
+  Departure.Departed departed; // source EXPORTED.., target TRANSFERRED..: the saved state
+  Arrival.Staged staged; // target, STAGED
+
+  ConnectionRecord(Connection connection, ConnectionPhase phase) {
+    this.connection = connection;
+    this.phase = phase;
+  }
+
+  void to(ConnectionPhase phase, String reason) {
+    this.phase = phase;
+    this.reason = reason;
+  }
+
+  ConnectionStatus status() {
+    return ConnectionStatus.newBuilder()
+        .setId(Wire.id(connection))
+        .setPhase(phase)
+        .setReason(reason)
+        .setAppStateBytes(departed == null ? 0 : departed.applicationState().length)
+        .build();
+  }
+}

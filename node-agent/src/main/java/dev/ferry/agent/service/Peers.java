@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.service;
+
+import com.google.protobuf.ByteString;
+import dev.ferry.agent.move.Departure;
+import dev.ferry.agent.repair.SocketStateCodec;
+import dev.ferry.api.v1alpha1.AppStateChunk;
+import dev.ferry.api.v1alpha1.NodeAgentGrpc;
+import dev.ferry.api.v1alpha1.ReceiveResponse;
+import dev.ferry.api.v1alpha1.TransferChunk;
+import dev.ferry.api.v1alpha1.TransferEnd;
+import dev.ferry.api.v1alpha1.TransferHeader;
+import dev.ferry.api.v1alpha1.TransferredConnection;
+import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/** Calls on other nodes' agents: the transfer of socket states, straight from agent to agent. */
+final class Peers implements AutoCloseable {
+  static final int CHUNK = 1 << 20;
+
+  private final MutualTls tls;
+  private final Duration timeout;
+  private final Map<String, ManagedChannel> channels = new ConcurrentHashMap<>();
+
+  Peers(MutualTls tls, Duration timeout) {
+    this.tls = tls;
+    this.timeout = timeout;
+  }
+
+  /**
+   * Streams {@code states} to the agent at {@code target} (host:port), waiting for the network as
+   * it goes: a 64 MiB state is never all in memory twice.
+   */
+  ReceiveResponse send(
+      String target, String id, String sourceNode, List<Departure.Departed> states) {
+    if (!target.matches("[A-Za-z0-9.:\\[\\]-]+:[0-9]{1,5}")) {
+      throw new BadRequest("target_agent must be HOST:PORT, got '" + target + "'");
+    }
+    CompletableFuture<ReceiveResponse> done = new CompletableFuture<>();
+    ReadyGate gate = new ReadyGate();
+    NodeAgentGrpc.newStub(channel(target))
+        .withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS)
+        .receive(
+            new ClientResponseObserver<TransferChunk, ReceiveResponse>() {
+              @Override
+              public void beforeStart(ClientCallStreamObserver<TransferChunk> requests) {
+                gate.attach(requests);
+              }
+
+              @Override
+              public void onNext(ReceiveResponse r) {
+                done.complete(r);
+              }
+
+              @Override
+              public void onError(Throwable t) {
+                done.completeExceptionally(t);
+                gate.open();
+              }
+
+              @Override
+              public void onCompleted() {
+                done.complete(ReceiveResponse.getDefaultInstance());
+              }
+            });
+    try {
+      gate.send(
+          TransferChunk.newBuilder()
+              .setHeader(
+                  TransferHeader.newBuilder()
+                      .setMigrationId(id)
+                      .setSourceNode(sourceNode)
+                      .setConnections(states.size()))
+              .build(),
+          done);
+      for (Departure.Departed d : states) {
+        byte[] app = d.applicationState();
+        gate.send(
+            TransferChunk.newBuilder()
+                .setConnection(
+                    TransferredConnection.newBuilder()
+                        .setSocket(SocketStateCodec.toMessage(d.socket()))
+                        .setAppStateLength(app.length))
+                .build(),
+            done);
+        for (int off = 0; off < app.length; off += CHUNK) {
+          int n = Math.min(CHUNK, app.length - off);
+          gate.send(
+              TransferChunk.newBuilder()
+                  .setAppState(AppStateChunk.newBuilder().setData(ByteString.copyFrom(app, off, n)))
+                  .build(),
+              done);
+        }
+      }
+      gate.send(TransferChunk.newBuilder().setEnd(TransferEnd.getDefaultInstance()).build(), done);
+      gate.complete();
+      return done.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (ExecutionException e) {
+      throw new PeerFailed(target, e.getCause());
+    } catch (TimeoutException e) {
+      gate.cancel("timed out");
+      throw new PeerFailed(target, e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      gate.cancel("interrupted");
+      throw new PeerFailed(target, e);
+    }
+  }
+
+  private ManagedChannel channel(String target) {
+    return channels.computeIfAbsent(
+        target,
+        t ->
+            NettyChannelBuilder.forTarget(t)
+                .overrideAuthority(MutualTls.AGENT_NAME)
+                .sslContext(tls.clientContext())
+                .maxInboundMessageSize(4 << 20)
+                .build());
+  }
+
+  @Override
+  public void close() {
+    channels.values().forEach(ManagedChannel::shutdownNow);
+  }
+
+  /** The target agent could not be reached or refused the states. */
+  static final class PeerFailed extends RuntimeException {
+    PeerFailed(String target, Throwable cause) {
+      super(
+          "sending the states to "
+              + target
+              + " failed: "
+              + (cause instanceof StatusRuntimeException s ? s.getStatus() : cause.toString()),
+          cause);
+    }
+  }
+
+  /** Sends only when the transport has room, so a slow peer slows the sender down. */
+  private static final class ReadyGate {
+    private ClientCallStreamObserver<TransferChunk> requests;
+    private boolean failed;
+
+    synchronized void attach(ClientCallStreamObserver<TransferChunk> requests) {
+      this.requests = requests;
+      requests.setOnReadyHandler(this::open);
+    }
+
+    synchronized void open() {
+      notifyAll();
+    }
+
+    synchronized void send(TransferChunk chunk, CompletableFuture<?> done)
+        throws InterruptedException, ExecutionException {
+      while (!requests.isReady() && !done.isDone()) {
+        wait(100);
+      }
+      if (done.isDone()) {
+        done.get(); // throws the peer's error; a success before the end is a protocol error
+        throw new ExecutionException(new IllegalStateException("the peer answered early"));
+      }
+      requests.onNext(chunk);
+    }
+
+    synchronized void complete() {
+      requests.onCompleted();
+    }
+
+    synchronized void cancel(String why) {
+      if (!failed) {
+        failed = true;
+        requests.cancel(why, null);
+      }
+    }
+  }
+}

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.service;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.function.BiConsumer;
+
+/** How long each of a migration's phases took on this node, for its status and the metrics. */
+final class PhaseClock {
+  private final Map<String, Long> micros = new LinkedHashMap<>();
+  private final BiConsumer<String, Long> record;
+
+  PhaseClock(BiConsumer<String, Long> record) {
+    this.record = record;
+  }
+
+  /** Runs {@code work} as {@code phase}; a phase run again (a retried call) adds its time. */
+  <T> T time(String phase, java.util.function.Supplier<T> work) {
+    long start = System.nanoTime();
+    try {
+      return work.get();
+    } finally {
+      long took = (System.nanoTime() - start) / 1000;
+      synchronized (this) {
+        micros.merge(phase, took, Long::sum);
+      }
+      record.accept(phase, took);
+    }
+  }
+
+  synchronized Map<String, Long> snapshot() {
+    return Map.copyOf(micros);
+  }
+}
