@@ -29,6 +29,16 @@ public final class Host {
     return lanPort;
   }
 
+  /** For a pod: the name of its veth's end on the node (the host interface of the node's route). */
+  public String podPort() {
+    return lanPort;
+  }
+
+  /** On a node: routes {@code ip} to the pod behind {@code pod}'s veth, as the CNI does. */
+  public void routeToPod(String ip, Host pod) {
+    Shell.run("ip", "-n", netns, "route", "add", ip, "dev", pod.podPort(), "scope", "link");
+  }
+
   /** Adds an address to eth0: "198.18.0.100/24" or "fd66::100/64" (IPv6 without DAD). */
   public void addAddress(String cidr) {
     List<String> cmd =

@@ -104,6 +104,80 @@ public final class Testbed implements AutoCloseable {
     return host;
   }
 
+  /**
+   * Adds a pod on {@code node}, wired as the AWS VPC CNI wires one: a veth whose pod end is eth0
+   * with a link-scope default route through 169.254.1.1 (a permanent neighbour: the node end's
+   * MAC), and whose node end is {@link Host#podPort}. The node forwards and answers ARP for the
+   * addresses it routes to its pods (proxy ARP), so a pod address is reachable from the LAN once
+   * the node has its /32 route: add one with {@link Host#routeToPod}.
+   */
+  public Host pod(Host node, String role) {
+    if (role.length() > 10) {
+      throw new IllegalArgumentException("role name must be at most 10 characters: " + role);
+    }
+    String ns = namespace(role);
+    String nodeEnd = "v-" + role;
+    Shell.run(
+        "ip",
+        "-n",
+        ns,
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        nodeEnd,
+        "netns",
+        node.netns());
+    Shell.run("ip", "-n", node.netns(), "link", "set", nodeEnd, "up");
+    Shell.run("ip", "-n", ns, "link", "set", "eth0", "up");
+    String nodeMac =
+        Shell.run("ip", "-n", node.netns(), "-br", "link", "show", nodeEnd).trim().split("\\s+")[2];
+    Shell.run("ip", "-n", ns, "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link");
+    Shell.run("ip", "-n", ns, "route", "add", "default", "via", "169.254.1.1", "dev", "eth0");
+    Shell.run(
+        "ip",
+        "-n",
+        ns,
+        "neigh",
+        "add",
+        "169.254.1.1",
+        "lladdr",
+        nodeMac,
+        "dev",
+        "eth0",
+        "nud",
+        "permanent");
+    Shell.run(
+        "ip",
+        "netns",
+        "exec",
+        node.netns(),
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv4.ip_forward=1",
+        "net.ipv4.conf.eth0.proxy_arp=1",
+        "net.ipv4.conf." + nodeEnd + ".proxy_arp=1");
+    return new Host(ns, role, nodeEnd);
+  }
+
+  /**
+   * Plugs the machine's own namespace into the LAN with {@code cidr}, as the control plane that
+   * reaches every node: a test process can then call the nodes' agents directly. The cable goes
+   * when the LAN does (a veth dies with its peer), even if the test process is killed.
+   */
+  public void joinLan(String cidr) {
+    String root = "fyc" + ProcessHandle.current().pid() % 100000 + "x" + SEQUENCE.get();
+    String port = "p-" + root.substring(3);
+    Shell.run("ip", "link", "add", root, "type", "veth", "peer", "name", port, "netns", lan);
+    Shell.run("ip", "-n", lan, "link", "set", port, "master", "br0", "up");
+    Shell.run("ip", "addr", "add", cidr, "dev", root);
+    Shell.run("ip", "link", "set", root, "up");
+  }
+
   /** Disconnects the host's cable at the switch: nothing reaches it or leaves it. */
   public void unplug(Host host) {
     Shell.run("ip", "-n", lan, "link", "set", host.lanPort(), "down");

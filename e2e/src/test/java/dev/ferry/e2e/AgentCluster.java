@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.e2e;
+
+import dev.ferry.testbed.Host;
+import dev.ferry.testbed.Shell;
+import dev.ferry.testbed.Testbed;
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Two nodes on a LAN, each with a pod wired as the VPC CNI wires one, and each running the real
+ * node-agent as a process (the Quarkus build), with certificates from scripts/ferry-certs.sh. The
+ * service address starts in pod A. The test drives the agents through their API.
+ */
+final class AgentCluster implements AutoCloseable {
+  static final String VIP = "198.18.0.100";
+  static final int PORT = 8080;
+  static final int API_PORT = 9443;
+
+  final Testbed bed;
+  final Path dir;
+  final Path certs;
+  final Path bpf;
+  final Host client;
+  final Node a;
+  final Node b;
+  private final List<Process> processes = new CopyOnWriteArrayList<>();
+
+  /** A node, its pod, and its agent's files. */
+  final class Node {
+    final String name;
+    final Host host;
+    final Host pod;
+    final String ip;
+    final Path handoffSocket;
+    final Path stateDir;
+    final Path pinDir;
+    final List<String> log = new CopyOnWriteArrayList<>();
+    Process agent;
+
+    Node(String name, String ip, String podRole) throws IOException {
+      this.name = name;
+      this.ip = ip;
+      this.host = bed.host(name, ip + "/24");
+      this.pod = bed.pod(host, podRole);
+      this.handoffSocket = dir.resolve(name + ".sock");
+      this.stateDir = Files.createDirectories(dir.resolve(name + "-state"));
+      this.pinDir = bpf.resolve(name);
+    }
+
+    String api() {
+      return ip + ":" + API_PORT;
+    }
+
+    String podNetns() {
+      return "/var/run/netns/" + pod.netns();
+    }
+
+    /** Starts (or restarts) this node's agent; returns once its API listens. */
+    void startAgent() throws Exception {
+      log.clear();
+      List<String> cmd =
+          List.of(
+              java(), "-jar", repoFile("node-agent/target/quarkus-app/quarkus-run.jar").toString());
+      ProcessBuilder pb = host.process(cmd.toArray(String[]::new));
+      Map<String, String> env = pb.environment();
+      env.put("FERRY_AGENT_NODE_NAME", name);
+      env.put("FERRY_AGENT_API_PORT", String.valueOf(API_PORT));
+      env.put("FERRY_AGENT_TLS_CERT", certs.resolve("agent.crt").toString());
+      env.put("FERRY_AGENT_TLS_KEY", certs.resolve("agent.key").toString());
+      env.put("FERRY_AGENT_TLS_CA", certs.resolve("ca.crt").toString());
+      env.put("FERRY_AGENT_HANDOFF_SOCKET", handoffSocket.toString());
+      env.put("FERRY_AGENT_STATE_DIR", stateDir.toString());
+      env.put("FERRY_AGENT_BPF_PIN_DIR", pinDir.toString());
+      env.put("FERRY_AGENT_UPLINK", "eth0");
+      agent = start(pb, name + " agent", "ferry node-agent on", log);
+    }
+
+    /** Starts the demo token streamer in this node's pod; returns once it listens. */
+    Process streamer(String... options) throws Exception {
+      List<String> cmd = new ArrayList<>();
+      cmd.add(java());
+      cmd.addAll(List.of("-cp", System.getProperty("java.class.path")));
+      cmd.add("dev.ferry.example.streamer.TokenStreamer");
+      cmd.addAll(
+          List.of(
+              "--listen",
+              "0.0.0.0:" + PORT,
+              "--agent",
+              handoffSocket.toString(),
+              "--name",
+              "streamer-" + name));
+      cmd.addAll(List.of(options));
+      return start(
+          pod.process(cmd.toArray(String[]::new)), name + " streamer", "listening on", null);
+    }
+  }
+
+  private AgentCluster() throws Exception {
+    bed = Testbed.create();
+    try {
+      dir = Files.createTempDirectory("ferry-agents-");
+      certs = Files.createDirectories(dir.resolve("certs"));
+      // `ip netns exec` mounts a fresh /sys for the agent, without /sys/fs/bpf: the agents pin
+      // their maps in a BPF filesystem of their own, which a restarted agent finds again.
+      bpf = Files.createDirectories(dir.resolve("bpf"));
+      Shell.run("mount", "-t", "bpf", "bpf", bpf.toString());
+      Shell.run(repoFile("scripts/ferry-certs.sh").toString(), certs.toString());
+      client = bed.host("client", "198.18.0.1/24");
+      bed.joinLan("198.18.0.254/24"); // the test itself calls the agents, as the operator would
+      a = new Node("node-a", "198.18.0.2", "pod-a");
+      b = new Node("node-b", "198.18.0.3", "pod-b");
+      a.pod.addAddress(VIP + "/32");
+      a.host.routeToPod(VIP + "/32", a.pod);
+    } catch (Exception | Error e) {
+      bed.close();
+      throw e;
+    }
+  }
+
+  static AgentCluster start() throws Exception {
+    AgentCluster c = new AgentCluster();
+    try {
+      c.a.startAgent();
+      c.b.startAgent();
+      return c;
+    } catch (Exception | Error e) {
+      c.close();
+      throw e;
+    }
+  }
+
+  /** curl -sSN on the client against the service address. */
+  CurlStream curl(String pathAndQuery) throws IOException {
+    return new CurlStream(
+        client
+            .process(
+                "curl", "-sSN", "--max-time", "120", "http://" + VIP + ":" + PORT + pathAndQuery)
+            .redirectError(ProcessBuilder.Redirect.INHERIT)
+            .start());
+  }
+
+  private Process start(ProcessBuilder pb, String label, String upLine, List<String> sink)
+      throws Exception {
+    Process p =
+        pb.redirectErrorStream(true)
+            .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+            .start();
+    processes.add(p);
+    CountDownLatch up = new CountDownLatch(1);
+    Thread t =
+        new Thread(
+            () -> {
+              try (BufferedReader in =
+                  new BufferedReader(
+                      new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = in.readLine()) != null) {
+                  System.out.println("    [" + label + "] " + line);
+                  if (sink != null) {
+                    sink.add(line);
+                  }
+                  if (line.contains(upLine)) {
+                    up.countDown();
+                  }
+                }
+              } catch (IOException ended) {
+                // the process ended
+              }
+            },
+            label + "-log");
+    t.setDaemon(true);
+    t.start();
+    if (!up.await(60, TimeUnit.SECONDS)) {
+      p.destroyForcibly();
+      throw new IllegalStateException(label + " did not start within 60 s: " + pb.command());
+    }
+    return p;
+  }
+
+  static String java() {
+    return ProcessHandle.current().info().command().orElse("java");
+  }
+
+  static Path repoFile(String relative) {
+    for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) {
+      if (Files.exists(d.resolve(relative))) {
+        return d.resolve(relative);
+      }
+    }
+    throw new IllegalStateException(
+        relative
+            + " not found above "
+            + Path.of("").toAbsolutePath()
+            + ": build it first (make test)");
+  }
+
+  @Override
+  public void close() {
+    for (Process p : processes) {
+      p.destroyForcibly();
+    }
+    for (Process p : processes) {
+      try {
+        p.waitFor(10, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    bed.close();
+    Shell.attempt(List.of("umount", bpf.toString()));
+    Shell.attempt(List.of("rm", "-rf", dir.toString()));
+  }
+}

@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.ferry.api.v1alpha1.AddressRequest;
+import dev.ferry.api.v1alpha1.ConnectionPhase;
+import dev.ferry.api.v1alpha1.ConnectionStatus;
+import dev.ferry.api.v1alpha1.FreezeRequest;
+import dev.ferry.api.v1alpha1.MigrationRef;
+import dev.ferry.api.v1alpha1.MigrationStatus;
+import dev.ferry.api.v1alpha1.NodeAgentGrpc;
+import dev.ferry.api.v1alpha1.NodeAgentGrpc.NodeAgentBlockingStub;
+import dev.ferry.api.v1alpha1.PodRef;
+import dev.ferry.api.v1alpha1.StageRequest;
+import dev.ferry.api.v1alpha1.TransferRequest;
+import dev.ferry.testbed.Shell;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.GrpcSslContexts;
+import io.grpc.netty.NettyChannelBuilder;
+import io.netty.handler.ssl.SslContextBuilder;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Two real node-agents, as processes in two node namespaces, driven through their gRPC API over
+ * mTLS: the demo stream moves from a pod on node A to a pod on node B with the L2 address mover.
+ */
+class AgentServiceIT {
+  private static final String STREAM = "/v1/stream?prompt=agents&tokens=300";
+  private static AgentCluster cluster;
+  private static String reference;
+
+  @BeforeAll
+  static void start() throws Exception {
+    cluster = AgentCluster.start();
+    cluster.a.streamer("--rate", "100");
+    cluster.b.streamer("--rate", "100");
+    try (CurlStream unmoved = cluster.curl(STREAM)) {
+      assertThat(unmoved.exitCode(30)).isZero();
+      reference = unmoved.output();
+    }
+  }
+
+  @AfterAll
+  static void stop() {
+    if (cluster != null) {
+      cluster.close();
+    }
+  }
+
+  @Test
+  void theDemoStreamMovesBetweenPodsThroughTheAgentsApi() throws Exception {
+    try (Calls toA = channel(cluster.a, "admin");
+        Calls toB = channel(cluster.b, "admin");
+        CurlStream curl = cluster.curl(STREAM)) {
+      NodeAgentBlockingStub a = stub(toA);
+      NodeAgentBlockingStub b = stub(toB);
+      curl.awaitEvents(50, 10_000);
+      String id = "move-1";
+      PodRef podA = PodRef.newBuilder().setNetns(cluster.a.podNetns()).build();
+      PodRef podB = PodRef.newBuilder().setNetns(cluster.b.podNetns()).build();
+      String vip = AgentCluster.VIP + "/32";
+
+      MigrationStatus frozen =
+          a.freeze(
+              FreezeRequest.newBuilder()
+                  .setMigrationId(id)
+                  .setPod(podA)
+                  .addPorts(AgentCluster.PORT)
+                  .build());
+      assertThat(phases(frozen)).containsExactly(ConnectionPhase.FROZEN);
+      // Idempotent: the operator retries after a timeout and must not freeze twice.
+      assertThat(
+              phases(
+                  a.freeze(
+                      FreezeRequest.newBuilder()
+                          .setMigrationId(id)
+                          .setPod(podA)
+                          .addPorts(AgentCluster.PORT)
+                          .build())))
+          .containsExactly(ConnectionPhase.FROZEN);
+      assertThat(phases(a.export(ref(id)))).containsExactly(ConnectionPhase.EXPORTED);
+      assertThat(
+              phases(
+                  a.transfer(
+                      TransferRequest.newBuilder()
+                          .setMigrationId(id)
+                          .setTargetAgent(cluster.b.api())
+                          .build())))
+          .containsExactly(ConnectionPhase.TRANSFERRED);
+      // The restored sockets bind to the address: it goes onto the target pod first, without
+      // the node's route, so no client segment reaches the target before the sockets exist.
+      b.moveAddress(address(AddressRequest.Op.ADD, vip, podB, ""));
+      assertThat(phases(b.stage(StageRequest.newBuilder().setMigrationId(id).setPod(podB).build())))
+          .containsExactly(ConnectionPhase.STAGED);
+      a.moveAddress(address(AddressRequest.Op.REMOVE, vip, podA, cluster.a.pod.podPort()));
+      b.moveAddress(address(AddressRequest.Op.ADD, vip, podB, cluster.b.pod.podPort()));
+      assertThat(phases(b.resume(ref(id)))).containsExactly(ConnectionPhase.RESUMED);
+      b.moveAddress(address(AddressRequest.Op.ANNOUNCE, vip, podB, ""));
+      assertThat(phases(a.release(ref(id)))).containsExactly(ConnectionPhase.RELEASED);
+      // A rollback after the commit point leaves the connection where it lives.
+      assertThat(phases(b.rollback(ref(id)))).containsExactly(ConnectionPhase.RESUMED);
+
+      assertThat(curl.exitCode(60)).as("curl's exit code").isZero();
+      assertThat(curl.output()).as("curl's whole output").isEqualTo(reference);
+      System.out.println(
+          "source phases (µs): "
+              + a.status(ref(id)).getPhaseMicrosMap()
+              + "; target: "
+              + b.status(ref(id)).getPhaseMicrosMap()
+              + "; curl's longest gap "
+              + curl.longestGapMillis()
+              + " ms");
+      String metrics =
+          cluster.client.run("curl", "-s", "http://" + cluster.b.ip + ":9400/q/metrics");
+      assertThat(metrics).contains("ferry_agent_phase_seconds_count{phase=\"stage\"}");
+      assertThat(metrics).contains("ferry_agent_phase_seconds_count{phase=\"resume\"}");
+      assertThat(cluster.client.run("curl", "-s", "http://" + cluster.a.ip + ":9400/q/metrics"))
+          .contains("ferry_agent_phase_seconds_count{phase=\"export\"}")
+          .contains("ferry_agent_phase_seconds_sum{phase=\"freeze\"}");
+    } finally {
+      moveAddressBackToA();
+    }
+  }
+
+  @Test
+  void callersWithoutTheRightCertificateAreRefusedLoggedAndCounted() throws Exception {
+    Path rogue = cluster.dir.resolve("rogue");
+    Shell.run(
+        AgentCluster.repoFile("scripts/ferry-certs.sh").toString(), "--rogue", rogue.toString());
+    MigrationRef nothing = ref("nothing");
+    try (Calls none = channel(cluster.a, null);
+        Calls untrusted = channel(cluster.a, rogue, "operator");
+        Calls peer = channel(cluster.a, "agent")) {
+      assertThatThrownBy(() -> stub(none).status(nothing))
+          .isInstanceOfSatisfying(
+              StatusRuntimeException.class,
+              e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAUTHENTICATED));
+      // A JDK client offers only a certificate from an issuer the server names: the rogue one
+      // arrives with none, and is refused as such.
+      assertThatThrownBy(() -> stub(untrusted).status(nothing))
+          .isInstanceOfSatisfying(
+              StatusRuntimeException.class,
+              e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAUTHENTICATED));
+      assertThatThrownBy(() -> stub(peer).export(nothing))
+          .as("a peer agent may hand over states, not export")
+          .isInstanceOfSatisfying(
+              StatusRuntimeException.class,
+              e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.PERMISSION_DENIED));
+      assertThatThrownBy(() -> stub(peer).status(nothing))
+          .as("but it may ask for a status")
+          .isInstanceOfSatisfying(
+              StatusRuntimeException.class,
+              e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND));
+    }
+    String metrics = cluster.client.run("curl", "-s", "http://" + cluster.a.ip + ":9400/q/metrics");
+    assertThat(metrics)
+        .contains("ferry_agent_callers_refused_total{reason=\"no-certificate\"} 2.0")
+        .contains("ferry_agent_callers_refused_total{reason=\"not-allowed\"} 1.0");
+    assertThat(cluster.a.log)
+        .anyMatch(l -> l.contains("refused") && l.contains("may not call Export"));
+    assertThat(cluster.a.log)
+        .anyMatch(l -> l.contains("refused") && l.contains("client certificate"));
+  }
+
+  private static void moveAddressBackToA() {
+    // Leaves the cluster as the next test expects it: the address in pod A.
+    Shell.attempt(
+        List.of(
+            "ip",
+            "-n",
+            cluster.b.pod.netns(),
+            "addr",
+            "del",
+            AgentCluster.VIP + "/32",
+            "dev",
+            "eth0"));
+    Shell.attempt(
+        List.of("ip", "-n", cluster.b.host.netns(), "route", "del", AgentCluster.VIP + "/32"));
+    Shell.attempt(
+        List.of(
+            "ip",
+            "-n",
+            cluster.a.pod.netns(),
+            "addr",
+            "add",
+            AgentCluster.VIP + "/32",
+            "dev",
+            "eth0"));
+    Shell.attempt(
+        List.of(
+            "ip",
+            "-n",
+            cluster.a.host.netns(),
+            "route",
+            "add",
+            AgentCluster.VIP + "/32",
+            "dev",
+            cluster.a.pod.podPort(),
+            "scope",
+            "link"));
+    Shell.attempt(List.of("ip", "-n", cluster.client.netns(), "neigh", "flush", "all"));
+  }
+
+  private static List<ConnectionPhase> phases(MigrationStatus s) {
+    return s.getConnectionsList().stream().map(ConnectionStatus::getPhase).distinct().toList();
+  }
+
+  private static MigrationRef ref(String id) {
+    return MigrationRef.newBuilder().setMigrationId(id).build();
+  }
+
+  private static AddressRequest address(
+      AddressRequest.Op op, String cidr, PodRef pod, String hostIf) {
+    return AddressRequest.newBuilder()
+        .setOp(op)
+        .setAddress(cidr)
+        .setPod(pod)
+        .setHostInterface(hostIf)
+        .build();
+  }
+
+  /** A channel to one agent, closed after the test. */
+  private record Calls(ManagedChannel channel) implements AutoCloseable {
+    @Override
+    public void close() {
+      channel.shutdownNow();
+    }
+  }
+
+  private static NodeAgentBlockingStub stub(Calls c) {
+    return NodeAgentGrpc.newBlockingStub(c.channel()).withDeadlineAfter(60, TimeUnit.SECONDS);
+  }
+
+  private static Calls channel(AgentCluster.Node node, String who) throws Exception {
+    return channel(node, cluster.certs, who);
+  }
+
+  /**
+   * A channel from the client namespace's point of view: the test process reaches the nodes' LAN
+   * through it.
+   */
+  private static Calls channel(AgentCluster.Node node, Path certs, String who) throws Exception {
+    SslContextBuilder tls =
+        GrpcSslContexts.forClient().trustManager(cluster.certs.resolve("ca.crt").toFile());
+    if (who != null) {
+      tls.keyManager(certs.resolve(who + ".crt").toFile(), certs.resolve(who + ".key").toFile());
+    }
+    return new Calls(
+        NettyChannelBuilder.forTarget(node.api())
+            .overrideAuthority("ferry-node-agent")
+            .sslContext(tls.build())
+            .build());
+  }
+}
