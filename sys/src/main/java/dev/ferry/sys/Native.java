@@ -175,6 +175,7 @@ final class Native {
   static final int SO_RCVBUFFORCE = 33;
   static final int SCM_RIGHTS = 1;
   static final int MSG_PEEK = 0x2;
+  static final int MSG_TRUNC = 0x20;
   static final int MSG_DONTWAIT = 0x40;
   static final int MSG_NOSIGNAL = 0x4000;
   static final int MSG_CMSG_CLOEXEC = 0x40000000;
@@ -188,11 +189,13 @@ final class Native {
 
   // <linux/netlink.h>, <linux/if_ether.h>
   static final int NETLINK_ROUTE = 0;
+  static final int NETLINK_SOCK_DIAG = 4;
   static final int SOL_NETLINK = 270;
   static final int NETLINK_EXT_ACK = 11;
   static final int ETH_P_ARP = 0x0806;
 
   // <netinet/tcp.h>, <linux/tcp.h>
+  static final int IPPROTO_TCP = 6;
   static final int SOL_TCP = 6;
   static final int TCP_MAXSEG = 2;
   static final int TCP_INFO = 11;

@@ -12,7 +12,8 @@ import java.util.HexFormat;
 
 /**
  * A NETLINK_ROUTE socket, bound for good to the network namespace it was opened in, that adds and
- * removes interface addresses and waits for the kernel's acknowledgement of each request.
+ * removes interface addresses and routes and waits for the kernel's acknowledgement of each
+ * request.
  *
  * <p>Every request carries NLM_F_ACK, so the kernel answers with an NLMSG_ERROR message whose error
  * is 0 on success or a negated errno; with NETLINK_EXT_ACK set it also carries the kernel's own
@@ -36,22 +37,24 @@ public final class RtNetlink implements AutoCloseable {
   static final int RTM_GETLINK = 18;
   static final int RTM_NEWADDR = 20;
   static final int RTM_DELADDR = 21;
+  static final int RTM_NEWROUTE = 24;
+  static final int RTM_DELROUTE = 25;
   static final int IFA_ADDRESS = 1;
   static final int IFA_LOCAL = 2;
   static final int IFA_F_NODAD = 0x02;
   static final int IFLA_ADDRESS = 1;
-  // routes
-  static final int RTM_NEWROUTE = 24;
-  static final int RTM_DELROUTE = 25;
-  static final int RTMSG_LEN = 12;
-  private static final int RT_TABLE_MAIN = 254;
-  private static final int RTPROT_STATIC = 4;
-  private static final int RT_SCOPE_LINK = 253;
-  private static final int RTN_UNICAST = 1;
-  private static final int RTA_DST = 1;
-  private static final int RTA_OIF = 4;
+  static final int RT_TABLE_MAIN = 254;
+  static final int RTPROT_UNSPEC = 0;
+  static final int RTPROT_STATIC = 4;
+  static final int RT_SCOPE_LINK = 253;
+  static final int RT_SCOPE_NOWHERE = 255;
+  static final int RTN_UNSPEC = 0;
+  static final int RTN_UNICAST = 1;
+  static final int RTA_DST = 1;
+  static final int RTA_OIF = 4;
   static final int IFADDRMSG_LEN = 8;
   static final int IFINFOMSG_LEN = 16;
+  static final int RTMSG_LEN = 12;
 
   private static final int RECEIVE_BUFFER = 32 * 1024;
   private static final int ACK_TIMEOUT_SECONDS = 5;
@@ -126,8 +129,10 @@ public final class RtNetlink implements AutoCloseable {
   }
 
   /**
-   * Routes {@code dst/prefixLength} out of the interface, link scope, in the main table: how the
-   * node reaches a pod's address through the pod's veth. An existing route fails with EEXIST.
+   * Routes {@code dst/prefixLength} out of the interface, link scope, in the main table, as {@code
+   * ip route add DST/LEN dev IFNAME scope link proto static} would: how a node reaches a pod's
+   * address through the pod's veth (the AWS VPC CNI's route). A route to the same destination
+   * already in the table fails with EEXIST, whatever interface it goes out of (NLM_F_EXCL).
    */
   public void addRoute(String ifname, InetAddress dst, int prefixLength) throws SyscallException {
     int index = Bpf.interfaceIndex(ifname);
@@ -142,7 +147,11 @@ public final class RtNetlink implements AutoCloseable {
     transact(req, "RTM_NEWROUTE(" + describe(dst, prefixLength) + " dev " + ifname + ")");
   }
 
-  /** Removes the route that {@link #addRoute} adds; a missing one fails with ESRCH. */
+  /**
+   * Removes the route to {@code dst/prefixLength} out of the interface, whoever added it (the
+   * request leaves protocol, scope and type open, as {@code ip route del} does). None there, or one
+   * out of another interface only, fails with ESRCH.
+   */
   public void removeRoute(String ifname, InetAddress dst, int prefixLength)
       throws SyscallException {
     int index = Bpf.interfaceIndex(ifname);
@@ -294,7 +303,11 @@ public final class RtNetlink implements AutoCloseable {
     return b.array();
   }
 
-  /** An RTM_NEWROUTE or RTM_DELROUTE request: struct nlmsghdr, struct rtmsg, RTA_DST, RTA_OIF. */
+  /**
+   * An RTM_NEWROUTE or RTM_DELROUTE request: struct nlmsghdr, struct rtmsg (linux/rtnetlink.h),
+   * RTA_DST, RTA_OIF. A new route is a static unicast link-scope one; a deletion leaves protocol,
+   * scope and type open, because the kernel deletes only a route that matches every field given.
+   */
   static byte[] routeRequest(
       int type, int flags, int seq, int ifindex, InetAddress dst, int prefixLength) {
     byte[] raw = dst.getAddress();
@@ -302,6 +315,7 @@ public final class RtNetlink implements AutoCloseable {
       throw new IllegalArgumentException(
           "prefix length " + prefixLength + " out of range for " + dst.getHostAddress());
     }
+    boolean add = type == RTM_NEWROUTE;
     int dstAttr = align(4 + raw.length);
     int len = NLMSG_HDRLEN + RTMSG_LEN + dstAttr + 8;
     ByteBuffer b = ByteBuffer.allocate(len).order(ByteOrder.nativeOrder());
@@ -311,15 +325,15 @@ public final class RtNetlink implements AutoCloseable {
     b.put((byte) 0); // rtm_src_len
     b.put((byte) 0); // rtm_tos
     b.put((byte) RT_TABLE_MAIN); // rtm_table
-    b.put((byte) RTPROT_STATIC); // rtm_protocol
-    b.put((byte) RT_SCOPE_LINK); // rtm_scope
-    b.put((byte) RTN_UNICAST); // rtm_type
+    b.put((byte) (add ? RTPROT_STATIC : RTPROT_UNSPEC)); // rtm_protocol
+    b.put((byte) (add ? RT_SCOPE_LINK : RT_SCOPE_NOWHERE)); // rtm_scope
+    b.put((byte) (add ? RTN_UNICAST : RTN_UNSPEC)); // rtm_type
     b.putInt(0); // rtm_flags
-    b.putShort((short) (4 + raw.length)); // RTA_DST
+    b.putShort((short) (4 + raw.length)); // struct rtattr: rta_len, rta_type
     b.putShort((short) RTA_DST);
     b.put(raw);
     b.position(NLMSG_HDRLEN + RTMSG_LEN + dstAttr);
-    b.putShort((short) 8); // RTA_OIF
+    b.putShort((short) 8);
     b.putShort((short) RTA_OIF);
     b.putInt(ifindex);
     return b.array();

@@ -2,6 +2,7 @@
 package dev.ferry.sys;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.net.Inet4Address;
 import java.net.Inet6Address;
@@ -44,6 +45,70 @@ class AddressMessagesTest {
             RtNetlink.RTM_NEWADDR, 1, 1, 3, InetAddress.getByName("fd66::100"), 64);
     assertThat(raw).hasSize(16 + 8 + 20 + 20);
     assertThat(new byte[] {raw[16], raw[17], raw[18]}).containsExactly(10, 64, 0x02);
+  }
+
+  @Test
+  void newRouteIsHeaderRtmsgThenDstAndOif() throws Exception {
+    InetAddress ip = InetAddress.getByName("198.18.0.100");
+    int flags =
+        RtNetlink.NLM_F_REQUEST
+            | RtNetlink.NLM_F_ACK
+            | RtNetlink.NLM_F_CREATE
+            | RtNetlink.NLM_F_EXCL;
+    byte[] raw = RtNetlink.routeRequest(RtNetlink.RTM_NEWROUTE, flags, 7, 3, ip, 32);
+    ByteBuffer b = ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder());
+    assertThat(raw).hasSize(16 + 12 + 8 + 8);
+    assertThat(b.getInt(0)).isEqualTo(raw.length);
+    assertThat(b.getShort(4)).isEqualTo((short) 24); // RTM_NEWROUTE
+    assertThat(b.getShort(6)).isEqualTo((short) 0x605);
+    assertThat(b.getInt(8)).isEqualTo(7);
+    // AF_INET, dst /32, no src, tos 0, main table, RTPROT_STATIC, RT_SCOPE_LINK, RTN_UNICAST
+    assertThat(slice(raw, 16, 8)).containsExactly(2, 32, 0, 0, 254, 4, 253, 1);
+    assertThat(b.getInt(24)).isZero(); // rtm_flags
+    assertThat(b.getShort(28)).isEqualTo((short) 8); // rta_len
+    assertThat(b.getShort(30)).isEqualTo((short) 1); // RTA_DST
+    assertThat(slice(raw, 32, 4)).containsExactly(ip.getAddress());
+    assertThat(b.getShort(36)).isEqualTo((short) 8);
+    assertThat(b.getShort(38)).isEqualTo((short) 4); // RTA_OIF
+    assertThat(b.getInt(40)).isEqualTo(3);
+  }
+
+  @Test
+  void ipv6RouteCarriesSixteenAddressBytes() throws Exception {
+    InetAddress ip = InetAddress.getByName("fd66::100");
+    byte[] raw = RtNetlink.routeRequest(RtNetlink.RTM_NEWROUTE, 1, 1, 5, ip, 128);
+    ByteBuffer b = ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder());
+    assertThat(raw).hasSize(16 + 12 + 20 + 8);
+    assertThat(new byte[] {raw[16], raw[17]}).containsExactly(10, (byte) 128);
+    assertThat(b.getShort(28)).isEqualTo((short) 20);
+    assertThat(slice(raw, 32, 16)).containsExactly(ip.getAddress());
+    assertThat(b.getShort(50)).isEqualTo((short) 4); // RTA_OIF
+    assertThat(b.getInt(52)).isEqualTo(5);
+  }
+
+  @Test
+  void delRouteLeavesProtocolScopeAndTypeOpenSoAnyMatchingRouteGoes() throws Exception {
+    byte[] raw =
+        RtNetlink.routeRequest(
+            RtNetlink.RTM_DELROUTE,
+            RtNetlink.NLM_F_REQUEST | RtNetlink.NLM_F_ACK,
+            2,
+            3,
+            InetAddress.getByName("198.18.0.100"),
+            32);
+    ByteBuffer b = ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder());
+    assertThat(b.getShort(4)).isEqualTo((short) 25); // RTM_DELROUTE
+    // RTPROT_UNSPEC, RT_SCOPE_NOWHERE, RTN_UNSPEC: what `ip route del` sends
+    assertThat(slice(raw, 16, 8)).containsExactly(2, 32, 0, 0, 254, 0, (byte) 255, 0);
+    assertThat(b.getInt(40)).isEqualTo(3);
+  }
+
+  @Test
+  void aPrefixLongerThanTheAddressIsRefused() throws Exception {
+    InetAddress ip = InetAddress.getByName("198.18.0.100");
+    assertThatThrownBy(() -> RtNetlink.routeRequest(RtNetlink.RTM_NEWROUTE, 1, 1, 1, ip, 33))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("33");
   }
 
   @Test

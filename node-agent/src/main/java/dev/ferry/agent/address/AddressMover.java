@@ -17,8 +17,13 @@ import java.time.Duration;
  * the source. Stage the moved connections on the target before {@link #add}, or the target kernel
  * resets any client segment that arrives before their sockets exist.
  *
- * <p>Remove and add are idempotent, so a retried migration step can repeat them: an address already
- * gone (EADDRNOTAVAIL) or already there (EEXIST) is reported as unchanged, not as a failure.
+ * <p>Where pods own the address (the AWS VPC CNI's wiring) the node also routes it to the pod's
+ * veth: {@link #removeRoute} on the source node with {@link #remove} in its pod, {@link #add} in
+ * the target pod with {@link #addRoute} on its node.
+ *
+ * <p>Every step is idempotent, so a retried migration step can repeat it: an address already gone
+ * (EADDRNOTAVAIL) or already there (EEXIST), a route already gone (ESRCH) or already there (EEXIST)
+ * is reported as unchanged, not as a failure.
  */
 public final class AddressMover {
 
@@ -75,12 +80,18 @@ public final class AddressMover {
     return new Step("add", address, since(start), changed);
   }
 
-  /** Routes the address to a pod through its veth ({@code hostIfname}) in the node's {@code ns}. */
-  public Step addRoute(ServiceAddress address, NetNamespace ns, String hostIfname)
+  /**
+   * Routes the address, as a host route (/32 or /128, whatever the pod's prefix), through the pod's
+   * veth {@code hostIfname} in the node's namespace {@code hostNs}: {@code ip route add
+   * 198.18.0.100/32 dev vethXYZ scope link}. A route to the address already there counts as this
+   * one, whatever interface it goes out of (the kernel refuses a second one with EEXIST either
+   * way): remove a stale route through another veth first.
+   */
+  public Step addRoute(ServiceAddress address, NetNamespace hostNs, String hostIfname)
       throws SyscallException {
     long start = System.nanoTime();
     boolean changed =
-        ns.call(
+        hostNs.call(
             () -> {
               try (RtNetlink rt = RtNetlink.open()) {
                 rt.addRoute(hostIfname, address.ip(), hostPrefix(address));
@@ -95,12 +106,15 @@ public final class AddressMover {
     return new Step("add route", address, since(start), changed);
   }
 
-  /** Removes the route {@link #addRoute} adds. */
-  public Step removeRoute(ServiceAddress address, NetNamespace ns, String hostIfname)
+  /**
+   * Removes the host route to the address through {@code hostIfname} in {@code hostNs}, whoever
+   * added it; none there (ESRCH) is unchanged.
+   */
+  public Step removeRoute(ServiceAddress address, NetNamespace hostNs, String hostIfname)
       throws SyscallException {
     long start = System.nanoTime();
     boolean changed =
-        ns.call(
+        hostNs.call(
             () -> {
               try (RtNetlink rt = RtNetlink.open()) {
                 rt.removeRoute(hostIfname, address.ip(), hostPrefix(address));
@@ -115,7 +129,7 @@ public final class AddressMover {
     return new Step("remove route", address, since(start), changed);
   }
 
-  /** A host route: the node routes the one address, whatever prefix the pod's interface has. */
+  /** The node routes the one address, whatever prefix it has on the pod's interface. */
   private static int hostPrefix(ServiceAddress address) {
     return address.ip().getAddress().length * 8;
   }

@@ -12,8 +12,11 @@ import dev.ferry.testbed.Testbed;
 import java.io.IOException;
 import java.net.ConnectException;
 import java.net.InetSocketAddress;
+import java.net.ServerSocket;
 import java.net.Socket;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -28,6 +31,14 @@ class AddressMoverIT {
   private static final int CLOSED_PORT = 9;
 
   private static final long NEIGHBOUR_WAIT = TimeUnit.SECONDS.toNanos(2);
+
+  /** The pod's server port. */
+  private static final int POD_PORT = 8080;
+
+  /** Long enough for the node's proxy ARP answer, delayed up to 0.8 s by default (proxy_delay). */
+  private static final int CONNECT_TIMEOUT_MS = 3000;
+
+  private static final int UNREACHABLE_WAIT_MS = 1000;
 
   @BeforeAll
   static void root() {
@@ -123,6 +134,164 @@ class AddressMoverIT {
         assertThat(addresses(a)).contains(" 198.18.0.200/24 ");
       }
     }
+  }
+
+  /**
+   * The L3 half, wired as the AWS VPC CNI wires a pod: the address on the pod's eth0, a host route
+   * to it through the pod's veth on the node. A client on the LAN reaches a server in the pod
+   * through the node (IPv4: the node's proxy ARP; IPv6: the client's route via the node) until the
+   * route and the address go; repeating any step changes nothing.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"198.18.0.100/32", "fd66::100/128"})
+  void podAddressIsReachableThroughTheNodesHostRouteUntilBothGo(String cidr) throws Exception {
+    ServiceAddress address = ServiceAddress.parse(cidr);
+    String ip = cidr.substring(0, cidr.indexOf('/')); // as ip prints it, not Java's long form
+    boolean v6 = cidr.contains(":");
+    try (Testbed bed = Testbed.create()) {
+      Host client = bed.host("client", "198.18.0.1/24", "fd66::1/64");
+      Host node = bed.host("node", "198.18.0.2/24", "fd66::2/64");
+      Host pod = bed.pod(node, "pod");
+      if (v6) {
+        routeIpv6ThroughNode(client, node, pod, ip);
+      }
+      String route = ip + " dev " + pod.podPort() + " proto static";
+
+      AddressMover mover = new AddressMover();
+      try (NetNamespace nodeNs = NetNamespace.named(node.netns());
+          NetNamespace podNs = NetNamespace.named(pod.netns())) {
+        assertThat(mover.add(address, podNs, "eth0").changed()).isTrue();
+        AddressMover.Step addRoute = mover.addRoute(address, nodeNs, pod.podPort());
+        assertThat(addRoute.changed()).isTrue();
+        assertThat(routes(node, v6)).contains(route + (v6 ? " " : " scope link"));
+
+        try (ServerSocket server = listen(podNs, address)) {
+          assertThat(echoes(client, server, CONNECT_TIMEOUT_MS))
+              .as("client reaches the pod's server at %s through the node", ip)
+              .isTrue();
+
+          assertThat(mover.addRoute(address, nodeNs, pod.podPort()).changed()).isFalse();
+          assertThat(mover.add(address, podNs, "eth0").changed()).isFalse();
+
+          AddressMover.Step removeRoute = mover.removeRoute(address, nodeNs, pod.podPort());
+          AddressMover.Step remove = mover.remove(address, podNs, "eth0");
+          System.out.printf("%s: %s, %s, %s%n", cidr, addRoute, removeRoute, remove);
+          assertThat(removeRoute.changed() && remove.changed()).isTrue();
+          assertThat(mover.removeRoute(address, nodeNs, pod.podPort()).changed()).isFalse();
+          assertThat(mover.remove(address, podNs, "eth0").changed()).isFalse();
+          assertThat(routes(node, v6)).doesNotContain(ip + " dev ");
+
+          assertThat(echoes(client, server, UNREACHABLE_WAIT_MS))
+              .as("client reaches %s after the route and the address went", ip)
+              .isFalse();
+        }
+
+        // A route the CNI made (`ip route add`: proto boot) is the same route to both steps.
+        node.routeToPod(ip, pod);
+        assertThat(mover.addRoute(address, nodeNs, pod.podPort()).changed()).isFalse();
+        assertThat(mover.removeRoute(address, nodeNs, pod.podPort()).changed()).isTrue();
+        assertThat(routes(node, v6)).doesNotContain(ip + " dev ");
+
+        assertThatThrownBy(
+                () ->
+                    nodeNs.call(
+                        () -> {
+                          try (RtNetlink rt = RtNetlink.open()) {
+                            rt.removeRoute(pod.podPort(), address.ip(), v6 ? 128 : 32);
+                          }
+                          return null;
+                        }))
+            .isInstanceOf(SyscallException.class)
+            .hasMessageStartingWith(
+                "RTM_DELROUTE("
+                    + address.ip().getHostAddress()
+                    + (v6 ? "/128" : "/32")
+                    + " dev "
+                    + pod.podPort()
+                    + ") failed: ESRCH");
+      }
+    }
+  }
+
+  /**
+   * The testbed's pod has an IPv4 default route only. Give it the CNI's IPv6 one (through the node
+   * end's link-local address), let the node forward, and route the client to the address through
+   * the node: there is no proxy NDP for every address, as there is proxy ARP.
+   */
+  private static void routeIpv6ThroughNode(Host client, Host node, Host pod, String ip)
+      throws InterruptedException {
+    node.run("sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1");
+    String gateway = linkLocal(node, pod.podPort());
+    pod.run("ip", "-6", "route", "add", "default", "via", gateway, "dev", "eth0");
+    client.run("ip", "-6", "route", "add", ip + "/128", "via", "fd66::2", "dev", "eth0");
+  }
+
+  /** The link-local address of {@code ifname}, which appears as the link comes up. */
+  private static String linkLocal(Host host, String ifname) throws InterruptedException {
+    Pattern ll = Pattern.compile("inet6 (fe80::[0-9a-f:]+)/64");
+    long start = System.nanoTime();
+    while (true) {
+      String out = host.run("ip", "-6", "-o", "addr", "show", "dev", ifname, "scope", "link");
+      Matcher m = ll.matcher(out);
+      if (m.find()) {
+        return m.group(1);
+      }
+      if (System.nanoTime() - start > NEIGHBOUR_WAIT) {
+        throw new AssertionError(ifname + " on " + host + " has no link-local address: " + out);
+      }
+      Thread.sleep(10);
+    }
+  }
+
+  /** A server on the address in the pod: a socket made inside a namespace stays in it. */
+  private static ServerSocket listen(NetNamespace podNs, ServiceAddress address) throws Exception {
+    return podNs.call(
+        () -> {
+          ServerSocket server = new ServerSocket();
+          server.bind(new InetSocketAddress(address.ip(), POD_PORT));
+          server.setSoTimeout(CONNECT_TIMEOUT_MS);
+          return server;
+        });
+  }
+
+  /**
+   * Connects from the client to the pod's server and has a byte go each way; false if the
+   * connection does not open within {@code timeoutMs}.
+   */
+  private static boolean echoes(Host client, ServerSocket server, int timeoutMs) throws Exception {
+    InetSocketAddress target = new InetSocketAddress(server.getInetAddress(), POD_PORT);
+    Socket socket;
+    try (NetNamespace ns = NetNamespace.named(client.netns())) {
+      socket =
+          ns.call(
+              () -> {
+                Socket s = new Socket();
+                try {
+                  s.connect(target, timeoutMs);
+                  return s;
+                } catch (IOException unreachable) {
+                  s.close();
+                  return null;
+                }
+              });
+    }
+    if (socket == null) {
+      return false;
+    }
+    try (Socket c = socket;
+        Socket accepted = server.accept()) {
+      assertThat(accepted.getRemoteSocketAddress()).isEqualTo(c.getLocalSocketAddress());
+      c.setSoTimeout(CONNECT_TIMEOUT_MS);
+      c.getOutputStream().write(42);
+      accepted.getOutputStream().write(accepted.getInputStream().read() + 1);
+      assertThat(c.getInputStream().read()).isEqualTo(43);
+      return true;
+    }
+  }
+
+  /** The node's IPv4 or IPv6 main table, as {@code ip route} prints it. */
+  private static String routes(Host node, boolean v6) {
+    return node.run("ip", v6 ? "-6" : "-4", "route", "show");
   }
 
   /** Connects from the client to a closed port and says whether the owner refused at once. */
