@@ -87,6 +87,14 @@ final class AgentCluster implements AutoCloseable {
       agent = start(pb, name + " agent", "ferry node-agent on", log);
     }
 
+    /** Kills this node's agent at once, as a crash or an OOM kill would, and waits for the end. */
+    void killAgent() throws InterruptedException {
+      agent.destroyForcibly();
+      if (!agent.waitFor(10, TimeUnit.SECONDS)) {
+        throw new IllegalStateException(name + "'s agent survived SIGKILL for 10 s");
+      }
+    }
+
     /** Starts the demo token streamer in this node's pod; returns once it listens. */
     Process streamer(String... options) throws Exception {
       List<String> cmd = new ArrayList<>();
@@ -149,6 +157,64 @@ final class AgentCluster implements AutoCloseable {
                 "curl", "-sSN", "--max-time", "120", "http://" + VIP + ":" + PORT + pathAndQuery)
             .redirectError(ProcessBuilder.Redirect.INHERIT)
             .start());
+  }
+
+  /**
+   * Starts {@code ferry-agent ARGS} (the CLI) from the test's own namespace, which is on the nodes'
+   * LAN, as the admin; its output goes to the test's log and to the returned run.
+   */
+  CliRun cli(String... args) throws IOException {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(java());
+    cmd.addAll(
+        List.of("-cp", System.getProperty("java.class.path"), "dev.ferry.cli.FerryAgentCli"));
+    cmd.addAll(List.of(args));
+    cmd.addAll(List.of("--certs", certs.toString()));
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    processes.add(p);
+    return new CliRun(p);
+  }
+
+  /** A run of the CLI: its exit code and every line it printed. */
+  static final class CliRun {
+    private final Process process;
+    private final List<String> lines = new CopyOnWriteArrayList<>();
+    private final Thread reader;
+
+    CliRun(Process process) {
+      this.process = process;
+      this.reader =
+          new Thread(
+              () -> {
+                try (BufferedReader in =
+                    new BufferedReader(
+                        new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
+                  String line;
+                  while ((line = in.readLine()) != null) {
+                    System.out.println("    [ferry-agent] " + line);
+                    lines.add(line);
+                  }
+                } catch (IOException ended) {
+                  // the process ended
+                }
+              },
+              "ferry-agent-cli");
+      reader.setDaemon(true);
+      reader.start();
+    }
+
+    int exitCode(int seconds) throws InterruptedException {
+      if (!process.waitFor(seconds, TimeUnit.SECONDS)) {
+        process.destroyForcibly();
+        throw new IllegalStateException("ferry-agent did not end within " + seconds + " s");
+      }
+      reader.join(5_000);
+      return process.exitValue();
+    }
+
+    String output() {
+      return String.join("\n", lines);
+    }
   }
 
   private Process start(ProcessBuilder pb, String label, String upLine, List<String> sink)

@@ -294,7 +294,19 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
       try {
         requireHeader();
         finishConnection();
-        migrations.newTarget(id).receive(states, (System.nanoTime() - start) / 1000);
+        long micros = (System.nanoTime() - start) / 1000;
+        migrations.newTarget(id).receive(states, micros);
+        LOG.info(
+            () ->
+                "received migration "
+                    + id
+                    + ": "
+                    + states.size()
+                    + " connections, "
+                    + bytes
+                    + " bytes of application state in "
+                    + micros / 1000
+                    + " ms");
         out.onNext(
             ReceiveResponse.newBuilder().setConnections(states.size()).setBytes(bytes).build());
         out.onCompleted();

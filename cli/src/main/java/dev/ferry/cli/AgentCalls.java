@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.cli;
+
+import dev.ferry.api.client.AgentChannels;
+import dev.ferry.api.v1alpha1.NodeAgentGrpc;
+import dev.ferry.api.v1alpha1.NodeAgentGrpc.NodeAgentBlockingStub;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.netty.handler.ssl.SslContext;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+
+/**
+ * Calls on one agent. Every call of the agent's API is idempotent, so a call that timed out or
+ * found the agent unreachable is simply made again, a few times, before it counts as failed.
+ */
+final class AgentCalls implements AutoCloseable {
+  private static final int ATTEMPTS = 3;
+
+  final String target;
+  private final ManagedChannel channel;
+  private final Duration deadline;
+
+  AgentCalls(String target, SslContext tls, Duration deadline) {
+    this.target = target;
+    this.channel = AgentChannels.open(target, tls);
+    this.deadline = deadline;
+  }
+
+  <T> T call(String what, Function<NodeAgentBlockingStub, T> call) {
+    StatusRuntimeException last = null;
+    for (int attempt = 1; attempt <= ATTEMPTS; attempt++) {
+      try {
+        return call.apply(
+            NodeAgentGrpc.newBlockingStub(channel)
+                .withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS));
+      } catch (StatusRuntimeException e) {
+        last = e;
+        if (!worthRetrying(e.getStatus().getCode()) || attempt == ATTEMPTS) {
+          break;
+        }
+        sleep(200L << (2 * (attempt - 1)));
+      }
+    }
+    throw new Failed(target, what, last.getStatus());
+  }
+
+  private static boolean worthRetrying(Status.Code code) {
+    return code == Status.Code.UNAVAILABLE || code == Status.Code.DEADLINE_EXCEEDED;
+  }
+
+  private static void sleep(long millis) {
+    try {
+      Thread.sleep(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  @Override
+  public void close() {
+    channel.shutdownNow();
+  }
+
+  /** A call the agent refused or could not be reached for. */
+  static final class Failed extends RuntimeException {
+    final Status status;
+
+    Failed(String target, String what, Status status) {
+      super(
+          what
+              + " on the agent at "
+              + target
+              + " failed: "
+              + status.getCode()
+              + (status.getDescription() == null ? "" : ": " + status.getDescription()));
+      this.status = status;
+    }
+
+    boolean notFound() {
+      return status.getCode() == Status.Code.NOT_FOUND;
+    }
+  }
+}
