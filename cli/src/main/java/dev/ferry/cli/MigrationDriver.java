@@ -1,8 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.cli;
 
+import static dev.ferry.api.v1alpha1.ConnectionPhase.EXPORTED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.FAILED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.FROZEN;
+import static dev.ferry.api.v1alpha1.ConnectionPhase.RELEASED;
+import static dev.ferry.api.v1alpha1.ConnectionPhase.RESUMED;
+import static dev.ferry.api.v1alpha1.ConnectionPhase.STAGED;
+import static dev.ferry.api.v1alpha1.ConnectionPhase.STAYED;
+import static dev.ferry.api.v1alpha1.ConnectionPhase.TRANSFERRED;
 
 import dev.ferry.api.v1alpha1.AddressRequest;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
@@ -54,7 +60,8 @@ final class MigrationDriver {
   }
 
   /**
-   * @return true if the connections live on the target; false if they were rolled back
+   * @return true if the connections live on the target and the source let them go; false if they
+   *     were rolled back, or some step after the commit point failed (the output says which)
    * @throws AgentCalls.Failed when a failure could not be rolled back either
    */
   boolean migrate(Plan p) {
@@ -72,13 +79,13 @@ final class MigrationDriver {
                               .setPod(p.sourcePod())
                               .addAllPorts(p.ports())
                               .build()));
-      step("freeze", frozen);
+      step("freeze", frozen, FROZEN, STAYED);
       if (count(frozen, FROZEN) == 0) {
         out.println("nothing to move: no connection was frozen");
         rollBack(p, ref, reached);
         return false;
       }
-      step("export", p.source().call("Export", s -> s.export(ref)));
+      step("export", p.source().call("Export", s -> s.export(ref)), EXPORTED, STAYED);
       step(
           "transfer",
           p.source()
@@ -89,7 +96,9 @@ final class MigrationDriver {
                           TransferRequest.newBuilder()
                               .setMigrationId(p.id())
                               .setTargetAgent(p.target().target)
-                              .build())));
+                              .build())),
+          TRANSFERRED,
+          STAYED);
       if (p.address() != null) {
         // On the target pod first, without the node's route: the restored sockets bind to it,
         // and no client segment reaches the target before they exist.
@@ -107,7 +116,8 @@ final class MigrationDriver {
                           StageRequest.newBuilder()
                               .setMigrationId(p.id())
                               .setPod(p.targetPod())
-                              .build())));
+                              .build())),
+          STAGED);
       if (p.address() != null) {
         reached = Reached.ADDRESS_MOVED;
         p.source()
@@ -115,17 +125,22 @@ final class MigrationDriver {
         p.target()
             .call("MoveAddress", s -> s.moveAddress(onTarget(p, AddressRequest.Op.ADD, true)));
       }
-      step("resume", p.target().call("Resume", s -> s.resume(ref)));
-      reached = Reached.RESUMED;
+      MigrationStatus resumed = p.target().call("Resume", s -> s.resume(ref));
+      if (count(resumed, RESUMED) > 0) {
+        // Past the commit point: a connection live on the target is never rolled back, since
+        // the source's saved state is older than what the client has received since.
+        reached = Reached.RESUMED;
+      }
+      step("resume", resumed, RESUMED);
       if (p.address() != null) {
         p.target()
             .call(
                 "MoveAddress", s -> s.moveAddress(onTarget(p, AddressRequest.Op.ANNOUNCE, false)));
       }
-      step("release", p.source().call("Release", s -> s.release(ref)));
+      step("release", p.source().call("Release", s -> s.release(ref)), RELEASED, STAYED);
       out.println("migration " + p.id() + " completed");
       return true;
-    } catch (AgentCalls.Failed e) {
+    } catch (AgentCalls.Failed | StepFailed e) {
       out.println("failed: " + e.getMessage());
       if (reached == Reached.RESUMED) {
         // The connections are live on the target; what is left is the source's cleanup.
@@ -134,7 +149,7 @@ final class MigrationDriver {
                 + p.source().target
                 + " --id "
                 + p.id());
-        throw e;
+        return false;
       }
       rollBack(p, ref, reached);
       return false;
@@ -182,6 +197,31 @@ final class MigrationDriver {
   private void step(String name, MigrationStatus s) {
     out.print(name + ": ");
     out.print(StatusTable.of(s));
+  }
+
+  /**
+   * Prints a step's status; fails it unless every connection reached one of {@code expected}. An
+   * agent answers a step with a status, not an error, when some connections failed it: going on
+   * would release a source whose connections the target does not have.
+   */
+  private void step(String name, MigrationStatus s, ConnectionPhase... expected) {
+    step(name, s);
+    List<ConnectionPhase> ok = List.of(expected);
+    List<String> wrong =
+        s.getConnectionsList().stream()
+            .filter(c -> !ok.contains(c.getPhase()))
+            .map(c -> StatusTable.format(c.getId()) + " is " + c.getPhase() + ": " + c.getReason())
+            .toList();
+    if (!wrong.isEmpty()) {
+      throw new StepFailed(name + " on " + s.getNode() + ": " + String.join("; ", wrong));
+    }
+  }
+
+  /** A step some connections did not make. */
+  private static final class StepFailed extends RuntimeException {
+    StepFailed(String message) {
+      super(message);
+    }
   }
 
   private static long count(MigrationStatus s, ConnectionPhase phase) {

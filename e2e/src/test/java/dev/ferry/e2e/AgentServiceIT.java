@@ -34,7 +34,7 @@ import org.junit.jupiter.api.Test;
  * mTLS: the demo stream moves from a pod on node A to a pod on node B with the L2 address mover.
  */
 class AgentServiceIT {
-  private static final String STREAM = "/v1/stream?prompt=agents&tokens=300";
+  private static final String STREAM = "/v1/stream?prompt=agents&tokens=1000";
   private static AgentCluster cluster;
   private static String reference;
 
@@ -109,14 +109,52 @@ class AgentServiceIT {
       // A rollback after the commit point leaves the connection where it lives.
       assertThat(phases(b.rollback(ref(id)))).containsExactly(ConnectionPhase.RESUMED);
 
-      assertThat(curl.exitCode(60)).as("curl's exit code").isZero();
-      assertThat(curl.output()).as("curl's whole output").isEqualTo(reference);
-      System.out.println(
+      String firstMove =
           "source phases (µs): "
               + a.status(ref(id)).getPhaseMicrosMap()
               + "; target: "
               + b.status(ref(id)).getPhaseMicrosMap()
-              + "; curl's longest gap "
+              + "; curl's longest gap so far "
+              + curl.longestGapMillis()
+              + " ms";
+      System.out.println("A to B through the API: " + firstMove);
+
+      // And back, with the CLI, while the same stream goes on: the agents are warm now.
+      AgentCluster.CliRun back =
+          cluster.cli(
+              "migrate",
+              "--id",
+              "move-2",
+              "--from",
+              cluster.b.api(),
+              "--from-pod",
+              cluster.b.pod.netns(),
+              "--to",
+              cluster.a.api(),
+              "--to-pod",
+              cluster.a.pod.netns(),
+              "--port",
+              String.valueOf(AgentCluster.PORT),
+              "--address",
+              vip,
+              "--from-host-interface",
+              cluster.b.pod.podPort(),
+              "--to-host-interface",
+              cluster.a.pod.podPort());
+      assertThat(back.exitCode(60)).as(back.output()).isZero();
+      assertThat(back.output()).contains("migration move-2 completed");
+      assertThat(curl.events())
+          .as("the stream was still going when it moved back")
+          .isLessThan(1000);
+
+      assertThat(curl.exitCode(60)).as("curl's exit code").isZero();
+      assertThat(curl.output()).as("curl's whole output").isEqualTo(reference);
+      System.out.println(
+          "B to A with the CLI: source phases (µs): "
+              + b.status(ref("move-2")).getPhaseMicrosMap()
+              + "; target: "
+              + a.status(ref("move-2")).getPhaseMicrosMap()
+              + "; curl's longest gap overall "
               + curl.longestGapMillis()
               + " ms");
       String metrics =
@@ -126,8 +164,6 @@ class AgentServiceIT {
       assertThat(cluster.client.run("curl", "-s", "http://" + cluster.a.ip + ":9400/q/metrics"))
           .contains("ferry_agent_phase_seconds_count{phase=\"export\"}")
           .contains("ferry_agent_phase_seconds_sum{phase=\"freeze\"}");
-    } finally {
-      moveAddressBackToA();
     }
   }
 
@@ -169,45 +205,6 @@ class AgentServiceIT {
         .anyMatch(l -> l.contains("refused") && l.contains("may not call Export"));
     assertThat(cluster.a.log)
         .anyMatch(l -> l.contains("refused") && l.contains("client certificate"));
-  }
-
-  private static void moveAddressBackToA() {
-    // Leaves the cluster as the next test expects it: the address in pod A.
-    Shell.attempt(
-        List.of(
-            "ip",
-            "-n",
-            cluster.b.pod.netns(),
-            "addr",
-            "del",
-            AgentCluster.VIP + "/32",
-            "dev",
-            "eth0"));
-    Shell.attempt(
-        List.of("ip", "-n", cluster.b.host.netns(), "route", "del", AgentCluster.VIP + "/32"));
-    Shell.attempt(
-        List.of(
-            "ip",
-            "-n",
-            cluster.a.pod.netns(),
-            "addr",
-            "add",
-            AgentCluster.VIP + "/32",
-            "dev",
-            "eth0"));
-    Shell.attempt(
-        List.of(
-            "ip",
-            "-n",
-            cluster.a.host.netns(),
-            "route",
-            "add",
-            AgentCluster.VIP + "/32",
-            "dev",
-            cluster.a.pod.podPort(),
-            "scope",
-            "link"));
-    Shell.attempt(List.of("ip", "-n", cluster.client.netns(), "neigh", "flush", "all"));
   }
 
   private static List<ConnectionPhase> phases(MigrationStatus s) {

@@ -46,7 +46,9 @@ public final class RtNetlink implements AutoCloseable {
   static final int RT_TABLE_MAIN = 254;
   static final int RTPROT_UNSPEC = 0;
   static final int RTPROT_STATIC = 4;
+  static final int RT_SCOPE_UNIVERSE = 0;
   static final int RT_SCOPE_LINK = 253;
+  static final int RT_SCOPE_HOST = 254;
   static final int RT_SCOPE_NOWHERE = 255;
   static final int RTN_UNSPEC = 0;
   static final int RTN_UNICAST = 1;
@@ -117,6 +119,26 @@ public final class RtNetlink implements AutoCloseable {
             address,
             prefixLength);
     transact(req, "RTM_NEWADDR(" + describe(address, prefixLength) + " dev " + ifname + ")");
+  }
+
+  /**
+   * Adds {@code address} as a /32 or /128 of host scope: the kernel never picks it as the source of
+   * a packet that leaves the host, yet the interface counts as having an address. Fails with EEXIST
+   * when it is there already.
+   */
+  public void addHostScopedAddress(String ifname, InetAddress address) throws SyscallException {
+    int index = Bpf.interfaceIndex(ifname);
+    int full = address.getAddress().length * 8;
+    byte[] req =
+        addressRequest(
+            RTM_NEWADDR,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            ++seq,
+            index,
+            address,
+            full,
+            RT_SCOPE_HOST);
+    transact(req, "RTM_NEWADDR(" + describe(address, full) + " scope host dev " + ifname + ")");
   }
 
   /** Removes {@code address/prefixLength} from the interface (RTM_DELADDR). */
@@ -278,6 +300,11 @@ public final class RtNetlink implements AutoCloseable {
    */
   static byte[] addressRequest(
       int type, int flags, int seq, int ifindex, InetAddress address, int prefixLength) {
+    return addressRequest(type, flags, seq, ifindex, address, prefixLength, RT_SCOPE_UNIVERSE);
+  }
+
+  static byte[] addressRequest(
+      int type, int flags, int seq, int ifindex, InetAddress address, int prefixLength, int scope) {
     byte[] raw = address.getAddress();
     int max = raw.length * 8;
     if (prefixLength < 0 || prefixLength > max) {
@@ -292,7 +319,7 @@ public final class RtNetlink implements AutoCloseable {
     b.put((byte) (v4 ? Native.AF_INET : Native.AF_INET6)); // ifa_family
     b.put((byte) prefixLength); // ifa_prefixlen
     b.put((byte) (v4 ? 0 : IFA_F_NODAD)); // ifa_flags
-    b.put((byte) 0); // ifa_scope: RT_SCOPE_UNIVERSE
+    b.put((byte) scope); // ifa_scope
     b.putInt(ifindex); // ifa_index
     for (int t : new int[] {IFA_LOCAL, IFA_ADDRESS}) {
       b.putShort((short) (4 + raw.length)); // struct rtattr: rta_len, rta_type

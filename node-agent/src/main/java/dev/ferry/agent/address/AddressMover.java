@@ -6,6 +6,8 @@ import dev.ferry.sys.Errno;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.RtNetlink;
 import dev.ferry.sys.SyscallException;
+import java.net.Inet4Address;
+import java.net.InetAddress;
 import java.time.Duration;
 
 /**
@@ -26,6 +28,11 @@ import java.time.Duration;
  * is reported as unchanged, not as a failure.
  */
 public final class AddressMover {
+  /**
+   * What an IPv4 interface keeps while its address is away: link-local, outside the range AWS uses
+   * for its services (169.254.169.0/24 and 169.254.170.0/24) and the CNIs' gateway 169.254.1.1.
+   */
+  public static final InetAddress PLACEHOLDER = ipv4(169, 254, 255, 1);
 
   /** One step and how long it took, setns included, for the caller to report. */
   public record Step(String name, ServiceAddress address, Duration took, boolean changed) {
@@ -41,7 +48,13 @@ public final class AddressMover {
     }
   }
 
-  /** Removes the address from {@code ifname} in {@code ns}. */
+  /**
+   * Removes the address from {@code ifname} in {@code ns}. An IPv4 address leaves a host-scoped
+   * {@link #PLACEHOLDER} behind: when an interface's last IPv4 address goes, the kernel drops its
+   * routes and neighbours, permanent ones too (fib_disable_ip), and a pod whose only address moved
+   * would lose its default route and gateway entry for good: the address could come back on a
+   * rollback, but the pod could reach nobody. Never chosen as a source, the placeholder keeps them.
+   */
   public Step remove(ServiceAddress address, NetNamespace ns, String ifname)
       throws SyscallException {
     long start = System.nanoTime();
@@ -49,35 +62,55 @@ public final class AddressMover {
         ns.call(
             () -> {
               try (RtNetlink rt = RtNetlink.open()) {
-                rt.removeAddress(ifname, address.ip(), address.prefixLength());
-                return true;
-              } catch (SyscallException e) {
-                if (e.errno() == Errno.EADDRNOTAVAIL) {
-                  return false;
+                if (address.ip() instanceof Inet4Address) {
+                  ignoring(Errno.EEXIST, () -> rt.addHostScopedAddress(ifname, PLACEHOLDER));
                 }
-                throw e;
+                return ignoring(
+                    Errno.EADDRNOTAVAIL,
+                    () -> rt.removeAddress(ifname, address.ip(), address.prefixLength()));
               }
             });
     return new Step("remove", address, since(start), changed);
   }
 
-  /** Adds the address to {@code ifname} in {@code ns} (IPv6 without duplicate detection). */
+  /**
+   * Adds the address to {@code ifname} in {@code ns} (IPv6 without duplicate detection), and takes
+   * away the {@link #PLACEHOLDER} an earlier {@link #remove} may have left.
+   */
   public Step add(ServiceAddress address, NetNamespace ns, String ifname) throws SyscallException {
     long start = System.nanoTime();
     boolean changed =
         ns.call(
             () -> {
               try (RtNetlink rt = RtNetlink.open()) {
-                rt.addAddress(ifname, address.ip(), address.prefixLength());
-                return true;
-              } catch (SyscallException e) {
-                if (e.errno() == Errno.EEXIST) {
-                  return false;
+                boolean added =
+                    ignoring(
+                        Errno.EEXIST,
+                        () -> rt.addAddress(ifname, address.ip(), address.prefixLength()));
+                if (address.ip() instanceof Inet4Address) {
+                  ignoring(Errno.EADDRNOTAVAIL, () -> rt.removeAddress(ifname, PLACEHOLDER, 32));
                 }
-                throw e;
+                return added;
               }
             });
     return new Step("add", address, since(start), changed);
+  }
+
+  /** Runs {@code call}; false if it failed with {@code expected} (the work was done already). */
+  private static boolean ignoring(int expected, NetlinkCall call) throws SyscallException {
+    try {
+      call.run();
+      return true;
+    } catch (SyscallException e) {
+      if (e.errno() == expected) {
+        return false;
+      }
+      throw e;
+    }
+  }
+
+  private interface NetlinkCall {
+    void run() throws SyscallException;
   }
 
   /**
@@ -147,6 +180,14 @@ public final class AddressMover {
           return null;
         });
     return new Step("announce", address, since(start), true);
+  }
+
+  private static InetAddress ipv4(int a, int b, int c, int d) {
+    try {
+      return InetAddress.getByAddress(new byte[] {(byte) a, (byte) b, (byte) c, (byte) d});
+    } catch (java.net.UnknownHostException e) {
+      throw new AssertionError("four bytes are an IPv4 address", e);
+    }
   }
 
   private static Duration since(long start) {

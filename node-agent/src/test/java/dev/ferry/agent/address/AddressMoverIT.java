@@ -184,6 +184,23 @@ class AddressMoverIT {
           assertThat(echoes(client, server, UNREACHABLE_WAIT_MS))
               .as("client reaches %s after the route and the address went", ip)
               .isFalse();
+          assertThat(pod.run("ip", v6 ? "-6" : "-4", "route", "show", "default"))
+              .as("the pod keeps its default route when its only address goes")
+              .contains("default via");
+          assertThat(pod.run("ip", "neigh", "show", "dev", "eth0"))
+              .as("and its gateway's permanent neighbour entry")
+              .contains(v6 ? "" : "169.254.1.1");
+
+          mover.add(address, podNs, "eth0");
+          mover.addRoute(address, nodeNs, pod.podPort());
+          assertThat(echoes(client, server, CONNECT_TIMEOUT_MS))
+              .as("with the address back, as on a rollback, the pod answers its clients again")
+              .isTrue();
+          assertThat(pod.run("ip", "-4", "addr", "show", "dev", "eth0"))
+              .as("the placeholder goes when an address comes back")
+              .doesNotContain(AddressMover.PLACEHOLDER.getHostAddress());
+          mover.removeRoute(address, nodeNs, pod.podPort());
+          mover.remove(address, podNs, "eth0");
         }
 
         // A route the CNI made (`ip route add`: proto boot) is the same route to both steps.
