@@ -68,6 +68,11 @@ final class AgentMetrics {
         .counter("ferry.agent.hold.probes.answered", Tags.empty(), probesAnswered, s -> s.get());
   }
 
+  /** ferry_agent_interruption_notices_total{kind}: spot notices this node reported. */
+  void interruptionNotice(String kind) {
+    registry.counter("ferry.agent.interruption.notices", "kind", kind).increment();
+  }
+
   MeterRegistry registry() {
     return registry;
   }

@@ -5,8 +5,10 @@ import dev.ferry.agent.handoff.HandoffServer;
 import dev.ferry.agent.hold.ConnectionHold;
 import dev.ferry.agent.hold.HoldKey;
 import dev.ferry.agent.move.ConnectionMover;
+import dev.ferry.agent.spot.SpotNoticeWatcher;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.SyscallException;
+import io.fabric8.kubernetes.client.KubernetesClient;
 import io.grpc.Server;
 import io.grpc.ServerInterceptors;
 import io.grpc.netty.NettyServerBuilder;
@@ -15,6 +17,7 @@ import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
+import jakarta.enterprise.inject.Instance;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
@@ -27,7 +30,8 @@ import java.util.logging.Logger;
 
 /**
  * Starts the agent: the handoff socket, the hold (found again if a previous agent pinned it), the
- * saved states, and the API. Stopping leaves the hold and the states in place for the next agent.
+ * saved states, the API, and (on EC2) the watch for spot notices. Stopping leaves the hold and the
+ * states in place for the next agent.
  */
 @ApplicationScoped
 public class AgentRuntime {
@@ -38,9 +42,14 @@ public class AgentRuntime {
   private Peers peers;
   private Server server;
   private ExecutorService workers;
+  private SpotNoticeWatcher spotNotices;
   private volatile boolean ready;
 
-  void start(@Observes StartupEvent ev, AgentSettings settings, MeterRegistry registry)
+  void start(
+      @Observes StartupEvent ev,
+      AgentSettings settings,
+      MeterRegistry registry,
+      Instance<KubernetesClient> kubernetes)
       throws IOException {
     AgentMetrics metrics = new AgentMetrics(registry);
     Files.createDirectories(settings.handoffSocket().getParent());
@@ -81,6 +90,15 @@ public class AgentRuntime {
             .executor(Executors.newCachedThreadPool(daemon("ferry-api")))
             .build()
             .start();
+    if (settings.imds().enabled()) {
+      spotNotices =
+          SpotNoticeWatcher.start(
+              settings.imds().endpoint(),
+              settings.imds().interval(),
+              kubernetes.get(),
+              settings.nodeName(),
+              kind -> metrics.interruptionNotice(kind.metricTag()));
+    }
     ready = true;
     LOG.info(
         () ->
@@ -131,6 +149,9 @@ public class AgentRuntime {
 
   void stop(@Observes ShutdownEvent ev) throws InterruptedException {
     ready = false;
+    if (spotNotices != null) {
+      spotNotices.close();
+    }
     if (server != null) {
       server.shutdown().awaitTermination(5, TimeUnit.SECONDS);
     }
