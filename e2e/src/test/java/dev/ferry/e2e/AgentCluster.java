@@ -28,6 +28,9 @@ final class AgentCluster implements AutoCloseable {
   static final int PORT = 8080;
   static final int API_PORT = 9443;
 
+  /** The test's own address on the nodes' LAN, where it serves what the nodes call. */
+  static final String LAN_SELF = "198.18.0.254";
+
   final Testbed bed;
   final Path dir;
   final Path certs;
@@ -69,6 +72,11 @@ final class AgentCluster implements AutoCloseable {
 
     /** Starts (or restarts) this node's agent; returns once its API listens. */
     void startAgent() throws Exception {
+      startAgent(Map.of());
+    }
+
+    /** As {@link #startAgent()}, with more of the agent's environment (FERRY_AGENT_IMDS_*). */
+    void startAgent(Map<String, String> more) throws Exception {
       log.clear();
       List<String> cmd =
           List.of(
@@ -84,6 +92,7 @@ final class AgentCluster implements AutoCloseable {
       env.put("FERRY_AGENT_STATE_DIR", stateDir.toString());
       env.put("FERRY_AGENT_BPF_PIN_DIR", pinDir.toString());
       env.put("FERRY_AGENT_UPLINK", "eth0");
+      env.putAll(more);
       agent = start(pb, name + " agent", "ferry node-agent on", log);
     }
 
@@ -126,7 +135,7 @@ final class AgentCluster implements AutoCloseable {
       Shell.run("mount", "-t", "bpf", "bpf", bpf.toString());
       Shell.run(repoFile("scripts/ferry-certs.sh").toString(), certs.toString());
       client = bed.host("client", "198.18.0.1/24");
-      bed.joinLan("198.18.0.254/24"); // the test itself calls the agents, as the operator would
+      bed.joinLan(LAN_SELF + "/24"); // the test itself calls the agents, as the operator would
       a = new Node("node-a", "198.18.0.2", "pod-a");
       b = new Node("node-b", "198.18.0.3", "pod-b");
       a.pod.addAddress(VIP + "/32");

@@ -15,15 +15,28 @@ import dev.ferry.api.v1alpha1.NodeAgentGrpc.NodeAgentBlockingStub;
 import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.api.v1alpha1.StageRequest;
 import dev.ferry.api.v1alpha1.TransferRequest;
+import dev.ferry.testbed.FakeImds;
 import dev.ferry.testbed.Shell;
+import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.Node;
+import io.fabric8.kubernetes.api.model.NodeBuilder;
+import io.fabric8.kubernetes.api.model.NodeCondition;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
+import io.fabric8.mockwebserver.Context;
+import io.fabric8.mockwebserver.MockWebServer;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
 import io.netty.handler.ssl.SslContextBuilder;
+import java.net.InetAddress;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -205,6 +218,81 @@ class AgentServiceIT {
         .anyMatch(l -> l.contains("refused") && l.contains("may not call Export"));
     assertThat(cluster.a.log)
         .anyMatch(l -> l.contains("refused") && l.contains("client certificate"));
+  }
+
+  @Test
+  void theAgentReportsASpotInterruptionFromItsMetadataServiceWithinFiveSeconds() throws Exception {
+    InetAddress lan = InetAddress.getByName(AgentCluster.LAN_SELF);
+    KubernetesMockServer api =
+        new KubernetesMockServer(
+            new Context(),
+            new MockWebServer(),
+            new HashMap<>(),
+            new KubernetesCrudDispatcher(),
+            false);
+    try (FakeImds imds = FakeImds.start(lan)) {
+      api.init(lan, 0);
+      KubernetesClient kube = api.createClient();
+      kube.nodes()
+          .resource(
+              new NodeBuilder().withNewMetadata().withName(cluster.b.name).endMetadata().build())
+          .create();
+      cluster.b.killAgent();
+      cluster.b.startAgent(
+          Map.of(
+              "FERRY_AGENT_IMDS_ENABLED", "true",
+              "FERRY_AGENT_IMDS_ENDPOINT", imds.endpoint().toString(),
+              "KUBERNETES_MASTER", "http://" + AgentCluster.LAN_SELF + ":" + api.getPort(),
+              "KUBERNETES_AUTH_TRYKUBECONFIG", "false",
+              "KUBERNETES_AUTH_TRYSERVICEACCOUNT", "false"));
+      // Quiet first: the agent polls and finds nothing to report.
+      long quietUntil = System.nanoTime() + TimeUnit.SECONDS.toNanos(3);
+      while (System.nanoTime() < quietUntil) {
+        assertThat(condition(kube, "SpotInterruptionNotice")).isNull();
+        Thread.sleep(200);
+      }
+      assertThat(imds.tokensIssued()).as("the agent asked for an IMDSv2 token").isPositive();
+
+      imds.instanceAction("{\"action\": \"terminate\", \"time\": \"2026-11-23T10:02:00Z\"}");
+      long announced = System.nanoTime();
+      NodeCondition reported = null;
+      while (reported == null && System.nanoTime() - announced < TimeUnit.SECONDS.toNanos(10)) {
+        reported = condition(kube, "SpotInterruptionNotice");
+        Thread.sleep(20);
+      }
+      long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - announced);
+      System.out.println("spot interruption on the Node " + millis + " ms after IMDS announced it");
+      assertThat(reported).as("the Node's SpotInterruptionNotice condition").isNotNull();
+      assertThat(millis).as("ms from the announcement to the Node condition").isLessThan(5_000);
+      assertThat(reported.getStatus()).isEqualTo("True");
+      assertThat(reported.getMessage()).contains("terminate").contains("2026-11-23T10:02:00Z");
+      // The Event follows the condition: Nodes' Events live in the default namespace.
+      List<Event> events = List.of();
+      while (events.isEmpty() && System.nanoTime() - announced < TimeUnit.SECONDS.toNanos(5)) {
+        events =
+            kube.v1().events().inNamespace("default").list().getItems().stream()
+                .filter(e -> e.getInvolvedObject().getName().equals(cluster.b.name))
+                .filter(e -> e.getReason().equals("SpotInterruption"))
+                .toList();
+        Thread.sleep(20);
+      }
+      assertThat(events).as("the SpotInterruption Event on the Node, within 5 s").hasSize(1);
+      assertThat(cluster.client.run("curl", "-s", "http://" + cluster.b.ip + ":9400/q/metrics"))
+          .contains("ferry_agent_interruption_notices_total");
+    } finally {
+      api.destroy();
+    }
+  }
+
+  private static NodeCondition condition(KubernetesClient kube, String type) {
+    Node node = kube.nodes().withName(cluster.b.name).get();
+    if (node.getStatus() == null || node.getStatus().getConditions() == null) {
+      return null;
+    }
+    return node.getStatus().getConditions().stream()
+        .filter(c -> c.getType().equals(type))
+        .findFirst()
+        .orElse(null);
   }
 
   private static List<ConnectionPhase> phases(MigrationStatus s) {

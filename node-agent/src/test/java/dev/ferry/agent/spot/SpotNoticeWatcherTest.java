@@ -3,6 +3,7 @@ package dev.ferry.agent.spot;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.ferry.testbed.FakeImds;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.NodeBuilder;

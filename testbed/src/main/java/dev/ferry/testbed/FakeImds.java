@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.spot;
+package dev.ferry.testbed;
 
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
@@ -14,12 +14,13 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * An IMDSv2 metadata service on loopback, as strict about tokens as EC2's: no data without a token
- * from {@code PUT /latest/api/token}. What it announces can be switched while a test runs.
+ * An IMDSv2 metadata service, as strict about tokens as EC2's: no data without a token from {@code
+ * PUT /latest/api/token}. What it announces can be switched while a test runs. It listens on
+ * loopback, or on an address that agents in node namespaces reach.
  */
-final class FakeImds implements AutoCloseable {
-  static final String TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds";
-  static final String TOKEN_HEADER = "X-aws-ec2-metadata-token";
+public final class FakeImds implements AutoCloseable {
+  public static final String TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds";
+  public static final String TOKEN_HEADER = "X-aws-ec2-metadata-token";
 
   private final Set<String> tokens = ConcurrentHashMap.newKeySet();
   private final AtomicInteger tokensIssued = new AtomicInteger();
@@ -28,70 +29,79 @@ final class FakeImds implements AutoCloseable {
   private volatile String instanceAction;
   private volatile String rebalance;
   private volatile boolean failing;
+  private final InetAddress address;
   private int port;
   private HttpServer server;
 
-  private FakeImds() {}
+  private FakeImds(InetAddress address) {
+    this.address = address;
+  }
 
-  static FakeImds start() throws IOException {
-    FakeImds imds = new FakeImds();
+  /** On loopback. */
+  public static FakeImds start() throws IOException {
+    return start(InetAddress.getLoopbackAddress());
+  }
+
+  public static FakeImds start(InetAddress address) throws IOException {
+    FakeImds imds = new FakeImds(address);
     imds.listen(0);
     return imds;
   }
 
-  URI endpoint() {
-    return URI.create("http://127.0.0.1:" + port);
+  public URI endpoint() {
+    String host = address.getHostAddress();
+    return URI.create("http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + port);
   }
 
   /** Nothing announced: both documents answer 404. */
-  void announceNothing() {
+  public void announceNothing() {
     instanceAction = null;
     rebalance = null;
   }
 
   /** The body of /latest/meta-data/spot/instance-action, or null for 404. */
-  void instanceAction(String body) {
+  public void instanceAction(String body) {
     instanceAction = body;
   }
 
   /** The body of /latest/meta-data/events/recommendations/rebalance, or null for 404. */
-  void rebalance(String body) {
+  public void rebalance(String body) {
     rebalance = body;
   }
 
   /** Every request, token included, answered 503 while set. */
-  void failing(boolean on) {
+  public void failing(boolean on) {
     failing = on;
   }
 
   /** Closes the port: connections are refused until {@link #restart}. */
-  void stop() {
+  public void stop() {
     server.stop(0);
     server = null;
   }
 
   /** Listens on the same port again, having forgotten every token it issued. */
-  void restart() throws IOException {
+  public void restart() throws IOException {
     tokens.clear();
     listen(port);
   }
 
-  int tokensIssued() {
+  public int tokensIssued() {
     return tokensIssued.get();
   }
 
   /** Requests turned away for want of a valid token. */
-  int refused() {
+  public int refused() {
     return refused.get();
   }
 
   /** Requests answered 503 while failing. */
-  int failed() {
+  public int failed() {
     return failed.get();
   }
 
   private void listen(int onPort) throws IOException {
-    server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), onPort), 16);
+    server = HttpServer.create(new InetSocketAddress(address, onPort), 16);
     server.createContext("/", this::answer);
     server.start();
     port = server.getAddress().getPort();
