@@ -49,6 +49,53 @@ class HandoffIT {
   }
 
   @Test
+  void aNettyStreamMovesToABlockingServerAndCurlSeesWhatAnUnmovedBlockingRunSees()
+      throws Exception {
+    try (LocalCluster cluster = LocalCluster.start(LocalCluster.Settings.DEFAULT)) {
+      cluster.javaStreamer(cluster.a(), "--rate", "200", "--io", "netty");
+      cluster.javaStreamer(cluster.b(), "--rate", "200");
+      String unmovedNetty = unmovedRun(cluster, STREAM);
+      cluster.moveAddress(cluster.a(), cluster.b()); // the same request, to the blocking server
+      String unmoved = unmovedRun(cluster, STREAM);
+      cluster.moveAddress(cluster.b(), cluster.a());
+      assertThat(unmovedNetty)
+          .as("the Netty server's bytes against the blocking one's")
+          .isEqualTo(unmoved);
+
+      try (CurlStream curl = cluster.curl(STREAM)) {
+        curl.awaitEvents(100, 10_000);
+        LocalCluster.Moved moved =
+            cluster.move(only(cluster.connections(cluster.a())), cluster.a(), cluster.b());
+
+        assertThat(moved.moved()).as(moved.outcome()).isTrue();
+        assertThat(curl.exitCode(60)).as("curl's exit code (56 would be a reset)").isZero();
+        assertThat(curl.output()).isEqualTo(unmoved);
+        assertThat(cluster.connections(cluster.a())).as("left behind on node-a").isEmpty();
+      }
+    }
+  }
+
+  @Test
+  void aBlockingStreamMovesToANettyServerAndCurlSeesExactlyWhatAnUnmovedRunSees() throws Exception {
+    try (LocalCluster cluster = LocalCluster.start(LocalCluster.Settings.DEFAULT)) {
+      cluster.javaStreamer(cluster.a(), "--rate", "200");
+      cluster.javaStreamer(cluster.b(), "--rate", "200", "--io", "netty");
+      String unmoved = unmovedRun(cluster, STREAM);
+
+      try (CurlStream curl = cluster.curl(STREAM)) {
+        curl.awaitEvents(100, 10_000);
+        LocalCluster.Moved moved =
+            cluster.move(only(cluster.connections(cluster.a())), cluster.a(), cluster.b());
+
+        assertThat(moved.moved()).as(moved.outcome()).isTrue();
+        assertThat(curl.exitCode(60)).as("curl's exit code (56 would be a reset)").isZero();
+        assertThat(curl.output()).isEqualTo(unmoved);
+        assertThat(cluster.connections(cluster.a())).as("left behind on node-a").isEmpty();
+      }
+    }
+  }
+
+  @Test
   void aSixtyFourMebibyteStateMovesAndIsVerifiedBeforeTheStreamGoesOn() throws Exception {
     String kv = Integer.toString(64 << 20);
     String stream = "/v1/stream?prompt=big%20cache&tokens=200";

@@ -15,14 +15,21 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The demo server: an LLM-like token streamer whose streams can move to another node, KV cache and
- * all. One thread per stream, blocking sockets.
+ * all. One thread per stream, blocking sockets; {@code --io netty} serves with {@link
+ * NettyTokenServer} instead.
  */
 public final class TokenStreamer implements MigrationHandler {
+  static final byte[] RESPONSE_HEAD =
+      ("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+              + "Connection: close\r\n\r\n")
+          .getBytes(StandardCharsets.US_ASCII);
+
   private final Options options;
   private final Map<Connection, TokenStream> streams = new ConcurrentHashMap<>();
 
@@ -40,7 +47,11 @@ public final class TokenStreamer implements MigrationHandler {
       System.exit(2);
       return;
     }
-    new TokenStreamer(options).serve();
+    if (options.io() == Options.Io.NETTY) {
+      new NettyTokenServer(options).serve();
+    } else {
+      new TokenStreamer(options).serve();
+    }
   }
 
   private void serve() throws IOException {
@@ -86,10 +97,7 @@ public final class TokenStreamer implements MigrationHandler {
         return;
       }
       OutputStream out = client.getOutputStream();
-      out.write(
-          ("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                  + "Connection: close\r\n\r\n")
-              .getBytes(StandardCharsets.US_ASCII));
+      out.write(RESPONSE_HEAD);
       StreamState state =
           StreamState.start(request.prompt(), request.tokens(), options.rate(), options.kvBytes());
       run(c, new TokenStream(state, out, () -> closeQuietly(client)));
@@ -171,8 +179,14 @@ public final class TokenStreamer implements MigrationHandler {
   }
 
   private static void reject(OutputStream out, int status, String reason) throws IOException {
+    out.write(rejection(status, reason));
+    out.flush();
+  }
+
+  /** The whole response to a rejected request: head and one-line body. */
+  static byte[] rejection(int status, String reason) {
     byte[] body = (reason + "\n").getBytes(StandardCharsets.UTF_8);
-    out.write(
+    byte[] head =
         ("HTTP/1.1 "
                 + status
                 + switch (status) {
@@ -183,9 +197,10 @@ public final class TokenStreamer implements MigrationHandler {
                 + "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "
                 + body.length
                 + "\r\nConnection: close\r\n\r\n")
-            .getBytes(StandardCharsets.US_ASCII));
-    out.write(body);
-    out.flush();
+            .getBytes(StandardCharsets.US_ASCII);
+    byte[] whole = Arrays.copyOf(head, head.length + body.length);
+    System.arraycopy(body, 0, whole, head.length, body.length);
+    return whole;
   }
 
   private static void closeQuietly(Socket s) {
@@ -208,10 +223,17 @@ public final class TokenStreamer implements MigrationHandler {
       String name,
       int rate,
       int kvBytes,
-      boolean ignoreFreeze) {
+      boolean ignoreFreeze,
+      Io io) {
     static final String USAGE =
         "usage: TokenStreamer --listen HOST:PORT [--agent SOCKET] [--name NAME] [--rate TOKENS_PER_S]"
-            + " [--kv-bytes N] [--ignore-freeze]";
+            + " [--kv-bytes N] [--ignore-freeze] [--io blocking|netty]";
+
+    /** How the server does its I/O: a thread per stream, or Netty's epoll event loops. */
+    enum Io {
+      BLOCKING,
+      NETTY
+    }
 
     static Options parse(String[] args) {
       InetSocketAddress listen = null;
@@ -220,6 +242,7 @@ public final class TokenStreamer implements MigrationHandler {
       int rate = 50;
       int kvBytes = 2_400_000;
       boolean ignoreFreeze = false;
+      Io io = Io.BLOCKING;
       for (int i = 0; i < args.length; i++) {
         String flag = args[i];
         if (flag.equals("--ignore-freeze")) {
@@ -245,13 +268,26 @@ public final class TokenStreamer implements MigrationHandler {
           case "--name" -> name = value;
           case "--rate" -> rate = number(flag, value, 1, 1_000_000);
           case "--kv-bytes" -> kvBytes = number(flag, value, 1, Integer.MAX_VALUE - 1024);
+          case "--io" ->
+              io =
+                  switch (value) {
+                    case "blocking" -> Io.BLOCKING;
+                    case "netty" -> Io.NETTY;
+                    default ->
+                        throw new IllegalArgumentException(
+                            "--io must be blocking or netty, got '" + value + "'");
+                  };
           default -> throw new IllegalArgumentException("unknown option " + flag);
         }
       }
       if (listen == null) {
         throw new IllegalArgumentException("--listen HOST:PORT is required");
       }
-      return new Options(listen, agent, name, rate, kvBytes, ignoreFreeze);
+      if (ignoreFreeze && io == Io.NETTY) {
+        // A freeze handler that never returns would stall an event loop and every stream on it.
+        throw new IllegalArgumentException("--ignore-freeze needs --io blocking");
+      }
+      return new Options(listen, agent, name, rate, kvBytes, ignoreFreeze, io);
     }
 
     private static int number(String flag, String value, int min, int max) {
