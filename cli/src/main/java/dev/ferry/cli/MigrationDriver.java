@@ -78,6 +78,7 @@ final class MigrationDriver {
                               .setMigrationId(p.id())
                               .setPod(p.sourcePod())
                               .addAllPorts(p.ports())
+                              .setTargetAgent(p.target().target)
                               .build()));
       step("freeze", frozen, FROZEN, STAYED);
       if (count(frozen, FROZEN) == 0) {

@@ -88,6 +88,7 @@ class AgentServiceIT {
                   .setMigrationId(id)
                   .setPod(podA)
                   .addPorts(AgentCluster.PORT)
+                  .setTargetAgent(cluster.b.api())
                   .build());
       assertThat(phases(frozen)).containsExactly(ConnectionPhase.FROZEN);
       // Idempotent: the operator retries after a timeout and must not freeze twice.

@@ -70,6 +70,9 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
         out,
         () -> {
           SourceMigration m = migrations.newSource(req.getMigrationId(), req.getPod());
+          if (!req.getTargetAgent().isEmpty()) {
+            node.peers().connectAhead(req.getTargetAgent());
+          }
           List<Connection> found = established(req.getPod(), req.getPortsList());
           List<Connection> chosen = found;
           if (req.getConnectionsCount() > 0) {

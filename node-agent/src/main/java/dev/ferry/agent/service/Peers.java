@@ -24,9 +24,11 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.logging.Logger;
 
 /** Calls on other nodes' agents: the transfer of socket states, straight from agent to agent. */
 final class Peers implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(Peers.class.getName());
   static final int CHUNK = 1 << 20;
 
   private final MutualTls tls;
@@ -39,16 +41,31 @@ final class Peers implements AutoCloseable {
   }
 
   /**
+   * Opens the channel to {@code target} now, in the background, so that a transfer soon after finds
+   * the handshakes done. A bad address is only reported by the transfer itself.
+   */
+  void connectAhead(String target) {
+    if (validTarget(target)) {
+      channel(target).getState(true);
+    }
+  }
+
+  private static boolean validTarget(String target) {
+    return target.matches("[A-Za-z0-9.:\\[\\]-]+:[0-9]{1,5}");
+  }
+
+  /**
    * Streams {@code states} to the agent at {@code target} (host:port), waiting for the network as
    * it goes: a 64 MiB state is never all in memory twice.
    */
   ReceiveResponse send(
       String target, String id, String sourceNode, List<Departure.Departed> states) {
-    if (!target.matches("[A-Za-z0-9.:\\[\\]-]+:[0-9]{1,5}")) {
+    if (!validTarget(target)) {
       throw new BadRequest("target_agent must be HOST:PORT, got '" + target + "'");
     }
     CompletableFuture<ReceiveResponse> done = new CompletableFuture<>();
     ReadyGate gate = new ReadyGate();
+    long start = System.nanoTime();
     NodeAgentGrpc.newStub(channel(target))
         .withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS)
         .receive(
@@ -105,7 +122,23 @@ final class Peers implements AutoCloseable {
       }
       gate.send(TransferChunk.newBuilder().setEnd(TransferEnd.getDefaultInstance()).build(), done);
       gate.complete();
-      return done.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+      long sent = System.nanoTime();
+      ReceiveResponse r = done.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+      long end = System.nanoTime();
+      LOG.info(
+          () ->
+              String.format(
+                  "sent migration %s to %s: %d connections, %d bytes of application state; first"
+                      + " chunk after %.1f ms, all written after %.1f ms, acknowledged after %.1f"
+                      + " ms",
+                  id,
+                  target,
+                  r.getConnections(),
+                  r.getBytes(),
+                  (gate.firstSent - start) / 1e6,
+                  (sent - start) / 1e6,
+                  (end - start) / 1e6));
+      return r;
     } catch (ExecutionException e) {
       throw new PeerFailed(target, e.getCause());
     } catch (TimeoutException e) {
@@ -150,6 +183,7 @@ final class Peers implements AutoCloseable {
   private static final class ReadyGate {
     private ClientCallStreamObserver<TransferChunk> requests;
     private boolean failed;
+    long firstSent;
 
     synchronized void attach(ClientCallStreamObserver<TransferChunk> requests) {
       this.requests = requests;
@@ -168,6 +202,9 @@ final class Peers implements AutoCloseable {
       if (done.isDone()) {
         done.get(); // throws the peer's error; a success before the end is a protocol error
         throw new ExecutionException(new IllegalStateException("the peer answered early"));
+      }
+      if (firstSent == 0) {
+        firstSent = System.nanoTime();
       }
       requests.onNext(chunk);
     }
