@@ -49,6 +49,7 @@ public final class FerryAgent implements AutoCloseable {
 
   private static final System.Logger LOG = System.getLogger(FerryAgent.class.getName());
   private static final long REPLY_TIMEOUT_MS = 10_000;
+  private static final int HELLO_TIMEOUT_MS = 5_000;
 
   private final Path socket;
   private final String name;
@@ -124,6 +125,13 @@ public final class FerryAgent implements AutoCloseable {
     byte[] text = name.getBytes(StandardCharsets.UTF_8);
     channel.write(
         Frame.HELLO, ByteBuffer.allocate(2 + text.length).putShort((short) 1).put(text).array());
+    // An agent that accepts and never answers (hung, or not Ferry) must not hold this server, or
+    // its reconnecting thread, forever.
+    if (!unix.awaitReadable(HELLO_TIMEOUT_MS)) {
+      channel.close();
+      throw new IOException(
+          "the agent at " + socket + " did not answer HELLO within " + HELLO_TIMEOUT_MS + " ms");
+    }
     Frame welcome = channel.read();
     if (welcome == null || welcome.type() != Frame.WELCOME) {
       channel.close();

@@ -58,4 +58,17 @@ public final class Descriptors {
     }
     return ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder()).getInt();
   }
+
+  /** Waits up to {@code timeoutMillis} for {@code events} (POLLIN, POLLOUT) on {@code fd}. */
+  static boolean poll(int fd, short events, int timeoutMillis) throws SyscallException {
+    // struct pollfd { int fd; short events; short revents; }
+    byte[] pfd =
+        java.nio.ByteBuffer.allocate(8)
+            .order(java.nio.ByteOrder.nativeOrder())
+            .putInt(fd)
+            .putShort(events)
+            .array();
+    return Calls.check(() -> Native.LIBC.poll(pfd, 1, timeoutMillis), () -> "poll(fd=" + fd + ")")
+        > 0;
+  }
 }

@@ -224,10 +224,7 @@ public final class TcpSocket implements AutoCloseable {
   }
 
   private boolean poll(short events, int timeoutMillis) throws SyscallException {
-    // struct pollfd { int fd; short events; short revents; }
-    byte[] pfd =
-        ByteBuffer.allocate(8).order(ByteOrder.nativeOrder()).putInt(fd).putShort(events).array();
-    return check(() -> Native.LIBC.poll(pfd, 1, timeoutMillis), () -> "poll(fd=" + fd + ")") > 0;
+    return Descriptors.poll(fd, events, timeoutMillis);
   }
 
   void setInt(int level, int option, int value, String name) throws SyscallException {

@@ -133,6 +133,11 @@ public final class UnixSocket implements AutoCloseable {
     }
   }
 
+  /** Waits up to {@code timeoutMillis} for something to read; false if nothing came. */
+  public boolean awaitReadable(int timeoutMillis) throws SyscallException {
+    return Descriptors.poll(fd, Native.POLLIN, timeoutMillis);
+  }
+
   /** Shuts both directions, waking a thread blocked in {@link #receive} or {@link #accept}. */
   public void shutdown() {
     Native.LIBC.shutdown(fd, SHUT_RDWR);
