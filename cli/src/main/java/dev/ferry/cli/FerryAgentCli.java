@@ -2,6 +2,7 @@
 package dev.ferry.cli;
 
 import dev.ferry.api.client.AgentChannels;
+import dev.ferry.api.client.AgentClient;
 import dev.ferry.api.client.TlsFiles;
 import dev.ferry.api.v1alpha1.AddressRequest;
 import dev.ferry.api.v1alpha1.AddressResponse;
@@ -72,7 +73,7 @@ public final class FerryAgentCli {
       System.err.println("ferry-agent: " + e.getMessage());
       System.err.print(USAGE);
       code = 2;
-    } catch (AgentCalls.Failed | IllegalArgumentException e) {
+    } catch (AgentClient.Failed | IllegalArgumentException e) {
       System.err.println("ferry-agent: " + e.getMessage());
       code = 1;
     }
@@ -164,7 +165,7 @@ public final class FerryAgentCli {
             .setPod(Pods.parse("--pod", f.required("pod")))
             .addAllPorts(f.ports("port"))
             .build();
-    try (AgentCalls agent = agent(f, f.required("agent"))) {
+    try (AgentClient agent = agent(f, f.required("agent"))) {
       List<ListedConnection> listed =
           agent.call("ListConnections", s -> s.listConnections(request)).getConnectionsList();
       out.println(listed.size() + " established connection(s)");
@@ -188,8 +189,8 @@ public final class FerryAgentCli {
               f.required("to-host-interface"));
     }
     String id = f.required("id");
-    try (AgentCalls source = agent(f, f.required("from"));
-        AgentCalls target = agent(f, f.required("to"))) {
+    try (AgentClient source = agent(f, f.required("from"));
+        AgentClient target = agent(f, f.required("to"))) {
       MigrationDriver.Plan plan =
           new MigrationDriver.Plan(
               id,
@@ -200,7 +201,7 @@ public final class FerryAgentCli {
               ports,
               address);
       return new MigrationDriver(out).migrate(plan) ? 0 : 1;
-    } catch (AgentCalls.Failed e) {
+    } catch (AgentClient.Failed e) {
       out.println(
           "could not finish or roll back: the connections are held on the source until its hold"
               + " limit. Once the agents answer again, run: ferry-agent rollback --id "
@@ -221,7 +222,7 @@ public final class FerryAgentCli {
   private int rollback(Flags f) {
     String id = f.required("id");
     long deadline = System.nanoTime() + Duration.ofSeconds(f.number("wait", 30, 0, 3600)).toNanos();
-    List<AgentCalls> agents = new ArrayList<>();
+    List<AgentClient> agents = new ArrayList<>();
     try {
       for (String a : f.all("agent")) {
         agents.add(agent(f, a));
@@ -236,7 +237,7 @@ public final class FerryAgentCli {
             return 0;
           }
           out.println("some connections are not back yet");
-        } catch (AgentCalls.Failed e) {
+        } catch (AgentClient.Failed e) {
           out.println(e.getMessage());
         }
         if (System.nanoTime() > deadline) {
@@ -246,7 +247,7 @@ public final class FerryAgentCli {
         sleep(1000);
       }
     } finally {
-      agents.forEach(AgentCalls::close);
+      agents.forEach(AgentClient::close);
     }
   }
 
@@ -265,7 +266,7 @@ public final class FerryAgentCli {
             .setHostInterface(f.optional("host-interface", ""))
             .setInterface(f.optional("interface", ""))
             .build();
-    try (AgentCalls agent = agent(f, f.required("agent"))) {
+    try (AgentClient agent = agent(f, f.required("agent"))) {
       AddressResponse r = agent.call("MoveAddress", s -> s.moveAddress(request));
       out.printf(
           "%s %s: %s (%.1f ms)%n",
@@ -279,7 +280,7 @@ public final class FerryAgentCli {
 
   /** A single call on one agent, printing the status it answers with. */
   private int one(Flags f, String what, Function<NodeAgentBlockingStub, MigrationStatus> call) {
-    try (AgentCalls agent = agent(f, f.required("agent"))) {
+    try (AgentClient agent = agent(f, f.required("agent"))) {
       out.print(StatusTable.of(agent.call(what, call)));
       return 0;
     }
@@ -289,9 +290,9 @@ public final class FerryAgentCli {
     return MigrationRef.newBuilder().setMigrationId(f.required("id")).build();
   }
 
-  private AgentCalls agent(Flags f, String target) {
+  private AgentClient agent(Flags f, String target) {
     AgentChannels.checkTarget(target);
-    return new AgentCalls(target, tls(f), Duration.ofSeconds(f.number("timeout", 30, 1, 3600)));
+    return new AgentClient(target, tls(f), Duration.ofSeconds(f.number("timeout", 30, 1, 3600)));
   }
 
   private SslContext tls(Flags f) {

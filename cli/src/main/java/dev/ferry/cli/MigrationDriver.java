@@ -10,6 +10,7 @@ import static dev.ferry.api.v1alpha1.ConnectionPhase.STAGED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.STAYED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.TRANSFERRED;
 
+import dev.ferry.api.client.AgentClient;
 import dev.ferry.api.v1alpha1.AddressRequest;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.ConnectionStatus;
@@ -32,9 +33,9 @@ final class MigrationDriver {
   /** What to move, from where to where. */
   record Plan(
       String id,
-      AgentCalls source,
+      AgentClient source,
       PodRef sourcePod,
-      AgentCalls target,
+      AgentClient target,
       PodRef targetPod,
       List<Integer> ports,
       AddressMove address) {}
@@ -62,7 +63,7 @@ final class MigrationDriver {
   /**
    * @return true if the connections live on the target and the source let them go; false if they
    *     were rolled back, or some step after the commit point failed (the output says which)
-   * @throws AgentCalls.Failed when a failure could not be rolled back either
+   * @throws AgentClient.Failed when a failure could not be rolled back either
    */
   boolean migrate(Plan p) {
     MigrationRef ref = MigrationRef.newBuilder().setMigrationId(p.id()).build();
@@ -141,7 +142,7 @@ final class MigrationDriver {
       step("release", p.source().call("Release", s -> s.release(ref)), RELEASED, STAYED);
       out.println("migration " + p.id() + " completed");
       return true;
-    } catch (AgentCalls.Failed | StepFailed e) {
+    } catch (AgentClient.Failed | StepFailed e) {
       out.println("failed: " + e.getMessage());
       if (reached == Reached.RESUMED) {
         // The connections are live on the target; what is left is the source's cleanup.
@@ -177,15 +178,15 @@ final class MigrationDriver {
    * Rolls {@code id} back on each agent, target first so that the source is the only live copy. An
    * agent that does not know the migration has nothing to undo.
    */
-  boolean rollBack(String id, List<AgentCalls> agents) {
+  boolean rollBack(String id, List<AgentClient> agents) {
     MigrationRef ref = MigrationRef.newBuilder().setMigrationId(id).build();
     boolean whole = true;
-    for (AgentCalls agent : agents) {
+    for (AgentClient agent : agents) {
       try {
         MigrationStatus s = agent.call("Rollback", a -> a.rollback(ref));
         step("rollback", s);
         whole &= count(s, FAILED) == 0;
-      } catch (AgentCalls.Failed e) {
+      } catch (AgentClient.Failed e) {
         if (!e.notFound()) {
           throw e;
         }

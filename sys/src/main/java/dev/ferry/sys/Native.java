@@ -79,6 +79,8 @@ final class Native {
     String strerror(int errnum);
 
     int if_nametoindex(String ifname);
+
+    jnr.ffi.Pointer if_indextoname(int ifindex, @jnr.ffi.annotations.Out byte[] ifname);
   }
 
   /**

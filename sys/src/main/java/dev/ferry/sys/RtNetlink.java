@@ -43,6 +43,7 @@ public final class RtNetlink implements AutoCloseable {
   static final int IFA_LOCAL = 2;
   static final int IFA_F_NODAD = 0x02;
   static final int IFLA_ADDRESS = 1;
+  static final int IFLA_LINK = 5;
   static final int RT_TABLE_MAIN = 254;
   static final int RTPROT_UNSPEC = 0;
   static final int RTPROT_STATIC = 4;
@@ -184,6 +185,32 @@ public final class RtNetlink implements AutoCloseable {
 
   /** The interface's link-layer address (IFLA_ADDRESS of RTM_GETLINK), e.g. its 6-byte MAC. */
   public byte[] hardwareAddress(String ifname) throws SyscallException {
+    return linkAttribute(ifname, IFLA_ADDRESS);
+  }
+
+  /**
+   * The index of the other end of a veth (IFLA_LINK), in the namespace that end lives in: how a
+   * pod's eth0 leads to its veth on the node.
+   */
+  public int peerIndex(String ifname) throws SyscallException {
+    byte[] link = linkAttribute(ifname, IFLA_LINK);
+    return ByteBuffer.wrap(link).order(ByteOrder.nativeOrder()).getInt();
+  }
+
+  /** The name of interface {@code index} in the calling thread's namespace. */
+  public static String interfaceName(int index) throws SyscallException {
+    byte[] name = new byte[16]; // IF_NAMESIZE
+    if (Native.LIBC.if_indextoname(index, name) == null) {
+      throw new SyscallException("if_indextoname(" + index + ")", Native.errno());
+    }
+    int end = 0;
+    while (end < name.length && name[end] != 0) {
+      end++;
+    }
+    return new String(name, 0, end, StandardCharsets.US_ASCII);
+  }
+
+  private byte[] linkAttribute(String ifname, int attribute) throws SyscallException {
     int index = Bpf.interfaceIndex(ifname);
     String what = "RTM_GETLINK(dev " + ifname + ")";
     int mySeq = ++seq;
@@ -201,12 +228,12 @@ public final class RtNetlink implements AutoCloseable {
           if (type == NLMSG_ERROR) {
             checkAck(off, len, what);
             if (found == null) {
-              throw new SyscallException(what, Errno.ENOENT, "link has no IFLA_ADDRESS");
+              throw new SyscallException(what, Errno.ENOENT, "link has no attribute " + attribute);
             }
             return found;
           }
           if (type == RTM_NEWLINK) {
-            found = attribute(off + NLMSG_HDRLEN + IFINFOMSG_LEN, off + len, IFLA_ADDRESS);
+            found = attribute(off + NLMSG_HDRLEN + IFINFOMSG_LEN, off + len, attribute);
           }
         }
         off += align(len);

@@ -24,6 +24,7 @@ import dev.ferry.api.v1alpha1.TransferChunk;
 import dev.ferry.api.v1alpha1.TransferRequest;
 import dev.ferry.sdk.wire.Connection;
 import dev.ferry.sys.NetNamespace;
+import dev.ferry.sys.RtNetlink;
 import dev.ferry.sys.SyscallException;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
@@ -135,18 +136,24 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
           String ifname = req.getInterface().isEmpty() ? "eth0" : req.getInterface();
           List<AddressMover.Step> steps = new ArrayList<>();
           try (NetNamespace host = NetNamespace.current()) {
+            String hostIf = req.getHostInterface();
+            if (hostIf.isEmpty()
+                && req.getHostRoute()
+                && req.getOp() != AddressRequest.Op.ANNOUNCE) {
+              hostIf = podVeth(req.getPod(), ifname);
+            }
             switch (req.getOp()) {
               case ADD -> {
                 try (NetNamespace pod = node.pods().open(req.getPod(), "pod")) {
                   steps.add(addresses.add(address, pod, ifname));
                 }
-                if (!req.getHostInterface().isEmpty()) {
-                  steps.add(addresses.addRoute(address, host, req.getHostInterface()));
+                if (!hostIf.isEmpty()) {
+                  steps.add(addresses.addRoute(address, host, hostIf));
                 }
               }
               case REMOVE -> {
-                if (!req.getHostInterface().isEmpty()) {
-                  steps.add(addresses.removeRoute(address, host, req.getHostInterface()));
+                if (!hostIf.isEmpty()) {
+                  steps.add(addresses.removeRoute(address, host, hostIf));
                 }
                 try (NetNamespace pod = node.pods().open(req.getPod(), "pod")) {
                   steps.add(addresses.remove(address, pod, ifname));
@@ -163,6 +170,21 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
               .setTookMicros(steps.stream().mapToLong(s -> s.took().toNanos() / 1000).sum())
               .build();
         });
+  }
+
+  /** The node's end of the veth whose other end is the pod's {@code ifname}. */
+  private String podVeth(PodRef pod, String ifname) throws SyscallException {
+    int index;
+    try (NetNamespace ns = node.pods().open(pod, "pod")) {
+      index =
+          ns.call(
+              () -> {
+                try (RtNetlink rt = RtNetlink.open()) {
+                  return rt.peerIndex(ifname);
+                }
+              });
+    }
+    return RtNetlink.interfaceName(index);
   }
 
   @Override

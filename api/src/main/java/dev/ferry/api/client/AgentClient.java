@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.cli;
+package dev.ferry.api.client;
 
-import dev.ferry.api.client.AgentChannels;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc.NodeAgentBlockingStub;
 import io.grpc.ManagedChannel;
@@ -13,23 +12,24 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 
 /**
- * Calls on one agent. Every call of the agent's API is idempotent, so a call that timed out or
+ * Calls on one node-agent. Every call of the agent's API is idempotent, so a call that timed out or
  * found the agent unreachable is simply made again, a few times, before it counts as failed.
  */
-final class AgentCalls implements AutoCloseable {
+public final class AgentClient implements AutoCloseable {
   private static final int ATTEMPTS = 3;
 
-  final String target;
+  public final String target;
   private final ManagedChannel channel;
   private final Duration deadline;
 
-  AgentCalls(String target, SslContext tls, Duration deadline) {
+  public AgentClient(String target, SslContext tls, Duration deadline) {
     this.target = target;
     this.channel = AgentChannels.open(target, tls);
     this.deadline = deadline;
   }
 
-  <T> T call(String what, Function<NodeAgentBlockingStub, T> call) {
+  /** Makes {@code call}, named {@code what} in errors; retried while the agent is unreachable. */
+  public <T> T call(String what, Function<NodeAgentBlockingStub, T> call) {
     StatusRuntimeException last = null;
     for (int attempt = 1; attempt <= ATTEMPTS; attempt++) {
       try {
@@ -65,10 +65,10 @@ final class AgentCalls implements AutoCloseable {
   }
 
   /** A call the agent refused or could not be reached for. */
-  static final class Failed extends RuntimeException {
-    final Status status;
+  public static final class Failed extends RuntimeException {
+    public final Status status;
 
-    Failed(String target, String what, Status status) {
+    public Failed(String target, String what, Status status) {
       super(
           what
               + " on the agent at "
@@ -79,7 +79,7 @@ final class AgentCalls implements AutoCloseable {
       this.status = status;
     }
 
-    boolean notFound() {
+    public boolean notFound() {
       return status.getCode() == Status.Code.NOT_FOUND;
     }
   }
