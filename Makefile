@@ -4,7 +4,7 @@ MVNW := ./mvnw -B -ntp
 # Every test connection and its peer is a descriptor: raise the soft limit to the hard one.
 FDS := ulimit -n $$(ulimit -Hn)
 
-.PHONY: deps build test demo bench-repair bench-hold format clean
+.PHONY: deps build test demo bench-repair bench-hold crds format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -31,6 +31,10 @@ bench-repair: deps
 bench-hold: deps
 	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
 	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.HoldBenchmark -Dferry.args="$(or $(ARGS),--connections 1000 --hold-seconds 60)"
+
+## Regenerates crds/ from the Java types in api/ (dev.ferry.api.crd); commit the result.
+crds: deps
+	FERRY_WRITE_CRDS=1 $(MVNW) -q -pl api test -Dtest=CrdsAreCurrentTest -Dspotless.check.skip=true
 
 format:
 	$(MVNW) -q spotless:apply

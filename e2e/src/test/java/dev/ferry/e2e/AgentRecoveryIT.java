@@ -19,14 +19,16 @@ class AgentRecoveryIT {
   private static final int STREAMS = 4;
   // Big states make the transfer long enough to kill the agent in the middle of it.
   private static final String KV_BYTES = Integer.toString(64 << 20);
-  private static final String STREAM = "/v1/stream?prompt=crash%20test&tokens=300";
+  // Long enough to outlast the migration, the kill, the restart and the rollback on a busy CI
+  // machine: 15 s of tokens plus the time held.
+  private static final String STREAM = "/v1/stream?prompt=crash%20test&tokens=3000";
   private AgentCluster cluster;
 
   @BeforeEach
   void start() throws Exception {
     cluster = AgentCluster.start();
-    cluster.a.streamer("--rate", "100", "--kv-bytes", KV_BYTES);
-    cluster.b.streamer("--rate", "100", "--kv-bytes", KV_BYTES);
+    cluster.a.streamer("--rate", "200", "--kv-bytes", KV_BYTES);
+    cluster.b.streamer("--rate", "200", "--kv-bytes", KV_BYTES);
   }
 
   @AfterEach
@@ -78,6 +80,9 @@ class AgentRecoveryIT {
       cluster.a.killAgent();
 
       assertThat(migrate.exitCode(120)).as("the CLI reports the failure").isEqualTo(1);
+      assertThat(migrate.output().lines().filter(l -> l.contains(" FROZEN ")).count())
+          .as("every stream was frozen")
+          .isEqualTo(STREAMS);
       assertThat(migrate.output())
           .as("the target never got the whole transfer, so it has nothing to stage")
           .doesNotContain("stage:")

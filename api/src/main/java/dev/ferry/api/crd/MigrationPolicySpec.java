@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.api.crd;
+
+import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.generator.annotation.Required;
+import io.fabric8.generator.annotation.ValidationRule;
+import java.util.List;
+import java.util.Map;
+
+/** The pods to protect, where their connections may go, and what sets a migration off. */
+@ValidationRule(
+    value = "size(self.selector) > 0",
+    message = "selector must name at least one label: an empty one would protect every pod")
+public class MigrationPolicySpec {
+  @Required
+  @JsonPropertyDescription("Labels of the pods whose connections are protected.")
+  private Map<String, String> selector;
+
+  @JsonPropertyDescription("The ports whose connections move. Empty: every established one.")
+  private List<Integer> ports;
+
+  @JsonPropertyDescription(
+      "Labels of the pods that may take connections over. Default: the selector itself (another"
+          + " replica of the same workload).")
+  private Map<String, String> targetSelector;
+
+  @JsonPropertyDescription("What sets a migration off.")
+  private Triggers triggers = new Triggers();
+
+  @JsonPropertyDescription("The hold limit of the requests this policy creates.")
+  private String holdLimit = "30s";
+
+  public Map<String, String> getSelector() {
+    return selector == null ? Map.of() : selector;
+  }
+
+  public void setSelector(Map<String, String> selector) {
+    this.selector = selector;
+  }
+
+  public List<Integer> getPorts() {
+    return ports == null ? List.of() : ports;
+  }
+
+  public void setPorts(List<Integer> ports) {
+    this.ports = ports;
+  }
+
+  public Map<String, String> getTargetSelector() {
+    return targetSelector == null || targetSelector.isEmpty() ? getSelector() : targetSelector;
+  }
+
+  public void setTargetSelector(Map<String, String> targetSelector) {
+    this.targetSelector = targetSelector;
+  }
+
+  public Triggers getTriggers() {
+    return triggers;
+  }
+
+  public void setTriggers(Triggers triggers) {
+    this.triggers = triggers;
+  }
+
+  public String getHoldLimit() {
+    return holdLimit;
+  }
+
+  public void setHoldLimit(String holdLimit) {
+    this.holdLimit = holdLimit;
+  }
+
+  /** The node signals that move connections off a node. */
+  public static class Triggers {
+    @JsonPropertyDescription("A spot interruption notice reported by the node's agent.")
+    private boolean spotInterruption = true;
+
+    @JsonPropertyDescription(
+        "A rebalance recommendation reported by the node's agent (usually minutes ahead of an"
+            + " interruption).")
+    private boolean rebalanceRecommendation;
+
+    @JsonPropertyDescription(
+        "Taint keys that mean the node is being drained, as aws-node-termination-handler and"
+            + " Karpenter set them.")
+    private List<String> drainTaints =
+        List.of(
+            "aws-node-termination-handler/spot-itn",
+            "aws-node-termination-handler/rebalance-recommendation",
+            "karpenter.sh/disrupted",
+            "node.kubernetes.io/unschedulable");
+
+    public boolean isSpotInterruption() {
+      return spotInterruption;
+    }
+
+    public void setSpotInterruption(boolean spotInterruption) {
+      this.spotInterruption = spotInterruption;
+    }
+
+    public boolean isRebalanceRecommendation() {
+      return rebalanceRecommendation;
+    }
+
+    public void setRebalanceRecommendation(boolean rebalanceRecommendation) {
+      this.rebalanceRecommendation = rebalanceRecommendation;
+    }
+
+    public List<String> getDrainTaints() {
+      return drainTaints;
+    }
+
+    public void setDrainTaints(List<String> drainTaints) {
+      this.drainTaints = drainTaints;
+    }
+  }
+}

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.api.crd;
+
+import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.generator.annotation.Default;
+import io.fabric8.generator.annotation.Pattern;
+import io.fabric8.generator.annotation.Required;
+import io.fabric8.generator.annotation.ValidationRule;
+import java.util.List;
+import java.util.Map;
+
+/** What to move, and where. The spec cannot change once the request exists. */
+@ValidationRule(
+    value = "self == oldSelf",
+    message = "a MigrationRequest's spec cannot change: delete it and create a new one")
+@ValidationRule(
+    value = "!(has(self.target) && has(self.targetSelector) && size(self.targetSelector) > 0)",
+    message = "set target or targetSelector, not both")
+@ValidationRule(
+    value = "!has(self.ports) || self.ports.all(p, p >= 1 && p <= 65535)",
+    message = "ports must be 1..65535")
+public class MigrationRequestSpec {
+  /** The Go-style duration Kubernetes users write: 90s, 2m, 1m30s, 500ms. */
+  static final String DURATION = "^([0-9]+(ms|s|m|h))+$";
+
+  @Required
+  @JsonPropertyDescription("The pod whose connections move.")
+  private PodReference source;
+
+  @JsonPropertyDescription(
+      "The pod that takes the connections over, on another node. Leave it out to let the"
+          + " operator choose one from targetSelector.")
+  private PodReference target;
+
+  @JsonPropertyDescription(
+      "Labels of the pods the operator may choose a target from: ready, on another node, with"
+          + " the application registered with Ferry for the ports.")
+  private Map<String, String> targetSelector;
+
+  @JsonPropertyDescription(
+      "The local ports whose connections move. Empty: every established connection on the"
+          + " address.")
+  private List<Integer> ports;
+
+  @JsonPropertyDescription(
+      "The address the clients talk to, which moves with the connections. Default: the source"
+          + " pod's IP.")
+  private String address;
+
+  @Default("60s")
+  @Pattern(DURATION)
+  @JsonPropertyDescription(
+      "How long the whole migration may take before it is rolled back (e.g. 60s, 2m).")
+  private String deadline = "60s";
+
+  @Default("30s")
+  @Pattern(DURATION)
+  @JsonPropertyDescription(
+      "How long a client may be held while its connection moves; past it the source agent lets"
+          + " the connection go back to its application.")
+  private String holdLimit = "30s";
+
+  @JsonPropertyDescription("Validate and list the connections that would move; touch nothing.")
+  private boolean dryRun;
+
+  public PodReference getSource() {
+    return source;
+  }
+
+  public void setSource(PodReference source) {
+    this.source = source;
+  }
+
+  public PodReference getTarget() {
+    return target;
+  }
+
+  public void setTarget(PodReference target) {
+    this.target = target;
+  }
+
+  public Map<String, String> getTargetSelector() {
+    return targetSelector == null ? Map.of() : targetSelector;
+  }
+
+  public void setTargetSelector(Map<String, String> targetSelector) {
+    this.targetSelector = targetSelector;
+  }
+
+  public List<Integer> getPorts() {
+    return ports == null ? List.of() : ports;
+  }
+
+  public void setPorts(List<Integer> ports) {
+    this.ports = ports;
+  }
+
+  public String getAddress() {
+    return address;
+  }
+
+  public void setAddress(String address) {
+    this.address = address;
+  }
+
+  public String getDeadline() {
+    return deadline;
+  }
+
+  public void setDeadline(String deadline) {
+    this.deadline = deadline;
+  }
+
+  public String getHoldLimit() {
+    return holdLimit;
+  }
+
+  public void setHoldLimit(String holdLimit) {
+    this.holdLimit = holdLimit;
+  }
+
+  public boolean isDryRun() {
+    return dryRun;
+  }
+
+  public void setDryRun(boolean dryRun) {
+    this.dryRun = dryRun;
+  }
+}

@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.api.crd;
+
+import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.kubernetes.api.model.Condition;
+import java.util.List;
+import java.util.Map;
+
+/** What a user reads with kubectl; also where the operator records its progress across restarts. */
+public class MigrationRequestStatus {
+  @JsonPropertyDescription(
+      "The migration's phase: Pending, Preparing, Freezing, Exporting, Transferring, Restoring, MovingAddress, Releasing, Completed, Failed or RolledBack.")
+  private Phase phase;
+
+  @JsonPropertyDescription("The spec generation this status describes.")
+  private Long observedGeneration;
+
+  @JsonPropertyDescription(
+      "Ready (the migration ended as asked), Failed (why not), RolledBack; each with a reason and a message.")
+  private List<Condition> conditions;
+
+  @JsonPropertyDescription("How many connections ended where.")
+  private ConnectionCounts connections;
+
+  @JsonPropertyDescription("Each connection and where it lives now.")
+  private List<ConnectionDetail> connectionDetails;
+
+  @JsonPropertyDescription("How long each phase took, in milliseconds.")
+  private Map<String, Double> phaseMillis;
+
+  @JsonPropertyDescription(
+      "How long the clients were held: from the freeze to the resume on the target, in milliseconds.")
+  private Double pauseMillis;
+
+  @JsonPropertyDescription("The id the agents know this migration by.")
+  private String migrationId;
+
+  private String sourceNode;
+
+  @JsonPropertyDescription("The pod the connections move to, as given or as chosen.")
+  private String targetPod;
+
+  private String targetNode;
+
+  @JsonPropertyDescription("The address that moves.")
+  private String address;
+
+  private String startTime;
+
+  private String completionTime;
+
+  @JsonPropertyDescription("What happened last, in a sentence.")
+  private String message;
+
+  public Phase getPhase() {
+    return phase;
+  }
+
+  public void setPhase(Phase phase) {
+    this.phase = phase;
+  }
+
+  public Long getObservedGeneration() {
+    return observedGeneration;
+  }
+
+  public void setObservedGeneration(Long observedGeneration) {
+    this.observedGeneration = observedGeneration;
+  }
+
+  public List<Condition> getConditions() {
+    return conditions;
+  }
+
+  public void setConditions(List<Condition> conditions) {
+    this.conditions = conditions;
+  }
+
+  public ConnectionCounts getConnections() {
+    return connections;
+  }
+
+  public void setConnections(ConnectionCounts connections) {
+    this.connections = connections;
+  }
+
+  public List<ConnectionDetail> getConnectionDetails() {
+    return connectionDetails;
+  }
+
+  public void setConnectionDetails(List<ConnectionDetail> connectionDetails) {
+    this.connectionDetails = connectionDetails;
+  }
+
+  public Map<String, Double> getPhaseMillis() {
+    return phaseMillis;
+  }
+
+  public void setPhaseMillis(Map<String, Double> phaseMillis) {
+    this.phaseMillis = phaseMillis;
+  }
+
+  public Double getPauseMillis() {
+    return pauseMillis;
+  }
+
+  public void setPauseMillis(Double pauseMillis) {
+    this.pauseMillis = pauseMillis;
+  }
+
+  public String getMigrationId() {
+    return migrationId;
+  }
+
+  public void setMigrationId(String migrationId) {
+    this.migrationId = migrationId;
+  }
+
+  public String getSourceNode() {
+    return sourceNode;
+  }
+
+  public void setSourceNode(String sourceNode) {
+    this.sourceNode = sourceNode;
+  }
+
+  public String getTargetPod() {
+    return targetPod;
+  }
+
+  public void setTargetPod(String targetPod) {
+    this.targetPod = targetPod;
+  }
+
+  public String getTargetNode() {
+    return targetNode;
+  }
+
+  public void setTargetNode(String targetNode) {
+    this.targetNode = targetNode;
+  }
+
+  public String getAddress() {
+    return address;
+  }
+
+  public void setAddress(String address) {
+    this.address = address;
+  }
+
+  public String getStartTime() {
+    return startTime;
+  }
+
+  public void setStartTime(String startTime) {
+    this.startTime = startTime;
+  }
+
+  public String getCompletionTime() {
+    return completionTime;
+  }
+
+  public void setCompletionTime(String completionTime) {
+    this.completionTime = completionTime;
+  }
+
+  public String getMessage() {
+    return message;
+  }
+
+  public void setMessage(String message) {
+    this.message = message;
+  }
+}

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.api.crd;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.fabric8.crdv2.generator.CRDGenerator;
+import io.fabric8.kubernetes.api.model.apiextensions.v1.CustomResourceDefinition;
+import io.fabric8.kubernetes.api.model.apiextensions.v1.JSONSchemaProps;
+import io.fabric8.kubernetes.client.utils.Serialization;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * crds/ holds what the Java types generate. Run {@code make crds} after changing them; this test
+ * fails until then. With FERRY_WRITE_CRDS=1 it writes crds/ instead of comparing.
+ */
+class CrdsAreCurrentTest {
+  private static final List<String> FILES =
+      List.of("migrationrequests.ferry.dev-v1.yml", "migrationpolicies.ferry.dev-v1.yml");
+
+  @Test
+  void crdsInTheRepositoryAreWhatTheJavaTypesGenerate(@TempDir Path out) throws IOException {
+    new CRDGenerator()
+        .inOutputDir(out.toFile())
+        .forCRDVersions("v1")
+        .customResourceClasses(MigrationRequest.class, MigrationPolicy.class)
+        .generate();
+    Path crds = repoDir("crds");
+    boolean write = "1".equals(System.getenv("FERRY_WRITE_CRDS"));
+    for (String f : FILES) {
+      String generated = Files.readString(out.resolve(f));
+      if (write) {
+        Files.writeString(crds.resolve(f), generated);
+      }
+      assertThat(crds.resolve(f))
+          .as("crds/%s is stale or missing: run `make crds` and commit the result", f)
+          .exists();
+      assertThat(Files.readString(crds.resolve(f)))
+          .as("crds/%s is stale: run `make crds` and commit the result", f)
+          .isEqualTo(generated);
+    }
+  }
+
+  @Test
+  void theSchemaCarriesTheRulesTheApiServerChecks() throws IOException {
+    CustomResourceDefinition crd =
+        Serialization.unmarshal(
+            Files.readString(repoDir("crds").resolve(FILES.get(0))),
+            CustomResourceDefinition.class);
+    var version = crd.getSpec().getVersions().get(0);
+    assertThat(crd.getSpec().getNames().getShortNames()).containsExactly("mr");
+    assertThat(version.getSubresources().getStatus()).isNotNull();
+    assertThat(version.getAdditionalPrinterColumns())
+        .extracting(c -> c.getName())
+        .contains("Phase", "Migrated", "Total", "Pause-ms");
+    JSONSchemaProps spec = version.getSchema().getOpenAPIV3Schema().getProperties().get("spec");
+    assertThat(spec.getRequired()).contains("source");
+    assertThat(spec.getXKubernetesValidations())
+        .extracting(r -> r.getRule())
+        .contains("self == oldSelf");
+    assertThat(spec.getProperties().get("deadline").getPattern()).isNotBlank();
+  }
+
+  private static Path repoDir(String name) {
+    for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) {
+      if (Files.isDirectory(d.resolve(name)) && Files.exists(d.resolve("pom.xml"))) {
+        return d.resolve(name);
+      }
+    }
+    throw new IllegalStateException(name + "/ not found above " + Path.of("").toAbsolutePath());
+  }
+}

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.api.crd.MigrationRequestSpec;
+import dev.ferry.api.crd.MigrationRequestStatus;
+import dev.ferry.api.crd.Phase;
+import dev.ferry.api.crd.PodReference;
+import io.fabric8.kubernetes.api.model.Condition;
+import io.fabric8.kubernetes.api.model.Event;
+import java.util.List;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The operator as a process against an API server (Fabric8's CRUD mock) and two real node-agents
+ * over mTLS: a MigrationRequest moves a live curl stream, or fails before anything is frozen with
+ * the field named.
+ */
+class OperatorIT {
+  private static final String STREAM = "/v1/stream?prompt=operator&tokens=600";
+  private static OperatorCluster cluster;
+  private static String reference;
+
+  @BeforeAll
+  static void start() throws Exception {
+    cluster = OperatorCluster.start();
+    cluster.agents.a.streamer("--rate", "100");
+    cluster.agents.b.streamer("--rate", "100");
+    try (CurlStream unmoved = cluster.agents.curl(STREAM)) {
+      assertThat(unmoved.exitCode(30)).isZero();
+      reference = unmoved.output();
+    }
+  }
+
+  @AfterAll
+  static void stop() {
+    if (cluster != null) {
+      cluster.close();
+    }
+  }
+
+  @Test
+  void aMigrationRequestMovesTheStreamFromPendingToCompletedWithEveryStatusFieldFilled()
+      throws Exception {
+    try (CurlStream curl = cluster.agents.curl(STREAM)) {
+      curl.awaitEvents(50, 10_000);
+      MigrationRequest mr = apply("move-to-b", spec -> spec.setTarget(new PodReference("pod-b")));
+      MigrationRequestStatus st = awaitEnd(mr, 60);
+
+      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
+      assertThat(curl.exitCode(60)).as("curl's exit code").isZero();
+      assertThat(curl.output()).as("curl's whole output").isEqualTo(reference);
+
+      assertThat(st.getConnections().getTotal()).isEqualTo(1);
+      assertThat(st.getConnections().getMigrated()).isEqualTo(1);
+      assertThat(st.getConnectionDetails())
+          .singleElement()
+          .satisfies(d -> assertThat(d.getOutcome()).isEqualTo("Migrated"));
+      assertThat(st.getPhaseMillis())
+          .containsKeys(
+              "Preparing",
+              "Freezing",
+              "Exporting",
+              "Transferring",
+              "Restoring",
+              "MovingAddress",
+              "Releasing");
+      assertThat(st.getPauseMillis()).isPositive();
+      assertThat(st.getObservedGeneration()).isNotNull();
+      assertThat(st.getSourceNode()).isEqualTo("node-a");
+      assertThat(st.getTargetNode()).isEqualTo("node-b");
+      assertThat(st.getTargetPod()).isEqualTo("pod-b");
+      assertThat(st.getAddress()).isEqualTo(AgentCluster.VIP + "/32");
+      assertThat(st.getMigrationId()).isNotBlank();
+      assertThat(st.getStartTime()).isNotBlank();
+      assertThat(st.getCompletionTime()).isNotBlank();
+      assertThat(condition(st, "Ready").getStatus()).isEqualTo("True");
+      assertThat(events(mr))
+          .extracting(Event::getReason)
+          .contains("Pending", "Freezing", "Transferring", "MovingAddress", "Completed");
+      System.out.println(
+          "operator: pause "
+              + st.getPauseMillis()
+              + " ms, phases "
+              + st.getPhaseMillis()
+              + "; curl's longest gap "
+              + curl.longestGapMillis()
+              + " ms");
+    }
+  }
+
+  private static MigrationRequest apply(String name, Consumer<MigrationRequestSpec> spec) {
+    MigrationRequest mr = new MigrationRequest();
+    mr.getMetadata().setName(name);
+    mr.getMetadata().setNamespace(OperatorCluster.NAMESPACE);
+    MigrationRequestSpec s = new MigrationRequestSpec();
+    s.setSource(new PodReference("pod-a"));
+    spec.accept(s);
+    mr.setSpec(s);
+    return cluster.kube.resource(mr).create();
+  }
+
+  private static MigrationRequestStatus awaitEnd(MigrationRequest mr, int seconds)
+      throws InterruptedException {
+    long deadline = System.nanoTime() + seconds * 1_000_000_000L;
+    while (System.nanoTime() < deadline) {
+      MigrationRequest now =
+          cluster
+              .kube
+              .resources(MigrationRequest.class)
+              .inNamespace(OperatorCluster.NAMESPACE)
+              .withName(mr.getMetadata().getName())
+              .get();
+      if (now.getStatus() != null
+          && now.getStatus().getPhase() != null
+          && now.getStatus().getPhase().finished()) {
+        return now.getStatus();
+      }
+      Thread.sleep(50);
+    }
+    throw new AssertionError(mr.getMetadata().getName() + " did not end within " + seconds + " s");
+  }
+
+  private static Condition condition(MigrationRequestStatus st, String type) {
+    return st.getConditions().stream()
+        .filter(c -> c.getType().equals(type))
+        .findFirst()
+        .orElseThrow();
+  }
+
+  private static List<Event> events(MigrationRequest mr) {
+    return cluster
+        .kube
+        .v1()
+        .events()
+        .inNamespace(OperatorCluster.NAMESPACE)
+        .list()
+        .getItems()
+        .stream()
+        .filter(e -> e.getInvolvedObject().getName().equals(mr.getMetadata().getName()))
+        .toList();
+  }
+}

@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator;
+
+import dev.ferry.api.client.AgentChannels;
+import dev.ferry.api.client.AgentClient;
+import dev.ferry.api.client.TlsFiles;
+import io.netty.handler.ssl.SslContext;
+import io.quarkus.runtime.ShutdownEvent;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/** One client per node-agent, over mutual TLS with the operator's certificate. */
+@ApplicationScoped
+public class AgentClients {
+  private final OperatorSettings settings;
+  private final Map<String, AgentClient> clients = new ConcurrentHashMap<>();
+  private volatile SslContext tls;
+
+  public AgentClients(OperatorSettings settings) {
+    this.settings = settings;
+  }
+
+  /** The client for the agent at {@code target} (HOST:PORT). */
+  public AgentClient at(String target) {
+    return clients.computeIfAbsent(target, t -> new AgentClient(t, tls(), settings.callTimeout()));
+  }
+
+  private SslContext tls() {
+    if (tls == null) {
+      OperatorSettings.Tls files = settings.tls();
+      // Read on first use, so that a missing mount fails a migration with its path, not startup.
+      tls = AgentChannels.context(new TlsFiles(files.ca(), files.cert(), files.key()));
+    }
+    return tls;
+  }
+
+  void close(@Observes ShutdownEvent ev) {
+    clients.values().forEach(AgentClient::close);
+  }
+}

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.net.URI;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Optional;
+
+/** The operator's settings: ferry.operator.*, or FERRY_OPERATOR_* in the environment. */
+@ConfigMapping(prefix = "ferry.operator")
+public interface OperatorSettings {
+  /** The port every node's agent serves its API on, at the node's InternalIP. */
+  @WithDefault("9443")
+  int agentPort();
+
+  /** How long one call on an agent may take before it is retried (calls are idempotent). */
+  @WithDefault("30s")
+  Duration callTimeout();
+
+  Tls tls();
+
+  /** How the address the clients talk to moves: {@code l2} (the agents) or {@code aws} (EC2). */
+  @WithDefault("l2")
+  String addressMover();
+
+  Aws aws();
+
+  interface Tls {
+    @WithDefault("/etc/ferry/tls/ca.crt")
+    Path ca();
+
+    @WithDefault("/etc/ferry/tls/operator.crt")
+    Path cert();
+
+    @WithDefault("/etc/ferry/tls/operator.key")
+    Path key();
+  }
+
+  interface Aws {
+    /** Another EC2 endpoint than the region's (tests, VPC endpoints). */
+    Optional<URI> endpoint();
+
+    /** The region; default from the environment (AWS_REGION, then the instance's). */
+    Optional<String> region();
+
+    /** How long to wait for DescribeNetworkInterfaces to show a moved address. */
+    @WithDefault("60s")
+    Duration settleTimeout();
+  }
+}

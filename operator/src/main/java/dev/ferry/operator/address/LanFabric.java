@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator.address;
+
+/**
+ * A LAN: the nodes answer for the address themselves (proxy ARP through the host route), and the
+ * neighbours learn the new node from its announcement.
+ */
+public final class LanFabric implements Fabric {
+  @Override
+  public void claim(String address, String node) {
+    // Nothing outside the nodes: the host routes the agents set are the claim.
+  }
+
+  @Override
+  public boolean announces() {
+    return true;
+  }
+}

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator.migration;
+
+import dev.ferry.api.crd.ConnectionCounts;
+import dev.ferry.api.crd.ConnectionDetail;
+import dev.ferry.api.v1alpha1.ConnectionId;
+import dev.ferry.api.v1alpha1.ConnectionPhase;
+import dev.ferry.api.v1alpha1.ConnectionStatus;
+import dev.ferry.api.v1alpha1.Endpoint;
+import dev.ferry.api.v1alpha1.MigrationStatus;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** Turns the agents' per-connection phases into where each connection lives, for the status. */
+public final class Outcomes {
+  static final String MIGRATED = "Migrated";
+  static final String KEPT = "Kept";
+  static final String ROLLED_BACK = "RolledBack";
+  static final String FAILED = "Failed";
+  static final String MOVING = "Moving";
+
+  private final Map<String, ConnectionDetail> byConnection = new LinkedHashMap<>();
+
+  /** Reads a status from either agent; a later one overrides what an earlier one said. */
+  void read(MigrationStatus s) {
+    for (ConnectionStatus c : s.getConnectionsList()) {
+      String id = format(c.getId());
+      String outcome =
+          switch (c.getPhase()) {
+            case RESUMED, RELEASED -> MIGRATED;
+            case STAYED -> KEPT;
+            case ROLLED_BACK -> ROLLED_BACK;
+            case FAILED -> FAILED;
+            case DISCARDED -> null; // the target dropped its copy: the source's word counts
+            default -> MOVING;
+          };
+      if (outcome == null) {
+        continue;
+      }
+      ConnectionDetail prior = byConnection.get(id);
+      // A source that released the connection says Migrated; keep the target's reason if any.
+      if (prior != null && MIGRATED.equals(prior.getOutcome()) && MIGRATED.equals(outcome)) {
+        continue;
+      }
+      byConnection.put(id, new ConnectionDetail(id, outcome, c.getReason()));
+    }
+  }
+
+  List<ConnectionDetail> details() {
+    return new ArrayList<>(byConnection.values());
+  }
+
+  ConnectionCounts counts() {
+    ConnectionCounts n = new ConnectionCounts();
+    n.setTotal(byConnection.size());
+    for (ConnectionDetail d : byConnection.values()) {
+      switch (d.getOutcome()) {
+        case MIGRATED -> n.setMigrated(n.getMigrated() + 1);
+        case KEPT -> n.setKept(n.getKept() + 1);
+        case ROLLED_BACK -> n.setRolledBack(n.getRolledBack() + 1);
+        case FAILED -> n.setFailed(n.getFailed() + 1);
+        default -> {}
+      }
+    }
+    return n;
+  }
+
+  static long count(MigrationStatus s, ConnectionPhase phase) {
+    return s.getConnectionsList().stream().filter(c -> c.getPhase() == phase).count();
+  }
+
+  /**
+   * Fails a step unless every connection reached one of {@code expected}: an agent answers a step
+   * with a status, not an error, when only some connections failed it.
+   */
+  static void expect(String step, MigrationStatus s, ConnectionPhase... expected)
+      throws StepFailed {
+    List<ConnectionPhase> ok = List.of(expected);
+    List<String> wrong =
+        s.getConnectionsList().stream()
+            .filter(c -> !ok.contains(c.getPhase()))
+            .map(c -> format(c.getId()) + " " + c.getPhase() + ": " + c.getReason())
+            .toList();
+    if (!wrong.isEmpty()) {
+      throw new StepFailed(step + " on " + s.getNode() + ": " + String.join("; ", wrong));
+    }
+  }
+
+  /** LOCAL:PORT <- REMOTE:PORT, as the pod sees the connection. */
+  public static String format(ConnectionId id) {
+    return format(id.getLocal()) + " <- " + format(id.getRemote());
+  }
+
+  private static String format(Endpoint e) {
+    try {
+      String host = InetAddress.getByAddress(e.getIp().toByteArray()).getHostAddress();
+      return (host.contains(":") ? "[" + host + "]" : host) + ":" + e.getPort();
+    } catch (UnknownHostException bad) {
+      return "?:" + e.getPort();
+    }
+  }
+
+  /** A step that some connections did not make. */
+  static final class StepFailed extends Exception {
+    StepFailed(String message) {
+      super(message);
+    }
+  }
+}
