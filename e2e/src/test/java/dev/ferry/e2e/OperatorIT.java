@@ -10,7 +10,9 @@ import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
 import io.fabric8.kubernetes.api.model.Condition;
 import io.fabric8.kubernetes.api.model.Event;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -83,6 +85,10 @@ class OperatorIT {
       assertThat(events(mr))
           .extracting(Event::getReason)
           .contains("Pending", "Freezing", "Transferring", "MovingAddress", "Completed");
+      assertThat(cluster.kube.pods().inNamespace(OperatorCluster.NAMESPACE).withName("pod-b").get())
+          .extracting(p -> p.getMetadata().getAnnotations().get("ferry.dev/moved-addresses"))
+          .as("the target pod is known to hold the address now")
+          .isEqualTo(AgentCluster.VIP);
       System.out.println(
           "operator: pause "
               + st.getPauseMillis()
@@ -91,6 +97,106 @@ class OperatorIT {
               + "; curl's longest gap "
               + curl.longestGapMillis()
               + " ms");
+    }
+    // And back to pod-a, by its moved address, so the other tests find the cluster as it was.
+    try (CurlStream curl = cluster.agents.curl(STREAM)) {
+      curl.awaitEvents(50, 10_000);
+      MigrationRequest back =
+          apply(
+              "back-to-a",
+              s -> {
+                s.setSource(new PodReference("pod-b"));
+                s.setTarget(new PodReference("pod-a"));
+                s.setAddress(AgentCluster.VIP);
+              });
+      MigrationRequestStatus st = awaitEnd(back, 60);
+      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
+      assertThat(curl.exitCode(60)).isZero();
+      assertThat(curl.output()).isEqualTo(reference);
+      System.out.println(
+          "operator, second move: pause "
+              + st.getPauseMillis()
+              + " ms, phases "
+              + st.getPhaseMillis());
+    }
+  }
+
+  @Test
+  void requestsThatCannotBeCarriedOutFailNamingTheFieldAndNothingIsFrozen() throws Exception {
+    cluster.pod("pod-a2", cluster.agents.a, null);
+    try (CurlStream curl = cluster.agents.curl(STREAM)) {
+      curl.awaitEvents(20, 10_000);
+      Map<String, Consumer<MigrationRequestSpec>> cases = new LinkedHashMap<>();
+      cases.put(
+          "spec.source.name: no pod nope",
+          s -> {
+            s.setSource(new PodReference("nope"));
+            s.setTarget(new PodReference("pod-b"));
+          });
+      cases.put(
+          "spec.target.name: pod pod-a2 runs on node node-a, like the source",
+          s -> s.setTarget(new PodReference("pod-a2")));
+      cases.put(
+          "spec.address: 198.18.0.77 is not an address of pod pod-a",
+          s -> {
+            s.setTarget(new PodReference("pod-b"));
+            s.setAddress("198.18.0.77");
+          });
+      cases.put(
+          "spec.deadline: 'soon' is not a duration",
+          s -> {
+            s.setTarget(new PodReference("pod-b"));
+            s.setDeadline("soon");
+          });
+      cases.put(
+          "spec.holdLimit: 5m is longer than spec.deadline",
+          s -> {
+            s.setTarget(new PodReference("pod-b"));
+            s.setHoldLimit("5m");
+          });
+      cases.put(
+          "spec.targetSelector: no ready pod labelled app=nothing",
+          s -> s.setTargetSelector(Map.of("app", "nothing")));
+      int n = 0;
+      for (var c : cases.entrySet()) {
+        MigrationRequest mr = apply("invalid-" + n++, c.getValue());
+        MigrationRequestStatus st = awaitEnd(mr, 30);
+        assertThat(st.getPhase()).as(c.getKey()).isEqualTo(Phase.Failed);
+        assertThat(st.getMessage()).as(c.getKey()).contains(c.getKey());
+        assertThat(condition(st, "Failed").getReason()).isEqualTo("Invalid");
+        assertThat(st.getPhaseMillis() == null ? Map.of() : st.getPhaseMillis())
+            .as("nothing frozen")
+            .doesNotContainKey("Freezing");
+        assertThat(events(mr)).extracting(Event::getReason).doesNotContain("Freezing");
+      }
+      assertThat(curl.exitCode(60)).isZero();
+      assertThat(curl.output()).as("the stream never paused for a freeze").isEqualTo(reference);
+    } finally {
+      cluster.kube.pods().inNamespace(OperatorCluster.NAMESPACE).withName("pod-a2").delete();
+    }
+  }
+
+  @Test
+  void aDryRunListsTheConnectionsAndTouchesNothing() throws Exception {
+    try (CurlStream curl = cluster.agents.curl(STREAM)) {
+      curl.awaitEvents(20, 10_000);
+      MigrationRequest mr =
+          apply(
+              "dry-run",
+              s -> {
+                s.setTarget(new PodReference("pod-b"));
+                s.setDryRun(true);
+              });
+      MigrationRequestStatus st = awaitEnd(mr, 30);
+      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
+      assertThat(st.getMessage())
+          .contains("dry run: 1 connection(s)")
+          .contains("nothing was touched");
+      assertThat(st.getConnectionDetails())
+          .singleElement()
+          .satisfies(d -> assertThat(d.getOutcome()).isEqualTo("WouldMove"));
+      assertThat(curl.exitCode(60)).isZero();
+      assertThat(curl.output()).isEqualTo(reference);
     }
   }
 

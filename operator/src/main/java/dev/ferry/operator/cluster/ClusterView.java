@@ -19,6 +19,13 @@ public final class ClusterView {
    */
   public static final String NETNS_ANNOTATION = "ferry.dev/netns";
 
+  /**
+   * Addresses a pod holds because Ferry moved them to it (comma-separated): the kubelet reports
+   * only the CNI's address in status.podIPs, and a later migration from this pod must be able to
+   * move them on.
+   */
+  public static final String MOVED_ADDRESSES_ANNOTATION = "ferry.dev/moved-addresses";
+
   private final KubernetesClient client;
 
   public ClusterView(KubernetesClient client) {
@@ -45,6 +52,53 @@ public final class ClusterView {
         .filter(a -> "InternalIP".equals(a.getType()))
         .map(NodeAddress::getAddress)
         .findFirst();
+  }
+
+  public static List<String> movedAddresses(Pod pod) {
+    Map<String, String> a = pod.getMetadata().getAnnotations();
+    String list = a == null ? null : a.get(MOVED_ADDRESSES_ANNOTATION);
+    if (list == null || list.isBlank()) {
+      return List.of();
+    }
+    return java.util.Arrays.stream(list.split(","))
+        .map(String::trim)
+        .filter(x -> !x.isEmpty())
+        .toList();
+  }
+
+  /** Records that {@code address} now lives in the target pod, and no longer in the source. */
+  public void recordMove(String namespace, String from, String to, String address) {
+    edit(namespace, from, address, false);
+    edit(namespace, to, address, true);
+  }
+
+  private void edit(String namespace, String pod, String address, boolean holds) {
+    client
+        .pods()
+        .inNamespace(namespace)
+        .withName(pod)
+        .edit(
+            p -> {
+              java.util.LinkedHashSet<String> set =
+                  new java.util.LinkedHashSet<>(movedAddresses(p));
+              if (holds) {
+                set.add(address);
+              } else {
+                set.remove(address);
+              }
+              Map<String, String> annotations =
+                  new java.util.HashMap<>(
+                      p.getMetadata().getAnnotations() == null
+                          ? Map.of()
+                          : p.getMetadata().getAnnotations());
+              if (set.isEmpty()) {
+                annotations.remove(MOVED_ADDRESSES_ANNOTATION);
+              } else {
+                annotations.put(MOVED_ADDRESSES_ANNOTATION, String.join(",", set));
+              }
+              p.getMetadata().setAnnotations(annotations);
+              return p;
+            });
   }
 
   public static boolean ready(Pod pod) {

@@ -151,6 +151,7 @@ public final class PlanMaker {
     if (owned.isEmpty() && source.getStatus() != null && source.getStatus().getPodIP() != null) {
       owned.add(source.getStatus().getPodIP());
     }
+    owned.addAll(ClusterView.movedAddresses(source));
     String name = source.getMetadata().getName();
     if (spec.getAddress() == null || spec.getAddress().isEmpty()) {
       if (owned.isEmpty()) {
