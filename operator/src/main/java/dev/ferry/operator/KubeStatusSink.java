@@ -3,6 +3,8 @@ package dev.ferry.operator;
 
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestStatus;
+import dev.ferry.operator.cluster.ClusterView;
+import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.StatusSink;
 import io.fabric8.kubernetes.api.model.EventBuilder;
 import io.fabric8.kubernetes.api.model.ObjectReferenceBuilder;
@@ -38,6 +40,14 @@ final class KubeStatusSink implements StatusSink {
               current.setStatus(st);
               return current;
             });
+  }
+
+  @Override
+  public void addressMoved(Plan plan) {
+    String ip = plan.address().substring(0, plan.address().indexOf('/'));
+    new ClusterView(client)
+        .recordMove(
+            plan.source().getNamespace(), plan.source().getName(), plan.target().getName(), ip);
   }
 
   @Override

@@ -97,15 +97,6 @@ public class MigrationReconciler
     }
     ResourceID id = ResourceID.fromResource(mr);
     run(mr, plan, sink, () -> deleted(context, id)).run();
-    if (mr.getStatus().getPhase() == Phase.Completed) {
-      String ip = plan.address().substring(0, plan.address().indexOf('/'));
-      new ClusterView(client)
-          .recordMove(
-              mr.getMetadata().getNamespace(),
-              plan.source().getName(),
-              plan.target().getName(),
-              ip);
-    }
     return UpdateControl.noUpdate();
   }
 

@@ -5,6 +5,7 @@ import dev.ferry.api.client.AgentClient;
 import dev.ferry.api.v1alpha1.AddressRequest;
 import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.operator.migration.Plan;
+import java.util.List;
 
 /**
  * Moves a pod's address between nodes: the address and the node's route to the pod through the
@@ -50,9 +51,16 @@ public final class AddressMove {
     }
   }
 
-  /** The whole move undone: the address back on the source pod, routed, claimed, announced. */
-  public void switchBack() throws Exception {
-    call(target, plan.target(), AddressRequest.Op.REMOVE, true);
+  /**
+   * The whole move undone: the address back on the source pod, routed, claimed, announced. The
+   * target's part is best effort, noted in {@code problems}: its agent may be what failed.
+   */
+  public void switchBack(List<String> problems) throws Exception {
+    try {
+      call(target, plan.target(), AddressRequest.Op.REMOVE, true);
+    } catch (RuntimeException e) {
+      problems.add("taking the address off the target failed: " + e.getMessage());
+    }
     call(source, plan.source(), AddressRequest.Op.ADD, true);
     fabric.claim(plan.address(), plan.sourceNode());
     if (fabric.announces()) {

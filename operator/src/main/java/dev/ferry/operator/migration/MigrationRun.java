@@ -20,7 +20,9 @@ import dev.ferry.api.v1alpha1.StageRequest;
 import dev.ferry.api.v1alpha1.TransferRequest;
 import dev.ferry.operator.address.AddressMove;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.function.BooleanSupplier;
 import java.util.logging.Logger;
@@ -128,7 +130,8 @@ public final class MigrationRun {
                             .build()));
         read(s);
         Outcomes.expect("freeze", s, FROZEN, STAYED);
-        if (Outcomes.count(s, FROZEN) == 0) {
+        if (Outcomes.count(s, FROZEN) == 0 && Outcomes.count(s, STAYED) > 0) {
+          // Moving the address would cut off the connections their applications kept.
           return nothingToMove(s);
         }
         return enter(Phase.Exporting, Outcomes.count(s, FROZEN) + " connection(s) frozen");
@@ -162,6 +165,7 @@ public final class MigrationRun {
       case MovingAddress -> {
         address.switchToTarget();
         MigrationStatus s = resume();
+        sink.addressMoved(plan);
         address.announceOnTarget();
         if (freezeStart != 0) {
           status().setPauseMillis(round((System.nanoTime() - freezeStart) / 1e6));
@@ -220,12 +224,8 @@ public final class MigrationRun {
     return finish(
         Phase.Failed,
         "NothingFrozen",
-        frozen.getConnectionsCount() == 0
-            ? "no established connection on ports "
-                + plan.ports()
-                + " of "
-                + plan.source().getName()
-            : "no connection could be frozen; each is kept by its application (see connectionDetails)");
+        "no connection could be frozen, so the address stays: each is kept by its application"
+            + " (see connectionDetails)");
   }
 
   private void failed(Phase at, String why) {
@@ -240,21 +240,32 @@ public final class MigrationRun {
     rollBack(at, why);
   }
 
-  /** Everything back on the source; the status says connection by connection where each lives. */
+  /**
+   * Everything back on the source; the status says connection by connection where each lives. The
+   * target's part is best effort (its agent may be the thing that failed); the source's is what
+   * puts the connections back, and decides the outcome.
+   */
   private void rollBack(Phase at, String why) {
     sink.event(mr, "Warning", "RollingBack", "in " + at + ": " + why);
+    List<String> problems = new ArrayList<>();
+    attempt(
+        problems,
+        "the target's rollback",
+        () -> {
+          try {
+            read(target.call("Rollback", a -> a.rollback(ref)));
+          } catch (AgentClient.Failed e) {
+            if (!e.notFound()) {
+              throw e;
+            }
+          }
+        });
+    if (at == Phase.Restoring) {
+      attempt(problems, "taking the address off the target pod", address::unprepareTarget);
+    }
     try {
-      try {
-        read(target.call("Rollback", a -> a.rollback(ref)));
-      } catch (AgentClient.Failed e) {
-        if (!e.notFound()) {
-          throw e;
-        }
-      }
       if (at == Phase.MovingAddress) {
-        address.switchBack();
-      } else if (at == Phase.Restoring) {
-        address.unprepareTarget();
+        address.switchBack(problems);
       }
       rollBackSource();
     } catch (Exception e) {
@@ -276,7 +287,19 @@ public final class MigrationRun {
     finish(
         whole ? Phase.RolledBack : Phase.Failed,
         whole ? "RolledBack" : "RollbackIncomplete",
-        "in " + at + ": " + why);
+        "in "
+            + at
+            + ": "
+            + why
+            + (problems.isEmpty() ? "" : "; on the way back: " + String.join("; ", problems)));
+  }
+
+  private static void attempt(List<String> problems, String what, Runnable step) {
+    try {
+      step.run();
+    } catch (RuntimeException e) {
+      problems.add(what + " failed: " + e.getMessage());
+    }
   }
 
   private void rollBackSource() {

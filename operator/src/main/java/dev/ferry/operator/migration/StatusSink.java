@@ -8,6 +8,12 @@ public interface StatusSink {
   /** Writes the status; a restarted operator continues from it. */
   void save(MigrationRequest mr);
 
+  /**
+   * The address now lives in the target pod: recorded on the pods before the request reads
+   * Completed, so that a request made right after can move it on.
+   */
+  void addressMoved(Plan plan);
+
   /** A Kubernetes Event on the request: type Normal or Warning. */
   void event(MigrationRequest mr, String type, String reason, String message);
 }
