@@ -1,62 +1,84 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.e2e;
 
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.api.crd.MigrationRequestStatus;
+import dev.ferry.api.crd.Phase;
 import java.util.List;
+import java.util.Map;
 
 /**
- * {@code make demo}: curl streams tokens from the demo server on node A; mid-stream the connection
- * and the stream's state (its KV cache) move to the demo server on node B, and curl's stream goes
- * on. Prints each step's time, the longest pause curl saw, and whether curl's output is byte for
- * byte that of a run that never moved.
- *
- * <p>The address still moves with {@code ip} commands and a neighbour-table update; the agent's
- * netlink mover and the operator come with their issues.
+ * {@code make demo}: the one-machine cluster (an API server, the operator, a node-agent per node,
+ * the demo token streamer in a pod on each node) and curl streaming from node A. Mid-stream the
+ * MigrationRequest of e2e/examples is applied; the operator moves the connection, its state (the
+ * stream's KV cache) and the address to node B, and curl's stream goes on. Prints the request's
+ * status as {@code kubectl get mr} would, each phase's time, the longest pause curl saw, and
+ * whether curl's output is byte for byte that of a run that never moved. Everything is torn down at
+ * the end.
  */
 public final class Demo {
   private static final int TOKENS = 3000;
-  private static final int RATE = 1000;
+  private static final int RATE = 500;
   private static final int MOVE_AFTER = 1000;
   private static final String STREAM = "/v1/stream?prompt=why%20ferry&tokens=" + TOKENS;
+  private static final List<String> PHASES =
+      List.of(
+          "Preparing",
+          "Freezing",
+          "Exporting",
+          "Transferring",
+          "MovingAddress",
+          "Restoring",
+          "Releasing");
   private static final long START = System.nanoTime();
 
   private Demo() {}
 
   public static void main(String[] args) throws Exception {
+    AgentCluster.echoLogs = false;
     int exit;
-    try (LocalCluster cluster = LocalCluster.start(LocalCluster.Settings.DEFAULT)) {
+    try (OperatorCluster cluster = OperatorCluster.start()) {
       say(
-          "cluster up: client 198.18.0.1, node-a 198.18.0.2 (holds "
-              + LocalCluster.VIP
-              + "), node-b 198.18.0.3; each node's agent: handoff socket, eBPF hold");
-      cluster.javaStreamer(cluster.a(), "--rate", Integer.toString(RATE));
-      cluster.javaStreamer(cluster.b(), "--rate", Integer.toString(RATE));
+          "cluster up: API server at "
+              + cluster.apiUrl
+              + ", operator, node-a 198.18.0.2 and node-b 198.18.0.3 each with its agent"
+              + " (mTLS API, eBPF hold, handoff socket); client 198.18.0.1");
+      cluster.agents.a.streamer("--rate", Integer.toString(RATE));
+      cluster.agents.b.streamer("--rate", Integer.toString(RATE));
       say(
-          "token-streamer (Java, Ferry SDK) up on both nodes, port "
-              + LocalCluster.PORT
-              + " registered with each agent");
+          "token-streamer (Java, Ferry SDK) in pod-a (holds "
+              + AgentCluster.VIP
+              + ") and pod-b, port "
+              + AgentCluster.PORT
+              + " registered with each node's agent");
       warmUp(cluster);
       exit = run(cluster);
+      say("tearing down: processes, namespaces, BPF programs and pins");
     }
     System.exit(exit);
   }
 
-  /** One short stream moved and the address brought home: what a running agent has behind it. */
-  private static void warmUp(LocalCluster cluster) throws Exception {
-    for (int i = 0; i < 3; i++) {
-      try (CurlStream curl = cluster.curl("/v1/stream?prompt=warm-up&tokens=300")) {
+  /** One short stream moved and back: the JVMs and the operator's TLS channels warm up. */
+  private static void warmUp(OperatorCluster cluster) throws Exception {
+    String[][] legs = {{"pod-a", "pod-b"}, {"pod-b", "pod-a"}};
+    for (String[] leg : legs) {
+      try (CurlStream curl = cluster.agents.curl("/v1/stream?prompt=warm-up&tokens=1500")) {
         curl.awaitEvents(50, 10_000);
-        cluster.move(only(cluster.connections(cluster.a())), cluster.a(), cluster.b());
+        String name = "warm-up-to-" + leg[1];
+        cluster.request(name, leg[0], leg[1], AgentCluster.VIP);
+        MigrationRequestStatus st = cluster.awaitEnd(name, 60);
+        if (st.getPhase() != Phase.Completed) {
+          throw new IllegalStateException("warm-up move " + name + ": " + st.getMessage());
+        }
         curl.exitCode(30);
       }
-      cluster.moveAddress(cluster.b(), cluster.a());
     }
-    say("warmed up: three short streams moved to node-b and the address brought back");
+    say("warmed up: one stream moved to pod-b and back by MigrationRequests");
   }
 
-  private static int run(LocalCluster cluster) throws Exception {
+  private static int run(OperatorCluster cluster) throws Exception {
     String unmoved;
-    try (CurlStream curl = cluster.curl(STREAM)) {
+    try (CurlStream curl = cluster.agents.curl(STREAM)) {
       int exit = curl.exitCode(60);
       unmoved = curl.output();
       say(
@@ -64,43 +86,33 @@ public final class Demo {
               "unmoved run: curl exit %d, %d tokens, %d bytes; longest pause between tokens %.2f ms",
               exit, curl.events() - 1, unmoved.length(), curl.longestGapMillis()));
     }
-    try (CurlStream curl = cluster.curl(STREAM)) {
+    try (CurlStream curl = cluster.agents.curl(STREAM)) {
       say(
           "curl -N http://"
-              + LocalCluster.VIP
+              + AgentCluster.VIP
               + ":"
-              + LocalCluster.PORT
+              + AgentCluster.PORT
               + STREAM
               + " ("
               + RATE
               + " tokens/s)");
       curl.awaitEvents(MOVE_AFTER, 20_000);
-      Connection c = only(cluster.connections(cluster.a()));
-      say("moving " + c + " after " + curl.events() + " tokens");
-      LocalCluster.Moved m = cluster.move(c, cluster.a(), cluster.b());
       say(
-          String.format(
-              "depart   %7.2f ms  node-a: the server finished its write and handed over the socket"
-                  + " and its state (2.4 MB KV cache); the client is held; the socket is read and closed silently",
-              ms(m.departNanos())));
-      say(
-          String.format(
-              "address  %7.2f ms  %s moved to node-b (ip commands)",
-              ms(m.addressNanos()), LocalCluster.VIP));
-      say(
-          String.format(
-              "arrive   %7.2f ms  node-b: the socket is rebuilt in repair mode; the server"
-                  + " checked the KV cache's SHA-256 and took it",
-              ms(m.arriveNanos())));
-      say(
-          String.format(
-              "announce %7.2f ms  the client's neighbour entry points at node-b",
-              ms(m.announceNanos())));
-      say(
-          String.format(
-              "resume   %7.2f ms  repair off: the window opens, the client goes on",
-              ms(m.resumeNanos())));
-      say(String.format("total    %7.2f ms  %s", ms(m.totalNanos()), m.outcome()));
+          "kubectl apply -f e2e/examples/migrationrequest.yaml  (after "
+              + curl.events()
+              + " tokens)");
+      cluster.apply(AgentCluster.repoFile("e2e/examples/migrationrequest.yaml"));
+      MigrationRequestStatus st = cluster.awaitEnd("move-pod-a", 60);
+      say("curl has " + curl.events() + " tokens and goes on");
+      MigrationRequest mr =
+          cluster
+              .kube
+              .resources(MigrationRequest.class)
+              .inNamespace(OperatorCluster.NAMESPACE)
+              .withName("move-pod-a")
+              .get();
+      printGet(mr);
+      printPhases(st);
       int exit = curl.exitCode(60);
       String moved = curl.output();
       boolean same = moved.equals(unmoved);
@@ -113,25 +125,57 @@ public final class Demo {
               "longest pause seen by curl between two tokens: %.2f ms (one every %.2f ms"
                   + " without a move)",
               curl.longestGapMillis(), 1000.0 / RATE));
-      boolean ok = m.moved() && exit == 0 && same;
+      boolean ok = st.getPhase() == Phase.Completed && exit == 0 && same;
+      if (!ok) {
+        say("operator log:");
+        cluster.operatorLog.forEach(l -> System.out.println("    " + l));
+      }
       say(ok ? "demo OK" : "demo FAILED");
       return ok ? 0 : 1;
     }
   }
 
-  private static Connection only(List<Connection> connections) {
-    if (connections.size() != 1) {
-      throw new IllegalStateException(
-          "expected the stream's one connection on node-a, found " + connections);
-    }
-    return connections.get(0);
+  /** What {@code kubectl get mr -n shop} shows: the CRD's printer columns. */
+  private static void printGet(MigrationRequest mr) {
+    MigrationRequestStatus st = mr.getStatus();
+    System.out.println();
+    System.out.printf(
+        "$ kubectl get mr -n %s%n%-12s %-10s %-8s %-6s %-9s %-8s %s%n",
+        OperatorCluster.NAMESPACE,
+        "NAME",
+        "PHASE",
+        "SOURCE",
+        "TARGET",
+        "MIGRATED",
+        "TOTAL",
+        "PAUSE-MS");
+    System.out.printf(
+        "%-12s %-10s %-8s %-6s %-9d %-8d %.1f%n%n",
+        mr.getMetadata().getName(),
+        st.getPhase(),
+        mr.getSpec().getSource().getName(),
+        st.getTargetPod(),
+        st.getConnections().getMigrated(),
+        st.getConnections().getTotal(),
+        st.getPauseMillis() == null ? 0.0 : st.getPauseMillis());
   }
 
-  private static double ms(long nanos) {
-    return nanos / 1e6;
+  private static void printPhases(MigrationRequestStatus st) {
+    Map<String, Double> ms = st.getPhaseMillis();
+    System.out.println("status.phaseMillis (the operator's clock, calls to the agents included):");
+    for (String phase : PHASES) {
+      if (ms.containsKey(phase)) {
+        System.out.printf("  %-14s %8.1f ms%n", phase, ms.get(phase));
+      }
+    }
+    System.out.printf(
+        "  status.pauseMillis (the freeze call to the resume call, an upper bound of the client's pause): %.1f ms%n",
+        st.getPauseMillis());
+    System.out.println("status.message: " + st.getMessage());
+    System.out.println();
   }
 
   private static void say(String line) {
-    System.out.printf("[%8.1f ms] %s%n", ms(System.nanoTime() - START), line);
+    System.out.printf("[%8.1f s] %s%n", (System.nanoTime() - START) / 1e9, line);
   }
 }

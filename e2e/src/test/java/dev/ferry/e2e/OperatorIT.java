@@ -126,7 +126,7 @@ class OperatorIT {
 
   @Test
   void requestsThatCannotBeCarriedOutFailNamingTheFieldAndNothingIsFrozen() throws Exception {
-    cluster.pod("pod-a2", cluster.agents.a, null);
+    cluster.pod("pod-a2", cluster.agents.a, null, OperatorCluster.APP_LABEL);
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(20, 10_000);
       Map<String, Consumer<MigrationRequestSpec>> cases = new LinkedHashMap<>();

@@ -44,12 +44,17 @@ public class MigrationReconciler
   private final KubernetesClient client;
   private final OperatorSettings settings;
   private final AgentClients agents;
+  private final OperatorMetrics metrics;
 
   public MigrationReconciler(
-      KubernetesClient client, OperatorSettings settings, AgentClients agents) {
+      KubernetesClient client,
+      OperatorSettings settings,
+      AgentClients agents,
+      OperatorMetrics metrics) {
     this.client = client;
     this.settings = settings;
     this.agents = agents;
+    this.metrics = metrics;
   }
 
   @Override
@@ -80,7 +85,7 @@ public class MigrationReconciler
         // hold what they hold; the hold limit hands the clients back.
         refuse(mr, sink, "while " + st.getPhase() + ": " + e.getMessage());
       }
-      return UpdateControl.noUpdate();
+      return ended(mr);
     }
     st.setMigrationId(plan.id());
     st.setSourceNode(plan.sourceNode());
@@ -93,10 +98,17 @@ public class MigrationReconciler
     }
     if (mr.getSpec().isDryRun()) {
       dryRun(mr, plan, sink);
-      return UpdateControl.noUpdate();
+      return ended(mr);
     }
     ResourceID id = ResourceID.fromResource(mr);
     run(mr, plan, sink, () -> deleted(context, id)).run();
+    return ended(mr);
+  }
+
+  private UpdateControl<MigrationRequest> ended(MigrationRequest mr) {
+    if (mr.getStatus().getPhase().finished()) {
+      metrics.ended(mr);
+    }
     return UpdateControl.noUpdate();
   }
 

@@ -61,6 +61,11 @@ public final class Testbed implements AutoCloseable {
   }
 
   /** A fresh directory in the BPF filesystem for this testbed's pins. */
+  /** What the names of this bed's namespaces and pins start with. */
+  public String prefix() {
+    return prefix;
+  }
+
   public Path bpfPinDir(String name) {
     return mountBpfFs().resolve(prefix + name);
   }

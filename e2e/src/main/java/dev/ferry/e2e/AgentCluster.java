@@ -31,6 +31,12 @@ final class AgentCluster implements AutoCloseable {
   /** The test's own address on the nodes' LAN, where it serves what the nodes call. */
   static final String LAN_SELF = "198.18.0.254";
 
+  /**
+   * Whether the processes' output goes to our standard output too (the tests' logs); not in the
+   * demo.
+   */
+  static volatile boolean echoLogs = true;
+
   final Testbed bed;
   final Path dir;
   final Path certs;
@@ -50,6 +56,10 @@ final class AgentCluster implements AutoCloseable {
     final Path stateDir;
     final Path pinDir;
     final List<String> log = new CopyOnWriteArrayList<>();
+
+    /** More of the agent's environment for every start (the cluster's API server, its IMDS). */
+    volatile Map<String, String> baseEnv = Map.of();
+
     Process agent;
 
     Node(String name, String ip, String podRole) throws IOException {
@@ -92,6 +102,7 @@ final class AgentCluster implements AutoCloseable {
       env.put("FERRY_AGENT_STATE_DIR", stateDir.toString());
       env.put("FERRY_AGENT_BPF_PIN_DIR", pinDir.toString());
       env.put("FERRY_AGENT_UPLINK", "eth0");
+      env.putAll(baseEnv);
       env.putAll(more);
       agent = start(pb, name + " agent", "ferry node-agent on", log);
     }
@@ -147,7 +158,7 @@ final class AgentCluster implements AutoCloseable {
   }
 
   static AgentCluster start() throws Exception {
-    AgentCluster c = new AgentCluster();
+    AgentCluster c = create();
     try {
       c.a.startAgent();
       c.b.startAgent();
@@ -156,6 +167,11 @@ final class AgentCluster implements AutoCloseable {
       c.close();
       throw e;
     }
+  }
+
+  /** The namespaces, certificates and BPF filesystem; no agent runs yet. */
+  static AgentCluster create() throws Exception {
+    return new AgentCluster();
   }
 
   /** curl -sSN on the client against the service address. */
@@ -228,10 +244,26 @@ final class AgentCluster implements AutoCloseable {
 
   private Process start(ProcessBuilder pb, String label, String upLine, List<String> sink)
       throws Exception {
-    Process p =
-        pb.redirectErrorStream(true)
-            .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
-            .start();
+    return start(
+        pb.redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null"))),
+        label,
+        upLine,
+        sink,
+        null);
+  }
+
+  /**
+   * Starts a process of the cluster, logged under {@code label}, and returns once it prints {@code
+   * upLine} (handed to {@code onUp}); it is killed when the cluster closes.
+   */
+  Process start(
+      ProcessBuilder pb,
+      String label,
+      String upLine,
+      List<String> sink,
+      java.util.function.Consumer<String> onUp)
+      throws Exception {
+    Process p = pb.redirectErrorStream(true).start();
     processes.add(p);
     CountDownLatch up = new CountDownLatch(1);
     Thread t =
@@ -242,11 +274,16 @@ final class AgentCluster implements AutoCloseable {
                       new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
                 String line;
                 while ((line = in.readLine()) != null) {
-                  System.out.println("    [" + label + "] " + line);
+                  if (echoLogs) {
+                    System.out.println("    [" + label + "] " + line);
+                  }
                   if (sink != null) {
                     sink.add(line);
                   }
-                  if (line.contains(upLine)) {
+                  if (up.getCount() > 0 && line.contains(upLine)) {
+                    if (onUp != null) {
+                      onUp.accept(line);
+                    }
                     up.countDown();
                   }
                 }

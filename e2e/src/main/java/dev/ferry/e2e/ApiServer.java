@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.e2e;
+
+import dev.ferry.api.crd.MigrationPolicy;
+import dev.ferry.api.crd.MigrationRequest;
+import io.fabric8.kubernetes.client.dsl.base.CustomResourceDefinitionContext;
+import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
+import io.fabric8.mockwebserver.Context;
+import io.fabric8.mockwebserver.MockWebServer;
+import java.net.InetAddress;
+import java.util.HashMap;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * The one-machine cluster's API server, as a process of its own: Fabric8's mock server in CRUD
+ * mode, serving Ferry's resources beside the built-in ones. It stores and watches; it enforces no
+ * schema, CEL or RBAC (those are checked statically). Runs until its standard input closes.
+ *
+ * <p>Usage: {@code ApiServer HOST}; prints {@code api server listening on HOST:PORT}.
+ */
+public final class ApiServer {
+  /** Held, so that the level sticks: the mock logs every request at INFO otherwise. */
+  private static final Logger MOCK_LOG = Logger.getLogger("io.fabric8.mockwebserver");
+
+  private ApiServer() {}
+
+  public static void main(String[] args) throws Exception {
+    MOCK_LOG.setLevel(Level.WARNING);
+    InetAddress host = InetAddress.getByName(args.length > 0 ? args[0] : "127.0.0.1");
+    KubernetesMockServer api =
+        new KubernetesMockServer(
+            new Context(),
+            new MockWebServer(),
+            new HashMap<>(),
+            new KubernetesCrudDispatcher(),
+            false);
+    api.init(host, 0);
+    api.expectCustomResource(
+        CustomResourceDefinitionContext.fromCustomResourceType(MigrationRequest.class));
+    api.expectCustomResource(
+        CustomResourceDefinitionContext.fromCustomResourceType(MigrationPolicy.class));
+    System.out.println("api server listening on " + host.getHostAddress() + ":" + api.getPort());
+    System.out.flush();
+    // The parent holds our standard input: when it goes, so do we.
+    while (System.in.read() >= 0) {
+      // nothing to read; wait for the end
+    }
+    api.destroy();
+  }
+}

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.e2e;
+
+import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.api.crd.MigrationRequestSpec;
+import dev.ferry.api.crd.MigrationRequestStatus;
+import dev.ferry.api.crd.PodReference;
+import dev.ferry.testbed.FakeImds;
+import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.NodeBuilder;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.client.Config;
+import io.fabric8.kubernetes.client.ConfigBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.InetAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * The agents' two-node cluster made whole: an API server (Fabric8's mock, CRUD mode, as a process
+ * on the nodes' LAN) holding its Nodes and Pods, an instance metadata service per node that the
+ * node's agent watches, and the operator as a process (the Quarkus build) watching the API server.
+ */
+final class OperatorCluster implements AutoCloseable {
+  static final String NAMESPACE = "shop";
+  static final String APP_LABEL = "token-streamer";
+
+  final AgentCluster agents;
+  final KubernetesClient kube;
+  final String apiUrl;
+  final FakeImds imdsA;
+  final FakeImds imdsB;
+  final List<String> operatorLog = new CopyOnWriteArrayList<>();
+  private final Process apiServer;
+  private Process operator;
+  private Map<String, String> operatorEnv = Map.of();
+
+  private OperatorCluster(AgentCluster agents) throws Exception {
+    this.agents = agents;
+    InetAddress lan = InetAddress.getByName(AgentCluster.LAN_SELF);
+    AtomicReference<String> url = new AtomicReference<>();
+    this.apiServer =
+        agents.start(
+            new ProcessBuilder(
+                AgentCluster.java(),
+                "-cp",
+                System.getProperty("java.class.path"),
+                ApiServer.class.getName(),
+                AgentCluster.LAN_SELF),
+            "api-server",
+            "api server listening on",
+            null,
+            line -> url.set("http://" + line.substring(line.lastIndexOf(' ') + 1)));
+    this.apiUrl = url.get();
+    this.kube = client(apiUrl);
+    this.imdsA = FakeImds.start(lan);
+    this.imdsB = FakeImds.start(lan);
+    node(agents.a, imdsA);
+    node(agents.b, imdsB);
+    pod("pod-a", agents.a, AgentCluster.VIP, APP_LABEL);
+    pod("pod-b", agents.b, null, APP_LABEL);
+  }
+
+  static OperatorCluster start() throws Exception {
+    AgentCluster agents = AgentCluster.create();
+    try {
+      OperatorCluster c = new OperatorCluster(agents);
+      c.agents.a.startAgent();
+      c.agents.b.startAgent();
+      c.startOperator();
+      return c;
+    } catch (Exception | Error e) {
+      agents.close();
+      throw e;
+    }
+  }
+
+  private static KubernetesClient client(String url) {
+    Config config =
+        new ConfigBuilder(Config.empty()).withMasterUrl(url).withNamespace(NAMESPACE).build();
+    return new KubernetesClientBuilder().withConfig(config).build();
+  }
+
+  /** The Node as the kubelet registers it; its agent reports to the API server from its IMDS. */
+  private void node(AgentCluster.Node n, FakeImds imds) {
+    n.baseEnv =
+        Map.of(
+            "FERRY_AGENT_IMDS_ENABLED", "true",
+            "FERRY_AGENT_IMDS_ENDPOINT", imds.endpoint().toString(),
+            "FERRY_AGENT_IMDS_INTERVAL", "PT0.5S",
+            "KUBERNETES_MASTER", apiUrl,
+            "KUBERNETES_AUTH_TRYKUBECONFIG", "false",
+            "KUBERNETES_AUTH_TRYSERVICEACCOUNT", "false");
+    kube.nodes()
+        .resource(
+            new NodeBuilder()
+                .withNewMetadata()
+                .withName(n.name)
+                .endMetadata()
+                .withNewSpec()
+                .withProviderID("aws:///us-east-1a/" + instanceId(n))
+                .endSpec()
+                .withNewStatus()
+                .addNewAddress()
+                .withType("InternalIP")
+                .withAddress(n.ip)
+                .endAddress()
+                .addNewCondition()
+                .withType("Ready")
+                .withStatus("True")
+                .endCondition()
+                .endStatus()
+                .build())
+        .create();
+  }
+
+  static String instanceId(AgentCluster.Node n) {
+    return "i-0" + n.name.replace("-", "");
+  }
+
+  /** A pod as the kubelet reports it; the test bed names its network namespace. */
+  Pod pod(String name, AgentCluster.Node n, String ip, String app) {
+    PodBuilder b =
+        new PodBuilder()
+            .withNewMetadata()
+            .withName(name)
+            .withNamespace(NAMESPACE)
+            .withUid(java.util.UUID.randomUUID().toString())
+            .withLabels(Map.of("app", app))
+            .withAnnotations(Map.of("ferry.dev/netns", n.podNetns()))
+            .endMetadata()
+            .withNewSpec()
+            .withNodeName(n.name)
+            .addNewContainer()
+            .withName("streamer")
+            .withImage("ferry/token-streamer")
+            .addNewPort()
+            .withContainerPort(AgentCluster.PORT)
+            .withProtocol("TCP")
+            .endPort()
+            .endContainer()
+            .endSpec()
+            .withNewStatus()
+            .withPhase("Running")
+            .addNewCondition()
+            .withType("Ready")
+            .withStatus("True")
+            .endCondition()
+            .endStatus();
+    if (ip != null) {
+      b.editStatus().withPodIP(ip).addNewPodIP().withIp(ip).endPodIP().endStatus();
+    }
+    return kube.pods().inNamespace(NAMESPACE).resource(b.build()).create();
+  }
+
+  /** Starts (or restarts) the operator with the environment of its last start. */
+  void startOperator() throws Exception {
+    startOperator(operatorEnv);
+  }
+
+  /** Starts (or restarts) the operator, with {@code more} of its environment (FERRY_OPERATOR_*). */
+  void startOperator(Map<String, String> more) throws Exception {
+    operatorLog.clear();
+    operatorEnv = Map.copyOf(more);
+    ProcessBuilder pb =
+        new ProcessBuilder(
+                AgentCluster.java(),
+                "-jar",
+                AgentCluster.repoFile("operator/target/quarkus-app/quarkus-run.jar").toString())
+            .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+    Map<String, String> env = pb.environment();
+    env.put("KUBERNETES_MASTER", apiUrl);
+    env.put("KUBERNETES_AUTH_TRYKUBECONFIG", "false");
+    env.put("KUBERNETES_AUTH_TRYSERVICEACCOUNT", "false");
+    env.put("KUBERNETES_NAMESPACE", NAMESPACE);
+    env.put("FERRY_OPERATOR_TLS_CA", agents.certs.resolve("ca.crt").toString());
+    env.put("FERRY_OPERATOR_TLS_CERT", agents.certs.resolve("operator.crt").toString());
+    env.put("FERRY_OPERATOR_TLS_KEY", agents.certs.resolve("operator.key").toString());
+    env.putAll(more);
+    operator = agents.start(pb, "operator", "started in", operatorLog, null);
+  }
+
+  void killOperator() throws InterruptedException {
+    operator.destroyForcibly();
+    operator.waitFor(10, TimeUnit.SECONDS);
+  }
+
+  @Override
+  public void close() {
+    kube.close();
+    imdsA.close();
+    imdsB.close();
+    // The agents' cluster kills every process it started: the operator and the API server too.
+    agents.close();
+  }
+
+  /** {@code kubectl apply -f}: creates every object of the YAML file, as the file says. */
+  List<HasMetadata> apply(Path yaml) throws IOException {
+    try (InputStream in = Files.newInputStream(yaml)) {
+      return kube.load(in).items().stream().map(o -> kube.resource(o).create()).toList();
+    }
+  }
+
+  /** Asks the operator to move {@code from}'s connections, and {@code address}, to {@code to}. */
+  MigrationRequest request(String name, String from, String to, String address) {
+    MigrationRequestSpec s = new MigrationRequestSpec();
+    s.setSource(new PodReference(from));
+    s.setTarget(new PodReference(to));
+    s.setAddress(address);
+    MigrationRequest mr = new MigrationRequest();
+    mr.getMetadata().setName(name);
+    mr.getMetadata().setNamespace(NAMESPACE);
+    mr.setSpec(s);
+    return kube.resource(mr).create();
+  }
+
+  /** The request's status once it reaches an end (Completed, Failed, RolledBack). */
+  MigrationRequestStatus awaitEnd(String name, int seconds) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+    while (System.nanoTime() < deadline) {
+      MigrationRequest now =
+          kube.resources(MigrationRequest.class).inNamespace(NAMESPACE).withName(name).get();
+      if (now != null
+          && now.getStatus() != null
+          && now.getStatus().getPhase() != null
+          && now.getStatus().getPhase().finished()) {
+        return now.getStatus();
+      }
+      Thread.sleep(50);
+    }
+    throw new AssertionError(name + " did not end within " + seconds + " s");
+  }
+}

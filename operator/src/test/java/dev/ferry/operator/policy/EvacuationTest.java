@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator.policy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.ferry.api.crd.MigrationPolicy;
+import dev.ferry.api.crd.MigrationPolicySpec;
+import io.fabric8.kubernetes.api.model.Node;
+import io.fabric8.kubernetes.api.model.NodeBuilder;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+class EvacuationTest {
+  private static final Map<String, String> APP = Map.of("app", "streamer");
+
+  @Test
+  void onlyTheProtectedPodsOnTheLeavingNodeGetRequestsWithTargetsOnStayingNodes() {
+    MigrationPolicy policy = policy();
+    NodeSignal signal = new NodeSignal("node-a", "SpotInterruptionNotice", "2026-11-23T10:00:00Z");
+    List<Pod> pods =
+        List.of(
+            pod("s-1", "node-a", APP, true),
+            pod("s-2", "node-a", APP, true),
+            pod("other", "node-a", Map.of("app", "db"), true),
+            pod("s-3", "node-b", APP, true),
+            pod("s-4", "node-c", APP, true),
+            pod("s-5", "node-d", APP, true),
+            pod("s-6", "node-e", APP, false));
+
+    List<Evacuation.Move> moves = Evacuation.plan(policy, signal, pods, Set.of("node-a", "node-d"));
+
+    assertThat(moves)
+        .extracting(m -> m.source().getMetadata().getName())
+        .containsExactly("s-1", "s-2");
+    assertThat(moves)
+        .allSatisfy(m -> assertThat(m).isInstanceOf(Evacuation.Request.class))
+        .extracting(m -> ((Evacuation.Request) m).request().getSpec().getTarget().getName())
+        .as("round robin over ready pods on nodes that stay (not node-d, not the unready s-6)")
+        .containsExactly("s-3", "s-4");
+    var first = ((Evacuation.Request) moves.get(0)).request();
+    assertThat(first.getMetadata().getNamespace()).isEqualTo("shop");
+    assertThat(first.getMetadata().getLabels())
+        .containsEntry(Evacuation.POLICY_LABEL, "keep-streams")
+        .containsEntry(Evacuation.NODE_LABEL, "node-a");
+    assertThat(first.getSpec().getSource().getName()).isEqualTo("s-1");
+    assertThat(first.getSpec().getPorts()).containsExactly(8080);
+    assertThat(first.getSpec().getHoldLimit()).isEqualTo("20s");
+  }
+
+  @Test
+  void oneAnnouncementNamesOneRequestPerPodAndALaterOneANewRequest() {
+    Pod p = pod("s-1", "node-a", APP, true);
+    NodeSignal first = new NodeSignal("node-a", "SpotInterruptionNotice", "2026-11-23T10:00:00Z");
+    NodeSignal again = new NodeSignal("node-a", "SpotInterruptionNotice", "2026-11-23T10:00:00Z");
+    NodeSignal later = new NodeSignal("node-a", "SpotInterruptionNotice", "2026-11-24T09:00:00Z");
+    assertThat(Evacuation.name(p, first)).isEqualTo(Evacuation.name(p, again)).startsWith("s-1-");
+    assertThat(Evacuation.name(p, later)).isNotEqualTo(Evacuation.name(p, first));
+  }
+
+  @Test
+  void withNoPodToTakeOverTheMoveWaitsAndSaysWhy() {
+    List<Evacuation.Move> moves =
+        Evacuation.plan(
+            policy(),
+            new NodeSignal("node-a", "karpenter.sh/disrupted", ""),
+            List.of(pod("s-1", "node-a", APP, true)),
+            Set.of("node-a"));
+    assertThat(moves).singleElement().isInstanceOf(Evacuation.NoTarget.class);
+    assertThat(((Evacuation.NoTarget) moves.get(0)).why())
+        .contains("app=streamer")
+        .contains("staying");
+  }
+
+  @Test
+  void theNodeSignalsFollowThePolicysTriggers() {
+    MigrationPolicySpec.Triggers defaults = new MigrationPolicySpec.Triggers();
+    Node spot =
+        node("n1")
+            .editStatus()
+            .addNewCondition()
+            .withType("SpotInterruptionNotice")
+            .withStatus("True")
+            .withLastTransitionTime("2026-11-23T10:00:00Z")
+            .endCondition()
+            .endStatus()
+            .build();
+    Node rebalance =
+        node("n2")
+            .editStatus()
+            .addNewCondition()
+            .withType("RebalanceRecommendation")
+            .withStatus("True")
+            .endCondition()
+            .endStatus()
+            .build();
+    Node cleared =
+        node("n3")
+            .editStatus()
+            .addNewCondition()
+            .withType("SpotInterruptionNotice")
+            .withStatus("False")
+            .endCondition()
+            .endStatus()
+            .build();
+    Node tainted =
+        node("n4")
+            .editSpec()
+            .addNewTaint()
+            .withKey("karpenter.sh/disrupted")
+            .withEffect("NoSchedule")
+            .endTaint()
+            .endSpec()
+            .build();
+    Node otherTaint =
+        node("n5")
+            .editSpec()
+            .addNewTaint()
+            .withKey("dedicated")
+            .withEffect("NoSchedule")
+            .endTaint()
+            .endSpec()
+            .build();
+
+    assertThat(NodeSignal.of(spot, defaults))
+        .get()
+        .hasToString("n1: SpotInterruptionNotice at 2026-11-23T10:00:00Z");
+    assertThat(NodeSignal.of(rebalance, defaults)).as("rebalance is off by default").isEmpty();
+    assertThat(NodeSignal.of(cleared, defaults)).isEmpty();
+    assertThat(NodeSignal.of(tainted, defaults))
+        .get()
+        .extracting(NodeSignal::kind)
+        .isEqualTo("karpenter.sh/disrupted");
+    assertThat(NodeSignal.of(otherTaint, defaults)).isEmpty();
+
+    MigrationPolicySpec.Triggers onlyRebalance = new MigrationPolicySpec.Triggers();
+    onlyRebalance.setSpotInterruption(false);
+    onlyRebalance.setRebalanceRecommendation(true);
+    onlyRebalance.setDrainTaints(List.of());
+    assertThat(NodeSignal.of(spot, onlyRebalance)).isEmpty();
+    assertThat(NodeSignal.of(tainted, onlyRebalance)).isEmpty();
+    assertThat(NodeSignal.of(rebalance, onlyRebalance)).isPresent();
+  }
+
+  private static MigrationPolicy policy() {
+    MigrationPolicySpec spec = new MigrationPolicySpec();
+    spec.setSelector(APP);
+    spec.setPorts(List.of(8080));
+    spec.setHoldLimit("20s");
+    MigrationPolicy p = new MigrationPolicy();
+    p.setMetadata(new ObjectMetaBuilder().withName("keep-streams").withNamespace("shop").build());
+    p.setSpec(spec);
+    return p;
+  }
+
+  private static NodeBuilder node(String name) {
+    return new NodeBuilder()
+        .withNewMetadata()
+        .withName(name)
+        .endMetadata()
+        .withNewSpec()
+        .endSpec()
+        .withNewStatus()
+        .endStatus();
+  }
+
+  private static Pod pod(String name, String node, Map<String, String> labels, boolean ready) {
+    return new PodBuilder()
+        .withNewMetadata()
+        .withName(name)
+        .withNamespace("shop")
+        .withUid("uid-" + name)
+        .withLabels(labels)
+        .endMetadata()
+        .withNewSpec()
+        .withNodeName(node)
+        .endSpec()
+        .withNewStatus()
+        .withPhase("Running")
+        .addNewCondition()
+        .withType("Ready")
+        .withStatus(ready ? "True" : "False")
+        .endCondition()
+        .endStatus()
+        .build();
+  }
+}
