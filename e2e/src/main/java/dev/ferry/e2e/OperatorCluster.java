@@ -4,6 +4,7 @@ package dev.ferry.e2e;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestSpec;
 import dev.ferry.api.crd.MigrationRequestStatus;
+import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
 import dev.ferry.testbed.FakeImds;
 import io.fabric8.kubernetes.api.model.HasMetadata;
@@ -222,6 +223,21 @@ final class OperatorCluster implements AutoCloseable {
     mr.getMetadata().setNamespace(NAMESPACE);
     mr.setSpec(s);
     return kube.resource(mr).create();
+  }
+
+  /** Waits until the request is in one of {@code phases}, or ended; returns the phase. */
+  Phase awaitPhase(String name, Phase... phases) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (System.nanoTime() < deadline) {
+      MigrationRequest now =
+          kube.resources(MigrationRequest.class).inNamespace(NAMESPACE).withName(name).get();
+      Phase at = now == null || now.getStatus() == null ? null : now.getStatus().getPhase();
+      if (at != null && (List.of(phases).contains(at) || at.finished())) {
+        return at;
+      }
+      Thread.sleep(2);
+    }
+    throw new AssertionError(name + " never reached " + List.of(phases));
   }
 
   /** The request's status once it reaches an end (Completed, Failed, RolledBack). */

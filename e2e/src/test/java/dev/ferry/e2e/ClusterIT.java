@@ -140,6 +140,59 @@ class ClusterIT {
     }
   }
 
+  @Test
+  void aTargetAgentKilledMidTransferLeavesTheStreamLiveOnTheSource() throws Exception {
+    try (CurlStream curl = cluster.agents.curl(STREAM)) {
+      curl.awaitEvents(50, 10_000);
+      cluster.request("b-dies", "pod-a", "pod-b", null);
+      Phase killedIn = cluster.awaitPhase("b-dies", Phase.Transferring);
+      cluster.agents.b.killAgent();
+      assertThat(killedIn).isEqualTo(Phase.Transferring);
+
+      MigrationRequestStatus st = cluster.awaitEnd("b-dies", 90);
+      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.RolledBack);
+      assertThat(st.getMessage()).contains("in Transferring");
+      assertThat(st.getConnections().getRolledBack()).isEqualTo(1);
+      assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
+      assertThat(curl.output()).as("the stream went on from pod-a").isEqualTo(reference);
+    } finally {
+      cluster.agents.b.startAgent();
+    }
+  }
+
+  @Test
+  void aHoldPastItsLimitGivesTheStreamBackToTheSourceAndTheRequestRollsBack() throws Exception {
+    try (CurlStream curl = cluster.agents.curl(STREAM)) {
+      curl.awaitEvents(50, 10_000);
+      MigrationRequest mr = new MigrationRequest();
+      mr.getMetadata().setName("held-too-long");
+      mr.getMetadata().setNamespace(OperatorCluster.NAMESPACE);
+      mr.setSpec(new dev.ferry.api.crd.MigrationRequestSpec());
+      mr.getSpec().setSource(new dev.ferry.api.crd.PodReference("pod-a"));
+      mr.getSpec().setTarget(new dev.ferry.api.crd.PodReference("pod-b"));
+      mr.getSpec().setHoldLimit("2s");
+      cluster.kube.resource(mr).create();
+      // The operator goes away with the clients held, and stays away past the hold limit.
+      Phase killedIn =
+          cluster.awaitPhase("held-too-long", Phase.Exporting, Phase.Transferring, Phase.Restoring);
+      cluster.killOperator();
+      assertThat(killedIn.finished()).as("killed in " + killedIn).isFalse();
+      int before = curl.events();
+      Thread.sleep(4_000);
+      assertThat(curl.events())
+          .as("tokens after the hold limit, with no operator: the source has the stream again")
+          .isGreaterThan(before + 100);
+      cluster.startOperator();
+
+      MigrationRequestStatus st = cluster.awaitEnd("held-too-long", 60);
+      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.RolledBack);
+      assertThat(st.getMessage()).contains("hold limit");
+      assertThat(st.getConnections().getRolledBack()).isEqualTo(1);
+      assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
+      assertThat(curl.output()).as("the stream went on from pod-a").isEqualTo(reference);
+    }
+  }
+
   private static MigrationRequest awaitPolicyRequest(int seconds) throws InterruptedException {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
     while (System.nanoTime() < deadline) {

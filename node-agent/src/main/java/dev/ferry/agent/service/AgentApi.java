@@ -28,6 +28,7 @@ import dev.ferry.sys.RtNetlink;
 import dev.ferry.sys.SyscallException;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -83,7 +84,9 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
             }
             chosen = found.stream().filter(wanted::contains).toList();
           }
-          return m.freeze(chosen);
+          MigrationStatus frozen = m.freeze(chosen);
+          migrations.limitHold(m, Duration.ofMillis(req.getHoldLimitMs()));
+          return frozen;
         });
   }
 
@@ -144,6 +147,9 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
             }
             switch (req.getOp()) {
               case ADD -> {
+                if (!req.getMigrationId().isEmpty()) {
+                  migrations.addressLeaving(req.getMigrationId(), false);
+                }
                 try (NetNamespace pod = node.pods().open(req.getPod(), "pod")) {
                   steps.add(addresses.add(address, pod, ifname));
                 }
@@ -152,6 +158,9 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
                 }
               }
               case REMOVE -> {
+                if (!req.getMigrationId().isEmpty()) {
+                  migrations.addressLeaving(req.getMigrationId(), true);
+                }
                 if (!hostIf.isEmpty()) {
                   steps.add(addresses.removeRoute(address, host, hostIf));
                 }

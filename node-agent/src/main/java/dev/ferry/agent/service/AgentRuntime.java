@@ -76,7 +76,7 @@ public class AgentRuntime {
             peers,
             workers,
             metrics);
-    Migrations migrations = new Migrations(node);
+    Migrations migrations = new Migrations(node, settings.holdLimit());
     migrations.recover();
     metrics.connections(migrations::phases);
     metrics.holds(this::activeHolds, this::probesAnswered);

@@ -8,12 +8,16 @@ import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.sys.SyscallException;
 import java.io.IOException;
+import java.time.Duration;
 import java.util.EnumMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import java.util.logging.Logger;
 
 /** Every migration this node takes part in, as source or target, by id. */
@@ -21,11 +25,58 @@ final class Migrations {
   private static final Logger LOG = Logger.getLogger(Migrations.class.getName());
 
   private final NodeParts node;
+  private final Duration holdLimit;
   private final Map<String, SourceMigration> sources = new ConcurrentHashMap<>();
   private final Map<String, TargetMigration> targets = new ConcurrentHashMap<>();
+  private final ScheduledExecutorService limits =
+      Executors.newSingleThreadScheduledExecutor(
+          r -> {
+            Thread t = new Thread(r, "hold-limits");
+            t.setDaemon(true);
+            return t;
+          });
 
-  Migrations(NodeParts node) {
+  /**
+   * @param holdLimit the agent's own hold limit: the hold's programs step aside at it, so a
+   *     migration's own limit is kept below it, with time to roll back before the hold goes
+   */
+  Migrations(NodeParts node, Duration holdLimit) {
     this.node = node;
+    this.holdLimit = holdLimit;
+  }
+
+  /**
+   * Rolls {@code m} back if it is still here when its clients have been held for {@code requested}
+   * (0: the agent's own limit), unless its address has left the node by then.
+   */
+  void limitHold(SourceMigration m, Duration requested) {
+    Duration most = holdLimit.multipliedBy(9).dividedBy(10);
+    Duration limit = requested.isZero() || requested.compareTo(most) > 0 ? most : requested;
+    limits.schedule(
+        () -> {
+          try {
+            m.holdLimitPassed(limit);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          } catch (RuntimeException e) {
+            LOG.severe(() -> "rolling " + m.id + " back at its hold limit failed: " + e);
+          }
+        },
+        limit.toMillis(),
+        TimeUnit.MILLISECONDS);
+  }
+
+  /**
+   * The address of migration {@code id} leaves this node ({@code gone}) or comes back; a no-op
+   * unless the migration leaves this node.
+   *
+   * @throws WrongPhase when the migration's hold limit has already rolled it back here
+   */
+  void addressLeaving(String id, boolean gone) {
+    SourceMigration m = sources.get(id);
+    if (m != null) {
+      m.addressLeaving(gone);
+    }
   }
 
   /**

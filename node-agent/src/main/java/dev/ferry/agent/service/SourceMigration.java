@@ -18,6 +18,7 @@ import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.sdk.wire.Connection;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.SyscallException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.LinkedHashMap;
@@ -40,6 +41,12 @@ final class SourceMigration {
   private final NodeParts node;
   private final PhaseClock clock;
   private final Map<Connection, ConnectionRecord> records = new LinkedHashMap<>();
+
+  /** The address has left the node: the migration can only end on the target now. */
+  private boolean committed;
+
+  /** Why the hold limit rolled this migration back; null while it has not. */
+  private String limitPassed;
 
   SourceMigration(String id, PodRef pod, NodeParts node) {
     this.id = id;
@@ -81,6 +88,7 @@ final class SourceMigration {
   }
 
   synchronized MigrationStatus export() throws InterruptedException {
+    refuseIfLimitPassed();
     List<ConnectionRecord> frozen = in(FROZEN);
     List<Departure> results =
         clock.time(
@@ -101,6 +109,7 @@ final class SourceMigration {
 
   /** Streams every saved state to the target's agent; the target replaces what it had. */
   synchronized MigrationStatus transfer(String targetAgent) {
+    refuseIfLimitPassed();
     if (!in(FROZEN).isEmpty()) {
       throw new WrongPhase("connections are frozen but not exported: call Export first");
     }
@@ -215,6 +224,41 @@ final class SourceMigration {
 
   private List<ConnectionRecord> in(ConnectionPhase phase) {
     return new ArrayList<>(records.values().stream().filter(r -> r.phase == phase).toList());
+  }
+
+  /**
+   * The clients have been held for {@code limit}: unless the address has left the node, every
+   * connection goes back to its application here, and the migration's later steps are refused.
+   */
+  synchronized void holdLimitPassed(Duration limit) throws InterruptedException {
+    boolean pending = records.values().stream().anyMatch(r -> r.held != null || r.departed != null);
+    if (committed || !pending || limitPassed != null) {
+      return;
+    }
+    limitPassed =
+        "the hold limit ("
+            + limit.toMillis()
+            + " ms) passed before the migration finished: its connections went back to their"
+            + " application on "
+            + node.nodeName();
+    LOG.warning(() -> "migration " + id + ": " + limitPassed);
+    rollback();
+    records.values().stream()
+        .filter(r -> r.phase == ROLLED_BACK)
+        .forEach(r -> r.to(ROLLED_BACK, limitPassed));
+  }
+
+  synchronized void addressLeaving(boolean gone) {
+    if (gone) {
+      refuseIfLimitPassed();
+    }
+    committed = gone;
+  }
+
+  private void refuseIfLimitPassed() {
+    if (limitPassed != null) {
+      throw new WrongPhase(limitPassed + "; roll the migration back");
+    }
   }
 
   private void forgetIfDone() {

@@ -75,6 +75,7 @@ public final class AddressMove {
             .setAddress(plan.address())
             .setPod(pod)
             .setHostRoute(hostRoute)
+            .setMigrationId(plan.id())
             .build();
     agent.call("MoveAddress " + op, s -> s.moveAddress(r));
   }

@@ -127,6 +127,8 @@ public final class MigrationRun {
                             .setPod(plan.source())
                             .addAllPorts(plan.ports())
                             .setTargetAgent(plan.targetAgent())
+                            .setHoldLimitMs(
+                                (int) Math.min(Integer.MAX_VALUE, plan.holdLimit().toMillis()))
                             .build()));
         read(s);
         Outcomes.expect("freeze", s, FROZEN, STAYED);
