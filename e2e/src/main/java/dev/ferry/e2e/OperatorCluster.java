@@ -6,6 +6,7 @@ import dev.ferry.api.crd.MigrationRequestSpec;
 import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
+import dev.ferry.testbed.FakeEc2;
 import dev.ferry.testbed.FakeImds;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
@@ -41,6 +42,10 @@ final class OperatorCluster implements AutoCloseable {
   final String apiUrl;
   final FakeImds imdsA;
   final FakeImds imdsB;
+
+  /** The VPC's EC2 API: used by the operator when started with {@link #awsEnv}. */
+  final FakeEc2 ec2;
+
   final List<String> operatorLog = new CopyOnWriteArrayList<>();
   private final Process apiServer;
   private Process operator;
@@ -66,8 +71,11 @@ final class OperatorCluster implements AutoCloseable {
     this.kube = client(apiUrl);
     this.imdsA = FakeImds.start(lan);
     this.imdsB = FakeImds.start(lan);
+    this.ec2 = FakeEc2.start(lan);
     node(agents.a, imdsA);
     node(agents.b, imdsB);
+    ec2.addSecondary(eni(agents.a), AgentCluster.VIP);
+    ec2.onMove(this::deliver);
     pod("pod-a", agents.a, AgentCluster.VIP, APP_LABEL);
     pod("pod-b", agents.b, null, APP_LABEL);
   }
@@ -94,6 +102,14 @@ final class OperatorCluster implements AutoCloseable {
 
   /** The Node as the kubelet registers it; its agent reports to the API server from its IMDS. */
   private void node(AgentCluster.Node n, FakeImds imds) {
+    ec2.addInterface("eni-primary-" + n.name, instanceId(n), "subnet-0lan", 0, n.ip, Map.of());
+    ec2.addInterface(
+        eni(n),
+        instanceId(n),
+        "subnet-0lan",
+        1,
+        n.ip.replaceFirst("\\.(\\d+)$", ".1$1"),
+        Map.of("node.k8s.amazonaws.com/no_manage", "true"));
     n.baseEnv =
         Map.of(
             "FERRY_AGENT_IMDS_ENABLED", "true",
@@ -125,8 +141,34 @@ final class OperatorCluster implements AutoCloseable {
         .create();
   }
 
+  /** The node's EC2 instance, as its spec.providerID names it. */
   static String instanceId(AgentCluster.Node n) {
-    return "i-0" + n.name.replace("-", "");
+    return String.format("i-%017x", n.name.hashCode() & 0xffffffffL);
+  }
+
+  /** The node's interface for movable addresses, which the VPC CNI leaves alone. */
+  static String eni(AgentCluster.Node n) {
+    return "eni-0" + n.name.replace("-", "");
+  }
+
+  /**
+   * The VPC delivers the address to the node whose interface EC2 says has it: here, the client's
+   * neighbour entry for it points at that node.
+   */
+  private void deliver(FakeEc2.Move move) {
+    AgentCluster.Node to = instanceId(agents.a).equals(move.toInstance()) ? agents.a : agents.b;
+    agents.client.setNeighbour(move.address(), to.host.mac());
+  }
+
+  /** The operator's environment for the AWS address mover, against this cluster's EC2. */
+  Map<String, String> awsEnv() {
+    return Map.of(
+        "FERRY_OPERATOR_ADDRESS_MOVER", "aws",
+        "FERRY_OPERATOR_AWS_ENDPOINT", ec2.endpoint().toString(),
+        "FERRY_OPERATOR_AWS_REGION", "us-east-1",
+        "FERRY_OPERATOR_AWS_SETTLE_TIMEOUT", "10s",
+        "AWS_ACCESS_KEY_ID", "AKIDFERRYTEST",
+        "AWS_SECRET_ACCESS_KEY", "ferry-test-secret");
   }
 
   /** A pod as the kubelet reports it; the test bed names its network namespace. */
@@ -201,6 +243,7 @@ final class OperatorCluster implements AutoCloseable {
     kube.close();
     imdsA.close();
     imdsB.close();
+    ec2.close();
     // The agents' cluster kills every process it started: the operator and the API server too.
     agents.close();
   }

@@ -7,8 +7,12 @@ import dev.ferry.api.crd.MigrationPolicy;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.api.crd.Phase;
+import dev.ferry.testbed.FakeEc2;
+import dev.ferry.testbed.FakeEc2Request;
 import dev.ferry.testbed.Shell;
+import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -191,6 +195,110 @@ class ClusterIT {
       assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
       assertThat(curl.output()).as("the stream went on from pod-a").isEqualTo(reference);
     }
+  }
+
+  @Test
+  void theAwsMoverMovesTheAddressThroughEc2AndTheStreamGoesOn() throws Exception {
+    FakeEc2 ec2 = cluster.ec2;
+    ec2.moveDelay(Duration.ofMillis(200));
+    withOperator(
+        cluster.awsEnv(),
+        () -> {
+          try (CurlStream curl = cluster.agents.curl(STREAM)) {
+            curl.awaitEvents(50, 10_000);
+            cluster.request("aws-to-b", "pod-a", "pod-b", null);
+            MigrationRequestStatus st = cluster.awaitEnd("aws-to-b", 60);
+
+            assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
+            assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
+            assertThat(curl.output()).as("curl's whole output").isEqualTo(reference);
+            FakeEc2Request assign = last(ec2.requests(FakeEc2.ASSIGN));
+            assertThat(assign.param("NetworkInterfaceId"))
+                .as("node-b's interface tagged no_manage")
+                .isEqualTo(OperatorCluster.eni(cluster.agents.b));
+            assertThat(assign.list("PrivateIpAddress")).containsExactly(AgentCluster.VIP);
+            assertThat(assign.param("AllowReassignment")).isEqualTo("true");
+            assertThat(ec2.addresses(OperatorCluster.eni(cluster.agents.b)))
+                .contains(AgentCluster.VIP);
+            System.out.println(
+                "aws mover: pause " + st.getPauseMillis() + " ms, phases " + st.getPhaseMillis());
+          }
+          // And back over EC2: the cluster's other scenarios start from pod-a. The finished
+          // stream's socket must be gone first, or the move would be of a closing connection.
+          awaitNoConnections(cluster.agents.b);
+          cluster.request("aws-to-a", "pod-b", "pod-a", AgentCluster.VIP);
+          MigrationRequestStatus back = cluster.awaitEnd("aws-to-a", 60);
+          assertThat(back.getPhase()).as(back.getMessage()).isEqualTo(Phase.Completed);
+          assertThat(ec2.addresses(OperatorCluster.eni(cluster.agents.a)))
+              .contains(AgentCluster.VIP);
+        });
+  }
+
+  @Test
+  void anEc2ThatRefusesTheMoveRollsTheRequestBackNamingThePermission() throws Exception {
+    FakeEc2 ec2 = cluster.ec2;
+    ec2.deny(FakeEc2.ASSIGN);
+    int assignsBefore = ec2.requests(FakeEc2.ASSIGN).size();
+    try {
+      withOperator(
+          cluster.awsEnv(),
+          () -> {
+            try (CurlStream curl = cluster.agents.curl(STREAM)) {
+              curl.awaitEvents(50, 10_000);
+              cluster.request("aws-denied", "pod-a", "pod-b", null);
+              MigrationRequestStatus st = cluster.awaitEnd("aws-denied", 60);
+
+              assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.RolledBack);
+              assertThat(st.getMessage())
+                  .contains("ec2:AssignPrivateIpAddresses")
+                  .contains("UnauthorizedOperation")
+                  .contains("in MovingAddress");
+              assertThat(st.getConnections().getRolledBack()).isEqualTo(1);
+              assertThat(ec2.requests(FakeEc2.ASSIGN).size() - assignsBefore)
+                  .as("an authorization error is not retried")
+                  .isEqualTo(1);
+              assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
+              assertThat(curl.output()).as("the stream went on from pod-a").isEqualTo(reference);
+            }
+          });
+    } finally {
+      ec2.allow(FakeEc2.ASSIGN);
+    }
+  }
+
+  /** Runs {@code body} with the operator restarted with {@code env}; then restarts it as it was. */
+  private static void withOperator(Map<String, String> env, ThrowingRunnable body)
+      throws Exception {
+    cluster.killOperator();
+    cluster.startOperator(env);
+    try {
+      body.run();
+    } finally {
+      cluster.killOperator();
+      cluster.startOperator(Map.of());
+    }
+  }
+
+  private interface ThrowingRunnable {
+    void run() throws Exception;
+  }
+
+  private static void awaitNoConnections(AgentCluster.Node node) throws InterruptedException {
+    for (int i = 0; i < 100; i++) {
+      String established =
+          node.pod.run(
+              "ss", "-Htn", "state", "established", "( sport = :" + AgentCluster.PORT + " )");
+      if (established.isBlank()) {
+        return;
+      }
+      Thread.sleep(50);
+    }
+    throw new AssertionError(node.name + "'s pod still has connections on " + AgentCluster.PORT);
+  }
+
+  private static <T> T last(List<T> list) {
+    assertThat(list).isNotEmpty();
+    return list.get(list.size() - 1);
   }
 
   private static MigrationRequest awaitPolicyRequest(int seconds) throws InterruptedException {

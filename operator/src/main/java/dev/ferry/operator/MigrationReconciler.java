@@ -10,8 +10,6 @@ import dev.ferry.api.crd.Phase;
 import dev.ferry.api.v1alpha1.ListConnectionsRequest;
 import dev.ferry.api.v1alpha1.ListedConnection;
 import dev.ferry.operator.address.AddressMove;
-import dev.ferry.operator.address.Fabric;
-import dev.ferry.operator.address.LanFabric;
 import dev.ferry.operator.cluster.ClusterView;
 import dev.ferry.operator.migration.Conditions;
 import dev.ferry.operator.migration.InvalidRequest;
@@ -45,16 +43,19 @@ public class MigrationReconciler
   private final OperatorSettings settings;
   private final AgentClients agents;
   private final OperatorMetrics metrics;
+  private final Fabrics fabrics;
 
   public MigrationReconciler(
       KubernetesClient client,
       OperatorSettings settings,
       AgentClients agents,
-      OperatorMetrics metrics) {
+      OperatorMetrics metrics,
+      Fabrics fabrics) {
     this.client = client;
     this.settings = settings;
     this.agents = agents;
     this.metrics = metrics;
+    this.fabrics = fabrics;
   }
 
   @Override
@@ -144,7 +145,13 @@ public class MigrationReconciler
     AgentClient source = agents.at(plan.sourceAgent());
     AgentClient target = agents.at(plan.targetAgent());
     return new MigrationRun(
-        mr, plan, source, target, new AddressMove(plan, source, target, fabric()), sink, gone);
+        mr,
+        plan,
+        source,
+        target,
+        new AddressMove(plan, source, target, fabrics.fabric()),
+        sink,
+        gone);
   }
 
   private static boolean deleted(Context<MigrationRequest> context, ResourceID id) {
@@ -216,14 +223,5 @@ public class MigrationReconciler
 
   private PlanMaker planMaker() {
     return new PlanMaker(new ClusterView(client), settings.agentPort());
-  }
-
-  private Fabric fabric() {
-    return switch (settings.addressMover()) {
-      case "l2" -> new LanFabric();
-      default ->
-          throw new IllegalStateException(
-              "ferry.operator.address-mover must be l2 or aws, got " + settings.addressMover());
-    };
   }
 }

@@ -48,5 +48,34 @@ public interface OperatorSettings {
     /** How long to wait for DescribeNetworkInterfaces to show a moved address. */
     @WithDefault("60s")
     Duration settleTimeout();
+
+    /**
+     * The longest pause between two DescribeNetworkInterfaces while waiting for a move to show: the
+     * first comes after 50 ms, each next after twice as long, up to this.
+     */
+    @WithDefault("1s")
+    Duration settlePoll();
+
+    /**
+     * How many times one EC2 call is tried, the first included, when EC2 throttles it or fails
+     * transiently (HTTP 5xx, connection errors). Authorization errors are never retried.
+     */
+    @WithDefault("8")
+    int maxAttempts();
+
+    /** The base of the exponential backoff (full jitter) after a transient error. */
+    @WithDefault("100ms")
+    Duration retryBaseDelay();
+
+    /**
+     * The base of the exponential backoff (full jitter) after throttling (RequestLimitExceeded,
+     * Throttling): longer, as EC2 asks of callers that exceed their account's request rate.
+     */
+    @WithDefault("500ms")
+    Duration throttleBaseDelay();
+
+    /** The longest pause between two attempts of one call. */
+    @WithDefault("10s")
+    Duration maxRetryDelay();
   }
 }

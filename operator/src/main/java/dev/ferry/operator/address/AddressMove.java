@@ -41,7 +41,7 @@ public final class AddressMove {
   public void switchToTarget() throws Exception {
     call(source, plan.source(), AddressRequest.Op.REMOVE, true);
     call(target, plan.target(), AddressRequest.Op.ADD, true);
-    fabric.claim(plan.address(), plan.targetNode());
+    fabric.claim(bare(plan.address()), plan.targetNode());
   }
 
   /** After the sockets resume on the target: neighbours learn where the address is now. */
@@ -62,7 +62,13 @@ public final class AddressMove {
       problems.add("taking the address off the target failed: " + e.getMessage());
     }
     call(source, plan.source(), AddressRequest.Op.ADD, true);
-    fabric.claim(plan.address(), plan.sourceNode());
+    try {
+      fabric.claim(bare(plan.address()), plan.sourceNode());
+    } catch (RuntimeException e) {
+      // The connections still go back to the source: the network is told again on a retry.
+      problems.add(
+          "giving the address back to " + plan.sourceNode() + " failed: " + e.getMessage());
+    }
     if (fabric.announces()) {
       call(source, plan.source(), AddressRequest.Op.ANNOUNCE, false);
     }
@@ -78,5 +84,11 @@ public final class AddressMove {
             .setMigrationId(plan.id())
             .build();
     agent.call("MoveAddress " + op, s -> s.moveAddress(r));
+  }
+
+  /** The address without its prefix length: what EC2 calls it. */
+  private static String bare(String cidr) {
+    int slash = cidr.indexOf('/');
+    return slash < 0 ? cidr : cidr.substring(0, slash);
   }
 }
