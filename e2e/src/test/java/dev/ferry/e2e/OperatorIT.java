@@ -204,44 +204,49 @@ class OperatorIT {
   }
 
   @Test
-  void aTargetWithoutItsApplicationFailsTheStageAndEveryConnectionRollsBackLive() throws Exception {
+  void aTargetWithoutItsApplicationIsRefusedBeforeAnythingIsFrozen() throws Exception {
     streamerB.destroyForcibly().waitFor();
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
       MigrationRequest mr = apply("no-app-on-b", s -> s.setTarget(new PodReference("pod-b")));
       MigrationRequestStatus st = awaitEnd(mr, 60);
 
-      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.RolledBack);
-      assertThat(st.getMessage()).contains("in Restoring");
-      assertThat(st.getConnections().getRolledBack()).isEqualTo(1);
-      assertThat(st.getConnectionDetails())
-          .singleElement()
-          .satisfies(d -> assertThat(d.getOutcome()).isEqualTo("RolledBack"));
-      assertThat(condition(st, "RolledBack").getStatus()).isEqualTo("True");
+      assertRefusedUntouched(
+          mr, st, "spec.target.name: no application on node node-b has registered port 8080");
+      assertThat(st.getMessage()).contains("Ferry SDK");
       assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
-      assertThat(curl.output()).as("the stream went on from pod-a").isEqualTo(reference);
+      assertThat(curl.output()).as("the stream never paused for a freeze").isEqualTo(reference);
     } finally {
       streamerB = cluster.agents.b.streamer("--rate", RATE);
     }
   }
 
   @Test
-  void aTargetAgentThatDiesBeforeTheTransferLeavesEveryConnectionLiveOnTheSource()
-      throws Exception {
+  void aTargetWhoseAgentIsDownIsRefusedBeforeAnythingIsFrozen() throws Exception {
     cluster.agents.b.killAgent();
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
       MigrationRequest mr = apply("b-is-down", s -> s.setTarget(new PodReference("pod-b")));
       MigrationRequestStatus st = awaitEnd(mr, 90);
 
-      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.RolledBack);
-      assertThat(st.getMessage()).contains("in Transferring");
-      assertThat(st.getConnections().getRolledBack()).isEqualTo(1);
+      assertRefusedUntouched(
+          mr, st, "spec.target.name: the Ferry agent of node node-b does not answer");
       assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
       assertThat(curl.output()).isEqualTo(reference);
     } finally {
       cluster.agents.b.startAgent();
     }
+  }
+
+  private static void assertRefusedUntouched(
+      MigrationRequest mr, MigrationRequestStatus st, String message) {
+    assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Failed);
+    assertThat(st.getMessage()).contains(message);
+    assertThat(condition(st, "Failed").getReason()).isEqualTo("Invalid");
+    assertThat(st.getPhaseMillis() == null ? Map.of() : st.getPhaseMillis())
+        .as("nothing frozen")
+        .doesNotContainKey("Freezing");
+    assertThat(events(mr)).extracting(Event::getReason).doesNotContain("Freezing");
   }
 
   @Test

@@ -8,6 +8,7 @@ import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.api.crd.Phase;
 import dev.ferry.api.v1alpha1.ListConnectionsRequest;
+import dev.ferry.api.v1alpha1.ListConnectionsResponse;
 import dev.ferry.api.v1alpha1.ListedConnection;
 import dev.ferry.operator.address.AddressMove;
 import dev.ferry.operator.cluster.ClusterView;
@@ -93,6 +94,15 @@ public class MigrationReconciler
     st.setTargetPod(plan.target().getName());
     st.setTargetNode(plan.targetNode());
     st.setAddress(plan.address());
+    if (st.getPhase() == Phase.Pending || st.getPhase() == Phase.Preparing) {
+      // Nothing is frozen yet: a target that cannot take the connections is refused now.
+      try {
+        checkTarget(plan);
+      } catch (InvalidRequest e) {
+        refuse(mr, sink, e.getMessage());
+        return ended(mr);
+      }
+    }
     if (st.getPhase() == Phase.Pending) {
       st.setPhase(Phase.Preparing);
       sink.save(mr);
@@ -160,6 +170,49 @@ public class MigrationReconciler
         .get(id)
         .map(r -> r.getMetadata().getDeletionTimestamp() != null)
         .orElse(true);
+  }
+
+  /** The target's agent answers, and an application there has registered every port. */
+  private void checkTarget(Plan plan) throws InvalidRequest {
+    ListConnectionsResponse r;
+    try {
+      r =
+          agents
+              .at(plan.targetAgent())
+              .call(
+                  "ListConnections",
+                  a ->
+                      a.listConnections(
+                          ListConnectionsRequest.newBuilder()
+                              .setPod(plan.target())
+                              .addAllPorts(plan.ports())
+                              .build()));
+    } catch (AgentClient.Failed e) {
+      throw new InvalidRequest(
+          "spec.target.name",
+          "the Ferry agent of node "
+              + plan.targetNode()
+              + " does not answer ("
+              + e.getMessage()
+              + "); check its pod, or choose a target on another node");
+    }
+    List<Integer> missing =
+        plan.ports().stream().filter(p -> !r.getRegisteredPortsList().contains(p)).toList();
+    if (!missing.isEmpty()) {
+      throw new InvalidRequest(
+          "spec.target.name",
+          "no application on node "
+              + plan.targetNode()
+              + " has registered port"
+              + (missing.size() > 1 ? "s " : " ")
+              + missing.stream()
+                  .map(String::valueOf)
+                  .collect(java.util.stream.Collectors.joining(", "))
+              + " with Ferry; start "
+              + plan.target().getName()
+              + "'s server with the Ferry SDK (it registers through the agent's handoff socket),"
+              + " or choose another target");
+    }
   }
 
   private void dryRun(MigrationRequest mr, Plan plan, KubeStatusSink sink) {

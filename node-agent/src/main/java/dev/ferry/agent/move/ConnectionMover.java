@@ -49,6 +49,11 @@ public final class ConnectionMover {
     return f instanceof Freezing.Held held ? export(held) : ((Freezing.Stays) f).stayed();
   }
 
+  /** The ports applications on this node have registered: where connections can arrive. */
+  public java.util.Set<Integer> registeredPorts() {
+    return applications.registrations().keySet();
+  }
+
   /**
    * Source node, first half of {@link #depart}: asks the application for {@code c} and holds the
    * client. The application has stopped writing; the socket is live and unread until {@link

@@ -62,6 +62,7 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
           for (Connection c : established(req.getPod(), req.getPortsList())) {
             b.addConnections(ListedConnection.newBuilder().setId(Wire.id(c)));
           }
+          b.addAllRegisteredPorts(node.mover().registeredPorts());
           return b.build();
         });
   }
