@@ -8,6 +8,8 @@ import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.fabric8.mockwebserver.Context;
 import io.fabric8.mockwebserver.MockWebServer;
+import io.fabric8.mockwebserver.http.MockResponse;
+import io.fabric8.mockwebserver.http.RecordedRequest;
 import java.net.InetAddress;
 import java.util.HashMap;
 import java.util.logging.Level;
@@ -31,11 +33,7 @@ public final class ApiServer {
     InetAddress host = InetAddress.getByName(args.length > 0 ? args[0] : "127.0.0.1");
     KubernetesMockServer api =
         new KubernetesMockServer(
-            new Context(),
-            new MockWebServer(),
-            new HashMap<>(),
-            new KubernetesCrudDispatcher(),
-            false);
+            new Context(), new MockWebServer(), new HashMap<>(), new ReviewingDispatcher(), false);
     api.init(host, 0);
     api.expectCustomResource(
         CustomResourceDefinitionContext.fromCustomResourceType(MigrationRequest.class));
@@ -48,5 +46,28 @@ public final class ApiServer {
       // nothing to read; wait for the end
     }
     api.destroy();
+  }
+
+  /**
+   * The CRUD store, and an answer to access reviews: the operator asks, before it competes for its
+   * Lease, whether it may. This server enforces no RBAC, so it answers as for a cluster admin (the
+   * chart's RBAC is checked statically, by the helm module's RbacTest).
+   */
+  private static final class ReviewingDispatcher extends KubernetesCrudDispatcher {
+    private static final String REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
+
+    @Override
+    public MockResponse handleCreate(RecordedRequest request) {
+      if (!request.getPath().startsWith(REVIEWS)) {
+        return super.handleCreate(request);
+      }
+      return new MockResponse()
+          .setResponseCode(201)
+          .setBody(
+              "{\"apiVersion\":\"authorization.k8s.io/v1\",\"kind\":\"SelfSubjectRulesReview\","
+                  + "\"metadata\":{},\"spec\":{},\"status\":{\"incomplete\":false,"
+                  + "\"nonResourceRules\":[],\"resourceRules\":[{\"verbs\":[\"*\"],"
+                  + "\"apiGroups\":[\"*\"],\"resources\":[\"*\"]}]}}");
+    }
   }
 }

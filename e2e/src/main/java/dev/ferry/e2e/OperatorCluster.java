@@ -215,6 +215,24 @@ final class OperatorCluster implements AutoCloseable {
   void startOperator(Map<String, String> more) throws Exception {
     operatorLog.clear();
     operatorEnv = Map.copyOf(more);
+    operator =
+        agents.start(
+            operatorProcess("operator-1", more), "operator", "started in", operatorLog, null);
+  }
+
+  /**
+   * A second operator process, as a second replica would be: it waits for the Lease the first one
+   * holds. Killed with the cluster.
+   */
+  Process startStandby(List<String> log) throws Exception {
+    ProcessBuilder pb = operatorProcess("operator-2", operatorEnv);
+    pb.environment().put("QUARKUS_HTTP_PORT", "9402");
+    // A standby's start waits for the Lease: it is up once it competes for it.
+    return agents.start(pb, "operator-2", "leader election: Lease", log, null);
+  }
+
+  /** Its Lease identity: a restarted operator-1 takes its own Lease back at once. */
+  private ProcessBuilder operatorProcess(String identity, Map<String, String> more) {
     ProcessBuilder pb =
         new ProcessBuilder(
                 AgentCluster.java(),
@@ -229,8 +247,9 @@ final class OperatorCluster implements AutoCloseable {
     env.put("FERRY_OPERATOR_TLS_CA", agents.certs.resolve("ca.crt").toString());
     env.put("FERRY_OPERATOR_TLS_CERT", agents.certs.resolve("operator.crt").toString());
     env.put("FERRY_OPERATOR_TLS_KEY", agents.certs.resolve("operator.key").toString());
+    env.put("FERRY_OPERATOR_LEADER_ELECTION_IDENTITY", identity);
     env.putAll(more);
-    operator = agents.start(pb, "operator", "started in", operatorLog, null);
+    return pb;
   }
 
   void killOperator() throws InterruptedException {

@@ -10,6 +10,7 @@ import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
 import io.fabric8.kubernetes.api.model.Condition;
 import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -277,6 +278,55 @@ class OperatorIT {
             });
     MigrationRequestStatus backStatus = awaitEnd(back, 60);
     assertThat(backStatus.getPhase()).as(backStatus.getMessage()).isEqualTo(Phase.Completed);
+  }
+
+  @Test
+  void aSecondOperatorWaitsForTheLeaseAndTakesOverWhenTheLeaderDies() throws Exception {
+    List<String> standbyLog = new java.util.concurrent.CopyOnWriteArrayList<>();
+    Process standby = cluster.startStandby(standbyLog);
+    try {
+      Lease lease = lease();
+      assertThat(lease.getSpec().getHolderIdentity()).isEqualTo("operator-1");
+      MigrationRequest dry =
+          apply(
+              "led",
+              s -> {
+                s.setTarget(new PodReference("pod-b"));
+                s.setDryRun(true);
+              });
+      assertThat(awaitEnd(dry, 30).getPhase()).isEqualTo(Phase.Completed);
+
+      cluster.killOperator();
+      MigrationRequest after =
+          apply(
+              "led-by-2",
+              s -> {
+                s.setTarget(new PodReference("pod-b"));
+                s.setDryRun(true);
+              });
+      MigrationRequestStatus st = awaitEnd(after, 60);
+      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
+      assertThat(lease().getSpec().getHolderIdentity()).isEqualTo("operator-2");
+    } finally {
+      standby.destroyForcibly().waitFor();
+      cluster.killOperator();
+      cluster.startOperator();
+      // operator-2 died holding the Lease: operator-1 leads again once it expires.
+      long deadline = System.nanoTime() + 60_000_000_000L;
+      while (!"operator-1".equals(lease().getSpec().getHolderIdentity())
+          && System.nanoTime() < deadline) {
+        Thread.sleep(200);
+      }
+    }
+  }
+
+  private static Lease lease() {
+    return cluster
+        .kube
+        .leases()
+        .inNamespace(OperatorCluster.NAMESPACE)
+        .withName("ferry-operator-leader")
+        .get();
   }
 
   /** Waits until the request is in one of {@code phases} (or ended), and returns the phase. */

@@ -27,6 +27,23 @@ public interface OperatorSettings {
 
   Aws aws();
 
+  LeaderElection leaderElection();
+
+  /**
+   * Only one operator process drives the requests: the one holding this Lease (the prod profile;
+   * quarkus.operator-sdk.activate-leader-election-for-profiles).
+   */
+  interface LeaderElection {
+    @WithDefault("ferry-operator-leader")
+    String leaseName();
+
+    /** Default: the namespace the operator runs in. */
+    Optional<String> leaseNamespace();
+
+    /** Who holds the Lease; default: the pod's name (HOSTNAME), else a random id. */
+    Optional<String> identity();
+  }
+
   interface Tls {
     @WithDefault("/etc/ferry/tls/ca.crt")
     Path ca();
