@@ -30,13 +30,14 @@ class ClusterIT {
   private static OperatorCluster cluster;
   private static String reference;
   private static String prefix;
+  private static Process streamerB;
 
   @BeforeAll
   static void start() throws Exception {
     cluster = OperatorCluster.start();
     prefix = cluster.agents.bed.prefix();
     cluster.agents.a.streamer("--rate", RATE);
-    cluster.agents.b.streamer("--rate", RATE);
+    streamerB = cluster.agents.b.streamer("--rate", RATE);
     try (CurlStream unmoved = cluster.agents.curl(STREAM)) {
       assertThat(unmoved.exitCode(30)).isZero();
       reference = unmoved.output();
@@ -85,6 +86,13 @@ class ClusterIT {
       assertThat(curl.output()).as("curl's whole output").isEqualTo(reference);
       System.out.println(
           "example request: pause " + st.getPauseMillis() + " ms, phases " + st.getPhaseMillis());
+      // The operator's figures, where Prometheus scrapes them.
+      String metrics = Shell.run("curl", "-sf", "http://127.0.0.1:9401/q/metrics");
+      assertThat(metrics)
+          .contains("ferry_operator_migrations_total{dry_run=\"false\",phase=\"Completed\"}")
+          .contains("ferry_operator_client_pause_milliseconds_count")
+          .contains("ferry_operator_phase_milliseconds_count{phase=\"Transferring\"}")
+          .contains("ferry_operator_connections_total{outcome=\"migrated\"}");
     }
   }
 
@@ -161,6 +169,31 @@ class ClusterIT {
       assertThat(curl.output()).as("the stream went on from pod-a").isEqualTo(reference);
     } finally {
       cluster.agents.b.startAgent();
+    }
+  }
+
+  @Test
+  void aTargetApplicationThatDiesBeforeTheTakeoverLeavesTheStreamLiveOnTheSource()
+      throws Exception {
+    try (CurlStream curl = cluster.agents.curl(STREAM)) {
+      curl.awaitEvents(50, 10_000);
+      cluster.request("b-app-dies", "pod-a", "pod-b", null);
+      // Past the check that it is registered, before it takes the connection over.
+      Phase killedIn = cluster.awaitPhase("b-app-dies", Phase.Transferring);
+      streamerB.destroyForcibly().waitFor();
+      assertThat(killedIn).isEqualTo(Phase.Transferring);
+
+      MigrationRequestStatus st = cluster.awaitEnd("b-app-dies", 90);
+      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.RolledBack);
+      assertThat(st.getMessage()).contains("in Restoring").contains("no application registered");
+      assertThat(st.getConnections().getRolledBack()).isEqualTo(1);
+      assertThat(st.getConnectionDetails())
+          .singleElement()
+          .satisfies(d -> assertThat(d.getOutcome()).isEqualTo("RolledBack"));
+      assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
+      assertThat(curl.output()).as("the stream went on from pod-a").isEqualTo(reference);
+    } finally {
+      streamerB = cluster.agents.b.streamer("--rate", RATE);
     }
   }
 
