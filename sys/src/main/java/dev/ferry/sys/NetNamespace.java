@@ -3,6 +3,10 @@ package dev.ferry.sys;
 
 import static dev.ferry.sys.Calls.check;
 
+import java.io.IOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 
 /**
@@ -44,6 +48,28 @@ public final class NetNamespace implements AutoCloseable {
 
   public String name() {
     return name;
+  }
+
+  /** The namespace's identity: its inode in nsfs, the same through every path that names it. */
+  public long inode() throws SyscallException {
+    return inodeOf(Path.of("/proc/self/fd", Integer.toString(fd)));
+  }
+
+  /** The identity of the namespace {@code pid} lives in, without entering or holding it. */
+  public static long inodeOfProcess(long pid) throws SyscallException {
+    return inodeOf(Path.of("/proc", Long.toString(pid), "ns", "net"));
+  }
+
+  private static long inodeOf(Path link) throws SyscallException {
+    try {
+      return (Long) Files.getAttribute(link, "unix:ino");
+    } catch (NoSuchFileException e) {
+      throw new SyscallException("stat(" + link + ")", 2 /* ENOENT: no such process */);
+    } catch (AccessDeniedException e) {
+      throw new SyscallException("stat(" + link + ")", 13 /* EACCES */);
+    } catch (IOException e) {
+      throw new SyscallException("stat(" + link + ")", 5 /* EIO */, e.getMessage());
+    }
   }
 
   /** Work that runs inside a namespace. */

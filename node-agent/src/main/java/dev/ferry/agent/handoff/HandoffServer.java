@@ -3,6 +3,7 @@ package dev.ferry.agent.handoff;
 
 import dev.ferry.sdk.wire.Connection;
 import dev.ferry.sdk.wire.FrameChannel;
+import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
 import dev.ferry.sys.UnixSocket;
@@ -97,11 +98,23 @@ public final class HandoffServer implements AutoCloseable {
    * Hands a restored socket (still in repair mode) and its state to the application serving the
    * port. On {@link HandoffOutcome.Taken}, resume the socket, then call {@link Session#resumed}.
    */
-  public HandoffOutcome takeover(Connection c, TcpSocket restored, byte[] state)
+  public HandoffOutcome takeover(Connection c, TcpSocket restored, byte[] state, long podNetns)
       throws SyscallException, InterruptedException {
     Session owner = owners.get(c.local().getPort());
     if (owner == null) {
       return new HandoffOutcome.NoApplication(c.local().getPort());
+    }
+    // The port is the node's, the connection the pod's: only an application inside the pod may
+    // take it and its state, whoever else registered the port first.
+    long pid = owner.peer().pid();
+    if (NetNamespace.inodeOfProcess(pid) != podNetns) {
+      return new HandoffOutcome.Declined(
+          "port "
+              + c.local().getPort()
+              + " is registered by "
+              + owner
+              + ", which is not in the pod's network namespace: only the pod's own application"
+              + " may take its connections over");
     }
     long id = requestIds.incrementAndGet();
     return await(owner, id, owner.requestTakeover(id, c, restored, state), "takeover of " + c);

@@ -157,7 +157,8 @@ public final class ConnectionMover {
     HoldKey key = new HoldKey(c.local(), c.remote());
     try {
       hold.wake(d.socket(), System.nanoTime() + holdLimit.toNanos());
-      HandoffOutcome outcome = applications.takeover(c, restored.socket(), d.applicationState());
+      HandoffOutcome outcome =
+          applications.takeover(c, restored.socket(), d.applicationState(), namespace.inode());
       if (outcome instanceof HandoffOutcome.Taken taken) {
         return new Arrival.Staged(c, restored, taken.session(), taken.requestId(), hold);
       }

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.sdk.wire.Connection;
 import dev.ferry.sdk.wire.Frame;
+import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.TcpSocket;
 import dev.ferry.sys.UnixSocket;
 import java.net.InetAddress;
@@ -170,6 +171,25 @@ class HandoffServerTest {
   }
 
   @Test
+  void anApplicationOutsideThePodCannotTakeItsConnectionsOverHavingRegisteredThePortFirst()
+      throws Exception {
+    Conn conn = connect();
+    try (TestApp app = new TestApp(socketPath).hello("impostor").register(port())) {
+      HandoffOutcome outcome =
+          takeover(conn.connection(), conn.app(), new byte[16], ourNetns() + 1);
+      assertThat(outcome).isInstanceOf(HandoffOutcome.Declined.class);
+      assertThat(((HandoffOutcome.Declined) outcome).reason())
+          .contains("not in the pod's network namespace");
+      assertThat(app.channel.socket().awaitReadable(200))
+          .as("the impostor was never offered the socket or the state")
+          .isFalse();
+    } finally {
+      conn.app().close();
+      conn.client().close();
+    }
+  }
+
+  @Test
   void takeoverHandsTheSocketAndStateAndWaitsForTheApplicationToConfirm() throws Exception {
     Conn conn = connect();
     byte[] state = new byte[3 << 20];
@@ -228,8 +248,21 @@ class HandoffServerTest {
   }
 
   private HandoffOutcome takeover(Connection c, TcpSocket socket, byte[] state) {
+    return takeover(c, socket, state, ourNetns());
+  }
+
+  private HandoffOutcome takeover(Connection c, TcpSocket socket, byte[] state, long podNetns) {
     try {
-      return server.takeover(c, socket, state);
+      return server.takeover(c, socket, state, podNetns);
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** The test applications run in this process, so in its network namespace. */
+  private static long ourNetns() {
+    try (NetNamespace ns = NetNamespace.current()) {
+      return ns.inode();
     } catch (Exception e) {
       throw new IllegalStateException(e);
     }
