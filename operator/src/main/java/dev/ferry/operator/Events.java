@@ -8,6 +8,8 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import java.time.Instant;
 import java.util.UUID;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.logging.Logger;
 
 /** Kubernetes Events on the operator's resources, what {@code kubectl describe} shows. */
@@ -17,11 +19,34 @@ public final class Events {
   private Events() {}
 
   /**
-   * Records an Event of {@code type} Normal or Warning on {@code about}; never fails the caller.
+   * One thread, so that Events keep their order; off the caller's thread, so that a migration's
+   * clients are not held while the API server writes them.
+   */
+  private static final ExecutorService WRITER =
+      Executors.newSingleThreadExecutor(
+          r -> {
+            Thread t = new Thread(r, "events");
+            t.setDaemon(true);
+            return t;
+          });
+
+  /**
+   * Records an Event of {@code type} Normal or Warning on {@code about}, in the background; never
+   * fails the caller.
    */
   public static void record(
       KubernetesClient client, HasMetadata about, String type, String reason, String message) {
     String now = Instant.now().toString();
+    WRITER.execute(() -> write(client, about, type, reason, message, now));
+  }
+
+  private static void write(
+      KubernetesClient client,
+      HasMetadata about,
+      String type,
+      String reason,
+      String message,
+      String now) {
     String ns = about.getMetadata().getNamespace();
     try {
       client
