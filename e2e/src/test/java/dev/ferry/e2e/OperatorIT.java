@@ -86,6 +86,8 @@ class OperatorIT {
       assertThat(st.getStartTime()).isNotBlank();
       assertThat(st.getCompletionTime()).isNotBlank();
       assertThat(condition(st, "Ready").getStatus()).isEqualTo("True");
+      // Events are written in the background, in order: the last may follow the status.
+      awaitEvent(mr, "Completed");
       assertThat(events(mr))
           .extracting(Event::getReason)
           .contains("Pending", "Freezing", "Transferring", "MovingAddress", "Completed");
@@ -171,6 +173,7 @@ class OperatorIT {
         assertThat(st.getPhaseMillis() == null ? Map.of() : st.getPhaseMillis())
             .as("nothing frozen")
             .doesNotContainKey("Freezing");
+        awaitEvent(mr, "Invalid");
         assertThat(events(mr)).extracting(Event::getReason).doesNotContain("Freezing");
       }
       assertThat(curl.exitCode(90)).isZero();
@@ -240,13 +243,14 @@ class OperatorIT {
   }
 
   private static void assertRefusedUntouched(
-      MigrationRequest mr, MigrationRequestStatus st, String message) {
+      MigrationRequest mr, MigrationRequestStatus st, String message) throws InterruptedException {
     assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Failed);
     assertThat(st.getMessage()).contains(message);
     assertThat(condition(st, "Failed").getReason()).isEqualTo("Invalid");
     assertThat(st.getPhaseMillis() == null ? Map.of() : st.getPhaseMillis())
         .as("nothing frozen")
         .doesNotContainKey("Freezing");
+    awaitEvent(mr, "Invalid");
     assertThat(events(mr)).extracting(Event::getReason).doesNotContain("Freezing");
   }
 
@@ -391,6 +395,14 @@ class OperatorIT {
         .filter(c -> c.getType().equals(type))
         .findFirst()
         .orElseThrow();
+  }
+
+  private static void awaitEvent(MigrationRequest mr, String reason) throws InterruptedException {
+    for (int i = 0;
+        i < 100 && events(mr).stream().noneMatch(e -> reason.equals(e.getReason()));
+        i++) {
+      Thread.sleep(50);
+    }
   }
 
   private static List<Event> events(MigrationRequest mr) {
