@@ -32,9 +32,16 @@ bench-hold: deps
 	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
 	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.HoldBenchmark -Dferry.args="$(or $(ARGS),--connections 1000 --hold-seconds 60)"
 
+## Moves 1 to 10,000 live SSE streams between two agents; compares with reconnecting and with CRIU.
+.PHONY: bench
+bench: deps
+	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
+	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.bench.MigrationBenchmark -Dferry.args="$(or $(ARGS),--connections 1,100,1000,10000)"
+
 ## Regenerates crds/ from the Java types in api/ (dev.ferry.api.crd); commit the result.
 crds: deps
 	FERRY_WRITE_CRDS=1 $(MVNW) -q -pl api test -Dtest=CrdsAreCurrentTest -Dspotless.check.skip=true
+	cp crds/*.yml helm/ferry/crds/
 
 format:
 	$(MVNW) -q spotless:apply

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.e2e.bench;
+
+import java.util.List;
+
+/** What one connection count measured: Ferry, and the two baselines on the same streams. */
+record Figures(
+    int connections, int streams, int rate, Ferry ferry, Reconnect reconnect, Criu criu) {
+
+  /**
+   * Ferry's move.
+   *
+   * @param cold the first move of these streams (A to B), untimed for the table but reported
+   * @param measured the move back (B to A), the one the table reports
+   * @param stallMs each streaming client's stall over the measured move, in ms
+   * @param idleStallMs the same for the near-idle clients (1 event/s)
+   * @param noiseMs each streaming client's stall over the 2 s before it, with nothing moving
+   * @param unresumed clients that received nothing after the resume
+   * @param bytesVerified bytes received and found exactly as expected, by every client, until the
+   *     end of the Ferry part
+   * @param resets resets and streams that ended before [DONE]
+   * @param errors the first few failures, client by client
+   */
+  record Ferry(
+      FerryMove.Result cold,
+      FerryMove.Result measured,
+      double[] stallMs,
+      double[] idleStallMs,
+      double[] noiseMs,
+      int unresumed,
+      long bytesVerified,
+      long tokens,
+      int resets,
+      int failed,
+      List<String> errors) {}
+
+  /**
+   * Baseline (a): the server killed, the address moved to a standby server, the clients
+   * reconnecting and asking again.
+   *
+   * @param nextTokenMs per client: from its last token before the kill to the first token of the
+   *     stream it asked for again
+   * @param streamStallMs the same less the nominal interval, streaming clients only (for the plot)
+   * @param lostTokens per client: tokens it had received that the new stream generates again
+   */
+  record Reconnect(
+      double[] nextTokenMs,
+      double[] streamStallMs,
+      long[] lostTokens,
+      int recovered,
+      double addressMs,
+      List<String> errors) {}
+
+  /** Baseline (b): CRIU moving the server processes; {@code reason} says why not, if it did not. */
+  record Criu(
+      String reason,
+      CriuMove.Result move,
+      double[] stallMs,
+      long bytesVerified,
+      int resets,
+      List<String> errors) {
+    static Criu not(String reason) {
+      return new Criu(reason, null, new double[0], 0, 0, List.of());
+    }
+  }
+}
