@@ -24,6 +24,8 @@ need_cmd clang clang "compiles the eBPF programs (-target bpf)"
 need_cmd llvm-strip llvm "BPF object tooling"
 need_cmd bpftool bpftool "inspects loaded BPF programs in tests"
 need_cmd nft nftables "firewall tooling the end-to-end cluster uses"
+need_file /usr/bin/python3 python3 "the Python example server, and an unprivileged client in tests"
+need_cmd setpriv util-linux "runs a test client as an unprivileged user"
 need_file /usr/include/bpf/libbpf.h libbpf-dev "libbpf headers and library for the BPF programs and loader"
 
 if ((${#missing[@]} == 0)); then

@@ -33,7 +33,10 @@ import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
 import io.netty.handler.ssl.SslContextBuilder;
 import java.net.InetAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -179,6 +182,33 @@ class AgentServiceIT {
           .contains("ferry_agent_phase_seconds_count{phase=\"export\"}")
           .contains("ferry_agent_phase_seconds_sum{phase=\"freeze\"}");
     }
+  }
+
+  @Test
+  void anApplicationRunningAsAnUnprivilegedUserCanReachTheHandoffSocket() throws Exception {
+    // The socket's directory is the test's private one; in a cluster it is a hostPath (0755).
+    Files.setPosixFilePermissions(cluster.dir, PosixFilePermissions.fromString("rwx--x--x"));
+    String connect =
+        "import socket; s = socket.socket(socket.AF_UNIX); s.connect('"
+            + cluster.a.handoffSocket
+            + "'); print('connected')";
+    Process p =
+        cluster
+            .a
+            .pod
+            .process(
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                connect)
+            .redirectErrorStream(true)
+            .start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertThat(p.waitFor()).as(out).isZero();
+    assertThat(out).contains("connected");
   }
 
   @Test

@@ -22,6 +22,7 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ThreadFactory;
@@ -60,6 +61,11 @@ public class AgentRuntime {
             settings.answerTimeout(),
             settings.stateTimeout(),
             settings.maxStateBytes());
+    // Connecting needs write permission on the socket. Who can reach it at all is decided by
+    // which pods mount its directory; the agent then knows each caller by its credentials, and
+    // gives a pod's connections only to a process in that pod.
+    Files.setPosixFilePermissions(
+        settings.handoffSocket(), PosixFilePermissions.fromString(settings.handoffSocketMode()));
     hold = openHold(settings.bpfPinDir(), settings.uplink());
     workers = Executors.newFixedThreadPool(64, daemon("ferry-worker"));
     MutualTls tls =

@@ -22,6 +22,14 @@ public interface AgentSettings {
   @WithDefault("/run/ferry/handoff.sock")
   Path handoffSocket();
 
+  /**
+   * Who may connect to the handoff socket, as {@code rw-rw-rw-}: by default any user, so that
+   * applications running as non-root users can; tighten it (and give the applications the group)
+   * where the pods mounting the socket's directory are not all trusted alike.
+   */
+  @WithDefault("rw-rw-rw-")
+  String handoffSocketMode();
+
   /** Saved socket states; must survive an agent restart (a hostPath). */
   @WithDefault("/var/lib/ferry")
   Path stateDir();
