@@ -198,6 +198,83 @@ class ClusterIT {
   }
 
   @Test
+  void aConnectionItsApplicationKeepsStopsTheMoveUnlessTheRequestAllowsAPartialOne()
+      throws Exception {
+    // A second server in pod-a that never hands a connection over, and its peer in pod-b.
+    Process keeper =
+        cluster.agents.a.streamer("--rate", RATE, "--listen", "0.0.0.0:8081", "--ignore-freeze");
+    Process peer = cluster.agents.b.streamer("--rate", RATE, "--listen", "0.0.0.0:8081");
+    try {
+      try (CurlStream moving = cluster.agents.curl(STREAM);
+          CurlStream kept = curl(8081)) {
+        moving.awaitEvents(50, 10_000);
+        kept.awaitEvents(50, 10_000);
+        request("all-or-nothing", false);
+        MigrationRequestStatus st = cluster.awaitEnd("all-or-nothing", 60);
+
+        assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.RolledBack);
+        assertThat(st.getMessage())
+            .contains("1 connection(s) stayed with their application")
+            .contains("spec.allowPartial");
+        assertThat(moving.exitCode(90)).isZero();
+        assertThat(moving.output()).as("8080, frozen, then back").isEqualTo(reference);
+        assertThat(kept.exitCode(90)).isZero();
+        assertThat(kept.output()).as("8081, never frozen").isEqualTo(reference);
+      }
+      try (CurlStream moving = cluster.agents.curl(STREAM);
+          CurlStream kept = curl(8081)) {
+        moving.awaitEvents(50, 10_000);
+        kept.awaitEvents(50, 10_000);
+        request("partial", true);
+        MigrationRequestStatus st = cluster.awaitEnd("partial", 60);
+
+        assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
+        assertThat(st.getConnections().getMigrated()).isEqualTo(1);
+        assertThat(st.getConnections().getFailed()).isEqualTo(1);
+        assertThat(st.getConnectionDetails())
+            .filteredOn(d -> d.getOutcome().equals("Failed"))
+            .singleElement()
+            .satisfies(d -> assertThat(d.getReason()).contains("lost its address"));
+        assertThat(moving.exitCode(90)).isZero();
+        assertThat(moving.output()).isEqualTo(reference);
+        assertThat(kept.exitCode(90))
+            .as("the kept connection, cut off as the status says")
+            .isNotZero();
+      }
+    } finally {
+      keeper.destroyForcibly().waitFor();
+      peer.destroyForcibly().waitFor();
+    }
+  }
+
+  private static void request(String name, boolean allowPartial) {
+    MigrationRequest mr = new MigrationRequest();
+    mr.getMetadata().setName(name);
+    mr.getMetadata().setNamespace(OperatorCluster.NAMESPACE);
+    mr.setSpec(new dev.ferry.api.crd.MigrationRequestSpec());
+    mr.getSpec().setSource(new dev.ferry.api.crd.PodReference("pod-a"));
+    mr.getSpec().setTarget(new dev.ferry.api.crd.PodReference("pod-b"));
+    mr.getSpec().setPorts(List.of(AgentCluster.PORT, 8081));
+    mr.getSpec().setAllowPartial(allowPartial);
+    cluster.kube.resource(mr).create();
+  }
+
+  private static CurlStream curl(int port) throws java.io.IOException {
+    return new CurlStream(
+        cluster
+            .agents
+            .client
+            .process(
+                "curl",
+                "-sSN",
+                "--max-time",
+                "120",
+                "http://" + AgentCluster.VIP + ":" + port + STREAM)
+            .redirectError(ProcessBuilder.Redirect.INHERIT)
+            .start());
+  }
+
+  @Test
   void aHoldPastItsLimitGivesTheStreamBackToTheSourceAndTheRequestRollsBack() throws Exception {
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);

@@ -63,6 +63,13 @@ public class MigrationRequestSpec {
   @JsonPropertyDescription("Validate and list the connections that would move; touch nothing.")
   private boolean dryRun;
 
+  @JsonPropertyDescription(
+      "Move the connections that could be frozen even when others stay with their application"
+          + " (it declined, or did not answer in time). Those others lose their address when it"
+          + " moves, and are reported Failed: for a node that is going away anyway. Default:"
+          + " every connection moves or none does.")
+  private boolean allowPartial;
+
   public PodReference getSource() {
     return source;
   }
@@ -125,5 +132,13 @@ public class MigrationRequestSpec {
 
   public void setDryRun(boolean dryRun) {
     this.dryRun = dryRun;
+  }
+
+  public boolean isAllowPartial() {
+    return allowPartial;
+  }
+
+  public void setAllowPartial(boolean allowPartial) {
+    this.allowPartial = allowPartial;
   }
 }

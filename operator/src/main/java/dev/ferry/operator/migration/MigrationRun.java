@@ -136,12 +136,14 @@ public final class MigrationRun {
           // Moving the address would cut off the connections their applications kept.
           return nothingToMove(s);
         }
+        refuseIfPartial("freeze", s);
         return enter(Phase.Exporting, Outcomes.count(s, FROZEN) + " connection(s) frozen");
       }
       case Exporting -> {
         MigrationStatus s = source.call("Export", a -> a.export(ref));
         read(s);
         Outcomes.expect("export", s, EXPORTED, STAYED);
+        refuseIfPartial("export", s);
         return enter(Phase.Transferring, "states saved on " + plan.sourceNode());
       }
       case Transferring -> {
@@ -166,6 +168,7 @@ public final class MigrationRun {
       }
       case MovingAddress -> {
         address.switchToTarget();
+        outcomes.addressLeft();
         MigrationStatus s = resume();
         sink.addressMoved(plan);
         address.announceOnTarget();
@@ -294,6 +297,30 @@ public final class MigrationRun {
             + ": "
             + why
             + (problems.isEmpty() ? "" : "; on the way back: " + String.join("; ", problems)));
+  }
+
+  /**
+   * Some connections stayed with their application: the address cannot move without cutting them
+   * off, so unless the request allows that, the step fails and every connection goes back.
+   */
+  private void refuseIfPartial(String step, MigrationStatus s) throws Outcomes.StepFailed {
+    List<String> stayed =
+        s.getConnectionsList().stream()
+            .filter(c -> c.getPhase() == STAYED)
+            .map(c -> Outcomes.format(c.getId()) + " (" + c.getReason() + ")")
+            .toList();
+    if (!stayed.isEmpty() && !mr.getSpec().isAllowPartial()) {
+      throw new Outcomes.StepFailed(
+          step
+              + " on "
+              + s.getNode()
+              + ": "
+              + stayed.size()
+              + " connection(s) stayed with their application: "
+              + String.join("; ", stayed)
+              + ". Moving the address would cut them off, so every connection goes back; set"
+              + " spec.allowPartial to move the others anyway");
+    }
   }
 
   private static void attempt(List<String> problems, String what, Runnable step) {

@@ -24,6 +24,7 @@ public final class Outcomes {
   static final String MOVING = "Moving";
 
   private final Map<String, ConnectionDetail> byConnection = new LinkedHashMap<>();
+  private boolean addressGone;
 
   /** Reads a status from either agent; a later one overrides what an earlier one said. */
   void read(MigrationStatus s) {
@@ -46,8 +47,32 @@ public final class Outcomes {
       if (prior != null && MIGRATED.equals(prior.getOutcome()) && MIGRATED.equals(outcome)) {
         continue;
       }
-      byConnection.put(id, new ConnectionDetail(id, outcome, c.getReason()));
+      String reason = c.getReason();
+      if (KEPT.equals(outcome) && addressGone) {
+        outcome = FAILED;
+        reason = cutOff(reason);
+      }
+      byConnection.put(id, new ConnectionDetail(id, outcome, reason));
     }
+  }
+
+  /**
+   * The address has left the source: a connection its application kept there has no address any
+   * more (spec.allowPartial).
+   */
+  void addressLeft() {
+    addressGone = true;
+    byConnection.replaceAll(
+        (id, d) ->
+            KEPT.equals(d.getOutcome())
+                ? new ConnectionDetail(id, FAILED, cutOff(d.getReason()))
+                : d);
+  }
+
+  private static String cutOff(String reason) {
+    return "stayed with its application ("
+        + reason
+        + "), then lost its address when the address moved (spec.allowPartial)";
   }
 
   List<ConnectionDetail> details() {

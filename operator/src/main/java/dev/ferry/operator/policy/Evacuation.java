@@ -95,6 +95,8 @@ public final class Evacuation {
     rs.setTarget(new PodReference(target.getMetadata().getName()));
     rs.setPorts(spec.getPorts());
     rs.setHoldLimit(spec.getHoldLimit());
+    // The node is going away: the connections that can move should, whatever the others do.
+    rs.setAllowPartial(true);
     MigrationRequest mr = new MigrationRequest();
     mr.setMetadata(
         new ObjectMetaBuilder()

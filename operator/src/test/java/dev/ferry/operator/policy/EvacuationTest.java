@@ -50,6 +50,9 @@ class EvacuationTest {
     assertThat(first.getSpec().getSource().getName()).isEqualTo("s-1");
     assertThat(first.getSpec().getPorts()).containsExactly(8080);
     assertThat(first.getSpec().getHoldLimit()).isEqualTo("20s");
+    assertThat(first.getSpec().isAllowPartial())
+        .as("the node is going away: what can move, moves")
+        .isTrue();
   }
 
   @Test
