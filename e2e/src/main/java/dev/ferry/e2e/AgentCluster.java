@@ -90,7 +90,9 @@ final class AgentCluster implements AutoCloseable {
       log.clear();
       List<String> cmd =
           List.of(
-              java(), "-jar", repoFile("node-agent/target/quarkus-app/quarkus-run.jar").toString());
+              Builds.java(),
+              "-jar",
+              Builds.repoFile("node-agent/target/quarkus-app/quarkus-run.jar").toString());
       ProcessBuilder pb = host.process(cmd.toArray(String[]::new));
       Map<String, String> env = pb.environment();
       env.put("FERRY_AGENT_NODE_NAME", name);
@@ -118,7 +120,7 @@ final class AgentCluster implements AutoCloseable {
     /** Starts the demo token streamer in this node's pod; returns once it listens. */
     Process streamer(String... options) throws Exception {
       List<String> cmd = new ArrayList<>();
-      cmd.add(java());
+      cmd.add(Builds.java());
       cmd.addAll(List.of("-cp", System.getProperty("java.class.path")));
       cmd.add("dev.ferry.example.streamer.TokenStreamer");
       cmd.addAll(
@@ -144,7 +146,7 @@ final class AgentCluster implements AutoCloseable {
       // their maps in a BPF filesystem of their own, which a restarted agent finds again.
       bpf = Files.createDirectories(dir.resolve("bpf"));
       Shell.run("mount", "-t", "bpf", "bpf", bpf.toString());
-      Shell.run(repoFile("scripts/ferry-certs.sh").toString(), certs.toString());
+      Shell.run(Builds.repoFile("scripts/ferry-certs.sh").toString(), certs.toString());
       client = bed.host("client", "198.18.0.1/24");
       bed.joinLan(LAN_SELF + "/24"); // the test itself calls the agents, as the operator would
       a = new Node("node-a", "198.18.0.2", "pod-a");
@@ -190,7 +192,7 @@ final class AgentCluster implements AutoCloseable {
    */
   CliRun cli(String... args) throws IOException {
     List<String> cmd = new ArrayList<>();
-    cmd.add(java());
+    cmd.add(Builds.java());
     cmd.addAll(
         List.of("-cp", System.getProperty("java.class.path"), "dev.ferry.cli.FerryAgentCli"));
     cmd.addAll(List.of(args));
@@ -299,23 +301,6 @@ final class AgentCluster implements AutoCloseable {
       throw new IllegalStateException(label + " did not start within 60 s: " + pb.command());
     }
     return p;
-  }
-
-  static String java() {
-    return ProcessHandle.current().info().command().orElse("java");
-  }
-
-  static Path repoFile(String relative) {
-    for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) {
-      if (Files.exists(d.resolve(relative))) {
-        return d.resolve(relative);
-      }
-    }
-    throw new IllegalStateException(
-        relative
-            + " not found above "
-            + Path.of("").toAbsolutePath()
-            + ": build it first (make test)");
   }
 
   @Override

@@ -101,7 +101,7 @@ public final class Demo {
           "kubectl apply -f e2e/examples/migrationrequest.yaml  (after "
               + curl.events()
               + " tokens)");
-      cluster.apply(AgentCluster.repoFile("e2e/examples/migrationrequest.yaml"));
+      cluster.apply(Builds.repoFile("e2e/examples/migrationrequest.yaml"));
       MigrationRequestStatus st = cluster.awaitEnd("move-pod-a", 60);
       say("curl has " + curl.events() + " tokens and goes on");
       MigrationRequest mr =

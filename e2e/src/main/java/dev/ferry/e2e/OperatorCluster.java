@@ -58,7 +58,7 @@ final class OperatorCluster implements AutoCloseable {
     this.apiServer =
         agents.start(
             new ProcessBuilder(
-                AgentCluster.java(),
+                Builds.java(),
                 "-cp",
                 System.getProperty("java.class.path"),
                 ApiServer.class.getName(),
@@ -235,9 +235,9 @@ final class OperatorCluster implements AutoCloseable {
   private ProcessBuilder operatorProcess(String identity, Map<String, String> more) {
     ProcessBuilder pb =
         new ProcessBuilder(
-                AgentCluster.java(),
+                Builds.java(),
                 "-jar",
-                AgentCluster.repoFile("operator/target/quarkus-app/quarkus-run.jar").toString())
+                Builds.repoFile("operator/target/quarkus-app/quarkus-run.jar").toString())
             .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
     Map<String, String> env = pb.environment();
     env.put("KUBERNETES_MASTER", apiUrl);

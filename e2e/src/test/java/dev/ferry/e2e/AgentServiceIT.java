@@ -214,8 +214,7 @@ class AgentServiceIT {
   @Test
   void callersWithoutTheRightCertificateAreRefusedLoggedAndCounted() throws Exception {
     Path rogue = cluster.dir.resolve("rogue");
-    Shell.run(
-        AgentCluster.repoFile("scripts/ferry-certs.sh").toString(), "--rogue", rogue.toString());
+    Shell.run(Builds.repoFile("scripts/ferry-certs.sh").toString(), "--rogue", rogue.toString());
     MigrationRef nothing = ref("nothing");
     try (Calls none = channel(cluster.a, null);
         Calls untrusted = channel(cluster.a, rogue, "operator");

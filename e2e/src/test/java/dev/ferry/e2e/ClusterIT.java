@@ -77,7 +77,7 @@ class ClusterIT {
   void theExampleRequestAppliedLikeKubectlMovesTheStreamUntouched() throws Exception {
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
-      cluster.apply(AgentCluster.repoFile("e2e/examples/migrationrequest.yaml"));
+      cluster.apply(Builds.repoFile("e2e/examples/migrationrequest.yaml"));
       MigrationRequestStatus st = cluster.awaitEnd("move-pod-a", 60);
 
       assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
@@ -100,7 +100,7 @@ class ClusterIT {
   void aSpotInterruptionOnNodeAMovesOnlyTheProtectedPodsStreamWithNoUserAction() throws Exception {
     // A pod on node-a the policy does not protect: it must not be touched.
     cluster.pod("cache-a", cluster.agents.a, null, "cache");
-    cluster.apply(AgentCluster.repoFile("e2e/examples/migrationpolicy.yaml"));
+    cluster.apply(Builds.repoFile("e2e/examples/migrationpolicy.yaml"));
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
       cluster.imdsA.instanceAction(

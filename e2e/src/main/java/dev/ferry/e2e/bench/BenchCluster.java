@@ -6,6 +6,7 @@ import dev.ferry.api.client.AgentClient;
 import dev.ferry.api.client.TlsFiles;
 import dev.ferry.api.v1alpha1.AddressRequest;
 import dev.ferry.api.v1alpha1.PodRef;
+import dev.ferry.e2e.Builds;
 import dev.ferry.testbed.Host;
 import dev.ferry.testbed.Shell;
 import dev.ferry.testbed.Testbed;
@@ -101,7 +102,9 @@ final class BenchCluster implements AutoCloseable {
     void startAgent() throws Exception {
       ProcessBuilder pb =
           host.process(
-              java(), "-jar", repoFile("node-agent/target/quarkus-app/quarkus-run.jar").toString());
+              Builds.java(),
+              "-jar",
+              Builds.repoFile("node-agent/target/quarkus-app/quarkus-run.jar").toString());
       Map<String, String> env = pb.environment();
       env.put("FERRY_AGENT_NODE_NAME", name);
       env.put("FERRY_AGENT_API_PORT", String.valueOf(API_PORT));
@@ -123,7 +126,7 @@ final class BenchCluster implements AutoCloseable {
      */
     Process streamer(int port, int rate, int kvBytes, String io, boolean movable) throws Exception {
       List<String> cmd = new ArrayList<>();
-      cmd.add(java());
+      cmd.add(Builds.java());
       cmd.addAll(List.of("-cp", System.getProperty("java.class.path")));
       cmd.add("dev.ferry.example.streamer.TokenStreamer");
       cmd.addAll(streamerOptions(port, rate, kvBytes, io));
@@ -148,7 +151,7 @@ final class BenchCluster implements AutoCloseable {
                   "setsid",
                   "nsenter",
                   "--net=/var/run/netns/" + pod.netns(),
-                  java(),
+                  Builds.java(),
                   // No mapped perf-data file in /tmp for CRIU to carry.
                   "-XX:-UsePerfData",
                   "-cp",
@@ -189,7 +192,7 @@ final class BenchCluster implements AutoCloseable {
     // their maps in a BPF filesystem of this benchmark's own, unmounted at the end.
     bpf = Files.createDirectories(dir.resolve("bpf"));
     Shell.run("mount", "-t", "bpf", "bpf", bpf.toString());
-    Shell.run(repoFile("scripts/ferry-certs.sh").toString(), certs.toString());
+    Shell.run(Builds.repoFile("scripts/ferry-certs.sh").toString(), certs.toString());
     tls = AgentChannels.context(TlsFiles.inDirectory(certs, "admin"));
     client = bed.host("client", "198.19.8.1/24");
     // 10,000 clients, and as many again when they reconnect in the baseline.
@@ -319,20 +322,6 @@ final class BenchCluster implements AutoCloseable {
       }
       Thread.sleep(50);
     }
-  }
-
-  static String java() {
-    return ProcessHandle.current().info().command().orElse("java");
-  }
-
-  static Path repoFile(String relative) {
-    for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) {
-      if (Files.exists(d.resolve(relative))) {
-        return d.resolve(relative);
-      }
-    }
-    throw new IllegalStateException(
-        relative + " not found above " + Path.of("").toAbsolutePath() + ": run `make build` first");
   }
 
   @Override
