@@ -43,6 +43,7 @@ public class MigrationPolicyReconciler implements Reconciler<MigrationPolicy> {
 
   private final KubernetesClient client;
   private final OperatorMetrics metrics;
+  private final Set<String> reported = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
   public MigrationPolicyReconciler(KubernetesClient client, OperatorMetrics metrics) {
     this.client = client;
@@ -103,8 +104,11 @@ public class MigrationPolicyReconciler implements Reconciler<MigrationPolicy> {
           waiting = true;
           String message =
               "pod " + n.source().getMetadata().getName() + " on " + signal + ": " + n.why();
-          LOG.warning(() -> policy.getMetadata().getName() + ": " + message);
-          Events.record(client, policy, "Warning", "NoTarget", message);
+          // Looked for again every RETRY: said once per pod and announcement, not each time.
+          if (reported.add(policy.getMetadata().getUid() + "/" + message)) {
+            LOG.warning(() -> policy.getMetadata().getName() + ": " + message);
+            Events.record(client, policy, "Warning", "NoTarget", message);
+          }
         }
       }
     }
