@@ -42,6 +42,9 @@ public final class AgentClient implements AutoCloseable {
           break;
         }
         sleep(200L << (2 * (attempt - 1)));
+        // An agent that was down and is back: the channel would otherwise wait out its growing
+        // reconnect backoff (up to minutes) and fail this retry at once.
+        channel.resetConnectBackoff();
       }
     }
     throw new Failed(target, what, last.getStatus());
