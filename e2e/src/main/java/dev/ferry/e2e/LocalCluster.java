@@ -287,14 +287,7 @@ public final class LocalCluster implements AutoCloseable {
   }
 
   private static Path pythonExample() {
-    for (Path dir = Path.of("").toAbsolutePath(); dir != null; dir = dir.getParent()) {
-      Path script = dir.resolve("examples/python/token_streamer.py");
-      if (Files.exists(script)) {
-        return script;
-      }
-    }
-    throw new IllegalStateException(
-        "examples/python/token_streamer.py not found above " + Path.of("").toAbsolutePath());
+    return Builds.repoFile("examples/python/token_streamer.py");
   }
 
   @Override

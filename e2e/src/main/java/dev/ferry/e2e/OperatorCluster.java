@@ -27,6 +27,7 @@ import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
 
 /**
  * The agents' two-node cluster made whole: an API server (Fabric8's mock, CRUD mode, as a process
@@ -276,10 +277,20 @@ final class OperatorCluster implements AutoCloseable {
 
   /** Asks the operator to move {@code from}'s connections, and {@code address}, to {@code to}. */
   MigrationRequest request(String name, String from, String to, String address) {
+    return request(
+        name,
+        s -> {
+          s.setSource(new PodReference(from));
+          s.setTarget(new PodReference(to));
+          s.setAddress(address);
+        });
+  }
+
+  /** Creates the request {@code name}: from pod-a, with what {@code spec} sets. */
+  MigrationRequest request(String name, Consumer<MigrationRequestSpec> spec) {
     MigrationRequestSpec s = new MigrationRequestSpec();
-    s.setSource(new PodReference(from));
-    s.setTarget(new PodReference(to));
-    s.setAddress(address);
+    s.setSource(new PodReference("pod-a"));
+    spec.accept(s);
     MigrationRequest mr = new MigrationRequest();
     mr.getMetadata().setName(name);
     mr.getMetadata().setNamespace(NAMESPACE);

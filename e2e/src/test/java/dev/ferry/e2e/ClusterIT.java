@@ -7,6 +7,7 @@ import dev.ferry.api.crd.MigrationPolicy;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.api.crd.Phase;
+import dev.ferry.api.crd.PodReference;
 import dev.ferry.testbed.FakeEc2;
 import dev.ferry.testbed.FakeEc2Request;
 import dev.ferry.testbed.Shell;
@@ -248,15 +249,13 @@ class ClusterIT {
   }
 
   private static void request(String name, boolean allowPartial) {
-    MigrationRequest mr = new MigrationRequest();
-    mr.getMetadata().setName(name);
-    mr.getMetadata().setNamespace(OperatorCluster.NAMESPACE);
-    mr.setSpec(new dev.ferry.api.crd.MigrationRequestSpec());
-    mr.getSpec().setSource(new dev.ferry.api.crd.PodReference("pod-a"));
-    mr.getSpec().setTarget(new dev.ferry.api.crd.PodReference("pod-b"));
-    mr.getSpec().setPorts(List.of(AgentCluster.PORT, 8081));
-    mr.getSpec().setAllowPartial(allowPartial);
-    cluster.kube.resource(mr).create();
+    cluster.request(
+        name,
+        s -> {
+          s.setTarget(new PodReference("pod-b"));
+          s.setPorts(List.of(AgentCluster.PORT, 8081));
+          s.setAllowPartial(allowPartial);
+        });
   }
 
   private static CurlStream curl(int port) throws java.io.IOException {
@@ -278,14 +277,12 @@ class ClusterIT {
   void aHoldPastItsLimitGivesTheStreamBackToTheSourceAndTheRequestRollsBack() throws Exception {
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
-      MigrationRequest mr = new MigrationRequest();
-      mr.getMetadata().setName("held-too-long");
-      mr.getMetadata().setNamespace(OperatorCluster.NAMESPACE);
-      mr.setSpec(new dev.ferry.api.crd.MigrationRequestSpec());
-      mr.getSpec().setSource(new dev.ferry.api.crd.PodReference("pod-a"));
-      mr.getSpec().setTarget(new dev.ferry.api.crd.PodReference("pod-b"));
-      mr.getSpec().setHoldLimit("2s");
-      cluster.kube.resource(mr).create();
+      cluster.request(
+          "held-too-long",
+          s -> {
+            s.setTarget(new PodReference("pod-b"));
+            s.setHoldLimit("2s");
+          });
       // The operator goes away with the clients held, and stays away past the hold limit.
       Phase killedIn =
           cluster.awaitPhase("held-too-long", Phase.Exporting, Phase.Transferring, Phase.Restoring);

@@ -55,8 +55,9 @@ class OperatorIT {
       throws Exception {
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
-      MigrationRequest mr = apply("move-to-b", spec -> spec.setTarget(new PodReference("pod-b")));
-      MigrationRequestStatus st = awaitEnd(mr, 60);
+      MigrationRequest mr =
+          cluster.request("move-to-b", spec -> spec.setTarget(new PodReference("pod-b")));
+      MigrationRequestStatus st = cluster.awaitEnd(mr.getMetadata().getName(), 60);
 
       assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
       assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
@@ -108,14 +109,14 @@ class OperatorIT {
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
       MigrationRequest back =
-          apply(
+          cluster.request(
               "back-to-a",
               s -> {
                 s.setSource(new PodReference("pod-b"));
                 s.setTarget(new PodReference("pod-a"));
                 s.setAddress(AgentCluster.VIP);
               });
-      MigrationRequestStatus st = awaitEnd(back, 60);
+      MigrationRequestStatus st = cluster.awaitEnd(back.getMetadata().getName(), 60);
       assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
       assertThat(curl.exitCode(90)).isZero();
       assertThat(curl.output()).isEqualTo(reference);
@@ -165,8 +166,8 @@ class OperatorIT {
           s -> s.setTargetSelector(Map.of("app", "nothing")));
       int n = 0;
       for (var c : cases.entrySet()) {
-        MigrationRequest mr = apply("invalid-" + n++, c.getValue());
-        MigrationRequestStatus st = awaitEnd(mr, 30);
+        MigrationRequest mr = cluster.request("invalid-" + n++, c.getValue());
+        MigrationRequestStatus st = cluster.awaitEnd(mr.getMetadata().getName(), 30);
         assertThat(st.getPhase()).as(c.getKey()).isEqualTo(Phase.Failed);
         assertThat(st.getMessage()).as(c.getKey()).contains(c.getKey());
         assertThat(condition(st, "Failed").getReason()).isEqualTo("Invalid");
@@ -188,13 +189,13 @@ class OperatorIT {
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(20, 10_000);
       MigrationRequest mr =
-          apply(
+          cluster.request(
               "dry-run",
               s -> {
                 s.setTarget(new PodReference("pod-b"));
                 s.setDryRun(true);
               });
-      MigrationRequestStatus st = awaitEnd(mr, 30);
+      MigrationRequestStatus st = cluster.awaitEnd(mr.getMetadata().getName(), 30);
       assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
       assertThat(st.getMessage())
           .contains("dry run: 1 connection(s)")
@@ -212,8 +213,9 @@ class OperatorIT {
     streamerB.destroyForcibly().waitFor();
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
-      MigrationRequest mr = apply("no-app-on-b", s -> s.setTarget(new PodReference("pod-b")));
-      MigrationRequestStatus st = awaitEnd(mr, 60);
+      MigrationRequest mr =
+          cluster.request("no-app-on-b", s -> s.setTarget(new PodReference("pod-b")));
+      MigrationRequestStatus st = cluster.awaitEnd(mr.getMetadata().getName(), 60);
 
       assertRefusedUntouched(
           mr, st, "spec.target.name: no application on node node-b has registered port 8080");
@@ -230,8 +232,9 @@ class OperatorIT {
     cluster.agents.b.killAgent();
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
-      MigrationRequest mr = apply("b-is-down", s -> s.setTarget(new PodReference("pod-b")));
-      MigrationRequestStatus st = awaitEnd(mr, 90);
+      MigrationRequest mr =
+          cluster.request("b-is-down", s -> s.setTarget(new PodReference("pod-b")));
+      MigrationRequestStatus st = cluster.awaitEnd(mr.getMetadata().getName(), 90);
 
       assertRefusedUntouched(
           mr, st, "spec.target.name: the Ferry agent of node node-b does not answer");
@@ -258,14 +261,17 @@ class OperatorIT {
   void anOperatorRestartedInTheMiddleOfAMigrationFinishesIt() throws Exception {
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
-      MigrationRequest mr = apply("restarted", s -> s.setTarget(new PodReference("pod-b")));
-      Phase killedIn = awaitPhase(mr, Phase.Exporting, Phase.Transferring, Phase.Restoring);
+      MigrationRequest mr =
+          cluster.request("restarted", s -> s.setTarget(new PodReference("pod-b")));
+      Phase killedIn =
+          cluster.awaitPhase(
+              mr.getMetadata().getName(), Phase.Exporting, Phase.Transferring, Phase.Restoring);
       cluster.killOperator();
       System.out.println("killed the operator in " + killedIn);
       assertThat(killedIn.finished()).isFalse();
       cluster.startOperator();
 
-      MigrationRequestStatus st = awaitEnd(mr, 90);
+      MigrationRequestStatus st = cluster.awaitEnd(mr.getMetadata().getName(), 90);
       assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
       assertThat(st.getConnections().getMigrated()).isEqualTo(1);
       assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
@@ -273,14 +279,14 @@ class OperatorIT {
     }
     // Back, with no connection left: the address alone moves.
     MigrationRequest back =
-        apply(
+        cluster.request(
             "restarted-back",
             s -> {
               s.setSource(new PodReference("pod-b"));
               s.setTarget(new PodReference("pod-a"));
               s.setAddress(AgentCluster.VIP);
             });
-    MigrationRequestStatus backStatus = awaitEnd(back, 60);
+    MigrationRequestStatus backStatus = cluster.awaitEnd(back.getMetadata().getName(), 60);
     assertThat(backStatus.getPhase()).as(backStatus.getMessage()).isEqualTo(Phase.Completed);
   }
 
@@ -292,23 +298,24 @@ class OperatorIT {
       Lease lease = lease();
       assertThat(lease.getSpec().getHolderIdentity()).isEqualTo("operator-1");
       MigrationRequest dry =
-          apply(
+          cluster.request(
               "led",
               s -> {
                 s.setTarget(new PodReference("pod-b"));
                 s.setDryRun(true);
               });
-      assertThat(awaitEnd(dry, 30).getPhase()).isEqualTo(Phase.Completed);
+      assertThat(cluster.awaitEnd(dry.getMetadata().getName(), 30).getPhase())
+          .isEqualTo(Phase.Completed);
 
       cluster.killOperator();
       MigrationRequest after =
-          apply(
+          cluster.request(
               "led-by-2",
               s -> {
                 s.setTarget(new PodReference("pod-b"));
                 s.setDryRun(true);
               });
-      MigrationRequestStatus st = awaitEnd(after, 60);
+      MigrationRequestStatus st = cluster.awaitEnd(after.getMetadata().getName(), 60);
       assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
       assertThat(lease().getSpec().getHolderIdentity()).isEqualTo("operator-2");
     } finally {
@@ -331,63 +338,6 @@ class OperatorIT {
         .inNamespace(OperatorCluster.NAMESPACE)
         .withName("ferry-operator-leader")
         .get();
-  }
-
-  /** Waits until the request is in one of {@code phases} (or ended), and returns the phase. */
-  private static Phase awaitPhase(MigrationRequest mr, Phase... phases)
-      throws InterruptedException {
-    long deadline = System.nanoTime() + 60_000_000_000L;
-    while (System.nanoTime() < deadline) {
-      MigrationRequestStatus st = current(mr).getStatus();
-      if (st != null && st.getPhase() != null) {
-        if (List.of(phases).contains(st.getPhase()) || st.getPhase().finished()) {
-          return st.getPhase();
-        }
-      }
-      Thread.sleep(2);
-    }
-    throw new AssertionError(mr.getMetadata().getName() + " never reached " + List.of(phases));
-  }
-
-  private static MigrationRequest current(MigrationRequest mr) {
-    return cluster
-        .kube
-        .resources(MigrationRequest.class)
-        .inNamespace(OperatorCluster.NAMESPACE)
-        .withName(mr.getMetadata().getName())
-        .get();
-  }
-
-  private static MigrationRequest apply(String name, Consumer<MigrationRequestSpec> spec) {
-    MigrationRequest mr = new MigrationRequest();
-    mr.getMetadata().setName(name);
-    mr.getMetadata().setNamespace(OperatorCluster.NAMESPACE);
-    MigrationRequestSpec s = new MigrationRequestSpec();
-    s.setSource(new PodReference("pod-a"));
-    spec.accept(s);
-    mr.setSpec(s);
-    return cluster.kube.resource(mr).create();
-  }
-
-  private static MigrationRequestStatus awaitEnd(MigrationRequest mr, int seconds)
-      throws InterruptedException {
-    long deadline = System.nanoTime() + seconds * 1_000_000_000L;
-    while (System.nanoTime() < deadline) {
-      MigrationRequest now =
-          cluster
-              .kube
-              .resources(MigrationRequest.class)
-              .inNamespace(OperatorCluster.NAMESPACE)
-              .withName(mr.getMetadata().getName())
-              .get();
-      if (now.getStatus() != null
-          && now.getStatus().getPhase() != null
-          && now.getStatus().getPhase().finished()) {
-        return now.getStatus();
-      }
-      Thread.sleep(50);
-    }
-    throw new AssertionError(mr.getMetadata().getName() + " did not end within " + seconds + " s");
   }
 
   private static Condition condition(MigrationRequestStatus st, String type) {
