@@ -6,14 +6,13 @@ import dev.ferry.api.client.AgentClient;
 import dev.ferry.api.client.TlsFiles;
 import dev.ferry.api.v1alpha1.AddressRequest;
 import dev.ferry.api.v1alpha1.AddressResponse;
-import dev.ferry.api.v1alpha1.FreezeRequest;
 import dev.ferry.api.v1alpha1.ListConnectionsRequest;
 import dev.ferry.api.v1alpha1.ListedConnection;
 import dev.ferry.api.v1alpha1.MigrationRef;
 import dev.ferry.api.v1alpha1.MigrationStatus;
+import dev.ferry.api.v1alpha1.MoveAddressPlan;
+import dev.ferry.api.v1alpha1.MoveRequest;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc.NodeAgentBlockingStub;
-import dev.ferry.api.v1alpha1.StageRequest;
-import dev.ferry.api.v1alpha1.TransferRequest;
 import io.netty.handler.ssl.SslContext;
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -37,15 +36,10 @@ public final class FerryAgentCli {
 
         connections --agent HOST:PORT --pod POD [--port N]...
         migrate     --id ID --from HOST:PORT --from-pod POD --to HOST:PORT --to-pod POD --port N...
-                    [--address CIDR --from-host-interface IF --to-host-interface IF]
+                    [--address CIDR [--from-host-interface IF --to-host-interface IF]]
+                    [--hold-limit SECONDS] [--allow-partial true] [--fault POINT (tests only)]
         rollback    --id ID --agent HOST:PORT [--agent HOST:PORT] [--wait SECONDS]
         status      --id ID --agent HOST:PORT
-        freeze      --id ID --agent HOST:PORT --pod POD --port N...
-        export      --id ID --agent HOST:PORT
-        transfer    --id ID --agent HOST:PORT --to HOST:PORT
-        stage       --id ID --agent HOST:PORT --pod POD
-        resume      --id ID --agent HOST:PORT
-        release     --id ID --agent HOST:PORT
         address     --agent HOST:PORT --op add|announce|remove --address CIDR --pod POD
                     [--host-interface IF] [--interface IF]
 
@@ -102,55 +96,15 @@ public final class FerryAgentCli {
                   "port",
                   "address",
                   "from-host-interface",
-                  "to-host-interface"));
+                  "to-host-interface",
+                  "hold-limit",
+                  "allow-partial",
+                  "fault"));
       case "rollback" -> rollback(flags(command, rest, "id", "agent", "wait"));
       case "status" -> {
         Flags f = flags(command, rest, "id", "agent");
         MigrationRef ref = ref(f);
         yield one(f, "Status", s -> s.status(ref));
-      }
-      case "freeze" -> {
-        Flags f = flags(command, rest, "id", "agent", "pod", "port");
-        FreezeRequest r =
-            FreezeRequest.newBuilder()
-                .setMigrationId(f.required("id"))
-                .setPod(Pods.parse("--pod", f.required("pod")))
-                .addAllPorts(f.ports("port"))
-                .build();
-        yield one(f, "Freeze", s -> s.freeze(r));
-      }
-      case "export" -> {
-        Flags f = flags(command, rest, "id", "agent");
-        MigrationRef ref = ref(f);
-        yield one(f, "Export", s -> s.export(ref));
-      }
-      case "transfer" -> {
-        Flags f = flags(command, rest, "id", "agent", "to");
-        TransferRequest r =
-            TransferRequest.newBuilder()
-                .setMigrationId(f.required("id"))
-                .setTargetAgent(AgentChannels.checkTarget(f.required("to")))
-                .build();
-        yield one(f, "Transfer", s -> s.transfer(r));
-      }
-      case "stage" -> {
-        Flags f = flags(command, rest, "id", "agent", "pod");
-        StageRequest r =
-            StageRequest.newBuilder()
-                .setMigrationId(f.required("id"))
-                .setPod(Pods.parse("--pod", f.required("pod")))
-                .build();
-        yield one(f, "Stage", s -> s.stage(r));
-      }
-      case "resume" -> {
-        Flags f = flags(command, rest, "id", "agent");
-        MigrationRef ref = ref(f);
-        yield one(f, "Resume", s -> s.resume(ref));
-      }
-      case "release" -> {
-        Flags f = flags(command, rest, "id", "agent");
-        MigrationRef ref = ref(f);
-        yield one(f, "Release", s -> s.release(ref));
       }
       case "address" ->
           address(
@@ -180,27 +134,29 @@ public final class FerryAgentCli {
       throw new Flags.UsageException(
           "migrate: --port is required (the ports the server listens on)");
     }
-    MigrationDriver.AddressMove address = null;
-    if (f.optional("address", null) != null) {
-      address =
-          new MigrationDriver.AddressMove(
-              f.required("address"),
-              f.required("from-host-interface"),
-              f.required("to-host-interface"));
-    }
     String id = f.required("id");
-    try (AgentClient source = agent(f, f.required("from"));
-        AgentClient target = agent(f, f.required("to"))) {
-      MigrationDriver.Plan plan =
-          new MigrationDriver.Plan(
-              id,
-              source,
-              Pods.parse("--from-pod", f.required("from-pod")),
-              target,
-              Pods.parse("--to-pod", f.required("to-pod")),
-              ports,
-              address);
-      return new MigrationDriver(out).migrate(plan) ? 0 : 1;
+    MoveRequest.Builder request =
+        MoveRequest.newBuilder()
+            .setMigrationId(id)
+            .setSourcePod(Pods.parse("--from-pod", f.required("from-pod")))
+            .setTargetPod(Pods.parse("--to-pod", f.required("to-pod")))
+            .addAllPorts(ports)
+            .setTargetAgent(AgentChannels.checkTarget(f.required("to")))
+            .setHoldLimitMs((int) f.number("hold-limit", 0, 0, 3600) * 1000)
+            .setAllowPartial(Boolean.parseBoolean(f.optional("allow-partial", "false")))
+            .setFault(f.optional("fault", ""));
+    if (f.optional("address", null) != null) {
+      // On a LAN: the agents move the address and its routes, and the target announces it.
+      request.setAddress(
+          MoveAddressPlan.newBuilder()
+              .setCidr(f.required("address"))
+              .setHostRoute(true)
+              .setAnnounce(true)
+              .setSourceHostInterface(f.optional("from-host-interface", ""))
+              .setTargetHostInterface(f.optional("to-host-interface", "")));
+    }
+    try (AgentClient source = agent(f, f.required("from"))) {
+      return new MigrationDriver(out).migrate(source, request.build()) ? 0 : 1;
     } catch (AgentClient.Failed e) {
       out.println(
           "could not finish or roll back: the connections are held on the source until its hold"

@@ -104,12 +104,21 @@ final class AgentCluster implements AutoCloseable {
       env.put("FERRY_AGENT_STATE_DIR", stateDir.toString());
       env.put("FERRY_AGENT_BPF_PIN_DIR", pinDir.toString());
       env.put("FERRY_AGENT_UPLINK", "eth0");
+      // Test clusters honour a move's fault point (MoveRequest.fault): the fault suite uses them.
+      env.put("FERRY_AGENT_FAULT_POINTS", "true");
       env.putAll(baseEnv);
       env.putAll(more);
       agent = start(pb, name + " agent", "ferry node-agent on", log);
     }
 
     /** Kills this node's agent at once, as a crash or an OOM kill would, and waits for the end. */
+    /** Waits for the agent to stop on its own (a fault point), as a crash there would. */
+    void awaitAgentExit() throws InterruptedException {
+      if (!agent.waitFor(60, TimeUnit.SECONDS)) {
+        throw new IllegalStateException(name + "'s agent did not stop at its fault point");
+      }
+    }
+
     void killAgent() throws InterruptedException {
       agent.destroyForcibly();
       if (!agent.waitFor(10, TimeUnit.SECONDS)) {

@@ -4,17 +4,16 @@ package dev.ferry.e2e;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import dev.ferry.api.v1alpha1.AddressRequest;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.ConnectionStatus;
-import dev.ferry.api.v1alpha1.FreezeRequest;
 import dev.ferry.api.v1alpha1.MigrationRef;
 import dev.ferry.api.v1alpha1.MigrationStatus;
+import dev.ferry.api.v1alpha1.MoveAddressPlan;
+import dev.ferry.api.v1alpha1.MoveOutcome;
+import dev.ferry.api.v1alpha1.MoveRequest;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc.NodeAgentBlockingStub;
 import dev.ferry.api.v1alpha1.PodRef;
-import dev.ferry.api.v1alpha1.StageRequest;
-import dev.ferry.api.v1alpha1.TransferRequest;
 import dev.ferry.testbed.FakeImds;
 import dev.ferry.testbed.Shell;
 import io.fabric8.kubernetes.api.model.Event;
@@ -85,49 +84,43 @@ class AgentServiceIT {
       PodRef podB = PodRef.newBuilder().setNetns(cluster.b.podNetns()).build();
       String vip = AgentCluster.VIP + "/32";
 
-      MigrationStatus frozen =
-          a.freeze(
-              FreezeRequest.newBuilder()
-                  .setMigrationId(id)
-                  .setPod(podA)
-                  .addPorts(AgentCluster.PORT)
-                  .setTargetAgent(cluster.b.api())
-                  .build());
-      assertThat(phases(frozen)).containsExactly(ConnectionPhase.FROZEN);
-      // Idempotent: the operator retries after a timeout and must not freeze twice.
-      assertThat(
-              phases(
-                  a.freeze(
-                      FreezeRequest.newBuilder()
-                          .setMigrationId(id)
-                          .setPod(podA)
-                          .addPorts(AgentCluster.PORT)
-                          .build())))
-          .containsExactly(ConnectionPhase.FROZEN);
-      assertThat(phases(a.export(ref(id)))).containsExactly(ConnectionPhase.EXPORTED);
-      assertThat(
-              phases(
-                  a.transfer(
-                      TransferRequest.newBuilder()
-                          .setMigrationId(id)
-                          .setTargetAgent(cluster.b.api())
-                          .build())))
-          .containsExactly(ConnectionPhase.TRANSFERRED);
-      // The restored sockets bind to the address: it goes onto the target pod first, without
-      // the node's route, so no client segment reaches the target before the sockets exist.
-      b.moveAddress(address(AddressRequest.Op.ADD, vip, podB, ""));
-      assertThat(phases(b.stage(StageRequest.newBuilder().setMigrationId(id).setPod(podB).build())))
-          .containsExactly(ConnectionPhase.STAGED);
-      a.moveAddress(address(AddressRequest.Op.REMOVE, vip, podA, cluster.a.pod.podPort()));
-      b.moveAddress(address(AddressRequest.Op.ADD, vip, podB, cluster.b.pod.podPort()));
-      assertThat(phases(b.resume(ref(id)))).containsExactly(ConnectionPhase.RESUMED);
-      b.moveAddress(address(AddressRequest.Op.ANNOUNCE, vip, podB, ""));
-      assertThat(phases(a.release(ref(id)))).containsExactly(ConnectionPhase.RELEASED);
+      MoveRequest move =
+          MoveRequest.newBuilder()
+              .setMigrationId(id)
+              .setSourcePod(podA)
+              .setTargetPod(podB)
+              .addPorts(AgentCluster.PORT)
+              .setTargetAgent(cluster.b.api())
+              .setAddress(
+                  MoveAddressPlan.newBuilder()
+                      .setCidr(vip)
+                      .setHostRoute(true)
+                      .setAnnounce(true)
+                      .setSourceHostInterface(cluster.a.pod.podPort())
+                      .setTargetHostInterface(cluster.b.pod.podPort()))
+              .build();
+      // One call: the agents run the whole move between themselves.
+      MoveOutcome moved = a.move(move);
+      assertThat(moved.getResult()).as(moved.getMessage()).isEqualTo(MoveOutcome.Result.COMPLETED);
+      assertThat(moved.getCommitted()).isTrue();
+      assertThat(phases(moved.getSource())).containsExactly(ConnectionPhase.RELEASED);
+      assertThat(phases(moved.getTarget())).containsExactly(ConnectionPhase.RESUMED);
+      assertThat(moved.getApiCallsDuringPause())
+          .as("nobody called the source agent while its client was held")
+          .isZero();
+      // Idempotent: a caller that timed out asks again and learns how it ended, nothing more.
+      MoveOutcome again = a.move(move);
+      assertThat(again.getResult()).isEqualTo(MoveOutcome.Result.COMPLETED);
+      assertThat(phases(again.getTarget())).containsExactly(ConnectionPhase.RESUMED);
       // A rollback after the commit point leaves the connection where it lives.
-      assertThat(phases(b.rollback(ref(id)))).containsExactly(ConnectionPhase.RESUMED);
+      MigrationStatus afterCommit = b.rollback(ref(id));
+      assertThat(afterCommit.getCommitted()).isTrue();
+      assertThat(phases(afterCommit)).containsExactly(ConnectionPhase.RESUMED);
 
       String firstMove =
-          "source phases (µs): "
+          "pause "
+              + moved.getPauseMicros()
+              + " µs; source phases (µs): "
               + a.status(ref(id)).getPhaseMicrosMap()
               + "; target: "
               + b.status(ref(id)).getPhaseMicrosMap()
@@ -331,16 +324,6 @@ class AgentServiceIT {
 
   private static MigrationRef ref(String id) {
     return MigrationRef.newBuilder().setMigrationId(id).build();
-  }
-
-  private static AddressRequest address(
-      AddressRequest.Op op, String cidr, PodRef pod, String hostIf) {
-    return AddressRequest.newBuilder()
-        .setOp(op)
-        .setAddress(cidr)
-        .setPod(pod)
-        .setHostInterface(hostIf)
-        .build();
   }
 
   /** A channel to one agent, closed after the test. */

@@ -89,31 +89,61 @@ public final class ConnectionMover {
    * gone, so that a state the caller must keep (on disk, say) is kept before anything else is lost.
    */
   public Departure export(Freezing.Held held, Consumer<Departure.Departed> save) {
+    Reading r = read(held);
+    if (r.stayed() != null) {
+      return r.stayed();
+    }
+    try {
+      save.accept(r.departed());
+    } catch (RuntimeException e) {
+      return putBack(r, "the agent could not save the state: " + e.getMessage());
+    }
+    return leave(r);
+  }
+
+  /**
+   * A held socket read in repair mode and still open: until {@link #leave} closes it, {@link
+   * #putBack} returns it to its application as it was. {@code stayed} is set instead when it could
+   * not be read (the application has it back already).
+   */
+  public record Reading(Freezing.Held held, Departure.Departed departed, Departure.Stayed stayed) {}
+
+  /** Reads the held socket's state with TCP_REPAIR; the socket stays open, in repair mode. */
+  public Reading read(Freezing.Held held) {
     Connection c = held.connection();
     HandoffOutcome.Frozen frozen = held.frozen();
-    HoldKey key = new HoldKey(c.local(), c.remote());
-    SocketState state;
     try {
-      state = exporter.export(frozen.socket());
+      SocketState state = exporter.export(frozen.socket());
+      return new Reading(held, new Departure.Departed(c, state, frozen.state()), null);
     } catch (IOException e) {
       // Nothing is lost yet: the socket left repair mode, the application still has it.
-      return giveBack(held, "the agent could not read the socket: " + e.getMessage());
+      return new Reading(
+          held, null, giveBack(held, "the agent could not read the socket: " + e.getMessage()));
     }
-    Departure.Departed departed = new Departure.Departed(c, state, frozen.state());
+  }
+
+  /** Undoes {@link #read}: the socket leaves repair mode and goes back to its application. */
+  public Departure.Stayed putBack(Reading r, String why) {
+    Connection c = r.held().connection();
     try {
-      save.accept(departed);
-    } catch (RuntimeException e) {
-      // The socket is in repair mode but still open: leaving repair mode puts it back as it was.
-      try {
-        RepairSocket.enter(frozen.socket()).leave(); // already in repair mode: just leaves
-      } catch (SyscallException off) {
-        LOG.warning(() -> "leaving repair mode on " + c + " failed: " + off.getMessage());
-      }
-      return giveBack(held, "the agent could not save the state: " + e.getMessage());
+      RepairSocket.enter(r.held().frozen().socket()).leave(); // already in repair mode: just leaves
+    } catch (SyscallException off) {
+      LOG.warning(() -> "leaving repair mode on " + c + " failed: " + off.getMessage());
     }
+    return giveBack(r.held(), why);
+  }
+
+  /**
+   * Lets the read socket go: the hold answers for the client from now on, the application hears the
+   * connection is gone, and the socket closes silently (repair mode sends nothing). The returned
+   * state is then the only copy of the connection.
+   */
+  public Departure.Departed leave(Reading r) {
+    Connection c = r.held().connection();
+    HandoffOutcome.Frozen frozen = r.held().frozen();
     long exportedAt = System.nanoTime();
     try {
-      hold.answer(state, exportedAt, held.deadlineNanos());
+      hold.answer(r.departed().socket(), exportedAt, r.held().deadlineNanos());
     } catch (SyscallException e) {
       // The client is still frozen, not answered; it retransmits until the socket is back.
       LOG.warning(() -> "the hold cannot answer for " + c + ": " + e.getMessage());
@@ -125,7 +155,7 @@ public final class ConnectionMover {
       LOG.warning(() -> "telling the application " + c + " is gone failed: " + e.getMessage());
     }
     frozen.socket().close(); // in repair mode: silent
-    return departed;
+    return r.departed();
   }
 
   /** {@link #export(Freezing.Held, Consumer)} with nothing to save. */

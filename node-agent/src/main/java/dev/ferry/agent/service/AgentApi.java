@@ -3,36 +3,33 @@ package dev.ferry.agent.service;
 
 import dev.ferry.agent.address.AddressMover;
 import dev.ferry.agent.address.ServiceAddress;
-import dev.ferry.agent.move.ConnectionTable;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.repair.InvalidSocketStateException;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.agent.repair.SocketStateCodec;
 import dev.ferry.api.v1alpha1.AddressRequest;
 import dev.ferry.api.v1alpha1.AddressResponse;
+import dev.ferry.api.v1alpha1.ArrivalMessage;
+import dev.ferry.api.v1alpha1.ArrivalReply;
 import dev.ferry.api.v1alpha1.FreezeRequest;
 import dev.ferry.api.v1alpha1.ListConnectionsRequest;
 import dev.ferry.api.v1alpha1.ListConnectionsResponse;
 import dev.ferry.api.v1alpha1.ListedConnection;
 import dev.ferry.api.v1alpha1.MigrationRef;
 import dev.ferry.api.v1alpha1.MigrationStatus;
+import dev.ferry.api.v1alpha1.MoveOutcome;
+import dev.ferry.api.v1alpha1.MoveRequest;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc;
-import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.api.v1alpha1.ReceiveResponse;
 import dev.ferry.api.v1alpha1.StageRequest;
 import dev.ferry.api.v1alpha1.TransferChunk;
 import dev.ferry.api.v1alpha1.TransferRequest;
 import dev.ferry.sdk.wire.Connection;
-import dev.ferry.sys.NetNamespace;
-import dev.ferry.sys.RtNetlink;
-import dev.ferry.sys.SyscallException;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Set;
 import java.util.logging.Logger;
 
 /** The gRPC face of the agent: checks requests, maps outcomes and failures to statuses. */
@@ -41,14 +38,13 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
 
   private final NodeParts node;
   private final Migrations migrations;
-  private final AddressMover addresses = new AddressMover();
-  private final String uplink;
+  private final PodAddresses addresses;
   private final long maxStateBytes;
 
-  AgentApi(NodeParts node, Migrations migrations, String uplink, long maxStateBytes) {
+  AgentApi(NodeParts node, Migrations migrations, long maxStateBytes) {
     this.node = node;
     this.migrations = migrations;
-    this.uplink = uplink;
+    this.addresses = node.addresses();
     this.maxStateBytes = maxStateBytes;
   }
 
@@ -59,7 +55,8 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
         out,
         () -> {
           ListConnectionsResponse.Builder b = ListConnectionsResponse.newBuilder();
-          for (Connection c : established(req.getPod(), req.getPortsList())) {
+          for (Connection c :
+              Inventory.established(node.pods(), req.getPod(), req.getPortsList())) {
             b.addConnections(ListedConnection.newBuilder().setId(Wire.id(c)));
           }
           b.addAllRegisteredPorts(node.mover().registeredPorts());
@@ -76,19 +73,30 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
           if (!req.getTargetAgent().isEmpty()) {
             node.peers().connectAhead(req.getTargetAgent());
           }
-          List<Connection> found = established(req.getPod(), req.getPortsList());
-          List<Connection> chosen = found;
-          if (req.getConnectionsCount() > 0) {
-            Set<Connection> wanted = new LinkedHashSet<>();
-            for (int i = 0; i < req.getConnectionsCount(); i++) {
-              wanted.add(Wire.connection(req.getConnections(i), "connections[" + i + "]"));
-            }
-            chosen = found.stream().filter(wanted::contains).toList();
-          }
+          m.target(req.getTargetAgent());
+          List<Connection> chosen =
+              Inventory.chosen(
+                  Inventory.established(node.pods(), req.getPod(), req.getPortsList()),
+                  req.getConnectionsList());
           MigrationStatus frozen = m.freeze(chosen);
           migrations.limitHold(m, Duration.ofMillis(req.getHoldLimitMs()));
           return frozen;
         });
+  }
+
+  @Override
+  public void move(MoveRequest req, StreamObserver<MoveOutcome> out) {
+    reply(out, () -> migrations.move(req));
+  }
+
+  @Override
+  public void commit(MigrationRef req, StreamObserver<MoveOutcome> out) {
+    reply(out, () -> migrations.commit(req.getMigrationId()));
+  }
+
+  @Override
+  public StreamObserver<ArrivalMessage> arrive(StreamObserver<ArrivalReply> out) {
+    return new ArrivalStream(node, migrations, out, maxStateBytes);
   }
 
   @Override
@@ -131,50 +139,27 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
     answer(
         out,
         () -> {
-          ServiceAddress address;
-          try {
-            address = ServiceAddress.parse(req.getAddress());
-          } catch (IllegalArgumentException e) {
-            throw new BadRequest("address: " + e.getMessage() + " (want ADDRESS/PREFIX)");
-          }
+          ServiceAddress address = PodAddresses.parse("address", req.getAddress());
           String ifname = req.getInterface().isEmpty() ? "eth0" : req.getInterface();
-          List<AddressMover.Step> steps = new ArrayList<>();
-          try (NetNamespace host = NetNamespace.current()) {
-            String hostIf = req.getHostInterface();
-            if (hostIf.isEmpty()
-                && req.getHostRoute()
-                && req.getOp() != AddressRequest.Op.ANNOUNCE) {
-              hostIf = podVeth(req.getPod(), ifname);
-            }
-            switch (req.getOp()) {
-              case ADD -> {
-                if (!req.getMigrationId().isEmpty()) {
-                  migrations.addressLeaving(req.getMigrationId(), false);
+          String hostIf = req.getHostInterface();
+          List<AddressMover.Step> steps =
+              switch (req.getOp()) {
+                case ADD -> {
+                  if (!req.getMigrationId().isEmpty()) {
+                    migrations.addressLeaving(req.getMigrationId(), false);
+                  }
+                  yield addresses.add(address, req.getPod(), ifname, hostIf, req.getHostRoute());
                 }
-                try (NetNamespace pod = node.pods().open(req.getPod(), "pod")) {
-                  steps.add(addresses.add(address, pod, ifname));
+                case REMOVE -> {
+                  if (!req.getMigrationId().isEmpty()) {
+                    migrations.addressLeaving(req.getMigrationId(), true);
+                  }
+                  yield addresses.remove(address, req.getPod(), ifname, hostIf, req.getHostRoute());
                 }
-                if (!hostIf.isEmpty()) {
-                  steps.add(addresses.addRoute(address, host, hostIf));
-                }
-              }
-              case REMOVE -> {
-                if (!req.getMigrationId().isEmpty()) {
-                  migrations.addressLeaving(req.getMigrationId(), true);
-                }
-                if (!hostIf.isEmpty()) {
-                  steps.add(addresses.removeRoute(address, host, hostIf));
-                }
-                try (NetNamespace pod = node.pods().open(req.getPod(), "pod")) {
-                  steps.add(addresses.remove(address, pod, ifname));
-                }
-              }
-              case ANNOUNCE -> steps.add(addresses.announce(address, host, uplink));
-              default ->
-                  throw new BadRequest("op must be ADD, ANNOUNCE or REMOVE, got " + req.getOp());
-            }
-          }
-          steps.forEach(s -> LOG.info(s::toString));
+                case ANNOUNCE -> addresses.announce(address);
+                default ->
+                    throw new BadRequest("op must be ADD, ANNOUNCE or REMOVE, got " + req.getOp());
+              };
           return AddressResponse.newBuilder()
               .setChanged(steps.stream().anyMatch(AddressMover.Step::changed))
               .setTookMicros(steps.stream().mapToLong(s -> s.took().toNanos() / 1000).sum())
@@ -182,40 +167,9 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
         });
   }
 
-  /** The node's end of the veth whose other end is the pod's {@code ifname}. */
-  private String podVeth(PodRef pod, String ifname) throws SyscallException {
-    int index;
-    try (NetNamespace ns = node.pods().open(pod, "pod")) {
-      index =
-          ns.call(
-              () -> {
-                try (RtNetlink rt = RtNetlink.open()) {
-                  return rt.peerIndex(ifname);
-                }
-              });
-    }
-    return RtNetlink.interfaceName(index);
-  }
-
   @Override
   public StreamObserver<TransferChunk> receive(StreamObserver<ReceiveResponse> out) {
     return new Reception(out);
-  }
-
-  private List<Connection> established(PodRef pod, List<Integer> ports) throws SyscallException {
-    if (ports.isEmpty()) {
-      throw new BadRequest("ports: name the ports the pod serves (at least one)");
-    }
-    List<Connection> out = new ArrayList<>();
-    try (NetNamespace ns = node.pods().open(pod, "pod")) {
-      for (int port : ports) {
-        if (port < 1 || port > 65535) {
-          throw new BadRequest("ports: " + port + " is not a port (1..65535)");
-        }
-        out.addAll(ConnectionTable.established(ns, port));
-      }
-    }
-    return out;
   }
 
   /** One incoming transfer: the states, each followed by its application blob in chunks. */
@@ -355,7 +309,13 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
     T run() throws Exception;
   }
 
-  private static <T> void answer(StreamObserver<T> out, Call<T> call) {
+  /** Answers a call that is not part of a move's own run, and counts it. */
+  private <T> void answer(StreamObserver<T> out, Call<T> call) {
+    migrations.otherCall();
+    reply(out, call);
+  }
+
+  private static <T> void reply(StreamObserver<T> out, Call<T> call) {
     T result;
     try {
       result = call.run();

@@ -38,6 +38,14 @@ final class AgentMetrics {
         .increment();
   }
 
+  /** ferry_agent_records_set_aside_total: saved migrations that could not be read at start. */
+  void setAside() {
+    Counter.builder("ferry.agent.records.set.aside")
+        .description("Saved migrations that could not be read at start and were set aside")
+        .register(registry)
+        .increment();
+  }
+
   /** ferry_agent_callers_refused_total{reason}. */
   void refused(String reason, String caller) {
     Counter.builder("ferry.agent.callers.refused")

@@ -72,21 +72,25 @@ public class AgentRuntime {
         new MutualTls(
             settings.tls().cert(), settings.tls().key(), settings.tls().ca(), metrics::refused);
     peers = new Peers(tls, settings.transferTimeout());
+    PodNamespaces pods = new PodNamespaces(Path.of("/proc"));
     NodeParts node =
         new NodeParts(
             settings.nodeName(),
             new ConnectionMover(applications, hold, settings.holdLimit()),
             hold,
             new SavedStates(settings.stateDir()),
-            new PodNamespaces(Path.of("/proc")),
+            new CommitRecords(settings.stateDir()),
+            pods,
+            new PodAddresses(pods, settings.uplink()),
             peers,
             workers,
-            metrics);
+            metrics,
+            new FaultPoints(settings.faultPoints()));
     Migrations migrations = new Migrations(node, settings.holdLimit());
     migrations.recover();
     metrics.connections(migrations::phases);
     metrics.holds(this::activeHolds, this::probesAnswered);
-    AgentApi api = new AgentApi(node, migrations, settings.uplink(), settings.maxStateBytes());
+    AgentApi api = new AgentApi(node, migrations, settings.maxStateBytes());
     server =
         NettyServerBuilder.forAddress(
                 new InetSocketAddress(settings.api().host(), settings.api().port()))

@@ -62,6 +62,13 @@ public interface AgentSettings {
   @WithDefault("PT60S")
   Duration transferTimeout();
 
+  /**
+   * Tests only: honour a move's {@code fault} (MoveRequest.fault), stopping the agent at that point
+   * as a crash there would. Off in every real deployment.
+   */
+  @WithDefault("false")
+  boolean faultPoints();
+
   Imds imds();
 
   interface Api {

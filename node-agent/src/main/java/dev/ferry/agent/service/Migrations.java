@@ -5,9 +5,12 @@ import dev.ferry.agent.hold.HoldKey;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.MigrationStatus;
+import dev.ferry.api.v1alpha1.MoveOutcome;
+import dev.ferry.api.v1alpha1.MoveRequest;
 import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.sys.SyscallException;
 import java.io.IOException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.EnumMap;
 import java.util.HashSet;
@@ -18,6 +21,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Logger;
 
 /** Every migration this node takes part in, as source or target, by id. */
@@ -28,6 +32,8 @@ final class Migrations {
   private final Duration holdLimit;
   private final Map<String, SourceMigration> sources = new ConcurrentHashMap<>();
   private final Map<String, TargetMigration> targets = new ConcurrentHashMap<>();
+  private final Map<String, SourceMove> moves = new ConcurrentHashMap<>();
+  private final AtomicLong otherCalls = new AtomicLong();
   private final ScheduledExecutorService limits =
       Executors.newSingleThreadScheduledExecutor(
           r -> {
@@ -50,8 +56,7 @@ final class Migrations {
    * (0: the agent's own limit), unless its address has left the node by then.
    */
   void limitHold(SourceMigration m, Duration requested) {
-    Duration most = holdLimit.multipliedBy(9).dividedBy(10);
-    Duration limit = requested.isZero() || requested.compareTo(most) > 0 ? most : requested;
+    Duration limit = holdLimit(requested);
     limits.schedule(
         () -> {
           try {
@@ -64,6 +69,87 @@ final class Migrations {
         },
         limit.toMillis(),
         TimeUnit.MILLISECONDS);
+  }
+
+  /**
+   * A migration's hold limit: what it asked for ({@code requested}, 0 for none), at most 90 % of
+   * the agent's own, so that a rollback has time before the hold's programs step aside.
+   */
+  Duration holdLimit(Duration requested) {
+    Duration most = holdLimit.multipliedBy(9).dividedBy(10);
+    return requested.isZero() || requested.compareTo(most) > 0 ? most : requested;
+  }
+
+  /** Counts an API call that is not a move's own: the operator is meant to stay out of a pause. */
+  void otherCall() {
+    otherCalls.incrementAndGet();
+  }
+
+  long otherCalls() {
+    return otherCalls.get();
+  }
+
+  /**
+   * Runs the move {@code req} on this (its source) node, or joins the one under way with that id,
+   * or answers how it ended. A move that an agent restart interrupted is rolled back by the commit
+   * rule (the target is asked first) and answered so.
+   */
+  MoveOutcome move(MoveRequest req) throws InterruptedException {
+    String id = SavedStates.checkId(req.getMigrationId());
+    FaultPoints.check(req.getFault());
+    if (req.getPortsCount() == 0) {
+      throw new BadRequest("ports: name the ports the pod serves (at least one)");
+    }
+    if (!Peers.validTarget(req.getTargetAgent())) {
+      throw new BadRequest(
+          "target_agent must be HOST:PORT of the target node's agent, got '"
+              + req.getTargetAgent()
+              + "'");
+    }
+    if (!req.hasTargetPod()) {
+      throw new BadRequest("target_pod: name the pod the connections move to");
+    }
+    SourceMove fresh = new SourceMove(req, node, this);
+    SourceMove m = moves.putIfAbsent(id, fresh);
+    if (m == null) {
+      SourceMigration recovered = sources.get(id);
+      if (recovered != null) {
+        moves.remove(id);
+        return interrupted(recovered);
+      }
+      return fresh.run();
+    }
+    return m.joined();
+  }
+
+  /** The caller has claimed the address of a move that waits for it. */
+  MoveOutcome commit(String id) {
+    SourceMove m = moves.get(id);
+    if (m == null) {
+      throw new NotFound("no move " + id + " waits for its address on this node");
+    }
+    return m.commit();
+  }
+
+  private MoveOutcome interrupted(SourceMigration m) throws InterruptedException {
+    MigrationStatus s = m.rollback();
+    boolean released =
+        s.getConnectionsList().stream().allMatch(c -> c.getPhase() == ConnectionPhase.RELEASED);
+    boolean failed =
+        s.getConnectionsList().stream().anyMatch(c -> c.getPhase() == ConnectionPhase.FAILED);
+    return MoveOutcome.newBuilder()
+        .setResult(
+            released
+                ? MoveOutcome.Result.COMPLETED
+                : failed ? MoveOutcome.Result.FAILED : MoveOutcome.Result.ROLLED_BACK)
+        .setCommitted(released)
+        .setMessage(
+            "the source agent restarted during the move; "
+                + (released
+                    ? "the target had committed: the connections live there"
+                    : "the connections went back to " + node.nodeName()))
+        .setSource(s)
+        .build();
   }
 
   /**
@@ -87,33 +173,38 @@ final class Migrations {
    */
   void recover() throws IOException {
     Set<HoldKey> kept = new HashSet<>();
+    node.commits().expire(holdLimit.multipliedBy(10));
     for (String id : node.saved().migrations()) {
       SavedStates.Migration m;
       List<Departure.Departed> states;
       try {
         m = node.saved().migration(id);
         states = node.saved().load(id);
-      } catch (IOException e) {
+      } catch (IOException | RuntimeException e) {
+        // One bad record must not stop the agent: every other hold on the node depends on it.
+        Path to = node.saved().setAside(id);
+        node.metrics().setAside();
         LOG.severe(
-            () -> "migration " + id + " cannot be recovered, its files stay: " + e.getMessage());
+            () ->
+                "migration "
+                    + id
+                    + " cannot be recovered ("
+                    + e.getMessage()
+                    + "); set aside in "
+                    + to
+                    + ". Its clients are released when the hold limit passes");
         continue;
       }
-      if (m.role().equals("source")) {
-        PodRef pod = PodRef.newBuilder().setNetns(m.podNetns()).setUid(m.podUid()).build();
-        sources.put(id, SourceMigration.recovered(id, pod, node, states));
-        states.forEach(d -> kept.add(new HoldKey(d.connection().local(), d.connection().remote())));
-      } else {
-        targets.put(id, TargetMigration.recovered(id, node, states));
-      }
+      PodRef pod = PodRef.newBuilder().setNetns(m.podNetns()).setUid(m.podUid()).build();
+      SourceMigration recovered = SourceMigration.recovered(m, pod, node, states);
+      sources.put(id, recovered);
+      // The README promises that the source gives connections back at the hold limit, operator
+      // or not: a restarted agent keeps that promise too (counted from now, within the hold's
+      // own deadline, which the pinned maps kept).
+      limitHold(recovered, Duration.ZERO);
+      states.forEach(d -> kept.add(new HoldKey(d.connection().local(), d.connection().remote())));
       LOG.info(
-          () ->
-              "recovered "
-                  + m.role()
-                  + " migration "
-                  + id
-                  + ": "
-                  + states.size()
-                  + " saved connections");
+          () -> "recovered source migration " + id + ": " + states.size() + " saved connections");
     }
     try {
       for (var key : node.hold().held()) {
@@ -180,14 +271,32 @@ final class Migrations {
     if (targets.containsKey(id)) {
       return targets.get(id).rollback();
     }
-    throw new NotFound("this node knows no migration " + id);
+    return committedEarlier(id);
   }
 
   MigrationStatus status(String id) {
     if (sources.containsKey(id)) {
       return sources.get(id).status();
     }
-    return target(id).status();
+    if (targets.containsKey(id)) {
+      return targets.get(id).status();
+    }
+    return committedEarlier(id);
+  }
+
+  /**
+   * A migration this agent no longer holds in memory (it restarted): its commit record, if any, is
+   * all that is left of it, and is the answer a source's rollback needs.
+   */
+  private MigrationStatus committedEarlier(String id) {
+    if (node.commits().exists(id)) {
+      return MigrationStatus.newBuilder()
+          .setMigrationId(id)
+          .setNode(node.nodeName())
+          .setCommitted(true)
+          .build();
+    }
+    throw new NotFound("this node knows no migration " + id);
   }
 
   Map<ConnectionPhase, Integer> phases() {

@@ -11,7 +11,10 @@ record NodeParts(
     ConnectionMover mover,
     ConnectionHold hold,
     SavedStates saved,
+    CommitRecords commits,
     PodNamespaces pods,
+    PodAddresses addresses,
     Peers peers,
     ExecutorService workers,
-    AgentMetrics metrics) {}
+    AgentMetrics metrics,
+    FaultPoints faults) {}

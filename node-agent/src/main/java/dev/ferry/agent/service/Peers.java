@@ -5,6 +5,7 @@ import com.google.protobuf.ByteString;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.repair.SocketStateCodec;
 import dev.ferry.api.v1alpha1.AppStateChunk;
+import dev.ferry.api.v1alpha1.MigrationRef;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc;
 import dev.ferry.api.v1alpha1.ReceiveResponse;
 import dev.ferry.api.v1alpha1.TransferChunk;
@@ -50,7 +51,7 @@ final class Peers implements AutoCloseable {
     }
   }
 
-  private static boolean validTarget(String target) {
+  static boolean validTarget(String target) {
     return target.matches("[A-Za-z0-9.:\\[\\]-]+:[0-9]{1,5}");
   }
 
@@ -149,6 +150,35 @@ final class Peers implements AutoCloseable {
       gate.cancel("interrupted");
       throw new PeerFailed(target, e);
     }
+  }
+
+  /**
+   * Asks the target's agent to drop migration {@code id} unless it committed; answers whether it
+   * did. Once this returns false the target can never commit it.
+   */
+  boolean abortUnlessCommitted(String target, String id) {
+    if (!validTarget(target)) {
+      throw new BadRequest("the target agent of " + id + " is not known here ('" + target + "')");
+    }
+    try {
+      return NodeAgentGrpc.newBlockingStub(channel(target))
+          .withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS)
+          .rollback(MigrationRef.newBuilder().setMigrationId(id).build())
+          .getCommitted();
+    } catch (StatusRuntimeException e) {
+      if (e.getStatus().getCode() == io.grpc.Status.Code.NOT_FOUND) {
+        return false; // the target never received it (or restarted before its commit record)
+      }
+      throw new PeerFailed(target, e);
+    }
+  }
+
+  /** Opens the stream of one move to the target's agent ({@link ArrivalCall}). */
+  ArrivalCall arrive(String target, Duration limit) {
+    if (!validTarget(target)) {
+      throw new BadRequest("target_agent must be HOST:PORT, got '" + target + "'");
+    }
+    return new ArrivalCall(target, channel(target), limit);
   }
 
   private ManagedChannel channel(String target) {

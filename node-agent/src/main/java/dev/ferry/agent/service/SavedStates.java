@@ -6,18 +6,23 @@ import dev.ferry.agent.repair.InvalidSocketStateException;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.agent.repair.SocketStateCodec;
 import dev.ferry.sdk.wire.Connection;
+import java.io.BufferedInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
+import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.OutputStream;
 import java.io.UncheckedIOException;
-import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -26,21 +31,37 @@ import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
- * The states of exported (source) and received (target) connections, on disk until the connection
- * is live somewhere: a socket in repair mode exists nowhere else, so an agent that restarts must
- * find it here. One directory per migration; one file per connection, written whole or not at all.
+ * The states of a source node's exported connections, on disk until the connection is live
+ * somewhere: a socket read in repair mode and closed exists nowhere else, so an agent that restarts
+ * must find it here. One directory per migration (mode 0700) holding two files (mode 0600): what
+ * the migration is, and every state of it in one batch.
+ *
+ * <p>The batch is written once per migration, with one write and no fsync, before the sockets are
+ * closed. That survives what it must: an agent process that dies leaves the page cache to the
+ * kernel. A node that dies takes its held clients' path with it, and the target then has the only
+ * copy anyway. The one fsync of a migration is the target's commit record ({@link CommitRecords}).
+ *
+ * <p>The files hold user data (socket queues and application state): they are removed when the
+ * migration ends, however it ends. A record that cannot be read is set aside under {@code
+ * set-aside/}, reported, and skipped: one bad file must not keep the agent, and every other hold on
+ * the node, from starting.
  */
 final class SavedStates {
   private static final Pattern ID = Pattern.compile("[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?");
-  private static final int MAGIC = 0x46534331; // "FSC1"
+  private static final int MAGIC = 0x46534232; // "FSB2": a batch of states
+  private static final String STATES = "states.bin";
+  private static final String META = "migration.properties";
+  private static final String COMMIT_SENT = "commit-sent";
 
   /** What the agent must remember of a migration besides its sockets. */
-  record Migration(String id, String role, String podNetns, String podUid) {}
+  record Migration(String id, String role, String podNetns, String podUid, String targetAgent) {}
 
   private final Path root;
+  private final Path setAside;
 
   SavedStates(Path root) throws IOException {
-    this.root = Files.createDirectories(root.resolve("migrations"));
+    this.root = privateDirectory(root.resolve("migrations"));
+    this.setAside = root.resolve("set-aside");
   }
 
   static String checkId(String id) {
@@ -54,43 +75,58 @@ final class SavedStates {
     return id;
   }
 
-  void begin(Migration m) {
-    Properties p = new Properties();
-    p.setProperty("role", m.role());
-    p.setProperty("pod.netns", m.podNetns());
-    p.setProperty("pod.uid", m.podUid());
-    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+  /**
+   * Saves every state of migration {@code m} in one batch, replacing any earlier batch: the
+   * connections still to keep. Written whole or not at all.
+   */
+  void save(Migration m, List<Departure.Departed> states) {
     try {
-      p.store(bytes, "ferry migration " + m.id());
-      writeAtomically(dir(m.id()).resolve("migration.properties"), bytes.toByteArray());
+      Path dir = privateDirectory(root.resolve(checkId(m.id())));
+      Properties p = new Properties();
+      p.setProperty("role", m.role());
+      p.setProperty("pod.netns", m.podNetns());
+      p.setProperty("pod.uid", m.podUid());
+      p.setProperty("target.agent", m.targetAgent());
+      ByteArrayOutputStream meta = new ByteArrayOutputStream();
+      p.store(meta, "ferry migration " + m.id());
+      writeAtomically(dir.resolve(META), out -> out.write(meta.toByteArray()));
+      writeAtomically(
+          dir.resolve(STATES),
+          raw -> {
+            DataOutputStream out = new DataOutputStream(raw);
+            out.writeInt(MAGIC);
+            out.writeInt(states.size());
+            for (Departure.Departed d : states) {
+              byte[] socket = SocketStateCodec.encode(d.socket());
+              out.writeInt(socket.length);
+              out.write(socket);
+              out.writeLong(d.applicationState().length);
+              out.write(d.applicationState());
+            }
+            out.flush();
+          });
     } catch (IOException e) {
-      throw new UncheckedIOException("saving migration " + m.id() + " failed", e);
+      throw new UncheckedIOException("saving the states of migration " + m.id() + " failed", e);
     }
   }
 
-  /** Saves one departed connection; durable when this returns. */
-  void save(String migrationId, Departure.Departed d) {
-    ByteArrayOutputStream bytes = new ByteArrayOutputStream(d.applicationState().length + 4096);
-    try (DataOutputStream out = new DataOutputStream(bytes)) {
-      byte[] socket = SocketStateCodec.encode(d.socket());
-      out.writeInt(MAGIC);
-      out.writeInt(socket.length);
-      out.write(socket);
-      out.writeLong(d.applicationState().length);
-      out.write(d.applicationState());
-      writeAtomically(file(migrationId, d.connection()), bytes.toByteArray());
+  /**
+   * Notes that the target may be told to commit {@code id}: a source agent that restarts then asks
+   * the target before it rebuilds anything. No fsync: it must survive the agent, not the node.
+   */
+  void commitMayHappen(String id) {
+    try {
+      Path f = root.resolve(checkId(id)).resolve(COMMIT_SENT);
+      if (!Files.exists(f)) {
+        Files.createFile(f);
+      }
     } catch (IOException e) {
-      throw new UncheckedIOException(
-          "saving the state of " + d.connection() + " in " + migrationId + " failed", e);
+      throw new UncheckedIOException("noting the commit of migration " + id + " failed", e);
     }
   }
 
-  void delete(String migrationId, Connection c) {
-    try {
-      Files.deleteIfExists(file(migrationId, c));
-    } catch (IOException e) {
-      throw new UncheckedIOException("deleting the state of " + c + " failed", e);
-    }
+  boolean commitMayHaveHappened(String id) {
+    return Files.exists(root.resolve(id).resolve(COMMIT_SENT));
   }
 
   /** Deletes a migration once nothing of it is left to keep. */
@@ -116,78 +152,96 @@ final class SavedStates {
 
   Migration migration(String id) throws IOException {
     Properties p = new Properties();
-    try (InputStream in = Files.newInputStream(root.resolve(id).resolve("migration.properties"))) {
+    try (InputStream in = Files.newInputStream(root.resolve(id).resolve(META))) {
       p.load(in);
+    } catch (IllegalArgumentException e) {
+      throw new IOException(root.resolve(id).resolve(META) + ": " + e.getMessage(), e);
+    }
+    String role = p.getProperty("role", "");
+    if (!role.equals("source")) {
+      throw new IOException(root.resolve(id).resolve(META) + ": role '" + role + "' is unknown");
     }
     return new Migration(
         id,
-        p.getProperty("role", ""),
+        role,
         p.getProperty("pod.netns", ""),
-        p.getProperty("pod.uid", ""));
+        p.getProperty("pod.uid", ""),
+        p.getProperty("target.agent", ""));
   }
 
   /** Every connection saved for {@code id}; a file that cannot be read is named in the error. */
   List<Departure.Departed> load(String id) throws IOException {
+    Path f = root.resolve(id).resolve(STATES);
     List<Departure.Departed> out = new ArrayList<>();
-    try (Stream<Path> files = Files.list(root.resolve(id))) {
-      for (Path f : files.filter(p -> p.toString().endsWith(".conn")).sorted().toList()) {
-        out.add(read(f));
+    if (!Files.exists(f)) {
+      return out;
+    }
+    try (DataInputStream in =
+        new DataInputStream(new BufferedInputStream(Files.newInputStream(f)))) {
+      if (in.readInt() != MAGIC) {
+        throw new IOException(f + " is not a batch of saved connection states");
       }
+      int count = in.readInt();
+      if (count < 0) {
+        throw new IOException(f + ": " + count + " connections is impossible");
+      }
+      for (int i = 0; i < count; i++) {
+        int socketLength = in.readInt();
+        if (socketLength < 0 || socketLength > 1 << 24) {
+          throw new IOException(f + ": socket state length " + socketLength + " is impossible");
+        }
+        byte[] socket = in.readNBytes(socketLength);
+        long appLength = in.readLong();
+        if (appLength < 0 || appLength > Integer.MAX_VALUE - 8) {
+          throw new IOException(f + ": application state length " + appLength + " is impossible");
+        }
+        byte[] app = in.readNBytes((int) appLength);
+        if (socket.length != socketLength || app.length != appLength) {
+          throw new IOException(f + " is cut short at connection " + i + " of " + count);
+        }
+        SocketState state = SocketStateCodec.decode(socket);
+        out.add(new Departure.Departed(new Connection(state.local(), state.remote()), state, app));
+      }
+    } catch (EOFException e) {
+      throw new IOException(f + " is cut short", e);
+    } catch (InvalidSocketStateException e) {
+      throw new IOException(f + ": " + e.getMessage(), e);
     }
     return out;
   }
 
-  private static Departure.Departed read(Path f) throws IOException {
-    try (DataInputStream in = new DataInputStream(Files.newInputStream(f))) {
-      if (in.readInt() != MAGIC) {
-        throw new IOException(f + " is not a saved connection state");
-      }
-      byte[] socket = in.readNBytes(in.readInt());
-      long appLength = in.readLong();
-      if (appLength < 0 || appLength > Integer.MAX_VALUE - 8) {
-        throw new IOException(f + ": application state length " + appLength + " is impossible");
-      }
-      byte[] app = in.readNBytes((int) appLength);
-      if (app.length != appLength) {
-        throw new IOException(f + " is cut short");
-      }
-      SocketState state = SocketStateCodec.decode(socket);
-      return new Departure.Departed(new Connection(state.local(), state.remote()), state, app);
-    } catch (InvalidSocketStateException e) {
-      throw new IOException(f + ": " + e.getMessage(), e);
-    }
+  /**
+   * Moves a migration that cannot be read out of the way, kept for a person to look at (still mode
+   * 0600 in a 0700 directory), so that the agent starts without it.
+   *
+   * @return where it went
+   */
+  Path setAside(String id) throws IOException {
+    Path to = privateDirectory(setAside).resolve(id + "-" + Instant.now().toEpochMilli());
+    Files.move(root.resolve(id), to, StandardCopyOption.ATOMIC_MOVE);
+    return to;
   }
 
-  private Path dir(String id) throws IOException {
-    return Files.createDirectories(root.resolve(checkId(id)));
+  /** A directory only the agent (root) may enter. */
+  static Path privateDirectory(Path dir) throws IOException {
+    Files.createDirectories(dir);
+    Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
+    return dir;
   }
 
-  private Path file(String id, Connection c) throws IOException {
-    String name =
-        (c.local().getAddress().getHostAddress()
-                + "_"
-                + c.local().getPort()
-                + "_"
-                + c.remote().getAddress().getHostAddress()
-                + "_"
-                + c.remote().getPort())
-            .replace(':', '.');
-    return dir(id).resolve(name + ".conn");
+  private interface Writer {
+    void write(OutputStream out) throws IOException;
   }
 
-  private static void writeAtomically(Path target, byte[] bytes) throws IOException {
+  private static void writeAtomically(Path target, Writer writer) throws IOException {
     Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
-    try (FileChannel ch =
-        FileChannel.open(
-            tmp,
-            StandardOpenOption.CREATE,
-            StandardOpenOption.TRUNCATE_EXISTING,
-            StandardOpenOption.WRITE)) {
-      ByteBuffer buf = ByteBuffer.wrap(bytes);
-      while (buf.hasRemaining()) {
-        ch.write(buf);
-      }
-      ch.force(true);
+    Files.deleteIfExists(tmp);
+    Files.createFile(
+        tmp, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+    try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE);
+        OutputStream out =
+            new java.io.BufferedOutputStream(Channels.newOutputStream(ch), 1 << 16)) {
+      writer.write(out);
     }
     Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
   }

@@ -10,6 +10,7 @@ import static dev.ferry.api.v1alpha1.ConnectionPhase.STAYED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.TRANSFERRED;
 
 import dev.ferry.agent.move.Arrival;
+import dev.ferry.agent.move.ConnectionMover;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.move.Freezing;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
@@ -24,9 +25,6 @@ import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.Callable;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.Future;
 import java.util.logging.Logger;
 
 /**
@@ -42,11 +40,17 @@ final class SourceMigration {
   private final PhaseClock clock;
   private final Map<Connection, ConnectionRecord> records = new LinkedHashMap<>();
 
-  /** The address has left the node: the migration can only end on the target now. */
+  /**
+   * The address has left the node, or the target was told to commit: from here only the target
+   * knows whether the migration committed, and a rollback must ask it first.
+   */
   private boolean committed;
 
   /** Why the hold limit rolled this migration back; null while it has not. */
   private String limitPassed;
+
+  /** host:port of the target's agent, once known: a rollback past the commit-sent mark asks it. */
+  private String targetAgent = "";
 
   SourceMigration(String id, PodRef pod, NodeParts node) {
     this.id = id;
@@ -57,9 +61,13 @@ final class SourceMigration {
 
   /** An agent restarted with these states on disk: they are EXPORTED, held by their pins. */
   static SourceMigration recovered(
-      String id, PodRef pod, NodeParts node, List<Departure.Departed> saved) {
-    SourceMigration m = new SourceMigration(id, pod, node);
-    for (Departure.Departed d : saved) {
+      SavedStates.Migration saved, PodRef pod, NodeParts node, List<Departure.Departed> states) {
+    SourceMigration m = new SourceMigration(saved.id(), pod, node);
+    m.targetAgent = saved.targetAgent();
+    // Whether the target was told to commit before the agent died is not known here: ask it.
+    m.committed = node.saved().commitMayHaveHappened(saved.id());
+    List<Departure.Departed> saved0 = states;
+    for (Departure.Departed d : saved0) {
       ConnectionRecord r = new ConnectionRecord(d.connection(), EXPORTED);
       r.departed = d;
       r.reason = "recovered from disk after an agent restart";
@@ -72,7 +80,6 @@ final class SourceMigration {
     if (!records.isEmpty()) {
       return status(); // a retried freeze: these connections are already asked for
     }
-    node.saved().begin(new SavedStates.Migration(id, "source", pod.getNetns(), pod.getUid()));
     List<Freezing> results =
         clock.time("freeze", () -> each(connections, c -> node.mover().freeze(c)));
     for (Freezing f : results) {
@@ -87,24 +94,76 @@ final class SourceMigration {
     return status();
   }
 
+  /**
+   * Reads every frozen socket, saves all the states in one batch, and only then lets the sockets
+   * go: until the batch is written each socket is still open in repair mode, so nothing is lost if
+   * the agent dies. Reading and letting go run in parallel across the agent's workers.
+   */
   synchronized MigrationStatus export() throws InterruptedException {
     refuseIfLimitPassed();
     List<ConnectionRecord> frozen = in(FROZEN);
-    List<Departure> results =
-        clock.time(
-            "export",
-            () -> each(frozen, r -> node.mover().export(r.held, d -> node.saved().save(id, d))));
-    for (int i = 0; i < frozen.size(); i++) {
-      ConnectionRecord r = frozen.get(i);
-      r.held = null;
-      if (results.get(i) instanceof Departure.Departed d) {
-        r.departed = d;
-        r.to(EXPORTED, "");
-      } else {
-        r.to(STAYED, ((Departure.Stayed) results.get(i)).reason());
-      }
-    }
+    clock.time(
+        "export",
+        () -> {
+          List<ConnectionMover.Reading> read = each(frozen, r -> node.mover().read(r.held));
+          List<ConnectionRecord> reading = new ArrayList<>();
+          List<ConnectionMover.Reading> readings = new ArrayList<>();
+          for (int i = 0; i < frozen.size(); i++) {
+            ConnectionRecord r = frozen.get(i);
+            if (read.get(i).stayed() != null) {
+              r.held = null;
+              r.to(STAYED, read.get(i).stayed().reason());
+            } else {
+              reading.add(r);
+              readings.add(read.get(i));
+            }
+          }
+          List<Departure.Departed> keep = new ArrayList<>(departed());
+          readings.forEach(x -> keep.add(x.departed()));
+          try {
+            node.saved().save(saved(), keep);
+          } catch (RuntimeException e) {
+            List<Departure.Stayed> back =
+                each(
+                    readings,
+                    x ->
+                        node.mover()
+                            .putBack(x, "the agent could not save the state: " + e.getMessage()));
+            for (int i = 0; i < reading.size(); i++) {
+              reading.get(i).held = null;
+              reading.get(i).to(STAYED, back.get(i).reason());
+            }
+            return null;
+          }
+          List<Departure.Departed> left = each(readings, x -> node.mover().leave(x));
+          for (int i = 0; i < reading.size(); i++) {
+            ConnectionRecord r = reading.get(i);
+            r.held = null;
+            r.departed = left.get(i);
+            r.to(EXPORTED, "");
+          }
+          return null;
+        });
     return status();
+  }
+
+  private SavedStates.Migration saved() {
+    return new SavedStates.Migration(id, "source", pod.getNetns(), pod.getUid(), targetAgent);
+  }
+
+  /** Every state this node keeps: the exported connections not yet released or rolled back. */
+  private List<Departure.Departed> departed() {
+    return records.values().stream().filter(r -> r.departed != null).map(r -> r.departed).toList();
+  }
+
+  /** The states to send to the target, in order. */
+  synchronized List<Departure.Departed> exported() {
+    return savedRecords().stream().map(r -> r.departed).toList();
+  }
+
+  /** The target has the states of every exported connection. */
+  synchronized void transferred() {
+    savedRecords().forEach(r -> r.to(TRANSFERRED, ""));
   }
 
   /** Streams every saved state to the target's agent; the target replaces what it had. */
@@ -134,14 +193,13 @@ final class SourceMigration {
     clock.time(
         "release",
         () -> {
-          for (ConnectionRecord r : saved()) {
+          for (ConnectionRecord r : savedRecords()) {
             try {
               node.mover().release(r.connection);
             } catch (SyscallException e) {
               // The entry expires at its deadline; the address has left this node anyway.
               LOG.warning(() -> "releasing the hold on " + r.connection + ": " + e.getMessage());
             }
-            node.saved().delete(id, r.connection);
             r.departed = null;
             r.to(RELEASED, "");
           }
@@ -157,6 +215,27 @@ final class SourceMigration {
    * rebuilt stays on disk, reported FAILED with the reason.
    */
   synchronized MigrationStatus rollback() throws InterruptedException {
+    if (committed && !savedRecords().isEmpty()) {
+      // Only the target knows whether it committed; asking also makes it abort if it has not,
+      // so that it can never commit after this.
+      boolean targetCommitted;
+      try {
+        targetCommitted = node.peers().abortUnlessCommitted(targetAgent, id);
+      } catch (RuntimeException e) {
+        throw new WrongPhase(
+            "migration "
+                + id
+                + " may have committed on the target, whose agent ("
+                + targetAgent
+                + ") cannot say: "
+                + e.getMessage()
+                + ". Nothing is rebuilt here until it answers; retry");
+      }
+      if (targetCommitted) {
+        LOG.info(() -> "migration " + id + " committed on the target: releasing, not rebuilding");
+        return release();
+      }
+    }
     clock.time(
         "rollback",
         () -> {
@@ -165,7 +244,7 @@ final class SourceMigration {
             r.held = null;
             r.to(ROLLED_BACK, "");
           }
-          List<ConnectionRecord> saved = saved();
+          List<ConnectionRecord> saved = savedRecords();
           saved.addAll(in(FAILED));
           if (saved.isEmpty()) {
             return null;
@@ -188,7 +267,6 @@ final class SourceMigration {
       Arrival arrival = node.mover().arrive(r.departed, ns);
       if (arrival instanceof Arrival.Staged staged) {
         staged.resume();
-        node.saved().delete(id, r.connection);
         r.departed = null;
         r.to(ROLLED_BACK, "");
       } else {
@@ -216,7 +294,7 @@ final class SourceMigration {
     return n;
   }
 
-  private List<ConnectionRecord> saved() {
+  private List<ConnectionRecord> savedRecords() {
     List<ConnectionRecord> out = in(EXPORTED);
     out.addAll(in(TRANSFERRED));
     return out;
@@ -248,6 +326,28 @@ final class SourceMigration {
         .forEach(r -> r.to(ROLLED_BACK, limitPassed));
   }
 
+  synchronized boolean commitMayHaveHappened() {
+    return committed;
+  }
+
+  synchronized void target(String agent) {
+    if (!agent.isEmpty()) {
+      targetAgent = agent;
+    }
+  }
+
+  /**
+   * Marks the point after which the target may commit: noted on disk first, so that a restarted
+   * agent knows to ask the target before it rebuilds anything.
+   *
+   * @throws WrongPhase when the hold limit rolled the migration back first
+   */
+  synchronized void commitMayHappen() {
+    refuseIfLimitPassed();
+    node.saved().commitMayHappen(id);
+    committed = true;
+  }
+
   synchronized void addressLeaving(boolean gone) {
     if (gone) {
       refuseIfLimitPassed();
@@ -261,34 +361,19 @@ final class SourceMigration {
     }
   }
 
+  /** Keeps on disk exactly the states still held here; nothing once none is left. */
   private void forgetIfDone() {
-    if (records.values().stream().allMatch(r -> r.departed == null && r.held == null)) {
-      node.saved().forget(id);
-    }
-  }
-
-  /** Runs {@code work} for every item at once on the agent's workers; results in order. */
-  private <T, R> List<R> each(Collection<T> items, Work<T, R> work) {
-    List<Future<R>> futures = new ArrayList<>();
-    for (T item : items) {
-      Callable<R> task = () -> work.run(item);
-      futures.add(node.workers().submit(task));
-    }
-    List<R> out = new ArrayList<>();
-    for (Future<R> f : futures) {
-      try {
-        out.add(f.get());
-      } catch (ExecutionException e) {
-        throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new IllegalStateException("interrupted", e);
+    List<Departure.Departed> left = departed();
+    if (left.isEmpty()) {
+      if (records.values().stream().allMatch(r -> r.held == null)) {
+        node.saved().forget(id);
       }
+    } else if (left.size() < records.size()) {
+      node.saved().save(saved(), left);
     }
-    return out;
   }
 
-  interface Work<T, R> {
-    R run(T item) throws Exception;
+  private <T, R> List<R> each(Collection<T> items, Workers.Work<T, R> work) {
+    return Workers.each(node.workers(), items, work);
   }
 }

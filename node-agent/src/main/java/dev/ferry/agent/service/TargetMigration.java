@@ -22,9 +22,10 @@ import java.util.Map;
 import java.util.logging.Logger;
 
 /**
- * The target node's side of one migration: receive the states, stage the sockets in the target pod,
- * resume them, or drop them. Resume is the commit point: after it, a rollback leaves the connection
- * here and says so.
+ * The target node's side of one migration: receive the states (in memory: the source keeps its copy
+ * until the commit), stage the sockets in the target pod, write the commit record, resume them, or
+ * drop them. After the commit record nothing here is dropped: a rollback leaves the connections
+ * here and says so, and the source never rebuilds them.
  */
 final class TargetMigration {
   private static final Logger LOG = Logger.getLogger(TargetMigration.class.getName());
@@ -33,53 +34,55 @@ final class TargetMigration {
   private final NodeParts node;
   private final PhaseClock clock;
   private final Map<Connection, ConnectionRecord> records = new LinkedHashMap<>();
+  private boolean committed;
+  private boolean aborted;
 
   TargetMigration(String id, NodeParts node) {
     this.id = id;
     this.node = node;
     this.clock = new PhaseClock(node.metrics()::phase);
-  }
-
-  static TargetMigration recovered(String id, NodeParts node, List<Departure.Departed> saved) {
-    TargetMigration m = new TargetMigration(id, node);
-    m.put(saved, "recovered from disk after an agent restart");
-    return m;
+    this.committed = node.commits().exists(id);
   }
 
   /** A (possibly repeated) transfer: replaces what was received, unless already staged. */
   synchronized void receive(List<Departure.Departed> states, long micros) {
-    if (!in(STAGED).isEmpty() || !in(RESUMED).isEmpty()) {
+    if (!in(STAGED).isEmpty() || !in(RESUMED).isEmpty() || committed) {
       throw new WrongPhase("migration " + id + " is already staged here; roll it back first");
     }
-    node.saved().forget(id);
-    node.saved().begin(new SavedStates.Migration(id, "target", "", ""));
+    aborted = false;
     records.clear();
-    states.forEach(d -> node.saved().save(id, d));
-    put(states, "");
-    node.metrics().phase("receive", micros);
-  }
-
-  private void put(List<Departure.Departed> states, String reason) {
     for (Departure.Departed d : states) {
       ConnectionRecord r = new ConnectionRecord(d.connection(), TRANSFERRED);
       r.departed = d;
-      r.reason = reason;
       records.put(d.connection(), r);
     }
+    node.metrics().phase("receive", micros);
   }
 
+  /**
+   * Rebuilds every received socket in the pod, in repair mode, and has its application take it, in
+   * parallel across the agent's workers. The clients stay held.
+   */
   synchronized MigrationStatus stage(PodRef pod) throws SyscallException {
     List<ConnectionRecord> received = in(TRANSFERRED);
     received.addAll(in(FAILED)); // a retried stage tries again what failed
-    if (received.isEmpty()) {
+    if (received.isEmpty() || committed) {
       return status();
     }
     try (NetNamespace ns = node.pods().open(pod, "pod")) {
       clock.time(
           "stage",
           () -> {
-            for (ConnectionRecord r : received) {
-              stage(r, ns);
+            List<Arrival> arrivals =
+                Workers.each(node.workers(), received, r -> node.mover().arrive(r.departed, ns));
+            for (int i = 0; i < received.size(); i++) {
+              ConnectionRecord r = received.get(i);
+              if (arrivals.get(i) instanceof Arrival.Staged staged) {
+                r.staged = staged;
+                r.to(STAGED, "");
+              } else {
+                r.to(FAILED, ((Arrival.Refused) arrivals.get(i)).reason());
+              }
             }
             return null;
           });
@@ -87,47 +90,78 @@ final class TargetMigration {
     return status();
   }
 
-  private void stage(ConnectionRecord r, NetNamespace ns) {
-    try {
-      Arrival a = node.mover().arrive(r.departed, ns);
-      if (a instanceof Arrival.Staged staged) {
-        r.staged = staged;
-        r.to(STAGED, "");
-      } else {
-        r.to(FAILED, ((Arrival.Refused) a).reason());
-      }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      r.to(FAILED, "interrupted while staging");
+  /**
+   * The commit point: writes the commit record (the one fsync of the migration), after which the
+   * source never rebuilds these connections.
+   *
+   * @throws WrongPhase if the migration was aborted here first (the source rolled back)
+   */
+  synchronized void commit() {
+    if (aborted) {
+      throw new WrongPhase("migration " + id + " was rolled back here before it could commit");
+    }
+    if (!committed) {
+      clock.time(
+          "commit",
+          () -> {
+            node.commits().write(id);
+            return null;
+          });
+      committed = true;
     }
   }
 
+  synchronized boolean committed() {
+    return committed;
+  }
+
+  /** Resumes every staged socket, in parallel; only after {@link #commit}. */
   synchronized MigrationStatus resume() {
     if (!in(TRANSFERRED).isEmpty()) {
       throw new WrongPhase("received connections are not staged yet: call Stage first");
     }
+    commit();
+    List<ConnectionRecord> staged = in(STAGED);
     clock.time(
         "resume",
         () -> {
-          for (ConnectionRecord r : in(STAGED)) {
-            try {
-              r.staged.resume();
-              r.staged = null;
-              node.saved().delete(id, r.connection);
-              r.departed = null;
+          List<String> failures =
+              Workers.each(
+                  node.workers(),
+                  staged,
+                  r -> {
+                    try {
+                      r.staged.resume();
+                      return null;
+                    } catch (SyscallException | RuntimeException e) {
+                      return "resume failed: " + e.getMessage();
+                    }
+                  });
+          for (int i = 0; i < staged.size(); i++) {
+            ConnectionRecord r = staged.get(i);
+            r.staged = null;
+            r.departed = null;
+            if (failures.get(i) == null) {
               r.to(RESUMED, "");
-            } catch (SyscallException e) {
-              r.to(FAILED, "resume failed: " + e.getMessage());
+            } else {
+              r.to(FAILED, failures.get(i));
             }
           }
           return null;
         });
-    forgetIfDone();
     return status();
   }
 
-  /** Drops everything not yet resumed; the source still has the states and rebuilds them. */
+  /**
+   * Drops everything not yet resumed, unless the migration committed here: then nothing is dropped,
+   * and the status says committed. Once this has dropped anything, the migration can never commit
+   * here.
+   */
   synchronized MigrationStatus rollback() {
+    if (committed) {
+      return status();
+    }
+    aborted = true;
     clock.time(
         "rollback",
         () -> {
@@ -148,13 +182,15 @@ final class TargetMigration {
           }
           return null;
         });
-    node.saved().forget(id);
     return status();
   }
 
   synchronized MigrationStatus status() {
     MigrationStatus.Builder b =
-        MigrationStatus.newBuilder().setMigrationId(id).setNode(node.nodeName());
+        MigrationStatus.newBuilder()
+            .setMigrationId(id)
+            .setNode(node.nodeName())
+            .setCommitted(committed);
     records.values().forEach(r -> b.addConnections(r.status()));
     b.putAllPhaseMicros(clock.snapshot());
     return b.build();
@@ -168,11 +204,5 @@ final class TargetMigration {
 
   private List<ConnectionRecord> in(ConnectionPhase phase) {
     return new ArrayList<>(records.values().stream().filter(r -> r.phase == phase).toList());
-  }
-
-  private void forgetIfDone() {
-    if (records.values().stream().allMatch(r -> r.departed == null)) {
-      node.saved().forget(id);
-    }
   }
 }

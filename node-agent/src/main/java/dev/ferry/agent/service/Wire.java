@@ -50,4 +50,13 @@ final class Wire {
       throw new AssertionError(impossible); // only thrown for a wrong length, checked above
     }
   }
+
+  /** A connection as people read it, for messages; never fails. */
+  static String format(ConnectionId id) {
+    try {
+      return connection(id, "id").toString();
+    } catch (RuntimeException e) {
+      return "(unreadable connection id)";
+    }
+  }
 }

@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.service;
+
+import com.google.protobuf.ByteString;
+import dev.ferry.agent.move.Departure;
+import dev.ferry.agent.repair.SocketStateCodec;
+import dev.ferry.api.v1alpha1.AppStateChunk;
+import dev.ferry.api.v1alpha1.ArrivalDecision;
+import dev.ferry.api.v1alpha1.ArrivalHeader;
+import dev.ferry.api.v1alpha1.ArrivalMessage;
+import dev.ferry.api.v1alpha1.ArrivalReply;
+import dev.ferry.api.v1alpha1.NodeAgentGrpc;
+import dev.ferry.api.v1alpha1.StatesEnd;
+import dev.ferry.api.v1alpha1.TransferredConnection;
+import io.grpc.ManagedChannel;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The source's end of one move's stream to the target agent (the Arrive call): the states, then the
+ * decision. Sends only as fast as the target takes (a slow peer slows the sender, and a 1 GiB state
+ * is never in memory twice), and waits for each of the target's replies in turn.
+ */
+final class ArrivalCall implements AutoCloseable {
+  private final String target;
+  private final long deadlineNanos;
+  private final LinkedBlockingQueue<Object> replies = new LinkedBlockingQueue<>();
+  private ClientCallStreamObserver<ArrivalMessage> requests;
+  private boolean closed;
+
+  ArrivalCall(String target, ManagedChannel channel, Duration limit) {
+    this.target = target;
+    this.deadlineNanos = System.nanoTime() + limit.toNanos();
+    NodeAgentGrpc.newStub(channel)
+        .withDeadlineAfter(limit.toMillis(), TimeUnit.MILLISECONDS)
+        .arrive(
+            new ClientResponseObserver<ArrivalMessage, ArrivalReply>() {
+              @Override
+              public void beforeStart(ClientCallStreamObserver<ArrivalMessage> r) {
+                requests = r;
+                r.setOnReadyHandler(ArrivalCall.this::wake);
+              }
+
+              @Override
+              public void onNext(ArrivalReply reply) {
+                replies.add(reply);
+              }
+
+              @Override
+              public void onError(Throwable t) {
+                replies.add(t);
+                wake();
+              }
+
+              @Override
+              public void onCompleted() {
+                replies.add(new IllegalStateException("the target ended the stream"));
+                wake();
+              }
+            });
+  }
+
+  String target() {
+    return target;
+  }
+
+  /** What the move is: the target prepares (the address on its pod) while the source freezes. */
+  void sendHeader(ArrivalHeader header) throws InterruptedException {
+    send(ArrivalMessage.newBuilder().setHeader(header).build());
+  }
+
+  /** Sends every state, then waits for the target's STAGED answer. */
+  ArrivalReply sendStates(List<Departure.Departed> states) throws InterruptedException {
+    for (Departure.Departed d : states) {
+      byte[] app = d.applicationState();
+      send(
+          ArrivalMessage.newBuilder()
+              .setConnection(
+                  TransferredConnection.newBuilder()
+                      .setSocket(SocketStateCodec.toMessage(d.socket()))
+                      .setAppStateLength(app.length))
+              .build());
+      for (int off = 0; off < app.length; off += Peers.CHUNK) {
+        int n = Math.min(Peers.CHUNK, app.length - off);
+        send(
+            ArrivalMessage.newBuilder()
+                .setAppState(AppStateChunk.newBuilder().setData(ByteString.copyFrom(app, off, n)))
+                .build());
+      }
+    }
+    send(
+        ArrivalMessage.newBuilder()
+            .setEnd(StatesEnd.newBuilder().setConnections(states.size()))
+            .build());
+    return reply();
+  }
+
+  /** Tells the target to commit and resume; waits for its RESUMED answer. */
+  ArrivalReply commit() throws InterruptedException {
+    send(ArrivalMessage.newBuilder().setCommit(ArrivalDecision.getDefaultInstance()).build());
+    return reply();
+  }
+
+  /** Tells the target to drop what it staged; best effort (a broken stream drops it too). */
+  void abort() {
+    try {
+      send(ArrivalMessage.newBuilder().setAbort(ArrivalDecision.getDefaultInstance()).build());
+      reply();
+    } catch (RuntimeException e) {
+      // The stream is gone: the target drops an uncommitted migration on its own then.
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private synchronized void wake() {
+    notifyAll();
+  }
+
+  private synchronized void send(ArrivalMessage m) throws InterruptedException {
+    while (!requests.isReady()) {
+      if (!replies.isEmpty() && !(replies.peek() instanceof ArrivalReply)) {
+        throw failed(replies.peek());
+      }
+      long left = deadlineNanos - System.nanoTime();
+      if (left <= 0) {
+        throw new Peers.PeerFailed(target, new IllegalStateException("the move's time ran out"));
+      }
+      wait(Math.max(1, Math.min(100, left / 1_000_000)));
+    }
+    requests.onNext(m);
+  }
+
+  private ArrivalReply reply() throws InterruptedException {
+    long left = deadlineNanos - System.nanoTime();
+    Object r = replies.poll(Math.max(0, left), TimeUnit.NANOSECONDS);
+    if (r instanceof ArrivalReply reply) {
+      return reply;
+    }
+    throw failed(r == null ? new IllegalStateException("no answer within the move's time") : r);
+  }
+
+  private Peers.PeerFailed failed(Object cause) {
+    return new Peers.PeerFailed(
+        target,
+        cause instanceof Throwable t ? t : new IllegalStateException(String.valueOf(cause)));
+  }
+
+  @Override
+  public synchronized void close() {
+    if (!closed) {
+      closed = true;
+      try {
+        requests.onCompleted();
+      } catch (RuntimeException e) {
+        // already cancelled or failed
+      }
+    }
+  }
+}

@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.service;
+
+import dev.ferry.agent.address.ServiceAddress;
+import dev.ferry.agent.move.Departure;
+import dev.ferry.agent.repair.SocketState;
+import dev.ferry.agent.repair.SocketStateCodec;
+import dev.ferry.api.v1alpha1.ArrivalHeader;
+import dev.ferry.api.v1alpha1.ArrivalMessage;
+import dev.ferry.api.v1alpha1.ArrivalReply;
+import dev.ferry.api.v1alpha1.MigrationStatus;
+import dev.ferry.sdk.wire.Connection;
+import dev.ferry.sys.SyscallException;
+import io.grpc.stub.StreamObserver;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.logging.Logger;
+
+/**
+ * The target's end of one move's stream (Arrive): the header (the address goes onto the target pod,
+ * unrouted, so that restored sockets can bind to it), the states, END (stage every socket, answer
+ * STAGED), then COMMIT (commit record, route, resume, announce, answer) or ABORT. A stream that
+ * ends without COMMIT drops what it staged: the source still has every state.
+ */
+final class ArrivalStream implements StreamObserver<ArrivalMessage> {
+  private static final Logger LOG = Logger.getLogger(ArrivalStream.class.getName());
+
+  private final NodeParts node;
+  private final Migrations migrations;
+  private final StreamObserver<ArrivalReply> out;
+  private final long maxStateBytes;
+  private final long start = System.nanoTime();
+  private final List<Departure.Departed> states = new ArrayList<>();
+  private ArrivalHeader header;
+  private TargetMigration target;
+  private ServiceAddress address;
+  private boolean addressOnPod;
+  private SocketState socket;
+  private byte[] app;
+  private int filled;
+  private boolean done;
+
+  ArrivalStream(
+      NodeParts node, Migrations migrations, StreamObserver<ArrivalReply> out, long maxStateBytes) {
+    this.node = node;
+    this.migrations = migrations;
+    this.out = out;
+    this.maxStateBytes = maxStateBytes;
+  }
+
+  @Override
+  public synchronized void onNext(ArrivalMessage m) {
+    if (done) {
+      return;
+    }
+    try {
+      take(m);
+    } catch (Exception e) {
+      if (e instanceof InterruptedException) {
+        Thread.currentThread().interrupt();
+      }
+      LOG.warning(() -> "arrival of " + id() + " refused: " + e.getMessage());
+      dropUnlessCommitted();
+      done = true;
+      out.onError(AgentApi.statusOf(e).asRuntimeException());
+    }
+  }
+
+  private void take(ArrivalMessage m) throws Exception {
+    switch (m.getPartCase()) {
+      case HEADER -> {
+        if (header != null) {
+          throw new BadRequest("a second header");
+        }
+        header = m.getHeader();
+        FaultPoints.check(header.getFault());
+        target = migrations.newTarget(SavedStates.checkId(header.getMigrationId()));
+        LOG.info(() -> "migration " + id() + " arriving from " + header.getSourceNode());
+        if (!header.getAddress().getCidr().isEmpty()) {
+          address = PodAddresses.parse("address.cidr", header.getAddress().getCidr());
+          node.addresses().add(address, header.getTargetPod(), ifname(), "", false);
+          addressOnPod = true;
+        }
+      }
+      case CONNECTION -> {
+        requireHeader();
+        finishConnection();
+        long length = m.getConnection().getAppStateLength();
+        if (length > maxStateBytes) {
+          throw new BadRequest(
+              "app_state_length "
+                  + length
+                  + " is over this agent's limit of "
+                  + maxStateBytes
+                  + " bytes (ferry.agent.max-state-bytes)");
+        }
+        socket = SocketStateCodec.fromMessage(m.getConnection().getSocket());
+        app = new byte[(int) length];
+        filled = 0;
+      }
+      case APP_STATE -> {
+        if (socket == null) {
+          throw new BadRequest("app_state came before its connection");
+        }
+        var data = m.getAppState().getData();
+        if (filled + data.size() > app.length) {
+          throw new BadRequest("app_state is longer than the app_state_length announced");
+        }
+        data.copyTo(app, filled);
+        filled += data.size();
+      }
+      case END -> {
+        requireHeader();
+        finishConnection();
+        if (m.getEnd().getConnections() != states.size()) {
+          throw new BadRequest(
+              "END says "
+                  + m.getEnd().getConnections()
+                  + " connections, "
+                  + states.size()
+                  + " came");
+        }
+        target.receive(List.copyOf(states), (System.nanoTime() - start) / 1000);
+        states.clear();
+        MigrationStatus staged = target.stage(header.getTargetPod());
+        node.faults().reach(header.getFault(), "target-after-stage");
+        if (address != null && header.getAddress().getClaimedByCaller()) {
+          // The caller claims the address from the network next: the node must deliver it here.
+          node.addresses()
+              .add(
+                  address,
+                  header.getTargetPod(),
+                  ifname(),
+                  header.getAddress().getTargetHostInterface(),
+                  header.getAddress().getHostRoute());
+        }
+        out.onNext(ArrivalReply.newBuilder().setStaged(staged).build());
+      }
+      case COMMIT -> {
+        requireHeader();
+        target.commit();
+        node.faults().reach(header.getFault(), "target-after-commit");
+        if (address != null && !header.getAddress().getClaimedByCaller()) {
+          node.addresses()
+              .add(
+                  address,
+                  header.getTargetPod(),
+                  ifname(),
+                  header.getAddress().getTargetHostInterface(),
+                  header.getAddress().getHostRoute());
+        }
+        MigrationStatus resumed = target.resume();
+        long resumedAt = SourceMove.nowMicros();
+        node.faults().reach(header.getFault(), "target-after-resume");
+        if (address != null && header.getAddress().getAnnounce()) {
+          try {
+            node.addresses().announce(address);
+          } catch (SyscallException e) {
+            // The connections are live; neighbours learn the address at their next ARP.
+            LOG.warning(() -> "announcing " + address + " failed: " + e.getMessage());
+          }
+        }
+        done = true;
+        out.onNext(
+            ArrivalReply.newBuilder()
+                .setResumed(resumed)
+                .setCommitted(true)
+                .setResumedUnixMicros(resumedAt)
+                .build());
+        out.onCompleted();
+      }
+      case ABORT -> {
+        MigrationStatus s = dropUnlessCommitted();
+        done = true;
+        out.onNext(
+            ArrivalReply.newBuilder()
+                .setResumed(s == null ? MigrationStatus.getDefaultInstance() : s)
+                .setCommitted(s != null && s.getCommitted())
+                .build());
+        out.onCompleted();
+      }
+      default -> throw new BadRequest("an empty arrival message");
+    }
+  }
+
+  /** Drops what is staged, and the address from the pod, unless the migration committed. */
+  private MigrationStatus dropUnlessCommitted() {
+    if (target == null) {
+      return null;
+    }
+    MigrationStatus s = target.rollback();
+    if (!s.getCommitted() && addressOnPod) {
+      try {
+        node.addresses()
+            .remove(
+                address,
+                header.getTargetPod(),
+                ifname(),
+                header.getAddress().getTargetHostInterface(),
+                header.getAddress().getHostRoute());
+        addressOnPod = false;
+      } catch (SyscallException | RuntimeException e) {
+        LOG.warning(() -> "taking " + address + " off the target pod failed: " + e.getMessage());
+      }
+    }
+    return s;
+  }
+
+  private void requireHeader() {
+    if (header == null) {
+      throw new BadRequest("an arrival must begin with its header");
+    }
+  }
+
+  private void finishConnection() {
+    if (socket == null) {
+      return;
+    }
+    if (filled != app.length) {
+      throw new BadRequest(
+          "app_state of "
+              + socket.connection()
+              + " is "
+              + filled
+              + " bytes, "
+              + app.length
+              + " announced");
+    }
+    states.add(
+        new Departure.Departed(new Connection(socket.local(), socket.remote()), socket, app));
+    socket = null;
+    app = null;
+  }
+
+  private String ifname() {
+    String i = header.getAddress().getInterface();
+    return i.isEmpty() ? "eth0" : i;
+  }
+
+  private String id() {
+    return header == null ? "?" : header.getMigrationId();
+  }
+
+  @Override
+  public synchronized void onError(Throwable t) {
+    if (!done) {
+      done = true;
+      LOG.warning(() -> "the stream of " + id() + " broke off: " + t.getMessage());
+      dropUnlessCommitted();
+    }
+  }
+
+  @Override
+  public synchronized void onCompleted() {
+    if (!done) {
+      done = true;
+      LOG.warning(() -> "the source ended " + id() + " without a decision: dropping it");
+      dropUnlessCommitted();
+      out.onCompleted();
+    }
+  }
+}

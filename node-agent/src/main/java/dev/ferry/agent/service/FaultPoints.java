@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.service;
+
+import java.util.logging.Logger;
+
+/**
+ * Deterministic crashes for the fault suite, as CRIU's {@code --fault} and KubeVirt's forced
+ * failures do: a move that names a point stops this agent there, at once, as a crash would (no
+ * shutdown hooks, nothing tidied). Honoured only when the agent runs with {@code
+ * ferry.agent.fault-points=true}.
+ */
+final class FaultPoints {
+  private static final Logger LOG = Logger.getLogger(FaultPoints.class.getName());
+
+  /** The points a move passes, in order; the side that reaches each is named first. */
+  static final java.util.List<String> POINTS =
+      java.util.List.of(
+          "source-after-freeze",
+          "source-after-export",
+          "target-after-stage",
+          "source-after-address",
+          "source-before-commit",
+          "target-after-commit",
+          "target-after-resume",
+          "source-before-release");
+
+  private final boolean enabled;
+
+  FaultPoints(boolean enabled) {
+    this.enabled = enabled;
+  }
+
+  /** Stops the agent if {@code requested} names {@code point}. */
+  void reach(String requested, String point) {
+    if (enabled && point.equals(requested)) {
+      LOG.severe(() -> "fault point " + point + " reached: stopping the agent as a crash would");
+      System.err.flush();
+      Runtime.getRuntime().halt(86);
+    }
+  }
+
+  static String check(String requested) {
+    if (!requested.isEmpty() && !POINTS.contains(requested)) {
+      throw new BadRequest("fault: '" + requested + "' is none of " + POINTS);
+    }
+    return requested;
+  }
+}

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.service;
+
+import dev.ferry.agent.address.AddressMover;
+import dev.ferry.agent.address.ServiceAddress;
+import dev.ferry.api.v1alpha1.PodRef;
+import dev.ferry.sys.NetNamespace;
+import dev.ferry.sys.RtNetlink;
+import dev.ferry.sys.SyscallException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.logging.Logger;
+
+/**
+ * A service address on this node: on a pod's interface, routed to the pod through its veth, and
+ * announced to the LAN. Used by the MoveAddress call and by the agents' own moves alike.
+ */
+final class PodAddresses {
+  private static final Logger LOG = Logger.getLogger(PodAddresses.class.getName());
+
+  private final PodNamespaces pods;
+  private final String uplink;
+  private final AddressMover mover = new AddressMover();
+
+  PodAddresses(PodNamespaces pods, String uplink) {
+    this.pods = pods;
+    this.uplink = uplink;
+  }
+
+  static ServiceAddress parse(String field, String cidr) {
+    try {
+      return ServiceAddress.parse(cidr);
+    } catch (IllegalArgumentException e) {
+      throw new BadRequest(field + ": " + e.getMessage() + " (want ADDRESS/PREFIX)");
+    }
+  }
+
+  /**
+   * The address on the pod's {@code ifname}, and (with {@code hostInterface} or {@code hostRoute})
+   * the node's route to it.
+   */
+  List<AddressMover.Step> add(
+      ServiceAddress a, PodRef pod, String ifname, String hostInterface, boolean hostRoute)
+      throws SyscallException {
+    List<AddressMover.Step> steps = new ArrayList<>();
+    try (NetNamespace ns = pods.open(pod, "pod")) {
+      steps.add(mover.add(a, ns, ifname));
+      String hostIf = hostInterface(ns, ifname, hostInterface, hostRoute);
+      if (!hostIf.isEmpty()) {
+        try (NetNamespace host = NetNamespace.current()) {
+          steps.add(mover.addRoute(a, host, hostIf));
+        }
+      }
+    }
+    return logged(steps);
+  }
+
+  /** Undoes {@link #add}: the route first, so that nothing is delivered to an address going. */
+  List<AddressMover.Step> remove(
+      ServiceAddress a, PodRef pod, String ifname, String hostInterface, boolean hostRoute)
+      throws SyscallException {
+    List<AddressMover.Step> steps = new ArrayList<>();
+    try (NetNamespace ns = pods.open(pod, "pod")) {
+      String hostIf = hostInterface(ns, ifname, hostInterface, hostRoute);
+      if (!hostIf.isEmpty()) {
+        try (NetNamespace host = NetNamespace.current()) {
+          steps.add(mover.removeRoute(a, host, hostIf));
+        }
+      }
+      steps.add(mover.remove(a, ns, ifname));
+    }
+    return logged(steps);
+  }
+
+  /** A gratuitous ARP (IPv4) or unsolicited neighbour advertisement from the node's uplink. */
+  List<AddressMover.Step> announce(ServiceAddress a) throws SyscallException {
+    try (NetNamespace host = NetNamespace.current()) {
+      return logged(List.of(mover.announce(a, host, uplink)));
+    }
+  }
+
+  /** The node's end of the veth whose other end is the pod's {@code ifname}, when asked for. */
+  private static String hostInterface(NetNamespace pod, String ifname, String given, boolean findIt)
+      throws SyscallException {
+    if (!given.isEmpty() || !findIt) {
+      return given;
+    }
+    int index =
+        pod.call(
+            () -> {
+              try (RtNetlink rt = RtNetlink.open()) {
+                return rt.peerIndex(ifname);
+              }
+            });
+    return RtNetlink.interfaceName(index);
+  }
+
+  private static List<AddressMover.Step> logged(List<AddressMover.Step> steps) {
+    steps.forEach(s -> LOG.info(s::toString));
+    return steps;
+  }
+}

@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.service;
+
+import static dev.ferry.api.v1alpha1.ConnectionPhase.FAILED;
+import static dev.ferry.api.v1alpha1.ConnectionPhase.FROZEN;
+import static dev.ferry.api.v1alpha1.ConnectionPhase.RELEASED;
+import static dev.ferry.api.v1alpha1.ConnectionPhase.RESUMED;
+import static dev.ferry.api.v1alpha1.ConnectionPhase.STAGED;
+import static dev.ferry.api.v1alpha1.ConnectionPhase.STAYED;
+
+import dev.ferry.agent.address.ServiceAddress;
+import dev.ferry.api.v1alpha1.ArrivalHeader;
+import dev.ferry.api.v1alpha1.ArrivalReply;
+import dev.ferry.api.v1alpha1.ConnectionPhase;
+import dev.ferry.api.v1alpha1.ConnectionStatus;
+import dev.ferry.api.v1alpha1.MigrationStatus;
+import dev.ferry.api.v1alpha1.MoveOutcome;
+import dev.ferry.api.v1alpha1.MoveRequest;
+import dev.ferry.sdk.wire.Connection;
+import dev.ferry.sys.SyscallException;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.logging.Logger;
+import java.util.stream.Collectors;
+
+/**
+ * The source agent's run of one move: the one implementation of the migration sequence, which the
+ * operator, the CLI and the benchmarks all start with a single Move call. Between the first freeze
+ * and the last resume only the two agents act, over one stream (Arrive):
+ *
+ * <ol>
+ *   <li>the stream to the target opens while the application freezes its connections;
+ *   <li>freeze and export, in parallel, the states saved here in one batch;
+ *   <li>the states go to the target, which stages every socket in repair mode in its pod (the
+ *       address already on the pod, not yet routed) and answers STAGED;
+ *   <li>the address leaves this node; the commit-sent mark is noted;
+ *   <li>COMMIT: the target writes its commit record, routes the address, resumes every socket,
+ *       announces the address, and answers;
+ *   <li>this node lets go of its holds and states.
+ * </ol>
+ *
+ * Before step 5 any failure rolls back here; after the target's commit record nothing is rebuilt
+ * here. When the caller claims the address (AWS), the run stops after step 4 with AWAITING_ADDRESS
+ * and {@link #commit} carries on.
+ */
+final class SourceMove {
+  private static final Logger LOG = Logger.getLogger(SourceMove.class.getName());
+
+  final String id;
+  private final MoveRequest req;
+  private final NodeParts node;
+  private final Migrations migrations;
+  private final CompletableFuture<MoveOutcome> outcome = new CompletableFuture<>();
+  private SourceMigration m;
+  private ArrivalCall call;
+  private MigrationStatus staged = MigrationStatus.getDefaultInstance();
+  private long freezeWallMicros;
+  private long freezeNanos;
+  private long callsAtFreeze;
+  private boolean addressLeft;
+  private boolean awaitingAddress;
+  private MoveOutcome awaiting;
+
+  SourceMove(MoveRequest req, NodeParts node, Migrations migrations) {
+    this.id = req.getMigrationId();
+    this.req = req;
+    this.node = node;
+    this.migrations = migrations;
+  }
+
+  /** What the move ended with; completes once (AWAITING_ADDRESS is not an end). */
+  CompletableFuture<MoveOutcome> outcome() {
+    return outcome;
+  }
+
+  /** Runs the move up to its end, or to AWAITING_ADDRESS; on the Move call's thread. */
+  synchronized MoveOutcome run() {
+    try {
+      MoveOutcome o = freezeAndSend();
+      if (o != null) {
+        return end(o);
+      }
+      if (req.getAddress().getClaimedByCaller()) {
+        awaitingAddress = true;
+        awaiting =
+            outcomeOf(
+                MoveOutcome.Result.AWAITING_ADDRESS,
+                "every connection is staged on the target and the address is on its node: claim"
+                    + " it, then Commit",
+                null);
+        return awaiting;
+      }
+      return end(commitAndResume());
+    } catch (RuntimeException | InterruptedException | SyscallException e) {
+      if (e instanceof InterruptedException) {
+        Thread.currentThread().interrupt();
+      }
+      return end(failed(e));
+    }
+  }
+
+  /**
+   * A repeated Move: waits for the run under way (it holds this object's lock), then answers how it
+   * ended, or that it waits for the address.
+   */
+  synchronized MoveOutcome joined() {
+    if (outcome.isDone()) {
+      return outcome.join();
+    }
+    if (awaiting != null) {
+      return awaiting;
+    }
+    throw new WrongPhase("migration " + id + " has not started here yet; call Move again");
+  }
+
+  /** The caller has claimed the address: commit and resume (after AWAITING_ADDRESS only). */
+  synchronized MoveOutcome commit() {
+    if (outcome.isDone()) {
+      return outcome.join();
+    }
+    if (!awaitingAddress) {
+      throw new WrongPhase("migration " + id + " is not waiting for its address; call Move");
+    }
+    try {
+      return end(commitAndResume());
+    } catch (RuntimeException | InterruptedException e) {
+      if (e instanceof InterruptedException) {
+        Thread.currentThread().interrupt();
+      }
+      return end(failed(e));
+    }
+  }
+
+  /** Steps 1 to 4; null when the move goes on to commit, else how it ended. */
+  private MoveOutcome freezeAndSend() throws InterruptedException, SyscallException {
+    Duration limit = migrations.holdLimit(Duration.ofMillis(req.getHoldLimitMs()));
+    m = migrations.newSource(id, req.getSourcePod());
+    m.target(req.getTargetAgent());
+    // The stream opens, and the target puts the address on its pod, while the application
+    // freezes: the handshakes are not in the pause.
+    call = node.peers().arrive(req.getTargetAgent(), limit);
+    call.sendHeader(header());
+    List<Connection> chosen =
+        Inventory.chosen(
+            Inventory.established(node.pods(), req.getSourcePod(), req.getPortsList()),
+            req.getConnectionsList());
+    freezeWallMicros = nowMicros();
+    freezeNanos = System.nanoTime();
+    callsAtFreeze = migrations.otherCalls();
+    MigrationStatus frozen = m.freeze(chosen);
+    migrations.limitHold(m, limit);
+    node.faults().reach(req.getFault(), "source-after-freeze");
+    if (count(frozen, FROZEN) == 0) {
+      rollBackHere();
+      return outcomeOf(
+          MoveOutcome.Result.NOTHING_TO_MOVE,
+          chosen.isEmpty()
+              ? "no connection on ports " + req.getPortsList() + " of the pod"
+              : "no connection could be frozen: each is kept by its application",
+          null);
+    }
+    MoveOutcome partial = refuseIfPartial("freeze", frozen);
+    if (partial != null) {
+      return partial;
+    }
+    MigrationStatus exported = m.export();
+    node.faults().reach(req.getFault(), "source-after-export");
+    partial = refuseIfPartial("export", exported);
+    if (partial != null) {
+      return partial;
+    }
+    ArrivalReply reply = call.sendStates(m.exported());
+    m.transferred();
+    staged = reply.getStaged();
+    long failed = staged.getConnectionsList().stream().filter(c -> c.getPhase() != STAGED).count();
+    if (failed > 0 || count(staged, STAGED) == 0) {
+      call.abort();
+      rollBackHere();
+      return outcomeOf(
+          MoveOutcome.Result.ROLLED_BACK,
+          "staging on "
+              + staged.getNode()
+              + " failed for "
+              + failed
+              + " connection(s): "
+              + reasons(staged, c -> c.getPhase() != STAGED)
+              + "; every connection went back to "
+              + node.nodeName(),
+          null);
+    }
+    if (!req.getAddress().getCidr().isEmpty()) {
+      ServiceAddress a = PodAddresses.parse("address.cidr", req.getAddress().getCidr());
+      m.addressLeaving(true);
+      addressLeft = true;
+      node.addresses()
+          .remove(
+              a,
+              req.getSourcePod(),
+              ifname(),
+              req.getAddress().getSourceHostInterface(),
+              req.getAddress().getHostRoute());
+      node.faults().reach(req.getFault(), "source-after-address");
+    }
+    return null;
+  }
+
+  /** Step 5 and 6: the commit point and after. */
+  private MoveOutcome commitAndResume() throws InterruptedException {
+    m.commitMayHappen();
+    node.faults().reach(req.getFault(), "source-before-commit");
+    ArrivalReply reply;
+    try {
+      reply = call.commit();
+    } catch (Peers.PeerFailed e) {
+      // Whether the target committed is unknown: the rollback asks it, and either gives the
+      // connections back here (it had not) or releases them (it had).
+      LOG.warning(() -> "migration " + id + ": the commit's answer was lost: " + e.getMessage());
+      return afterRollback("the target's answer to COMMIT was lost (" + e.getMessage() + ")");
+    }
+    if (!reply.getCommitted()) {
+      return afterRollback("the target refused to commit: it had rolled the migration back");
+    }
+    long resumedNanos = System.nanoTime();
+    node.faults().reach(req.getFault(), "source-before-release");
+    m.release();
+    call.close();
+    MigrationStatus target = reply.getResumed();
+    long notResumed =
+        target.getConnectionsList().stream().filter(c -> c.getPhase() != RESUMED).count();
+    MoveOutcome.Builder o =
+        outcomeOf(
+                notResumed == 0 ? MoveOutcome.Result.COMPLETED : MoveOutcome.Result.FAILED,
+                notResumed == 0
+                    ? count(target, RESUMED) + " connection(s) live on " + target.getNode()
+                    : "committed, but "
+                        + notResumed
+                        + " connection(s) did not resume on "
+                        + target.getNode()
+                        + ": "
+                        + reasons(target, c -> c.getPhase() != RESUMED),
+                target)
+            .toBuilder()
+            .setCommitted(true)
+            .setResumedUnixMicros(reply.getResumedUnixMicros())
+            .setPauseMicros((resumedNanos - freezeNanos) / 1000)
+            .setApiCallsDuringPause((int) (migrations.otherCalls() - callsAtFreeze));
+    return o.build();
+  }
+
+  /** Rolls back by the commit rule (the target is asked first) and says how that ended. */
+  private MoveOutcome afterRollback(String why) throws InterruptedException {
+    MigrationStatus s = m.rollback();
+    if (s.getConnectionsList().stream()
+        .allMatch(c -> c.getPhase() == RELEASED || c.getPhase() == STAYED)) {
+      return outcomeOf(MoveOutcome.Result.COMPLETED, why + "; the target had committed", null)
+          .toBuilder()
+          .setCommitted(true)
+          .build();
+    }
+    giveAddressBack();
+    return outcomeOf(
+        count(s, FAILED) == 0 ? MoveOutcome.Result.ROLLED_BACK : MoveOutcome.Result.FAILED,
+        why + "; the connections went back to " + node.nodeName(),
+        null);
+  }
+
+  private void rollBackHere() throws InterruptedException {
+    if (m != null) {
+      m.rollback();
+    }
+    giveAddressBack();
+  }
+
+  /** The address back on the source pod, routed and announced, if it had left. */
+  private void giveAddressBack() {
+    if (!addressLeft) {
+      return;
+    }
+    try {
+      ServiceAddress a = PodAddresses.parse("address.cidr", req.getAddress().getCidr());
+      node.addresses()
+          .add(
+              a,
+              req.getSourcePod(),
+              ifname(),
+              req.getAddress().getSourceHostInterface(),
+              req.getAddress().getHostRoute());
+      m.addressLeaving(false);
+      addressLeft = false;
+      if (req.getAddress().getAnnounce()) {
+        node.addresses().announce(a);
+      }
+    } catch (SyscallException | RuntimeException e) {
+      LOG.severe(() -> "migration " + id + ": giving the address back failed: " + e.getMessage());
+    }
+  }
+
+  private MoveOutcome failed(Exception e) {
+    LOG.warning(() -> "migration " + id + " failed: " + e);
+    String why = e.getMessage() == null ? e.toString() : e.getMessage();
+    if (m == null) {
+      return outcomeOf(MoveOutcome.Result.FAILED, why, null);
+    }
+    if (call != null) {
+      call.abort();
+    }
+    try {
+      return afterRollback(why);
+    } catch (RuntimeException | InterruptedException again) {
+      return outcomeOf(
+          MoveOutcome.Result.FAILED,
+          why
+              + "; rolling back failed too: "
+              + again.getMessage()
+              + ". The agent keeps the states and holds the clients until the hold limit; retry"
+              + " with Rollback",
+          null);
+    }
+  }
+
+  /**
+   * Some connections stayed with their application: moving the address would cut them off, so
+   * unless the request allows it every connection goes back.
+   */
+  private MoveOutcome refuseIfPartial(String step, MigrationStatus s) throws InterruptedException {
+    if (count(s, STAYED) == 0 || req.getAllowPartial()) {
+      return null;
+    }
+    rollBackHere();
+    call.abort();
+    return outcomeOf(
+        MoveOutcome.Result.ROLLED_BACK,
+        step
+            + " on "
+            + s.getNode()
+            + ": "
+            + count(s, STAYED)
+            + " connection(s) stayed with their application: "
+            + reasons(s, c -> c.getPhase() == STAYED)
+            + ". Moving the address would cut them off, so every connection goes back; set"
+            + " spec.allowPartial to move the others anyway",
+        null);
+  }
+
+  private ArrivalHeader header() {
+    return ArrivalHeader.newBuilder()
+        .setMigrationId(id)
+        .setSourceNode(node.nodeName())
+        .setTargetPod(req.getTargetPod())
+        .setAddress(req.getAddress())
+        .setHoldLimitMs(req.getHoldLimitMs())
+        .setFault(req.getFault())
+        .build();
+  }
+
+  private String ifname() {
+    return req.getAddress().getInterface().isEmpty() ? "eth0" : req.getAddress().getInterface();
+  }
+
+  private MoveOutcome outcomeOf(MoveOutcome.Result result, String message, MigrationStatus target) {
+    MoveOutcome.Builder b =
+        MoveOutcome.newBuilder()
+            .setResult(result)
+            .setMessage(message)
+            .setFreezeStartedUnixMicros(freezeWallMicros);
+    if (m != null) {
+      b.setSource(m.status());
+    }
+    b.setTarget(target != null ? target : staged);
+    return b.build();
+  }
+
+  private MoveOutcome end(MoveOutcome o) {
+    if (call != null) {
+      call.close();
+    }
+    outcome.complete(o);
+    LOG.info(() -> "migration " + id + ": " + o.getResult() + ": " + o.getMessage());
+    return outcome.join();
+  }
+
+  static long nowMicros() {
+    java.time.Instant t = java.time.Instant.now();
+    return t.getEpochSecond() * 1_000_000 + t.getNano() / 1000;
+  }
+
+  private static long count(MigrationStatus s, ConnectionPhase phase) {
+    return s.getConnectionsList().stream().filter(c -> c.getPhase() == phase).count();
+  }
+
+  private static String reasons(
+      MigrationStatus s, java.util.function.Predicate<ConnectionStatus> which) {
+    return s.getConnectionsList().stream()
+        .filter(which)
+        .limit(5)
+        .map(c -> Wire.format(c.getId()) + " " + c.getPhase() + " (" + c.getReason() + ")")
+        .collect(Collectors.joining("; "));
+  }
+}
