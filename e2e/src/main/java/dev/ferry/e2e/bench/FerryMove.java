@@ -14,8 +14,8 @@ import java.util.Map;
 /**
  * One migration of every connection on the service's ports from one pod to the other, with the one
  * call the operator and {@code ferry-agent migrate} make: the source agent's Move, which runs the
- * whole move with the target agent (address included). It records the phase times the agents
- * report and the wall time of the call.
+ * whole move with the target agent (address included). It records the phase times the agents report
+ * and the wall time of the call.
  */
 final class FerryMove {
   /** The agents' phases in the order the table shows them. */
@@ -84,8 +84,9 @@ final class FerryMove {
     Map<String, Long> agent = new LinkedHashMap<>();
     for (String phase : PHASES) {
       Long v =
-          o.getSource().getPhaseMicrosMap().getOrDefault(
-              phase, o.getTarget().getPhaseMicrosMap().get(phase));
+          o.getSource()
+              .getPhaseMicrosMap()
+              .getOrDefault(phase, o.getTarget().getPhaseMicrosMap().get(phase));
       agent.put(phase, v == null ? -1 : v);
     }
     List<String> stayed =

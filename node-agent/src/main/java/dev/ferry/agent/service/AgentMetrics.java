@@ -12,15 +12,15 @@ import java.util.Map;
 import java.util.function.Supplier;
 
 /** What the agent tells Prometheus; names as they appear at /q/metrics. */
-final class AgentMetrics {
+public final class AgentMetrics {
   private final MeterRegistry registry;
 
-  AgentMetrics(MeterRegistry registry) {
+  public AgentMetrics(MeterRegistry registry) {
     this.registry = registry;
   }
 
   /** ferry_agent_phase_seconds{phase}: one sample per migration per phase on this node. */
-  void phase(String phase, long micros) {
+  public void phase(String phase, long micros) {
     Timer.builder("ferry.agent.phase")
         .description("How long a migration's phase took on this node")
         .tag("phase", phase)
@@ -30,7 +30,7 @@ final class AgentMetrics {
   }
 
   /** ferry_agent_migrations_total{role,call}: migrations this node took part in. */
-  void migration(String role) {
+  public void migration(String role) {
     Counter.builder("ferry.agent.migrations")
         .description("Migrations this node took part in")
         .tag("role", role)
@@ -39,7 +39,7 @@ final class AgentMetrics {
   }
 
   /** ferry_agent_records_set_aside_total: saved migrations that could not be read at start. */
-  void setAside() {
+  public void setAside() {
     Counter.builder("ferry.agent.records.set.aside")
         .description("Saved migrations that could not be read at start and were set aside")
         .register(registry)
@@ -47,7 +47,7 @@ final class AgentMetrics {
   }
 
   /** ferry_agent_callers_refused_total{reason}. */
-  void refused(String reason, String caller) {
+  public void refused(String reason, String caller) {
     Counter.builder("ferry.agent.callers.refused")
         .description("Callers the API turned away")
         .tag("reason", reason)
@@ -56,7 +56,7 @@ final class AgentMetrics {
   }
 
   /** ferry_agent_connections{phase}: connections of migrations on this node, by phase. */
-  void connections(Supplier<Map<ConnectionPhase, Integer>> byPhase) {
+  public void connections(Supplier<Map<ConnectionPhase, Integer>> byPhase) {
     for (ConnectionPhase phase : ConnectionPhase.values()) {
       if (phase == ConnectionPhase.PHASE_UNSPECIFIED || phase == ConnectionPhase.UNRECOGNIZED) {
         continue;
@@ -69,7 +69,7 @@ final class AgentMetrics {
   }
 
   /** ferry_agent_holds_active and ferry_agent_hold_probes_answered. */
-  void holds(Supplier<Integer> active, Supplier<Long> probesAnswered) {
+  public void holds(Supplier<Integer> active, Supplier<Long> probesAnswered) {
     registry.gauge("ferry.agent.holds.active", Tags.empty(), active, s -> s.get());
     registry
         .more()
@@ -77,11 +77,11 @@ final class AgentMetrics {
   }
 
   /** ferry_agent_interruption_notices_total{kind}: spot notices this node reported. */
-  void interruptionNotice(String kind) {
+  public void interruptionNotice(String kind) {
     registry.counter("ferry.agent.interruption.notices", "kind", kind).increment();
   }
 
-  MeterRegistry registry() {
+  public MeterRegistry registry() {
     return registry;
   }
 }

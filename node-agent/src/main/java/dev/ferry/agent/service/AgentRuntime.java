@@ -1,11 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.service;
 
+import dev.ferry.agent.address.PodAddresses;
+import dev.ferry.agent.api.AgentApi;
+import dev.ferry.agent.api.CallerCheck;
+import dev.ferry.agent.api.MutualTls;
 import dev.ferry.agent.handoff.HandoffServer;
 import dev.ferry.agent.hold.ConnectionHold;
 import dev.ferry.agent.hold.HoldKey;
+import dev.ferry.agent.migration.FaultPoints;
+import dev.ferry.agent.migration.Migrations;
+import dev.ferry.agent.migration.NodeParts;
+import dev.ferry.agent.migration.PodNamespaces;
 import dev.ferry.agent.move.ConnectionMover;
+import dev.ferry.agent.peer.Peers;
 import dev.ferry.agent.spot.SpotNoticeWatcher;
+import dev.ferry.agent.store.CommitRecords;
+import dev.ferry.agent.store.SavedStates;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.SyscallException;
 import io.fabric8.kubernetes.client.KubernetesClient;

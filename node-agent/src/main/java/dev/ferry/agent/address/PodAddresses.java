@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.address;
 
-import dev.ferry.agent.address.AddressMover;
-import dev.ferry.agent.address.ServiceAddress;
+import dev.ferry.agent.migration.BadRequest;
+import dev.ferry.agent.migration.PodNamespaces;
 import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.RtNetlink;
@@ -15,19 +15,19 @@ import java.util.logging.Logger;
  * A service address on this node: on a pod's interface, routed to the pod through its veth, and
  * announced to the LAN. Used by the MoveAddress call and by the agents' own moves alike.
  */
-final class PodAddresses {
+public final class PodAddresses {
   private static final Logger LOG = Logger.getLogger(PodAddresses.class.getName());
 
   private final PodNamespaces pods;
   private final String uplink;
   private final AddressMover mover = new AddressMover();
 
-  PodAddresses(PodNamespaces pods, String uplink) {
+  public PodAddresses(PodNamespaces pods, String uplink) {
     this.pods = pods;
     this.uplink = uplink;
   }
 
-  static ServiceAddress parse(String field, String cidr) {
+  public static ServiceAddress parse(String field, String cidr) {
     try {
       return ServiceAddress.parse(cidr);
     } catch (IllegalArgumentException e) {
@@ -39,7 +39,7 @@ final class PodAddresses {
    * The address on the pod's {@code ifname}, and (with {@code hostInterface} or {@code hostRoute})
    * the node's route to it.
    */
-  List<AddressMover.Step> add(
+  public List<AddressMover.Step> add(
       ServiceAddress a, PodRef pod, String ifname, String hostInterface, boolean hostRoute)
       throws SyscallException {
     List<AddressMover.Step> steps = new ArrayList<>();
@@ -56,7 +56,7 @@ final class PodAddresses {
   }
 
   /** Undoes {@link #add}: the route first, so that nothing is delivered to an address going. */
-  List<AddressMover.Step> remove(
+  public List<AddressMover.Step> remove(
       ServiceAddress a, PodRef pod, String ifname, String hostInterface, boolean hostRoute)
       throws SyscallException {
     List<AddressMover.Step> steps = new ArrayList<>();
@@ -73,7 +73,7 @@ final class PodAddresses {
   }
 
   /** A gratuitous ARP (IPv4) or unsolicited neighbour advertisement from the node's uplink. */
-  List<AddressMover.Step> announce(ServiceAddress a) throws SyscallException {
+  public List<AddressMover.Step> announce(ServiceAddress a) throws SyscallException {
     try (NetNamespace host = NetNamespace.current()) {
       return logged(List.of(mover.announce(a, host, uplink)));
     }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.migration;
 
 import static dev.ferry.api.v1alpha1.ConnectionPhase.EXPORTED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.FAILED;
@@ -13,6 +13,7 @@ import dev.ferry.agent.move.Arrival;
 import dev.ferry.agent.move.ConnectionMover;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.move.Freezing;
+import dev.ferry.agent.store.SavedStates;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.api.v1alpha1.PodRef;
@@ -31,7 +32,7 @@ import java.util.logging.Logger;
  * The source node's side of one migration: freeze, export, transfer, then release, or roll back.
  * Calls are serialised per migration; each is idempotent, so a retried call finds the work done.
  */
-final class SourceMigration {
+public final class SourceMigration {
   private static final Logger LOG = Logger.getLogger(SourceMigration.class.getName());
 
   final String id;
@@ -52,7 +53,7 @@ final class SourceMigration {
   /** host:port of the target's agent, once known: a rollback past the commit-sent mark asks it. */
   private String targetAgent = "";
 
-  SourceMigration(String id, PodRef pod, NodeParts node) {
+  public SourceMigration(String id, PodRef pod, NodeParts node) {
     this.id = id;
     this.pod = pod;
     this.node = node;
@@ -60,7 +61,7 @@ final class SourceMigration {
   }
 
   /** An agent restarted with these states on disk: they are EXPORTED, held by their pins. */
-  static SourceMigration recovered(
+  public static SourceMigration recovered(
       SavedStates.Migration saved, PodRef pod, NodeParts node, List<Departure.Departed> states) {
     SourceMigration m = new SourceMigration(saved.id(), pod, node);
     m.targetAgent = saved.targetAgent();
@@ -76,7 +77,8 @@ final class SourceMigration {
     return m;
   }
 
-  synchronized MigrationStatus freeze(List<Connection> connections) throws InterruptedException {
+  public synchronized MigrationStatus freeze(List<Connection> connections)
+      throws InterruptedException {
     if (!records.isEmpty()) {
       return status(); // a retried freeze: these connections are already asked for
     }
@@ -99,7 +101,7 @@ final class SourceMigration {
    * go: until the batch is written each socket is still open in repair mode, so nothing is lost if
    * the agent dies. Reading and letting go run in parallel across the agent's workers.
    */
-  synchronized MigrationStatus export() throws InterruptedException {
+  public synchronized MigrationStatus export() throws InterruptedException {
     refuseIfLimitPassed();
     List<ConnectionRecord> frozen = in(FROZEN);
     clock.time(
@@ -157,17 +159,17 @@ final class SourceMigration {
   }
 
   /** The states to send to the target, in order. */
-  synchronized List<Departure.Departed> exported() {
+  public synchronized List<Departure.Departed> exported() {
     return savedRecords().stream().map(r -> r.departed).toList();
   }
 
   /** The target has the states of every exported connection. */
-  synchronized void transferred() {
+  public synchronized void transferred() {
     savedRecords().forEach(r -> r.to(TRANSFERRED, ""));
   }
 
   /** Streams every saved state to the target's agent; the target replaces what it had. */
-  synchronized MigrationStatus transfer(String targetAgent) {
+  public synchronized MigrationStatus transfer(String targetAgent) {
     refuseIfLimitPassed();
     if (!in(FROZEN).isEmpty()) {
       throw new WrongPhase("connections are frozen but not exported: call Export first");
@@ -186,7 +188,7 @@ final class SourceMigration {
   }
 
   /** The connections live on the target now: stop answering for them and forget their states. */
-  synchronized MigrationStatus release() {
+  public synchronized MigrationStatus release() {
     if (!in(FROZEN).isEmpty()) {
       throw new WrongPhase("connections are frozen but not exported: roll back instead");
     }
@@ -214,7 +216,7 @@ final class SourceMigration {
    * saved one is rebuilt in the pod, taken by its application and resumed. A state that cannot be
    * rebuilt stays on disk, reported FAILED with the reason.
    */
-  synchronized MigrationStatus rollback() throws InterruptedException {
+  public synchronized MigrationStatus rollback() throws InterruptedException {
     if (committed && !savedRecords().isEmpty()) {
       // Only the target knows whether it committed; asking also makes it abort if it has not,
       // so that it can never commit after this.
@@ -280,7 +282,7 @@ final class SourceMigration {
     }
   }
 
-  synchronized MigrationStatus status() {
+  public synchronized MigrationStatus status() {
     MigrationStatus.Builder b =
         MigrationStatus.newBuilder().setMigrationId(id).setNode(node.nodeName());
     records.values().forEach(r -> b.addConnections(r.status()));
@@ -288,7 +290,7 @@ final class SourceMigration {
     return b.build();
   }
 
-  synchronized Map<ConnectionPhase, Integer> phases() {
+  public synchronized Map<ConnectionPhase, Integer> phases() {
     Map<ConnectionPhase, Integer> n = new LinkedHashMap<>();
     records.values().forEach(r -> n.merge(r.phase, 1, Integer::sum));
     return n;
@@ -308,7 +310,7 @@ final class SourceMigration {
    * The clients have been held for {@code limit}: unless the address has left the node, every
    * connection goes back to its application here, and the migration's later steps are refused.
    */
-  synchronized void holdLimitPassed(Duration limit) throws InterruptedException {
+  public synchronized void holdLimitPassed(Duration limit) throws InterruptedException {
     boolean pending = records.values().stream().anyMatch(r -> r.held != null || r.departed != null);
     if (committed || !pending || limitPassed != null) {
       return;
@@ -326,11 +328,11 @@ final class SourceMigration {
         .forEach(r -> r.to(ROLLED_BACK, limitPassed));
   }
 
-  synchronized boolean commitMayHaveHappened() {
+  public synchronized boolean commitMayHaveHappened() {
     return committed;
   }
 
-  synchronized void target(String agent) {
+  public synchronized void target(String agent) {
     if (!agent.isEmpty()) {
       targetAgent = agent;
     }
@@ -342,13 +344,13 @@ final class SourceMigration {
    *
    * @throws WrongPhase when the hold limit rolled the migration back first
    */
-  synchronized void commitMayHappen() {
+  public synchronized void commitMayHappen() {
     refuseIfLimitPassed();
     node.saved().commitMayHappen(id);
     committed = true;
   }
 
-  synchronized void addressLeaving(boolean gone) {
+  public synchronized void addressLeaving(boolean gone) {
     if (gone) {
       refuseIfLimitPassed();
     }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.migration;
 
 import java.util.ArrayList;
 import java.util.Collection;
@@ -9,10 +9,10 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Future;
 
 /** Runs one step for many connections at once on the agent's workers. */
-final class Workers {
+public final class Workers {
   private Workers() {}
 
-  interface Work<T, R> {
+  public interface Work<T, R> {
     R run(T item) throws Exception;
   }
 
@@ -21,7 +21,7 @@ final class Workers {
    * Every item runs to its end even when another fails, so that no finished result is lost; the
    * first failure is then thrown. Steps that must not lose a result report failures as values.
    */
-  static <T, R> List<R> each(ExecutorService pool, Collection<T> items, Work<T, R> work) {
+  public static <T, R> List<R> each(ExecutorService pool, Collection<T> items, Work<T, R> work) {
     if (items.size() == 1) {
       // One connection (the common stream): no hop to another thread.
       try {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.migration;
 
 import com.google.protobuf.ByteString;
 import dev.ferry.api.v1alpha1.ConnectionId;
@@ -10,17 +10,17 @@ import java.net.InetSocketAddress;
 import java.net.UnknownHostException;
 
 /** Connections between their API form and the agent's. */
-final class Wire {
+public final class Wire {
   private Wire() {}
 
-  static ConnectionId id(Connection c) {
+  public static ConnectionId id(Connection c) {
     return ConnectionId.newBuilder()
         .setLocal(endpoint(c.local()))
         .setRemote(endpoint(c.remote()))
         .build();
   }
 
-  static Endpoint endpoint(InetSocketAddress a) {
+  public static Endpoint endpoint(InetSocketAddress a) {
     return Endpoint.newBuilder()
         .setIp(ByteString.copyFrom(a.getAddress().getAddress()))
         .setPort(a.getPort())
@@ -31,7 +31,7 @@ final class Wire {
    * @throws BadRequest naming {@code field} if an address is not 4 or 16 bytes or a port is out of
    *     range
    */
-  static Connection connection(ConnectionId id, String field) {
+  public static Connection connection(ConnectionId id, String field) {
     return new Connection(
         address(id.getLocal(), field + ".local"), address(id.getRemote(), field + ".remote"));
   }
@@ -52,7 +52,7 @@ final class Wire {
   }
 
   /** A connection as people read it, for messages; never fails. */
-  static String format(ConnectionId id) {
+  public static String format(ConnectionId id) {
     try {
       return connection(id, "id").toString();
     } catch (RuntimeException e) {

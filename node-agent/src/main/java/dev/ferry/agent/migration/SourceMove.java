@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.migration;
 
 import static dev.ferry.api.v1alpha1.ConnectionPhase.FAILED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.FROZEN;
@@ -8,7 +8,10 @@ import static dev.ferry.api.v1alpha1.ConnectionPhase.RESUMED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.STAGED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.STAYED;
 
+import dev.ferry.agent.address.PodAddresses;
 import dev.ferry.agent.address.ServiceAddress;
+import dev.ferry.agent.peer.ArrivalCall;
+import dev.ferry.agent.peer.Peers;
 import dev.ferry.api.v1alpha1.ArrivalHeader;
 import dev.ferry.api.v1alpha1.ArrivalReply;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
@@ -44,7 +47,7 @@ import java.util.stream.Collectors;
  * here. When the caller claims the address (AWS), the run stops after step 4 with AWAITING_ADDRESS
  * and {@link #commit} carries on.
  */
-final class SourceMove {
+public final class SourceMove {
   private static final Logger LOG = Logger.getLogger(SourceMove.class.getName());
 
   final String id;
@@ -62,7 +65,7 @@ final class SourceMove {
   private boolean awaitingAddress;
   private MoveOutcome awaiting;
 
-  SourceMove(MoveRequest req, NodeParts node, Migrations migrations) {
+  public SourceMove(MoveRequest req, NodeParts node, Migrations migrations) {
     this.id = req.getMigrationId();
     this.req = req;
     this.node = node;
@@ -70,12 +73,12 @@ final class SourceMove {
   }
 
   /** What the move ended with; completes once (AWAITING_ADDRESS is not an end). */
-  CompletableFuture<MoveOutcome> outcome() {
+  public CompletableFuture<MoveOutcome> outcome() {
     return outcome;
   }
 
   /** Runs the move up to its end, or to AWAITING_ADDRESS; on the Move call's thread. */
-  synchronized MoveOutcome run() {
+  public synchronized MoveOutcome run() {
     try {
       MoveOutcome o = freezeAndSend();
       if (o != null) {
@@ -104,7 +107,7 @@ final class SourceMove {
    * A repeated Move: waits for the run under way (it holds this object's lock), then answers how it
    * ended, or that it waits for the address.
    */
-  synchronized MoveOutcome joined() {
+  public synchronized MoveOutcome joined() {
     if (outcome.isDone()) {
       return outcome.join();
     }
@@ -115,7 +118,7 @@ final class SourceMove {
   }
 
   /** The caller has claimed the address: commit and resume (after AWAITING_ADDRESS only). */
-  synchronized MoveOutcome commit() {
+  public synchronized MoveOutcome commit() {
     if (outcome.isDone()) {
       return outcome.join();
     }
@@ -380,7 +383,7 @@ final class SourceMove {
     return outcome.join();
   }
 
-  static long nowMicros() {
+  public static long nowMicros() {
     java.time.Instant t = java.time.Instant.now();
     return t.getEpochSecond() * 1_000_000 + t.getNano() / 1000;
   }

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.migration;
 
+import dev.ferry.agent.address.PodAddresses;
 import dev.ferry.agent.address.ServiceAddress;
+import dev.ferry.agent.api.AgentApi;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.agent.repair.SocketStateCodec;
+import dev.ferry.agent.store.SavedStates;
 import dev.ferry.api.v1alpha1.ArrivalHeader;
 import dev.ferry.api.v1alpha1.ArrivalMessage;
 import dev.ferry.api.v1alpha1.ArrivalReply;
@@ -22,7 +25,7 @@ import java.util.logging.Logger;
  * STAGED), then COMMIT (commit record, route, resume, announce, answer) or ABORT. A stream that
  * ends without COMMIT drops what it staged: the source still has every state.
  */
-final class ArrivalStream implements StreamObserver<ArrivalMessage> {
+public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   private static final Logger LOG = Logger.getLogger(ArrivalStream.class.getName());
 
   private final NodeParts node;
@@ -40,7 +43,7 @@ final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   private int filled;
   private boolean done;
 
-  ArrivalStream(
+  public ArrivalStream(
       NodeParts node, Migrations migrations, StreamObserver<ArrivalReply> out, long maxStateBytes) {
     this.node = node;
     this.migrations = migrations;

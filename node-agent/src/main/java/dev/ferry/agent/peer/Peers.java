@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.peer;
 
 import com.google.protobuf.ByteString;
+import dev.ferry.agent.api.MutualTls;
+import dev.ferry.agent.migration.BadRequest;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.repair.SocketStateCodec;
 import dev.ferry.api.v1alpha1.AppStateChunk;
@@ -28,7 +30,7 @@ import java.util.concurrent.TimeoutException;
 import java.util.logging.Logger;
 
 /** Calls on other nodes' agents: the transfer of socket states, straight from agent to agent. */
-final class Peers implements AutoCloseable {
+public final class Peers implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(Peers.class.getName());
   static final int CHUNK = 1 << 20;
 
@@ -36,7 +38,7 @@ final class Peers implements AutoCloseable {
   private final Duration timeout;
   private final Map<String, ManagedChannel> channels = new ConcurrentHashMap<>();
 
-  Peers(MutualTls tls, Duration timeout) {
+  public Peers(MutualTls tls, Duration timeout) {
     this.tls = tls;
     this.timeout = timeout;
   }
@@ -45,13 +47,13 @@ final class Peers implements AutoCloseable {
    * Opens the channel to {@code target} now, in the background, so that a transfer soon after finds
    * the handshakes done. A bad address is only reported by the transfer itself.
    */
-  void connectAhead(String target) {
+  public void connectAhead(String target) {
     if (validTarget(target)) {
       channel(target).getState(true);
     }
   }
 
-  static boolean validTarget(String target) {
+  public static boolean validTarget(String target) {
     return target.matches("[A-Za-z0-9.:\\[\\]-]+:[0-9]{1,5}");
   }
 
@@ -59,7 +61,7 @@ final class Peers implements AutoCloseable {
    * Streams {@code states} to the agent at {@code target} (host:port), waiting for the network as
    * it goes: a 64 MiB state is never all in memory twice.
    */
-  ReceiveResponse send(
+  public ReceiveResponse send(
       String target, String id, String sourceNode, List<Departure.Departed> states) {
     if (!validTarget(target)) {
       throw new BadRequest("target_agent must be HOST:PORT, got '" + target + "'");
@@ -156,7 +158,7 @@ final class Peers implements AutoCloseable {
    * Asks the target's agent to drop migration {@code id} unless it committed; answers whether it
    * did. Once this returns false the target can never commit it.
    */
-  boolean abortUnlessCommitted(String target, String id) {
+  public boolean abortUnlessCommitted(String target, String id) {
     if (!validTarget(target)) {
       throw new BadRequest("the target agent of " + id + " is not known here ('" + target + "')");
     }
@@ -174,7 +176,7 @@ final class Peers implements AutoCloseable {
   }
 
   /** Opens the stream of one move to the target's agent ({@link ArrivalCall}). */
-  ArrivalCall arrive(String target, Duration limit) {
+  public ArrivalCall arrive(String target, Duration limit) {
     if (!validTarget(target)) {
       throw new BadRequest("target_agent must be HOST:PORT, got '" + target + "'");
     }
@@ -198,7 +200,7 @@ final class Peers implements AutoCloseable {
   }
 
   /** The target agent could not be reached or refused the states. */
-  static final class PeerFailed extends RuntimeException {
+  public static final class PeerFailed extends RuntimeException {
     PeerFailed(String target, Throwable cause) {
       super(
           "sending the states to "

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.migration;
 
 import dev.ferry.agent.hold.HoldKey;
 import dev.ferry.agent.move.Departure;
+import dev.ferry.agent.peer.Peers;
+import dev.ferry.agent.store.SavedStates;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.api.v1alpha1.MoveOutcome;
@@ -25,7 +27,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Logger;
 
 /** Every migration this node takes part in, as source or target, by id. */
-final class Migrations {
+public final class Migrations {
   private static final Logger LOG = Logger.getLogger(Migrations.class.getName());
 
   private final NodeParts node;
@@ -46,7 +48,7 @@ final class Migrations {
    * @param holdLimit the agent's own hold limit: the hold's programs step aside at it, so a
    *     migration's own limit is kept below it, with time to roll back before the hold goes
    */
-  Migrations(NodeParts node, Duration holdLimit) {
+  public Migrations(NodeParts node, Duration holdLimit) {
     this.node = node;
     this.holdLimit = holdLimit;
   }
@@ -55,7 +57,7 @@ final class Migrations {
    * Rolls {@code m} back if it is still here when its clients have been held for {@code requested}
    * (0: the agent's own limit), unless its address has left the node by then.
    */
-  void limitHold(SourceMigration m, Duration requested) {
+  public void limitHold(SourceMigration m, Duration requested) {
     Duration limit = holdLimit(requested);
     limits.schedule(
         () -> {
@@ -75,17 +77,17 @@ final class Migrations {
    * A migration's hold limit: what it asked for ({@code requested}, 0 for none), at most 90 % of
    * the agent's own, so that a rollback has time before the hold's programs step aside.
    */
-  Duration holdLimit(Duration requested) {
+  public Duration holdLimit(Duration requested) {
     Duration most = holdLimit.multipliedBy(9).dividedBy(10);
     return requested.isZero() || requested.compareTo(most) > 0 ? most : requested;
   }
 
   /** Counts an API call that is not a move's own: the operator is meant to stay out of a pause. */
-  void otherCall() {
+  public void otherCall() {
     otherCalls.incrementAndGet();
   }
 
-  long otherCalls() {
+  public long otherCalls() {
     return otherCalls.get();
   }
 
@@ -94,7 +96,7 @@ final class Migrations {
    * or answers how it ended. A move that an agent restart interrupted is rolled back by the commit
    * rule (the target is asked first) and answered so.
    */
-  MoveOutcome move(MoveRequest req) throws InterruptedException {
+  public MoveOutcome move(MoveRequest req) throws InterruptedException {
     String id = SavedStates.checkId(req.getMigrationId());
     FaultPoints.check(req.getFault());
     if (req.getPortsCount() == 0) {
@@ -123,7 +125,7 @@ final class Migrations {
   }
 
   /** The caller has claimed the address of a move that waits for it. */
-  MoveOutcome commit(String id) {
+  public MoveOutcome commit(String id) {
     SourceMove m = moves.get(id);
     if (m == null) {
       throw new NotFound("no move " + id + " waits for its address on this node");
@@ -158,7 +160,7 @@ final class Migrations {
    *
    * @throws WrongPhase when the migration's hold limit has already rolled it back here
    */
-  void addressLeaving(String id, boolean gone) {
+  public void addressLeaving(String id, boolean gone) {
     SourceMigration m = sources.get(id);
     if (m != null) {
       m.addressLeaving(gone);
@@ -171,7 +173,7 @@ final class Migrations {
    * no saved state belong to connections that were frozen but never exported: their applications
    * kept them when the session ended, so the hold lets go of them now.
    */
-  void recover() throws IOException {
+  public void recover() throws IOException {
     Set<HoldKey> kept = new HashSet<>();
     node.commits().expire(holdLimit.multipliedBy(10));
     for (String id : node.saved().migrations()) {
@@ -222,7 +224,7 @@ final class Migrations {
     }
   }
 
-  SourceMigration newSource(String id, PodRef pod) {
+  public SourceMigration newSource(String id, PodRef pod) {
     SavedStates.checkId(id);
     if (targets.containsKey(id)) {
       throw new WrongPhase("migration " + id + " targets this node; it cannot also leave it");
@@ -235,7 +237,7 @@ final class Migrations {
         });
   }
 
-  SourceMigration source(String id) {
+  public SourceMigration source(String id) {
     SourceMigration m = sources.get(id);
     if (m == null) {
       throw new NotFound("no migration " + id + " leaves this node (never frozen here)");
@@ -243,7 +245,7 @@ final class Migrations {
     return m;
   }
 
-  TargetMigration target(String id) {
+  public TargetMigration target(String id) {
     TargetMigration m = targets.get(id);
     if (m == null) {
       throw new NotFound("no migration " + id + " arrived on this node (nothing received)");
@@ -251,7 +253,7 @@ final class Migrations {
     return m;
   }
 
-  TargetMigration newTarget(String id) {
+  public TargetMigration newTarget(String id) {
     SavedStates.checkId(id);
     if (sources.containsKey(id)) {
       throw new WrongPhase("migration " + id + " leaves this node; it cannot also arrive here");
@@ -264,7 +266,7 @@ final class Migrations {
         });
   }
 
-  MigrationStatus rollback(String id) throws InterruptedException {
+  public MigrationStatus rollback(String id) throws InterruptedException {
     if (sources.containsKey(id)) {
       return sources.get(id).rollback();
     }
@@ -274,7 +276,7 @@ final class Migrations {
     return committedEarlier(id);
   }
 
-  MigrationStatus status(String id) {
+  public MigrationStatus status(String id) {
     if (sources.containsKey(id)) {
       return sources.get(id).status();
     }
@@ -299,7 +301,7 @@ final class Migrations {
     throw new NotFound("this node knows no migration " + id);
   }
 
-  Map<ConnectionPhase, Integer> phases() {
+  public Map<ConnectionPhase, Integer> phases() {
     Map<ConnectionPhase, Integer> n = new EnumMap<>(ConnectionPhase.class);
     sources.values().forEach(m -> m.phases().forEach((p, k) -> n.merge(p, k, Integer::sum)));
     targets.values().forEach(m -> m.phases().forEach((p, k) -> n.merge(p, k, Integer::sum)));
@@ -307,7 +309,7 @@ final class Migrations {
   }
 
   /** A migration this node does not know. */
-  static final class NotFound extends RuntimeException {
+  public static final class NotFound extends RuntimeException {
     NotFound(String message) {
       super(message);
     }

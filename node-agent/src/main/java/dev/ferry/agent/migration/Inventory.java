@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.migration;
 
 import dev.ferry.agent.move.ConnectionTable;
 import dev.ferry.api.v1alpha1.ConnectionId;
@@ -13,10 +13,10 @@ import java.util.List;
 import java.util.Set;
 
 /** The connections of a pod that a move takes: every one on its ports, or those named. */
-final class Inventory {
+public final class Inventory {
   private Inventory() {}
 
-  static List<Connection> established(PodNamespaces pods, PodRef pod, List<Integer> ports)
+  public static List<Connection> established(PodNamespaces pods, PodRef pod, List<Integer> ports)
       throws SyscallException {
     if (ports.isEmpty()) {
       throw new BadRequest("ports: name the ports the pod serves (at least one)");
@@ -34,7 +34,7 @@ final class Inventory {
   }
 
   /** Those of {@code found} that {@code named} lists; all of them when it is empty. */
-  static List<Connection> chosen(List<Connection> found, List<ConnectionId> named) {
+  public static List<Connection> chosen(List<Connection> found, List<ConnectionId> named) {
     if (named.isEmpty()) {
       return found;
     }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.peer;
 
 import com.google.protobuf.ByteString;
 import dev.ferry.agent.move.Departure;
@@ -25,14 +25,14 @@ import java.util.concurrent.TimeUnit;
  * decision. Sends only as fast as the target takes (a slow peer slows the sender, and a 1 GiB state
  * is never in memory twice), and waits for each of the target's replies in turn.
  */
-final class ArrivalCall implements AutoCloseable {
+public final class ArrivalCall implements AutoCloseable {
   private final String target;
   private final long deadlineNanos;
   private final LinkedBlockingQueue<Object> replies = new LinkedBlockingQueue<>();
   private ClientCallStreamObserver<ArrivalMessage> requests;
   private boolean closed;
 
-  ArrivalCall(String target, ManagedChannel channel, Duration limit) {
+  public ArrivalCall(String target, ManagedChannel channel, Duration limit) {
     this.target = target;
     this.deadlineNanos = System.nanoTime() + limit.toNanos();
     NodeAgentGrpc.newStub(channel)
@@ -64,17 +64,17 @@ final class ArrivalCall implements AutoCloseable {
             });
   }
 
-  String target() {
+  public String target() {
     return target;
   }
 
   /** What the move is: the target prepares (the address on its pod) while the source freezes. */
-  void sendHeader(ArrivalHeader header) throws InterruptedException {
+  public void sendHeader(ArrivalHeader header) throws InterruptedException {
     send(ArrivalMessage.newBuilder().setHeader(header).build());
   }
 
   /** Sends every state, then waits for the target's STAGED answer. */
-  ArrivalReply sendStates(List<Departure.Departed> states) throws InterruptedException {
+  public ArrivalReply sendStates(List<Departure.Departed> states) throws InterruptedException {
     for (Departure.Departed d : states) {
       byte[] app = d.applicationState();
       send(
@@ -100,13 +100,13 @@ final class ArrivalCall implements AutoCloseable {
   }
 
   /** Tells the target to commit and resume; waits for its RESUMED answer. */
-  ArrivalReply commit() throws InterruptedException {
+  public ArrivalReply commit() throws InterruptedException {
     send(ArrivalMessage.newBuilder().setCommit(ArrivalDecision.getDefaultInstance()).build());
     return reply();
   }
 
   /** Tells the target to drop what it staged; best effort (a broken stream drops it too). */
-  void abort() {
+  public void abort() {
     try {
       send(ArrivalMessage.newBuilder().setAbort(ArrivalDecision.getDefaultInstance()).build());
       reply();

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.store;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -22,15 +22,15 @@ import java.util.stream.Stream;
  * <p>The target writes it only on a COMMIT that arrives on the source's live stream, so a source
  * that restarted (its stream gone) asks here to learn, once and for all, which side won.
  */
-final class CommitRecords {
+public final class CommitRecords {
   private final Path dir;
 
-  CommitRecords(Path stateDir) throws IOException {
+  public CommitRecords(Path stateDir) throws IOException {
     this.dir = SavedStates.privateDirectory(stateDir.resolve("commits"));
   }
 
   /** Writes the record of {@code id}; durable (file and directory synced) when this returns. */
-  void write(String id) {
+  public void write(String id) {
     Path f = dir.resolve(SavedStates.checkId(id));
     try {
       if (!Files.exists(f)) {
@@ -49,7 +49,7 @@ final class CommitRecords {
     }
   }
 
-  boolean exists(String id) {
+  public boolean exists(String id) {
     return Files.exists(dir.resolve(id));
   }
 
@@ -57,7 +57,7 @@ final class CommitRecords {
    * Drops records older than {@code age}: by then every source that could ask has let go of its
    * states (its hold ended long before).
    */
-  void expire(Duration age) {
+  public void expire(Duration age) {
     Instant before = Instant.now().minus(age);
     try (Stream<Path> files = Files.list(dir)) {
       for (Path f : files.toList()) {

@@ -1,21 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.migration;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.function.BiConsumer;
 
 /** How long each of a migration's phases took on this node, for its status and the metrics. */
-final class PhaseClock {
+public final class PhaseClock {
   private final Map<String, Long> micros = new LinkedHashMap<>();
   private final BiConsumer<String, Long> record;
 
-  PhaseClock(BiConsumer<String, Long> record) {
+  public PhaseClock(BiConsumer<String, Long> record) {
     this.record = record;
   }
 
   /** Runs {@code work} as {@code phase}; a phase run again (a retried call) adds its time. */
-  <T> T time(String phase, java.util.function.Supplier<T> work) {
+  public <T> T time(String phase, java.util.function.Supplier<T> work) {
     long start = System.nanoTime();
     try {
       return work.get();
@@ -28,7 +28,7 @@ final class PhaseClock {
     }
   }
 
-  synchronized Map<String, Long> snapshot() {
+  public synchronized Map<String, Long> snapshot() {
     return Map.copyOf(micros);
   }
 }

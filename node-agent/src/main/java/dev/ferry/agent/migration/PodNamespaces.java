@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.migration;
 
 import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.sys.NetNamespace;
@@ -13,18 +13,18 @@ import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /** Finds a pod's network namespace on this node. */
-final class PodNamespaces {
+public final class PodNamespaces {
   private static final Pattern NAMED = Pattern.compile("/(?:var/)?run/netns/([A-Za-z0-9._-]+)");
   private static final Pattern PROCESS = Pattern.compile("/proc/([0-9]+)/ns/net");
 
   private final Path proc;
 
-  PodNamespaces(Path proc) {
+  public PodNamespaces(Path proc) {
     this.proc = proc;
   }
 
   /** The caller closes the namespace. */
-  NetNamespace open(PodRef pod, String field) throws SyscallException {
+  public NetNamespace open(PodRef pod, String field) throws SyscallException {
     if (!pod.getNetns().isEmpty()) {
       Matcher named = NAMED.matcher(pod.getNetns());
       if (named.matches()) {
@@ -60,7 +60,7 @@ final class PodNamespaces {
    * A process in the pod: the kubelet names a pod's cgroup after its uid, with dashes (cgroupfs
    * driver) or underscores (systemd driver).
    */
-  Optional<Long> processOf(String uid) {
+  public Optional<Long> processOf(String uid) {
     String dashed = "pod" + uid;
     String underscored = "pod" + uid.replace('-', '_');
     try (Stream<Path> entries = Files.list(proc)) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.store;
 
+import dev.ferry.agent.migration.BadRequest;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.repair.InvalidSocketStateException;
 import dev.ferry.agent.repair.SocketState;
@@ -46,7 +47,7 @@ import java.util.stream.Stream;
  * set-aside/}, reported, and skipped: one bad file must not keep the agent, and every other hold on
  * the node, from starting.
  */
-final class SavedStates {
+public final class SavedStates {
   private static final Pattern ID = Pattern.compile("[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?");
   private static final int MAGIC = 0x46534232; // "FSB2": a batch of states
   private static final String STATES = "states.bin";
@@ -54,17 +55,18 @@ final class SavedStates {
   private static final String COMMIT_SENT = "commit-sent";
 
   /** What the agent must remember of a migration besides its sockets. */
-  record Migration(String id, String role, String podNetns, String podUid, String targetAgent) {}
+  public record Migration(
+      String id, String role, String podNetns, String podUid, String targetAgent) {}
 
   private final Path root;
   private final Path setAside;
 
-  SavedStates(Path root) throws IOException {
+  public SavedStates(Path root) throws IOException {
     this.root = privateDirectory(root.resolve("migrations"));
     this.setAside = root.resolve("set-aside");
   }
 
-  static String checkId(String id) {
+  public static String checkId(String id) {
     if (!ID.matcher(id).matches()) {
       throw new BadRequest(
           "migration_id must be a DNS-1123 name (lower-case letters, digits, '-', '.'; at most 253),"
@@ -79,7 +81,7 @@ final class SavedStates {
    * Saves every state of migration {@code m} in one batch, replacing any earlier batch: the
    * connections still to keep. Written whole or not at all.
    */
-  void save(Migration m, List<Departure.Departed> states) {
+  public void save(Migration m, List<Departure.Departed> states) {
     try {
       Path dir = privateDirectory(root.resolve(checkId(m.id())));
       Properties p = new Properties();
@@ -114,7 +116,7 @@ final class SavedStates {
    * Notes that the target may be told to commit {@code id}: a source agent that restarts then asks
    * the target before it rebuilds anything. No fsync: it must survive the agent, not the node.
    */
-  void commitMayHappen(String id) {
+  public void commitMayHappen(String id) {
     try {
       Path f = root.resolve(checkId(id)).resolve(COMMIT_SENT);
       if (!Files.exists(f)) {
@@ -125,12 +127,12 @@ final class SavedStates {
     }
   }
 
-  boolean commitMayHaveHappened(String id) {
+  public boolean commitMayHaveHappened(String id) {
     return Files.exists(root.resolve(id).resolve(COMMIT_SENT));
   }
 
   /** Deletes a migration once nothing of it is left to keep. */
-  void forget(String migrationId) {
+  public void forget(String migrationId) {
     Path dir = root.resolve(migrationId);
     if (!Files.isDirectory(dir)) {
       return;
@@ -144,13 +146,13 @@ final class SavedStates {
     }
   }
 
-  List<String> migrations() throws IOException {
+  public List<String> migrations() throws IOException {
     try (Stream<Path> dirs = Files.list(root)) {
       return dirs.filter(Files::isDirectory).map(p -> p.getFileName().toString()).sorted().toList();
     }
   }
 
-  Migration migration(String id) throws IOException {
+  public Migration migration(String id) throws IOException {
     Properties p = new Properties();
     try (InputStream in = Files.newInputStream(root.resolve(id).resolve(META))) {
       p.load(in);
@@ -170,7 +172,7 @@ final class SavedStates {
   }
 
   /** Every connection saved for {@code id}; a file that cannot be read is named in the error. */
-  List<Departure.Departed> load(String id) throws IOException {
+  public List<Departure.Departed> load(String id) throws IOException {
     Path f = root.resolve(id).resolve(STATES);
     List<Departure.Departed> out = new ArrayList<>();
     if (!Files.exists(f)) {
@@ -216,14 +218,14 @@ final class SavedStates {
    *
    * @return where it went
    */
-  Path setAside(String id) throws IOException {
+  public Path setAside(String id) throws IOException {
     Path to = privateDirectory(setAside).resolve(id + "-" + Instant.now().toEpochMilli());
     Files.move(root.resolve(id), to, StandardCopyOption.ATOMIC_MOVE);
     return to;
   }
 
   /** A directory only the agent (root) may enter. */
-  static Path privateDirectory(Path dir) throws IOException {
+  public static Path privateDirectory(Path dir) throws IOException {
     Files.createDirectories(dir);
     Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
     return dir;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.migration;
 
 import java.util.logging.Logger;
 
@@ -9,7 +9,7 @@ import java.util.logging.Logger;
  * shutdown hooks, nothing tidied). Honoured only when the agent runs with {@code
  * ferry.agent.fault-points=true}.
  */
-final class FaultPoints {
+public final class FaultPoints {
   private static final Logger LOG = Logger.getLogger(FaultPoints.class.getName());
 
   /** The points a move passes, in order; the side that reaches each is named first. */
@@ -26,12 +26,12 @@ final class FaultPoints {
 
   private final boolean enabled;
 
-  FaultPoints(boolean enabled) {
+  public FaultPoints(boolean enabled) {
     this.enabled = enabled;
   }
 
   /** Stops the agent if {@code requested} names {@code point}. */
-  void reach(String requested, String point) {
+  public void reach(String requested, String point) {
     if (enabled && point.equals(requested)) {
       LOG.severe(() -> "fault point " + point + " reached: stopping the agent as a crash would");
       System.err.flush();
@@ -39,7 +39,7 @@ final class FaultPoints {
     }
   }
 
-  static String check(String requested) {
+  public static String check(String requested) {
     if (!requested.isEmpty() && !POINTS.contains(requested)) {
       throw new BadRequest("fault: '" + requested + "' is none of " + POINTS);
     }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.migration;
 
 import static dev.ferry.api.v1alpha1.ConnectionPhase.DISCARDED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.FAILED;
@@ -27,7 +27,7 @@ import java.util.logging.Logger;
  * drop them. After the commit record nothing here is dropped: a rollback leaves the connections
  * here and says so, and the source never rebuilds them.
  */
-final class TargetMigration {
+public final class TargetMigration {
   private static final Logger LOG = Logger.getLogger(TargetMigration.class.getName());
 
   final String id;
@@ -37,7 +37,7 @@ final class TargetMigration {
   private boolean committed;
   private boolean aborted;
 
-  TargetMigration(String id, NodeParts node) {
+  public TargetMigration(String id, NodeParts node) {
     this.id = id;
     this.node = node;
     this.clock = new PhaseClock(node.metrics()::phase);
@@ -45,7 +45,7 @@ final class TargetMigration {
   }
 
   /** A (possibly repeated) transfer: replaces what was received, unless already staged. */
-  synchronized void receive(List<Departure.Departed> states, long micros) {
+  public synchronized void receive(List<Departure.Departed> states, long micros) {
     if (!in(STAGED).isEmpty() || !in(RESUMED).isEmpty() || committed) {
       throw new WrongPhase("migration " + id + " is already staged here; roll it back first");
     }
@@ -63,7 +63,7 @@ final class TargetMigration {
    * Rebuilds every received socket in the pod, in repair mode, and has its application take it, in
    * parallel across the agent's workers. The clients stay held.
    */
-  synchronized MigrationStatus stage(PodRef pod) throws SyscallException {
+  public synchronized MigrationStatus stage(PodRef pod) throws SyscallException {
     List<ConnectionRecord> received = in(TRANSFERRED);
     received.addAll(in(FAILED)); // a retried stage tries again what failed
     if (received.isEmpty() || committed) {
@@ -96,7 +96,7 @@ final class TargetMigration {
    *
    * @throws WrongPhase if the migration was aborted here first (the source rolled back)
    */
-  synchronized void commit() {
+  public synchronized void commit() {
     if (aborted) {
       throw new WrongPhase("migration " + id + " was rolled back here before it could commit");
     }
@@ -111,12 +111,12 @@ final class TargetMigration {
     }
   }
 
-  synchronized boolean committed() {
+  public synchronized boolean committed() {
     return committed;
   }
 
   /** Resumes every staged socket, in parallel; only after {@link #commit}. */
-  synchronized MigrationStatus resume() {
+  public synchronized MigrationStatus resume() {
     if (!in(TRANSFERRED).isEmpty()) {
       throw new WrongPhase("received connections are not staged yet: call Stage first");
     }
@@ -157,7 +157,7 @@ final class TargetMigration {
    * and the status says committed. Once this has dropped anything, the migration can never commit
    * here.
    */
-  synchronized MigrationStatus rollback() {
+  public synchronized MigrationStatus rollback() {
     if (committed) {
       return status();
     }
@@ -185,7 +185,7 @@ final class TargetMigration {
     return status();
   }
 
-  synchronized MigrationStatus status() {
+  public synchronized MigrationStatus status() {
     MigrationStatus.Builder b =
         MigrationStatus.newBuilder()
             .setMigrationId(id)
@@ -196,7 +196,7 @@ final class TargetMigration {
     return b.build();
   }
 
-  synchronized Map<ConnectionPhase, Integer> phases() {
+  public synchronized Map<ConnectionPhase, Integer> phases() {
     Map<ConnectionPhase, Integer> n = new LinkedHashMap<>();
     records.values().forEach(r -> n.merge(r.phase, 1, Integer::sum));
     return n;

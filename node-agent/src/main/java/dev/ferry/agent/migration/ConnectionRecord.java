@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.migration;
 
 import dev.ferry.agent.move.Arrival;
 import dev.ferry.agent.move.Departure;
@@ -9,7 +9,7 @@ import dev.ferry.api.v1alpha1.ConnectionStatus;
 import dev.ferry.sdk.wire.Connection;
 
 /** Where one connection of a migration is on this node, and what the agent holds of it. */
-final class ConnectionRecord {
+public final class ConnectionRecord {
   final Connection connection;
   ConnectionPhase phase;
   String reason = "";
@@ -17,17 +17,17 @@ final class ConnectionRecord {
   Departure.Departed departed; // source EXPORTED.., target TRANSFERRED..: the saved state
   Arrival.Staged staged; // target, STAGED
 
-  ConnectionRecord(Connection connection, ConnectionPhase phase) {
+  public ConnectionRecord(Connection connection, ConnectionPhase phase) {
     this.connection = connection;
     this.phase = phase;
   }
 
-  void to(ConnectionPhase phase, String reason) {
+  public void to(ConnectionPhase phase, String reason) {
     this.phase = phase;
     this.reason = reason;
   }
 
-  ConnectionStatus status() {
+  public ConnectionStatus status() {
     return ConnectionStatus.newBuilder()
         .setId(Wire.id(connection))
         .setPhase(phase)

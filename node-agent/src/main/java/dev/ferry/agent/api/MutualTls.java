@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.api;
 
 import io.grpc.netty.GrpcSslContexts;
 import io.netty.handler.ssl.ClientAuth;
@@ -26,8 +26,8 @@ import javax.net.ssl.X509ExtendedTrustManager;
  * they also present as clients to each other. Clients must present a certificate (checked by {@link
  * CallerCheck}); one the CA did not sign ends the handshake, and is logged and counted.
  */
-final class MutualTls {
-  static final String AGENT_NAME = "ferry-node-agent";
+public final class MutualTls {
+  public static final String AGENT_NAME = "ferry-node-agent";
   private static final Logger LOG = Logger.getLogger(MutualTls.class.getName());
 
   private final Path cert;
@@ -38,7 +38,8 @@ final class MutualTls {
   /**
    * @param refused told (reason, caller) of every caller refused during the handshake
    */
-  MutualTls(Path cert, Path key, Path ca, BiConsumer<String, String> refused) throws IOException {
+  public MutualTls(Path cert, Path key, Path ca, BiConsumer<String, String> refused)
+      throws IOException {
     for (var f : new Path[] {cert, key, ca}) {
       if (!Files.isReadable(f)) {
         throw new IOException(
@@ -53,7 +54,7 @@ final class MutualTls {
     this.refused = refused;
   }
 
-  SslContext serverContext() {
+  public SslContext serverContext() {
     try {
       return GrpcSslContexts.forServer(cert.toFile(), key.toFile())
           .trustManager(new CountingTrustManager())
@@ -73,7 +74,7 @@ final class MutualTls {
     }
   }
 
-  SslContext clientContext() {
+  public SslContext clientContext() {
     try {
       return GrpcSslContexts.forClient()
           .keyManager(cert.toFile(), key.toFile())

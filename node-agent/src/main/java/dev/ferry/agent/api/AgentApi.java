@@ -1,12 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.api;
 
 import dev.ferry.agent.address.AddressMover;
+import dev.ferry.agent.address.PodAddresses;
 import dev.ferry.agent.address.ServiceAddress;
+import dev.ferry.agent.migration.ArrivalStream;
+import dev.ferry.agent.migration.BadRequest;
+import dev.ferry.agent.migration.Inventory;
+import dev.ferry.agent.migration.Migrations;
+import dev.ferry.agent.migration.NodeParts;
+import dev.ferry.agent.migration.SourceMigration;
+import dev.ferry.agent.migration.Wire;
+import dev.ferry.agent.migration.WrongPhase;
 import dev.ferry.agent.move.Departure;
+import dev.ferry.agent.peer.Peers;
 import dev.ferry.agent.repair.InvalidSocketStateException;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.agent.repair.SocketStateCodec;
+import dev.ferry.agent.store.SavedStates;
 import dev.ferry.api.v1alpha1.AddressRequest;
 import dev.ferry.api.v1alpha1.AddressResponse;
 import dev.ferry.api.v1alpha1.ArrivalMessage;
@@ -33,7 +44,7 @@ import java.util.List;
 import java.util.logging.Logger;
 
 /** The gRPC face of the agent: checks requests, maps outcomes and failures to statuses. */
-final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
+public final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
   private static final Logger LOG = Logger.getLogger(AgentApi.class.getName());
 
   private final NodeParts node;
@@ -41,7 +52,7 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
   private final PodAddresses addresses;
   private final long maxStateBytes;
 
-  AgentApi(NodeParts node, Migrations migrations, long maxStateBytes) {
+  public AgentApi(NodeParts node, Migrations migrations, long maxStateBytes) {
     this.node = node;
     this.migrations = migrations;
     this.addresses = node.addresses();
@@ -305,7 +316,7 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
     }
   }
 
-  interface Call<T> {
+  public interface Call<T> {
     T run() throws Exception;
   }
 
@@ -334,7 +345,7 @@ final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
     out.onCompleted();
   }
 
-  static Status statusOf(Exception e) {
+  public static Status statusOf(Exception e) {
     if (e instanceof BadRequest || e instanceof InvalidSocketStateException) {
       return Status.INVALID_ARGUMENT.withDescription(e.getMessage());
     }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.api;
 
 import io.grpc.Grpc;
 import io.grpc.Metadata;
@@ -24,7 +24,7 @@ import javax.net.ssl.SSLSession;
  * checks there is one, and that its common name may make this call: peers only hand over states and
  * ask whether a migration committed (Rollback on a target aborts it unless it did).
  */
-final class CallerCheck implements ServerInterceptor {
+public final class CallerCheck implements ServerInterceptor {
   private static final Logger LOG = Logger.getLogger(CallerCheck.class.getName());
   private static final Set<String> EVERYTHING = Set.of("ferry-operator", "ferry-admin");
   private static final Map<String, Set<String>> PEER_CALLS =
@@ -32,7 +32,7 @@ final class CallerCheck implements ServerInterceptor {
 
   private final BiConsumer<String, String> refused;
 
-  CallerCheck(BiConsumer<String, String> refused) {
+  public CallerCheck(BiConsumer<String, String> refused) {
     this.refused = refused;
   }
 

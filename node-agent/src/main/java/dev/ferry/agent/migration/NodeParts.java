@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.agent.service;
+package dev.ferry.agent.migration;
 
+import dev.ferry.agent.address.PodAddresses;
 import dev.ferry.agent.hold.ConnectionHold;
 import dev.ferry.agent.move.ConnectionMover;
+import dev.ferry.agent.peer.Peers;
+import dev.ferry.agent.service.AgentMetrics;
+import dev.ferry.agent.store.CommitRecords;
+import dev.ferry.agent.store.SavedStates;
 import java.util.concurrent.ExecutorService;
 
 /** What a migration on this node works with. */
-record NodeParts(
+public record NodeParts(
     String nodeName,
     ConnectionMover mover,
     ConnectionHold hold,
