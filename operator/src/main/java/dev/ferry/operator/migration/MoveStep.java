@@ -41,7 +41,8 @@ import java.util.logging.Logger;
  *   <li>On AWS the agents stop at AWAITING_ADDRESS once everything is staged on the target: the
  *       operator claims the address with the {@link Fabric}, then calls Commit. A claim that fails
  *       rolls back on the source agent, and gives the address back (best effort).
- *   <li>Past spec.deadline, Rollback on the source agent; an agent past its commit point refuses
+ *   <li>Past spec.deadline, Rollback on the source agent (while a Move is in flight, or when none
+ *       is; a claim and Commit in flight are let end first); an agent past its commit point refuses
  *       and says so, and the move is seen to its end instead.
  * </ol>
  */
@@ -87,7 +88,9 @@ final class MoveStep {
     }
     if (flight.isPresent()) {
       Flight f = flight.get();
-      if (f.reason() == null && deadlinePassed(mr, f.plan())) {
+      // Not while the address is being claimed: a rollback then could give the address back
+      // before the claim in flight takes it to the target. The claim is bounded (settle-timeout).
+      if (f.kind() == Kind.MOVE && f.reason() == null && deadlinePassed(mr, f.plan())) {
         return rollBackAtDeadline(mr, f.plan(), wake);
       }
       return StepOutcome.wait(waitingFor(f.kind()), f.kind() + " in flight", POLL);

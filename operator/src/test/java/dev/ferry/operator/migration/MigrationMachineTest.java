@@ -475,6 +475,25 @@ class MigrationMachineTest {
   }
 
   @Test
+  void aDeadlinePassedWhileTheAddressIsClaimedWaitsForTheClaimAndCommit() {
+    Rig rig = new Rig(true);
+    rig.source.move = () -> MoveOutcome.newBuilder().setResult(Result.AWAITING_ADDRESS).build();
+    rig.source.commit = () -> completed();
+    rig.reconcileTo(Phase.Moving);
+    rig.reconcile();
+    rig.answer();
+    rig.reconcile(); // the claim and Commit are in flight
+    rig.clock.advance(Duration.ofSeconds(61));
+
+    rig.reconcile();
+    rig.answer();
+    rig.reconcile();
+
+    assertThat(rig.source.calls).containsExactly("Move", "Commit");
+    assertThat(rig.phase()).isEqualTo(Phase.Completed);
+  }
+
+  @Test
   void aRollbackThatFailsSaysHowToRetryIt() {
     Rig rig = new Rig();
     rig.source.unreachable = true;
