@@ -4,6 +4,8 @@ package dev.ferry.operator;
 import dev.ferry.api.client.AgentChannels;
 import dev.ferry.api.client.AgentClient;
 import dev.ferry.api.client.TlsFiles;
+import dev.ferry.operator.migration.Agent;
+import dev.ferry.operator.migration.Agents;
 import io.netty.handler.ssl.SslContext;
 import io.quarkus.runtime.ShutdownEvent;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -13,7 +15,7 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /** One client per node-agent, over mutual TLS with the operator's certificate. */
 @ApplicationScoped
-public class AgentClients {
+public class AgentClients implements Agents {
   private final OperatorSettings settings;
   private final Map<String, AgentClient> clients = new ConcurrentHashMap<>();
   private volatile SslContext tls;
@@ -25,6 +27,12 @@ public class AgentClients {
   /** The client for the agent at {@code target} (HOST:PORT). */
   public AgentClient at(String target) {
     return clients.computeIfAbsent(target, t -> new AgentClient(t, tls(), settings.callTimeout()));
+  }
+
+  /** The migration steps' calls on the agent at {@code hostPort}. */
+  @Override
+  public Agent agent(String hostPort) {
+    return new GrpcAgent(at(hostPort));
   }
 
   private SslContext tls() {

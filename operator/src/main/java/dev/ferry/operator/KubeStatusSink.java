@@ -2,16 +2,14 @@
 package dev.ferry.operator;
 
 import dev.ferry.api.crd.MigrationRequest;
-import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.operator.cluster.ClusterView;
 import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.StatusSink;
 import io.fabric8.kubernetes.client.KubernetesClient;
 
 /**
- * Writes a MigrationRequest's status as a JSON patch of the status subresource (what Fabric8's
- * editStatus sends): no resourceVersion to race with the finalizer JOSDK adds, and understood by
- * every API server, the mock one included.
+ * Events on a MigrationRequest, and the moved address on its pods. The status itself the reconciler
+ * writes, through JOSDK (UpdateControl.patchStatus).
  */
 final class KubeStatusSink implements StatusSink {
 
@@ -19,20 +17,6 @@ final class KubeStatusSink implements StatusSink {
 
   KubeStatusSink(KubernetesClient client) {
     this.client = client;
-  }
-
-  @Override
-  public void save(MigrationRequest mr) {
-    MigrationRequestStatus st = mr.getStatus();
-    client
-        .resources(MigrationRequest.class)
-        .inNamespace(mr.getMetadata().getNamespace())
-        .withName(mr.getMetadata().getName())
-        .editStatus(
-            current -> {
-              current.setStatus(st);
-              return current;
-            });
   }
 
   @Override

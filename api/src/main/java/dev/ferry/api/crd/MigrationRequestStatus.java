@@ -9,7 +9,7 @@ import java.util.Map;
 /** What a user reads with kubectl; also where the operator records its progress across restarts. */
 public class MigrationRequestStatus {
   @JsonPropertyDescription(
-      "The migration's phase: Pending, Preparing, Freezing, Exporting, Transferring, Restoring, MovingAddress, Releasing, Completed, Failed or RolledBack.")
+      "The migration's phase: Pending, Preparing, Moving (the agents move the connections; the clients are held only then), Completed, Failed or RolledBack.")
   private Phase phase;
 
   @JsonPropertyDescription("The spec generation this status describes.")
@@ -25,11 +25,12 @@ public class MigrationRequestStatus {
   @JsonPropertyDescription("Each connection and where it lives now.")
   private List<ConnectionDetail> connectionDetails;
 
-  @JsonPropertyDescription("How long each phase took, in milliseconds.")
+  @JsonPropertyDescription(
+      "How long each phase took, in milliseconds: the operator's phases by name, and the agents' own steps inside Moving as agent.source.NAME and agent.target.NAME.")
   private Map<String, Double> phaseMillis;
 
   @JsonPropertyDescription(
-      "How long the clients were held: from the freeze to the resume on the target, in milliseconds.")
+      "How long the clients were held, as the agents measured it: from the first freeze to the last resume, in milliseconds.")
   private Double pauseMillis;
 
   @JsonPropertyDescription("The id the agents know this migration by.")

@@ -2,30 +2,26 @@
 package dev.ferry.api.crd;
 
 /**
- * Where a migration is. The client's pause runs from Freezing to the end of MovingAddress; the
- * sockets are rebuilt (Restoring) before the address moves, because a client segment that reaches
- * the target before its socket exists draws a reset.
+ * Where a migration is. The operator takes one short step per phase and returns; the node-agents
+ * run the move itself between them (Moving), so the clients are held only inside that phase and no
+ * status is written while they are.
  */
 public enum Phase {
   /** Accepted, not yet looked at. */
   Pending,
-  /** Checking the pods, nodes, agents, address and ports; choosing a target. */
+  /**
+   * Checking the pods, nodes, agents, address and ports, and choosing a target; nothing is touched.
+   * A dry run ends here.
+   */
   Preparing,
-  /** The source application hands each connection over; the clients are held. */
-  Freezing,
-  /** The source agent saves each socket's state. */
-  Exporting,
-  /** The states go from the source agent straight to the target agent. */
-  Transferring,
-  /** The target agent rebuilds each socket in repair mode and hands it to its application. */
-  Restoring,
-  /** The address moves to the target node and the sockets go live: the commit point. */
-  MovingAddress,
-  /** The source agent lets go of what it held. */
-  Releasing,
+  /** The agents move the connections; the clients are held only inside this phase. */
+  Moving,
   /** Every connection that could move lives on the target. */
   Completed,
-  /** Nothing was frozen, or the migration could not be rolled back: see the conditions. */
+  /**
+   * Refused before anything was touched, nothing could be frozen, or the move could not be rolled
+   * back: see the conditions.
+   */
   Failed,
   /** Every connection is live where it was. */
   RolledBack;

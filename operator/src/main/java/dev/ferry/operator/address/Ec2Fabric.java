@@ -117,6 +117,12 @@ public final class Ec2Fabric implements Fabric, AutoCloseable {
     return false;
   }
 
+  /** EC2 must reassign the address before the target resumes: the operator claims it. */
+  @Override
+  public boolean claimsBeforeCommit() {
+    return true;
+  }
+
   private void awaitShown(String address, String eni, String node, String instance)
       throws InterruptedException {
     long deadline = System.nanoTime() + settleTimeout.toNanos();

@@ -11,4 +11,11 @@ public interface Fabric {
 
   /** Whether neighbours must hear of the move from the node (gratuitous ARP / unsolicited NA). */
   boolean announces();
+
+  /**
+   * Whether the operator claims the address from the network itself, between staging and commit
+   * (the agents' Move stops at AWAITING_ADDRESS for it): true where the network must be told, as
+   * EC2 must.
+   */
+  boolean claimsBeforeCommit();
 }

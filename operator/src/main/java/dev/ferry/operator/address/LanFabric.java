@@ -15,4 +15,10 @@ public final class LanFabric implements Fabric {
   public boolean announces() {
     return true;
   }
+
+  /** The agents' host routes move the address on a LAN: nothing to claim between. */
+  @Override
+  public boolean claimsBeforeCommit() {
+    return false;
+  }
 }

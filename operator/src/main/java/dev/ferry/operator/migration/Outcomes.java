@@ -4,7 +4,6 @@ package dev.ferry.operator.migration;
 import dev.ferry.api.crd.ConnectionCounts;
 import dev.ferry.api.crd.ConnectionDetail;
 import dev.ferry.api.v1alpha1.ConnectionId;
-import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.ConnectionStatus;
 import dev.ferry.api.v1alpha1.Endpoint;
 import dev.ferry.api.v1alpha1.MigrationStatus;
@@ -94,27 +93,6 @@ public final class Outcomes {
     return n;
   }
 
-  static long count(MigrationStatus s, ConnectionPhase phase) {
-    return s.getConnectionsList().stream().filter(c -> c.getPhase() == phase).count();
-  }
-
-  /**
-   * Fails a step unless every connection reached one of {@code expected}: an agent answers a step
-   * with a status, not an error, when only some connections failed it.
-   */
-  static void expect(String step, MigrationStatus s, ConnectionPhase... expected)
-      throws StepFailed {
-    List<ConnectionPhase> ok = List.of(expected);
-    List<String> wrong =
-        s.getConnectionsList().stream()
-            .filter(c -> !ok.contains(c.getPhase()))
-            .map(c -> format(c.getId()) + " " + c.getPhase() + ": " + c.getReason())
-            .toList();
-    if (!wrong.isEmpty()) {
-      throw new StepFailed(step + " on " + s.getNode() + ": " + String.join("; ", wrong));
-    }
-  }
-
   /** LOCAL:PORT <- REMOTE:PORT, as the pod sees the connection. */
   public static String format(ConnectionId id) {
     return format(id.getLocal()) + " <- " + format(id.getRemote());
@@ -126,13 +104,6 @@ public final class Outcomes {
       return (host.contains(":") ? "[" + host + "]" : host) + ":" + e.getPort();
     } catch (UnknownHostException bad) {
       return "?:" + e.getPort();
-    }
-  }
-
-  /** A step that some connections did not make. */
-  static final class StepFailed extends Exception {
-    StepFailed(String message) {
-      super(message);
     }
   }
 }

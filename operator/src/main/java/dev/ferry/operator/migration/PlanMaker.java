@@ -22,7 +22,7 @@ import java.util.stream.Collectors;
  * Checks a MigrationRequest against the cluster and turns it into a {@link Plan}, before anything
  * is frozen. Each refusal names the field and the fix.
  */
-public final class PlanMaker {
+public final class PlanMaker implements Planner {
   private final ClusterView cluster;
   private final int agentPort;
 
@@ -35,6 +35,7 @@ public final class PlanMaker {
    * @param chosenTarget the target an earlier plan chose from the selector (recorded in the
    *     status), so that a restarted operator keeps to it; null the first time
    */
+  @Override
   public Plan plan(MigrationRequest mr, String chosenTarget) throws InvalidRequest {
     MigrationRequestSpec spec = mr.getSpec();
     String ns = mr.getMetadata().getNamespace();

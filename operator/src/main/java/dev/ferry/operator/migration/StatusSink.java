@@ -3,11 +3,11 @@ package dev.ferry.operator.migration;
 
 import dev.ferry.api.crd.MigrationRequest;
 
-/** Where a run writes what it did: the MigrationRequest's status, and Events on it. */
+/**
+ * What a migration tells the cluster besides its status (which the reconciler writes): Events, and
+ * where the address lives now.
+ */
 public interface StatusSink {
-  /** Writes the status; a restarted operator continues from it. */
-  void save(MigrationRequest mr);
-
   /**
    * The address now lives in the target pod: recorded on the pods before the request reads
    * Completed, so that a request made right after can move it on.

@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator.migration;
+
+import dev.ferry.api.client.AgentClient;
+import dev.ferry.api.crd.ConnectionCounts;
+import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.api.crd.MigrationRequestStatus;
+import dev.ferry.api.crd.Phase;
+import dev.ferry.api.v1alpha1.MigrationStatus;
+import dev.ferry.operator.address.Fabric;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Supplier;
+import java.util.logging.Logger;
+
+/**
+ * The MigrationRequest state machine: reads status.phase, runs that phase's one short step, and
+ * applies the step's {@link StepOutcome} to the status, which the caller then writes (at most once
+ * a turn, and only when it changed).
+ *
+ * <pre>
+ * Pending   --Accepted-->  Preparing  (PendingStep)
+ * Preparing --Prepared-->  Moving     (PrepareStep: plan, validate, the target agent; dry run ends)
+ * Moving    -->            Completed | Failed | RolledBack  (MoveStep: the agents' Move)
+ * </pre>
+ *
+ * A step may also wait: nothing the status shows changed, so nothing is written; the clients are
+ * held only inside Moving, and nothing is written between entering Moving and its end.
+ */
+public final class MigrationMachine {
+  private static final Logger LOG = Logger.getLogger(MigrationMachine.class.getName());
+
+  /**
+   * What the caller does after a turn.
+   *
+   * @param writeStatus the status changed: write it
+   * @param reschedule when to reconcile again if nothing else wakes the request; empty: never
+   * @param ended the request reached its end in this turn
+   */
+  public record Turn(boolean writeStatus, Optional<Duration> reschedule, boolean ended) {}
+
+  private final PendingStep pending = new PendingStep();
+  private final PrepareStep prepare;
+  private final MoveStep move;
+  private final Planner planner;
+  private final Agents agents;
+  private final MoveCalls calls;
+  private final StatusSink sink;
+  private final Clock clock;
+
+  public MigrationMachine(
+      Planner planner,
+      Agents agents,
+      Supplier<Fabric> fabric,
+      MoveCalls calls,
+      StatusSink sink,
+      Clock clock,
+      Duration callTimeout) {
+    this.prepare = new PrepareStep(planner, agents, fabric, clock);
+    this.move = new MoveStep(planner, agents, fabric, calls, clock, callTimeout);
+    this.planner = planner;
+    this.agents = agents;
+    this.calls = calls;
+    this.sink = sink;
+    this.clock = clock;
+  }
+
+  /**
+   * One turn for {@code mr}, whose status it updates in place.
+   *
+   * @param wake makes the request's next reconcile happen now: a call in flight runs it when it
+   *     ends
+   */
+  public Turn reconcile(MigrationRequest mr, Runnable wake) {
+    boolean fresh = false;
+    MigrationRequestStatus st = mr.getStatus();
+    if (st == null || st.getPhase() == null) {
+      st = new MigrationRequestStatus();
+      st.setPhase(Phase.Pending);
+      st.setStartTime(clock.instant().toString());
+      st.setObservedGeneration(mr.getMetadata().getGeneration());
+      mr.setStatus(st);
+      fresh = true;
+    }
+    Phase at = st.getPhase();
+    if (at.finished()) {
+      calls.forget(st.getMigrationId());
+      return new Turn(false, Optional.empty(), false);
+    }
+    StepOutcome outcome =
+        switch (at) {
+          case Pending -> pending.step();
+          case Preparing -> prepare.step(mr);
+          case Moving -> move.step(mr, wake);
+          default -> throw new IllegalStateException("no step for " + at);
+        };
+    return apply(mr, at, outcome, fresh);
+  }
+
+  private Turn apply(MigrationRequest mr, Phase at, StepOutcome outcome, boolean fresh) {
+    if (outcome instanceof StepOutcome.Wait w) {
+      LOG.fine(() -> name(mr) + " waits in " + at + ": " + w.reason() + ", " + w.message());
+      return new Turn(fresh, Optional.of(w.reschedule()), false);
+    }
+    if (outcome instanceof StepOutcome.Advance a) {
+      enter(mr, at, a.next(), a.reason(), a.message(), a.report());
+      sink.event(mr, "Normal", a.next().name(), a.message());
+      // Status-only writes do not wake a generation-aware controller: come back at once.
+      return new Turn(true, Optional.of(Duration.ZERO), false);
+    }
+    StepOutcome.End e = (StepOutcome.End) outcome;
+    MigrationRequestStatus st = mr.getStatus();
+    if (e.report().addressMoved()) {
+      sink.addressMoved(e.report().plan());
+    }
+    enter(mr, at, e.end(), e.reason(), e.message(), e.report());
+    st.setCompletionTime(clock.instant().toString());
+    if (st.getConnections() == null) {
+      st.setConnections(new ConnectionCounts());
+    }
+    calls.forget(st.getMigrationId());
+    LOG.info(() -> name(mr) + " ended " + e.end() + " (" + e.reason() + "): " + e.message());
+    sink.event(
+        mr,
+        e.end() == Phase.Completed ? "Normal" : "Warning",
+        e.reason(),
+        e.message()
+            + " ("
+            + st.getConnections().getMigrated()
+            + " of "
+            + st.getConnections().getTotal()
+            + " migrated)");
+    return new Turn(true, Optional.empty(), true);
+  }
+
+  /** Closes the clock of phase {@code was}, and records {@code next} with what the step learned. */
+  private void enter(
+      MigrationRequest mr, Phase was, Phase next, String reason, String message, Report report) {
+    MigrationRequestStatus st = mr.getStatus();
+    Instant now = clock.instant();
+    Map<String, Double> millis =
+        st.getPhaseMillis() == null ? new HashMap<>() : new HashMap<>(st.getPhaseMillis());
+    if (was != Phase.Pending) {
+      millis.merge(was.name(), round(Duration.between(entered(st), now)), Double::sum);
+    }
+    millis.putAll(report.agentPhaseMillis());
+    st.setPhaseMillis(millis);
+    Plan plan = report.plan();
+    if (plan != null) {
+      st.setMigrationId(plan.id());
+      st.setSourceNode(plan.sourceNode());
+      st.setTargetPod(plan.target().getName());
+      st.setTargetNode(plan.targetNode());
+      st.setAddress(plan.address());
+    }
+    if (report.connections() != null) {
+      st.setConnections(report.connections());
+      st.setConnectionDetails(report.details());
+    }
+    if (report.pauseMillis() != null) {
+      st.setPauseMillis(report.pauseMillis());
+    }
+    st.setPhase(next);
+    st.setMessage(message);
+    Conditions.set(st, next, reason, message, mr.getMetadata().getGeneration(), now);
+  }
+
+  /**
+   * When the current phase began: the status keeps no such time, but each phase's operator time is
+   * recorded when it ends, and the phases follow one another from startTime.
+   */
+  private static Instant entered(MigrationRequestStatus st) {
+    double spent =
+        st.getPhaseMillis() == null
+            ? 0
+            : st.getPhaseMillis().entrySet().stream()
+                .filter(e -> !e.getKey().startsWith("agent."))
+                .mapToDouble(Map.Entry::getValue)
+                .sum();
+    return Instant.parse(st.getStartTime()).plusNanos(Math.round(spent * 1e6));
+  }
+
+  /**
+   * A request deleted before its end: in Pending or Preparing nothing was touched; in Moving the
+   * source agent is asked to roll back, off the caller's thread and best effort (past its commit
+   * point it refuses, and the connections stay on the target). Writes no status.
+   */
+  public void cleanup(MigrationRequest mr) {
+    MigrationRequestStatus st = mr.getStatus();
+    if (st == null || st.getPhase() != Phase.Moving) {
+      if (st != null) {
+        calls.forget(st.getMigrationId());
+      }
+      return;
+    }
+    Plan plan;
+    Optional<MoveCalls.Flight> flight = calls.find(st.getMigrationId());
+    if (flight.isPresent()) {
+      plan = flight.get().plan();
+    } else {
+      try {
+        plan = planner.plan(mr, st.getTargetPod());
+      } catch (InvalidRequest e) {
+        LOG.warning(
+            () ->
+                "deleting "
+                    + name(mr)
+                    + " in Moving: cannot roll back, "
+                    + e.getMessage()
+                    + "; the hold limit hands the clients back");
+        return;
+      }
+    }
+    calls.forget(st.getMigrationId());
+    Agent source = agents.agent(plan.sourceAgent());
+    calls.runBestEffort(
+        "rolling back deleted " + name(mr),
+        () -> {
+          String what;
+          try {
+            MigrationStatus s = source.rollback(plan.id());
+            what = "rolled back on " + s.getNode();
+          } catch (AgentClient.Failed e) {
+            if (!e.notFound()) {
+              throw e;
+            }
+            what = "the source agent never saw it";
+          }
+          String said = what;
+          LOG.info(() -> "deleted " + name(mr) + " in Moving: " + said);
+          sink.event(mr, "Warning", Reasons.DELETED, "deleted in Moving: " + said);
+        });
+  }
+
+  private static String name(MigrationRequest mr) {
+    return mr.getMetadata().getNamespace() + "/" + mr.getMetadata().getName();
+  }
+
+  private static double round(Duration d) {
+    return Math.round(d.toNanos() / 1e5) / 10.0;
+  }
+}

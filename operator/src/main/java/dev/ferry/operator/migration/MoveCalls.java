@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator.migration;
+
+import dev.ferry.api.v1alpha1.MoveOutcome;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.logging.Logger;
+
+/**
+ * The calls on source agents in flight, at most one per migration id: the Move (the whole data
+ * plane), the address claim and Commit that follow it on AWS, or a Rollback. They run on this
+ * registry's threads, never on a reconcile's; the end of each wakes its migration's reconcile,
+ * which reads the answer here. The registry is memory only: an operator restarted in Moving has
+ * none, and calls Move again (the agent joins the move under way, or answers how it ended).
+ */
+public final class MoveCalls {
+  private static final Logger LOG = Logger.getLogger(MoveCalls.class.getName());
+
+  /** Which call a flight is. */
+  public enum Kind {
+    MOVE,
+    /** The address claim with the fabric, then Commit on the source agent. */
+    COMMIT,
+    ROLLBACK
+  }
+
+  /**
+   * One call and, once there, its answer.
+   *
+   * @param reason why the call was made off the plain course (a Reasons constant), else null
+   * @param note what the status must say besides the answer (why a rollback), else null
+   */
+  public record Flight(
+      Kind kind, Plan plan, String reason, String note, CompletableFuture<MoveOutcome> answer) {}
+
+  private final Map<String, Flight> flights = new ConcurrentHashMap<>();
+  private final Executor executor;
+
+  public MoveCalls(Executor executor) {
+    this.executor = executor;
+  }
+
+  /** With threads of its own, as many as calls in flight: each waits on one agent's answer. */
+  public static MoveCalls withOwnThreads() {
+    AtomicInteger n = new AtomicInteger();
+    return new MoveCalls(
+        Executors.newCachedThreadPool(
+            r -> {
+              Thread t = new Thread(r, "ferry-move-" + n.incrementAndGet());
+              t.setDaemon(true);
+              return t;
+            }));
+  }
+
+  /**
+   * Starts {@code call} for {@code plan}'s migration, in place of any flight it had; {@code wake}
+   * runs when it has answered or failed.
+   */
+  Flight start(
+      Kind kind, Plan plan, String reason, String note, Callable<MoveOutcome> call, Runnable wake) {
+    CompletableFuture<MoveOutcome> answer = new CompletableFuture<>();
+    Flight flight = new Flight(kind, plan, reason, note, answer);
+    flights.put(plan.id(), flight);
+    answer.whenComplete((o, e) -> wake.run());
+    executor.execute(
+        () -> {
+          try {
+            answer.complete(call.call());
+          } catch (Throwable e) {
+            answer.completeExceptionally(e);
+          }
+        });
+    return flight;
+  }
+
+  /** Runs {@code work} off the caller's thread; what fails is logged. */
+  void runBestEffort(String what, Runnable work) {
+    executor.execute(
+        () -> {
+          try {
+            work.run();
+          } catch (RuntimeException e) {
+            LOG.warning(() -> what + " failed: " + e.getMessage());
+          }
+        });
+  }
+
+  Optional<Flight> find(String migrationId) {
+    return migrationId == null ? Optional.empty() : Optional.ofNullable(flights.get(migrationId));
+  }
+
+  void forget(String migrationId) {
+    if (migrationId != null) {
+      flights.remove(migrationId);
+    }
+  }
+
+  /** How many flights the registry keeps. */
+  public int size() {
+    return flights.size();
+  }
+
+  /** What a finished flight's call threw, unwrapped. */
+  static Throwable cause(Throwable e) {
+    return e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+  }
+}

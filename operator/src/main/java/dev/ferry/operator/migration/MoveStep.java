@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator.migration;
+
+import static dev.ferry.api.v1alpha1.ConnectionPhase.RELEASED;
+import static dev.ferry.api.v1alpha1.ConnectionPhase.RESUMED;
+
+import dev.ferry.api.client.AgentClient;
+import dev.ferry.api.crd.ConnectionCounts;
+import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.api.crd.MigrationRequestStatus;
+import dev.ferry.api.crd.Phase;
+import dev.ferry.api.v1alpha1.ConnectionPhase;
+import dev.ferry.api.v1alpha1.ConnectionStatus;
+import dev.ferry.api.v1alpha1.MigrationStatus;
+import dev.ferry.api.v1alpha1.MoveAddressPlan;
+import dev.ferry.api.v1alpha1.MoveOutcome;
+import dev.ferry.api.v1alpha1.MoveRequest;
+import dev.ferry.operator.address.Fabric;
+import dev.ferry.operator.migration.MoveCalls.Flight;
+import dev.ferry.operator.migration.MoveCalls.Kind;
+import io.grpc.Status;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Supplier;
+import java.util.logging.Logger;
+
+/**
+ * Moving: the source agent runs the whole move with the target agent (agent.proto, Move), and the
+ * clients are held only inside it. Each reconcile here either starts one asynchronous call on the
+ * source agent ({@link MoveCalls}) or reads the answer of the one that ended, and returns at once;
+ * the status is written only when the migration ends. In order:
+ *
+ * <ol>
+ *   <li>Move. An operator restarted in Moving has no call in flight and calls Move again: the agent
+ *       joins the move under way, or answers how it ended.
+ *   <li>On AWS the agents stop at AWAITING_ADDRESS once everything is staged on the target: the
+ *       operator claims the address with the {@link Fabric}, then calls Commit. A claim that fails
+ *       rolls back on the source agent, and gives the address back (best effort).
+ *   <li>Past spec.deadline, Rollback on the source agent (while a Move is in flight, or when none
+ *       is; a claim and Commit in flight are let end first); an agent past its commit point refuses
+ *       and says so, and the move is seen to its end instead.
+ * </ol>
+ */
+final class MoveStep {
+  private static final Logger LOG = Logger.getLogger(MoveStep.class.getName());
+
+  /** How soon a reconcile looks again without being woken by a call's end: a safety net. */
+  static final Duration POLL = Duration.ofSeconds(1);
+
+  /** How soon Move is called again after the source agent did not answer. */
+  static final Duration RETRY = Duration.ofSeconds(2);
+
+  private static final int LISTED_CONNECTIONS = 10;
+
+  private final Planner planner;
+  private final Agents agents;
+  private final Supplier<Fabric> fabric;
+  private final MoveCalls calls;
+  private final Clock clock;
+  private final Duration callTimeout;
+
+  MoveStep(
+      Planner planner,
+      Agents agents,
+      Supplier<Fabric> fabric,
+      MoveCalls calls,
+      Clock clock,
+      Duration callTimeout) {
+    this.planner = planner;
+    this.agents = agents;
+    this.fabric = fabric;
+    this.calls = calls;
+    this.clock = clock;
+    this.callTimeout = callTimeout;
+  }
+
+  StepOutcome step(MigrationRequest mr, Runnable wake) {
+    MigrationRequestStatus st = mr.getStatus();
+    Optional<Flight> flight = calls.find(st.getMigrationId());
+    if (flight.isPresent() && flight.get().answer().isDone()) {
+      calls.forget(st.getMigrationId());
+      return answered(mr, flight.get(), wake);
+    }
+    if (flight.isPresent()) {
+      Flight f = flight.get();
+      // Not while the address is being claimed: a rollback then could give the address back
+      // before the claim in flight takes it to the target. The claim is bounded (settle-timeout).
+      if (f.kind() == Kind.MOVE && f.reason() == null && deadlinePassed(mr, f.plan())) {
+        return rollBackAtDeadline(mr, f.plan(), wake);
+      }
+      return StepOutcome.wait(waitingFor(f.kind()), f.kind() + " in flight", POLL);
+    }
+    // No call in flight: the first reconcile in Moving, or an operator restarted in it.
+    Plan plan;
+    try {
+      plan = planner.plan(mr, st.getTargetPod());
+    } catch (InvalidRequest e) {
+      return StepOutcome.end(
+          Phase.Failed,
+          Reasons.INVALID,
+          "while Moving: "
+              + e.getMessage()
+              + "; the agents still hold what they hold, and the hold limit hands the clients back",
+          Report.NONE);
+    }
+    if (deadlinePassed(mr, plan)) {
+      return rollBackAtDeadline(mr, plan, wake);
+    }
+    return move(mr, plan, null, null, wake);
+  }
+
+  private StepOutcome move(
+      MigrationRequest mr, Plan plan, String reason, String note, Runnable wake) {
+    MoveRequest request = request(mr, plan);
+    Agent source = agents.agent(plan.sourceAgent());
+    Duration timeout = plan.deadline().plus(callTimeout);
+    calls.start(Kind.MOVE, plan, reason, note, () -> source.move(request, timeout), wake);
+    return StepOutcome.wait(
+        Reasons.MOVE_IN_FLIGHT, "Move sent to the agent of " + plan.sourceNode(), POLL);
+  }
+
+  /** The MoveRequest the plan and the spec make; the address plan depends on the fabric. */
+  MoveRequest request(MigrationRequest mr, Plan plan) {
+    boolean claims = hasAddress(plan) && fabric.get().claimsBeforeCommit();
+    MoveAddressPlan address =
+        MoveAddressPlan.newBuilder()
+            .setCidr(hasAddress(plan) ? plan.address() : "")
+            .setHostRoute(true)
+            .setAnnounce(hasAddress(plan) && fabric.get().announces())
+            .setClaimedByCaller(claims)
+            .build();
+    return MoveRequest.newBuilder()
+        .setMigrationId(plan.id())
+        .setSourcePod(plan.source())
+        .setTargetPod(plan.target())
+        .addAllPorts(plan.ports())
+        .setTargetAgent(plan.targetAgent())
+        .setHoldLimitMs((int) Math.min(Integer.MAX_VALUE, plan.holdLimit().toMillis()))
+        .setAllowPartial(mr.getSpec().isAllowPartial())
+        .setAddress(address)
+        .build();
+  }
+
+  private StepOutcome answered(MigrationRequest mr, Flight flight, Runnable wake) {
+    MoveOutcome o;
+    try {
+      o = flight.answer().join();
+    } catch (RuntimeException e) {
+      return callFailed(mr, flight, MoveCalls.cause(e), wake);
+    }
+    if (flight.kind() == Kind.ROLLBACK) {
+      return rolledBack(mr, flight, o, wake);
+    }
+    return switch (o.getResult()) {
+      case AWAITING_ADDRESS ->
+          flight.kind() == Kind.MOVE
+              ? claimAndCommit(flight, wake)
+              : end(
+                  Phase.Failed, Reasons.MOVE_FAILED, flight, "Commit answered AWAITING_ADDRESS", o);
+      case COMPLETED ->
+          end(
+              Phase.Completed,
+              Reasons.COMPLETED,
+              flight,
+              "every connection that could move lives on " + flight.plan().targetNode(),
+              o);
+      case ROLLED_BACK -> {
+        boolean whole = report(flight.plan(), o).connections().getFailed() == 0;
+        yield end(
+            whole ? Phase.RolledBack : Phase.Failed,
+            whole ? Reasons.ROLLED_BACK : Reasons.ROLLBACK_INCOMPLETE,
+            flight,
+            "in Moving: " + text(o.getMessage(), "the agents rolled the move back"),
+            o);
+      }
+      case NOTHING_TO_MOVE ->
+          end(
+              Phase.Failed,
+              Reasons.NOTHING_FROZEN,
+              flight,
+              "no connection could be frozen, so the address stays: each is kept by its application"
+                  + " (see connectionDetails)",
+              o);
+      case FAILED ->
+          end(
+              Phase.Failed,
+              Reasons.MOVE_FAILED,
+              flight,
+              text(o.getMessage(), "the agents' move failed") + failedConnections(o),
+              o);
+      default ->
+          end(
+              Phase.Failed,
+              Reasons.MOVE_FAILED,
+              flight,
+              "the agent of " + flight.plan().sourceNode() + " answered " + o.getResult(),
+              o);
+    };
+  }
+
+  /** Everything is staged on the target: the operator claims the address, then commits. */
+  private StepOutcome claimAndCommit(Flight move, Runnable wake) {
+    Plan plan = move.plan();
+    Agent source = agents.agent(plan.sourceAgent());
+    Fabric network = fabric.get();
+    calls.start(
+        Kind.COMMIT,
+        plan,
+        move.reason(),
+        move.note(),
+        () -> {
+          try {
+            network.claim(bare(plan.address()), plan.targetNode());
+          } catch (Exception e) {
+            if (e instanceof InterruptedException) {
+              Thread.currentThread().interrupt();
+            }
+            throw new ClaimFailed(e);
+          }
+          return source.commit(plan.id());
+        },
+        wake);
+    return StepOutcome.wait(
+        Reasons.CLAIMING_ADDRESS,
+        "staged on " + plan.targetNode() + "; claiming " + plan.address() + " for it",
+        POLL);
+  }
+
+  private StepOutcome callFailed(MigrationRequest mr, Flight flight, Throwable e, Runnable wake) {
+    Plan plan = flight.plan();
+    if (e instanceof ClaimFailed claim) {
+      String why = "in Moving: " + claim.getCause().getMessage();
+      LOG.warning(() -> mr.getMetadata().getName() + ": " + why + "; rolling back");
+      return rollBack(plan, Reasons.ADDRESS_CLAIM_FAILED, why, wake);
+    }
+    if (!(e instanceof AgentClient.Failed failed)) {
+      return StepOutcome.end(
+          Phase.Failed, Reasons.MOVE_FAILED, flight.kind() + " failed: " + e, Report.of(plan));
+    }
+    if (flight.kind() == Kind.ROLLBACK) {
+      if (refused(failed) && Reasons.DEADLINE_PASSED.equals(flight.reason())) {
+        // Past its commit point: the move goes on to its end, which the status then reports.
+        return move(
+            mr,
+            plan,
+            flight.reason(),
+            flight.note() + ", and the source agent would not roll back: " + failed.getMessage(),
+            wake);
+      }
+      return rollbackFailed(flight, failed.getMessage());
+    }
+    if (worthRetrying(failed)) {
+      // The agent keeps moving without us; Move again joins it, or answers how it ended.
+      return StepOutcome.wait(Reasons.AGENT_UNREACHABLE, failed.getMessage(), RETRY);
+    }
+    return StepOutcome.end(
+        Phase.Failed,
+        Reasons.AGENT_REFUSED,
+        failed.getMessage() + (flight.note() == null ? "" : "; " + flight.note()),
+        Report.of(plan));
+  }
+
+  private StepOutcome rollBackAtDeadline(MigrationRequest mr, Plan plan, Runnable wake) {
+    String why = "spec.deadline (" + mr.getSpec().getDeadline() + ") passed in phase Moving";
+    return rollBack(plan, Reasons.DEADLINE_PASSED, why, wake);
+  }
+
+  /**
+   * Rollback on the source agent; where the operator claims the address (AWS), the fabric then
+   * gives it back to the source node, unless the agent was past its commit point. That is best
+   * effort: the connections are back either way, and a claim is idempotent.
+   */
+  private StepOutcome rollBack(Plan plan, String reason, String why, Runnable wake) {
+    Agent source = agents.agent(plan.sourceAgent());
+    Fabric network = fabric.get();
+    boolean addressBack = hasAddress(plan) && network.claimsBeforeCommit();
+    calls.start(
+        Kind.ROLLBACK,
+        plan,
+        reason,
+        why,
+        () -> {
+          MoveOutcome.Builder o =
+              MoveOutcome.newBuilder().setResult(MoveOutcome.Result.ROLLED_BACK);
+          try {
+            MigrationStatus s = source.rollback(plan.id());
+            o.setSource(s).setCommitted(pastCommit(s));
+          } catch (AgentClient.Failed e) {
+            if (!e.notFound()) {
+              throw e;
+            }
+            // The source agent never saw the migration: nothing of it to give back.
+          }
+          if (addressBack && !o.getCommitted()) {
+            try {
+              network.claim(bare(plan.address()), plan.sourceNode());
+            } catch (Exception e) {
+              o.setMessage(
+                  "giving the address back to " + plan.sourceNode() + " failed: " + e.getMessage());
+            }
+          }
+          return o.build();
+        },
+        wake);
+    return StepOutcome.wait(Reasons.ROLLING_BACK, why + "; rolling back", POLL);
+  }
+
+  private StepOutcome rolledBack(MigrationRequest mr, Flight flight, MoveOutcome o, Runnable wake) {
+    if (o.getCommitted() && Reasons.DEADLINE_PASSED.equals(flight.reason())) {
+      return move(
+          mr,
+          flight.plan(),
+          flight.reason(),
+          flight.note()
+              + ", and the source agent would not roll back: the connections are past the commit"
+              + " point",
+          wake);
+    }
+    Report report = report(flight.plan(), o);
+    boolean whole = !o.getCommitted() && report.connections().getFailed() == 0;
+    String problems = o.getMessage().isEmpty() ? "" : "; on the way back: " + o.getMessage();
+    return StepOutcome.end(
+        whole ? Phase.RolledBack : Phase.Failed,
+        whole ? flight.reason() : Reasons.ROLLBACK_INCOMPLETE,
+        flight.note() + problems,
+        report);
+  }
+
+  private StepOutcome rollbackFailed(Flight flight, String why) {
+    return StepOutcome.end(
+        Phase.Failed,
+        Reasons.ROLLBACK_FAILED,
+        flight.note()
+            + "; rolling back failed too: "
+            + why
+            + ". The source agent keeps the states and holds the clients until spec.holdLimit;"
+            + " retry with: ferry-agent rollback --id "
+            + flight.plan().id(),
+        Report.of(flight.plan()));
+  }
+
+  private StepOutcome end(Phase end, String reason, Flight flight, String message, MoveOutcome o) {
+    String note = flight.note() == null ? "" : " (" + flight.note() + ")";
+    return StepOutcome.end(end, reason, message + note, report(flight.plan(), o));
+  }
+
+  /**
+   * Where each connection is, from both agents' statuses: the side that holds the connections at
+   * the end has the last word (the target once committed, the source otherwise).
+   */
+  static Report report(Plan plan, MoveOutcome o) {
+    Outcomes outcomes = new Outcomes();
+    boolean committed = o.getCommitted() || o.getResult() == MoveOutcome.Result.COMPLETED;
+    List<MigrationStatus> order =
+        committed ? List.of(o.getSource(), o.getTarget()) : List.of(o.getTarget(), o.getSource());
+    order.forEach(outcomes::read);
+    boolean moved = committed && hasAddress(plan);
+    if (moved) {
+      // Connections their application kept on the source lost the address (spec.allowPartial).
+      outcomes.addressLeft();
+    }
+    Map<String, Double> agentMillis = new LinkedHashMap<>();
+    o.getSource()
+        .getPhaseMicrosMap()
+        .forEach((k, v) -> agentMillis.put("agent.source." + k, ms(v)));
+    o.getTarget()
+        .getPhaseMicrosMap()
+        .forEach((k, v) -> agentMillis.put("agent.target." + k, ms(v)));
+    ConnectionCounts counts = outcomes.counts();
+    return new Report(
+        plan,
+        counts,
+        outcomes.details(),
+        o.getPauseMicros() > 0 ? ms(o.getPauseMicros()) : null,
+        agentMillis,
+        moved && o.getResult() == MoveOutcome.Result.COMPLETED);
+  }
+
+  /** The connections the agents report FAILED, with their reasons, for the message. */
+  private static String failedConnections(MoveOutcome o) {
+    List<String> failed = new ArrayList<>();
+    for (MigrationStatus s : List.of(o.getSource(), o.getTarget())) {
+      for (ConnectionStatus c : s.getConnectionsList()) {
+        if (c.getPhase() == ConnectionPhase.FAILED) {
+          failed.add(Outcomes.format(c.getId()) + " on " + s.getNode() + ": " + c.getReason());
+        }
+      }
+    }
+    if (failed.isEmpty()) {
+      return "";
+    }
+    String listed =
+        String.join("; ", failed.subList(0, Math.min(failed.size(), LISTED_CONNECTIONS)));
+    return ": "
+        + listed
+        + (failed.size() > LISTED_CONNECTIONS
+            ? "; and " + (failed.size() - LISTED_CONNECTIONS) + " more (see connectionDetails)"
+            : "");
+  }
+
+  private boolean deadlinePassed(MigrationRequest mr, Plan plan) {
+    return PrepareStep.deadlinePassed(mr.getStatus(), plan.deadline(), clock);
+  }
+
+  private static boolean pastCommit(MigrationStatus s) {
+    return s.getConnectionsList().stream()
+        .anyMatch(c -> c.getPhase() == RELEASED || c.getPhase() == RESUMED);
+  }
+
+  /** The agent answered, and will answer the same again: not worth calling again. */
+  private static boolean refused(AgentClient.Failed e) {
+    return e.status.getCode() == Status.Code.FAILED_PRECONDITION;
+  }
+
+  private static boolean worthRetrying(AgentClient.Failed e) {
+    Status.Code code = e.status.getCode();
+    return code == Status.Code.UNAVAILABLE
+        || code == Status.Code.DEADLINE_EXCEEDED
+        || code == Status.Code.ABORTED
+        || code == Status.Code.RESOURCE_EXHAUSTED;
+  }
+
+  private static String waitingFor(Kind kind) {
+    return switch (kind) {
+      case MOVE -> Reasons.MOVE_IN_FLIGHT;
+      case COMMIT -> Reasons.CLAIMING_ADDRESS;
+      case ROLLBACK -> Reasons.ROLLING_BACK;
+    };
+  }
+
+  private static boolean hasAddress(Plan plan) {
+    return plan.address() != null && !plan.address().isEmpty();
+  }
+
+  /** The address without its prefix length: what EC2 calls it. */
+  static String bare(String cidr) {
+    int slash = cidr.indexOf('/');
+    return slash < 0 ? cidr : cidr.substring(0, slash);
+  }
+
+  private static String text(String s, String otherwise) {
+    return s == null || s.isEmpty() ? otherwise : s;
+  }
+
+  private static double ms(long micros) {
+    return Math.round(micros / 100.0) / 10.0;
+  }
+
+  /** The fabric could not claim the address for the target node. */
+  static final class ClaimFailed extends RuntimeException {
+    ClaimFailed(Exception cause) {
+      super(cause.getMessage(), cause);
+    }
+  }
+}

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator.migration;
+
+import dev.ferry.api.client.AgentClient;
+import dev.ferry.api.crd.ConnectionCounts;
+import dev.ferry.api.crd.ConnectionDetail;
+import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.api.crd.MigrationRequestStatus;
+import dev.ferry.api.crd.Phase;
+import dev.ferry.api.v1alpha1.ListConnectionsRequest;
+import dev.ferry.api.v1alpha1.ListConnectionsResponse;
+import dev.ferry.api.v1alpha1.ListedConnection;
+import dev.ferry.operator.address.Fabric;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
+import java.util.stream.Collectors;
+
+/**
+ * Preparing: plans the request against the cluster ({@link PlanMaker}), and checks that the target
+ * node's agent answers and that an application there has registered every port, before anything is
+ * frozen. A dry run ends here, listing what would move. Touches nothing.
+ */
+final class PrepareStep {
+  private final Planner planner;
+  private final Agents agents;
+  private final Supplier<Fabric> fabric;
+  private final Clock clock;
+
+  PrepareStep(Planner planner, Agents agents, Supplier<Fabric> fabric, Clock clock) {
+    this.planner = planner;
+    this.agents = agents;
+    this.fabric = fabric;
+    this.clock = clock;
+  }
+
+  StepOutcome step(MigrationRequest mr) {
+    MigrationRequestStatus st = mr.getStatus();
+    Plan plan;
+    try {
+      plan = planner.plan(mr, st.getTargetPod());
+    } catch (InvalidRequest e) {
+      return StepOutcome.end(Phase.Failed, Reasons.INVALID, e.getMessage(), Report.NONE);
+    }
+    Report report = Report.of(plan);
+    if (deadlinePassed(st, plan.deadline(), clock)) {
+      return StepOutcome.end(
+          Phase.Failed,
+          Reasons.DEADLINE_PASSED,
+          "spec.deadline (" + mr.getSpec().getDeadline() + ") passed in phase Preparing",
+          report);
+    }
+    try {
+      checkTarget(plan);
+    } catch (InvalidRequest e) {
+      return StepOutcome.end(Phase.Failed, Reasons.INVALID, e.getMessage(), report);
+    }
+    if (mr.getSpec().isDryRun()) {
+      return dryRun(plan);
+    }
+    try {
+      fabric.get();
+    } catch (RuntimeException e) {
+      return StepOutcome.end(Phase.Failed, Reasons.MISCONFIGURED, e.getMessage(), report);
+    }
+    return StepOutcome.advance(
+        Phase.Moving,
+        Reasons.PREPARED,
+        "moving the connections of "
+            + plan.source().getName()
+            + " to "
+            + plan.target().getName()
+            + " on "
+            + plan.targetNode(),
+        report);
+  }
+
+  /** The target's agent answers, and an application there has registered every port. */
+  private void checkTarget(Plan plan) throws InvalidRequest {
+    ListConnectionsResponse r;
+    try {
+      r =
+          agents
+              .agent(plan.targetAgent())
+              .listConnections(
+                  ListConnectionsRequest.newBuilder()
+                      .setPod(plan.target())
+                      .addAllPorts(plan.ports())
+                      .build());
+    } catch (AgentClient.Failed e) {
+      throw new InvalidRequest(
+          "spec.target.name",
+          "the Ferry agent of node "
+              + plan.targetNode()
+              + " does not answer ("
+              + e.getMessage()
+              + "); check its pod, or choose a target on another node");
+    }
+    List<Integer> missing =
+        plan.ports().stream().filter(p -> !r.getRegisteredPortsList().contains(p)).toList();
+    if (!missing.isEmpty()) {
+      throw new InvalidRequest(
+          "spec.target.name",
+          "no application on node "
+              + plan.targetNode()
+              + " has registered port"
+              + (missing.size() > 1 ? "s " : " ")
+              + missing.stream().map(String::valueOf).collect(Collectors.joining(", "))
+              + " with Ferry; start "
+              + plan.target().getName()
+              + "'s server with the Ferry SDK (it registers through the agent's handoff socket),"
+              + " or choose another target");
+    }
+  }
+
+  private StepOutcome dryRun(Plan plan) {
+    List<ListedConnection> listed;
+    try {
+      listed =
+          agents
+              .agent(plan.sourceAgent())
+              .listConnections(
+                  ListConnectionsRequest.newBuilder()
+                      .setPod(plan.source())
+                      .addAllPorts(plan.ports())
+                      .build())
+              .getConnectionsList();
+    } catch (AgentClient.Failed e) {
+      return StepOutcome.end(
+          Phase.Failed, Reasons.AGENT_UNREACHABLE, "dry run: " + e.getMessage(), Report.of(plan));
+    }
+    List<ConnectionDetail> details =
+        listed.stream()
+            .map(c -> new ConnectionDetail(Outcomes.format(c.getId()), "WouldMove", ""))
+            .toList();
+    ConnectionCounts n = new ConnectionCounts();
+    n.setTotal(listed.size());
+    return StepOutcome.end(
+        Phase.Completed,
+        Reasons.DRY_RUN,
+        "dry run: "
+            + listed.size()
+            + " connection(s) on ports "
+            + plan.ports()
+            + " would move to "
+            + plan.target().getName()
+            + " on "
+            + plan.targetNode()
+            + "; nothing was touched",
+        new Report(plan, n, details, null, Map.of(), false));
+  }
+
+  /** Whether spec.deadline, counted from status.startTime, has passed. */
+  static boolean deadlinePassed(MigrationRequestStatus st, Duration deadline, Clock clock) {
+    String start = st.getStartTime();
+    return start != null && clock.instant().isAfter(Instant.parse(start).plus(deadline));
+  }
+}

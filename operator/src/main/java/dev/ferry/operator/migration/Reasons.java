@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator.migration;
+
+/**
+ * Every reason a MigrationRequest's conditions, Events and step outcomes give, CamelCase as
+ * Kubernetes conventions ask: one place to read what an admin can see.
+ */
+public final class Reasons {
+  private Reasons() {}
+
+  /** Pending to Preparing: the operator has taken the request on. */
+  public static final String ACCEPTED = "Accepted";
+
+  /** Preparing to Moving: planned, validated, the target agent ready. */
+  public static final String PREPARED = "Prepared";
+
+  /** Moving, waiting: the source agent runs the move. */
+  public static final String MOVE_IN_FLIGHT = "MoveInFlight";
+
+  /** Moving, waiting: everything is staged; the operator claims the address, then commits. */
+  public static final String CLAIMING_ADDRESS = "ClaimingAddress";
+
+  /** Moving, waiting: a Rollback on the source agent is under way. */
+  public static final String ROLLING_BACK = "RollingBack";
+
+  /** Moving, waiting: the source agent did not answer; Move is called again. */
+  public static final String AGENT_UNREACHABLE = "AgentUnreachable";
+
+  /** Every connection that could move lives on the target. */
+  public static final String COMPLETED = "Completed";
+
+  /** A dry run listed what would move and touched nothing. */
+  public static final String DRY_RUN = "DryRun";
+
+  /** The request cannot be carried out as written: the message names the field and the fix. */
+  public static final String INVALID = "Invalid";
+
+  /** The operator's own settings do not allow a migration (e.g. an unknown address mover). */
+  public static final String MISCONFIGURED = "Misconfigured";
+
+  /** spec.deadline passed. */
+  public static final String DEADLINE_PASSED = "DeadlinePassed";
+
+  /** The agents rolled the move back: every connection is live where it was. */
+  public static final String ROLLED_BACK = "RolledBack";
+
+  /** No connection was handed over, so the address stays where it is. */
+  public static final String NOTHING_FROZEN = "NothingFrozen";
+
+  /** The agents' move failed: the message and connectionDetails say where each connection is. */
+  public static final String MOVE_FAILED = "MoveFailed";
+
+  /** The source agent refused a call for good (not a timeout). */
+  public static final String AGENT_REFUSED = "AgentRefused";
+
+  /** The network could not be made to deliver the address to the target node (AWS). */
+  public static final String ADDRESS_CLAIM_FAILED = "AddressClaimFailed";
+
+  /** Rolling back was needed and failed: the source agent holds the clients until holdLimit. */
+  public static final String ROLLBACK_FAILED = "RollbackFailed";
+
+  /** Rolled back, but some connections could not be given back to their application. */
+  public static final String ROLLBACK_INCOMPLETE = "RollbackIncomplete";
+
+  /** An unfinished request was deleted. */
+  public static final String DELETED = "Deleted";
+}

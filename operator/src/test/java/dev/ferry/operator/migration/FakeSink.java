@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator.migration;
+
+import dev.ferry.api.crd.MigrationRequest;
+import java.util.ArrayList;
+import java.util.List;
+
+/** Keeps the Events and the address moves a migration reported. */
+final class FakeSink implements StatusSink {
+  final List<String> events = new ArrayList<>();
+  final List<Plan> addressMoves = new ArrayList<>();
+
+  @Override
+  public void addressMoved(Plan plan) {
+    addressMoves.add(plan);
+  }
+
+  @Override
+  public void event(MigrationRequest mr, String type, String reason, String message) {
+    events.add(type + " " + reason + ": " + message);
+  }
+}
