@@ -112,6 +112,15 @@ final class AgentCluster implements AutoCloseable {
     }
 
     /** Kills this node's agent at once, as a crash or an OOM kill would, and waits for the end. */
+    /** A client of this node's agent, with the certificate {@code who} (admin, operator…). */
+    public dev.ferry.api.client.AgentClient client(String who) {
+      return new dev.ferry.api.client.AgentClient(
+          api(),
+          dev.ferry.api.client.AgentChannels.context(
+              dev.ferry.api.client.TlsFiles.inDirectory(certs, who)),
+          java.time.Duration.ofSeconds(30));
+    }
+
     /** Waits for the agent to stop on its own (a fault point), as a crash there would. */
     void awaitAgentExit() throws InterruptedException {
       if (!agent.waitFor(60, TimeUnit.SECONDS)) {

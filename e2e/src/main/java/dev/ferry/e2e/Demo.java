@@ -24,12 +24,13 @@ public final class Demo {
   private static final List<String> PHASES =
       List.of(
           "Preparing",
-          "Freezing",
-          "Exporting",
-          "Transferring",
-          "MovingAddress",
-          "Restoring",
-          "Releasing");
+          "Moving",
+          "agent.source.freeze",
+          "agent.source.export",
+          "agent.target.stage",
+          "agent.target.commit",
+          "agent.target.resume",
+          "agent.source.release");
   private static final long START = System.nanoTime();
 
   private Demo() {}
@@ -165,11 +166,11 @@ public final class Demo {
     System.out.println("status.phaseMillis (the operator's clock, calls to the agents included):");
     for (String phase : PHASES) {
       if (ms.containsKey(phase)) {
-        System.out.printf("  %-14s %8.1f ms%n", phase, ms.get(phase));
+        System.out.printf("  %-22s %8.1f ms%n", phase, ms.get(phase));
       }
     }
     System.out.printf(
-        "  status.pauseMillis (the freeze call to the resume call, an upper bound of the client's pause): %.1f ms%n",
+        "  status.pauseMillis (the first freeze to the last resume, as the agents saw it): %.1f ms%n",
         st.getPauseMillis());
     System.out.println("status.message: " + st.getMessage());
     System.out.println();

@@ -288,12 +288,23 @@ final class OperatorCluster implements AutoCloseable {
 
   /** Creates the request {@code name}: from pod-a, with what {@code spec} sets. */
   MigrationRequest request(String name, Consumer<MigrationRequestSpec> spec) {
+    return request(name, "", spec);
+  }
+
+  /**
+   * A request whose move stops at {@code faultPoint} (the agents' FaultPoints: a crash, or a
+   * stall), through the annotation the operator passes on; none when empty.
+   */
+  MigrationRequest request(String name, String faultPoint, Consumer<MigrationRequestSpec> spec) {
     MigrationRequestSpec s = new MigrationRequestSpec();
     s.setSource(new PodReference("pod-a"));
     spec.accept(s);
     MigrationRequest mr = new MigrationRequest();
     mr.getMetadata().setName(name);
     mr.getMetadata().setNamespace(NAMESPACE);
+    if (!faultPoint.isEmpty()) {
+      mr.getMetadata().setAnnotations(java.util.Map.of("ferry.dev/fault-point", faultPoint));
+    }
     mr.setSpec(s);
     return kube.resource(mr).create();
   }

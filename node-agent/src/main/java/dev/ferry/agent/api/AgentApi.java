@@ -9,20 +9,14 @@ import dev.ferry.agent.migration.BadRequest;
 import dev.ferry.agent.migration.Inventory;
 import dev.ferry.agent.migration.Migrations;
 import dev.ferry.agent.migration.NodeParts;
-import dev.ferry.agent.migration.SourceMigration;
 import dev.ferry.agent.migration.Wire;
 import dev.ferry.agent.migration.WrongPhase;
-import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.peer.Peers;
 import dev.ferry.agent.repair.InvalidSocketStateException;
-import dev.ferry.agent.repair.SocketState;
-import dev.ferry.agent.repair.SocketStateCodec;
-import dev.ferry.agent.store.SavedStates;
 import dev.ferry.api.v1alpha1.AddressRequest;
 import dev.ferry.api.v1alpha1.AddressResponse;
 import dev.ferry.api.v1alpha1.ArrivalMessage;
 import dev.ferry.api.v1alpha1.ArrivalReply;
-import dev.ferry.api.v1alpha1.FreezeRequest;
 import dev.ferry.api.v1alpha1.ListConnectionsRequest;
 import dev.ferry.api.v1alpha1.ListConnectionsResponse;
 import dev.ferry.api.v1alpha1.ListedConnection;
@@ -31,15 +25,9 @@ import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.api.v1alpha1.MoveOutcome;
 import dev.ferry.api.v1alpha1.MoveRequest;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc;
-import dev.ferry.api.v1alpha1.ReceiveResponse;
-import dev.ferry.api.v1alpha1.StageRequest;
-import dev.ferry.api.v1alpha1.TransferChunk;
-import dev.ferry.api.v1alpha1.TransferRequest;
 import dev.ferry.sdk.wire.Connection;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
-import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.logging.Logger;
 
@@ -76,26 +64,6 @@ public final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
   }
 
   @Override
-  public void freeze(FreezeRequest req, StreamObserver<MigrationStatus> out) {
-    answer(
-        out,
-        () -> {
-          SourceMigration m = migrations.newSource(req.getMigrationId(), req.getPod());
-          if (!req.getTargetAgent().isEmpty()) {
-            node.peers().connectAhead(req.getTargetAgent());
-          }
-          m.target(req.getTargetAgent());
-          List<Connection> chosen =
-              Inventory.chosen(
-                  Inventory.established(node.pods(), req.getPod(), req.getPortsList()),
-                  req.getConnectionsList());
-          MigrationStatus frozen = m.freeze(chosen);
-          migrations.limitHold(m, Duration.ofMillis(req.getHoldLimitMs()));
-          return frozen;
-        });
-  }
-
-  @Override
   public void move(MoveRequest req, StreamObserver<MoveOutcome> out) {
     reply(out, () -> migrations.move(req));
   }
@@ -108,31 +76,6 @@ public final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
   @Override
   public StreamObserver<ArrivalMessage> arrive(StreamObserver<ArrivalReply> out) {
     return new ArrivalStream(node, migrations, out, maxStateBytes);
-  }
-
-  @Override
-  public void export(MigrationRef req, StreamObserver<MigrationStatus> out) {
-    answer(out, () -> migrations.source(req.getMigrationId()).export());
-  }
-
-  @Override
-  public void transfer(TransferRequest req, StreamObserver<MigrationStatus> out) {
-    answer(out, () -> migrations.source(req.getMigrationId()).transfer(req.getTargetAgent()));
-  }
-
-  @Override
-  public void release(MigrationRef req, StreamObserver<MigrationStatus> out) {
-    answer(out, () -> migrations.source(req.getMigrationId()).release());
-  }
-
-  @Override
-  public void stage(StageRequest req, StreamObserver<MigrationStatus> out) {
-    answer(out, () -> migrations.target(req.getMigrationId()).stage(req.getPod()));
-  }
-
-  @Override
-  public void resume(MigrationRef req, StreamObserver<MigrationStatus> out) {
-    answer(out, () -> migrations.target(req.getMigrationId()).resume());
   }
 
   @Override
@@ -176,144 +119,6 @@ public final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
               .setTookMicros(steps.stream().mapToLong(s -> s.took().toNanos() / 1000).sum())
               .build();
         });
-  }
-
-  @Override
-  public StreamObserver<TransferChunk> receive(StreamObserver<ReceiveResponse> out) {
-    return new Reception(out);
-  }
-
-  /** One incoming transfer: the states, each followed by its application blob in chunks. */
-  private final class Reception implements StreamObserver<TransferChunk> {
-    private final StreamObserver<ReceiveResponse> out;
-    private final long start = System.nanoTime();
-    private final List<Departure.Departed> states = new ArrayList<>();
-    private String id;
-    private SocketState socket;
-    private byte[] app;
-    private int filled;
-    private long bytes;
-    private boolean failed;
-
-    Reception(StreamObserver<ReceiveResponse> out) {
-      this.out = out;
-    }
-
-    @Override
-    public void onNext(TransferChunk chunk) {
-      if (failed) {
-        return;
-      }
-      try {
-        take(chunk);
-      } catch (RuntimeException | InvalidSocketStateException e) {
-        failed = true;
-        out.onError(statusOf(e).asRuntimeException());
-      }
-    }
-
-    private void take(TransferChunk chunk) throws InvalidSocketStateException {
-      switch (chunk.getPartCase()) {
-        case HEADER -> {
-          id = SavedStates.checkId(chunk.getHeader().getMigrationId());
-          LOG.info(
-              () -> "receiving migration " + id + " from " + chunk.getHeader().getSourceNode());
-        }
-        case CONNECTION -> {
-          requireHeader();
-          finishConnection();
-          long length = chunk.getConnection().getAppStateLength();
-          if (length > maxStateBytes) {
-            throw new BadRequest(
-                "app_state_length "
-                    + length
-                    + " is over this agent's limit of "
-                    + maxStateBytes
-                    + " bytes (ferry.agent.max-state-bytes)");
-          }
-          socket = SocketStateCodec.fromMessage(chunk.getConnection().getSocket());
-          app = new byte[(int) length];
-          filled = 0;
-        }
-        case APP_STATE -> {
-          if (socket == null) {
-            throw new BadRequest("app_state came before its connection");
-          }
-          var data = chunk.getAppState().getData();
-          if (filled + data.size() > app.length) {
-            throw new BadRequest("app_state is longer than the app_state_length announced");
-          }
-          data.copyTo(app, filled);
-          filled += data.size();
-          bytes += data.size();
-        }
-        case END -> {
-          requireHeader();
-          finishConnection();
-        }
-        default -> throw new BadRequest("an empty transfer chunk");
-      }
-    }
-
-    private void requireHeader() {
-      if (id == null) {
-        throw new BadRequest("a transfer must begin with its header");
-      }
-    }
-
-    private void finishConnection() {
-      if (socket == null) {
-        return;
-      }
-      if (filled != app.length) {
-        throw new BadRequest(
-            "app_state of "
-                + socket.connection()
-                + " is "
-                + filled
-                + " bytes, "
-                + app.length
-                + " announced");
-      }
-      states.add(
-          new Departure.Departed(new Connection(socket.local(), socket.remote()), socket, app));
-      socket = null;
-      app = null;
-    }
-
-    @Override
-    public void onError(Throwable t) {
-      LOG.warning(() -> "transfer of " + id + " broke off: " + t.getMessage());
-    }
-
-    @Override
-    public void onCompleted() {
-      if (failed) {
-        return;
-      }
-      try {
-        requireHeader();
-        finishConnection();
-        long micros = (System.nanoTime() - start) / 1000;
-        migrations.newTarget(id).receive(states, micros);
-        LOG.info(
-            () ->
-                "received migration "
-                    + id
-                    + ": "
-                    + states.size()
-                    + " connections, "
-                    + bytes
-                    + " bytes of application state in "
-                    + micros / 1000
-                    + " ms");
-        out.onNext(
-            ReceiveResponse.newBuilder().setConnections(states.size()).setBytes(bytes).build());
-        out.onCompleted();
-      } catch (RuntimeException e) {
-        out.onError(statusOf(e).asRuntimeException());
-      }
-    }
   }
 
   public interface Call<T> {

@@ -24,6 +24,15 @@ public final class FaultPoints {
           "target-after-resume",
           "source-before-release");
 
+  /**
+   * Points where a move stalls instead (a peer that stops answering, a slow disk): the agent waits
+   * {@link #STALL} there and carries on.
+   */
+  public static final java.util.List<String> STALLS =
+      java.util.List.of("source-stalls-after-export");
+
+  static final java.time.Duration STALL = java.time.Duration.ofSeconds(10);
+
   private final boolean enabled;
 
   public FaultPoints(boolean enabled) {
@@ -39,9 +48,17 @@ public final class FaultPoints {
     }
   }
 
+  /** Stalls the move here for {@link #STALL} if {@code requested} names {@code stall}. */
+  public void stall(String requested, String stall) throws InterruptedException {
+    if (enabled && stall.equals(requested)) {
+      LOG.severe(() -> "fault point " + stall + " reached: stalling for " + STALL);
+      Thread.sleep(STALL.toMillis());
+    }
+  }
+
   public static String check(String requested) {
-    if (!requested.isEmpty() && !POINTS.contains(requested)) {
-      throw new BadRequest("fault: '" + requested + "' is none of " + POINTS);
+    if (!requested.isEmpty() && !POINTS.contains(requested) && !STALLS.contains(requested)) {
+      throw new BadRequest("fault: '" + requested + "' is none of " + POINTS + " or " + STALLS);
     }
     return requested;
   }

@@ -237,22 +237,6 @@ public final class Migrations {
         });
   }
 
-  public SourceMigration source(String id) {
-    SourceMigration m = sources.get(id);
-    if (m == null) {
-      throw new NotFound("no migration " + id + " leaves this node (never frozen here)");
-    }
-    return m;
-  }
-
-  public TargetMigration target(String id) {
-    TargetMigration m = targets.get(id);
-    if (m == null) {
-      throw new NotFound("no migration " + id + " arrived on this node (nothing received)");
-    }
-    return m;
-  }
-
   public TargetMigration newTarget(String id) {
     SavedStates.checkId(id);
     if (sources.containsKey(id)) {

@@ -9,6 +9,8 @@ import static dev.ferry.api.v1alpha1.ConnectionPhase.ROLLED_BACK;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.STAYED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.TRANSFERRED;
 
+import dev.ferry.agent.address.PodAddresses;
+import dev.ferry.agent.address.ServiceAddress;
 import dev.ferry.agent.move.Arrival;
 import dev.ferry.agent.move.ConnectionMover;
 import dev.ferry.agent.move.Departure;
@@ -16,6 +18,7 @@ import dev.ferry.agent.move.Freezing;
 import dev.ferry.agent.store.SavedStates;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.MigrationStatus;
+import dev.ferry.api.v1alpha1.MoveAddressPlan;
 import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.sdk.wire.Connection;
 import dev.ferry.sys.NetNamespace;
@@ -47,11 +50,20 @@ public final class SourceMigration {
    */
   private boolean committed;
 
+  /** A rollback ran before any commit could: the target must never be told to commit. */
+  private boolean rolledBack;
+
   /** Why the hold limit rolled this migration back; null while it has not. */
   private String limitPassed;
 
   /** host:port of the target's agent, once known: a rollback past the commit-sent mark asks it. */
   private String targetAgent = "";
+
+  /** How the service address follows the connections; none when its cidr is empty. */
+  private MoveAddressPlan address = MoveAddressPlan.getDefaultInstance();
+
+  /** The address left this node's pod: a rollback puts it back before it rebuilds a socket. */
+  private boolean addressLeft;
 
   public SourceMigration(String id, PodRef pod, NodeParts node) {
     this.id = id;
@@ -65,8 +77,10 @@ public final class SourceMigration {
       SavedStates.Migration saved, PodRef pod, NodeParts node, List<Departure.Departed> states) {
     SourceMigration m = new SourceMigration(saved.id(), pod, node);
     m.targetAgent = saved.targetAgent();
+    m.address = saved.address();
     // Whether the target was told to commit before the agent died is not known here: ask it.
     m.committed = node.saved().commitMayHaveHappened(saved.id());
+    m.addressLeft = m.committed; // the address leaves after the mark, never before
     List<Departure.Departed> saved0 = states;
     for (Departure.Departed d : saved0) {
       ConnectionRecord r = new ConnectionRecord(d.connection(), EXPORTED);
@@ -150,7 +164,8 @@ public final class SourceMigration {
   }
 
   private SavedStates.Migration saved() {
-    return new SavedStates.Migration(id, "source", pod.getNetns(), pod.getUid(), targetAgent);
+    return new SavedStates.Migration(
+        id, "source", pod.getNetns(), pod.getUid(), targetAgent, address);
   }
 
   /** Every state this node keeps: the exported connections not yet released or rolled back. */
@@ -166,25 +181,6 @@ public final class SourceMigration {
   /** The target has the states of every exported connection. */
   public synchronized void transferred() {
     savedRecords().forEach(r -> r.to(TRANSFERRED, ""));
-  }
-
-  /** Streams every saved state to the target's agent; the target replaces what it had. */
-  public synchronized MigrationStatus transfer(String targetAgent) {
-    refuseIfLimitPassed();
-    if (!in(FROZEN).isEmpty()) {
-      throw new WrongPhase("connections are frozen but not exported: call Export first");
-    }
-    List<ConnectionRecord> saved = new ArrayList<>(in(EXPORTED));
-    saved.addAll(in(TRANSFERRED));
-    clock.time(
-        "transfer",
-        () -> {
-          node.peers()
-              .send(targetAgent, id, node.nodeName(), saved.stream().map(r -> r.departed).toList());
-          return null;
-        });
-    saved.forEach(r -> r.to(TRANSFERRED, ""));
-    return status();
   }
 
   /** The connections live on the target now: stop answering for them and forget their states. */
@@ -238,6 +234,8 @@ public final class SourceMigration {
         return release();
       }
     }
+    rolledBack = true;
+    giveAddressBack();
     clock.time(
         "rollback",
         () -> {
@@ -328,14 +326,63 @@ public final class SourceMigration {
         .forEach(r -> r.to(ROLLED_BACK, limitPassed));
   }
 
+  /** Why the hold limit rolled this migration back; null while it has not. */
+  public synchronized String limitPassed() {
+    return limitPassed;
+  }
+
   public synchronized boolean commitMayHaveHappened() {
     return committed;
   }
 
-  public synchronized void target(String agent) {
+  /** Where the move goes: the target's agent and what becomes of the address. */
+  public synchronized void plan(String agent, MoveAddressPlan address) {
     if (!agent.isEmpty()) {
       targetAgent = agent;
     }
+    this.address = address;
+  }
+
+  /**
+   * The address leaves the pod (and the node's route to it), once the target has staged every
+   * connection; nothing when the move carries no address.
+   */
+  public synchronized void addressLeaves() throws SyscallException {
+    if (address.getCidr().isEmpty()) {
+      return;
+    }
+    addressLeaving(true);
+    addressLeft = true;
+    node.addresses()
+        .remove(
+            PodAddresses.parse("address.cidr", address.getCidr()),
+            pod,
+            ifname(),
+            address.getSourceHostInterface(),
+            address.getHostRoute());
+  }
+
+  /** The address back on the pod, routed and announced, if it had left. */
+  private void giveAddressBack() {
+    if (!addressLeft) {
+      return;
+    }
+    try {
+      ServiceAddress a = PodAddresses.parse("address.cidr", address.getCidr());
+      node.addresses()
+          .add(a, pod, ifname(), address.getSourceHostInterface(), address.getHostRoute());
+      if (address.getAnnounce()) {
+        node.addresses().announce(a);
+      }
+      addressLeft = false;
+    } catch (SyscallException | RuntimeException e) {
+      // The sockets are rebuilt anyway; each one that cannot bind is reported FAILED.
+      LOG.severe(() -> "migration " + id + ": giving the address back failed: " + e.getMessage());
+    }
+  }
+
+  private String ifname() {
+    return address.getInterface().isEmpty() ? "eth0" : address.getInterface();
   }
 
   /**
@@ -346,6 +393,10 @@ public final class SourceMigration {
    */
   public synchronized void commitMayHappen() {
     refuseIfLimitPassed();
+    if (rolledBack) {
+      throw new WrongPhase(
+          "migration " + id + " was rolled back while it moved (deadline or request deleted)");
+    }
     node.saved().commitMayHappen(id);
     committed = true;
   }

@@ -8,8 +8,6 @@ import static dev.ferry.api.v1alpha1.ConnectionPhase.RESUMED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.STAGED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.STAYED;
 
-import dev.ferry.agent.address.PodAddresses;
-import dev.ferry.agent.address.ServiceAddress;
 import dev.ferry.agent.peer.ArrivalCall;
 import dev.ferry.agent.peer.Peers;
 import dev.ferry.api.v1alpha1.ArrivalHeader;
@@ -61,7 +59,6 @@ public final class SourceMove {
   private long freezeWallMicros;
   private long freezeNanos;
   private long callsAtFreeze;
-  private boolean addressLeft;
   private boolean awaitingAddress;
   private MoveOutcome awaiting;
 
@@ -139,7 +136,7 @@ public final class SourceMove {
   private MoveOutcome freezeAndSend() throws InterruptedException, SyscallException {
     Duration limit = migrations.holdLimit(Duration.ofMillis(req.getHoldLimitMs()));
     m = migrations.newSource(id, req.getSourcePod());
-    m.target(req.getTargetAgent());
+    m.plan(req.getTargetAgent(), req.getAddress());
     // The stream opens, and the target puts the address on its pod, while the application
     // freezes: the handshakes are not in the pause.
     call = node.peers().arrive(req.getTargetAgent(), limit);
@@ -154,7 +151,9 @@ public final class SourceMove {
     MigrationStatus frozen = m.freeze(chosen);
     migrations.limitHold(m, limit);
     node.faults().reach(req.getFault(), "source-after-freeze");
-    if (count(frozen, FROZEN) == 0) {
+    // No connection at all, and an address to move: the address alone moves, by the same steps.
+    boolean addressOnly = chosen.isEmpty() && !req.getAddress().getCidr().isEmpty();
+    if (count(frozen, FROZEN) == 0 && !addressOnly) {
       rollBackHere();
       return outcomeOf(
           MoveOutcome.Result.NOTHING_TO_MOVE,
@@ -169,15 +168,21 @@ public final class SourceMove {
     }
     MigrationStatus exported = m.export();
     node.faults().reach(req.getFault(), "source-after-export");
+    node.faults().stall(req.getFault(), "source-stalls-after-export");
     partial = refuseIfPartial("export", exported);
     if (partial != null) {
       return partial;
+    }
+    if (m.limitPassed() != null) {
+      // The hold limit gave the connections back while this move was slow: nothing to send.
+      call.abort();
+      return outcomeOf(MoveOutcome.Result.ROLLED_BACK, m.limitPassed(), null);
     }
     ArrivalReply reply = call.sendStates(m.exported());
     m.transferred();
     staged = reply.getStaged();
     long failed = staged.getConnectionsList().stream().filter(c -> c.getPhase() != STAGED).count();
-    if (failed > 0 || count(staged, STAGED) == 0) {
+    if (failed > 0 || (count(staged, STAGED) == 0 && !addressOnly)) {
       call.abort();
       rollBackHere();
       return outcomeOf(
@@ -192,25 +197,16 @@ public final class SourceMove {
               + node.nodeName(),
           null);
     }
-    if (!req.getAddress().getCidr().isEmpty()) {
-      ServiceAddress a = PodAddresses.parse("address.cidr", req.getAddress().getCidr());
-      m.addressLeaving(true);
-      addressLeft = true;
-      node.addresses()
-          .remove(
-              a,
-              req.getSourcePod(),
-              ifname(),
-              req.getAddress().getSourceHostInterface(),
-              req.getAddress().getHostRoute());
-      node.faults().reach(req.getFault(), "source-after-address");
-    }
+    // From here the target may be told to commit: refused if a rollback (the operator's deadline,
+    // a deleted request, the hold limit) came first, and noted for a restarted agent.
+    m.commitMayHappen();
+    m.addressLeaves();
+    node.faults().reach(req.getFault(), "source-after-address");
     return null;
   }
 
   /** Step 5 and 6: the commit point and after. */
   private MoveOutcome commitAndResume() throws InterruptedException {
-    m.commitMayHappen();
     node.faults().reach(req.getFault(), "source-before-commit");
     ArrivalReply reply;
     try {
@@ -261,7 +257,6 @@ public final class SourceMove {
           .setCommitted(true)
           .build();
     }
-    giveAddressBack();
     return outcomeOf(
         count(s, FAILED) == 0 ? MoveOutcome.Result.ROLLED_BACK : MoveOutcome.Result.FAILED,
         why + "; the connections went back to " + node.nodeName(),
@@ -272,36 +267,14 @@ public final class SourceMove {
     if (m != null) {
       m.rollback();
     }
-    giveAddressBack();
-  }
-
-  /** The address back on the source pod, routed and announced, if it had left. */
-  private void giveAddressBack() {
-    if (!addressLeft) {
-      return;
-    }
-    try {
-      ServiceAddress a = PodAddresses.parse("address.cidr", req.getAddress().getCidr());
-      node.addresses()
-          .add(
-              a,
-              req.getSourcePod(),
-              ifname(),
-              req.getAddress().getSourceHostInterface(),
-              req.getAddress().getHostRoute());
-      m.addressLeaving(false);
-      addressLeft = false;
-      if (req.getAddress().getAnnounce()) {
-        node.addresses().announce(a);
-      }
-    } catch (SyscallException | RuntimeException e) {
-      LOG.severe(() -> "migration " + id + ": giving the address back failed: " + e.getMessage());
-    }
   }
 
   private MoveOutcome failed(Exception e) {
     LOG.warning(() -> "migration " + id + " failed: " + e);
     String why = e.getMessage() == null ? e.toString() : e.getMessage();
+    if (m != null && m.limitPassed() != null) {
+      why = m.limitPassed(); // the cause; what failed after it is its consequence
+    }
     if (m == null) {
       return outcomeOf(MoveOutcome.Result.FAILED, why, null);
     }
@@ -355,10 +328,6 @@ public final class SourceMove {
         .setHoldLimitMs(req.getHoldLimitMs())
         .setFault(req.getFault())
         .build();
-  }
-
-  private String ifname() {
-    return req.getAddress().getInterface().isEmpty() ? "eth0" : req.getAddress().getInterface();
   }
 
   private MoveOutcome outcomeOf(MoveOutcome.Result result, String message, MigrationStatus target) {

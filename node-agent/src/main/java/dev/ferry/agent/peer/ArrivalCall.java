@@ -32,6 +32,9 @@ public final class ArrivalCall implements AutoCloseable {
   private ClientCallStreamObserver<ArrivalMessage> requests;
   private boolean closed;
 
+  /** Why the stream broke, once it has: every later send or wait fails with it at once. */
+  private volatile Throwable broken;
+
   public ArrivalCall(String target, ManagedChannel channel, Duration limit) {
     this.target = target;
     this.deadlineNanos = System.nanoTime() + limit.toNanos();
@@ -52,13 +55,15 @@ public final class ArrivalCall implements AutoCloseable {
 
               @Override
               public void onError(Throwable t) {
+                broken = t;
                 replies.add(t);
                 wake();
               }
 
               @Override
               public void onCompleted() {
-                replies.add(new IllegalStateException("the target ended the stream"));
+                broken = new IllegalStateException("the target ended the stream");
+                replies.add(broken);
                 wake();
               }
             });
@@ -123,8 +128,8 @@ public final class ArrivalCall implements AutoCloseable {
 
   private synchronized void send(ArrivalMessage m) throws InterruptedException {
     while (!requests.isReady()) {
-      if (!replies.isEmpty() && !(replies.peek() instanceof ArrivalReply)) {
-        throw failed(replies.peek());
+      if (broken != null) {
+        throw failed(broken);
       }
       long left = deadlineNanos - System.nanoTime();
       if (left <= 0) {
@@ -136,6 +141,9 @@ public final class ArrivalCall implements AutoCloseable {
   }
 
   private ArrivalReply reply() throws InterruptedException {
+    if (replies.isEmpty() && broken != null) {
+      throw failed(broken);
+    }
     long left = deadlineNanos - System.nanoTime();
     Object r = replies.poll(Math.max(0, left), TimeUnit.NANOSECONDS);
     if (r instanceof ArrivalReply reply) {

@@ -6,6 +6,7 @@ import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.repair.InvalidSocketStateException;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.agent.repair.SocketStateCodec;
+import dev.ferry.api.v1alpha1.MoveAddressPlan;
 import dev.ferry.sdk.wire.Connection;
 import java.io.BufferedInputStream;
 import java.io.ByteArrayOutputStream;
@@ -56,7 +57,12 @@ public final class SavedStates {
 
   /** What the agent must remember of a migration besides its sockets. */
   public record Migration(
-      String id, String role, String podNetns, String podUid, String targetAgent) {}
+      String id,
+      String role,
+      String podNetns,
+      String podUid,
+      String targetAgent,
+      MoveAddressPlan address) {}
 
   private final Path root;
   private final Path setAside;
@@ -89,6 +95,11 @@ public final class SavedStates {
       p.setProperty("pod.netns", m.podNetns());
       p.setProperty("pod.uid", m.podUid());
       p.setProperty("target.agent", m.targetAgent());
+      p.setProperty("address.cidr", m.address().getCidr());
+      p.setProperty("address.interface", m.address().getInterface());
+      p.setProperty("address.host-interface", m.address().getSourceHostInterface());
+      p.setProperty("address.host-route", String.valueOf(m.address().getHostRoute()));
+      p.setProperty("address.announce", String.valueOf(m.address().getAnnounce()));
       ByteArrayOutputStream meta = new ByteArrayOutputStream();
       p.store(meta, "ferry migration " + m.id());
       writeAtomically(dir.resolve(META), out -> out.write(meta.toByteArray()));
@@ -168,7 +179,14 @@ public final class SavedStates {
         role,
         p.getProperty("pod.netns", ""),
         p.getProperty("pod.uid", ""),
-        p.getProperty("target.agent", ""));
+        p.getProperty("target.agent", ""),
+        MoveAddressPlan.newBuilder()
+            .setCidr(p.getProperty("address.cidr", ""))
+            .setInterface(p.getProperty("address.interface", ""))
+            .setSourceHostInterface(p.getProperty("address.host-interface", ""))
+            .setHostRoute(Boolean.parseBoolean(p.getProperty("address.host-route", "false")))
+            .setAnnounce(Boolean.parseBoolean(p.getProperty("address.announce", "false")))
+            .build());
   }
 
   /** Every connection saved for {@code id}; a file that cannot be read is named in the error. */

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.repair.SocketState;
+import dev.ferry.api.v1alpha1.MoveAddressPlan;
 import dev.ferry.sdk.wire.Connection;
 import dev.ferry.sys.RepairWindow;
 import java.io.IOException;
@@ -51,7 +52,13 @@ class SavedStatesTest {
   }
 
   private static SavedStates.Migration migration(String id) {
-    return new SavedStates.Migration(id, "source", "/run/netns/pod-a", "", "198.18.0.3:9443");
+    return new SavedStates.Migration(
+        id,
+        "source",
+        "/run/netns/pod-a",
+        "",
+        "198.18.0.3:9443",
+        MoveAddressPlan.newBuilder().setCidr("198.18.0.100/32").setHostRoute(true).build());
   }
 
   @Test
@@ -67,6 +74,8 @@ class SavedStatesTest {
       assertThat(back.get(i).applicationState()).isEqualTo(states.get(i).applicationState());
     }
     assertThat(saved.migration("m-1").targetAgent()).isEqualTo("198.18.0.3:9443");
+    assertThat(saved.migration("m-1").address().getCidr()).isEqualTo("198.18.0.100/32");
+    assertThat(saved.migration("m-1").address().getHostRoute()).isTrue();
   }
 
   @Test

@@ -143,7 +143,20 @@ final class MoveStep {
         .setHoldLimitMs((int) Math.min(Integer.MAX_VALUE, plan.holdLimit().toMillis()))
         .setAllowPartial(mr.getSpec().isAllowPartial())
         .setAddress(address)
+        .setFault(faultPoint(mr))
         .build();
+  }
+
+  /**
+   * Tests only, as KubeVirt's forced-failure annotations: the fault point the request names. Only
+   * an agent started with {@code ferry.agent.fault-points=true} acts on it; the others ignore a
+   * point they know and refuse a name they do not.
+   */
+  static final String FAULT_ANNOTATION = "ferry.dev/fault-point";
+
+  private static String faultPoint(MigrationRequest mr) {
+    var annotations = mr.getMetadata().getAnnotations();
+    return annotations == null ? "" : annotations.getOrDefault(FAULT_ANNOTATION, "");
   }
 
   private StepOutcome answered(MigrationRequest mr, Flight flight, Runnable wake) {

@@ -139,6 +139,10 @@ public final class TokenStreamer implements MigrationHandler {
 
   @Override
   public Takeover takeover(Connection c, byte[] blob) {
+    if (options.declineTakeover()) {
+      say("declining " + c + ": started with --decline-takeover");
+      return Takeover.decline("this server was started with --decline-takeover");
+    }
     StreamState state;
     try {
       state = StreamState.decode(blob);
@@ -224,10 +228,11 @@ public final class TokenStreamer implements MigrationHandler {
       int rate,
       int kvBytes,
       boolean ignoreFreeze,
+      boolean declineTakeover,
       Io io) {
     static final String USAGE =
         "usage: TokenStreamer --listen HOST:PORT [--agent SOCKET] [--name NAME] [--rate TOKENS_PER_S]"
-            + " [--kv-bytes N] [--ignore-freeze] [--io blocking|netty]";
+            + " [--kv-bytes N] [--ignore-freeze] [--decline-takeover] [--io blocking|netty]";
 
     /** How the server does its I/O: a thread per stream, or Netty's epoll event loops. */
     enum Io {
@@ -242,11 +247,16 @@ public final class TokenStreamer implements MigrationHandler {
       int rate = 50;
       int kvBytes = 2_400_000;
       boolean ignoreFreeze = false;
+      boolean declineTakeover = false;
       Io io = Io.BLOCKING;
       for (int i = 0; i < args.length; i++) {
         String flag = args[i];
         if (flag.equals("--ignore-freeze")) {
           ignoreFreeze = true;
+          continue;
+        }
+        if (flag.equals("--decline-takeover")) {
+          declineTakeover = true; // the application that refuses a connection the agent brings
           continue;
         }
         if (i + 1 >= args.length) {
@@ -287,7 +297,7 @@ public final class TokenStreamer implements MigrationHandler {
         // A freeze handler that never returns would stall an event loop and every stream on it.
         throw new IllegalArgumentException("--ignore-freeze needs --io blocking");
       }
-      return new Options(listen, agent, name, rate, kvBytes, ignoreFreeze, io);
+      return new Options(listen, agent, name, rate, kvBytes, ignoreFreeze, declineTakeover, io);
     }
 
     private static int number(String flag, String value, int min, int max) {
