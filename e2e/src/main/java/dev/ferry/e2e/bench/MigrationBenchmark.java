@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.e2e.bench;
 
+import dev.ferry.e2e.Mains;
 import dev.ferry.e2e.bench.BenchCluster.Node;
 import dev.ferry.e2e.bench.StreamClients.Outcome;
 import java.net.InetAddress;
@@ -99,15 +100,19 @@ public final class MigrationBenchmark {
 
   private MigrationBenchmark() {}
 
-  public static void main(String[] argv) throws Exception {
+  public static void main(String[] argv) {
+    Mains.exitWith("MigrationBenchmark", () -> benchmark(argv));
+  }
+
+  /** The whole run; returns the exit code (2: bad options, 1: a client lost or broke). */
+  private static int benchmark(String[] argv) throws Exception {
     Options o;
     try {
       o = Options.parse(argv);
     } catch (IllegalArgumentException e) {
       System.err.println("MigrationBenchmark: " + e.getMessage());
       System.err.println(USAGE);
-      System.exit(2);
-      return;
+      return 2;
     }
     System.setProperty("java.awt.headless", "true");
     // The agents' libraries on the classpath bring JBoss LogManager, which wants to be JUL's.
@@ -144,7 +149,7 @@ public final class MigrationBenchmark {
                     f.ferry().failed() == 0
                         && f.ferry().resets() == 0
                         && f.ferry().unresumed() == 0);
-    System.exit(ok ? 0 : 1);
+    return ok ? 0 : 1;
   }
 
   /**
