@@ -390,6 +390,7 @@ public final class MigrationBenchmark {
         try {
           m = CriuMove.move(cluster, servers, cluster.a, cluster.b, images);
         } finally {
+          keepCriuLogs(images, cluster.logs.resolve("criu-n" + n));
           dev.ferry.testbed.Shell.attempt(List.of("rm", "-rf", images.toString()));
         }
         awaitPast(clients, m.restored(), n);
@@ -431,6 +432,28 @@ public final class MigrationBenchmark {
     } catch (Exception e) {
       say("baseline (b), CRIU failed: " + e.getMessage());
       return Figures.Criu.not("CRIU failed: " + e.getMessage());
+    }
+  }
+
+  /**
+   * Copies CRIU's dump and restore logs of each server ({@code images/pid-PID/*.log}) to {@code
+   * to/pid-PID/}, before the images (hundreds of MB of JVM memory) are deleted.
+   */
+  private static void keepCriuLogs(Path images, Path to) {
+    try (var dirs = Files.list(images)) {
+      for (Path dir : (Iterable<Path>) dirs::iterator) {
+        for (String log : List.of("dump.log", "restore.log")) {
+          if (Files.exists(dir.resolve(log))) {
+            Path kept = Files.createDirectories(to.resolve(dir.getFileName().toString()));
+            Files.copy(
+                dir.resolve(log),
+                kept.resolve(log),
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+          }
+        }
+      }
+    } catch (java.io.IOException e) {
+      say("could not keep CRIU's logs from " + images + ": " + e.getMessage());
     }
   }
 
