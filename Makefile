@@ -6,6 +6,10 @@ FDS := ulimit -n $$(ulimit -Hn)
 
 .PHONY: deps build test demo bench-repair bench-hold crds format clean
 
+# Make splits a function's arguments at commas: a default with commas in it must be a
+# variable of its own, not text inside $(or …).
+BENCH_ARGS := --connections 1,100,1000,10000
+
 deps:
 	@scripts/install-deps.sh
 
@@ -36,7 +40,7 @@ bench-hold: deps
 .PHONY: bench
 bench: deps
 	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
-	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.bench.MigrationBenchmark -Dferry.args="$(or $(ARGS),--connections 1,100,1000,10000)"
+	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.bench.MigrationBenchmark -Dferry.args="$(or $(ARGS),$(BENCH_ARGS))"
 
 ## Regenerates crds/ from the Java types in api/ (dev.ferry.api.crd); commit the result.
 crds: deps

@@ -5,7 +5,6 @@ import dev.ferry.testbed.Host;
 import dev.ferry.testbed.Shell;
 import dev.ferry.testbed.Testbed;
 import java.io.BufferedReader;
-import java.io.File;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
@@ -15,21 +14,44 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 /**
  * Two nodes on a LAN, each with a pod wired as the VPC CNI wires one, and each running the real
  * node-agent as a process (the Quarkus build), with certificates from scripts/ferry-certs.sh. The
- * service address starts in pod A. The test drives the agents through their API.
+ * service address starts in pod A. The test drives the agents through their API; the migration
+ * benchmark builds its cluster on this one, on a LAN of its own ({@link Layout}).
  */
-final class AgentCluster implements AutoCloseable {
+public final class AgentCluster implements AutoCloseable {
   static final String VIP = "198.18.0.100";
   static final int PORT = 8080;
-  static final int API_PORT = 9443;
+  public static final int API_PORT = 9443;
 
   /** The test's own address on the nodes' LAN, where it serves what the nodes call. */
   static final String LAN_SELF = "198.18.0.254";
+
+  /**
+   * Where a cluster lives and where what it runs writes.
+   *
+   * @param subnet the LAN's first three octets: the client is .1, the nodes .2 and .3, the service
+   *     address .100 and this process .254
+   * @param stateRoot where the agents save states (a directory of the cluster's own is made in it
+   *     and removed at the end), or null for the cluster's temporary directory
+   * @param logs where each process's output is appended to LABEL.log, or null to read it line by
+   *     line (the nodes' {@link Node#log}, echoed to standard output while {@link #echoLogs})
+   */
+  public record Layout(String subnet, Path stateRoot, Path logs) {
+    /** The tests' and the demo's: 198.18.0.0/24, states and logs kept by the cluster. */
+    static final Layout TESTS = new Layout("198.18.0", null, null);
+
+    public String vip() {
+      return subnet + ".100";
+    }
+
+    public String lanSelf() {
+      return subnet + ".254";
+    }
+  }
 
   /**
    * Whether the processes' output goes to our standard output too (the tests' logs); not in the
@@ -37,24 +59,28 @@ final class AgentCluster implements AutoCloseable {
    */
   static volatile boolean echoLogs = true;
 
-  final Testbed bed;
-  final Path dir;
-  final Path certs;
+  public final Testbed bed;
+  public final Layout layout;
+  public final Path dir;
+  public final Path certs;
   final Path bpf;
-  final Host client;
-  final Node a;
-  final Node b;
-  private final List<Process> processes = new CopyOnWriteArrayList<>();
+  private final Path states;
+  public final Host client;
+  public final Node a;
+  public final Node b;
+  private final Processes processes = new Processes();
 
   /** A node, its pod, and its agent's files. */
-  final class Node {
-    final String name;
-    final Host host;
-    final Host pod;
-    final String ip;
-    final Path handoffSocket;
+  public final class Node {
+    public final String name;
+    public final Host host;
+    public final Host pod;
+    public final String ip;
+    public final Path handoffSocket;
     final Path stateDir;
     final Path pinDir;
+
+    /** The agent's output since its last start, when the layout keeps no log files. */
     final List<String> log = new CopyOnWriteArrayList<>();
 
     /** More of the agent's environment for every start (the cluster's API server, its IMDS). */
@@ -68,25 +94,26 @@ final class AgentCluster implements AutoCloseable {
       this.host = bed.host(name, ip + "/24");
       this.pod = bed.pod(host, podRole);
       this.handoffSocket = dir.resolve(name + ".sock");
-      this.stateDir = Files.createDirectories(dir.resolve(name + "-state"));
+      this.stateDir = Files.createDirectories(states.resolve(name + "-state"));
       this.pinDir = bpf.resolve(name);
     }
 
-    String api() {
+    /** The agent's API, host:port on the nodes' LAN. */
+    public String api() {
       return ip + ":" + API_PORT;
     }
 
-    String podNetns() {
+    public String podNetns() {
       return "/var/run/netns/" + pod.netns();
     }
 
     /** Starts (or restarts) this node's agent; returns once its API listens. */
-    void startAgent() throws Exception {
+    public void startAgent() throws Exception {
       startAgent(Map.of());
     }
 
     /** As {@link #startAgent()}, with more of the agent's environment (FERRY_AGENT_IMDS_*). */
-    void startAgent(Map<String, String> more) throws Exception {
+    public void startAgent(Map<String, String> more) throws Exception {
       log.clear();
       List<String> cmd =
           List.of(
@@ -108,7 +135,7 @@ final class AgentCluster implements AutoCloseable {
       env.put("FERRY_AGENT_FAULT_POINTS", "true");
       env.putAll(baseEnv);
       env.putAll(more);
-      agent = start(pb, name + " agent", "ferry node-agent on", log);
+      agent = start(pb, name + " agent", "ferry node-agent on", log, null);
     }
 
     /** Kills this node's agent at once, as a crash or an OOM kill would, and waits for the end. */
@@ -129,10 +156,7 @@ final class AgentCluster implements AutoCloseable {
     }
 
     void killAgent() throws InterruptedException {
-      agent.destroyForcibly();
-      if (!agent.waitFor(10, TimeUnit.SECONDS)) {
-        throw new IllegalStateException(name + "'s agent survived SIGKILL for 10 s");
-      }
+      Processes.kill(agent, name + "'s agent");
     }
 
     /** Starts the demo token streamer in this node's pod; returns once it listens. */
@@ -151,34 +175,56 @@ final class AgentCluster implements AutoCloseable {
               "streamer-" + name));
       cmd.addAll(List.of(options));
       return start(
-          pod.process(cmd.toArray(String[]::new)), name + " streamer", "listening on", null);
+          pod.process(cmd.toArray(String[]::new)), name + " streamer", "listening on", null, null);
     }
   }
 
-  private AgentCluster() throws Exception {
+  private AgentCluster(Layout layout) throws Exception {
+    this.layout = layout;
     bed = Testbed.create();
+    Path made = null;
+    Path bpfFs = null;
+    Path stateDirs = null;
     try {
-      dir = Files.createTempDirectory("ferry-agents-");
+      made = Files.createTempDirectory("ferry-agents-");
+      dir = made;
       certs = Files.createDirectories(dir.resolve("certs"));
       // `ip netns exec` mounts a fresh /sys for the agent, without /sys/fs/bpf: the agents pin
       // their maps in a BPF filesystem of their own, which a restarted agent finds again.
       bpf = Files.createDirectories(dir.resolve("bpf"));
       Shell.run("mount", "-t", "bpf", "bpf", bpf.toString());
+      bpfFs = bpf;
+      states =
+          layout.stateRoot() == null
+              ? dir
+              : Files.createTempDirectory(
+                  Files.createDirectories(layout.stateRoot()), "ferry-agents-");
+      stateDirs = states;
+      if (layout.logs() != null) {
+        Files.createDirectories(layout.logs());
+      }
       Shell.run(Builds.repoFile("scripts/ferry-certs.sh").toString(), certs.toString());
-      client = bed.host("client", "198.18.0.1/24");
-      bed.joinLan(LAN_SELF + "/24"); // the test itself calls the agents, as the operator would
-      a = new Node("node-a", "198.18.0.2", "pod-a");
-      b = new Node("node-b", "198.18.0.3", "pod-b");
-      a.pod.addAddress(VIP + "/32");
-      a.host.routeToPod(VIP + "/32", a.pod);
+      client = bed.host("client", layout.subnet() + ".1/24");
+      // the test itself calls the agents, as the operator would
+      bed.joinLan(layout.lanSelf() + "/24");
+      a = new Node("node-a", layout.subnet() + ".2", "pod-a");
+      b = new Node("node-b", layout.subnet() + ".3", "pod-b");
+      a.pod.addAddress(layout.vip() + "/32");
+      a.host.routeToPod(layout.vip() + "/32", a.pod);
     } catch (Exception | Error e) {
       bed.close();
+      removeFiles(bpfFs, stateDirs, made);
       throw e;
     }
   }
 
   static AgentCluster start() throws Exception {
-    AgentCluster c = create();
+    return start(Layout.TESTS);
+  }
+
+  /** The cluster of {@code layout} with both agents running. */
+  public static AgentCluster start(Layout layout) throws Exception {
+    AgentCluster c = create(layout);
     try {
       c.a.startAgent();
       c.b.startAgent();
@@ -191,7 +237,12 @@ final class AgentCluster implements AutoCloseable {
 
   /** The namespaces, certificates and BPF filesystem; no agent runs yet. */
   static AgentCluster create() throws Exception {
-    return new AgentCluster();
+    return create(Layout.TESTS);
+  }
+
+  /** As {@link #create()}, laid out as {@code layout} says. */
+  public static AgentCluster create(Layout layout) throws Exception {
+    return new AgentCluster(layout);
   }
 
   /** curl -sSN on the client against the service address. */
@@ -215,8 +266,7 @@ final class AgentCluster implements AutoCloseable {
         List.of("-cp", System.getProperty("java.class.path"), "dev.ferry.cli.FerryAgentCli"));
     cmd.addAll(List.of(args));
     cmd.addAll(List.of("--certs", certs.toString()));
-    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-    processes.add(p);
+    Process p = processes.track(new ProcessBuilder(cmd).redirectErrorStream(true).start());
     return new CliRun(p);
   }
 
@@ -262,79 +312,53 @@ final class AgentCluster implements AutoCloseable {
     }
   }
 
-  private Process start(ProcessBuilder pb, String label, String upLine, List<String> sink)
-      throws Exception {
-    return start(
-        pb.redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null"))),
-        label,
-        upLine,
-        sink,
-        null);
-  }
-
   /**
-   * Starts a process of the cluster, logged under {@code label}, and returns once it prints {@code
-   * upLine} (handed to {@code onUp}); it is killed when the cluster closes.
+   * Starts a process of the cluster, logged under {@code label} as the layout says, and returns
+   * once it prints {@code upLine} (handed to {@code onUp}); it is killed when the cluster closes.
+   *
+   * @param sink where its lines go too when the layout keeps no log files (may be null)
    */
-  Process start(
+  public Process start(
       ProcessBuilder pb,
       String label,
       String upLine,
       List<String> sink,
       java.util.function.Consumer<String> onUp)
       throws Exception {
-    Process p = pb.redirectErrorStream(true).start();
-    processes.add(p);
-    CountDownLatch up = new CountDownLatch(1);
-    Thread t =
-        new Thread(
-            () -> {
-              try (BufferedReader in =
-                  new BufferedReader(
-                      new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = in.readLine()) != null) {
-                  if (echoLogs) {
-                    System.out.println("    [" + label + "] " + line);
-                  }
-                  if (sink != null) {
-                    sink.add(line);
-                  }
-                  if (up.getCount() > 0 && line.contains(upLine)) {
-                    if (onUp != null) {
-                      onUp.accept(line);
-                    }
-                    up.countDown();
-                  }
-                }
-              } catch (IOException ended) {
-                // the process ended
-              }
-            },
-            label + "-log");
-    t.setDaemon(true);
-    t.start();
-    if (!up.await(60, TimeUnit.SECONDS)) {
-      p.destroyForcibly();
-      throw new IllegalStateException(label + " did not start within 60 s: " + pb.command());
-    }
-    return p;
+    Processes.Log log =
+        layout.logs() == null
+            ? new Processes.Lines(echoLogs, sink)
+            : new Processes.Appended(layout.logs().resolve(label.replace(' ', '-') + ".log"));
+    return processes.start(pb, label, upLine, log, onUp);
+  }
+
+  /** A process the cluster did not start (CRIU restored it) but must kill when it closes. */
+  public void adopt(long pid) {
+    processes.adopt(pid);
+  }
+
+  /** No longer to be killed at the end: already ended by whoever adopted it. */
+  public void forget(long pid) {
+    processes.forget(pid);
   }
 
   @Override
   public void close() {
-    for (Process p : processes) {
-      p.destroyForcibly();
-    }
-    for (Process p : processes) {
-      try {
-        p.waitFor(10, TimeUnit.SECONDS);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    }
+    processes.close();
     bed.close();
-    Shell.attempt(List.of("umount", bpf.toString()));
-    Shell.attempt(List.of("rm", "-rf", dir.toString()));
+    removeFiles(bpf, states, dir);
+  }
+
+  /** Unmounts the BPF filesystem and removes the state and temporary directories, if made. */
+  private static void removeFiles(Path bpf, Path states, Path dir) {
+    if (bpf != null) {
+      Shell.attempt(List.of("umount", bpf.toString()));
+    }
+    if (states != null && !states.equals(dir)) {
+      Shell.attempt(List.of("rm", "-rf", states.toString()));
+    }
+    if (dir != null) {
+      Shell.attempt(List.of("rm", "-rf", dir.toString()));
+    }
   }
 }

@@ -35,7 +35,11 @@ public final class Demo {
 
   private Demo() {}
 
-  public static void main(String[] args) throws Exception {
+  public static void main(String[] args) {
+    Mains.exitWith("Demo", Demo::demo);
+  }
+
+  private static int demo() throws Exception {
     AgentCluster.echoLogs = false;
     int exit;
     try (OperatorCluster cluster = OperatorCluster.start()) {
@@ -56,7 +60,7 @@ public final class Demo {
       exit = run(cluster);
       say("tearing down: processes, namespaces, BPF programs and pins");
     }
-    System.exit(exit);
+    return exit;
   }
 
   /** One short stream moved and back: the JVMs and the operator's TLS channels warm up. */

@@ -34,17 +34,21 @@ public final class HoldBenchmark {
 
   private HoldBenchmark() {}
 
-  public static void main(String[] args) throws Exception {
+  public static void main(String[] args) {
+    Mains.exitWith("HoldBenchmark", () -> benchmark(args));
+  }
+
+  private static int benchmark(String[] argv) throws Exception {
+    String[] args = String.join(" ", argv).trim().split("\\s+");
     int connections = 1;
     long holdSeconds = 60;
-    args = String.join(" ", args).trim().split("\\s+");
     for (int i = 0; i + 1 < args.length; i += 2) {
       switch (args[i]) {
         case "--connections" -> connections = Integer.parseInt(args[i + 1]);
         case "--hold-seconds" -> holdSeconds = Long.parseLong(args[i + 1]);
         default -> {
           System.err.println("usage: HoldBenchmark [--connections N] [--hold-seconds S]");
-          System.exit(2);
+          return 2;
         }
       }
     }
@@ -52,7 +56,7 @@ public final class HoldBenchmark {
       Host client = bed.host("client", "198.18.0.1/24");
       Host a = bed.host("node-a", "198.18.0.2/24", VIP + "/24");
       Host b = bed.host("node-b", "198.18.0.3/24");
-      System.exit(run(bed, client, a, b, connections, holdSeconds));
+      return run(bed, client, a, b, connections, holdSeconds);
     }
   }
 

@@ -11,17 +11,12 @@ import dev.ferry.sdk.wire.Connection;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.testbed.Host;
 import dev.ferry.testbed.Testbed;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 
 /**
  * A client and two nodes in network namespaces, each node with what its agent runs (the handoff
@@ -35,7 +30,7 @@ public final class LocalCluster implements AutoCloseable {
 
   private final Testbed bed;
   private final Path sockets;
-  private final List<Process> processes = new ArrayList<>();
+  private final Processes processes = new Processes();
   private final Host client;
   private final Node a;
   private final Node b;
@@ -161,40 +156,11 @@ public final class LocalCluster implements AutoCloseable {
   }
 
   private Process startApplication(Node node, String label, List<String> command) throws Exception {
-    Process p =
-        node.host
-            .process(command.toArray(String[]::new))
-            .redirectErrorStream(true)
-            .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
-            .start();
-    processes.add(p);
-    CountDownLatch up = new CountDownLatch(1);
-    Thread log =
-        new Thread(
-            () -> {
-              try (BufferedReader in =
-                  new BufferedReader(
-                      new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = in.readLine()) != null) {
-                  System.out.println("    [" + node.name + " " + label + "] " + line);
-                  if (line.contains("listening on")) {
-                    up.countDown();
-                  }
-                }
-              } catch (IOException e) {
-                // the process ended
-              }
-            },
-            node.name + "-" + label + "-log");
-    log.setDaemon(true);
-    log.start();
-    if (!up.await(30, TimeUnit.SECONDS)) {
-      p.destroyForcibly();
-      throw new IllegalStateException(
-          label + " server on " + node.name + " did not start within 30 s: " + command);
-    }
-    return p;
+    return processes.start(
+        node.host.process(command.toArray(String[]::new)),
+        node.name + " " + label,
+        "listening on",
+        new Processes.Lines(true, null));
   }
 
   /** Starts {@code curl -sN} on the client against the service address. */
@@ -292,16 +258,7 @@ public final class LocalCluster implements AutoCloseable {
 
   @Override
   public void close() {
-    for (Process p : processes) {
-      p.destroyForcibly();
-    }
-    for (Process p : processes) {
-      try {
-        p.waitFor(10, TimeUnit.SECONDS);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    }
+    processes.close();
     a.close();
     b.close();
     bed.close();

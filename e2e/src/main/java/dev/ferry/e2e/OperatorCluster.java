@@ -254,8 +254,7 @@ final class OperatorCluster implements AutoCloseable {
   }
 
   void killOperator() throws InterruptedException {
-    operator.destroyForcibly();
-    operator.waitFor(10, TimeUnit.SECONDS);
+    Processes.kill(operator, "the operator");
   }
 
   @Override

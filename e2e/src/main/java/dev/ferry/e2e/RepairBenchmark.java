@@ -31,7 +31,11 @@ public final class RepairBenchmark {
 
   private RepairBenchmark() {}
 
-  public static void main(String[] args) throws Exception {
+  public static void main(String[] args) {
+    Mains.exitWith("RepairBenchmark", () -> benchmark(args));
+  }
+
+  private static int benchmark(String[] args) throws Exception {
     int sockets = 10_000;
     // Maven's exec plugin hands over "--sockets 10000" as one argument.
     args = String.join(" ", args).trim().split("\\s+");
@@ -40,18 +44,19 @@ public final class RepairBenchmark {
         sockets = Integer.parseInt(args[++i]);
       } else if (!args[i].isBlank()) {
         System.err.println("usage: RepairBenchmark [--sockets N]");
-        System.exit(2);
+        return 2;
       }
     }
     try (Testbed bed = Testbed.create()) {
       Host client = bed.host("client", "198.18.0.1/24");
       Host a = bed.host("node-a", "198.18.0.2/24", VIP + "/24");
       Host b = bed.host("node-b", "198.18.0.3/24");
-      run(bed, client, a, b, sockets);
+      return run(bed, client, a, b, sockets);
     }
   }
 
-  private static void run(Testbed bed, Host client, Host a, Host b, int count) throws Exception {
+  /** Returns the exit code: 0 if every connection carried a byte after the move, else 1. */
+  private static int run(Testbed bed, Host client, Host a, Host b, int count) throws Exception {
     // A round holds each connection twice (client and server end) in this process.
     long maxFds =
         ((com.sun.management.UnixOperatingSystemMXBean)
@@ -87,9 +92,7 @@ public final class RepairBenchmark {
     System.out.println(
         "(export excludes close(); restore includes socket() and excludes entering the target"
             + " namespace, done once per batch)");
-    if (samples.answered != count) {
-      System.exit(1);
-    }
+    return samples.answered == count ? 0 : 1;
   }
 
   /** Per-socket figures of the whole run. */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.e2e.bench;
 
+import dev.ferry.e2e.Mains;
 import dev.ferry.e2e.bench.BenchCluster.Node;
 import dev.ferry.e2e.bench.StreamClients.Outcome;
 import java.net.InetAddress;
@@ -99,15 +100,19 @@ public final class MigrationBenchmark {
 
   private MigrationBenchmark() {}
 
-  public static void main(String[] argv) throws Exception {
+  public static void main(String[] argv) {
+    Mains.exitWith("MigrationBenchmark", () -> benchmark(argv));
+  }
+
+  /** The whole run; returns the exit code (2: bad options, 1: a client lost or broke). */
+  private static int benchmark(String[] argv) throws Exception {
     Options o;
     try {
       o = Options.parse(argv);
     } catch (IllegalArgumentException e) {
       System.err.println("MigrationBenchmark: " + e.getMessage());
       System.err.println(USAGE);
-      System.exit(2);
-      return;
+      return 2;
     }
     System.setProperty("java.awt.headless", "true");
     // The agents' libraries on the classpath bring JBoss LogManager, which wants to be JUL's.
@@ -144,7 +149,7 @@ public final class MigrationBenchmark {
                     f.ferry().failed() == 0
                         && f.ferry().resets() == 0
                         && f.ferry().unresumed() == 0);
-    System.exit(ok ? 0 : 1);
+    return ok ? 0 : 1;
   }
 
   /**
@@ -385,6 +390,7 @@ public final class MigrationBenchmark {
         try {
           m = CriuMove.move(cluster, servers, cluster.a, cluster.b, images);
         } finally {
+          keepCriuLogs(images, cluster.logs.resolve("criu-n" + n));
           dev.ferry.testbed.Shell.attempt(List.of("rm", "-rf", images.toString()));
         }
         awaitPast(clients, m.restored(), n);
@@ -426,6 +432,28 @@ public final class MigrationBenchmark {
     } catch (Exception e) {
       say("baseline (b), CRIU failed: " + e.getMessage());
       return Figures.Criu.not("CRIU failed: " + e.getMessage());
+    }
+  }
+
+  /**
+   * Copies CRIU's dump and restore logs of each server ({@code images/pid-PID/*.log}) to {@code
+   * to/pid-PID/}, before the images (hundreds of MB of JVM memory) are deleted.
+   */
+  private static void keepCriuLogs(Path images, Path to) {
+    try (var dirs = Files.list(images)) {
+      for (Path dir : (Iterable<Path>) dirs::iterator) {
+        for (String log : List.of("dump.log", "restore.log")) {
+          if (Files.exists(dir.resolve(log))) {
+            Path kept = Files.createDirectories(to.resolve(dir.getFileName().toString()));
+            Files.copy(
+                dir.resolve(log),
+                kept.resolve(log),
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+          }
+        }
+      }
+    } catch (java.io.IOException e) {
+      say("could not keep CRIU's logs from " + images + ": " + e.getMessage());
     }
   }
 
