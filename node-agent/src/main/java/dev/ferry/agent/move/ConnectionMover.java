@@ -61,13 +61,7 @@ public final class ConnectionMover {
    * left, and the hold steps aside at its deadline.
    */
   public Freezing freeze(Connection c) throws InterruptedException {
-    HandoffOutcome outcome;
-    try {
-      outcome = applications.freeze(c);
-    } catch (SyscallException e) {
-      return new Freezing.Stays(
-          new Departure.Stayed(c, "asking the application failed: " + e.getMessage()));
-    }
+    HandoffOutcome outcome = applications.freeze(c);
     if (!(outcome instanceof HandoffOutcome.Frozen frozen)) {
       return new Freezing.Stays(new Departure.Stayed(c, describe(outcome)));
     }
