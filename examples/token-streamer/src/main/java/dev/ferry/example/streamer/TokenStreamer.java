@@ -6,6 +6,7 @@ import dev.ferry.sdk.Handover;
 import dev.ferry.sdk.MigrationHandler;
 import dev.ferry.sdk.MovedSocket;
 import dev.ferry.sdk.OwnSockets;
+import dev.ferry.sdk.StateOffer;
 import dev.ferry.sdk.Takeover;
 import dev.ferry.sdk.wire.Connection;
 import java.io.IOException;
@@ -135,6 +136,16 @@ public final class TokenStreamer implements MigrationHandler {
     }
     say("handing over " + c + " at " + stream + " (" + state.length + " bytes of state)");
     return Handover.give(OwnSockets.find(c), state, stream);
+  }
+
+  @Override
+  public void precopy(Connection c, StateOffer offer) throws InterruptedException {
+    TokenStream stream = streams.get(c);
+    if (stream == null) {
+      offer.decline("no stream on " + c + " (finished, or not begun)");
+      return;
+    }
+    stream.offerTo(offer);
   }
 
   @Override
