@@ -73,8 +73,18 @@ final class SourceMigration {
       return status(); // a retried freeze: these connections are already asked for
     }
     node.saved().begin(new SavedStates.Migration(id, "source", pod.getNetns(), pod.getUid()));
+    // One batch: every application hears of all its connections at once, not one by one.
     List<Freezing> results =
-        clock.time("freeze", () -> each(connections, c -> node.mover().freeze(c)));
+        clock.time(
+            "freeze",
+            () -> {
+              try {
+                return node.mover().freezeAll(List.copyOf(connections));
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted", e);
+              }
+            });
     for (Freezing f : results) {
       ConnectionRecord r = new ConnectionRecord(f.connection(), FROZEN);
       if (f instanceof Freezing.Held held) {
