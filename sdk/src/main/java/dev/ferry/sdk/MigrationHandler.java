@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.sdk;
 
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 
 /**
  * What a server does when one of its connections moves. The SDK calls it on a thread of its own,

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.handoff;
 
-import dev.ferry.sdk.wire.Connection;
-import dev.ferry.sdk.wire.FrameChannel;
+import dev.ferry.protocol.Connection;
+import dev.ferry.protocol.FrameChannel;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;

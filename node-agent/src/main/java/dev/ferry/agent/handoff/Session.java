@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.handoff;
 
-import dev.ferry.sdk.wire.Connection;
-import dev.ferry.sdk.wire.Frame;
-import dev.ferry.sdk.wire.FrameChannel;
-import dev.ferry.sdk.wire.ProtocolException;
+import dev.ferry.protocol.Connection;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameChannel;
+import dev.ferry.protocol.ProtocolException;
 import dev.ferry.sys.Descriptors;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;

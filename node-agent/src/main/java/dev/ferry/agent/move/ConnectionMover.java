@@ -10,7 +10,7 @@ import dev.ferry.agent.repair.RestoredSocket;
 import dev.ferry.agent.repair.SocketExporter;
 import dev.ferry.agent.repair.SocketRestorer;
 import dev.ferry.agent.repair.SocketState;
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.RepairSocket;
 import dev.ferry.sys.SyscallException;

@@ -22,7 +22,7 @@ import dev.ferry.api.v1alpha1.ReceiveResponse;
 import dev.ferry.api.v1alpha1.StageRequest;
 import dev.ferry.api.v1alpha1.TransferChunk;
 import dev.ferry.api.v1alpha1.TransferRequest;
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.RtNetlink;
 import dev.ferry.sys.SyscallException;

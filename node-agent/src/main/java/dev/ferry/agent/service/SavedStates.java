@@ -5,7 +5,7 @@ import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.repair.InvalidSocketStateException;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.agent.repair.SocketStateCodec;
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;

@@ -3,8 +3,8 @@ package dev.ferry.agent.handoff;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.ferry.sdk.wire.Connection;
-import dev.ferry.sdk.wire.Frame;
+import dev.ferry.protocol.Connection;
+import dev.ferry.protocol.Frame;
 import dev.ferry.sys.Descriptors;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.TcpSocket;

@@ -3,8 +3,8 @@ package dev.ferry.agent.handoff;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.ferry.sdk.wire.Frame;
-import dev.ferry.sdk.wire.FrameChannel;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameChannel;
 import dev.ferry.sys.UnixSocket;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.example.streamer;
 
+import dev.ferry.protocol.Connection;
 import dev.ferry.sdk.FerryAgent;
 import dev.ferry.sdk.Handover;
 import dev.ferry.sdk.MigrationHandler;
@@ -8,7 +9,6 @@ import dev.ferry.sdk.MovedSocket;
 import dev.ferry.sdk.OwnSockets;
 import dev.ferry.sdk.StateOffer;
 import dev.ferry.sdk.Takeover;
-import dev.ferry.sdk.wire.Connection;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.sdk.wire;
+package dev.ferry.protocol;
 
 import dev.ferry.sys.Descriptors;
 import dev.ferry.sys.SyscallException;

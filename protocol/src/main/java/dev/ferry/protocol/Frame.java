@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.sdk.wire;
+package dev.ferry.protocol;
 
 /**
  * One message of the handoff protocol (docs/handoff-protocol.md): its type, its payload and the
