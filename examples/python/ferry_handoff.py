@@ -8,6 +8,11 @@ freeze(conn): the agent wants one of our connections. Stop writing to it, then r
 or a str, the reason to keep it. After RELEASED the socket object is harmless: close it.
 takeover(conn, state): the agent offers a connection from another node. Return
     live(socket_object), run once the socket may be used, or a str, the reason to decline.
+precopy(conn, offer), optional (protocol version 2): the agent is about to move conn and asks
+    for its state ahead of the freeze. Call offer.snapshot(bytes) now and offer.append(bytes)
+    whenever the state changes, from any thread. If offer.is_open() when freeze(conn) comes,
+    return only what was not offered yet; otherwise the whole state. Without precopy, the
+    offer is declined and freeze always hands over the whole state, as in version 1.
 Every callback runs on a thread of its own, so it may block without stalling the session.
 
 conn is (family, local_ip, local_port, remote_ip, remote_port). An IPv4-mapped IPv6
@@ -24,8 +29,23 @@ import threading
 
 HELLO, WELCOME, REGISTER, REGISTERED, FREEZE, FROZEN, BLOB, DECLINED = range(1, 9)
 TAKEOVER, TAKEN, RESUMED, RELEASED, RETURNED, ERROR = 9, 10, 11, 12, 13, 15
+PRECOPY, STATE, PRECOPY_STOP = 16, 17, 18  # version 2
+SNAPSHOT, APPEND = 1, 2  # STATE kinds
+VERSION = 2  # the highest we speak; an agent of version 1 is greeted again with 1
 ERR_MALFORMED, ERR_UNKNOWN_TYPE, ERR_TOO_LARGE, ERR_UNKNOWN_REQUEST = 1, 2, 3, 5
 MAX_FRAME = 1 << 20  # type byte + payload; the 4-byte length is not counted
+
+
+class AgentError(ConnectionError):
+    """The agent answered with ERROR."""
+
+    def __init__(self, message, code):
+        super().__init__(f"{message} (error {code})")
+        self.code = code
+
+
+class _OlderAgent(ConnectionError):
+    """The agent refused our HELLO's version with an ERROR: it predates version 2."""
 
 
 class ProtocolError(Exception):
@@ -85,25 +105,81 @@ class _Arrival:
         self.live = None
 
 
-def connect(path, name, ports, freeze, takeover):
+class _Offer:
+    """A connection's state offered ahead of its freeze: each part is STATE + BLOB frames,
+    sent under this offer's lock so that parts, and the freeze's answer, never interleave."""
+
+    def __init__(self, session, rid, conn):
+        self._session, self.rid, self.conn = session, rid, conn
+        self.lock = threading.RLock()
+        self.open = True
+
+    def snapshot(self, state):
+        return self._part(SNAPSHOT, state)
+
+    def append(self, change):
+        return self._part(APPEND, change)
+
+    def _part(self, kind, data):
+        with self.lock:
+            if not self.open:
+                return False
+            try:
+                self._session._send(STATE, struct.pack(">QBQ", self.rid, kind, len(data)))
+                self._session._send_blob(self.rid, data)
+                return True
+            except OSError as e:  # the session is gone, and every offer with it
+                self.open = False
+                _log(f"offering the state of {self.conn} failed: {e}")
+                return False
+
+    def is_open(self):
+        with self.lock:
+            return self.open
+
+    def decline(self, reason):
+        with self.lock:
+            if not self.open:
+                return
+            self.open = False
+            self._session._offers.pop(self.rid, None)
+            if self._session._offer_of.get(self.conn) is self:
+                del self._session._offer_of[self.conn]
+            try:
+                self._session._decline(self.rid, reason)
+            except OSError:
+                pass  # the session is ending anyway
+
+    def close(self):
+        with self.lock:
+            self.open = False
+
+
+def connect(path, name, ports, freeze, takeover, precopy=None):
     """Greets the agent at path and registers ports; raises ConnectionError if refused."""
-    return Session(path, name, ports, freeze, takeover)
+    return Session(path, name, ports, freeze, takeover, precopy)
 
 
 class Session:
-    def __init__(self, path, name, ports, freeze, takeover):
-        self._freeze, self._takeover = freeze, takeover
+    def __init__(self, path, name, ports, freeze, takeover, precopy=None):
+        self._freeze, self._takeover, self._precopy = freeze, takeover, precopy
+        self._offers = {}  # pre-copy request id -> _Offer
+        self._offer_of = {}  # connection -> _Offer
         self._write_lock = threading.Lock()  # frames from several threads must not interleave
         self._given = {}  # request id -> (fd, family, on_released, on_returned)
         self._arriving = {}  # request id -> _Arrival
         self._closed = False
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            self._sock.connect(path)
-            self._handshake(name, list(ports))
-        except BaseException:
-            self._sock.close()
-            raise
+        for hello in (VERSION, 1):
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self._sock.connect(path)
+                self._handshake(name, list(ports), hello)
+                break
+            except _OlderAgent:
+                self._sock.close()  # an agent of version 1 refused HELLO 2: greet it with 1
+            except BaseException:
+                self._sock.close()
+                raise
         threading.Thread(target=self._read_loop, name="ferry-agent", daemon=True).start()
 
     def close(self):
@@ -114,11 +190,18 @@ class Session:
         except OSError:
             pass  # already ended
 
-    def _handshake(self, name, ports):
-        self._send(HELLO, struct.pack(">H", 1) + name.encode())
-        version, agent_max = struct.unpack_from(">HI", self._expect(WELCOME))
-        if version != 1:
-            raise ConnectionError(f"the agent speaks protocol version {version}, not 1")
+    def _handshake(self, name, ports, hello):
+        self._send(HELLO, struct.pack(">H", hello) + name.encode())
+        try:
+            welcome = self._expect(WELCOME)
+        except AgentError as e:
+            if hello > 1:
+                raise _OlderAgent(str(e)) from None
+            raise
+        version, agent_max = struct.unpack_from(">HI", welcome)
+        if not 1 <= version <= hello:
+            raise ConnectionError(f"the agent answered HELLO {hello} with version {version}")
+        self.version = version
         self._chunk = min(MAX_FRAME, agent_max) - 9  # BLOB's type byte and request id
         self._send(REGISTER, struct.pack(f">H{len(ports)}H", len(ports), *ports))
         p = self._expect(REGISTERED)
@@ -135,7 +218,7 @@ class Session:
             os.close(fd)
         if typ == ERROR:
             code = struct.unpack_from(">H", p)[0]
-            raise ConnectionError(f"{p[2:].decode(errors='replace')} (error {code})")
+            raise AgentError(p[2:].decode(errors="replace"), code)
         if typ != wanted:
             raise ConnectionError(f"expected message type {wanted}, the agent sent {typ}")
         return p
@@ -189,6 +272,11 @@ class Session:
         except OSError:
             pass  # the session is ending anyway
 
+    def _send_blob(self, rid, data):
+        data = memoryview(data)
+        for off in range(0, len(data), self._chunk):
+            self._send(BLOB, struct.pack(">Q", rid) + data[off:off + self._chunk])
+
     def _decline(self, rid, reason):
         self._send(DECLINED, struct.pack(">Q", rid) + reason.encode()[:4096])
 
@@ -229,7 +317,27 @@ class Session:
             _log(f"the agent reports error {code}: {p[2:].decode(errors='replace')}")
         elif typ == FREEZE:
             rid = struct.unpack_from(">Q", p)[0]
-            _spawn(self._answer_freeze, rid, _read_connection(p, 8))
+            conn = _read_connection(p, 8)
+            offer = self._offer_of.pop(conn, None)  # the answer to FREEZE ends any pre-copy
+            if offer is not None:
+                self._offers.pop(offer.rid, None)
+            _spawn(self._answer_freeze, rid, conn, offer)
+        elif typ == PRECOPY:
+            rid = struct.unpack_from(">Q", p)[0]
+            conn = _read_connection(p, 8)
+            offer = self._offers[rid] = _Offer(self, rid, conn)
+            before = self._offer_of.get(conn)
+            self._offer_of[conn] = offer
+            if before is not None:
+                self._offers.pop(before.rid, None)
+                before.close()
+            _spawn(self._answer_precopy, offer)
+        elif typ == PRECOPY_STOP:
+            offer = self._offers.pop(struct.unpack_from(">Q", p)[0], None)
+            if offer is not None:
+                if self._offer_of.get(offer.conn) is offer:
+                    del self._offer_of[offer.conn]
+                offer.close()
         elif typ in (RELEASED, RETURNED):
             rid = struct.unpack_from(">Q", p)[0]
             given = self._given.pop(rid, None)
@@ -279,11 +387,30 @@ class Session:
         else:
             raise ProtocolError(ERR_UNKNOWN_TYPE, f"unexpected message type {typ}")
 
-    def _answer_freeze(self, rid, conn):
+    def _answer_precopy(self, offer):
+        if self._precopy is None:
+            offer.decline("this server hands its whole state over at the freeze")
+            return
+        try:
+            self._precopy(offer.conn, offer)
+        except Exception as e:
+            offer.decline(f"the server failed to offer the state of {offer.conn}: {e!r}")
+
+    def _answer_freeze(self, rid, conn, offer=None):
         try:
             answer = self._freeze(conn)
         except Exception as e:
             answer = f"the server failed to freeze {conn}: {e!r}"
+        if offer is None:
+            self._send_answer(rid, answer)
+            return
+        # Not held while freeze() ran (it may wait for a writer that is offering a part); held
+        # from its return to the end of the answer, so that no part slips in between.
+        with offer.lock:
+            offer.open = False
+            self._send_answer(rid, answer)
+
+    def _send_answer(self, rid, answer):
         if isinstance(answer, str):
             self._decline(rid, answer)
             return
@@ -292,9 +419,7 @@ class Session:
         self._given[rid] = (sock.fileno(), sock.family, on_released, on_returned)
         try:
             self._send(FROZEN, struct.pack(">QQ", rid, len(state)), sock.fileno())
-            state = memoryview(state)
-            for off in range(0, len(state), self._chunk):
-                self._send(BLOB, struct.pack(">Q", rid) + state[off:off + self._chunk])
+            self._send_blob(rid, state)
         except OSError as e:  # the session is gone, so is any chance of a RELEASED
             if self._given.pop(rid, None) is not None:
                 on_returned(f"the handover could not be sent: {e}")
@@ -320,6 +445,8 @@ class Session:
             given = self._given.pop(rid, None)
             if given is not None:
                 _spawn(given[3], "the agent's session ended")
+        for offer in list(self._offers.values()):
+            offer.close()
         for rid in list(self._arriving):
             arrival = self._arriving.pop(rid, None)
             if arrival is not None:

@@ -25,6 +25,7 @@ HEADER = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control:
           b"Connection: close\r\n\r\n")
 DONE = b"data: [DONE]\n\n"
 MAGIC = b"FTS1"
+TOKEN = b"T"  # a token record: 'T', then u32 the index of a token written since the snapshot
 
 _say_lock = threading.Lock()
 _name = "token-streamer-py"
@@ -63,11 +64,21 @@ class StreamState:
     def next_event(self):
         """Generates the next token, which reads and changes the cache; returns its event."""
         i = self.next
+        word = WORDS[self.kv[i * 4099 % len(self.kv)] % 32]
+        self.advance()
+        return f'data: {{"index":{i},"token":"{word}"}}\n\n'.encode()
+
+    def advance(self):
+        """What token next does to the cache, without its event."""
+        i = self.next
         pos = i * 4099 % len(self.kv)
-        word = WORDS[self.kv[pos] % 32]
         self.kv[pos] = (self.kv[pos] + i + 1) & 0xFF
         self.next += 1
-        return f'data: {{"index":{i},"token":"{word}"}}\n\n'.encode()
+
+    @staticmethod
+    def token_records(start, end):
+        """What a state encoded at token start needs appended to be the state at token end."""
+        return b"".join(TOKEN + struct.pack(">I", i) for i in range(start, end))
 
     def encode(self):
         p = self.prompt.encode()
@@ -93,7 +104,8 @@ class StreamState:
         tokens, next_index, rate, p_len = struct.unpack(">iiiH", take(14))
         prompt = take(p_len).decode(errors="replace")
         k = struct.unpack(">q", take(8))[0]
-        if k < 1 or k != len(blob) - off - 32:
+        records = len(blob) - off - 32 - k
+        if k < 1 or records < 0 or records % 5:
             raise ValueError(f"KV cache length {k} does not match the state's size {len(blob)}")
         kv = bytearray(take(k))
         if take(32) != hashlib.sha256(kv).digest():
@@ -101,7 +113,14 @@ class StreamState:
         if tokens < 1 or next_index < 0 or next_index > tokens or rate < 1:
             raise ValueError(
                 f"progress is impossible: next {next_index} of {tokens} at rate {rate}")
-        return cls(prompt, tokens, rate, kv, next_index)
+        state = cls(prompt, tokens, rate, kv, next_index)
+        while off < len(blob):
+            tag, index = take(1), struct.unpack(">i", take(4))[0]
+            if tag != TOKEN or index != state.next or index >= tokens:
+                raise ValueError(
+                    f"token record for {index} does not follow token {state.next - 1}")
+            state.advance()
+        return state
 
     def __str__(self):
         return f"token {self.next} of {self.tokens}, KV cache {len(self.kv)} bytes"
@@ -114,6 +133,8 @@ class Stream:
         self.state, self.sock, self.conn = state, sock, conn
         self.cond = threading.Condition()
         self.writing = self.paused = self.gone = self.over = False
+        self.offer = None  # where each token is offered ahead of the freeze
+        self.offered_next = 0  # the state offered so far is this stream's at this token
 
     def run(self):
         """Streams to the end (True), or until the stream moves away (False)."""
@@ -129,6 +150,10 @@ class Stream:
                 try:
                     self.sock.sendall(DONE if last else self.state.next_event())
                     ok = True
+                    offer = self.offer  # one append a token, before a pause can begin
+                    if not last and offer is not None and offer.append(
+                            StreamState.token_records(self.offered_next, self.state.next)):
+                        self.offered_next = self.state.next
                 finally:
                     with self.cond:
                         # Ended or broken: a freeze waiting on this write must not hand it over.
@@ -156,7 +181,20 @@ class Stream:
             if self.over:
                 self.paused = False
                 return "the stream has just ended"
+            if self.offer is not None and self.offer.is_open():  # only what was not offered
+                return StreamState.token_records(self.offered_next, self.state.next)
             return self.state.encode()
+
+    def offer_to(self, offer):
+        """A snapshot now, between two events, then one append a token. The writer waits while
+        the snapshot goes out, so that no token's append can come before it."""
+        with self.cond:
+            while self.writing:
+                self.cond.wait()
+            if self.gone or self.over or self.state.finished():
+                offer.decline("the stream is ending")
+            elif offer.snapshot(self.state.encode()):
+                self.offer, self.offered_next = offer, self.state.next
 
     def released(self):
         with self.cond:
@@ -165,6 +203,7 @@ class Stream:
 
     def kept(self, why):
         with self.cond:
+            self.offer = None  # closed with the freeze; a later move asks again
             self.paused = False
             self.cond.notify_all()
         say(f"keeping {fmt(self.conn)}, the agent gave it back: {why}")
@@ -230,7 +269,7 @@ class Server:
         if self.args.agent:
             try:
                 self.session = ferry_handoff.connect(self.args.agent, self.args.name, [port],
-                                                     self.freeze, self.takeover)
+                                                     self.freeze, self.takeover, self.precopy)
             except OSError as e:
                 sys.exit(f"{_name}: no session with the Ferry agent at {self.args.agent}: {e}")
         say(f"listening on {f'[{host}]' if ':' in host else host}:{port}"
@@ -285,6 +324,13 @@ class Server:
             return state
         say(f"handing over {fmt(conn)} at {stream.state} ({len(state)} bytes of state)")
         return stream.sock, state, stream.released, stream.kept
+
+    def precopy(self, conn, offer):
+        stream = self.streams.get(conn)
+        if stream is None:
+            offer.decline(f"no stream on {fmt(conn)} (finished, or not begun)")
+        else:
+            stream.offer_to(offer)
 
     def takeover(self, conn, blob):
         try:

@@ -7,7 +7,7 @@ import dev.ferry.agent.move.Arrival;
 import dev.ferry.agent.move.ConnectionMover;
 import dev.ferry.agent.move.ConnectionTable;
 import dev.ferry.agent.move.Departure;
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.testbed.Host;
 import dev.ferry.testbed.Testbed;

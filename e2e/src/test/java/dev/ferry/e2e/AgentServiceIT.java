@@ -222,8 +222,8 @@ class AgentServiceIT {
           .isInstanceOfSatisfying(
               StatusRuntimeException.class,
               e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAUTHENTICATED));
-      assertThatThrownBy(() -> stub(peer).export(nothing))
-          .as("a peer agent may hand over states, not export")
+      assertThatThrownBy(() -> stub(peer).move(MoveRequest.getDefaultInstance()))
+          .as("a peer agent may hand over states, not start a move")
           .isInstanceOfSatisfying(
               StatusRuntimeException.class,
               e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.PERMISSION_DENIED));

@@ -3,9 +3,9 @@ package dev.ferry.e2e;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.ferry.sdk.wire.Connection;
-import dev.ferry.sdk.wire.Frame;
-import dev.ferry.sdk.wire.FrameChannel;
+import dev.ferry.protocol.Connection;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameChannel;
 import dev.ferry.sys.UnixSocket;
 import dev.ferry.testbed.Testbed;
 import java.nio.ByteBuffer;

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.sdk;
 
-import dev.ferry.sdk.wire.Connection;
-import dev.ferry.sdk.wire.Frame;
-import dev.ferry.sdk.wire.FrameChannel;
-import dev.ferry.sdk.wire.ProtocolException;
+import dev.ferry.protocol.Connection;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameChannel;
+import dev.ferry.protocol.ProtocolException;
 import dev.ferry.sys.Descriptors;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
@@ -19,7 +19,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.concurrent.SynchronousQueue;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
@@ -58,6 +59,10 @@ public final class FerryAgent implements AutoCloseable {
   private final Map<Integer, MigrationHandler> handlers = new ConcurrentHashMap<>();
   private final Map<Long, Given> given = new ConcurrentHashMap<>();
   private final Map<Long, Arriving> arriving = new ConcurrentHashMap<>();
+  private final Map<Long, Offer> offers = new ConcurrentHashMap<>();
+  private final Map<Connection, Offer> offerOf = new ConcurrentHashMap<>();
+  // The protocol version the agent agreed to in WELCOME: 1 (no pre-copy) or 2.
+  private volatile int version;
   private final ExecutorService workers;
   private final Thread reader;
   private volatile CompletableFuture<ByteBuffer> reply;
@@ -81,17 +86,26 @@ public final class FerryAgent implements AutoCloseable {
     }
   }
 
-  private FerryAgent(FrameChannel channel, Path socket, String name) {
-    this.channel = channel;
+  private FerryAgent(Opened opened, Path socket, String name) {
+    this.channel = opened.channel();
+    this.version = opened.version();
     this.socket = socket;
     this.name = name;
-    this.workers =
-        Executors.newCachedThreadPool(
+    ThreadPoolExecutor pool =
+        new ThreadPoolExecutor(
+            1,
+            Integer.MAX_VALUE,
+            60,
+            TimeUnit.SECONDS,
+            new SynchronousQueue<>(),
             r -> {
               Thread t = new Thread(r, "ferry-handoff-" + name);
               t.setDaemon(true);
               return t;
             });
+    // One thread waits from the start: the first freeze does not wait for a thread to be made.
+    pool.prestartCoreThread();
+    this.workers = pool;
     this.reader = new Thread(this::readLoop, "ferry-agent-" + name);
     reader.setDaemon(true);
   }
@@ -108,7 +122,29 @@ public final class FerryAgent implements AutoCloseable {
     return agent;
   }
 
-  private static FrameChannel open(Path socket, String name) throws IOException {
+  /** A session just opened, and the version agreed for it. */
+  private record Opened(FrameChannel channel, int version) {}
+
+  /**
+   * Opens a session at the highest version both ends speak: HELLO 2 first; an agent that predates
+   * version 2 answers it with an ERROR, and is greeted again with HELLO 1.
+   */
+  private static Opened open(Path socket, String name) throws IOException {
+    try {
+      return open(socket, name, Frame.VERSION);
+    } catch (OlderAgent e) {
+      return open(socket, name, 1);
+    }
+  }
+
+  /** The agent refused our HELLO's version. */
+  private static final class OlderAgent extends IOException {
+    OlderAgent(String message) {
+      super(message);
+    }
+  }
+
+  private static Opened open(Path socket, String name, int hello) throws IOException {
     UnixSocket unix;
     try {
       unix = UnixSocket.connect(socket);
@@ -124,7 +160,8 @@ public final class FerryAgent implements AutoCloseable {
     FrameChannel channel = new FrameChannel(unix);
     byte[] text = name.getBytes(StandardCharsets.UTF_8);
     channel.write(
-        Frame.HELLO, ByteBuffer.allocate(2 + text.length).putShort((short) 1).put(text).array());
+        Frame.HELLO,
+        ByteBuffer.allocate(2 + text.length).putShort((short) hello).put(text).array());
     // An agent that accepts and never answers (hung, or not Ferry) must not hold this server, or
     // its reconnecting thread, forever.
     if (!unix.awaitReadable(HELLO_TIMEOUT_MS)) {
@@ -135,10 +172,24 @@ public final class FerryAgent implements AutoCloseable {
     Frame welcome = channel.read();
     if (welcome == null || welcome.type() != Frame.WELCOME) {
       channel.close();
-      throw new IOException(
-          "the agent at " + socket + " answered HELLO with " + describe(welcome) + ", not WELCOME");
+      String why =
+          "the agent at " + socket + " answered HELLO with " + describe(welcome) + ", not WELCOME";
+      throw hello > 1 && welcome != null && welcome.type() == Frame.ERROR
+          ? new OlderAgent(why)
+          : new IOException(why);
     }
-    return channel;
+    int agreed = ByteBuffer.wrap(welcome.payload()).getShort() & 0xffff;
+    if (agreed < 1 || agreed > hello) {
+      channel.close();
+      throw new IOException(
+          "the agent at " + socket + " answered HELLO " + hello + " with version " + agreed);
+    }
+    return new Opened(channel, agreed);
+  }
+
+  /** The protocol version agreed with the agent: 2, or 1 with an agent that predates pre-copy. */
+  public int protocolVersion() {
+    return version;
   }
 
   /**
@@ -206,7 +257,8 @@ public final class FerryAgent implements AutoCloseable {
     long pause = 100;
     while (!closed) {
       try {
-        FrameChannel fresh = open(socket, name);
+        Opened opened = open(socket, name);
+        FrameChannel fresh = opened.channel();
         for (int port : handlers.keySet()) {
           fresh.write(
               Frame.REGISTER,
@@ -218,6 +270,7 @@ public final class FerryAgent implements AutoCloseable {
           }
         }
         channel = fresh;
+        version = opened.version();
         LOG.log(Level.INFO, "handoff session with the Ferry agent open again at " + socket);
         return;
       } catch (IOException e) {
@@ -252,7 +305,31 @@ public final class FerryAgent implements AutoCloseable {
       case Frame.FREEZE -> {
         long id = p.getLong();
         Connection c = Connection.readFrom(p);
-        workers.execute(() -> answerFreeze(id, c));
+        // The FREEZE ends any pre-copy of c: its answer closes the offer (see answerFreeze).
+        Offer offer = offerOf.remove(c);
+        if (offer != null) {
+          offers.remove(offer.id, offer);
+        }
+        workers.execute(() -> answerFreeze(id, c, offer));
+      }
+      case Frame.PRECOPY -> {
+        long id = p.getLong();
+        Connection c = Connection.readFrom(p);
+        Offer offer = new Offer(id, c);
+        offers.put(id, offer);
+        Offer before = offerOf.put(c, offer);
+        if (before != null) {
+          offers.remove(before.id, before);
+          before.close();
+        }
+        workers.execute(() -> askForPrecopy(offer));
+      }
+      case Frame.PRECOPY_STOP -> {
+        Offer offer = offers.remove(p.getLong());
+        if (offer != null) {
+          offerOf.remove(offer.connection, offer);
+          offer.close();
+        }
       }
       case Frame.RELEASED -> {
         Given g = given.remove(p.getLong());
@@ -303,7 +380,88 @@ public final class FerryAgent implements AutoCloseable {
     }
   }
 
-  private void answerFreeze(long id, Connection c) {
+  private void askForPrecopy(Offer offer) {
+    MigrationHandler handler = handlers.get(offer.connection.local().getPort());
+    try {
+      if (handler == null) {
+        offer.decline("port " + offer.connection.local().getPort() + " is not registered here");
+      } else {
+        handler.precopy(offer.connection, offer);
+      }
+    } catch (Exception e) {
+      offer.decline("the server failed to offer the state of " + offer.connection + ": " + e);
+    }
+  }
+
+  /**
+   * A connection's state offered ahead of its freeze: each part is a STATE and its BLOB frames,
+   * written under this object's lock so that parts, and the freeze's answer, never interleave.
+   */
+  private final class Offer implements StateOffer {
+    final long id;
+    final Connection connection;
+    private boolean open = true;
+
+    Offer(long id, Connection connection) {
+      this.id = id;
+      this.connection = connection;
+    }
+
+    @Override
+    public boolean snapshot(byte[] state) {
+      return part(Frame.STATE_SNAPSHOT, state);
+    }
+
+    @Override
+    public boolean append(byte[] change) {
+      return part(Frame.STATE_APPEND, change);
+    }
+
+    private synchronized boolean part(int kind, byte[] bytes) {
+      if (!open) {
+        return false;
+      }
+      try {
+        channel.write(
+            Frame.STATE,
+            ByteBuffer.allocate(17).putLong(id).put((byte) kind).putLong(bytes.length).array());
+        channel.writeBlobs(id, bytes);
+        return true;
+      } catch (SyscallException e) {
+        // The session is gone: so is every offer made in it, and the freeze will be whole.
+        open = false;
+        LOG.log(
+            Level.WARNING, "offering the state of " + connection + " failed: " + e.getMessage());
+        return false;
+      }
+    }
+
+    @Override
+    public synchronized boolean isOpen() {
+      return open;
+    }
+
+    @Override
+    public synchronized void decline(String reason) {
+      if (!open) {
+        return;
+      }
+      open = false;
+      offers.remove(id, this);
+      offerOf.remove(connection, this);
+      try {
+        FerryAgent.this.decline(id, reason);
+      } catch (SyscallException e) {
+        LOG.log(Level.WARNING, "declining the pre-copy of " + connection + ": " + e.getMessage());
+      }
+    }
+
+    synchronized void close() {
+      open = false;
+    }
+  }
+
+  private void answerFreeze(long id, Connection c, Offer offer) {
     Handover answer;
     try {
       MigrationHandler handler = handlers.get(c.local().getPort());
@@ -314,6 +472,19 @@ public final class FerryAgent implements AutoCloseable {
     } catch (Exception e) {
       answer = Handover.decline("the server failed to freeze " + c + ": " + e);
     }
+    if (offer == null) {
+      send(id, c, answer);
+      return;
+    }
+    // Not held while the handler runs: it may wait for a writer that is offering a part. Taken
+    // once it returns, so that no part can slip in between its answer and the end of the offer.
+    synchronized (offer) {
+      offer.close();
+      send(id, c, answer);
+    }
+  }
+
+  private void send(long id, Connection c, Handover answer) {
     try {
       if (answer instanceof Handover.Give give) {
         given.put(id, new Given(give.fd(), give.then()));
@@ -321,7 +492,7 @@ public final class FerryAgent implements AutoCloseable {
             Frame.FROZEN,
             ByteBuffer.allocate(16).putLong(id).putLong(give.state().length).array(),
             give.fd());
-        sendBlob(id, give.state());
+        channel.writeBlobs(id, give.state());
       } else if (answer instanceof Handover.Decline decline) {
         decline(id, decline.reason());
       }
@@ -393,19 +564,15 @@ public final class FerryAgent implements AutoCloseable {
             .array());
   }
 
-  private void sendBlob(long id, byte[] state) throws SyscallException {
-    for (int off = 0; off < state.length; off += Frame.MAX_CHUNK) {
-      int n = Math.min(Frame.MAX_CHUNK, state.length - off);
-      channel.write(Frame.BLOB, ByteBuffer.allocate(8 + n).putLong(id).put(state, off, n).array());
-    }
-  }
-
   /** The agent went away: every handover in doubt stays the server's, every arrival is dropped. */
   private void endSession() {
     given.values().forEach(g -> workers.execute(() -> g.then().kept("the agent's session ended")));
     given.clear();
     arriving.values().forEach(a -> a.socket.close());
     arriving.clear();
+    offers.values().forEach(Offer::close);
+    offers.clear();
+    offerOf.clear();
     CompletableFuture<ByteBuffer> waiting = reply;
     if (waiting != null) {
       waiting.completeExceptionally(new IOException("the agent closed the session"));

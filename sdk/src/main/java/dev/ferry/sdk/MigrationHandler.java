@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.sdk;
 
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 
 /**
  * What a server does when one of its connections moves. The SDK calls it on a thread of its own,
@@ -16,6 +16,19 @@ public interface MigrationHandler {
    * connection and hears so through {@link Handover.AfterHandover#kept}.
    */
   Handover freeze(Connection connection) throws Exception;
+
+  /**
+   * The agent is about to move this connection and asks for its state ahead of the freeze (protocol
+   * version 2): offer a snapshot now and an append whenever the state changes, from any thread.
+   * When {@link #freeze} comes and {@code offer} is still {@link StateOffer#isOpen open}, hand over
+   * only what was not offered yet (possibly nothing); when it is closed, hand over the whole state.
+   *
+   * <p>By default the server offers nothing and hands its whole state over at the freeze, as in
+   * version 1.
+   */
+  default void precopy(Connection connection, StateOffer offer) throws Exception {
+    offer.decline("this server hands its whole state over at the freeze");
+  }
 
   /**
    * A connection arrives with the state its old server handed over. Check the state; accept with

@@ -4,7 +4,7 @@ package dev.ferry.sdk;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 import dev.ferry.sys.Descriptors;
 import dev.ferry.sys.TcpSocket;
 import dev.ferry.sys.UnixSocket;

@@ -173,6 +173,7 @@ final class Native {
   static final int SO_SNDBUF = 7;
   static final int SO_RCVBUF = 8;
   static final int SO_RCVTIMEO = 20;
+  static final int SO_SNDTIMEO = 21;
   static final int SO_SNDBUFFORCE = 32;
   static final int SO_RCVBUFFORCE = 33;
   static final int SCM_RIGHTS = 1;

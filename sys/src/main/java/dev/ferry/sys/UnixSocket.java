@@ -138,6 +138,25 @@ public final class UnixSocket implements AutoCloseable {
     return Descriptors.poll(fd, Native.POLLIN, timeoutMillis);
   }
 
+  /**
+   * Makes a send that cannot make progress for {@code millis} fail with EAGAIN (SO_SNDTIMEO), so
+   * that a peer that stops reading cannot block the sender forever. 0: block without limit.
+   */
+  public void setSendTimeout(long millis) throws SyscallException {
+    // struct timeval { time_t tv_sec; suseconds_t tv_usec; } (sys/time.h), 64-bit
+    byte[] timeval =
+        ByteBuffer.allocate(16)
+            .order(ByteOrder.nativeOrder())
+            .putLong(millis / 1000)
+            .putLong((millis % 1000) * 1000)
+            .array();
+    check(
+        () ->
+            Native.LIBC.setsockopt(
+                fd, Native.SOL_SOCKET, Native.SO_SNDTIMEO, timeval, timeval.length),
+        () -> "setsockopt(fd=" + fd + ", SO_SNDTIMEO)");
+  }
+
   /** Shuts both directions, waking a thread blocked in {@link #receive} or {@link #accept}. */
   public void shutdown() {
     Native.LIBC.shutdown(fd, SHUT_RDWR);

@@ -25,7 +25,7 @@ import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.api.v1alpha1.MoveOutcome;
 import dev.ferry.api.v1alpha1.MoveRequest;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc;
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
 import java.util.List;

@@ -8,8 +8,12 @@ public sealed interface HandoffOutcome {
   /**
    * It handed the connection over (freeze): its socket and its state. Once the socket is exported,
    * call {@link Session#released}; if the move stops before that, {@link Session#returned}.
+   *
+   * @param appendsToPrecopy true if {@code state} is only what changed since the state offered
+   *     through {@link HandoffServer#precopy}, to be appended to it; false if it is the whole state
    */
-  record Frozen(Session session, long requestId, TcpSocket socket, byte[] state)
+  record Frozen(
+      Session session, long requestId, TcpSocket socket, byte[] state, boolean appendsToPrecopy)
       implements HandoffOutcome {}
 
   /** It took the connection over (takeover); call {@link Session#resumed} once it is live. */
@@ -18,7 +22,7 @@ public sealed interface HandoffOutcome {
   /** It said no, and keeps the connection (freeze) or leaves it (takeover). */
   record Declined(String reason) implements HandoffOutcome {}
 
-  /** It did not answer in time: on a freeze the connection stays where it is, untouched. */
+  /** It went silent for too long: on a freeze the connection stays where it is, untouched. */
   record NotAnswered(String why) implements HandoffOutcome {}
 
   /** No application has registered the connection's port on this node. */

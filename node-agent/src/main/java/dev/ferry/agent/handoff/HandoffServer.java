@@ -1,21 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.handoff;
 
-import dev.ferry.sdk.wire.Connection;
-import dev.ferry.sdk.wire.FrameChannel;
+import dev.ferry.protocol.Connection;
+import dev.ferry.protocol.FrameChannel;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
 import dev.ferry.sys.UnixSocket;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Logger;
 
@@ -23,6 +25,10 @@ import java.util.logging.Logger;
  * The agent's end of the handoff protocol (docs/handoff-protocol.md): applications connect to its
  * Unix socket, register the ports they serve, and hand over or take over connections when the agent
  * asks. One misbehaving application gets errors; the others are not affected.
+ *
+ * <p>Requests go out in batches ({@link #freezeAll}, {@link #takeoverAll}): every request is sent
+ * at once, then all answers are awaited together. A request is given up on only when its
+ * application has been silent for too long, never because its state is large.
  */
 public final class HandoffServer implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(HandoffServer.class.getName());
@@ -33,7 +39,6 @@ public final class HandoffServer implements AutoCloseable {
   private final long maxStateBytes;
   private final Map<Integer, Session> owners = new ConcurrentHashMap<>();
   private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
-  private final Set<Long> expired = ConcurrentHashMap.newKeySet();
   private final AtomicLong requestIds = new AtomicLong();
   private final Thread acceptor;
   private volatile boolean closed;
@@ -49,10 +54,13 @@ public final class HandoffServer implements AutoCloseable {
   }
 
   /**
-   * Listens at {@code path}.
+   * Listens at {@code path}. Both limits bound silence, not work: they count from the last frame
+   * the application sent (or the last request the agent sent it, if later).
    *
-   * @param answerTimeout how long an application has to start answering a freeze or a takeover
-   * @param stateTimeout how long, after that, its state may take to arrive
+   * @param answerTimeout how long an application may stay silent before it starts answering a
+   *     freeze, or answers a takeover
+   * @param stateTimeout how long it may stay silent while its state streams in (between FROZEN and
+   *     its last BLOB frame); a large state that keeps coming is never cut off
    * @param maxStateBytes the largest state blob accepted for one connection
    */
   public static HandoffServer start(
@@ -68,6 +76,8 @@ public final class HandoffServer implements AutoCloseable {
     while (!closed) {
       try {
         UnixSocket client = listener.accept();
+        // A session that stops reading must not block the thread that writes it a request.
+        client.setSendTimeout(Math.max(1, answerTimeout.toMillis()));
         Session session = new Session(new FrameChannel(client), client.peerCredentials(), this);
         sessions.add(session);
         Thread t = new Thread(session, "handoff-" + session.peer().pid());
@@ -82,80 +92,182 @@ public final class HandoffServer implements AutoCloseable {
   }
 
   /**
-   * Asks the application serving {@code c}'s local port for the connection: its socket and state.
-   * Any answer but {@link HandoffOutcome.Frozen} leaves the connection where it is.
+   * Asks the applications serving {@code connections} for them, all at once: every FREEZE is sent
+   * before any answer is awaited. Returns one outcome per connection, in the same order; any answer
+   * but {@link HandoffOutcome.Frozen} leaves that connection where it is.
+   *
+   * <p>Returns when every connection is answered, or its application has been silent for {@code
+   * answerTimeout} (before it started answering) or {@code stateTimeout} (while its state streams
+   * in): those are {@link HandoffOutcome.NotAnswered}, and a late answer is returned to the
+   * application. A frozen connection whose application offered its state ahead ({@link #precopy})
+   * comes with only the change since ({@link HandoffOutcome.Frozen#appendsToPrecopy()}).
+   *
+   * @throws InterruptedException with every request not yet answered given up on
    */
-  public HandoffOutcome freeze(Connection c) throws SyscallException, InterruptedException {
-    Session owner = owners.get(c.local().getPort());
-    if (owner == null) {
-      return new HandoffOutcome.NoApplication(c.local().getPort());
+  public List<HandoffOutcome> freezeAll(List<Connection> connections) throws InterruptedException {
+    Batch batch = new Batch(connections.size());
+    List<Session.Pending> sent = new ArrayList<>(connections.size());
+    for (int i = 0; i < connections.size(); i++) {
+      Connection c = connections.get(i);
+      Session owner = owners.get(c.local().getPort());
+      if (owner == null) {
+        batch.complete(i, new HandoffOutcome.NoApplication(c.local().getPort()));
+      } else {
+        sent.add(owner.requestFreeze(requestIds.incrementAndGet(), c, batch, i));
+      }
     }
-    long id = requestIds.incrementAndGet();
-    return await(owner, id, owner.requestFreeze(id, c), "freeze of " + c);
+    awaitAll(batch, sent);
+    return batch.outcomes();
+  }
+
+  /** {@link #freezeAll} of one connection. */
+  public HandoffOutcome freeze(Connection c) throws InterruptedException {
+    return freezeAll(List.of(c)).get(0);
+  }
+
+  /** A connection restored on this node, still in repair mode, with its application's state. */
+  public record Incoming(Connection connection, TcpSocket socket, byte[] state) {}
+
+  /**
+   * Hands restored sockets (still in repair mode) and their whole states to the applications
+   * serving their ports, all at once, and awaits every answer as {@link #freezeAll} does. Only an
+   * application inside the pod's network namespace ({@code podNetns}) is offered the pod's
+   * connections. On {@link HandoffOutcome.Taken}, resume the socket, then call {@link
+   * Session#resumed}.
+   */
+  public List<HandoffOutcome> takeoverAll(List<Incoming> incoming, long podNetns)
+      throws InterruptedException {
+    Batch batch = new Batch(incoming.size());
+    List<Session.Pending> sent = new ArrayList<>(incoming.size());
+    Map<Session, Boolean> inPod = new HashMap<>();
+    for (int i = 0; i < incoming.size(); i++) {
+      Incoming in = incoming.get(i);
+      int port = in.connection().local().getPort();
+      Session owner = owners.get(port);
+      if (owner == null) {
+        batch.complete(i, new HandoffOutcome.NoApplication(port));
+      } else if (!inPod.computeIfAbsent(owner, s -> inNamespace(s, podNetns))) {
+        // The port is the node's, the connection the pod's: only an application inside the pod
+        // may take it and its state, whoever else registered the port first.
+        batch.complete(
+            i,
+            new HandoffOutcome.Declined(
+                "port "
+                    + port
+                    + " is registered by "
+                    + owner
+                    + ", which is not in the pod's network namespace: only the pod's own"
+                    + " application may take its connections over"));
+      } else {
+        sent.add(
+            owner.requestTakeover(
+                requestIds.incrementAndGet(), in.connection(), in.socket(), in.state(), batch, i));
+      }
+    }
+    awaitAll(batch, sent);
+    return batch.outcomes();
+  }
+
+  /** {@link #takeoverAll} of one connection. */
+  public HandoffOutcome takeover(Connection c, TcpSocket restored, byte[] state, long podNetns)
+      throws InterruptedException {
+    return takeoverAll(List.of(new Incoming(c, restored, state)), podNetns).get(0);
+  }
+
+  private static boolean inNamespace(Session s, long netns) {
+    try {
+      return NetNamespace.inodeOfProcess(s.peer().pid()) == netns;
+    } catch (SyscallException e) {
+      return false; // the process is gone, or hidden from us: not the pod's, as far as we know
+    }
   }
 
   /**
-   * Hands a restored socket (still in repair mode) and its state to the application serving the
-   * port. On {@link HandoffOutcome.Taken}, resume the socket, then call {@link Session#resumed}.
+   * Asks the application serving {@code c} to offer the connection's state ahead of its freeze
+   * (protocol version 2): a snapshot, then appends as the state changes, each forwarded to {@code
+   * listener} as it arrives. The freeze that follows hands over only what changed since ({@link
+   * HandoffOutcome.Frozen#appendsToPrecopy()}); the whole state is the last snapshot, the appends
+   * after it, and the freeze's state, in that order ({@link PrecopiedState} puts them together).
+   *
+   * <p>An application that speaks version 1, or declines, or closes its session makes {@code
+   * listener} hear {@link PrecopyListener#ended}; the freeze then hands over the whole state. A
+   * second pre-copy of the same connection stops the first.
+   *
+   * @return how to stop it early (the migration was called off, say)
    */
-  public HandoffOutcome takeover(Connection c, TcpSocket restored, byte[] state, long podNetns)
-      throws SyscallException, InterruptedException {
+  public PrecopyHandle precopy(Connection c, PrecopyListener listener) {
     Session owner = owners.get(c.local().getPort());
     if (owner == null) {
-      return new HandoffOutcome.NoApplication(c.local().getPort());
+      listener.ended("no application has registered port " + c.local().getPort());
+      return () -> {};
     }
-    // The port is the node's, the connection the pod's: only an application inside the pod may
-    // take it and its state, whoever else registered the port first.
-    long pid = owner.peer().pid();
-    if (NetNamespace.inodeOfProcess(pid) != podNetns) {
-      return new HandoffOutcome.Declined(
-          "port "
-              + c.local().getPort()
-              + " is registered by "
-              + owner
-              + ", which is not in the pod's network namespace: only the pod's own application"
-              + " may take its connections over");
-    }
-    long id = requestIds.incrementAndGet();
-    return await(owner, id, owner.requestTakeover(id, c, restored, state), "takeover of " + c);
+    return owner.requestPrecopy(requestIds.incrementAndGet(), c, listener);
   }
 
-  private HandoffOutcome await(Session owner, long id, Session.Request request, String what)
-      throws InterruptedException {
-    Duration limit = answerTimeout;
+  /**
+   * Waits until every request in {@code requests} is answered or its application has been silent
+   * too long. Wakes only when an answer completes the batch or the earliest silence limit passes.
+   */
+  private void awaitAll(Batch batch, List<Session.Pending> requests) throws InterruptedException {
+    long answerLimit = answerTimeout.toNanos();
+    long stateLimit = stateTimeout.toNanos();
     try {
-      request.started().get(limit.toMillis(), TimeUnit.MILLISECONDS);
-      limit = stateTimeout;
-      return request.answer().get(limit.toMillis(), TimeUnit.MILLISECONDS);
-    } catch (TimeoutException e) {
-      expired.add(id);
-      owner.abandon(id);
-      return new HandoffOutcome.NotAnswered(
-          owner
-              + (limit == answerTimeout
-                  ? " did not answer the "
-                  : " did not finish sending its state for the ")
-              + what
-              + " within "
-              + limit.toMillis()
-              + " ms");
-    } catch (ExecutionException e) {
-      throw new IllegalStateException(e.getCause());
+      while (true) {
+        long now = System.nanoTime();
+        long next = 0;
+        boolean waiting = false;
+        for (Session.Pending req : requests) {
+          if (req.finished) {
+            continue;
+          }
+          long limit = req.started ? stateLimit : answerLimit;
+          long quietSince = Math.max(req.session.lastHeard(), req.sentAt);
+          long expiry = quietSince + limit;
+          if (expiry - now <= 0) {
+            req.session.expire(req, silence(req, now - quietSince));
+          } else if (!waiting || expiry - next < 0) {
+            next = expiry;
+            waiting = true;
+          }
+        }
+        if (!waiting) {
+          return;
+        }
+        batch.awaitUntil(next);
+      }
+    } catch (InterruptedException e) {
+      for (Session.Pending req : requests) {
+        req.session.expire(req, "the agent stopped waiting for " + req.what());
+      }
+      throw e;
     }
   }
 
-  /** Gives {@code port} to {@code session} unless another session has it; returns the owner. */
-  Session register(int port, Session session) {
-    return owners.computeIfAbsent(port, p -> session);
+  private static String silence(Session.Pending req, long quietNanos) {
+    return req.session
+        + " sent nothing for "
+        + TimeUnit.NANOSECONDS.toMillis(quietNanos)
+        + " ms "
+        + (req.started ? "while its state for " : "and did not answer ")
+        + req.what()
+        + (req.started ? " was coming in" : "");
   }
 
-  void unregister(Session session, Collection<Integer> ports) {
+  /** Gives {@code ports} to {@code session}, all or none; returns why not, or null. */
+  synchronized String registerAll(Collection<Integer> ports, Session session) {
+    for (int port : ports) {
+      Session owner = owners.get(port);
+      if (owner != null && owner != session) {
+        return "port " + port + " is registered by " + owner;
+      }
+    }
+    ports.forEach(port -> owners.put(port, session));
+    return null;
+  }
+
+  synchronized void unregister(Session session, Collection<Integer> ports) {
     ports.forEach(port -> owners.remove(port, session));
     sessions.remove(session);
-  }
-
-  boolean expired(long id) {
-    return expired.contains(id);
   }
 
   long maxStateBytes() {
@@ -173,5 +285,37 @@ public final class HandoffServer implements AutoCloseable {
     listener.shutdown();
     listener.close();
     sessions.forEach(Session::shutdown);
+  }
+
+  /** The outcomes of one batch of requests, filled in as answers come. */
+  static final class Batch {
+    private final HandoffOutcome[] outcomes;
+    private int remaining;
+
+    Batch(int size) {
+      outcomes = new HandoffOutcome[size];
+      remaining = size;
+    }
+
+    synchronized void complete(int index, HandoffOutcome outcome) {
+      if (outcomes[index] == null) {
+        outcomes[index] = outcome;
+        if (--remaining == 0) {
+          notifyAll();
+        }
+      }
+    }
+
+    /** Returns when every outcome is in, or at {@code deadline} (System.nanoTime()). */
+    synchronized void awaitUntil(long deadline) throws InterruptedException {
+      long left;
+      while (remaining > 0 && (left = deadline - System.nanoTime()) > 0) {
+        TimeUnit.NANOSECONDS.timedWait(this, left);
+      }
+    }
+
+    synchronized List<HandoffOutcome> outcomes() {
+      return Arrays.asList(outcomes.clone());
+    }
   }
 }

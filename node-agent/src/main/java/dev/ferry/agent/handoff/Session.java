@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.handoff;
 
-import dev.ferry.sdk.wire.Connection;
-import dev.ferry.sdk.wire.Frame;
-import dev.ferry.sdk.wire.FrameChannel;
-import dev.ferry.sdk.wire.ProtocolException;
+import dev.ferry.protocol.Connection;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameChannel;
+import dev.ferry.protocol.ProtocolException;
 import dev.ferry.sys.Descriptors;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
@@ -12,15 +12,17 @@ import dev.ferry.sys.UnixSocket;
 import java.nio.BufferUnderflowException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.logging.Logger;
 
 /**
  * One application's connection to the agent: reads its frames on a thread of its own and answers
- * the requests the agent made of it.
+ * the requests the agent made of it. Requests are written by the threads that make them; their
+ * answers complete a {@link HandoffServer.Batch}.
  */
 public final class Session implements Runnable {
   private static final Logger LOG = Logger.getLogger(Session.class.getName());
@@ -30,25 +32,87 @@ public final class Session implements Runnable {
   private final HandoffServer server;
   private final Set<Integer> ports = ConcurrentHashMap.newKeySet();
   private final Map<Long, Pending> pending = new ConcurrentHashMap<>();
-  private volatile String name = "?";
-  private boolean greeted;
+  private final Map<Long, Precopy> precopies = new ConcurrentHashMap<>();
+  private final Map<Connection, Precopy> precopyOf = new ConcurrentHashMap<>();
 
-  /** A request the agent made and the application has not finished answering. */
-  private static final class Pending {
+  /**
+   * Requests the agent gave up on (timed out, stopped): frames that still come for them are
+   * answered (a late FROZEN gets RETURNED) or dropped without a word each. Kept for the session's
+   * life: request ids are never reused, and a few bytes per abandoned request is cheap.
+   */
+  private final Set<Long> abandoned = ConcurrentHashMap.newKeySet();
+
+  /** The ids of every pre-copy asked of this session: a late DECLINED of one is not an error. */
+  private final Set<Long> precopyIds = ConcurrentHashMap.newKeySet();
+
+  private volatile String name = "?";
+  private volatile int version; // 0 until HELLO
+  private volatile long lastHeard = System.nanoTime();
+  private volatile boolean broken; // a write failed: the application cannot be reached
+
+  /** A freeze or takeover the agent asked for and the application has not finished answering. */
+  static final class Pending {
+    final Session session;
+    final long id;
     final boolean freeze;
     final Connection connection;
-    final CompletableFuture<HandoffOutcome> answer = new CompletableFuture<>();
+    final HandoffServer.Batch batch;
+    final int index;
+    final Precopy precopy; // the pre-copy this freeze ends, or null
+    volatile long sentAt = System.nanoTime();
 
-    /** Completes when the application starts answering (FROZEN), before its state arrives. */
-    final CompletableFuture<Void> started = new CompletableFuture<>();
+    /** The application began answering (FROZEN came): its state is streaming in. */
+    volatile boolean started;
 
+    volatile boolean finished;
+    boolean appends; // the state it hands over follows the pre-copy's
     TcpSocket socket;
     byte[] blob;
     int received;
 
-    Pending(boolean freeze, Connection connection) {
+    Pending(
+        Session session,
+        long id,
+        boolean freeze,
+        Connection connection,
+        HandoffServer.Batch batch,
+        int index,
+        Precopy precopy) {
+      this.session = session;
+      this.id = id;
       this.freeze = freeze;
       this.connection = connection;
+      this.batch = batch;
+      this.index = index;
+      this.precopy = precopy;
+    }
+
+    String what() {
+      return (freeze ? "freeze " : "takeover ") + id + " of " + connection;
+    }
+  }
+
+  /** A pre-copy in progress: the state the application offers for one connection. */
+  private static final class Precopy {
+    final long id;
+    final Connection connection;
+    final PrecopyListener listener;
+    boolean active = true; // guarded by this
+    boolean declined; // guarded by this
+    long freezeId; // guarded by this: the freeze that will end it, once asked
+    long partRemaining; // guarded by this: bytes of the last STATE still to come
+
+    Precopy(long id, Connection connection, PrecopyListener listener) {
+      this.id = id;
+      this.connection = connection;
+      this.listener = listener;
+    }
+  }
+
+  /** HELLO named a version not spoken here: say so and hang up. */
+  private static final class Hangup extends Exception {
+    Hangup(String message) {
+      super(message);
     }
   }
 
@@ -67,11 +131,22 @@ public final class Session implements Runnable {
     return Set.copyOf(ports);
   }
 
+  /** The protocol version agreed in WELCOME; 0 before HELLO. */
+  public int version() {
+    return version;
+  }
+
+  /** When the last frame from the application arrived (System.nanoTime()). */
+  long lastHeard() {
+    return lastHeard;
+  }
+
   @Override
   public void run() {
     try {
       Frame frame;
       while ((frame = channel.read()) != null) {
+        lastHeard = System.nanoTime();
         try {
           handle(frame);
         } catch (ProtocolException e) {
@@ -88,6 +163,10 @@ public final class Session implements Runnable {
       LOG.warning(() -> this + ": " + e.getMessage() + "; closing the session");
       channel.error(e.code(), e.getMessage());
       channel.socket().discardPendingInput();
+    } catch (Hangup e) {
+      LOG.warning(() -> this + ": " + e.getMessage() + "; closing the session");
+      channel.error(Frame.ERR_UNSUPPORTED_VERSION, e.getMessage());
+      channel.socket().discardPendingInput();
     } catch (SyscallException e) {
       LOG.info(() -> this + ": " + e.getMessage());
     } finally {
@@ -95,7 +174,7 @@ public final class Session implements Runnable {
     }
   }
 
-  private void handle(Frame f) throws ProtocolException, SyscallException {
+  private void handle(Frame f) throws ProtocolException, SyscallException, Hangup {
     ByteBuffer p = ByteBuffer.wrap(f.payload());
     if (f.fd() >= 0 && f.type() != Frame.FROZEN) {
       Descriptors.close(f.fd());
@@ -110,39 +189,13 @@ public final class Session implements Runnable {
       LOG.warning(() -> this + " reports error " + code + ": " + why);
       return;
     }
-    if (!greeted && f.type() != Frame.HELLO) {
+    if (version == 0 && f.type() != Frame.HELLO) {
       Descriptors.close(f.fd());
       throw new ProtocolException(Frame.ERR_OUT_OF_ORDER, "the first message must be HELLO");
     }
     switch (f.type()) {
-      case Frame.HELLO -> {
-        int version = p.getShort() & 0xffff;
-        if (version != 1) {
-          throw new ProtocolException(
-              Frame.ERR_MALFORMED,
-              "protocol version " + version + " is not spoken here; this agent speaks 1");
-        }
-        name = StandardCharsets.UTF_8.decode(p).toString();
-        greeted = true;
-        channel.write(
-            Frame.WELCOME,
-            ByteBuffer.allocate(6).putShort((short) 1).putInt(Frame.MAX_FRAME).array());
-      }
-      case Frame.REGISTER -> {
-        int count = p.getShort() & 0xffff;
-        for (int i = 0; i < count; i++) {
-          int port = p.getShort() & 0xffff;
-          Session owner = server.register(port, this);
-          if (owner != this) {
-            throw new ProtocolException(
-                Frame.ERR_PORT_TAKEN, "port " + port + " is registered by " + owner);
-          }
-          ports.add(port);
-        }
-        ByteBuffer reply = ByteBuffer.allocate(2 + 2 * ports.size()).putShort((short) ports.size());
-        ports.forEach(port -> reply.putShort(port.shortValue()));
-        channel.write(Frame.REGISTERED, reply.array());
-      }
+      case Frame.HELLO -> hello(p);
+      case Frame.REGISTER -> register(p);
       case Frame.FROZEN -> {
         if (p.remaining() < 16) {
           Descriptors.close(f.fd());
@@ -151,35 +204,74 @@ public final class Session implements Runnable {
         frozen(p.getLong(), p.getLong(), f.fd());
       }
       case Frame.BLOB -> blob(p.getLong(), p);
-      case Frame.DECLINED -> {
-        Pending req = take(p.getLong());
-        req.answer.complete(
-            new HandoffOutcome.Declined(StandardCharsets.UTF_8.decode(p).toString()));
-        req.started.complete(null);
+      case Frame.STATE -> {
+        if (version < 2) {
+          throw new ProtocolException(Frame.ERR_UNKNOWN_TYPE, "STATE is a version 2 message");
+        }
+        state(p.getLong(), p.get() & 0xff, p.getLong());
       }
+      case Frame.DECLINED -> declined(p.getLong(), StandardCharsets.UTF_8.decode(p).toString());
       case Frame.TAKEN -> {
         long id = p.getLong();
-        Pending req = take(id);
+        Pending req = answerTo(id);
+        if (req == null) {
+          return;
+        }
         if (req.freeze) {
           throw new ProtocolException(
               Frame.ERR_OUT_OF_ORDER, "request " + id + " is a freeze, not a takeover");
         }
-        req.answer.complete(new HandoffOutcome.Taken(this, id));
+        finish(req, new HandoffOutcome.Taken(this, id));
       }
       default ->
           throw new ProtocolException(Frame.ERR_UNKNOWN_TYPE, "unknown message type " + f.type());
     }
   }
 
+  private void hello(ByteBuffer p) throws ProtocolException, SyscallException, Hangup {
+    if (version != 0) {
+      throw new ProtocolException(Frame.ERR_OUT_OF_ORDER, "HELLO came twice");
+    }
+    int offered = p.getShort() & 0xffff;
+    if (offered < 1 || offered > Frame.VERSION) {
+      throw new Hangup(
+          "protocol version "
+              + offered
+              + " is not spoken here; this agent speaks 1 and "
+              + Frame.VERSION);
+    }
+    name = StandardCharsets.UTF_8.decode(p).toString();
+    version = Math.min(offered, Frame.VERSION);
+    channel.write(
+        Frame.WELCOME,
+        ByteBuffer.allocate(6).putShort((short) version).putInt(Frame.MAX_FRAME).array());
+  }
+
+  private void register(ByteBuffer p) throws ProtocolException, SyscallException {
+    int count = p.getShort() & 0xffff;
+    List<Integer> asked = new ArrayList<>(count);
+    for (int i = 0; i < count; i++) {
+      asked.add(p.getShort() & 0xffff);
+    }
+    // All or none: a REGISTER that fails leaves the session's ports as they were.
+    String refused = server.registerAll(asked, this);
+    if (refused != null) {
+      throw new ProtocolException(Frame.ERR_PORT_TAKEN, refused + "; no port was registered");
+    }
+    ports.addAll(asked);
+    List<Integer> now = List.copyOf(ports);
+    ByteBuffer reply = ByteBuffer.allocate(2 + 2 * now.size()).putShort((short) now.size());
+    now.forEach(port -> reply.putShort(port.shortValue()));
+    channel.write(Frame.REGISTERED, reply.array());
+  }
+
   private void frozen(long id, long length, int fd) throws ProtocolException, SyscallException {
     Pending req = pending.get(id);
-    if (req == null && server.expired(id)) {
-      // Too late: the connection stays the application's, which still holds its descriptor.
-      Descriptors.close(fd);
-      returned(id, "the freeze timed out before the socket came; the connection stays yours");
+    if (req == null && abandoned.contains(id)) {
+      lateFrozen(id, length, fd);
       return;
     }
-    if (req == null || !req.freeze || req.socket != null) {
+    if (req == null || !req.freeze || req.started) {
       Descriptors.close(fd);
       throw new ProtocolException(Frame.ERR_UNKNOWN_REQUEST, "no freeze " + id + " is waiting");
     }
@@ -209,79 +301,342 @@ public final class Session implements Runnable {
           Frame.ERR_TOO_LARGE,
           "state of " + length + " bytes; this agent takes at most " + server.maxStateBytes());
     }
-    req.socket = socket;
-    req.blob = new byte[(int) length];
-    req.started.complete(null);
-    finishIfWhole(id, req);
+    boolean appends = false;
+    if (req.precopy != null) {
+      Precopy pc = req.precopy;
+      synchronized (pc) {
+        if (!pc.declined && pc.partRemaining > 0) {
+          socket.close();
+          expire(req, this + " answered " + req.what() + " before finishing its last STATE");
+          returned(id, "FROZEN came before the last STATE was whole; the connection stays yours");
+          throw new ProtocolException(
+              Frame.ERR_OUT_OF_ORDER,
+              "FROZEN " + id + " came before the BLOB frames of the last STATE of " + pc.id);
+        }
+        appends = !pc.declined;
+        end(pc);
+      }
+    }
+    synchronized (req) {
+      if (req.finished) { // given up on between the lookup and now
+        socket.close();
+        lateFrozen(id, length, -1);
+        return;
+      }
+      req.socket = socket;
+      req.blob = new byte[(int) length];
+      req.appends = appends;
+      req.started = true;
+    }
+    finishIfWhole(req);
+  }
+
+  /** A freeze answered after the agent gave up on it: the connection stays the application's. */
+  private void lateFrozen(long id, long length, int fd) throws SyscallException {
+    Descriptors.close(fd);
+    LOG.info(
+        () ->
+            this
+                + " answered freeze "
+                + id
+                + " after the agent had given up on it: returned, its "
+                + length
+                + " bytes of state are dropped");
+    returned(id, "the freeze timed out before the socket came; the connection stays yours");
   }
 
   private void blob(long id, ByteBuffer chunk) throws ProtocolException {
     Pending req = pending.get(id);
-    if (req == null || req.blob == null) {
+    if (req != null) {
+      synchronized (req) {
+        if (!req.finished) {
+          if (req.blob == null) {
+            throw new ProtocolException(
+                Frame.ERR_OUT_OF_ORDER, "BLOB for " + req.what() + " before its FROZEN");
+          }
+          if (chunk.remaining() > req.blob.length - req.received) {
+            throw new ProtocolException(
+                Frame.ERR_TOO_LARGE,
+                "BLOB " + id + " runs past the announced length " + req.blob.length);
+          }
+          int n = chunk.remaining();
+          chunk.get(req.blob, req.received, n);
+          req.received += n;
+        }
+      }
+      finishIfWhole(req);
+      return;
+    }
+    Precopy pc = precopies.get(id);
+    if (pc != null) {
+      synchronized (pc) {
+        if (pc.active) {
+          if (chunk.remaining() > pc.partRemaining) {
+            throw new ProtocolException(
+                Frame.ERR_TOO_LARGE, "BLOB " + id + " runs past the length its STATE announced");
+          }
+          byte[] data = new byte[chunk.remaining()];
+          chunk.get(data);
+          pc.partRemaining -= data.length;
+          pc.listener.chunk(data);
+        }
+      }
+      return;
+    }
+    if (!abandoned.contains(id)) {
       throw new ProtocolException(
           Frame.ERR_UNKNOWN_REQUEST, "BLOB for request " + id + ", which expects none");
     }
-    if (chunk.remaining() > req.blob.length - req.received) {
+    // The rest of a state the agent gave up on: dropped, said once when it gave up.
+  }
+
+  private void state(long id, int kind, long length) throws ProtocolException {
+    Precopy pc = precopies.get(id);
+    if (pc == null) {
+      if (abandoned.contains(id)) {
+        return; // offered before the application saw PRECOPY_STOP: not wanted any more
+      }
+      throw new ProtocolException(Frame.ERR_UNKNOWN_REQUEST, "no pre-copy " + id + " is going on");
+    }
+    if (kind != Frame.STATE_SNAPSHOT && kind != Frame.STATE_APPEND) {
+      throw new ProtocolException(Frame.ERR_MALFORMED, "STATE " + id + " of unknown kind " + kind);
+    }
+    if (length < 0 || length > server.maxStateBytes()) {
       throw new ProtocolException(
-          Frame.ERR_TOO_LARGE, "BLOB " + id + " runs past the announced length " + req.blob.length);
+          Frame.ERR_TOO_LARGE,
+          "STATE of " + length + " bytes; this agent takes at most " + server.maxStateBytes());
     }
-    int n = chunk.remaining();
-    chunk.get(req.blob, req.received, n);
-    req.received += n;
-    finishIfWhole(id, req);
+    synchronized (pc) {
+      if (!pc.active) {
+        return;
+      }
+      if (pc.partRemaining > 0) {
+        throw new ProtocolException(
+            Frame.ERR_OUT_OF_ORDER,
+            "STATE "
+                + id
+                + " before the BLOB frames of the previous one ("
+                + pc.partRemaining
+                + " bytes to go)");
+      }
+      pc.partRemaining = length;
+      if (kind == Frame.STATE_SNAPSHOT) {
+        pc.listener.snapshot(length);
+      } else {
+        pc.listener.append(length);
+      }
+    }
   }
 
-  private void finishIfWhole(long id, Pending req) {
-    if (req.received == req.blob.length) {
-      pending.remove(id);
-      req.answer.complete(new HandoffOutcome.Frozen(this, id, req.socket, req.blob));
+  private void declined(long id, String reason) throws ProtocolException {
+    Precopy pc = precopies.get(id);
+    if (pc != null) {
+      synchronized (pc) {
+        if (pc.active) {
+          pc.declined = true;
+          end(pc);
+          pc.listener.ended(this + " declined the pre-copy: " + reason);
+        }
+      }
+      return;
+    }
+    Pending req = answerTo(id);
+    if (req != null) {
+      finish(req, new HandoffOutcome.Declined(reason));
     }
   }
 
-  private Pending take(long id) throws ProtocolException {
-    Pending req = pending.remove(id);
-    if (req == null) {
+  /** The request {@code id} answers; null, quietly, for a pre-copy stopped meanwhile. */
+  private Pending answerTo(long id) throws ProtocolException {
+    Pending req = pending.get(id);
+    if (req != null) {
+      return req;
+    }
+    if (abandoned.contains(id)) {
+      if (precopyIds.contains(id)) {
+        return null;
+      }
       throw new ProtocolException(
-          server.expired(id) ? Frame.ERR_TIMED_OUT : Frame.ERR_UNKNOWN_REQUEST,
-          "no request " + id + " is waiting");
+          Frame.ERR_TIMED_OUT, "request " + id + " timed out before this answer came");
     }
-    return req;
+    throw new ProtocolException(Frame.ERR_UNKNOWN_REQUEST, "no request " + id + " is waiting");
   }
 
-  /** Asks the application for a connection; the answer completes the returned future. */
-  Request requestFreeze(long id, Connection c) throws SyscallException {
-    Pending req = new Pending(true, c);
+  private void finishIfWhole(Pending req) {
+    TcpSocket socket;
+    byte[] blob;
+    boolean appends;
+    synchronized (req) {
+      if (req.finished || req.blob == null || req.received != req.blob.length) {
+        return;
+      }
+      socket = req.socket;
+      blob = req.blob;
+      appends = req.appends;
+    }
+    finish(req, new HandoffOutcome.Frozen(this, req.id, socket, blob, appends));
+  }
+
+  /** Completes {@code req} with {@code outcome} unless it was completed or given up on first. */
+  private boolean finish(Pending req, HandoffOutcome outcome) {
+    synchronized (req) {
+      if (req.finished) {
+        return false;
+      }
+      req.finished = true;
+    }
+    pending.remove(req.id);
+    req.batch.complete(req.index, outcome);
+    return true;
+  }
+
+  /**
+   * Gives up on {@code req} (the application went silent, or the caller stopped waiting): it is
+   * answered {@link HandoffOutcome.NotAnswered}, and what the application still sends for it is
+   * answered RETURNED (a socket) or dropped (its state), with one log line here, not one a frame.
+   */
+  void expire(Pending req, String why) {
+    TcpSocket socket;
+    int received;
+    synchronized (req) {
+      if (req.finished) {
+        return;
+      }
+      req.finished = true;
+      socket = req.socket;
+      received = req.received;
+    }
+    abandoned.add(req.id); // before the removal: a frame that misses one finds the other
+    pending.remove(req.id);
+    if (req.precopy != null) {
+      synchronized (req.precopy) {
+        if (req.precopy.active) {
+          end(req.precopy);
+          req.precopy.listener.ended(why);
+        }
+      }
+    }
+    if (socket != null) {
+      // The application holds its descriptor until it hears how the handover ended.
+      socket.close();
+      LOG.warning(
+          () ->
+              why
+                  + ": gave up after "
+                  + received
+                  + " of "
+                  + req.blob.length
+                  + " bytes of state; the rest is dropped and the connection returned");
+      try {
+        returned(req.id, why + "; the connection stays yours");
+      } catch (SyscallException e) {
+        LOG.info(() -> this + ": telling it so failed: " + e.getMessage());
+      }
+    }
+    req.batch.complete(req.index, new HandoffOutcome.NotAnswered(why));
+  }
+
+  /** Ends a pre-copy (caller holds its lock): its late frames are dropped from now on. */
+  private void end(Precopy pc) {
+    pc.active = false;
+    abandoned.add(pc.id);
+    precopies.remove(pc.id);
+    precopyOf.remove(pc.connection, pc);
+  }
+
+  /** Asks the application for a connection; its answer completes {@code batch} at {@code index}. */
+  Pending requestFreeze(long id, Connection c, HandoffServer.Batch batch, int index) {
+    Precopy pc = precopyOf.get(c);
+    if (pc != null) {
+      synchronized (pc) {
+        if (pc.active && pc.freezeId == 0) {
+          pc.freezeId = id;
+        } else {
+          pc = null;
+        }
+      }
+    }
+    Pending req = new Pending(this, id, true, c, batch, index, pc);
     pending.put(id, req);
     ByteBuffer b = ByteBuffer.allocate(8 + c.encodedSize()).putLong(id);
     c.writeTo(b);
-    channel.write(Frame.FREEZE, b.array());
-    return new Request(req.started, req.answer);
+    send(req, Frame.FREEZE, b.array(), -1, null);
+    return req;
   }
 
-  /** A request in flight: when the answer began, and the answer. */
-  record Request(CompletableFuture<Void> started, CompletableFuture<HandoffOutcome> answer) {}
-
   /** Hands a restored socket and its state to the application. */
-  Request requestTakeover(long id, Connection c, TcpSocket socket, byte[] state)
-      throws SyscallException {
-    Pending req = new Pending(false, c);
-    req.started.complete(null); // nothing streams back: the whole answer is one frame
+  Pending requestTakeover(
+      long id, Connection c, TcpSocket socket, byte[] state, HandoffServer.Batch batch, int index) {
+    Pending req = new Pending(this, id, false, c, batch, index, null);
+    req.started = true; // nothing streams back: the whole answer is one frame
     pending.put(id, req);
     ByteBuffer b = ByteBuffer.allocate(16 + c.encodedSize()).putLong(id).putLong(state.length);
     c.writeTo(b);
-    channel.write(Frame.TAKEOVER, b.array(), socket.fd());
-    for (int off = 0; off < state.length; off += Frame.MAX_CHUNK) {
-      int n = Math.min(Frame.MAX_CHUNK, state.length - off);
-      channel.write(Frame.BLOB, ByteBuffer.allocate(8 + n).putLong(id).put(state, off, n).array());
-    }
-    return new Request(req.started, req.answer);
+    send(req, Frame.TAKEOVER, b.array(), socket.fd(), state);
+    return req;
   }
 
-  /** Forgets a request whose answer came too late; a late answer then gets ERROR. */
-  void abandon(long id) {
-    Pending req = pending.remove(id);
-    if (req != null && req.socket != null) {
-      req.socket.close();
+  private void send(Pending req, int type, byte[] payload, int fd, byte[] blob) {
+    if (broken) {
+      expire(req, this + " could not be reached: an earlier write to it failed");
+      return;
+    }
+    try {
+      channel.write(type, payload, fd);
+      if (blob != null) {
+        channel.writeBlobs(req.id, blob);
+      }
+      // Silence is counted from here: the application cannot answer what it has not been sent.
+      req.sentAt = System.nanoTime();
+    } catch (SyscallException e) {
+      broken = true;
+      expire(req, "asking " + this + " failed: " + e.getMessage());
+    }
+  }
+
+  /** Asks the application to offer {@code c}'s state ahead of the freeze. */
+  PrecopyHandle requestPrecopy(long id, Connection c, PrecopyListener listener) {
+    if (version < 2) {
+      listener.ended(this + " speaks protocol version 1, which has no pre-copy");
+      return () -> {};
+    }
+    Precopy pc = new Precopy(id, c, listener);
+    Precopy before = precopyOf.put(c, pc);
+    if (before != null) {
+      stop(before);
+    }
+    precopyIds.add(id);
+    precopies.put(id, pc);
+    ByteBuffer b = ByteBuffer.allocate(8 + c.encodedSize()).putLong(id);
+    c.writeTo(b);
+    try {
+      channel.write(Frame.PRECOPY, b.array());
+    } catch (SyscallException e) {
+      synchronized (pc) {
+        if (pc.active) {
+          end(pc);
+          listener.ended("asking " + this + " failed: " + e.getMessage());
+        }
+      }
+    }
+    return () -> stop(pc);
+  }
+
+  private void stop(Precopy pc) {
+    boolean tell;
+    synchronized (pc) {
+      if (!pc.active) {
+        return;
+      }
+      tell = pc.freezeId == 0; // after a FREEZE the application ends it itself
+      end(pc);
+    }
+    if (tell) {
+      try {
+        channel.write(Frame.PRECOPY_STOP, ByteBuffer.allocate(8).putLong(pc.id).array());
+      } catch (SyscallException e) {
+        LOG.info(() -> this + ": stopping pre-copy " + pc.id + " failed: " + e.getMessage());
+      }
     }
   }
 
@@ -310,15 +665,29 @@ public final class Session implements Runnable {
 
   void close() {
     server.unregister(this, ports);
-    pending
-        .values()
-        .forEach(
-            req -> {
-              req.answer.complete(
-                  new HandoffOutcome.NotAnswered("the application closed its session"));
-              req.started.complete(null);
-            });
+    for (Pending req : List.copyOf(pending.values())) {
+      TcpSocket socket;
+      synchronized (req) {
+        if (req.finished) {
+          continue;
+        }
+        req.finished = true;
+        socket = req.socket;
+      }
+      if (socket != null) {
+        socket.close();
+      }
+      req.batch.complete(req.index, new HandoffOutcome.NotAnswered(this + " closed its session"));
+    }
     pending.clear();
+    for (Precopy pc : List.copyOf(precopies.values())) {
+      synchronized (pc) {
+        if (pc.active) {
+          end(pc);
+          pc.listener.ended(this + " closed its session");
+        }
+      }
+    }
     channel.close();
   }
 

@@ -6,7 +6,7 @@ import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.move.Freezing;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.ConnectionStatus;
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 
 /** Where one connection of a migration is on this node, and what the agent holds of it. */
 public final class ConnectionRecord {

@@ -4,7 +4,7 @@ package dev.ferry.agent.migration;
 import dev.ferry.agent.move.ConnectionTable;
 import dev.ferry.api.v1alpha1.ConnectionId;
 import dev.ferry.api.v1alpha1.PodRef;
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.SyscallException;
 import java.util.ArrayList;

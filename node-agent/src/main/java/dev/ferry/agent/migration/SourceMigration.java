@@ -20,7 +20,7 @@ import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.api.v1alpha1.MoveAddressPlan;
 import dev.ferry.api.v1alpha1.PodRef;
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.SyscallException;
 import java.time.Duration;
@@ -97,7 +97,17 @@ public final class SourceMigration {
       return status(); // a retried freeze: these connections are already asked for
     }
     List<Freezing> results =
-        clock.time("freeze", () -> each(connections, c -> node.mover().freeze(c)));
+        // One batch: every application hears of all its connections at once, not one by one.
+        clock.time(
+            "freeze",
+            () -> {
+              try {
+                return node.mover().freezeAll(List.copyOf(connections));
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted", e);
+              }
+            });
     for (Freezing f : results) {
       ConnectionRecord r = new ConnectionRecord(f.connection(), FROZEN);
       if (f instanceof Freezing.Held held) {

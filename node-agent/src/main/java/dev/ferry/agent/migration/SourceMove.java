@@ -17,7 +17,7 @@ import dev.ferry.api.v1alpha1.ConnectionStatus;
 import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.api.v1alpha1.MoveOutcome;
 import dev.ferry.api.v1alpha1.MoveRequest;
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 import dev.ferry.sys.SyscallException;
 import java.time.Duration;
 import java.util.List;

@@ -4,7 +4,7 @@ package dev.ferry.agent.migration;
 import com.google.protobuf.ByteString;
 import dev.ferry.api.v1alpha1.ConnectionId;
 import dev.ferry.api.v1alpha1.Endpoint;
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.UnknownHostException;

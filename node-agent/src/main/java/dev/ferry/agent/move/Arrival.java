@@ -5,7 +5,7 @@ import dev.ferry.agent.handoff.Session;
 import dev.ferry.agent.hold.ConnectionHold;
 import dev.ferry.agent.hold.HoldKey;
 import dev.ferry.agent.repair.RestoredSocket;
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
 

@@ -10,12 +10,14 @@ import dev.ferry.agent.repair.RestoredSocket;
 import dev.ferry.agent.repair.SocketExporter;
 import dev.ferry.agent.repair.SocketRestorer;
 import dev.ferry.agent.repair.SocketState;
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.RepairSocket;
 import dev.ferry.sys.SyscallException;
 import java.io.IOException;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.Consumer;
 import java.util.logging.Logger;
 
@@ -61,13 +63,24 @@ public final class ConnectionMover {
    * left, and the hold steps aside at its deadline.
    */
   public Freezing freeze(Connection c) throws InterruptedException {
-    HandoffOutcome outcome;
-    try {
-      outcome = applications.freeze(c);
-    } catch (SyscallException e) {
-      return new Freezing.Stays(
-          new Departure.Stayed(c, "asking the application failed: " + e.getMessage()));
+    return freezeAll(List.of(c)).get(0);
+  }
+
+  /**
+   * {@link #freeze} of many connections in one batch: every application is asked for all of its
+   * connections at once ({@link HandoffServer#freezeAll}), then each frozen one is held. Results in
+   * the order of {@code connections}.
+   */
+  public List<Freezing> freezeAll(List<Connection> connections) throws InterruptedException {
+    List<HandoffOutcome> outcomes = applications.freezeAll(connections);
+    List<Freezing> out = new ArrayList<>(connections.size());
+    for (int i = 0; i < connections.size(); i++) {
+      out.add(hold(connections.get(i), outcomes.get(i)));
     }
+    return out;
+  }
+
+  private Freezing hold(Connection c, HandoffOutcome outcome) {
     if (!(outcome instanceof HandoffOutcome.Frozen frozen)) {
       return new Freezing.Stays(new Departure.Stayed(c, describe(outcome)));
     }

@@ -2,7 +2,7 @@
 package dev.ferry.agent.move;
 
 import dev.ferry.agent.repair.SocketState;
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 
 /** How a connection's departure from its node went. */
 public sealed interface Departure {

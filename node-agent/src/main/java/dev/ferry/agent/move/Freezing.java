@@ -2,7 +2,7 @@
 package dev.ferry.agent.move;
 
 import dev.ferry.agent.handoff.HandoffOutcome;
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 
 /** How asking for a connection went: held and ready to export, or staying where it is. */
 public sealed interface Freezing {

@@ -46,11 +46,14 @@ public interface AgentSettings {
   @WithDefault("PT2M")
   Duration holdLimit();
 
-  /** How long an application has to start answering a freeze or a takeover. */
+  /**
+   * How long an application may stay silent before it starts answering a freeze, or answers a
+   * takeover: any frame it sends restarts the count.
+   */
   @WithDefault("PT2S")
   Duration answerTimeout();
 
-  /** How long, after that, its state may take to arrive. */
+  /** How long it may stay silent while its state streams in; a state that keeps coming is kept. */
   @WithDefault("PT30S")
   Duration stateTimeout();
 

@@ -7,7 +7,7 @@ import dev.ferry.agent.repair.InvalidSocketStateException;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.agent.repair.SocketStateCodec;
 import dev.ferry.api.v1alpha1.MoveAddressPlan;
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 import java.io.BufferedInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;

@@ -3,8 +3,9 @@ package dev.ferry.agent.handoff;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.ferry.sdk.wire.Connection;
-import dev.ferry.sdk.wire.Frame;
+import dev.ferry.protocol.Connection;
+import dev.ferry.protocol.Frame;
+import dev.ferry.sys.Descriptors;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.TcpSocket;
 import dev.ferry.sys.UnixSocket;
@@ -15,9 +16,15 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
+import java.util.logging.Handler;
+import java.util.logging.LogRecord;
+import java.util.logging.Logger;
 import java.util.zip.CRC32C;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -45,7 +52,11 @@ class HandoffServerTest {
   void stop() throws Exception {
     server.close();
     listener.close();
-    Files.deleteIfExists(socketPath);
+    try (var files = Files.list(dir)) {
+      for (Path f : files.toList()) {
+        Files.deleteIfExists(f);
+      }
+    }
     Files.deleteIfExists(dir);
   }
 
@@ -98,7 +109,7 @@ class HandoffServerTest {
       HandoffOutcome outcome = server.freeze(conn.connection());
       assertThat(outcome).isInstanceOf(HandoffOutcome.NotAnswered.class);
       assertThat(((HandoffOutcome.NotAnswered) outcome).why())
-          .contains("did not answer", "within 500 ms");
+          .contains("sent nothing for", "did not answer");
 
       long id = ByteBuffer.wrap(app.next().payload()).getLong();
       app.frozen(id, conn.app().fd(), new byte[0]);
@@ -236,6 +247,400 @@ class HandoffServerTest {
     } finally {
       conn.app().close();
       conn.client().close();
+    }
+  }
+
+  @Test
+  void aVersion1ApplicationIsWelcomedWithVersion1AndAVersion2OneWithVersion2() throws Exception {
+    try (TestApp v1 = new TestApp(socketPath).hello("old", 1);
+        TestApp v2 = new TestApp(socketPath).hello("new", 2)) {
+      v1.register(port());
+      assertThat(server.registrations().get(port()).version()).isEqualTo(1);
+    }
+  }
+
+  @Test
+  void aHelloWithAnUnknownVersionGetsUnsupportedVersionAndTheSessionIsClosed() throws Exception {
+    for (int version : new int[] {0, 3, 65535}) {
+      try (TestApp app = new TestApp(socketPath)) {
+        app.sendHello("from-the-future", version);
+        assertThat(app.nextError())
+            .as("version " + version)
+            .isEqualTo(Frame.ERR_UNSUPPORTED_VERSION);
+        assertThat(app.next()).as("the session is closed after version " + version).isNull();
+      }
+    }
+    assertThat(Frame.ERR_UNSUPPORTED_VERSION)
+        .as("the code the protocol document names")
+        .isEqualTo(9);
+  }
+
+  @Test
+  void aRegisterThatFailsForOnePortRegistersNone() throws Exception {
+    TcpSocket other = TcpSocket.open(InetAddress.getLoopbackAddress());
+    other.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+    int free = other.localAddress().getPort();
+    try (TestApp first = new TestApp(socketPath).hello("first").register(port());
+        TestApp second = new TestApp(socketPath).hello("second", 2)) {
+      second.send(
+          Frame.REGISTER,
+          ByteBuffer.allocate(6)
+              .putShort((short) 2)
+              .putShort((short) free)
+              .putShort((short) port())
+              .array());
+      assertThat(second.nextError()).isEqualTo(Frame.ERR_PORT_TAKEN);
+      assertThat(server.registrations()).as("all or none").doesNotContainKey(free);
+      assertThat(server.registrations().get(port()).toString()).contains("first");
+
+      second.register(free); // the session goes on, and the free port alone is fine
+      assertThat(server.registrations()).containsKey(free);
+    } finally {
+      other.close();
+    }
+  }
+
+  @Test
+  void freezeAllSendsEveryFreezeAtOnceAndKeepsWaitingWhileAnswersKeepComing() throws Exception {
+    int n = 200;
+    List<Conn> conns = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      conns.add(connect());
+    }
+    try (TestApp app = new TestApp(socketPath).hello("many", 2).register(port())) {
+      CompletableFuture<List<HandoffOutcome>> outcomes =
+          CompletableFuture.supplyAsync(
+              () -> freezeAll(conns.stream().map(Conn::connection).toList()));
+      // Every FREEZE arrives before the application has answered any: one batch, not n round
+      // trips. Then they are answered last first, which the order of the outcomes must not show.
+      List<Long> ids = new ArrayList<>();
+      List<Connection> asked = new ArrayList<>();
+      for (int i = 0; i < n; i++) {
+        Frame f = app.next();
+        assertThat(f.type()).isEqualTo(Frame.FREEZE);
+        ByteBuffer p = ByteBuffer.wrap(f.payload());
+        ids.add(p.getLong());
+        asked.add(Connection.readFrom(p));
+      }
+      assertThat(outcomes).as("nothing answered yet").isNotDone();
+      // One answer every 5 ms: the last comes at least 1 s after its FREEZE, twice the 500 ms
+      // answer limit. The session is never silent for that long, so none is given up on.
+      for (int i = n - 1; i >= 0; i--) {
+        int k = conns.stream().map(Conn::connection).toList().indexOf(asked.get(i));
+        app.frozen(ids.get(i), conns.get(k).app().fd(), ("state " + k).getBytes(UTF8));
+        Thread.sleep(5);
+      }
+      List<HandoffOutcome> got = outcomes.get(60, TimeUnit.SECONDS);
+      assertThat(got).hasSize(n);
+      for (int i = 0; i < n; i++) {
+        HandoffOutcome.Frozen f = (HandoffOutcome.Frozen) got.get(i);
+        assertThat(new String(f.state(), UTF8)).isEqualTo("state " + i);
+        assertThat(f.socket().remoteAddress()).isEqualTo(conns.get(i).connection().remote());
+        assertThat(f.appendsToPrecopy()).isFalse();
+        f.socket().close();
+      }
+    } finally {
+      for (Conn c : conns) {
+        c.app().close();
+        c.client().close();
+      }
+    }
+  }
+
+  @Test
+  void aLargeStateThatKeepsComingIsNotCutOffWhileASilentApplicationIs() throws Exception {
+    // Silence limits of 1 s; the 64 MiB state takes at least 3.2 s to come, a chunk every 50 ms.
+    Path path = dir.resolve("slow.sock");
+    Conn busy = connect();
+    Conn quiet = connect();
+    List<LogRecord> logged = captureLogs();
+    try (HandoffServer slow =
+            HandoffServer.start(path, Duration.ofSeconds(1), Duration.ofSeconds(1), 128L << 20);
+        TestApp streaming = new TestApp(path).hello("streaming", 2).register(port());
+        TestApp silent = new TestApp(path).hello("silent", 2)) {
+      TcpSocket otherListener = TcpSocket.open(InetAddress.getLoopbackAddress());
+      otherListener.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+      otherListener.listen(1);
+      TcpSocket quietClient = TcpSocket.open(InetAddress.getLoopbackAddress());
+      quietClient.connect(otherListener.localAddress());
+      TcpSocket quietApp = otherListener.accept();
+      Connection silentConn = new Connection(quietApp.localAddress(), quietApp.remoteAddress());
+      silent.register(silentConn.local().getPort());
+
+      CompletableFuture<List<HandoffOutcome>> outcomes =
+          CompletableFuture.supplyAsync(
+              () -> {
+                try {
+                  return slow.freezeAll(List.of(busy.connection(), silentConn));
+                } catch (InterruptedException e) {
+                  throw new IllegalStateException(e);
+                }
+              });
+      long id = streaming.expect(Frame.FREEZE);
+      long silentId = silent.expect(Frame.FREEZE);
+      byte[] state = new byte[64 << 20];
+      new Random(7).nextBytes(state);
+      streaming.channel.write(
+          Frame.FROZEN,
+          ByteBuffer.allocate(16).putLong(id).putLong(state.length).array(),
+          busy.app().fd());
+      for (int off = 0; off < state.length; off += 1 << 20) {
+        Thread.sleep(50);
+        streaming.channel.writeBlobs(id, state, off, 1 << 20);
+      }
+      List<HandoffOutcome> got = outcomes.get(60, TimeUnit.SECONDS);
+      HandoffOutcome.Frozen frozen = (HandoffOutcome.Frozen) got.get(0);
+      assertThat(crc(frozen.state())).isEqualTo(crc(state));
+      frozen.socket().close();
+      assertThat(got.get(1)).isInstanceOf(HandoffOutcome.NotAnswered.class);
+      assertThat(((HandoffOutcome.NotAnswered) got.get(1)).why())
+          .contains("silent", "sent nothing for", "freeze " + silentId);
+
+      // The silent one wakes up and answers, 64 chunks' worth: RETURNED, no ERROR, one log line.
+      int before = logged.size();
+      silent.frozen(silentId, quietApp.fd(), state);
+      assertThat(silent.expect(Frame.RETURNED)).isEqualTo(silentId);
+      silent.sync(silentConn.local().getPort());
+      assertThat(logged.size() - before).as("log lines for one late answer").isEqualTo(1);
+      quietApp.close();
+      quietClient.close();
+      otherListener.close();
+    } finally {
+      releaseLogs();
+      busy.app().close();
+      busy.client().close();
+      quiet.app().close();
+      quiet.client().close();
+    }
+  }
+
+  @Test
+  void aStateThatStopsHalfWayIsGivenUpOnOnceAndItsLateChunksAreDroppedQuietly() throws Exception {
+    Path path = dir.resolve("stall.sock");
+    Conn conn = connect();
+    List<LogRecord> logged = captureLogs();
+    try (HandoffServer short_ =
+            HandoffServer.start(path, Duration.ofMillis(300), Duration.ofMillis(300), 128L << 20);
+        TestApp app = new TestApp(path).hello("stalls", 2).register(port())) {
+      CompletableFuture<List<HandoffOutcome>> outcome =
+          CompletableFuture.supplyAsync(
+              () -> {
+                try {
+                  return short_.freezeAll(List.of(conn.connection()));
+                } catch (InterruptedException e) {
+                  throw new IllegalStateException(e);
+                }
+              });
+      long id = app.expect(Frame.FREEZE);
+      byte[] state = new byte[40 * Frame.MAX_CHUNK];
+      app.channel.write(
+          Frame.FROZEN,
+          ByteBuffer.allocate(16).putLong(id).putLong(state.length).array(),
+          conn.app().fd());
+      app.channel.writeBlobs(id, state, 0, Frame.MAX_CHUNK); // then nothing, until given up on
+      assertThat(outcome.get(60, TimeUnit.SECONDS).get(0))
+          .isInstanceOf(HandoffOutcome.NotAnswered.class);
+      assertThat(app.expect(Frame.RETURNED)).as("the connection is given back").isEqualTo(id);
+      int before = logged.size();
+      app.channel.writeBlobs(id, state, Frame.MAX_CHUNK, state.length - Frame.MAX_CHUNK);
+      app.sync(port());
+      assertThat(logged.size() - before).as("log lines for 39 late chunks").isZero();
+      assertThat(logged).as("one line in all, when it was given up on").hasSize(1);
+      // The connection is still the application's and still works.
+      conn.app().writeFully("still mine".getBytes(UTF8));
+      byte[] got = new byte[10];
+      for (int off = 0; off < 10; ) {
+        off += conn.client().read(got, off, 10 - off);
+      }
+      assertThat(new String(got, UTF8)).isEqualTo("still mine");
+    } finally {
+      releaseLogs();
+      conn.app().close();
+      conn.client().close();
+    }
+  }
+
+  @Test
+  void aPrecopiedStateIsPutBackTogetherWholeForTheTarget() throws Exception {
+    Conn conn = connect();
+    Random random = new Random(11);
+    byte[] first = new byte[2 << 20];
+    byte[] snapshot = new byte[3 * Frame.MAX_CHUNK + 5];
+    byte[] append1 = "token 1;".getBytes(UTF8);
+    byte[] append2 = new byte[0];
+    byte[] append3 = new byte[Frame.MAX_CHUNK + 1];
+    byte[] delta = "tail".getBytes(UTF8);
+    random.nextBytes(first);
+    random.nextBytes(snapshot);
+    random.nextBytes(append3);
+    PrecopiedState assembled = new PrecopiedState();
+    List<String> heard = new CopyOnWriteArrayList<>();
+    PrecopyListener recorder =
+        new PrecopyListener() {
+          @Override
+          public void snapshot(long length) {
+            heard.add("snapshot " + length);
+            assembled.snapshot(length);
+          }
+
+          @Override
+          public void append(long length) {
+            heard.add("append " + length);
+            assembled.append(length);
+          }
+
+          @Override
+          public void chunk(byte[] data) {
+            assembled.chunk(data);
+          }
+
+          @Override
+          public void ended(String why) {
+            heard.add("ended " + why);
+          }
+        };
+    try (TestApp source = new TestApp(socketPath).hello("source", 2).register(port())) {
+      server.precopy(conn.connection(), recorder);
+      Frame precopy = source.next();
+      assertThat(precopy.type()).isEqualTo(Frame.PRECOPY);
+      ByteBuffer p = ByteBuffer.wrap(precopy.payload());
+      long pid = p.getLong();
+      assertThat(Connection.readFrom(p)).isEqualTo(conn.connection());
+      source.state(pid, Frame.STATE_SNAPSHOT, first);
+      source.state(pid, Frame.STATE_APPEND, append1);
+      source.state(pid, Frame.STATE_SNAPSHOT, snapshot); // replaces both
+      source.state(pid, Frame.STATE_APPEND, append1);
+      source.state(pid, Frame.STATE_APPEND, append2);
+      source.state(pid, Frame.STATE_APPEND, append3);
+
+      CompletableFuture<HandoffOutcome> outcome =
+          CompletableFuture.supplyAsync(() -> freeze(conn.connection()));
+      long id = source.expect(Frame.FREEZE);
+      source.frozen(id, conn.app().fd(), delta);
+      HandoffOutcome.Frozen frozen = (HandoffOutcome.Frozen) outcome.get(30, TimeUnit.SECONDS);
+      assertThat(frozen.appendsToPrecopy()).isTrue();
+      assertThat(frozen.state()).isEqualTo(delta);
+      assertThat(heard)
+          .containsExactly(
+              "snapshot " + first.length,
+              "append " + append1.length,
+              "snapshot " + snapshot.length,
+              "append " + append1.length,
+              "append 0",
+              "append " + append3.length);
+      byte[] whole = assembled.whole(frozen);
+      ByteBuffer expected =
+          ByteBuffer.allocate(snapshot.length + append1.length + append3.length + delta.length);
+      expected.put(snapshot).put(append1).put(append3).put(delta);
+      assertThat(crc(whole)).isEqualTo(crc(expected.array()));
+      assertThat(whole.length).isEqualTo(expected.capacity());
+      frozen.socket().close();
+      source.close();
+
+      // A version 1 application on the target gets the whole state, as it always has.
+      try (TestApp target = new TestApp(socketPath).hello("target", 1).register(port())) {
+        CompletableFuture<HandoffOutcome> taken =
+            CompletableFuture.supplyAsync(() -> takeover(conn.connection(), conn.app(), whole));
+        Frame takeover = target.next();
+        assertThat(takeover.type()).isEqualTo(Frame.TAKEOVER);
+        Descriptors.close(takeover.fd());
+        ByteBuffer t = ByteBuffer.wrap(takeover.payload());
+        long tid = t.getLong();
+        ByteBuffer blob = ByteBuffer.allocate((int) t.getLong());
+        while (blob.hasRemaining()) {
+          Frame chunk = target.next();
+          assertThat(chunk.type()).isEqualTo(Frame.BLOB);
+          blob.put(chunk.payload(), 8, chunk.payload().length - 8);
+        }
+        assertThat(crc(blob.array())).isEqualTo(crc(expected.array()));
+        target.send(Frame.TAKEN, ByteBuffer.allocate(8).putLong(tid).array());
+        assertThat(taken.get(30, TimeUnit.SECONDS)).isInstanceOf(HandoffOutcome.Taken.class);
+      }
+    } finally {
+      conn.app().close();
+      conn.client().close();
+    }
+  }
+
+  @Test
+  void aStoppedPrecopyMakesTheFreezeHandOverTheWholeStateAgain() throws Exception {
+    Conn conn = connect();
+    try (TestApp app = new TestApp(socketPath).hello("stopped", 2).register(port())) {
+      PrecopiedState assembled = new PrecopiedState();
+      PrecopyHandle handle = server.precopy(conn.connection(), assembled);
+      long pid = app.expect(Frame.PRECOPY);
+      app.state(pid, Frame.STATE_SNAPSHOT, new byte[100]);
+      handle.stop();
+      assertThat(app.expect(Frame.PRECOPY_STOP)).isEqualTo(pid);
+      app.state(pid, Frame.STATE_APPEND, new byte[10]); // crossed the stop: dropped quietly
+      CompletableFuture<HandoffOutcome> outcome =
+          CompletableFuture.supplyAsync(() -> freeze(conn.connection()));
+      long id = app.expect(Frame.FREEZE);
+      app.frozen(id, conn.app().fd(), "whole".getBytes(UTF8));
+      HandoffOutcome.Frozen frozen = (HandoffOutcome.Frozen) outcome.get(30, TimeUnit.SECONDS);
+      assertThat(frozen.appendsToPrecopy()).isFalse();
+      assertThat(assembled.whole(frozen)).isEqualTo("whole".getBytes(UTF8));
+      frozen.socket().close();
+    } finally {
+      conn.app().close();
+      conn.client().close();
+    }
+  }
+
+  @Test
+  void aVersion1ApplicationIsNeverAskedForAPrecopy() throws Exception {
+    Conn conn = connect();
+    try (TestApp app = new TestApp(socketPath).hello("old", 1).register(port())) {
+      PrecopiedState assembled = new PrecopiedState();
+      server.precopy(conn.connection(), assembled);
+      assertThat(assembled.endedBecause()).contains("version 1");
+      assertThat(app.channel.socket().awaitReadable(100)).as("no PRECOPY sent").isFalse();
+    } finally {
+      conn.app().close();
+      conn.client().close();
+    }
+  }
+
+  private static final java.nio.charset.Charset UTF8 = StandardCharsets.UTF_8;
+  private final List<Handler> handlers = new ArrayList<>();
+
+  /** Every record the handoff package logs from now on, at any level. */
+  private List<LogRecord> captureLogs() {
+    List<LogRecord> records = new CopyOnWriteArrayList<>();
+    Handler h =
+        new Handler() {
+          @Override
+          public void publish(LogRecord r) {
+            records.add(r);
+          }
+
+          @Override
+          public void flush() {}
+
+          @Override
+          public void close() {}
+        };
+    for (Class<?> c : List.of(Session.class, HandoffServer.class)) {
+      Logger.getLogger(c.getName()).addHandler(h);
+    }
+    handlers.add(h);
+    return records;
+  }
+
+  private void releaseLogs() {
+    for (Handler h : handlers) {
+      for (Class<?> c : List.of(Session.class, HandoffServer.class)) {
+        Logger.getLogger(c.getName()).removeHandler(h);
+      }
+    }
+    handlers.clear();
+  }
+
+  private List<HandoffOutcome> freezeAll(List<Connection> cs) {
+    try {
+      return server.freezeAll(cs);
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
     }
   }
 

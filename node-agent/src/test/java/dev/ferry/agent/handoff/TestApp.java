@@ -3,8 +3,8 @@ package dev.ferry.agent.handoff;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.ferry.sdk.wire.Frame;
-import dev.ferry.sdk.wire.FrameChannel;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameChannel;
 import dev.ferry.sys.UnixSocket;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -19,11 +19,45 @@ final class TestApp implements AutoCloseable {
   }
 
   TestApp hello(String name) throws Exception {
+    return hello(name, 1);
+  }
+
+  /** Says HELLO with {@code version} and checks that the agent agrees to it. */
+  TestApp hello(String name, int version) throws Exception {
+    sendHello(name, version);
+    Frame welcome = next();
+    assertThat(welcome.type()).isEqualTo(Frame.WELCOME);
+    assertThat(ByteBuffer.wrap(welcome.payload()).getShort())
+        .as("agreed version")
+        .isEqualTo((short) version);
+    return this;
+  }
+
+  void sendHello(String name, int version) throws Exception {
     byte[] n = name.getBytes(StandardCharsets.UTF_8);
     channel.write(
-        Frame.HELLO, ByteBuffer.allocate(2 + n.length).putShort((short) 1).put(n).array());
-    assertThat(next().type()).isEqualTo(Frame.WELCOME);
-    return this;
+        Frame.HELLO, ByteBuffer.allocate(2 + n.length).putShort((short) version).put(n).array());
+  }
+
+  /** Reads the next frame, checks its type, and returns its request id. */
+  long expect(int type) throws Exception {
+    Frame f = next();
+    assertThat(f).as("a frame of type " + type).isNotNull();
+    assertThat(f.type()).as("frame type").isEqualTo(type);
+    return ByteBuffer.wrap(f.payload()).getLong();
+  }
+
+  /** Offers a part of the state ahead of the freeze: STATE, then its BLOB frames. */
+  void state(long precopyId, int kind, byte[] part) throws Exception {
+    channel.write(
+        Frame.STATE,
+        ByteBuffer.allocate(17).putLong(precopyId).put((byte) kind).putLong(part.length).array());
+    sendBlob(precopyId, part);
+  }
+
+  /** Sends a frame the agent answers, so that everything sent before it has been handled. */
+  void sync(int port) throws Exception {
+    register(port);
   }
 
   TestApp register(int... ports) throws Exception {

@@ -7,7 +7,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.api.v1alpha1.MoveAddressPlan;
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 import dev.ferry.sys.RepairWindow;
 import java.io.IOException;
 import java.io.RandomAccessFile;

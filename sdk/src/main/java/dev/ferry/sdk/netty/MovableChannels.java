@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.sdk.netty;
 
-import dev.ferry.sdk.wire.Connection;
+import dev.ferry.protocol.Connection;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandler;
 

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.sdk.netty;
 
+import dev.ferry.protocol.Connection;
 import dev.ferry.sdk.Handover;
 import dev.ferry.sdk.MigrationHandler;
 import dev.ferry.sdk.MovedSocket;
 import dev.ferry.sdk.Takeover;
-import dev.ferry.sdk.wire.Connection;
 import dev.ferry.sys.Descriptors;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;

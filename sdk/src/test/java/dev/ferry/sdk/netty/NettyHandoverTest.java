@@ -3,11 +3,11 @@ package dev.ferry.sdk.netty;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.ferry.protocol.Connection;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameChannel;
 import dev.ferry.sdk.FerryAgent;
 import dev.ferry.sdk.Handover;
-import dev.ferry.sdk.wire.Connection;
-import dev.ferry.sdk.wire.Frame;
-import dev.ferry.sdk.wire.FrameChannel;
 import dev.ferry.sys.Descriptors;
 import dev.ferry.sys.TcpSocket;
 import dev.ferry.sys.UnixSocket;

@@ -3,11 +3,11 @@ package dev.ferry.example.streamer;
 
 import static dev.ferry.example.streamer.TokenStreamer.say;
 
+import dev.ferry.protocol.Connection;
 import dev.ferry.sdk.FerryAgent;
 import dev.ferry.sdk.netty.FerryNetty;
 import dev.ferry.sdk.netty.LiveChannels;
 import dev.ferry.sdk.netty.MovableChannels;
-import dev.ferry.sdk.wire.Connection;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;

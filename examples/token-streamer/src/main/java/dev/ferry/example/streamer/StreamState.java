@@ -14,6 +14,11 @@ import java.util.Arrays;
  */
 final class StreamState {
   private static final byte[] MAGIC = "FTS1".getBytes(StandardCharsets.US_ASCII);
+
+  /** A token record: 'T', then u32 the index of a token written since the snapshot. */
+  private static final byte TOKEN = 'T';
+
+  private static final int RECORD = 5;
   private static final String[] WORDS =
       ("ferry moves live streams across nodes while clients keep reading tokens from spot"
               + " instances that vanish with two minutes notice and nothing is lost or repeated on"
@@ -60,10 +65,29 @@ final class StreamState {
     int i = next;
     int pos = (int) (((long) i * 4099) % kv.length);
     String word = WORDS[(kv[pos] & 0xff) % 32];
-    kv[pos] = (byte) ((kv[pos] & 0xff) + i + 1);
-    next++;
+    advance();
     return ("data: {\"index\":" + i + ",\"token\":\"" + word + "\"}\n\n")
         .getBytes(StandardCharsets.UTF_8);
+  }
+
+  /** What token {@code next} does to the cache, without its event. */
+  private void advance() {
+    int i = next;
+    int pos = (int) (((long) i * 4099) % kv.length);
+    kv[pos] = (byte) ((kv[pos] & 0xff) + i + 1);
+    next++;
+  }
+
+  /**
+   * The token records of tokens {@code from} up to {@code to} (excluded): what a state encoded when
+   * {@code next} was {@code from} needs appended to be this state, now that it is {@code to}.
+   */
+  static byte[] tokenRecords(int from, int to) {
+    ByteBuffer b = ByteBuffer.allocate(RECORD * Math.max(0, to - from));
+    for (int i = from; i < to; i++) {
+      b.put(TOKEN).putInt(i);
+    }
+    return b.array();
   }
 
   byte[] encode() {
@@ -100,7 +124,8 @@ final class StreamState {
       byte[] p = new byte[b.getShort() & 0xffff];
       b.get(p);
       long kvLength = b.getLong();
-      if (kvLength < 1 || kvLength != b.remaining() - 32) {
+      long records = b.remaining() - 32 - kvLength;
+      if (kvLength < 1 || records < 0 || records % RECORD != 0) {
         throw new IllegalArgumentException(
             "KV cache length " + kvLength + " does not match the state's size " + blob.length);
       }
@@ -115,7 +140,18 @@ final class StreamState {
         throw new IllegalArgumentException(
             "progress is impossible: next " + next + " of " + tokens + " at rate " + rate);
       }
-      return new StreamState(new String(p, StandardCharsets.UTF_8), tokens, rate, kv, next);
+      StreamState state =
+          new StreamState(new String(p, StandardCharsets.UTF_8), tokens, rate, kv, next);
+      while (b.hasRemaining()) {
+        byte tag = b.get();
+        int index = b.getInt();
+        if (tag != TOKEN || index != state.next || index >= tokens) {
+          throw new IllegalArgumentException(
+              "token record for " + index + " does not follow token " + (state.next - 1));
+        }
+        state.advance();
+      }
+      return state;
     } catch (BufferUnderflowException e) {
       throw new IllegalArgumentException("state is cut short at " + blob.length + " bytes");
     }

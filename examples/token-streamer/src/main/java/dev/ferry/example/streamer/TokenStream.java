@@ -2,6 +2,7 @@
 package dev.ferry.example.streamer;
 
 import dev.ferry.sdk.Handover;
+import dev.ferry.sdk.StateOffer;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
@@ -20,6 +21,8 @@ final class TokenStream implements Handover.AfterHandover {
   private boolean writing;
   private boolean paused;
   private boolean gone;
+  private StateOffer offer; // where each token is offered ahead of the freeze, or null
+  private int offeredNext; // the state offered so far is this stream's at token offeredNext
 
   /**
    * @param close closes the client's socket once the stream is done or has moved away
@@ -56,6 +59,10 @@ final class TokenStream implements Handover.AfterHandover {
           }
           out.write(state.nextEvent());
           out.flush();
+          StateOffer o = offer(); // one append a token, before a pause can begin
+          if (o != null && o.append(StreamState.tokenRecords(offeredNext, state.next()))) {
+            offeredNext = state.next();
+          }
         } finally {
           synchronized (this) {
             writing = false;
@@ -89,7 +96,33 @@ final class TokenStream implements Handover.AfterHandover {
       notifyAll();
       return null;
     }
-    return state.encode();
+    // Offered ahead: only the tokens not offered yet (usually none). Otherwise the whole state.
+    return offer != null && offer.isOpen()
+        ? StreamState.tokenRecords(offeredNext, state.next())
+        : state.encode();
+  }
+
+  /**
+   * Offers this stream's state ahead of a freeze: a snapshot now, between two events, then one
+   * append a token. The writer waits while the snapshot is sent (a few milliseconds for the default
+   * 2.4 MB cache), so that no token's append can come before it.
+   */
+  synchronized void offerTo(StateOffer o) throws InterruptedException {
+    while (writing) {
+      wait();
+    }
+    if (gone || state.finished()) {
+      o.decline("the stream is ending");
+      return;
+    }
+    if (o.snapshot(state.encode())) {
+      offer = o;
+      offeredNext = state.next();
+    }
+  }
+
+  private synchronized StateOffer offer() {
+    return offer;
   }
 
   /** The stream lives elsewhere now: the writer ends, the socket object is closed. */
@@ -102,6 +135,7 @@ final class TokenStream implements Handover.AfterHandover {
   /** The agent did not take the stream: write on. */
   @Override
   public synchronized void kept(String why) {
+    offer = null; // closed with the freeze; a later move asks again
     paused = false;
     notifyAll();
   }

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.example.streamer;
 
+import dev.ferry.protocol.Connection;
 import dev.ferry.sdk.FerryAgent;
 import dev.ferry.sdk.Handover;
 import dev.ferry.sdk.MigrationHandler;
 import dev.ferry.sdk.MovedSocket;
 import dev.ferry.sdk.OwnSockets;
+import dev.ferry.sdk.StateOffer;
 import dev.ferry.sdk.Takeover;
-import dev.ferry.sdk.wire.Connection;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
@@ -135,6 +136,16 @@ public final class TokenStreamer implements MigrationHandler {
     }
     say("handing over " + c + " at " + stream + " (" + state.length + " bytes of state)");
     return Handover.give(OwnSockets.find(c), state, stream);
+  }
+
+  @Override
+  public void precopy(Connection c, StateOffer offer) throws InterruptedException {
+    TokenStream stream = streams.get(c);
+    if (stream == null) {
+      offer.decline("no stream on " + c + " (finished, or not begun)");
+      return;
+    }
+    stream.offerTo(offer);
   }
 
   @Override

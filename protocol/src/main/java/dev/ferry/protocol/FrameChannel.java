@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.sdk.wire;
+package dev.ferry.protocol;
 
 import dev.ferry.sys.Descriptors;
 import dev.ferry.sys.SyscallException;
@@ -80,18 +80,45 @@ public final class FrameChannel implements AutoCloseable {
   }
 
   /** Writes one frame, with {@code fd} attached to its first byte when it is not -1. */
-  public synchronized void write(int type, byte[] payload, int fd) throws SyscallException {
+  public void write(int type, byte[] payload, int fd) throws SyscallException {
     byte[] frame =
         ByteBuffer.allocate(5 + payload.length)
             .putInt(1 + payload.length)
             .put((byte) type)
             .put(payload)
             .array();
+    sendFrame(frame, fd);
+  }
+
+  private synchronized void sendFrame(byte[] frame, int fd) throws SyscallException {
     int off = 0;
     while (off < frame.length) {
       byte[] rest = off == 0 ? frame : Arrays.copyOfRange(frame, off, frame.length);
       off += (off == 0 && fd >= 0) ? socket.send(rest, fd) : socket.send(rest);
     }
+  }
+
+  /**
+   * Writes {@code data[off..off+len)} as the BLOB frames of request {@code id}: none at all when
+   * {@code len} is 0. Each frame is built once, straight from {@code data}.
+   */
+  public void writeBlobs(long id, byte[] data, int off, int len) throws SyscallException {
+    for (int done = 0; done < len; ) {
+      int n = Math.min(Frame.MAX_CHUNK, len - done);
+      byte[] frame =
+          ByteBuffer.allocate(13 + n)
+              .putInt(9 + n)
+              .put((byte) Frame.BLOB)
+              .putLong(id)
+              .put(data, off + done, n)
+              .array();
+      sendFrame(frame, -1);
+      done += n;
+    }
+  }
+
+  public void writeBlobs(long id, byte[] data) throws SyscallException {
+    writeBlobs(id, data, 0, data.length);
   }
 
   public void error(int code, String message) {

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.sdk.wire;
+package dev.ferry.protocol;
 
 /**
  * One message of the handoff protocol (docs/handoff-protocol.md): its type, its payload and the
  * descriptor that came with it, or -1.
  */
 public record Frame(int type, byte[] payload, int fd) {
+  /** The highest protocol version spoken here; 1 is the other. */
+  public static final int VERSION = 2;
+
   public static final int HELLO = 1;
   public static final int WELCOME = 2;
   public static final int REGISTER = 3;
@@ -21,6 +24,20 @@ public record Frame(int type, byte[] payload, int fd) {
   public static final int RETURNED = 13;
   public static final int ERROR = 15;
 
+  /** Version 2: the agent asks for a connection's state ahead of the freeze. */
+  public static final int PRECOPY = 16;
+
+  /** Version 2: a part of the state offered ahead of the freeze; BLOB frames follow. */
+  public static final int STATE = 17;
+
+  /** Version 2: the agent wants no more of the state offered ahead of the freeze. */
+  public static final int PRECOPY_STOP = 18;
+
+  /** STATE kinds: a snapshot replaces everything offered so far; an append follows it. */
+  public static final int STATE_SNAPSHOT = 1;
+
+  public static final int STATE_APPEND = 2;
+
   public static final int ERR_MALFORMED = 1;
   public static final int ERR_UNKNOWN_TYPE = 2;
   public static final int ERR_TOO_LARGE = 3;
@@ -29,6 +46,9 @@ public record Frame(int type, byte[] payload, int fd) {
   public static final int ERR_NOT_TCP = 6;
   public static final int ERR_PORT_TAKEN = 7;
   public static final int ERR_TIMED_OUT = 8;
+
+  /** HELLO named a version this end does not speak; the session is closed after it. */
+  public static final int ERR_UNSUPPORTED_VERSION = 9;
 
   /** The largest frame either side sends or accepts: length prefix excluded. */
   public static final int MAX_FRAME = 1 << 20;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-package dev.ferry.sdk.wire;
+package dev.ferry.protocol;
 
 import java.io.IOException;
 
