@@ -2,7 +2,6 @@
 package dev.ferry.e2e;
 
 import java.io.BufferedReader;
-import java.io.File;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
@@ -58,15 +57,16 @@ public final class Processes implements AutoCloseable {
   }
 
   /**
-   * Starts {@code pb} (standard input /dev/null, standard error into its output), logged under
-   * {@code label}, and returns once it prints a line containing {@code upLine}, which is handed to
-   * {@code onUp} first. If it ends first, or is not up within 60 s, it is killed and this fails
-   * naming it and where its log is. Either way it is killed when this closes.
+   * Starts {@code pb} (standard error into its output; standard input a pipe this process holds, so
+   * that a child that watches it, as ApiServer does, ends with us), logged under {@code label}, and
+   * returns once it prints a line containing {@code upLine}, which is handed to {@code onUp} first.
+   * If it ends first, or is not up within 60 s, it is killed and this fails naming it and where its
+   * log is. Either way it is killed when this closes.
    */
   public Process start(
       ProcessBuilder pb, String label, String upLine, Log log, Consumer<String> onUp)
       throws Exception {
-    pb.redirectErrorStream(true).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+    pb.redirectErrorStream(true);
     String up;
     if (log instanceof Appended appended) {
       Path file = appended.file();

@@ -238,7 +238,7 @@ class AgentServiceIT {
         .contains("ferry_agent_callers_refused_total{reason=\"no-certificate\"} 2.0")
         .contains("ferry_agent_callers_refused_total{reason=\"not-allowed\"} 1.0");
     assertThat(cluster.a.log)
-        .anyMatch(l -> l.contains("refused") && l.contains("may not call Export"));
+        .anyMatch(l -> l.contains("refused") && l.contains("may not call Move"));
     assertThat(cluster.a.log)
         .anyMatch(l -> l.contains("refused") && l.contains("client certificate"));
   }

@@ -43,6 +43,14 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   private int filled;
   private boolean done;
 
+  /** Each connection's state offered ahead of its freeze, as it came, until its delta arrives. */
+  private final java.util.Map<Connection, Precopied> precopied = new java.util.HashMap<>();
+
+  private static final class Precopied {
+    final List<com.google.protobuf.ByteString> chunks = new ArrayList<>();
+    long bytes;
+  }
+
   public ArrivalStream(
       NodeParts node, Migrations migrations, StreamObserver<ArrivalReply> out, long maxStateBytes) {
     this.node = node;
@@ -85,10 +93,37 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
           addressOnPod = true;
         }
       }
+      case PRECOPY -> {
+        requireHeader();
+        Connection c = Wire.connection(m.getPrecopy().getId(), "precopy.id");
+        Precopied p = precopied.computeIfAbsent(c, k -> new Precopied());
+        if (m.getPrecopy().getSnapshot()) {
+          p.chunks.clear();
+          p.bytes = 0;
+        }
+        p.bytes += m.getPrecopy().getData().size();
+        if (p.bytes > maxStateBytes) {
+          throw new BadRequest(
+              "the state pre-copied for "
+                  + c
+                  + " is over this agent's limit of "
+                  + maxStateBytes
+                  + " bytes (ferry.agent.max-state-bytes)");
+        }
+        p.chunks.add(m.getPrecopy().getData());
+      }
       case CONNECTION -> {
         requireHeader();
         finishConnection();
-        long length = m.getConnection().getAppStateLength();
+        socket = SocketStateCodec.fromMessage(m.getConnection().getSocket());
+        Connection c = new Connection(socket.local(), socket.remote());
+        // The whole state: what was pre-copied (when the delta appends to it), then the delta.
+        Precopied before = precopied.remove(c);
+        if (!m.getConnection().getAppendsToPrecopy()) {
+          before = null;
+        }
+        long prefix = before == null ? 0 : before.bytes;
+        long length = prefix + m.getConnection().getAppStateLength();
         if (length > maxStateBytes) {
           throw new BadRequest(
               "app_state_length "
@@ -97,9 +132,14 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
                   + maxStateBytes
                   + " bytes (ferry.agent.max-state-bytes)");
         }
-        socket = SocketStateCodec.fromMessage(m.getConnection().getSocket());
         app = new byte[(int) length];
         filled = 0;
+        if (before != null) {
+          for (com.google.protobuf.ByteString chunk : before.chunks) {
+            chunk.copyTo(app, filled);
+            filled += chunk.size();
+          }
+        }
       }
       case APP_STATE -> {
         if (socket == null) {

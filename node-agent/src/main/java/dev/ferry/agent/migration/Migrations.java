@@ -32,6 +32,7 @@ public final class Migrations {
 
   private final NodeParts node;
   private final Duration holdLimit;
+  private final Duration answerTimeout;
   private final Map<String, SourceMigration> sources = new ConcurrentHashMap<>();
   private final Map<String, TargetMigration> targets = new ConcurrentHashMap<>();
   private final Map<String, SourceMove> moves = new ConcurrentHashMap<>();
@@ -48,9 +49,10 @@ public final class Migrations {
    * @param holdLimit the agent's own hold limit: the hold's programs step aside at it, so a
    *     migration's own limit is kept below it, with time to roll back before the hold goes
    */
-  public Migrations(NodeParts node, Duration holdLimit) {
+  public Migrations(NodeParts node, Duration holdLimit, Duration answerTimeout) {
     this.node = node;
     this.holdLimit = holdLimit;
+    this.answerTimeout = answerTimeout;
   }
 
   /**
@@ -77,6 +79,11 @@ public final class Migrations {
    * A migration's hold limit: what it asked for ({@code requested}, 0 for none), at most 90 % of
    * the agent's own, so that a rollback has time before the hold's programs step aside.
    */
+  /** How long an application may stay silent while it answers the agent. */
+  public Duration answerTimeout() {
+    return answerTimeout;
+  }
+
   public Duration holdLimit(Duration requested) {
     Duration most = holdLimit.multipliedBy(9).dividedBy(10);
     return requested.isZero() || requested.compareTo(most) > 0 ? most : requested;

@@ -274,7 +274,8 @@ public final class SourceMigration {
 
   private void rebuild(ConnectionRecord r, NetNamespace ns) {
     try {
-      Arrival arrival = node.mover().arrive(r.departed, ns);
+      // The application gets its whole state back: a pre-copied part is read from disk.
+      Arrival arrival = node.mover().arrive(node.saved().whole(id, r.departed), ns);
       if (arrival instanceof Arrival.Staged staged) {
         staged.resume();
         r.departed = null;
@@ -282,7 +283,7 @@ public final class SourceMigration {
       } else {
         r.to(FAILED, "rebuilding it here failed: " + ((Arrival.Refused) arrival).reason());
       }
-    } catch (SyscallException e) {
+    } catch (java.io.IOException e) {
       r.to(FAILED, "resuming it here failed: " + e.getMessage());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();

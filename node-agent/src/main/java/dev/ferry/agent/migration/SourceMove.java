@@ -18,7 +18,6 @@ import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.api.v1alpha1.MoveOutcome;
 import dev.ferry.api.v1alpha1.MoveRequest;
 import dev.ferry.protocol.Connection;
-import dev.ferry.sys.SyscallException;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -92,7 +91,7 @@ public final class SourceMove {
         return awaiting;
       }
       return end(commitAndResume());
-    } catch (RuntimeException | InterruptedException | SyscallException e) {
+    } catch (RuntimeException | InterruptedException | java.io.IOException e) {
       if (e instanceof InterruptedException) {
         Thread.currentThread().interrupt();
       }
@@ -133,7 +132,7 @@ public final class SourceMove {
   }
 
   /** Steps 1 to 4; null when the move goes on to commit, else how it ended. */
-  private MoveOutcome freezeAndSend() throws InterruptedException, SyscallException {
+  private MoveOutcome freezeAndSend() throws InterruptedException, java.io.IOException {
     Duration limit = migrations.holdLimit(Duration.ofMillis(req.getHoldLimitMs()));
     m = migrations.newSource(id, req.getSourcePod());
     m.plan(req.getTargetAgent(), req.getAddress());
@@ -145,10 +144,15 @@ public final class SourceMove {
         Inventory.chosen(
             Inventory.established(node.pods(), req.getSourcePod(), req.getPortsList()),
             req.getConnectionsList());
+    // Pre-copy: each application (protocol version 2) offers its state now, while its client
+    // streams on; the freeze below then carries only what changed since.
+    List<PrecopyForwarder> precopies = PrecopyForwarder.start(node, id, chosen, call);
+    PrecopyForwarder.awaitSnapshots(precopies, migrations.answerTimeout());
     freezeWallMicros = nowMicros();
     freezeNanos = System.nanoTime();
     callsAtFreeze = migrations.otherCalls();
     MigrationStatus frozen = m.freeze(chosen);
+    precopies.forEach(PrecopyForwarder::close);
     migrations.limitHold(m, limit);
     node.faults().reach(req.getFault(), "source-after-freeze");
     // No connection at all, and an address to move: the address alone moves, by the same steps.

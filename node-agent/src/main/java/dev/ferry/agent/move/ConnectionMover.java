@@ -3,6 +3,8 @@ package dev.ferry.agent.move;
 
 import dev.ferry.agent.handoff.HandoffOutcome;
 import dev.ferry.agent.handoff.HandoffServer;
+import dev.ferry.agent.handoff.PrecopyHandle;
+import dev.ferry.agent.handoff.PrecopyListener;
 import dev.ferry.agent.hold.ConnectionHold;
 import dev.ferry.agent.hold.HoldKey;
 import dev.ferry.agent.repair.RestoreException;
@@ -49,6 +51,14 @@ public final class ConnectionMover {
   public Departure depart(Connection c) throws InterruptedException {
     Freezing f = freeze(c);
     return f instanceof Freezing.Held held ? export(held) : ((Freezing.Stays) f).stayed();
+  }
+
+  /**
+   * Source node, before {@link #freeze}: asks the application to offer {@code c}'s state ahead of
+   * the freeze (protocol version 2); {@code listener} hears it as it comes.
+   */
+  public PrecopyHandle precopy(Connection c, PrecopyListener listener) {
+    return applications.precopy(c, listener);
   }
 
   /** The ports applications on this node have registered: where connections can arrive. */
@@ -127,7 +137,8 @@ public final class ConnectionMover {
     HandoffOutcome.Frozen frozen = held.frozen();
     try {
       SocketState state = exporter.export(frozen.socket());
-      return new Reading(held, new Departure.Departed(c, state, frozen.state()), null);
+      return new Reading(
+          held, new Departure.Departed(c, state, frozen.state(), frozen.appendsToPrecopy()), null);
     } catch (IOException e) {
       // Nothing is lost yet: the socket left repair mode, the application still has it.
       return new Reading(

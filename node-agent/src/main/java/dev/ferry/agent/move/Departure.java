@@ -10,10 +10,17 @@ public sealed interface Departure {
 
   /**
    * The socket is read and closed; the client is held. Everything needed to rebuild the connection,
-   * kernel and application side, is here: losing this object loses the connection.
+   * kernel and application side, is here (with {@code appendsToPrecopy}, the application state is
+   * what changed since its pre-copy, which was kept apart): losing it loses the connection.
    */
-  record Departed(Connection connection, SocketState socket, byte[] applicationState)
-      implements Departure {}
+  record Departed(
+      Connection connection, SocketState socket, byte[] applicationState, boolean appendsToPrecopy)
+      implements Departure {
+    /** A state that is whole: nothing of it was pre-copied. */
+    public Departed(Connection connection, SocketState socket, byte[] applicationState) {
+      this(connection, socket, applicationState, false);
+    }
+  }
 
   /** The connection stays where it is, live and untouched, for {@code reason}. */
   record Stayed(Connection connection, String reason) implements Departure {}

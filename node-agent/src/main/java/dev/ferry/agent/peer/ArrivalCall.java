@@ -2,6 +2,7 @@
 package dev.ferry.agent.peer;
 
 import com.google.protobuf.ByteString;
+import dev.ferry.agent.migration.Wire;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.repair.SocketStateCodec;
 import dev.ferry.api.v1alpha1.AppStateChunk;
@@ -10,8 +11,10 @@ import dev.ferry.api.v1alpha1.ArrivalHeader;
 import dev.ferry.api.v1alpha1.ArrivalMessage;
 import dev.ferry.api.v1alpha1.ArrivalReply;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc;
+import dev.ferry.api.v1alpha1.PrecopyChunk;
 import dev.ferry.api.v1alpha1.StatesEnd;
 import dev.ferry.api.v1alpha1.TransferredConnection;
+import dev.ferry.protocol.Connection;
 import io.grpc.ManagedChannel;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
@@ -78,6 +81,18 @@ public final class ArrivalCall implements AutoCloseable {
     send(ArrivalMessage.newBuilder().setHeader(header).build());
   }
 
+  /** Forwards application state offered ahead of the freeze. */
+  public void sendPrecopy(Connection c, boolean snapshot, byte[] data) throws InterruptedException {
+    send(
+        ArrivalMessage.newBuilder()
+            .setPrecopy(
+                PrecopyChunk.newBuilder()
+                    .setId(Wire.id(c))
+                    .setSnapshot(snapshot)
+                    .setData(ByteString.copyFrom(data)))
+            .build());
+  }
+
   /** Sends every state, then waits for the target's STAGED answer. */
   public ArrivalReply sendStates(List<Departure.Departed> states) throws InterruptedException {
     for (Departure.Departed d : states) {
@@ -87,7 +102,8 @@ public final class ArrivalCall implements AutoCloseable {
               .setConnection(
                   TransferredConnection.newBuilder()
                       .setSocket(SocketStateCodec.toMessage(d.socket()))
-                      .setAppStateLength(app.length))
+                      .setAppStateLength(app.length)
+                      .setAppendsToPrecopy(d.appendsToPrecopy()))
               .build());
       for (int off = 0; off < app.length; off += Peers.CHUNK) {
         int n = Math.min(Peers.CHUNK, app.length - off);

@@ -97,7 +97,7 @@ public class AgentRuntime {
             workers,
             metrics,
             new FaultPoints(settings.faultPoints()));
-    Migrations migrations = new Migrations(node, settings.holdLimit());
+    Migrations migrations = new Migrations(node, settings.holdLimit(), settings.answerTimeout());
     migrations.recover();
     metrics.connections(migrations::phases);
     metrics.holds(this::activeHolds, this::probesAnswered);

@@ -115,6 +115,7 @@ public final class SavedStates {
               out.write(socket);
               out.writeLong(d.applicationState().length);
               out.write(d.applicationState());
+              out.writeBoolean(d.appendsToPrecopy());
             }
             out.flush();
           });
@@ -219,8 +220,12 @@ public final class SavedStates {
         if (socket.length != socketLength || app.length != appLength) {
           throw new IOException(f + " is cut short at connection " + i + " of " + count);
         }
+        boolean appends = in.readBoolean();
         SocketState state = SocketStateCodec.decode(socket);
-        out.add(new Departure.Departed(new Connection(state.local(), state.remote()), state, app));
+        Departure.Departed d =
+            new Departure.Departed(
+                new Connection(state.local(), state.remote()), state, app, appends);
+        out.add(appends ? whole(id, d) : d);
       }
     } catch (EOFException e) {
       throw new IOException(f + " is cut short", e);
@@ -228,6 +233,82 @@ public final class SavedStates {
       throw new IOException(f + ": " + e.getMessage(), e);
     }
     return out;
+  }
+
+  /**
+   * Where the state a connection's application offered ahead of its freeze is kept as it arrives
+   * (before the freeze, so never in the pause): the batch then holds only what changed since.
+   */
+  public PrecopyFile precopy(String id, Connection c) throws IOException {
+    Path dir = privateDirectory(privateDirectory(root.resolve(checkId(id))).resolve("precopy"));
+    return new PrecopyFile(dir.resolve(name(c)));
+  }
+
+  /** The whole state of {@code d}: its pre-copied bytes, then its own (the freeze's append). */
+  public Departure.Departed whole(String id, Departure.Departed d) throws IOException {
+    if (!d.appendsToPrecopy()) {
+      return d;
+    }
+    Path f = root.resolve(id).resolve("precopy").resolve(name(d.connection()));
+    long size = Files.size(f);
+    long total = size + d.applicationState().length;
+    if (total > Integer.MAX_VALUE - 8) {
+      throw new IOException(f + ": a state of " + total + " bytes is more than one array holds");
+    }
+    byte[] out = new byte[(int) total];
+    try (InputStream in = Files.newInputStream(f)) {
+      if (in.readNBytes(out, 0, (int) size) != size) {
+        throw new IOException(f + " is cut short");
+      }
+    }
+    System.arraycopy(d.applicationState(), 0, out, (int) size, d.applicationState().length);
+    return new Departure.Departed(d.connection(), d.socket(), out);
+  }
+
+  /** One connection's pre-copied state on disk: a snapshot replaces it, appends extend it. */
+  public static final class PrecopyFile implements AutoCloseable {
+    private final Path path;
+    private FileChannel ch;
+
+    PrecopyFile(Path path) throws IOException {
+      this.path = path;
+      reset();
+    }
+
+    /** A snapshot begins: what was kept is void. */
+    public synchronized void reset() throws IOException {
+      close();
+      Files.deleteIfExists(path);
+      Files.createFile(
+          path, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+      ch = FileChannel.open(path, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
+    }
+
+    public synchronized void append(byte[] data) throws IOException {
+      java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(data);
+      while (b.hasRemaining()) {
+        ch.write(b);
+      }
+    }
+
+    @Override
+    public synchronized void close() throws IOException {
+      if (ch != null) {
+        ch.close();
+        ch = null;
+      }
+    }
+  }
+
+  private static String name(Connection c) {
+    return (c.local().getAddress().getHostAddress()
+            + "_"
+            + c.local().getPort()
+            + "_"
+            + c.remote().getAddress().getHostAddress()
+            + "_"
+            + c.remote().getPort())
+        .replace(':', '.');
   }
 
   /**
