@@ -42,6 +42,12 @@ bench: deps
 	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
 	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.bench.MigrationBenchmark -Dferry.args="$(or $(ARGS),$(BENCH_ARGS))"
 
+## What one trivial call on an agent costs over the API's mutual TLS, on a warm channel.
+.PHONY: bench-calls
+bench-calls: deps
+	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
+	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.bench.CallLatency
+
 ## Regenerates crds/ from the Java types in api/ (dev.ferry.api.crd); commit the result.
 crds: deps
 	FERRY_WRITE_CRDS=1 $(MVNW) -q -pl api test -Dtest=CrdsAreCurrentTest -Dspotless.check.skip=true

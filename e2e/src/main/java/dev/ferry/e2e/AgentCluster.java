@@ -218,7 +218,7 @@ public final class AgentCluster implements AutoCloseable {
     }
   }
 
-  static AgentCluster start() throws Exception {
+  public static AgentCluster start() throws Exception {
     return start(Layout.TESTS);
   }
 

@@ -141,12 +141,28 @@ public final class Session implements Runnable {
     return lastHeard;
   }
 
+  /**
+   * Whether {@code f} is part of an answer to one of the agent's freezes or takeovers: only that
+   * keeps a request from timing out. State offered ahead of a freeze (STATE and its BLOBs) does
+   * not: an application that streams its appends but never answers the freeze is silent on it.
+   */
+  private boolean answersARequest(Frame f) {
+    return switch (f.type()) {
+      case Frame.FROZEN, Frame.DECLINED, Frame.TAKEN -> true;
+      case Frame.BLOB ->
+          f.payload().length >= 8 && pending.containsKey(ByteBuffer.wrap(f.payload()).getLong());
+      default -> false;
+    };
+  }
+
   @Override
   public void run() {
     try {
       Frame frame;
       while ((frame = channel.read()) != null) {
-        lastHeard = System.nanoTime();
+        if (answersARequest(frame)) {
+          lastHeard = System.nanoTime();
+        }
         try {
           handle(frame);
         } catch (ProtocolException e) {

@@ -17,6 +17,9 @@ public final class ConnectionRecord {
   Departure.Departed departed; // source EXPORTED.., target TRANSFERRED..: the saved state
   Arrival.Staged staged; // target, STAGED
 
+  /** The application state's size as this node got it, kept after the state itself is gone. */
+  long stateBytes;
+
   public ConnectionRecord(Connection connection, ConnectionPhase phase) {
     this.connection = connection;
     this.phase = phase;
@@ -32,7 +35,7 @@ public final class ConnectionRecord {
         .setId(Wire.id(connection))
         .setPhase(phase)
         .setReason(reason)
-        .setAppStateBytes(departed == null ? 0 : departed.applicationState().length)
+        .setAppStateBytes(departed == null ? stateBytes : departed.applicationState().length)
         .build();
   }
 }

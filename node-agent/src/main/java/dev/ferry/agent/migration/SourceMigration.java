@@ -166,6 +166,7 @@ public final class SourceMigration {
             ConnectionRecord r = reading.get(i);
             r.held = null;
             r.departed = left.get(i);
+            r.stateBytes = r.departed.applicationState().length;
             r.to(EXPORTED, "");
           }
           return null;

@@ -54,6 +54,7 @@ public final class TargetMigration {
     for (Departure.Departed d : states) {
       ConnectionRecord r = new ConnectionRecord(d.connection(), TRANSFERRED);
       r.departed = d;
+      r.stateBytes = d.applicationState().length;
       records.put(d.connection(), r);
     }
     node.metrics().phase("receive", micros);

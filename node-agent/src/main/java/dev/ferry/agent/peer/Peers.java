@@ -58,7 +58,15 @@ public final class Peers implements AutoCloseable {
     if (!validTarget(target)) {
       throw new BadRequest("target_agent must be HOST:PORT, got '" + target + "'");
     }
-    return new ArrivalCall(target, channel(target), limit);
+    // Not in the caller's gRPC context: a Move that answers AWAITING_ADDRESS ends its call while
+    // this stream must live on until Commit, and a cancelled caller must not cancel the move.
+    ManagedChannel ch = channel(target);
+    io.grpc.Context previous = io.grpc.Context.ROOT.attach();
+    try {
+      return new ArrivalCall(target, ch, limit);
+    } finally {
+      io.grpc.Context.ROOT.detach(previous);
+    }
   }
 
   private ManagedChannel channel(String target) {

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.ferry.api.client.AgentClient;
+import dev.ferry.api.v1alpha1.ConnectionPhase;
+import dev.ferry.api.v1alpha1.ConnectionStatus;
+import dev.ferry.api.v1alpha1.MoveAddressPlan;
+import dev.ferry.api.v1alpha1.MoveOutcome;
+import dev.ferry.api.v1alpha1.MoveRequest;
+import dev.ferry.api.v1alpha1.PodRef;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A stream whose application state is 1 GiB moves with it, and the state crosses before the freeze:
+ * what the pause carries is only what changed since. The demo streamer offers its KV cache ahead of
+ * the freeze (handoff protocol version 2), then one append per token.
+ */
+class PrecopyIT {
+  private static final String STREAM = "/v1/stream?prompt=precopy&tokens=1500";
+  private static final int GIB = 1 << 30;
+  private static AgentCluster cluster;
+  private static String reference;
+
+  @BeforeAll
+  static void start() throws Exception {
+    cluster = AgentCluster.start();
+    // A state of 1 GiB is over the agents' default limit (256 MiB): these agents take 1.5 GiB.
+    Map<String, String> bigStates = Map.of("FERRY_AGENT_MAX_STATE_BYTES", String.valueOf(3L << 29));
+    for (AgentCluster.Node n : new AgentCluster.Node[] {cluster.a, cluster.b}) {
+      n.killAgent();
+      n.startAgent(bigStates);
+    }
+    cluster.a.streamer("--rate", "200", "--kv-bytes", String.valueOf(GIB));
+    cluster.b.streamer("--rate", "200", "--kv-bytes", String.valueOf(GIB));
+    try (CurlStream unmoved = cluster.curl(STREAM)) {
+      assertThat(unmoved.exitCode(60)).isZero();
+      reference = unmoved.output();
+    }
+  }
+
+  @AfterAll
+  static void stop() {
+    if (cluster != null) {
+      cluster.close();
+    }
+  }
+
+  @Test
+  void aStreamWithAGibibyteOfStateMovesWithOnlyItsLastTokensInThePause() throws Exception {
+    try (CurlStream curl = cluster.curl(STREAM);
+        AgentClient a = cluster.a.client("admin")) {
+      curl.awaitEvents(100, 60_000);
+      MoveOutcome o =
+          a.call(
+              "Move",
+              s ->
+                  s.move(
+                      MoveRequest.newBuilder()
+                          .setMigrationId("big-state")
+                          .setSourcePod(PodRef.newBuilder().setNetns(cluster.a.podNetns()))
+                          .setTargetPod(PodRef.newBuilder().setNetns(cluster.b.podNetns()))
+                          .addPorts(AgentCluster.PORT)
+                          .setTargetAgent(cluster.b.api())
+                          .setHoldLimitMs(60_000)
+                          .setAddress(
+                              MoveAddressPlan.newBuilder()
+                                  .setCidr(AgentCluster.VIP + "/32")
+                                  .setHostRoute(true)
+                                  .setAnnounce(true)
+                                  .setSourceHostInterface(cluster.a.pod.podPort())
+                                  .setTargetHostInterface(cluster.b.pod.podPort()))
+                          .build()));
+      assertThat(o.getResult()).as(o.getMessage()).isEqualTo(MoveOutcome.Result.COMPLETED);
+      ConnectionStatus moved = o.getSource().getConnections(0);
+      assertThat(moved.getPhase()).isEqualTo(ConnectionPhase.RELEASED);
+      assertThat(moved.getAppStateBytes())
+          .as("application state carried inside the pause: the tokens since the pre-copy")
+          .isLessThan(64 * 1024);
+      assertThat(o.getTarget().getConnections(0).getAppStateBytes())
+          .as("the state the target application got, whole (it checks its checksum, or declines)")
+          .isGreaterThan(GIB);
+      assertThat(curl.exitCode(120)).as("curl's exit code").isZero();
+      assertThat(curl.output()).as("curl's whole output").isEqualTo(reference);
+      System.out.printf(
+          "1 GiB pre-copied: pause %.1f ms (the agents' clock), curl's longest gap %.1f ms,"
+              + " %d bytes of state in the pause; phases source %s, target %s%n",
+          o.getPauseMicros() / 1e3,
+          curl.longestGapMillis(),
+          moved.getAppStateBytes(),
+          o.getSource().getPhaseMicrosMap(),
+          o.getTarget().getPhaseMicrosMap());
+    }
+  }
+}
