@@ -8,6 +8,7 @@ import static dev.ferry.api.v1alpha1.ConnectionPhase.STAGED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.TRANSFERRED;
 
 import dev.ferry.agent.move.Arrival;
+import dev.ferry.agent.move.ConnectionMover;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.MigrationStatus;
@@ -74,8 +75,24 @@ public final class TargetMigration {
       clock.time(
           "stage",
           () -> {
-            List<Arrival> arrivals =
-                Workers.each(node.workers(), received, r -> node.mover().arrive(r.departed, ns));
+            List<Arrival> arrivals;
+            try {
+              arrivals =
+                  node.mover()
+                      .arriveAll(
+                          received.stream().map(r -> r.departed).toList(),
+                          ns,
+                          new ConnectionMover.ForEach() {
+                            @Override
+                            public <T, R> List<R> apply(
+                                List<T> items, java.util.function.Function<T, R> step) {
+                              return Workers.each(node.workers(), items, step::apply);
+                            }
+                          });
+            } catch (InterruptedException e) {
+              Thread.currentThread().interrupt();
+              throw new IllegalStateException("interrupted while staging", e);
+            }
             for (int i = 0; i < received.size(); i++) {
               ConnectionRecord r = received.get(i);
               if (arrivals.get(i) instanceof Arrival.Staged staged) {

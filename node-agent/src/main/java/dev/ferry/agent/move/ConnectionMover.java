@@ -227,6 +227,80 @@ public final class ConnectionMover {
     }
   }
 
+  /**
+   * Target node, many at once: rebuilds each state in {@code namespace} (in parallel, through
+   * {@code each}), then hands every rebuilt socket to its application in one batch (one request per
+   * connection, all sent before any answer is awaited). The clients stay held.
+   */
+  public List<Arrival> arriveAll(
+      List<Departure.Departed> departed, NetNamespace namespace, ForEach each)
+      throws InterruptedException {
+    long podNetns;
+    try {
+      podNetns = namespace.inode();
+    } catch (SyscallException e) {
+      return departed.stream()
+          .<Arrival>map(d -> new Arrival.Refused(d.connection(), "the pod's namespace: " + e))
+          .toList();
+    }
+    List<Object> restored =
+        each.apply(
+            departed,
+            d -> {
+              try {
+                return restorer.restore(d.socket(), namespace);
+              } catch (RestoreException e) {
+                return new Arrival.Refused(d.connection(), e.getMessage());
+              }
+            });
+    List<Arrival> out = new ArrayList<>(departed.size());
+    List<HandoffServer.Incoming> incoming = new ArrayList<>();
+    List<Integer> at = new ArrayList<>();
+    for (int i = 0; i < departed.size(); i++) {
+      Departure.Departed d = departed.get(i);
+      out.add(null);
+      if (restored.get(i) instanceof Arrival.Refused refused) {
+        out.set(i, refused);
+        continue;
+      }
+      RestoredSocket socket = (RestoredSocket) restored.get(i);
+      try {
+        hold.wake(d.socket(), System.nanoTime() + holdLimit.toNanos());
+      } catch (SyscallException e) {
+        socket.close();
+        out.set(i, new Arrival.Refused(d.connection(), "the hold could not wake it: " + e));
+        continue;
+      }
+      incoming.add(
+          new HandoffServer.Incoming(d.connection(), socket.socket(), d.applicationState()));
+      at.add(i);
+    }
+    List<HandoffOutcome> answers = applications.takeoverAll(incoming, podNetns);
+    for (int k = 0; k < at.size(); k++) {
+      int i = at.get(k);
+      Connection c = departed.get(i).connection();
+      RestoredSocket socket = restoredSocket(restored.get(i));
+      if (answers.get(k) instanceof HandoffOutcome.Taken taken) {
+        out.set(i, new Arrival.Staged(c, socket, taken.session(), taken.requestId(), hold));
+      } else {
+        socket.close();
+        releaseQuietly(new HoldKey(c.local(), c.remote()));
+        out.set(i, new Arrival.Refused(c, describe(answers.get(k))));
+      }
+    }
+    return out;
+  }
+
+  private static RestoredSocket restoredSocket(Object o) {
+    return (RestoredSocket) o;
+  }
+
+  /** Runs a step for every item, in parallel where the caller can; results in order. */
+  public interface ForEach {
+    <T, R> List<R> apply(List<T> items, java.util.function.Function<T, R> step)
+        throws InterruptedException;
+  }
+
   /** Source node: the connection lives elsewhere now; stop answering for it. */
   public void release(Connection c) throws SyscallException {
     hold.release(new HoldKey(c.local(), c.remote()));
