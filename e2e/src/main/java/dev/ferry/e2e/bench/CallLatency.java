@@ -22,7 +22,7 @@ public final class CallLatency {
   private static int measure() throws Exception {
     int calls = 2000;
     try (AgentCluster cluster = AgentCluster.start();
-        AgentClient agent = cluster.a.client("operator")) {
+        AgentClient agent = cluster.a.client("admin")) {
       MigrationRef ref = MigrationRef.newBuilder().setMigrationId("nothing").build();
       long[] micros = new long[calls];
       for (int i = -500; i < calls; i++) { // the first 500 warm the JIT and the channel

@@ -20,12 +20,23 @@ import java.util.Map;
 final class FerryMove {
   /** The agents' phases in the order the table shows them. */
   static final List<String> PHASES =
-      List.of("freeze", "export", "stage", "commit", "resume", "release");
+      List.of(
+          "freeze",
+          "export",
+          "send-and-stage",
+          "stage",
+          "address-leaves",
+          "commit-round-trip",
+          "commit",
+          "route",
+          "resume",
+          "announce",
+          "release");
 
   /**
    * What one migration took.
    *
-   * @param freezeSent when Move was sent (System.nanoTime): clients may be held from here
+   * @param freezeSent when the first freeze began (System.nanoTime): clients may be held from here
    * @param resumed when the last socket resumed on the target, on this clock
    * @param released when Move returned: the migration is over
    * @param agentMicros each phase as the agents measured it
@@ -80,6 +91,9 @@ final class FerryMove {
           "move " + id + " ended " + o.getResult() + ": " + o.getMessage());
     }
     cluster.holder(to);
+    // The agents' own clock says when the freeze began (after the pre-copy, which holds no one)
+    // and when the last socket resumed; both are placed on this process's clock.
+    long frozenAt = freezeSent + (o.getFreezeStartedUnixMicros() - sentWallMicros) * 1000;
     long resumedAt = freezeSent + (o.getResumedUnixMicros() - sentWallMicros) * 1000;
     Map<String, Long> agent = new LinkedHashMap<>();
     for (String phase : PHASES) {
@@ -96,7 +110,7 @@ final class FerryMove {
             .toList();
     return new Result(
         id,
-        freezeSent,
+        frozenAt,
         resumedAt,
         releasedAt,
         agent,

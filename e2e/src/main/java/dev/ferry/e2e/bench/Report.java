@@ -101,10 +101,12 @@ final class Report {
       }
     }
     md.append(
-        "\nPhase columns: each phase as the agents timed it themselves, in ms (address: the four"
-            + " calls of the L2 address mover: onto the target pod, off the source, the target's"
-            + " route, the gratuitous ARP). Held: from sending Freeze to Resume's answer, the"
-            + " longest any client can be held. Whole: to Release's answer.\n\n");
+        "\nOne Move call per migration: the agents run it between themselves. Phase columns: each"
+            + " phase as the agents timed it themselves, in ms (freeze, export and release on the"
+            + " source; stage, commit and resume on the target). Held: from the first freeze to"
+            + " the last resume, on the agents' clock, the longest any client can be held (the"
+            + " pre-copy before it holds no one). Whole: from the first freeze to Move's"
+            + " answer.\n\n");
 
     md.append("## Without Ferry, on the same streams\n\n");
     md.append(
@@ -140,7 +142,7 @@ final class Report {
     md.append("## How the figures are computed\n\n");
     md.append(
         "- **Stall** (per client): the longest gap between two consecutive tokens that spans any"
-            + " part of the move (from sending Freeze to Resume's answer), less the stream's nominal"
+            + " part of the move (from the first freeze to the last resume), less the stream's nominal"
             + " interval (1 s / rate), floored at 0: how much later than due the first token after"
             + " the pause arrived. The server writes a token, then waits one interval; a pause"
             + " shorter than what was left of that wait does not reach the client and counts 0."

@@ -184,6 +184,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         target.commit();
         node.faults().reach(header.getFault(), "target-after-commit");
         if (address != null && !header.getAddress().getClaimedByCaller()) {
+          long t = System.nanoTime();
           node.addresses()
               .add(
                   address,
@@ -191,13 +192,16 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
                   ifname(),
                   header.getAddress().getTargetHostInterface(),
                   header.getAddress().getHostRoute());
+          target.timed("route", t);
         }
-        MigrationStatus resumed = target.resume();
+        target.resume();
         long resumedAt = SourceMove.nowMicros();
         node.faults().reach(header.getFault(), "target-after-resume");
         if (address != null && header.getAddress().getAnnounce()) {
+          long t = System.nanoTime();
           try {
             node.addresses().announce(address);
+            target.timed("announce", t);
           } catch (SyscallException e) {
             // The connections are live; neighbours learn the address at their next ARP.
             LOG.warning(() -> "announcing " + address + " failed: " + e.getMessage());
@@ -206,7 +210,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         done = true;
         out.onNext(
             ArrivalReply.newBuilder()
-                .setResumed(resumed)
+                .setResumed(target.status())
                 .setCommitted(true)
                 .setResumedUnixMicros(resumedAt)
                 .build());

@@ -28,6 +28,14 @@ public final class PhaseClock {
     }
   }
 
+  /** Adds {@code micros} to {@code phase}, timed by the caller. */
+  public void add(String phase, long micros) {
+    synchronized (this) {
+      this.micros.merge(phase, micros, Long::sum);
+    }
+    record.accept(phase, micros);
+  }
+
   public synchronized Map<String, Long> snapshot() {
     return Map.copyOf(micros);
   }

@@ -338,6 +338,11 @@ public final class SourceMigration {
         .forEach(r -> r.to(ROLLED_BACK, limitPassed));
   }
 
+  /** Records a step of the move timed outside this class (the stream's round trips). */
+  public void timed(String phase, long startNanos) {
+    clock.add(phase, (System.nanoTime() - startNanos) / 1000);
+  }
+
   /** Why the hold limit rolled this migration back; null while it has not. */
   public synchronized String limitPassed() {
     return limitPassed;

@@ -146,8 +146,10 @@ public final class SourceMove {
             req.getConnectionsList());
     // Pre-copy: each application (protocol version 2) offers its state now, while its client
     // streams on; the freeze below then carries only what changed since.
+    long precopyStart = System.nanoTime();
     List<PrecopyForwarder> precopies = PrecopyForwarder.start(node, id, chosen, call);
     PrecopyForwarder.awaitSnapshots(precopies, migrations.answerTimeout());
+    m.timed("precopy", precopyStart);
     freezeWallMicros = nowMicros();
     freezeNanos = System.nanoTime();
     callsAtFreeze = migrations.otherCalls();
@@ -182,7 +184,9 @@ public final class SourceMove {
       call.abort();
       return outcomeOf(MoveOutcome.Result.ROLLED_BACK, m.limitPassed(), null);
     }
+    long sent = System.nanoTime();
     ArrivalReply reply = call.sendStates(m.exported());
+    m.timed("send-and-stage", sent);
     m.transferred();
     staged = reply.getStaged();
     long failed = staged.getConnectionsList().stream().filter(c -> c.getPhase() != STAGED).count();
@@ -203,8 +207,10 @@ public final class SourceMove {
     }
     // From here the target may be told to commit: refused if a rollback (the operator's deadline,
     // a deleted request, the hold limit) came first, and noted for a restarted agent.
+    long leaving = System.nanoTime();
     m.commitMayHappen();
     m.addressLeaves();
+    m.timed("address-leaves", leaving);
     node.faults().reach(req.getFault(), "source-after-address");
     return null;
   }
@@ -213,8 +219,10 @@ public final class SourceMove {
   private MoveOutcome commitAndResume() throws InterruptedException {
     node.faults().reach(req.getFault(), "source-before-commit");
     ArrivalReply reply;
+    long committing = System.nanoTime();
     try {
       reply = call.commit();
+      m.timed("commit-round-trip", committing);
     } catch (Peers.PeerFailed e) {
       // Whether the target committed is unknown: the rollback asks it, and either gives the
       // connections back here (it had not) or releases them (it had).

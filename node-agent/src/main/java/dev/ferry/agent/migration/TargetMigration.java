@@ -129,6 +129,11 @@ public final class TargetMigration {
     }
   }
 
+  /** Records a step of the arrival timed outside this class. */
+  public void timed(String phase, long startNanos) {
+    clock.add(phase, (System.nanoTime() - startNanos) / 1000);
+  }
+
   public synchronized boolean committed() {
     return committed;
   }
