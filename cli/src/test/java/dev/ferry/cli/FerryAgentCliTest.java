@@ -38,18 +38,10 @@ class FerryAgentCliTest {
             () ->
                 cli.run(
                     List.of(
-                        "freeze",
-                        "--id",
-                        "m",
-                        "--agent",
-                        "a:1",
-                        "--pod",
-                        "p",
-                        "--port",
-                        "80,99999")))
+                        "connections", "--agent", "a:1", "--pod", "p", "--port", "80,99999")))
         .hasMessageContaining("--port must be a port 1..65535, got '99999'");
     assertThatThrownBy(
-            () -> cli.run(List.of("stage", "--id", "m", "--agent", "a:1", "--pod", "bad name")))
+            () -> cli.run(List.of("connections", "--agent", "a:1", "--pod", "bad name")))
         .hasMessageContaining("--pod: 'bad name' is not a namespace name")
         .hasMessageContaining("uid:POD-UID");
     assertThatThrownBy(
@@ -68,6 +60,9 @@ class FerryAgentCliTest {
         .hasMessageContaining("--op must be add, announce or remove");
     assertThatThrownBy(() -> cli.run(List.of("migrate", "--id", "m")))
         .hasMessageContaining("--port is required");
+    assertThatThrownBy(() -> cli.run(List.of("freeze", "--id", "m")))
+        .as("the step-by-step commands are gone: the agents run a move with one call")
+        .hasMessageContaining("unknown command 'freeze'");
   }
 
   @Test
