@@ -19,7 +19,8 @@ import dev.ferry.protocol.Frame;
  * back.
  *
  * <p>The application may decline it at any time (it cannot keep that much, say): every method then
- * returns false, sends nothing, and the takeover carries the whole state instead.
+ * returns false and sends nothing (the argument checks are skipped too, so the caller may stop
+ * half-way through a part), and the takeover carries the whole state instead.
  */
 public final class Prestate {
   private final Session session;
@@ -79,12 +80,12 @@ public final class Prestate {
    */
   public boolean chunk(byte[] data) {
     synchronized (writing) {
+      if (ended != null) {
+        return false; // checked first: once ended, the caller may stop at any point
+      }
       if (data.length > remaining) {
         throw new IllegalStateException(
             "prestate " + id + ": " + data.length + " bytes, but only " + remaining + " announced");
-      }
-      if (ended != null) {
-        return false;
       }
       remaining -= data.length;
       return session.sendPrestateChunk(this, data);
@@ -123,15 +124,15 @@ public final class Prestate {
       throw new IllegalArgumentException("length " + length);
     }
     synchronized (writing) {
+      if (ended != null) {
+        return false;
+      }
       if (remaining > 0) {
         throw new IllegalStateException(
             "prestate " + id + ": " + remaining + " bytes of the previous part are still to come");
       }
       if (kind == Frame.STATE_APPEND && !begun) {
         throw new IllegalStateException("prestate " + id + ": the first part must be a snapshot");
-      }
-      if (ended != null) {
-        return false;
       }
       if (!session.sendPrestatePart(this, kind, length)) {
         return false;
