@@ -15,6 +15,10 @@ precopy(conn, offer), optional (protocol version 2): the agent is about to move 
     offer is declined and freeze always hands over the whole state, as in version 1.
 Every callback runs on a thread of its own, so it may block without stalling the session.
 
+On the target, an agent of version 2 may hand a connection's state ahead of its takeover
+(PRESTATE); this module keeps it and gives takeover(conn, state) the whole state, put back
+together, exactly as if it had all come with the takeover.
+
 conn is (family, local_ip, local_port, remote_ip, remote_port). An IPv4-mapped IPv6
 address is given as IPv4 (family 4), so that the agent's tuples and connection_of()'s
 compare equal whether the server listens on IPv4 or dual-stack.
@@ -30,6 +34,8 @@ import threading
 HELLO, WELCOME, REGISTER, REGISTERED, FREEZE, FROZEN, BLOB, DECLINED = range(1, 9)
 TAKEOVER, TAKEN, RESUMED, RELEASED, RETURNED, ERROR = 9, 10, 11, 12, 13, 15
 PRECOPY, STATE, PRECOPY_STOP = 16, 17, 18  # version 2
+PRESTATE, PRESTATE_DROP, TAKEOVER_APPEND = 19, 20, 21  # version 2, target side
+MAX_STATE = 1 << 40  # the largest whole state kept for one connection
 SNAPSHOT, APPEND = 1, 2  # STATE kinds
 VERSION = 2  # the highest we speak; an agent of version 1 is greeted again with 1
 ERR_MALFORMED, ERR_UNKNOWN_TYPE, ERR_TOO_LARGE, ERR_UNKNOWN_REQUEST = 1, 2, 3, 5
@@ -97,12 +103,30 @@ def _spawn(fn, *args):
 
 
 class _Arrival:
-    """A connection being handed to us: socket (in repair mode), then state, then go-ahead."""
+    """A connection being handed to us: socket (in repair mode), then state, then go-ahead.
+    With a prefix (the state handed ahead), state is only the tail that follows it."""
 
-    def __init__(self, conn, fd, length):
-        self.conn, self.fd, self.length = conn, fd, length
+    def __init__(self, conn, fd, length, prefix=None):
+        self.conn, self.fd, self.length, self.prefix = conn, fd, length, prefix
         self.state = bytearray()
         self.live = None
+
+    def whole(self):
+        if self.prefix is None:
+            return bytes(self.state)
+        prefix, self.prefix = self.prefix, None
+        prefix += self.state
+        return bytes(prefix)
+
+
+class _Ahead:
+    """State the agent handed ahead of a connection's takeover (PRESTATE): the last snapshot
+    and the appends after it; remaining is what the last part still has to bring."""
+
+    def __init__(self, rid, conn):
+        self.rid, self.conn = rid, conn
+        self.state = bytearray()
+        self.remaining = 0
 
 
 class _Offer:
@@ -168,6 +192,10 @@ class Session:
         self._write_lock = threading.Lock()  # frames from several threads must not interleave
         self._given = {}  # request id -> (fd, family, on_released, on_returned)
         self._arriving = {}  # request id -> _Arrival
+        self._ahead = {}  # connection -> _Ahead, the state handed ahead of its takeover
+        self._ahead_by_id = {}  # PRESTATE request id -> _Ahead
+        self._unwanted = {}  # request id -> BLOB bytes still to drop (declined on arrival)
+        self._ports = set(ports)
         self._closed = False
         for hello in (VERSION, 1):
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -303,7 +331,7 @@ class Session:
             self._end(why)
 
     def _handle(self, typ, p, fd):
-        if fd >= 0 and typ != TAKEOVER:
+        if fd >= 0 and typ not in (TAKEOVER, TAKEOVER_APPEND):
             os.close(fd)
             fd = -1
         try:
@@ -354,21 +382,32 @@ class Session:
             os.dup2(blank.fileno(), app_fd, inheritable=False)
             blank.close()
             _spawn(on_released)
-        elif typ == TAKEOVER:
-            try:
-                rid, length = struct.unpack_from(">QQ", p)
-                conn = _read_connection(p, 16)
-                if fd < 0:
-                    raise ProtocolError(ERR_MALFORMED, f"TAKEOVER {rid} came without a socket")
-            except BaseException:
-                if fd >= 0:
-                    os.close(fd)
-                raise
-            arrival = self._arriving[rid] = _Arrival(conn, fd, length)
-            if length == 0:
-                _spawn(self._answer_takeover, rid, arrival)
+        elif typ in (TAKEOVER, TAKEOVER_APPEND):
+            self._arrive(typ, p, fd)
+        elif typ == PRESTATE:
+            self._prestate(p)
+        elif typ == PRESTATE_DROP:
+            rid = struct.unpack_from(">Q", p)[0]
+            ahead = self._ahead.get(_read_connection(p, 8))
+            if ahead is not None and ahead.rid == rid:
+                self._forget(ahead)
         elif typ == BLOB:
             rid = struct.unpack_from(">Q", p)[0]
+            ahead = self._ahead_by_id.get(rid)
+            if ahead is not None:
+                if len(p) - 8 > ahead.remaining:
+                    self._forget(ahead)
+                    raise ProtocolError(ERR_TOO_LARGE, f"BLOB {rid} runs past its PRESTATE")
+                ahead.state += p[8:]
+                ahead.remaining -= len(p) - 8
+                return
+            if rid in self._unwanted:
+                left = self._unwanted[rid] - (len(p) - 8)
+                if left > 0:
+                    self._unwanted[rid] = left
+                else:
+                    del self._unwanted[rid]
+                return
             a = self._arriving.get(rid)
             if a is None or len(a.state) + len(p) - 8 > a.length:
                 raise ProtocolError(ERR_UNKNOWN_REQUEST, f"BLOB {rid} was not expected")
@@ -386,6 +425,73 @@ class Session:
             _spawn(a.live, sock)
         else:
             raise ProtocolError(ERR_UNKNOWN_TYPE, f"unexpected message type {typ}")
+
+    def _prestate(self, p):
+        """PRESTATE: part of a connection's state, ahead of its takeover. A snapshot replaces
+        what is held; an append must follow the same prestate, whole. What cannot be kept is
+        declined and forgotten: the agent then sends the whole state at TAKEOVER."""
+        rid, kind, length = struct.unpack_from(">QBQ", p)
+        conn = _read_connection(p, 17)
+        held = self._ahead.get(conn)
+        refused = None
+        if kind == SNAPSHOT:
+            if held is not None:
+                self._forget(held)
+            held = _Ahead(rid, conn)
+        elif kind != APPEND:
+            refused = f"PRESTATE {rid} of unknown kind {kind}"
+        elif held is None or held.rid != rid or held.remaining:
+            refused = f"no whole prestate {rid} of {conn} is held here to append to"
+        if refused is None and conn[2] not in self._ports:
+            refused = f"port {conn[2]} is not registered here"
+        if refused is None and len(held.state) + length > MAX_STATE:
+            refused = f"a state of {len(held.state) + length} bytes is more than is kept here"
+        if refused is not None:
+            if held is not None:
+                self._forget(held)
+            if length:
+                self._unwanted[rid] = self._unwanted.get(rid, 0) + length
+            self._decline(rid, refused)
+            return
+        held.remaining = length
+        self._ahead[conn] = held
+        self._ahead_by_id[rid] = held
+
+    def _forget(self, ahead):
+        self._ahead_by_id.pop(ahead.rid, None)
+        if self._ahead.get(ahead.conn) is ahead:
+            del self._ahead[ahead.conn]
+
+    def _arrive(self, typ, p, fd):
+        """TAKEOVER (the whole state follows) or TAKEOVER_APPEND (the tail of the state handed
+        ahead follows). Either ends what is held for the connection; a TAKEOVER_APPEND without
+        the very prestate it names, whole, is declined: the state is never guessed."""
+        appends = typ == TAKEOVER_APPEND
+        try:
+            if appends:
+                rid, ahead_id, length = struct.unpack_from(">QQQ", p)
+            else:
+                (rid, length), ahead_id = struct.unpack_from(">QQ", p), None
+            conn = _read_connection(p, 24 if appends else 16)
+            if fd < 0:
+                raise ProtocolError(ERR_MALFORMED, f"TAKEOVER {rid} came without a socket")
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            raise
+        held = self._ahead.get(conn)
+        if held is not None:
+            self._forget(held)
+        if appends and (held is None or held.rid != ahead_id or held.remaining):
+            os.close(fd)  # still in repair mode: closing it tells the client nothing
+            if length:
+                self._unwanted[rid] = length
+            self._decline(rid, f"no whole state {ahead_id} of {conn} was handed ahead here")
+            return
+        prefix = held.state if appends else None
+        arrival = self._arriving[rid] = _Arrival(conn, fd, length, prefix)
+        if length == 0:
+            _spawn(self._answer_takeover, rid, arrival)
 
     def _answer_precopy(self, offer):
         if self._precopy is None:
@@ -426,7 +532,7 @@ class Session:
 
     def _answer_takeover(self, rid, a):
         try:
-            answer = self._takeover(a.conn, bytes(a.state))
+            answer = self._takeover(a.conn, a.whole())
         except Exception as e:
             answer = f"the server failed to take over {a.conn}: {e!r}"
         if callable(answer):
@@ -447,6 +553,9 @@ class Session:
                 _spawn(given[3], "the agent's session ended")
         for offer in list(self._offers.values()):
             offer.close()
+        self._ahead.clear()
+        self._ahead_by_id.clear()
+        self._unwanted.clear()
         for rid in list(self._arriving):
             arrival = self._arriving.pop(rid, None)
             if arrival is not None:

@@ -33,7 +33,24 @@ public record Frame(int type, byte[] payload, int fd) {
   /** Version 2: the agent wants no more of the state offered ahead of the freeze. */
   public static final int PRECOPY_STOP = 18;
 
-  /** STATE kinds: a snapshot replaces everything offered so far; an append follows it. */
+  /**
+   * Version 2, target side: the agent hands the application part of a connection's state ahead of
+   * its takeover (u64 id, u8 kind, u64 length, connection); BLOB frames follow.
+   */
+  public static final int PRESTATE = 19;
+
+  /** Version 2: the application is to forget the state handed ahead (u64 id, connection). */
+  public static final int PRESTATE_DROP = 20;
+
+  /**
+   * Version 2: TAKEOVER whose blob follows the state handed ahead with PRESTATE (u64 request id,
+   * u64 the PRESTATE's id, u64 tail length, connection); carries the restored socket.
+   */
+  public static final int TAKEOVER_APPEND = 21;
+
+  /**
+   * STATE and PRESTATE kinds: a snapshot replaces everything offered so far; an append follows it.
+   */
   public static final int STATE_SNAPSHOT = 1;
 
   public static final int STATE_APPEND = 2;

@@ -61,6 +61,11 @@ public final class FerryAgent implements AutoCloseable {
   private final Map<Long, Arriving> arriving = new ConcurrentHashMap<>();
   private final Map<Long, Offer> offers = new ConcurrentHashMap<>();
   private final Map<Connection, Offer> offerOf = new ConcurrentHashMap<>();
+  // State the agent handed ahead of a takeover (PRESTATE), by connection and by request id.
+  private final Map<Connection, Prestate> prestateOf = new ConcurrentHashMap<>();
+  private final Map<Long, Prestate> prestates = new ConcurrentHashMap<>();
+  // Takeovers declined on arrival: how many of their BLOB bytes are still to be dropped.
+  private final Map<Long, Long> unwanted = new ConcurrentHashMap<>();
   // The protocol version the agent agreed to in WELCOME: 1 (no pre-copy) or 2.
   private volatile int version;
   private final ExecutorService workers;
@@ -71,20 +76,90 @@ public final class FerryAgent implements AutoCloseable {
   /** A socket handed to the agent, its fate not yet known. */
   private record Given(int fd, Handover.AfterHandover then) {}
 
-  /** A connection the agent is handing us: its socket, then its state, then its go-ahead. */
+  /**
+   * A connection the agent is handing us: its socket, then its state, then its go-ahead. With a
+   * prestate, {@code state} is only the tail that follows it.
+   */
   private static final class Arriving {
     final Connection connection;
     final TcpSocket socket;
     final byte[] state;
+    final Prestate prestate; // or null
     int received;
     Takeover.Accept accepted;
 
-    Arriving(Connection connection, TcpSocket socket, byte[] state) {
+    Arriving(Connection connection, TcpSocket socket, byte[] state, Prestate prestate) {
       this.connection = connection;
       this.socket = socket;
       this.state = state;
+      this.prestate = prestate;
+    }
+
+    /** The whole state: what was handed ahead, then the tail; the prestate's parts let go. */
+    byte[] whole() {
+      return prestate == null ? state : prestate.assemble(state);
     }
   }
+
+  /**
+   * State the agent handed ahead of a connection's takeover (PRESTATE): the last snapshot and the
+   * appends after it, each part in an array of exactly its length, filled by its BLOB frames. Put
+   * together into one array only when TAKEOVER_APPEND has brought the tail.
+   */
+  private static final class Prestate {
+    final long id;
+    final Connection connection;
+    final java.util.List<byte[]> parts = new java.util.ArrayList<>();
+    long total;
+    int filled; // bytes of the last part received so far
+
+    Prestate(long id, Connection connection) {
+      this.id = id;
+      this.connection = connection;
+    }
+
+    boolean complete() {
+      return parts.isEmpty() || filled == parts.get(parts.size() - 1).length;
+    }
+
+    void part(byte[] bytes) {
+      parts.add(bytes);
+      total += bytes.length;
+      filled = 0;
+    }
+
+    /** Takes the next bytes of the last part; false if they run past its length. */
+    boolean blob(ByteBuffer p) {
+      if (parts.isEmpty()) {
+        return false;
+      }
+      byte[] last = parts.get(parts.size() - 1);
+      if (p.remaining() > last.length - filled) {
+        return false;
+      }
+      int n = p.remaining();
+      p.get(last, filled, n);
+      filled += n;
+      return true;
+    }
+
+    /** One array of exactly prestate + tail; each part is let go of once copied. */
+    synchronized byte[] assemble(byte[] tail) {
+      byte[] out = new byte[Math.toIntExact(total + tail.length)];
+      int at = 0;
+      for (int i = 0; i < parts.size(); i++) {
+        byte[] part = parts.set(i, null);
+        System.arraycopy(part, 0, out, at, part.length);
+        at += part.length;
+      }
+      System.arraycopy(tail, 0, out, at, tail.length);
+      parts.clear();
+      return out;
+    }
+  }
+
+  /** The largest state the SDK puts together in one array. */
+  private static final long MAX_STATE = Integer.MAX_VALUE - 8;
 
   private FerryAgent(Opened opened, Path socket, String name) {
     this.channel = opened.channel();
@@ -344,9 +419,39 @@ public final class FerryAgent implements AutoCloseable {
           workers.execute(() -> g.then().kept(why));
         }
       }
-      case Frame.TAKEOVER -> arrive(p, f.fd());
+      case Frame.TAKEOVER -> arrive(p, f.fd(), false);
+      case Frame.TAKEOVER_APPEND -> arrive(p, f.fd(), true);
+      case Frame.PRESTATE -> prestate(p);
+      case Frame.PRESTATE_DROP -> {
+        long id = p.getLong();
+        Connection c = Connection.readFrom(p);
+        Prestate held = prestateOf.get(c);
+        if (held != null && held.id == id) {
+          forget(held);
+        }
+      }
       case Frame.BLOB -> {
         long id = p.getLong();
+        Prestate ahead = prestates.get(id);
+        if (ahead != null) {
+          if (!ahead.blob(p)) {
+            forget(ahead);
+            declineQuietly(id, "BLOB " + id + " runs past the length its PRESTATE announced");
+            throw new ProtocolException(
+                Frame.ERR_TOO_LARGE, "BLOB " + id + " runs past the length its PRESTATE announced");
+          }
+          return;
+        }
+        Long dropping = unwanted.get(id);
+        if (dropping != null) {
+          long left = dropping - p.remaining();
+          if (left > 0) {
+            unwanted.put(id, left);
+          } else {
+            unwanted.remove(id);
+          }
+          return;
+        }
         Arriving a = arriving.get(id);
         if (a == null || p.remaining() > a.state.length - a.received) {
           throw new ProtocolException(
@@ -510,16 +615,110 @@ public final class FerryAgent implements AutoCloseable {
     g.then().released();
   }
 
-  private void arrive(ByteBuffer p, int fd) throws ProtocolException {
+  /**
+   * PRESTATE: the agent hands part of a connection's state ahead of its takeover. A snapshot
+   * replaces what is held for the connection; an append must follow the same prestate, whole. What
+   * cannot be kept is declined (and forgotten): the agent then sends the whole state at TAKEOVER.
+   */
+  private void prestate(ByteBuffer p) throws ProtocolException {
     long id = p.getLong();
+    int kind = p.get() & 0xff;
     long length = p.getLong();
     Connection c = Connection.readFrom(p);
-    if (fd < 0 || length < 0 || length > Integer.MAX_VALUE - 8) {
+    Prestate held = prestateOf.get(c);
+    String refused = null;
+    if (kind == Frame.STATE_SNAPSHOT) {
+      if (held != null) {
+        forget(held);
+      }
+      held = new Prestate(id, c);
+    } else if (kind != Frame.STATE_APPEND) {
+      refused = "PRESTATE " + id + " of unknown kind " + kind;
+    } else if (held == null || held.id != id || !held.complete()) {
+      refused = "no whole prestate " + id + " of " + c + " is held here to append to";
+    }
+    if (refused == null && !handlers.containsKey(c.local().getPort())) {
+      refused = "port " + c.local().getPort() + " is not registered here";
+    }
+    if (refused == null && (length < 0 || held.total + length > MAX_STATE)) {
+      refused = "a state of " + (held.total + length) + " bytes is more than one array holds";
+    }
+    if (refused == null) {
+      try {
+        held.part(new byte[(int) length]);
+      } catch (OutOfMemoryError e) {
+        refused = "no memory for " + length + " more bytes of state";
+      }
+    }
+    if (refused != null) {
+      if (held != null) {
+        forget(held);
+      }
+      declineQuietly(id, refused);
+      if (length > 0) {
+        unwanted.merge(id, length, Long::sum); // its BLOB frames are dropped without a word
+      }
+      return;
+    }
+    prestates.put(id, held);
+    prestateOf.put(c, held);
+  }
+
+  private void forget(Prestate held) {
+    prestates.remove(held.id, held);
+    prestateOf.remove(held.connection, held);
+  }
+
+  private void declineQuietly(long id, String reason) {
+    try {
+      decline(id, reason);
+    } catch (SyscallException e) {
+      LOG.log(Level.WARNING, "declining request " + id + ": " + e.getMessage());
+    }
+  }
+
+  /**
+   * TAKEOVER (the whole state follows) or TAKEOVER_APPEND (the tail of the prestate held for the
+   * connection follows). Either ends what is held for the connection; a TAKEOVER_APPEND without the
+   * very prestate it names, whole, is declined: the state is never guessed.
+   */
+  private void arrive(ByteBuffer p, int fd, boolean appends) throws ProtocolException {
+    long id = p.getLong();
+    long aheadId = appends ? p.getLong() : 0;
+    long length = p.getLong();
+    Connection c = Connection.readFrom(p);
+    Prestate held = prestateOf.get(c);
+    if (held != null) {
+      forget(held);
+    }
+    if (fd < 0 || length < 0 || length > MAX_STATE) {
       Descriptors.close(fd);
       throw new ProtocolException(
           Frame.ERR_MALFORMED, "TAKEOVER " + id + " without a socket or with a bad length");
     }
-    Arriving a = new Arriving(c, TcpSocket.adopt(fd), new byte[(int) length]);
+    if (appends
+        && (held == null
+            || held.id != aheadId
+            || !held.complete()
+            || held.total + length > MAX_STATE)) {
+      Descriptors.close(fd); // still in repair mode: closing it tells the client nothing
+      declineQuietly(
+          id,
+          held == null || held.id != aheadId
+              ? "no state " + aheadId + " of " + c + " was handed ahead here"
+              : "the state "
+                  + aheadId
+                  + " of "
+                  + c
+                  + " handed ahead here is incomplete or too big");
+      // Its BLOB frames are no one's: remembered so that they are dropped without an error.
+      if (length > 0) {
+        unwanted.put(id, length);
+      }
+      return;
+    }
+    Arriving a =
+        new Arriving(c, TcpSocket.adopt(fd), new byte[(int) length], appends ? held : null);
     arriving.put(id, a);
     if (length == 0) {
       workers.execute(() -> answerTakeover(id, a));
@@ -534,9 +733,11 @@ public final class FerryAgent implements AutoCloseable {
           handler == null
               ? Takeover.decline(
                   "port " + a.connection.local().getPort() + " is not registered here")
-              : handler.takeover(a.connection, a.state);
+              : handler.takeover(a.connection, a.whole());
     } catch (Exception e) {
       answer = Takeover.decline("the server failed to take over " + a.connection + ": " + e);
+    } catch (OutOfMemoryError e) {
+      answer = Takeover.decline("no memory to put the state of " + a.connection + " together");
     }
     try {
       if (answer instanceof Takeover.Accept accept) {
@@ -570,6 +771,9 @@ public final class FerryAgent implements AutoCloseable {
     given.clear();
     arriving.values().forEach(a -> a.socket.close());
     arriving.clear();
+    prestates.clear();
+    prestateOf.clear();
+    unwanted.clear();
     offers.values().forEach(Offer::close);
     offers.clear();
     offerOf.clear();

@@ -34,6 +34,9 @@ public interface MigrationHandler {
    * A connection arrives with the state its old server handed over. Check the state; accept with
    * what to do once the socket is live, or decline (the agent then rolls the move back). The socket
    * is not live yet: nothing may be written before the callback runs.
+   *
+   * <p>{@code state} is always the whole state, in one array: when the agent handed most of it
+   * ahead of the takeover (protocol version 2, PRESTATE), the SDK has put it back together.
    */
   Takeover takeover(Connection connection, byte[] state) throws Exception;
 }

@@ -19,6 +19,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
 import java.util.logging.Logger;
 
 /**
@@ -125,8 +126,34 @@ public final class HandoffServer implements AutoCloseable {
     return freezeAll(List.of(c)).get(0);
   }
 
-  /** A connection restored on this node, still in repair mode, with its application's state. */
-  public record Incoming(Connection connection, TcpSocket socket, byte[] state) {}
+  /**
+   * A connection restored on this node, still in repair mode, with its application's state.
+   *
+   * @param state the whole state; or, when {@code appendsToPrestate}, only the tail that follows
+   *     what was handed ahead through {@link #prestate}
+   * @param appendsToPrestate whether {@code state} is only the tail
+   * @param whole when {@code appendsToPrestate}: the whole state, asked for only if the application
+   *     turns out not to hold the prestate (it declined it, its session ended, a write failed); may
+   *     be null, and the takeover is then {@link HandoffOutcome.Declined} in that case
+   */
+  public record Incoming(
+      Connection connection,
+      TcpSocket socket,
+      byte[] state,
+      boolean appendsToPrestate,
+      Supplier<byte[]> whole) {
+
+    /** A takeover with the whole state, as in version 1. */
+    public Incoming(Connection connection, TcpSocket socket, byte[] state) {
+      this(connection, socket, state, false, null);
+    }
+
+    /** A takeover whose {@code tail} follows the state handed ahead through {@link #prestate}. */
+    public static Incoming appending(
+        Connection connection, TcpSocket socket, byte[] tail, Supplier<byte[]> whole) {
+      return new Incoming(connection, socket, tail, true, whole);
+    }
+  }
 
   /**
    * Hands restored sockets (still in repair mode) and their whole states to the applications
@@ -134,6 +161,11 @@ public final class HandoffServer implements AutoCloseable {
    * application inside the pod's network namespace ({@code podNetns}) is offered the pod's
    * connections. On {@link HandoffOutcome.Taken}, resume the socket, then call {@link
    * Session#resumed}.
+   *
+   * <p>An {@link Incoming#appending appending} connection whose application holds the state handed
+   * ahead ({@link Prestate#held()}) is sent only its tail (TAKEOVER_APPEND); otherwise its whole
+   * state ({@link Incoming#whole()}) as a plain TAKEOVER. After this call the application holds no
+   * prestate of any of these connections, whatever the outcome.
    */
   public List<HandoffOutcome> takeoverAll(List<Incoming> incoming, long podNetns)
       throws InterruptedException {
@@ -159,9 +191,7 @@ public final class HandoffServer implements AutoCloseable {
                     + ", which is not in the pod's network namespace: only the pod's own"
                     + " application may take its connections over"));
       } else {
-        sent.add(
-            owner.requestTakeover(
-                requestIds.incrementAndGet(), in.connection(), in.socket(), in.state(), batch, i));
+        sent.add(owner.requestTakeover(requestIds.incrementAndGet(), in, batch, i));
       }
     }
     awaitAll(batch, sent);
@@ -202,6 +232,26 @@ public final class HandoffServer implements AutoCloseable {
       return () -> {};
     }
     return owner.requestPrecopy(requestIds.incrementAndGet(), c, listener);
+  }
+
+  /**
+   * Target node, before the freeze: opens a way to hand {@code c}'s state to the application that
+   * will take the connection over, ahead of its takeover (protocol version 2, PRESTATE), so that
+   * the takeover inside the clients' pause carries only the tail ({@link Incoming#appending}).
+   *
+   * <p>Returns null when that cannot be done: no application has registered the port, the one that
+   * has is not inside the pod's network namespace ({@code podNetns}), or it speaks version 1. Then
+   * hand the whole state at the takeover, as before. Nothing is sent until the first {@link
+   * Prestate#snapshot}. A second prestate of the same connection replaces the first.
+   *
+   * <p>Thread-safe, does not block; the returned handle's methods write on the calling thread.
+   */
+  public Prestate prestate(Connection c, long podNetns) {
+    Session owner = owners.get(c.local().getPort());
+    if (owner == null || owner.version() < 2 || !inNamespace(owner, podNetns)) {
+      return null;
+    }
+    return owner.newPrestate(requestIds.incrementAndGet(), c);
   }
 
   /**

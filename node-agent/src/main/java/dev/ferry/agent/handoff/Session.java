@@ -35,6 +35,14 @@ public final class Session implements Runnable {
   private final Map<Long, Precopy> precopies = new ConcurrentHashMap<>();
   private final Map<Connection, Precopy> precopyOf = new ConcurrentHashMap<>();
 
+  /** State handed ahead to this application (target side), by request id and by connection. */
+  private final Map<Long, Prestate> prestates = new ConcurrentHashMap<>();
+
+  private final Map<Connection, Prestate> prestateOf = new ConcurrentHashMap<>();
+
+  /** The ids of every prestate handed to this session: a DECLINED of one is never an error. */
+  private final Set<Long> prestateIds = ConcurrentHashMap.newKeySet();
+
   /**
    * Requests the agent gave up on (timed out, stopped): frames that still come for them are
    * answered (a late FROZEN gets RETURNED) or dropped without a word each. Kept for the session's
@@ -445,6 +453,13 @@ public final class Session implements Runnable {
   }
 
   private void declined(long id, String reason) throws ProtocolException {
+    if (prestateIds.contains(id)) {
+      Prestate ps = prestates.get(id);
+      if (ps != null && ps.end(this + " declined the state handed ahead: " + reason)) {
+        LOG.info(() -> this + " declined " + ps + ": " + reason);
+      }
+      return; // a DECLINED that crosses a drop or a takeover on the wire is no error either
+    }
     Precopy pc = precopies.get(id);
     if (pc != null) {
       synchronized (pc) {
@@ -580,16 +595,121 @@ public final class Session implements Runnable {
     return req;
   }
 
-  /** Hands a restored socket and its state to the application. */
+  /**
+   * Hands a restored socket and its state to the application: only the tail (TAKEOVER_APPEND) when
+   * {@code in} appends to a prestate this application holds whole; the whole state (TAKEOVER)
+   * otherwise. Either way the application forgets its prestate of the connection afterwards.
+   */
   Pending requestTakeover(
-      long id, Connection c, TcpSocket socket, byte[] state, HandoffServer.Batch batch, int index) {
+      long id, HandoffServer.Incoming in, HandoffServer.Batch batch, int index) {
+    Connection c = in.connection();
     Pending req = new Pending(this, id, false, c, batch, index, null);
     req.started = true; // nothing streams back: the whole answer is one frame
+    Prestate ps = prestateOf.get(c);
+    boolean append = in.appendsToPrestate() && ps != null && ps.held();
+    if (ps != null) {
+      ps.end("taken over by request " + id);
+    }
+    byte[] state;
+    if (append || !in.appendsToPrestate()) {
+      state = in.state();
+    } else {
+      String why = ps == null ? "no state was handed ahead to " + this : ps.endedBecause();
+      try {
+        state = in.whole() == null ? null : in.whole().get();
+      } catch (RuntimeException e) {
+        LOG.warning(() -> "putting the whole state of " + c + " together failed: " + e);
+        state = null;
+      }
+      if (state == null) {
+        batch.complete(
+            index,
+            new HandoffOutcome.Declined(
+                "the application does not hold the state handed ahead ("
+                    + why
+                    + "), and no whole state was given"));
+        req.finished = true;
+        return req;
+      }
+      LOG.info(() -> c + ": the whole state goes with the takeover (" + why + ")");
+    }
     pending.put(id, req);
-    ByteBuffer b = ByteBuffer.allocate(16 + c.encodedSize()).putLong(id).putLong(state.length);
+    ByteBuffer b;
+    if (append) {
+      b = ByteBuffer.allocate(24 + c.encodedSize()).putLong(id).putLong(ps.id());
+      b.putLong(state.length);
+    } else {
+      b = ByteBuffer.allocate(16 + c.encodedSize()).putLong(id).putLong(state.length);
+    }
     c.writeTo(b);
-    send(req, Frame.TAKEOVER, b.array(), socket.fd(), state);
+    send(req, append ? Frame.TAKEOVER_APPEND : Frame.TAKEOVER, b.array(), in.socket().fd(), state);
     return req;
+  }
+
+  /** A new prestate of {@code c}; one handed ahead before for it is void (the app replaces it). */
+  Prestate newPrestate(long id, Connection c) {
+    Prestate ps = new Prestate(this, id, c);
+    prestateIds.add(id);
+    prestates.put(id, ps);
+    Prestate before = prestateOf.put(c, ps);
+    if (before != null) {
+      before.end("replaced by " + ps);
+    }
+    return ps;
+  }
+
+  /** Writes a PRESTATE header; false (and the prestate ended) if the application is unreachable. */
+  boolean sendPrestatePart(Prestate ps, int kind, long length) {
+    Connection c = ps.connection();
+    ByteBuffer b =
+        ByteBuffer.allocate(17 + c.encodedSize()).putLong(ps.id()).put((byte) kind).putLong(length);
+    c.writeTo(b);
+    return writeForPrestate(ps, () -> channel.write(Frame.PRESTATE, b.array()));
+  }
+
+  boolean sendPrestateChunk(Prestate ps, byte[] data) {
+    return writeForPrestate(ps, () -> channel.writeBlobs(ps.id(), data));
+  }
+
+  void sendPrestateDrop(Prestate ps) {
+    Connection c = ps.connection();
+    ByteBuffer b = ByteBuffer.allocate(8 + c.encodedSize()).putLong(ps.id());
+    c.writeTo(b);
+    if (broken) {
+      return;
+    }
+    try {
+      channel.write(Frame.PRESTATE_DROP, b.array());
+    } catch (SyscallException e) {
+      broken = true;
+      LOG.info(() -> this + ": dropping " + ps + " failed: " + e.getMessage());
+    }
+  }
+
+  private interface Write {
+    void run() throws SyscallException;
+  }
+
+  private boolean writeForPrestate(Prestate ps, Write write) {
+    if (broken) {
+      ps.end(this + " could not be reached: an earlier write to it failed");
+      return false;
+    }
+    try {
+      write.run();
+      return true;
+    } catch (SyscallException e) {
+      // A frame may be half written: nothing after it on this session can be trusted.
+      broken = true;
+      ps.end("handing the state ahead to " + this + " failed: " + e.getMessage());
+      return false;
+    }
+  }
+
+  /** Called once a prestate has ended: forgets it here (its id stays known, for late answers). */
+  void forget(Prestate ps) {
+    prestates.remove(ps.id(), ps);
+    prestateOf.remove(ps.connection(), ps);
   }
 
   private void send(Pending req, int type, byte[] payload, int fd, byte[] blob) {
@@ -696,6 +816,9 @@ public final class Session implements Runnable {
       req.batch.complete(req.index, new HandoffOutcome.NotAnswered(this + " closed its session"));
     }
     pending.clear();
+    for (Prestate ps : List.copyOf(prestates.values())) {
+      ps.end(this + " closed its session");
+    }
     for (Precopy pc : List.copyOf(precopies.values())) {
       synchronized (pc) {
         if (pc.active) {

@@ -601,6 +601,315 @@ class HandoffServerTest {
     }
   }
 
+  /** What a version 2 application keeps of the state handed ahead, read frame by frame. */
+  private static final class HeldAhead {
+    long id = -1;
+    java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+  }
+
+  /**
+   * Reads frames as a version 2 application would until one that is not PRESTATE, BLOB of a
+   * prestate, or PRESTATE_DROP comes; returns that one. {@code held} is kept up to date.
+   */
+  private static Frame readAhead(TestApp app, Connection c, HeldAhead held) throws Exception {
+    while (true) {
+      Frame f = app.next();
+      ByteBuffer p = ByteBuffer.wrap(f.payload());
+      if (f.type() == Frame.PRESTATE) {
+        long id = p.getLong();
+        int kind = p.get();
+        long length = p.getLong();
+        assertThat(Connection.readFrom(p)).isEqualTo(c);
+        if (kind == Frame.STATE_SNAPSHOT) {
+          held.id = id;
+          held.bytes.reset();
+        } else {
+          assertThat(kind).isEqualTo(Frame.STATE_APPEND);
+          assertThat(id).as("an append follows its snapshot's prestate").isEqualTo(held.id);
+        }
+        for (long got = 0; got < length; ) {
+          Frame blob = app.next();
+          assertThat(blob.type()).isEqualTo(Frame.BLOB);
+          ByteBuffer b = ByteBuffer.wrap(blob.payload());
+          assertThat(b.getLong()).isEqualTo(id);
+          held.bytes.write(blob.payload(), 8, b.remaining());
+          got += b.remaining();
+        }
+      } else if (f.type() == Frame.PRESTATE_DROP) {
+        long id = p.getLong();
+        assertThat(Connection.readFrom(p)).isEqualTo(c);
+        if (id == held.id) {
+          held.id = -1;
+          held.bytes.reset();
+        }
+      } else {
+        return f;
+      }
+    }
+  }
+
+  /** Reads the {@code length} bytes of request {@code id}'s BLOB frames. */
+  private static byte[] readBlobs(TestApp app, long id, long length) throws Exception {
+    ByteBuffer blob = ByteBuffer.allocate((int) length);
+    while (blob.hasRemaining()) {
+      Frame chunk = app.next();
+      assertThat(chunk.type()).isEqualTo(Frame.BLOB);
+      ByteBuffer b = ByteBuffer.wrap(chunk.payload());
+      assertThat(b.getLong()).isEqualTo(id);
+      blob.put(b);
+    }
+    return blob.array();
+  }
+
+  private List<HandoffOutcome> takeoverAll(List<HandoffServer.Incoming> in) {
+    try {
+      return server.takeoverAll(in, ourNetns());
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  @Test
+  void stateHandedAheadAndATakeoverAppendArePutBackTogetherIntactByTheApplication()
+      throws Exception {
+    Conn conn = connect();
+    Random random = new Random(19);
+    byte[] first = new byte[Frame.MAX_CHUNK + 3];
+    byte[] snapshot = new byte[3 * Frame.MAX_CHUNK + 5];
+    byte[] append1 = "token 1;".getBytes(UTF8);
+    byte[] append2 = new byte[2 * Frame.MAX_CHUNK + 1];
+    byte[] tail = "tail".getBytes(UTF8);
+    random.nextBytes(first);
+    random.nextBytes(snapshot);
+    random.nextBytes(append2);
+    ByteBuffer expected =
+        ByteBuffer.allocate(snapshot.length + append1.length + append2.length + tail.length);
+    expected.put(snapshot).put(append1).put(append2).put(tail);
+    try (TestApp app = new TestApp(socketPath).hello("target", 2).register(port())) {
+      Prestate ps = server.prestate(conn.connection(), ourNetns());
+      assertThat(ps).isNotNull();
+      assertThat(ps.held()).as("nothing handed yet").isFalse();
+      // The engine's thread writes; the application reads at the same time (flow control).
+      CompletableFuture<Boolean> engine =
+          CompletableFuture.supplyAsync(
+              () -> {
+                boolean ok = ps.snapshot(first.length) && ps.chunk(first);
+                ok &= ps.snapshot(snapshot.length); // replaces the first
+                // In pieces that do not match the frames.
+                ok &= ps.chunk(java.util.Arrays.copyOfRange(snapshot, 0, 1000));
+                ok &= ps.chunk(java.util.Arrays.copyOfRange(snapshot, 1000, snapshot.length));
+                ok &= ps.append(append1.length) && ps.chunk(append1);
+                ok &= ps.append(0);
+                ok &= ps.append(append2.length) && ps.chunk(append2);
+                return ok;
+              });
+      HeldAhead held = new HeldAhead();
+      // The application reads what is handed ahead while the engine writes it.
+      CompletableFuture<Frame> next =
+          CompletableFuture.supplyAsync(
+              () -> {
+                try {
+                  return readAhead(app, conn.connection(), held);
+                } catch (Exception e) {
+                  throw new IllegalStateException(e);
+                }
+              });
+      assertThat(engine.get(30, TimeUnit.SECONDS)).as("every part was sent").isTrue();
+      assertThat(ps.held()).isTrue();
+
+      CompletableFuture<List<HandoffOutcome>> taken =
+          CompletableFuture.supplyAsync(
+              () ->
+                  takeoverAll(
+                      List.of(
+                          HandoffServer.Incoming.appending(
+                              conn.connection(),
+                              conn.app(),
+                              tail,
+                              () -> {
+                                throw new AssertionError("the whole state is not needed");
+                              }))));
+      Frame takeover = next.get(30, TimeUnit.SECONDS);
+      assertThat(takeover.type()).isEqualTo(Frame.TAKEOVER_APPEND);
+      assertThat(takeover.fd()).isNotNegative();
+      Descriptors.close(takeover.fd());
+      ByteBuffer t = ByteBuffer.wrap(takeover.payload());
+      long id = t.getLong();
+      assertThat(t.getLong())
+          .as("the prestate it appends to")
+          .isEqualTo(ps.id())
+          .isEqualTo(held.id);
+      long length = t.getLong();
+      assertThat(length).as("only the tail").isEqualTo(tail.length);
+      assertThat(Connection.readFrom(t)).isEqualTo(conn.connection());
+      held.bytes.write(readBlobs(app, id, length));
+      assertThat(held.bytes.size()).isEqualTo(expected.capacity());
+      assertThat(crc(held.bytes.toByteArray())).isEqualTo(crc(expected.array()));
+      app.send(Frame.TAKEN, ByteBuffer.allocate(8).putLong(id).array());
+      assertThat(taken.get(30, TimeUnit.SECONDS).get(0)).isInstanceOf(HandoffOutcome.Taken.class);
+      assertThat(ps.held()).as("a takeover ends the prestate").isFalse();
+      assertThat(ps.chunk(new byte[0])).isFalse();
+    } finally {
+      conn.app().close();
+      conn.client().close();
+    }
+  }
+
+  @Test
+  void aDroppedPrestateIsForgottenAndTheTakeoverCarriesTheWholeStateAgain() throws Exception {
+    Conn conn = connect();
+    byte[] whole = "snapshot+tail".getBytes(UTF8);
+    try (TestApp app = new TestApp(socketPath).hello("target", 2).register(port())) {
+      Prestate ps = server.prestate(conn.connection(), ourNetns());
+      assertThat(ps.snapshot(8)).isTrue();
+      assertThat(ps.chunk("snapshot".getBytes(UTF8))).isTrue();
+      ps.drop();
+      assertThat(ps.held()).isFalse();
+      assertThat(ps.append(5)).as("nothing is sent once dropped").isFalse();
+      ps.drop(); // a second drop sends nothing
+      HeldAhead held = new HeldAhead();
+      CompletableFuture<List<HandoffOutcome>> taken =
+          CompletableFuture.supplyAsync(
+              () ->
+                  takeoverAll(
+                      List.of(
+                          HandoffServer.Incoming.appending(
+                              conn.connection(),
+                              conn.app(),
+                              "+tail".getBytes(UTF8),
+                              () -> whole))));
+      Frame takeover = readAhead(app, conn.connection(), held);
+      assertThat(held.id).as("PRESTATE_DROP made the application forget it").isEqualTo(-1);
+      assertThat(takeover.type()).as("a plain TAKEOVER").isEqualTo(Frame.TAKEOVER);
+      Descriptors.close(takeover.fd());
+      ByteBuffer t = ByteBuffer.wrap(takeover.payload());
+      long id = t.getLong();
+      assertThat(readBlobs(app, id, t.getLong())).isEqualTo(whole);
+      app.send(Frame.TAKEN, ByteBuffer.allocate(8).putLong(id).array());
+      assertThat(taken.get(30, TimeUnit.SECONDS).get(0)).isInstanceOf(HandoffOutcome.Taken.class);
+    } finally {
+      conn.app().close();
+      conn.client().close();
+    }
+  }
+
+  @Test
+  void aDeclinedPrestateSendsNothingMoreAndTheTakeoverCarriesTheWholeState() throws Exception {
+    Conn conn = connect();
+    byte[] whole = new byte[Frame.MAX_CHUNK + 10];
+    new Random(5).nextBytes(whole);
+    try (TestApp app = new TestApp(socketPath).hello("frugal", 2).register(port())) {
+      Prestate ps = server.prestate(conn.connection(), ourNetns());
+      assertThat(ps.snapshot(4)).isTrue();
+      Frame f = app.next();
+      assertThat(f.type()).isEqualTo(Frame.PRESTATE);
+      app.send(Frame.DECLINED, ByteBuffer.allocate(8).putLong(ps.id()).array());
+      app.sync(port()); // the DECLINED has been read: no ERROR came before REGISTERED
+      assertThat(ps.held()).isFalse();
+      assertThat(ps.endedBecause()).contains("declined");
+      // The engine had announced 4 bytes; whatever it does next goes nowhere, and is no error.
+      assertThat(ps.chunk(new byte[100])).isFalse();
+      assertThat(ps.append(7)).isFalse();
+      CompletableFuture<List<HandoffOutcome>> taken =
+          CompletableFuture.supplyAsync(
+              () ->
+                  takeoverAll(
+                      List.of(
+                          HandoffServer.Incoming.appending(
+                              conn.connection(), conn.app(), new byte[1], () -> whole))));
+      Frame takeover = app.next();
+      assertThat(takeover.type()).isEqualTo(Frame.TAKEOVER);
+      Descriptors.close(takeover.fd());
+      ByteBuffer t = ByteBuffer.wrap(takeover.payload());
+      long id = t.getLong();
+      assertThat(crc(readBlobs(app, id, t.getLong()))).isEqualTo(crc(whole));
+      app.send(Frame.DECLINED, ByteBuffer.allocate(8).putLong(id).array());
+      assertThat(taken.get(30, TimeUnit.SECONDS).get(0))
+          .isInstanceOf(HandoffOutcome.Declined.class);
+    } finally {
+      conn.app().close();
+      conn.client().close();
+    }
+  }
+
+  @Test
+  void aVersion1ApplicationOrOneOutsideThePodIsHandedNothingAheadAndGetsTheWholeState()
+      throws Exception {
+    Conn conn = connect();
+    byte[] whole = "whole".getBytes(UTF8);
+    try (TestApp app = new TestApp(socketPath).hello("old", 1).register(port())) {
+      assertThat(server.prestate(conn.connection(), ourNetns())).as("version 1").isNull();
+      CompletableFuture<HandoffOutcome> taken =
+          CompletableFuture.supplyAsync(() -> takeover(conn.connection(), conn.app(), whole));
+      Frame takeover = app.next();
+      assertThat(takeover.type()).isEqualTo(Frame.TAKEOVER);
+      Descriptors.close(takeover.fd());
+      ByteBuffer t = ByteBuffer.wrap(takeover.payload());
+      long id = t.getLong();
+      assertThat(readBlobs(app, id, t.getLong())).isEqualTo(whole);
+      app.send(Frame.TAKEN, ByteBuffer.allocate(8).putLong(id).array());
+      assertThat(taken.get(30, TimeUnit.SECONDS)).isInstanceOf(HandoffOutcome.Taken.class);
+    }
+    try (TestApp app = new TestApp(socketPath).hello("elsewhere", 2).register(port())) {
+      assertThat(server.prestate(conn.connection(), ourNetns() + 1)).as("not the pod's").isNull();
+      assertThat(server.prestate(conn.connection(), ourNetns())).isNotNull();
+    } finally {
+      conn.app().close();
+      conn.client().close();
+    }
+  }
+
+  @Test
+  void anApplicationThatHoldsNoPrestateDeclinesATakeoverAppendAndTheAgentSaysSo() throws Exception {
+    // The application lost what was handed ahead (its DECLINED crossed the TAKEOVER_APPEND on
+    // the wire, say): it declines, and the outcome is Declined, never a takeover with half a state.
+    Conn conn = connect();
+    try (TestApp app = new TestApp(socketPath).hello("forgetful", 2).register(port())) {
+      Prestate ps = server.prestate(conn.connection(), ourNetns());
+      assertThat(ps.snapshot(3) && ps.chunk(new byte[3])).isTrue();
+      CompletableFuture<List<HandoffOutcome>> taken =
+          CompletableFuture.supplyAsync(
+              () ->
+                  takeoverAll(
+                      List.of(
+                          HandoffServer.Incoming.appending(
+                              conn.connection(), conn.app(), new byte[2], null))));
+      assertThat(app.expect(Frame.PRESTATE)).isEqualTo(ps.id());
+      assertThat(app.expect(Frame.BLOB)).isEqualTo(ps.id());
+      Frame takeover = app.next();
+      assertThat(takeover.type()).isEqualTo(Frame.TAKEOVER_APPEND);
+      Descriptors.close(takeover.fd());
+      long id = ByteBuffer.wrap(takeover.payload()).getLong();
+      assertThat(readBlobs(app, id, 2)).hasSize(2);
+      app.send(Frame.DECLINED, ByteBuffer.allocate(8).putLong(ps.id()).array());
+      app.send(Frame.DECLINED, ByteBuffer.allocate(8).putLong(id).array());
+      assertThat(taken.get(30, TimeUnit.SECONDS).get(0))
+          .isInstanceOf(HandoffOutcome.Declined.class);
+      app.sync(port()); // no ERROR for the late DECLINED of the prestate
+    } finally {
+      conn.app().close();
+      conn.client().close();
+    }
+  }
+
+  @Test
+  void anAppendingTakeoverWithNoPrestateAndNoWholeStateIsDeclinedWithoutAsking() throws Exception {
+    Conn conn = connect();
+    try (TestApp app = new TestApp(socketPath).hello("target", 2).register(port())) {
+      HandoffOutcome outcome =
+          takeoverAll(
+                  List.of(
+                      HandoffServer.Incoming.appending(
+                          conn.connection(), conn.app(), new byte[2], null)))
+              .get(0);
+      assertThat(outcome).isInstanceOf(HandoffOutcome.Declined.class);
+      assertThat(app.channel.socket().awaitReadable(100)).as("nothing sent").isFalse();
+    } finally {
+      conn.app().close();
+      conn.client().close();
+    }
+  }
+
   private static final java.nio.charset.Charset UTF8 = StandardCharsets.UTF_8;
   private final List<Handler> handlers = new ArrayList<>();
 
