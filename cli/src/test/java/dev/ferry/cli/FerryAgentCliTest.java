@@ -37,11 +37,9 @@ class FerryAgentCliTest {
     assertThatThrownBy(
             () ->
                 cli.run(
-                    List.of(
-                        "connections", "--agent", "a:1", "--pod", "p", "--port", "80,99999")))
+                    List.of("connections", "--agent", "a:1", "--pod", "p", "--port", "80,99999")))
         .hasMessageContaining("--port must be a port 1..65535, got '99999'");
-    assertThatThrownBy(
-            () -> cli.run(List.of("connections", "--agent", "a:1", "--pod", "bad name")))
+    assertThatThrownBy(() -> cli.run(List.of("connections", "--agent", "a:1", "--pod", "bad name")))
         .hasMessageContaining("--pod: 'bad name' is not a namespace name")
         .hasMessageContaining("uid:POD-UID");
     assertThatThrownBy(

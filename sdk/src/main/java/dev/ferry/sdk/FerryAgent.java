@@ -362,7 +362,8 @@ public final class FerryAgent implements AutoCloseable {
 
   private void handle(Frame f) throws ProtocolException {
     ByteBuffer p = ByteBuffer.wrap(f.payload());
-    if (f.fd() >= 0 && f.type() != Frame.TAKEOVER) {
+    // Only a takeover carries a descriptor (the restored socket); any other is closed unused.
+    if (f.fd() >= 0 && f.type() != Frame.TAKEOVER && f.type() != Frame.TAKEOVER_APPEND) {
       Descriptors.close(f.fd());
     }
     switch (f.type()) {

@@ -4,6 +4,7 @@ package dev.ferry.agent.migration;
 import dev.ferry.agent.address.PodAddresses;
 import dev.ferry.agent.address.ServiceAddress;
 import dev.ferry.agent.api.AgentApi;
+import dev.ferry.agent.handoff.Prestate;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.agent.repair.SocketStateCodec;
@@ -17,6 +18,7 @@ import dev.ferry.sys.SyscallException;
 import io.grpc.stub.StreamObserver;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.logging.Logger;
 
 /**
@@ -42,14 +44,42 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   private byte[] app;
   private int filled;
   private boolean done;
+  private boolean appendsToPrestate;
+  private final java.util.Map<Connection, byte[]> tails = new java.util.HashMap<>();
 
   /** Each connection's state offered ahead of its freeze, as it came, until its delta arrives. */
   private final java.util.Map<Connection, Precopied> precopied = new java.util.HashMap<>();
 
+  /**
+   * One connection's pre-copied state on the target: kept here, and handed on to the target pod's
+   * application as it comes (PRESTATE) when that application speaks version 2, so that its takeover
+   * carries only the tail.
+   */
   private static final class Precopied {
     final List<com.google.protobuf.ByteString> chunks = new ArrayList<>();
     long bytes;
+    Prestate prestate; // null: the application gets the whole state at its takeover
+
+    byte[] whole(byte[] tail) {
+      byte[] out = new byte[Math.toIntExact(bytes + tail.length)];
+      int at = 0;
+      for (com.google.protobuf.ByteString c : chunks) {
+        c.copyTo(out, at);
+        at += c.size();
+      }
+      System.arraycopy(tail, 0, out, at, tail.length);
+      return out;
+    }
   }
+
+  /** The target pod's network namespace, by inode: only its applications get its states. */
+  private long podNetns;
+
+  /** What the target takes over with only a tail: each connection's whole state, on demand. */
+  private final java.util.Map<Connection, TargetMigration.Whole> wholes = new java.util.HashMap<>();
+
+  /** Every prestate handed to an application, dropped if the migration rolls back. */
+  private final List<Prestate> prestates = new ArrayList<>();
 
   public ArrivalStream(
       NodeParts node, Migrations migrations, StreamObserver<ArrivalReply> out, long maxStateBytes) {
@@ -86,6 +116,9 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         header = m.getHeader();
         FaultPoints.check(header.getFault());
         target = migrations.newTarget(SavedStates.checkId(header.getMigrationId()));
+        try (dev.ferry.sys.NetNamespace ns = node.pods().open(header.getTargetPod(), "pod")) {
+          podNetns = ns.inode();
+        }
         LOG.info(() -> "migration " + id() + " arriving from " + header.getSourceNode());
         if (!header.getAddress().getCidr().isEmpty()) {
           address = PodAddresses.parse("address.cidr", header.getAddress().getCidr());
@@ -95,35 +128,53 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
       }
       case PRECOPY -> {
         requireHeader();
-        Connection c = Wire.connection(m.getPrecopy().getId(), "precopy.id");
+        var part = m.getPrecopy();
+        Connection c = Wire.connection(part.getId(), "precopy.id");
         Precopied p = precopied.computeIfAbsent(c, k -> new Precopied());
-        if (m.getPrecopy().getSnapshot()) {
+        if (part.getSnapshot()) {
           p.chunks.clear();
           p.bytes = 0;
+          if (p.prestate == null) {
+            p.prestate = node.mover().prestate(c, podNetns);
+            if (p.prestate != null) {
+              prestates.add(p.prestate);
+            }
+          }
+          if (p.prestate != null && !p.prestate.snapshot(part.getLength())) {
+            p.prestate = null; // it declined, or its session went: the whole state at takeover
+          }
+        } else if (part.getAppend()) {
+          if (p.prestate != null && !p.prestate.append(part.getLength())) {
+            p.prestate = null;
+          }
         }
-        p.bytes += m.getPrecopy().getData().size();
-        if (p.bytes > maxStateBytes) {
-          throw new BadRequest(
-              "the state pre-copied for "
-                  + c
-                  + " is over this agent's limit of "
-                  + maxStateBytes
-                  + " bytes (ferry.agent.max-state-bytes)");
+        if (!part.getData().isEmpty()) {
+          p.bytes += part.getData().size();
+          if (p.bytes > maxStateBytes) {
+            throw new BadRequest(
+                "the state pre-copied for "
+                    + c
+                    + " is over this agent's limit of "
+                    + maxStateBytes
+                    + " bytes (ferry.agent.max-state-bytes)");
+          }
+          p.chunks.add(part.getData());
+          if (p.prestate != null && !p.prestate.chunk(part.getData().toByteArray())) {
+            p.prestate = null;
+          }
         }
-        p.chunks.add(m.getPrecopy().getData());
       }
       case CONNECTION -> {
         requireHeader();
         finishConnection();
         socket = SocketStateCodec.fromMessage(m.getConnection().getSocket());
         Connection c = new Connection(socket.local(), socket.remote());
-        // The whole state: what was pre-copied (when the delta appends to it), then the delta.
         Precopied before = precopied.remove(c);
         if (!m.getConnection().getAppendsToPrecopy()) {
           before = null;
         }
-        long prefix = before == null ? 0 : before.bytes;
-        long length = prefix + m.getConnection().getAppStateLength();
+        long tail = m.getConnection().getAppStateLength();
+        long length = (before == null ? 0 : before.bytes) + tail;
         if (length > maxStateBytes) {
           throw new BadRequest(
               "app_state_length "
@@ -132,12 +183,23 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
                   + maxStateBytes
                   + " bytes (ferry.agent.max-state-bytes)");
         }
-        app = new byte[(int) length];
-        filled = 0;
-        if (before != null) {
-          for (com.google.protobuf.ByteString chunk : before.chunks) {
-            chunk.copyTo(app, filled);
-            filled += chunk.size();
+        if (before != null && before.prestate != null && before.prestate.held()) {
+          // The application holds the pre-copied state already: its takeover carries the tail.
+          Precopied held = before;
+          appendsToPrestate = true;
+          app = new byte[(int) tail];
+          filled = 0;
+          wholes.put(c, new TargetMigration.Whole(length, () -> held.whole(appState(c))));
+        } else {
+          // The whole state: what was pre-copied (when the delta appends to it), then the delta.
+          appendsToPrestate = false;
+          app = new byte[(int) length];
+          filled = 0;
+          if (before != null) {
+            for (com.google.protobuf.ByteString chunk : before.chunks) {
+              chunk.copyTo(app, filled);
+              filled += chunk.size();
+            }
           }
         }
       }
@@ -163,7 +225,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
                   + states.size()
                   + " came");
         }
-        target.receive(List.copyOf(states), (System.nanoTime() - start) / 1000);
+        target.receive(List.copyOf(states), (System.nanoTime() - start) / 1000, Map.copyOf(wholes));
         states.clear();
         MigrationStatus staged = target.stage(header.getTargetPod());
         node.faults().reach(header.getFault(), "target-after-stage");
@@ -236,6 +298,9 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
       return null;
     }
     MigrationStatus s = target.rollback();
+    if (!s.getCommitted()) {
+      prestates.forEach(Prestate::drop);
+    }
     if (!s.getCommitted() && addressOnPod) {
       try {
         node.addresses()
@@ -251,6 +316,10 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
       }
     }
     return s;
+  }
+
+  private byte[] appState(Connection c) {
+    return tails.get(c);
   }
 
   private void requireHeader() {
@@ -273,8 +342,11 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
               + app.length
               + " announced");
     }
-    states.add(
-        new Departure.Departed(new Connection(socket.local(), socket.remote()), socket, app));
+    Connection c = new Connection(socket.local(), socket.remote());
+    states.add(new Departure.Departed(c, socket, app, appendsToPrestate));
+    if (appendsToPrestate) {
+      tails.put(c, app);
+    }
     socket = null;
     app = null;
   }

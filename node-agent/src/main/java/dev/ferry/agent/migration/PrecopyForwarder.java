@@ -82,7 +82,7 @@ final class PrecopyForwarder implements PrecopyListener {
     snapshotLeft = length;
     try {
       file.reset();
-      call.sendPrecopy(connection, true, new byte[0]);
+      call.sendPrecopyPart(connection, true, length);
     } catch (IOException | InterruptedException | RuntimeException e) {
       fail(e);
     }
@@ -92,8 +92,16 @@ final class PrecopyForwarder implements PrecopyListener {
   }
 
   @Override
-  public void append(long length) {
+  public synchronized void append(long length) {
     heard();
+    if (failed != null || closed) {
+      return;
+    }
+    try {
+      call.sendPrecopyPart(connection, false, length);
+    } catch (InterruptedException | RuntimeException e) {
+      fail(e);
+    }
   }
 
   @Override
@@ -104,7 +112,7 @@ final class PrecopyForwarder implements PrecopyListener {
     }
     try {
       file.append(data);
-      call.sendPrecopy(connection, false, data);
+      call.sendPrecopy(connection, data);
     } catch (IOException | InterruptedException | RuntimeException e) {
       fail(e);
       return;

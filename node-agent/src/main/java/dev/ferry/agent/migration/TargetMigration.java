@@ -7,6 +7,7 @@ import static dev.ferry.api.v1alpha1.ConnectionPhase.RESUMED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.STAGED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.TRANSFERRED;
 
+import dev.ferry.agent.handoff.HandoffServer;
 import dev.ferry.agent.move.Arrival;
 import dev.ferry.agent.move.ConnectionMover;
 import dev.ferry.agent.move.Departure;
@@ -45,17 +46,37 @@ public final class TargetMigration {
     this.committed = node.commits().exists(id);
   }
 
+  /**
+   * A connection's whole state where the target application holds its pre-copied part already: its
+   * takeover carries only the tail, and {@code bytes} makes the whole state if the application lets
+   * go of that part first.
+   */
+  public record Whole(long size, java.util.function.Supplier<byte[]> bytes) {}
+
+  private Map<Connection, Whole> wholes = Map.of();
+
   /** A (possibly repeated) transfer: replaces what was received, unless already staged. */
   public synchronized void receive(List<Departure.Departed> states, long micros) {
+    receive(states, micros, Map.of());
+  }
+
+  /**
+   * As {@link #receive(List, long)}; the states in {@code wholes} are tails that append to what the
+   * target application already holds.
+   */
+  public synchronized void receive(
+      List<Departure.Departed> states, long micros, Map<Connection, Whole> wholes) {
     if (!in(STAGED).isEmpty() || !in(RESUMED).isEmpty() || committed) {
       throw new WrongPhase("migration " + id + " is already staged here; roll it back first");
     }
     aborted = false;
     records.clear();
+    this.wholes = wholes;
     for (Departure.Departed d : states) {
       ConnectionRecord r = new ConnectionRecord(d.connection(), TRANSFERRED);
       r.departed = d;
-      r.stateBytes = d.applicationState().length;
+      Whole w = wholes.get(d.connection());
+      r.stateBytes = w == null ? d.applicationState().length : w.size();
       records.put(d.connection(), r);
     }
     node.metrics().phase("receive", micros);
@@ -82,6 +103,14 @@ public final class TargetMigration {
                       .arriveAll(
                           received.stream().map(r -> r.departed).toList(),
                           ns,
+                          (d, socket) -> {
+                            Whole w = d.appendsToPrecopy() ? wholes.get(d.connection()) : null;
+                            return w == null
+                                ? new HandoffServer.Incoming(
+                                    d.connection(), socket, d.applicationState())
+                                : HandoffServer.Incoming.appending(
+                                    d.connection(), socket, d.applicationState(), w.bytes());
+                          },
                           new ConnectionMover.ForEach() {
                             @Override
                             public <T, R> List<R> apply(

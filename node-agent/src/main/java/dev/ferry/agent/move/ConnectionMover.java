@@ -5,6 +5,7 @@ import dev.ferry.agent.handoff.HandoffOutcome;
 import dev.ferry.agent.handoff.HandoffServer;
 import dev.ferry.agent.handoff.PrecopyHandle;
 import dev.ferry.agent.handoff.PrecopyListener;
+import dev.ferry.agent.handoff.Prestate;
 import dev.ferry.agent.hold.ConnectionHold;
 import dev.ferry.agent.hold.HoldKey;
 import dev.ferry.agent.repair.RestoreException;
@@ -16,6 +17,7 @@ import dev.ferry.protocol.Connection;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.RepairSocket;
 import dev.ferry.sys.SyscallException;
+import dev.ferry.sys.TcpSocket;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -233,7 +235,10 @@ public final class ConnectionMover {
    * connection, all sent before any answer is awaited). The clients stay held.
    */
   public List<Arrival> arriveAll(
-      List<Departure.Departed> departed, NetNamespace namespace, ForEach each)
+      List<Departure.Departed> departed,
+      NetNamespace namespace,
+      IncomingFactory incoming,
+      ForEach each)
       throws InterruptedException {
     long podNetns;
     try {
@@ -254,7 +259,7 @@ public final class ConnectionMover {
               }
             });
     List<Arrival> out = new ArrayList<>(departed.size());
-    List<HandoffServer.Incoming> incoming = new ArrayList<>();
+    List<HandoffServer.Incoming> requests = new ArrayList<>();
     List<Integer> at = new ArrayList<>();
     for (int i = 0; i < departed.size(); i++) {
       Departure.Departed d = departed.get(i);
@@ -271,11 +276,10 @@ public final class ConnectionMover {
         out.set(i, new Arrival.Refused(d.connection(), "the hold could not wake it: " + e));
         continue;
       }
-      incoming.add(
-          new HandoffServer.Incoming(d.connection(), socket.socket(), d.applicationState()));
+      requests.add(incoming.of(d, socket.socket()));
       at.add(i);
     }
-    List<HandoffOutcome> answers = applications.takeoverAll(incoming, podNetns);
+    List<HandoffOutcome> answers = applications.takeoverAll(requests, podNetns);
     for (int k = 0; k < at.size(); k++) {
       int i = at.get(k);
       Connection c = departed.get(i).connection();
@@ -293,6 +297,19 @@ public final class ConnectionMover {
 
   private static RestoredSocket restoredSocket(Object o) {
     return (RestoredSocket) o;
+  }
+
+  /** What the application is handed for a rebuilt socket: the state, or a tail of it. */
+  public interface IncomingFactory {
+    HandoffServer.Incoming of(Departure.Departed d, TcpSocket socket);
+  }
+
+  /**
+   * Target node, before the states come: hands {@code c}'s pre-copied state to the pod's
+   * application as it arrives; null when that application cannot hold it (version 1).
+   */
+  public Prestate prestate(Connection c, long podNetns) {
+    return applications.prestate(c, podNetns);
   }
 
   /** Runs a step for every item, in parallel where the caller can; results in order. */

@@ -81,15 +81,26 @@ public final class ArrivalCall implements AutoCloseable {
     send(ArrivalMessage.newBuilder().setHeader(header).build());
   }
 
-  /** Forwards application state offered ahead of the freeze. */
-  public void sendPrecopy(Connection c, boolean snapshot, byte[] data) throws InterruptedException {
+  /** Forwards the beginning of a part of the state offered ahead of the freeze. */
+  public void sendPrecopyPart(Connection c, boolean snapshot, long length)
+      throws InterruptedException {
     send(
         ArrivalMessage.newBuilder()
             .setPrecopy(
                 PrecopyChunk.newBuilder()
                     .setId(Wire.id(c))
                     .setSnapshot(snapshot)
-                    .setData(ByteString.copyFrom(data)))
+                    .setAppend(!snapshot)
+                    .setLength(length))
+            .build());
+  }
+
+  /** Forwards the next bytes of the part begun last. */
+  public void sendPrecopy(Connection c, byte[] data) throws InterruptedException {
+    send(
+        ArrivalMessage.newBuilder()
+            .setPrecopy(
+                PrecopyChunk.newBuilder().setId(Wire.id(c)).setData(ByteString.copyFrom(data)))
             .build());
   }
 
