@@ -165,6 +165,25 @@ public final class AgentCluster implements AutoCloseable {
       cmd.add(Builds.java());
       cmd.addAll(List.of("-cp", System.getProperty("java.class.path")));
       cmd.add("dev.ferry.example.streamer.TokenStreamer");
+      return application(cmd, "streamer", options);
+    }
+
+    /**
+     * Starts the Python example server (examples/python/token_streamer.py, the Java streamer's
+     * twin) in this node's pod; returns once it listens.
+     */
+    Process pythonStreamer(String... options) throws Exception {
+      List<String> cmd =
+          new ArrayList<>(
+              List.of(
+                  "python3",
+                  "-u",
+                  Builds.repoFile("examples/python/token_streamer.py").toString()));
+      return application(cmd, "python-streamer", options);
+    }
+
+    private Process application(List<String> cmd, String label, String... options)
+        throws Exception {
       cmd.addAll(
           List.of(
               "--listen",
@@ -172,10 +191,10 @@ public final class AgentCluster implements AutoCloseable {
               "--agent",
               handoffSocket.toString(),
               "--name",
-              "streamer-" + name));
+              label + "-" + name));
       cmd.addAll(List.of(options));
       return start(
-          pod.process(cmd.toArray(String[]::new)), name + " streamer", "listening on", null, null);
+          pod.process(cmd.toArray(String[]::new)), name + " " + label, "listening on", null, null);
     }
   }
 
