@@ -77,8 +77,11 @@ public final class HandoffServer implements AutoCloseable {
     while (!closed) {
       try {
         UnixSocket client = listener.accept();
-        // A session that stops reading must not block the thread that writes it a request.
-        client.setSendTimeout(Math.max(1, answerTimeout.toMillis()));
+        // A session that stops reading must not block the thread that writes it a request. But a
+        // busy one reads late: 10,000 freezes sent at once took an application (answering them
+        // on a loaded machine) over 2 s to drain, and the answer timeout broke its session. A
+        // stalled write is bounded like stalled state, by the state timeout.
+        client.setSendTimeout(Math.max(1, stateTimeout.toMillis()));
         Session session = new Session(new FrameChannel(client), client.peerCredentials(), this);
         sessions.add(session);
         Thread t = new Thread(session, "handoff-" + session.peer().pid());

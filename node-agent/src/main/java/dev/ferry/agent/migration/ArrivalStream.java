@@ -6,6 +6,7 @@ import dev.ferry.agent.address.ServiceAddress;
 import dev.ferry.agent.api.AgentApi;
 import dev.ferry.agent.handoff.Prestate;
 import dev.ferry.agent.move.Departure;
+import dev.ferry.agent.repair.InvalidSocketStateException;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.agent.repair.SocketStateCodec;
 import dev.ferry.agent.store.SavedStates;
@@ -164,43 +165,24 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
           }
         }
       }
-      case CONNECTION -> {
-        requireHeader();
-        finishConnection();
-        socket = SocketStateCodec.fromMessage(m.getConnection().getSocket());
-        Connection c = new Connection(socket.local(), socket.remote());
-        Precopied before = precopied.remove(c);
-        if (!m.getConnection().getAppendsToPrecopy()) {
-          before = null;
-        }
-        long tail = m.getConnection().getAppStateLength();
-        long length = (before == null ? 0 : before.bytes) + tail;
-        if (length > maxStateBytes) {
-          throw new BadRequest(
-              "app_state_length "
-                  + length
-                  + " is over this agent's limit of "
-                  + maxStateBytes
-                  + " bytes (ferry.agent.max-state-bytes)");
-        }
-        if (before != null && before.prestate != null && before.prestate.held()) {
-          // The application holds the pre-copied state already: its takeover carries the tail.
-          Precopied held = before;
-          appendsToPrestate = true;
-          app = new byte[(int) tail];
-          filled = 0;
-          wholes.put(c, new TargetMigration.Whole(length, () -> held.whole(appState(c))));
-        } else {
-          // The whole state: what was pre-copied (when the delta appends to it), then the delta.
-          appendsToPrestate = false;
-          app = new byte[(int) length];
-          filled = 0;
-          if (before != null) {
-            for (com.google.protobuf.ByteString chunk : before.chunks) {
-              chunk.copyTo(app, filled);
-              filled += chunk.size();
-            }
+      case CONNECTION -> begin(m.getConnection());
+      case STATES -> {
+        for (var tc : m.getStates().getConnectionsList()) {
+          begin(tc);
+          var data = tc.getAppState();
+          if (filled + data.size() != app.length) {
+            throw new BadRequest(
+                "the inline app_state of "
+                    + socket.connection()
+                    + " is "
+                    + data.size()
+                    + " bytes, "
+                    + (app.length - filled)
+                    + " announced");
           }
+          data.copyTo(app, filled);
+          filled += data.size();
+          finishConnection();
         }
       }
       case APP_STATE -> {
@@ -289,6 +271,51 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         out.onCompleted();
       }
       default -> throw new BadRequest("an empty arrival message");
+    }
+  }
+
+  /**
+   * A connection's state begins: its socket, and room for its whole application state (the
+   * pre-copied part put in already, unless the target application holds it).
+   */
+  private void begin(dev.ferry.api.v1alpha1.TransferredConnection tc)
+      throws InvalidSocketStateException {
+    requireHeader();
+    finishConnection();
+    socket = SocketStateCodec.fromMessage(tc.getSocket());
+    Connection c = new Connection(socket.local(), socket.remote());
+    Precopied before = precopied.remove(c);
+    if (!tc.getAppendsToPrecopy()) {
+      before = null;
+    }
+    long tail = tc.getAppStateLength();
+    long length = (before == null ? 0 : before.bytes) + tail;
+    if (length > maxStateBytes) {
+      throw new BadRequest(
+          "app_state_length "
+              + length
+              + " is over this agent's limit of "
+              + maxStateBytes
+              + " bytes (ferry.agent.max-state-bytes)");
+    }
+    if (before != null && before.prestate != null && before.prestate.held()) {
+      // The application holds the pre-copied state already: its takeover carries the tail.
+      Precopied held = before;
+      appendsToPrestate = true;
+      app = new byte[(int) tail];
+      filled = 0;
+      wholes.put(c, new TargetMigration.Whole(length, () -> held.whole(appState(c))));
+    } else {
+      // The whole state: what was pre-copied (when the delta appends to it), then the delta.
+      appendsToPrestate = false;
+      app = new byte[(int) length];
+      filled = 0;
+      if (before != null) {
+        for (com.google.protobuf.ByteString chunk : before.chunks) {
+          chunk.copyTo(app, filled);
+          filled += chunk.size();
+        }
+      }
     }
   }
 

@@ -12,6 +12,7 @@ import dev.ferry.api.v1alpha1.ArrivalMessage;
 import dev.ferry.api.v1alpha1.ArrivalReply;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc;
 import dev.ferry.api.v1alpha1.PrecopyChunk;
+import dev.ferry.api.v1alpha1.StatesBatch;
 import dev.ferry.api.v1alpha1.StatesEnd;
 import dev.ferry.api.v1alpha1.TransferredConnection;
 import dev.ferry.protocol.Connection;
@@ -29,6 +30,9 @@ import java.util.concurrent.TimeUnit;
  * is never in memory twice), and waits for each of the target's replies in turn.
  */
 public final class ArrivalCall implements AutoCloseable {
+  /** States up to this size travel inline, many to a message. */
+  private static final int INLINE = 64 << 10;
+
   private final String target;
   private final long deadlineNanos;
   private final LinkedBlockingQueue<Object> replies = new LinkedBlockingQueue<>();
@@ -106,16 +110,27 @@ public final class ArrivalCall implements AutoCloseable {
 
   /** Sends every state, then waits for the target's STAGED answer. */
   public ArrivalReply sendStates(List<Departure.Departed> states) throws InterruptedException {
+    StatesBatch.Builder batch = StatesBatch.newBuilder();
+    int batched = 0;
     for (Departure.Departed d : states) {
       byte[] app = d.applicationState();
-      send(
-          ArrivalMessage.newBuilder()
-              .setConnection(
-                  TransferredConnection.newBuilder()
-                      .setSocket(SocketStateCodec.toMessage(d.socket()))
-                      .setAppStateLength(app.length)
-                      .setAppendsToPrecopy(d.appendsToPrecopy()))
-              .build());
+      TransferredConnection.Builder tc =
+          TransferredConnection.newBuilder()
+              .setSocket(SocketStateCodec.toMessage(d.socket()))
+              .setAppStateLength(app.length)
+              .setAppendsToPrecopy(d.appendsToPrecopy());
+      if (app.length <= INLINE) {
+        // Small: inline, many to a message.
+        batch.addConnections(tc.setAppState(ByteString.copyFrom(app)));
+        batched += app.length + 128;
+        if (batched >= Peers.CHUNK) {
+          send(ArrivalMessage.newBuilder().setStates(batch).build());
+          batch = StatesBatch.newBuilder();
+          batched = 0;
+        }
+        continue;
+      }
+      send(ArrivalMessage.newBuilder().setConnection(tc).build());
       for (int off = 0; off < app.length; off += Peers.CHUNK) {
         int n = Math.min(Peers.CHUNK, app.length - off);
         send(
@@ -123,6 +138,9 @@ public final class ArrivalCall implements AutoCloseable {
                 .setAppState(AppStateChunk.newBuilder().setData(ByteString.copyFrom(app, off, n)))
                 .build());
       }
+    }
+    if (batch.getConnectionsCount() > 0) {
+      send(ArrivalMessage.newBuilder().setStates(batch).build());
     }
     send(
         ArrivalMessage.newBuilder()
