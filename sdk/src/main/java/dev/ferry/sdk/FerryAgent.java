@@ -102,45 +102,80 @@ public final class FerryAgent implements AutoCloseable {
   }
 
   /**
-   * State the agent handed ahead of a connection's takeover (PRESTATE): the last snapshot and the
-   * appends after it, each part in an array of exactly its length, filled by its BLOB frames. Put
-   * together into one array only when TAKEOVER_APPEND has brought the tail.
+   * State the agent handed ahead of a connection's takeover (PRESTATE). Either the SDK keeps it:
+   * the last snapshot and the appends after it, each part in an array of exactly its length, filled
+   * by its BLOB frames, put together into one array only when TAKEOVER_APPEND has brought the tail;
+   * or the server takes it in as it arrives ({@link IncomingState}) and the SDK only counts.
    */
   private static final class Prestate {
     final long id;
     final Connection connection;
+    final IncomingState intake; // or null: the parts are kept here
     final java.util.List<byte[]> parts = new java.util.ArrayList<>();
     long total;
-    int filled; // bytes of the last part received so far
+    long partLength; // of the last part
+    long filled; // bytes of the last part received so far
+    private final java.util.concurrent.atomic.AtomicBoolean ended =
+        new java.util.concurrent.atomic.AtomicBoolean();
 
-    Prestate(long id, Connection connection) {
+    Prestate(long id, Connection connection, IncomingState intake) {
       this.id = id;
       this.connection = connection;
+      this.intake = intake;
     }
 
     boolean complete() {
-      return parts.isEmpty() || filled == parts.get(parts.size() - 1).length;
+      return filled == partLength;
     }
 
-    void part(byte[] bytes) {
-      parts.add(bytes);
-      total += bytes.length;
+    /**
+     * Begins a part of {@code length} bytes (the intake has been told); returns why it cannot be
+     * kept, or null.
+     */
+    String part(long length) {
+      if (intake == null) {
+        if (total + length > MAX_STATE) {
+          return "a state of " + (total + length) + " bytes is more than one array holds";
+        }
+        try {
+          parts.add(new byte[(int) length]);
+        } catch (OutOfMemoryError e) {
+          return "no memory for " + length + " more bytes of state";
+        }
+      }
+      total += length;
+      partLength = length;
       filled = 0;
+      return null;
     }
 
-    /** Takes the next bytes of the last part; false if they run past its length. */
-    boolean blob(ByteBuffer p) {
-      if (parts.isEmpty()) {
-        return false;
-      }
-      byte[] last = parts.get(parts.size() - 1);
-      if (p.remaining() > last.length - filled) {
-        return false;
-      }
+    /**
+     * Takes the next bytes of the last part, or passes them to the intake; false if they run past
+     * its length.
+     */
+    boolean blob(ByteBuffer p) throws Exception {
       int n = p.remaining();
-      p.get(last, filled, n);
-      filled += n;
+      if (n > partLength - filled) {
+        return false;
+      }
+      if (n == 0) {
+        return true;
+      }
+      if (intake == null) {
+        p.get(parts.get(parts.size() - 1), (int) filled, n);
+        filled += n;
+      } else {
+        byte[] chunk = new byte[n];
+        p.get(chunk);
+        filled += n;
+        intake.bytes(chunk);
+      }
       return true;
+    }
+
+    /** True once, for whoever ends the intake first: its takeover, or its being dropped. */
+    boolean end() {
+      return ended.compareAndSet(false, true);
     }
 
     /** One array of exactly prestate + tail; each part is let go of once copied. */
@@ -428,15 +463,28 @@ public final class FerryAgent implements AutoCloseable {
         Connection c = Connection.readFrom(p);
         Prestate held = prestateOf.get(c);
         if (held != null && held.id == id) {
-          forget(held);
+          end(held, "the agent dropped the state " + id + " of " + c + " handed ahead");
         }
       }
       case Frame.BLOB -> {
         long id = p.getLong();
         Prestate ahead = prestates.get(id);
         if (ahead != null) {
-          if (!ahead.blob(p)) {
-            forget(ahead);
+          boolean fits;
+          try {
+            fits = ahead.blob(p);
+          } catch (Exception | OutOfMemoryError e) {
+            String why = "the server cannot take in the state of " + ahead.connection + ": " + e;
+            end(ahead, why);
+            declineQuietly(id, why);
+            // The rest of the part is no one's: its BLOB frames are dropped without a word.
+            if (ahead.partLength > ahead.filled) {
+              unwanted.merge(id, ahead.partLength - ahead.filled, Long::sum);
+            }
+            return;
+          }
+          if (!fits) {
+            end(ahead, "BLOB " + id + " runs past the length its PRESTATE announced");
             declineQuietly(id, "BLOB " + id + " runs past the length its PRESTATE announced");
             throw new ProtocolException(
                 Frame.ERR_TOO_LARGE, "BLOB " + id + " runs past the length its PRESTATE announced");
@@ -618,8 +666,10 @@ public final class FerryAgent implements AutoCloseable {
 
   /**
    * PRESTATE: the agent hands part of a connection's state ahead of its takeover. A snapshot
-   * replaces what is held for the connection; an append must follow the same prestate, whole. What
-   * cannot be kept is declined (and forgotten): the agent then sends the whole state at TAKEOVER.
+   * replaces what is held for the connection; an append must follow the same prestate, whole. At a
+   * snapshot the server may take the parts in itself ({@link MigrationHandler#arriving}); else the
+   * SDK keeps them. What cannot be kept is declined (and forgotten): the agent then sends the whole
+   * state at TAKEOVER.
    */
   private void prestate(ByteBuffer p) throws ProtocolException {
     long id = p.getLong();
@@ -627,33 +677,42 @@ public final class FerryAgent implements AutoCloseable {
     long length = p.getLong();
     Connection c = Connection.readFrom(p);
     Prestate held = prestateOf.get(c);
+    MigrationHandler handler = handlers.get(c.local().getPort());
     String refused = null;
-    if (kind == Frame.STATE_SNAPSHOT) {
-      if (held != null) {
-        forget(held);
-      }
-      held = new Prestate(id, c);
-    } else if (kind != Frame.STATE_APPEND) {
+    if (kind != Frame.STATE_SNAPSHOT && kind != Frame.STATE_APPEND) {
       refused = "PRESTATE " + id + " of unknown kind " + kind;
-    } else if (held == null || held.id != id || !held.complete()) {
+    } else if (kind == Frame.STATE_APPEND && (held == null || held.id != id || !held.complete())) {
       refused = "no whole prestate " + id + " of " + c + " is held here to append to";
-    }
-    if (refused == null && !handlers.containsKey(c.local().getPort())) {
+    } else if (handler == null) {
       refused = "port " + c.local().getPort() + " is not registered here";
-    }
-    if (refused == null && (length < 0 || held.total + length > MAX_STATE)) {
-      refused = "a state of " + (held.total + length) + " bytes is more than one array holds";
+    } else if (length < 0) {
+      refused = "PRESTATE " + id + " of " + c + " announces " + length + " bytes";
     }
     if (refused == null) {
       try {
-        held.part(new byte[(int) length]);
-      } catch (OutOfMemoryError e) {
-        refused = "no memory for " + length + " more bytes of state";
+        if (kind == Frame.STATE_SNAPSHOT) {
+          IncomingState intake = held == null ? null : held.intake;
+          if (held != null) {
+            forget(held); // replaced: its intake, if any, goes on with the new snapshot
+          }
+          if (intake == null) {
+            intake = handler.arriving(c);
+          }
+          held = new Prestate(id, c, intake);
+          if (intake != null) {
+            intake.snapshot(length);
+          }
+        } else if (held.intake != null) {
+          held.intake.append(length);
+        }
+        refused = held.part(length);
+      } catch (Exception | OutOfMemoryError e) {
+        refused = "the server cannot take in the state of " + c + " handed ahead: " + e;
       }
     }
     if (refused != null) {
       if (held != null) {
-        forget(held);
+        end(held, refused);
       }
       declineQuietly(id, refused);
       if (length > 0) {
@@ -668,6 +727,22 @@ public final class FerryAgent implements AutoCloseable {
   private void forget(Prestate held) {
     prestates.remove(held.id, held);
     prestateOf.remove(held.connection, held);
+  }
+
+  /** Forgets what is held; a server taking it in hears that it is void, on this thread. */
+  private void end(Prestate held, String why) {
+    forget(held);
+    dropped(held, why);
+  }
+
+  private static void dropped(Prestate held, String why) {
+    if (held.intake != null && held.end()) {
+      try {
+        held.intake.dropped(why);
+      } catch (RuntimeException e) {
+        LOG.log(Level.WARNING, "the server failed to drop the state of " + held.connection, e);
+      }
+    }
   }
 
   private void declineQuietly(long id, String reason) {
@@ -694,6 +769,10 @@ public final class FerryAgent implements AutoCloseable {
     }
     if (fd < 0 || length < 0 || length > MAX_STATE) {
       Descriptors.close(fd);
+      if (held != null) {
+        dropped(
+            held, "TAKEOVER " + id + " of " + c + " came without a socket or with a bad length");
+      }
       throw new ProtocolException(
           Frame.ERR_MALFORMED, "TAKEOVER " + id + " without a socket or with a bad length");
     }
@@ -701,22 +780,24 @@ public final class FerryAgent implements AutoCloseable {
         && (held == null
             || held.id != aheadId
             || !held.complete()
-            || held.total + length > MAX_STATE)) {
+            || (held.intake == null && held.total + length > MAX_STATE))) {
       Descriptors.close(fd); // still in repair mode: closing it tells the client nothing
-      declineQuietly(
-          id,
+      String why =
           held == null || held.id != aheadId
               ? "no state " + aheadId + " of " + c + " was handed ahead here"
-              : "the state "
-                  + aheadId
-                  + " of "
-                  + c
-                  + " handed ahead here is incomplete or too big");
+              : "the state " + aheadId + " of " + c + " handed ahead here is incomplete or too big";
+      if (held != null) {
+        dropped(held, why);
+      }
+      declineQuietly(id, why);
       // Its BLOB frames are no one's: remembered so that they are dropped without an error.
       if (length > 0) {
         unwanted.put(id, length);
       }
       return;
+    }
+    if (!appends && held != null) {
+      dropped(held, "TAKEOVER " + id + " of " + c + " brings the whole state");
     }
     Arriving a =
         new Arriving(c, TcpSocket.adopt(fd), new byte[(int) length], appends ? held : null);
@@ -730,11 +811,23 @@ public final class FerryAgent implements AutoCloseable {
     Takeover answer;
     try {
       MigrationHandler handler = handlers.get(a.connection.local().getPort());
-      answer =
-          handler == null
-              ? Takeover.decline(
-                  "port " + a.connection.local().getPort() + " is not registered here")
-              : handler.takeover(a.connection, a.whole());
+      IncomingState intake = a.prestate == null ? null : a.prestate.intake;
+      if (handler == null) {
+        String why = "port " + a.connection.local().getPort() + " is not registered here";
+        if (intake != null) {
+          dropped(a.prestate, why);
+        }
+        answer = Takeover.decline(why);
+      } else if (intake == null) {
+        answer = handler.takeover(a.connection, a.whole());
+      } else if (!a.prestate.end()) {
+        answer = Takeover.decline("the state of " + a.connection + " taken in ahead was dropped");
+      } else {
+        answer = intake.takeover(a.state); // the tail only: the server holds the rest
+        if (answer == null) {
+          answer = Takeover.decline("the server gave no answer to the takeover of " + a.connection);
+        }
+      }
     } catch (Exception e) {
       answer = Takeover.decline("the server failed to take over " + a.connection + ": " + e);
     } catch (OutOfMemoryError e) {
@@ -771,7 +864,12 @@ public final class FerryAgent implements AutoCloseable {
     given.values().forEach(g -> workers.execute(() -> g.then().kept("the agent's session ended")));
     given.clear();
     arriving.values().forEach(a -> a.socket.close());
+    // A server taking state in hears that it is void; an intake already asked to take over, not.
+    arriving.values().stream()
+        .filter(a -> a.prestate != null)
+        .forEach(a -> dropped(a.prestate, "the agent's session ended"));
     arriving.clear();
+    prestateOf.values().forEach(held -> dropped(held, "the agent's session ended"));
     prestates.clear();
     prestateOf.clear();
     unwanted.clear();

@@ -31,12 +31,30 @@ public interface MigrationHandler {
   }
 
   /**
+   * The agent begins to hand this connection's state ahead of its takeover (protocol version 2,
+   * PRESTATE, a snapshot): return where to take it in as it arrives, or null to have the SDK keep
+   * it and pass the whole state to {@link #takeover(Connection, byte[])} at the takeover. With an
+   * {@link IncomingState}, the SDK keeps no copy and, when the connection arrives with the rest
+   * (TAKEOVER_APPEND), calls {@link IncomingState#takeover} with only that tail; a plain TAKEOVER
+   * still goes to {@link #takeover(Connection, byte[])}. Asked again at a snapshot only once the
+   * last intake of the connection has ended; until then later snapshots go to that intake.
+   *
+   * <p>Called on the session's reader thread: return at once. An exception declines what is handed
+   * ahead (the agent then sends the whole state with the takeover). By default null: the server
+   * gets the whole state in one array, as before.
+   */
+  default IncomingState arriving(Connection connection) throws Exception {
+    return null;
+  }
+
+  /**
    * A connection arrives with the state its old server handed over. Check the state; accept with
    * what to do once the socket is live, or decline (the agent then rolls the move back). The socket
    * is not live yet: nothing may be written before the callback runs.
    *
    * <p>{@code state} is always the whole state, in one array: when the agent handed most of it
-   * ahead of the takeover (protocol version 2, PRESTATE), the SDK has put it back together.
+   * ahead of the takeover (protocol version 2, PRESTATE), the SDK has put it back together, unless
+   * {@link #arriving} took it in, in which case {@link IncomingState#takeover} is called instead.
    */
   Takeover takeover(Connection connection, byte[] state) throws Exception;
 }

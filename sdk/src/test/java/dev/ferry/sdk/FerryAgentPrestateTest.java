@@ -12,6 +12,8 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Random;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
@@ -120,6 +122,217 @@ class FerryAgentPrestateTest {
       agent.takeoverAppend(20, 18, c, new byte[0]);
       assertThat(agent.expect(Frame.DECLINED)).isEqualTo(20);
       assertThat(takenOver).isEmpty();
+    }
+  }
+
+  /**
+   * A server that takes the state in as it arrives ({@link MigrationHandler#arriving}): every call
+   * is logged in order; {@code failOn} names the call that throws.
+   */
+  private static final class Intake implements MigrationHandler {
+    final BlockingQueue<String> log = new LinkedBlockingQueue<>();
+    final BlockingQueue<byte[]> whole = new LinkedBlockingQueue<>();
+    final List<byte[]> chunks =
+        java.util.Collections.synchronizedList(new ArrayList<>()); // since the last snapshot
+    volatile String failOn = "";
+    volatile int asked;
+
+    @Override
+    public Handover freeze(Connection connection) {
+      return Handover.decline("not in this test");
+    }
+
+    @Override
+    public Takeover takeover(Connection connection, byte[] state) {
+      log.add("whole " + state.length);
+      whole.add(state);
+      return Takeover.accept(socket -> {});
+    }
+
+    @Override
+    public IncomingState arriving(Connection connection) {
+      asked++;
+      if (failOn.equals("arriving")) {
+        throw new IllegalStateException("no room");
+      }
+      return new IncomingState() {
+        @Override
+        public void snapshot(long length) {
+          log.add("snapshot " + length);
+          chunks.clear();
+          fail("snapshot");
+        }
+
+        @Override
+        public void bytes(byte[] chunk) {
+          log.add("bytes " + chunk.length);
+          chunks.add(chunk);
+          fail("bytes");
+        }
+
+        @Override
+        public void append(long length) {
+          log.add("append " + length);
+          fail("append");
+        }
+
+        @Override
+        public Takeover takeover(byte[] tail) {
+          log.add("takeover " + tail.length);
+          chunks.add(tail);
+          return Takeover.accept(socket -> {});
+        }
+
+        @Override
+        public void dropped(String why) {
+          log.add("dropped");
+        }
+      };
+    }
+
+    private void fail(String call) {
+      if (failOn.equals(call)) {
+        throw new IllegalArgumentException("bad " + call);
+      }
+    }
+
+    byte[] takenIn() {
+      ByteBuffer b = ByteBuffer.allocate(chunks.stream().mapToInt(x -> x.length).sum());
+      chunks.forEach(b::put);
+      return b.array();
+    }
+
+    /** The calls logged so far, waiting for the last one expected. */
+    List<String> calls(String last) throws InterruptedException {
+      List<String> calls = new ArrayList<>();
+      String call;
+      do {
+        call = log.poll(20, TimeUnit.SECONDS);
+        assertThat(call).as("a call after " + calls).isNotNull();
+        calls.add(call);
+      } while (!call.equals(last));
+      return calls;
+    }
+  }
+
+  @Test
+  void aServerTakingTheStateInGetsEachPartInOrderAndOnlyTheTailAtTheTakeover(@TempDir Path dir)
+      throws Exception {
+    Random random = new Random(5);
+    byte[] first = new byte[100];
+    byte[] snapshot = new byte[2 * Frame.MAX_CHUNK + 7];
+    byte[] append = new byte[Frame.MAX_CHUNK + 1];
+    byte[] tail = new byte[300];
+    random.nextBytes(first);
+    random.nextBytes(snapshot);
+    random.nextBytes(append);
+    random.nextBytes(tail);
+    Connection c = conn(40010);
+    Intake server = new Intake();
+    try (Agent agent = Agent.start(dir, server)) {
+      agent.prestate(5, Frame.STATE_SNAPSHOT, c, first);
+      agent.prestate(6, Frame.STATE_SNAPSHOT, c, snapshot); // replaces the first, same intake
+      agent.prestate(6, Frame.STATE_APPEND, c, new byte[0]);
+      agent.prestate(6, Frame.STATE_APPEND, c, append);
+      agent.takeoverAppend(7, 6, c, tail);
+      assertThat(agent.expect(Frame.TAKEN)).isEqualTo(7);
+      List<String> calls = server.calls("takeover " + tail.length);
+      assertThat(calls)
+          .containsExactly(
+              "snapshot 100",
+              "bytes 100",
+              "snapshot " + snapshot.length,
+              "bytes " + Frame.MAX_CHUNK,
+              "bytes " + Frame.MAX_CHUNK,
+              "bytes 7",
+              "append 0",
+              "append " + append.length,
+              "bytes " + Frame.MAX_CHUNK,
+              "bytes 1",
+              "takeover " + tail.length);
+      assertThat(server.asked).isEqualTo(1);
+      ByteBuffer expected =
+          ByteBuffer.allocate(snapshot.length + append.length + tail.length)
+              .put(snapshot)
+              .put(append)
+              .put(tail);
+      assertThat(server.takenIn()).isEqualTo(expected.array());
+
+      // Nothing is held after the takeover: a second TAKEOVER_APPEND is declined, and the whole
+      // state was never put together for takeover(connection, state).
+      agent.takeoverAppend(8, 6, c, new byte[3]);
+      assertThat(agent.expect(Frame.DECLINED)).isEqualTo(8);
+      assertThat(server.whole).isEmpty();
+      assertThat(server.log).isEmpty();
+    }
+  }
+
+  @Test
+  void aPlainTakeoverADropOrAnotherPrestateEndsTheIntakeWithDropped(@TempDir Path dir)
+      throws Exception {
+    Connection c = conn(40011);
+    Intake server = new Intake();
+    try (Agent agent = Agent.start(dir, server)) {
+      // A plain TAKEOVER brings the whole state to takeover(connection, state).
+      agent.prestate(20, Frame.STATE_SNAPSHOT, c, "snap".getBytes());
+      agent.takeover(21, c, "whole".getBytes());
+      assertThat(agent.expect(Frame.TAKEN)).isEqualTo(21);
+      assertThat(server.calls("whole 5"))
+          .containsExactly("snapshot 4", "bytes 4", "dropped", "whole 5");
+      assertThat(server.whole.poll()).isEqualTo("whole".getBytes());
+
+      // PRESTATE_DROP, then a TAKEOVER_APPEND of what was dropped: declined, never taken over.
+      agent.prestate(22, Frame.STATE_SNAPSHOT, c, "snap".getBytes());
+      agent.drop(22, c);
+      agent.takeoverAppend(23, 22, c, "tail".getBytes());
+      assertThat(agent.expect(Frame.DECLINED)).isEqualTo(23);
+      assertThat(server.calls("dropped")).containsExactly("snapshot 4", "bytes 4", "dropped");
+
+      // A TAKEOVER_APPEND naming another prestate: declined, and what was taken in is void.
+      agent.prestate(24, Frame.STATE_SNAPSHOT, c, "snap".getBytes());
+      agent.takeoverAppend(25, 99, c, new byte[0]);
+      assertThat(agent.expect(Frame.DECLINED)).isEqualTo(25);
+      assertThat(server.calls("dropped")).containsExactly("snapshot 4", "bytes 4", "dropped");
+
+      // An append under another id: declined, and dropped.
+      agent.prestate(26, Frame.STATE_SNAPSHOT, c, "snap".getBytes());
+      agent.prestate(27, Frame.STATE_APPEND, c, "x".getBytes());
+      assertThat(agent.expect(Frame.DECLINED)).isEqualTo(27);
+      assertThat(server.calls("dropped")).containsExactly("snapshot 4", "bytes 4", "dropped");
+      assertThat(server.whole).isEmpty();
+    }
+  }
+
+  @Test
+  void anIntakeThatThrowsDeclinesThePrestateAndTheWholeStateStillArrives(@TempDir Path dir)
+      throws Exception {
+    Connection c = conn(40012);
+    Intake server = new Intake();
+    byte[] big = new byte[Frame.MAX_CHUNK + 10];
+    try (Agent agent = Agent.start(dir, server)) {
+      for (String failing : List.of("arriving", "snapshot", "bytes", "append")) {
+        server.failOn = failing;
+        long id = 30 + 10L * List.of("arriving", "snapshot", "bytes", "append").indexOf(failing);
+        agent.prestate(id, Frame.STATE_SNAPSHOT, c, big);
+        agent.prestate(id, Frame.STATE_APPEND, c, big);
+        // Declined once for the part that failed, once for the append to nothing (but for
+        // "append", which fails at the append itself).
+        assertThat(agent.expect(Frame.DECLINED)).as(failing).isEqualTo(id);
+        if (!failing.equals("append")) {
+          assertThat(agent.expect(Frame.DECLINED)).as(failing).isEqualTo(id);
+        }
+        // The rest of what was handed ahead is dropped without a word; the whole state follows.
+        agent.takeover(id + 1, c, "whole".getBytes());
+        assertThat(agent.expect(Frame.TAKEN)).as(failing).isEqualTo(id + 1);
+        List<String> calls = server.calls("whole 5");
+        if (!failing.equals("arriving")) {
+          assertThat(calls).as(failing).containsOnlyOnce("dropped");
+          assertThat(calls.indexOf("dropped")).isEqualTo(calls.size() - 2);
+        } else {
+          assertThat(calls).containsExactly("whole 5");
+        }
+        assertThat(server.whole.poll()).isEqualTo("whole".getBytes());
+      }
     }
   }
 

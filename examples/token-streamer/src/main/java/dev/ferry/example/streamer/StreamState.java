@@ -157,6 +157,180 @@ final class StreamState {
     }
   }
 
+  /**
+   * Reads a handed-over state as it arrives, in pieces of any size: the KV cache goes straight into
+   * its array and through SHA-256, the checksum is checked as soon as its 32 bytes are in, and
+   * token records are applied as they come. Given the blob's length up front, it accepts exactly
+   * the blobs {@link #decode} accepts, with the same state, and refuses the others (the reasons may
+   * be worded differently).
+   *
+   * <p>The length may also be announced part by part ({@link #more}): the KV cache, its array made
+   * as soon as its length is read, must then lie within the bytes announced so far. A state whose
+   * cache runs past the part that holds its head is refused here (no streamer hands one ahead);
+   * refused ahead of the takeover, it arrives whole at the takeover and meets decode.
+   */
+  static final class Intake {
+    /** Magic, tokens, next, rate, then u16 the prompt's length. */
+    private static final int FIXED = 4 + 12 + 2;
+
+    private byte[] head = new byte[FIXED]; // the part before the KV cache
+    private int headFilled;
+    private byte[] kv; // once its length is known
+    private int kvFilled;
+    private MessageDigest digest;
+    private final byte[] sum = new byte[32];
+    private int sumFilled;
+    private StreamState state; // once the checksum and the progress are checked
+    private final byte[] record = new byte[RECORD];
+    private int recordFilled;
+    private long taken;
+    private long announced; // bytes the state is known to hold so far
+    private String refused; // once a check failed, every later call fails with it
+
+    /**
+     * @param length the bytes the state holds, or those announced so far
+     */
+    Intake(long length) {
+      announced = length;
+    }
+
+    /** {@code length} more bytes are announced. */
+    void more(long length) {
+      announced += length;
+    }
+
+    /** Takes the next bytes of the state; throws, naming what is wrong, at the first fault. */
+    void take(byte[] bytes) {
+      if (refused != null) {
+        throw new IllegalArgumentException(refused);
+      }
+      try {
+        take(bytes, 0, bytes.length);
+      } catch (IllegalArgumentException e) {
+        refused = e.getMessage();
+        throw e;
+      }
+    }
+
+    private void take(byte[] b, int off, int len) {
+      while (len > 0) {
+        int n;
+        if (kv == null) {
+          n = Math.min(len, head.length - headFilled);
+          System.arraycopy(b, off, head, headFilled, n);
+          headFilled += n;
+          if (headFilled == head.length) {
+            headDone();
+          } else if (headFilled >= MAGIC.length) {
+            checkMagic();
+          }
+        } else if (kvFilled < kv.length) {
+          n = Math.min(len, kv.length - kvFilled);
+          System.arraycopy(b, off, kv, kvFilled, n);
+          digest.update(b, off, n);
+          kvFilled += n;
+        } else if (state == null) {
+          n = Math.min(len, sum.length - sumFilled);
+          System.arraycopy(b, off, sum, sumFilled, n);
+          sumFilled += n;
+          if (sumFilled == sum.length) {
+            checked();
+          }
+        } else {
+          n = Math.min(len, RECORD - recordFilled);
+          System.arraycopy(b, off, record, recordFilled, n);
+          recordFilled += n;
+          if (recordFilled == RECORD) {
+            recordFilled = 0;
+            apply(ByteBuffer.wrap(record));
+          }
+        }
+        off += n;
+        len -= n;
+        taken += n;
+      }
+    }
+
+    private void checkMagic() {
+      if (!Arrays.equals(head, 0, MAGIC.length, MAGIC, 0, MAGIC.length)) {
+        throw new IllegalArgumentException("state does not start with FTS1: not a token stream");
+      }
+    }
+
+    /** The fixed fields are in: wait for the prompt and the KV length; those are in: make room. */
+    private void headDone() {
+      checkMagic();
+      ByteBuffer b = ByteBuffer.wrap(head);
+      int prompt = b.getShort(FIXED - 2) & 0xffff;
+      if (head.length == FIXED) {
+        head = Arrays.copyOf(head, FIXED + prompt + 8);
+        return;
+      }
+      long kvLength = b.getLong(FIXED + prompt);
+      if (kvLength < 1
+          || kvLength > Integer.MAX_VALUE - 8
+          || kvLength > announced - head.length - 32) {
+        throw new IllegalArgumentException(
+            "KV cache length "
+                + kvLength
+                + " does not match the state's size "
+                + announced
+                + " (so far)");
+      }
+      try {
+        kv = new byte[(int) kvLength];
+        digest = MessageDigest.getInstance("SHA-256");
+      } catch (OutOfMemoryError e) {
+        throw new IllegalArgumentException("no memory for a KV cache of " + kvLength + " bytes");
+      } catch (NoSuchAlgorithmException impossible) {
+        throw new AssertionError(impossible);
+      }
+    }
+
+    /** The KV cache and its checksum are in: check them, then the progress, as decode does. */
+    private void checked() {
+      if (!MessageDigest.isEqual(sum, digest.digest())) {
+        throw new IllegalArgumentException("KV cache checksum (SHA-256) does not match");
+      }
+      ByteBuffer b = ByteBuffer.wrap(head);
+      b.position(MAGIC.length);
+      int tokens = b.getInt();
+      int next = b.getInt();
+      int rate = b.getInt();
+      if (tokens < 1 || next < 0 || next > tokens || rate < 1) {
+        throw new IllegalArgumentException(
+            "progress is impossible: next " + next + " of " + tokens + " at rate " + rate);
+      }
+      String prompt = new String(head, FIXED, (b.getShort() & 0xffff), StandardCharsets.UTF_8);
+      state = new StreamState(prompt, tokens, rate, kv, next);
+    }
+
+    private void apply(ByteBuffer r) {
+      byte tag = r.get();
+      int index = r.getInt();
+      if (tag != TOKEN || index != state.next || index >= state.tokens) {
+        throw new IllegalArgumentException(
+            "token record for " + index + " does not follow token " + (state.next - 1));
+      }
+      state.advance();
+    }
+
+    /**
+     * The state is all in: returns it, checked whole.
+     *
+     * @throws IllegalArgumentException naming what is wrong; the takeover is then declined
+     */
+    StreamState finish() {
+      if (refused != null) {
+        throw new IllegalArgumentException(refused);
+      }
+      if (state == null || recordFilled != 0) {
+        throw new IllegalArgumentException("state is cut short at " + taken + " bytes");
+      }
+      return state;
+    }
+  }
+
   static byte[] sha256(byte[] data) {
     try {
       return MessageDigest.getInstance("SHA-256").digest(data);

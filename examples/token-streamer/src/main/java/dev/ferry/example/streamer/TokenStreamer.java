@@ -4,6 +4,7 @@ package dev.ferry.example.streamer;
 import dev.ferry.protocol.Connection;
 import dev.ferry.sdk.FerryAgent;
 import dev.ferry.sdk.Handover;
+import dev.ferry.sdk.IncomingState;
 import dev.ferry.sdk.MigrationHandler;
 import dev.ferry.sdk.MovedSocket;
 import dev.ferry.sdk.OwnSockets;
@@ -34,7 +35,7 @@ public final class TokenStreamer implements MigrationHandler {
   private final Options options;
   private final Map<Connection, TokenStream> streams = new ConcurrentHashMap<>();
 
-  private TokenStreamer(Options options) {
+  TokenStreamer(Options options) {
     this.options = options;
   }
 
@@ -158,9 +159,73 @@ public final class TokenStreamer implements MigrationHandler {
     try {
       state = StreamState.decode(blob);
     } catch (IllegalArgumentException e) {
-      say("declining " + c + ": " + e.getMessage());
-      return Takeover.decline(e.getMessage());
+      return declined(c, e);
     }
+    return accepted(c, state);
+  }
+
+  /**
+   * Takes in the state handed ahead of the takeover as it arrives (on the SDK's reader thread): the
+   * KV cache is copied and hashed as its bytes come, so that the takeover, inside the client's
+   * pause, only applies the tail. Started with --decline-takeover, the server takes nothing in and
+   * declines at the takeover, with the whole state, as before.
+   */
+  @Override
+  public IncomingState arriving(Connection c) {
+    return options.declineTakeover() ? null : new Arrival(c);
+  }
+
+  /** A stream's state taken in ahead of its takeover, checked as strictly as {@link #takeover}. */
+  private final class Arrival implements IncomingState {
+    private final Connection c;
+    private StreamState.Intake intake = new StreamState.Intake(0);
+
+    Arrival(Connection c) {
+      this.c = c;
+    }
+
+    @Override
+    public void snapshot(long length) {
+      intake = new StreamState.Intake(length); // what came before is void
+    }
+
+    @Override
+    public void bytes(byte[] chunk) {
+      intake.take(chunk); // a fault declines what is handed ahead: the whole state comes instead
+    }
+
+    @Override
+    public void append(long length) {
+      intake.more(length); // token records, following the snapshot's
+    }
+
+    @Override
+    public Takeover takeover(byte[] tail) {
+      StreamState state;
+      try {
+        intake.more(tail.length);
+        intake.take(tail);
+        state = intake.finish();
+      } catch (IllegalArgumentException e) {
+        return declined(c, e);
+      } finally {
+        intake = null;
+      }
+      return accepted(c, state);
+    }
+
+    @Override
+    public void dropped(String why) {
+      intake = null; // lets go of the KV cache
+    }
+  }
+
+  private static Takeover declined(Connection c, IllegalArgumentException e) {
+    say("declining " + c + ": " + e.getMessage());
+    return Takeover.decline(e.getMessage());
+  }
+
+  private Takeover accepted(Connection c, StreamState state) {
     say("taking over " + c + " at " + state + ", checksum verified");
     return Takeover.accept(socket -> carryOn(socket, state));
   }
