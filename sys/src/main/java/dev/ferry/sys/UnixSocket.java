@@ -44,6 +44,12 @@ public final class UnixSocket implements AutoCloseable {
 
   private final int fd;
 
+  /**
+   * Closed here: every later call fails without touching {@link #fd}, whose number the kernel may
+   * already have given to another descriptor (a frame written there could reach someone else).
+   */
+  private volatile boolean closed;
+
   private UnixSocket(int fd) {
     this.fd = fd;
   }
@@ -182,6 +188,7 @@ public final class UnixSocket implements AutoCloseable {
 
   /** Sends {@code data} (at least one byte) with {@code fds} attached; returns bytes sent. */
   public int send(byte[] data, int... fds) throws SyscallException {
+    refuseIfClosed("sendmsg");
     if (data.length == 0) {
       throw new IllegalArgumentException("descriptors travel with at least one data byte");
     }
@@ -222,6 +229,7 @@ public final class UnixSocket implements AutoCloseable {
    *     arrive are closed first, so nothing leaks
    */
   public Received receive(int maxBytes, int maxFds) throws SyscallException {
+    refuseIfClosed("recvmsg");
     Pointer buffer = Memory.allocateDirect(Native.RUNTIME, maxBytes);
     int controlLen = cmsgSpace(Math.max(1, maxFds) * 4);
     Pointer control = Memory.allocateDirect(Native.RUNTIME, controlLen, true);
@@ -299,6 +307,19 @@ public final class UnixSocket implements AutoCloseable {
 
   @Override
   public void close() {
+    synchronized (this) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+    }
     Native.LIBC.close(fd);
+  }
+
+  private void refuseIfClosed(String call) throws SyscallException {
+    if (closed) {
+      throw new SyscallException(
+          call + "(fd=" + fd + ")", Errno.EBADF, "the socket was closed here");
+    }
   }
 }

@@ -150,10 +150,5 @@ final class PrecopyForwarder implements PrecopyListener {
   /** After the freeze: nothing more is forwarded (the state rides with the connection now). */
   synchronized void close() {
     closed = true;
-    try {
-      file.close();
-    } catch (IOException e) {
-      LOG.warning(() -> "closing the pre-copy of " + connection + ": " + e.getMessage());
-    }
   }
 }
