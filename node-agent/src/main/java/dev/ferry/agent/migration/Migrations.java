@@ -33,6 +33,7 @@ public final class Migrations {
   private final NodeParts node;
   private final Duration holdLimit;
   private final Duration answerTimeout;
+  private final Duration precopyTimeout;
   private final Map<String, SourceMigration> sources = new ConcurrentHashMap<>();
   private final Map<String, TargetMigration> targets = new ConcurrentHashMap<>();
   private final Map<String, SourceMove> moves = new ConcurrentHashMap<>();
@@ -49,10 +50,12 @@ public final class Migrations {
    * @param holdLimit the agent's own hold limit: the hold's programs step aside at it, so a
    *     migration's own limit is kept below it, with time to roll back before the hold goes
    */
-  public Migrations(NodeParts node, Duration holdLimit, Duration answerTimeout) {
+  public Migrations(
+      NodeParts node, Duration holdLimit, Duration answerTimeout, Duration precopyTimeout) {
     this.node = node;
     this.holdLimit = holdLimit;
     this.answerTimeout = answerTimeout;
+    this.precopyTimeout = precopyTimeout;
   }
 
   /**
@@ -82,6 +85,11 @@ public final class Migrations {
   /** How long an application may stay silent while it answers the agent. */
   public Duration answerTimeout() {
     return answerTimeout;
+  }
+
+  /** How long an application may stay silent while it offers its state ahead of a freeze. */
+  public Duration precopyTimeout() {
+    return precopyTimeout;
   }
 
   public Duration holdLimit(Duration requested) {

@@ -148,7 +148,9 @@ public final class SourceMove {
     // streams on; the freeze below then carries only what changed since.
     long precopyStart = System.nanoTime();
     List<PrecopyForwarder> precopies = PrecopyForwarder.start(node, id, chosen, call);
-    PrecopyForwarder.awaitSnapshots(precopies, migrations.answerTimeout());
+    // Nobody is held yet: an application may take a while to put a large snapshot together
+    // (1 GiB and its checksum took over 2 s here), so it gets the state timeout, not the answer's.
+    PrecopyForwarder.awaitSnapshots(precopies, migrations.precopyTimeout());
     m.timed("precopy", precopyStart);
     freezeWallMicros = nowMicros();
     freezeNanos = System.nanoTime();

@@ -97,7 +97,9 @@ public class AgentRuntime {
             workers,
             metrics,
             new FaultPoints(settings.faultPoints()));
-    Migrations migrations = new Migrations(node, settings.holdLimit(), settings.answerTimeout());
+    Migrations migrations =
+        new Migrations(
+            node, settings.holdLimit(), settings.answerTimeout(), settings.stateTimeout());
     migrations.recover();
     metrics.connections(migrations::phases);
     metrics.holds(this::activeHolds, this::probesAnswered);

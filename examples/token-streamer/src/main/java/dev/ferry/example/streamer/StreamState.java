@@ -56,6 +56,11 @@ final class StreamState {
     return next;
   }
 
+  /** A copy that this stream's next tokens do not change. */
+  StreamState copy() {
+    return new StreamState(prompt, tokens, rate, kv.clone(), next);
+  }
+
   boolean finished() {
     return next >= tokens;
   }

@@ -103,21 +103,28 @@ final class TokenStream implements Handover.AfterHandover {
   }
 
   /**
-   * Offers this stream's state ahead of a freeze: a snapshot now, between two events, then one
-   * append a token. The writer waits while the snapshot is sent (a few milliseconds for the default
-   * 2.4 MB cache), so that no token's append can come before it.
+   * Offers this stream's state ahead of a freeze: a snapshot now, then one append a token. Only the
+   * copy of the cache is taken between two events; encoding it (its checksum) and sending it happen
+   * while the stream goes on, which then offers every token since the copy with its next append.
+   * (Sending a 1 GiB snapshot with the writer stopped held the client for 19 s.)
    */
-  synchronized void offerTo(StateOffer o) throws InterruptedException {
-    while (writing) {
-      wait();
+  void offerTo(StateOffer o) throws InterruptedException {
+    StreamState at;
+    synchronized (this) {
+      while (writing) {
+        wait();
+      }
+      if (gone || state.finished()) {
+        o.decline("the stream is ending");
+        return;
+      }
+      at = state.copy();
     }
-    if (gone || state.finished()) {
-      o.decline("the stream is ending");
-      return;
-    }
-    if (o.snapshot(state.encode())) {
-      offer = o;
-      offeredNext = state.next();
+    if (o.snapshot(at.encode())) {
+      synchronized (this) {
+        offer = o;
+        offeredNext = at.next();
+      }
     }
   }
 
