@@ -60,6 +60,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
     final List<com.google.protobuf.ByteString> chunks = new ArrayList<>();
     long bytes;
     Prestate prestate; // null: the application gets the whole state at its takeover
+    long snapshotLeft = -1; // bytes of the current snapshot still to come; 0: it is whole here
 
     byte[] whole(byte[] tail) {
       byte[] out = new byte[Math.toIntExact(bytes + tail.length)];
@@ -135,6 +136,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         if (part.getSnapshot()) {
           p.chunks.clear();
           p.bytes = 0;
+          p.snapshotLeft = part.getLength();
           if (p.prestate == null) {
             p.prestate = node.mover().prestate(c, podNetns);
             if (p.prestate != null) {
@@ -162,6 +164,16 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
           p.chunks.add(part.getData());
           if (p.prestate != null && !p.prestate.chunk(part.getData().toByteArray())) {
             p.prestate = null;
+          }
+          if (p.snapshotLeft > 0) {
+            p.snapshotLeft -= part.getData().size();
+          }
+        }
+        if (part.getSnapshot() || !part.getData().isEmpty()) {
+          if (p.snapshotLeft == 0) {
+            // Whole here, and handed to the application (its writes are done when chunk returns).
+            p.snapshotLeft = -1;
+            out.onNext(ArrivalReply.newBuilder().setPrecopyHeld(part.getId()).build());
           }
         }
       }

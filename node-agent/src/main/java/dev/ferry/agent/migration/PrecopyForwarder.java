@@ -37,15 +37,30 @@ final class PrecopyForwarder implements PrecopyListener {
     this.file = file;
   }
 
-  /** Starts the pre-copy of each of {@code connections}. */
+  /**
+   * Starts the pre-copy of each of {@code connections}. A snapshot counts as done once the target
+   * says it is whole there, held by its application: the freeze then waits for nothing in flight.
+   */
   static List<PrecopyForwarder> start(
       NodeParts node, String id, List<Connection> connections, ArrivalCall call)
       throws IOException {
     List<PrecopyForwarder> out = new java.util.ArrayList<>(connections.size());
+    java.util.Map<Connection, PrecopyForwarder> byConnection = new java.util.HashMap<>();
     for (Connection c : connections) {
       PrecopyForwarder f = new PrecopyForwarder(c, call, node.saved().precopy(id, c));
       out.add(f);
-      f.handle = node.mover().precopy(c, f);
+      byConnection.put(c, f);
+    }
+    call.onPrecopyHeld(
+        id0 -> {
+          PrecopyForwarder f = byConnection.get(Wire.connection(id0, "precopy_held"));
+          if (f != null) {
+            f.heard();
+            f.snapshotDone.countDown();
+          }
+        });
+    for (PrecopyForwarder f : out) {
+      f.handle = node.mover().precopy(f.connection, f);
     }
     return out;
   }
@@ -86,9 +101,6 @@ final class PrecopyForwarder implements PrecopyListener {
     } catch (IOException | InterruptedException | RuntimeException e) {
       fail(e);
     }
-    if (length == 0) {
-      snapshotDone.countDown();
-    }
   }
 
   @Override
@@ -119,9 +131,6 @@ final class PrecopyForwarder implements PrecopyListener {
     }
     if (snapshotLeft > 0) {
       snapshotLeft -= data.length;
-      if (snapshotLeft <= 0) {
-        snapshotDone.countDown();
-      }
     }
   }
 

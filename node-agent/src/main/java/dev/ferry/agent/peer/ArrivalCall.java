@@ -10,6 +10,7 @@ import dev.ferry.api.v1alpha1.ArrivalDecision;
 import dev.ferry.api.v1alpha1.ArrivalHeader;
 import dev.ferry.api.v1alpha1.ArrivalMessage;
 import dev.ferry.api.v1alpha1.ArrivalReply;
+import dev.ferry.api.v1alpha1.ConnectionId;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc;
 import dev.ferry.api.v1alpha1.PrecopyChunk;
 import dev.ferry.api.v1alpha1.StatesBatch;
@@ -39,6 +40,9 @@ public final class ArrivalCall implements AutoCloseable {
   private ClientCallStreamObserver<ArrivalMessage> requests;
   private boolean closed;
 
+  /** Hears the target say a connection's pre-copied snapshot is whole there. */
+  private volatile java.util.function.Consumer<ConnectionId> precopyHeld;
+
   /** Why the stream broke, once it has: every later send or wait fails with it at once. */
   private volatile Throwable broken;
 
@@ -57,6 +61,13 @@ public final class ArrivalCall implements AutoCloseable {
 
               @Override
               public void onNext(ArrivalReply reply) {
+                if (reply.hasPrecopyHeld()) {
+                  java.util.function.Consumer<ConnectionId> l = precopyHeld;
+                  if (l != null) {
+                    l.accept(reply.getPrecopyHeld());
+                  }
+                  return;
+                }
                 replies.add(reply);
               }
 
@@ -83,6 +94,11 @@ public final class ArrivalCall implements AutoCloseable {
   /** What the move is: the target prepares (the address on its pod) while the source freezes. */
   public void sendHeader(ArrivalHeader header) throws InterruptedException {
     send(ArrivalMessage.newBuilder().setHeader(header).build());
+  }
+
+  /** Who hears that a pre-copied snapshot is whole on the target. */
+  public void onPrecopyHeld(java.util.function.Consumer<ConnectionId> listener) {
+    precopyHeld = listener;
   }
 
   /** Forwards the beginning of a part of the state offered ahead of the freeze. */
