@@ -139,6 +139,26 @@ public final class AgentCluster implements AutoCloseable {
     }
 
     /** Kills this node's agent at once, as a crash or an OOM kill would, and waits for the end. */
+    /**
+     * A Move of every connection on the service's port from this node's pod to {@code to}'s, with
+     * the service address, as the operator asks it on a LAN.
+     */
+    public dev.ferry.api.v1alpha1.MoveRequest.Builder moveTo(Node to, String id) {
+      return dev.ferry.api.v1alpha1.MoveRequest.newBuilder()
+          .setMigrationId(id)
+          .setSourcePod(dev.ferry.api.v1alpha1.PodRef.newBuilder().setNetns(podNetns()))
+          .setTargetPod(dev.ferry.api.v1alpha1.PodRef.newBuilder().setNetns(to.podNetns()))
+          .addPorts(PORT)
+          .setTargetAgent(to.api())
+          .setAddress(
+              dev.ferry.api.v1alpha1.MoveAddressPlan.newBuilder()
+                  .setCidr(VIP + "/32")
+                  .setHostRoute(true)
+                  .setAnnounce(true)
+                  .setSourceHostInterface(pod.podPort())
+                  .setTargetHostInterface(to.pod.podPort()));
+    }
+
     /** A client of this node's agent, with the certificate {@code who} (admin, operator…). */
     public dev.ferry.api.client.AgentClient client(String who) {
       return new dev.ferry.api.client.AgentClient(

@@ -8,12 +8,10 @@ import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.ConnectionStatus;
 import dev.ferry.api.v1alpha1.MigrationRef;
 import dev.ferry.api.v1alpha1.MigrationStatus;
-import dev.ferry.api.v1alpha1.MoveAddressPlan;
 import dev.ferry.api.v1alpha1.MoveOutcome;
 import dev.ferry.api.v1alpha1.MoveRequest;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc.NodeAgentBlockingStub;
-import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.testbed.FakeImds;
 import dev.ferry.testbed.Shell;
 import io.fabric8.kubernetes.api.model.Event;
@@ -80,25 +78,9 @@ class AgentServiceIT {
       NodeAgentBlockingStub b = stub(toB);
       curl.awaitEvents(50, 10_000);
       String id = "move-1";
-      PodRef podA = PodRef.newBuilder().setNetns(cluster.a.podNetns()).build();
-      PodRef podB = PodRef.newBuilder().setNetns(cluster.b.podNetns()).build();
       String vip = AgentCluster.VIP + "/32";
 
-      MoveRequest move =
-          MoveRequest.newBuilder()
-              .setMigrationId(id)
-              .setSourcePod(podA)
-              .setTargetPod(podB)
-              .addPorts(AgentCluster.PORT)
-              .setTargetAgent(cluster.b.api())
-              .setAddress(
-                  MoveAddressPlan.newBuilder()
-                      .setCidr(vip)
-                      .setHostRoute(true)
-                      .setAnnounce(true)
-                      .setSourceHostInterface(cluster.a.pod.podPort())
-                      .setTargetHostInterface(cluster.b.pod.podPort()))
-              .build();
+      MoveRequest move = cluster.a.moveTo(cluster.b, id).build();
       // One call: the agents run the whole move between themselves.
       MoveOutcome moved = a.move(move);
       assertThat(moved.getResult()).as(moved.getMessage()).isEqualTo(MoveOutcome.Result.COMPLETED);

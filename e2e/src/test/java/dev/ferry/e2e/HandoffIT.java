@@ -8,10 +8,8 @@ import dev.ferry.api.client.AgentClient;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.ConnectionStatus;
 import dev.ferry.api.v1alpha1.MigrationStatus;
-import dev.ferry.api.v1alpha1.MoveAddressPlan;
 import dev.ferry.api.v1alpha1.MoveOutcome;
 import dev.ferry.api.v1alpha1.MoveRequest;
-import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.FrameChannel;
 import dev.ferry.sys.NetNamespace;
@@ -239,21 +237,7 @@ class HandoffIT {
 
   /** The source agent's Move of every connection on the port, and the service address. */
   private MoveOutcome move(String id, AgentCluster.Node from, AgentCluster.Node to) {
-    MoveRequest req =
-        MoveRequest.newBuilder()
-            .setMigrationId(id)
-            .setSourcePod(PodRef.newBuilder().setNetns(from.podNetns()))
-            .setTargetPod(PodRef.newBuilder().setNetns(to.podNetns()))
-            .addPorts(AgentCluster.PORT)
-            .setTargetAgent(to.api())
-            .setAddress(
-                MoveAddressPlan.newBuilder()
-                    .setCidr(AgentCluster.VIP + "/32")
-                    .setHostRoute(true)
-                    .setAnnounce(true)
-                    .setSourceHostInterface(from.pod.podPort())
-                    .setTargetHostInterface(to.pod.podPort()))
-            .build();
+    MoveRequest req = from.moveTo(to, id).build();
     try (AgentClient agent = from.client("admin")) {
       return agent.call("Move", s -> s.move(req));
     }

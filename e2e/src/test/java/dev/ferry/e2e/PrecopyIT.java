@@ -6,10 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.ferry.api.client.AgentClient;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.ConnectionStatus;
-import dev.ferry.api.v1alpha1.MoveAddressPlan;
 import dev.ferry.api.v1alpha1.MoveOutcome;
-import dev.ferry.api.v1alpha1.MoveRequest;
-import dev.ferry.api.v1alpha1.PodRef;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -59,23 +56,7 @@ class PrecopyIT {
       MoveOutcome o =
           a.call(
               "Move",
-              s ->
-                  s.move(
-                      MoveRequest.newBuilder()
-                          .setMigrationId("big-state")
-                          .setSourcePod(PodRef.newBuilder().setNetns(cluster.a.podNetns()))
-                          .setTargetPod(PodRef.newBuilder().setNetns(cluster.b.podNetns()))
-                          .addPorts(AgentCluster.PORT)
-                          .setTargetAgent(cluster.b.api())
-                          .setHoldLimitMs(60_000)
-                          .setAddress(
-                              MoveAddressPlan.newBuilder()
-                                  .setCidr(AgentCluster.VIP + "/32")
-                                  .setHostRoute(true)
-                                  .setAnnounce(true)
-                                  .setSourceHostInterface(cluster.a.pod.podPort())
-                                  .setTargetHostInterface(cluster.b.pod.podPort()))
-                          .build()));
+              s -> s.move(cluster.a.moveTo(cluster.b, "big-state").setHoldLimitMs(60_000).build()));
       assertThat(o.getResult()).as(o.getMessage()).isEqualTo(MoveOutcome.Result.COMPLETED);
       ConnectionStatus moved = o.getSource().getConnections(0);
       assertThat(moved.getPhase()).isEqualTo(ConnectionPhase.RELEASED);

@@ -225,13 +225,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         node.faults().reach(header.getFault(), "target-after-stage");
         if (address != null && header.getAddress().getClaimedByCaller()) {
           // The caller claims the address from the network next: the node must deliver it here.
-          node.addresses()
-              .add(
-                  address,
-                  header.getTargetPod(),
-                  ifname(),
-                  header.getAddress().getTargetHostInterface(),
-                  header.getAddress().getHostRoute());
+          routeAddressHere();
         }
         out.onNext(ArrivalReply.newBuilder().setStaged(staged).build());
       }
@@ -241,13 +235,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         node.faults().reach(header.getFault(), "target-after-commit");
         if (address != null && !header.getAddress().getClaimedByCaller()) {
           long t = System.nanoTime();
-          node.addresses()
-              .add(
-                  address,
-                  header.getTargetPod(),
-                  ifname(),
-                  header.getAddress().getTargetHostInterface(),
-                  header.getAddress().getHostRoute());
+          routeAddressHere();
           target.timed("route", t);
         }
         target.resume();
@@ -355,6 +343,17 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
       }
     }
     return s;
+  }
+
+  /** The address on the target pod (already there) and the node's route to it. */
+  private void routeAddressHere() throws SyscallException {
+    node.addresses()
+        .add(
+            address,
+            header.getTargetPod(),
+            ifname(),
+            header.getAddress().getTargetHostInterface(),
+            header.getAddress().getHostRoute());
   }
 
   private byte[] appState(Connection c) {
