@@ -159,6 +159,38 @@ public final class AgentCluster implements AutoCloseable {
                   .setTargetHostInterface(to.pod.podPort()));
     }
 
+    /**
+     * Waits until an application in this node's pod has registered {@code port} with the agent
+     * again: after an agent restart the servers reconnect on their own, a little later.
+     */
+    public void awaitRegistered(int port) throws InterruptedException {
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      try (dev.ferry.api.client.AgentClient agent = client("admin")) {
+        var request =
+            dev.ferry.api.v1alpha1.ListConnectionsRequest.newBuilder()
+                .setPod(dev.ferry.api.v1alpha1.PodRef.newBuilder().setNetns(podNetns()))
+                .addPorts(port)
+                .build();
+        while (true) {
+          try {
+            if (agent
+                .call("ListConnections", s -> s.listConnections(request))
+                .getRegisteredPortsList()
+                .contains(port)) {
+              return;
+            }
+          } catch (dev.ferry.api.client.AgentClient.Failed e) {
+            // not up yet
+          }
+          if (System.nanoTime() > deadline) {
+            throw new IllegalStateException(
+                "no application registered port " + port + " with " + name + "'s agent in 60 s");
+          }
+          Thread.sleep(50);
+        }
+      }
+    }
+
     /** A client of this node's agent, with the certificate {@code who} (admin, operator…). */
     public dev.ferry.api.client.AgentClient client(String who) {
       return new dev.ferry.api.client.AgentClient(

@@ -169,6 +169,8 @@ class ClusterIT {
       assertThat(curl.output()).as("the stream went on from pod-a").isEqualTo(reference);
     } finally {
       cluster.agents.b.startAgent();
+      // The next test needs pod-b's server registered again, which it does on its own, later.
+      cluster.agents.b.awaitRegistered(AgentCluster.PORT);
     }
   }
 

@@ -297,6 +297,7 @@ class OperatorIT {
       assertThat(curl.output()).isEqualTo(reference);
     } finally {
       cluster.agents.b.startAgent();
+      cluster.agents.b.awaitRegistered(AgentCluster.PORT);
     }
   }
 
