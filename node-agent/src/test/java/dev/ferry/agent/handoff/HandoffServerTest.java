@@ -74,6 +74,13 @@ class HandoffServerTest {
     return listener.localAddress().getPort();
   }
 
+  /** Waits (as long as the test's own timeout allows) until no session holds the port. */
+  private void awaitUnregistered(int port) throws InterruptedException {
+    while (server.registrations().containsKey(port)) {
+      Thread.sleep(5);
+    }
+  }
+
   @Test
   void freezeHandsOverTheSocketAndA64MiBStateIntact() throws Exception {
     Conn conn = connect();
@@ -536,6 +543,9 @@ class HandoffServerTest {
       assertThat(whole.length).isEqualTo(expected.capacity());
       frozen.socket().close();
       source.close();
+      // Both applications talk to one agent here; the agent frees the port when it reads the
+      // source's end of stream, which may come after the target's REGISTER.
+      awaitUnregistered(port());
 
       // A version 1 application on the target gets the whole state, as it always has.
       try (TestApp target = new TestApp(socketPath).hello("target", 1).register(port())) {
