@@ -12,13 +12,15 @@ import io.fabric8.mockwebserver.http.MockResponse;
 import io.fabric8.mockwebserver.http.RecordedRequest;
 import java.net.InetAddress;
 import java.util.HashMap;
+import java.util.Optional;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
  * The one-machine cluster's API server, as a process of its own: Fabric8's mock server in CRUD
- * mode, serving Ferry's resources beside the built-in ones. It stores and watches; it enforces no
- * schema, CEL or RBAC (those are checked statically). Runs until its standard input closes.
+ * mode, serving Ferry's resources beside the built-in ones. It stores and watches, and evicts pods
+ * as the real one does, minding PodDisruptionBudgets ({@link Evictions}); it enforces no schema,
+ * CEL or RBAC (those are checked statically). Runs until its standard input closes.
  *
  * <p>Usage: {@code ApiServer HOST}; prints {@code api server listening on HOST:PORT}.
  */
@@ -31,9 +33,7 @@ public final class ApiServer {
   public static void main(String[] args) throws Exception {
     MOCK_LOG.setLevel(Level.WARNING);
     InetAddress host = InetAddress.getByName(args.length > 0 ? args[0] : "127.0.0.1");
-    KubernetesMockServer api =
-        new KubernetesMockServer(
-            new Context(), new MockWebServer(), new HashMap<>(), new ReviewingDispatcher(), false);
+    KubernetesMockServer api = server();
     api.init(host, 0);
     api.expectCustomResource(
         CustomResourceDefinitionContext.fromCustomResourceType(MigrationRequest.class));
@@ -48,6 +48,12 @@ public final class ApiServer {
     api.destroy();
   }
 
+  /** The server, not yet listening: {@code init(host, port)} starts it. */
+  static KubernetesMockServer server() {
+    return new KubernetesMockServer(
+        new Context(), new MockWebServer(), new HashMap<>(), new ReviewingDispatcher(), false);
+  }
+
   /**
    * The CRUD store, and an answer to access reviews: the operator asks, before it competes for its
    * Lease, whether it may. This server enforces no RBAC, so it answers as for a cluster admin (the
@@ -56,8 +62,20 @@ public final class ApiServer {
   private static final class ReviewingDispatcher extends KubernetesCrudDispatcher {
     private static final String REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
 
+    private final Evictions evictions =
+        new Evictions(
+            path -> {
+              MockResponse r = handleGet(path);
+              return r.code() == 200 ? Optional.of(r.getBody().readUtf8()) : Optional.empty();
+            },
+            this::handleDelete);
+
     @Override
     public MockResponse handleCreate(RecordedRequest request) {
+      if (Evictions.PATH.matcher(request.getPath()).matches()) {
+        Evictions.Answer a = evictions.evict(request.getPath());
+        return new MockResponse().setResponseCode(a.code()).setBody(a.body());
+      }
       if (!request.getPath().startsWith(REVIEWS)) {
         return super.handleCreate(request);
       }

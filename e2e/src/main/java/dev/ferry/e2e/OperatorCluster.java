@@ -82,17 +82,37 @@ final class OperatorCluster implements AutoCloseable {
   }
 
   static OperatorCluster start() throws Exception {
+    return start(Map.of());
+  }
+
+  /** The cluster, its operator started with {@code operatorEnv} (FERRY_OPERATOR_*) added. */
+  static OperatorCluster start(Map<String, String> operatorEnv) throws Exception {
     AgentCluster agents = AgentCluster.create();
     try {
       OperatorCluster c = new OperatorCluster(agents);
       c.agents.a.startAgent();
       c.agents.b.startAgent();
-      c.startOperator();
+      c.startOperator(operatorEnv);
       return c;
     } catch (Exception | Error e) {
       agents.close();
       throw e;
     }
+  }
+
+  /**
+   * A client that evicts as {@code kubectl drain} does, but without Fabric8's retries on 429, so
+   * that a test sees each answer of the eviction API.
+   */
+  KubernetesClient evictor() {
+    return new KubernetesClientBuilder()
+        .withConfig(
+            new ConfigBuilder(Config.empty())
+                .withMasterUrl(apiUrl)
+                .withNamespace(NAMESPACE)
+                .withRequestRetryBackoffLimit(0)
+                .build())
+        .build();
   }
 
   private static KubernetesClient client(String url) {

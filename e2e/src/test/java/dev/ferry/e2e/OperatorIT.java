@@ -14,13 +14,17 @@ import dev.ferry.api.v1alpha1.MoveRequest;
 import dev.ferry.api.v1alpha1.PodRef;
 import io.fabric8.kubernetes.api.model.Condition;
 import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
+import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.Watch;
 import io.fabric8.kubernetes.client.Watcher;
 import io.fabric8.kubernetes.client.WatcherException;
+import java.time.Instant;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -41,7 +45,8 @@ class OperatorIT {
 
   @BeforeAll
   static void start() throws Exception {
-    cluster = OperatorCluster.start();
+    // One migration at a time out of a node: the limits test below shows the second one wait.
+    cluster = OperatorCluster.start(Map.of("FERRY_OPERATOR_LIMITS_PER_NODE", "1"));
     cluster.agents.a.streamer("--rate", RATE);
     streamerB = cluster.agents.b.streamer("--rate", RATE);
     try (CurlStream unmoved = cluster.agents.curl(STREAM)) {
@@ -311,6 +316,119 @@ class OperatorIT {
         .doesNotContainKey("Moving");
     awaitEvent(mr, "Invalid");
     assertThat(events(mr)).extracting(Event::getReason).doesNotContain("Moving");
+  }
+
+  @Test
+  void anEvictionOfTheSourcePodWaitsWhileItMovesThenGoesThrough() throws Exception {
+    try (CurlStream curl = cluster.agents.curl(STREAM);
+        KubernetesClient drain = cluster.evictor()) {
+      curl.awaitEvents(50, 10_000);
+      // The move stalls on the source agent for a while: the eviction comes in the middle of it.
+      MigrationRequest mr =
+          cluster.request(
+              "drained", "source-stalls-after-export", s -> s.setTarget(new PodReference("pod-b")));
+      assertThat(cluster.awaitPhase(mr.getMetadata().getName(), Phase.Moving))
+          .isEqualTo(Phase.Moving);
+      Pod guarded = cluster.kube.pods().withName("pod-a").get();
+      assertThat(guarded.getMetadata().getAnnotations())
+          .containsEntry("karpenter.sh/do-not-disrupt", "true");
+
+      assertThat(drain.pods().withName("pod-a").evict())
+          .as("the eviction API answers 429 while the connections move")
+          .isFalse();
+      assertThat(cluster.kube.pods().withName("pod-a").get()).isNotNull();
+
+      MigrationRequestStatus st = cluster.awaitEnd(mr.getMetadata().getName(), 90);
+      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
+      assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
+      assertThat(curl.output()).isEqualTo(reference);
+
+      assertThat(cluster.kube.policy().v1().podDisruptionBudget().list().getItems())
+          .as("the budget is gone with the migration")
+          .isEmpty();
+      assertThat(cluster.kube.pods().withName("pod-a").get().getMetadata().getAnnotations())
+          .doesNotContainKey("karpenter.sh/do-not-disrupt");
+      assertThat(drain.pods().withName("pod-a").evict()).as("now it goes through").isTrue();
+      assertThat(cluster.kube.pods().withName("pod-a").get()).isNull();
+    } finally {
+      // Its controller would make it again: the next tests need it, with the address back.
+      if (cluster.kube.pods().withName("pod-a").get() == null) {
+        cluster.pod("pod-a", cluster.agents.a, AgentCluster.VIP, OperatorCluster.APP_LABEL);
+      }
+      moveBack("drained-back");
+    }
+  }
+
+  @Test
+  void withOneMigrationPerNodeASecondRequestWaitsInPendingUntilTheFirstEnds() throws Exception {
+    try (CurlStream curl = cluster.agents.curl(STREAM)) {
+      curl.awaitEvents(50, 10_000);
+      MigrationRequest first =
+          cluster.request(
+              "first", "source-stalls-after-export", s -> s.setTarget(new PodReference("pod-b")));
+      cluster.awaitPhase(first.getMetadata().getName(), Phase.Moving);
+      MigrationRequest second =
+          cluster.request(
+              "second",
+              s -> {
+                s.setTarget(new PodReference("pod-b"));
+                s.setDryRun(true);
+              });
+
+      MigrationRequestStatus waiting = awaitMessage(second, "waiting for a migration slot");
+      assertThat(waiting.getPhase()).isEqualTo(Phase.Pending);
+      assertThat(waiting.getMessage())
+          .isEqualTo(
+              "waiting for a migration slot: 1 migration(s) out of node "
+                  + cluster.agents.a.name
+                  + " under way, the limit is 1 (ferry.operator.limits.per-node)");
+      assertThat(waiting.getConditions())
+          .anySatisfy(c -> assertThat(c.getReason()).isEqualTo("WaitingForSlot"));
+
+      MigrationRequestStatus firstEnd = cluster.awaitEnd(first.getMetadata().getName(), 90);
+      MigrationRequestStatus secondEnd = cluster.awaitEnd(second.getMetadata().getName(), 60);
+      assertThat(firstEnd.getPhase()).as(firstEnd.getMessage()).isEqualTo(Phase.Completed);
+      assertThat(secondEnd.getPhase()).as(secondEnd.getMessage()).isEqualTo(Phase.Completed);
+      assertThat(Instant.parse(secondEnd.getCompletionTime()))
+          .as("the second ran after the first")
+          .isAfterOrEqualTo(Instant.parse(firstEnd.getCompletionTime()));
+      assertThat(secondEnd.getPhaseMillis()).containsKey("Preparing");
+      assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
+      assertThat(curl.output()).isEqualTo(reference);
+    } finally {
+      moveBack("first-back");
+    }
+  }
+
+  /** Moves the address from pod-b back to pod-a, where the other tests expect it. */
+  private static void moveBack(String name) throws InterruptedException {
+    MigrationRequest back =
+        cluster.request(
+            name,
+            s -> {
+              s.setSource(new PodReference("pod-b"));
+              s.setTarget(new PodReference("pod-a"));
+              s.setAddress(AgentCluster.VIP);
+            });
+    MigrationRequestStatus st = cluster.awaitEnd(back.getMetadata().getName(), 60);
+    assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
+  }
+
+  /** Waits until the request's status message starts with {@code prefix}; returns that status. */
+  private static MigrationRequestStatus awaitMessage(MigrationRequest mr, String prefix)
+      throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (System.nanoTime() < deadline) {
+      MigrationRequest now =
+          cluster.kube.resources(MigrationRequest.class).withName(mr.getMetadata().getName()).get();
+      if (now.getStatus() != null
+          && now.getStatus().getMessage() != null
+          && now.getStatus().getMessage().startsWith(prefix)) {
+        return now.getStatus();
+      }
+      Thread.sleep(20);
+    }
+    throw new AssertionError(mr.getMetadata().getName() + " never said: " + prefix);
   }
 
   @Test

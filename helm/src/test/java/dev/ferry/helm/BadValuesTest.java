@@ -36,6 +36,7 @@ class BadValuesTest {
         Arguments.of("role-arn-malformed.yaml", new String[] {"/aws/roleArn", "'ferry-operator'"}),
         Arguments.of("role-arn-without-aws.yaml", new String[] {"/aws/roleArn"}),
         Arguments.of("issuer-without-name.yaml", new String[] {"/certManager/issuerRef", "name"}),
+        Arguments.of("limit-zero.yaml", new String[] {"/operator/limits/perNode"}),
         Arguments.of("socket-dir-relative.yaml", new String[] {"/agent/socketDir", "'run/ferry'"}));
   }
 

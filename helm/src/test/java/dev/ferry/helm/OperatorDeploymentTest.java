@@ -99,6 +99,14 @@ class OperatorDeploymentTest {
                     .isEqualTo("metadata.namespace"));
   }
 
+  @ParameterizedTest
+  @EnumSource(ValueSet.class)
+  void theMigrationLimitsReachTheOperator(ValueSet set) {
+    Container c = container(set);
+    assertThat(env(c, "FERRY_OPERATOR_LIMITS_PER_CLUSTER")).isEqualTo("5");
+    assertThat(env(c, "FERRY_OPERATOR_LIMITS_PER_NODE")).isEqualTo("2");
+  }
+
   @Test
   void withTheAwsMoverTheOperatorsServiceAccountCarriesTheIrsaRole() {
     assertThat(serviceAccount(ValueSet.AWS, "ferry-operator").getMetadata().getAnnotations())

@@ -2,8 +2,11 @@
 package dev.ferry.operator;
 
 import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.api.crd.Phase;
 import dev.ferry.operator.cluster.ClusterView;
+import dev.ferry.operator.migration.EvictionGuard;
 import dev.ferry.operator.migration.MigrationMachine;
+import dev.ferry.operator.migration.MigrationSlots;
 import dev.ferry.operator.migration.MoveCalls;
 import dev.ferry.operator.migration.PlanMaker;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -16,6 +19,7 @@ import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import io.javaoperatorsdk.operator.processing.event.ResourceID;
 import io.javaoperatorsdk.operator.processing.event.source.EventSource;
+import io.javaoperatorsdk.operator.processing.event.source.IndexerResourceCache;
 import io.javaoperatorsdk.operator.processing.event.source.inbound.SimpleInboundEventSource;
 import java.time.Clock;
 import java.util.List;
@@ -37,6 +41,11 @@ public class MigrationReconciler
   private final OperatorMetrics metrics;
   private final Fabrics fabrics;
   private final MoveCalls calls = MoveCalls.withOwnThreads();
+  private final MigrationSlots slots;
+  private final EvictionGuard guard;
+
+  /** Every request the operator knows: the informer's cache, once the event sources exist. */
+  private volatile IndexerResourceCache<MigrationRequest> requests;
 
   /** Where the end of a call on an agent turns into a reconcile of its request. */
   private final SimpleInboundEventSource<MigrationRequest> answers =
@@ -53,11 +62,17 @@ public class MigrationReconciler
     this.agents = agents;
     this.metrics = metrics;
     this.fabrics = fabrics;
+    this.guard = new KubeEvictionGuard(client);
+    this.slots =
+        new MigrationSlots(
+            new MigrationSlots.Limits(settings.limits().perCluster(), settings.limits().perNode()),
+            () -> requests == null ? List.of() : requests.list().toList());
   }
 
   @Override
   public List<EventSource<?, MigrationRequest>> prepareEventSources(
       EventSourceContext<MigrationRequest> context) {
+    requests = context.getPrimaryCache();
     return List.of(answers);
   }
 
@@ -71,6 +86,7 @@ public class MigrationReconciler
     turn.reschedule().ifPresent(control::rescheduleAfter);
     if (turn.ended()) {
       metrics.ended(mr);
+      wakeWaiting();
     }
     return control;
   }
@@ -78,7 +94,18 @@ public class MigrationReconciler
   @Override
   public DeleteControl cleanup(MigrationRequest mr, Context<MigrationRequest> context) {
     machine().cleanup(mr);
+    wakeWaiting();
     return DeleteControl.defaultDelete();
+  }
+
+  /** A slot came free: the requests waiting in Pending look again now, not at their recheck. */
+  private void wakeWaiting() {
+    if (requests == null) {
+      return;
+    }
+    requests
+        .list(r -> r.getStatus() != null && r.getStatus().getPhase() == Phase.Pending)
+        .forEach(r -> answers.propagateEvent(ResourceID.fromResource(r)));
   }
 
   private MigrationMachine machine() {
@@ -88,6 +115,8 @@ public class MigrationReconciler
         fabrics::fabric,
         calls,
         new KubeStatusSink(client),
+        slots,
+        guard,
         Clock.systemUTC(),
         settings.callTimeout());
   }

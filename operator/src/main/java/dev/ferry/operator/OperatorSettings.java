@@ -27,6 +27,21 @@ public interface OperatorSettings {
 
   Aws aws();
 
+  Limits limits();
+
+  /**
+   * How many migrations may be under way (Preparing or Moving) at once; beyond, requests wait in
+   * Pending with reason WaitingForSlot. As KubeVirt's parallelMigrationsPerCluster and
+   * parallelOutboundMigrationsPerNode, with the same defaults.
+   */
+  interface Limits {
+    @WithDefault("5")
+    int perCluster();
+
+    @WithDefault("2")
+    int perNode();
+  }
+
   LeaderElection leaderElection();
 
   /**

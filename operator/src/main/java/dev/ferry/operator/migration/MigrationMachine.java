@@ -23,8 +23,9 @@ import java.util.logging.Logger;
  * a turn, and only when it changed).
  *
  * <pre>
- * Pending   --Accepted-->  Preparing  (PendingStep)
- * Preparing --Prepared-->  Moving     (PrepareStep: plan, validate, the target agent; dry run ends)
+ * Pending   --Accepted-->  Preparing  (PendingStep: a migration slot free under the limits)
+ * Preparing --Prepared-->  Moving     (PrepareStep: plan, validate, the target agent, guard the
+ *                                      source pod against eviction; a dry run ends here)
  * Moving    -->            Completed | Failed | RolledBack  (MoveStep: the agents' Move)
  * </pre>
  *
@@ -43,13 +44,15 @@ public final class MigrationMachine {
    */
   public record Turn(boolean writeStatus, Optional<Duration> reschedule, boolean ended) {}
 
-  private final PendingStep pending = new PendingStep();
+  private final PendingStep pending;
   private final PrepareStep prepare;
   private final MoveStep move;
   private final Planner planner;
   private final Agents agents;
   private final MoveCalls calls;
   private final StatusSink sink;
+  private final MigrationSlots slots;
+  private final EvictionGuard guard;
   private final Clock clock;
 
   public MigrationMachine(
@@ -58,14 +61,19 @@ public final class MigrationMachine {
       Supplier<Fabric> fabric,
       MoveCalls calls,
       StatusSink sink,
+      MigrationSlots slots,
+      EvictionGuard guard,
       Clock clock,
       Duration callTimeout) {
-    this.prepare = new PrepareStep(planner, agents, fabric, clock);
+    this.pending = new PendingStep(planner, slots, clock);
+    this.prepare = new PrepareStep(planner, agents, fabric, guard, clock);
     this.move = new MoveStep(planner, agents, fabric, calls, clock, callTimeout);
     this.planner = planner;
     this.agents = agents;
     this.calls = calls;
     this.sink = sink;
+    this.slots = slots;
+    this.guard = guard;
     this.clock = clock;
   }
 
@@ -93,7 +101,7 @@ public final class MigrationMachine {
     }
     StepOutcome outcome =
         switch (at) {
-          case Pending -> pending.step();
+          case Pending -> pending.step(mr);
           case Preparing -> prepare.step(mr);
           case Moving -> move.step(mr, wake);
           default -> throw new IllegalStateException("no step for " + at);
@@ -105,6 +113,9 @@ public final class MigrationMachine {
     if (outcome instanceof StepOutcome.Wait w) {
       LOG.fine(() -> name(mr) + " waits in " + at + ": " + w.reason() + ", " + w.message());
       return new Turn(fresh, Optional.of(w.reschedule()), false);
+    }
+    if (outcome instanceof StepOutcome.Queue q) {
+      return queue(mr, q, fresh);
     }
     if (outcome instanceof StepOutcome.Advance a) {
       enter(mr, at, a.next(), a.reason(), a.message(), a.report());
@@ -123,6 +134,10 @@ public final class MigrationMachine {
       st.setConnections(new ConnectionCounts());
     }
     calls.forget(st.getMigrationId());
+    slots.release(mr);
+    if (at == Phase.Moving) {
+      guard.release(mr);
+    }
     LOG.info(() -> name(mr) + " ended " + e.end() + " (" + e.reason() + "): " + e.message());
     sink.event(
         mr,
@@ -135,6 +150,26 @@ public final class MigrationMachine {
             + st.getConnections().getTotal()
             + " migrated)");
     return new Turn(true, Optional.empty(), true);
+  }
+
+  /** Still Pending: the status shows why, written only when that changed. */
+  private Turn queue(MigrationRequest mr, StepOutcome.Queue q, boolean fresh) {
+    MigrationRequestStatus st = mr.getStatus();
+    boolean changed =
+        !q.message().equals(st.getMessage()) || !q.sourceNode().equals(st.getSourceNode());
+    if (changed) {
+      st.setSourceNode(q.sourceNode());
+      st.setMessage(q.message());
+      Conditions.set(
+          st,
+          Phase.Pending,
+          q.reason(),
+          q.message(),
+          mr.getMetadata().getGeneration(),
+          clock.instant());
+      LOG.info(() -> name(mr) + " waits in Pending: " + q.message());
+    }
+    return new Turn(fresh || changed, Optional.of(q.reschedule()), false);
   }
 
   /** Closes the clock of phase {@code was}, and records {@code next} with what the step learned. */
@@ -191,12 +226,14 @@ public final class MigrationMachine {
    */
   public void cleanup(MigrationRequest mr) {
     MigrationRequestStatus st = mr.getStatus();
+    slots.release(mr);
     if (st == null || st.getPhase() != Phase.Moving) {
       if (st != null) {
         calls.forget(st.getMigrationId());
       }
       return;
     }
+    guard.release(mr);
     Plan plan;
     Optional<MoveCalls.Flight> flight = calls.find(st.getMigrationId());
     if (flight.isPresent()) {

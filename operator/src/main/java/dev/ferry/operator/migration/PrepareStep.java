@@ -16,24 +16,29 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.function.Supplier;
 import java.util.stream.Collectors;
 
 /**
  * Preparing: plans the request against the cluster ({@link PlanMaker}), and checks that the target
  * node's agent answers and that an application there has registered every port, before anything is
- * frozen. A dry run ends here, listing what would move. Touches nothing.
+ * frozen. A dry run ends here, listing what would move. Its last act, on the way to Moving, is to
+ * guard the source pod against eviction ({@link EvictionGuard}); before that it touches nothing.
  */
 final class PrepareStep {
   private final Planner planner;
   private final Agents agents;
   private final Supplier<Fabric> fabric;
+  private final EvictionGuard guard;
   private final Clock clock;
 
-  PrepareStep(Planner planner, Agents agents, Supplier<Fabric> fabric, Clock clock) {
+  PrepareStep(
+      Planner planner, Agents agents, Supplier<Fabric> fabric, EvictionGuard guard, Clock clock) {
     this.planner = planner;
     this.agents = agents;
     this.fabric = fabric;
+    this.guard = guard;
     this.clock = clock;
   }
 
@@ -66,6 +71,7 @@ final class PrepareStep {
     } catch (RuntimeException e) {
       return StepOutcome.end(Phase.Failed, Reasons.MISCONFIGURED, e.getMessage(), report);
     }
+    Optional<String> unguarded = guard.protect(mr, plan);
     return StepOutcome.advance(
         Phase.Moving,
         Reasons.PREPARED,
@@ -74,7 +80,8 @@ final class PrepareStep {
             + " to "
             + plan.target().getName()
             + " on "
-            + plan.targetNode(),
+            + plan.targetNode()
+            + unguarded.map(w -> "; " + w).orElse(""),
         report);
   }
 

@@ -11,6 +11,12 @@ public final class Reasons {
   /** Pending to Preparing: the operator has taken the request on. */
   public static final String ACCEPTED = "Accepted";
 
+  /**
+   * Pending, waiting: as many migrations as ferry.operator.limits allow are under way (in the
+   * cluster, or out of the source node).
+   */
+  public static final String WAITING_FOR_SLOT = "WaitingForSlot";
+
   /** Preparing to Moving: planned, validated, the target agent ready. */
   public static final String PREPARED = "Prepared";
 

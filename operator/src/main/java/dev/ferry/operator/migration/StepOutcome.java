@@ -19,6 +19,13 @@ public sealed interface StepOutcome {
   /** Nothing changed that the status shows: look again after {@code reschedule}. */
   record Wait(String reason, String message, Duration reschedule) implements StepOutcome {}
 
+  /**
+   * Still in Pending, for a reason the status shows ({@code sourceNode} and the message): written
+   * when it changed; look again after {@code reschedule}.
+   */
+  record Queue(String reason, String message, Duration reschedule, String sourceNode)
+      implements StepOutcome {}
+
   /** The migration ended in {@code end} (Completed, Failed or RolledBack). */
   record End(Phase end, String reason, String message, Report report) implements StepOutcome {
     public End {
@@ -34,6 +41,10 @@ public sealed interface StepOutcome {
 
   static StepOutcome wait(String reason, String message, Duration reschedule) {
     return new Wait(reason, message, reschedule);
+  }
+
+  static StepOutcome queue(String reason, String message, Duration reschedule, String node) {
+    return new Queue(reason, message, reschedule, node);
   }
 
   static StepOutcome end(Phase end, String reason, String message, Report report) {

@@ -14,6 +14,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
 
@@ -32,6 +33,13 @@ final class Rig {
   MoveCalls calls = new MoveCalls(inFlight::add);
   final TestClock clock = new TestClock();
   final MigrationRequest mr = request();
+
+  /** The requests the operator's cache holds besides {@link #mr}, which it always holds. */
+  final List<MigrationRequest> others = new ArrayList<>();
+
+  MigrationSlots.Limits limits = MigrationSlots.Limits.NONE;
+  MigrationSlots slots;
+  final FakeGuard guard = new FakeGuard();
   InvalidRequest invalid;
   String fabricSetting = "l2";
   int writes;
@@ -64,8 +72,25 @@ final class Rig {
         },
         calls,
         sink,
+        slots(),
+        guard,
         clock,
         Duration.ofSeconds(30));
+  }
+
+  /** One admission ledger for the rig's life, as the operator keeps one for its own. */
+  MigrationSlots slots() {
+    if (slots == null) {
+      slots =
+          new MigrationSlots(
+              limits,
+              () -> {
+                List<MigrationRequest> all = new ArrayList<>(others);
+                all.add(mr);
+                return all;
+              });
+    }
+    return slots;
   }
 
   /** One reconcile, as the reconciler makes it: the turn's write counted. */
@@ -112,13 +137,19 @@ final class Rig {
   }
 
   private static MigrationRequest request() {
+    return request("move-1", "0a1b2c3d-0000", "2026-12-01T09:59:00Z");
+  }
+
+  /** A request like {@link #mr}, made at {@code created}, with no status yet. */
+  static MigrationRequest request(String name, String uid, String created) {
     MigrationRequest mr = new MigrationRequest();
     mr.setMetadata(
         new ObjectMetaBuilder()
             .withNamespace("shop")
-            .withName("move-1")
-            .withUid("0a1b2c3d-0000")
+            .withName(name)
+            .withUid(uid)
             .withGeneration(1L)
+            .withCreationTimestamp(created)
             .build());
     MigrationRequestSpec spec = new MigrationRequestSpec();
     PodReference source = new PodReference();

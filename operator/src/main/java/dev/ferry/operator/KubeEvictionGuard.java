@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator;
+
+import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.operator.migration.EvictionGuard;
+import dev.ferry.operator.migration.Plan;
+import io.fabric8.kubernetes.api.model.IntOrString;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.OwnerReferenceBuilder;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.policy.v1.PodDisruptionBudget;
+import io.fabric8.kubernetes.api.model.policy.v1.PodDisruptionBudgetBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import java.net.HttpURLConnection;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Optional;
+import java.util.logging.Logger;
+
+/**
+ * Guards a source pod with what the tools that drain nodes respect:
+ *
+ * <ul>
+ *   <li>a PodDisruptionBudget {@code ferry-NAME} with {@code maxUnavailable: 0}, selecting the pod
+ *       by the label {@code ferry.dev/migration: UID} alone: the eviction API ({@code kubectl
+ *       drain}, aws-node-termination-handler, Karpenter) answers 429 until it goes. It is owned by
+ *       the request, so deleting the request removes it even if the operator cannot;
+ *   <li>Karpenter's {@code karpenter.sh/do-not-disrupt: "true"} on the pod, so Karpenter does not
+ *       choose the node for a voluntary disruption meanwhile. Set only when absent, and then marked
+ *       with {@code ferry.dev/do-not-disrupt-by: UID} so that only Ferry's own is removed.
+ * </ul>
+ *
+ * Spot interruptions are not voluntary: nothing here delays the instance's end.
+ */
+final class KubeEvictionGuard implements EvictionGuard {
+  private static final Logger LOG = Logger.getLogger(KubeEvictionGuard.class.getName());
+
+  static final String MIGRATION_LABEL = "ferry.dev/migration";
+  static final String DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt";
+  static final String DO_NOT_DISRUPT_BY = "ferry.dev/do-not-disrupt-by";
+
+  private final KubernetesClient client;
+
+  KubeEvictionGuard(KubernetesClient client) {
+    this.client = client;
+  }
+
+  /** The budget's name: the request's, so that {@code kubectl get pdb} says whose it is. */
+  static String budgetName(MigrationRequest mr) {
+    String name = "ferry-" + mr.getMetadata().getName();
+    return name.length() <= 253 ? name : name.substring(0, 253);
+  }
+
+  @Override
+  public Optional<String> protect(MigrationRequest mr, Plan plan) {
+    String ns = plan.source().getNamespace();
+    String uid = mr.getMetadata().getUid();
+    try {
+      createBudget(mr, ns, uid);
+      client.pods().inNamespace(ns).withName(plan.source().getName()).edit(p -> mark(p, uid));
+      return Optional.empty();
+    } catch (KubernetesClientException e) {
+      String why =
+          "the source pod is not protected from eviction while it moves ("
+              + e.getCode()
+              + " "
+              + e.getMessage()
+              + "); check the operator's RBAC for poddisruptionbudgets and pods";
+      LOG.warning(() -> name(mr) + ": " + why);
+      return Optional.of(why);
+    }
+  }
+
+  private void createBudget(MigrationRequest mr, String ns, String uid) {
+    PodDisruptionBudget pdb =
+        new PodDisruptionBudgetBuilder()
+            .withMetadata(
+                new ObjectMetaBuilder()
+                    .withName(budgetName(mr))
+                    .withNamespace(ns)
+                    .addToLabels("app.kubernetes.io/managed-by", "ferry")
+                    .addToLabels(MIGRATION_LABEL, uid)
+                    .withOwnerReferences(
+                        new OwnerReferenceBuilder()
+                            .withApiVersion(mr.getApiVersion())
+                            .withKind(mr.getKind())
+                            .withName(mr.getMetadata().getName())
+                            .withUid(uid)
+                            .build())
+                    .build())
+            .withNewSpec()
+            .withMaxUnavailable(new IntOrString(0))
+            .withNewSelector()
+            .addToMatchLabels(MIGRATION_LABEL, uid)
+            .endSelector()
+            .endSpec()
+            .build();
+    try {
+      client.policy().v1().podDisruptionBudget().inNamespace(ns).resource(pdb).create();
+    } catch (KubernetesClientException e) {
+      if (e.getCode() != HttpURLConnection.HTTP_CONFLICT) {
+        throw e;
+      }
+    }
+  }
+
+  private static Pod mark(Pod p, String uid) {
+    Map<String, String> labels = copy(p.getMetadata().getLabels());
+    labels.put(MIGRATION_LABEL, uid);
+    p.getMetadata().setLabels(labels);
+    Map<String, String> annotations = copy(p.getMetadata().getAnnotations());
+    if (!annotations.containsKey(DO_NOT_DISRUPT)) {
+      annotations.put(DO_NOT_DISRUPT, "true");
+      annotations.put(DO_NOT_DISRUPT_BY, uid);
+    }
+    p.getMetadata().setAnnotations(annotations);
+    return p;
+  }
+
+  @Override
+  public void release(MigrationRequest mr) {
+    String ns = mr.getMetadata().getNamespace();
+    String uid = mr.getMetadata().getUid();
+    try {
+      client.policy().v1().podDisruptionBudget().inNamespace(ns).withName(budgetName(mr)).delete();
+      String source = mr.getSpec().getSource() == null ? null : mr.getSpec().getSource().getName();
+      if (source == null) {
+        return;
+      }
+      Pod pod = client.pods().inNamespace(ns).withName(source).get();
+      if (pod == null || !uid.equals(labels(pod).get(MIGRATION_LABEL))) {
+        return;
+      }
+      client.pods().inNamespace(ns).withName(source).edit(p -> unmark(p, uid));
+    } catch (KubernetesClientException e) {
+      // The budget is owned by the request: the garbage collector removes it with the request.
+      LOG.warning(
+          () ->
+              name(mr)
+                  + ": could not lift the eviction guard ("
+                  + e.getCode()
+                  + " "
+                  + e.getMessage()
+                  + "); delete PodDisruptionBudget "
+                  + budgetName(mr)
+                  + " in "
+                  + ns
+                  + " or the request to let the pod be evicted");
+    }
+  }
+
+  private static Pod unmark(Pod p, String uid) {
+    Map<String, String> labels = copy(p.getMetadata().getLabels());
+    labels.remove(MIGRATION_LABEL, uid);
+    p.getMetadata().setLabels(labels);
+    Map<String, String> annotations = copy(p.getMetadata().getAnnotations());
+    if (annotations.remove(DO_NOT_DISRUPT_BY, uid)) {
+      annotations.remove(DO_NOT_DISRUPT);
+    }
+    p.getMetadata().setAnnotations(annotations);
+    return p;
+  }
+
+  private static Map<String, String> labels(Pod p) {
+    return p.getMetadata().getLabels() == null ? Map.of() : p.getMetadata().getLabels();
+  }
+
+  private static Map<String, String> copy(Map<String, String> m) {
+    return m == null ? new HashMap<>() : new HashMap<>(m);
+  }
+
+  private static String name(MigrationRequest mr) {
+    return mr.getMetadata().getNamespace() + "/" + mr.getMetadata().getName();
+  }
+}

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator.migration;
+
+import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.api.crd.MigrationRequestStatus;
+import dev.ferry.api.crd.Phase;
+import java.util.Collection;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.function.Supplier;
+
+/**
+ * How many migrations may be under way (Preparing or Moving) at once: across the cluster, and out
+ * of one source node, as KubeVirt's {@code parallelMigrationsPerCluster} and {@code
+ * parallelOutboundMigrationsPerNode}. A request beyond them waits in Pending, first come first
+ * served (creation time, then namespace/name), so a node's evacuation goes out in the order its
+ * requests were made.
+ *
+ * <p>The count comes from the operator's cache of every request; the cache learns of a status the
+ * operator wrote only a moment later, and requests are reconciled on several threads at once, so
+ * admissions made here are also kept here until the cache shows the request ended. One instance
+ * lives as long as the operator; after a restart the cache alone is the truth, as it is then
+ * current.
+ */
+public final class MigrationSlots {
+  /**
+   * @param perCluster migrations under way at once in the whole cluster
+   * @param perNode migrations under way at once out of one source node
+   */
+  public record Limits(int perCluster, int perNode) {
+    public Limits {
+      if (perCluster < 1 || perNode < 1) {
+        throw new IllegalArgumentException(
+            "ferry.operator.limits.per-cluster and .per-node must be at least 1, got "
+                + perCluster
+                + " and "
+                + perNode);
+      }
+    }
+
+    /** No limit that a test or a small cluster would meet. */
+    public static final Limits NONE = new Limits(Integer.MAX_VALUE, Integer.MAX_VALUE);
+  }
+
+  private static final Comparator<MigrationRequest> FIRST_COME =
+      Comparator.comparing(
+              (MigrationRequest r) -> r.getMetadata().getCreationTimestamp(),
+              Comparator.nullsLast(Comparator.naturalOrder()))
+          .thenComparing(r -> r.getMetadata().getNamespace())
+          .thenComparing(r -> r.getMetadata().getName());
+
+  private final Limits limits;
+  private final Supplier<? extends Collection<MigrationRequest>> requests;
+
+  /** Admitted here, by uid, with their source node: until the cache shows them ended. */
+  private final Map<String, String> admitted = new HashMap<>();
+
+  /**
+   * @param requests every MigrationRequest the operator knows (its informer's cache)
+   */
+  public MigrationSlots(Limits limits, Supplier<? extends Collection<MigrationRequest>> requests) {
+    this.limits = limits;
+    this.requests = requests;
+  }
+
+  /**
+   * Admits {@code mr}, whose connections leave {@code sourceNode}, or says why it waits.
+   *
+   * @return empty when admitted (again, if it was before); else the sentence the status shows
+   */
+  public synchronized Optional<String> admit(MigrationRequest mr, String sourceNode) {
+    String uid = mr.getMetadata().getUid();
+    List<MigrationRequest> all = List.copyOf(requests.get());
+    Map<String, String> underWay = underWay(all);
+    if (underWay.containsKey(uid)) {
+      return Optional.empty();
+    }
+    int inCluster = underWay.size();
+    Map<String, Integer> perNode = new HashMap<>();
+    underWay.values().forEach(n -> perNode.merge(n, 1, Integer::sum));
+    int fromNode = perNode.getOrDefault(sourceNode, 0);
+
+    // Those that came first and wait too go first: on this node always; in the cluster when
+    // their own node has room for them.
+    List<MigrationRequest> ahead =
+        all.stream()
+            .filter(r -> !uid.equals(r.getMetadata().getUid()))
+            .filter(r -> waiting(r) && !underWay.containsKey(r.getMetadata().getUid()))
+            .filter(r -> FIRST_COME.compare(r, mr) < 0)
+            .toList();
+    long aheadOnNode =
+        ahead.stream().filter(r -> sourceNode.equals(r.getStatus().getSourceNode())).count();
+    long aheadInCluster =
+        ahead.stream()
+            .filter(r -> perNode.getOrDefault(r.getStatus().getSourceNode(), 0) < limits.perNode())
+            .count();
+
+    if (fromNode + aheadOnNode >= limits.perNode()) {
+      return Optional.of(
+          "waiting for a migration slot: "
+              + fromNode
+              + " migration(s) out of node "
+              + sourceNode
+              + " under way, the limit is "
+              + limits.perNode()
+              + " (ferry.operator.limits.per-node)"
+              + (aheadOnNode > 0
+                  ? "; " + aheadOnNode + " request(s) from that node go first"
+                  : ""));
+    }
+    if (inCluster + aheadInCluster >= limits.perCluster()) {
+      return Optional.of(
+          "waiting for a migration slot: "
+              + inCluster
+              + " migration(s) under way in the cluster, the limit is "
+              + limits.perCluster()
+              + " (ferry.operator.limits.per-cluster)"
+              + (aheadInCluster > 0 ? "; " + aheadInCluster + " request(s) go first" : ""));
+    }
+    admitted.put(uid, sourceNode);
+    return Optional.empty();
+  }
+
+  /** {@code mr} ended or was deleted: its slot is free. */
+  public synchronized void release(MigrationRequest mr) {
+    admitted.remove(mr.getMetadata().getUid());
+  }
+
+  /** Uid to source node of every request under way, by the cache or by an admission here. */
+  private Map<String, String> underWay(List<MigrationRequest> all) {
+    Map<String, MigrationRequest> byUid = new HashMap<>();
+    all.forEach(r -> byUid.put(r.getMetadata().getUid(), r));
+    admitted
+        .keySet()
+        .removeIf(
+            uid -> {
+              MigrationRequest r = byUid.get(uid);
+              return r == null || (r.getStatus() != null && phase(r).finished());
+            });
+    Map<String, String> underWay = new HashMap<>(admitted);
+    for (MigrationRequest r : all) {
+      Phase p = phase(r);
+      if (p == Phase.Preparing || p == Phase.Moving) {
+        underWay.putIfAbsent(
+            r.getMetadata().getUid(),
+            Objects.requireNonNullElse(r.getStatus().getSourceNode(), ""));
+      }
+    }
+    return underWay;
+  }
+
+  private static boolean waiting(MigrationRequest r) {
+    return r.getStatus() != null
+        && phase(r) == Phase.Pending
+        && r.getStatus().getSourceNode() != null;
+  }
+
+  private static Phase phase(MigrationRequest r) {
+    MigrationRequestStatus st = r.getStatus();
+    return st == null || st.getPhase() == null ? Phase.Pending : st.getPhase();
+  }
+}

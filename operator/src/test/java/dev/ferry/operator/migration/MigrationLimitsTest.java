@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator.migration;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.api.crd.MigrationRequestStatus;
+import dev.ferry.api.crd.Phase;
+import io.fabric8.kubernetes.api.model.Condition;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** Pending's migration slots, and the eviction guard around Moving. */
+class MigrationLimitsTest {
+
+  @Test
+  void aRequestBeyondThePerNodeLimitWaitsInPendingSayingWhyWithOneWrite() {
+    Rig rig = new Rig();
+    rig.limits = new MigrationSlots.Limits(5, 1);
+    MigrationRequest first = other(rig, "move-0", "00", Phase.Moving, "node-a");
+
+    MigrationMachine.Turn turn = rig.reconcile();
+
+    assertThat(rig.phase()).isEqualTo(Phase.Pending);
+    assertThat(rig.mr.getStatus().getMessage())
+        .isEqualTo(
+            "waiting for a migration slot: 1 migration(s) out of node node-a under way, the"
+                + " limit is 1 (ferry.operator.limits.per-node)");
+    assertThat(rig.mr.getStatus().getSourceNode()).isEqualTo("node-a");
+    assertThat(ready(rig).getReason()).isEqualTo(Reasons.WAITING_FOR_SLOT);
+    assertThat(ready(rig).getStatus()).isEqualTo("False");
+    assertThat(turn.writeStatus()).isTrue();
+    assertThat(turn.reschedule()).contains(PendingStep.RECHECK);
+
+    assertThat(rig.reconcile().writeStatus()).as("nothing changed, nothing written").isFalse();
+    assertThat(rig.target.calls).as("nothing touched while waiting").isEmpty();
+
+    first.getStatus().setPhase(Phase.Completed);
+    rig.reconcile();
+    assertThat(rig.phase()).isEqualTo(Phase.Preparing);
+  }
+
+  @Test
+  void aRequestBeyondTheClusterLimitWaitsAndSaysWhichLimit() {
+    Rig rig = new Rig();
+    rig.limits = new MigrationSlots.Limits(2, 2);
+    other(rig, "move-c", "0c", Phase.Moving, "node-c");
+    other(rig, "move-d", "0d", Phase.Preparing, "node-d");
+
+    rig.reconcile();
+
+    assertThat(rig.phase()).isEqualTo(Phase.Pending);
+    assertThat(rig.mr.getStatus().getMessage())
+        .isEqualTo(
+            "waiting for a migration slot: 2 migration(s) under way in the cluster, the limit is"
+                + " 2 (ferry.operator.limits.per-cluster)");
+  }
+
+  @Test
+  void requestsFromOneNodeGoInTheOrderTheyWereMade() {
+    Rig rig = new Rig();
+    rig.limits = new MigrationSlots.Limits(5, 1);
+    MigrationRequest earlier = other(rig, "move-0", "00", Phase.Pending, "node-a");
+    earlier.getMetadata().setCreationTimestamp("2026-12-01T09:58:00Z");
+    MigrationRequest later = other(rig, "move-2", "02", Phase.Pending, "node-a");
+    later.getMetadata().setCreationTimestamp("2026-12-01T09:59:30Z");
+
+    rig.reconcile();
+
+    assertThat(rig.phase()).isEqualTo(Phase.Pending);
+    assertThat(rig.mr.getStatus().getMessage())
+        .endsWith(
+            "the limit is 1 (ferry.operator.limits.per-node); 1 request(s) from that node go"
+                + " first");
+    assertThat(rig.slots.admit(earlier, "node-a")).as("the first made goes first").isEmpty();
+    assertThat(rig.slots.admit(later, "node-a")).isPresent();
+  }
+
+  @Test
+  void anAdmissionCountsBeforeTheCacheShowsIt() {
+    Rig rig = new Rig();
+    rig.limits = new MigrationSlots.Limits(5, 1);
+    rig.reconcile();
+    assertThat(rig.phase()).isEqualTo(Phase.Preparing);
+    // The cache has not seen the status just written: it still shows no phase.
+    MigrationRequestStatus written = rig.mr.getStatus();
+    rig.mr.setStatus(null);
+    MigrationRequest second = other(rig, "move-2", "02", Phase.Pending, null);
+
+    assertThat(rig.slots.admit(second, "node-a"))
+        .hasValueSatisfying(m -> assertThat(m).contains("1 migration(s) out of node node-a"));
+    assertThat(rig.slots.admit(rig.mr, "node-a")).as("admitted again, idempotent").isEmpty();
+
+    rig.mr.setStatus(written);
+    written.setPhase(Phase.Failed);
+    assertThat(rig.slots.admit(second, "node-a")).as("the slot came free").isEmpty();
+  }
+
+  @Test
+  void theDeadlineCanPassWhileWaiting() {
+    Rig rig = new Rig();
+    rig.limits = new MigrationSlots.Limits(5, 1);
+    other(rig, "move-0", "00", Phase.Moving, "node-a");
+    rig.reconcile();
+    rig.clock.advance(Duration.ofSeconds(61));
+
+    rig.reconcile();
+
+    assertThat(rig.phase()).isEqualTo(Phase.Failed);
+    assertThat(rig.mr.getStatus().getMessage())
+        .isEqualTo(
+            "spec.deadline (60s) passed while the request waited in Pending for a migration slot");
+  }
+
+  @Test
+  void theSourcePodIsGuardedFromPreparingToTheEndOfMoving() {
+    Rig rig = new Rig();
+    rig.source.move = MigrationMachineTest::completed;
+    rig.reconcileTo(Phase.Moving);
+    assertThat(rig.guard.calls).containsExactly("protect pod-a");
+
+    rig.reconcile();
+    rig.answer();
+    rig.reconcile();
+
+    assertThat(rig.phase()).isEqualTo(Phase.Completed);
+    assertThat(rig.guard.calls).containsExactly("protect pod-a", "release move-1");
+  }
+
+  @Test
+  void aPodThatCannotBeGuardedStillMovesAndTheStatusSaysSo() {
+    Rig rig = new Rig();
+    rig.guard.refusal = "the source pod is not protected from eviction while it moves (403)";
+
+    rig.reconcileTo(Phase.Moving);
+
+    assertThat(rig.mr.getStatus().getMessage())
+        .isEqualTo(
+            "moving the connections of pod-a to pod-b on node-b; the source pod is not protected"
+                + " from eviction while it moves (403)");
+  }
+
+  @Test
+  void aDryRunOrAFailureBeforeMovingNeverGuards() {
+    Rig dry = new Rig();
+    dry.mr.getSpec().setDryRun(true);
+    dry.reconcileTo(Phase.Completed);
+    Rig refused = new Rig();
+    refused.target.registeredPorts = List.of();
+    refused.reconcileTo(Phase.Failed);
+
+    assertThat(dry.guard.calls).isEmpty();
+    assertThat(refused.guard.calls).isEmpty();
+  }
+
+  /** Another request in the operator's cache, in {@code phase}, leaving {@code node}. */
+  private static MigrationRequest other(
+      Rig rig, String name, String uid, Phase phase, String node) {
+    MigrationRequest r = Rig.request(name, uid, "2026-12-01T09:00:00Z");
+    MigrationRequestStatus st = new MigrationRequestStatus();
+    st.setPhase(phase);
+    st.setSourceNode(node);
+    r.setStatus(st);
+    rig.others.add(r);
+    return r;
+  }
+
+  private static Condition ready(Rig rig) {
+    return new ArrayList<>(rig.mr.getStatus().getConditions())
+        .stream().filter(c -> c.getType().equals("Ready")).findFirst().orElseThrow();
+  }
+}
