@@ -2,7 +2,6 @@
 package dev.ferry.operator;
 
 import dev.ferry.api.crd.MigrationRequest;
-import dev.ferry.api.crd.Phase;
 import dev.ferry.operator.cluster.ClusterView;
 import dev.ferry.operator.migration.EvictionGuard;
 import dev.ferry.operator.migration.MigrationMachine;
@@ -98,14 +97,9 @@ public class MigrationReconciler
     return DeleteControl.defaultDelete();
   }
 
-  /** A slot came free: the requests waiting in Pending look again now, not at their recheck. */
+  /** A slot came free: the requests it lets go look again now, not at their recheck. */
   private void wakeWaiting() {
-    if (requests == null) {
-      return;
-    }
-    requests
-        .list(r -> r.getStatus() != null && r.getStatus().getPhase() == Phase.Pending)
-        .forEach(r -> answers.propagateEvent(ResourceID.fromResource(r)));
+    slots.next().forEach(r -> answers.propagateEvent(ResourceID.fromResource(r)));
   }
 
   private MigrationMachine machine() {

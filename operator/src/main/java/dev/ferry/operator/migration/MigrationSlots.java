@@ -60,6 +60,12 @@ public final class MigrationSlots {
   private final Map<String, String> admitted = new HashMap<>();
 
   /**
+   * Ended here, by uid, until the cache shows it: the status saying so is written after the turn
+   * that ended them, and the requests woken for their slot must not find it taken still.
+   */
+  private final java.util.Set<String> ended = new java.util.HashSet<>();
+
+  /**
    * @param requests every MigrationRequest the operator knows (its informer's cache)
    */
   public MigrationSlots(Limits limits, Supplier<? extends Collection<MigrationRequest>> requests) {
@@ -125,9 +131,39 @@ public final class MigrationSlots {
     return Optional.empty();
   }
 
+  /**
+   * The waiting requests that would be admitted now, in order: those to wake when a slot came free.
+   * Admits nothing.
+   */
+  public synchronized List<MigrationRequest> next() {
+    List<MigrationRequest> all = List.copyOf(requests.get());
+    Map<String, String> underWay = underWay(all);
+    int inCluster = underWay.size();
+    Map<String, Integer> perNode = new HashMap<>();
+    underWay.values().forEach(n -> perNode.merge(n, 1, Integer::sum));
+    List<MigrationRequest> next = new java.util.ArrayList<>();
+    for (MigrationRequest r :
+        all.stream()
+            .filter(r -> waiting(r) && !underWay.containsKey(r.getMetadata().getUid()))
+            .sorted(FIRST_COME)
+            .toList()) {
+      if (inCluster >= limits.perCluster()) {
+        break;
+      }
+      String node = r.getStatus().getSourceNode();
+      if (perNode.getOrDefault(node, 0) < limits.perNode()) {
+        next.add(r);
+        perNode.merge(node, 1, Integer::sum);
+        inCluster++;
+      }
+    }
+    return next;
+  }
+
   /** {@code mr} ended or was deleted: its slot is free. */
   public synchronized void release(MigrationRequest mr) {
     admitted.remove(mr.getMetadata().getUid());
+    ended.add(mr.getMetadata().getUid());
   }
 
   /** Uid to source node of every request under way, by the cache or by an admission here. */
@@ -141,10 +177,16 @@ public final class MigrationSlots {
               MigrationRequest r = byUid.get(uid);
               return r == null || (r.getStatus() != null && phase(r).finished());
             });
+    ended.removeIf(
+        uid -> {
+          MigrationRequest r = byUid.get(uid);
+          return r == null || (r.getStatus() != null && phase(r).finished());
+        });
     Map<String, String> underWay = new HashMap<>(admitted);
     for (MigrationRequest r : all) {
       Phase p = phase(r);
-      if (p == Phase.Preparing || p == Phase.Moving) {
+      if ((p == Phase.Preparing || p == Phase.Moving)
+          && !ended.contains(r.getMetadata().getUid())) {
         underWay.putIfAbsent(
             r.getMetadata().getUid(),
             Objects.requireNonNullElse(r.getStatus().getSourceNode(), ""));

@@ -14,10 +14,11 @@ import java.util.Optional;
  */
 final class PendingStep {
   /**
-   * How soon a waiting request looks again if nothing wakes it (the end of any migration wakes
-   * every waiting request).
+   * How soon a waiting request looks again if nothing wakes it: the end of a migration wakes the
+   * waiting requests that its slot lets go ({@link MigrationSlots#next}), so this only covers a
+   * wake that was lost.
    */
-  static final Duration RECHECK = Duration.ofSeconds(5);
+  static final Duration RECHECK = Duration.ofSeconds(10);
 
   private final Planner planner;
   private final MigrationSlots slots;
@@ -30,13 +31,22 @@ final class PendingStep {
   }
 
   StepOutcome step(MigrationRequest mr) {
-    Plan plan;
+    // The source node, once known, is kept in the status: a request that waits long is checked
+    // against its cache, not planned again against the API server each time it looks.
+    String node = mr.getStatus().getSourceNode();
+    Report report = Report.NONE;
+    Duration deadline;
     try {
-      plan = planner.plan(mr, null);
+      if (node == null) {
+        Plan plan = planner.plan(mr, null);
+        node = plan.sourceNode();
+        report = Report.of(plan);
+      }
+      deadline = Durations.parse("spec.deadline", mr.getSpec().getDeadline());
     } catch (InvalidRequest e) {
       return accepted(Report.NONE);
     }
-    if (PrepareStep.deadlinePassed(mr.getStatus(), plan.deadline(), clock)) {
+    if (PrepareStep.deadlinePassed(mr.getStatus(), deadline, clock)) {
       return StepOutcome.end(
           Phase.Failed,
           Reasons.DEADLINE_PASSED,
@@ -45,11 +55,11 @@ final class PendingStep {
               + ") passed while the request waited in Pending for a migration slot",
           Report.NONE);
     }
-    Optional<String> waits = slots.admit(mr, plan.sourceNode());
+    Optional<String> waits = slots.admit(mr, node);
     if (waits.isPresent()) {
-      return StepOutcome.queue(Reasons.WAITING_FOR_SLOT, waits.get(), RECHECK, plan.sourceNode());
+      return StepOutcome.queue(Reasons.WAITING_FOR_SLOT, waits.get(), RECHECK, node);
     }
-    return accepted(Report.of(plan));
+    return accepted(report);
   }
 
   private static StepOutcome accepted(Report report) {

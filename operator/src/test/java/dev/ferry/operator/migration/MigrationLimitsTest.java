@@ -99,6 +99,40 @@ class MigrationLimitsTest {
   }
 
   @Test
+  void anEndedMigrationsSlotIsFreeBeforeTheCacheShowsTheEndAndWakesTheNextInOrder() {
+    Rig rig = new Rig();
+    rig.limits = new MigrationSlots.Limits(5, 1);
+    MigrationRequest moving = other(rig, "move-0", "00", Phase.Moving, "node-a");
+    MigrationRequest later = other(rig, "move-3", "03", Phase.Pending, "node-a");
+    later.getMetadata().setCreationTimestamp("2026-12-01T10:30:00Z");
+    MigrationRequest elsewhere = other(rig, "move-4", "04", Phase.Pending, "node-e");
+    rig.reconcile();
+    assertThat(rig.phase()).isEqualTo(Phase.Pending);
+    assertThat(rig.slots.next()).as("node-e has room").containsExactly(elsewhere);
+
+    rig.slots.release(moving); // its end is not written yet: the cache still says Moving
+
+    assertThat(rig.slots.next())
+        .as("in the order they were made: node-e's, then the first made on node-a")
+        .containsExactly(elsewhere, rig.mr);
+    rig.reconcile();
+    assertThat(rig.phase()).isEqualTo(Phase.Preparing);
+  }
+
+  @Test
+  void aWaitingRequestIsNotPlannedAgainEachTimeItLooks() {
+    Rig rig = new Rig();
+    rig.limits = new MigrationSlots.Limits(5, 1);
+    other(rig, "move-0", "00", Phase.Moving, "node-a");
+    rig.reconcile();
+    rig.invalid = new InvalidRequest("spec.source.name", "planning again");
+
+    rig.reconcile();
+
+    assertThat(rig.phase()).as("the recorded source node sufficed").isEqualTo(Phase.Pending);
+  }
+
+  @Test
   void theDeadlineCanPassWhileWaiting() {
     Rig rig = new Rig();
     rig.limits = new MigrationSlots.Limits(5, 1);
