@@ -48,6 +48,13 @@ bench-calls: deps
 	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
 	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.bench.CallLatency
 
+## The operator at scale, against the test API server and simulated agents (no kernel work):
+## 200 nodes, 100 and 1,000 MigrationRequests at once. ARGS="--requests 1000 --per-cluster 50".
+.PHONY: bench-operator
+bench-operator: deps
+	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
+	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.bench.OperatorScale -Dferry.args="$(ARGS)"
+
 ## Regenerates crds/ from the Java types in api/ (dev.ferry.api.crd); commit the result.
 crds: deps
 	FERRY_WRITE_CRDS=1 $(MVNW) -q -pl api test -Dtest=CrdsAreCurrentTest -Dspotless.check.skip=true

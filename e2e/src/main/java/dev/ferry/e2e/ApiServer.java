@@ -33,12 +33,7 @@ public final class ApiServer {
   public static void main(String[] args) throws Exception {
     MOCK_LOG.setLevel(Level.WARNING);
     InetAddress host = InetAddress.getByName(args.length > 0 ? args[0] : "127.0.0.1");
-    KubernetesMockServer api = server();
-    api.init(host, 0);
-    api.expectCustomResource(
-        CustomResourceDefinitionContext.fromCustomResourceType(MigrationRequest.class));
-    api.expectCustomResource(
-        CustomResourceDefinitionContext.fromCustomResourceType(MigrationPolicy.class));
+    KubernetesMockServer api = start(host);
     System.out.println("api server listening on " + host.getHostAddress() + ":" + api.getPort());
     System.out.flush();
     // The parent holds our standard input: when it goes, so do we.
@@ -46,6 +41,17 @@ public final class ApiServer {
       // nothing to read; wait for the end
     }
     api.destroy();
+  }
+
+  /** The server, listening on {@code host} at a free port, serving Ferry's resources. */
+  public static KubernetesMockServer start(InetAddress host) {
+    KubernetesMockServer api = server();
+    api.init(host, 0);
+    api.expectCustomResource(
+        CustomResourceDefinitionContext.fromCustomResourceType(MigrationRequest.class));
+    api.expectCustomResource(
+        CustomResourceDefinitionContext.fromCustomResourceType(MigrationPolicy.class));
+    return api;
   }
 
   /** The server, not yet listening: {@code init(host, port)} starts it. */
