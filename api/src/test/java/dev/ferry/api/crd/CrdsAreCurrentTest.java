@@ -28,6 +28,7 @@ class CrdsAreCurrentTest {
         .inOutputDir(out.toFile())
         .forCRDVersions("v1")
         .customResourceClasses(MigrationRequest.class, MigrationPolicy.class)
+        .withPostProcessor(new CrdFinish(MigrationRequest.class, MigrationPolicy.class))
         .generate();
     Path crds = repoDir("crds");
     boolean write = "1".equals(System.getenv("FERRY_WRITE_CRDS"));
@@ -52,11 +53,13 @@ class CrdsAreCurrentTest {
             Files.readString(repoDir("crds").resolve(FILES.get(0))),
             CustomResourceDefinition.class);
     var version = crd.getSpec().getVersions().get(0);
-    assertThat(crd.getSpec().getNames().getShortNames()).containsExactly("mr");
+    assertThat(crd.getSpec().getNames().getShortNames()).containsExactly("mr", "ferrymr");
+    assertThat(crd.getSpec().getNames().getCategories()).containsExactly("ferry");
     assertThat(version.getSubresources().getStatus()).isNotNull();
+    // kubectl prints NAME, then these in this order.
     assertThat(version.getAdditionalPrinterColumns())
         .extracting(c -> c.getName())
-        .contains("Phase", "Migrated", "Total", "Pause-ms");
+        .containsExactly("Phase", "Source", "Target", "Migrated", "Total", "Pause", "Age");
     JSONSchemaProps spec = version.getSchema().getOpenAPIV3Schema().getProperties().get("spec");
     assertThat(spec.getRequired()).contains("source");
     assertThat(spec.getXKubernetesValidations())
