@@ -68,6 +68,76 @@ class CrdsAreCurrentTest {
     assertThat(spec.getProperties().get("deadline").getPattern()).isNotBlank();
   }
 
+  @Test
+  void thePolicyPrintsWhetherItIsReadyAndBothCrdsAreInTheFerryCategory() throws IOException {
+    CustomResourceDefinition crd = crd(FILES.get(1));
+    assertThat(crd.getSpec().getNames().getShortNames()).containsExactly("mp", "ferrymp");
+    assertThat(crd.getSpec().getNames().getCategories()).containsExactly("ferry");
+    assertThat(crd.getSpec().getVersions().get(0).getAdditionalPrinterColumns())
+        .extracting(c -> c.getName() + " " + c.getJsonPath())
+        .containsExactly(
+            "Ready .status.conditions[?(@.type==\"Ready\")].status",
+            "Requests .status.requestsCreated",
+            "Last-Trigger .status.lastTrigger",
+            "Age .metadata.creationTimestamp");
+  }
+
+  @Test
+  void statusTimestampsAreDateTimesAndConditionsAreAMapKeyedByType() throws IOException {
+    for (String f : FILES) {
+      JSONSchemaProps status =
+          crd(f)
+              .getSpec()
+              .getVersions()
+              .get(0)
+              .getSchema()
+              .getOpenAPIV3Schema()
+              .getProperties()
+              .get("status");
+      JSONSchemaProps conditions = status.getProperties().get("conditions");
+      assertThat(conditions.getXKubernetesListType()).as(f).isEqualTo("map");
+      assertThat(conditions.getXKubernetesListMapKeys()).as(f).containsExactly("type");
+      // The API server accepts a list-map only when its key is required.
+      assertThat(conditions.getItems().getSchema().getRequired()).as(f).contains("type");
+      assertThat(
+              conditions
+                  .getItems()
+                  .getSchema()
+                  .getProperties()
+                  .get("lastTransitionTime")
+                  .getFormat())
+          .isEqualTo("date-time");
+    }
+    JSONSchemaProps status =
+        crd(FILES.get(0))
+            .getSpec()
+            .getVersions()
+            .get(0)
+            .getSchema()
+            .getOpenAPIV3Schema()
+            .getProperties()
+            .get("status");
+    assertThat(status.getProperties().get("startTime").getFormat()).isEqualTo("date-time");
+    assertThat(status.getProperties().get("completionTime").getFormat()).isEqualTo("date-time");
+    assertThat(
+            status
+                .getProperties()
+                .get("phaseTransitionTimestamps")
+                .getItems()
+                .getSchema()
+                .getProperties()
+                .get("time")
+                .getFormat())
+        .isEqualTo("date-time");
+    assertThat(status.getProperties().get("connectionDetails").getMaxItems())
+        .isEqualTo(MigrationRequestStatus.MAX_CONNECTION_DETAILS);
+  }
+
+  private static CustomResourceDefinition crd(String file) throws IOException {
+    return Serialization.unmarshal(
+        Files.readString(repoDir("crds").resolve(file)), CustomResourceDefinition.class);
+  }
+
   private static Path repoDir(String name) {
     for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) {
       if (Files.isDirectory(d.resolve(name)) && Files.exists(d.resolve("pom.xml"))) {
