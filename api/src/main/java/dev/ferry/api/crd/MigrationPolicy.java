@@ -17,7 +17,8 @@ import io.fabric8.kubernetes.model.annotation.Version;
  */
 @Group("ferry.dev")
 @Version("v1alpha1")
-@ShortNames({"mp", "ferrymp"})
+// Not "mp": Cluster API's MachinePool has it.
+@ShortNames("ferrymp")
 @Categories("ferry")
 @AdditionalPrinterColumn(
     name = "Ready",

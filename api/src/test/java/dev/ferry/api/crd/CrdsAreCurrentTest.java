@@ -71,7 +71,7 @@ class CrdsAreCurrentTest {
   @Test
   void thePolicyPrintsWhetherItIsReadyAndBothCrdsAreInTheFerryCategory() throws IOException {
     CustomResourceDefinition crd = crd(FILES.get(1));
-    assertThat(crd.getSpec().getNames().getShortNames()).containsExactly("mp", "ferrymp");
+    assertThat(crd.getSpec().getNames().getShortNames()).containsExactly("ferrymp");
     assertThat(crd.getSpec().getNames().getCategories()).containsExactly("ferry");
     assertThat(crd.getSpec().getVersions().get(0).getAdditionalPrinterColumns())
         .extracting(c -> c.getName() + " " + c.getJsonPath())
