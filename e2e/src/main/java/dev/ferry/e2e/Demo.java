@@ -145,7 +145,7 @@ public final class Demo {
     MigrationRequestStatus st = mr.getStatus();
     System.out.println();
     System.out.printf(
-        "$ kubectl get mr -n %s%n%-12s %-10s %-8s %-6s %-9s %-8s %s%n",
+        "$ kubectl get mr -n %s%n%-12s %-10s %-8s %-6s %-9s %-6s %-6s %s%n",
         OperatorCluster.NAMESPACE,
         "NAME",
         "PHASE",
@@ -153,16 +153,25 @@ public final class Demo {
         "TARGET",
         "MIGRATED",
         "TOTAL",
-        "PAUSE-MS");
+        "PAUSE",
+        "AGE");
+    String created = mr.getMetadata().getCreationTimestamp();
+    String age =
+        created == null
+            ? "<unknown>"
+            : java.time.Duration.between(java.time.Instant.parse(created), java.time.Instant.now())
+                    .toSeconds()
+                + "s";
     System.out.printf(
-        "%-12s %-10s %-8s %-6s %-9d %-8d %.1f%n%n",
+        "%-12s %-10s %-8s %-6s %-9d %-6d %-6.1f %s%n%n",
         mr.getMetadata().getName(),
         st.getPhase(),
         mr.getSpec().getSource().getName(),
         st.getTargetPod(),
         st.getConnections().getMigrated(),
         st.getConnections().getTotal(),
-        st.getPauseMillis() == null ? 0.0 : st.getPauseMillis());
+        st.getPauseMillis() == null ? 0.0 : st.getPauseMillis(),
+        age);
   }
 
   private static void printPhases(MigrationRequestStatus st) {

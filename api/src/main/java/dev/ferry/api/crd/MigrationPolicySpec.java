@@ -2,32 +2,54 @@
 package dev.ferry.api.crd;
 
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Required;
+import io.fabric8.generator.annotation.Size;
 import io.fabric8.generator.annotation.ValidationRule;
 import java.util.List;
 import java.util.Map;
 
-/** The pods to protect, where their connections may go, and what sets a migration off. */
+/**
+ * The pods to protect, where their connections may go, and what sets a migration off. Every string,
+ * list and map has a bound, as in {@link MigrationRequestSpec}.
+ */
 @ValidationRule(
     value = "size(self.selector) > 0",
-    message = "selector must name at least one label: an empty one would protect every pod")
+    message = "selector must name at least one label: an empty one would protect every pod",
+    fieldPath = ".selector")
+@ValidationRule(
+    value = "!has(self.ports) || self.ports.all(p, p >= 1 && p <= 65535)",
+    message = "ports must be 1..65535",
+    fieldPath = ".ports")
+@ValidationRule(
+    value = "!has(self.holdLimit) || duration(self.holdLimit) <= duration('60s')",
+    message =
+        "holdLimit must not be longer than 60s, the deadline of the MigrationRequests a policy"
+            + " creates",
+    fieldPath = ".holdLimit")
 public class MigrationPolicySpec {
   @Required
+  @Size(max = MigrationRequestSpec.LABELS)
   @JsonPropertyDescription("Labels of the pods whose connections are protected.")
-  private Map<String, String> selector;
+  private Map<String, @Size(max = MigrationRequestSpec.LABEL_VALUE_LENGTH) String> selector;
 
+  @Size(max = MigrationRequestSpec.PORTS)
   @JsonPropertyDescription("The ports whose connections move. Empty: every established one.")
   private List<Integer> ports;
 
+  @Size(max = MigrationRequestSpec.LABELS)
   @JsonPropertyDescription(
       "Labels of the pods that may take connections over. Default: the selector itself (another"
           + " replica of the same workload).")
-  private Map<String, String> targetSelector;
+  private Map<String, @Size(max = MigrationRequestSpec.LABEL_VALUE_LENGTH) String> targetSelector;
 
   @JsonPropertyDescription("What sets a migration off.")
   private Triggers triggers = new Triggers();
 
-  @JsonPropertyDescription("The hold limit of the requests this policy creates.")
+  @Pattern(MigrationRequestSpec.DURATION)
+  @Size(max = MigrationRequestSpec.DURATION_LENGTH)
+  @JsonPropertyDescription(
+      "The hold limit of the requests this policy creates (e.g. 30s); at most their deadline, 60s.")
   private String holdLimit = "30s";
 
   public Map<String, String> getSelector() {
@@ -83,7 +105,8 @@ public class MigrationPolicySpec {
     @JsonPropertyDescription(
         "Taint keys that mean the node is being drained, as aws-node-termination-handler and"
             + " Karpenter set them.")
-    private List<String> drainTaints =
+    @Size(max = 32)
+    private List<@Size(max = 317) String> drainTaints =
         List.of(
             "aws-node-termination-handler/spot-itn",
             "aws-node-termination-handler/rebalance-recommendation",

@@ -4,17 +4,29 @@ package dev.ferry.api.crd;
 import io.fabric8.crd.generator.annotation.AdditionalPrinterColumn;
 import io.fabric8.kubernetes.api.model.Namespaced;
 import io.fabric8.kubernetes.client.CustomResource;
+import io.fabric8.kubernetes.model.annotation.Categories;
 import io.fabric8.kubernetes.model.annotation.Group;
 import io.fabric8.kubernetes.model.annotation.ShortNames;
 import io.fabric8.kubernetes.model.annotation.Version;
 
-/** Moves a pod's live TCP connections to a pod on another node. */
+/**
+ * Moves a pod's live TCP connections to a pod on another node.
+ *
+ * <p>The printer columns appear in the order declared here (the CRD generation keeps it).
+ */
 @Group("ferry.dev")
 @Version("v1alpha1")
-@ShortNames("mr")
+@ShortNames({"mr", "ferrymr"})
+@Categories("ferry")
 @AdditionalPrinterColumn(name = "Phase", jsonPath = ".status.phase")
-@AdditionalPrinterColumn(name = "Source", jsonPath = ".spec.source.name")
-@AdditionalPrinterColumn(name = "Target", jsonPath = ".status.targetPod")
+@AdditionalPrinterColumn(
+    name = "Source",
+    jsonPath = ".spec.source.name",
+    getDescription = "The pod the connections move from.")
+@AdditionalPrinterColumn(
+    name = "Target",
+    jsonPath = ".status.targetPod",
+    getDescription = "The pod the connections move to, as given or as chosen.")
 @AdditionalPrinterColumn(
     name = "Migrated",
     jsonPath = ".status.connections.migrated",
@@ -24,9 +36,10 @@ import io.fabric8.kubernetes.model.annotation.Version;
     jsonPath = ".status.connections.total",
     type = AdditionalPrinterColumn.Type.INTEGER)
 @AdditionalPrinterColumn(
-    name = "Pause-ms",
+    name = "Pause",
     jsonPath = ".status.pauseMillis",
-    type = AdditionalPrinterColumn.Type.NUMBER)
+    type = AdditionalPrinterColumn.Type.NUMBER,
+    getDescription = "How long the clients were held, in milliseconds.")
 @AdditionalPrinterColumn(
     name = "Age",
     jsonPath = ".metadata.creationTimestamp",

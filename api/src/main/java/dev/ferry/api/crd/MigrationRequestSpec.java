@@ -5,11 +5,17 @@ import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Default;
 import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Required;
+import io.fabric8.generator.annotation.Size;
 import io.fabric8.generator.annotation.ValidationRule;
 import java.util.List;
 import java.util.Map;
 
-/** What to move, and where. The spec cannot change once the request exists. */
+/**
+ * What to move, and where. The spec cannot change once the request exists.
+ *
+ * <p>Every string, list and map here has a bound: {@code self == oldSelf} reads the whole spec, and
+ * the API server refuses a CRD whose rules it cannot bound within its cost budget.
+ */
 @ValidationRule(
     value = "self == oldSelf",
     message = "a MigrationRequest's spec cannot change: delete it and create a new one")
@@ -18,10 +24,36 @@ import java.util.Map;
     message = "set target or targetSelector, not both")
 @ValidationRule(
     value = "!has(self.ports) || self.ports.all(p, p >= 1 && p <= 65535)",
-    message = "ports must be 1..65535")
+    message = "ports must be 1..65535",
+    fieldPath = ".ports")
+@ValidationRule(
+    value = "!has(self.target) || self.target.name != self.source.name",
+    message =
+        "target.name must name another pod than source.name: the connections move to a pod on"
+            + " another node",
+    fieldPath = ".target.name")
+@ValidationRule(
+    value =
+        "!has(self.holdLimit) || !has(self.deadline) || duration(self.holdLimit) <="
+            + " duration(self.deadline)",
+    message =
+        "holdLimit must not be longer than deadline: the migration is rolled back at its deadline",
+    fieldPath = ".holdLimit")
 public class MigrationRequestSpec {
   /** The Go-style duration Kubernetes users write: 90s, 2m, 1m30s, 500ms. */
   static final String DURATION = "^([0-9]+(ms|s|m|h))+$";
+
+  /** Longest duration text: room for 1h30m15s500ms and more, bounded for the rules' cost. */
+  static final int DURATION_LENGTH = 32;
+
+  /** How many ports a request or a policy may name. */
+  static final int PORTS = 64;
+
+  /** How many labels a selector may name. */
+  static final int LABELS = 32;
+
+  /** A label value's limit in Kubernetes. */
+  static final int LABEL_VALUE_LENGTH = 63;
 
   @Required
   @JsonPropertyDescription("The pod whose connections move.")
@@ -35,26 +67,31 @@ public class MigrationRequestSpec {
   @JsonPropertyDescription(
       "Labels of the pods the operator may choose a target from: ready, on another node, with"
           + " the application registered with Ferry for the ports.")
-  private Map<String, String> targetSelector;
+  @Size(max = LABELS)
+  private Map<String, @Size(max = LABEL_VALUE_LENGTH) String> targetSelector;
 
   @JsonPropertyDescription(
       "The local ports whose connections move. Empty: every established connection on the"
           + " address.")
+  @Size(max = PORTS)
   private List<Integer> ports;
 
   @JsonPropertyDescription(
       "The address the clients talk to, which moves with the connections. Default: the source"
           + " pod's IP.")
+  @Size(max = 45) // the longest IPv6 text
   private String address;
 
   @Default("60s")
   @Pattern(DURATION)
+  @Size(max = DURATION_LENGTH)
   @JsonPropertyDescription(
       "How long the whole migration may take before it is rolled back (e.g. 60s, 2m).")
   private String deadline = "60s";
 
   @Default("30s")
   @Pattern(DURATION)
+  @Size(max = DURATION_LENGTH)
   @JsonPropertyDescription(
       "How long a client may be held while its connection moves; past it the source agent lets"
           + " the connection go back to its application.")

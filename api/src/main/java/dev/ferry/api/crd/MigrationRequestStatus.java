@@ -2,12 +2,19 @@
 package dev.ferry.api.crd;
 
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.generator.annotation.Size;
 import io.fabric8.kubernetes.api.model.Condition;
 import java.util.List;
 import java.util.Map;
 
 /** What a user reads with kubectl; also where the operator records its progress across restarts. */
 public class MigrationRequestStatus {
+  /**
+   * How many connections status.connectionDetails lists at most: 100 details stay a few tens of
+   * kilobytes, where 10,000 would come near etcd's 1.5 MB object limit.
+   */
+  public static final int MAX_CONNECTION_DETAILS = 100;
+
   @JsonPropertyDescription(
       "The migration's phase: Pending, Preparing, Moving (the agents move the connections; the clients are held only then), Completed, Failed or RolledBack.")
   private Phase phase;
@@ -16,14 +23,26 @@ public class MigrationRequestStatus {
   private Long observedGeneration;
 
   @JsonPropertyDescription(
-      "Ready (the migration ended as asked), Failed (why not), RolledBack; each with a reason and a message.")
+      "Progressing (True while the migration runs, with the phase's reason), Ready (the migration ended as asked), Failed (why not), RolledBack; each with a reason and a message. A map keyed by type.")
+  @Size(max = 8)
   private List<Condition> conditions;
+
+  @JsonPropertyDescription(
+      "When the migration entered each phase it went through, in order (as KubeVirt's phaseTransitionTimestamps).")
+  @Size(max = 8)
+  private List<PhaseTransition> phaseTransitionTimestamps;
 
   @JsonPropertyDescription("How many connections ended where.")
   private ConnectionCounts connections;
 
-  @JsonPropertyDescription("Each connection and where it lives now.")
+  @JsonPropertyDescription(
+      "Connections and where each lives now: at most 100, the failed ones first (Failed, then Kept, RolledBack, the others); connections counts them all.")
+  @Size(max = MAX_CONNECTION_DETAILS)
   private List<ConnectionDetail> connectionDetails;
+
+  @JsonPropertyDescription(
+      "How many connections connectionDetails leaves out to stay within its bound.")
+  private Integer connectionDetailsOmitted;
 
   @JsonPropertyDescription(
       "How long each phase took, in milliseconds: the operator's phases by name, and the agents' own steps inside Moving as agent.source.NAME and agent.target.NAME.")
@@ -46,8 +65,10 @@ public class MigrationRequestStatus {
   @JsonPropertyDescription("The address that moves.")
   private String address;
 
+  @JsonPropertyDescription("When the operator first saw the request.")
   private String startTime;
 
+  @JsonPropertyDescription("When the migration ended.")
   private String completionTime;
 
   @JsonPropertyDescription("What happened last, in a sentence.")
@@ -75,6 +96,22 @@ public class MigrationRequestStatus {
 
   public void setConditions(List<Condition> conditions) {
     this.conditions = conditions;
+  }
+
+  public List<PhaseTransition> getPhaseTransitionTimestamps() {
+    return phaseTransitionTimestamps;
+  }
+
+  public void setPhaseTransitionTimestamps(List<PhaseTransition> phaseTransitionTimestamps) {
+    this.phaseTransitionTimestamps = phaseTransitionTimestamps;
+  }
+
+  public Integer getConnectionDetailsOmitted() {
+    return connectionDetailsOmitted;
+  }
+
+  public void setConnectionDetailsOmitted(Integer connectionDetailsOmitted) {
+    this.connectionDetailsOmitted = connectionDetailsOmitted;
   }
 
   public ConnectionCounts getConnections() {

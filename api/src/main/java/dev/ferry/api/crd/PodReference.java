@@ -4,11 +4,13 @@ package dev.ferry.api.crd;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Required;
+import io.fabric8.generator.annotation.Size;
 
 /** A pod by name, in the MigrationRequest's namespace. */
 public class PodReference {
   @Required
   @Pattern("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+  @Size(max = 253)
   @JsonPropertyDescription("The pod's name, in the MigrationRequest's namespace.")
   private String name;
 

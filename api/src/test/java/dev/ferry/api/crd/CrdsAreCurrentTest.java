@@ -28,6 +28,7 @@ class CrdsAreCurrentTest {
         .inOutputDir(out.toFile())
         .forCRDVersions("v1")
         .customResourceClasses(MigrationRequest.class, MigrationPolicy.class)
+        .withPostProcessor(new CrdFinish(MigrationRequest.class, MigrationPolicy.class))
         .generate();
     Path crds = repoDir("crds");
     boolean write = "1".equals(System.getenv("FERRY_WRITE_CRDS"));
@@ -52,17 +53,89 @@ class CrdsAreCurrentTest {
             Files.readString(repoDir("crds").resolve(FILES.get(0))),
             CustomResourceDefinition.class);
     var version = crd.getSpec().getVersions().get(0);
-    assertThat(crd.getSpec().getNames().getShortNames()).containsExactly("mr");
+    assertThat(crd.getSpec().getNames().getShortNames()).containsExactly("mr", "ferrymr");
+    assertThat(crd.getSpec().getNames().getCategories()).containsExactly("ferry");
     assertThat(version.getSubresources().getStatus()).isNotNull();
+    // kubectl prints NAME, then these in this order.
     assertThat(version.getAdditionalPrinterColumns())
         .extracting(c -> c.getName())
-        .contains("Phase", "Migrated", "Total", "Pause-ms");
+        .containsExactly("Phase", "Source", "Target", "Migrated", "Total", "Pause", "Age");
     JSONSchemaProps spec = version.getSchema().getOpenAPIV3Schema().getProperties().get("spec");
     assertThat(spec.getRequired()).contains("source");
     assertThat(spec.getXKubernetesValidations())
         .extracting(r -> r.getRule())
         .contains("self == oldSelf");
     assertThat(spec.getProperties().get("deadline").getPattern()).isNotBlank();
+  }
+
+  @Test
+  void thePolicyPrintsWhetherItIsReadyAndBothCrdsAreInTheFerryCategory() throws IOException {
+    CustomResourceDefinition crd = crd(FILES.get(1));
+    assertThat(crd.getSpec().getNames().getShortNames()).containsExactly("ferrymp");
+    assertThat(crd.getSpec().getNames().getCategories()).containsExactly("ferry");
+    assertThat(crd.getSpec().getVersions().get(0).getAdditionalPrinterColumns())
+        .extracting(c -> c.getName() + " " + c.getJsonPath())
+        .containsExactly(
+            "Ready .status.conditions[?(@.type==\"Ready\")].status",
+            "Requests .status.requestsCreated",
+            "Last-Trigger .status.lastTrigger",
+            "Age .metadata.creationTimestamp");
+  }
+
+  @Test
+  void statusTimestampsAreDateTimesAndConditionsAreAMapKeyedByType() throws IOException {
+    for (String f : FILES) {
+      JSONSchemaProps status =
+          crd(f)
+              .getSpec()
+              .getVersions()
+              .get(0)
+              .getSchema()
+              .getOpenAPIV3Schema()
+              .getProperties()
+              .get("status");
+      JSONSchemaProps conditions = status.getProperties().get("conditions");
+      assertThat(conditions.getXKubernetesListType()).as(f).isEqualTo("map");
+      assertThat(conditions.getXKubernetesListMapKeys()).as(f).containsExactly("type");
+      // The API server accepts a list-map only when its key is required.
+      assertThat(conditions.getItems().getSchema().getRequired()).as(f).contains("type");
+      assertThat(
+              conditions
+                  .getItems()
+                  .getSchema()
+                  .getProperties()
+                  .get("lastTransitionTime")
+                  .getFormat())
+          .isEqualTo("date-time");
+    }
+    JSONSchemaProps status =
+        crd(FILES.get(0))
+            .getSpec()
+            .getVersions()
+            .get(0)
+            .getSchema()
+            .getOpenAPIV3Schema()
+            .getProperties()
+            .get("status");
+    assertThat(status.getProperties().get("startTime").getFormat()).isEqualTo("date-time");
+    assertThat(status.getProperties().get("completionTime").getFormat()).isEqualTo("date-time");
+    assertThat(
+            status
+                .getProperties()
+                .get("phaseTransitionTimestamps")
+                .getItems()
+                .getSchema()
+                .getProperties()
+                .get("time")
+                .getFormat())
+        .isEqualTo("date-time");
+    assertThat(status.getProperties().get("connectionDetails").getMaxItems())
+        .isEqualTo(MigrationRequestStatus.MAX_CONNECTION_DETAILS);
+  }
+
+  private static CustomResourceDefinition crd(String file) throws IOException {
+    return Serialization.unmarshal(
+        Files.readString(repoDir("crds").resolve(file)), CustomResourceDefinition.class);
   }
 
   private static Path repoDir(String name) {

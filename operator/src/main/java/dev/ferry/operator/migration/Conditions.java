@@ -11,12 +11,14 @@ import java.util.List;
 import java.util.Objects;
 
 /**
- * The conditions a request carries: Ready (the connections live where asked), RolledBack and
- * Failed, each with the reason and message of the last step. {@code kubectl wait
+ * The conditions a request carries: Progressing (True from Pending to the end, with the reason of
+ * the step that led into the phase; False at the end), Ready (the connections live where asked),
+ * RolledBack and Failed, each with the reason and message of the last step. {@code kubectl wait
  * --for=condition=Ready mr/NAME} works. A condition's lastTransitionTime changes only when its
  * status or reason does.
  */
 public final class Conditions {
+  public static final String PROGRESSING = "Progressing";
   public static final String READY = "Ready";
   public static final String ROLLED_BACK = "RolledBack";
   public static final String FAILED = "Failed";
@@ -33,18 +35,28 @@ public final class Conditions {
       Instant now) {
     List<Condition> before = st.getConditions() == null ? List.of() : st.getConditions();
     List<Condition> conditions = new ArrayList<>();
-    conditions.add(
-        condition(before, READY, phase == Phase.Completed, reason, message, generation, now));
-    conditions.add(
-        condition(
-            before, ROLLED_BACK, phase == Phase.RolledBack, reason, message, generation, now));
-    conditions.add(
-        condition(before, FAILED, phase == Phase.Failed, reason, message, generation, now));
+    for (String type : List.of(PROGRESSING, READY, ROLLED_BACK, FAILED)) {
+      conditions.add(condition(before, type, on(type, phase), reason, message, generation, now));
+    }
     st.setConditions(conditions);
     st.setObservedGeneration(generation);
   }
 
-  private static Condition condition(
+  /** Whether condition {@code type} is True in {@code phase}. */
+  private static boolean on(String type, Phase phase) {
+    return switch (type) {
+      case PROGRESSING -> !phase.finished();
+      case READY -> phase == Phase.Completed;
+      case ROLLED_BACK -> phase == Phase.RolledBack;
+      default -> phase == Phase.Failed;
+    };
+  }
+
+  /**
+   * One condition, keeping its lastTransitionTime from {@code before} while its status and reason
+   * stay; for any status that keeps conditions the same way (MigrationPolicy's Ready, too).
+   */
+  public static Condition condition(
       List<Condition> before,
       String type,
       boolean on,

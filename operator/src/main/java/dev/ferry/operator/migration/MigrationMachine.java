@@ -6,12 +6,15 @@ import dev.ferry.api.crd.ConnectionCounts;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.api.crd.Phase;
+import dev.ferry.api.crd.PhaseTransition;
 import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.operator.address.Fabric;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.Supplier;
@@ -88,9 +91,17 @@ public final class MigrationMachine {
     MigrationRequestStatus st = mr.getStatus();
     if (st == null || st.getPhase() == null) {
       st = new MigrationRequestStatus();
+      Instant now = clock.instant();
       st.setPhase(Phase.Pending);
-      st.setStartTime(clock.instant().toString());
-      st.setObservedGeneration(mr.getMetadata().getGeneration());
+      st.setStartTime(now.toString());
+      st.setPhaseTransitionTimestamps(List.of(new PhaseTransition(Phase.Pending, now.toString())));
+      Conditions.set(
+          st,
+          Phase.Pending,
+          Reasons.CREATED,
+          "seen by the operator; starts when its turn comes",
+          mr.getMetadata().getGeneration(),
+          now);
       mr.setStatus(st);
       fresh = true;
     }
@@ -194,12 +205,18 @@ public final class MigrationMachine {
     }
     if (report.connections() != null) {
       st.setConnections(report.connections());
-      st.setConnectionDetails(report.details());
+      ConnectionDetails.record(st, report.details());
     }
     if (report.pauseMillis() != null) {
       st.setPauseMillis(report.pauseMillis());
     }
     st.setPhase(next);
+    List<PhaseTransition> transitions =
+        st.getPhaseTransitionTimestamps() == null
+            ? new ArrayList<>()
+            : new ArrayList<>(st.getPhaseTransitionTimestamps());
+    transitions.add(new PhaseTransition(next, now.toString()));
+    st.setPhaseTransitionTimestamps(transitions);
     st.setMessage(message);
     Conditions.set(st, next, reason, message, mr.getMetadata().getGeneration(), now);
   }

@@ -8,6 +8,9 @@ package dev.ferry.operator.migration;
 public final class Reasons {
   private Reasons() {}
 
+  /** Pending: the operator has seen the request; it starts when its turn comes. */
+  public static final String CREATED = "Created";
+
   /** Pending to Preparing: the operator has taken the request on. */
   public static final String ACCEPTED = "Accepted";
 

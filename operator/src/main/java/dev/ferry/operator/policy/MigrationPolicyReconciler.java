@@ -21,6 +21,7 @@ import io.javaoperatorsdk.operator.processing.event.source.EventSource;
 import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
 import java.net.HttpURLConnection;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -71,6 +72,9 @@ public class MigrationPolicyReconciler implements Reconciler<MigrationPolicy> {
   @Override
   public UpdateControl<MigrationPolicy> reconcile(
       MigrationPolicy policy, Context<MigrationPolicy> context) {
+    if (!ready(policy)) {
+      return UpdateControl.noUpdate();
+    }
     var triggers = policy.getSpec().getTriggers();
     Set<Node> nodes = context.getSecondaryResources(Node.class);
     Map<String, NodeSignal> signals = new LinkedHashMap<>();
@@ -118,6 +122,34 @@ public class MigrationPolicyReconciler implements Reconciler<MigrationPolicy> {
     return waiting
         ? UpdateControl.<MigrationPolicy>noUpdate().rescheduleAfter(RETRY)
         : UpdateControl.noUpdate();
+  }
+
+  /**
+   * Writes the policy's Ready condition when what it says changed; true when the policy can be
+   * acted on.
+   */
+  private boolean ready(MigrationPolicy policy) {
+    MigrationPolicyStatus seen = new MigrationPolicyStatus();
+    if (policy.getStatus() != null) {
+      seen.setConditions(policy.getStatus().getConditions());
+      seen.setObservedGeneration(policy.getStatus().getObservedGeneration());
+    }
+    Instant now = Instant.now();
+    if (PolicyReadiness.update(policy, seen, now)) {
+      client
+          .resources(MigrationPolicy.class)
+          .inNamespace(policy.getMetadata().getNamespace())
+          .withName(policy.getMetadata().getName())
+          .editStatus(
+              current -> {
+                MigrationPolicyStatus st =
+                    Optional.ofNullable(current.getStatus()).orElseGet(MigrationPolicyStatus::new);
+                PolicyReadiness.update(current, st, now);
+                current.setStatus(st);
+                return current;
+              });
+    }
+    return seen.getConditions().get(0).getStatus().equals("True");
   }
 
   private List<Pod> pods(MigrationPolicy policy) {

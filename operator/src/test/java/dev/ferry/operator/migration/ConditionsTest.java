@@ -35,7 +35,28 @@ class ConditionsTest {
     assertThat(ready(st).getLastTransitionTime()).isEqualTo(T1.toString());
     assertThat(st.getConditions())
         .extracting(Condition::getType)
-        .containsExactly("Ready", "RolledBack", "Failed");
+        .containsExactly("Progressing", "Ready", "RolledBack", "Failed");
+  }
+
+  @Test
+  void progressingIsTrueUntilTheEndThenFalseWithTheEndsReason() {
+    MigrationRequestStatus st = new MigrationRequestStatus();
+    Conditions.set(st, Phase.Moving, "Prepared", "moving", 3L, T0);
+
+    assertThat(type(st, "Progressing").getStatus()).isEqualTo("True");
+    assertThat(type(st, "Progressing").getReason()).isEqualTo("Prepared");
+    assertThat(st.getObservedGeneration()).isEqualTo(3L);
+
+    Conditions.set(st, Phase.RolledBack, "RolledBack", "rolled back", 3L, T1);
+
+    assertThat(type(st, "Progressing").getStatus()).isEqualTo("False");
+    assertThat(type(st, "Progressing").getReason()).isEqualTo("RolledBack");
+    assertThat(type(st, "Progressing").getLastTransitionTime()).isEqualTo(T1.toString());
+    assertThat(type(st, "RolledBack").getStatus()).isEqualTo("True");
+  }
+
+  private static Condition type(MigrationRequestStatus st, String type) {
+    return st.getConditions().stream().filter(c -> c.getType().equals(type)).findFirst().get();
   }
 
   private static Condition ready(MigrationRequestStatus st) {

@@ -4,6 +4,7 @@ package dev.ferry.operator.migration;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.google.protobuf.ByteString;
+import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.api.crd.Phase;
 import dev.ferry.api.v1alpha1.ConnectionId;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
@@ -182,6 +183,100 @@ class MigrationMachineTest {
     assertThat(end.reschedule()).isEmpty();
     assertThat(rig.writes).isEqualTo(writesEnteringMoving + 1);
     assertThat(rig.calls.size()).isZero();
+  }
+
+  @Test
+  void progressingIsTrueWhileTheMigrationRunsWithEachPhasesReasonAndFalseAtItsEnd() {
+    Rig rig = new Rig();
+    rig.source.move = () -> completed();
+
+    rig.reconcile();
+    assertThat(condition(rig, "Progressing").getStatus()).isEqualTo("True");
+    assertThat(condition(rig, "Progressing").getReason()).isEqualTo(Reasons.ACCEPTED);
+    rig.reconcileTo(Phase.Moving);
+    assertThat(condition(rig, "Progressing").getStatus()).isEqualTo("True");
+    assertThat(condition(rig, "Progressing").getReason()).isEqualTo(Reasons.PREPARED);
+    assertThat(condition(rig, "Ready").getStatus()).isEqualTo("False");
+    rig.reconcile();
+    rig.answer();
+    rig.reconcile();
+
+    assertThat(rig.phase()).isEqualTo(Phase.Completed);
+    assertThat(condition(rig, "Progressing").getStatus()).isEqualTo("False");
+    assertThat(condition(rig, "Progressing").getReason()).isEqualTo(Reasons.COMPLETED);
+    assertThat(condition(rig, "Ready").getStatus()).isEqualTo("True");
+    assertThat(rig.mr.getStatus().getObservedGeneration()).isEqualTo(1L);
+    assertThat(rig.mr.getStatus().getConditions())
+        .allSatisfy(c -> assertThat(c.getObservedGeneration()).isEqualTo(1L));
+  }
+
+  @Test
+  void everyPhaseChangeIsTimestampedInOrder() {
+    Rig rig = new Rig();
+    rig.source.move = () -> completed();
+    rig.reconcile();
+    rig.clock.advance(Duration.ofMillis(40));
+    rig.reconcile();
+    rig.clock.advance(Duration.ofMillis(60));
+    rig.reconcile();
+    rig.answer();
+    rig.reconcile();
+
+    assertThat(rig.mr.getStatus().getPhaseTransitionTimestamps())
+        .extracting(t -> t.getPhase() + " " + t.getTime())
+        .containsExactly(
+            "Pending 2026-12-01T10:00:00Z",
+            "Preparing 2026-12-01T10:00:00Z",
+            "Moving 2026-12-01T10:00:00.040Z",
+            "Completed 2026-12-01T10:00:00.100Z");
+  }
+
+  @Test
+  void tenThousandConnectionsAreCountedAllButListedBoundedWithTheFailedOnesFirst()
+      throws Exception {
+    Rig rig = new Rig();
+    MigrationStatus.Builder source = MigrationStatus.newBuilder().setNode("node-a");
+    MigrationStatus.Builder target = MigrationStatus.newBuilder().setNode("node-b");
+    for (int port = 10_000; port < 20_000; port++) {
+      source.addConnections(conn(port, ConnectionPhase.RELEASED, ""));
+      // A few near the end failed on the target: they must still be listed.
+      boolean fails = port >= 19_990;
+      target.addConnections(
+          conn(
+              port,
+              fails ? ConnectionPhase.FAILED : ConnectionPhase.RESUMED,
+              fails ? "restore failed: " + "x".repeat(1_000) : ""));
+    }
+    rig.source.move =
+        () ->
+            MoveOutcome.newBuilder()
+                .setResult(Result.COMPLETED)
+                .setCommitted(true)
+                .setSource(source)
+                .setTarget(target)
+                .build();
+    rig.reconcileTo(Phase.Moving);
+    rig.reconcile();
+    rig.answer();
+    rig.reconcile();
+
+    var st = rig.mr.getStatus();
+    assertThat(st.getConnections().getTotal()).isEqualTo(10_000);
+    assertThat(st.getConnections().getFailed()).isEqualTo(10);
+    assertThat(st.getConnections().getMigrated()).isEqualTo(9_990);
+    assertThat(st.getConnectionDetails()).hasSize(MigrationRequestStatus.MAX_CONNECTION_DETAILS);
+    assertThat(st.getConnectionDetailsOmitted()).isEqualTo(9_900);
+    assertThat(st.getConnectionDetails().subList(0, 10))
+        .allSatisfy(d -> assertThat(d.getOutcome()).isEqualTo("Failed"))
+        .extracting(d -> d.getConnection())
+        .contains("10.0.0.100:8080 <- 192.0.2.7:19990", "10.0.0.100:8080 <- 192.0.2.7:19999");
+    assertThat(st.getConnectionDetails().get(0).getReason()).hasSizeLessThanOrEqualTo(256);
+    // What etcd stores: the whole object, far below its 1.5 MB limit.
+    int bytes =
+        io.fabric8.kubernetes.client.utils.Serialization.asJson(rig.mr)
+            .getBytes(java.nio.charset.StandardCharsets.UTF_8)
+            .length;
+    assertThat(bytes).isLessThan(64 * 1024);
   }
 
   @Test
