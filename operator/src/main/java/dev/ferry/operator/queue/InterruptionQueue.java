@@ -14,7 +14,9 @@ import java.util.logging.Logger;
 import software.amazon.awssdk.awscore.exception.AwsServiceException;
 import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.services.sqs.SqsClient;
+import software.amazon.awssdk.services.sqs.model.GetQueueAttributesResponse;
 import software.amazon.awssdk.services.sqs.model.Message;
+import software.amazon.awssdk.services.sqs.model.QueueAttributeName;
 import software.amazon.awssdk.services.sqs.model.ReceiveMessageResponse;
 
 /**
@@ -89,8 +91,13 @@ public final class InterruptionQueue implements AutoCloseable {
 
   private void run() {
     int failures = 0;
+    boolean checked = false;
     while (!stopped) {
       try {
+        if (!checked) {
+          check();
+          checked = true;
+        }
         pollOnce();
         failures = 0;
       } catch (SdkException e) {
@@ -115,6 +122,28 @@ public final class InterruptionQueue implements AutoCloseable {
         sleep(pause);
       }
     }
+  }
+
+  /**
+   * Reads the queue's ARN and visibility timeout once, so that a wrong URL or region or a missing
+   * permission shows in the log at once rather than at the first notice.
+   */
+  void check() {
+    GetQueueAttributesResponse r =
+        sqs.getQueueAttributes(
+            b ->
+                b.queueUrl(url)
+                    .attributeNames(
+                        QueueAttributeName.QUEUE_ARN, QueueAttributeName.VISIBILITY_TIMEOUT));
+    LOG.info(
+        () ->
+            "queue mode: reading "
+                + r.attributes().get(QueueAttributeName.QUEUE_ARN)
+                + " (its visibility timeout "
+                + r.attributes().get(QueueAttributeName.VISIBILITY_TIMEOUT)
+                + " s; Ferry asks for "
+                + visibility.toSeconds()
+                + " s per receive)");
   }
 
   /** One long poll, and every message it brought. */

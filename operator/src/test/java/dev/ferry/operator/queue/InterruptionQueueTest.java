@@ -295,6 +295,40 @@ class InterruptionQueueTest {
     assertThat(sqs.bodies(QUEUE)).as("handled after the failure").isEmpty();
     assertThat(requests()).singleElement();
     assertThat(logged(Level.WARNING)).anyMatch(m -> m.contains("AccessDenied"));
+    assertThat(sqs.calls().get(0).action()).as("the check at start").isEqualTo(FakeSqs.ATTRIBUTES);
+  }
+
+  @Test
+  // SQS names this error AWS.SimpleQueueService.NonExistentQueue in x-amzn-query-error, and the SDK
+  // reports that code (QueueDoesNotExist is its JSON name).
+  void aQueueThatDoesNotExistIsLoggedWithAwsErrorAgainAndAgainAndNeverThrows() throws Exception {
+    try (InterruptionQueue wrong =
+        new InterruptionQueue(
+            FakeSqsTest.client(sqs.endpoint()),
+            sqs.url("no-such-queue"),
+            kube,
+            new NodeEvacuator(kube, new OperatorMetrics(new SimpleMeterRegistry())),
+            Duration.ofSeconds(1),
+            Duration.ofSeconds(20),
+            Duration.ofMillis(10),
+            Duration.ofMillis(50))) {
+      wrong.start();
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      while (logged(Level.WARNING).stream()
+                  .filter(m -> m.contains("AWS.SimpleQueueService.NonExistentQueue"))
+                  .count()
+              < 3
+          && System.nanoTime() < deadline) {
+        Thread.sleep(20);
+      }
+      assertThat(logged(Level.WARNING))
+          .as("tried again after each failure, naming AWS's error")
+          .filteredOn(
+              m ->
+                  m.contains("AWS.SimpleQueueService.NonExistentQueue")
+                      && m.contains("no-such-queue"))
+          .hasSizeGreaterThanOrEqualTo(3);
+    }
   }
 
   private List<String> logged(Level level) {
