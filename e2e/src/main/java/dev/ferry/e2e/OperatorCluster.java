@@ -8,6 +8,7 @@ import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
 import dev.ferry.testbed.FakeEc2;
 import dev.ferry.testbed.FakeImds;
+import dev.ferry.testbed.FakeSqs;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
@@ -47,6 +48,13 @@ final class OperatorCluster implements AutoCloseable {
   /** The VPC's EC2 API: used by the operator when started with {@link #awsEnv}. */
   final FakeEc2 ec2;
 
+  /**
+   * The SQS queue EventBridge would feed: read by the operator when started with {@link #queueEnv}.
+   */
+  final FakeSqs sqs;
+
+  static final String QUEUE = "ferry-ec2-notices";
+
   final List<String> operatorLog = new CopyOnWriteArrayList<>();
   private final Process apiServer;
   private Process operator;
@@ -73,6 +81,8 @@ final class OperatorCluster implements AutoCloseable {
     this.imdsA = FakeImds.start(lan);
     this.imdsB = FakeImds.start(lan);
     this.ec2 = FakeEc2.start(lan);
+    this.sqs = FakeSqs.start(lan);
+    sqs.createQueue(QUEUE);
     node(agents.a, imdsA);
     node(agents.b, imdsB);
     ec2.addSecondary(eni(agents.a), AgentCluster.VIP);
@@ -192,6 +202,18 @@ final class OperatorCluster implements AutoCloseable {
         "AWS_SECRET_ACCESS_KEY", "ferry-test-secret");
   }
 
+  /** The operator's environment for queue mode, reading this cluster's SQS queue. */
+  Map<String, String> queueEnv() {
+    return Map.of(
+        "FERRY_OPERATOR_QUEUE_ENABLED", "true",
+        "FERRY_OPERATOR_QUEUE_URL", sqs.url(QUEUE),
+        "FERRY_OPERATOR_QUEUE_ENDPOINT", sqs.endpoint().toString(),
+        "FERRY_OPERATOR_QUEUE_REGION", "us-east-1",
+        "FERRY_OPERATOR_QUEUE_WAIT_TIME", "2s",
+        "AWS_ACCESS_KEY_ID", "AKIDFERRYTEST",
+        "AWS_SECRET_ACCESS_KEY", "ferry-test-secret");
+  }
+
   /** A pod as the kubelet reports it; the test bed names its network namespace. */
   Pod pod(String name, AgentCluster.Node n, String ip, String app) {
     PodBuilder b =
@@ -283,6 +305,7 @@ final class OperatorCluster implements AutoCloseable {
     imdsA.close();
     imdsB.close();
     ec2.close();
+    sqs.close();
     // The agents' cluster kills every process it started: the operator and the API server too.
     agents.close();
   }

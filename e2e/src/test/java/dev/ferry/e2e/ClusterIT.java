@@ -10,6 +10,7 @@ import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
 import dev.ferry.testbed.FakeEc2;
 import dev.ferry.testbed.FakeEc2Request;
+import dev.ferry.testbed.FakeSqs;
 import dev.ferry.testbed.Shell;
 import java.time.Duration;
 import java.util.List;
@@ -150,6 +151,95 @@ class ClusterIT {
                     .removeIf(c -> c.getType().equals("SpotInterruptionNotice"));
                 return n;
               });
+    }
+  }
+
+  @Test
+  void anSqsInterruptionMessageForNodeAsInstanceMovesItsProtectedPodsStreamAndIsDeletedAfterwards()
+      throws Exception {
+    String instance = OperatorCluster.instanceId(cluster.agents.a);
+    String message =
+        """
+        {"version":"0","id":"1e5527d7-bb36-4607-3370-4164db56a40e",
+         "detail-type":"EC2 Spot Instance Interruption Warning","source":"aws.ec2",
+         "account":"123456789012","time":"2026-11-23T10:00:00Z","region":"us-east-1",
+         "resources":["arn:aws:ec2:us-east-1a:instance/%s"],
+         "detail":{"instance-id":"%s","instance-action":"terminate"}}"""
+            .formatted(instance, instance);
+    withOperator(
+        cluster.queueEnv(),
+        () -> {
+          cluster.apply(Builds.repoFile("e2e/examples/migrationpolicy.yaml"));
+          try (CurlStream curl = cluster.agents.curl(STREAM)) {
+            curl.awaitEvents(50, 10_000);
+            List<String> before =
+                policyRequests().stream().map(r -> r.getMetadata().getName()).toList();
+            // Nothing from node-a's metadata service: the queue alone announces the interruption.
+            cluster.sqs.send(OperatorCluster.QUEUE, message);
+
+            // Fails if the queue is ever seen empty while the request does not exist yet.
+            MigrationRequest made = awaitNewPolicyRequestWhileTheMessageStays(before, 30);
+            MigrationRequestStatus st = cluster.awaitEnd(made.getMetadata().getName(), 60);
+
+            assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
+            assertThat(made.getSpec().getSource().getName()).isEqualTo("pod-a");
+            assertThat(made.getSpec().getTarget().getName()).isEqualTo("pod-b");
+            assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
+            assertThat(curl.output()).as("curl's whole output").isEqualTo(reference);
+            awaitQueueEmpty(30);
+            assertThat(cluster.sqs.calls())
+                .as("received, then deleted")
+                .extracting(FakeSqs.Call::action)
+                .contains(FakeSqs.RECEIVE, FakeSqs.DELETE);
+            assertThat(cluster.kube.nodes().withName("node-a").get().getStatus().getConditions())
+                .anyMatch(
+                    c ->
+                        c.getType().equals("SpotInterruptionNotice")
+                            && c.getMessage().contains("SQS"));
+          } finally {
+            cluster.kube.resources(MigrationPolicy.class).withName("keep-streams").delete();
+            cluster
+                .kube
+                .nodes()
+                .withName("node-a")
+                .editStatus(
+                    n -> {
+                      n.getStatus()
+                          .getConditions()
+                          .removeIf(c -> c.getType().equals("SpotInterruptionNotice"));
+                      return n;
+                    });
+          }
+        });
+  }
+
+  /**
+   * The first request of the policy not in {@code before}. The queue is looked at before the
+   * requests each time: an empty queue followed by no new request means the message went first.
+   */
+  private static MigrationRequest awaitNewPolicyRequestWhileTheMessageStays(
+      List<String> before, int seconds) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+    while (System.nanoTime() < deadline) {
+      boolean queueEmpty = cluster.sqs.bodies(OperatorCluster.QUEUE).isEmpty();
+      for (MigrationRequest r : policyRequests()) {
+        if (!before.contains(r.getMetadata().getName())) {
+          return r;
+        }
+      }
+      assertThat(queueEmpty).as("the message was deleted before the request existed").isFalse();
+      Thread.sleep(20);
+    }
+    throw new AssertionError("no new MigrationRequest from the policy within " + seconds + " s");
+  }
+
+  private static void awaitQueueEmpty(int seconds) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+    while (!cluster.sqs.bodies(OperatorCluster.QUEUE).isEmpty()) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("the message is still in the queue after " + seconds + " s");
+      }
+      Thread.sleep(50);
     }
   }
 

@@ -37,7 +37,13 @@ class BadValuesTest {
         Arguments.of("role-arn-without-aws.yaml", new String[] {"/aws/roleArn"}),
         Arguments.of("issuer-without-name.yaml", new String[] {"/certManager/issuerRef", "name"}),
         Arguments.of("limit-zero.yaml", new String[] {"/operator/limits/perNode"}),
-        Arguments.of("socket-dir-relative.yaml", new String[] {"/agent/socketDir", "'run/ferry'"}));
+        Arguments.of("socket-dir-relative.yaml", new String[] {"/agent/socketDir", "'run/ferry'"}),
+        Arguments.of(
+            "queue-url-not-sqs.yaml",
+            new String[] {
+              "/aws/queue/url", "'arn:aws:sqs:eu-west-1:123456789012:ferry-ec2-notices'"
+            }),
+        Arguments.of("queue-without-url.yaml", new String[] {"/aws/queue/url", "minLength"}));
   }
 
   /** What the chart's templates refuse. */

@@ -118,6 +118,24 @@ class OperatorDeploymentTest {
     assertThat(env(c, "FERRY_OPERATOR_AWS_MAX_ATTEMPTS")).isEqualTo("8");
   }
 
+  @Test
+  void queueModeOnPassesTheQueueToTheOperator() {
+    Container c = container(ValueSet.AWS);
+    assertThat(env(c, "FERRY_OPERATOR_QUEUE_ENABLED")).isEqualTo("true");
+    assertThat(env(c, "FERRY_OPERATOR_QUEUE_URL"))
+        .isEqualTo("https://sqs.eu-west-1.amazonaws.com/123456789012/ferry-ec2-notices");
+    assertThat(env(c, "FERRY_OPERATOR_QUEUE_REGION")).as("aws.region").isEqualTo("eu-west-1");
+  }
+
+  @ParameterizedTest
+  @EnumSource(
+      value = ValueSet.class,
+      names = {"DEFAULT", "L2", "CERT_MANAGER"})
+  void queueModeIsOffByDefault(ValueSet set) {
+    assertThat(container(set).getEnv())
+        .noneMatch(e -> e.getName().startsWith("FERRY_OPERATOR_QUEUE_"));
+  }
+
   @ParameterizedTest
   @EnumSource(
       value = ValueSet.class,

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.operator;
 
+import dev.ferry.operator.queue.QueueMode;
+import io.fabric8.kubernetes.client.extended.leaderelection.LeaderCallbacks;
 import io.javaoperatorsdk.operator.api.config.LeaderElectionConfiguration;
 import jakarta.enterprise.inject.Produces;
 import jakarta.inject.Singleton;
@@ -17,7 +19,7 @@ public class LeaderElection {
 
   @Produces
   @Singleton
-  LeaderElectionConfiguration leaderElection(OperatorSettings settings) {
+  LeaderElectionConfiguration leaderElection(OperatorSettings settings, QueueMode queue) {
     OperatorSettings.LeaderElection le = settings.leaderElection();
     String identity =
         le.identity()
@@ -32,7 +34,8 @@ public class LeaderElection {
         LeaderElectionConfiguration.RENEW_DEADLINE_DEFAULT_VALUE,
         LeaderElectionConfiguration.RETRY_PERIOD_DEFAULT_VALUE,
         identity,
-        null,
+        // Queue mode reads the SQS queue in the leader only (JOSDK runs these besides its own).
+        new LeaderCallbacks(queue::becameLeader, () -> {}, leader -> {}),
         true);
   }
 }

@@ -42,7 +42,47 @@ public interface OperatorSettings {
     int perNode();
   }
 
+  Queue queue();
+
   LeaderElection leaderElection();
+
+  /**
+   * Queue mode: EC2's notices (spot interruption, rebalance recommendation, AWS Health scheduled
+   * change, instance stopping or terminating) read from an SQS queue that EventBridge rules feed
+   * (docs/aws.md), by the leader only. Each becomes the Node condition the agent writes from IMDS.
+   */
+  interface Queue {
+    /** Off by default; on, {@code url} is required. */
+    @WithDefault("false")
+    boolean enabled();
+
+    /** The queue's URL: https://sqs.REGION.amazonaws.com/ACCOUNT/NAME. */
+    Optional<String> url();
+
+    /** The region; default from the environment (AWS_REGION, then the instance's). */
+    Optional<String> region();
+
+    /** Another SQS endpoint than the region's (tests, VPC endpoints). */
+    Optional<URI> endpoint();
+
+    /** How long one ReceiveMessage waits for a message (long polling); at most 20 s. */
+    @WithDefault("20s")
+    Duration waitTime();
+
+    /**
+     * How long a received message stays hidden from the next receive: a message whose requests
+     * could not all be created yet (no target) comes back after it.
+     */
+    @WithDefault("20s")
+    Duration visibilityTimeout();
+
+    /** The first pause after the queue failed; each next failure doubles it, up to the max. */
+    @WithDefault("1s")
+    Duration retryBaseDelay();
+
+    @WithDefault("60s")
+    Duration maxRetryDelay();
+  }
 
   /**
    * Only one operator process drives the requests: the one holding this Lease (the prod profile;

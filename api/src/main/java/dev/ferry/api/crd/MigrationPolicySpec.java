@@ -94,24 +94,29 @@ public class MigrationPolicySpec {
 
   /** The node signals that move connections off a node. */
   public static class Triggers {
-    @JsonPropertyDescription("A spot interruption notice reported by the node's agent.")
+    @JsonPropertyDescription(
+        "EC2 is taking the instance away: a spot interruption notice (from the node's agent, or the"
+            + " SQS queue in queue mode), or, from the queue only, the instance stopping or"
+            + " terminating and an AWS Health scheduled change.")
     private boolean spotInterruption = true;
 
     @JsonPropertyDescription(
-        "A rebalance recommendation reported by the node's agent (usually minutes ahead of an"
-            + " interruption).")
+        "A rebalance recommendation reported by the node's agent or the SQS queue (usually"
+            + " minutes ahead of an interruption).")
     private boolean rebalanceRecommendation;
 
     @JsonPropertyDescription(
-        "Taint keys that mean the node is being drained, as aws-node-termination-handler and"
-            + " Karpenter set them.")
+        "Taint keys that mean the node is going away, as aws-node-termination-handler and"
+            + " Karpenter set them. A cordon alone (node.kubernetes.io/unschedulable) is not one by"
+            + " default: it moves connections on every kubectl cordon.")
     @Size(max = 32)
     private List<@Size(max = 317) String> drainTaints =
         List.of(
             "aws-node-termination-handler/spot-itn",
             "aws-node-termination-handler/rebalance-recommendation",
-            "karpenter.sh/disrupted",
-            "node.kubernetes.io/unschedulable");
+            "aws-node-termination-handler/asg-lifecycle-termination",
+            "aws-node-termination-handler/scheduled-maintenance",
+            "karpenter.sh/disrupted");
 
     public boolean isSpotInterruption() {
       return spotInterruption;

@@ -10,24 +10,32 @@ import java.util.Optional;
 
 /**
  * A node's announcement that it is going away, as a policy's triggers read it: a condition its
- * Ferry agent set from the instance metadata, or a drain taint from aws-node-termination-handler,
- * Karpenter or {@code kubectl drain}.
+ * Ferry agent set from the instance metadata or the operator set from the SQS queue, or a drain
+ * taint from aws-node-termination-handler or Karpenter.
  *
  * @param kind what announced it: the condition type or the taint key
  * @param since when, as the node tells it; with {@code kind} it names the announcement, so that one
  *     announcement makes one MigrationRequest per pod however often it is reconciled
  */
 public record NodeSignal(String node, String kind, String since) {
-  /** Condition types the node-agent sets (its NoticeKind). */
-  static final String SPOT_INTERRUPTION = "SpotInterruptionNotice";
+  /** Condition types the node-agent sets (its NoticeKind), and the queue consumer too. */
+  public static final String SPOT_INTERRUPTION = "SpotInterruptionNotice";
 
-  static final String REBALANCE = "RebalanceRecommendation";
+  public static final String REBALANCE = "RebalanceRecommendation";
+
+  /**
+   * Set by the queue consumer only: EC2 stops or terminates the instance, or AWS Health scheduled a
+   * change that will (retirement, maintenance). The {@code spotInterruption} trigger acts on it:
+   * like an interruption, the instance is being taken away whatever its capacity type.
+   */
+  public static final String TERMINATION = "InstanceTerminationNotice";
 
   /** The announcement on {@code node} that {@code triggers} act on, the most urgent first. */
   public static Optional<NodeSignal> of(Node node, Triggers triggers) {
     String name = node.getMetadata().getName();
     if (triggers.isSpotInterruption()) {
-      Optional<NodeSignal> s = condition(node, SPOT_INTERRUPTION);
+      Optional<NodeSignal> s =
+          condition(node, SPOT_INTERRUPTION).or(() -> condition(node, TERMINATION));
       if (s.isPresent()) {
         return s;
       }
