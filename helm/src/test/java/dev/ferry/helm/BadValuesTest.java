@@ -36,7 +36,11 @@ class BadValuesTest {
         Arguments.of("role-arn-malformed.yaml", new String[] {"/aws/roleArn", "'ferry-operator'"}),
         Arguments.of("role-arn-without-aws.yaml", new String[] {"/aws/roleArn"}),
         Arguments.of("issuer-without-name.yaml", new String[] {"/certManager/issuerRef", "name"}),
-        Arguments.of("socket-dir-relative.yaml", new String[] {"/agent/socketDir", "'run/ferry'"}));
+        Arguments.of("socket-dir-relative.yaml", new String[] {"/agent/socketDir", "'run/ferry'"}),
+        Arguments.of("logging-format-xml.yaml", new String[] {"/logging/format", "'text', 'json'"}),
+        Arguments.of(
+            "logging-level-lowercase.yaml",
+            new String[] {"/logging/level", "'ERROR', 'WARN', 'INFO', 'DEBUG'"}));
   }
 
   /** What the chart's templates refuse. */
