@@ -9,8 +9,10 @@ import dev.ferry.api.crd.MigrationRequestSpec;
 import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.api.crd.Phase;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.micrometer.core.instrument.Timer;
 import io.micrometer.prometheus.PrometheusConfig;
 import io.micrometer.prometheus.PrometheusMeterRegistry;
+import java.time.Duration;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.regex.Matcher;
@@ -55,6 +57,28 @@ class OperatorMetricsTest {
         .containsOnlyKeys(
             "ferry_operator_client_pause_seconds{}",
             "ferry_operator_phase_seconds{phase=\"Moving\"}");
+  }
+
+  @Test
+  void aLibrarysPercentileHistogramBecomesAFewBuckets() {
+    registry.config().meterFilter(FewBuckets.filter());
+    // As JOSDK's MicrometerMetrics times each reconcile.
+    Timer reconcile =
+        Timer.builder("operator.sdk.controllers.execution.reconcile")
+            .tag("controller", "migrationrequest")
+            .publishPercentiles(0.3, 0.5, 0.95)
+            .publishPercentileHistogram()
+            .register(registry);
+    reconcile.record(Duration.ofMillis(3));
+    reconcile.record(Duration.ofSeconds(2));
+
+    String scrape = registry.scrape();
+
+    assertThat(bucketSeries(scrape))
+        .containsOnlyKeys(
+            "operator_sdk_controllers_execution_reconcile_seconds{controller=\"migrationrequest\"}")
+        .allSatisfy((series, n) -> assertThat(n).as(series).isBetween(4, 12));
+    assertThat(scrape).doesNotContain("quantile=");
   }
 
   private static MigrationRequest ended(Phase end, double pauseMillis, Map<String, Double> phases) {
