@@ -80,3 +80,15 @@ exactly what `openssl pkcs8 -topk8 -nocrypt` writes. Anything else is refused ra
 {{ regexFindAll ".{1,64}" $p8 -1 | join "\n" }}
 -----END PRIVATE KEY-----
 {{ end -}}
+
+{{/*
+The log format and level (values logging.*), as Quarkus configuration: both programs read
+QUARKUS_* variables. The level is that of Ferry's own loggers (dev.ferry); the libraries' stay at
+INFO, so that DEBUG shows what Ferry does without every HTTP/2 frame.
+*/}}
+{{- define "ferry.logging.env" -}}
+- name: QUARKUS_LOG_CONSOLE_JSON_ENABLED
+  value: {{ eq .Values.logging.format "json" | quote }}
+- name: QUARKUS_LOG_CATEGORY__DEV_FERRY__LEVEL
+  value: {{ .Values.logging.level | quote }}
+{{- end -}}

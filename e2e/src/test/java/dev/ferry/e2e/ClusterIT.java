@@ -92,8 +92,8 @@ class ClusterIT {
       String metrics = Shell.run("curl", "-sf", "http://127.0.0.1:9401/q/metrics");
       assertThat(metrics)
           .contains("ferry_operator_migrations_total{dry_run=\"false\",phase=\"Completed\"}")
-          .contains("ferry_operator_client_pause_milliseconds_count")
-          .contains("ferry_operator_phase_milliseconds_count{phase=\"Moving\"}")
+          .contains("ferry_operator_client_pause_seconds_count")
+          .contains("ferry_operator_phase_seconds_count{phase=\"Moving\"}")
           .contains("ferry_operator_connections_total{outcome=\"migrated\"}");
     }
   }

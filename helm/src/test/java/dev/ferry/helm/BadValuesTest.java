@@ -43,7 +43,11 @@ class BadValuesTest {
             new String[] {
               "/aws/queue/url", "'arn:aws:sqs:eu-west-1:123456789012:ferry-ec2-notices'"
             }),
-        Arguments.of("queue-without-url.yaml", new String[] {"/aws/queue/url", "minLength"}));
+        Arguments.of("queue-without-url.yaml", new String[] {"/aws/queue/url", "minLength"}),
+        Arguments.of("logging-format-xml.yaml", new String[] {"/logging/format", "'text', 'json'"}),
+        Arguments.of(
+            "logging-level-lowercase.yaml",
+            new String[] {"/logging/level", "'ERROR', 'WARN', 'INFO', 'DEBUG'"}));
   }
 
   /** What the chart's templates refuse. */

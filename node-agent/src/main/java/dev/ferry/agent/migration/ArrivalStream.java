@@ -102,7 +102,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
       if (e instanceof InterruptedException) {
         Thread.currentThread().interrupt();
       }
-      LOG.warning(() -> "arrival of " + id() + " refused: " + e.getMessage());
+      LOG.warning(() -> "migration " + id() + ": arrival refused: " + e.getMessage());
       dropUnlessCommitted();
       done = true;
       out.onError(AgentApi.statusOf(e).asRuntimeException());
@@ -248,7 +248,9 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
             target.timed("announce", t);
           } catch (SyscallException e) {
             // The connections are live; neighbours learn the address at their next ARP.
-            LOG.warning(() -> "announcing " + address + " failed: " + e.getMessage());
+            LOG.warning(
+                () ->
+                    "migration " + id() + ": announcing " + address + " failed: " + e.getMessage());
           }
         }
         done = true;
@@ -339,7 +341,14 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
                 header.getAddress().getHostRoute());
         addressOnPod = false;
       } catch (SyscallException | RuntimeException e) {
-        LOG.warning(() -> "taking " + address + " off the target pod failed: " + e.getMessage());
+        LOG.warning(
+            () ->
+                "migration "
+                    + id()
+                    + ": taking "
+                    + address
+                    + " off the target pod failed: "
+                    + e.getMessage());
       }
     }
     return s;
@@ -402,7 +411,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   public synchronized void onError(Throwable t) {
     if (!done) {
       done = true;
-      LOG.warning(() -> "the stream of " + id() + " broke off: " + t.getMessage());
+      LOG.warning(() -> "migration " + id() + ": the stream broke off: " + t.getMessage());
       dropUnlessCommitted();
     }
   }
@@ -411,7 +420,8 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   public synchronized void onCompleted() {
     if (!done) {
       done = true;
-      LOG.warning(() -> "the source ended " + id() + " without a decision: dropping it");
+      LOG.warning(
+          () -> "migration " + id() + ": the source ended it without a decision: dropping it");
       dropUnlessCommitted();
       out.onCompleted();
     }

@@ -21,6 +21,7 @@ import java.util.logging.Logger;
 final class PrecopyForwarder implements PrecopyListener {
   private static final Logger LOG = Logger.getLogger(PrecopyForwarder.class.getName());
 
+  private final String migrationId;
   private final Connection connection;
   private final ArrivalCall call;
   private final SavedStates.PrecopyFile file;
@@ -31,7 +32,9 @@ final class PrecopyForwarder implements PrecopyListener {
   private volatile String failed;
   private boolean closed;
 
-  private PrecopyForwarder(Connection connection, ArrivalCall call, SavedStates.PrecopyFile file) {
+  private PrecopyForwarder(
+      String migrationId, Connection connection, ArrivalCall call, SavedStates.PrecopyFile file) {
+    this.migrationId = migrationId;
     this.connection = connection;
     this.call = call;
     this.file = file;
@@ -47,7 +50,7 @@ final class PrecopyForwarder implements PrecopyListener {
     List<PrecopyForwarder> out = new java.util.ArrayList<>(connections.size());
     java.util.Map<Connection, PrecopyForwarder> byConnection = new java.util.HashMap<>();
     for (Connection c : connections) {
-      PrecopyForwarder f = new PrecopyForwarder(c, call, node.saved().precopy(id, c));
+      PrecopyForwarder f = new PrecopyForwarder(id, c, call, node.saved().precopy(id, c));
       out.add(f);
       byConnection.put(c, f);
     }
@@ -83,7 +86,7 @@ final class PrecopyForwarder implements PrecopyListener {
 
   /** Ends the pre-copy; a freeze after it hands over the whole state. */
   void stop(String why) {
-    LOG.info(() -> "pre-copy of " + connection + " stopped: " + why);
+    LOG.info(() -> "migration " + migrationId + ": pre-copy of " + connection + " stopped: " + why);
     handle.stop();
     snapshotDone.countDown();
   }
@@ -149,7 +152,8 @@ final class PrecopyForwarder implements PrecopyListener {
     }
     if (failed == null) {
       failed = String.valueOf(e.getMessage());
-      LOG.warning(() -> "pre-copy of " + connection + " failed: " + failed);
+      LOG.warning(
+          () -> "migration " + migrationId + ": pre-copy of " + connection + " failed: " + failed);
       // The freeze then hands over the whole state; the target drops what it had.
       handle.stop();
       snapshotDone.countDown();

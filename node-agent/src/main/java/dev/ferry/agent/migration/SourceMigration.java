@@ -207,7 +207,14 @@ public final class SourceMigration {
               node.mover().release(r.connection);
             } catch (SyscallException e) {
               // The entry expires at its deadline; the address has left this node anyway.
-              LOG.warning(() -> "releasing the hold on " + r.connection + ": " + e.getMessage());
+              LOG.warning(
+                  () ->
+                      "migration "
+                          + id
+                          + ": releasing the hold on "
+                          + r.connection
+                          + ": "
+                          + e.getMessage());
             }
             r.departed = null;
             r.to(RELEASED, "");

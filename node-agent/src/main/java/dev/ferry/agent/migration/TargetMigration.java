@@ -225,7 +225,9 @@ public final class TargetMigration {
               try {
                 r.staged.abandon();
               } catch (SyscallException e) {
-                LOG.warning(() -> "abandoning " + r.connection + ": " + e.getMessage());
+                LOG.warning(
+                    () ->
+                        "migration " + id + ": abandoning " + r.connection + ": " + e.getMessage());
               }
               r.staged = null;
             }

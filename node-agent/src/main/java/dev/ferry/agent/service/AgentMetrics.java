@@ -5,31 +5,56 @@ import dev.ferry.api.v1alpha1.ConnectionPhase;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
-import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
 import java.time.Duration;
 import java.util.Map;
 import java.util.function.Supplier;
 
-/** What the agent tells Prometheus; names as they appear at /q/metrics. */
+/**
+ * What the agent tells Prometheus; names as they appear at /q/metrics.
+ *
+ * <p>Every gauge holds its state strongly: Micrometer's {@code registry.gauge(name, obj, fn)} and
+ * function counters keep only a weak reference to {@code obj}, so a gauge on a method reference
+ * that nothing else holds reads NaN after the next garbage collection.
+ */
 public final class AgentMetrics {
+  /**
+   * The buckets of every step's duration: a step takes from under a millisecond (a resume) to
+   * seconds (a transfer of large states). A few explicit ones, not Micrometer's percentile
+   * histogram, which publishes some 70 buckets for each series.
+   */
+  static final Duration[] STEP_BUCKETS = {
+    Duration.ofMillis(1),
+    Duration.ofMillis(5),
+    Duration.ofMillis(10),
+    Duration.ofMillis(50),
+    Duration.ofMillis(100),
+    Duration.ofMillis(500),
+    Duration.ofSeconds(1),
+    Duration.ofSeconds(5),
+    Duration.ofSeconds(30),
+  };
+
   private final MeterRegistry registry;
 
   public AgentMetrics(MeterRegistry registry) {
     this.registry = registry;
   }
 
-  /** ferry_agent_phase_seconds{phase}: one sample per migration per phase on this node. */
+  /**
+   * ferry_agent_phase_seconds{phase}: a histogram of how long each step of a move (freeze, export,
+   * stage, resume, ...) took on this node, one sample per migration per step.
+   */
   public void phase(String phase, long micros) {
     Timer.builder("ferry.agent.phase")
-        .description("How long a migration's phase took on this node")
+        .description("How long a step of a migration took on this node")
         .tag("phase", phase)
-        .publishPercentileHistogram(false)
+        .serviceLevelObjectives(STEP_BUCKETS)
         .register(registry)
         .record(Duration.ofNanos(micros * 1000));
   }
 
-  /** ferry_agent_migrations_total{role,call}: migrations this node took part in. */
+  /** ferry_agent_migrations_total{role}: migrations this node took part in. */
   public void migration(String role) {
     Counter.builder("ferry.agent.migrations")
         .description("Migrations this node took part in")
@@ -61,27 +86,43 @@ public final class AgentMetrics {
       if (phase == ConnectionPhase.PHASE_UNSPECIFIED || phase == ConnectionPhase.UNRECOGNIZED) {
         continue;
       }
-      Gauge.builder("ferry.agent.connections", () -> byPhase.get().getOrDefault(phase, 0))
-          .description("Connections of migrations on this node, by phase")
-          .tag("phase", phase.name())
-          .register(registry);
+      gauge(
+          Gauge.builder("ferry.agent.connections", () -> byPhase.get().getOrDefault(phase, 0))
+              .description("Connections of migrations on this node, by phase")
+              .tag("phase", phase.name()));
     }
   }
 
-  /** ferry_agent_holds_active and ferry_agent_hold_probes_answered. */
+  /**
+   * ferry_agent_holds_active (connections the hold keeps a client waiting for now) and
+   * ferry_agent_hold_probes_answered (keep-alive probes the hold answered for them). The second is
+   * a gauge, not a counter: it is a sum over the holds in force, and falls when one is released.
+   * Both read -1 when the hold's map cannot be read.
+   */
   public void holds(Supplier<Integer> active, Supplier<Long> probesAnswered) {
-    registry.gauge("ferry.agent.holds.active", Tags.empty(), active, s -> s.get());
-    registry
-        .more()
-        .counter("ferry.agent.hold.probes.answered", Tags.empty(), probesAnswered, s -> s.get());
+    gauge(
+        Gauge.builder("ferry.agent.holds.active", active)
+            .description("Connections whose clients the hold keeps waiting now"));
+    gauge(
+        Gauge.builder("ferry.agent.hold.probes.answered", probesAnswered)
+            .description("Keep-alive probes the hold answered for the connections it holds now"));
   }
 
   /** ferry_agent_interruption_notices_total{kind}: spot notices this node reported. */
   public void interruptionNotice(String kind) {
-    registry.counter("ferry.agent.interruption.notices", "kind", kind).increment();
+    Counter.builder("ferry.agent.interruption.notices")
+        .description("Spot interruption notices and rebalance recommendations this node reported")
+        .tag("kind", kind)
+        .register(registry)
+        .increment();
   }
 
   public MeterRegistry registry() {
     return registry;
+  }
+
+  /** The one way a gauge is registered here: holding its supplier strongly (see the class). */
+  private void gauge(Gauge.Builder<?> gauge) {
+    gauge.strongReference(true).register(registry);
   }
 }

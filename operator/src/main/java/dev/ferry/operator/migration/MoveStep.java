@@ -248,7 +248,14 @@ final class MoveStep {
     Plan plan = flight.plan();
     if (e instanceof ClaimFailed claim) {
       String why = "in Moving: " + claim.getCause().getMessage();
-      LOG.warning(() -> mr.getMetadata().getName() + ": " + why + "; rolling back");
+      LOG.warning(
+          () ->
+              mr.getMetadata().getNamespace()
+                  + "/"
+                  + mr.getMetadata().getName()
+                  + ": "
+                  + why
+                  + "; rolling back");
       return rollBack(plan, Reasons.ADDRESS_CLAIM_FAILED, why, wake);
     }
     if (!(e instanceof AgentClient.Failed failed)) {
