@@ -381,7 +381,8 @@ class OperatorIT {
           .isEqualTo(
               "waiting for a migration slot: 1 migration(s) out of node "
                   + cluster.agents.a.name
-                  + " under way, the limit is 1 (ferry.operator.limits.per-node)");
+                  + " may be under way at once (ferry.operator.limits.per-node), and that many"
+                  + " are");
       assertThat(waiting.getConditions())
           .anySatisfy(c -> assertThat(c.getReason()).isEqualTo("WaitingForSlot"));
 

@@ -190,9 +190,9 @@ public final class MigrationMachine {
     Instant now = clock.instant();
     Map<String, Double> millis =
         st.getPhaseMillis() == null ? new HashMap<>() : new HashMap<>(st.getPhaseMillis());
-    if (was != Phase.Pending) {
-      millis.merge(was.name(), round(Duration.between(entered(st), now)), Double::sum);
-    }
+    // Pending too: a request may wait there for a migration slot, and Preparing's clock starts
+    // where Pending's stops.
+    millis.merge(was.name(), round(Duration.between(entered(st), now)), Double::sum);
     millis.putAll(report.agentPhaseMillis());
     st.setPhaseMillis(millis);
     Plan plan = report.plan();

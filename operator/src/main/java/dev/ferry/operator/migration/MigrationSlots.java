@@ -105,27 +105,24 @@ public final class MigrationSlots {
             .filter(r -> perNode.getOrDefault(r.getStatus().getSourceNode(), 0) < limits.perNode())
             .count();
 
+    // The sentence names the limit, not the counts: it is written to the status when it changes,
+    // and a count that moved with every start and end would write it again each time.
     if (fromNode + aheadOnNode >= limits.perNode()) {
       return Optional.of(
           "waiting for a migration slot: "
-              + fromNode
+              + limits.perNode()
               + " migration(s) out of node "
               + sourceNode
-              + " under way, the limit is "
-              + limits.perNode()
-              + " (ferry.operator.limits.per-node)"
-              + (aheadOnNode > 0
-                  ? "; " + aheadOnNode + " request(s) from that node go first"
-                  : ""));
+              + " may be under way at once (ferry.operator.limits.per-node), and "
+              + (aheadOnNode > 0 ? "earlier requests from that node wait too" : "that many are"));
     }
     if (inCluster + aheadInCluster >= limits.perCluster()) {
       return Optional.of(
           "waiting for a migration slot: "
-              + inCluster
-              + " migration(s) under way in the cluster, the limit is "
               + limits.perCluster()
-              + " (ferry.operator.limits.per-cluster)"
-              + (aheadInCluster > 0 ? "; " + aheadInCluster + " request(s) go first" : ""));
+              + " migration(s) may be under way at once in the cluster"
+              + " (ferry.operator.limits.per-cluster), and "
+              + (aheadInCluster > 0 ? "earlier requests wait too" : "that many are"));
     }
     admitted.put(uid, sourceNode);
     return Optional.empty();
