@@ -4,6 +4,7 @@ package dev.ferry.agent.repair;
 import dev.ferry.sys.RepairSocket;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
+import java.util.Optional;
 
 /**
  * A rebuilt socket still in repair mode: it sends nothing until {@link #resume()}. Closing it
@@ -14,11 +15,13 @@ public final class RestoredSocket implements AutoCloseable {
 
   private final RepairSocket repair;
   private final byte[] unsent;
+  private final Optional<CarriedOptions> options;
   private boolean resumed;
 
-  RestoredSocket(RepairSocket repair, byte[] unsent) {
+  RestoredSocket(RepairSocket repair, byte[] unsent, Optional<CarriedOptions> options) {
     this.repair = repair;
     this.unsent = unsent;
+    this.options = options;
   }
 
   public TcpSocket socket() {
@@ -28,7 +31,8 @@ public final class RestoredSocket implements AutoCloseable {
   /**
    * Leaves repair mode, which makes the kernel send a window update that wakes the peer, then
    * queues the bytes the original socket had never sent, ahead of anything the application writes
-   * next. Returns the socket, blocking again, now owned by the caller.
+   * next, and sets the socket options that had to wait for these steps. Returns the socket,
+   * blocking again, now owned by the caller.
    */
   public TcpSocket resume() throws SyscallException {
     TcpSocket socket = repair.socket();
@@ -38,6 +42,9 @@ public final class RestoredSocket implements AutoCloseable {
     // ordinary kind. Without this, its TIME_WAIT blocks the application from binding a new
     // listener on the port, even with SO_REUSEADDR.
     socket.setReuseAddress();
+    if (options.isPresent()) {
+      options.get().applyAfterRepair(socket);
+    }
     int off = 0;
     int grown = 0;
     while (off < unsent.length) {
@@ -51,6 +58,9 @@ public final class RestoredSocket implements AutoCloseable {
         throw new IllegalStateException(
             socket + ": send buffer refuses " + (unsent.length - off) + " unsent bytes");
       }
+    }
+    if (options.isPresent()) {
+      options.get().applyAfterUnsent(socket);
     }
     socket.setBlocking(true);
     return socket;
