@@ -10,8 +10,9 @@ import java.util.logging.Logger;
 
 /**
  * The socket options an application set on a connection, read on the source and set again on the
- * restored socket, each at the step of the restore where the kernel needs it (see the {@code
- * apply*} methods).
+ * restored socket, each at the step of the restore where the kernel needs it: before connect and in
+ * repair mode here, SO_KEEPALIVE and TCP_NOTSENT_LOWAT once out of repair mode in {@link
+ * RestoredSocket#resume()}.
  *
  * @param keepIdle TCP_KEEPIDLE, seconds: the effective value, the sysctl's if the application set
  *     none (likewise keepInterval, keepCount and notSentLowWatermark)
@@ -128,7 +129,8 @@ public record CarriedOptions(
    *       filled into these buffers next, as they had fitted in the original's.
    *   <li>TCP_CONGESTION: the algorithm is then initialised once, at connect, as for a socket whose
    *       application chose it before connecting. A kernel without it keeps its default.
-   *   <li>The keep-alive timings: they arm nothing while SO_KEEPALIVE is off (see step 3).
+   *   <li>The keep-alive timings: they arm nothing while SO_KEEPALIVE is off, and that waits for
+   *       {@link RestoredSocket#resume()}.
    * </ul>
    */
   void applyBeforeConnect(TcpSocket socket, boolean ipv6, String connection)
@@ -186,25 +188,5 @@ public record CarriedOptions(
     o.setCork(cork);
     o.setUserTimeout(userTimeout);
     o.setLinger(new Linger(linger, lingerSeconds));
-  }
-
-  /**
-   * Step 3, right after repair mode: SO_KEEPALIVE. On a connected socket it arms the keep-alive
-   * timer, and nothing makes that timer respect repair mode; a staged socket may wait for the
-   * commit longer than a short TCP_KEEPIDLE, and must send nothing before it.
-   */
-  void applyAfterRepair(TcpSocket socket) throws SyscallException {
-    if (keepAlive) {
-      new SocketOptions(socket).setKeepAlive(true);
-    }
-  }
-
-  /**
-   * Step 4, after the bytes the original never sent are queued: TCP_NOTSENT_LOWAT. Set earlier, a
-   * low mark makes the kernel refuse all but the first of those bytes to a non-blocking write,
-   * though the original's queue held them all.
-   */
-  void applyAfterUnsent(TcpSocket socket) throws SyscallException {
-    new SocketOptions(socket).setNotSentLowWatermark(notSentLowWatermark);
   }
 }

@@ -162,41 +162,93 @@ class SocketOptionsMigrationIT {
   @ParameterizedTest
   @EnumSource(Family.class)
   void aLowNotSentMarkBelowTheNeverSentQueueStillMovesEveryByte(Family family) throws Exception {
-    int total = 4 << 20;
     try (MigrationLab lab = new MigrationLab(family)) {
-      SocketChannel client = lab.connect(16 * 1024);
-      TcpSocket onA = lab.accept();
-      ByteArrayOutputStream received = new ByteArrayOutputStream();
-      long written = Peers.fill(onA, 5, 0, total);
-      Peers.readExactly(client, 64 * 1024, received);
-      written = Peers.fill(onA, 5, written, total);
-      new SocketOptions(onA).setNotSentLowWatermark(4096);
+      Download download = new Download(lab);
+      new SocketOptions(download.onA).setNotSentLowWatermark(4096);
 
+      TcpSocket onB = lab.restoreAllOnB(List.of(download.export())).get(0);
+
+      assertThat(new SocketOptions(onB).notSentLowWatermark()).isEqualTo(4096);
+      download.finishFrom(onB);
+    }
+  }
+
+  /**
+   * The target application may set options on the socket between TAKEOVER and TAKEN, while it is
+   * still in repair mode (handoff protocol): what it sets wins over what was carried, a low mark
+   * included, and the bytes never sent still all go.
+   */
+  @ParameterizedTest
+  @EnumSource(Family.class)
+  void optionsTheTargetApplicationSetsBeforeTheResumeWinOverTheCarriedOnes(Family family)
+      throws Exception {
+    try (MigrationLab lab = new MigrationLab(family)) {
+      Download download = new Download(lab);
+      new SocketOptions(download.onA).setNotSentLowWatermark(65536);
+      new SocketOptions(download.onA).setUserTimeout(4321);
+      SocketState state = download.export();
+
+      RestoredSocket staged = lab.track(lab.bNs.call(() -> new SocketRestorer().restore(state)));
+      SocketOptions asTheApplication = new SocketOptions(staged.socket());
+      asTheApplication.setNotSentLowWatermark(2048);
+      asTheApplication.setUserTimeout(1234);
+      asTheApplication.setKeepAlive(true);
+      lab.announceB();
+      TcpSocket onB = lab.track(staged.resume());
+
+      SocketOptions b = new SocketOptions(onB);
+      assertThat(b.notSentLowWatermark()).isEqualTo(2048);
+      assertThat(b.userTimeout()).isEqualTo(1234);
+      assertThat(b.keepAlive()).isTrue();
+      download.finishFrom(onB);
+    }
+  }
+
+  /** A download frozen with bytes in flight and a never-sent queue well past 64 KiB. */
+  private static final class Download {
+    static final int TOTAL = 4 << 20;
+    static final long SEED = 5;
+    final MigrationLab lab;
+    final SocketChannel client;
+    final TcpSocket onA;
+    final ByteArrayOutputStream received = new ByteArrayOutputStream();
+    long written;
+
+    Download(MigrationLab lab) throws Exception {
+      this.lab = lab;
+      client = lab.connect(16 * 1024);
+      onA = lab.accept();
+      written = Peers.fill(onA, SEED, 0, TOTAL);
+      Peers.readExactly(client, 64 * 1024, received);
+      written = Peers.fill(onA, SEED, written, TOTAL);
+    }
+
+    /** Freezes A, exports through the wire format and moves the address to B. */
+    SocketState export() throws Exception {
       lab.freezeA();
       SocketState state = lab.exportAll(List.of(onA)).get(0);
-      assertThat(state.sendUnsent().length)
-          .as("never-sent bytes at export, against the mark")
-          .isGreaterThan(64 * 1024);
+      assertThat(state.sendUnsent().length).as("never-sent bytes at export").isGreaterThan(65536);
       lab.moveAddressToB();
-      TcpSocket onB =
-          lab.restoreAllOnB(List.of(SocketStateCodec.decode(SocketStateCodec.encode(state))))
-              .get(0);
-      assertThat(new SocketOptions(onB).notSentLowWatermark()).isEqualTo(4096);
+      return SocketStateCodec.decode(SocketStateCodec.encode(state));
+    }
 
+    /** The rest of the download from B; the client gets every byte once, in order. */
+    void finishFrom(TcpSocket onB) throws Exception {
       CompletableFuture<Void> reader =
           CompletableFuture.runAsync(
               () -> {
                 try {
                   Peers.readToEnd(client, received, false);
                 } catch (Exception e) {
-                  throw new IllegalStateException("client read failed after " + received.size(), e);
+                  throw new IllegalStateException(
+                      "client read failed after " + received.size() + " bytes", e);
                 }
               });
-      Peers.writeRest(onB, 5, written, total);
+      Peers.writeRest(onB, SEED, written, TOTAL);
       onB.shutdownOutput();
       reader.get(60, TimeUnit.SECONDS);
-      assertThat(received.size()).isEqualTo(total);
-      assertThat(Pattern.firstMismatch(5, received.toByteArray())).isEqualTo(-1);
+      assertThat(received.size()).isEqualTo(TOTAL);
+      assertThat(Pattern.firstMismatch(SEED, received.toByteArray())).isEqualTo(-1);
     }
   }
 
