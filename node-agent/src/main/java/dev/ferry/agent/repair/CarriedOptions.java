@@ -123,7 +123,7 @@ public record CarriedOptions(
    *
    * <ul>
    *   <li>SO_MARK and IP_TOS/IPV6_TCLASS: policy routing may select on either, and connect's route
-   *       lookup is the one the connection keeps.
+   *       lookup should already see them, as the original's did.
    *   <li>SO_PRIORITY after IP_TOS, because setting IP_TOS overwrites the priority.
    *   <li>Locked buffer sizes: connect derives the window clamp from SO_RCVBUF, and the queues are
    *       filled into these buffers next, as they had fitted in the original's.
