@@ -172,10 +172,16 @@ final class Native {
   static final int SO_REUSEADDR = 2;
   static final int SO_SNDBUF = 7;
   static final int SO_RCVBUF = 8;
+  static final int SO_KEEPALIVE = 9;
+  static final int SO_PRIORITY = 12;
+  static final int SO_LINGER = 13;
   static final int SO_RCVTIMEO = 20;
   static final int SO_SNDTIMEO = 21;
   static final int SO_SNDBUFFORCE = 32;
   static final int SO_RCVBUFFORCE = 33;
+  static final int SO_MARK = 36;
+  // Linux 5.14+: the sk_userlocks bits below, read-only here.
+  static final int SO_BUF_LOCK = 72;
   static final int SCM_RIGHTS = 1;
   static final int MSG_PEEK = 0x2;
   static final int MSG_TRUNC = 0x20;
@@ -184,7 +190,10 @@ final class Native {
   static final int MSG_CMSG_CLOEXEC = 0x40000000;
   static final int SHUT_WR = 1;
 
-  // <netinet/in.h>: IPv6 socket options
+  // <netinet/in.h>: IPv4 and IPv6 socket options
+  static final int IPPROTO_IP = 0;
+  static final int IP_TOS = 1;
+  static final int IPV6_TCLASS = 67;
   static final int IPPROTO_IPV6 = 41;
   static final int IPPROTO_ICMPV6 = 58;
   static final int IPV6_MULTICAST_IF = 17;
@@ -200,13 +209,21 @@ final class Native {
   // <netinet/tcp.h>, <linux/tcp.h>
   static final int IPPROTO_TCP = 6;
   static final int SOL_TCP = 6;
+  static final int TCP_NODELAY = 1;
   static final int TCP_MAXSEG = 2;
+  static final int TCP_CORK = 3;
+  static final int TCP_KEEPIDLE = 4;
+  static final int TCP_KEEPINTVL = 5;
+  static final int TCP_KEEPCNT = 6;
   static final int TCP_INFO = 11;
+  static final int TCP_CONGESTION = 13;
+  static final int TCP_USER_TIMEOUT = 18;
   static final int TCP_REPAIR = 19;
   static final int TCP_REPAIR_QUEUE = 20;
   static final int TCP_QUEUE_SEQ = 21;
   static final int TCP_REPAIR_OPTIONS = 22;
   static final int TCP_TIMESTAMP = 24;
+  static final int TCP_NOTSENT_LOWAT = 25;
   static final int TCP_REPAIR_WINDOW = 29;
 
   // <linux/sockios.h>: SIOCINQ is FIONREAD and SIOCOUTQ is TIOCOUTQ on every arch we build.

@@ -45,4 +45,13 @@ class StructLayoutTest {
     assertThat(info.sndMss()).isEqualTo(1448);
     assertThat(info.timestamps() && info.sack() && info.windowScaling()).isTrue();
   }
+
+  @Test
+  void lingerIsOnOffThenSecondsAsTwoInts() {
+    byte[] raw = new SocketOptions.Linger(true, 9).encode();
+    assertThat(raw).hasSize(8);
+    ByteBuffer b = ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder());
+    assertThat(new int[] {b.getInt(), b.getInt()}).containsExactly(1, 9);
+    assertThat(SocketOptions.Linger.parse(raw)).isEqualTo(new SocketOptions.Linger(true, 9));
+  }
 }

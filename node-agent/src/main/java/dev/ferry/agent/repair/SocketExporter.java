@@ -6,7 +6,9 @@ import dev.ferry.sys.RepairSocket.Queue;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpInfo;
 import dev.ferry.sys.TcpSocket;
+import java.net.Inet4Address;
 import java.util.Arrays;
+import java.util.Optional;
 
 /**
  * Reads a live socket's whole state with TCP_REPAIR, without waiting for anything: the send queue
@@ -59,8 +61,11 @@ public final class SocketExporter {
     int sendSeq = repair.queueSequence(Queue.SEND);
     byte[] sendQueue = repair.peekQueue(Queue.SEND, outq);
     int unacked = outq - unsent;
+    var local = socket.localAddress();
+    CarriedOptions options =
+        CarriedOptions.read(socket, !(local.getAddress() instanceof Inet4Address));
     return new SocketState(
-        socket.localAddress(),
+        local,
         socket.remoteAddress(),
         sendSeq,
         recvSeq,
@@ -75,6 +80,7 @@ public final class SocketExporter {
         Arrays.copyOfRange(sendQueue, 0, unacked),
         Arrays.copyOfRange(sendQueue, unacked, outq),
         recvQueue,
-        System.currentTimeMillis());
+        System.currentTimeMillis(),
+        Optional.of(options));
   }
 }

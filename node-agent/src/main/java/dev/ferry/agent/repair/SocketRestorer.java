@@ -11,7 +11,8 @@ import dev.ferry.sys.TcpSocket;
 
 /**
  * Rebuilds a socket from its {@link SocketState} in repair mode, in the order {@link RepairSocket}
- * documents. The result stays silent until {@link RestoredSocket#resume()}.
+ * documents, with the application's socket options at the steps {@link CarriedOptions} names. The
+ * result stays silent until {@link RestoredSocket#resume()}.
  */
 public final class SocketRestorer {
   /** The kernel refuses a larger TCP_MAXSEG (MAX_TCP_WINDOW); only loopback has one. */
@@ -58,6 +59,10 @@ public final class SocketRestorer {
       }
       step = "bind";
       socket.bind(state.local());
+      if (state.options().isPresent()) {
+        step = "set the socket options connect uses";
+        state.options().get().applyBeforeConnect(socket, state.ipv6(), state.connection());
+      }
       step = "connect";
       socket.connect(state.remote());
       step = "set options";
@@ -78,7 +83,11 @@ public final class SocketRestorer {
       repair.fillQueue(Queue.SEND, state.sendUnacked());
       step = "set the window";
       repair.setWindow(state.window());
-      return new RestoredSocket(repair, state.sendUnsent());
+      if (state.options().isPresent()) {
+        step = "set the socket options";
+        state.options().get().applyInRepair(socket);
+      }
+      return new RestoredSocket(repair, state.sendUnsent(), state.options());
     } catch (SyscallException | RuntimeException e) {
       // Still in repair mode (or never connected): closing sends nothing to the peer.
       socket.close();

@@ -5,10 +5,11 @@ import dev.ferry.sys.RepairWindow;
 import java.net.Inet4Address;
 import java.net.InetSocketAddress;
 import java.util.Objects;
+import java.util.Optional;
 
 /**
  * Everything needed to rebuild one ESTABLISHED TCP socket elsewhere: addresses, sequence numbers,
- * negotiated options, window and the bytes in both queues.
+ * negotiated options, window, the bytes in both queues and the socket options the application set.
  *
  * @param sendSeq write_seq: the sequence number after the last byte the application wrote
  * @param recvSeq rcv_nxt: the sequence number after the last byte received
@@ -19,6 +20,8 @@ import java.util.Objects;
  * @param sendUnsent send-queue bytes never transmitted
  * @param recvQueue bytes received and acknowledged but not read by the application
  * @param exportedAtMillis wall-clock time of the export, ms since the epoch
+ * @param options the socket options; empty in a state from an agent that carried none, which
+ *     restores with the kernel's defaults
  */
 public record SocketState(
     InetSocketAddress local,
@@ -36,7 +39,8 @@ public record SocketState(
     byte[] sendUnacked,
     byte[] sendUnsent,
     byte[] recvQueue,
-    long exportedAtMillis) {
+    long exportedAtMillis,
+    Optional<CarriedOptions> options) {
 
   /** RFC 7323 caps the shift at 14. */
   public static final int MAX_WSCALE = 14;
@@ -48,6 +52,7 @@ public record SocketState(
     Objects.requireNonNull(sendUnacked, "sendUnacked");
     Objects.requireNonNull(sendUnsent, "sendUnsent");
     Objects.requireNonNull(recvQueue, "recvQueue");
+    Objects.requireNonNull(options, "options");
     if (local.getAddress() == null || remote.getAddress() == null) {
       throw new IllegalArgumentException("local and remote must be resolved IP addresses");
     }
@@ -66,6 +71,49 @@ public record SocketState(
       throw new IllegalArgumentException(
           "window scales must be 0-" + MAX_WSCALE + ", got " + sndWscale + "/" + rcvWscale);
     }
+  }
+
+  /** A state without socket options, as agents before they were carried exported it. */
+  public SocketState(
+      InetSocketAddress local,
+      InetSocketAddress remote,
+      int sendSeq,
+      int recvSeq,
+      int mssClamp,
+      boolean windowScaling,
+      int sndWscale,
+      int rcvWscale,
+      boolean sack,
+      boolean timestamps,
+      int timestamp,
+      RepairWindow window,
+      byte[] sendUnacked,
+      byte[] sendUnsent,
+      byte[] recvQueue,
+      long exportedAtMillis) {
+    this(
+        local,
+        remote,
+        sendSeq,
+        recvSeq,
+        mssClamp,
+        windowScaling,
+        sndWscale,
+        rcvWscale,
+        sack,
+        timestamps,
+        timestamp,
+        window,
+        sendUnacked,
+        sendUnsent,
+        recvQueue,
+        exportedAtMillis,
+        Optional.empty());
+  }
+
+  /** Whether the addresses are IPv6. */
+  public boolean ipv6() {
+    return !(local.getAddress() instanceof Inet4Address);
   }
 
   /** The first sequence number of the send queue (snd_una). */

@@ -3,6 +3,7 @@ package dev.ferry.agent.repair;
 
 import com.google.protobuf.ByteString;
 import com.google.protobuf.InvalidProtocolBufferException;
+import dev.ferry.api.v1alpha1.SocketOptions;
 import dev.ferry.api.v1alpha1.TcpSocketState;
 import dev.ferry.sys.RepairWindow;
 import java.net.InetAddress;
@@ -11,6 +12,7 @@ import java.net.UnknownHostException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
+import java.util.Optional;
 import java.util.zip.CRC32C;
 
 /**
@@ -23,7 +25,10 @@ import java.util.zip.CRC32C;
  * stream) whose transport already guards integrity.
  */
 public final class SocketStateCodec {
-  /** The format this agent writes and the only one it reads. */
+  /**
+   * The format this agent writes and the only one it reads. Socket options came within it, as an
+   * optional field (see socket_state.proto): a state without them still reads.
+   */
   public static final int FORMAT_VERSION = 1;
 
   private static final int OPT_TIMESTAMPS = 1;
@@ -54,8 +59,9 @@ public final class SocketStateCodec {
             | (s.sack() ? OPT_SACK : 0)
             | (s.windowScaling() ? OPT_WSCALE : 0);
     RepairWindow w = s.window();
-    return TcpSocketState.newBuilder()
-        .setFormatVersion(FORMAT_VERSION)
+    TcpSocketState.Builder b = TcpSocketState.newBuilder();
+    s.options().ifPresent(o -> b.setSocketOptions(toMessage(o)));
+    return b.setFormatVersion(FORMAT_VERSION)
         .setLocalAddress(ByteString.copyFrom(s.local().getAddress().getAddress()))
         .setLocalPort(s.local().getPort())
         .setRemoteAddress(ByteString.copyFrom(s.remote().getAddress().getAddress()))
@@ -79,6 +85,47 @@ public final class SocketStateCodec {
         .setRecvQueue(ByteString.copyFrom(s.recvQueue()))
         .setExportedAtUnixMs(s.exportedAtMillis())
         .build();
+  }
+
+  private static SocketOptions toMessage(CarriedOptions o) {
+    return SocketOptions.newBuilder()
+        .setNoDelay(o.noDelay())
+        .setCork(o.cork())
+        .setKeepAlive(o.keepAlive())
+        .setKeepIdleS(o.keepIdle())
+        .setKeepIntervalS(o.keepInterval())
+        .setKeepCount(o.keepCount())
+        .setUserTimeoutMs(o.userTimeout())
+        .setCongestion(o.congestion())
+        .setNotSentLowat(o.notSentLowWatermark())
+        .setMark(o.mark())
+        .setPriority(o.priority())
+        .setTrafficClass(o.trafficClass())
+        .setLockedSendBuffer(o.lockedSendBuffer())
+        .setLockedReceiveBuffer(o.lockedReceiveBuffer())
+        .setLinger(o.linger())
+        .setLingerS(o.lingerSeconds())
+        .build();
+  }
+
+  private static CarriedOptions fromMessage(SocketOptions m) {
+    return new CarriedOptions(
+        m.getNoDelay(),
+        m.getCork(),
+        m.getKeepAlive(),
+        m.getKeepIdleS(),
+        m.getKeepIntervalS(),
+        m.getKeepCount(),
+        m.getUserTimeoutMs(),
+        m.getCongestion(),
+        m.getNotSentLowat(),
+        m.getMark(),
+        m.getPriority(),
+        m.getTrafficClass(),
+        m.getLockedSendBuffer(),
+        m.getLockedReceiveBuffer(),
+        m.getLinger(),
+        m.getLingerS());
   }
 
   public static SocketState decode(byte[] bytes) throws InvalidSocketStateException {
@@ -127,7 +174,9 @@ public final class SocketStateCodec {
           m.getSendUnacked().toByteArray(),
           m.getSendUnsent().toByteArray(),
           m.getRecvQueue().toByteArray(),
-          m.getExportedAtUnixMs());
+          m.getExportedAtUnixMs(),
+          // Absent from states written before options were carried: restored with defaults.
+          m.hasSocketOptions() ? Optional.of(fromMessage(m.getSocketOptions())) : Optional.empty());
     } catch (IllegalArgumentException e) {
       throw new InvalidSocketStateException("invalid socket state: " + e.getMessage(), e);
     }

@@ -9,12 +9,46 @@ import dev.ferry.sys.RepairWindow;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.Optional;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 class SocketStateCodecTest {
 
+  /** Every option away from its default, so that a field the codec drops shows. */
+  static final CarriedOptions OPTIONS =
+      new CarriedOptions(
+          true, true, true, 61, 17, 5, 4321, "cubic", 16384, 0x5eed, 5, 0xb8, 96 * 1024, 80 * 1024,
+          true, 9);
+
   private static SocketState state(String local, String remote, int queueBytes) throws Exception {
+    return withOptions(stateWithoutOptions(local, remote, queueBytes), Optional.of(OPTIONS));
+  }
+
+  private static SocketState withOptions(SocketState s, Optional<CarriedOptions> options) {
+    return new SocketState(
+        s.local(),
+        s.remote(),
+        s.sendSeq(),
+        s.recvSeq(),
+        s.mssClamp(),
+        s.windowScaling(),
+        s.sndWscale(),
+        s.rcvWscale(),
+        s.sack(),
+        s.timestamps(),
+        s.timestamp(),
+        s.window(),
+        s.sendUnacked(),
+        s.sendUnsent(),
+        s.recvQueue(),
+        s.exportedAtMillis(),
+        options);
+  }
+
+  private static SocketState stateWithoutOptions(String local, String remote, int queueBytes)
+      throws Exception {
     return new SocketState(
         new InetSocketAddress(InetAddress.getByName(local), 8080),
         new InetSocketAddress(InetAddress.getByName(remote), 40312),
@@ -49,9 +83,78 @@ class SocketStateCodecTest {
   }
 
   @Test
-  void idleIpv4SocketEncodesInAtMostOneHundredBytes() throws Exception {
-    assertThat(SocketStateCodec.encode(state("198.18.0.100", "198.18.0.1", 0)).length)
+  void aStateWithoutOptionsStaysWithoutOptions() throws Exception {
+    SocketState s = stateWithoutOptions("198.18.0.100", "198.18.0.1", 10);
+    assertThat(SocketStateCodec.decode(SocketStateCodec.encode(s)).options()).isEmpty();
+  }
+
+  /**
+   * Bytes the agent wrote before socket options were carried (commit 08a64ef, the state of {@link
+   * #stateWithoutOptions} with 5, 2 and 3 queue bytes): they still decode, to a state without
+   * options, which restores with the kernel's defaults.
+   */
+  @Test
+  void stateEncodedBeforeOptionsWereCarriedStillDecodes() throws Exception {
+    String ipv4 =
+        "08011204c612006418903f2204c612000128f8ba023098f5f2f60f38f8acd1910140b40b4807500a5807608080"
+            + "fcff076a180880a0d191011080f80318ffff032080f6032880a0d19101720501020304057a0206078201"
+            + "0308090a900180bcd9f29e348d01bc9a533b";
+    String ipv6 =
+        "08011210fd66000000000000000000000000010018903f2210fd66000000000000000000000000000128f8ba02"
+            + "3098f5f2f60f38f8acd1910140b40b4807500a5807608080fcff076a180880a0d191011080f80318ffff"
+            + "032080f6032880a0d19101720501020304057a02060782010308090a900180bcd9f29e348d01e69719cb";
+    for (String[] c :
+        new String[][] {{ipv4, "198.18.0.100", "198.18.0.1"}, {ipv6, "fd66::100", "fd66::1"}}) {
+      SocketState old = SocketStateCodec.decode(HexFormat.of().parseHex(c[0]));
+      SocketState want = stateWithoutOptions(c[1], c[2], 0);
+      assertThat(old.options()).isEmpty();
+      assertThat(old)
+          .usingRecursiveComparison()
+          .withEqualsForType(Arrays::equals, byte[].class)
+          .ignoringFields("sendUnacked", "sendUnsent", "recvQueue")
+          .isEqualTo(want);
+      assertThat(old.sendUnacked()).containsExactly(1, 2, 3, 4, 5);
+      assertThat(old.sendUnsent()).containsExactly(6, 7);
+      assertThat(old.recvQueue()).containsExactly(8, 9, 10);
+    }
+  }
+
+  @Test
+  void optionsOutOfTheKernelsRangeAreRejectedWithTheField() throws Exception {
+    TcpSocketState good = SocketStateCodec.toMessage(state("198.18.0.100", "198.18.0.1", 10));
+    assertThatThrownBy(
+            () ->
+                SocketStateCodec.fromMessage(
+                    good.toBuilder()
+                        .setSocketOptions(good.getSocketOptions().toBuilder().setKeepCount(0))
+                        .build()))
+        .isInstanceOf(InvalidSocketStateException.class)
+        .hasMessageContaining("keep_count must be 1-127, got 0");
+    assertThatThrownBy(
+            () ->
+                SocketStateCodec.fromMessage(
+                    good.toBuilder()
+                        .setSocketOptions(
+                            good.getSocketOptions().toBuilder().setCongestion("cubic; rm"))
+                        .build()))
+        .isInstanceOf(InvalidSocketStateException.class)
+        .hasMessageContaining("congestion must be an algorithm's name");
+    assertThatThrownBy(
+            () ->
+                SocketStateCodec.fromMessage(
+                    good.toBuilder()
+                        .setSocketOptions(good.getSocketOptions().toBuilder().setTrafficClass(256))
+                        .build()))
+        .hasMessageContaining("traffic_class must be 0-255, got 256");
+  }
+
+  @Test
+  void idleIpv4SocketEncodesInAtMostOneHundredBytesWithoutOptionsAndOneHundredFortyWith()
+      throws Exception {
+    assertThat(SocketStateCodec.encode(stateWithoutOptions("198.18.0.100", "198.18.0.1", 0)).length)
         .isLessThanOrEqualTo(100);
+    assertThat(SocketStateCodec.encode(state("198.18.0.100", "198.18.0.1", 0)).length)
+        .isLessThanOrEqualTo(140);
   }
 
   @Test
