@@ -136,8 +136,10 @@ public final class OperatorScale {
       drain(api); // what the cluster's set-up and the operator's start cost is not counted
 
       Instant t0 = Instant.now();
+      ApiProbe probe = new ApiProbe(kube);
       create(kube, count, o.nodes() / 2);
       List<MigrationRequestStatus> ended = awaitAll(kube, count);
+      double[] getMillis = probe.stop();
       Instant last =
           ended.stream()
               .map(s -> Instant.parse(s.getCompletionTime()))
@@ -151,7 +153,10 @@ public final class OperatorScale {
               .filter(e -> !e.getKey().startsWith("GET"))
               .mapToInt(Map.Entry::getValue)
               .sum();
-      System.out.printf("%d requests: the operator's API calls, by kind:%n", count);
+      System.out.printf(
+          "%d requests: one GET of a pod took %.1f ms p50, %.1f ms p99 on the test API server"
+              + " meanwhile; the operator's API calls, by kind:%n",
+          count, pct(getMillis, 50), pct(getMillis, 99));
       calls.forEach((k, v) -> System.out.printf("  %6d  %s%n", v, k));
       long failed = ended.stream().filter(s -> s.getPhase() != Phase.Completed).count();
       if (failed > 0) {
@@ -194,6 +199,42 @@ public final class OperatorScale {
     } finally {
       api.destroy();
       Shell.run("rm", "-rf", dir.toString());
+    }
+  }
+
+  /**
+   * What one GET costs on the API server while the operator works: the test API server keeps
+   * everything in one list behind one lock, so its latency grows with what it holds.
+   */
+  private static final class ApiProbe {
+    private final List<Double> millis = java.util.Collections.synchronizedList(new ArrayList<>());
+    private final Thread thread;
+    private volatile boolean stop;
+
+    ApiProbe(KubernetesClient kube) {
+      thread =
+          new Thread(
+              () -> {
+                while (!stop) {
+                  long t = System.nanoTime();
+                  kube.pods().withName("src-0").get();
+                  millis.add((System.nanoTime() - t) / 1e6);
+                  try {
+                    Thread.sleep(100);
+                  } catch (InterruptedException e) {
+                    return;
+                  }
+                }
+              },
+              "api-probe");
+      thread.setDaemon(true);
+      thread.start();
+    }
+
+    double[] stop() throws InterruptedException {
+      stop = true;
+      thread.join();
+      return millis.stream().mapToDouble(Double::doubleValue).sorted().toArray();
     }
   }
 
