@@ -258,9 +258,13 @@ public final class SourceMigration {
         "rollback",
         () -> {
           for (ConnectionRecord r : in(FROZEN)) {
-            node.mover().giveBack(r.held, "the migration was rolled back");
+            Departure.Stayed back = node.mover().giveBack(r.held, "the migration was rolled back");
             r.held = null;
-            r.to(ROLLED_BACK, "");
+            if (back.reset()) {
+              r.to(FAILED, back.reason());
+            } else {
+              r.to(ROLLED_BACK, "");
+            }
           }
           List<ConnectionRecord> saved = savedRecords();
           saved.addAll(in(FAILED));

@@ -16,6 +16,7 @@ import dev.ferry.agent.repair.SocketState;
 import dev.ferry.protocol.Connection;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.RepairSocket;
+import dev.ferry.sys.SocketOptions;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
 import java.io.IOException;
@@ -193,9 +194,26 @@ public final class ConnectionMover {
   public Departure.Stayed giveBack(Freezing.Held held, String why) {
     Connection c = held.connection();
     releaseQuietly(new HoldKey(c.local(), c.remote()));
-    held.frozen().socket().close();
-    giveBack(held.frozen(), why);
-    return new Departure.Stayed(c, why);
+    TcpSocket socket = held.frozen().socket();
+    if (giveBack(held.frozen(), why)) {
+      socket.close(); // the application has its own descriptor: this close sends nothing
+      return new Departure.Stayed(c, why);
+    }
+    // The application is gone, so ours is the connection's last descriptor: a plain close would
+    // send a FIN, and a client reading a stream (SSE, a download) would take it for a normal end.
+    resetOnClose(socket, c);
+    socket.close();
+    return new Departure.Stayed(
+        c, why + "; its application is gone, so the client was reset", true);
+  }
+
+  private static void resetOnClose(TcpSocket socket, Connection c) {
+    try {
+      new SocketOptions(socket).setLinger(new SocketOptions.Linger(true, 0));
+    } catch (SyscallException e) {
+      LOG.warning(
+          () -> c + ": could not arm the reset (" + e.getMessage() + "); it ends with a FIN");
+    }
   }
 
   /**
@@ -331,11 +349,14 @@ public final class ConnectionMover {
     }
   }
 
-  private static void giveBack(HandoffOutcome.Frozen frozen, String why) {
+  /** Tells the application it has the connection back; false when it is not there to hear it. */
+  private static boolean giveBack(HandoffOutcome.Frozen frozen, String why) {
     try {
       frozen.session().returned(frozen.requestId(), why);
+      return true;
     } catch (SyscallException e) {
       LOG.warning(() -> "giving a connection back failed: " + e.getMessage());
+      return false;
     }
   }
 

@@ -22,6 +22,14 @@ public sealed interface Departure {
     }
   }
 
-  /** The connection stays where it is, live and untouched, for {@code reason}. */
-  record Stayed(Connection connection, String reason) implements Departure {}
+  /**
+   * The connection stays where it is, live and untouched, for {@code reason}; or, when {@code
+   * reset}, it could neither move nor stay, because its application is gone: the client was sent a
+   * reset, so that it does not take the end for a normal one.
+   */
+  record Stayed(Connection connection, String reason, boolean reset) implements Departure {
+    public Stayed(Connection connection, String reason) {
+      this(connection, reason, false);
+    }
+  }
 }
