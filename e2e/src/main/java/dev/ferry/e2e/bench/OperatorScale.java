@@ -333,6 +333,9 @@ public final class OperatorScale {
                   MigrationRequestSpec s = new MigrationRequestSpec();
                   s.setSource(new PodReference("src-" + k));
                   s.setTarget(new PodReference("dst-" + k));
+                  // Long enough to wait for a slot behind every other request: the limits, not
+                  // the deadline, are what this measures.
+                  s.setDeadline("30m");
                   MigrationRequest mr = new MigrationRequest();
                   mr.getMetadata().setName(String.format("reclaim-%05d", k));
                   mr.getMetadata().setNamespace(NAMESPACE);

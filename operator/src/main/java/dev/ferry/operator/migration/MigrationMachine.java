@@ -69,7 +69,7 @@ public final class MigrationMachine {
       Clock clock,
       Duration callTimeout) {
     this.pending = new PendingStep(planner, slots, clock);
-    this.prepare = new PrepareStep(planner, agents, fabric, guard, clock);
+    this.prepare = new PrepareStep(planner, agents, fabric, guard, calls::prepared, clock);
     this.move = new MoveStep(planner, agents, fabric, calls, clock, callTimeout);
     this.planner = planner;
     this.agents = agents;

@@ -41,6 +41,13 @@ public final class MoveCalls {
       Kind kind, Plan plan, String reason, String note, CompletableFuture<MoveOutcome> answer) {}
 
   private final Map<String, Flight> flights = new ConcurrentHashMap<>();
+
+  /**
+   * The plan Preparing made, by migration id, for the Move that follows at once: Moving need not
+   * read the pods and nodes again. Taken by Moving; an operator restarted in between plans again.
+   */
+  private final Map<String, Plan> prepared = new ConcurrentHashMap<>();
+
   private final Executor executor;
 
   public MoveCalls(Executor executor) {
@@ -99,7 +106,18 @@ public final class MoveCalls {
   void forget(String migrationId) {
     if (migrationId != null) {
       flights.remove(migrationId);
+      prepared.remove(migrationId);
     }
+  }
+
+  void prepared(Plan plan) {
+    prepared.put(plan.id(), plan);
+  }
+
+  Optional<Plan> takePrepared(String migrationId) {
+    return migrationId == null
+        ? Optional.empty()
+        : Optional.ofNullable(prepared.remove(migrationId));
   }
 
   /** How many flights the registry keeps. */

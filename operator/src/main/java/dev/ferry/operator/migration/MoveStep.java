@@ -98,7 +98,8 @@ final class MoveStep {
     // No call in flight: the first reconcile in Moving, or an operator restarted in it.
     Plan plan;
     try {
-      plan = planner.plan(mr, st.getTargetPod());
+      Optional<Plan> prepared = calls.takePrepared(st.getMigrationId());
+      plan = prepared.isPresent() ? prepared.get() : planner.plan(mr, st.getTargetPod());
     } catch (InvalidRequest e) {
       return StepOutcome.end(
           Phase.Failed,

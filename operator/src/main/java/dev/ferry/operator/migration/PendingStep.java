@@ -9,8 +9,8 @@ import java.util.Optional;
 
 /**
  * Pending: the request waits for a migration slot ({@link MigrationSlots}), then Preparing checks
- * it. Touches nothing. The plan made here only names the source node the limits count; a request
- * that cannot be planned goes on to Preparing, which fails it with the reason.
+ * it. Touches nothing. It reads only the source pod's node, which the limits count; a request whose
+ * source cannot be read goes on to Preparing, which fails it with the reason.
  */
 final class PendingStep {
   /**
@@ -34,13 +34,10 @@ final class PendingStep {
     // The source node, once known, is kept in the status: a request that waits long is checked
     // against its cache, not planned again against the API server each time it looks.
     String node = mr.getStatus().getSourceNode();
-    Report report = Report.NONE;
     Duration deadline;
     try {
       if (node == null) {
-        Plan plan = planner.plan(mr, null);
-        node = plan.sourceNode();
-        report = Report.of(plan);
+        node = planner.sourceNode(mr);
       }
       deadline = Durations.parse("spec.deadline", mr.getSpec().getDeadline());
     } catch (InvalidRequest e) {
@@ -59,7 +56,7 @@ final class PendingStep {
     if (waits.isPresent()) {
       return StepOutcome.queue(Reasons.WAITING_FOR_SLOT, waits.get(), RECHECK, node);
     }
-    return accepted(report);
+    return accepted(Report.NONE);
   }
 
   private static StepOutcome accepted(Report report) {

@@ -31,6 +31,25 @@ public final class PlanMaker implements Planner {
     this.agentPort = agentPort;
   }
 
+  /** One read of the source pod; Preparing checks the rest. */
+  @Override
+  public String sourceNode(MigrationRequest mr) throws InvalidRequest {
+    String ns = mr.getMetadata().getNamespace();
+    String name = mr.getSpec().getSource() == null ? null : mr.getSpec().getSource().getName();
+    if (name == null) {
+      throw new InvalidRequest("spec.source.name", "is required: name the pod to move from");
+    }
+    Pod source =
+        cluster
+            .pod(ns, name)
+            .orElseThrow(() -> new InvalidRequest("spec.source.name", "no pod " + name));
+    String node = ClusterView.nodeOf(source);
+    if (node == null) {
+      throw new InvalidRequest("spec.source.name", "pod " + name + " is not on a node");
+    }
+    return node;
+  }
+
   /**
    * @param chosenTarget the target an earlier plan chose from the selector (recorded in the
    *     status), so that a restarted operator keeps to it; null the first time

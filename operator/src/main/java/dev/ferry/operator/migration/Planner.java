@@ -14,4 +14,12 @@ public interface Planner {
    *     to it; null the first time
    */
   Plan plan(MigrationRequest mr, String chosenTarget) throws InvalidRequest;
+
+  /**
+   * The node the request's connections leave, which the migration limits count: a whole plan unless
+   * an implementation knows a cheaper way.
+   */
+  default String sourceNode(MigrationRequest mr) throws InvalidRequest {
+    return plan(mr, null).sourceNode();
+  }
 }

@@ -72,6 +72,7 @@ final class PrepareStep {
       return StepOutcome.end(Phase.Failed, Reasons.MISCONFIGURED, e.getMessage(), report);
     }
     Optional<String> unguarded = guard.protect(mr, plan);
+    prepared.accept(plan);
     return StepOutcome.advance(
         Phase.Moving,
         Reasons.PREPARED,
