@@ -17,6 +17,7 @@ import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Consumer;
 import java.util.function.Supplier;
 import java.util.stream.Collectors;
 
@@ -31,14 +32,24 @@ final class PrepareStep {
   private final Agents agents;
   private final Supplier<Fabric> fabric;
   private final EvictionGuard guard;
+  private final Consumer<Plan> prepared;
   private final Clock clock;
 
+  /**
+   * @param prepared keeps the plan for Moving, which follows at once
+   */
   PrepareStep(
-      Planner planner, Agents agents, Supplier<Fabric> fabric, EvictionGuard guard, Clock clock) {
+      Planner planner,
+      Agents agents,
+      Supplier<Fabric> fabric,
+      EvictionGuard guard,
+      Consumer<Plan> prepared,
+      Clock clock) {
     this.planner = planner;
     this.agents = agents;
     this.fabric = fabric;
     this.guard = guard;
+    this.prepared = prepared;
     this.clock = clock;
   }
 
