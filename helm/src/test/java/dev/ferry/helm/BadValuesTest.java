@@ -37,7 +37,15 @@ class BadValuesTest {
         Arguments.of("role-arn-without-aws.yaml", new String[] {"/aws/roleArn"}),
         Arguments.of("issuer-without-name.yaml", new String[] {"/certManager/issuerRef", "name"}),
         Arguments.of("limit-zero.yaml", new String[] {"/operator/limits/perNode"}),
-        Arguments.of("socket-dir-relative.yaml", new String[] {"/agent/socketDir", "'run/ferry'"}));
+        Arguments.of("socket-dir-relative.yaml", new String[] {"/agent/socketDir", "'run/ferry'"}),
+        Arguments.of("image-digest-not-sha256.yaml", new String[] {"/agent/image/digest"}),
+        Arguments.of(
+            "anti-affinity-sometimes.yaml",
+            new String[] {"/operator/podAntiAffinity", "'preferred', 'required', 'none'"}),
+        Arguments.of(
+            "disruption-budget-zero.yaml",
+            new String[] {"/operator/podDisruptionBudget/maxUnavailable"}),
+        Arguments.of("global-registry-with-scheme.yaml", new String[] {"/global/imageRegistry"}));
   }
 
   /** What the chart's templates refuse. */
@@ -45,7 +53,10 @@ class BadValuesTest {
     return Stream.of(
         Arguments.of(
             "same-host-ports.yaml",
-            new String[] {"agent.apiPort and agent.httpPort are both 9400"}));
+            new String[] {"agent.apiPort and agent.httpPort are both 9400"}),
+        Arguments.of(
+            "renew-before-validity.yaml",
+            new String[] {"tls.renewBeforeDays (30) must be less than tls.validityDays (30)"}));
   }
 
   @ParameterizedTest(name = "{0}")
