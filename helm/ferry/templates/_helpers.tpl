@@ -39,8 +39,36 @@ app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/*
+An image reference: call with (dict "ctx" $ "image" .Values.operator.image). With a digest it is
+repository@digest and the tag is ignored (a digest names exactly one image; a tag can be moved).
+global.imageRegistry, which an umbrella chart sets for all its subcharts, goes in front.
+*/}}
 {{- define "ferry.image" -}}
-{{- printf "%s:%s" .image.repository (default .ctx.Chart.AppVersion .image.tag) -}}
+{{- $repository := .image.repository -}}
+{{- with (.ctx.Values.global | default dict).imageRegistry -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository -}}
+{{- end -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (default .ctx.Chart.AppVersion .image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* imagePullSecrets and global.imagePullSecrets (names, or {name: ...}), once each. */}}
+{{- define "ferry.imagePullSecrets" -}}
+{{- $names := list -}}
+{{- range concat (default list .Values.imagePullSecrets) (default list (.Values.global | default dict).imagePullSecrets) -}}
+{{- if kindIs "string" . -}}
+{{- $names = append $names . -}}
+{{- else -}}
+{{- $names = append $names .name -}}
+{{- end -}}
+{{- end -}}
+{{- range uniq $names }}
+- name: {{ . }}
+{{- end -}}
 {{- end -}}
 
 {{/* Whether the agents watch the instance metadata service: agent.imds.enabled, or aws. */}}
@@ -59,6 +87,13 @@ only logs a fail, so these show at install and template time.)
 {{- define "ferry.validate" -}}
 {{- if eq (int .Values.agent.apiPort) (int .Values.agent.httpPort) -}}
 {{- fail (printf "agent.apiPort and agent.httpPort are both %v: the agent needs two host ports" .Values.agent.apiPort) -}}
+{{- end -}}
+{{- if not .Values.certManager.enabled -}}
+{{- range $what := list "validityDays" "caValidityDays" -}}
+{{- if le (int (get $.Values.tls $what)) (int $.Values.tls.renewBeforeDays) -}}
+{{- fail (printf "tls.renewBeforeDays (%v) must be less than tls.%s (%v): else every upgrade makes new certificates" $.Values.tls.renewBeforeDays $what (get $.Values.tls $what)) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -91,4 +126,47 @@ INFO, so that DEBUG shows what Ferry does without every HTTP/2 frame.
   value: {{ eq .Values.logging.format "json" | quote }}
 - name: QUARKUS_LOG_CATEGORY__DEV_FERRY__LEVEL
   value: {{ .Values.logging.level | quote }}
+{{- end -}}
+
+{{/*
+The operator's affinity: operator.affinity, plus a pod anti-affinity that spreads the replicas
+over nodes (operator.podAntiAffinity: preferred or required, on kubernetes.io/hostname), so that
+one node going away takes at most one replica, and the Lease passes to another at once. An
+affinity.podAntiAffinity of your own replaces it.
+*/}}
+{{- define "ferry.operator.affinity" -}}
+{{- $affinity := deepCopy (default dict .Values.operator.affinity) -}}
+{{- $mode := .Values.operator.podAntiAffinity -}}
+{{- if and (ne $mode "none") (not (hasKey $affinity "podAntiAffinity")) -}}
+{{- $term := dict
+      "topologyKey" "kubernetes.io/hostname"
+      "labelSelector" (dict "matchLabels" (include "ferry.selectorLabels" (dict "ctx" . "component" "operator") | fromYaml)) -}}
+{{- if eq $mode "required" -}}
+{{- $_ := set $affinity "podAntiAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" (list $term)) -}}
+{{- else -}}
+{{- $_ := set $affinity "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" $term))) -}}
+{{- end -}}
+{{- end -}}
+{{- with $affinity }}{{ toYaml . }}{{ end -}}
+{{- end -}}
+
+{{/*
+A certificate's notAfter as YYYYMMDDhhmmss in UTC, from a Secret's base64 PEM; empty when it
+cannot be read (the certificate is then made anew). Helm has no X.509 parser: the validity is the
+first two times in the DER (RFC 5280: TBSCertificate holds version, serialNumber, signature,
+issuer, then validity), each a UTCTime (tag 0x17, 13 bytes, YYMMDDhhmmssZ, for 1950-2049) or a
+GeneralizedTime (tag 0x18, 15 bytes, YYYYMMDDhhmmssZ); nothing before them has that shape but
+by a chance of about one in 10^12 in the 16 random bytes of the serial.
+*/}}
+{{- define "ferry.notAfter" -}}
+{{- $der := regexReplaceAll "-----[A-Z ]+-----" (b64dec .) "" | nospace | b64dec -}}
+{{- $times := regexFindAll "\\x17\\x0d[0-9]{12}Z|\\x18\\x0f[0-9]{14}Z" $der 2 -}}
+{{- if eq (len $times) 2 -}}
+{{- $t := index $times 1 | trimAll "Z" | substr 2 16 -}}
+{{- if eq (len $t) 12 -}}
+{{- if lt (atoi (substr 0 2 $t)) 50 }}20{{ else }}19{{ end }}{{ $t -}}
+{{- else -}}
+{{- $t -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}

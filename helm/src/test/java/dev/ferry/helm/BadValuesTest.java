@@ -47,7 +47,15 @@ class BadValuesTest {
         Arguments.of("logging-format-xml.yaml", new String[] {"/logging/format", "'text', 'json'"}),
         Arguments.of(
             "logging-level-lowercase.yaml",
-            new String[] {"/logging/level", "'ERROR', 'WARN', 'INFO', 'DEBUG'"}));
+            new String[] {"/logging/level", "'ERROR', 'WARN', 'INFO', 'DEBUG'"}),
+        Arguments.of("image-digest-not-sha256.yaml", new String[] {"/agent/image/digest"}),
+        Arguments.of(
+            "anti-affinity-sometimes.yaml",
+            new String[] {"/operator/podAntiAffinity", "'preferred', 'required', 'none'"}),
+        Arguments.of(
+            "disruption-budget-zero.yaml",
+            new String[] {"/operator/podDisruptionBudget/maxUnavailable"}),
+        Arguments.of("global-registry-with-scheme.yaml", new String[] {"/global/imageRegistry"}));
   }
 
   /** What the chart's templates refuse. */
@@ -55,7 +63,10 @@ class BadValuesTest {
     return Stream.of(
         Arguments.of(
             "same-host-ports.yaml",
-            new String[] {"agent.apiPort and agent.httpPort are both 9400"}));
+            new String[] {"agent.apiPort and agent.httpPort are both 9400"}),
+        Arguments.of(
+            "renew-before-validity.yaml",
+            new String[] {"tls.renewBeforeDays (30) must be less than tls.validityDays (30)"}));
   }
 
   @ParameterizedTest(name = "{0}")

@@ -27,6 +27,8 @@ import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.security.interfaces.ECPrivateKey;
 import java.security.spec.PKCS8EncodedKeySpec;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.Base64;
 import java.util.List;
 import java.util.Map;
@@ -47,10 +49,12 @@ import org.junit.jupiter.api.io.TempDir;
 class CertificatesTest {
   private static final String SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
   private static final String CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
+  private static final Path CHART_MADE = ValueSet.CHART_CERTIFICATES.file();
 
   @Test
   void theAgentsCertificateIsNamedFerryNodeAgentForServerAndClient() throws Exception {
-    Map<String, String> agent = secret(HelmChart.render(ValueSet.DEFAULT), "ferry-agent-tls");
+    Map<String, String> agent =
+        secret(HelmChart.render(ValueSet.CHART_CERTIFICATES), "ferry-agent-tls");
     X509Certificate ca = certificate(agent.get("ca.crt"));
     X509Certificate cert = certificate(agent.get("tls.crt"));
     assertThat(cert.getSubjectX500Principal().getName()).isEqualTo("CN=ferry-node-agent");
@@ -66,7 +70,7 @@ class CertificatesTest {
 
   @Test
   void theOperatorsCertificateIsNamedFerryOperatorForClientUse() throws Exception {
-    Manifests m = HelmChart.render(ValueSet.DEFAULT);
+    Manifests m = HelmChart.render(ValueSet.CHART_CERTIFICATES);
     Map<String, String> operator = secret(m, "ferry-operator-tls");
     X509Certificate cert = certificate(operator.get("tls.crt"));
     assertThat(cert.getSubjectX500Principal().getName())
@@ -83,7 +87,7 @@ class CertificatesTest {
 
   @Test
   void theOperatorAndAnAgentCompleteAMutualTlsHandshake(@TempDir Path dir) throws Exception {
-    Manifests m = HelmChart.render(ValueSet.DEFAULT);
+    Manifests m = HelmChart.render(ValueSet.CHART_CERTIFICATES);
     TlsFiles agent = write(dir.resolve("agent"), secret(m, "ferry-agent-tls"));
     TlsFiles operator = write(dir.resolve("operator"), secret(m, "ferry-operator-tls"));
 
@@ -99,8 +103,10 @@ class CertificatesTest {
   @Test
   void anAgentRefusesAnOperatorOfAnotherCa(@TempDir Path dir) throws Exception {
     TlsFiles agent =
-        write(dir.resolve("agent"), secret(HelmChart.render(ValueSet.DEFAULT), "ferry-agent-tls"));
-    Manifests other = Manifests.parse(HelmChart.template("ferry-other", null));
+        write(
+            dir.resolve("agent"),
+            secret(HelmChart.render(ValueSet.CHART_CERTIFICATES), "ferry-agent-tls"));
+    Manifests other = Manifests.parse(HelmChart.template("ferry-other", CHART_MADE));
     TlsFiles stranger = write(dir.resolve("stranger"), secret(other, "ferry-operator-tls"));
     assertThatThrownBy(() -> handshake(AgentChannels.context(stranger), server(agent)))
         .isInstanceOf(SSLException.class)
@@ -111,19 +117,19 @@ class CertificatesTest {
   void anUpgradeKeepsTheCertificatesItFinds() {
     // A namespace of its own: lookup finds these Secrets in the mock API server by namespace.
     String ns = "ferry-upgrade";
-    Manifests first = Manifests.parse(HelmChart.template(ns, null));
+    Manifests first = Manifests.parse(HelmChart.template(ns, CHART_MADE));
     assertThat(first.all(Secret.class)).hasSize(3);
     try (KubernetesClient api = HelmChart.api()) {
       first.all(Secret.class).forEach(s -> api.resource(s).create());
       try {
-        Manifests second = Manifests.parse(HelmChart.template(ns, null));
+        Manifests second = Manifests.parse(HelmChart.template(ns, CHART_MADE));
         for (String name : List.of("ferry-ca", "ferry-operator-tls", "ferry-agent-tls")) {
           assertThat(secret(second, name)).as(name).isEqualTo(secret(first, name));
         }
 
         // With one of the three gone, all three are made anew: never a leaf of another CA.
         api.secrets().inNamespace(ns).withName("ferry-agent-tls").delete();
-        Manifests third = Manifests.parse(HelmChart.template(ns, null));
+        Manifests third = Manifests.parse(HelmChart.template(ns, CHART_MADE));
         assertThat(secret(third, "ferry-ca").get("tls.crt"))
             .isNotEqualTo(secret(first, "ferry-ca").get("tls.crt"));
         assertThat(secret(third, "ferry-operator-tls").get("ca.crt"))
@@ -132,6 +138,86 @@ class CertificatesTest {
         api.secrets().inNamespace(ns).delete();
       }
     }
+  }
+
+  @Test
+  void anUpgradeRenewsCertificatesThatEndWithinRenewBeforeDaysUnderTheSameCa() throws Exception {
+    String ns = "ferry-renew";
+    Path tenDays =
+        HelmChart.valuesFile(
+            "certManager: {enabled: false}\ntls: {validityDays: 10, renewBeforeDays: 5}\n");
+    Manifests first = Manifests.parse(HelmChart.template(ns, tenDays));
+    try (KubernetesClient api = HelmChart.api()) {
+      store(api, ns, first);
+      try {
+        assertThat(secrets(Manifests.parse(HelmChart.template(ns, tenDays))))
+            .as("10 days left, renewed within 5: kept")
+            .isEqualTo(secrets(first));
+
+        // The default renewBeforeDays, 30: the leaves are made anew, under the CA they had.
+        Manifests renewed = Manifests.parse(HelmChart.template(ns, CHART_MADE));
+        assertThat(secret(renewed, "ferry-ca")).isEqualTo(secret(first, "ferry-ca"));
+        X509Certificate ca = certificate(secret(first, "ferry-ca").get("tls.crt"));
+        for (String name : List.of("ferry-operator-tls", "ferry-agent-tls")) {
+          Map<String, String> before = secret(first, name);
+          Map<String, String> after = secret(renewed, name);
+          assertThat(after.get("ca.crt")).as(name).isEqualTo(before.get("ca.crt"));
+          assertThat(after.get("tls.crt")).as(name).isNotEqualTo(before.get("tls.crt"));
+          assertThat(after.get("tls.key")).as(name).isNotEqualTo(before.get("tls.key"));
+          X509Certificate cert = certificate(after.get("tls.crt"));
+          cert.verify(ca.getPublicKey());
+          assertThat(cert.getNotAfter().toInstant())
+              .as("%s: valid tls.validityDays (365) from now", name)
+              .isAfter(Instant.now().plus(Duration.ofDays(364)));
+          assertThat(cert.getSubjectX500Principal().getName())
+              .isEqualTo(certificate(before.get("tls.crt")).getSubjectX500Principal().getName());
+          assertKeyIsPkcs8P256For(after.get("tls.key"), cert);
+        }
+
+        // The renewed ones are kept by the next upgrade.
+        store(api, ns, renewed);
+        assertThat(secrets(Manifests.parse(HelmChart.template(ns, CHART_MADE))))
+            .isEqualTo(secrets(renewed));
+      } finally {
+        api.secrets().inNamespace(ns).delete();
+      }
+    }
+  }
+
+  @Test
+  void anUpgradeReplacesACaThatEndsWithinRenewBeforeDaysWithBothLeaves() throws Exception {
+    String ns = "ferry-renew-ca";
+    Path twentyDayCa =
+        HelmChart.valuesFile(
+            "certManager: {enabled: false}\n"
+                + "tls: {caValidityDays: 20, validityDays: 10, renewBeforeDays: 5}\n");
+    Manifests first = Manifests.parse(HelmChart.template(ns, twentyDayCa));
+    try (KubernetesClient api = HelmChart.api()) {
+      store(api, ns, first);
+      try {
+        Manifests renewed = Manifests.parse(HelmChart.template(ns, CHART_MADE));
+        X509Certificate ca = certificate(secret(renewed, "ferry-ca").get("tls.crt"));
+        assertThat(secret(renewed, "ferry-ca").get("tls.crt"))
+            .isNotEqualTo(secret(first, "ferry-ca").get("tls.crt"));
+        assertThat(ca.getNotAfter().toInstant()).isAfter(Instant.now().plus(Duration.ofDays(3649)));
+        for (String name : List.of("ferry-operator-tls", "ferry-agent-tls")) {
+          assertThat(secret(renewed, name).get("ca.crt"))
+              .isEqualTo(secret(renewed, "ferry-ca").get("tls.crt"));
+          certificate(secret(renewed, name).get("tls.crt")).verify(ca.getPublicKey());
+        }
+      } finally {
+        api.secrets().inNamespace(ns).delete();
+      }
+    }
+  }
+
+  @Test
+  void byDefaultCertManagerIssuesTheCertificates() {
+    Manifests m = HelmChart.render(ValueSet.DEFAULT);
+    assertThat(m.all(Secret.class)).isEmpty();
+    assertThat(m.all(Certificate.class))
+        .extracting(c -> c.getSpec().getSecretName())
+        .containsExactlyInAnyOrder("ferry-ca", "ferry-operator-tls", "ferry-agent-tls");
   }
 
   @Test
@@ -266,6 +352,21 @@ class CertificatesTest {
     s.initVerify(cert.getPublicKey());
     s.update(data);
     assertThat(s.verify(signature)).isTrue();
+  }
+
+  /** Puts {@code m}'s Secrets where the chart's lookup finds them, replacing what is there. */
+  private static void store(KubernetesClient api, String ns, Manifests m) {
+    for (Secret s : m.all(Secret.class)) {
+      api.secrets().inNamespace(ns).withName(s.getMetadata().getName()).delete();
+      api.resource(s).inNamespace(ns).create();
+    }
+  }
+
+  private static Map<String, Map<String, String>> secrets(Manifests m) {
+    return m.all(Secret.class).stream()
+        .collect(
+            Collectors.toMap(
+                s -> s.getMetadata().getName(), s -> secret(m, s.getMetadata().getName())));
   }
 
   /** The Secret's data, decoded. */

@@ -79,15 +79,18 @@ class ChartRendersTest {
   void theDefaultsRenderTheseObjects() {
     assertThat(names(ValueSet.DEFAULT))
         .containsExactly(
+            "Certificate/ferry-agent-tls",
+            "Certificate/ferry-ca",
+            "Certificate/ferry-operator-tls",
             "ClusterRole/ferry-operator",
             "ClusterRoleBinding/ferry-operator",
             "DaemonSet/ferry-node-agent",
             "Deployment/ferry-operator",
+            "Issuer/ferry-ca",
+            "Issuer/ferry-selfsigned",
+            "PodDisruptionBudget/ferry-operator",
             "Role/ferry-operator-leader-election",
             "RoleBinding/ferry-operator-leader-election",
-            "Secret/ferry-agent-tls",
-            "Secret/ferry-ca",
-            "Secret/ferry-operator-tls",
             "Service/ferry-node-agent-metrics",
             "Service/ferry-operator-metrics",
             "ServiceAccount/ferry-node-agent",

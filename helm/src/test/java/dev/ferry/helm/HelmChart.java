@@ -43,12 +43,16 @@ final class HelmChart {
   static final String NAMESPACE = "ferry-system";
   static final String KUBE_VERSION = "1.30.0";
 
-  /** The sets of values the chart is rendered with: its defaults, and helm/ferry/ci/*.yaml. */
+  /**
+   * The sets of values the chart is rendered with: its defaults (cert-manager issues the
+   * certificates), and helm/ferry/ci/*.yaml.
+   */
   enum ValueSet {
     DEFAULT(null),
     AWS("values-aws.yaml"),
     L2("values-l2.yaml"),
-    CERT_MANAGER("values-cert-manager.yaml");
+    CERT_MANAGER("values-cert-manager.yaml"),
+    CHART_CERTIFICATES("values-chart-certificates.yaml");
 
     private final String file;
 
@@ -99,6 +103,25 @@ final class HelmChart {
       t.withValuesFile(values);
     }
     return t.call();
+  }
+
+  /**
+   * The manifests rendered with {@code values} (YAML) over the chart's defaults, parsed strictly.
+   */
+  static Manifests renderWith(String values) {
+    return Manifests.parse(template(NAMESPACE, valuesFile(values)));
+  }
+
+  /** {@code values} (YAML) in a file under target/values/, for {@code -f}. */
+  static Path valuesFile(String values) {
+    try {
+      Path dir = Files.createDirectories(Path.of("target", "values"));
+      Path file = Files.createTempFile(dir, "values-", ".yaml");
+      Files.writeString(file, values);
+      return file;
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
   }
 
   /** Helm's message for a {@code helm template} that must fail; fails the test if it renders. */
@@ -156,7 +179,7 @@ final class HelmChart {
     return over;
   }
 
-  private static void copyTree(Path from, Path to) {
+  static void copyTree(Path from, Path to) {
     try (Stream<Path> files = Files.walk(from)) {
       for (Path f : (Iterable<Path>) files::iterator) {
         Path target = to.resolve(from.relativize(f).toString());

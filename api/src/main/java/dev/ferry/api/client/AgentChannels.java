@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.api.client;
 
+import dev.ferry.api.tls.ReloadingTls;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
 import io.netty.handler.ssl.SslContext;
-import java.io.IOException;
-import java.io.UncheckedIOException;
+import javax.net.ssl.SSLException;
 
 /** Channels to node-agents, over mutual TLS. */
 public final class AgentChannels {
@@ -40,25 +40,21 @@ public final class AgentChannels {
         .build();
   }
 
-  /** The client side of mutual TLS, trusting only the Ferry CA. */
+  /**
+   * The client side of mutual TLS, trusting only the Ferry CA. The files are read again when they
+   * change (a renewed certificate, {@link ReloadingTls}): each new connection presents and trusts
+   * what they hold then.
+   */
   public static SslContext context(TlsFiles tls) {
-    tls.check();
+    ReloadingTls files = new ReloadingTls(tls);
     try {
       return GrpcSslContexts.forClient()
-          .keyManager(tls.cert().toFile(), tls.key().toFile())
-          .trustManager(tls.ca().toFile())
+          .keyManager(files.keyManager())
+          .trustManager(files.trustManager())
           .build();
-    } catch (IOException e) {
-      throw new UncheckedIOException("reading " + tls + ": " + e.getMessage(), e);
-    } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException(
-          "the certificate "
-              + tls.cert()
-              + " or key "
-              + tls.key()
-              + " is not usable PEM (the key must be PKCS#8): "
-              + e.getMessage(),
-          e);
+    } catch (SSLException e) {
+      throw new IllegalStateException(
+          "cannot build the client TLS context from " + tls + ": " + e.getMessage(), e);
     }
   }
 

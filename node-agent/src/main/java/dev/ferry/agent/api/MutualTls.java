@@ -1,30 +1,30 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.api;
 
+import dev.ferry.api.client.TlsFiles;
+import dev.ferry.api.tls.ReloadingTls;
 import io.grpc.netty.GrpcSslContexts;
 import io.netty.handler.ssl.ClientAuth;
 import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
 import java.io.IOException;
-import java.io.InputStream;
 import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.GeneralSecurityException;
-import java.security.KeyStore;
 import java.security.cert.CertificateException;
-import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.util.function.BiConsumer;
 import java.util.logging.Logger;
 import javax.net.ssl.SSLEngine;
-import javax.net.ssl.TrustManager;
-import javax.net.ssl.TrustManagerFactory;
+import javax.net.ssl.SSLException;
 import javax.net.ssl.X509ExtendedTrustManager;
 
 /**
  * The agent's TLS: one cluster CA; agents share a certificate named {@value #AGENT_NAME}, which
  * they also present as clients to each other. Clients must present a certificate (checked by {@link
- * CallerCheck}); one the CA did not sign ends the handshake, and is logged and counted.
+ * CallerCheck}); one the CA did not sign ends the handshake, and is logged and counted. The files
+ * are read again when they change ({@link ReloadingTls}): a renewed certificate or CA is used by
+ * the server and the peer client from the next connection on, with no restart.
  */
 public final class MutualTls {
   public static final String AGENT_NAME = "ferry-node-agent";
@@ -32,8 +32,10 @@ public final class MutualTls {
 
   private final Path cert;
   private final Path key;
+  private final ReloadingTls files;
   private final X509ExtendedTrustManager trust;
   private final BiConsumer<String, String> refused;
+  private volatile SslContext client;
 
   /**
    * @param refused told (reason, caller) of every caller refused during the handshake
@@ -50,19 +52,24 @@ public final class MutualTls {
     }
     this.cert = cert;
     this.key = key;
-    this.trust = trustManager(ca);
+    try {
+      this.files = new ReloadingTls(new TlsFiles(ca, cert, key));
+    } catch (IllegalArgumentException e) {
+      throw new IOException(e.getMessage(), e);
+    }
+    this.trust = files.trustManager();
     this.refused = refused;
   }
 
   public SslContext serverContext() {
     try {
-      return GrpcSslContexts.forServer(cert.toFile(), key.toFile())
+      return GrpcSslContexts.configure(SslContextBuilder.forServer(files.keyManager()))
           .trustManager(new CountingTrustManager())
           // OPTIONAL, not REQUIRE: a caller without a certificate then reaches CallerCheck, which
           // refuses it with a status it can read, a log line and a count.
           .clientAuth(ClientAuth.OPTIONAL)
           .build();
-    } catch (IOException | IllegalArgumentException e) {
+    } catch (SSLException e) {
       throw new IllegalStateException(
           "cannot build the server TLS context from "
               + cert
@@ -74,46 +81,33 @@ public final class MutualTls {
     }
   }
 
+  /** The context of the agent's calls on other agents: one for all of them. */
   public SslContext clientContext() {
-    try {
-      return GrpcSslContexts.forClient()
-          .keyManager(cert.toFile(), key.toFile())
-          .trustManager(trust)
-          .build();
-    } catch (IOException | IllegalArgumentException e) {
-      throw new IllegalStateException(
-          "cannot build the client TLS context from "
-              + cert
-              + " and "
-              + key
-              + ": "
-              + e.getMessage(),
-          e);
-    }
-  }
-
-  private static X509ExtendedTrustManager trustManager(Path ca) throws IOException {
-    try (InputStream in = Files.newInputStream(ca)) {
-      KeyStore store = KeyStore.getInstance(KeyStore.getDefaultType());
-      store.load(null, null);
-      int n = 0;
-      for (var c : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
-        store.setCertificateEntry("ca-" + n++, c);
-      }
-      if (n == 0) {
-        throw new IOException(ca + " holds no certificate");
-      }
-      TrustManagerFactory f = TrustManagerFactory.getInstance("PKIX");
-      f.init(store);
-      for (TrustManager tm : f.getTrustManagers()) {
-        if (tm instanceof X509ExtendedTrustManager x) {
-          return x;
+    SslContext c = client;
+    if (c == null) {
+      synchronized (this) {
+        if (client == null) {
+          try {
+            client =
+                GrpcSslContexts.forClient()
+                    .keyManager(files.keyManager())
+                    .trustManager(trust)
+                    .build();
+          } catch (SSLException e) {
+            throw new IllegalStateException(
+                "cannot build the client TLS context from "
+                    + cert
+                    + " and "
+                    + key
+                    + ": "
+                    + e.getMessage(),
+                e);
+          }
         }
+        c = client;
       }
-      throw new IOException("no X.509 trust manager for " + ca);
-    } catch (GeneralSecurityException e) {
-      throw new IOException("cannot read the CA " + ca + ": " + e.getMessage(), e);
     }
+    return c;
   }
 
   /** The CA's trust manager, saying who it turned away. */
