@@ -35,9 +35,11 @@ final class PolicyReadiness {
     if (spec.getSelector().isEmpty()) {
       return Optional.of("spec.selector is empty: name at least one label of the pods to protect");
     }
+    // In this order: the target selector defaults to the selector, whose name the user wrote.
     for (var labels :
-        Map.of("spec.selector", spec.getSelector(), "spec.targetSelector", spec.getTargetSelector())
-            .entrySet()) {
+        List.of(
+            Map.entry("spec.selector", spec.getSelector()),
+            Map.entry("spec.targetSelector", spec.getTargetSelector()))) {
       for (var label : labels.getValue().entrySet()) {
         if (!labelKey(label.getKey())) {
           return Optional.of(
