@@ -12,12 +12,10 @@ import dev.ferry.testbed.FakeSqs;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
-import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.ConfigBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
-import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetAddress;
@@ -216,37 +214,18 @@ final class OperatorCluster implements AutoCloseable {
 
   /** A pod as the kubelet reports it; the test bed names its network namespace. */
   Pod pod(String name, AgentCluster.Node n, String ip, String app) {
-    PodBuilder b =
-        new PodBuilder()
-            .withNewMetadata()
-            .withName(name)
-            .withNamespace(NAMESPACE)
-            .withUid(java.util.UUID.randomUUID().toString())
-            .withLabels(Map.of("app", app))
-            .withAnnotations(Map.of("ferry.dev/netns", n.podNetns()))
-            .endMetadata()
-            .withNewSpec()
-            .withNodeName(n.name)
-            .addNewContainer()
-            .withName("streamer")
-            .withImage("ferry/token-streamer")
-            .addNewPort()
-            .withContainerPort(AgentCluster.PORT)
-            .withProtocol("TCP")
-            .endPort()
-            .endContainer()
-            .endSpec()
-            .withNewStatus()
-            .withPhase("Running")
-            .addNewCondition()
-            .withType("Ready")
-            .withStatus("True")
-            .endCondition()
-            .endStatus();
-    if (ip != null) {
-      b.editStatus().withPodIP(ip).addNewPodIP().withIp(ip).endPodIP().endStatus();
-    }
-    return kube.pods().inNamespace(NAMESPACE).resource(b.build()).create();
+    return kube.pods()
+        .inNamespace(NAMESPACE)
+        .resource(
+            ClusterObjects.runningPod(
+                name,
+                NAMESPACE,
+                n.name,
+                ip,
+                AgentCluster.PORT,
+                Map.of("app", app),
+                Map.of("ferry.dev/netns", n.podNetns())))
+        .create();
   }
 
   /** Starts (or restarts) the operator with the environment of its last start. */
@@ -276,22 +255,8 @@ final class OperatorCluster implements AutoCloseable {
 
   /** Its Lease identity: a restarted operator-1 takes its own Lease back at once. */
   private ProcessBuilder operatorProcess(String identity, Map<String, String> more) {
-    ProcessBuilder pb =
-        new ProcessBuilder(
-                Builds.java(),
-                "-jar",
-                Builds.repoFile("operator/target/quarkus-app/quarkus-run.jar").toString())
-            .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
-    Map<String, String> env = pb.environment();
-    env.put("KUBERNETES_MASTER", apiUrl);
-    env.put("KUBERNETES_AUTH_TRYKUBECONFIG", "false");
-    env.put("KUBERNETES_AUTH_TRYSERVICEACCOUNT", "false");
-    env.put("KUBERNETES_NAMESPACE", NAMESPACE);
-    env.put("FERRY_OPERATOR_TLS_CA", agents.certs.resolve("ca.crt").toString());
-    env.put("FERRY_OPERATOR_TLS_CERT", agents.certs.resolve("operator.crt").toString());
-    env.put("FERRY_OPERATOR_TLS_KEY", agents.certs.resolve("operator.key").toString());
-    env.put("FERRY_OPERATOR_LEADER_ELECTION_IDENTITY", identity);
-    env.putAll(more);
+    ProcessBuilder pb = ClusterObjects.operatorProcess(apiUrl, agents.certs, NAMESPACE, identity);
+    pb.environment().putAll(more);
     return pb;
   }
 

@@ -8,11 +8,11 @@ import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
 import dev.ferry.e2e.ApiServer;
 import dev.ferry.e2e.Builds;
+import dev.ferry.e2e.ClusterObjects;
 import dev.ferry.e2e.Mains;
 import dev.ferry.e2e.Processes;
 import dev.ferry.testbed.Shell;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
-import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
 import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.ConfigBuilder;
@@ -20,7 +20,6 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.fabric8.mockwebserver.http.RecordedRequest;
-import java.io.File;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.URI;
@@ -289,35 +288,9 @@ public final class OperatorScale {
   }
 
   private static Object pod(KubernetesClient kube, String name, String node, String ip) {
-    PodBuilder b =
-        new PodBuilder()
-            .withNewMetadata()
-            .withName(name)
-            .withNamespace(NAMESPACE)
-            .withUid(java.util.UUID.randomUUID().toString())
-            .endMetadata()
-            .withNewSpec()
-            .withNodeName(node)
-            .addNewContainer()
-            .withName("app")
-            .withImage("app")
-            .addNewPort()
-            .withContainerPort(8080)
-            .withProtocol("TCP")
-            .endPort()
-            .endContainer()
-            .endSpec()
-            .withNewStatus()
-            .withPhase("Running")
-            .addNewCondition()
-            .withType("Ready")
-            .withStatus("True")
-            .endCondition()
-            .endStatus();
-    if (ip != null) {
-      b.editStatus().withPodIP(ip).addNewPodIP().withIp(ip).endPodIP().endStatus();
-    }
-    return kube.pods().resource(b.build()).create();
+    return kube.pods()
+        .resource(ClusterObjects.runningPod(name, NAMESPACE, node, ip, 8080, Map.of(), Map.of()))
+        .create();
   }
 
   /** Within a second: 16 threads, each request naming its source and target. */
@@ -383,23 +356,12 @@ public final class OperatorScale {
   private static ProcessBuilder operator(
       KubernetesMockServer api, Path certs, int agentPort, int httpPort, Options o) {
     ProcessBuilder pb =
-        new ProcessBuilder(
-                Builds.java(),
-                "-jar",
-                Builds.repoFile("operator/target/quarkus-app/quarkus-run.jar").toString())
-            .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+        ClusterObjects.operatorProcess(
+            api.url("/").replaceAll("/$", ""), certs, NAMESPACE, "bench");
     Map<String, String> env = pb.environment();
-    env.put("KUBERNETES_MASTER", api.url("/").replaceAll("/$", ""));
-    env.put("KUBERNETES_AUTH_TRYKUBECONFIG", "false");
-    env.put("KUBERNETES_AUTH_TRYSERVICEACCOUNT", "false");
-    env.put("KUBERNETES_NAMESPACE", NAMESPACE);
-    env.put("FERRY_OPERATOR_TLS_CA", certs.resolve("ca.crt").toString());
-    env.put("FERRY_OPERATOR_TLS_CERT", certs.resolve("operator.crt").toString());
-    env.put("FERRY_OPERATOR_TLS_KEY", certs.resolve("operator.key").toString());
     env.put("FERRY_OPERATOR_AGENT_PORT", String.valueOf(agentPort));
     env.put("FERRY_OPERATOR_LIMITS_PER_CLUSTER", String.valueOf(o.perCluster()));
     env.put("FERRY_OPERATOR_LIMITS_PER_NODE", String.valueOf(o.perNode()));
-    env.put("FERRY_OPERATOR_LEADER_ELECTION_IDENTITY", "bench");
     env.put("QUARKUS_HTTP_PORT", String.valueOf(httpPort));
     return pb;
   }
