@@ -74,6 +74,20 @@ public class MigrationRequestStatus {
   @JsonPropertyDescription("What happened last, in a sentence.")
   private String message;
 
+  @JsonPropertyDescription(
+      "The value of the annotation ferry.dev/rollback this status answers: a rollback asked of an"
+          + " ended request runs once per value.")
+  @io.fabric8.generator.annotation.Size(max = 63)
+  private String rollbackRequest;
+
+  public String getRollbackRequest() {
+    return rollbackRequest;
+  }
+
+  public void setRollbackRequest(String rollbackRequest) {
+    this.rollbackRequest = rollbackRequest;
+  }
+
   public Phase getPhase() {
     return phase;
   }

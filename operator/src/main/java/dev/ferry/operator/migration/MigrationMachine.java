@@ -107,6 +107,15 @@ public final class MigrationMachine {
     }
     Phase at = st.getPhase();
     if (at.finished()) {
+      String asked = MoveStep.rollbackAsked(mr);
+      if (asked != null) {
+        Turn turn = apply(mr, at, move.rollbackOnRequest(mr, wake), false);
+        if (turn.writeStatus()) {
+          st.setRollbackRequest(asked); // answered: this value is not acted on again
+        }
+        // Not a second end for the metrics: the request ended once already.
+        return new Turn(turn.writeStatus(), turn.reschedule(), false);
+      }
       calls.forget(st.getMigrationId());
       return new Turn(false, Optional.empty(), false);
     }
@@ -192,7 +201,9 @@ public final class MigrationMachine {
         st.getPhaseMillis() == null ? new HashMap<>() : new HashMap<>(st.getPhaseMillis());
     // Pending too: a request may wait there for a migration slot, and Preparing's clock starts
     // where Pending's stops.
-    millis.merge(was.name(), round(Duration.between(entered(st), now)), Double::sum);
+    if (!was.finished()) { // an ended request asked to roll back: its time since is no phase
+      millis.merge(was.name(), round(Duration.between(entered(st), now)), Double::sum);
+    }
     millis.putAll(report.agentPhaseMillis());
     st.setPhaseMillis(millis);
     Plan plan = report.plan();

@@ -155,6 +155,69 @@ final class MoveStep {
    */
   static final String FAULT_ANNOTATION = "ferry.dev/fault-point";
 
+  /**
+   * Asks an ended request to roll back what its source agent still holds (after RollbackFailed,
+   * say): {@code kubectl annotate mr NAME ferry.dev/rollback=VALUE}, each new value once. The
+   * status records the value it answered (status.rollbackRequest).
+   */
+  public static final String ROLLBACK_ANNOTATION = "ferry.dev/rollback";
+
+  /** The rollback the annotation asks for and the status has not answered; else null. */
+  static String rollbackAsked(MigrationRequest mr) {
+    var annotations = mr.getMetadata().getAnnotations();
+    String asked = annotations == null ? null : annotations.get(ROLLBACK_ANNOTATION);
+    if (asked == null || mr.getStatus() == null) {
+      return null;
+    }
+    return asked.equals(mr.getStatus().getRollbackRequest()) ? null : asked;
+  }
+
+  /**
+   * An ended request whose annotation asks for a rollback: Rollback on the source agent, as at a
+   * deadline; its answer ends the request again (RolledBack, or Failed saying where each connection
+   * is). The source agent refuses past the commit point: nothing is rebuilt then.
+   */
+  StepOutcome rollbackOnRequest(MigrationRequest mr, Runnable wake) {
+    MigrationRequestStatus st = mr.getStatus();
+    if (st.getPhase() != Phase.Failed) {
+      return StepOutcome.end(
+          st.getPhase(),
+          Reasons.ROLLBACK_REQUESTED,
+          ROLLBACK_ANNOTATION
+              + " ignored: the request ended "
+              + st.getPhase()
+              + ", so nothing waits to be rolled back; "
+              + text(st.getMessage(), ""),
+          Report.NONE);
+    }
+    Optional<Flight> flight = calls.find(st.getMigrationId());
+    if (flight.isPresent() && flight.get().answer().isDone()) {
+      calls.forget(st.getMigrationId());
+      return answered(mr, flight.get(), wake);
+    }
+    if (flight.isPresent()) {
+      return StepOutcome.wait(Reasons.ROLLING_BACK, "Rollback in flight", POLL);
+    }
+    Plan plan;
+    try {
+      plan = planner.plan(mr, st.getTargetPod());
+    } catch (InvalidRequest e) {
+      return StepOutcome.end(
+          st.getPhase(),
+          Reasons.ROLLBACK_FAILED,
+          "the rollback asked with "
+              + ROLLBACK_ANNOTATION
+              + " cannot find the source agent: "
+              + e.getMessage(),
+          Report.NONE);
+    }
+    return rollBack(
+        plan,
+        Reasons.ROLLBACK_REQUESTED,
+        "rollback asked with " + ROLLBACK_ANNOTATION + "=" + rollbackAsked(mr),
+        wake);
+  }
+
   private static String faultPoint(MigrationRequest mr) {
     var annotations = mr.getMetadata().getAnnotations();
     return annotations == null ? "" : annotations.getOrDefault(FAULT_ANNOTATION, "");
@@ -273,7 +336,7 @@ final class MoveStep {
             flight.note() + ", and the source agent would not roll back: " + failed.getMessage(),
             wake);
       }
-      return rollbackFailed(flight, failed.getMessage());
+      return rollbackFailed(mr, flight, failed.getMessage());
     }
     if (worthRetrying(failed)) {
       // The agent keeps moving without us; Move again joins it, or answers how it ended.
@@ -352,7 +415,7 @@ final class MoveStep {
         report);
   }
 
-  private StepOutcome rollbackFailed(Flight flight, String why) {
+  private StepOutcome rollbackFailed(MigrationRequest mr, Flight flight, String why) {
     return StepOutcome.end(
         Phase.Failed,
         Reasons.ROLLBACK_FAILED,
@@ -360,8 +423,13 @@ final class MoveStep {
             + "; rolling back failed too: "
             + why
             + ". The source agent keeps the states and holds the clients until spec.holdLimit;"
-            + " retry with: ferry-agent rollback --id "
-            + flight.plan().id(),
+            + " retry with: kubectl annotate migrationrequest -n "
+            + mr.getMetadata().getNamespace()
+            + " "
+            + mr.getMetadata().getName()
+            + " "
+            + ROLLBACK_ANNOTATION
+            + "=$(date +%s) --overwrite",
         Report.of(flight.plan()));
   }
 

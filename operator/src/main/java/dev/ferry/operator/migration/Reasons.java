@@ -71,6 +71,9 @@ public final class Reasons {
   /** Rolled back, but some connections could not be given back to their application. */
   public static final String ROLLBACK_INCOMPLETE = "RollbackIncomplete";
 
+  /** An ended request was asked to roll back with the annotation ferry.dev/rollback. */
+  public static final String ROLLBACK_REQUESTED = "RollbackRequested";
+
   /** An unfinished request was deleted. */
   public static final String DELETED = "Deleted";
 }

@@ -601,7 +601,9 @@ class MigrationMachineTest {
     assertThat(rig.phase()).isEqualTo(Phase.Failed);
     assertThat(condition(rig, "Failed").getReason()).isEqualTo(Reasons.ROLLBACK_FAILED);
     assertThat(rig.mr.getStatus().getMessage())
-        .endsWith("retry with: ferry-agent rollback --id " + Rig.ID);
+        .endsWith(
+            "retry with: kubectl annotate migrationrequest -n shop move-1 ferry.dev/rollback=$(date"
+                + " +%s) --overwrite");
   }
 
   @Test
