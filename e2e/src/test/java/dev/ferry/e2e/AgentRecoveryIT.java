@@ -84,7 +84,7 @@ class AgentRecoveryIT {
       assertThat(migrate.exitCode(120)).as("the CLI reports the failure").isEqualTo(1);
       assertThat(migrate.output()).contains("ferry-agent rollback --id crash-1");
       cluster.a.awaitAgentExit();
-      awaitLog(cluster.b, "the stream of crash-1 broke off", 60_000);
+      awaitLog(cluster.b, "migration crash-1: the stream broke off", 60_000);
       assertThat(cluster.b.log)
           .as("the target never staged anything")
           .noneMatch(l -> l.contains("stage") && l.contains("crash-1"));
