@@ -138,7 +138,6 @@ public final class AgentCluster implements AutoCloseable {
       agent = start(pb, name + " agent", "ferry node-agent on", log, null);
     }
 
-    /** Kills this node's agent at once, as a crash or an OOM kill would, and waits for the end. */
     /**
      * A Move of every connection on the service's port from this node's pod to {@code to}'s, with
      * the service address, as the operator asks it on a LAN.
@@ -207,8 +206,17 @@ public final class AgentCluster implements AutoCloseable {
       }
     }
 
+    /** Kills this node's agent at once, as a crash or an OOM kill would, and waits for the end. */
     void killAgent() throws InterruptedException {
       Processes.kill(agent, name + "'s agent");
+    }
+
+    /** Stops this node's agent as the kubelet does (SIGTERM), and waits for its end. */
+    void stopAgent() throws InterruptedException {
+      agent.destroy();
+      if (!agent.waitFor(60, TimeUnit.SECONDS)) {
+        throw new IllegalStateException(name + "'s agent did not stop within 60 s of SIGTERM");
+      }
     }
 
     /** Starts the demo token streamer in this node's pod; returns once it listens. */

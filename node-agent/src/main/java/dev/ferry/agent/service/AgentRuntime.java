@@ -55,6 +55,8 @@ public class AgentRuntime {
   private Server server;
   private ExecutorService workers;
   private SpotNoticeWatcher spotNotices;
+  private SavedStates saved;
+  private Migrations migrations;
   private volatile boolean ready;
 
   void start(
@@ -97,7 +99,8 @@ public class AgentRuntime {
             workers,
             metrics,
             new FaultPoints(settings.faultPoints()));
-    Migrations migrations =
+    saved = node.saved();
+    migrations =
         new Migrations(
             node, settings.holdLimit(), settings.answerTimeout(), settings.stateTimeout());
     migrations.recover();
@@ -151,6 +154,9 @@ public class AgentRuntime {
   }
 
   private int activeHolds() {
+    if (hold == null) {
+      return 0;
+    }
     try {
       return hold.held().size();
     } catch (SyscallException e) {
@@ -188,7 +194,34 @@ public class AgentRuntime {
       workers.shutdownNow();
     }
     if (hold != null) {
-      hold.close(); // detaches nothing: the programs and pins stay for the next agent
+      stopHold();
+    }
+  }
+
+  /**
+   * The hold's programs and pinned maps outlive the agent so that a restarted one finds the clients
+   * it held. With no client held and no migration saved there is nothing for a next agent to find:
+   * they are removed, so that uninstalling Ferry leaves nothing on the node (a next agent installs
+   * them again).
+   */
+  private void stopHold() {
+    boolean idle;
+    try {
+      idle = activeHolds() == 0 && saved.migrations().isEmpty() && migrations.phases().isEmpty();
+    } catch (IOException e) {
+      idle = false;
+    }
+    if (!idle) {
+      LOG.info("clients held or migrations saved: the hold stays for the next agent");
+      hold.close();
+      return;
+    }
+    try {
+      hold.uninstall();
+      LOG.info("nothing held: the hold's programs and pinned maps are removed");
+    } catch (RuntimeException | SyscallException e) {
+      LOG.warning(() -> "removing the hold failed (" + e.getMessage() + "); it stays");
+      hold.close();
     }
   }
 
