@@ -136,22 +136,34 @@ class ClusterIT {
               + st.getPauseMillis()
               + " ms");
     } finally {
-      cluster.kube.resources(MigrationPolicy.class).withName("keep-streams").delete();
       cluster.kube.pods().withName("cache-a").delete();
       cluster.imdsA.announceNothing();
-      // A replaced instance comes back without the notice; here the same node stays.
-      cluster
-          .kube
-          .nodes()
-          .withName("node-a")
-          .editStatus(
-              n -> {
-                n.getStatus()
-                    .getConditions()
-                    .removeIf(c -> c.getType().equals("SpotInterruptionNotice"));
-                return n;
-              });
+      forgetPolicyAndNotice();
     }
+  }
+
+  /**
+   * The policy, the requests it made and node-a's notice go, so that the next test starts without
+   * them: a replaced instance comes back without the notice; here the same node stays.
+   */
+  private static void forgetPolicyAndNotice() {
+    cluster.kube.resources(MigrationPolicy.class).withName("keep-streams").delete();
+    cluster
+        .kube
+        .resources(MigrationRequest.class)
+        .withLabel("ferry.dev/policy", "keep-streams")
+        .delete();
+    cluster
+        .kube
+        .nodes()
+        .withName("node-a")
+        .editStatus(
+            n -> {
+              n.getStatus()
+                  .getConditions()
+                  .removeIf(c -> c.getType().equals("SpotInterruptionNotice"));
+              return n;
+            });
   }
 
   @Test
@@ -197,18 +209,7 @@ class ClusterIT {
                         c.getType().equals("SpotInterruptionNotice")
                             && c.getMessage().contains("SQS"));
           } finally {
-            cluster.kube.resources(MigrationPolicy.class).withName("keep-streams").delete();
-            cluster
-                .kube
-                .nodes()
-                .withName("node-a")
-                .editStatus(
-                    n -> {
-                      n.getStatus()
-                          .getConditions()
-                          .removeIf(c -> c.getType().equals("SpotInterruptionNotice"));
-                      return n;
-                    });
+            forgetPolicyAndNotice();
           }
         });
   }
