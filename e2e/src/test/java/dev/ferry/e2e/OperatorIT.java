@@ -263,6 +263,22 @@ class OperatorIT {
       assertThat(st.getConnectionDetails())
           .singleElement()
           .satisfies(d -> assertThat(d.getOutcome()).isEqualTo("WouldMove"));
+
+      // An annotation is no spec change, yet it reaches the operator: a Completed request has
+      // nothing to roll back, and says so.
+      cluster
+          .kube
+          .resources(MigrationRequest.class)
+          .withName(mr.getMetadata().getName())
+          .edit(
+              r -> {
+                r.getMetadata().getAnnotations().put("ferry.dev/rollback", "1");
+                return r;
+              });
+      MigrationRequestStatus asked = awaitMessage(mr, "ferry.dev/rollback ignored");
+      assertThat(asked.getPhase()).isEqualTo(Phase.Completed);
+      assertThat(asked.getRollbackRequest()).isEqualTo("1");
+
       assertThat(curl.exitCode(90)).isZero();
       assertThat(curl.output()).isEqualTo(reference);
     }

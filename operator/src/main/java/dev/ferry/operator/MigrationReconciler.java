@@ -9,6 +9,7 @@ import dev.ferry.operator.migration.MigrationSlots;
 import dev.ferry.operator.migration.MoveCalls;
 import dev.ferry.operator.migration.PlanMaker;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.javaoperatorsdk.operator.api.config.informer.InformerEventSourceConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.Cleaner;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
 import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
@@ -20,8 +21,11 @@ import io.javaoperatorsdk.operator.processing.event.ResourceID;
 import io.javaoperatorsdk.operator.processing.event.source.EventSource;
 import io.javaoperatorsdk.operator.processing.event.source.IndexerResourceCache;
 import io.javaoperatorsdk.operator.processing.event.source.inbound.SimpleInboundEventSource;
+import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
 import java.time.Clock;
 import java.util.List;
+import java.util.Objects;
+import java.util.Set;
 
 /**
  * Drives each MigrationRequest from Pending to an end, one short step per reconcile ({@link
@@ -72,7 +76,7 @@ public class MigrationReconciler
   public List<EventSource<?, MigrationRequest>> prepareEventSources(
       EventSourceContext<MigrationRequest> context) {
     requests = context.getPrimaryCache();
-    return List.of(answers);
+    return List.of(answers, rollbackAnnotations(context));
   }
 
   @Override
@@ -95,6 +99,30 @@ public class MigrationReconciler
     machine().cleanup(mr);
     wakeWaiting();
     return DeleteControl.defaultDelete();
+  }
+
+  /**
+   * The controller reacts to spec changes only (generation-aware), and an annotation is no spec
+   * change: this second look at the requests wakes one whose ferry.dev/rollback annotation changed,
+   * and nothing else.
+   */
+  private static InformerEventSource<MigrationRequest, MigrationRequest> rollbackAnnotations(
+      EventSourceContext<MigrationRequest> context) {
+    InformerEventSourceConfiguration<MigrationRequest> config =
+        InformerEventSourceConfiguration.from(MigrationRequest.class, MigrationRequest.class)
+            .withName("rollback-annotations")
+            .withNamespacesInheritedFromController()
+            .withSecondaryToPrimaryMapper(r -> Set.of(ResourceID.fromResource(r)))
+            .withOnAddFilter(r -> false)
+            .withOnDeleteFilter((r, unknown) -> false)
+            .withOnUpdateFilter((now, before) -> !Objects.equals(rollback(now), rollback(before)))
+            .build();
+    return new InformerEventSource<>(config, context);
+  }
+
+  private static String rollback(MigrationRequest r) {
+    var annotations = r.getMetadata().getAnnotations();
+    return annotations == null ? null : annotations.get(MigrationMachine.ROLLBACK_ANNOTATION);
   }
 
   /** A slot came free: the requests it lets go look again now, not at their recheck. */

@@ -47,6 +47,9 @@ public final class MigrationMachine {
    */
   public record Turn(boolean writeStatus, Optional<Duration> reschedule, boolean ended) {}
 
+  /** The annotation that asks an ended request to roll back again (see MoveStep). */
+  public static final String ROLLBACK_ANNOTATION = MoveStep.ROLLBACK_ANNOTATION;
+
   private final PendingStep pending;
   private final PrepareStep prepare;
   private final MoveStep move;
