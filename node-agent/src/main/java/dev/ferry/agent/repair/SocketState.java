@@ -73,6 +73,28 @@ public record SocketState(
     }
   }
 
+  /** This state with {@code options} instead of its own (an older agent's has none). */
+  public SocketState withOptions(Optional<CarriedOptions> options) {
+    return new SocketState(
+        local,
+        remote,
+        sendSeq,
+        recvSeq,
+        mssClamp,
+        windowScaling,
+        sndWscale,
+        rcvWscale,
+        sack,
+        timestamps,
+        timestamp,
+        window,
+        sendUnacked,
+        sendUnsent,
+        recvQueue,
+        exportedAtMillis,
+        options);
+  }
+
   /** A state without socket options, as agents before they were carried exported it. */
   public SocketState(
       InetSocketAddress local,

@@ -271,7 +271,7 @@ class SocketOptionsMigrationIT {
       SocketState exported = lab.exportAll(List.of(onA)).get(0);
       assertThat(exported.options()).isPresent();
       SocketState old =
-          SocketStateCodec.decode(SocketStateCodec.encode(withOptions(exported, Optional.empty())));
+          SocketStateCodec.decode(SocketStateCodec.encode(exported.withOptions(Optional.empty())));
       lab.moveAddressToB();
       TcpSocket onB = lab.restoreAllOnB(List.of(old)).get(0);
 
@@ -318,8 +318,7 @@ class SocketOptionsMigrationIT {
               o.linger(),
               o.lingerSeconds());
       lab.moveAddressToB();
-      TcpSocket onB =
-          lab.restoreAllOnB(List.of(withOptions(exported, Optional.of(unknown)))).get(0);
+      TcpSocket onB = lab.restoreAllOnB(List.of(exported.withOptions(Optional.of(unknown)))).get(0);
 
       SocketOptions b = new SocketOptions(onB);
       String targetDefault = lab.b.run("sysctl", "-n", "net.ipv4.tcp_congestion_control").strip();
@@ -366,26 +365,5 @@ class SocketOptionsMigrationIT {
                     "this kernel has only the congestion control "
                         + current
                         + "; the test needs a second one (tcp_available_congestion_control)"));
-  }
-
-  private static SocketState withOptions(SocketState s, Optional<CarriedOptions> options) {
-    return new SocketState(
-        s.local(),
-        s.remote(),
-        s.sendSeq(),
-        s.recvSeq(),
-        s.mssClamp(),
-        s.windowScaling(),
-        s.sndWscale(),
-        s.rcvWscale(),
-        s.sack(),
-        s.timestamps(),
-        s.timestamp(),
-        s.window(),
-        s.sendUnacked(),
-        s.sendUnsent(),
-        s.recvQueue(),
-        s.exportedAtMillis(),
-        options);
   }
 }

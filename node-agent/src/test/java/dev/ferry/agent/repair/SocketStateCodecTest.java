@@ -23,28 +23,7 @@ class SocketStateCodecTest {
           true, 9);
 
   private static SocketState state(String local, String remote, int queueBytes) throws Exception {
-    return withOptions(stateWithoutOptions(local, remote, queueBytes), Optional.of(OPTIONS));
-  }
-
-  private static SocketState withOptions(SocketState s, Optional<CarriedOptions> options) {
-    return new SocketState(
-        s.local(),
-        s.remote(),
-        s.sendSeq(),
-        s.recvSeq(),
-        s.mssClamp(),
-        s.windowScaling(),
-        s.sndWscale(),
-        s.rcvWscale(),
-        s.sack(),
-        s.timestamps(),
-        s.timestamp(),
-        s.window(),
-        s.sendUnacked(),
-        s.sendUnsent(),
-        s.recvQueue(),
-        s.exportedAtMillis(),
-        options);
+    return stateWithoutOptions(local, remote, queueBytes).withOptions(Optional.of(OPTIONS));
   }
 
   private static SocketState stateWithoutOptions(String local, String remote, int queueBytes)
