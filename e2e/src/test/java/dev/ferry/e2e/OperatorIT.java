@@ -168,16 +168,7 @@ class OperatorIT {
     // And back to pod-a, by its moved address, so the other tests find the cluster as it was.
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
-      MigrationRequest back =
-          cluster.request(
-              "back-to-a",
-              s -> {
-                s.setSource(new PodReference("pod-b"));
-                s.setTarget(new PodReference("pod-a"));
-                s.setAddress(AgentCluster.VIP);
-              });
-      MigrationRequestStatus st = cluster.awaitEnd(back.getMetadata().getName(), 60);
-      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
+      MigrationRequestStatus st = moveBack("back-to-a");
       assertThat(curl.exitCode(90)).isZero();
       assertThat(curl.output()).isEqualTo(reference);
       System.out.println(
@@ -417,8 +408,11 @@ class OperatorIT {
     }
   }
 
-  /** Moves the address from pod-b back to pod-a, where the other tests expect it. */
-  private static void moveBack(String name) throws InterruptedException {
+  /**
+   * Moves the address (and any connection on it) from pod-b back to pod-a, where the other tests
+   * expect it; the request must complete.
+   */
+  private static MigrationRequestStatus moveBack(String name) throws InterruptedException {
     MigrationRequest back =
         cluster.request(
             name,
@@ -429,6 +423,7 @@ class OperatorIT {
             });
     MigrationRequestStatus st = cluster.awaitEnd(back.getMetadata().getName(), 60);
     assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
+    return st;
   }
 
   /** Waits until the request's status message starts with {@code prefix}; returns that status. */
@@ -472,16 +467,7 @@ class OperatorIT {
       assertThat(curl.output()).isEqualTo(reference);
     }
     // Back, with no connection left: the address alone moves.
-    MigrationRequest back =
-        cluster.request(
-            "restarted-back",
-            s -> {
-              s.setSource(new PodReference("pod-b"));
-              s.setTarget(new PodReference("pod-a"));
-              s.setAddress(AgentCluster.VIP);
-            });
-    MigrationRequestStatus backStatus = cluster.awaitEnd(back.getMetadata().getName(), 60);
-    assertThat(backStatus.getPhase()).as(backStatus.getMessage()).isEqualTo(Phase.Completed);
+    moveBack("restarted-back");
   }
 
   @Test
