@@ -3,6 +3,7 @@ package dev.ferry.e2e;
 
 import dev.ferry.api.crd.MigrationPolicy;
 import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.api.crd.MovedAddress;
 import io.fabric8.kubernetes.client.dsl.base.CustomResourceDefinitionContext;
 import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
@@ -51,6 +52,8 @@ public final class ApiServer {
         CustomResourceDefinitionContext.fromCustomResourceType(MigrationRequest.class));
     api.expectCustomResource(
         CustomResourceDefinitionContext.fromCustomResourceType(MigrationPolicy.class));
+    api.expectCustomResource(
+        CustomResourceDefinitionContext.fromCustomResourceType(MovedAddress.class));
     return api;
   }
 

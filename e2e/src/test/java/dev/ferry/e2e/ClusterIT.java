@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.ferry.api.crd.MigrationPolicy;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestStatus;
+import dev.ferry.api.crd.MovedAddress;
 import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
 import dev.ferry.testbed.FakeEc2;
@@ -522,14 +523,12 @@ class ClusterIT {
 
   /** The pod that holds the service address now, as the operator recorded it. */
   private static String holderOfVip() {
-    return cluster.kube.pods().list().getItems().stream()
-        .filter(
-            p ->
-                p.getMetadata().getAnnotations() != null
-                    && AgentCluster.VIP.equals(
-                        p.getMetadata().getAnnotations().get("ferry.dev/moved-addresses")))
-        .map(p -> p.getMetadata().getName())
-        .findFirst()
-        .orElse("pod-a");
+    MovedAddress moved =
+        cluster
+            .kube
+            .resources(MovedAddress.class)
+            .withName(MovedAddress.nameFor(AgentCluster.VIP))
+            .get();
+    return moved == null ? "pod-a" : moved.getSpec().getPod().getName();
   }
 }

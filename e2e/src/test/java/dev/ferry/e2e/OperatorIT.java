@@ -7,6 +7,7 @@ import dev.ferry.api.client.AgentClient;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestSpec;
 import dev.ferry.api.crd.MigrationRequestStatus;
+import dev.ferry.api.crd.MovedAddress;
 import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
 import dev.ferry.api.v1alpha1.MoveOutcome;
@@ -152,10 +153,15 @@ class OperatorIT {
       assertThat(events(mr))
           .extracting(Event::getReason)
           .contains("Preparing", "Moving", "Completed");
-      assertThat(cluster.kube.pods().inNamespace(OperatorCluster.NAMESPACE).withName("pod-b").get())
-          .extracting(p -> p.getMetadata().getAnnotations().get("ferry.dev/moved-addresses"))
-          .as("the target pod is known to hold the address now")
-          .isEqualTo(AgentCluster.VIP);
+      assertThat(
+              cluster
+                  .kube
+                  .resources(MovedAddress.class)
+                  .withName(MovedAddress.nameFor(AgentCluster.VIP))
+                  .get())
+          .as("the target pod is recorded as the address's holder now")
+          .extracting(m -> m.getSpec().getPod().getName())
+          .isEqualTo("pod-b");
       System.out.println(
           "operator: pause "
               + st.getPauseMillis()

@@ -8,8 +8,8 @@ import dev.ferry.operator.migration.StatusSink;
 import io.fabric8.kubernetes.client.KubernetesClient;
 
 /**
- * Events on a MigrationRequest, and the moved address on its pods. The status itself the reconciler
- * writes, through JOSDK (UpdateControl.patchStatus).
+ * Events on a MigrationRequest, and the MovedAddress record of an address it moved. The status
+ * itself the reconciler writes, through JOSDK (UpdateControl.patchStatus).
  */
 final class KubeStatusSink implements StatusSink {
 
@@ -20,11 +20,15 @@ final class KubeStatusSink implements StatusSink {
   }
 
   @Override
-  public void addressMoved(Plan plan) {
+  public void addressMoved(MigrationRequest mr, Plan plan) {
     String ip = plan.address().substring(0, plan.address().indexOf('/'));
     new ClusterView(client)
         .recordMove(
-            plan.source().getNamespace(), plan.source().getName(), plan.target().getName(), ip);
+            plan.target().getNamespace(),
+            plan.target().getName(),
+            plan.targetNode(),
+            ip,
+            mr.getMetadata().getNamespace() + "/" + mr.getMetadata().getName());
   }
 
   @Override

@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -21,18 +22,20 @@ import org.junit.jupiter.api.io.TempDir;
 class CrdsAreCurrentTest {
   private static final List<String> FILES =
       List.of("migrationrequests.ferry.dev-v1.yml", "migrationpolicies.ferry.dev-v1.yml");
+  private static final String MOVED_ADDRESSES = "movedaddresses.ferry.dev-v1.yml";
 
   @Test
   void crdsInTheRepositoryAreWhatTheJavaTypesGenerate(@TempDir Path out) throws IOException {
     new CRDGenerator()
         .inOutputDir(out.toFile())
         .forCRDVersions("v1")
-        .customResourceClasses(MigrationRequest.class, MigrationPolicy.class)
-        .withPostProcessor(new CrdFinish(MigrationRequest.class, MigrationPolicy.class))
+        .customResourceClasses(MigrationRequest.class, MigrationPolicy.class, MovedAddress.class)
+        .withPostProcessor(
+            new CrdFinish(MigrationRequest.class, MigrationPolicy.class, MovedAddress.class))
         .generate();
     Path crds = repoDir("crds");
     boolean write = "1".equals(System.getenv("FERRY_WRITE_CRDS"));
-    for (String f : FILES) {
+    for (String f : Stream.concat(FILES.stream(), Stream.of(MOVED_ADDRESSES)).toList()) {
       String generated = Files.readString(out.resolve(f));
       if (write) {
         Files.writeString(crds.resolve(f), generated);
@@ -80,6 +83,31 @@ class CrdsAreCurrentTest {
             "Requests .status.requestsCreated",
             "Last-Trigger .status.lastTrigger",
             "Age .metadata.creationTimestamp");
+  }
+
+  @Test
+  void aMovedAddressIsClusterScopedAndPrintsItsHolder() throws IOException {
+    CustomResourceDefinition crd = crd(MOVED_ADDRESSES);
+    // Cluster-scoped: a tenant's namespace-wide rights never reach it (see MovedAddress).
+    assertThat(crd.getSpec().getScope()).isEqualTo("Cluster");
+    assertThat(crd.getSpec().getNames().getCategories()).containsExactly("ferry");
+    var version = crd.getSpec().getVersions().get(0);
+    assertThat(version.getAdditionalPrinterColumns())
+        .extracting(c -> c.getName())
+        .containsExactly("Address", "Namespace", "Pod", "Request", "Age");
+    JSONSchemaProps spec = version.getSchema().getOpenAPIV3Schema().getProperties().get("spec");
+    assertThat(spec.getRequired()).contains("address", "pod");
+    assertThat(spec.getProperties().get("pod").getRequired())
+        .containsExactlyInAnyOrder("namespace", "name", "uid");
+  }
+
+  @Test
+  void aMovedAddressIsNamedByItsAddressWhateverItsSpelling() {
+    assertThat(MovedAddress.nameFor("10.0.1.5/32")).isEqualTo("10.0.1.5");
+    assertThat(MovedAddress.nameFor("fd42::5")).isEqualTo(MovedAddress.nameFor("FD42:0::5/128"));
+    assertThat(MovedAddress.nameFor("::1")).doesNotStartWith("-").doesNotContain(":");
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> MovedAddress.nameFor("example.com"))
+        .isInstanceOf(IllegalArgumentException.class);
   }
 
   @Test

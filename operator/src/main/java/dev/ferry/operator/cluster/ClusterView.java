@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.operator.cluster;
 
+import dev.ferry.api.crd.MovedAddress;
+import dev.ferry.api.crd.MovedAddressSpec;
 import dev.ferry.api.v1alpha1.PodRef;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.NodeAddress;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodCondition;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.dsl.NonDeletingOperation;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -19,12 +22,8 @@ public final class ClusterView {
    */
   public static final String NETNS_ANNOTATION = "ferry.dev/netns";
 
-  /**
-   * Addresses a pod holds because Ferry moved them to it (comma-separated): the kubelet reports
-   * only the CNI's address in status.podIPs, and a later migration from this pod must be able to
-   * move them on.
-   */
-  public static final String MOVED_ADDRESSES_ANNOTATION = "ferry.dev/moved-addresses";
+  /** On a MovedAddress: the uid of the pod that holds it, for {@link #movedInto}. */
+  public static final String HOLDER_LABEL = "ferry.dev/pod-uid";
 
   private final KubernetesClient client;
 
@@ -54,51 +53,76 @@ public final class ClusterView {
         .findFirst();
   }
 
-  public static List<String> movedAddresses(Pod pod) {
-    Map<String, String> a = pod.getMetadata().getAnnotations();
-    String list = a == null ? null : a.get(MOVED_ADDRESSES_ANNOTATION);
-    if (list == null || list.isBlank()) {
-      return List.of();
+  /**
+   * The record of an address Ferry moved into a pod, if there is one. Only the operator writes
+   * these (see {@link MovedAddress}): they, and never a pod's own annotations, say which addresses
+   * a pod may move on.
+   */
+  public Optional<MovedAddress> movedAddress(String address) {
+    return Optional.ofNullable(
+        client.resources(MovedAddress.class).withName(MovedAddress.nameFor(address)).get());
+  }
+
+  /**
+   * Records that {@code address} now lives in pod {@code to}: its MovedAddress names that pod, or
+   * is removed when the address is the pod's own again (moved back home).
+   */
+  public void recordMove(
+      String namespace, String to, String node, String address, String migrationRequest) {
+    Pod holder =
+        pod(namespace, to)
+            .orElseThrow(
+                () ->
+                    new IllegalStateException(
+                        "pod " + namespace + "/" + to + " that now holds " + address + " is gone"));
+    var records = client.resources(MovedAddress.class);
+    if (ownAddresses(holder).stream().anyMatch(ip -> sameAddress(ip, address))) {
+      records.withName(MovedAddress.nameFor(address)).delete();
+      return;
     }
-    return java.util.Arrays.stream(list.split(","))
-        .map(String::trim)
-        .filter(x -> !x.isEmpty())
+    MovedAddress record =
+        MovedAddress.of(
+            new MovedAddressSpec(
+                address,
+                new MovedAddressSpec.HolderPod(namespace, to, holder.getMetadata().getUid()),
+                node,
+                migrationRequest));
+    record.getMetadata().setLabels(Map.of(HOLDER_LABEL, holder.getMetadata().getUid()));
+    records.resource(record).createOr(NonDeletingOperation::update);
+  }
+
+  /** The addresses MovedAddress records give {@code pod}, by its uid (a remade pod has none). */
+  public List<String> movedInto(Pod pod) {
+    return client
+        .resources(MovedAddress.class)
+        .withLabel(HOLDER_LABEL, pod.getMetadata().getUid())
+        .list()
+        .getItems()
+        .stream()
+        .map(m -> m.getSpec().getAddress())
+        .sorted()
         .toList();
   }
 
-  /** Records that {@code address} now lives in the target pod, and no longer in the source. */
-  public void recordMove(String namespace, String from, String to, String address) {
-    edit(namespace, from, address, false);
-    edit(namespace, to, address, true);
+  /** The addresses the pod's own status gives it (the CNI's), without those Ferry moved there. */
+  public static List<String> ownAddresses(Pod pod) {
+    List<String> own = new java.util.ArrayList<>();
+    if (pod.getStatus() != null && pod.getStatus().getPodIPs() != null) {
+      pod.getStatus().getPodIPs().forEach(ip -> own.add(ip.getIp()));
+    }
+    if (own.isEmpty() && pod.getStatus() != null && pod.getStatus().getPodIP() != null) {
+      own.add(pod.getStatus().getPodIP());
+    }
+    return own;
   }
 
-  private void edit(String namespace, String pod, String address, boolean holds) {
-    client
-        .pods()
-        .inNamespace(namespace)
-        .withName(pod)
-        .edit(
-            p -> {
-              java.util.LinkedHashSet<String> set =
-                  new java.util.LinkedHashSet<>(movedAddresses(p));
-              if (holds) {
-                set.add(address);
-              } else {
-                set.remove(address);
-              }
-              Map<String, String> annotations =
-                  new java.util.HashMap<>(
-                      p.getMetadata().getAnnotations() == null
-                          ? Map.of()
-                          : p.getMetadata().getAnnotations());
-              if (set.isEmpty()) {
-                annotations.remove(MOVED_ADDRESSES_ANNOTATION);
-              } else {
-                annotations.put(MOVED_ADDRESSES_ANNOTATION, String.join(",", set));
-              }
-              p.getMetadata().setAnnotations(annotations);
-              return p;
-            });
+  /** Two spellings of one address ("fd42::5" and "fd42:0::5") are the same address. */
+  public static boolean sameAddress(String a, String b) {
+    try {
+      return MovedAddress.nameFor(a).equals(MovedAddress.nameFor(b));
+    } catch (IllegalArgumentException notAnAddress) {
+      return false;
+    }
   }
 
   public static boolean ready(Pod pod) {

@@ -149,7 +149,7 @@ public final class MigrationMachine {
     StepOutcome.End e = (StepOutcome.End) outcome;
     MigrationRequestStatus st = mr.getStatus();
     if (e.report().addressMoved()) {
-      sink.addressMoved(e.report().plan());
+      sink.addressMoved(mr, e.report().plan());
     }
     enter(mr, at, e.end(), e.reason(), e.message(), e.report());
     st.setCompletionTime(clock.instant().toString());

@@ -3,13 +3,13 @@ package dev.ferry.operator.migration;
 
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestSpec;
+import dev.ferry.api.crd.MovedAddress;
+import dev.ferry.api.crd.MovedAddressSpec;
 import dev.ferry.operator.cluster.ClusterView;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.ContainerPort;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.Pod;
-import io.fabric8.kubernetes.api.model.PodIP;
-import java.net.InetAddress;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -163,28 +163,36 @@ public final class PlanMaker implements Planner {
                     + sourceNode));
   }
 
-  private static String address(MigrationRequestSpec spec, Pod source) throws InvalidRequest {
-    List<String> owned = new ArrayList<>();
-    if (source.getStatus() != null && source.getStatus().getPodIPs() != null) {
-      source.getStatus().getPodIPs().stream().map(PodIP::getIp).forEach(owned::add);
-    }
-    if (owned.isEmpty() && source.getStatus() != null && source.getStatus().getPodIP() != null) {
-      owned.add(source.getStatus().getPodIP());
-    }
-    owned.addAll(ClusterView.movedAddresses(source));
+  private String address(MigrationRequestSpec spec, Pod source) throws InvalidRequest {
+    List<String> owned = ClusterView.ownAddresses(source);
     String name = source.getMetadata().getName();
-    if (spec.getAddress() == null || spec.getAddress().isEmpty()) {
-      if (owned.isEmpty()) {
+    String wanted = spec.getAddress();
+    if (wanted == null || wanted.isEmpty()) {
+      // The pod's own address first; a pod with none of its own (the target of an earlier move,
+      // on a network that gives it none) moves what Ferry moved into it.
+      List<String> moved = owned.isEmpty() ? cluster.movedInto(source) : List.of();
+      if (owned.isEmpty() && moved.isEmpty()) {
         throw new InvalidRequest(
             "spec.address", "pod " + name + " has no IP yet; give the address to move");
       }
-      return withHostPrefix(owned.get(0));
+      return withHostPrefix(owned.isEmpty() ? moved.get(0) : owned.get(0));
     }
-    String wanted = spec.getAddress();
     for (String ip : owned) {
-      if (same(ip, wanted)) {
+      if (ClusterView.sameAddress(ip, wanted)) {
         return withHostPrefix(ip);
       }
+    }
+    Optional<MovedAddress> record;
+    try {
+      record = cluster.movedAddress(wanted);
+    } catch (IllegalArgumentException notAnAddress) {
+      throw new InvalidRequest(
+          "spec.address", wanted + " is not an IP address; give one or leave it out");
+    }
+    // Only a record the operator wrote counts: whatever the pod says about itself (its
+    // annotations, its labels) its owner can write, and would let it take another's address.
+    if (record.isPresent() && holds(record.get(), source)) {
+      return withHostPrefix(record.get().getSpec().getAddress());
     }
     throw new InvalidRequest(
         "spec.address",
@@ -193,15 +201,28 @@ public final class PlanMaker implements Planner {
             + name
             + " (it has "
             + (owned.isEmpty() ? "none" : String.join(", ", owned))
+            + record
+                .map(
+                    r ->
+                        "; MovedAddress "
+                            + r.getMetadata().getName()
+                            + " gives it to pod "
+                            + holder(r))
+                .orElse(", and no MovedAddress gives it this one")
             + "); leave it out to move the pod's IP");
   }
 
-  private static boolean same(String a, String b) {
-    try {
-      return InetAddress.getByName(a).equals(InetAddress.getByName(b));
-    } catch (java.net.UnknownHostException e) {
-      return false;
-    }
+  private static boolean holds(MovedAddress record, Pod pod) {
+    MovedAddressSpec.HolderPod h = record.getSpec().getPod();
+    return h != null
+        && h.getNamespace().equals(pod.getMetadata().getNamespace())
+        && h.getName().equals(pod.getMetadata().getName())
+        && h.getUid().equals(pod.getMetadata().getUid());
+  }
+
+  private static String holder(MovedAddress record) {
+    MovedAddressSpec.HolderPod h = record.getSpec().getPod();
+    return h == null ? "none" : h.getNamespace() + "/" + h.getName() + " (uid " + h.getUid() + ")";
   }
 
   private static String withHostPrefix(String ip) {

@@ -13,7 +13,7 @@ import java.util.Map;
  * @param plan the migration's pods, nodes and address (status.migrationId, targetPod, ...)
  * @param pauseMillis the clients' pause as the agents measured it
  * @param agentPhaseMillis the agents' own steps, named as phaseMillis keys (agent.source.freeze)
- * @param addressMoved the address now lives in the target pod: recorded on the pods
+ * @param addressMoved the address now lives in the target pod: recorded as a MovedAddress
  */
 public record Report(
     Plan plan,

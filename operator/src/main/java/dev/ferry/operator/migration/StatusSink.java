@@ -9,10 +9,10 @@ import dev.ferry.api.crd.MigrationRequest;
  */
 public interface StatusSink {
   /**
-   * The address now lives in the target pod: recorded on the pods before the request reads
+   * The address now lives in the target pod: recorded (a MovedAddress) before the request reads
    * Completed, so that a request made right after can move it on.
    */
-  void addressMoved(Plan plan);
+  void addressMoved(MigrationRequest mr, Plan plan);
 
   /** A Kubernetes Event on the request: type Normal or Warning. */
   void event(MigrationRequest mr, String type, String reason, String message);

@@ -11,7 +11,7 @@ final class FakeSink implements StatusSink {
   final List<Plan> addressMoves = new ArrayList<>();
 
   @Override
-  public void addressMoved(Plan plan) {
+  public void addressMoved(MigrationRequest mr, Plan plan) {
     addressMoves.add(plan);
   }
 

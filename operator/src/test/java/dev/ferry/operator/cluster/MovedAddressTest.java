@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator.cluster;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.api.crd.MigrationRequestSpec;
+import dev.ferry.api.crd.MovedAddress;
+import dev.ferry.api.crd.PodReference;
+import dev.ferry.operator.migration.InvalidRequest;
+import dev.ferry.operator.migration.PlanMaker;
+import io.fabric8.kubernetes.api.model.NodeBuilder;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.PodIP;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.dsl.base.CustomResourceDefinitionContext;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMixedDispatcher;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
+import io.fabric8.mockwebserver.Context;
+import io.fabric8.mockwebserver.MockWebServer;
+import io.fabric8.mockwebserver.ServerRequest;
+import io.fabric8.mockwebserver.ServerResponse;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Queue;
+import java.util.UUID;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Which addresses a pod may move: its own, and those a MovedAddress record (written only by the
+ * operator) gives it; never what the pod's owner writes on it.
+ */
+class MovedAddressTest {
+  private static final String NS = "shop";
+  private final Map<ServerRequest, Queue<ServerResponse>> expectations = new HashMap<>();
+  private KubernetesMockServer api;
+  private KubernetesClient kube;
+  private ClusterView cluster;
+  private PlanMaker planner;
+
+  @BeforeEach
+  void start() {
+    api =
+        new KubernetesMockServer(
+            new Context(),
+            new MockWebServer(),
+            expectations,
+            new KubernetesMixedDispatcher(expectations),
+            false);
+    api.init();
+    api.expectCustomResource(
+        CustomResourceDefinitionContext.fromCustomResourceType(MovedAddress.class));
+    kube = api.createClient();
+    cluster = new ClusterView(kube);
+    planner = new PlanMaker(cluster, 9443);
+    node("node-a", "10.1.0.1");
+    node("node-b", "10.1.0.2");
+    pod("pod-a", "node-a", "10.0.0.10", Map.of());
+    pod("pod-b", "node-b", "10.0.0.20", Map.of());
+  }
+
+  @AfterEach
+  void stop() {
+    kube.close();
+    api.destroy();
+  }
+
+  @Test
+  void anAddressMovedIntoAPodCanBeMovedOnFromIt() throws Exception {
+    cluster.recordMove(NS, "pod-b", "node-b", "10.0.0.10", "shop/move-1");
+
+    MovedAddress record = kube.resources(MovedAddress.class).withName("10.0.0.10").get();
+    assertThat(record.getSpec().getPod().getName()).isEqualTo("pod-b");
+    assertThat(record.getSpec().getPod().getUid()).isEqualTo(uid("pod-b"));
+    assertThat(record.getSpec().getNode()).isEqualTo("node-b");
+    assertThat(record.getSpec().getMigrationRequest()).isEqualTo("shop/move-1");
+    assertThat(planner.plan(request("pod-b", "pod-a", "10.0.0.10"), null).address())
+        .isEqualTo("10.0.0.10/32");
+  }
+
+  @Test
+  void aPodWithNoAddressOfItsOwnMovesTheOneMovedIntoIt() throws Exception {
+    pod("pod-c", "node-b", null, Map.of());
+    cluster.recordMove(NS, "pod-c", "node-b", "10.0.0.10", "shop/move-1");
+
+    assertThat(cluster.movedInto(kube.pods().inNamespace(NS).withName("pod-c").get()))
+        .containsExactly("10.0.0.10");
+    assertThat(planner.plan(request("pod-c", "pod-a", null), null).address())
+        .isEqualTo("10.0.0.10/32");
+  }
+
+  @Test
+  void anAnnotationOnTheTenantsOwnPodGrantsNoAddress() {
+    // The annotation earlier versions trusted; any tenant may write it on their own pod.
+    pod("pod-c", "node-b", "10.0.0.30", Map.of("ferry.dev/moved-addresses", "10.0.0.10"));
+
+    assertThatThrownBy(() -> planner.plan(request("pod-c", "pod-a", "10.0.0.10"), null))
+        .isInstanceOfSatisfying(
+            InvalidRequest.class,
+            e -> {
+              assertThat(e.field).isEqualTo("spec.address");
+              assertThat(e.getMessage())
+                  .contains("10.0.0.10 is not an address of pod pod-c (it has 10.0.0.30")
+                  .contains("no MovedAddress gives it this one")
+                  .contains("leave it out to move the pod's IP");
+            });
+  }
+
+  @Test
+  void anAddressMovedToAnotherPodIsRefusedNamingItsHolder() {
+    cluster.recordMove(NS, "pod-b", "node-b", "10.0.0.10", "shop/move-1");
+    pod("pod-c", "node-b", "10.0.0.30", Map.of());
+
+    assertThatThrownBy(() -> planner.plan(request("pod-c", "pod-a", "10.0.0.10"), null))
+        .isInstanceOf(InvalidRequest.class)
+        .hasMessageContaining("MovedAddress 10.0.0.10 gives it to pod shop/pod-b");
+  }
+
+  @Test
+  void aPodMadeAgainUnderTheSameNameHasNoClaimOnTheOldOnesAddress() {
+    cluster.recordMove(NS, "pod-b", "node-b", "10.0.0.10", "shop/move-1");
+    kube.pods().inNamespace(NS).withName("pod-b").delete();
+    pod("pod-b", "node-b", "10.0.0.21", Map.of());
+
+    assertThatThrownBy(() -> planner.plan(request("pod-b", "pod-a", "10.0.0.10"), null))
+        .isInstanceOf(InvalidRequest.class)
+        .hasMessageContaining("is not an address of pod pod-b");
+  }
+
+  @Test
+  void anAddressMovedBackHomeLeavesNoRecord() {
+    cluster.recordMove(NS, "pod-b", "node-b", "10.0.0.10", "shop/move-1");
+    cluster.recordMove(NS, "pod-a", "node-a", "10.0.0.10", "shop/move-back");
+
+    assertThat(kube.resources(MovedAddress.class).list().getItems()).isEmpty();
+  }
+
+  @Test
+  void anIpv6AddressIsOneRecordHoweverItIsSpelled() throws Exception {
+    cluster.recordMove(NS, "pod-b", "node-b", "fd42::5", "shop/move-1");
+    cluster.recordMove(NS, "pod-b", "node-b", "fd42:0:0::5", "shop/move-2");
+
+    assertThat(kube.resources(MovedAddress.class).list().getItems()).hasSize(1);
+    assertThat(planner.plan(request("pod-b", "pod-a", "FD42::0:5"), null).address())
+        .isEqualTo("fd42:0:0::5/128");
+  }
+
+  @Test
+  void anAddressThatIsNotOneIsRefusedNamingTheField() {
+    assertThatThrownBy(() -> planner.plan(request("pod-b", "pod-a", "shop.example"), null))
+        .isInstanceOfSatisfying(
+            InvalidRequest.class,
+            e -> {
+              assertThat(e.field).isEqualTo("spec.address");
+              assertThat(e.getMessage()).contains("shop.example is not an IP address");
+            });
+  }
+
+  private MigrationRequest request(String source, String target, String address) {
+    MigrationRequest mr = new MigrationRequest();
+    mr.getMetadata().setNamespace(NS);
+    mr.getMetadata().setName("move");
+    mr.getMetadata().setUid(UUID.randomUUID().toString());
+    MigrationRequestSpec spec = new MigrationRequestSpec();
+    spec.setSource(new PodReference(source));
+    spec.setTarget(new PodReference(target));
+    spec.setAddress(address);
+    spec.setPorts(List.of(8080));
+    mr.setSpec(spec);
+    return mr;
+  }
+
+  private String uid(String pod) {
+    return kube.pods().inNamespace(NS).withName(pod).get().getMetadata().getUid();
+  }
+
+  private void node(String name, String internalIp) {
+    kube.nodes()
+        .resource(
+            new NodeBuilder()
+                .withNewMetadata()
+                .withName(name)
+                .endMetadata()
+                .withNewStatus()
+                .addNewAddress()
+                .withType("InternalIP")
+                .withAddress(internalIp)
+                .endAddress()
+                .endStatus()
+                .build())
+        .create();
+  }
+
+  private void pod(String name, String node, String ip, Map<String, String> annotations) {
+    kube.pods()
+        .inNamespace(NS)
+        .resource(
+            new PodBuilder()
+                .withNewMetadata()
+                .withName(name)
+                .withNamespace(NS)
+                .withUid(UUID.randomUUID().toString())
+                .withAnnotations(annotations)
+                .endMetadata()
+                .withNewSpec()
+                .withNodeName(node)
+                .endSpec()
+                .withNewStatus()
+                .withPhase("Running")
+                .withPodIP(ip)
+                .withPodIPs(ip == null ? List.of() : List.of(new PodIP(ip)))
+                .addNewCondition()
+                .withType("Ready")
+                .withStatus("True")
+                .endCondition()
+                .endStatus()
+                .build())
+        .create();
+  }
+}
