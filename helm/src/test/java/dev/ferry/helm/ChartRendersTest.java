@@ -94,7 +94,9 @@ class ChartRendersTest {
             "Service/ferry-node-agent-metrics",
             "Service/ferry-operator-metrics",
             "ServiceAccount/ferry-node-agent",
-            "ServiceAccount/ferry-operator");
+            "ServiceAccount/ferry-operator",
+            "ValidatingAdmissionPolicy/ferry-operator-pod-marks",
+            "ValidatingAdmissionPolicyBinding/ferry-operator-pod-marks");
   }
 
   @Test
