@@ -151,7 +151,7 @@ public final class AgentCluster implements AutoCloseable {
           .setTargetAgent(to.api())
           .setAddress(
               dev.ferry.api.v1alpha1.MoveAddressPlan.newBuilder()
-                  .setCidr(VIP + "/32")
+                  .setCidr(layout.vip() + "/32")
                   .setHostRoute(true)
                   .setAnnounce(true)
                   .setSourceHostInterface(pod.podPort())
@@ -329,7 +329,11 @@ public final class AgentCluster implements AutoCloseable {
     return new CurlStream(
         client
             .process(
-                "curl", "-sSN", "--max-time", "120", "http://" + VIP + ":" + PORT + pathAndQuery)
+                "curl",
+                "-sSN",
+                "--max-time",
+                "120",
+                "http://" + layout.vip() + ":" + PORT + pathAndQuery)
             .redirectError(ProcessBuilder.Redirect.INHERIT)
             .start());
   }

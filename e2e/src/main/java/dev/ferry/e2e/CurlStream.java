@@ -86,6 +86,11 @@ public final class CurlStream implements AutoCloseable {
     return curl.exitValue();
   }
 
+  /** Whether curl still runs: a reset or an end of the stream ends it. */
+  public boolean alive() {
+    return curl.isAlive();
+  }
+
   public synchronized String output() {
     return bytes.toString(StandardCharsets.UTF_8);
   }

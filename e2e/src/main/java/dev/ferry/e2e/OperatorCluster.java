@@ -60,7 +60,7 @@ final class OperatorCluster implements AutoCloseable {
 
   private OperatorCluster(AgentCluster agents) throws Exception {
     this.agents = agents;
-    InetAddress lan = InetAddress.getByName(AgentCluster.LAN_SELF);
+    InetAddress lan = InetAddress.getByName(agents.layout.lanSelf());
     AtomicReference<String> url = new AtomicReference<>();
     this.apiServer =
         agents.start(
@@ -69,7 +69,7 @@ final class OperatorCluster implements AutoCloseable {
                 "-cp",
                 System.getProperty("java.class.path"),
                 ApiServer.class.getName(),
-                AgentCluster.LAN_SELF),
+                agents.layout.lanSelf()),
             "api-server",
             "api server listening on",
             null,
@@ -83,9 +83,9 @@ final class OperatorCluster implements AutoCloseable {
     sqs.createQueue(QUEUE);
     node(agents.a, imdsA);
     node(agents.b, imdsB);
-    ec2.addSecondary(eni(agents.a), AgentCluster.VIP);
+    ec2.addSecondary(eni(agents.a), agents.layout.vip());
     ec2.onMove(this::deliver);
-    pod("pod-a", agents.a, AgentCluster.VIP, APP_LABEL);
+    pod("pod-a", agents.a, agents.layout.vip(), APP_LABEL);
     pod("pod-b", agents.b, null, APP_LABEL);
   }
 
@@ -95,7 +95,16 @@ final class OperatorCluster implements AutoCloseable {
 
   /** The cluster, its operator started with {@code operatorEnv} (FERRY_OPERATOR_*) added. */
   static OperatorCluster start(Map<String, String> operatorEnv) throws Exception {
-    AgentCluster agents = AgentCluster.create();
+    return start(AgentCluster.Layout.TESTS, operatorEnv);
+  }
+
+  /**
+   * The cluster on {@code layout}'s LAN: a suite on a subnet of its own runs beside the others
+   * without sharing an address with them.
+   */
+  static OperatorCluster start(AgentCluster.Layout layout, Map<String, String> operatorEnv)
+      throws Exception {
+    AgentCluster agents = AgentCluster.create(layout);
     try {
       OperatorCluster c = new OperatorCluster(agents);
       c.agents.a.startAgent();

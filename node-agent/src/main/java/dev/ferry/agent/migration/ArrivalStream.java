@@ -222,7 +222,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         target.receive(List.copyOf(states), (System.nanoTime() - start) / 1000, Map.copyOf(wholes));
         states.clear();
         MigrationStatus staged = target.stage(header.getTargetPod());
-        node.faults().reach(header.getFault(), "target-after-stage");
+        node.faults().reach(header.getFault(), "target-after-stage", header.getMigrationId());
         if (address != null && header.getAddress().getClaimedByCaller()) {
           // The caller claims the address from the network next: the node must deliver it here.
           routeAddressHere();
@@ -232,7 +232,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
       case COMMIT -> {
         requireHeader();
         target.commit();
-        node.faults().reach(header.getFault(), "target-after-commit");
+        node.faults().reach(header.getFault(), "target-after-commit", header.getMigrationId());
         if (address != null && !header.getAddress().getClaimedByCaller()) {
           long t = System.nanoTime();
           routeAddressHere();
@@ -240,7 +240,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         }
         target.resume();
         long resumedAt = SourceMove.nowMicros();
-        node.faults().reach(header.getFault(), "target-after-resume");
+        node.faults().reach(header.getFault(), "target-after-resume", header.getMigrationId());
         if (address != null && header.getAddress().getAnnounce()) {
           long t = System.nanoTime();
           try {

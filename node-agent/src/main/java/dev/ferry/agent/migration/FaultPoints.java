@@ -33,18 +33,61 @@ public final class FaultPoints {
 
   static final java.time.Duration STALL = java.time.Duration.ofSeconds(10);
 
-  private final boolean enabled;
+  /**
+   * A point named with this suffix ("source-after-export/stall") stalls the side that reaches it
+   * for {@link #POINT_STALL} instead of stopping it: long enough for the fault suite to kill
+   * another process (the peer agent, the operator) at that boundary, which then finds it there.
+   */
+  static final String STALL_SUFFIX = "/stall";
 
-  public FaultPoints(boolean enabled) {
+  static final java.time.Duration POINT_STALL = java.time.Duration.ofSeconds(4);
+
+  private final boolean enabled;
+  private final java.nio.file.Path reached;
+
+  /**
+   * @param reached where each point reached is noted before the agent stops: the operator retries a
+   *     Move on the restarted agent, and a point must stop a migration once, not on every retry
+   */
+  public FaultPoints(boolean enabled, java.nio.file.Path reached) {
     this.enabled = enabled;
+    this.reached = reached;
   }
 
-  /** Stops the agent if {@code requested} names {@code point}. */
-  public void reach(String requested, String point) {
-    if (enabled && point.equals(requested)) {
+  /**
+   * Stops the agent if {@code requested} names {@code point}; stalls it there for {@link
+   * #POINT_STALL} if it names the point with {@link #STALL_SUFFIX}.
+   */
+  public void reach(String requested, String point, String migrationId) {
+    if (!enabled) {
+      return;
+    }
+    if (point.equals(requested) && firstTime(migrationId, point)) {
       LOG.severe(() -> "fault point " + point + " reached: stopping the agent as a crash would");
       System.err.flush();
       Runtime.getRuntime().halt(86);
+    }
+    if ((point + STALL_SUFFIX).equals(requested)) {
+      LOG.severe(() -> "fault point " + point + " reached: stalling for " + POINT_STALL);
+      try {
+        Thread.sleep(POINT_STALL.toMillis());
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  /** Notes that the migration reached the point; false if it had already. */
+  private boolean firstTime(String migrationId, String point) {
+    try {
+      java.nio.file.Files.createDirectories(reached);
+      java.nio.file.Files.createFile(reached.resolve(migrationId + "." + point));
+      return true;
+    } catch (java.nio.file.FileAlreadyExistsException again) {
+      LOG.warning(() -> "fault point " + point + " of " + migrationId + " reached again: passed");
+      return false;
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
     }
   }
 
@@ -57,8 +100,20 @@ public final class FaultPoints {
   }
 
   public static String check(String requested) {
-    if (!requested.isEmpty() && !POINTS.contains(requested) && !STALLS.contains(requested)) {
-      throw new BadRequest("fault: '" + requested + "' is none of " + POINTS + " or " + STALLS);
+    String point =
+        requested.endsWith(STALL_SUFFIX)
+            ? requested.substring(0, requested.length() - STALL_SUFFIX.length())
+            : requested;
+    if (!requested.isEmpty() && !POINTS.contains(point) && !STALLS.contains(requested)) {
+      throw new BadRequest(
+          "fault: '"
+              + requested
+              + "' is none of "
+              + POINTS
+              + " (each may end in "
+              + STALL_SUFFIX
+              + ") or "
+              + STALLS);
     }
     return requested;
   }

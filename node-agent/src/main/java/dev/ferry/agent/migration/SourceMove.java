@@ -158,7 +158,7 @@ public final class SourceMove {
     MigrationStatus frozen = m.freeze(chosen);
     precopies.forEach(PrecopyForwarder::close);
     migrations.limitHold(m, limit);
-    node.faults().reach(req.getFault(), "source-after-freeze");
+    node.faults().reach(req.getFault(), "source-after-freeze", req.getMigrationId());
     // No connection at all, and an address to move: the address alone moves, by the same steps.
     boolean addressOnly = chosen.isEmpty() && !req.getAddress().getCidr().isEmpty();
     if (count(frozen, FROZEN) == 0 && !addressOnly) {
@@ -175,7 +175,7 @@ public final class SourceMove {
       return partial;
     }
     MigrationStatus exported = m.export();
-    node.faults().reach(req.getFault(), "source-after-export");
+    node.faults().reach(req.getFault(), "source-after-export", req.getMigrationId());
     node.faults().stall(req.getFault(), "source-stalls-after-export");
     partial = refuseIfPartial("export", exported);
     if (partial != null) {
@@ -213,13 +213,13 @@ public final class SourceMove {
     m.commitMayHappen();
     m.addressLeaves();
     m.timed("address-leaves", leaving);
-    node.faults().reach(req.getFault(), "source-after-address");
+    node.faults().reach(req.getFault(), "source-after-address", req.getMigrationId());
     return null;
   }
 
   /** Step 5 and 6: the commit point and after. */
   private MoveOutcome commitAndResume() throws InterruptedException {
-    node.faults().reach(req.getFault(), "source-before-commit");
+    node.faults().reach(req.getFault(), "source-before-commit", req.getMigrationId());
     ArrivalReply reply;
     long committing = System.nanoTime();
     try {
@@ -235,7 +235,7 @@ public final class SourceMove {
       return afterRollback("the target refused to commit: it had rolled the migration back");
     }
     long resumedNanos = System.nanoTime();
-    node.faults().reach(req.getFault(), "source-before-release");
+    node.faults().reach(req.getFault(), "source-before-release", req.getMigrationId());
     m.release();
     call.close();
     MigrationStatus target = reply.getResumed();

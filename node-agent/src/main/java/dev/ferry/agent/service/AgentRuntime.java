@@ -98,7 +98,7 @@ public class AgentRuntime {
             peers,
             workers,
             metrics,
-            new FaultPoints(settings.faultPoints()));
+            new FaultPoints(settings.faultPoints(), settings.stateDir().resolve("faults-reached")));
     saved = node.saved();
     migrations =
         new Migrations(
