@@ -109,8 +109,8 @@ public class AgentRuntime {
     AgentApi api = new AgentApi(node, migrations, settings.maxStateBytes());
     server =
         NettyServerBuilder.forAddress(
-                new InetSocketAddress(settings.api().host(), settings.api().port()))
-            .sslContext(tls.serverContext())
+                new InetSocketAddress(settings.api().host(), settings.api().port()),
+                tls.serverCredentials())
             .addService(ServerInterceptors.intercept(api, new CallerCheck(metrics::refused)))
             .maxInboundMessageSize(4 << 20)
             .executor(Executors.newCachedThreadPool(daemon("ferry-api")))
