@@ -2,6 +2,7 @@
 package dev.ferry.agent.handoff;
 
 import dev.ferry.protocol.Connection;
+import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.FrameChannel;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.SyscallException;
@@ -19,6 +20,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
 import java.util.function.Supplier;
 import java.util.logging.Logger;
 
@@ -38,6 +40,8 @@ public final class HandoffServer implements AutoCloseable {
   private final Duration answerTimeout;
   private final Duration stateTimeout;
   private final long maxStateBytes;
+  private final HandoffLimits limits;
+  private final Consumer<String> refusals;
   private final Map<Integer, Session> owners = new ConcurrentHashMap<>();
   private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
   private final AtomicLong requestIds = new AtomicLong();
@@ -45,11 +49,18 @@ public final class HandoffServer implements AutoCloseable {
   private volatile boolean closed;
 
   private HandoffServer(
-      UnixSocket listener, Duration answerTimeout, Duration stateTimeout, long maxStateBytes) {
+      UnixSocket listener,
+      Duration answerTimeout,
+      Duration stateTimeout,
+      long maxStateBytes,
+      HandoffLimits limits,
+      Consumer<String> refusals) {
     this.listener = listener;
     this.answerTimeout = answerTimeout;
     this.stateTimeout = stateTimeout;
     this.maxStateBytes = maxStateBytes;
+    this.limits = limits;
+    this.refusals = refusals;
     this.acceptor = new Thread(this::acceptLoop, "handoff-accept");
     acceptor.setDaemon(true);
   }
@@ -67,32 +78,124 @@ public final class HandoffServer implements AutoCloseable {
   public static HandoffServer start(
       Path path, Duration answerTimeout, Duration stateTimeout, long maxStateBytes)
       throws SyscallException {
+    return start(
+        path, answerTimeout, stateTimeout, maxStateBytes, HandoffLimits.DEFAULTS, reason -> {});
+  }
+
+  /**
+   * As {@link #start(Path, Duration, Duration, long)}, within {@code limits}.
+   *
+   * @param refusals told the reason ({@link Frame#errorName}) of every ERROR sent to an application
+   *     and of every session refused
+   */
+  public static HandoffServer start(
+      Path path,
+      Duration answerTimeout,
+      Duration stateTimeout,
+      long maxStateBytes,
+      HandoffLimits limits,
+      Consumer<String> refusals)
+      throws SyscallException {
     HandoffServer server =
-        new HandoffServer(UnixSocket.listen(path, 64), answerTimeout, stateTimeout, maxStateBytes);
+        new HandoffServer(
+            UnixSocket.listen(path, 64),
+            answerTimeout,
+            stateTimeout,
+            maxStateBytes,
+            limits,
+            refusals);
     server.acceptor.start();
     return server;
   }
 
   private void acceptLoop() {
     while (!closed) {
+      UnixSocket client;
       try {
-        UnixSocket client = listener.accept();
+        client = listener.accept();
+      } catch (SyscallException e) {
+        if (!closed) {
+          LOG.warning("accept on the handoff socket failed: " + e.getMessage());
+        }
+        continue;
+      }
+      Session session = null;
+      try {
+        UnixSocket.Credentials peer = client.peerCredentials();
+        long netns = namespaceOf(peer.pid());
+        String full = admit(netns);
+        if (full != null) {
+          refuse(client, peer, full);
+          continue;
+        }
         // A session that stops reading must not block the thread that writes it a request. But a
         // busy one reads late: 10,000 freezes sent at once took an application (answering them
         // on a loaded machine) over 2 s to drain, and the answer timeout broke its session. A
         // stalled write is bounded like stalled state, by the state timeout.
         client.setSendTimeout(Math.max(1, stateTimeout.toMillis()));
-        Session session = new Session(new FrameChannel(client), client.peerCredentials(), this);
-        sessions.add(session);
-        Thread t = new Thread(session, "handoff-" + session.peer().pid());
+        FrameChannel channel = new FrameChannel(client, limits.frameTimeout().toMillis());
+        session = new Session(channel, peer, netns, this);
+        sessions.add(session); // only this thread adds: admit() and add() cannot interleave
+        Thread t = new Thread(session, "handoff-" + peer.pid());
         t.setDaemon(true);
         t.start();
-      } catch (SyscallException e) {
-        if (!closed) {
-          LOG.warning("accept on the handoff socket failed: " + e.getMessage());
+      } catch (SyscallException | RuntimeException | OutOfMemoryError e) {
+        // Out of memory for one more thread included: the agent goes on serving the sessions it
+        // has, and this caller gets a closed socket.
+        LOG.warning(() -> "a session on the handoff socket could not be started: " + e);
+        if (session != null) {
+          sessions.remove(session);
         }
+        client.close();
       }
     }
+  }
+
+  /** Why a session from {@code netns} cannot be served now, or null if it can (and it counts). */
+  private synchronized String admit(long netns) {
+    if (sessions.size() >= limits.maxSessions()) {
+      return "the agent serves "
+          + sessions.size()
+          + " sessions, as many as it may (ferry.agent.handoff.max-sessions); try again later";
+    }
+    long fromThere = sessions.stream().filter(s -> s.netns() == netns).count();
+    if (fromThere >= limits.maxSessionsPerNamespace()) {
+      return "this network namespace has "
+          + fromThere
+          + " sessions open, as many as one may"
+          + " (ferry.agent.handoff.max-sessions-per-namespace); close one first";
+    }
+    return null;
+  }
+
+  /**
+   * Tells a caller there is no room for it (ERROR 10) and closes. On the accepting thread, without
+   * a thread of its own: the frame is small and the socket's buffer empty, so the write does not
+   * wait.
+   */
+  private void refuse(UnixSocket client, UnixSocket.Credentials peer, String why) {
+    LOG.warning(() -> "refused a handoff session of pid " + peer.pid() + ": " + why);
+    refusals.accept(Frame.errorName(Frame.ERR_TOO_MANY_SESSIONS));
+    try (FrameChannel channel = new FrameChannel(client)) {
+      channel.error(Frame.ERR_TOO_MANY_SESSIONS, why);
+      // Unread input (a HELLO sent at once) would make the caller's read of the ERROR fail with
+      // ECONNRESET.
+      client.discardPendingInput();
+    }
+  }
+
+  /** The caller's network namespace (its inode), or -1 if its process is gone or hidden. */
+  private static long namespaceOf(int pid) {
+    try {
+      return NetNamespace.inodeOfProcess(pid);
+    } catch (SyscallException e) {
+      return -1;
+    }
+  }
+
+  /** Counts an ERROR sent to an application. */
+  void refused(int code) {
+    refusals.accept(Frame.errorName(code));
   }
 
   /**

@@ -5,6 +5,7 @@ import dev.ferry.agent.address.PodAddresses;
 import dev.ferry.agent.api.AgentApi;
 import dev.ferry.agent.api.CallerCheck;
 import dev.ferry.agent.api.MutualTls;
+import dev.ferry.agent.handoff.HandoffLimits;
 import dev.ferry.agent.handoff.HandoffServer;
 import dev.ferry.agent.hold.ConnectionHold;
 import dev.ferry.agent.hold.HoldKey;
@@ -73,7 +74,12 @@ public class AgentRuntime {
             settings.handoffSocket(),
             settings.answerTimeout(),
             settings.stateTimeout(),
-            settings.maxStateBytes());
+            settings.maxStateBytes(),
+            new HandoffLimits(
+                settings.handoff().maxSessions(),
+                settings.handoff().maxSessionsPerNamespace(),
+                settings.handoff().frameTimeout()),
+            metrics::handoffRefused);
     // Connecting needs write permission on the socket. Who can reach it at all is decided by
     // which pods mount its directory; the agent then knows each caller by its credentials, and
     // gives a pod's connections only to a process in that pod.

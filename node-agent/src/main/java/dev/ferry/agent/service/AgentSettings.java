@@ -30,6 +30,23 @@ public interface AgentSettings {
   @WithDefault("rw-rw-rw-")
   String handoffSocketMode();
 
+  /** What applications may take of the agent through the handoff socket ({@code HandoffLimits}). */
+  Handoff handoff();
+
+  interface Handoff {
+    /** Sessions open at once, in all; the next is refused with ERROR 10. */
+    @WithDefault("256")
+    int maxSessions();
+
+    /** Sessions open at once from one network namespace (one pod). */
+    @WithDefault("32")
+    int maxSessionsPerNamespace();
+
+    /** How long the rest of a frame may take once its first byte has come. */
+    @WithDefault("PT10S")
+    Duration frameTimeout();
+  }
+
   /** Saved socket states; must survive an agent restart (a hostPath). */
   @WithDefault("/var/lib/ferry")
   Path stateDir();
