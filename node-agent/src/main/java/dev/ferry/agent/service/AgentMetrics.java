@@ -93,6 +93,17 @@ public final class AgentMetrics {
         .increment();
   }
 
+  /**
+   * ferry_agent_receive_bytes: application state held now for arrivals in progress (bounded by
+   * ferry.agent.max-receive-bytes).
+   */
+  public void receiving(Supplier<Long> held) {
+    gauge(
+        Gauge.builder("ferry.agent.receive.bytes", held)
+            .description("Application state held now for arrivals in progress")
+            .baseUnit("bytes"));
+  }
+
   /** ferry_agent_connections{phase}: connections of migrations on this node, by phase. */
   public void connections(Supplier<Map<ConnectionPhase, Integer>> byPhase) {
     for (ConnectionPhase phase : ConnectionPhase.values()) {

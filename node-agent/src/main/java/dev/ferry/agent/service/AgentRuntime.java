@@ -13,6 +13,7 @@ import dev.ferry.agent.migration.FaultPoints;
 import dev.ferry.agent.migration.Migrations;
 import dev.ferry.agent.migration.NodeParts;
 import dev.ferry.agent.migration.PodNamespaces;
+import dev.ferry.agent.migration.ReceiveBudget;
 import dev.ferry.agent.move.ConnectionMover;
 import dev.ferry.agent.peer.Peers;
 import dev.ferry.agent.spot.SpotNoticeWatcher;
@@ -112,7 +113,13 @@ public class AgentRuntime {
     migrations.recover();
     metrics.connections(migrations::phases);
     metrics.holds(this::activeHolds, this::probesAnswered);
-    AgentApi api = new AgentApi(node, migrations, settings.maxStateBytes());
+    ReceiveBudget receiving =
+        new ReceiveBudget(
+            settings
+                .maxReceiveBytes()
+                .orElse(ReceiveBudget.defaultLimit(settings.maxStateBytes())));
+    metrics.receiving(receiving::held);
+    AgentApi api = new AgentApi(node, migrations, settings.maxStateBytes(), receiving);
     server =
         NettyServerBuilder.forAddress(
                 new InetSocketAddress(settings.api().host(), settings.api().port()),

@@ -78,6 +78,13 @@ public interface AgentSettings {
   @WithDefault("268435456")
   long maxStateBytes();
 
+  /**
+   * The most application state this node holds for arrivals in progress, all together (pre-copied
+   * parts and moved states, until each arrival ends); an arrival that would go over is refused with
+   * RESOURCE_EXHAUSTED and rolls back. Default: half the heap, at least twice max-state-bytes.
+   */
+  Optional<Long> maxReceiveBytes();
+
   /** How long a transfer to a peer agent may take. */
   @WithDefault("PT60S")
   Duration transferTimeout();
