@@ -66,7 +66,10 @@ public final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
               Inventory.established(node.pods(), req.getPod(), req.getPortsList())) {
             b.addConnections(ListedConnection.newBuilder().setId(Wire.id(c)));
           }
-          b.addAllRegisteredPorts(node.mover().registeredPorts());
+          // The pod's own: a port registered in another pod on this node serves none of its
+          // connections.
+          b.addAllRegisteredPorts(
+              node.mover().registeredPorts(node.pods().inode(req.getPod(), "pod")));
           return b.build();
         });
   }

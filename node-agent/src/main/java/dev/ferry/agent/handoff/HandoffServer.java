@@ -42,7 +42,13 @@ public final class HandoffServer implements AutoCloseable {
   private final long maxStateBytes;
   private final HandoffLimits limits;
   private final Consumer<String> refusals;
-  private final Map<Integer, Session> owners = new ConcurrentHashMap<>();
+
+  /**
+   * Who serves each port, per network namespace: two pods on one node may both serve 8080, and a
+   * connection goes only to the application in its own pod's namespace.
+   */
+  private final Map<Registration, Session> owners = new ConcurrentHashMap<>();
+
   private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
   private final AtomicLong requestIds = new AtomicLong();
   private final Thread acceptor;
@@ -199,9 +205,10 @@ public final class HandoffServer implements AutoCloseable {
   }
 
   /**
-   * Asks the applications serving {@code connections} for them, all at once: every FREEZE is sent
-   * before any answer is awaited. Returns one outcome per connection, in the same order; any answer
-   * but {@link HandoffOutcome.Frozen} leaves that connection where it is.
+   * Asks the applications serving {@code connections} in the pod's network namespace ({@code
+   * podNetns}, where the connections live) for them, all at once: every FREEZE is sent before any
+   * answer is awaited. Returns one outcome per connection, in the same order; any answer but {@link
+   * HandoffOutcome.Frozen} leaves that connection where it is.
    *
    * <p>Returns when every connection is answered, or its application has been silent for {@code
    * answerTimeout} (before it started answering) or {@code stateTimeout} (while its state streams
@@ -211,13 +218,16 @@ public final class HandoffServer implements AutoCloseable {
    *
    * @throws InterruptedException with every request not yet answered given up on
    */
-  public List<HandoffOutcome> freezeAll(List<Connection> connections) throws InterruptedException {
+  public List<HandoffOutcome> freezeAll(List<Connection> connections, long podNetns)
+      throws InterruptedException {
     Batch batch = new Batch(connections.size());
     List<Session.Pending> sent = new ArrayList<>(connections.size());
     for (int i = 0; i < connections.size(); i++) {
       Connection c = connections.get(i);
-      Session owner = owners.get(c.local().getPort());
+      Session owner = ownerIn(podNetns, c.local().getPort());
       if (owner == null) {
+        // An application that registered the port from another namespace (another pod, or a
+        // squatter) is never asked: the connection, and its client's data, are not its own.
         batch.complete(i, new HandoffOutcome.NoApplication(c.local().getPort()));
       } else {
         sent.add(owner.requestFreeze(requestIds.incrementAndGet(), c, batch, i));
@@ -228,8 +238,8 @@ public final class HandoffServer implements AutoCloseable {
   }
 
   /** {@link #freezeAll} of one connection. */
-  public HandoffOutcome freeze(Connection c) throws InterruptedException {
-    return freezeAll(List.of(c)).get(0);
+  public HandoffOutcome freeze(Connection c, long podNetns) throws InterruptedException {
+    return freezeAll(List.of(c), podNetns).get(0);
   }
 
   /**
@@ -277,23 +287,23 @@ public final class HandoffServer implements AutoCloseable {
       throws InterruptedException {
     Batch batch = new Batch(incoming.size());
     List<Session.Pending> sent = new ArrayList<>(incoming.size());
-    Map<Session, Boolean> inPod = new HashMap<>();
     for (int i = 0; i < incoming.size(); i++) {
       Incoming in = incoming.get(i);
       int port = in.connection().local().getPort();
-      Session owner = owners.get(port);
-      if (owner == null) {
+      Session owner = ownerIn(podNetns, port);
+      Session elsewhere = owner == null ? ownerElsewhere(podNetns, port) : null;
+      if (owner == null && elsewhere == null) {
         batch.complete(i, new HandoffOutcome.NoApplication(port));
-      } else if (!inPod.computeIfAbsent(owner, s -> inNamespace(s, podNetns))) {
-        // The port is the node's, the connection the pod's: only an application inside the pod
-        // may take it and its state, whoever else registered the port first.
+      } else if (owner == null) {
+        // The connection is the pod's: only an application inside the pod may take it and its
+        // state, whoever else on the node registered the port.
         batch.complete(
             i,
             new HandoffOutcome.Declined(
                 "port "
                     + port
-                    + " is registered by "
-                    + owner
+                    + " is registered only by "
+                    + elsewhere
                     + ", which is not in the pod's network namespace: only the pod's own"
                     + " application may take its connections over"));
       } else {
@@ -310,20 +320,30 @@ public final class HandoffServer implements AutoCloseable {
     return takeoverAll(List.of(new Incoming(c, restored, state)), podNetns).get(0);
   }
 
-  private static boolean inNamespace(Session s, long netns) {
-    try {
-      return NetNamespace.inodeOfProcess(s.peer().pid()) == netns;
-    } catch (SyscallException e) {
-      return false; // the process is gone, or hidden from us: not the pod's, as far as we know
+  /** A port an application registered, in the network namespace it connected from. */
+  record Registration(long netns, int port) {}
+
+  private Session ownerIn(long netns, int port) {
+    return owners.get(new Registration(netns, port));
+  }
+
+  /** A session that registered {@code port} outside {@code netns}, to say so; null if none. */
+  private Session ownerElsewhere(long netns, int port) {
+    for (Map.Entry<Registration, Session> e : owners.entrySet()) {
+      if (e.getKey().port() == port && e.getKey().netns() != netns) {
+        return e.getValue();
+      }
     }
+    return null;
   }
 
   /**
-   * Asks the application serving {@code c} to offer the connection's state ahead of its freeze
-   * (protocol version 2): a snapshot, then appends as the state changes, each forwarded to {@code
-   * listener} as it arrives. The freeze that follows hands over only what changed since ({@link
-   * HandoffOutcome.Frozen#appendsToPrecopy()}); the whole state is the last snapshot, the appends
-   * after it, and the freeze's state, in that order ({@link PrecopiedState} puts them together).
+   * Asks the application serving {@code c} in the pod's network namespace ({@code podNetns}) to
+   * offer the connection's state ahead of its freeze (protocol version 2): a snapshot, then appends
+   * as the state changes, each forwarded to {@code listener} as it arrives. The freeze that follows
+   * hands over only what changed since ({@link HandoffOutcome.Frozen#appendsToPrecopy()}); the
+   * whole state is the last snapshot, the appends after it, and the freeze's state, in that order
+   * ({@link PrecopiedState} puts them together).
    *
    * <p>An application that speaks version 1, or declines, or closes its session makes {@code
    * listener} hear {@link PrecopyListener#ended}; the freeze then hands over the whole state. A
@@ -331,10 +351,12 @@ public final class HandoffServer implements AutoCloseable {
    *
    * @return how to stop it early (the migration was called off, say)
    */
-  public PrecopyHandle precopy(Connection c, PrecopyListener listener) {
-    Session owner = owners.get(c.local().getPort());
+  public PrecopyHandle precopy(Connection c, long podNetns, PrecopyListener listener) {
+    Session owner = ownerIn(podNetns, c.local().getPort());
     if (owner == null) {
-      listener.ended("no application has registered port " + c.local().getPort());
+      listener.ended(
+          "no application in the pod's network namespace has registered port "
+              + c.local().getPort());
       return () -> {};
     }
     return owner.requestPrecopy(requestIds.incrementAndGet(), c, listener);
@@ -353,8 +375,8 @@ public final class HandoffServer implements AutoCloseable {
    * <p>Thread-safe, does not block; the returned handle's methods write on the calling thread.
    */
   public Prestate prestate(Connection c, long podNetns) {
-    Session owner = owners.get(c.local().getPort());
-    if (owner == null || owner.version() < 2 || !inNamespace(owner, podNetns)) {
+    Session owner = ownerIn(podNetns, c.local().getPort());
+    if (owner == null || owner.version() < 2) {
       return null;
     }
     return owner.newPrestate(requestIds.incrementAndGet(), c);
@@ -409,20 +431,23 @@ public final class HandoffServer implements AutoCloseable {
         + (req.started ? " was coming in" : "");
   }
 
-  /** Gives {@code ports} to {@code session}, all or none; returns why not, or null. */
+  /**
+   * Gives {@code ports} to {@code session} in its network namespace, all or none; returns why not,
+   * or null. Sessions in other namespaces (other pods) are no obstacle.
+   */
   synchronized String registerAll(Collection<Integer> ports, Session session) {
     for (int port : ports) {
-      Session owner = owners.get(port);
+      Session owner = ownerIn(session.netns(), port);
       if (owner != null && owner != session) {
-        return "port " + port + " is registered by " + owner;
+        return "port " + port + " is registered by " + owner + " in this network namespace";
       }
     }
-    ports.forEach(port -> owners.put(port, session));
+    ports.forEach(port -> owners.put(new Registration(session.netns(), port), session));
     return null;
   }
 
   synchronized void unregister(Session session, Collection<Integer> ports) {
-    ports.forEach(port -> owners.remove(port, session));
+    ports.forEach(port -> owners.remove(new Registration(session.netns(), port), session));
     sessions.remove(session);
   }
 
@@ -430,9 +455,16 @@ public final class HandoffServer implements AutoCloseable {
     return maxStateBytes;
   }
 
-  /** The ports registered now, and by whom. */
-  public Map<Integer, Session> registrations() {
-    return Map.copyOf(owners);
+  /** The ports registered now in the network namespace {@code netns} (a pod's), and by whom. */
+  public Map<Integer, Session> registrations(long netns) {
+    Map<Integer, Session> out = new HashMap<>();
+    owners.forEach(
+        (r, s) -> {
+          if (r.netns() == netns) {
+            out.put(r.port(), s);
+          }
+        });
+    return out;
   }
 
   @Override
