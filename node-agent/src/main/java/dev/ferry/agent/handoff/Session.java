@@ -340,6 +340,13 @@ public final class Session implements Runnable {
       socket.close();
       throw new ProtocolException(Frame.ERR_NOT_TCP, "FROZEN " + id + ": " + e.getMessage());
     }
+    // The same four addresses can exist in two namespaces: only the socket of the pod's own
+    // connection (the pod this session is in, which is why it was asked) is taken.
+    String elsewhere = outsideNamespace(socket);
+    if (elsewhere != null) {
+      socket.close();
+      throw new ProtocolException(Frame.ERR_MALFORMED, "FROZEN " + id + ": " + elsewhere);
+    }
     if (length < 0 || length > server.maxStateBytes()) {
       socket.close();
       throw new ProtocolException(
@@ -374,6 +381,22 @@ public final class Session implements Runnable {
       req.started = true;
     }
     finishIfWhole(req);
+  }
+
+  /** Why {@code socket} is not one of this session's pod's sockets; null if it is. */
+  private String outsideNamespace(TcpSocket socket) {
+    try {
+      long ns = Descriptors.socketNamespace(socket.fd());
+      return ns == netns
+          ? null
+          : "the socket lives in network namespace "
+              + ns
+              + ", not in this application's ("
+              + netns
+              + ")";
+    } catch (SyscallException e) {
+      return "the socket's network namespace cannot be read (" + e.getMessage() + ")";
+    }
   }
 
   /** A freeze answered after the agent gave up on it: the connection stays the application's. */

@@ -92,6 +92,58 @@ class HandoffNamespacesIT {
   }
 
   @Test
+  void aSocketOfTheSameFourAddressesFromAnotherNamespaceIsNotTaken() throws Exception {
+    long ours = NetNamespace.inodeOfProcess(ProcessHandle.current().pid());
+    try (Testbed bed = Testbed.create()) {
+      Host elsewhere = bed.host("elsewhere", "198.18.0.61/24");
+      TcpSocket[] pair;
+      try (NetNamespace ns = NetNamespace.named(elsewhere.netns())) {
+        pair =
+            ns.call(
+                () -> {
+                  InetAddress ip = InetAddress.getByName("198.18.0.61");
+                  try (TcpSocket listener = TcpSocket.open(ip)) {
+                    listener.bind(new InetSocketAddress(ip, 0));
+                    listener.listen(1);
+                    TcpSocket client = TcpSocket.open(ip);
+                    client.connect(listener.localAddress());
+                    return new TcpSocket[] {listener.accept(), client};
+                  }
+                });
+      }
+      TcpSocket forged = pair[0];
+      // This pod's connection, as the agent would name it: the same four addresses.
+      Connection named = new Connection(forged.localAddress(), forged.remoteAddress());
+      try (TestApp app =
+          new TestApp(socketPath).hello("forger", 2).register(named.local().getPort())) {
+        var outcome =
+            java.util.concurrent.CompletableFuture.supplyAsync(
+                () -> {
+                  try {
+                    return server.freeze(named, ours);
+                  } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                  }
+                });
+        long id = app.expect(Frame.FREEZE);
+        app.frozen(id, forged.fd(), new byte[0]);
+        Frame error = app.next();
+        assertThat(error.type()).isEqualTo(Frame.ERROR);
+        assertThat(ByteBuffer.wrap(error.payload()).getShort())
+            .isEqualTo((short) Frame.ERR_MALFORMED);
+        assertThat(
+                new String(error.payload(), 2, error.payload().length - 2, StandardCharsets.UTF_8))
+            .contains("network namespace");
+        app.send(Frame.DECLINED, ByteBuffer.allocate(8).putLong(id).array());
+        assertThat(outcome.get(30, TimeUnit.SECONDS)).isInstanceOf(HandoffOutcome.Declined.class);
+      } finally {
+        pair[0].close();
+        pair[1].close();
+      }
+    }
+  }
+
+  @Test
   void twoPodsServe8080OnOneNodeAndEachIsOfferedOnlyItsOwnConnections() throws Exception {
     long ours = NetNamespace.inodeOfProcess(ProcessHandle.current().pid());
     try (Testbed bed = Testbed.create()) {
