@@ -40,6 +40,7 @@ SNAPSHOT, APPEND = 1, 2  # STATE kinds
 VERSION = 2  # the highest we speak; an agent of version 1 is greeted again with 1
 ERR_MALFORMED, ERR_UNKNOWN_TYPE, ERR_TOO_LARGE, ERR_UNKNOWN_REQUEST = 1, 2, 3, 5
 MAX_FRAME = 1 << 20  # type byte + payload; the 4-byte length is not counted
+MAX_NAME = 255  # the longest name HELLO may carry, in UTF-8 bytes
 
 
 class AgentError(ConnectionError):
@@ -186,6 +187,10 @@ def connect(path, name, ports, freeze, takeover, precopy=None):
 
 class Session:
     def __init__(self, path, name, ports, freeze, takeover, precopy=None):
+        if len(name.encode()) > MAX_NAME:
+            raise ValueError(
+                f"name is {len(name.encode())} bytes of UTF-8; the agent takes at most "
+                f"{MAX_NAME}: give connect() a shorter one")
         self._freeze, self._takeover, self._precopy = freeze, takeover, precopy
         self._offers = {}  # pre-copy request id -> _Offer
         self._offer_of = {}  # connection -> _Offer

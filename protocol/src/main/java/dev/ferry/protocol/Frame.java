@@ -67,9 +67,35 @@ public record Frame(int type, byte[] payload, int fd) {
   /** HELLO named a version this end does not speak; the session is closed after it. */
   public static final int ERR_UNSUPPORTED_VERSION = 9;
 
+  /**
+   * The agent serves as many sessions as it may (in all, or from one network namespace): this one
+   * is refused and closed, possibly before its HELLO is read.
+   */
+  public static final int ERR_TOO_MANY_SESSIONS = 10;
+
+  /** The longest application name HELLO may carry, in UTF-8 bytes. */
+  public static final int MAX_NAME = 255;
+
   /** The largest frame either side sends or accepts: length prefix excluded. */
   public static final int MAX_FRAME = 1 << 20;
 
   /** The most blob bytes one BLOB frame carries (type and request id take 9 bytes). */
   public static final int MAX_CHUNK = MAX_FRAME - 9;
+
+  /** A name for an ERROR code, for logs and metrics: {@code too-large} for 3. */
+  public static String errorName(int code) {
+    return switch (code) {
+      case ERR_MALFORMED -> "malformed";
+      case ERR_UNKNOWN_TYPE -> "unknown-type";
+      case ERR_TOO_LARGE -> "too-large";
+      case ERR_OUT_OF_ORDER -> "out-of-order";
+      case ERR_UNKNOWN_REQUEST -> "unknown-request";
+      case ERR_NOT_TCP -> "not-tcp";
+      case ERR_PORT_TAKEN -> "port-taken";
+      case ERR_TIMED_OUT -> "timed-out";
+      case ERR_UNSUPPORTED_VERSION -> "unsupported-version";
+      case ERR_TOO_MANY_SESSIONS -> "too-many-sessions";
+      default -> "code-" + code;
+    };
+  }
 }

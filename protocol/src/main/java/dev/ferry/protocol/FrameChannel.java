@@ -12,10 +12,32 @@ import java.util.Arrays;
  * descriptor travels with the first bytes of its frame.
  */
 public final class FrameChannel implements AutoCloseable {
-  private final UnixSocket socket;
+  /**
+   * The most one receive asks the kernel for. Memory for a frame is taken as its bytes arrive, in
+   * pieces no larger than this, never at the size its length announces: a peer that announces 1 MiB
+   * and sends nothing costs nothing.
+   */
+  private static final int RECEIVE_PIECE = 64 << 10;
 
+  private final UnixSocket socket;
+  private final long frameTimeoutMillis;
+
+  /** A channel that waits for the rest of a started frame as long as it takes. */
   public FrameChannel(UnixSocket socket) {
+    this(socket, 0);
+  }
+
+  /**
+   * @param frameTimeoutMillis how long the rest of a frame may take once its first byte has come; 0
+   *     for no limit. Bounds a peer that starts a frame and stalls: it would hold the reader
+   *     forever. Silence between frames is not limited here.
+   */
+  public FrameChannel(UnixSocket socket, long frameTimeoutMillis) {
+    if (frameTimeoutMillis < 0) {
+      throw new IllegalArgumentException("frameTimeoutMillis must be 0 or more");
+    }
     this.socket = socket;
+    this.frameTimeoutMillis = frameTimeoutMillis;
   }
 
   public UnixSocket socket() {
@@ -25,54 +47,96 @@ public final class FrameChannel implements AutoCloseable {
   /**
    * The next frame, or null at end of stream.
    *
-   * @throws ProtocolException for a length of 0 or over {@link Frame#MAX_FRAME}, or a stream that
-   *     ends inside a frame; the caller answers ERROR and closes the session
+   * @throws ProtocolException the framing is broken and the caller answers ERROR and closes the
+   *     session: a length of 0 ({@link Frame#ERR_MALFORMED}), a length over {@link Frame#MAX_FRAME}
+   *     read as unsigned, 0xFFFFFFFF included ({@link Frame#ERR_TOO_LARGE}), a stream that ends
+   *     inside a frame ({@link Frame#ERR_MALFORMED}), or a frame not whole within the frame timeout
+   *     ({@link Frame#ERR_TIMED_OUT})
    */
   public Frame read() throws SyscallException, ProtocolException {
-    int[] fd = {-1};
-    byte[] header = readExactly(4, fd, true);
-    if (header == null) {
-      return null;
+    Reading r = new Reading();
+    try {
+      byte[] header = r.exactly(4, "length", true);
+      if (header == null) {
+        return null;
+      }
+      long length = Integer.toUnsignedLong(ByteBuffer.wrap(header).getInt());
+      if (length == 0) {
+        throw new ProtocolException(
+            Frame.ERR_MALFORMED, "frame length 0: a frame holds at least its type byte");
+      }
+      if (length > Frame.MAX_FRAME) {
+        throw new ProtocolException(
+            Frame.ERR_TOO_LARGE,
+            "frame length " + length + " is over the largest frame, " + Frame.MAX_FRAME);
+      }
+      byte[] body = r.exactly((int) length, "body", false);
+      int fd = r.fd;
+      r.fd = -1;
+      return new Frame(body[0] & 0xff, Arrays.copyOfRange(body, 1, body.length), fd);
+    } finally {
+      closeQuietly(r.fd); // a descriptor of a frame that was refused is not kept
     }
-    int length = ByteBuffer.wrap(header).getInt();
-    if (length <= 0 || length > Frame.MAX_FRAME) {
-      closeQuietly(fd[0]);
-      throw new ProtocolException(
-          length <= 0 ? Frame.ERR_MALFORMED : Frame.ERR_TOO_LARGE,
-          "frame length " + Integer.toUnsignedString(length) + " is outside 1.." + Frame.MAX_FRAME);
-    }
-    byte[] body = readExactly(length, fd, false);
-    if (body == null) {
-      closeQuietly(fd[0]);
-      throw new ProtocolException(Frame.ERR_MALFORMED, "stream ended inside a frame");
-    }
-    return new Frame(body[0] & 0xff, Arrays.copyOfRange(body, 1, body.length), fd[0]);
   }
 
-  /** Reads n bytes; a descriptor that comes with them is kept in fd[0] (one at most). */
-  private byte[] readExactly(int n, int[] fd, boolean endAllowed)
-      throws SyscallException, ProtocolException {
-    byte[] out = new byte[n];
-    int got = 0;
-    while (got < n) {
-      UnixSocket.Received r = socket.receive(Math.min(n - got, Frame.MAX_FRAME), 1);
-      for (int received : r.fds()) {
-        if (fd[0] == -1) {
-          fd[0] = received;
-        } else {
-          closeQuietly(received); // one descriptor per frame; any more are not ours to keep
+  /** One frame being read: the descriptor that came with it, and when its first byte came. */
+  private final class Reading {
+    int fd = -1;
+    long deadline; // System.nanoTime(); set once the frame's first byte is in
+
+    /** Reads n bytes, growing the buffer as they arrive; null at a clean end of stream. */
+    byte[] exactly(int n, String what, boolean endAllowed)
+        throws SyscallException, ProtocolException {
+      byte[] out = new byte[Math.min(n, RECEIVE_PIECE)];
+      int got = 0;
+      while (got < n) {
+        if (deadline != 0) {
+          awaitRest(n, got, what);
         }
-      }
-      if (r.data().length == 0) {
-        if (got == 0 && endAllowed) {
-          return null;
+        UnixSocket.Received r = socket.receive(Math.min(n - got, RECEIVE_PIECE), 1);
+        for (int received : r.fds()) {
+          if (fd == -1) {
+            fd = received;
+          } else {
+            closeQuietly(received); // one descriptor per frame; any more are not ours to keep
+          }
         }
-        throw new ProtocolException(Frame.ERR_MALFORMED, "stream ended inside a frame");
+        if (r.data().length == 0) {
+          if (got == 0 && endAllowed) {
+            return null;
+          }
+          throw new ProtocolException(Frame.ERR_MALFORMED, "stream ended inside a frame");
+        }
+        if (deadline == 0 && frameTimeoutMillis > 0) {
+          deadline = System.nanoTime() + frameTimeoutMillis * 1_000_000;
+        }
+        if (got + r.data().length > out.length) {
+          out =
+              Arrays.copyOf(
+                  out, (int) Math.min(n, Math.max(2L * out.length, got + r.data().length)));
+        }
+        System.arraycopy(r.data(), 0, out, got, r.data().length);
+        got += r.data().length;
       }
-      System.arraycopy(r.data(), 0, out, got, r.data().length);
-      got += r.data().length;
+      return out;
     }
-    return out;
+
+    private void awaitRest(int n, int got, String what) throws SyscallException, ProtocolException {
+      long left = deadline - System.nanoTime();
+      if (left <= 0 || !socket.awaitReadable((int) Math.max(1, left / 1_000_000))) {
+        throw new ProtocolException(
+            Frame.ERR_TIMED_OUT,
+            "a frame was not whole "
+                + frameTimeoutMillis
+                + " ms after it began ("
+                + got
+                + " of "
+                + n
+                + " bytes of its "
+                + what
+                + " came)");
+      }
+    }
   }
 
   public void write(int type, byte[] payload) throws SyscallException {

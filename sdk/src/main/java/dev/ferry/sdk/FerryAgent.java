@@ -227,6 +227,15 @@ public final class FerryAgent implements AutoCloseable {
    * @throws IOException when no agent listens there, or it speaks another protocol version
    */
   public static FerryAgent connect(Path socket, String name) throws IOException {
+    int length = name.getBytes(StandardCharsets.UTF_8).length;
+    if (length > Frame.MAX_NAME) {
+      throw new IllegalArgumentException(
+          "name is "
+              + length
+              + " bytes of UTF-8; the agent takes at most "
+              + Frame.MAX_NAME
+              + ": give FerryAgent.connect a shorter one");
+    }
     FerryAgent agent = new FerryAgent(open(socket, name), socket, name);
     agent.reader.start();
     return agent;

@@ -20,6 +20,29 @@ public final class Descriptors {
         && intOption(fd, SO_PROTOCOL) == IPPROTO_TCP;
   }
 
+  /** SIOCGSKNS (linux/sockios.h): a new descriptor of the socket's network namespace. */
+  private static final long SIOCGSKNS = 0x894C;
+
+  /**
+   * The network namespace the socket behind {@code fd} was created in, by its nsfs inode (as {@link
+   * NetNamespace#inode()}): where its connection lives, whoever holds the descriptor now. Needs
+   * CAP_NET_ADMIN over that namespace.
+   */
+  public static long socketNamespace(int fd) throws SyscallException {
+    int ns =
+        Calls.check(
+            () -> Native.LIBC.ioctl(fd, SIOCGSKNS, new jnr.ffi.byref.IntByReference()),
+            () -> "ioctl(fd=" + fd + ", SIOCGSKNS)");
+    java.nio.file.Path link = java.nio.file.Path.of("/proc/self/fd", Integer.toString(ns));
+    try {
+      return (Long) java.nio.file.Files.getAttribute(link, "unix:ino");
+    } catch (java.io.IOException e) {
+      throw new SyscallException("stat(" + link + ")", 5 /* EIO */, e.getMessage());
+    } finally {
+      Native.LIBC.close(ns);
+    }
+  }
+
   /**
    * Drops this process's reference to the socket behind {@code fd} without closing it, shutting it
    * down or telling its peer anything: {@code fd} then names a fresh, unconnected TCP socket that

@@ -9,6 +9,7 @@ import dev.ferry.agent.migration.BadRequest;
 import dev.ferry.agent.migration.Inventory;
 import dev.ferry.agent.migration.Migrations;
 import dev.ferry.agent.migration.NodeParts;
+import dev.ferry.agent.migration.ReceiveBudget;
 import dev.ferry.agent.migration.Wire;
 import dev.ferry.agent.migration.WrongPhase;
 import dev.ferry.agent.peer.Peers;
@@ -39,12 +40,19 @@ public final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
   private final Migrations migrations;
   private final PodAddresses addresses;
   private final long maxStateBytes;
+  private final ReceiveBudget receiving;
 
-  public AgentApi(NodeParts node, Migrations migrations, long maxStateBytes) {
+  /**
+   * @param receiving the node's bound on state held for arrivals in progress, shared by every
+   *     Arrive stream
+   */
+  public AgentApi(
+      NodeParts node, Migrations migrations, long maxStateBytes, ReceiveBudget receiving) {
     this.node = node;
     this.migrations = migrations;
     this.addresses = node.addresses();
     this.maxStateBytes = maxStateBytes;
+    this.receiving = receiving;
   }
 
   @Override
@@ -58,7 +66,10 @@ public final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
               Inventory.established(node.pods(), req.getPod(), req.getPortsList())) {
             b.addConnections(ListedConnection.newBuilder().setId(Wire.id(c)));
           }
-          b.addAllRegisteredPorts(node.mover().registeredPorts());
+          // The pod's own: a port registered in another pod on this node serves none of its
+          // connections.
+          b.addAllRegisteredPorts(
+              node.mover().registeredPorts(node.pods().inode(req.getPod(), "pod")));
           return b.build();
         });
   }
@@ -75,7 +86,7 @@ public final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
 
   @Override
   public StreamObserver<ArrivalMessage> arrive(StreamObserver<ArrivalReply> out) {
-    return new ArrivalStream(node, migrations, out, maxStateBytes);
+    return new ArrivalStream(node, migrations, out, maxStateBytes, receiving);
   }
 
   @Override
@@ -159,6 +170,9 @@ public final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
     }
     if (e instanceof Migrations.NotFound) {
       return Status.NOT_FOUND.withDescription(e.getMessage());
+    }
+    if (e instanceof ReceiveBudget.Exhausted) {
+      return Status.RESOURCE_EXHAUSTED.withDescription(e.getMessage());
     }
     if (e instanceof Peers.PeerFailed) {
       return Status.UNAVAILABLE.withDescription(e.getMessage());

@@ -3,6 +3,7 @@ package dev.ferry.agent.api;
 
 import dev.ferry.api.client.TlsFiles;
 import dev.ferry.api.tls.ReloadingTls;
+import io.grpc.ServerCredentials;
 import io.grpc.netty.GrpcSslContexts;
 import io.netty.handler.ssl.ClientAuth;
 import io.netty.handler.ssl.SslContext;
@@ -22,9 +23,11 @@ import javax.net.ssl.X509ExtendedTrustManager;
 /**
  * The agent's TLS: one cluster CA; agents share a certificate named {@value #AGENT_NAME}, which
  * they also present as clients to each other. Clients must present a certificate (checked by {@link
- * CallerCheck}); one the CA did not sign ends the handshake, and is logged and counted. The files
- * are read again when they change ({@link ReloadingTls}): a renewed certificate or CA is used by
- * the server and the peer client from the next connection on, with no restart.
+ * CallerCheck}); one the CA did not accept ends the handshake with the TLS alert that says why
+ * ({@code unknown_ca}, {@code bad_certificate}, {@code certificate_expired}), and is logged with
+ * the caller's address and counted. The files are read again when they change ({@link
+ * ReloadingTls}): a renewed certificate or CA is used by the server and the peer client from the
+ * next connection on, with no restart.
  */
 public final class MutualTls {
   public static final String AGENT_NAME = "ferry-node-agent";
@@ -59,6 +62,15 @@ public final class MutualTls {
     }
     this.trust = files.trustManager();
     this.refused = refused;
+  }
+
+  /**
+   * The API server's TLS, for {@code NettyServerBuilder.forAddress(address, credentials)}: as
+   * {@link #serverContext()}, and a refused caller is logged with its address ({@link
+   * AddressedServerTls}).
+   */
+  public ServerCredentials serverCredentials() {
+    return AddressedServerTls.credentials(serverContext());
   }
 
   public SslContext serverContext() {
@@ -118,18 +130,21 @@ public final class MutualTls {
       try {
         trust.checkClientTrusted(chain, authType, engine);
       } catch (CertificateException e) {
+        CertificateRefusal why = CertificateRefusal.of(e);
         String caller = engine.getPeerHost() + ":" + engine.getPeerPort();
         String subject = chain.length == 0 ? "none" : chain[0].getSubjectX500Principal().getName();
         LOG.warning(
             () ->
                 "refused a caller from "
                     + caller
-                    + ": its certificate ("
+                    + " ("
+                    + why.alert()
+                    + "): its certificate ("
                     + subject
-                    + ") is not signed by the cluster CA: "
+                    + ") was not accepted by the cluster CA: "
                     + e.getMessage());
-        refused.accept("untrusted-certificate", caller);
-        throw e;
+        refused.accept(why.reason(), caller);
+        throw why.toThrow(e);
       }
     }
 

@@ -25,6 +25,6 @@ public sealed interface HandoffOutcome {
   /** It went silent for too long: on a freeze the connection stays where it is, untouched. */
   record NotAnswered(String why) implements HandoffOutcome {}
 
-  /** No application has registered the connection's port on this node. */
+  /** No application in the connection's pod (its network namespace) has registered its port. */
   record NoApplication(int port) implements HandoffOutcome {}
 }

@@ -2,6 +2,7 @@
 package dev.ferry.agent.handoff;
 
 import dev.ferry.protocol.Connection;
+import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.FrameChannel;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.SyscallException;
@@ -19,6 +20,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
 import java.util.function.Supplier;
 import java.util.logging.Logger;
 
@@ -38,18 +40,33 @@ public final class HandoffServer implements AutoCloseable {
   private final Duration answerTimeout;
   private final Duration stateTimeout;
   private final long maxStateBytes;
-  private final Map<Integer, Session> owners = new ConcurrentHashMap<>();
+  private final HandoffLimits limits;
+  private final Consumer<String> refusals;
+
+  /**
+   * Who serves each port, per network namespace: two pods on one node may both serve 8080, and a
+   * connection goes only to the application in its own pod's namespace.
+   */
+  private final Map<Registration, Session> owners = new ConcurrentHashMap<>();
+
   private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
   private final AtomicLong requestIds = new AtomicLong();
   private final Thread acceptor;
   private volatile boolean closed;
 
   private HandoffServer(
-      UnixSocket listener, Duration answerTimeout, Duration stateTimeout, long maxStateBytes) {
+      UnixSocket listener,
+      Duration answerTimeout,
+      Duration stateTimeout,
+      long maxStateBytes,
+      HandoffLimits limits,
+      Consumer<String> refusals) {
     this.listener = listener;
     this.answerTimeout = answerTimeout;
     this.stateTimeout = stateTimeout;
     this.maxStateBytes = maxStateBytes;
+    this.limits = limits;
+    this.refusals = refusals;
     this.acceptor = new Thread(this::acceptLoop, "handoff-accept");
     acceptor.setDaemon(true);
   }
@@ -67,38 +84,131 @@ public final class HandoffServer implements AutoCloseable {
   public static HandoffServer start(
       Path path, Duration answerTimeout, Duration stateTimeout, long maxStateBytes)
       throws SyscallException {
+    return start(
+        path, answerTimeout, stateTimeout, maxStateBytes, HandoffLimits.DEFAULTS, reason -> {});
+  }
+
+  /**
+   * As {@link #start(Path, Duration, Duration, long)}, within {@code limits}.
+   *
+   * @param refusals told the reason ({@link Frame#errorName}) of every ERROR sent to an application
+   *     and of every session refused
+   */
+  public static HandoffServer start(
+      Path path,
+      Duration answerTimeout,
+      Duration stateTimeout,
+      long maxStateBytes,
+      HandoffLimits limits,
+      Consumer<String> refusals)
+      throws SyscallException {
     HandoffServer server =
-        new HandoffServer(UnixSocket.listen(path, 64), answerTimeout, stateTimeout, maxStateBytes);
+        new HandoffServer(
+            UnixSocket.listen(path, 64),
+            answerTimeout,
+            stateTimeout,
+            maxStateBytes,
+            limits,
+            refusals);
     server.acceptor.start();
     return server;
   }
 
   private void acceptLoop() {
     while (!closed) {
+      UnixSocket client;
       try {
-        UnixSocket client = listener.accept();
+        client = listener.accept();
+      } catch (SyscallException e) {
+        if (!closed) {
+          LOG.warning("accept on the handoff socket failed: " + e.getMessage());
+        }
+        continue;
+      }
+      Session session = null;
+      try {
+        UnixSocket.Credentials peer = client.peerCredentials();
+        long netns = namespaceOf(peer.pid());
+        String full = admit(netns);
+        if (full != null) {
+          refuse(client, peer, full);
+          continue;
+        }
         // A session that stops reading must not block the thread that writes it a request. But a
         // busy one reads late: 10,000 freezes sent at once took an application (answering them
         // on a loaded machine) over 2 s to drain, and the answer timeout broke its session. A
         // stalled write is bounded like stalled state, by the state timeout.
         client.setSendTimeout(Math.max(1, stateTimeout.toMillis()));
-        Session session = new Session(new FrameChannel(client), client.peerCredentials(), this);
-        sessions.add(session);
-        Thread t = new Thread(session, "handoff-" + session.peer().pid());
+        FrameChannel channel = new FrameChannel(client, limits.frameTimeout().toMillis());
+        session = new Session(channel, peer, netns, this);
+        sessions.add(session); // only this thread adds: admit() and add() cannot interleave
+        Thread t = new Thread(session, "handoff-" + peer.pid());
         t.setDaemon(true);
         t.start();
-      } catch (SyscallException e) {
-        if (!closed) {
-          LOG.warning("accept on the handoff socket failed: " + e.getMessage());
+      } catch (SyscallException | RuntimeException | OutOfMemoryError e) {
+        // Out of memory for one more thread included: the agent goes on serving the sessions it
+        // has, and this caller gets a closed socket.
+        LOG.warning(() -> "a session on the handoff socket could not be started: " + e);
+        if (session != null) {
+          sessions.remove(session);
         }
+        client.close();
       }
     }
   }
 
+  /** Why a session from {@code netns} cannot be served now, or null if it can (and it counts). */
+  private synchronized String admit(long netns) {
+    if (sessions.size() >= limits.maxSessions()) {
+      return "the agent serves "
+          + sessions.size()
+          + " sessions, as many as it may (ferry.agent.handoff.max-sessions); try again later";
+    }
+    long fromThere = sessions.stream().filter(s -> s.netns() == netns).count();
+    if (fromThere >= limits.maxSessionsPerNamespace()) {
+      return "this network namespace has "
+          + fromThere
+          + " sessions open, as many as one may"
+          + " (ferry.agent.handoff.max-sessions-per-namespace); close one first";
+    }
+    return null;
+  }
+
   /**
-   * Asks the applications serving {@code connections} for them, all at once: every FREEZE is sent
-   * before any answer is awaited. Returns one outcome per connection, in the same order; any answer
-   * but {@link HandoffOutcome.Frozen} leaves that connection where it is.
+   * Tells a caller there is no room for it (ERROR 10) and closes. On the accepting thread, without
+   * a thread of its own: the frame is small and the socket's buffer empty, so the write does not
+   * wait.
+   */
+  private void refuse(UnixSocket client, UnixSocket.Credentials peer, String why) {
+    LOG.warning(() -> "refused a handoff session of pid " + peer.pid() + ": " + why);
+    refusals.accept(Frame.errorName(Frame.ERR_TOO_MANY_SESSIONS));
+    try (FrameChannel channel = new FrameChannel(client)) {
+      channel.error(Frame.ERR_TOO_MANY_SESSIONS, why);
+      // Unread input (a HELLO sent at once) would make the caller's read of the ERROR fail with
+      // ECONNRESET.
+      client.discardPendingInput();
+    }
+  }
+
+  /** The caller's network namespace (its inode), or -1 if its process is gone or hidden. */
+  private static long namespaceOf(int pid) {
+    try {
+      return NetNamespace.inodeOfProcess(pid);
+    } catch (SyscallException e) {
+      return -1;
+    }
+  }
+
+  /** Counts an ERROR sent to an application. */
+  void refused(int code) {
+    refusals.accept(Frame.errorName(code));
+  }
+
+  /**
+   * Asks the applications serving {@code connections} in the pod's network namespace ({@code
+   * podNetns}, where the connections live) for them, all at once: every FREEZE is sent before any
+   * answer is awaited. Returns one outcome per connection, in the same order; any answer but {@link
+   * HandoffOutcome.Frozen} leaves that connection where it is.
    *
    * <p>Returns when every connection is answered, or its application has been silent for {@code
    * answerTimeout} (before it started answering) or {@code stateTimeout} (while its state streams
@@ -108,13 +218,16 @@ public final class HandoffServer implements AutoCloseable {
    *
    * @throws InterruptedException with every request not yet answered given up on
    */
-  public List<HandoffOutcome> freezeAll(List<Connection> connections) throws InterruptedException {
+  public List<HandoffOutcome> freezeAll(List<Connection> connections, long podNetns)
+      throws InterruptedException {
     Batch batch = new Batch(connections.size());
     List<Session.Pending> sent = new ArrayList<>(connections.size());
     for (int i = 0; i < connections.size(); i++) {
       Connection c = connections.get(i);
-      Session owner = owners.get(c.local().getPort());
+      Session owner = ownerIn(podNetns, c.local().getPort());
       if (owner == null) {
+        // An application that registered the port from another namespace (another pod, or a
+        // squatter) is never asked: the connection, and its client's data, are not its own.
         batch.complete(i, new HandoffOutcome.NoApplication(c.local().getPort()));
       } else {
         sent.add(owner.requestFreeze(requestIds.incrementAndGet(), c, batch, i));
@@ -125,8 +238,8 @@ public final class HandoffServer implements AutoCloseable {
   }
 
   /** {@link #freezeAll} of one connection. */
-  public HandoffOutcome freeze(Connection c) throws InterruptedException {
-    return freezeAll(List.of(c)).get(0);
+  public HandoffOutcome freeze(Connection c, long podNetns) throws InterruptedException {
+    return freezeAll(List.of(c), podNetns).get(0);
   }
 
   /**
@@ -174,23 +287,23 @@ public final class HandoffServer implements AutoCloseable {
       throws InterruptedException {
     Batch batch = new Batch(incoming.size());
     List<Session.Pending> sent = new ArrayList<>(incoming.size());
-    Map<Session, Boolean> inPod = new HashMap<>();
     for (int i = 0; i < incoming.size(); i++) {
       Incoming in = incoming.get(i);
       int port = in.connection().local().getPort();
-      Session owner = owners.get(port);
-      if (owner == null) {
+      Session owner = ownerIn(podNetns, port);
+      Session elsewhere = owner == null ? ownerElsewhere(podNetns, port) : null;
+      if (owner == null && elsewhere == null) {
         batch.complete(i, new HandoffOutcome.NoApplication(port));
-      } else if (!inPod.computeIfAbsent(owner, s -> inNamespace(s, podNetns))) {
-        // The port is the node's, the connection the pod's: only an application inside the pod
-        // may take it and its state, whoever else registered the port first.
+      } else if (owner == null) {
+        // The connection is the pod's: only an application inside the pod may take it and its
+        // state, whoever else on the node registered the port.
         batch.complete(
             i,
             new HandoffOutcome.Declined(
                 "port "
                     + port
-                    + " is registered by "
-                    + owner
+                    + " is registered only by "
+                    + elsewhere
                     + ", which is not in the pod's network namespace: only the pod's own"
                     + " application may take its connections over"));
       } else {
@@ -207,20 +320,30 @@ public final class HandoffServer implements AutoCloseable {
     return takeoverAll(List.of(new Incoming(c, restored, state)), podNetns).get(0);
   }
 
-  private static boolean inNamespace(Session s, long netns) {
-    try {
-      return NetNamespace.inodeOfProcess(s.peer().pid()) == netns;
-    } catch (SyscallException e) {
-      return false; // the process is gone, or hidden from us: not the pod's, as far as we know
+  /** A port an application registered, in the network namespace it connected from. */
+  record Registration(long netns, int port) {}
+
+  private Session ownerIn(long netns, int port) {
+    return owners.get(new Registration(netns, port));
+  }
+
+  /** A session that registered {@code port} outside {@code netns}, to say so; null if none. */
+  private Session ownerElsewhere(long netns, int port) {
+    for (Map.Entry<Registration, Session> e : owners.entrySet()) {
+      if (e.getKey().port() == port && e.getKey().netns() != netns) {
+        return e.getValue();
+      }
     }
+    return null;
   }
 
   /**
-   * Asks the application serving {@code c} to offer the connection's state ahead of its freeze
-   * (protocol version 2): a snapshot, then appends as the state changes, each forwarded to {@code
-   * listener} as it arrives. The freeze that follows hands over only what changed since ({@link
-   * HandoffOutcome.Frozen#appendsToPrecopy()}); the whole state is the last snapshot, the appends
-   * after it, and the freeze's state, in that order ({@link PrecopiedState} puts them together).
+   * Asks the application serving {@code c} in the pod's network namespace ({@code podNetns}) to
+   * offer the connection's state ahead of its freeze (protocol version 2): a snapshot, then appends
+   * as the state changes, each forwarded to {@code listener} as it arrives. The freeze that follows
+   * hands over only what changed since ({@link HandoffOutcome.Frozen#appendsToPrecopy()}); the
+   * whole state is the last snapshot, the appends after it, and the freeze's state, in that order
+   * ({@link PrecopiedState} puts them together).
    *
    * <p>An application that speaks version 1, or declines, or closes its session makes {@code
    * listener} hear {@link PrecopyListener#ended}; the freeze then hands over the whole state. A
@@ -228,10 +351,12 @@ public final class HandoffServer implements AutoCloseable {
    *
    * @return how to stop it early (the migration was called off, say)
    */
-  public PrecopyHandle precopy(Connection c, PrecopyListener listener) {
-    Session owner = owners.get(c.local().getPort());
+  public PrecopyHandle precopy(Connection c, long podNetns, PrecopyListener listener) {
+    Session owner = ownerIn(podNetns, c.local().getPort());
     if (owner == null) {
-      listener.ended("no application has registered port " + c.local().getPort());
+      listener.ended(
+          "no application in the pod's network namespace has registered port "
+              + c.local().getPort());
       return () -> {};
     }
     return owner.requestPrecopy(requestIds.incrementAndGet(), c, listener);
@@ -250,8 +375,8 @@ public final class HandoffServer implements AutoCloseable {
    * <p>Thread-safe, does not block; the returned handle's methods write on the calling thread.
    */
   public Prestate prestate(Connection c, long podNetns) {
-    Session owner = owners.get(c.local().getPort());
-    if (owner == null || owner.version() < 2 || !inNamespace(owner, podNetns)) {
+    Session owner = ownerIn(podNetns, c.local().getPort());
+    if (owner == null || owner.version() < 2) {
       return null;
     }
     return owner.newPrestate(requestIds.incrementAndGet(), c);
@@ -306,20 +431,23 @@ public final class HandoffServer implements AutoCloseable {
         + (req.started ? " was coming in" : "");
   }
 
-  /** Gives {@code ports} to {@code session}, all or none; returns why not, or null. */
+  /**
+   * Gives {@code ports} to {@code session} in its network namespace, all or none; returns why not,
+   * or null. Sessions in other namespaces (other pods) are no obstacle.
+   */
   synchronized String registerAll(Collection<Integer> ports, Session session) {
     for (int port : ports) {
-      Session owner = owners.get(port);
+      Session owner = ownerIn(session.netns(), port);
       if (owner != null && owner != session) {
-        return "port " + port + " is registered by " + owner;
+        return "port " + port + " is registered by " + owner + " in this network namespace";
       }
     }
-    ports.forEach(port -> owners.put(port, session));
+    ports.forEach(port -> owners.put(new Registration(session.netns(), port), session));
     return null;
   }
 
   synchronized void unregister(Session session, Collection<Integer> ports) {
-    ports.forEach(port -> owners.remove(port, session));
+    ports.forEach(port -> owners.remove(new Registration(session.netns(), port), session));
     sessions.remove(session);
   }
 
@@ -327,9 +455,16 @@ public final class HandoffServer implements AutoCloseable {
     return maxStateBytes;
   }
 
-  /** The ports registered now, and by whom. */
-  public Map<Integer, Session> registrations() {
-    return Map.copyOf(owners);
+  /** The ports registered now in the network namespace {@code netns} (a pod's), and by whom. */
+  public Map<Integer, Session> registrations(long netns) {
+    Map<Integer, Session> out = new HashMap<>();
+    owners.forEach(
+        (r, s) -> {
+          if (r.netns() == netns) {
+            out.put(r.port(), s);
+          }
+        });
+    return out;
   }
 
   @Override

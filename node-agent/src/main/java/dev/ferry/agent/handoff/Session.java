@@ -29,6 +29,7 @@ public final class Session implements Runnable {
 
   private final FrameChannel channel;
   private final UnixSocket.Credentials peer;
+  private final long netns;
   private final HandoffServer server;
   private final Set<Integer> ports = ConcurrentHashMap.newKeySet();
   private final Map<Long, Pending> pending = new ConcurrentHashMap<>();
@@ -75,8 +76,7 @@ public final class Session implements Runnable {
     volatile boolean finished;
     boolean appends; // the state it hands over follows the pre-copy's
     TcpSocket socket;
-    byte[] blob;
-    int received;
+    StateBuffer blob; // filled as its BLOB frames arrive, never allocated at the announced size
 
     Pending(
         Session session,
@@ -124,10 +124,16 @@ public final class Session implements Runnable {
     }
   }
 
-  Session(FrameChannel channel, UnixSocket.Credentials peer, HandoffServer server) {
+  Session(FrameChannel channel, UnixSocket.Credentials peer, long netns, HandoffServer server) {
     this.channel = channel;
     this.peer = peer;
+    this.netns = netns;
     this.server = server;
+  }
+
+  /** The application's network namespace (inode) when it connected; -1 if it could not be read. */
+  long netns() {
+    return netns;
   }
 
   /** The application's process, from the kernel's peer credentials. */
@@ -177,25 +183,31 @@ public final class Session implements Runnable {
           // A request that makes no sense is refused; the session carries on. (handle() has
           // closed or kept the frame's descriptor: it is not touched here.)
           LOG.warning(() -> this + ": " + e.getMessage());
-          channel.error(e.code(), e.getMessage());
+          error(e.code(), e.getMessage());
         } catch (BufferUnderflowException e) {
-          channel.error(Frame.ERR_MALFORMED, "message type " + frame.type() + " is too short");
+          error(Frame.ERR_MALFORMED, "message type " + frame.type() + " is too short");
         }
       }
     } catch (ProtocolException e) {
       // Framing is broken: nothing after it can be trusted. Say why and hang up.
       LOG.warning(() -> this + ": " + e.getMessage() + "; closing the session");
-      channel.error(e.code(), e.getMessage());
+      error(e.code(), e.getMessage());
       channel.socket().discardPendingInput();
     } catch (Hangup e) {
       LOG.warning(() -> this + ": " + e.getMessage() + "; closing the session");
-      channel.error(Frame.ERR_UNSUPPORTED_VERSION, e.getMessage());
+      error(Frame.ERR_UNSUPPORTED_VERSION, e.getMessage());
       channel.socket().discardPendingInput();
     } catch (SyscallException e) {
       LOG.info(() -> this + ": " + e.getMessage());
     } finally {
       close();
     }
+  }
+
+  /** Sends ERROR {@code code}, and counts it. */
+  private void error(int code, String message) {
+    server.refused(code);
+    channel.error(code, message);
   }
 
   private void handle(Frame f) throws ProtocolException, SyscallException, Hangup {
@@ -264,6 +276,15 @@ public final class Session implements Runnable {
               + " is not spoken here; this agent speaks 1 and "
               + Frame.VERSION);
     }
+    if (p.remaining() > Frame.MAX_NAME) {
+      throw new ProtocolException(
+          Frame.ERR_TOO_LARGE,
+          "HELLO: the application name is "
+              + p.remaining()
+              + " bytes; at most "
+              + Frame.MAX_NAME
+              + " are allowed (UTF-8). Say HELLO again with a shorter name");
+    }
     name = StandardCharsets.UTF_8.decode(p).toString();
     version = Math.min(offered, Frame.VERSION);
     channel.write(
@@ -319,6 +340,13 @@ public final class Session implements Runnable {
       socket.close();
       throw new ProtocolException(Frame.ERR_NOT_TCP, "FROZEN " + id + ": " + e.getMessage());
     }
+    // The same four addresses can exist in two namespaces: only the socket of the pod's own
+    // connection (the pod this session is in, which is why it was asked) is taken.
+    String elsewhere = outsideNamespace(socket);
+    if (elsewhere != null) {
+      socket.close();
+      throw new ProtocolException(Frame.ERR_MALFORMED, "FROZEN " + id + ": " + elsewhere);
+    }
     if (length < 0 || length > server.maxStateBytes()) {
       socket.close();
       throw new ProtocolException(
@@ -348,11 +376,27 @@ public final class Session implements Runnable {
         return;
       }
       req.socket = socket;
-      req.blob = new byte[(int) length];
+      req.blob = new StateBuffer(length);
       req.appends = appends;
       req.started = true;
     }
     finishIfWhole(req);
+  }
+
+  /** Why {@code socket} is not one of this session's pod's sockets; null if it is. */
+  private String outsideNamespace(TcpSocket socket) {
+    try {
+      long ns = Descriptors.socketNamespace(socket.fd());
+      return ns == netns
+          ? null
+          : "the socket lives in network namespace "
+              + ns
+              + ", not in this application's ("
+              + netns
+              + ")";
+    } catch (SyscallException e) {
+      return "the socket's network namespace cannot be read (" + e.getMessage() + ")";
+    }
   }
 
   /** A freeze answered after the agent gave up on it: the connection stays the application's. */
@@ -378,14 +422,12 @@ public final class Session implements Runnable {
             throw new ProtocolException(
                 Frame.ERR_OUT_OF_ORDER, "BLOB for " + req.what() + " before its FROZEN");
           }
-          if (chunk.remaining() > req.blob.length - req.received) {
+          if (chunk.remaining() > req.blob.remaining()) {
             throw new ProtocolException(
                 Frame.ERR_TOO_LARGE,
-                "BLOB " + id + " runs past the announced length " + req.blob.length);
+                "BLOB " + id + " runs past the announced length " + req.blob.length());
           }
-          int n = chunk.remaining();
-          chunk.get(req.blob, req.received, n);
-          req.received += n;
+          req.blob.put(chunk);
         }
       }
       finishIfWhole(req);
@@ -498,11 +540,11 @@ public final class Session implements Runnable {
     byte[] blob;
     boolean appends;
     synchronized (req) {
-      if (req.finished || req.blob == null || req.received != req.blob.length) {
+      if (req.finished || req.blob == null || !req.blob.whole()) {
         return;
       }
       socket = req.socket;
-      blob = req.blob;
+      blob = req.blob.bytes();
       appends = req.appends;
     }
     finish(req, new HandoffOutcome.Frozen(this, req.id, socket, blob, appends));
@@ -535,7 +577,7 @@ public final class Session implements Runnable {
       }
       req.finished = true;
       socket = req.socket;
-      received = req.received;
+      received = req.blob == null ? 0 : req.blob.filled();
     }
     abandoned.add(req.id); // before the removal: a frame that misses one finds the other
     pending.remove(req.id);
@@ -556,7 +598,7 @@ public final class Session implements Runnable {
                   + ": gave up after "
                   + received
                   + " of "
-                  + req.blob.length
+                  + req.blob.length()
                   + " bytes of state; the rest is dropped and the connection returned");
       try {
         returned(req.id, why + "; the connection stays yours");

@@ -5,6 +5,7 @@ import dev.ferry.agent.address.PodAddresses;
 import dev.ferry.agent.address.ServiceAddress;
 import dev.ferry.agent.api.AgentApi;
 import dev.ferry.agent.handoff.Prestate;
+import dev.ferry.agent.handoff.StateBuffer;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.repair.InvalidSocketStateException;
 import dev.ferry.agent.repair.SocketState;
@@ -42,8 +43,14 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   private ServiceAddress address;
   private boolean addressOnPod;
   private SocketState socket;
-  private byte[] app;
-  private int filled;
+
+  /** The state of the connection begun last, filled as its bytes arrive. */
+  private StateBuffer app;
+
+  /** Where the bytes this stream holds are counted, node-wide; and how many it holds. */
+  private final ReceiveBudget budget;
+
+  private long heldBytes;
   private boolean done;
   private boolean appendsToPrestate;
   private final java.util.Map<Connection, byte[]> tails = new java.util.HashMap<>();
@@ -84,7 +91,12 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   private final List<Prestate> prestates = new ArrayList<>();
 
   public ArrivalStream(
-      NodeParts node, Migrations migrations, StreamObserver<ArrivalReply> out, long maxStateBytes) {
+      NodeParts node,
+      Migrations migrations,
+      StreamObserver<ArrivalReply> out,
+      long maxStateBytes,
+      ReceiveBudget budget) {
+    this.budget = budget;
     this.node = node;
     this.migrations = migrations;
     this.out = out;
@@ -104,7 +116,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
       }
       LOG.warning(() -> "migration " + id() + ": arrival refused: " + e.getMessage());
       dropUnlessCommitted();
-      done = true;
+      end();
       out.onError(AgentApi.statusOf(e).asRuntimeException());
     }
   }
@@ -135,6 +147,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         Precopied p = precopied.computeIfAbsent(c, k -> new Precopied());
         if (part.getSnapshot()) {
           p.chunks.clear();
+          give(p.bytes);
           p.bytes = 0;
           p.snapshotLeft = part.getLength();
           if (p.prestate == null) {
@@ -152,6 +165,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
           }
         }
         if (!part.getData().isEmpty()) {
+          take(part.getData().size(), "state pre-copied for " + c);
           p.bytes += part.getData().size();
           if (p.bytes > maxStateBytes) {
             throw new BadRequest(
@@ -182,18 +196,17 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         for (var tc : m.getStates().getConnectionsList()) {
           begin(tc);
           var data = tc.getAppState();
-          if (filled + data.size() != app.length) {
+          if (data.size() != app.remaining()) {
             throw new BadRequest(
                 "the inline app_state of "
                     + socket.connection()
                     + " is "
                     + data.size()
                     + " bytes, "
-                    + (app.length - filled)
+                    + app.remaining()
                     + " announced");
           }
-          data.copyTo(app, filled);
-          filled += data.size();
+          app.put(data.asReadOnlyByteBuffer());
           finishConnection();
         }
       }
@@ -202,11 +215,10 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
           throw new BadRequest("app_state came before its connection");
         }
         var data = m.getAppState().getData();
-        if (filled + data.size() > app.length) {
+        if (data.size() > app.remaining()) {
           throw new BadRequest("app_state is longer than the app_state_length announced");
         }
-        data.copyTo(app, filled);
-        filled += data.size();
+        app.put(data.asReadOnlyByteBuffer());
       }
       case END -> {
         requireHeader();
@@ -253,7 +265,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
                     "migration " + id() + ": announcing " + address + " failed: " + e.getMessage());
           }
         }
-        done = true;
+        end();
         out.onNext(
             ArrivalReply.newBuilder()
                 .setResumed(target.status())
@@ -264,7 +276,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
       }
       case ABORT -> {
         MigrationStatus s = dropUnlessCommitted();
-        done = true;
+        end();
         out.onNext(
             ArrivalReply.newBuilder()
                 .setResumed(s == null ? MigrationStatus.getDefaultInstance() : s)
@@ -288,6 +300,9 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
     Connection c = new Connection(socket.local(), socket.remote());
     Precopied before = precopied.remove(c);
     if (!tc.getAppendsToPrecopy()) {
+      if (before != null) {
+        give(before.bytes); // what was offered ahead is not part of this state
+      }
       before = null;
     }
     long tail = tc.getAppStateLength();
@@ -304,18 +319,17 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
       // The application holds the pre-copied state already: its takeover carries the tail.
       Precopied held = before;
       appendsToPrestate = true;
-      app = new byte[(int) tail];
-      filled = 0;
+      take(tail, "app_state of " + c);
+      app = new StateBuffer(tail);
       wholes.put(c, new TargetMigration.Whole(length, () -> held.whole(appState(c))));
     } else {
       // The whole state: what was pre-copied (when the delta appends to it), then the delta.
       appendsToPrestate = false;
-      app = new byte[(int) length];
-      filled = 0;
+      take(tail, "app_state of " + c); // the pre-copied part is counted already
+      app = new StateBuffer(length);
       if (before != null) {
         for (com.google.protobuf.ByteString chunk : before.chunks) {
-          chunk.copyTo(app, filled);
-          filled += chunk.size();
+          app.put(chunk.asReadOnlyByteBuffer());
         }
       }
     }
@@ -379,20 +393,21 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
     if (socket == null) {
       return;
     }
-    if (filled != app.length) {
+    if (!app.whole()) {
       throw new BadRequest(
           "app_state of "
               + socket.connection()
               + " is "
-              + filled
+              + app.filled()
               + " bytes, "
-              + app.length
+              + app.length()
               + " announced");
     }
     Connection c = new Connection(socket.local(), socket.remote());
-    states.add(new Departure.Departed(c, socket, app, appendsToPrestate));
+    byte[] bytes = app.bytes();
+    states.add(new Departure.Departed(c, socket, bytes, appendsToPrestate));
     if (appendsToPrestate) {
-      tails.put(c, app);
+      tails.put(c, bytes);
     }
     socket = null;
     app = null;
@@ -403,6 +418,24 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
     return i.isEmpty() ? "eth0" : i;
   }
 
+  /** Counts {@code n} more bytes held for this arrival, or refuses them (RESOURCE_EXHAUSTED). */
+  private void take(long n, String what) {
+    budget.take(n, what);
+    heldBytes += n;
+  }
+
+  private void give(long n) {
+    budget.give(n);
+    heldBytes -= n;
+  }
+
+  /** The stream is over, whatever its end: what it held is no longer counted. */
+  private void end() {
+    done = true;
+    budget.give(heldBytes);
+    heldBytes = 0;
+  }
+
   private String id() {
     return header == null ? "?" : header.getMigrationId();
   }
@@ -410,7 +443,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   @Override
   public synchronized void onError(Throwable t) {
     if (!done) {
-      done = true;
+      end();
       LOG.warning(() -> "migration " + id() + ": the stream broke off: " + t.getMessage());
       dropUnlessCommitted();
     }
@@ -419,7 +452,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   @Override
   public synchronized void onCompleted() {
     if (!done) {
-      done = true;
+      end();
       LOG.warning(
           () -> "migration " + id() + ": the source ended it without a decision: dropping it");
       dropUnlessCommitted();

@@ -23,6 +23,13 @@ public final class PodNamespaces {
     this.proc = proc;
   }
 
+  /** The pod's network namespace by inode: which applications on the node are the pod's. */
+  public long inode(PodRef pod, String field) throws SyscallException {
+    try (NetNamespace ns = open(pod, field)) {
+      return ns.inode();
+    }
+  }
+
   /** The caller closes the namespace. */
   public NetNamespace open(PodRef pod, String field) throws SyscallException {
     if (!pod.getNetns().isEmpty()) {

@@ -45,7 +45,7 @@ final class PrecopyForwarder implements PrecopyListener {
    * says it is whole there, held by its application: the freeze then waits for nothing in flight.
    */
   static List<PrecopyForwarder> start(
-      NodeParts node, String id, List<Connection> connections, ArrivalCall call)
+      NodeParts node, String id, List<Connection> connections, long podNetns, ArrivalCall call)
       throws IOException {
     List<PrecopyForwarder> out = new java.util.ArrayList<>(connections.size());
     java.util.Map<Connection, PrecopyForwarder> byConnection = new java.util.HashMap<>();
@@ -63,7 +63,7 @@ final class PrecopyForwarder implements PrecopyListener {
           }
         });
     for (PrecopyForwarder f : out) {
-      f.handle = node.mover().precopy(f.connection, f);
+      f.handle = node.mover().precopy(f.connection, podNetns, f);
     }
     return out;
   }

@@ -96,13 +96,26 @@ public final class SourceMigration {
     if (!records.isEmpty()) {
       return status(); // a retried freeze: these connections are already asked for
     }
+    long podNetns;
+    try {
+      // Only the applications in the pod are asked for its connections: one elsewhere on the node
+      // that registered the same port (another pod's, or a squatter) gets nothing.
+      podNetns = node.pods().inode(pod, "pod");
+    } catch (SyscallException e) {
+      for (Connection c : connections) {
+        ConnectionRecord r = new ConnectionRecord(c, FROZEN);
+        r.to(STAYED, "the pod's network namespace: " + e.getMessage());
+        records.put(c, r);
+      }
+      return status();
+    }
     List<Freezing> results =
         // One batch: every application hears of all its connections at once, not one by one.
         clock.time(
             "freeze",
             () -> {
               try {
-                return node.mover().freezeAll(List.copyOf(connections));
+                return node.mover().freezeAll(List.copyOf(connections), podNetns);
               } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new IllegalStateException("interrupted", e);

@@ -147,7 +147,9 @@ public final class SourceMove {
     // Pre-copy: each application (protocol version 2) offers its state now, while its client
     // streams on; the freeze below then carries only what changed since.
     long precopyStart = System.nanoTime();
-    List<PrecopyForwarder> precopies = PrecopyForwarder.start(node, id, chosen, call);
+    List<PrecopyForwarder> precopies =
+        PrecopyForwarder.start(
+            node, id, chosen, node.pods().inode(req.getSourcePod(), "source_pod"), call);
     // Nobody is held yet: an application may take a while to put a large snapshot together
     // (1 GiB and its checksum took over 2 s here), so it gets the state timeout, not the answer's.
     PrecopyForwarder.awaitSnapshots(precopies, migrations.precopyTimeout());

@@ -51,8 +51,8 @@ public final class ConnectionMover {
   }
 
   /** Source node: takes {@code c} from its application and out of the kernel. */
-  public Departure depart(Connection c) throws InterruptedException {
-    Freezing f = freeze(c);
+  public Departure depart(Connection c, long podNetns) throws InterruptedException {
+    Freezing f = freeze(c, podNetns);
     return f instanceof Freezing.Held held ? export(held) : ((Freezing.Stays) f).stayed();
   }
 
@@ -60,13 +60,16 @@ public final class ConnectionMover {
    * Source node, before {@link #freeze}: asks the application to offer {@code c}'s state ahead of
    * the freeze (protocol version 2); {@code listener} hears it as it comes.
    */
-  public PrecopyHandle precopy(Connection c, PrecopyListener listener) {
-    return applications.precopy(c, listener);
+  public PrecopyHandle precopy(Connection c, long podNetns, PrecopyListener listener) {
+    return applications.precopy(c, podNetns, listener);
   }
 
-  /** The ports applications on this node have registered: where connections can arrive. */
-  public java.util.Set<Integer> registeredPorts() {
-    return applications.registrations().keySet();
+  /**
+   * The ports applications in the pod's network namespace ({@code podNetns}) have registered: where
+   * its connections can arrive.
+   */
+  public java.util.Set<Integer> registeredPorts(long podNetns) {
+    return applications.registrations(podNetns).keySet();
   }
 
   /**
@@ -75,8 +78,8 @@ public final class ConnectionMover {
    * #export}. An agent that dies now loses nothing: the application was never told the connection
    * left, and the hold steps aside at its deadline.
    */
-  public Freezing freeze(Connection c) throws InterruptedException {
-    return freezeAll(List.of(c)).get(0);
+  public Freezing freeze(Connection c, long podNetns) throws InterruptedException {
+    return freezeAll(List.of(c), podNetns).get(0);
   }
 
   /**
@@ -84,8 +87,9 @@ public final class ConnectionMover {
    * connections at once ({@link HandoffServer#freezeAll}), then each frozen one is held. Results in
    * the order of {@code connections}.
    */
-  public List<Freezing> freezeAll(List<Connection> connections) throws InterruptedException {
-    List<HandoffOutcome> outcomes = applications.freezeAll(connections);
+  public List<Freezing> freezeAll(List<Connection> connections, long podNetns)
+      throws InterruptedException {
+    List<HandoffOutcome> outcomes = applications.freezeAll(connections, podNetns);
     List<Freezing> out = new ArrayList<>(connections.size());
     for (int i = 0; i < connections.size(); i++) {
       out.add(hold(connections.get(i), outcomes.get(i)));

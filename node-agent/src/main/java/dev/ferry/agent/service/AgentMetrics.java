@@ -80,6 +80,30 @@ public final class AgentMetrics {
         .increment();
   }
 
+  /**
+   * ferry_agent_handoff_refused_total{reason}: ERRORs the agent sent to applications on the handoff
+   * socket, and sessions it refused, by the error's name (too-large, too-many-sessions, ...).
+   */
+  public void handoffRefused(String reason) {
+    Counter.builder("ferry.agent.handoff.refused")
+        .description(
+            "Refusals on the handoff socket: ERRORs sent to applications, sessions refused")
+        .tag("reason", reason)
+        .register(registry)
+        .increment();
+  }
+
+  /**
+   * ferry_agent_receive_bytes: application state held now for arrivals in progress (bounded by
+   * ferry.agent.max-receive-bytes).
+   */
+  public void receiving(Supplier<Long> held) {
+    gauge(
+        Gauge.builder("ferry.agent.receive.bytes", held)
+            .description("Application state held now for arrivals in progress")
+            .baseUnit("bytes"));
+  }
+
   /** ferry_agent_connections{phase}: connections of migrations on this node, by phase. */
   public void connections(Supplier<Map<ConnectionPhase, Integer>> byPhase) {
     for (ConnectionPhase phase : ConnectionPhase.values()) {

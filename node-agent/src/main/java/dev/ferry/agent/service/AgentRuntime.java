@@ -5,6 +5,7 @@ import dev.ferry.agent.address.PodAddresses;
 import dev.ferry.agent.api.AgentApi;
 import dev.ferry.agent.api.CallerCheck;
 import dev.ferry.agent.api.MutualTls;
+import dev.ferry.agent.handoff.HandoffLimits;
 import dev.ferry.agent.handoff.HandoffServer;
 import dev.ferry.agent.hold.ConnectionHold;
 import dev.ferry.agent.hold.HoldKey;
@@ -12,6 +13,7 @@ import dev.ferry.agent.migration.FaultPoints;
 import dev.ferry.agent.migration.Migrations;
 import dev.ferry.agent.migration.NodeParts;
 import dev.ferry.agent.migration.PodNamespaces;
+import dev.ferry.agent.migration.ReceiveBudget;
 import dev.ferry.agent.move.ConnectionMover;
 import dev.ferry.agent.peer.Peers;
 import dev.ferry.agent.spot.SpotNoticeWatcher;
@@ -73,7 +75,12 @@ public class AgentRuntime {
             settings.handoffSocket(),
             settings.answerTimeout(),
             settings.stateTimeout(),
-            settings.maxStateBytes());
+            settings.maxStateBytes(),
+            new HandoffLimits(
+                settings.handoff().maxSessions(),
+                settings.handoff().maxSessionsPerNamespace(),
+                settings.handoff().frameTimeout()),
+            metrics::handoffRefused);
     // Connecting needs write permission on the socket. Who can reach it at all is decided by
     // which pods mount its directory; the agent then knows each caller by its credentials, and
     // gives a pod's connections only to a process in that pod.
@@ -106,11 +113,17 @@ public class AgentRuntime {
     migrations.recover();
     metrics.connections(migrations::phases);
     metrics.holds(this::activeHolds, this::probesAnswered);
-    AgentApi api = new AgentApi(node, migrations, settings.maxStateBytes());
+    ReceiveBudget receiving =
+        new ReceiveBudget(
+            settings
+                .maxReceiveBytes()
+                .orElse(ReceiveBudget.defaultLimit(settings.maxStateBytes())));
+    metrics.receiving(receiving::held);
+    AgentApi api = new AgentApi(node, migrations, settings.maxStateBytes(), receiving);
     server =
         NettyServerBuilder.forAddress(
-                new InetSocketAddress(settings.api().host(), settings.api().port()))
-            .sslContext(tls.serverContext())
+                new InetSocketAddress(settings.api().host(), settings.api().port()),
+                tls.serverCredentials())
             .addService(ServerInterceptors.intercept(api, new CallerCheck(metrics::refused)))
             .maxInboundMessageSize(4 << 20)
             .executor(Executors.newCachedThreadPool(daemon("ferry-api")))

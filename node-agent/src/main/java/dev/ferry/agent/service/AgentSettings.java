@@ -30,6 +30,23 @@ public interface AgentSettings {
   @WithDefault("rw-rw-rw-")
   String handoffSocketMode();
 
+  /** What applications may take of the agent through the handoff socket ({@code HandoffLimits}). */
+  Handoff handoff();
+
+  interface Handoff {
+    /** Sessions open at once, in all; the next is refused with ERROR 10. */
+    @WithDefault("256")
+    int maxSessions();
+
+    /** Sessions open at once from one network namespace (one pod). */
+    @WithDefault("32")
+    int maxSessionsPerNamespace();
+
+    /** How long the rest of a frame may take once its first byte has come. */
+    @WithDefault("PT10S")
+    Duration frameTimeout();
+  }
+
   /** Saved socket states; must survive an agent restart (a hostPath). */
   @WithDefault("/var/lib/ferry")
   Path stateDir();
@@ -60,6 +77,13 @@ public interface AgentSettings {
   /** The largest application state accepted for one connection. */
   @WithDefault("268435456")
   long maxStateBytes();
+
+  /**
+   * The most application state this node holds for arrivals in progress, all together (pre-copied
+   * parts and moved states, until each arrival ends); an arrival that would go over is refused with
+   * RESOURCE_EXHAUSTED and rolls back. Default: half the heap, at least twice max-state-bytes.
+   */
+  Optional<Long> maxReceiveBytes();
 
   /** How long a transfer to a peer agent may take. */
   @WithDefault("PT60S")

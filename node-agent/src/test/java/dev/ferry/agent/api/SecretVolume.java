@@ -74,7 +74,7 @@ final class SecretVolume {
     }
   }
 
-  private static Path script() {
+  static Path script() {
     for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) {
       Path s = d.resolve("scripts/ferry-certs.sh");
       if (Files.isExecutable(s)) {

@@ -76,7 +76,7 @@ class HandoffServerTest {
 
   /** Waits (as long as the test's own timeout allows) until no session holds the port. */
   private void awaitUnregistered(int port) throws InterruptedException {
-    while (server.registrations().containsKey(port)) {
+    while (server.registrations(ourNetns()).containsKey(port)) {
       Thread.sleep(5);
     }
   }
@@ -100,7 +100,7 @@ class HandoffServerTest {
       assertThat(frozen.socket().localAddress()).isEqualTo(conn.connection().local());
       assertThat(frozen.socket().remoteAddress()).isEqualTo(conn.connection().remote());
       assertThat(crc(frozen.state())).isEqualTo(crc(state));
-      assertThat(server.registrations()).containsKey(port());
+      assertThat(server.registrations(ourNetns())).containsKey(port());
       frozen.socket().close();
     } finally {
       conn.app().close();
@@ -113,7 +113,7 @@ class HandoffServerTest {
       throws Exception {
     Conn conn = connect();
     try (TestApp app = new TestApp(socketPath).hello("sleepy").register(port())) {
-      HandoffOutcome outcome = server.freeze(conn.connection());
+      HandoffOutcome outcome = server.freeze(conn.connection(), ourNetns());
       assertThat(outcome).isInstanceOf(HandoffOutcome.NotAnswered.class);
       assertThat(((HandoffOutcome.NotAnswered) outcome).why())
           .contains("sent nothing for", "did not answer");
@@ -249,7 +249,7 @@ class HandoffServerTest {
   void aPortNobodyRegisteredHasNoApplication() throws Exception {
     Conn conn = connect();
     try {
-      assertThat(server.freeze(conn.connection()))
+      assertThat(server.freeze(conn.connection(), ourNetns()))
           .isEqualTo(new HandoffOutcome.NoApplication(port()));
     } finally {
       conn.app().close();
@@ -262,7 +262,7 @@ class HandoffServerTest {
     try (TestApp v1 = new TestApp(socketPath).hello("old", 1);
         TestApp v2 = new TestApp(socketPath).hello("new", 2)) {
       v1.register(port());
-      assertThat(server.registrations().get(port()).version()).isEqualTo(1);
+      assertThat(server.registrations(ourNetns()).get(port()).version()).isEqualTo(1);
     }
   }
 
@@ -297,11 +297,11 @@ class HandoffServerTest {
               .putShort((short) port())
               .array());
       assertThat(second.nextError()).isEqualTo(Frame.ERR_PORT_TAKEN);
-      assertThat(server.registrations()).as("all or none").doesNotContainKey(free);
-      assertThat(server.registrations().get(port()).toString()).contains("first");
+      assertThat(server.registrations(ourNetns())).as("all or none").doesNotContainKey(free);
+      assertThat(server.registrations(ourNetns()).get(port()).toString()).contains("first");
 
       second.register(free); // the session goes on, and the free port alone is fine
-      assertThat(server.registrations()).containsKey(free);
+      assertThat(server.registrations(ourNetns())).containsKey(free);
     } finally {
       other.close();
     }
@@ -378,7 +378,7 @@ class HandoffServerTest {
           CompletableFuture.supplyAsync(
               () -> {
                 try {
-                  return slow.freezeAll(List.of(busy.connection(), silentConn));
+                  return slow.freezeAll(List.of(busy.connection(), silentConn), ourNetns());
                 } catch (InterruptedException e) {
                   throw new IllegalStateException(e);
                 }
@@ -433,7 +433,7 @@ class HandoffServerTest {
           CompletableFuture.supplyAsync(
               () -> {
                 try {
-                  return short_.freezeAll(List.of(conn.connection()));
+                  return short_.freezeAll(List.of(conn.connection()), ourNetns());
                 } catch (InterruptedException e) {
                   throw new IllegalStateException(e);
                 }
@@ -507,7 +507,7 @@ class HandoffServerTest {
           }
         };
     try (TestApp source = new TestApp(socketPath).hello("source", 2).register(port())) {
-      server.precopy(conn.connection(), recorder);
+      server.precopy(conn.connection(), ourNetns(), recorder);
       Frame precopy = source.next();
       assertThat(precopy.type()).isEqualTo(Frame.PRECOPY);
       ByteBuffer p = ByteBuffer.wrap(precopy.payload());
@@ -577,7 +577,7 @@ class HandoffServerTest {
     Conn conn = connect();
     try (TestApp app = new TestApp(socketPath).hello("stopped", 2).register(port())) {
       PrecopiedState assembled = new PrecopiedState();
-      PrecopyHandle handle = server.precopy(conn.connection(), assembled);
+      PrecopyHandle handle = server.precopy(conn.connection(), ourNetns(), assembled);
       long pid = app.expect(Frame.PRECOPY);
       app.state(pid, Frame.STATE_SNAPSHOT, new byte[100]);
       handle.stop();
@@ -602,7 +602,7 @@ class HandoffServerTest {
     Conn conn = connect();
     try (TestApp app = new TestApp(socketPath).hello("old", 1).register(port())) {
       PrecopiedState assembled = new PrecopiedState();
-      server.precopy(conn.connection(), assembled);
+      server.precopy(conn.connection(), ourNetns(), assembled);
       assertThat(assembled.endedBecause()).contains("version 1");
       assertThat(app.channel.socket().awaitReadable(100)).as("no PRECOPY sent").isFalse();
     } finally {
@@ -957,7 +957,7 @@ class HandoffServerTest {
 
   private List<HandoffOutcome> freezeAll(List<Connection> cs) {
     try {
-      return server.freezeAll(cs);
+      return server.freezeAll(cs, ourNetns());
     } catch (Exception e) {
       throw new IllegalStateException(e);
     }
@@ -965,7 +965,7 @@ class HandoffServerTest {
 
   private HandoffOutcome freeze(Connection c) {
     try {
-      return server.freeze(c);
+      return server.freeze(c, ourNetns());
     } catch (Exception e) {
       throw new IllegalStateException(e);
     }

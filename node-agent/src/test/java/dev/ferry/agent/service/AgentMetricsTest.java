@@ -34,6 +34,10 @@ class AgentMetricsTest {
       return 7;
     }
 
+    long receiveBytes() {
+      return 4096;
+    }
+
     Map<ConnectionPhase, Integer> phases() {
       return Map.of(ConnectionPhase.FROZEN, 2);
     }
@@ -45,6 +49,9 @@ class AgentMetricsTest {
     // As AgentRuntime.start does: the method references are new objects nobody else holds.
     metrics.connections(node::phases);
     metrics.holds(node::activeHolds, node::probesAnswered);
+    metrics.receiving(node::receiveBytes);
+    metrics.handoffRefused("too-many-sessions");
+    metrics.handoffRefused("too-many-sessions");
 
     collectGarbage();
 
@@ -68,7 +75,10 @@ class AgentMetricsTest {
     assertThat(registry.get("ferry.agent.hold.probes.answered").gauge().value()).isEqualTo(7);
     assertThat(registry.get("ferry.agent.connections").tag("phase", "FROZEN").gauge().value())
         .isEqualTo(2);
-    assertThat(registry.scrape()).doesNotContain("NaN");
+    assertThat(registry.scrape())
+        .doesNotContain("NaN")
+        .contains("ferry_agent_receive_bytes 4096.0")
+        .contains("ferry_agent_handoff_refused_total{reason=\"too-many-sessions\",} 2.0");
     Reference.reachabilityFence(node); // the state stays alive, as the agent's does
   }
 
