@@ -6,8 +6,8 @@ import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.PeerFin;
 import dev.ferry.sys.RepairOptions;
 import dev.ferry.sys.RepairSocket;
-import dev.ferry.sys.RepairWindow;
 import dev.ferry.sys.RepairSocket.Queue;
+import dev.ferry.sys.RepairWindow;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
 
@@ -135,8 +135,8 @@ public final class SocketRestorer {
 
   /**
    * The exported window, fitted to a socket restored without the peer's FIN: the kernel refuses a
-   * rcv_wup after rcv_nxt, and the ACK of that FIN moved rcv_wup past it. rcv_wup goes back to
-   * the FIN and rcv_wnd grows by as much, so the right edge the peer was offered stays where it was.
+   * rcv_wup after rcv_nxt, and the ACK of that FIN moved rcv_wup past it. rcv_wup goes back to the
+   * FIN and rcv_wnd grows by as much, so the right edge the peer was offered stays where it was.
    */
   static RepairWindow restoredWindow(SocketState state) {
     RepairWindow w = state.window();
