@@ -73,7 +73,9 @@ public final class Inventory {
     List<Listed> movable = new ArrayList<>();
     List<LeftBehind> left = new ArrayList<>();
     for (Listed l : listed) {
-      if (MovableState.of(l.state()).isPresent()) {
+      if (MovableState.of(l.state()).isPresent() && l.orphan()) {
+        left.add(new LeftBehind(l.connection(), TcpInfo.stateName(l.state()), unheld(l)));
+      } else if (MovableState.of(l.state()).isPresent()) {
         movable.add(l);
       } else if (l.state() != SockDiag.TCP_TIME_WAIT) {
         left.add(
@@ -81,6 +83,17 @@ public final class Inventory {
       }
     }
     return new Found(movable, left);
+  }
+
+  /** Why a movable connection no descriptor holds cannot move. */
+  private static String unheld(Listed l) {
+    // Only this side's close makes FIN_WAIT1, FIN_WAIT2, CLOSING and LAST_ACK; an ESTABLISHED or
+    // CLOSE_WAIT socket without a descriptor waits in a listener's accept queue.
+    MovableState s = MovableState.of(l.state()).orElseThrow();
+    return s.sentFin
+        ? "its application closed it already, so no one can hand it over; the kernel was still"
+            + " finishing the exchange here"
+        : "its application has not accepted it yet, so no one can hand it over";
   }
 
   private static String cannotMove(int state) {

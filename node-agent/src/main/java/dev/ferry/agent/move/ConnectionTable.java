@@ -25,8 +25,10 @@ public final class ConnectionTable {
    *
    * @param state its TCP state as sock_diag reports it ({@link SockDiag#TCP_ESTABLISHED} etc.); a
    *     handshake in a listener's queue is TCP_SYN_RECV
+   * @param orphan no descriptor holds it (inode 0): its application closed it and the kernel
+   *     finishes the exchange alone
    */
-  public record Listed(Connection connection, int state) {}
+  public record Listed(Connection connection, int state, boolean orphan) {}
 
   /**
    * Every connection on {@code localPorts} (on every port if it is empty), in every state a
@@ -55,7 +57,7 @@ public final class ConnectionTable {
             });
     List<Listed> out = new ArrayList<>(entries.size());
     for (SockDiag.Entry e : entries) {
-      out.add(new Listed(new Connection(e.local(), e.remote()), e.state()));
+      out.add(new Listed(new Connection(e.local(), e.remote()), e.state(), e.inode() == 0));
     }
     return out;
   }

@@ -51,8 +51,13 @@ class InventoryIT {
               })
           .get(60, TimeUnit.SECONDS);
       MigrationLab.awaitState(overOnA, SockDiag.TCP_CLOSE);
-      // A's SYN-ACK is lost: the handshake stays in A's SYN_RECV.
+      SocketChannel abandoned = lab.connect(0);
+      TcpSocket abandonedOnA = lab.accept();
+      // From here A's segments are lost: its SYN-ACK (the handshake stays SYN_RECV) and the FIN
+      // of a socket its application closes (an orphan in FIN_WAIT1, held by no descriptor).
       lab.dropServerToClient();
+      abandonedOnA.writeFully(new byte[1000]);
+      abandonedOnA.close();
       SocketChannel connecting =
           lab.track(
               lab.clientNs.call(
@@ -67,11 +72,22 @@ class InventoryIT {
       assertThat(found.connections())
           .extracting(c -> c.remote().getPort())
           .containsExactlyInAnyOrder(port(open), port(halfClosed));
-      Inventory.LeftBehind left = found.leftBehind().get(0);
+      assertThat(found.leftBehind()).hasSize(2);
+      Inventory.LeftBehind orphan =
+          found.leftBehind().stream()
+              .filter(l -> l.state().equals("FIN_WAIT1"))
+              .findFirst()
+              .orElseThrow();
+      assertThat(orphan.connection().remote().getPort()).isEqualTo(port(abandoned));
+      Inventory.LeftBehind left =
+          found.leftBehind().stream()
+              .filter(l -> l.state().equals("SYN_RECV"))
+              .findFirst()
+              .orElseThrow();
       // Java learns a pending connection's own port only once it is connected: it is the one
       // port that is none of the others.
       assertThat(left.connection().remote().getPort())
-          .isNotIn(port(open), port(halfClosed), overPort);
+          .isNotIn(port(open), port(halfClosed), overPort, port(abandoned));
       assertThat(connecting.isConnectionPending()).isTrue();
       assertThat(left.described()).startsWith("SYN_RECV: ");
     }
@@ -82,7 +98,7 @@ class InventoryIT {
     while (true) {
       Inventory.Found found =
           Inventory.sort(ConnectionTable.every(lab.aNs, Set.of(MigrationLab.PORT)));
-      if (!found.leftBehind().isEmpty()) {
+      if (found.leftBehind().size() >= 2) {
         return found;
       }
       if (System.nanoTime() > deadline) {

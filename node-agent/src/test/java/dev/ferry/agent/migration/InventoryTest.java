@@ -16,7 +16,8 @@ class InventoryTest {
         new Connection(
             new InetSocketAddress("198.18.0.100", 8080),
             new InetSocketAddress("198.18.0.1", clientPort)),
-        state);
+        state,
+        false);
   }
 
   @Test
@@ -47,6 +48,18 @@ class InventoryTest {
     Inventory.LeftBehind l = found.leftBehind().get(0);
     assertThat(l.connection()).isEqualTo(listed(2, 0).connection());
     assertThat(l.described()).startsWith("SYN_RECV: ").contains("handshake");
+  }
+
+  @Test
+  void aHalfClosedConnectionItsApplicationClosedIsLeftBehind() {
+    Listed orphan = new Listed(listed(1, 0).connection(), SockDiag.TCP_FIN_WAIT1, true);
+    Inventory.Found found = Inventory.sort(List.of(orphan));
+    assertThat(found.movable()).isEmpty();
+    assertThat(found.leftBehind().get(0).described()).startsWith("FIN_WAIT1: ").contains("closed");
+    Listed waiting = new Listed(listed(2, 0).connection(), SockDiag.TCP_ESTABLISHED, true);
+    assertThat(Inventory.sort(List.of(waiting)).leftBehind().get(0).described())
+        .startsWith("ESTABLISHED: ")
+        .contains("not accepted");
   }
 
   @Test
