@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
@@ -191,6 +192,13 @@ class HalfClosedMigrationIT {
     assertThat(client.read(ByteBuffer.allocate(1)))
         .as("the client's stream stays ended")
         .isEqualTo(-1);
+    // The client's end is over too: gone, or in TIME_WAIT if it closed first. A client that closed
+    // second may wait a moment in LAST_ACK for B's ACK.
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(SECONDS);
+    while (!Set.of("TIME-WAIT").containsAll(lab.clientStates()) && System.nanoTime() < deadline) {
+      Peers.nap(5);
+    }
+    assertThat(lab.clientStates()).as("the client's connection states").isSubsetOf("TIME-WAIT");
     assertThat(MigrationLab.resetsSent(lab.client)).as("resets the client sent").isZero();
     assertThat(MigrationLab.resetsSent(lab.b)).as("resets host B sent").isZero();
   }

@@ -173,6 +173,22 @@ public final class MigrationLab implements AutoCloseable {
     }
   }
 
+  /**
+   * The states, as {@code ss} names them, of the client's connections to the service; closed ones
+   * are not listed, and {@code ss} runs in the client's namespace.
+   */
+  public List<String> clientStates() {
+    List<String> out = new ArrayList<>();
+    for (String line : client.run("ss", "-tnH").split("\n")) {
+      String[] f = line.trim().split("\\s+");
+      // The client talks to nothing but the service, so its port names the connection.
+      if (f.length >= 5 && f[4].endsWith(":" + PORT)) {
+        out.add(f[0]);
+      }
+    }
+    return out;
+  }
+
   /** The resets {@code host}'s kernel has sent (Tcp OutRsts in /proc/net/snmp). */
   public static long resetsSent(Host host) {
     String[] lines = host.run("cat", "/proc/net/snmp").split("\n");
