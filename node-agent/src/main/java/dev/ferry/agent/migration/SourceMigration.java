@@ -91,11 +91,6 @@ public final class SourceMigration {
     return m;
   }
 
-  public synchronized MigrationStatus freeze(List<Connection> connections)
-      throws InterruptedException {
-    return freeze(connections, List.of());
-  }
-
   /**
    * Freezes {@code connections}, and records each of {@code leftBehind} as STAYED with its state
    * and reason: the move cannot take it, and the status must say so before its address goes.

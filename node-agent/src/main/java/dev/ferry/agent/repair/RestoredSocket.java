@@ -8,6 +8,7 @@ import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpInfo;
 import dev.ferry.sys.TcpSocket;
 import java.util.Optional;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * A rebuilt socket still in repair mode: it sends nothing until {@link #resume()}. Closing it
@@ -140,7 +141,7 @@ public final class RestoredSocket implements AutoCloseable {
                 + PEER_FIN_WAIT_NANOS / 1_000_000
                 + " ms");
       }
-      java.util.concurrent.locks.LockSupport.parkNanos(100_000);
+      LockSupport.parkNanos(100_000);
     }
   }
 
