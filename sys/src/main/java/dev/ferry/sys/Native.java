@@ -196,6 +196,8 @@ final class Native {
   static final int IPV6_TCLASS = 67;
   static final int IPPROTO_IPV6 = 41;
   static final int IPPROTO_ICMPV6 = 58;
+  // A raw socket of this protocol sends packets whose IP header the caller wrote (IP_HDRINCL).
+  static final int IPPROTO_RAW = 255;
   static final int IPV6_MULTICAST_IF = 17;
   static final int IPV6_MULTICAST_HOPS = 18;
 

@@ -66,7 +66,12 @@ public record TcpInfo(
   }
 
   public String stateName() {
-    return state < STATES.length ? STATES[state] : "state " + state;
+    return stateName(state);
+  }
+
+  /** The name of a TCP state number (net/tcp_states.h), as {@code ss} prints it. */
+  public static String stateName(int state) {
+    return state >= 0 && state < STATES.length ? STATES[state] : "state " + state;
   }
 
   public boolean timestamps() {

@@ -91,7 +91,12 @@ public final class SourceMigration {
     return m;
   }
 
-  public synchronized MigrationStatus freeze(List<Connection> connections)
+  /**
+   * Freezes {@code connections}, and records each of {@code leftBehind} as STAYED with its state
+   * and reason: the move cannot take it, and the status must say so before its address goes.
+   */
+  public synchronized MigrationStatus freeze(
+      List<Connection> connections, List<Inventory.LeftBehind> leftBehind)
       throws InterruptedException {
     if (!records.isEmpty()) {
       return status(); // a retried freeze: these connections are already asked for
@@ -129,6 +134,11 @@ public final class SourceMigration {
         r.to(STAYED, ((Freezing.Stays) f).stayed().reason());
       }
       records.put(f.connection(), r);
+    }
+    for (Inventory.LeftBehind l : leftBehind) {
+      ConnectionRecord r = new ConnectionRecord(l.connection(), STAYED);
+      r.reason = l.described();
+      records.put(l.connection(), r);
     }
     return status();
   }

@@ -140,10 +140,14 @@ public final class SourceMove {
     // freezes: the handshakes are not in the pause.
     call = node.peers().arrive(req.getTargetAgent(), limit);
     call.sendHeader(header());
-    List<Connection> chosen =
+    // Every connection on the ports, in every state: one the move cannot take is named in the
+    // status as STAYED with its state, so the all-or-none rule below counts it.
+    Inventory.Found found =
         Inventory.chosen(
-            Inventory.established(node.pods(), req.getSourcePod(), req.getPortsList()),
-            req.getConnectionsList());
+            Inventory.take(node.pods(), req.getSourcePod(), req.getPortsList()),
+            req.getConnectionsList(),
+            !req.getAddress().getCidr().isEmpty());
+    List<Connection> chosen = found.connections();
     // Pre-copy: each application (protocol version 2) offers its state now, while its client
     // streams on; the freeze below then carries only what changed since.
     long precopyStart = System.nanoTime();
@@ -157,7 +161,7 @@ public final class SourceMove {
     freezeWallMicros = nowMicros();
     freezeNanos = System.nanoTime();
     callsAtFreeze = migrations.otherCalls();
-    MigrationStatus frozen = m.freeze(chosen);
+    MigrationStatus frozen = m.freeze(chosen, found.leftBehind());
     precopies.forEach(PrecopyForwarder::close);
     migrations.limitHold(m, limit);
     node.faults().reach(req.getFault(), "source-after-freeze", req.getMigrationId());

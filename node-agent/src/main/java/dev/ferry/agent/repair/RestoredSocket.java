@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.repair;
 
+import dev.ferry.sys.PeerFin;
 import dev.ferry.sys.RepairSocket;
 import dev.ferry.sys.SocketOptions;
 import dev.ferry.sys.SyscallException;
+import dev.ferry.sys.TcpInfo;
 import dev.ferry.sys.TcpSocket;
 import java.util.Optional;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * A rebuilt socket still in repair mode: it sends nothing until {@link #resume()}. Closing it
@@ -14,10 +17,13 @@ import java.util.Optional;
 public final class RestoredSocket implements AutoCloseable {
   private static final int MAX_GROWTH = 8;
   private static final int NO_LIMIT = -1;
+  private static final long PEER_FIN_WAIT_NANOS = 2_000_000_000L;
 
   private final RepairSocket repair;
+  private final SocketState state;
   private final byte[] unsent;
   private final Optional<CarriedOptions> options;
+  private final PeerFin peerFin; // null unless the peer had sent its FIN
   // What the two late options were when the socket was staged: a different value at resume
   // means the target application set its own (the handoff protocol lets it, between TAKEOVER
   // and TAKEN), and the application's choice wins over the carried one.
@@ -25,11 +31,12 @@ public final class RestoredSocket implements AutoCloseable {
   private final int stagedNotSentLowWatermark;
   private boolean resumed;
 
-  RestoredSocket(RepairSocket repair, byte[] unsent, Optional<CarriedOptions> options)
-      throws SyscallException {
+  RestoredSocket(RepairSocket repair, SocketState state, PeerFin peerFin) throws SyscallException {
     this.repair = repair;
-    this.unsent = unsent;
-    this.options = options;
+    this.state = state;
+    this.unsent = state.sendUnsent();
+    this.options = state.options();
+    this.peerFin = peerFin;
     SocketOptions o = new SocketOptions(repair.socket());
     this.stagedKeepAlive = o.keepAlive();
     this.stagedNotSentLowWatermark = o.notSentLowWatermark();
@@ -42,8 +49,8 @@ public final class RestoredSocket implements AutoCloseable {
   /**
    * Leaves repair mode, which makes the kernel send a window update that wakes the peer, then
    * queues the bytes the original socket had never sent, ahead of anything the application writes
-   * next, and sets the socket options that had to wait for these steps. Returns the socket,
-   * blocking again, now owned by the caller.
+   * next, replays the FINs of a half-closed connection, and sets the socket options that had to
+   * wait for these steps. Returns the socket, blocking again, now owned by the caller.
    */
   public TcpSocket resume() throws SyscallException {
     TcpSocket socket = repair.socket();
@@ -87,8 +94,55 @@ public final class RestoredSocket implements AutoCloseable {
     if (unsent.length > 0 || wantedLowat != lowat) {
       o.setNotSentLowWatermark(wantedLowat);
     }
+    replayFins(socket);
     socket.setBlocking(true);
     return socket;
+  }
+
+  /**
+   * The FINs after the window probe: the kernel sends the probe that wakes the client only from
+   * ESTABLISHED, so the socket left repair mode in it. The peer's FIN first, as it came first in
+   * every state that has both but CLOSING, where the order only decides which end keeps TIME_WAIT.
+   * Ours after the unsent bytes, behind which shutdown queues it; a FIN the peer had acknowledged
+   * already (FIN_WAIT2) goes once more and draws a duplicate ACK, nothing else.
+   */
+  private void replayFins(TcpSocket socket) throws SyscallException {
+    if (peerFin != null) {
+      try {
+        // The window field updates the socket's send window (its snd_wl1 is behind the FIN
+        // now), so it carries the exported one, in the peer's scale.
+        peerFin.send(
+            state.remote(),
+            state.local(),
+            state.dataRecvSeq(),
+            state.restoredSendQueueSeq(),
+            state.window().sndWnd() >>> state.sndWscale());
+      } finally {
+        peerFin.close();
+      }
+      awaitPeerFin(socket);
+    }
+    if (state.tcpState().sentFin) {
+      socket.shutdownOutput();
+    }
+  }
+
+  /**
+   * The FIN goes through loopback, which delivers it from a softirq, maybe not yet when sendto
+   * returns; shutdown before it would make the socket FIN_WAIT1 instead of LAST_ACK.
+   */
+  private void awaitPeerFin(TcpSocket socket) throws SyscallException {
+    long deadline = System.nanoTime() + PEER_FIN_WAIT_NANOS;
+    while (socket.info().state() == TcpInfo.ESTABLISHED) {
+      if (System.nanoTime() > deadline) {
+        throw new IllegalStateException(
+            socket
+                + ": the peer's FIN, handed over on loopback, did not arrive within "
+                + PEER_FIN_WAIT_NANOS / 1_000_000
+                + " ms");
+      }
+      LockSupport.parkNanos(100_000);
+    }
   }
 
   /** Discards the socket without a trace on the wire if it was not resumed. */
@@ -96,6 +150,9 @@ public final class RestoredSocket implements AutoCloseable {
   public void close() {
     if (!resumed) {
       repair.socket().close();
+      if (peerFin != null) {
+        peerFin.close();
+      }
     }
   }
 }

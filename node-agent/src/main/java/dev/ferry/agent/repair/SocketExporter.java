@@ -12,7 +12,9 @@ import java.util.Optional;
 
 /**
  * Reads a live socket's whole state with TCP_REPAIR, without waiting for anything: the send queue
- * is copied as it is, so a peer that reads slowly or not at all cannot stall an export.
+ * is copied as it is, so a peer that reads slowly or not at all cannot stall an export. ESTABLISHED
+ * and half-closed sockets export ({@link MovableState} says how their FINs are counted); any other
+ * state is refused with its name.
  *
  * <p>The caller must hold the connection first (nothing from the peer may reach the socket while it
  * is read) and closes the socket afterwards; closing in repair mode sends nothing.
@@ -46,13 +48,21 @@ public final class SocketExporter {
 
   private static SocketState read(TcpSocket socket, RepairSocket repair) throws SyscallException {
     TcpInfo info = socket.info();
-    if (info.state() != TcpInfo.ESTABLISHED) {
-      throw new IllegalStateException(
-          "only ESTABLISHED connections are moved; this one is " + info.stateName());
-    }
+    MovableState tcp =
+        MovableState.of(info.state())
+            .orElseThrow(
+                () ->
+                    new IllegalStateException(
+                        "a connection in "
+                            + info.stateName()
+                            + " cannot be moved: only ESTABLISHED and half-closed ones can"));
+    // SIOCINQ already leaves the peer's FIN out; SIOCOUTQ and SIOCOUTQNSD count ours while it is
+    // unacknowledged (unsent): it is a sequence number, not a byte of the queue.
+    int fin = tcp.finInSendQueue() ? 1 : 0;
     int inq = repair.inputQueueSize();
-    int outq = repair.outputQueueSize();
-    int unsent = repair.unsentQueueSize();
+    int outq = repair.outputQueueSize() - fin;
+    int unsentWithFin = repair.unsentQueueSize();
+    int unsent = unsentWithFin > 0 ? unsentWithFin - fin : 0;
     int mss = repair.mssClamp();
     int timestamp = info.timestamps() ? repair.timestamp() : 0;
     var window = repair.window();
@@ -81,6 +91,7 @@ public final class SocketExporter {
         Arrays.copyOfRange(sendQueue, unacked, outq),
         recvQueue,
         System.currentTimeMillis(),
-        Optional.of(options));
+        Optional.of(options),
+        tcp);
   }
 }

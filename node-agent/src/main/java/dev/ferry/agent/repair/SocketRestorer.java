@@ -3,9 +3,11 @@ package dev.ferry.agent.repair;
 
 import dev.ferry.sys.Errno;
 import dev.ferry.sys.NetNamespace;
+import dev.ferry.sys.PeerFin;
 import dev.ferry.sys.RepairOptions;
 import dev.ferry.sys.RepairSocket;
 import dev.ferry.sys.RepairSocket.Queue;
+import dev.ferry.sys.RepairWindow;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
 
@@ -50,7 +52,9 @@ public final class SocketRestorer {
       RepairSocket repair = RepairSocket.enter(socket);
       step = "set sequence numbers";
       repair.setQueueSequence(Queue.RECV, state.recvQueueSeq());
-      repair.setQueueSequence(Queue.SEND, state.sendQueueSeq());
+      // A half-closed socket is rebuilt ESTABLISHED, its sequence numbers those of its data: the
+      // FINs come back at resume (MovableState).
+      repair.setQueueSequence(Queue.SEND, state.restoredSendQueueSeq());
       if (state.mssClamp() <= MAX_USER_MSS) {
         // connect() computes the sending MSS from the clamp it sees then; TCP_REPAIR_OPTIONS
         // comes too late for that, and the socket would send 536-byte segments.
@@ -82,12 +86,18 @@ public final class SocketRestorer {
       step = "fill the send queue";
       repair.fillQueue(Queue.SEND, state.sendUnacked());
       step = "set the window";
-      repair.setWindow(state.window());
+      repair.setWindow(restoredWindow(state));
       if (state.options().isPresent()) {
         step = "set the socket options";
         state.options().get().applyInRepair(socket);
       }
-      return new RestoredSocket(repair, state.sendUnsent(), state.options());
+      PeerFin peerFin = null;
+      if (state.tcpState().receivedFin) {
+        // Opened here, in the socket's namespace: a raw socket sends in the one it was made in.
+        step = "open a raw socket for the peer's FIN";
+        peerFin = PeerFin.open(state.local());
+      }
+      return new RestoredSocket(repair, state, peerFin);
     } catch (SyscallException | RuntimeException e) {
       // Still in repair mode (or never connected): closing sends nothing to the peer.
       socket.close();
@@ -123,6 +133,21 @@ public final class SocketRestorer {
     return usec ? moved | 1 : moved & ~1;
   }
 
+  /**
+   * The exported window, fitted to a socket restored without the peer's FIN: the kernel refuses a
+   * rcv_wup after rcv_nxt, and the ACK of that FIN moved rcv_wup past it. rcv_wup goes back to the
+   * FIN and rcv_wnd grows by as much, so the right edge the peer was offered stays where it was.
+   */
+  static RepairWindow restoredWindow(SocketState state) {
+    RepairWindow w = state.window();
+    int beyond = w.rcvWup() - state.dataRecvSeq();
+    if (beyond <= 0) {
+      return w;
+    }
+    return new RepairWindow(
+        w.sndWl1(), w.sndWnd(), w.maxWindow(), w.rcvWnd() + beyond, state.dataRecvSeq());
+  }
+
   private static String hint(Exception e, SocketState state, String where) {
     if (!(e instanceof SyscallException s)) {
       return "";
@@ -138,7 +163,9 @@ public final class SocketRestorer {
           "; this connection still exists in "
               + where
               + ": the old socket must be closed there first";
-      case Errno.EPERM -> "; repair mode needs CAP_NET_ADMIN in the target namespace";
+      case Errno.EPERM ->
+          "; repair mode needs CAP_NET_ADMIN in the target namespace (and a half-closed"
+              + " connection CAP_NET_RAW)";
       default -> "";
     };
   }

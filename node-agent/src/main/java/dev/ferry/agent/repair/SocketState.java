@@ -8,11 +8,14 @@ import java.util.Objects;
 import java.util.Optional;
 
 /**
- * Everything needed to rebuild one ESTABLISHED TCP socket elsewhere: addresses, sequence numbers,
- * negotiated options, window, the bytes in both queues and the socket options the application set.
+ * Everything needed to rebuild one TCP socket elsewhere, ESTABLISHED or half-closed: addresses,
+ * sequence numbers, negotiated options, window, the bytes in both queues, the socket options the
+ * application set and the FINs already sent or received.
  *
- * @param sendSeq write_seq: the sequence number after the last byte the application wrote
- * @param recvSeq rcv_nxt: the sequence number after the last byte received
+ * @param sendSeq write_seq as the kernel had it: after the last byte the application wrote, and
+ *     after our FIN when one was queued ({@link MovableState#sentFin})
+ * @param recvSeq rcv_nxt as the kernel had it: after the last byte received, and after the peer's
+ *     FIN when it arrived ({@link MovableState#receivedFin})
  * @param mssClamp the MSS the peer announced
  * @param timestamp TCP_TIMESTAMP when exported: the TSval clock, in ms, or in us when the low bit
  *     is set (Linux 6.7+ microsecond timestamps); meaningful with timestamps
@@ -22,6 +25,8 @@ import java.util.Optional;
  * @param exportedAtMillis wall-clock time of the export, ms since the epoch
  * @param options the socket options; empty in a state from an agent that carried none, which
  *     restores with the kernel's defaults
+ * @param tcpState the state it was exported in; ESTABLISHED in a state from an agent that moved no
+ *     other
  */
 public record SocketState(
     InetSocketAddress local,
@@ -40,7 +45,8 @@ public record SocketState(
     byte[] sendUnsent,
     byte[] recvQueue,
     long exportedAtMillis,
-    Optional<CarriedOptions> options) {
+    Optional<CarriedOptions> options,
+    MovableState tcpState) {
 
   /** RFC 7323 caps the shift at 14. */
   public static final int MAX_WSCALE = 14;
@@ -53,6 +59,11 @@ public record SocketState(
     Objects.requireNonNull(sendUnsent, "sendUnsent");
     Objects.requireNonNull(recvQueue, "recvQueue");
     Objects.requireNonNull(options, "options");
+    Objects.requireNonNull(tcpState, "tcpState");
+    if (tcpState.finAcknowledged && (sendUnacked.length > 0 || sendUnsent.length > 0)) {
+      throw new IllegalArgumentException(
+          tcpState + " has every byte acknowledged, yet the send queue holds some");
+    }
     if (local.getAddress() == null || remote.getAddress() == null) {
       throw new IllegalArgumentException("local and remote must be resolved IP addresses");
     }
@@ -92,7 +103,71 @@ public record SocketState(
         sendUnsent,
         recvQueue,
         exportedAtMillis,
-        options);
+        options,
+        tcpState);
+  }
+
+  /** This state as if exported in {@code tcpState}: for tests of the FIN accounting. */
+  public SocketState withTcpState(MovableState tcpState) {
+    return new SocketState(
+        local,
+        remote,
+        sendSeq,
+        recvSeq,
+        mssClamp,
+        windowScaling,
+        sndWscale,
+        rcvWscale,
+        sack,
+        timestamps,
+        timestamp,
+        window,
+        sendUnacked,
+        sendUnsent,
+        recvQueue,
+        exportedAtMillis,
+        options,
+        tcpState);
+  }
+
+  /** An ESTABLISHED socket's state, as agents before half-closed connections moved exported it. */
+  public SocketState(
+      InetSocketAddress local,
+      InetSocketAddress remote,
+      int sendSeq,
+      int recvSeq,
+      int mssClamp,
+      boolean windowScaling,
+      int sndWscale,
+      int rcvWscale,
+      boolean sack,
+      boolean timestamps,
+      int timestamp,
+      RepairWindow window,
+      byte[] sendUnacked,
+      byte[] sendUnsent,
+      byte[] recvQueue,
+      long exportedAtMillis,
+      Optional<CarriedOptions> options) {
+    this(
+        local,
+        remote,
+        sendSeq,
+        recvSeq,
+        mssClamp,
+        windowScaling,
+        sndWscale,
+        rcvWscale,
+        sack,
+        timestamps,
+        timestamp,
+        window,
+        sendUnacked,
+        sendUnsent,
+        recvQueue,
+        exportedAtMillis,
+        options,
+        MovableState.ESTABLISHED);
   }
 
   /** A state without socket options, as agents before they were carried exported it. */
@@ -138,14 +213,30 @@ public record SocketState(
     return !(local.getAddress() instanceof Inet4Address);
   }
 
-  /** The first sequence number of the send queue (snd_una). */
+  /**
+   * snd_una as the kernel had it: what the peer acknowledged, our FIN included once it did (the
+   * hold answers the client with it).
+   */
   public int sendQueueSeq() {
-    return sendSeq - sendUnacked.length - sendUnsent.length;
+    return sendSeq - (tcpState.finInSendQueue() ? 1 : 0) - sendUnacked.length - sendUnsent.length;
   }
 
-  /** The first sequence number of the receive queue (copied_seq). */
+  /**
+   * The first sequence number of the send queue as restored: the data's, without our FIN, which the
+   * restored socket sends again (once more if the peer had acknowledged it already).
+   */
+  public int restoredSendQueueSeq() {
+    return sendSeq - (tcpState.sentFin ? 1 : 0) - sendUnacked.length - sendUnsent.length;
+  }
+
+  /** The first sequence number of the receive queue (copied_seq), without the peer's FIN. */
   public int recvQueueSeq() {
-    return recvSeq - recvQueue.length;
+    return dataRecvSeq() - recvQueue.length;
+  }
+
+  /** rcv_nxt before the peer's FIN: where the restored socket expects it. */
+  public int dataRecvSeq() {
+    return recvSeq - (tcpState.receivedFin ? 1 : 0);
   }
 
   /** "198.18.0.100:8080 <- 198.18.0.1:40312", for messages and logs. */
@@ -163,6 +254,8 @@ public record SocketState(
   public String toString() {
     return "SocketState["
         + connection()
+        + ", "
+        + tcpState
         + ", sendSeq="
         + Integer.toUnsignedString(sendSeq)
         + ", recvSeq="

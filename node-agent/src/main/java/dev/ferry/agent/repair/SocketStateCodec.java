@@ -26,10 +26,16 @@ import java.util.zip.CRC32C;
  */
 public final class SocketStateCodec {
   /**
-   * The format this agent writes and the only one it reads. Socket options came within it, as an
+   * The format this agent writes for an ESTABLISHED socket. Socket options came within it, as an
    * optional field (see socket_state.proto): a state without them still reads.
    */
   public static final int FORMAT_VERSION = 1;
+
+  /**
+   * The format of a half-closed socket's state: version 1 and its tcp_state. An agent that reads
+   * only version 1 refuses it rather than restore a FIN as a byte.
+   */
+  public static final int HALF_CLOSED_FORMAT_VERSION = 2;
 
   private static final int OPT_TIMESTAMPS = 1;
   private static final int OPT_SACK = 2;
@@ -61,8 +67,12 @@ public final class SocketStateCodec {
     RepairWindow w = s.window();
     TcpSocketState.Builder b = TcpSocketState.newBuilder();
     s.options().ifPresent(o -> b.setSocketOptions(toMessage(o)));
-    return b.setFormatVersion(FORMAT_VERSION)
-        .setLocalAddress(ByteString.copyFrom(s.local().getAddress().getAddress()))
+    if (s.tcpState() != MovableState.ESTABLISHED) {
+      b.setFormatVersion(HALF_CLOSED_FORMAT_VERSION).setTcpState(s.tcpState().kernelState);
+    } else {
+      b.setFormatVersion(FORMAT_VERSION);
+    }
+    return b.setLocalAddress(ByteString.copyFrom(s.local().getAddress().getAddress()))
         .setLocalPort(s.local().getPort())
         .setRemoteAddress(ByteString.copyFrom(s.remote().getAddress().getAddress()))
         .setRemotePort(s.remote().getPort())
@@ -141,17 +151,21 @@ public final class SocketStateCodec {
   }
 
   public static SocketState fromMessage(TcpSocketState m) throws InvalidSocketStateException {
-    if (m.getFormatVersion() != FORMAT_VERSION) {
+    if (m.getFormatVersion() != FORMAT_VERSION
+        && m.getFormatVersion() != HALF_CLOSED_FORMAT_VERSION) {
       throw new InvalidSocketStateException(
           m.getFormatVersion() == 0
               ? "socket state has no format_version: it was not written by a Ferry agent"
               : "socket state format_version "
                   + m.getFormatVersion()
-                  + " is not supported: this agent reads version "
+                  + " is not supported: this agent reads versions "
                   + FORMAT_VERSION
+                  + " and "
+                  + HALF_CLOSED_FORMAT_VERSION
                   + "; run the same Ferry version on both nodes",
           null);
     }
+    MovableState tcpState = tcpState(m);
     if (!m.hasWindow()) {
       throw new InvalidSocketStateException("socket state has no window", null);
     }
@@ -176,10 +190,28 @@ public final class SocketStateCodec {
           m.getRecvQueue().toByteArray(),
           m.getExportedAtUnixMs(),
           // Absent from states written before options were carried: restored with defaults.
-          m.hasSocketOptions() ? Optional.of(fromMessage(m.getSocketOptions())) : Optional.empty());
+          m.hasSocketOptions() ? Optional.of(fromMessage(m.getSocketOptions())) : Optional.empty(),
+          tcpState);
     } catch (IllegalArgumentException e) {
       throw new InvalidSocketStateException("invalid socket state: " + e.getMessage(), e);
     }
+  }
+
+  private static MovableState tcpState(TcpSocketState m) throws InvalidSocketStateException {
+    int kernel = m.getTcpState() == 0 ? MovableState.ESTABLISHED.kernelState : m.getTcpState();
+    MovableState s = MovableState.of(kernel).orElse(null);
+    boolean halfClosed = s != null && s != MovableState.ESTABLISHED;
+    if (s == null || halfClosed != (m.getFormatVersion() == HALF_CLOSED_FORMAT_VERSION)) {
+      throw new InvalidSocketStateException(
+          "socket state format_version "
+              + m.getFormatVersion()
+              + " with tcp_state "
+              + m.getTcpState()
+              + ": version 2 is for a half-closed state (4, 5, 8, 9 or 11), version 1 for"
+              + " ESTABLISHED",
+          null);
+    }
+    return s;
   }
 
   private static void verifyChecksum(byte[] bytes) throws InvalidSocketStateException {

@@ -2,6 +2,7 @@
 package dev.ferry.agent.repair;
 
 import dev.ferry.sys.NetNamespace;
+import dev.ferry.sys.SockDiag;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
 import dev.ferry.testbed.Host;
@@ -13,6 +14,7 @@ import java.net.StandardSocketOptions;
 import java.nio.channels.SocketChannel;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 
 /**
  * A client and two server hosts on one LAN; the service address starts on host A and moves, with
@@ -41,6 +43,9 @@ public final class MigrationLab implements AutoCloseable {
   }
 
   public static final int PORT = 8080;
+
+  /** How long a test waits for the kernel to reach a state it must reach. */
+  private static final long AWAIT_NANOS = 30_000_000_000L;
 
   /** A MAC no host has: a neighbour entry pointing here swallows packets one way. */
   private static final String NOWHERE = "02:00:00:00:00:01";
@@ -110,6 +115,91 @@ public final class MigrationLab implements AutoCloseable {
   /** From now on nothing host A sends reaches the client; the client still reaches A. */
   public void dropServerToClient() {
     a.setNeighbour(family.ip(1), NOWHERE);
+  }
+
+  /**
+   * Waits until {@code socket} is in {@code state} (a TcpInfo number), polling: the peers' segments
+   * take as long as a busy machine makes them.
+   */
+  public static void awaitState(TcpSocket socket, int state) throws SyscallException {
+    long deadline = System.nanoTime() + AWAIT_NANOS;
+    while (socket.info().state() != state) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError(
+            socket
+                + " is still "
+                + socket.info().stateName()
+                + " after "
+                + AWAIT_NANOS / 1_000_000_000
+                + " s, expected state "
+                + state);
+      }
+      Peers.nap(5);
+    }
+  }
+
+  /** Waits until host A's end of the service's connection holds {@code bytes} unread. */
+  public void awaitUnreadOnA(int bytes) throws IOException {
+    long deadline = System.nanoTime() + AWAIT_NANOS;
+    while (true) {
+      List<SockDiag.Entry> entries =
+          aNs.call(
+              () -> {
+                try (SockDiag diag = SockDiag.open()) {
+                  return diag.tcp(
+                      SockDiag.states(
+                          SockDiag.TCP_ESTABLISHED,
+                          SockDiag.TCP_FIN_WAIT1,
+                          SockDiag.TCP_FIN_WAIT2,
+                          SockDiag.TCP_CLOSE_WAIT,
+                          SockDiag.TCP_LAST_ACK,
+                          SockDiag.TCP_CLOSING),
+                      Set.of(PORT));
+                }
+              });
+      int unread =
+          entries.stream()
+              .filter(e -> e.remote().getPort() != 0)
+              .mapToInt(SockDiag.Entry::recvQueue)
+              .max()
+              .orElse(0);
+      if (unread >= bytes) {
+        return;
+      }
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("A holds " + unread + " unread bytes, expected " + bytes);
+      }
+      Peers.nap(5);
+    }
+  }
+
+  /**
+   * The states, as {@code ss} names them, of the client's connections to the service; closed ones
+   * are not listed, and {@code ss} runs in the client's namespace.
+   */
+  public List<String> clientStates() {
+    List<String> out = new ArrayList<>();
+    for (String line : client.run("ss", "-tnH").split("\n")) {
+      String[] f = line.trim().split("\\s+");
+      // The client talks to nothing but the service, so its port names the connection.
+      if (f.length >= 5 && f[4].endsWith(":" + PORT)) {
+        out.add(f[0]);
+      }
+    }
+    return out;
+  }
+
+  /** The resets {@code host}'s kernel has sent (Tcp OutRsts in /proc/net/snmp). */
+  public static long resetsSent(Host host) {
+    String[] lines = host.run("cat", "/proc/net/snmp").split("\n");
+    for (int i = 0; i + 1 < lines.length; i++) {
+      if (lines[i].startsWith("Tcp:") && lines[i + 1].startsWith("Tcp:")) {
+        List<String> names = List.of(lines[i].trim().split("\\s+"));
+        String[] values = lines[i + 1].trim().split("\\s+");
+        return Long.parseLong(values[names.indexOf("OutRsts")]);
+      }
+    }
+    throw new IllegalStateException("no Tcp line in " + host + "'s /proc/net/snmp");
   }
 
   /** Holds every connection on A: its cable is pulled, so neither side can change them. */

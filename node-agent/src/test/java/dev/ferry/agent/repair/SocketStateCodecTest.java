@@ -140,12 +140,59 @@ class SocketStateCodecTest {
   void unknownFormatVersionIsRejectedByName() throws Exception {
     TcpSocketState future =
         SocketStateCodec.toMessage(state("198.18.0.100", "198.18.0.1", 10)).toBuilder()
-            .setFormatVersion(2)
+            .setFormatVersion(3)
             .build();
     assertThatThrownBy(() -> SocketStateCodec.fromMessage(future))
         .isInstanceOf(InvalidSocketStateException.class)
-        .hasMessageContaining("format_version 2 is not supported")
-        .hasMessageContaining("reads version 1");
+        .hasMessageContaining("format_version 3 is not supported")
+        .hasMessageContaining("reads versions 1 and 2");
+  }
+
+  @Test
+  void halfClosedStateTravelsAsVersionTwoAndEstablishedStaysVersionOne() throws Exception {
+    for (MovableState tcp : MovableState.values()) {
+      SocketState s = state("fd66::100", "fd66::1", tcp.finAcknowledged ? 0 : 10).withTcpState(tcp);
+      TcpSocketState m = SocketStateCodec.toMessage(s);
+      assertThat(m.getFormatVersion())
+          .as("version of " + tcp)
+          .isEqualTo(tcp == MovableState.ESTABLISHED ? 1 : 2);
+      assertThat(SocketStateCodec.decode(SocketStateCodec.encode(s)))
+          .usingRecursiveComparison()
+          .withEqualsForType(Arrays::equals, byte[].class)
+          .isEqualTo(s);
+    }
+  }
+
+  @Test
+  void versionAndTcpStateMustAgree() throws Exception {
+    TcpSocketState established = SocketStateCodec.toMessage(state("198.18.0.100", "198.18.0.1", 1));
+    // An older reader would take a version-1 CLOSE_WAIT state's FIN for a byte: never written.
+    assertThatThrownBy(
+            () -> SocketStateCodec.fromMessage(established.toBuilder().setTcpState(8).build()))
+        .isInstanceOf(InvalidSocketStateException.class)
+        .hasMessageContaining("tcp_state 8");
+    assertThatThrownBy(
+            () ->
+                SocketStateCodec.fromMessage(
+                    established.toBuilder().setFormatVersion(2).setTcpState(3).build()))
+        .hasMessageContaining("tcp_state 3");
+  }
+
+  @Test
+  void finsAreSequenceNumbersNotQueueBytes() throws Exception {
+    SocketState est = state("198.18.0.100", "198.18.0.1", 10);
+    SocketState lastAck = est.withTcpState(MovableState.LAST_ACK);
+    // write_seq and rcv_nxt count both FINs; snd_una (the hold's) counts none, the queues' first
+    // sequence numbers neither.
+    assertThat(lastAck.sendQueueSeq()).isEqualTo(est.sendQueueSeq() - 1);
+    assertThat(lastAck.restoredSendQueueSeq()).isEqualTo(est.sendQueueSeq() - 1);
+    assertThat(lastAck.recvQueueSeq()).isEqualTo(est.recvQueueSeq() - 1);
+    assertThat(lastAck.dataRecvSeq()).isEqualTo(est.recvSeq() - 1);
+    SocketState finWait2 =
+        state("198.18.0.100", "198.18.0.1", 0).withTcpState(MovableState.FIN_WAIT2);
+    // The peer acknowledged our FIN: snd_una is past it, and the restore sends it once more.
+    assertThat(finWait2.sendQueueSeq()).isEqualTo(finWait2.sendSeq());
+    assertThat(finWait2.restoredSendQueueSeq()).isEqualTo(finWait2.sendSeq() - 1);
   }
 
   @Test

@@ -69,7 +69,9 @@ public final class Outcomes {
   }
 
   private static String cutOff(String reason) {
-    return "stayed with its application ("
+    // Kept by its application, or one the agent could not move at all (its reason names the TCP
+    // state: a handshake not finished, a socket its application had closed).
+    return "stayed on the source ("
         + reason
         + "), then lost its address when the address moved (spec.allowPartial)";
   }
