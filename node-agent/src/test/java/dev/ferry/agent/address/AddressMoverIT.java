@@ -231,6 +231,83 @@ class AddressMoverIT {
   }
 
   /**
+   * The VPC CNI's wiring on a LAN: the address lives only in the pod's namespace, and its node
+   * routes it to the pod's veth and answers the LAN's ARP (proxy ARP) or neighbour solicitations
+   * (proxy NDP) for it. After the move the node, which does not hold the address, announces it from
+   * its eth0 as the agent does (PodAddresses.announce): the client's entry, resolved to node A a
+   * moment before, points at node B at once, and the client reaches the pod there.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"198.18.0.100/32", "fd66::100/128"})
+  void nodeAnnouncesAnAddressOnlyItsPodHoldsAndTheClientsEntryMovesToIt(String cidr)
+      throws Exception {
+    ServiceAddress address = ServiceAddress.parse(cidr);
+    String ip = cidr.substring(0, cidr.indexOf('/'));
+    boolean v6 = cidr.contains(":");
+    try (Testbed bed = Testbed.create()) {
+      Host client = bed.host("client", "198.18.0.1/24", "fd66::1/64");
+      Host a = bed.host("node-a", "198.18.0.2/24", "fd66::2/64");
+      Host b = bed.host("node-b", "198.18.0.3/24", "fd66::3/64");
+      Host podA = bed.pod(a, "pod-a");
+      Host podB = bed.pod(b, "pod-b");
+      if (v6) {
+        for (Host[] nodeAndPod : new Host[][] {{a, podA}, {b, podB}}) {
+          nodeAndPod[0].run("sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1");
+          String gateway = linkLocal(nodeAndPod[0], nodeAndPod[1].podPort());
+          nodeAndPod[1].run("ip", "-6", "route", "add", "default", "via", gateway, "dev", "eth0");
+        }
+      }
+
+      AddressMover mover = new AddressMover();
+      try (NetNamespace aNs = NetNamespace.named(a.netns());
+          NetNamespace bNs = NetNamespace.named(b.netns());
+          NetNamespace podANs = NetNamespace.named(podA.netns());
+          NetNamespace podBNs = NetNamespace.named(podB.netns())) {
+        mover.add(address, podANs, "eth0");
+        mover.addRoute(address, aNs, podA.podPort());
+        if (v6) {
+          a.proxyNeighbour(ip, true);
+        }
+        try (ServerSocket server = listen(podANs, address)) {
+          assertThat(echoes(client, server, CONNECT_TIMEOUT_MS))
+              .as("client reaches pod A's server at %s", ip)
+              .isTrue();
+        }
+        assertThat(neighbour(client, ip)).as("client's entry before the move").contains(a.mac());
+        assertThat(addresses(b)).as("node B never holds the address").doesNotContain(ip + "/");
+
+        mover.removeRoute(address, aNs, podA.podPort());
+        mover.remove(address, podANs, "eth0");
+        if (v6) {
+          a.proxyNeighbour(ip, false);
+        }
+        mover.add(address, podBNs, "eth0");
+        mover.addRoute(address, bNs, podB.podPort());
+        if (v6) {
+          b.proxyNeighbour(ip, true);
+        }
+        AddressMover.Step announce = mover.announce(address, bNs, "eth0");
+        long announced = System.nanoTime();
+
+        String entry = neighbour(client, ip);
+        while (!entry.contains(b.mac()) && System.nanoTime() - announced < NEIGHBOUR_WAIT) {
+          Thread.sleep(10);
+          entry = neighbour(client, ip);
+        }
+        System.out.printf(
+            "%s from node B, which holds no such address: %s; client's entry %d ms later: %s%n",
+            cidr, announce, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - announced), entry);
+        assertThat(entry).as("client's entry after node B's announcement").contains(b.mac());
+        try (ServerSocket server = listen(podBNs, address)) {
+          assertThat(echoes(client, server, CONNECT_TIMEOUT_MS))
+              .as("client reaches pod B's server at %s through node B", ip)
+              .isTrue();
+        }
+      }
+    }
+  }
+
+  /**
    * The testbed's pod has an IPv4 default route only. Give it the CNI's IPv6 one (through the node
    * end's link-local address), let the node forward, and route the client to the address through
    * the node: there is no proxy NDP for every address, as there is proxy ARP.
