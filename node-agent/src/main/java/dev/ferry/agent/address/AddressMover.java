@@ -9,6 +9,9 @@ import dev.ferry.sys.SyscallException;
 import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 
 /**
  * Moves a service address between nodes on one LAN: {@link #remove} on the source, then {@link
@@ -165,6 +168,46 @@ public final class AddressMover {
   /** The node routes the one address, whatever prefix it has on the pod's interface. */
   private static int hostPrefix(ServiceAddress address) {
     return address.ip().getAddress().length * 8;
+  }
+
+  /**
+   * The interface of {@code candidates} in {@code ns} that carries the address: the first with an
+   * address whose subnet covers it (10.0.1.5/24 on the service addresses' ENI covers 10.0.1.100),
+   * else {@code fallback}. The address itself, where the node holds it, counts too. A candidate
+   * that does not exist is skipped: it is not where the address is.
+   */
+  public String carrier(
+      ServiceAddress address, NetNamespace ns, List<String> candidates, String fallback)
+      throws SyscallException {
+    return ns.call(
+        () -> {
+          Map<String, List<RtNetlink.Assigned>> found = new LinkedHashMap<>();
+          try (RtNetlink rt = RtNetlink.open()) {
+            for (String name : candidates) {
+              try {
+                found.put(name, rt.addresses(name));
+              } catch (SyscallException e) {
+                if (e.errno() != Errno.ENODEV) {
+                  throw e;
+                }
+              }
+            }
+          }
+          return carrier(address, found, fallback);
+        });
+  }
+
+  /** {@link #carrier(ServiceAddress, NetNamespace, List, String)}, decided on what was read. */
+  static String carrier(
+      ServiceAddress address, Map<String, List<RtNetlink.Assigned>> byInterface, String fallback) {
+    for (Map.Entry<String, List<RtNetlink.Assigned>> e : byInterface.entrySet()) {
+      for (RtNetlink.Assigned a : e.getValue()) {
+        if (!a.linkScoped() && a.covers(address.ip())) {
+          return e.getKey();
+        }
+      }
+    }
+    return fallback;
   }
 
   /**

@@ -20,11 +20,22 @@ public final class PodAddresses {
 
   private final PodNamespaces pods;
   private final String uplink;
+  private final List<String> carriers;
   private final AddressMover mover = new AddressMover();
 
+  /** Announcements leave from the node's {@code uplink}. */
   public PodAddresses(PodNamespaces pods, String uplink) {
+    this(pods, uplink, List.of(uplink));
+  }
+
+  /**
+   * Announcements of an address leave from the first of {@code carriers} (the hold's interfaces)
+   * whose subnet covers it, else from the {@code uplink}.
+   */
+  public PodAddresses(PodNamespaces pods, String uplink, List<String> carriers) {
     this.pods = pods;
     this.uplink = uplink;
+    this.carriers = List.copyOf(carriers);
   }
 
   public static ServiceAddress parse(String field, String cidr) {
@@ -72,10 +83,14 @@ public final class PodAddresses {
     return logged(steps);
   }
 
-  /** A gratuitous ARP (IPv4) or unsolicited neighbour advertisement from the node's uplink. */
+  /**
+   * A gratuitous ARP (IPv4) or unsolicited neighbour advertisement from the node's interface that
+   * carries the address ({@link AddressMover#carrier}).
+   */
   public List<AddressMover.Step> announce(ServiceAddress a) throws SyscallException {
     try (NetNamespace host = NetNamespace.current()) {
-      return logged(List.of(mover.announce(a, host, uplink)));
+      String ifname = mover.carrier(a, host, carriers, uplink);
+      return logged(List.of(mover.announce(a, host, ifname)));
     }
   }
 
