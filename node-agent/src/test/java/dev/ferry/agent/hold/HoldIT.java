@@ -21,6 +21,7 @@ import dev.ferry.sys.TcAttachment;
 import dev.ferry.sys.TcpSocket;
 import dev.ferry.sys.XdpAttachment;
 import dev.ferry.testbed.Host;
+import dev.ferry.testbed.Shell;
 import dev.ferry.testbed.Testbed;
 import java.io.BufferedReader;
 import java.io.ByteArrayOutputStream;
@@ -473,6 +474,65 @@ class HoldIT {
         }
       }
     }
+  }
+
+  /**
+   * An agent restarted with an interface added to its setting finds the hold in force on the old
+   * one and attaches the programs to the new one, over the same pinned maps: the programs on both
+   * read one holds map.
+   */
+  @Test
+  void aRestartedAgentWithAnInterfaceAddedAttachesThereOverTheSameMaps() throws Exception {
+    try (Testbed bed = Testbed.create()) {
+      Host a = bed.host("a", "198.18.0.2/24");
+      bed.serviceInterface(a, "eth1", "198.19.0.2/24");
+      Path pins = bed.bpfPinDir("a");
+      try (NetNamespace aNs = NetNamespace.named(a.netns())) {
+        HoldKey key =
+            new HoldKey(
+                new InetSocketAddress("198.19.0.100", 8080),
+                new InetSocketAddress("198.19.0.1", 40000));
+        try (ConnectionHold first = ConnectionHold.install(pins, "eth0", aNs)) {
+          first.freeze(key, deadline());
+        }
+        assertThat(
+                aNs.call(() -> XdpAttachment.attachedProgramId("eth1", XdpAttachment.Mode.GENERIC)))
+            .isZero();
+
+        ConnectionHold again = ConnectionHold.reopen(pins, List.of("eth0", "eth1"), aNs);
+        try {
+          assertThat(again.held()).containsExactly(key);
+          assertThat(aNs.call(() -> TcAttachment.isAttached("eth1", TcAttachment.Direction.EGRESS)))
+              .isTrue();
+          int onEth0 =
+              aNs.call(() -> XdpAttachment.attachedProgramId("eth0", XdpAttachment.Mode.GENERIC));
+          int onEth1 =
+              aNs.call(() -> XdpAttachment.attachedProgramId("eth1", XdpAttachment.Mode.GENERIC));
+          assertThat(onEth1).isPositive();
+          assertThat(mapIds(onEth1))
+              .as("maps of the XDP program on eth1 (id %d) and on eth0 (id %d)", onEth1, onEth0)
+              .isEqualTo(mapIds(onEth0));
+        } finally {
+          again.uninstall();
+        }
+        for (String ifname : List.of("eth0", "eth1")) {
+          assertThat(
+                  aNs.call(
+                      () -> XdpAttachment.attachedProgramId(ifname, XdpAttachment.Mode.GENERIC)))
+              .isZero();
+          assertThat(a.run("tc", "filter", "show", "dev", ifname, "egress")).isBlank();
+        }
+        assertThat(Files.exists(pins)).isFalse();
+      }
+    }
+  }
+
+  /** The ids of the maps a loaded program uses, as bpftool shows them. */
+  private static String mapIds(int programId) {
+    String shown = Shell.run("bpftool", "prog", "show", "id", Integer.toString(programId));
+    java.util.regex.Matcher m = java.util.regex.Pattern.compile("map_ids ([0-9,]+)").matcher(shown);
+    assertThat(m.find()).as("bpftool prog show id %d: %s", programId, shown).isTrue();
+    return m.group(1);
   }
 
   private static TcpSocket listenOn(NetNamespace ns, InetSocketAddress local) throws Exception {
