@@ -41,6 +41,12 @@ public final class RtNetlink implements AutoCloseable {
   static final int RTM_NEWADDR = 20;
   static final int RTM_DELADDR = 21;
   static final int RTM_GETADDR = 22;
+  static final int RTM_NEWNEIGH = 28;
+  static final int RTM_DELNEIGH = 29;
+  static final int NDA_DST = 1;
+  static final int NTF_PROXY = 0x08;
+  static final int NUD_PERMANENT = 0x80;
+  static final int NDMSG_LEN = 12;
   static final int RTM_NEWROUTE = 24;
   static final int RTM_DELROUTE = 25;
   static final int IFA_ADDRESS = 1;
@@ -275,6 +281,49 @@ public final class RtNetlink implements AutoCloseable {
     ByteBuffer b = ByteBuffer.allocate(len).order(ByteOrder.nativeOrder());
     header(b, len, RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq);
     b.putLong(0); // ifa_family AF_UNSPEC, prefixlen, flags, scope, index: no filter
+    return b.array();
+  }
+
+  /**
+   * Has the kernel answer neighbour solicitations for the IPv6 address {@code ip} on the interface
+   * with the interface's MAC (a proxy entry, NTF_PROXY, as {@code ip -6 neigh add proxy IP dev
+   * IFNAME}); Linux answers only while the interface forwards and has proxy_ndp on. One already
+   * there is updated in place: the kernel never answers EEXIST for a proxy entry.
+   */
+  public void addProxyNeighbour(String ifname, InetAddress ip) throws SyscallException {
+    int index = Bpf.interfaceIndex(ifname);
+    byte[] req =
+        proxyNeighbourRequest(
+            RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, ++seq, index, ip);
+    transact(req, "RTM_NEWNEIGH(proxy " + ip.getHostAddress() + " dev " + ifname + ")");
+  }
+
+  /** Removes the proxy entry {@link #addProxyNeighbour} made; none there fails with ENOENT. */
+  public void removeProxyNeighbour(String ifname, InetAddress ip) throws SyscallException {
+    int index = Bpf.interfaceIndex(ifname);
+    byte[] req = proxyNeighbourRequest(RTM_DELNEIGH, NLM_F_REQUEST | NLM_F_ACK, ++seq, index, ip);
+    transact(req, "RTM_DELNEIGH(proxy " + ip.getHostAddress() + " dev " + ifname + ")");
+  }
+
+  /**
+   * An RTM_NEWNEIGH or RTM_DELNEIGH request for a proxy entry: struct nlmsghdr, struct ndmsg
+   * (linux/neighbour.h: family, 3 bytes of padding, ifindex, state, flags, type), NDA_DST.
+   */
+  static byte[] proxyNeighbourRequest(int type, int flags, int seq, int ifindex, InetAddress ip) {
+    byte[] raw = ip.getAddress();
+    int len = NLMSG_HDRLEN + NDMSG_LEN + align(4 + raw.length);
+    ByteBuffer b = ByteBuffer.allocate(len).order(ByteOrder.nativeOrder());
+    header(b, len, type, flags, seq);
+    b.put((byte) (ip instanceof Inet4Address ? Native.AF_INET : Native.AF_INET6)); // ndm_family
+    b.put((byte) 0); // ndm_pad1
+    b.putShort((short) 0); // ndm_pad2
+    b.putInt(ifindex); // ndm_ifindex
+    b.putShort((short) NUD_PERMANENT); // ndm_state
+    b.put((byte) NTF_PROXY); // ndm_flags
+    b.put((byte) 0); // ndm_type
+    b.putShort((short) (4 + raw.length)); // struct rtattr: rta_len, rta_type
+    b.putShort((short) NDA_DST);
+    b.put(raw);
     return b.array();
   }
 

@@ -188,6 +188,25 @@ class AddressMessagesTest {
   }
 
   @Test
+  void proxyNeighbourIsHeaderNdmsgWithNtfProxyThenDst() throws Exception {
+    InetAddress ip = InetAddress.getByName("fd66::100");
+    byte[] raw =
+        RtNetlink.proxyNeighbourRequest(
+            RtNetlink.RTM_NEWNEIGH, RtNetlink.NLM_F_REQUEST | RtNetlink.NLM_F_ACK, 9, 4, ip);
+    ByteBuffer b = ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder());
+    assertThat(raw).hasSize(16 + 12 + 20);
+    assertThat(b.getInt(0)).isEqualTo(raw.length);
+    assertThat(b.getShort(4)).isEqualTo((short) 28); // RTM_NEWNEIGH
+    assertThat(raw[16]).isEqualTo((byte) 10); // AF_INET6
+    assertThat(b.getInt(20)).isEqualTo(4); // ndm_ifindex
+    assertThat(b.getShort(24)).isEqualTo((short) 0x80); // NUD_PERMANENT
+    assertThat(raw[26]).isEqualTo((byte) 0x08); // NTF_PROXY
+    assertThat(b.getShort(28)).isEqualTo((short) 20); // rta_len
+    assertThat(b.getShort(30)).isEqualTo((short) 1); // NDA_DST
+    assertThat(slice(raw, 32, 16)).containsExactly(ip.getAddress());
+  }
+
+  @Test
   void anAddressCoversTheAddressesOfItsPrefixOnly() throws Exception {
     RtNetlink.Assigned eni = new RtNetlink.Assigned(InetAddress.getByName("10.0.1.5"), 24, 0);
     assertThat(eni.covers(InetAddress.getByName("10.0.1.100"))).isTrue();

@@ -39,19 +39,6 @@ public final class Host {
     Shell.run("ip", "-n", netns, "route", "add", ip, "dev", pod.podPort(), "scope", "link");
   }
 
-  /**
-   * On a node: answers the LAN's neighbour solicitations for the IPv6 address {@code ip} on eth0
-   * with this node's MAC, as proxy ARP does for IPv4 (which {@link Testbed#pod} turns on): Linux
-   * proxies NDP only for the addresses listed ({@code ip -6 neigh add proxy}), and only while it
-   * forwards. {@code on=false} takes the entry away.
-   */
-  public void proxyNeighbour(String ip, boolean on) {
-    if (on) {
-      run("sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1", "net.ipv6.conf.eth0.proxy_ndp=1");
-    }
-    Shell.run("ip", "-n", netns, "-6", "neigh", on ? "add" : "del", "proxy", ip, "dev", "eth0");
-  }
-
   /** Adds an address to eth0: "198.18.0.100/24" or "fd66::100/64" (IPv6 without DAD). */
   public void addAddress(String cidr) {
     addAddress("eth0", cidr);

@@ -7,6 +7,7 @@ import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.RtNetlink;
 import dev.ferry.sys.SyscallException;
 import java.net.Inet4Address;
+import java.net.Inet6Address;
 import java.net.InetAddress;
 import java.time.Duration;
 import java.util.LinkedHashMap;
@@ -163,6 +164,48 @@ public final class AddressMover {
               }
             });
     return new Step("remove route", address, since(start), changed);
+  }
+
+  /**
+   * Has the node answer the LAN's neighbour solicitations for an IPv6 address it routes to a pod
+   * ({@code ip -6 neigh add proxy ADDRESS dev IFNAME}), what proxy ARP does for IPv4 without an
+   * entry per address. Without it a neighbour's entry, repointed at the node by the announcement,
+   * fails at its first reachability probe (about 8 s later) and the client can no longer reach the
+   * address. The kernel answers only while the node forwards and has {@code
+   * net.ipv6.conf.all.proxy_ndp} at 1: the interface's own proxy_ndp covers multicast
+   * solicitations, but the neighbour's unicast probe, sent to the address itself, is forwarded
+   * traffic to the node, and ip6_forward consults {@code all} alone (net/ipv6/ip6_output.c). Adding
+   * it again is harmless: the kernel updates a proxy entry in place and never answers EEXIST for
+   * one, so this step always reports a change. An IPv4 address needs none.
+   */
+  public Step addProxy(ServiceAddress address, NetNamespace hostNs, String ifname)
+      throws SyscallException {
+    long start = System.nanoTime();
+    boolean changed =
+        address.ip() instanceof Inet6Address
+            && hostNs.call(
+                () -> {
+                  try (RtNetlink rt = RtNetlink.open()) {
+                    return ignoring(Errno.EEXIST, () -> rt.addProxyNeighbour(ifname, address.ip()));
+                  }
+                });
+    return new Step("add proxy", address, since(start), changed);
+  }
+
+  /** Undoes {@link #addProxy}; none there is unchanged. */
+  public Step removeProxy(ServiceAddress address, NetNamespace hostNs, String ifname)
+      throws SyscallException {
+    long start = System.nanoTime();
+    boolean changed =
+        address.ip() instanceof Inet6Address
+            && hostNs.call(
+                () -> {
+                  try (RtNetlink rt = RtNetlink.open()) {
+                    return ignoring(
+                        Errno.ENOENT, () -> rt.removeProxyNeighbour(ifname, address.ip()));
+                  }
+                });
+    return new Step("remove proxy", address, since(start), changed);
   }
 
   /** The node routes the one address, whatever prefix it has on the pod's interface. */
