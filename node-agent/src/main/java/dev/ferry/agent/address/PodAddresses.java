@@ -27,11 +27,6 @@ public final class PodAddresses {
   private final List<String> carriers;
   private final AddressMover mover = new AddressMover();
 
-  /** Announcements leave from the node's {@code uplink}. */
-  public PodAddresses(PodNamespaces pods, String uplink) {
-    this(pods, uplink, List.of(uplink));
-  }
-
   /**
    * Announcements of an address leave from the first of {@code carriers} (the hold's interfaces)
    * whose subnet covers it, else from the {@code uplink}.
