@@ -38,6 +38,7 @@ class BadValuesTest {
         Arguments.of("issuer-without-name.yaml", new String[] {"/certManager/issuerRef", "name"}),
         Arguments.of("limit-zero.yaml", new String[] {"/operator/limits/perNode"}),
         Arguments.of("socket-dir-relative.yaml", new String[] {"/agent/socketDir", "'run/ferry'"}),
+        Arguments.of("hold-interfaces-twice.yaml", new String[] {"/agent/holdInterfaces"}),
         Arguments.of(
             "queue-url-not-sqs.yaml",
             new String[] {

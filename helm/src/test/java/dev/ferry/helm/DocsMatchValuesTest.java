@@ -73,6 +73,22 @@ class DocsMatchValuesTest {
         .isEmpty();
   }
 
+  /**
+   * docs/aws.md tells EKS users which chart values to set for their nodes (the hold's interfaces);
+   * each one it names is one of values.yaml's.
+   */
+  @Test
+  void everyValueDocsAwsMdSetsOrNamesIsInValuesYaml() throws IOException {
+    String aws = Files.readString(Repo.path("docs/aws.md"));
+    Set<String> named = new TreeSet<>(matches(SET, aws));
+    named.addAll(valueLike(matches(BACKTICKED, aws)));
+    assertThat(named).as("docs/aws.md names the agent's values").contains("agent.holdInterfaces");
+    assertThat(named)
+        .filteredOn(n -> !exists(n))
+        .as("named in docs/aws.md, not in values.yaml")
+        .isEmpty();
+  }
+
   /** The names whose first part is a top-level value, as {@code certManager.enabled}. */
   private List<String> valueLike(List<String> names) {
     return names.stream().filter(n -> values.has(n.substring(0, n.indexOf('.')))).toList();

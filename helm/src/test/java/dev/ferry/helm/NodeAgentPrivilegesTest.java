@@ -34,7 +34,7 @@ class NodeAgentPrivilegesTest {
           "netlink address/route/neighbour changes, the TC and XDP attachment of the hold,"
               + " TCP_REPAIR, SO_SNDBUFFORCE/SO_RCVBUFFORCE on restored sockets",
           "NET_RAW",
-          "gratuitous ARP (AF_PACKET) and unsolicited neighbour advertisements (raw ICMPv6)",
+          "gratuitous ARP and unsolicited neighbour advertisements, frames sent through AF_PACKET",
           "SYS_ADMIN",
           "setns(CLONE_NEWNET) into a pod's network namespace; also covers loading the hold's BPF"
               + " programs and creating and pinning their maps",

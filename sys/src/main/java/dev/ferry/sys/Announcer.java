@@ -6,10 +6,9 @@ import static dev.ferry.sys.Calls.check;
 import java.net.Inet4Address;
 import java.net.Inet6Address;
 import java.net.InetAddress;
-import java.net.InetSocketAddress;
-import java.net.UnknownHostException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.List;
 
 /**
  * Tells the LAN that an address now lives behind this interface, so neighbours repoint their ARP or
@@ -21,15 +20,32 @@ import java.nio.ByteOrder;
  *       entry even within the entry's {@code locktime}, because it is gratuitous (arp_is_garp in
  *       net/ipv4/arp.c); {@code arp_accept} only decides whether a neighbour without an entry
  *       creates one.
- *   <li>IPv6: an unsolicited neighbour advertisement (RFC 4861 §7.2.6) to ff02::1 with the override
- *       flag and a target link-layer address option, from the address itself, with hop limit 255
- *       (receivers drop any other).
+ *   <li>IPv6: an unsolicited neighbour advertisement (RFC 4861 §7.2.6) to ff02::1 with the Override
+ *       flag and a target link-layer address option, built whole (IPv6 header with hop limit 255,
+ *       ICMPv6 checksum) and sent through an AF_PACKET SOCK_DGRAM socket to 33:33:00:00:00:01, from
+ *       the interface's link-local address. Linux replaces the link-layer address of an existing
+ *       entry for the target when the NA has Override set (ndisc_recv_na, NEIGH_UPDATE_F_OVERRIDE)
+ *       and marks it STALE: the neighbour's next packet goes to the new MAC, and so does its
+ *       reachability probe, a unicast solicitation.
  * </ul>
  *
- * <p>Runs in the calling thread's network namespace; the address must already be on the interface.
+ * <p>Runs in the calling thread's network namespace. Neither needs the address to be in it: a node
+ * that only routes the address to a pod (the VPC CNI's wiring: the pod holds it) announces it for
+ * the pod. An IPv6 raw socket could not, bound as it must be to a source address the node does not
+ * hold (EADDRNOTAVAIL).
  */
 public final class Announcer {
   private static final byte[] BROADCAST_MAC = {-1, -1, -1, -1, -1, -1};
+
+  /** ff02::1, all nodes on the link. */
+  private static final byte[] ALL_NODES = {
+    (byte) 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1
+  };
+
+  /** ff02::1 mapped to Ethernet (RFC 2464 §7): 33:33, then the address's last four bytes. */
+  private static final byte[] ALL_NODES_MAC = {0x33, 0x33, 0, 0, 0, 1};
+
+  private static final int ETH_P_IPV6 = 0x86DD;
   private static final int ARPHRD_ETHER = 1;
   private static final int ARPOP_REQUEST = 1;
   private static final int ETH_P_IP = 0x0800;
@@ -77,49 +93,90 @@ public final class Announcer {
   }
 
   private static void unsolicitedAdvertisement(
-      String ifname, int index, byte[] mac, Inet6Address address) throws SyscallException {
-    String target = address.getHostAddress();
+      String ifname, int index, byte[] mac, Inet6Address target) throws SyscallException {
+    byte[] source;
+    try (RtNetlink rt = RtNetlink.open()) {
+      source = advertisementSource(rt.addresses(ifname), target);
+    }
+    String what =
+        "sendto(neighbour advertisement for " + target.getHostAddress() + " dev " + ifname + ")";
     int fd =
         check(
-            () ->
-                Native.LIBC.socket(
-                    Native.AF_INET6, Native.SOCK_RAW | Native.SOCK_CLOEXEC, Native.IPPROTO_ICMPV6),
-            () -> "socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6)");
+            () -> Native.LIBC.socket(Native.AF_PACKET, Native.SOCK_DGRAM | Native.SOCK_CLOEXEC, 0),
+            () -> "socket(AF_PACKET, SOCK_DGRAM)");
     try {
-      byte[] self = SockAddr.encode(new InetSocketAddress(address, 0));
-      check(
-          () -> Native.LIBC.bind(fd, self, self.length),
-          () -> "bind(fd=" + fd + ", " + target + ")");
-      setInt(fd, Native.IPV6_MULTICAST_HOPS, 255, "IPV6_MULTICAST_HOPS");
-      setInt(fd, Native.IPV6_MULTICAST_IF, index, "IPV6_MULTICAST_IF");
-      byte[] message = advertisement(mac, address);
-      byte[] to = SockAddr.encode(new InetSocketAddress(allNodes(index), 0));
-      // The kernel fills in the ICMPv6 checksum on IPPROTO_ICMPV6 raw sockets.
-      check(
-          () -> Native.LIBC.sendto(fd, message, message.length, 0, to, to.length),
-          () -> "sendto(neighbour advertisement for " + target + " dev " + ifname + ")");
+      byte[] packet = advertisementPacket(mac, source, target);
+      byte[] to = linkLayerAddress(index, ETH_P_IPV6, ALL_NODES_MAC);
+      check(() -> Native.LIBC.sendto(fd, packet, packet.length, 0, to, to.length), () -> what);
     } finally {
       Native.LIBC.close(fd);
     }
   }
 
-  private static void setInt(int fd, int option, int value, String name) throws SyscallException {
-    byte[] v = ByteBuffer.allocate(4).order(ByteOrder.nativeOrder()).putInt(value).array();
-    check(
-        () -> Native.LIBC.setsockopt(fd, Native.IPPROTO_IPV6, option, v, v.length),
-        () -> "setsockopt(fd=" + fd + ", " + name + ")");
+  /**
+   * The advertisement's IPv6 source: "an address assigned to the interface from which the
+   * advertisement is sent" (RFC 4861 §4.4), its link-local one by preference, as Linux's own proxy
+   * answers have; the target itself when the interface has no IPv6 address (a receiver checks no
+   * source, RFC 4861 §7.1.2).
+   */
+  static byte[] advertisementSource(List<RtNetlink.Assigned> onInterface, Inet6Address target) {
+    byte[] any = null;
+    for (RtNetlink.Assigned a : onInterface) {
+      if (a.address() instanceof Inet6Address v6) {
+        if (v6.isLinkLocalAddress()) {
+          return v6.getAddress();
+        }
+        if (any == null) {
+          any = v6.getAddress();
+        }
+      }
+    }
+    return any != null ? any : target.getAddress();
   }
 
-  private static Inet6Address allNodes(int index) {
-    byte[] ff02 = new byte[16];
-    ff02[0] = (byte) 0xff;
-    ff02[1] = 0x02;
-    ff02[15] = 1;
-    try {
-      return Inet6Address.getByAddress(null, ff02, index);
-    } catch (UnknownHostException impossible) {
-      throw new AssertionError(impossible);
+  /**
+   * The whole IPv6 packet of an unsolicited neighbour advertisement to ff02::1: the fixed header
+   * (RFC 8200 §3) with hop limit 255 (RFC 4861 §7.1.2: receivers drop any other), then the {@link
+   * #advertisement} with its checksum filled in over the pseudo-header (RFC 8200 §8.1).
+   */
+  static byte[] advertisementPacket(byte[] mac, byte[] source, Inet6Address target) {
+    byte[] icmp = advertisement(mac, target);
+    int sum = checksum(source, ALL_NODES, icmp);
+    icmp[2] = (byte) (sum >>> 8);
+    icmp[3] = (byte) sum;
+    return ByteBuffer.allocate(40 + icmp.length)
+        .putInt(6 << 28) // version 6, traffic class 0, flow label 0
+        .putShort((short) icmp.length) // payload length
+        .put((byte) Native.IPPROTO_ICMPV6) // next header
+        .put((byte) 255) // hop limit
+        .put(source)
+        .put(ALL_NODES)
+        .put(icmp)
+        .array();
+  }
+
+  /**
+   * The ICMPv6 checksum: the one's complement of the one's complement sum of the pseudo-header
+   * (source, destination, upper-layer length, next header) and the message, with the message's
+   * checksum field zero.
+   */
+  static int checksum(byte[] source, byte[] destination, byte[] message) {
+    ByteBuffer pseudo =
+        ByteBuffer.allocate(40 + message.length + (message.length & 1))
+            .put(source)
+            .put(destination)
+            .putInt(message.length)
+            .put(new byte[3])
+            .put((byte) Native.IPPROTO_ICMPV6)
+            .put(message);
+    long sum = 0;
+    for (int i = 0; i < pseudo.capacity(); i += 2) {
+      sum += pseudo.getShort(i) & 0xffff;
     }
+    while ((sum >>> 16) != 0) {
+      sum = (sum & 0xffff) + (sum >>> 16);
+    }
+    return (int) (~sum & 0xffff);
   }
 
   /**

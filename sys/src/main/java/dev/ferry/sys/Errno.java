@@ -16,6 +16,7 @@ public final class Errno {
   public static final int EFAULT = 14;
   public static final int EBUSY = 16;
   public static final int EEXIST = 17;
+  public static final int ENODEV = 19;
   public static final int EINVAL = 22;
   public static final int EMFILE = 24;
   public static final int ENOSYS = 38;
@@ -46,6 +47,7 @@ public final class Errno {
           Map.entry(EFAULT, "EFAULT"),
           Map.entry(EBUSY, "EBUSY"),
           Map.entry(EEXIST, "EEXIST"),
+          Map.entry(ENODEV, "ENODEV"),
           Map.entry(EINVAL, "EINVAL"),
           Map.entry(EMFILE, "EMFILE"),
           Map.entry(ENOSYS, "ENOSYS"),

@@ -8,7 +8,9 @@ import java.net.InetAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.List;
 
 /**
  * A NETLINK_ROUTE socket, bound for good to the network namespace it was opened in, that adds and
@@ -25,6 +27,7 @@ public final class RtNetlink implements AutoCloseable {
   static final int NLMSG_ERROR = 2;
   static final int NLMSG_DONE = 3;
   static final int NLM_F_REQUEST = 0x1;
+  static final int NLM_F_DUMP = 0x300;
   static final int NLM_F_ACK = 0x4;
   static final int NLM_F_EXCL = 0x200;
   static final int NLM_F_CREATE = 0x400;
@@ -37,6 +40,13 @@ public final class RtNetlink implements AutoCloseable {
   static final int RTM_GETLINK = 18;
   static final int RTM_NEWADDR = 20;
   static final int RTM_DELADDR = 21;
+  static final int RTM_GETADDR = 22;
+  static final int RTM_NEWNEIGH = 28;
+  static final int RTM_DELNEIGH = 29;
+  static final int NDA_DST = 1;
+  static final int NTF_PROXY = 0x08;
+  static final int NUD_PERMANENT = 0x80;
+  static final int NDMSG_LEN = 12;
   static final int RTM_NEWROUTE = 24;
   static final int RTM_DELROUTE = 25;
   static final int IFA_ADDRESS = 1;
@@ -181,6 +191,140 @@ public final class RtNetlink implements AutoCloseable {
     byte[] req =
         routeRequest(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, ++seq, index, dst, prefixLength);
     transact(req, "RTM_DELROUTE(" + describe(dst, prefixLength) + " dev " + ifname + ")");
+  }
+
+  /** One address on an interface, as RTM_NEWADDR reports it: 10.0.1.5/24 scope universe. */
+  public record Assigned(InetAddress address, int prefixLength, int scope) {
+    /** Whether {@code ip} lies in this address's prefix (same family, same leading bits). */
+    public boolean covers(InetAddress ip) {
+      byte[] mine = address.getAddress();
+      byte[] other = ip.getAddress();
+      if (mine.length != other.length) {
+        return false;
+      }
+      for (int bit = 0; bit < prefixLength; bit++) {
+        int mask = 0x80 >>> (bit % 8);
+        if ((mine[bit / 8] & mask) != (other[bit / 8] & mask)) {
+          return false;
+        }
+      }
+      return true;
+    }
+
+    /** Link scope: an IPv6 fe80::/64 address, or an IPv4 one added with {@code scope link}. */
+    public boolean linkScoped() {
+      return scope == RT_SCOPE_LINK;
+    }
+
+    @Override
+    public String toString() {
+      return describe(address, prefixLength);
+    }
+  }
+
+  /**
+   * Every address on the interface, both families (an RTM_GETADDR dump, filtered by index here:
+   * without NETLINK_GET_STRICT_CHK the kernel dumps every interface's).
+   */
+  public List<Assigned> addresses(String ifname) throws SyscallException {
+    int index = Bpf.interfaceIndex(ifname);
+    String what = "RTM_GETADDR(dev " + ifname + ")";
+    int mySeq = ++seq;
+    send(dumpAddressesRequest(mySeq), what);
+    List<Assigned> found = new ArrayList<>();
+    while (true) {
+      receive(what);
+      for (int off = 0; off + NLMSG_HDRLEN <= in.limit(); ) {
+        int len = in.getInt(off);
+        int type = in.getShort(off + 4) & 0xffff;
+        if (len < NLMSG_HDRLEN || off + len > in.limit()) {
+          throw new SyscallException(what, Errno.EINVAL, "truncated netlink message");
+        }
+        if (in.getInt(off + 8) == mySeq) {
+          if (type == NLMSG_DONE) {
+            return found;
+          }
+          if (type == NLMSG_ERROR) {
+            checkAck(off, len, what);
+            return found;
+          }
+          if (type == RTM_NEWADDR && len >= NLMSG_HDRLEN + IFADDRMSG_LEN) {
+            int msg = off + NLMSG_HDRLEN;
+            if (in.getInt(msg + 4) == index) {
+              // IFA_LOCAL is the address itself; IFA_ADDRESS is the peer's on point-to-point links.
+              byte[] raw = attribute(msg + IFADDRMSG_LEN, off + len, IFA_LOCAL);
+              if (raw == null) {
+                raw = attribute(msg + IFADDRMSG_LEN, off + len, IFA_ADDRESS);
+              }
+              if (raw != null && (raw.length == 4 || raw.length == 16)) {
+                try {
+                  found.add(
+                      new Assigned(
+                          InetAddress.getByAddress(raw),
+                          in.get(msg + 1) & 0xff,
+                          in.get(msg + 3) & 0xff));
+                } catch (java.net.UnknownHostException impossible) {
+                  throw new AssertionError(impossible);
+                }
+              }
+            }
+          }
+        }
+        off += align(len);
+      }
+    }
+  }
+
+  /** An RTM_GETADDR dump request of every family: struct nlmsghdr, struct ifaddrmsg. */
+  static byte[] dumpAddressesRequest(int seq) {
+    int len = NLMSG_HDRLEN + IFADDRMSG_LEN;
+    ByteBuffer b = ByteBuffer.allocate(len).order(ByteOrder.nativeOrder());
+    header(b, len, RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq);
+    b.putLong(0); // ifa_family AF_UNSPEC, prefixlen, flags, scope, index: no filter
+    return b.array();
+  }
+
+  /**
+   * Has the kernel answer neighbour solicitations for the IPv6 address {@code ip} on the interface
+   * with the interface's MAC (a proxy entry, NTF_PROXY, as {@code ip -6 neigh add proxy IP dev
+   * IFNAME}); Linux answers only while the interface forwards and has proxy_ndp on. One already
+   * there is updated in place: the kernel never answers EEXIST for a proxy entry.
+   */
+  public void addProxyNeighbour(String ifname, InetAddress ip) throws SyscallException {
+    int index = Bpf.interfaceIndex(ifname);
+    byte[] req =
+        proxyNeighbourRequest(
+            RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, ++seq, index, ip);
+    transact(req, "RTM_NEWNEIGH(proxy " + ip.getHostAddress() + " dev " + ifname + ")");
+  }
+
+  /** Removes the proxy entry {@link #addProxyNeighbour} made; none there fails with ENOENT. */
+  public void removeProxyNeighbour(String ifname, InetAddress ip) throws SyscallException {
+    int index = Bpf.interfaceIndex(ifname);
+    byte[] req = proxyNeighbourRequest(RTM_DELNEIGH, NLM_F_REQUEST | NLM_F_ACK, ++seq, index, ip);
+    transact(req, "RTM_DELNEIGH(proxy " + ip.getHostAddress() + " dev " + ifname + ")");
+  }
+
+  /**
+   * An RTM_NEWNEIGH or RTM_DELNEIGH request for a proxy entry: struct nlmsghdr, struct ndmsg
+   * (linux/neighbour.h: family, 3 bytes of padding, ifindex, state, flags, type), NDA_DST.
+   */
+  static byte[] proxyNeighbourRequest(int type, int flags, int seq, int ifindex, InetAddress ip) {
+    byte[] raw = ip.getAddress();
+    int len = NLMSG_HDRLEN + NDMSG_LEN + align(4 + raw.length);
+    ByteBuffer b = ByteBuffer.allocate(len).order(ByteOrder.nativeOrder());
+    header(b, len, type, flags, seq);
+    b.put((byte) (ip instanceof Inet4Address ? Native.AF_INET : Native.AF_INET6)); // ndm_family
+    b.put((byte) 0); // ndm_pad1
+    b.putShort((short) 0); // ndm_pad2
+    b.putInt(ifindex); // ndm_ifindex
+    b.putShort((short) NUD_PERMANENT); // ndm_state
+    b.put((byte) NTF_PROXY); // ndm_flags
+    b.put((byte) 0); // ndm_type
+    b.putShort((short) (4 + raw.length)); // struct rtattr: rta_len, rta_type
+    b.putShort((short) NDA_DST);
+    b.put(raw);
+    return b.array();
   }
 
   /** The interface's link-layer address (IFLA_ADDRESS of RTM_GETLINK), e.g. its 6-byte MAC. */

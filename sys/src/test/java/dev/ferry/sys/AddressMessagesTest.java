@@ -10,6 +10,7 @@ import java.net.InetAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.HexFormat;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /** The netlink requests and the announcement packets have the kernel's and the RFCs' layouts. */
@@ -138,6 +139,82 @@ class AddressMessagesTest {
     assertThat(slice(raw, 8, 16)).containsExactly(ip.getAddress());
     assertThat(new byte[] {raw[24], raw[25]}).containsExactly(2, 1);
     assertThat(slice(raw, 26, 6)).containsExactly(MAC);
+  }
+
+  @Test
+  void advertisementPacketIsAWholeIpv6PacketToAllNodesWithHopLimit255AndAValidChecksum()
+      throws Exception {
+    Inet6Address target = (Inet6Address) InetAddress.getByName("fd66::100");
+    byte[] source = InetAddress.getByName("fe80::1:2").getAddress();
+    byte[] raw = Announcer.advertisementPacket(MAC, source, target);
+    ByteBuffer b = ByteBuffer.wrap(raw);
+    assertThat(raw).hasSize(40 + 32);
+    assertThat(b.getInt(0)).isEqualTo(0x60000000); // version 6, no class, no flow label
+    assertThat(b.getShort(4)).isEqualTo((short) 32); // payload length
+    assertThat(raw[6]).isEqualTo((byte) 58); // next header: ICMPv6
+    assertThat(raw[7]).isEqualTo((byte) 255); // hop limit
+    assertThat(slice(raw, 8, 16)).containsExactly(source);
+    assertThat(slice(raw, 24, 16)).containsExactly(InetAddress.getByName("ff02::1").getAddress());
+    byte[] icmp = slice(raw, 40, 32);
+    assertThat(icmp[0] & 0xff).isEqualTo(136);
+    assertThat(slice(icmp, 8, 16)).containsExactly(target.getAddress());
+    assertThat(new byte[] {icmp[2], icmp[3]}).as("checksum filled in").isNotEqualTo(new byte[2]);
+    // A receiver sums pseudo-header and message, checksum included: all ones means valid.
+    assertThat(Announcer.checksum(source, slice(raw, 24, 16), icmp)).isZero();
+  }
+
+  @Test
+  void checksumIsTheComplementOfTheFoldedOnesComplementSum() {
+    byte[] zero = new byte[16];
+    // Pseudo-header words: length 2, next header 58; message 0x0001: 61 = 0x3d.
+    assertThat(Announcer.checksum(zero, zero, new byte[] {0, 1})).isEqualTo(0xffc2);
+    // 4 + 58 + 0xffff + 0xffff = 0x2003c, folded 0x3e: the carries wrap around.
+    assertThat(Announcer.checksum(zero, zero, new byte[] {-1, -1, -1, -1})).isEqualTo(0xffc1);
+  }
+
+  @Test
+  void advertisementLeavesFromTheInterfacesLinkLocalAddressElseAnyOtherElseTheTarget()
+      throws Exception {
+    Inet6Address target = (Inet6Address) InetAddress.getByName("fd66::100");
+    RtNetlink.Assigned v4 = new RtNetlink.Assigned(InetAddress.getByName("10.0.0.2"), 24, 0);
+    RtNetlink.Assigned global = new RtNetlink.Assigned(InetAddress.getByName("fd66::2"), 64, 0);
+    RtNetlink.Assigned link = new RtNetlink.Assigned(InetAddress.getByName("fe80::2"), 64, 253);
+    assertThat(Announcer.advertisementSource(List.of(v4, global, link), target))
+        .containsExactly(InetAddress.getByName("fe80::2").getAddress());
+    assertThat(Announcer.advertisementSource(List.of(v4, global), target))
+        .containsExactly(InetAddress.getByName("fd66::2").getAddress());
+    assertThat(Announcer.advertisementSource(List.of(v4), target))
+        .containsExactly(target.getAddress());
+  }
+
+  @Test
+  void proxyNeighbourIsHeaderNdmsgWithNtfProxyThenDst() throws Exception {
+    InetAddress ip = InetAddress.getByName("fd66::100");
+    byte[] raw =
+        RtNetlink.proxyNeighbourRequest(
+            RtNetlink.RTM_NEWNEIGH, RtNetlink.NLM_F_REQUEST | RtNetlink.NLM_F_ACK, 9, 4, ip);
+    ByteBuffer b = ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder());
+    assertThat(raw).hasSize(16 + 12 + 20);
+    assertThat(b.getInt(0)).isEqualTo(raw.length);
+    assertThat(b.getShort(4)).isEqualTo((short) 28); // RTM_NEWNEIGH
+    assertThat(raw[16]).isEqualTo((byte) 10); // AF_INET6
+    assertThat(b.getInt(20)).isEqualTo(4); // ndm_ifindex
+    assertThat(b.getShort(24)).isEqualTo((short) 0x80); // NUD_PERMANENT
+    assertThat(raw[26]).isEqualTo((byte) 0x08); // NTF_PROXY
+    assertThat(b.getShort(28)).isEqualTo((short) 20); // rta_len
+    assertThat(b.getShort(30)).isEqualTo((short) 1); // NDA_DST
+    assertThat(slice(raw, 32, 16)).containsExactly(ip.getAddress());
+  }
+
+  @Test
+  void anAddressCoversTheAddressesOfItsPrefixOnly() throws Exception {
+    RtNetlink.Assigned eni = new RtNetlink.Assigned(InetAddress.getByName("10.0.1.5"), 24, 0);
+    assertThat(eni.covers(InetAddress.getByName("10.0.1.100"))).isTrue();
+    assertThat(eni.covers(InetAddress.getByName("10.0.2.100"))).isFalse();
+    assertThat(eni.covers(InetAddress.getByName("fd66::100"))).isFalse();
+    RtNetlink.Assigned v6 = new RtNetlink.Assigned(InetAddress.getByName("fd66::2"), 64, 0);
+    assertThat(v6.covers(InetAddress.getByName("fd66::100"))).isTrue();
+    assertThat(v6.covers(InetAddress.getByName("fd67::100"))).isFalse();
   }
 
   @Test

@@ -41,8 +41,13 @@ public final class Host {
 
   /** Adds an address to eth0: "198.18.0.100/24" or "fd66::100/64" (IPv6 without DAD). */
   public void addAddress(String cidr) {
+    addAddress("eth0", cidr);
+  }
+
+  /** Adds an address to {@code ifname}, IPv6 without DAD. */
+  public void addAddress(String ifname, String cidr) {
     List<String> cmd =
-        new ArrayList<>(List.of("ip", "-n", netns, "addr", "add", cidr, "dev", "eth0"));
+        new ArrayList<>(List.of("ip", "-n", netns, "addr", "add", cidr, "dev", ifname));
     if (cidr.contains(":")) {
       cmd.add("nodad");
     }
@@ -50,12 +55,21 @@ public final class Host {
   }
 
   public void removeAddress(String cidr) {
-    Shell.run("ip", "-n", netns, "addr", "del", cidr, "dev", "eth0");
+    removeAddress("eth0", cidr);
+  }
+
+  public void removeAddress(String ifname, String cidr) {
+    Shell.run("ip", "-n", netns, "addr", "del", cidr, "dev", ifname);
   }
 
   /** eth0's MAC address. */
   public String mac() {
-    return Shell.run("ip", "-n", netns, "-br", "link", "show", "eth0").trim().split("\\s+")[2];
+    return mac("eth0");
+  }
+
+  /** The MAC address of {@code ifname}. */
+  public String mac(String ifname) {
+    return Shell.run("ip", "-n", netns, "-br", "link", "show", ifname).trim().split("\\s+")[2];
   }
 
   /**

@@ -23,6 +23,7 @@ public final class Testbed implements AutoCloseable {
   private final String prefix;
   private final String lan;
   private final List<String> namespaces = new ArrayList<>();
+  private boolean serviceSegment;
   private final Thread cleanup = new Thread(this::deleteNamespaces, "testbed-cleanup");
 
   private Testbed() {
@@ -107,6 +108,41 @@ public final class Testbed implements AutoCloseable {
       host.addAddress(address);
     }
     return host;
+  }
+
+  /**
+   * Gives {@code host} a second LAN-facing interface, {@code ifname}, on a second segment of its
+   * own (a bridge apart from the first), with the given addresses: the {@code no_manage} ENI that
+   * docs/aws.md has users attach for service addresses, in a subnet of its own. Traffic between two
+   * hosts' interfaces on this segment never crosses their eth0; a client reaches an address there
+   * only through an interface of its own on the segment.
+   */
+  public void serviceInterface(Host host, String ifname, String... addresses) {
+    if (!serviceSegment) {
+      Shell.run("ip", "-n", lan, "link", "add", "br1", "type", "bridge");
+      Shell.run("ip", "-n", lan, "link", "set", "br1", "up");
+      serviceSegment = true;
+    }
+    String port = "s-" + host.role();
+    Shell.run(
+        "ip",
+        "-n",
+        host.netns(),
+        "link",
+        "add",
+        ifname,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        port,
+        "netns",
+        lan);
+    Shell.run("ip", "-n", lan, "link", "set", port, "master", "br1", "up");
+    Shell.run("ip", "-n", host.netns(), "link", "set", ifname, "up");
+    for (String address : addresses) {
+      host.addAddress(ifname, address);
+    }
   }
 
   /**

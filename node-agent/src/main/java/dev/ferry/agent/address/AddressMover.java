@@ -7,8 +7,12 @@ import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.RtNetlink;
 import dev.ferry.sys.SyscallException;
 import java.net.Inet4Address;
+import java.net.Inet6Address;
 import java.net.InetAddress;
 import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 
 /**
  * Moves a service address between nodes on one LAN: {@link #remove} on the source, then {@link
@@ -162,9 +166,91 @@ public final class AddressMover {
     return new Step("remove route", address, since(start), changed);
   }
 
+  /**
+   * Has the node answer the LAN's neighbour solicitations for an IPv6 address it routes to a pod
+   * ({@code ip -6 neigh add proxy ADDRESS dev IFNAME}), what proxy ARP does for IPv4 without an
+   * entry per address. Without it a neighbour's entry, repointed at the node by the announcement,
+   * fails at its first reachability probe (about 8 s later) and the client can no longer reach the
+   * address. The kernel answers only while the node forwards and has {@code
+   * net.ipv6.conf.all.proxy_ndp} at 1: the interface's own proxy_ndp covers multicast
+   * solicitations, but the neighbour's unicast probe, sent to the address itself, is forwarded
+   * traffic to the node, and ip6_forward consults {@code all} alone (net/ipv6/ip6_output.c). Adding
+   * it again is harmless: the kernel updates a proxy entry in place and never answers EEXIST for
+   * one, so this step always reports a change. An IPv4 address needs none.
+   */
+  public Step addProxy(ServiceAddress address, NetNamespace hostNs, String ifname)
+      throws SyscallException {
+    long start = System.nanoTime();
+    boolean changed =
+        address.ip() instanceof Inet6Address
+            && hostNs.call(
+                () -> {
+                  try (RtNetlink rt = RtNetlink.open()) {
+                    return ignoring(Errno.EEXIST, () -> rt.addProxyNeighbour(ifname, address.ip()));
+                  }
+                });
+    return new Step("add proxy", address, since(start), changed);
+  }
+
+  /** Undoes {@link #addProxy}; none there is unchanged. */
+  public Step removeProxy(ServiceAddress address, NetNamespace hostNs, String ifname)
+      throws SyscallException {
+    long start = System.nanoTime();
+    boolean changed =
+        address.ip() instanceof Inet6Address
+            && hostNs.call(
+                () -> {
+                  try (RtNetlink rt = RtNetlink.open()) {
+                    return ignoring(
+                        Errno.ENOENT, () -> rt.removeProxyNeighbour(ifname, address.ip()));
+                  }
+                });
+    return new Step("remove proxy", address, since(start), changed);
+  }
+
   /** The node routes the one address, whatever prefix it has on the pod's interface. */
   private static int hostPrefix(ServiceAddress address) {
     return address.ip().getAddress().length * 8;
+  }
+
+  /**
+   * The interface of {@code candidates} in {@code ns} that carries the address: the first with an
+   * address whose subnet covers it (10.0.1.5/24 on the service addresses' ENI covers 10.0.1.100),
+   * else {@code fallback}. The address itself, where the node holds it, counts too. A candidate
+   * that does not exist is skipped: it is not where the address is.
+   */
+  public String carrier(
+      ServiceAddress address, NetNamespace ns, List<String> candidates, String fallback)
+      throws SyscallException {
+    return ns.call(
+        () -> {
+          Map<String, List<RtNetlink.Assigned>> found = new LinkedHashMap<>();
+          try (RtNetlink rt = RtNetlink.open()) {
+            for (String name : candidates) {
+              try {
+                found.put(name, rt.addresses(name));
+              } catch (SyscallException e) {
+                if (e.errno() != Errno.ENODEV) {
+                  throw e;
+                }
+              }
+            }
+          }
+          return carrier(address, found, fallback);
+        });
+  }
+
+  /** {@link #carrier(ServiceAddress, NetNamespace, List, String)}, decided on what was read. */
+  static String carrier(
+      ServiceAddress address, Map<String, List<RtNetlink.Assigned>> byInterface, String fallback) {
+    for (Map.Entry<String, List<RtNetlink.Assigned>> e : byInterface.entrySet()) {
+      for (RtNetlink.Assigned a : e.getValue()) {
+        if (!a.linkScoped() && a.covers(address.ip())) {
+          return e.getKey();
+        }
+      }
+    }
+    return fallback;
   }
 
   /**

@@ -7,6 +7,10 @@ import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.RtNetlink;
 import dev.ferry.sys.SyscallException;
+import java.io.IOException;
+import java.net.Inet6Address;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.logging.Logger;
@@ -20,11 +24,17 @@ public final class PodAddresses {
 
   private final PodNamespaces pods;
   private final String uplink;
+  private final List<String> carriers;
   private final AddressMover mover = new AddressMover();
 
-  public PodAddresses(PodNamespaces pods, String uplink) {
+  /**
+   * Announcements of an address leave from the first of {@code carriers} (the hold's interfaces)
+   * whose subnet covers it, else from the {@code uplink}.
+   */
+  public PodAddresses(PodNamespaces pods, String uplink, List<String> carriers) {
     this.pods = pods;
     this.uplink = uplink;
+    this.carriers = List.copyOf(carriers);
   }
 
   public static ServiceAddress parse(String field, String cidr) {
@@ -37,7 +47,8 @@ public final class PodAddresses {
 
   /**
    * The address on the pod's {@code ifname}, and (with {@code hostInterface} or {@code hostRoute})
-   * the node's route to it.
+   * the node's route to it and, for IPv6, the node's proxy entry for it on the interface that
+   * carries it ({@link AddressMover#addProxy}), so that the node answers the LAN for it.
    */
   public List<AddressMover.Step> add(
       ServiceAddress a, PodRef pod, String ifname, String hostInterface, boolean hostRoute)
@@ -49,6 +60,10 @@ public final class PodAddresses {
       if (!hostIf.isEmpty()) {
         try (NetNamespace host = NetNamespace.current()) {
           steps.add(mover.addRoute(a, host, hostIf));
+          if (a.ip() instanceof Inet6Address) {
+            steps.add(mover.addProxy(a, host, mover.carrier(a, host, carriers, uplink)));
+            warnUnlessProxyNdp();
+          }
         }
       }
     }
@@ -64,6 +79,9 @@ public final class PodAddresses {
       String hostIf = hostInterface(ns, ifname, hostInterface, hostRoute);
       if (!hostIf.isEmpty()) {
         try (NetNamespace host = NetNamespace.current()) {
+          if (a.ip() instanceof Inet6Address) {
+            steps.add(mover.removeProxy(a, host, mover.carrier(a, host, carriers, uplink)));
+          }
           steps.add(mover.removeRoute(a, host, hostIf));
         }
       }
@@ -72,10 +90,38 @@ public final class PodAddresses {
     return logged(steps);
   }
 
-  /** A gratuitous ARP (IPv4) or unsolicited neighbour advertisement from the node's uplink. */
+  /**
+   * A gratuitous ARP (IPv4) or unsolicited neighbour advertisement from the node's interface that
+   * carries the address ({@link AddressMover#carrier}).
+   */
   public List<AddressMover.Step> announce(ServiceAddress a) throws SyscallException {
     try (NetNamespace host = NetNamespace.current()) {
-      return logged(List.of(mover.announce(a, host, uplink)));
+      String ifname = mover.carrier(a, host, carriers, uplink);
+      return logged(List.of(mover.announce(a, host, ifname)));
+    }
+  }
+
+  /**
+   * The proxy entry answers nobody unless the node forwards IPv6 and has proxy_ndp on for {@code
+   * all}: say so, naming the setting, rather than let clients lose the address seconds after a
+   * move.
+   */
+  private static void warnUnlessProxyNdp() {
+    for (String setting : List.of("forwarding", "proxy_ndp")) {
+      Path file = Path.of("/proc/sys/net/ipv6/conf/all", setting);
+      try {
+        if (!Files.readString(file).trim().equals("1")) {
+          LOG.warning(
+              () ->
+                  "net.ipv6.conf.all."
+                      + setting
+                      + " is not 1 on this node: it will not answer the LAN's neighbour"
+                      + " solicitations for the IPv6 addresses it routes to pods, and clients lose"
+                      + " them at their next reachability probe (set it with sysctl)");
+        }
+      } catch (IOException e) {
+        LOG.warning(() -> "cannot read " + file + ": " + e.getMessage());
+      }
     }
   }
 

@@ -18,17 +18,20 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * The eBPF hold on one node interface: a TC program on egress that advertises a zero window for
- * held connections, and an XDP program on ingress that drops, then answers, the client's segments
- * once the socket is gone. The programs stay attached and the maps pinned when the agent exits, so
- * that a restarted agent finds every hold in force ({@link #reopen}).
+ * The eBPF hold on the node interfaces that carry service addresses: a TC program on egress that
+ * advertises a zero window for held connections, and an XDP program on ingress that drops, then
+ * answers, the client's segments once the socket is gone. One program of each kind serves every
+ * interface, through the same maps: a connection is held on whichever interface its segments cross,
+ * the uplink or a separate interface for service addresses (docs/aws.md's {@code no_manage} ENI).
+ * The programs stay attached and the maps pinned when the agent exits, so that a restarted agent
+ * finds every hold in force ({@link #reopen}).
  *
  * <p>A connection's life here: {@link #freeze} before its socket is exported, {@link #answer} once
  * the socket is closed, {@link #release} when it lives elsewhere or is back.
  */
 public final class ConnectionHold implements AutoCloseable {
   private final Path pinDir;
-  private final String interfaceName;
+  private final List<String> interfaceNames;
   private final NetNamespace namespace;
   private final BpfMap holds;
   private final BpfMap stats;
@@ -36,46 +39,80 @@ public final class ConnectionHold implements AutoCloseable {
 
   private ConnectionHold(
       Path pinDir,
-      String interfaceName,
+      List<String> interfaceNames,
       NetNamespace namespace,
       BpfMap holds,
       BpfMap stats,
       List<AutoCloseable> owned) {
     this.pinDir = pinDir;
-    this.interfaceName = interfaceName;
+    this.interfaceNames = List.copyOf(interfaceNames);
     this.namespace = namespace;
     this.holds = holds;
     this.stats = stats;
     this.owned = owned;
   }
 
-  /**
-   * Loads both programs, pins their shared maps under {@code pinDir} and attaches them to {@code
-   * interfaceName} inside {@code namespace}.
-   */
+  /** {@link #install(Path, List, NetNamespace)} on one interface. */
   public static ConnectionHold install(Path pinDir, String interfaceName, NetNamespace namespace)
       throws IOException {
+    return install(pinDir, List.of(interfaceName), namespace);
+  }
+
+  /**
+   * Loads both programs, pins their shared maps under {@code pinDir} and attaches them to each of
+   * {@code interfaceNames} inside {@code namespace}. On a failure nothing stays attached.
+   */
+  public static ConnectionHold install(
+      Path pinDir, List<String> interfaceNames, NetNamespace namespace) throws IOException {
+    requireSome(interfaceNames);
     Files.createDirectories(pinDir);
     List<AutoCloseable> owned = new ArrayList<>();
     try {
-      BpfObject tc = load(HoldMaps.TC_OBJECT, pinDir);
-      owned.add(tc);
-      BpfObject xdp = load(HoldMaps.XDP_OBJECT, pinDir);
-      owned.add(xdp);
-      int tcFd = tc.programFd(HoldMaps.TC_PROGRAM);
-      int xdpFd = xdp.programFd(HoldMaps.XDP_PROGRAM);
-      namespace.call(
-          () -> {
-            TcAttachment.attach(interfaceName, TcAttachment.Direction.EGRESS, tcFd);
-            // Generic mode: on veth, native XDP_TX replies are lost unless the peer runs XDP too.
-            XdpAttachment.attach(interfaceName, xdpFd, XdpAttachment.Mode.GENERIC);
-            return null;
-          });
+      attach(pinDir, interfaceNames, namespace, owned);
+      BpfObject tc = (BpfObject) owned.get(0);
       return new ConnectionHold(
-          pinDir, interfaceName, namespace, tc.map(HoldMaps.HOLDS), tc.map(HoldMaps.STATS), owned);
+          pinDir, interfaceNames, namespace, tc.map(HoldMaps.HOLDS), tc.map(HoldMaps.STATS), owned);
     } catch (IOException | RuntimeException e) {
       for (AutoCloseable c : owned) {
         closeQuietly(c);
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Loads both programs (their maps pinned under {@code pinDir}, or the pinned ones reused) into
+   * {@code owned}, TC first, and attaches them to each interface; detaches from those done so far
+   * when one fails.
+   */
+  private static void attach(
+      Path pinDir, List<String> interfaceNames, NetNamespace namespace, List<AutoCloseable> owned)
+      throws IOException {
+    BpfObject tc = load(HoldMaps.TC_OBJECT, pinDir);
+    owned.add(tc);
+    BpfObject xdp = load(HoldMaps.XDP_OBJECT, pinDir);
+    owned.add(xdp);
+    int tcFd = tc.programFd(HoldMaps.TC_PROGRAM);
+    int xdpFd = xdp.programFd(HoldMaps.XDP_PROGRAM);
+    List<String> done = new ArrayList<>();
+    try {
+      for (String name : interfaceNames) {
+        namespace.call(
+            () -> {
+              TcAttachment.attach(name, TcAttachment.Direction.EGRESS, tcFd);
+              // Generic mode: on veth, native XDP_TX replies are lost unless the peer runs XDP.
+              XdpAttachment.attach(name, xdpFd, XdpAttachment.Mode.GENERIC);
+              return null;
+            });
+        done.add(name);
+      }
+    } catch (IOException | RuntimeException e) {
+      for (String name : done) {
+        try {
+          detach(name, namespace);
+        } catch (SyscallException | RuntimeException suppressed) {
+          e.addSuppressed(suppressed);
+        }
       }
       throw e;
     }
@@ -86,13 +123,76 @@ public final class ConnectionHold implements AutoCloseable {
     return Files.exists(pinDir.resolve(HoldMaps.HOLDS));
   }
 
-  /** Finds the hold a previous agent left: programs still attached, maps still pinned. */
+  /** {@link #reopen(Path, List, NetNamespace)} on one interface. */
   public static ConnectionHold reopen(Path pinDir, String interfaceName, NetNamespace namespace)
       throws IOException {
-    BpfMap holds = BpfMap.openPinned(pinDir.resolve(HoldMaps.HOLDS));
-    BpfMap stats = BpfMap.openPinned(pinDir.resolve(HoldMaps.STATS));
-    return new ConnectionHold(
-        pinDir, interfaceName, namespace, holds, stats, new ArrayList<>(List.of(holds, stats)));
+    return reopen(pinDir, List.of(interfaceName), namespace);
+  }
+
+  /**
+   * Finds the hold a previous agent left: programs still attached, maps still pinned. An interface
+   * of {@code interfaceNames} without them (one added to the setting since) gets them, loaded again
+   * over the pinned maps, so that it shares every hold in force.
+   */
+  public static ConnectionHold reopen(
+      Path pinDir, List<String> interfaceNames, NetNamespace namespace) throws IOException {
+    requireSome(interfaceNames);
+    List<AutoCloseable> owned = new ArrayList<>();
+    try {
+      BpfMap holds = BpfMap.openPinned(pinDir.resolve(HoldMaps.HOLDS));
+      owned.add(holds);
+      BpfMap stats = BpfMap.openPinned(pinDir.resolve(HoldMaps.STATS));
+      owned.add(stats);
+      List<String> bare = new ArrayList<>();
+      for (String name : interfaceNames) {
+        if (!attachedTo(name, namespace)) {
+          bare.add(name);
+        }
+      }
+      if (!bare.isEmpty()) {
+        List<AutoCloseable> programs = new ArrayList<>();
+        try {
+          attach(pinDir, bare, namespace, programs);
+        } finally {
+          // Attached programs stay with their interfaces; the objects are not needed after.
+          programs.forEach(ConnectionHold::closeQuietly);
+        }
+      }
+      return new ConnectionHold(pinDir, interfaceNames, namespace, holds, stats, owned);
+    } catch (IOException | RuntimeException e) {
+      owned.forEach(ConnectionHold::closeQuietly);
+      throw e;
+    }
+  }
+
+  /** Whether both of the hold's programs are on {@code name}. */
+  private static boolean attachedTo(String name, NetNamespace namespace) throws SyscallException {
+    return namespace.call(
+        () ->
+            TcAttachment.isAttached(name, TcAttachment.Direction.EGRESS)
+                && XdpAttachment.attachedProgramId(name, XdpAttachment.Mode.GENERIC) != 0);
+  }
+
+  private static void detach(String name, NetNamespace namespace) throws SyscallException {
+    namespace.call(
+        () -> {
+          TcAttachment.existing(name, TcAttachment.Direction.EGRESS).detach();
+          XdpAttachment.existing(name, XdpAttachment.Mode.GENERIC).detach();
+          return null;
+        });
+  }
+
+  private static void requireSome(List<String> interfaceNames) {
+    if (interfaceNames.isEmpty()
+        || interfaceNames.stream().distinct().count() != interfaceNames.size()) {
+      throw new IllegalArgumentException(
+          "the hold needs one or more interfaces, each named once: " + interfaceNames);
+    }
+  }
+
+  /** The interfaces the hold's programs are attached to. */
+  public List<String> interfaces() {
+    return interfaceNames;
   }
 
   static BpfObject load(String resource, Path pinDir) throws IOException {
@@ -196,16 +296,26 @@ public final class ConnectionHold implements AutoCloseable {
   }
 
   /**
-   * Detaches both programs and removes the pinned maps: nothing of the hold remains. Holds in force
-   * end with it.
+   * Detaches both programs from every interface and removes the pinned maps: nothing of the hold
+   * remains. Holds in force end with it. An interface that fails does not keep the others attached:
+   * the first failure is thrown after all were tried, and the maps then stay pinned.
    */
   public void uninstall() throws SyscallException {
-    namespace.call(
-        () -> {
-          TcAttachment.existing(interfaceName, TcAttachment.Direction.EGRESS).detach();
-          XdpAttachment.existing(interfaceName, XdpAttachment.Mode.GENERIC).detach();
-          return null;
-        });
+    SyscallException failed = null;
+    for (String name : interfaceNames) {
+      try {
+        detach(name, namespace);
+      } catch (SyscallException e) {
+        if (failed == null) {
+          failed = e;
+        } else {
+          failed.addSuppressed(e);
+        }
+      }
+    }
+    if (failed != null) {
+      throw failed;
+    }
     close();
     try {
       for (String map : List.of(HoldMaps.HOLDS, HoldMaps.STATS, HoldMaps.COUNTERS)) {

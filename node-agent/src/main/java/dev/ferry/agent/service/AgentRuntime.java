@@ -36,6 +36,7 @@ import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ThreadFactory;
@@ -86,7 +87,7 @@ public class AgentRuntime {
     // gives a pod's connections only to a process in that pod.
     Files.setPosixFilePermissions(
         settings.handoffSocket(), PosixFilePermissions.fromString(settings.handoffSocketMode()));
-    hold = openHold(settings.bpfPinDir(), settings.uplink());
+    hold = openHold(settings.bpfPinDir(), settings.holdInterfacesOrUplink());
     workers = Executors.newFixedThreadPool(64, daemon("ferry-worker"));
     MutualTls tls =
         new MutualTls(
@@ -101,7 +102,7 @@ public class AgentRuntime {
             new SavedStates(settings.stateDir()),
             new CommitRecords(settings.stateDir()),
             pods,
-            new PodAddresses(pods, settings.uplink()),
+            new PodAddresses(pods, settings.uplink(), settings.holdInterfacesOrUplink()),
             peers,
             workers,
             metrics,
@@ -150,16 +151,16 @@ public class AgentRuntime {
                 + " (mTLS), handoff socket "
                 + settings.handoffSocket()
                 + ", hold on "
-                + settings.uplink());
+                + String.join(", ", hold.interfaces()));
   }
 
-  private static ConnectionHold openHold(Path pinDir, String uplink) throws IOException {
+  private static ConnectionHold openHold(Path pinDir, List<String> interfaces) throws IOException {
     NetNamespace here = NetNamespace.current();
     if (ConnectionHold.pinnedUnder(pinDir)) {
       LOG.info(() -> "found the hold a previous agent pinned under " + pinDir);
-      return ConnectionHold.reopen(pinDir, uplink, here);
+      return ConnectionHold.reopen(pinDir, interfaces, here);
     }
-    return ConnectionHold.install(pinDir, uplink, here);
+    return ConnectionHold.install(pinDir, interfaces, here);
   }
 
   boolean ready() {

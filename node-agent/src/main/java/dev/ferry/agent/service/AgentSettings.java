@@ -6,6 +6,7 @@ import io.smallrye.config.WithDefault;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Optional;
 
 /** The agent's settings: ferry.agent.* in application.properties, or FERRY_AGENT_* variables. */
@@ -55,9 +56,25 @@ public interface AgentSettings {
   @WithDefault("/sys/fs/bpf/ferry")
   Path bpfPinDir();
 
-  /** The node's uplink: the hold's programs attach here and address announcements leave here. */
+  /**
+   * The node's uplink: the hold's programs attach here unless {@link #holdInterfaces} says
+   * otherwise, and announcements of an address no hold interface's subnet covers leave here.
+   */
   @WithDefault("eth0")
   String uplink();
+
+  /**
+   * Every interface a service address's traffic crosses (comma-separated): the hold's programs
+   * attach to each, and an address is announced from the first whose subnet covers it. Unset: the
+   * uplink alone. On EC2 with a separate {@code no_manage} ENI for service addresses (docs/aws.md)
+   * that ENI must be here, or its clients are not held at all.
+   */
+  Optional<List<String>> holdInterfaces();
+
+  /** {@link #holdInterfaces}, or the uplink alone. */
+  default List<String> holdInterfacesOrUplink() {
+    return holdInterfaces().filter(l -> !l.isEmpty()).orElse(List.of(uplink()));
+  }
 
   /** How long a client may be held before the hold steps aside. */
   @WithDefault("PT2M")

@@ -231,6 +231,108 @@ class AddressMoverIT {
   }
 
   /**
+   * The VPC CNI's wiring on a LAN: the address lives only in the pod's namespace, and its node
+   * routes it to the pod's veth and answers the LAN's ARP (proxy ARP, on for the interface) or
+   * neighbour solicitations (proxy NDP, an entry per address: PodAddresses adds it with the route)
+   * for it. After the move the node, which does not hold the address, announces it from its eth0 as
+   * the agent does (PodAddresses.announce): the client's entry, resolved to node A a moment before,
+   * points at node B at once, the client reaches the pod there, and still does once its entry has
+   * been probed again (node B answers the probe).
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"198.18.0.100/32", "fd66::100/128"})
+  void nodeAnnouncesAnAddressOnlyItsPodHoldsAndTheClientsEntryMovesToIt(String cidr)
+      throws Exception {
+    ServiceAddress address = ServiceAddress.parse(cidr);
+    String ip = cidr.substring(0, cidr.indexOf('/'));
+    boolean v6 = cidr.contains(":");
+    try (Testbed bed = Testbed.create()) {
+      Host client = bed.host("client", "198.18.0.1/24", "fd66::1/64");
+      Host a = bed.host("node-a", "198.18.0.2/24", "fd66::2/64");
+      Host b = bed.host("node-b", "198.18.0.3/24", "fd66::3/64");
+      Host podA = bed.pod(a, "pod-a");
+      Host podB = bed.pod(b, "pod-b");
+      if (v6) {
+        for (Host[] nodeAndPod : new Host[][] {{a, podA}, {b, podB}}) {
+          nodeAndPod[0].run(
+              "sysctl",
+              "-q",
+              "-w",
+              "net.ipv6.conf.all.forwarding=1",
+              // all, not eth0: with eth0's alone the client's unicast probe goes unanswered.
+              "net.ipv6.conf.all.proxy_ndp=1");
+          String gateway = linkLocal(nodeAndPod[0], nodeAndPod[1].podPort());
+          nodeAndPod[1].run("ip", "-6", "route", "add", "default", "via", gateway, "dev", "eth0");
+        }
+      }
+
+      AddressMover mover = new AddressMover();
+      try (NetNamespace aNs = NetNamespace.named(a.netns());
+          NetNamespace bNs = NetNamespace.named(b.netns());
+          NetNamespace podANs = NetNamespace.named(podA.netns());
+          NetNamespace podBNs = NetNamespace.named(podB.netns())) {
+        // What PodAddresses.add does with a host route: address, route, proxy entry (IPv6).
+        mover.add(address, podANs, "eth0");
+        mover.addRoute(address, aNs, podA.podPort());
+        mover.addProxy(address, aNs, "eth0");
+        try (ServerSocket server = listen(podANs, address)) {
+          assertThat(echoes(client, server, CONNECT_TIMEOUT_MS))
+              .as("client reaches pod A's server at %s", ip)
+              .isTrue();
+        }
+        assertThat(neighbour(client, ip)).as("client's entry before the move").contains(a.mac());
+        assertThat(addresses(b)).as("node B never holds the address").doesNotContain(ip + "/");
+
+        assertThat(mover.removeProxy(address, aNs, "eth0").changed()).isEqualTo(v6);
+        mover.removeRoute(address, aNs, podA.podPort());
+        mover.remove(address, podANs, "eth0");
+        mover.add(address, podBNs, "eth0");
+        mover.addRoute(address, bNs, podB.podPort());
+        assertThat(mover.addProxy(address, bNs, "eth0").changed()).isEqualTo(v6);
+        mover.addProxy(address, bNs, "eth0"); // again: the kernel keeps the one entry
+        AddressMover.Step announce = mover.announce(address, bNs, "eth0");
+        long announced = System.nanoTime();
+
+        String entry = neighbour(client, ip);
+        while (!entry.contains(b.mac()) && System.nanoTime() - announced < NEIGHBOUR_WAIT) {
+          Thread.sleep(10);
+          entry = neighbour(client, ip);
+        }
+        System.out.printf(
+            "%s from node B, which holds no such address: %s; client's entry %d ms later: %s%n",
+            cidr, announce, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - announced), entry);
+        assertThat(entry).as("client's entry after node B's announcement").contains(b.mac());
+        try (ServerSocket server = listen(podBNs, address)) {
+          assertThat(echoes(client, server, CONNECT_TIMEOUT_MS))
+              .as("client reaches pod B's server at %s through node B", ip)
+              .isTrue();
+          // The announced entry is STALE: used, it is probed (unicast, to node B) after
+          // delay_first_probe_time (5 s); unanswered it would fail and the client lose the address.
+          long probing = System.nanoTime();
+          String settled = neighbour(client, ip);
+          while (!settled.matches(".*(REACHABLE|FAILED|INCOMPLETE)$")
+              && System.nanoTime() - probing < TimeUnit.SECONDS.toNanos(20)) {
+            Thread.sleep(100);
+            settled = neighbour(client, ip);
+          }
+          System.out.printf(
+              "%s: client's entry %d ms after its use: %s%n",
+              cidr, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - probing), settled);
+          assertThat(settled)
+              .as("client's entry once probed")
+              .contains(b.mac())
+              .endsWith("REACHABLE");
+          assertThat(echoes(client, server, CONNECT_TIMEOUT_MS))
+              .as("client still reaches pod B's server at %s", ip)
+              .isTrue();
+        }
+        assertThat(mover.removeProxy(address, bNs, "eth0").changed()).isEqualTo(v6);
+        assertThat(mover.removeProxy(address, bNs, "eth0").changed()).isFalse();
+      }
+    }
+  }
+
+  /**
    * The testbed's pod has an IPv4 default route only. Give it the CNI's IPv6 one (through the node
    * end's link-local address), let the node forward, and route the client to the address through
    * the node: there is no proxy NDP for every address, as there is proxy ARP.

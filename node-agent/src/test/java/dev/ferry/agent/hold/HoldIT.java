@@ -4,6 +4,8 @@ package dev.ferry.agent.hold;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.ferry.agent.address.AddressMover;
+import dev.ferry.agent.address.ServiceAddress;
 import dev.ferry.agent.repair.MigrationLab;
 import dev.ferry.agent.repair.MigrationLab.Family;
 import dev.ferry.agent.repair.Pattern;
@@ -12,10 +14,15 @@ import dev.ferry.agent.repair.RestoredSocket;
 import dev.ferry.agent.repair.SocketExporter;
 import dev.ferry.agent.repair.SocketRestorer;
 import dev.ferry.agent.repair.SocketState;
+import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.Pidfd;
+import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcAttachment;
 import dev.ferry.sys.TcpSocket;
 import dev.ferry.sys.XdpAttachment;
+import dev.ferry.testbed.Host;
+import dev.ferry.testbed.Shell;
+import dev.ferry.testbed.Testbed;
 import java.io.BufferedReader;
 import java.io.ByteArrayOutputStream;
 import java.io.InputStreamReader;
@@ -26,11 +33,13 @@ import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The eBPF hold with a real kernel TCP client: held quietly while its server's socket is gone, and
@@ -344,6 +353,235 @@ class HoldIT {
           .isFalse();
       assertThat(lab.a.run("tc", "filter", "show", "dev", "eth0", "egress")).isBlank();
     }
+  }
+
+  /**
+   * docs/aws.md's layout: the service address on a second interface of the node (the {@code
+   * no_manage} ENI), in a subnet of its own whose traffic never crosses eth0. With the hold on both
+   * interfaces, as {@code FERRY_AGENT_HOLD_INTERFACES=eth0,eth1} has it, the client's segments on
+   * eth1 are held on node A while the socket is gone (answered, never reset); on node B the
+   * restored socket's window probe leaves through eth1 and wakes the client there, and the
+   * announcement leaves from eth1, the interface whose subnet holds the address.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"198.19.0.", "fd67::"})
+  void clientOnTheServiceInterfaceIsHeldThereAndWokenThereAfterTheMove(String subnet)
+      throws Exception {
+    String mask = subnet.contains(":") ? "/64" : "/24";
+    ServiceAddress address = ServiceAddress.parse(subnet + "100" + mask);
+    InetSocketAddress service = new InetSocketAddress(address.ip(), MigrationLab.PORT);
+    try (Testbed bed = Testbed.create()) {
+      Host client = bed.host("client", "198.18.0.1/24");
+      Host a = bed.host("a", "198.18.0.2/24");
+      Host b = bed.host("b", "198.18.0.3/24");
+      bed.serviceInterface(client, "eth1", subnet + "1" + mask);
+      bed.serviceInterface(a, "eth1", subnet + "2" + mask, address.toString());
+      bed.serviceInterface(b, "eth1", subnet + "3" + mask);
+      List<String> holdInterfaces = List.of("eth0", "eth1");
+      try (NetNamespace clientNs = NetNamespace.named(client.netns());
+          NetNamespace aNs = NetNamespace.named(a.netns());
+          NetNamespace bNs = NetNamespace.named(b.netns())) {
+        ConnectionHold onA = ConnectionHold.install(bed.bpfPinDir("a"), holdInterfaces, aNs);
+        ConnectionHold onB = ConnectionHold.install(bed.bpfPinDir("b"), holdInterfaces, bNs);
+        try (TcpSocket listener = listenOn(aNs, service);
+            SocketChannel ch = clientNs.call(() -> SocketChannel.open(service));
+            TcpSocket server = listener.accept()) {
+          assertThat(a.run("ip", "route", "get", subnet + "1"))
+              .as("node A reaches the client's service subnet through eth1, not eth0")
+              .contains("dev eth1");
+          ByteArrayOutputStream downloaded = new ByteArrayOutputStream();
+          server.writeFully(Pattern.bytes(7, 0, 1000));
+          Peers.readExactly(ch, 1000, downloaded);
+
+          HoldKey key = new HoldKey(server.localAddress(), server.remoteAddress());
+          onA.freeze(key, deadline());
+          server.writeFully(Pattern.bytes(7, 1000, 1));
+          Peers.readExactly(ch, 1, downloaded);
+          SocketState state = new SocketExporter().export(server);
+          long exportedAt = System.nanoTime();
+          server.close();
+          onA.answer(state, exportedAt, deadline());
+
+          // Long enough for the client's persist timer to back off past a second: only the wake
+          // can then bring its upload in within one.
+          byte[] upload = Pattern.bytes(8, 0, 300);
+          ch.configureBlocking(false);
+          int uploaded = 0;
+          long holdEnds = System.nanoTime() + TimeUnit.SECONDS.toNanos(3);
+          while (System.nanoTime() < holdEnds) {
+            if (uploaded < upload.length) {
+              uploaded += ch.write(ByteBuffer.wrap(upload, uploaded, 100));
+            }
+            assertThat(ch.read(ByteBuffer.allocate(1))).as("nothing, no reset, no EOF").isZero();
+            Peers.nap(200);
+          }
+          HoldStats held = onA.stats(key).orElseThrow();
+          assertThat(held.windowsZeroed()).as("windows zeroed on eth1's egress").isPositive();
+          assertThat(held.probesAnswered()).as("probes answered on eth1's ingress").isPositive();
+          assertThat(held.resets()).isZero();
+
+          a.removeAddress("eth1", address.toString());
+          b.addAddress("eth1", address.toString());
+          RestoredSocket staged = bNs.call(() -> new SocketRestorer().restore(state));
+          onB.wake(state, deadline());
+          AddressMover mover = new AddressMover();
+          String carrier = mover.carrier(address, bNs, holdInterfaces, "eth0");
+          assertThat(carrier)
+              .as("the interface that carries %s on node B", address)
+              .isEqualTo("eth1");
+          mover.announce(address, bNs, carrier);
+          String ip = subnet + "100";
+          long announced = System.nanoTime();
+          while (!neighbour(client, ip).contains(b.mac("eth1"))
+              && System.nanoTime() - announced < MINUTE / 30) {
+            Peers.nap(10);
+          }
+          assertThat(neighbour(client, ip)).as("client's entry").contains(b.mac("eth1"));
+
+          long resumedAt = System.nanoTime();
+          try (TcpSocket restored = staged.resume()) {
+            byte[] got = readExactly(restored, uploaded, 5000);
+            long uploadArrived = System.nanoTime();
+            restored.writeFully(Pattern.bytes(7, 1001, 999));
+            readExactly(ch, 999, downloaded, 5000);
+            System.out.printf(
+                "%s on eth1: held %s; upload in %d ms after the resume%n",
+                address, held, TimeUnit.NANOSECONDS.toMillis(uploadArrived - resumedAt));
+            assertThat(TimeUnit.NANOSECONDS.toMillis(uploadArrived - resumedAt))
+                .as("ms from resume until the client, woken on eth1, delivered its upload")
+                .isLessThan(1000);
+            assertThat(Pattern.firstMismatch(8, got)).isEqualTo(-1);
+            assertThat(Pattern.firstMismatch(7, downloaded.toByteArray())).isEqualTo(-1);
+          }
+          onA.release(key);
+          onB.release(key);
+        } finally {
+          onA.uninstall();
+          onB.uninstall();
+        }
+        for (NetNamespace ns : List.of(aNs, bNs)) {
+          for (String ifname : holdInterfaces) {
+            assertThat(
+                    ns.call(
+                        () -> XdpAttachment.attachedProgramId(ifname, XdpAttachment.Mode.GENERIC)))
+                .as("XDP on %s after uninstall", ifname)
+                .isZero();
+            assertThat(
+                    ns.call(() -> TcAttachment.isAttached(ifname, TcAttachment.Direction.EGRESS)))
+                .as("TC on %s after uninstall", ifname)
+                .isFalse();
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * An agent restarted with an interface added to its setting finds the hold in force on the old
+   * one and attaches the programs to the new one, over the same pinned maps: the programs on both
+   * read one holds map.
+   */
+  @Test
+  void aRestartedAgentWithAnInterfaceAddedAttachesThereOverTheSameMaps() throws Exception {
+    try (Testbed bed = Testbed.create()) {
+      Host a = bed.host("a", "198.18.0.2/24");
+      bed.serviceInterface(a, "eth1", "198.19.0.2/24");
+      Path pins = bed.bpfPinDir("a");
+      try (NetNamespace aNs = NetNamespace.named(a.netns())) {
+        HoldKey key =
+            new HoldKey(
+                new InetSocketAddress("198.19.0.100", 8080),
+                new InetSocketAddress("198.19.0.1", 40000));
+        try (ConnectionHold first = ConnectionHold.install(pins, "eth0", aNs)) {
+          first.freeze(key, deadline());
+        }
+        assertThat(
+                aNs.call(() -> XdpAttachment.attachedProgramId("eth1", XdpAttachment.Mode.GENERIC)))
+            .isZero();
+
+        ConnectionHold again = ConnectionHold.reopen(pins, List.of("eth0", "eth1"), aNs);
+        try {
+          assertThat(again.held()).containsExactly(key);
+          assertThat(aNs.call(() -> TcAttachment.isAttached("eth1", TcAttachment.Direction.EGRESS)))
+              .isTrue();
+          int onEth0 =
+              aNs.call(() -> XdpAttachment.attachedProgramId("eth0", XdpAttachment.Mode.GENERIC));
+          int onEth1 =
+              aNs.call(() -> XdpAttachment.attachedProgramId("eth1", XdpAttachment.Mode.GENERIC));
+          assertThat(onEth1).isPositive();
+          assertThat(mapIds(onEth1))
+              .as("maps of the XDP program on eth1 (id %d) and on eth0 (id %d)", onEth1, onEth0)
+              .isEqualTo(mapIds(onEth0));
+        } finally {
+          again.uninstall();
+        }
+        for (String ifname : List.of("eth0", "eth1")) {
+          assertThat(
+                  aNs.call(
+                      () -> XdpAttachment.attachedProgramId(ifname, XdpAttachment.Mode.GENERIC)))
+              .isZero();
+          assertThat(a.run("tc", "filter", "show", "dev", ifname, "egress")).isBlank();
+        }
+        assertThat(Files.exists(pins)).isFalse();
+      }
+    }
+  }
+
+  /** The ids of the maps a loaded program uses, as bpftool shows them. */
+  private static String mapIds(int programId) {
+    String shown = Shell.run("bpftool", "prog", "show", "id", Integer.toString(programId));
+    java.util.regex.Matcher m = java.util.regex.Pattern.compile("map_ids ([0-9,]+)").matcher(shown);
+    assertThat(m.find()).as("bpftool prog show id %d: %s", programId, shown).isTrue();
+    return m.group(1);
+  }
+
+  private static TcpSocket listenOn(NetNamespace ns, InetSocketAddress local) throws Exception {
+    return ns.call(
+        () -> {
+          TcpSocket s = TcpSocket.open(local.getAddress());
+          try {
+            s.setReuseAddress();
+            s.bind(local);
+            s.listen(16);
+            return s;
+          } catch (SyscallException e) {
+            s.close();
+            throw e;
+          }
+        });
+  }
+
+  /** Reads exactly {@code n} bytes, failing when none come for {@code timeoutMs}. */
+  private static byte[] readExactly(TcpSocket socket, int n, int timeoutMs) throws Exception {
+    byte[] got = new byte[n];
+    for (int off = 0; off < n; ) {
+      assertThat(socket.awaitReadable(timeoutMs)).as("%d of %d bytes came", off, n).isTrue();
+      int r = socket.read(got, off, n - off);
+      assertThat(r).as("end of stream after %d of %d bytes", off, n).isNotNegative();
+      off += r;
+    }
+    return got;
+  }
+
+  /** Reads exactly {@code n} bytes from a non-blocking channel, within {@code timeoutMs}. */
+  private static void readExactly(
+      SocketChannel ch, int n, ByteArrayOutputStream into, int timeoutMs) throws Exception {
+    long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+    ByteBuffer buf = ByteBuffer.allocate(n);
+    while (buf.hasRemaining()) {
+      assertThat(System.nanoTime()).as("%d of %d bytes came", buf.position(), n).isLessThan(until);
+      if (ch.read(buf) < 0) {
+        throw new AssertionError("end of stream after " + buf.position() + " of " + n + " bytes");
+      }
+      if (buf.hasRemaining()) {
+        Peers.nap(5);
+      }
+    }
+    into.write(buf.array(), 0, n);
+  }
+
+  private static String neighbour(Host host, String ip) {
+    return host.run("ip", "neigh", "show", ip, "dev", "eth1").trim();
   }
 
   private static long timeOfFirstByte(SocketChannel client, ByteArrayOutputStream into) {
