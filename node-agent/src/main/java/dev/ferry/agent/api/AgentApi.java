@@ -10,6 +10,7 @@ import dev.ferry.agent.migration.Inventory;
 import dev.ferry.agent.migration.Migrations;
 import dev.ferry.agent.migration.NodeParts;
 import dev.ferry.agent.migration.ReceiveBudget;
+import dev.ferry.agent.migration.TargetCannotSay;
 import dev.ferry.agent.migration.Wire;
 import dev.ferry.agent.migration.WrongPhase;
 import dev.ferry.agent.peer.Peers;
@@ -165,7 +166,7 @@ public final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
     if (e instanceof BadRequest || e instanceof InvalidSocketStateException) {
       return Status.INVALID_ARGUMENT.withDescription(e.getMessage());
     }
-    if (e instanceof WrongPhase) {
+    if (e instanceof WrongPhase || e instanceof TargetCannotSay) {
       return Status.FAILED_PRECONDITION.withDescription(e.getMessage());
     }
     if (e instanceof Migrations.NotFound) {

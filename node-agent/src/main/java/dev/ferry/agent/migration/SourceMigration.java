@@ -261,7 +261,7 @@ public final class SourceMigration {
       try {
         targetCommitted = node.peers().abortUnlessCommitted(targetAgent, id);
       } catch (RuntimeException e) {
-        throw new WrongPhase(
+        throw new TargetCannotSay(
             "migration "
                 + id
                 + " may have committed on the target, whose agent ("

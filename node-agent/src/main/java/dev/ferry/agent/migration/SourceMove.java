@@ -269,7 +269,7 @@ public final class SourceMove {
 
   /** Rolls back by the commit rule (the target is asked first) and says how that ended. */
   private MoveOutcome afterRollback(String why) throws InterruptedException {
-    MigrationStatus s = m.rollback();
+    MigrationStatus s = rollbackOnceTheTargetAnswers();
     if (s.getConnectionsList().stream()
         .allMatch(c -> c.getPhase() == RELEASED || c.getPhase() == STAYED)) {
       return outcomeOf(MoveOutcome.Result.COMPLETED, why + "; the target had committed", null)
@@ -282,6 +282,30 @@ public final class SourceMove {
         why + "; the connections went back to " + node.nodeName(),
         null);
   }
+
+  /**
+   * A target that may have committed and does not answer is most often an agent starting again (a
+   * crash, an upgrade): it answers within seconds, and a restarted one without a commit record
+   * answers "not committed". So the question is asked again until the hold limit, after which the
+   * clients are no longer held anyway; only then does the rollback fail, saying so.
+   */
+  private MigrationStatus rollbackOnceTheTargetAnswers() throws InterruptedException {
+    long until =
+        System.nanoTime() + migrations.holdLimit(Duration.ofMillis(req.getHoldLimitMs())).toNanos();
+    while (true) {
+      try {
+        return m.rollback();
+      } catch (TargetCannotSay e) {
+        if (System.nanoTime() > until) {
+          throw e;
+        }
+        LOG.info(() -> "migration " + id + ": asking the target again: " + e.getMessage());
+        Thread.sleep(ASK_TARGET_EVERY.toMillis());
+      }
+    }
+  }
+
+  private static final Duration ASK_TARGET_EVERY = Duration.ofMillis(500);
 
   private void rollBackHere() throws InterruptedException {
     if (m != null) {
