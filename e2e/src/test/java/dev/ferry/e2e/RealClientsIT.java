@@ -11,6 +11,7 @@ import dev.ferry.testbed.Testbed;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterAll;
@@ -37,13 +38,14 @@ class RealClientsIT {
 
   private static final Pattern WS_TAKEN =
       Pattern.compile(
-          "taking over .* at message (\\d+) of "
+          "taking over (\\S+ <- \\S+) at message (\\d+) of "
               + MESSAGES
               + ", (\\d+) of its "
               + FRAME
               + " frame bytes written, checksum verified");
   private static final Pattern FILE_TAKEN =
-      Pattern.compile("taking over .* at byte (\\d+) of " + FILE_BYTES + ", checksum verified");
+      Pattern.compile(
+          "taking over (\\S+ <- \\S+) at byte (\\d+) of " + FILE_BYTES + ", checksum verified");
 
   private static OperatorCluster cluster;
 
@@ -92,9 +94,10 @@ class RealClientsIT {
           .as("the first byte the client got wrong (-1: none)")
           .isEqualTo(-1);
       Matcher taken = taken(WS_TAKEN);
-      assertThat(Long.parseLong(taken.group(2)))
+      assertThat(Long.parseLong(taken.group(3)))
           .as("bytes of the partial frame written before the move: " + taken.group())
           .isPositive();
+      awaitDone(taken.group(1));
       System.out.println(
           "websocket: pause " + st.getPauseMillis() + " ms, phases " + st.getPhaseMillis());
     }
@@ -119,7 +122,7 @@ class RealClientsIT {
       assertThat(StreamContent.firstDifference(out, "download", FILE_BYTES))
           .as("the first byte the client got wrong (-1: none)")
           .isEqualTo(-1);
-      taken(FILE_TAKEN);
+      awaitDone(taken(FILE_TAKEN).group(1));
       System.out.println(
           "download: pause " + st.getPauseMillis() + " ms, phases " + st.getPhaseMillis());
     }
@@ -146,6 +149,21 @@ class RealClientsIT {
         .as("bytes the client had when the request completed: it moved mid-stream")
         .isLessThan(total);
     return st;
+  }
+
+  /**
+   * Waits for pod-b's server to say it ended the stream on {@code connection} itself (for the
+   * WebSocket, after the client's close frame), not that the connection broke.
+   */
+  private static void awaitDone(String connection) throws InterruptedException {
+    String done = "stream " + connection + " done";
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (targetLog.stream().noneMatch(l -> l.endsWith(done))) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("pod-b's server never said '" + done + "'; it said " + targetLog);
+      }
+      Thread.sleep(20);
+    }
   }
 
   /** The line in which pod-b's server took the stream over, as {@code pattern} matches it. */
