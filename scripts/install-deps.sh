@@ -25,6 +25,8 @@ need_cmd llvm-strip llvm "BPF object tooling"
 need_cmd bpftool bpftool "inspects loaded BPF programs in tests"
 need_cmd nft nftables "firewall tooling the end-to-end cluster uses"
 need_file /usr/bin/python3 python3 "the Python example server, and an unprivileged client in tests"
+need_cmd node nodejs "runs the ws package's WebSocket client in the end-to-end tests"
+need_cmd npm npm "installs the ws package (npm's WebSocket library) for those tests"
 need_cmd setpriv util-linux "runs a test client as an unprivileged user"
 need_file /usr/include/bpf/libbpf.h libbpf-dev "libbpf headers and library for the BPF programs and loader"
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The token streamer of examples/README.md: an LLM-like SSE server whose streams can move to
 another node, KV cache and all. Byte for byte the Java demo's twin. One thread per client.
+Besides, a WebSocket stream and a large download (byte_streams.py), which move the same way.
 
     python3 token_streamer.py --listen 0.0.0.0:8080 [--agent /run/ferry/handoff.sock]
 """
@@ -15,6 +16,7 @@ import threading
 import time
 from urllib.parse import unquote_plus
 
+import byte_streams
 import ferry_handoff
 
 WORDS = ("ferry moves live streams across nodes while clients keep reading tokens from spot"
@@ -44,6 +46,8 @@ def fmt(conn):
 class StreamState:
     """One stream's progress and simulated KV cache: what the model would need to go on."""
 
+    offers = True  # offered ahead of the freeze: the KV cache is worth pre-copying
+
     def __init__(self, prompt, tokens, rate, kv, next_index=0):
         self.prompt, self.tokens, self.rate = prompt, tokens, rate
         self.kv, self.next = kv, next_index
@@ -67,6 +71,15 @@ class StreamState:
         word = WORDS[self.kv[i * 4099 % len(self.kv)] % 32]
         self.advance()
         return f'data: {{"index":{i},"token":"{word}"}}\n\n'.encode()
+
+    def last(self):
+        return DONE
+
+    def pace(self):
+        return 1 / self.rate
+
+    def after_last(self, sock):
+        pass
 
     def advance(self):
         """What token next does to the cache, without its event."""
@@ -127,7 +140,8 @@ class StreamState:
 
 
 class Stream:
-    """Writes one stream's events at its rate; can be paused between two events to hand it over."""
+    """Writes one stream's events at its rate; can be paused between two events to hand it over.
+    The state (a StreamState, or one of byte_streams) says what each event is and how fast."""
 
     def __init__(self, state, sock, conn):
         self.state, self.sock, self.conn = state, sock, conn
@@ -148,7 +162,7 @@ class Stream:
                     self.writing = True
                 last, ok = self.state.finished(), False
                 try:
-                    self.sock.sendall(DONE if last else self.state.next_event())
+                    self.sock.sendall(self.state.last() if last else self.state.next_event())
                     ok = True
                     offer = self.offer  # one append a token, before a pause can begin
                     if not last and offer is not None and offer.append(
@@ -160,8 +174,9 @@ class Stream:
                         self.writing, self.over = False, last or not ok
                         self.cond.notify_all()
                 if last:
+                    self.state.after_last(self.sock)
                     return True
-                time.sleep(1 / self.state.rate)
+                time.sleep(self.state.pace())
         finally:
             if not self.gone:  # once released, the descriptor is a blank socket: just close
                 try:
@@ -191,7 +206,9 @@ class Stream:
         with self.cond:
             while self.writing:
                 self.cond.wait()
-            if self.gone or self.over or self.state.finished():
+            if not self.state.offers:
+                offer.decline("a state of a few bytes: it goes whole at the freeze")
+            elif self.gone or self.over or self.state.finished():
                 offer.decline("the stream is ending")
             elif offer.snapshot(self.state.encode()):
                 self.offer, self.offered_next = offer, self.state.next
@@ -216,7 +233,8 @@ class Rejected(Exception):
 
 
 def read_request(sock):
-    """(prompt, tokens) of a GET /v1/stream; None if the client left before its request."""
+    """What a GET asks for: ("stream", prompt, tokens), ("ws", name, messages, size, the 101
+    answer) or ("file", name, length); None if the client left before its request."""
     head, matched = bytearray(), 0
     while matched < 4:
         b = sock.recv(1)  # byte by byte: whatever follows the head is not ours to read
@@ -226,25 +244,47 @@ def read_request(sock):
         matched = matched + 1 if b == b"\r\n\r\n"[matched:matched + 1] else int(b == b"\r")
         if len(head) > MAX_HEAD:
             raise Rejected(431, f"request head is over {MAX_HEAD} bytes")
-    parts = head.decode("latin-1").split("\r\n", 1)[0].rstrip(" ").split(" ")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].rstrip(" ").split(" ")
     if len(parts) != 3 or parts[0] != "GET":
         raise Rejected(400, "expected 'GET /v1/stream?prompt=...&tokens=N HTTP/1.1'")
     path, has_query, query = parts[1].partition("?")
-    if path != "/v1/stream":
+    defaults = {"/v1/stream": {"prompt": "hello", "tokens": "100"},
+                "/v1/ws": {"name": "ferry", "messages": "100", "size": "65536"},
+                "/v1/file": {"name": "ferry", "bytes": "67108864"}}
+    if path not in defaults:
         raise Rejected(404, f"no such path {path}; try /v1/stream?prompt=hello&tokens=100")
-    params = {"prompt": "hello", "tokens": "100"}
+    params = defaults[path]
     for pair in query.split("&") if has_query else []:
         key, _, value = pair.partition("=")
         if re.search(r"%(?![0-9A-Fa-f]{2})", value):
             raise Rejected(400, f"'{key}' is not properly URL-encoded")
         if key in params:
             params[key] = unquote_plus(value)
-    tokens = params["tokens"]
+    if path == "/v1/ws":
+        headers = {}
+        for line in lines[1:]:
+            name, colon, value = line.partition(":")
+            if colon:
+                headers[name.strip().lower()] = value.strip()
+        try:
+            answer = byte_streams.ws_handshake(headers)
+        except ValueError as e:
+            raise Rejected(400, str(e)) from None
+        return ("ws", params["name"], number(params, "messages", byte_streams.MAX_MESSAGES),
+                number(params, "size", byte_streams.MAX_SIZE), answer)
+    if path == "/v1/file":
+        return "file", params["name"], number(params, "bytes", byte_streams.MAX_FILE)
+    return "stream", params["prompt"], number(params, "tokens", MAX_TOKENS)
+
+
+def number(params, key, most):
+    text = params[key]
     # Any Unicode decimal digits, as Java's Integer.parseInt takes them; no spaces or "_".
-    n = int(tokens) if re.fullmatch(r"[+-]?\d+", tokens) else -1
-    if not 1 <= n <= MAX_TOKENS:
-        raise Rejected(400, f"tokens must be an integer 1..{MAX_TOKENS}, got '{tokens}'")
-    return params["prompt"], n
+    n = int(text) if re.fullmatch(r"[+-]?\d+", text) else -1
+    if not 1 <= n <= most:
+        raise Rejected(400, f"{key} must be an integer 1..{most}, got '{text}'")
+    return n
 
 
 def reject(sock, status, reason):
@@ -288,12 +328,24 @@ class Server:
             if request is None:
                 sock.close()
                 return
-            sock.sendall(HEADER)
-            prompt, tokens = request
-            self.run(StreamState.start(prompt, tokens, self.args.rate, self.args.kv_bytes), sock)
+            self.run(self.start(request, sock), sock)
         except OSError as e:
             say(f"a client's request failed: {e}")
             sock.close()
+
+    def start(self, request, sock):
+        """Answers the request's head; the state of the stream that follows it."""
+        kind, name, *more = request
+        a = self.args
+        if kind == "ws":
+            messages, size, answer = more
+            sock.sendall(answer)
+            return byte_streams.WebSocketState(name, messages, size, a.byte_rate, a.chunk)
+        if kind == "file":
+            sock.sendall(byte_streams.download_head(more[0]))
+            return byte_streams.DownloadState(name, more[0], a.byte_rate, a.chunk)
+        sock.sendall(HEADER)
+        return StreamState.start(name, more[0], a.rate, a.kv_bytes)
 
     def run(self, state, sock):
         try:
@@ -334,7 +386,7 @@ class Server:
 
     def takeover(self, conn, blob):
         try:
-            state = StreamState.decode(blob)
+            state = byte_streams.decode(blob) or StreamState.decode(blob)
         except ValueError as e:
             say(f"declining {fmt(conn)}: {e}")
             return str(e)
@@ -350,9 +402,15 @@ def main():
     ap.add_argument("--name", default="token-streamer-py")
     ap.add_argument("--rate", type=int, default=50, metavar="TOKENS_PER_SECOND")
     ap.add_argument("--kv-bytes", type=int, default=2_400_000, metavar="N")
+    ap.add_argument("--byte-rate", type=int, default=4 << 20, metavar="BYTES_PER_SECOND",
+                    help="how fast WebSocket streams and downloads are written")
+    ap.add_argument("--chunk", type=int, default=16384, metavar="BYTES",
+                    help="WebSocket streams and downloads are written this many bytes at a time")
     args = ap.parse_args()
     if not 1 <= args.rate <= 1_000_000 or args.kv_bytes < 1:
         ap.error("--rate must be 1..1000000 and --kv-bytes at least 1")
+    if not 1 <= args.byte_rate < 1 << 32 or not 1 <= args.chunk < 1 << 32:
+        ap.error("--byte-rate and --chunk must be 1..4294967295")
     listen = re.fullmatch(r".+:([0-9]{1,5})", args.listen)
     if not listen or not 0 < int(listen.group(1)) < 65536:
         ap.error(f"--listen must be HOST:PORT, got {args.listen}")

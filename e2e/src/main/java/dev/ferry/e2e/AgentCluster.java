@@ -233,16 +233,26 @@ public final class AgentCluster implements AutoCloseable {
      * twin) in this node's pod; returns once it listens.
      */
     Process pythonStreamer(String... options) throws Exception {
+      return pythonStreamer(null, options);
+    }
+
+    /** As {@link #pythonStreamer(String...)}, its output added to {@code log} as well. */
+    Process pythonStreamer(List<String> log, String... options) throws Exception {
       List<String> cmd =
           new ArrayList<>(
               List.of(
                   "python3",
                   "-u",
                   Builds.repoFile("examples/python/token_streamer.py").toString()));
-      return application(cmd, "python-streamer", options);
+      return application(cmd, "python-streamer", log, options);
     }
 
     private Process application(List<String> cmd, String label, String... options)
+        throws Exception {
+      return application(cmd, label, null, options);
+    }
+
+    private Process application(List<String> cmd, String label, List<String> log, String... options)
         throws Exception {
       cmd.addAll(
           List.of(
@@ -254,7 +264,7 @@ public final class AgentCluster implements AutoCloseable {
               label + "-" + name));
       cmd.addAll(List.of(options));
       return start(
-          pod.process(cmd.toArray(String[]::new)), name + " " + label, "listening on", null, null);
+          pod.process(cmd.toArray(String[]::new)), name + " " + label, "listening on", log, null);
     }
   }
 
@@ -336,6 +346,37 @@ public final class AgentCluster implements AutoCloseable {
                 "http://" + layout.vip() + ":" + PORT + pathAndQuery)
             .redirectError(ProcessBuilder.Redirect.INHERIT)
             .start());
+  }
+
+  /**
+   * A WebSocket client on the client host, Node.js with the {@code ws} package from npm
+   * (e2e/clients/ws-client.js), reading {@code ws://VIP:PORT/pathAndQuery} into {@code out}.
+   */
+  ByteClient wsClient(String pathAndQuery, Path out) throws IOException, InterruptedException {
+    ProcessBuilder pb =
+        client.process(
+            "node",
+            Builds.repoFile("e2e/clients/ws-client.js").toString(),
+            "ws://" + VIP + ":" + PORT + pathAndQuery,
+            out.toString());
+    pb.environment().put("NODE_PATH", NodeModules.ws().toString());
+    return new ByteClient("ws-client", processes.track(pb.redirectErrorStream(true).start()), out);
+  }
+
+  /**
+   * A download on the client host with Python's {@code http.client}, no Range and no second attempt
+   * (e2e/clients/http-download.py), of {@code http://VIP:PORT/pathAndQuery} into {@code out}.
+   */
+  ByteClient download(String pathAndQuery, Path out) throws IOException {
+    ProcessBuilder pb =
+        client.process(
+            "python3",
+            "-u",
+            Builds.repoFile("e2e/clients/http-download.py").toString(),
+            "http://" + VIP + ":" + PORT + pathAndQuery,
+            out.toString());
+    return new ByteClient(
+        "http-download", processes.track(pb.redirectErrorStream(true).start()), out);
   }
 
   /**

@@ -325,6 +325,19 @@ final class OperatorCluster implements AutoCloseable {
     return kube.resource(mr).create();
   }
 
+  /**
+   * Moves the service address (and any connection on it) from pod-b back to pod-a, where the tests
+   * expect it; fails unless the request {@code name} completes. Its status.
+   */
+  MigrationRequestStatus moveBack(String name) throws InterruptedException {
+    MigrationRequest back = request(name, "pod-b", "pod-a", AgentCluster.VIP);
+    MigrationRequestStatus st = awaitEnd(back.getMetadata().getName(), 60);
+    if (st.getPhase() != Phase.Completed) {
+      throw new AssertionError(name + " ended " + st.getPhase() + ": " + st.getMessage());
+    }
+    return st;
+  }
+
   /** Waits until the request is in one of {@code phases}, or ended; returns the phase. */
   Phase awaitPhase(String name, Phase... phases) throws InterruptedException {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);

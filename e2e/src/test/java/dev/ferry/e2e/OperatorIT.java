@@ -174,7 +174,7 @@ class OperatorIT {
     // And back to pod-a, by its moved address, so the other tests find the cluster as it was.
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
-      MigrationRequestStatus st = moveBack("back-to-a");
+      MigrationRequestStatus st = cluster.moveBack("back-to-a");
       assertThat(curl.exitCode(90)).isZero();
       assertThat(curl.output()).isEqualTo(reference);
       System.out.println(
@@ -368,7 +368,7 @@ class OperatorIT {
       if (cluster.kube.pods().withName("pod-a").get() == null) {
         cluster.pod("pod-a", cluster.agents.a, AgentCluster.VIP, OperatorCluster.APP_LABEL);
       }
-      moveBack("drained-back");
+      cluster.moveBack("drained-back");
     }
   }
 
@@ -410,26 +410,8 @@ class OperatorIT {
       assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
       assertThat(curl.output()).isEqualTo(reference);
     } finally {
-      moveBack("first-back");
+      cluster.moveBack("first-back");
     }
-  }
-
-  /**
-   * Moves the address (and any connection on it) from pod-b back to pod-a, where the other tests
-   * expect it; the request must complete.
-   */
-  private static MigrationRequestStatus moveBack(String name) throws InterruptedException {
-    MigrationRequest back =
-        cluster.request(
-            name,
-            s -> {
-              s.setSource(new PodReference("pod-b"));
-              s.setTarget(new PodReference("pod-a"));
-              s.setAddress(AgentCluster.VIP);
-            });
-    MigrationRequestStatus st = cluster.awaitEnd(back.getMetadata().getName(), 60);
-    assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
-    return st;
   }
 
   /** Waits until the request's status message starts with {@code prefix}; returns that status. */
@@ -473,7 +455,7 @@ class OperatorIT {
       assertThat(curl.output()).isEqualTo(reference);
     }
     // Back, with no connection left: the address alone moves.
-    moveBack("restarted-back");
+    cluster.moveBack("restarted-back");
   }
 
   @Test
