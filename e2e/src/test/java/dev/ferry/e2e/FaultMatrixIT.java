@@ -73,10 +73,7 @@ class FaultMatrixIT {
 
   @BeforeAll
   static void start() throws Exception {
-    // The operator runs in the test's own network namespace: a port of its own for /q/metrics.
-    cluster = OperatorCluster.start(LAN, Map.of("QUARKUS_HTTP_PORT", "0"));
-    cluster.agents.a.streamer("--rate", RATE);
-    cluster.agents.b.streamer("--rate", RATE);
+    startCluster();
     // The whole stream, unmoved and as fast as it goes: what every client must have received
     // a prefix of (a token's text does not depend on the rate).
     Process fast =
@@ -99,7 +96,7 @@ class FaultMatrixIT {
   @AfterEach
   void addressBackInPodA() throws Exception {
     if (!lastPassed) {
-      putTheAddressBackByHand();
+      freshCluster();
       lastPassed = true;
       return;
     }
@@ -114,31 +111,20 @@ class FaultMatrixIT {
   }
 
   /**
-   * After a failed cell the address may be anywhere (that is what failed): the test puts it back in
-   * pod-a as the CNI and a gratuitous ARP would, and forgets any record of a move, so that the next
-   * cell starts as every cell does.
+   * After a failed cell the connection, the address and the agents may be anywhere (that is what
+   * failed): the next cell starts on a cluster of its own.
    */
-  private static void putTheAddressBackByHand() {
-    AgentCluster.Node a = cluster.agents.a;
-    AgentCluster.Node b = cluster.agents.b;
-    String cidr = LAN.vip() + "/32";
-    Shell.attempt(List.of("ip", "-n", b.pod.netns(), "addr", "del", cidr, "dev", "eth0"));
-    Shell.attempt(List.of("ip", "-n", b.host.netns(), "route", "del", cidr));
-    Shell.attempt(List.of("ip", "-n", a.pod.netns(), "addr", "add", cidr, "dev", "eth0"));
-    Shell.attempt(
-        List.of(
-            "ip",
-            "-n",
-            a.host.netns(),
-            "route",
-            "replace",
-            cidr,
-            "dev",
-            a.pod.podPort(),
-            "scope",
-            "link"));
-    cluster.agents.client.setNeighbour(LAN.vip(), a.host.mac());
-    cluster.kube.resources(MovedAddress.class).withName(MovedAddress.nameFor(LAN.vip())).delete();
+  private static void freshCluster() throws Exception {
+    cluster.close();
+    cluster = null;
+    startCluster();
+  }
+
+  private static void startCluster() throws Exception {
+    // The operator runs in the test's own network namespace: a port of its own for /q/metrics.
+    cluster = OperatorCluster.start(LAN, Map.of("QUARKUS_HTTP_PORT", "0"));
+    cluster.agents.a.streamer("--rate", RATE);
+    cluster.agents.b.streamer("--rate", RATE);
   }
 
   @AfterAll
