@@ -54,7 +54,11 @@ public sealed interface Arrival {
       }
     }
 
-    /** Gives up before resuming: the socket goes silently, the application's copy dies with it. */
+    /**
+     * Gives up before resuming: the agent's descriptor goes silently (repair mode). The
+     * application's own descriptor stays open, never resumed, until it closes it: nothing tells it
+     * yet that the takeover is void (a known gap, FaultMatrixIT's open cells).
+     */
     public void abandon() throws SyscallException {
       socket.close();
       hold.release(new HoldKey(connection.local(), connection.remote()));

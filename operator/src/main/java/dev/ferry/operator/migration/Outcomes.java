@@ -46,6 +46,11 @@ public final class Outcomes {
       if (prior != null && MIGRATED.equals(prior.getOutcome()) && MIGRATED.equals(outcome)) {
         continue;
       }
+      // An agent that started again mid-move knows only that the move was under way; the other
+      // agent's word on where the connection ended stands.
+      if (prior != null && MOVING.equals(outcome)) {
+        continue;
+      }
       String reason = c.getReason();
       if (KEPT.equals(outcome) && addressGone) {
         outcome = FAILED;
