@@ -374,6 +374,13 @@ class Session:
         elif typ in (RELEASED, RETURNED):
             rid = struct.unpack_from(">Q", p)[0]
             given = self._given.pop(rid, None)
+            if given is None and typ == RELEASED:
+                # A takeover the agent gave up before RESUMED (the migration rolled back): the
+                # socket never goes live; still in repair mode, closing it tells the client nothing.
+                void = self._arriving.pop(rid, None)
+                if void is not None:
+                    os.close(void.fd)
+                    return
             if given is None:
                 raise ProtocolError(ERR_UNKNOWN_REQUEST, f"no handover {rid} is waiting")
             app_fd, family, on_released, on_returned = given

@@ -66,12 +66,6 @@ class FaultMatrixIT {
    */
   static final Map<String, String> OPEN =
       Map.of(
-          "target-after-stage/" + Victim.SOURCE_AGENT,
-          "split: the target's application keeps the staged socket after the abort",
-          "source-after-address/" + Victim.SOURCE_AGENT,
-          "split: the target's application keeps the staged socket after the abort",
-          "source-before-commit/" + Victim.SOURCE_AGENT,
-          "split: the target's application keeps the staged socket after the abort",
           "target-after-commit/" + Victim.TARGET_AGENT,
           "lost: a restarted target cannot resume sockets its application holds");
 

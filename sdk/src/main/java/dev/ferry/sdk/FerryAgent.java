@@ -452,9 +452,16 @@ public final class FerryAgent implements AutoCloseable {
         }
       }
       case Frame.RELEASED -> {
-        Given g = given.remove(p.getLong());
+        long id = p.getLong();
+        Given g = given.remove(id);
         if (g != null) {
           workers.execute(() -> released(g));
+        }
+        Arriving withdrawn = arriving.remove(id);
+        if (withdrawn != null) {
+          // A takeover the agent gave up before resuming it (the migration was rolled back): the
+          // socket never goes live, and closing it, still in repair mode, tells the client nothing.
+          withdrawn.socket.close();
         }
       }
       case Frame.RETURNED -> {

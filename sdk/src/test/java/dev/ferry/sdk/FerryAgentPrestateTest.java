@@ -125,6 +125,56 @@ class FerryAgentPrestateTest {
     }
   }
 
+  @Test
+  void aTakeoverTheAgentGivesUpBeforeResumingIsClosedAndNeverGoesLive(@TempDir Path dir)
+      throws Exception {
+    java.util.concurrent.atomic.AtomicBoolean live =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    MigrationHandler server =
+        new MigrationHandler() {
+          @Override
+          public Handover freeze(Connection connection) {
+            return Handover.decline("not in this test");
+          }
+
+          @Override
+          public Takeover takeover(Connection connection, byte[] state) {
+            return Takeover.accept(socket -> live.set(true));
+          }
+        };
+    try (Agent agent = Agent.start(dir, server);
+        java.nio.channels.ServerSocketChannel peerListens =
+            java.nio.channels.ServerSocketChannel.open()) {
+      peerListens.bind(new InetSocketAddress(LO, 0));
+      Connection c = conn(40020);
+      // A connected socket stands in for the restored one: when the SDK closes the last
+      // descriptor of it, its peer reads the end of the stream.
+      java.nio.channels.SocketChannel peer;
+      try (TcpSocket handed = TcpSocket.open(LO)) {
+        handed.connect((InetSocketAddress) peerListens.getLocalAddress());
+        peer = peerListens.accept();
+        ByteBuffer b = ByteBuffer.allocate(16 + c.encodedSize()).putLong(30).putLong(5);
+        c.writeTo(b);
+        agent.channel.write(Frame.TAKEOVER, b.array(), handed.fd());
+      }
+      agent.channel.writeBlobs(30, "state".getBytes());
+      assertThat(agent.expect(Frame.TAKEN)).isEqualTo(30);
+
+      agent.channel.write(Frame.RELEASED, ByteBuffer.allocate(8).putLong(30).array());
+
+      try (peer) {
+        peer.socket().setSoTimeout(20_000);
+        assertThat(peer.socket().getInputStream().read())
+            .as("the socket is closed, not kept")
+            .isEqualTo(-1);
+      }
+      assertThat(live).as("a void takeover never goes live").isFalse();
+      // The session goes on: a later RESUMED of that id is one the SDK does not expect.
+      agent.takeover(31, c, "whole".getBytes());
+      assertThat(agent.expect(Frame.TAKEN)).isEqualTo(31);
+    }
+  }
+
   /**
    * A server that takes the state in as it arrives ({@link MigrationHandler#arriving}): every call
    * is logged in order; {@code failOn} names the call that throws.

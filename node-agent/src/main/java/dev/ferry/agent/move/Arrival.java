@@ -55,13 +55,21 @@ public sealed interface Arrival {
     }
 
     /**
-     * Gives up before resuming: the agent's descriptor goes silently (repair mode). The
-     * application's own descriptor stays open, never resumed, until it closes it: nothing tells it
-     * yet that the takeover is void (a known gap, FaultMatrixIT's open cells).
+     * Gives up before resuming: the agent's descriptor goes silently (repair mode), and the
+     * application is told the takeover is void (RELEASED with the takeover's request id), so that
+     * it closes its own descriptor too instead of keeping a socket that will never go live.
      */
     public void abandon() throws SyscallException {
-      socket.close();
-      hold.release(new HoldKey(connection.local(), connection.remote()));
+      try {
+        socket.close();
+        hold.release(new HoldKey(connection.local(), connection.remote()));
+      } finally {
+        try {
+          application.released(requestId);
+        } catch (SyscallException sessionGone) {
+          // The application's session ended: its descriptors went with it.
+        }
+      }
     }
   }
 
