@@ -47,6 +47,9 @@ import java.util.stream.Collectors;
 public final class SourceMove {
   private static final Logger LOG = Logger.getLogger(SourceMove.class.getName());
 
+  /** How often a rollback asks a target that does not answer whether it committed. */
+  private static final Duration ASK_TARGET_EVERY = Duration.ofMillis(500);
+
   final String id;
   private final MoveRequest req;
   private final NodeParts node;
@@ -292,20 +295,21 @@ public final class SourceMove {
   private MigrationStatus rollbackOnceTheTargetAnswers() throws InterruptedException {
     long until =
         System.nanoTime() + migrations.holdLimit(Duration.ofMillis(req.getHoldLimitMs())).toNanos();
-    while (true) {
+    for (int asked = 1; ; asked++) {
       try {
         return m.rollback();
       } catch (TargetCannotSay e) {
         if (System.nanoTime() > until) {
           throw e;
         }
-        LOG.info(() -> "migration " + id + ": asking the target again: " + e.getMessage());
+        if (asked == 1) { // once: the answer, or the failure, is logged when it comes
+          LOG.info(
+              () -> "migration " + id + ": asking the target until it answers: " + e.getMessage());
+        }
         Thread.sleep(ASK_TARGET_EVERY.toMillis());
       }
     }
   }
-
-  private static final Duration ASK_TARGET_EVERY = Duration.ofMillis(500);
 
   private void rollBackHere() throws InterruptedException {
     if (m != null) {
