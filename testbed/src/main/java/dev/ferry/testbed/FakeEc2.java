@@ -36,7 +36,10 @@ import java.util.regex.Pattern;
  * held elsewhere ({@code PrivateIpAddressInUse} without {@code AllowReassignment}) and moves across
  * subnets. Like EC2 it is eventually consistent: an assignment is accepted at once but shows in
  * DescribeNetworkInterfaces only after {@link #moveDelay}, once the {@link #onMove} listener (the
- * VPC carrying the address to the new instance) has returned. Faults and denials can be injected,
+ * VPC carrying the address to the new instance) has returned. Accepted moves show in the order they
+ * were accepted, as on EC2, even when the delay changed between them: a move shows no earlier than
+ * every move accepted before it, so the last accepted assignment is where the address ends up.
+ * {@link #awaitSettled} waits until every accepted move shows. Faults and denials can be injected,
  * and every request is logged for tests to assert on.
  */
 public final class FakeEc2 implements AutoCloseable {
@@ -72,15 +75,18 @@ public final class FakeEc2 implements AutoCloseable {
   }
 
   // Guarded by this: the interfaces (their secondaries are the visible view) and the assignments,
-  // which lead the visible view by the move delay.
+  // which lead the visible view by the moves accepted and not shown yet, in the order accepted.
   private final Map<String, FakeEc2Interface> interfaces = new LinkedHashMap<>();
   private final Map<String, String> assigned = new HashMap<>();
+  private final Deque<Move> pending = new ArrayDeque<>();
+  private long accepted;
+  private long shown;
   private final Map<String, Deque<Fault>> faults = new HashMap<>();
 
   private final Set<String> denied = ConcurrentHashMap.newKeySet();
   private final List<FakeEc2Request> requests = new CopyOnWriteArrayList<>();
   private final List<Throwable> listenerFailures = new CopyOnWriteArrayList<>();
-  // One thread, so moves take effect in the order EC2 accepted them.
+  // One thread: the moves take effect one at a time, off the pending queue's head (showThrough).
   private final ScheduledExecutorService vpc =
       Executors.newSingleThreadScheduledExecutor(
           r -> {
@@ -167,6 +173,19 @@ public final class FakeEc2 implements AutoCloseable {
    */
   public void onMove(MoveListener listener) {
     this.listener = listener;
+  }
+
+  /**
+   * Waits until every move accepted so far shows in DescribeNetworkInterfaces (its listener has
+   * returned), at most {@code timeout}; whether they all do.
+   */
+  public synchronized boolean awaitSettled(Duration timeout) throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    for (long left = timeout.toNanos(); shown < accepted && left > 0; ) {
+      TimeUnit.NANOSECONDS.timedWait(this, left);
+      left = deadline - System.nanoTime();
+    }
+    return shown == accepted;
   }
 
   /** Answers the next {@code times} calls of {@code action} with this error instead. */
@@ -285,7 +304,6 @@ public final class FakeEc2 implements AutoCloseable {
     String eni = required(params, "NetworkInterfaceId");
     List<String> addresses = addressesParam(params);
     boolean reassign = "true".equals(params.get("AllowReassignment"));
-    List<Move> moves = new ArrayList<>();
     synchronized (this) {
       FakeEc2Interface to = known(eni);
       for (String a : addresses) {
@@ -313,18 +331,16 @@ public final class FakeEc2 implements AutoCloseable {
         String held = assigned.put(a, eni);
         if (!eni.equals(held)) {
           String heldBy = held == null ? null : interfaces.get(held).instanceId;
-          moves.add(new Move(a, held, heldBy, eni, to.instanceId));
+          schedule(new Move(a, held, heldBy, eni, to.instanceId));
         }
       }
     }
-    moves.forEach(this::schedule);
     return FakeEc2Xml.assigned(requestId, eni, addresses);
   }
 
   private String unassign(Map<String, String> params, String requestId) throws FakeEc2Error {
     String eni = required(params, "NetworkInterfaceId");
     List<String> addresses = addressesParam(params);
-    List<Move> moves = new ArrayList<>();
     synchronized (this) {
       FakeEc2Interface from = known(eni);
       for (String a : addresses) {
@@ -335,10 +351,9 @@ public final class FakeEc2 implements AutoCloseable {
       }
       for (String a : addresses) {
         assigned.remove(a);
-        moves.add(new Move(a, eni, from.instanceId, null, null));
+        schedule(new Move(a, eni, from.instanceId, null, null));
       }
     }
-    moves.forEach(this::schedule);
     return FakeEc2Xml.unassigned(requestId);
   }
 
@@ -366,8 +381,30 @@ public final class FakeEc2 implements AutoCloseable {
     return addresses;
   }
 
+  /** Queues an accepted move, in the same lock that accepted it, so the queue has EC2's order. */
   private void schedule(Move move) {
-    vpc.schedule(() -> takeEffect(move), moveDelay.toNanos(), TimeUnit.NANOSECONDS);
+    assert Thread.holdsLock(this);
+    pending.add(move);
+    long number = ++accepted;
+    vpc.schedule(() -> showThrough(number), moveDelay.toNanos(), TimeUnit.NANOSECONDS);
+  }
+
+  /**
+   * Shows the accepted moves up to the {@code number}th: the earlier ones first, when a shorter
+   * delay made this one due before them. Runs on the one VPC thread, the only one taking moves off
+   * the queue.
+   */
+  private void showThrough(long number) {
+    while (true) {
+      Move next;
+      synchronized (this) {
+        if (shown >= number) {
+          return;
+        }
+        next = pending.peek();
+      }
+      takeEffect(next);
+    }
   }
 
   private void takeEffect(Move move) {
@@ -382,6 +419,9 @@ public final class FakeEc2 implements AutoCloseable {
       if (move.toInterface() != null) {
         interfaces.get(move.toInterface()).secondaries.add(move.address());
       }
+      pending.poll();
+      shown++;
+      notifyAll();
     }
   }
 

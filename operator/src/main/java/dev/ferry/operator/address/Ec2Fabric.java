@@ -25,10 +25,25 @@ import software.amazon.awssdk.services.ec2.model.NetworkInterface;
  * <p>Which interface: one tagged {@code node.k8s.amazonaws.com/no_manage=true} (the VPC CNI leaves
  * those alone), else the lowest device index. Limits: IPv4 only (EC2 cannot reassign an IPv6
  * address, only unassign and assign it, which drops it in between), and only within the address's
- * subnet, so within one availability zone. A claim is idempotent: it returns at once when the
- * address is on the chosen interface already. Throttling and transient errors are retried by the
- * SDK (see {@link Ec2Clients#retryStrategy}); what fails for good throws {@link
- * AddressClaimFailed}.
+ * subnet, so within one availability zone. Throttling and transient errors are retried by the SDK
+ * (see {@link Ec2Clients#retryStrategy}); what fails for good throws {@link AddressClaimFailed}.
+ *
+ * <p>"Already there" is trusted only by a first claim. EC2 is eventually consistent: an accepted
+ * AssignPrivateIpAddresses may not show in DescribeNetworkInterfaces for a while, and lands all the
+ * same; EC2 applies the assignments it accepted in the order it accepted them. So {@link #claim}
+ * returns at once when Describe shows the address on the chosen interface (a repeat after a timeout
+ * or a restart costs no call): within a migration the only other Assign, the claim-back, comes
+ * after the claim, so nothing of ours is left to overtake it (a claim-back still landing when a new
+ * migration of the same address starts at once could; that is left open). {@link #claimBack}, in a
+ * rollback, cannot trust it: the claim for the target that preceded it may have been accepted and
+ * not shown yet (it timed out, or the operator restarted), so Describe still shows the address on
+ * the source, and a claim-back that returned there would be overtaken once that claim lands,
+ * leaving the address on the target with every connection back on the source. So it always calls
+ * Assign, which EC2 applies after the earlier one, then waits for Describe to show the address on
+ * the source. That may show before the earlier Assign lands (the address then passes through the
+ * target briefly); the order still makes the source where it ends. Assigning an address to the
+ * interface it is on changes nothing, so a claim-back that was not needed, or is repeated, is
+ * harmless.
  */
 public final class Ec2Fabric implements Fabric, AutoCloseable {
   static final String DESCRIBE = "DescribeNetworkInterfaces";
@@ -64,6 +79,19 @@ public final class Ec2Fabric implements Fabric, AutoCloseable {
 
   @Override
   public void claim(String address, String node) throws InterruptedException {
+    claim(address, node, true);
+  }
+
+  @Override
+  public void claimBack(String address, String node) throws InterruptedException {
+    claim(address, node, false);
+  }
+
+  /**
+   * @param trustShown whether Describe showing the address on the chosen interface is the claim
+   *     done: only when no earlier Assign of ours can overtake one made now (see the class comment)
+   */
+  private void claim(String address, String node, boolean trustShown) throws InterruptedException {
     requireIpv4(address);
     String instance = instances.instanceId(node);
     List<NetworkInterface> holders =
@@ -89,7 +117,7 @@ public final class Ec2Fabric implements Fabric, AutoCloseable {
         TargetInterface.choose(candidates)
             .orElseThrow(() -> noInterfaceInSubnet(address, node, instance, holders));
     String eni = target.networkInterfaceId();
-    if (holds(target, address)) {
+    if (trustShown && holds(target, address)) {
       return;
     }
     NetworkInterface source =

@@ -6,8 +6,22 @@ package dev.ferry.operator.address;
  * node that now has it.
  */
 public interface Fabric {
-  /** Makes the network deliver the address to {@code node}; returns once it does. */
+  /**
+   * Makes the network deliver the address to {@code node}; returns once it does. For the first
+   * claim of a migration, which nothing the operator asked before can overtake: it may take the
+   * address being there already as done. Repeating it is harmless.
+   */
   void claim(String address, String node) throws Exception;
+
+  /**
+   * Gives the address back to {@code node} (the source) in a rollback, after a {@link #claim} for
+   * another node may have been made: in this migration, or by this operator before it restarted,
+   * which the caller cannot rule out. Where the network applies a claim some time after accepting
+   * it (EC2), such a claim may not show yet and may still land: so this never takes the address
+   * being on {@code node} as done, it claims it again, later than that one. Repeating it is
+   * harmless.
+   */
+  void claimBack(String address, String node) throws Exception;
 
   /** Whether neighbours must hear of the move from the node (gratuitous ARP / unsolicited NA). */
   boolean announces();

@@ -12,6 +12,11 @@ public final class LanFabric implements Fabric {
   }
 
   @Override
+  public void claimBack(String address, String node) {
+    // Nothing outside the nodes either: the source agent's rollback routes the address back.
+  }
+
+  @Override
   public boolean announces() {
     return true;
   }

@@ -357,7 +357,10 @@ final class MoveStep {
   /**
    * Rollback on the source agent; where the operator claims the address (AWS), the fabric then
    * gives it back to the source node, unless the agent was past its commit point. That is best
-   * effort: the connections are back either way, and a claim is idempotent.
+   * effort: the connections are back either way, and a claim-back is idempotent. Always {@link
+   * Fabric#claimBack}, never a first claim: the claim for the target may have been made, in this
+   * process or (Moving keeps nothing across a restart) before the operator restarted, and may still
+   * be landing; a claim-back is not overtaken by it.
    */
   private StepOutcome rollBack(Plan plan, String reason, String why, Runnable wake) {
     Agent source = agents.agent(plan.sourceAgent());
@@ -382,7 +385,7 @@ final class MoveStep {
           }
           if (addressBack && !o.getCommitted()) {
             try {
-              network.claim(bare(plan.address()), plan.sourceNode());
+              network.claimBack(bare(plan.address()), plan.sourceNode());
             } catch (Exception e) {
               o.setMessage(
                   "giving the address back to " + plan.sourceNode() + " failed: " + e.getMessage());

@@ -12,6 +12,8 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -117,6 +119,61 @@ class Ec2FabricTest {
 
     assertThat(ec2.interfaceOf(VIP)).contains("eni-a0");
     assertThat(moves).last().isEqualTo(new FakeEc2.Move(VIP, "eni-b1", B, "eni-a0", A));
+  }
+
+  @Test
+  void aClaimBackIsNotOvertakenByTheClaimEc2AcceptedBeforeIt() throws Exception {
+    fabric.close();
+    fabric = fabric(aws.settleTimeout(ms(300)));
+    CountDownLatch release = new CountDownLatch(1);
+    ec2.onMove(
+        m -> {
+          if ("eni-b1".equals(m.toInterface())) {
+            // The VPC is still carrying the address to node-b when the operator gives it back.
+            release.await(30, TimeUnit.SECONDS);
+          }
+          moves.add(m);
+        });
+    assertThatThrownBy(() -> fabric.claim(VIP, "node-b"))
+        .hasMessageContaining("did not show it on eni-b1");
+    assertThat(ec2.interfaceOf(VIP)).contains("eni-a0");
+
+    fabric.claimBack(VIP, "node-a");
+    release.countDown();
+
+    assertThat(ec2.awaitSettled(Duration.ofSeconds(30))).isTrue();
+    assertThat(ec2.interfaceOf(VIP)).contains("eni-a0");
+    assertThat(moves)
+        .containsExactly(
+            new FakeEc2.Move(VIP, "eni-a0", A, "eni-b1", B),
+            new FakeEc2.Move(VIP, "eni-b1", B, "eni-a0", A));
+  }
+
+  @Test
+  void aClaimBackAssignsEvenWhereDescribeShowsTheAddressAndMovesNothingThen() throws Exception {
+    fabric.claimBack(VIP, "node-a");
+    fabric.claimBack(VIP, "node-a");
+
+    assertThat(ec2.requests(ASSIGN))
+        .hasSize(2)
+        .allSatisfy(r -> assertThat(r.param("NetworkInterfaceId")).isEqualTo("eni-a0"))
+        .allSatisfy(r -> assertThat(r.param("AllowReassignment")).isEqualTo("true"));
+    assertThat(ec2.awaitSettled(Duration.ofSeconds(30))).isTrue();
+    assertThat(moves).isEmpty();
+    assertThat(ec2.interfaceOf(VIP)).contains("eni-a0");
+  }
+
+  @Test
+  void aClaimBackAfterAClaimThatShowedMovesTheAddressBack() throws Exception {
+    fabric.claim(VIP, "node-b");
+
+    fabric.claimBack(VIP, "node-a");
+
+    assertThat(ec2.interfaceOf(VIP)).contains("eni-a0");
+    assertThat(moves)
+        .containsExactly(
+            new FakeEc2.Move(VIP, "eni-a0", A, "eni-b1", B),
+            new FakeEc2.Move(VIP, "eni-b1", B, "eni-a0", A));
   }
 
   @Test

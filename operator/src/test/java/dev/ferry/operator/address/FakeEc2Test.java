@@ -157,6 +157,42 @@ class FakeEc2Test {
   }
 
   @Test
+  void movesShowInTheOrderEc2AcceptedThemEvenWhenTheDelayShrank() throws Exception {
+    List<FakeEc2.Move> moves = new CopyOnWriteArrayList<>();
+    ec2.onMove(moves::add);
+    ec2.moveDelay(Duration.ofMinutes(5));
+    sdk.assignPrivateIpAddresses(
+        r ->
+            r.networkInterfaceId("eni-b").privateIpAddresses("10.0.1.100").allowReassignment(true));
+    ec2.moveDelay(Duration.ZERO);
+
+    sdk.assignPrivateIpAddresses(
+        r ->
+            r.networkInterfaceId("eni-a").privateIpAddresses("10.0.1.100").allowReassignment(true));
+
+    assertThat(ec2.awaitSettled(Duration.ofSeconds(30))).isTrue();
+    assertThat(moves)
+        .containsExactly(
+            new FakeEc2.Move("10.0.1.100", "eni-a", "i-0123abcd", "eni-b", "i-4567abcd"),
+            new FakeEc2.Move("10.0.1.100", "eni-b", "i-4567abcd", "eni-a", "i-0123abcd"));
+    assertThat(ec2.interfaceOf("10.0.1.100")).contains("eni-a");
+  }
+
+  @Test
+  void assigningAnAddressToTheInterfaceItIsAssignedToMovesNothing() throws Exception {
+    List<FakeEc2.Move> moves = new CopyOnWriteArrayList<>();
+    ec2.onMove(moves::add);
+
+    sdk.assignPrivateIpAddresses(
+        r ->
+            r.networkInterfaceId("eni-a").privateIpAddresses("10.0.1.100").allowReassignment(true));
+
+    assertThat(ec2.awaitSettled(Duration.ofSeconds(30))).isTrue();
+    assertThat(moves).isEmpty();
+    assertThat(ec2.interfaceOf("10.0.1.100")).contains("eni-a");
+  }
+
+  @Test
   void unassigningTakesTheAddressOffTheInterface() throws Exception {
     List<FakeEc2.Move> moves = new CopyOnWriteArrayList<>();
     ec2.onMove(moves::add);

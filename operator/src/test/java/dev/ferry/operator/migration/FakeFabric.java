@@ -6,7 +6,10 @@ import dev.ferry.operator.address.Fabric;
 import java.util.ArrayList;
 import java.util.List;
 
-/** A network that records each claim: a LAN, or one (like EC2) where the operator claims. */
+/**
+ * A network that records each claim, {@code address->node}, and each claim-back, {@code
+ * address->node (back)}: a LAN, or one (like EC2) where the operator claims.
+ */
 final class FakeFabric implements Fabric {
   final boolean claims;
   final List<String> claimed = new ArrayList<>();
@@ -24,6 +27,11 @@ final class FakeFabric implements Fabric {
           "AssignPrivateIpAddresses on eni-0b failed: UnauthorizedOperation; allow"
               + " ec2:AssignPrivateIpAddresses to the operator's role (docs/aws-iam-policy.json)");
     }
+  }
+
+  @Override
+  public void claimBack(String address, String node) {
+    claimed.add(address + "->" + node + " (back)");
   }
 
   @Override

@@ -455,7 +455,9 @@ class MigrationMachineTest {
     rig.reconcile();
 
     assertThat(rig.source.calls).containsExactly("Move", "Rollback");
-    assertThat(rig.fabric.claimed).containsExactly("10.0.0.100->node-b", "10.0.0.100->node-a");
+    // A claim-back, not a claim: the claim for node-b may have been accepted and still land.
+    assertThat(rig.fabric.claimed)
+        .containsExactly("10.0.0.100->node-b", "10.0.0.100->node-a (back)");
     assertThat(rig.phase()).isEqualTo(Phase.RolledBack);
     assertThat(condition(rig, "RolledBack").getReason()).isEqualTo(Reasons.ADDRESS_CLAIM_FAILED);
     assertThat(rig.mr.getStatus().getMessage())
@@ -541,6 +543,23 @@ class MigrationMachineTest {
     assertThat(rig.mr.getStatus().getMessage())
         .isEqualTo("spec.deadline (60s) passed in phase Moving");
     assertThat(rig.writes).isEqualTo(entering + 1);
+  }
+
+  @Test
+  void onAwsADeadlineRollbackClaimsTheAddressBackThoughThisOperatorClaimedNothing() {
+    Rig rig = new Rig(true);
+    rig.source.rollback = () -> status("node-a", ConnectionPhase.ROLLED_BACK);
+    rig.reconcileTo(Phase.Moving);
+    rig.reconcile(); // Move in flight: an operator before a restart may have claimed already
+    rig.clock.advance(Duration.ofSeconds(61));
+
+    rig.reconcile();
+    rig.inFlight.pollLast().run();
+    rig.reconcile();
+
+    assertThat(rig.source.calls).containsExactly("Rollback");
+    assertThat(rig.fabric.claimed).containsExactly("10.0.0.100->node-a (back)");
+    assertThat(rig.phase()).isEqualTo(Phase.RolledBack);
   }
 
   @Test
