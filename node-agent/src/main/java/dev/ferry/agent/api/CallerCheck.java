@@ -28,7 +28,7 @@ public final class CallerCheck implements ServerInterceptor {
   private static final Logger LOG = Logger.getLogger(CallerCheck.class.getName());
   private static final Set<String> EVERYTHING = Set.of("ferry-operator", "ferry-admin");
   private static final Map<String, Set<String>> PEER_CALLS =
-      Map.of(MutualTls.AGENT_NAME, Set.of("Receive", "Arrive", "Status", "Rollback"));
+      Map.of(MutualTls.AGENT_NAME, Set.of("Arrive", "Status", "Rollback"));
 
   private final BiConsumer<String, String> refused;
 
