@@ -198,8 +198,6 @@ final class Native {
   static final int IPPROTO_ICMPV6 = 58;
   // A raw socket of this protocol sends packets whose IP header the caller wrote (IP_HDRINCL).
   static final int IPPROTO_RAW = 255;
-  static final int IPV6_MULTICAST_IF = 17;
-  static final int IPV6_MULTICAST_HOPS = 18;
 
   // <linux/netlink.h>, <linux/if_ether.h>
   static final int NETLINK_ROUTE = 0;
