@@ -16,9 +16,11 @@ deps:
 build: deps
 	$(MVNW) -q install -DskipTests
 
-## The whole test suite: unit tests, kernel integration tests (root), BPF program tests.
+## The whole test suite: unit tests, kernel integration tests (root), BPF program tests, and the
+## Python example's own tests (its handoff client; -B: no __pycache__ in the tree).
 test: deps
 	$(MAKE) -C bpf test
+	cd examples/python && python3 -B -m unittest -q
 	$(FDS) && $(MVNW) verify
 
 ## Migrates a live curl stream between two namespaces and prints what happened.
