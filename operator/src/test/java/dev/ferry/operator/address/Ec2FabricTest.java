@@ -298,7 +298,8 @@ class Ec2FabricTest {
   void failsNamingTheInterfaceWhenTheMoveDoesNotShowInTime() {
     fabric.close();
     fabric = fabric(aws.settleTimeout(ms(300)));
-    ec2.moveDelay(Duration.ofSeconds(3));
+    // Longer than any test: the claim gives up while the move is still on its way.
+    ec2.moveDelay(Duration.ofMinutes(5));
     long start = System.nanoTime();
 
     assertThatThrownBy(() -> fabric.claim(VIP, "node-b"))
@@ -308,7 +309,8 @@ class Ec2FabricTest {
                 + B
                 + ") but DescribeNetworkInterfaces did not show it on eni-b1 within 300ms"
                 + " (ferry.operator.aws.settle-timeout)");
-    assertThat(Duration.ofNanos(System.nanoTime() - start)).isBetween(ms(300), ms(2000));
+    assertThat(Duration.ofNanos(System.nanoTime() - start)).isGreaterThanOrEqualTo(ms(300));
+    assertThat(ec2.interfaceOf(VIP)).as("the move has not shown yet").contains("eni-a0");
   }
 
   @Test
