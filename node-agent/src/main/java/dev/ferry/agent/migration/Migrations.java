@@ -192,6 +192,12 @@ public final class Migrations {
     Set<HoldKey> kept = new HashSet<>();
     node.commits().expire(holdLimit.multipliedBy(10));
     for (String id : node.saved().migrations()) {
+      if (!node.saved().anySaved(id)) {
+        // Stopped before its states were saved: every socket is still with its application.
+        node.saved().forget(id);
+        LOG.info(() -> "migration " + id + " had saved no state: its pre-copied data is removed");
+        continue;
+      }
       SavedStates.Migration m;
       List<Departure.Departed> states;
       try {

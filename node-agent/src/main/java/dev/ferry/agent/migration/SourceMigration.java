@@ -173,11 +173,7 @@ public final class SourceMigration {
             node.saved().save(saved(), keep);
           } catch (RuntimeException e) {
             List<Departure.Stayed> back =
-                each(
-                    readings,
-                    x ->
-                        node.mover()
-                            .putBack(x, "the agent could not save the state: " + e.getMessage()));
+                each(readings, x -> node.mover().putBack(x, ConnectionMover.couldNotSave(e)));
             for (int i = 0; i < reading.size(); i++) {
               reading.get(i).held = null;
               reading.get(i).to(STAYED, back.get(i).reason());

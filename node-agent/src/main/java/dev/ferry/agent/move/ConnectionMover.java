@@ -126,7 +126,7 @@ public final class ConnectionMover {
     try {
       save.accept(r.departed());
     } catch (RuntimeException e) {
-      return putBack(r, "the agent could not save the state: " + e.getMessage());
+      return putBack(r, couldNotSave(e));
     }
     return leave(r);
   }
@@ -375,5 +375,15 @@ public final class ConnectionMover {
       return "no application registered port " + n.port() + " on this node";
     }
     return outcome.toString();
+  }
+
+  /**
+   * Why a state could not be saved, with the system's own words (an UncheckedIOException's message
+   * says what was being written; its cause says why: "No space left on device").
+   */
+  public static String couldNotSave(RuntimeException e) {
+    String why = "the agent could not save the state: " + e.getMessage();
+    Throwable cause = e.getCause();
+    return cause != null && cause.getMessage() != null ? why + ": " + cause.getMessage() : why;
   }
 }

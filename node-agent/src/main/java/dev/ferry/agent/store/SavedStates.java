@@ -132,7 +132,8 @@ public final class SavedStates {
     try {
       Path f = root.resolve(checkId(id)).resolve(COMMIT_SENT);
       if (!Files.exists(f)) {
-        Files.createFile(f);
+        Files.createFile(
+            f, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
       }
     } catch (IOException e) {
       throw new UncheckedIOException("noting the commit of migration " + id + " failed", e);
@@ -162,6 +163,17 @@ public final class SavedStates {
     try (Stream<Path> dirs = Files.list(root)) {
       return dirs.filter(Files::isDirectory).map(p -> p.getFileName().toString()).sorted().toList();
     }
+  }
+
+  /**
+   * Whether any state of {@code id} was saved. A migration directory can exist without one: the
+   * pre-copied application states are written there before the freeze, and an agent that stops
+   * before the save (or in the middle of it) leaves them, or a temporary file, behind. Its sockets
+   * were never closed, since that happens only once the save has returned: nothing of it needs
+   * keeping.
+   */
+  public boolean anySaved(String id) {
+    return Files.exists(root.resolve(id).resolve(META));
   }
 
   public Migration migration(String id) throws IOException {
@@ -341,6 +353,10 @@ public final class SavedStates {
         OutputStream out =
             new java.io.BufferedOutputStream(Channels.newOutputStream(ch), 1 << 16)) {
       writer.write(out);
+    } catch (IOException | RuntimeException e) {
+      // A full disk, most often: no half-written copy of user data stays behind.
+      Files.deleteIfExists(tmp);
+      throw e;
     }
     Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
   }
