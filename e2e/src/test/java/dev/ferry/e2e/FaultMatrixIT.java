@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.e2e;
 
+import static java.nio.file.LinkOption.NOFOLLOW_LINKS;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.api.crd.ConnectionDetail;
@@ -9,26 +10,38 @@ import dev.ferry.api.crd.MovedAddress;
 import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
 import dev.ferry.testbed.Shell;
+import java.io.IOException;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The fault suite, as CRIU's {@code --fault} and KubeVirt's forced failures: at every boundary a
- * move passes, the source agent, the target agent or the operator dies there and is started again.
- * Each cell asserts what a user cares about: the connection lives on exactly one side (the server's
- * sockets in both pods, as {@code ss} lists them), the side the request's status names; the client
- * received every byte in order, with no reset, and the stream goes on. The matrix is printed at the
- * end.
+ * move passes, the source agent, the target agent or the operator dies there and is started again;
+ * then a full disk on either side and the agents cut off from each other. Two clients stream
+ * through every cell. Each cell asserts what a user cares about: each connection lives on exactly
+ * one side (the server's sockets in both pods, as {@code ss} lists them), the side the request's
+ * status names, connection by connection; each client received every byte in order, with no reset,
+ * and its stream goes on; no saved state (user data) is left on either node, and while there was
+ * one it was private. The matrix is printed at the end.
  *
  * <p>The agent that reaches a point stops there when it is the victim (a crash, {@code
  * FaultPoints}); otherwise it stalls there while the test kills the victim. The cluster has a LAN
@@ -69,7 +82,14 @@ class FaultMatrixIT {
           "target-after-commit/" + Victim.TARGET_AGENT,
           "lost: a restarted target cannot resume sockets its application holds");
 
-  private static final AgentCluster.Layout LAN = new AgentCluster.Layout("198.18.9", null, null);
+  /**
+   * A LAN of its own, so the suite runs beside the other end-to-end tests; {@code
+   * -Dferry.faults.lan=198.18.19} gives a second copy of the suite another one (two checkouts
+   * testing at once).
+   */
+  private static final AgentCluster.Layout LAN =
+      new AgentCluster.Layout(System.getProperty("ferry.faults.lan", "198.18.9"), null, null);
+
   private static final String RATE = "250";
 
   /** Two minutes at RATE: it runs through any cell, which checks it while it still flows. */
@@ -79,6 +99,7 @@ class FaultMatrixIT {
   private static OperatorCluster cluster;
   private static String reference;
   private static final Map<String, Map<Victim, String>> MATRIX = new LinkedHashMap<>();
+  private static final Map<Other, String> OTHER = new java.util.EnumMap<>(Other.class);
   private static int cells;
 
   @BeforeAll
@@ -163,6 +184,10 @@ class FaultMatrixIT {
           }
           out.append('\n');
         });
+    out.append("\nOther faults -> outcome\n");
+    for (Other f : Other.values()) {
+      out.append(String.format("%-52s | %s%n", f.label, OTHER.getOrDefault(f, "not run")));
+    }
     System.out.println(out);
   }
 
@@ -187,8 +212,7 @@ class FaultMatrixIT {
     String name = "fault-" + ++cells;
     cluster.agents.a.awaitRegistered(AgentCluster.PORT);
     cluster.agents.b.awaitRegistered(AgentCluster.PORT);
-    try (CurlStream curl = cluster.agents.curl(STREAM)) {
-      curl.awaitEvents(50, 10_000);
+    try (Clients clients = Clients.start()) {
       AgentCluster.Node reaches = point.startsWith("source-") ? cluster.agents.a : cluster.agents.b;
       boolean crashesThere =
           victim == (reaches == cluster.agents.a ? Victim.SOURCE_AGENT : Victim.TARGET_AGENT);
@@ -202,6 +226,8 @@ class FaultMatrixIT {
         reaches.startAgent();
       } else {
         awaitLine(reaches.log, seen, "fault point " + point + " reached: stalling");
+        assertPrivate(cluster.agents.a);
+        assertPrivate(cluster.agents.b);
         switch (victim) {
           case SOURCE_AGENT -> restart(cluster.agents.a);
           case TARGET_AGENT -> restart(cluster.agents.b);
@@ -212,46 +238,314 @@ class FaultMatrixIT {
         }
       }
 
-      int clientPort = clientPort();
+      List<Integer> ports = clientPorts();
       MigrationRequestStatus st = cluster.awaitEnd(name, 120);
-      // The request may end before every agent has finished its part (a stalled one, one
-      // starting again): what must hold is where the connection lives once they have.
-      long settled = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-      int onA;
-      int onB;
-      do {
-        Thread.sleep(100);
-        onA = established(cluster.agents.a, clientPort);
-        onB = established(cluster.agents.b, clientPort);
-      } while (onA + onB != 1 && System.nanoTime() < settled);
       String outcome =
-          st.getPhase()
-              + ", live on "
-              + (onA + onB == 1 ? (onA == 1 ? "a" : "b") : onA + "+" + onB);
-      MATRIX.get(point).put(victim, outcome + " (unchecked)");
+          livesOnOneSideWithEveryByte(
+              st, clients, ports, o -> MATRIX.get(point).put(victim, o + " (unchecked)"));
+      MATRIX.get(point).put(victim, outcome + " ok");
+      lastPassed = true;
+    }
+  }
 
-      assertThat(onA + onB)
-          .as(
-              "%s: server sockets of the stream in pod-a (%d) and pod-b (%d)",
-              st.getMessage(), onA, onB)
-          .isEqualTo(1);
-      assertThat(st.getPhase()).as(st.getMessage()).isIn(Phase.Completed, Phase.RolledBack);
-      assertThat(onB == 1 ? Phase.Completed : Phase.RolledBack)
-          .as("the side the status names: %s", st.getMessage())
-          .isEqualTo(st.getPhase());
-      assertThat(st.getConnectionDetails())
-          .extracting(ConnectionDetail::getOutcome)
-          .containsOnly(onB == 1 ? "Migrated" : "RolledBack");
-      // The stream goes on from where it lives now, every byte in order, no reset.
+  /** Faults other than a process dying: a full disk, and the agents cut off from each other. */
+  enum Other {
+    SOURCE_DISK_FULL("source's disk full at export", "source-after-freeze", null, 0),
+    TARGET_DISK_FULL("target's disk full at the commit", "target-after-stage", null, 0),
+    CUT_BEFORE_COMMIT("agents cut off 8 s, after export", "source-after-export", null, 8),
+    CUT_AFTER_COMMIT("agents cut off 8 s, after commit", "target-after-commit", null, 8),
+    CUT_PAST_HOLD_BEFORE_COMMIT(
+        "agents cut off past the hold limit, after export", "source-after-export", "10s", 15),
+    CUT_PAST_HOLD_AFTER_COMMIT(
+        "agents cut off past the hold limit, after commit", "target-after-commit", "10s", 15);
+
+    final String label;
+    final String point;
+    final String holdLimit;
+    final int cutSeconds;
+
+    Other(String label, String point, String holdLimit, int cutSeconds) {
+      this.label = label;
+      this.point = point;
+      this.holdLimit = holdLimit;
+      this.cutSeconds = cutSeconds;
+    }
+  }
+
+  /**
+   * The same assertions for faults that kill nothing. A full disk: the node's state directory is a
+   * small tmpfs, filled (blocks and inodes) while the move stalls just before the write it must
+   * refuse: the source's saved states, the target's commit record. A partition: a blackhole route
+   * on each node for the other's address (no reset, no ICMP: packets vanish), from a stall at the
+   * point until it heals, either within the hold limit or past it.
+   */
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(Other.class)
+  void otherFaultsLeaveTheConnectionOnExactlyOneSide(Other fault) throws Exception {
+    OTHER.put(fault, "FAILED");
+    lastPassed = false;
+    String name = "other-" + ++cells;
+    AgentCluster.Node a = cluster.agents.a;
+    AgentCluster.Node b = cluster.agents.b;
+    AgentCluster.Node reaches = fault.point.startsWith("source-") ? a : b;
+    AgentCluster.Node small = fault.cutSeconds == 0 ? reaches : null;
+    if (small != null) {
+      small.killAgent();
+      Shell.run(
+          "mount",
+          "-t",
+          "tmpfs",
+          "-o",
+          "size=512k,nr_inodes=64,mode=0700",
+          "ferry-fault",
+          small.stateDir.toString());
+      small.startAgent();
+    }
+    try {
+      a.awaitRegistered(AgentCluster.PORT);
+      b.awaitRegistered(AgentCluster.PORT);
+      try (Clients clients = Clients.start()) {
+        int seen = reaches.log.size();
+        cluster.request(
+            name,
+            fault.point + "/stall",
+            s -> {
+              s.setTarget(new PodReference("pod-b"));
+              if (fault.holdLimit != null) {
+                s.setHoldLimit(fault.holdLimit);
+              }
+            });
+        awaitLine(reaches.log, seen, "fault point " + fault.point + " reached: stalling");
+        if (small != null) {
+          fill(small.stateDir);
+        } else {
+          cut(a, b);
+          try {
+            Thread.sleep(TimeUnit.SECONDS.toMillis(fault.cutSeconds)); // the partition itself
+          } finally {
+            heal(a, b);
+          }
+        }
+        List<Integer> ports = clientPorts();
+        MigrationRequestStatus st = cluster.awaitEnd(name, 120);
+        if (small != null) {
+          emptyFillers(small.stateDir);
+        }
+        String outcome =
+            livesOnOneSideWithEveryByte(
+                st, clients, ports, o -> OTHER.put(fault, o + " (unchecked)"));
+        OTHER.put(fault, outcome + " ok");
+        lastPassed = true;
+      }
+    } finally {
+      if (small != null) {
+        small.killAgent();
+        Shell.run("umount", small.stateDir.toString());
+        small.startAgent();
+      }
+    }
+  }
+
+  /** Takes every block and every inode of the tmpfs at {@code dir}. */
+  private static void fill(Path dir) throws IOException {
+    byte[] block = new byte[4096];
+    try (var out = Files.newOutputStream(dir.resolve("filler"))) {
+      while (true) {
+        out.write(block);
+      }
+    } catch (IOException full) {
+      // ENOSPC: every block is taken
+    }
+    try {
+      for (int i = 0; ; i++) {
+        Files.createFile(dir.resolve("filler-" + i));
+      }
+    } catch (IOException full) {
+      // ENOSPC: every inode is taken
+    }
+  }
+
+  private static void emptyFillers(Path dir) throws IOException {
+    try (Stream<Path> files = Files.list(dir)) {
+      for (Path f : files.filter(f -> f.getFileName().toString().startsWith("filler")).toList()) {
+        Files.delete(f);
+      }
+    }
+  }
+
+  private static void cut(AgentCluster.Node a, AgentCluster.Node b) {
+    Shell.run("ip", "-n", a.host.netns(), "route", "add", "blackhole", b.ip + "/32");
+    Shell.run("ip", "-n", b.host.netns(), "route", "add", "blackhole", a.ip + "/32");
+  }
+
+  private static void heal(AgentCluster.Node a, AgentCluster.Node b) {
+    Shell.run("ip", "-n", a.host.netns(), "route", "del", "blackhole", b.ip + "/32");
+    Shell.run("ip", "-n", b.host.netns(), "route", "del", "blackhole", a.ip + "/32");
+  }
+
+  /** How many clients stream through each cell: each connection is checked on its own. */
+  private static final int CLIENTS = 2;
+
+  /** The cell's clients, each streaming through the service address: all move, or none. */
+  private static final class Clients implements AutoCloseable {
+    final List<CurlStream> curls = new ArrayList<>();
+
+    static Clients start() throws Exception {
+      Clients c = new Clients();
+      try {
+        for (int i = 0; i < CLIENTS; i++) {
+          c.curls.add(cluster.agents.curl(STREAM));
+        }
+        for (CurlStream curl : c.curls) {
+          curl.awaitEvents(50, 10_000);
+        }
+        return c;
+      } catch (Exception | Error e) {
+        c.close();
+        throw e;
+      }
+    }
+
+    @Override
+    public void close() {
+      curls.forEach(CurlStream::close);
+    }
+  }
+
+  /**
+   * What every cell asserts once its request has ended: each client's server socket is in exactly
+   * one pod, the one the status names, the same for all; the status lists each connection; every
+   * byte each client received is in order; every stream goes on; no saved state is left on either
+   * node. Returns the outcome as the matrix shows it; {@code unchecked} learns it as soon as it is
+   * known, before the assertions.
+   */
+  private static String livesOnOneSideWithEveryByte(
+      MigrationRequestStatus st, Clients clients, List<Integer> ports, Consumer<String> unchecked)
+      throws Exception {
+    // The request may end before every agent has finished its part (a stalled one, one
+    // starting again): what must hold is where the connections live once they have.
+    long settled = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    Map<Integer, String> where;
+    do {
+      Thread.sleep(100);
+      where = new LinkedHashMap<>();
+      for (int port : ports) {
+        int onA = established(cluster.agents.a, port);
+        int onB = established(cluster.agents.b, port);
+        where.put(port, onA + onB == 1 ? (onA == 1 ? "a" : "b") : onA + "+" + onB);
+      }
+    } while (!where.values().stream().allMatch(w -> w.length() == 1)
+        && System.nanoTime() < settled);
+    List<String> sides = where.values().stream().distinct().toList();
+    String outcome =
+        st.getPhase()
+            + ", "
+            + (sides.size() == 1 ? ports.size() + " live on " + sides.get(0) : "live on " + where);
+    unchecked.accept(outcome);
+
+    assertThat(where)
+        .as("%s: where each client's server socket is (client port -> pod)", st.getMessage())
+        .allSatisfy((port, side) -> assertThat(side).isIn("a", "b"));
+    assertThat(sides).as("all connections on one side: %s", where).hasSize(1);
+    boolean onB = sides.get(0).equals("b");
+    assertThat(st.getPhase()).as(st.getMessage()).isIn(Phase.Completed, Phase.RolledBack);
+    assertThat(onB ? Phase.Completed : Phase.RolledBack)
+        .as("the side the status names: %s", st.getMessage())
+        .isEqualTo(st.getPhase());
+    // Back where it was: rolled back after it left its application, or kept by it all along.
+    assertThat(st.getConnectionDetails())
+        .extracting(ConnectionDetail::getOutcome)
+        .as("each connection in the status")
+        .hasSize(CLIENTS)
+        .isSubsetOf(onB ? List.of("Migrated") : List.of("RolledBack", "Kept"));
+    // Each stream goes on from where it lives now, every byte in order, no reset.
+    for (CurlStream curl : clients.curls) {
       curl.awaitEvents(curl.events() + 50, 30_000);
       String got = curl.output();
       assertThat(reference.startsWith(got))
           .as("the %d bytes received are the stream's first ones", got.length())
           .isTrue();
       assertThat(curl.alive()).as("curl still streaming (no reset)").isTrue();
-      MATRIX.get(point).put(victim, outcome + " ok");
-      lastPassed = true;
     }
+    assertNothingSaved();
+    return outcome;
+  }
+
+  /**
+   * Saved states are user data (socket queues, application state): while they exist, files are 0600
+   * in 0700 directories. The commit records hold no data but live beside them, alike.
+   */
+  private static void assertPrivate(AgentCluster.Node node) throws IOException {
+    for (String sub : List.of("migrations", "commits", "set-aside")) {
+      for (Path p : under(node.stateDir.resolve(sub))) {
+        String mode;
+        try {
+          mode = PosixFilePermissions.toString(Files.getPosixFilePermissions(p, NOFOLLOW_LINKS));
+        } catch (NoSuchFileException gone) {
+          continue; // the migration ended meanwhile
+        }
+        assertThat(mode)
+            .as("mode of %s on %s", node.stateDir.relativize(p), node.name)
+            .isEqualTo(Files.isDirectory(p, NOFOLLOW_LINKS) ? "rwx------" : "rw-------");
+      }
+    }
+  }
+
+  /**
+   * Once a migration has ended, however it ended, neither agent keeps anything of it but the commit
+   * record (an empty file: its name is the record). An agent finishes its part after the request
+   * ends (a source releases after the target resumed): this waits for that, up to 60 s.
+   */
+  private static void assertNothingSaved() throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    List<String> left;
+    do {
+      left = new ArrayList<>();
+      for (AgentCluster.Node n : List.of(cluster.agents.a, cluster.agents.b)) {
+        assertPrivate(n);
+        for (String sub : List.of("migrations", "set-aside")) {
+          for (Path p : under(n.stateDir.resolve(sub))) {
+            left.add(n.name + ":" + n.stateDir.relativize(p));
+          }
+        }
+      }
+      if (left.isEmpty()) {
+        return;
+      }
+      Thread.sleep(100);
+    } while (System.nanoTime() < deadline);
+    assertThat(left).as("saved states left on the nodes 60 s after the request ended").isEmpty();
+  }
+
+  /** Everything under {@code dir}, deepest first; none if it does not exist. */
+  private static List<Path> under(Path dir) throws IOException {
+    if (!Files.isDirectory(dir)) {
+      return List.of();
+    }
+    List<Path> found = new ArrayList<>();
+    Files.walkFileTree(
+        dir,
+        new SimpleFileVisitor<>() {
+          @Override
+          public FileVisitResult visitFile(Path f, BasicFileAttributes attrs) {
+            found.add(f);
+            return FileVisitResult.CONTINUE;
+          }
+
+          @Override
+          public FileVisitResult visitFileFailed(Path f, IOException e) {
+            return FileVisitResult.CONTINUE; // deleted while we looked
+          }
+
+          @Override
+          public FileVisitResult postVisitDirectory(Path d, IOException e) {
+            if (!d.equals(dir)) {
+              found.add(d);
+            }
+            return FileVisitResult.CONTINUE;
+          }
+        });
+    return found;
   }
 
   private static void restart(AgentCluster.Node node) throws Exception {
@@ -276,8 +570,8 @@ class FaultMatrixIT {
     return (int) out.lines().filter(l -> !l.isBlank()).count();
   }
 
-  /** curl's port: the one connection on the client to the service. */
-  private static int clientPort() {
+  /** The clients' ports: their connections to the service, one each. */
+  private static List<Integer> clientPorts() {
     List<String> lines =
         Shell.run(
                 "ip",
@@ -292,17 +586,23 @@ class FaultMatrixIT {
             .lines()
             .filter(l -> !l.isBlank())
             .toList();
-    assertThat(lines).as("curl's connection on the client").hasSize(1);
-    String local = lines.get(0).trim().split("\\s+")[2];
-    return Integer.parseInt(local.substring(local.lastIndexOf(':') + 1));
+    assertThat(lines).as("the clients' connections").hasSize(CLIENTS);
+    return lines.stream()
+        .map(l -> l.trim().split("\\s+")[2])
+        .map(local -> Integer.parseInt(local.substring(local.lastIndexOf(':') + 1)))
+        .toList();
   }
 
   /** Waits for a line with {@code text} after the first {@code from} of {@code log}. */
   private static void awaitLine(List<String> log, int from, String text)
       throws InterruptedException {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-    while (log.subList(Math.min(from, log.size()), log.size()).stream()
-        .noneMatch(l -> l.contains(text))) {
+    // A copy: the log grows as we look, and a restarted agent's log starts again (a view of the
+    // live list throws ConcurrentModificationException then).
+    for (List<String> now = List.copyOf(log);
+        now.subList(Math.min(from, now.size()), now.size()).stream()
+            .noneMatch(l -> l.contains(text));
+        now = List.copyOf(log)) {
       if (System.nanoTime() > deadline) {
         throw new AssertionError("no log line with '" + text + "' within 60 s");
       }
