@@ -130,6 +130,10 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         header = m.getHeader();
         FaultPoints.check(header.getFault());
         target = migrations.newTarget(SavedStates.checkId(header.getMigrationId()));
+        if (header.getAfterCommit()) {
+          target.afterCommit();
+          LOG.info(() -> "migration " + id() + ": committed here; the states come again");
+        }
         try (dev.ferry.sys.NetNamespace ns = node.pods().open(header.getTargetPod(), "pod")) {
           podNetns = ns.inode();
         }

@@ -8,6 +8,7 @@ import static dev.ferry.api.v1alpha1.ConnectionPhase.RESUMED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.STAGED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.STAYED;
 
+import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.peer.ArrivalCall;
 import dev.ferry.agent.peer.Peers;
 import dev.ferry.api.v1alpha1.ArrivalHeader;
@@ -236,13 +237,98 @@ public final class SourceMove {
       m.timed("commit-round-trip", committing);
     } catch (Peers.PeerFailed e) {
       // Whether the target committed is unknown: the rollback asks it, and either gives the
-      // connections back here (it had not) or releases them (it had).
+      // connections back here (it had not) or releases them (it had). Unless it committed and
+      // then lost what it had staged: then the move goes forward again.
       LOG.warning(() -> "migration " + id + ": the commit's answer was lost: " + e.getMessage());
-      return afterRollback("the target's answer to COMMIT was lost (" + e.getMessage() + ")");
+      String why = "the target's answer to COMMIT was lost (" + e.getMessage() + ")";
+      MoveOutcome forward = forwardAgainIfTheTargetLostItsStaging(why);
+      return forward != null ? forward : afterRollback(why);
     }
     if (!reply.getCommitted()) {
       return afterRollback("the target refused to commit: it had rolled the migration back");
     }
+    return resumed(reply, "");
+  }
+
+  /**
+   * The target wrote its commit record and its agent then restarted before answering: its
+   * application dropped the staged sockets with the session (they were never live), and the
+   * restarted agent knows the migration only by that record. Past the commit nothing is rebuilt
+   * here, and nothing has been live anywhere since the freeze, so the states saved here are still
+   * exact: they go to the target again, whole, on a new stream that says so ({@code after_commit}),
+   * and it stages and resumes them (a connection it had resumed before its restart it finds live,
+   * and reports so). Null when that is not the case: the target had not committed, still holds the
+   * migration, or cannot say by the hold limit.
+   */
+  private MoveOutcome forwardAgainIfTheTargetLostItsStaging(String why)
+      throws InterruptedException {
+    Duration limit = migrations.holdLimit(Duration.ofMillis(req.getHoldLimitMs()));
+    java.util.Optional<MigrationStatus> answer = askTargetUntilItAnswers(limit);
+    if (answer == null
+        || answer.isEmpty()
+        || !answer.get().getCommitted()
+        || answer.get().getConnectionsCount() > 0) {
+      return null;
+    }
+    LOG.info(
+        () ->
+            "migration "
+                + id
+                + ": committed on the target, whose agent restarted before it resumed: sending"
+                + " the states again");
+    try {
+      List<Departure.Departed> whole = new java.util.ArrayList<>();
+      for (Departure.Departed d : m.exported()) {
+        whole.add(node.saved().whole(id, d));
+      }
+      call = node.peers().arrive(req.getTargetAgent(), limit);
+      call.sendHeader(header().toBuilder().setAfterCommit(true).build());
+      ArrivalReply again = call.sendStates(whole);
+      staged = again.getStaged();
+      ArrivalReply reply = call.commit();
+      return resumed(reply, why + "; the target had committed and restarted: moved again");
+    } catch (RuntimeException | java.io.IOException e) {
+      // Never rebuilt here past the commit: the connections are lost, and the status says so.
+      LOG.warning(() -> "migration " + id + ": sending the states again failed: " + e);
+      if (call != null) {
+        call.abort();
+      }
+      m.release();
+      return outcomeOf(
+              MoveOutcome.Result.FAILED,
+              why
+                  + "; the target had committed and restarted, and sending the states again"
+                  + " failed ("
+                  + e.getMessage()
+                  + "): the connections are lost",
+              null)
+          .toBuilder()
+          .setCommitted(true)
+          .build();
+    }
+  }
+
+  /**
+   * The target's Status, asked every {@link #ASK_TARGET_EVERY} while its agent does not answer (it
+   * may be starting again); null if it has not answered within {@code limit}.
+   */
+  private java.util.Optional<MigrationStatus> askTargetUntilItAnswers(Duration limit)
+      throws InterruptedException {
+    long until = System.nanoTime() + limit.toNanos();
+    while (true) {
+      try {
+        return node.peers().status(req.getTargetAgent(), id);
+      } catch (Peers.PeerFailed e) {
+        if (System.nanoTime() > until) {
+          return null;
+        }
+        Thread.sleep(ASK_TARGET_EVERY.toMillis());
+      }
+    }
+  }
+
+  /** The target's RESUMED answer: the source lets go, and the move ends. */
+  private MoveOutcome resumed(ArrivalReply reply, String note) {
     long resumedNanos = System.nanoTime();
     node.faults().reach(req.getFault(), "source-before-release", req.getMigrationId());
     m.release();
@@ -254,7 +340,10 @@ public final class SourceMove {
         outcomeOf(
                 notResumed == 0 ? MoveOutcome.Result.COMPLETED : MoveOutcome.Result.FAILED,
                 notResumed == 0
-                    ? count(target, RESUMED) + " connection(s) live on " + target.getNode()
+                    ? count(target, RESUMED)
+                        + " connection(s) live on "
+                        + target.getNode()
+                        + (note.isEmpty() ? "" : " (" + note + ")")
                     : "committed, but "
                         + notResumed
                         + " connection(s) did not resume on "

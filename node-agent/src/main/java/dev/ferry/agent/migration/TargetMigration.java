@@ -55,6 +55,24 @@ public final class TargetMigration {
 
   private Map<Connection, Whole> wholes = Map.of();
 
+  /** The source sends the states again after the commit (ArrivalHeader.after_commit). */
+  private boolean afterCommit;
+
+  /**
+   * This migration committed here and this agent restarted before resuming it (its application
+   * dropped what was staged): the source sends every state again, and it is staged and resumed
+   * though the commit record exists. A connection already live in the pod is not staged again.
+   *
+   * @throws WrongPhase without a commit record: before one, the source rebuilds instead
+   */
+  public synchronized void afterCommit() {
+    if (!committed) {
+      throw new WrongPhase(
+          "migration " + id + " has no commit record here: only a committed one is sent again");
+    }
+    afterCommit = true;
+  }
+
   /** A (possibly repeated) transfer: replaces what was received, unless already staged. */
   public synchronized void receive(List<Departure.Departed> states, long micros) {
     receive(states, micros, Map.of());
@@ -66,7 +84,7 @@ public final class TargetMigration {
    */
   public synchronized void receive(
       List<Departure.Departed> states, long micros, Map<Connection, Whole> wholes) {
-    if (!in(STAGED).isEmpty() || !in(RESUMED).isEmpty() || committed) {
+    if (!in(STAGED).isEmpty() || !in(RESUMED).isEmpty() || (committed && !afterCommit)) {
       throw new WrongPhase("migration " + id + " is already staged here; roll it back first");
     }
     aborted = false;
@@ -89,7 +107,10 @@ public final class TargetMigration {
   public synchronized MigrationStatus stage(PodRef pod) throws SyscallException {
     List<ConnectionRecord> received = in(TRANSFERRED);
     received.addAll(in(FAILED)); // a retried stage tries again what failed
-    if (received.isEmpty() || committed) {
+    if (afterCommit) {
+      received.removeIf(r -> liveAlready(r, pod));
+    }
+    if (received.isEmpty() || (committed && !afterCommit)) {
       return status();
     }
     try (NetNamespace ns = node.pods().open(pod, "pod")) {
@@ -135,6 +156,26 @@ public final class TargetMigration {
           });
     }
     return status();
+  }
+
+  /**
+   * Whether a connection sent again after the commit is live in the pod already: resumed before
+   * this agent restarted. Its application holds it then (it drops only what was never resumed), so
+   * a second copy must not be staged; it is reported RESUMED.
+   */
+  private boolean liveAlready(ConnectionRecord r, PodRef pod) {
+    try {
+      boolean live =
+          Inventory.established(node.pods(), pod, List.of(r.connection.local().getPort()))
+              .contains(r.connection);
+      if (live) {
+        r.departed = null;
+        r.to(RESUMED, "live here already: resumed before this node's agent restarted");
+      }
+      return live;
+    } catch (SyscallException e) {
+      return false; // staging it says what is wrong with the pod
+    }
   }
 
   /**

@@ -53,6 +53,29 @@ public final class Peers implements AutoCloseable {
     }
   }
 
+  /**
+   * What the target's agent knows of migration {@code id}; empty if it knows nothing of it.
+   *
+   * @throws PeerFailed if it does not answer
+   */
+  public java.util.Optional<dev.ferry.api.v1alpha1.MigrationStatus> status(
+      String target, String id) {
+    if (!validTarget(target)) {
+      throw new BadRequest("the target agent of " + id + " is not known here ('" + target + "')");
+    }
+    try {
+      return java.util.Optional.of(
+          NodeAgentGrpc.newBlockingStub(channel(target))
+              .withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS)
+              .status(MigrationRef.newBuilder().setMigrationId(id).build()));
+    } catch (StatusRuntimeException e) {
+      if (e.getStatus().getCode() == io.grpc.Status.Code.NOT_FOUND) {
+        return java.util.Optional.empty();
+      }
+      throw new PeerFailed(target, e);
+    }
+  }
+
   /** Opens the stream of one move to the target's agent ({@link ArrivalCall}). */
   public ArrivalCall arrive(String target, Duration limit) {
     if (!validTarget(target)) {
