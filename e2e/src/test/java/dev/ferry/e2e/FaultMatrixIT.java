@@ -77,10 +77,7 @@ class FaultMatrixIT {
    * run (they would fail every build), and the matrix prints them as open with the reason. Remove a
    * cell from here when its fix lands; the suite then holds it green.
    */
-  static final Map<String, String> OPEN =
-      Map.of(
-          "target-after-commit/" + Victim.TARGET_AGENT,
-          "lost: a restarted target cannot resume sockets its application holds");
+  static final Map<String, String> OPEN = Map.of();
 
   /**
    * A LAN of its own, so the suite runs beside the other end-to-end tests; {@code
