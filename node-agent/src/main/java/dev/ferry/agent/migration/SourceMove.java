@@ -239,8 +239,11 @@ public final class SourceMove {
       // Whether the target committed is unknown: the rollback asks it, and either gives the
       // connections back here (it had not) or releases them (it had). Unless it committed and
       // then lost what it had staged: then the move goes forward again.
-      LOG.warning(() -> "migration " + id + ": the commit's answer was lost: " + e.getMessage());
-      String why = "the target's answer to COMMIT was lost (" + e.getMessage() + ")";
+      String why =
+          e.targetAnswered()
+              ? "the target could not commit (" + e.getMessage() + ")"
+              : "the target's answer to COMMIT was lost (" + e.getMessage() + ")";
+      LOG.warning(() -> "migration " + id + ": " + why);
       MoveOutcome forward = forwardAgainIfTheTargetLostItsStaging(why);
       return forward != null ? forward : afterRollback(why);
     }

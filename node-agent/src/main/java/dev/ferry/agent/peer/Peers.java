@@ -111,12 +111,32 @@ public final class Peers implements AutoCloseable {
   /** The target agent could not be reached or refused the states. */
   public static final class PeerFailed extends RuntimeException {
     PeerFailed(String target, Throwable cause) {
-      super(
-          "sending the states to "
-              + target
-              + " failed: "
-              + (cause instanceof StatusRuntimeException s ? s.getStatus() : cause.toString()),
-          cause);
+      super("the call to the target's agent " + target + " failed: " + why(cause), cause);
+    }
+
+    /**
+     * Whether the target's agent answered, with an error of its own (it could not do it), rather
+     * than the call breaking off or timing out (its answer lost, if it gave one).
+     */
+    public boolean targetAnswered() {
+      if (!(getCause() instanceof StatusRuntimeException e)) {
+        return false;
+      }
+      return switch (e.getStatus().getCode()) {
+        case UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED, UNKNOWN -> false;
+        default -> true;
+      };
+    }
+
+    /** What the target said (its status and words), or what broke; without gRPC's wrapping. */
+    private static String why(Throwable cause) {
+      if (cause instanceof StatusRuntimeException e) {
+        io.grpc.Status s = e.getStatus();
+        return s.getDescription() == null
+            ? s.getCode().toString()
+            : s.getCode() + ": " + s.getDescription();
+      }
+      return cause.getMessage() == null ? cause.toString() : cause.getMessage();
     }
   }
 }

@@ -45,7 +45,8 @@ public final class CommitRecords {
         d.force(true);
       }
     } catch (IOException e) {
-      throw new UncheckedIOException("writing the commit record of " + id + " failed", e);
+      throw new UncheckedIOException(
+          "writing the commit record of " + id + " failed: " + e.getMessage(), e);
     }
   }
 
