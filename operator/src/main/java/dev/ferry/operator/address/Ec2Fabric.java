@@ -92,6 +92,39 @@ public final class Ec2Fabric implements Fabric, AutoCloseable {
    *     done: only when no earlier Assign of ours can overtake one made now (see the class comment)
    */
   private void claim(String address, String node, boolean trustShown) throws InterruptedException {
+    Chosen chosen;
+    try {
+      chosen = choose(address, node, trustShown);
+    } catch (AddressClaimFailed e) {
+      throw e.assignedNothing(); // nothing was asked of EC2 but lookups
+    }
+    if (chosen == null) {
+      return;
+    }
+    String eni = chosen.eni();
+    try {
+      call(
+          ASSIGN,
+          "on " + eni,
+          () ->
+              ec2.assignPrivateIpAddresses(
+                  r ->
+                      r.networkInterfaceId(eni)
+                          .privateIpAddresses(address)
+                          .allowReassignment(true)));
+    } catch (AddressClaimFailed e) {
+      // EC2 turned the request down (a client error: denied, invalid): nothing will land. A
+      // server error or no answer at all may still have been accepted.
+      throw refused(e) ? e.assignedNothing() : e;
+    }
+    awaitShown(address, eni, node, chosen.instance());
+  }
+
+  /** The interface to assign the address to, on {@code node}'s instance. */
+  private record Chosen(String eni, String instance) {}
+
+  /** Where the address goes; null when it is shown there already and that may be trusted. */
+  private Chosen choose(String address, String node, boolean trustShown) {
     requireIpv4(address);
     String instance = instances.instanceId(node);
     List<NetworkInterface> holders =
@@ -118,7 +151,7 @@ public final class Ec2Fabric implements Fabric, AutoCloseable {
             .orElseThrow(() -> noInterfaceInSubnet(address, node, instance, holders));
     String eni = target.networkInterfaceId();
     if (trustShown && holds(target, address)) {
-      return;
+      return null;
     }
     NetworkInterface source =
         holders.stream().filter(h -> h.subnetId().equals(target.subnetId())).findFirst().get();
@@ -129,14 +162,13 @@ public final class Ec2Fabric implements Fabric, AutoCloseable {
               + source.networkInterfaceId()
               + ": EC2 moves only secondary addresses; give the pod a secondary one");
     }
-    call(
-        ASSIGN,
-        "on " + eni,
-        () ->
-            ec2.assignPrivateIpAddresses(
-                r ->
-                    r.networkInterfaceId(eni).privateIpAddresses(address).allowReassignment(true)));
-    awaitShown(address, eni, node, instance);
+    return new Chosen(eni, instance);
+  }
+
+  private static boolean refused(AddressClaimFailed e) {
+    return e.getCause() instanceof software.amazon.awssdk.awscore.exception.AwsServiceException s
+        && s.statusCode() >= 400
+        && s.statusCode() < 500;
   }
 
   /** The VPC needs no announcement: it delivers to whichever interface EC2 assigned. */

@@ -15,6 +15,7 @@ import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.api.v1alpha1.MoveAddressPlan;
 import dev.ferry.api.v1alpha1.MoveOutcome;
 import dev.ferry.api.v1alpha1.MoveRequest;
+import dev.ferry.operator.address.AddressClaimFailed;
 import dev.ferry.operator.address.Fabric;
 import dev.ferry.operator.migration.MoveCalls.Flight;
 import dev.ferry.operator.migration.MoveCalls.Kind;
@@ -215,7 +216,8 @@ final class MoveStep {
         plan,
         Reasons.ROLLBACK_REQUESTED,
         "rollback asked with " + ROLLBACK_ANNOTATION + "=" + rollbackAsked(mr),
-        wake);
+        wake,
+        true);
   }
 
   private static String faultPoint(MigrationRequest mr) {
@@ -320,7 +322,11 @@ final class MoveStep {
                   + ": "
                   + why
                   + "; rolling back");
-      return rollBack(plan, Reasons.ADDRESS_CLAIM_FAILED, why, wake);
+      // A claim EC2 turned down moved nothing: there is no address to give back, and asking
+      // for it would only be turned down the same way.
+      boolean mayHaveMoved =
+          !(claim.getCause() instanceof AddressClaimFailed f && f.nothingAssigned());
+      return rollBack(plan, Reasons.ADDRESS_CLAIM_FAILED, why, wake, mayHaveMoved);
     }
     if (!(e instanceof AgentClient.Failed failed)) {
       return StepOutcome.end(
@@ -351,7 +357,7 @@ final class MoveStep {
 
   private StepOutcome rollBackAtDeadline(MigrationRequest mr, Plan plan, Runnable wake) {
     String why = "spec.deadline (" + mr.getSpec().getDeadline() + ") passed in phase Moving";
-    return rollBack(plan, Reasons.DEADLINE_PASSED, why, wake);
+    return rollBack(plan, Reasons.DEADLINE_PASSED, why, wake, true);
   }
 
   /**
@@ -360,12 +366,14 @@ final class MoveStep {
    * effort: the connections are back either way, and a claim-back is idempotent. Always {@link
    * Fabric#claimBack}, never a first claim: the claim for the target may have been made, in this
    * process or (Moving keeps nothing across a restart) before the operator restarted, and may still
-   * be landing; a claim-back is not overtaken by it.
+   * be landing; a claim-back is not overtaken by it. Skipped only when {@code addressMayHaveMoved}
+   * is false: this process's claim was turned down by EC2 before anything was assigned.
    */
-  private StepOutcome rollBack(Plan plan, String reason, String why, Runnable wake) {
+  private StepOutcome rollBack(
+      Plan plan, String reason, String why, Runnable wake, boolean addressMayHaveMoved) {
     Agent source = agents.agent(plan.sourceAgent());
     Fabric network = fabric.get();
-    boolean addressBack = hasAddress(plan) && network.claimsBeforeCommit();
+    boolean addressBack = addressMayHaveMoved && hasAddress(plan) && network.claimsBeforeCommit();
     calls.start(
         Kind.ROLLBACK,
         plan,

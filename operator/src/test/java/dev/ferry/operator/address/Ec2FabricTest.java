@@ -5,6 +5,7 @@ import static dev.ferry.testbed.FakeEc2.ASSIGN;
 import static dev.ferry.testbed.FakeEc2.DESCRIBE;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowable;
 
 import dev.ferry.testbed.FakeEc2;
 import dev.ferry.testbed.FakeEc2Request;
@@ -227,7 +228,12 @@ class Ec2FabricTest {
                 + " (UnauthorizedOperation): grant ec2:AssignPrivateIpAddresses in the operator's"
                 + " IAM role")
         .hasMessageContaining("tagged node.k8s.amazonaws.com/no_manage=true")
-        .hasMessageContaining("see docs/aws-iam-policy.json");
+        .hasMessageContaining("see docs/aws-iam-policy.json")
+        .satisfies(
+            e ->
+                assertThat(((AddressClaimFailed) e).nothingAssigned())
+                    .as("a refused Assign assigned nothing: no claim-back is owed")
+                    .isTrue());
     assertThat(ec2.requests(ASSIGN)).hasSize(1);
     assertThat(ec2.interfaceOf(VIP)).contains("eni-a0");
   }
@@ -243,6 +249,10 @@ class Ec2FabricTest {
                 + " IAM role, see docs/aws-iam-policy.json");
     assertThat(ec2.requests(DESCRIBE)).hasSize(1);
     assertThat(ec2.requests(ASSIGN)).isEmpty();
+    assertThat(
+            ((AddressClaimFailed) catchThrowable(() -> fabric.claim(VIP, "node-b")))
+                .nothingAssigned())
+        .isTrue();
   }
 
   @Test
@@ -311,6 +321,11 @@ class Ec2FabricTest {
                 + " (ferry.operator.aws.settle-timeout)");
     assertThat(Duration.ofNanos(System.nanoTime() - start)).isGreaterThanOrEqualTo(ms(300));
     assertThat(ec2.interfaceOf(VIP)).as("the move has not shown yet").contains("eni-a0");
+    assertThat(
+            ((AddressClaimFailed) catchThrowable(() -> fabric.claim(VIP, "node-b")))
+                .nothingAssigned())
+        .as("an accepted move may still land: the rollback must claim back")
+        .isFalse();
   }
 
   @Test

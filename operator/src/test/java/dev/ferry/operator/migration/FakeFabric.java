@@ -13,7 +13,12 @@ import java.util.List;
 final class FakeFabric implements Fabric {
   final boolean claims;
   final List<String> claimed = new ArrayList<>();
+
+  /** EC2 turns the claim for this node down: nothing assigned. */
   String refuseFor;
+
+  /** The claim for this node is accepted and does not show in time: it may still land. */
+  String unsettledFor;
 
   FakeFabric(boolean claims) {
     this.claims = claims;
@@ -24,8 +29,16 @@ final class FakeFabric implements Fabric {
     claimed.add(address + "->" + node);
     if (node.equals(refuseFor)) {
       throw new AddressClaimFailed(
-          "AssignPrivateIpAddresses on eni-0b failed: UnauthorizedOperation; allow"
-              + " ec2:AssignPrivateIpAddresses to the operator's role (docs/aws-iam-policy.json)");
+              "AssignPrivateIpAddresses on eni-0b failed: UnauthorizedOperation; allow"
+                  + " ec2:AssignPrivateIpAddresses to the operator's role"
+                  + " (docs/aws-iam-policy.json)")
+          .assignedNothing();
+    }
+    if (node.equals(unsettledFor)) {
+      throw new AddressClaimFailed(
+          "EC2 accepted moving "
+              + address
+              + " to eni-0b but DescribeNetworkInterfaces did not show it within 15s");
     }
   }
 

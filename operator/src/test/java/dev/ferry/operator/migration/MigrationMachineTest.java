@@ -442,7 +442,7 @@ class MigrationMachineTest {
   }
 
   @Test
-  void aClaimThatFailsRollsBackAndGivesTheAddressBack() {
+  void aClaimEc2TurnedDownRollsBackWithNoAddressToGiveBack() {
     Rig rig = new Rig(true);
     rig.fabric.refuseFor = "node-b";
     rig.source.move = () -> MoveOutcome.newBuilder().setResult(Result.AWAITING_ADDRESS).build();
@@ -455,15 +455,35 @@ class MigrationMachineTest {
     rig.reconcile();
 
     assertThat(rig.source.calls).containsExactly("Move", "Rollback");
-    // A claim-back, not a claim: the claim for node-b may have been accepted and still land.
-    assertThat(rig.fabric.claimed)
-        .containsExactly("10.0.0.100->node-b", "10.0.0.100->node-a (back)");
+    // EC2 assigned nothing: no claim-back, which the same missing permission would refuse too.
+    assertThat(rig.fabric.claimed).containsExactly("10.0.0.100->node-b");
     assertThat(rig.phase()).isEqualTo(Phase.RolledBack);
     assertThat(condition(rig, "RolledBack").getReason()).isEqualTo(Reasons.ADDRESS_CLAIM_FAILED);
     assertThat(rig.mr.getStatus().getMessage())
         .startsWith("in Moving: AssignPrivateIpAddresses on eni-0b failed")
         .contains("ec2:AssignPrivateIpAddresses");
     assertThat(rig.mr.getStatus().getConnections().getRolledBack()).isEqualTo(2);
+  }
+
+  @Test
+  void aClaimThatMayStillLandRollsBackAndClaimsTheAddressBack() {
+    Rig rig = new Rig(true);
+    rig.fabric.unsettledFor = "node-b";
+    rig.source.move = () -> MoveOutcome.newBuilder().setResult(Result.AWAITING_ADDRESS).build();
+    rig.source.rollback = () -> status("node-a", ConnectionPhase.ROLLED_BACK);
+    rig.reconcileTo(Phase.Moving);
+    for (int i = 0; i < 3; i++) {
+      rig.reconcile();
+      rig.answer();
+    }
+    rig.reconcile();
+
+    assertThat(rig.source.calls).containsExactly("Move", "Rollback");
+    // A claim-back, not a claim: the claim for node-b was accepted and may still land.
+    assertThat(rig.fabric.claimed)
+        .containsExactly("10.0.0.100->node-b", "10.0.0.100->node-a (back)");
+    assertThat(rig.phase()).isEqualTo(Phase.RolledBack);
+    assertThat(condition(rig, "RolledBack").getReason()).isEqualTo(Reasons.ADDRESS_CLAIM_FAILED);
   }
 
   @Test
