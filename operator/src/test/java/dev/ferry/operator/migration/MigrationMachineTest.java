@@ -445,14 +445,8 @@ class MigrationMachineTest {
   void aClaimEc2TurnedDownRollsBackWithNoAddressToGiveBack() {
     Rig rig = new Rig(true);
     rig.fabric.refuseFor = "node-b";
-    rig.source.move = () -> MoveOutcome.newBuilder().setResult(Result.AWAITING_ADDRESS).build();
-    rig.source.rollback = () -> status("node-a", ConnectionPhase.ROLLED_BACK);
-    rig.reconcileTo(Phase.Moving);
-    for (int i = 0; i < 3; i++) {
-      rig.reconcile();
-      rig.answer();
-    }
-    rig.reconcile();
+
+    claimFailsAndTheMoveRollsBack(rig);
 
     assertThat(rig.source.calls).containsExactly("Move", "Rollback");
     // EC2 assigned nothing: no claim-back, which the same missing permission would refuse too.
@@ -469,6 +463,19 @@ class MigrationMachineTest {
   void aClaimThatMayStillLandRollsBackAndClaimsTheAddressBack() {
     Rig rig = new Rig(true);
     rig.fabric.unsettledFor = "node-b";
+
+    claimFailsAndTheMoveRollsBack(rig);
+
+    assertThat(rig.source.calls).containsExactly("Move", "Rollback");
+    // A claim-back, not a claim: the claim for node-b was accepted and may still land.
+    assertThat(rig.fabric.claimed)
+        .containsExactly("10.0.0.100->node-b", "10.0.0.100->node-a (back)");
+    assertThat(rig.phase()).isEqualTo(Phase.RolledBack);
+    assertThat(condition(rig, "RolledBack").getReason()).isEqualTo(Reasons.ADDRESS_CLAIM_FAILED);
+  }
+
+  /** Move answers AWAITING_ADDRESS, the operator's claim for node-b fails, and it rolls back. */
+  private static void claimFailsAndTheMoveRollsBack(Rig rig) {
     rig.source.move = () -> MoveOutcome.newBuilder().setResult(Result.AWAITING_ADDRESS).build();
     rig.source.rollback = () -> status("node-a", ConnectionPhase.ROLLED_BACK);
     rig.reconcileTo(Phase.Moving);
@@ -477,13 +484,6 @@ class MigrationMachineTest {
       rig.answer();
     }
     rig.reconcile();
-
-    assertThat(rig.source.calls).containsExactly("Move", "Rollback");
-    // A claim-back, not a claim: the claim for node-b was accepted and may still land.
-    assertThat(rig.fabric.claimed)
-        .containsExactly("10.0.0.100->node-b", "10.0.0.100->node-a (back)");
-    assertThat(rig.phase()).isEqualTo(Phase.RolledBack);
-    assertThat(condition(rig, "RolledBack").getReason()).isEqualTo(Reasons.ADDRESS_CLAIM_FAILED);
   }
 
   @Test
