@@ -108,7 +108,7 @@ public final class TargetMigration {
     List<ConnectionRecord> received = in(TRANSFERRED);
     received.addAll(in(FAILED)); // a retried stage tries again what failed
     if (afterCommit) {
-      received.removeIf(r -> liveAlready(r, pod));
+      received.removeIf(liveAlready(received, pod)::contains);
     }
     if (received.isEmpty() || (committed && !afterCommit)) {
       return status();
@@ -159,23 +159,32 @@ public final class TargetMigration {
   }
 
   /**
-   * Whether a connection sent again after the commit is live in the pod already: resumed before
-   * this agent restarted. Its application holds it then (it drops only what was never resumed), so
-   * a second copy must not be staged; it is reported RESUMED.
+   * Which of the connections sent again after the commit are live in the pod already: resumed
+   * before this agent restarted. Their application holds them then (it drops only what was never
+   * resumed), so a second copy must not be staged; each is reported RESUMED. One look at the pod
+   * for all of them.
    */
-  private boolean liveAlready(ConnectionRecord r, PodRef pod) {
+  private java.util.Set<ConnectionRecord> liveAlready(List<ConnectionRecord> sent, PodRef pod) {
+    java.util.Set<Connection> live;
     try {
-      boolean live =
-          Inventory.established(node.pods(), pod, List.of(r.connection.local().getPort()))
-              .contains(r.connection);
-      if (live) {
+      live =
+          new java.util.HashSet<>(
+              Inventory.established(
+                  node.pods(),
+                  pod,
+                  sent.stream().map(r -> r.connection.local().getPort()).distinct().toList()));
+    } catch (SyscallException e) {
+      return java.util.Set.of(); // staging them says what is wrong with the pod
+    }
+    java.util.Set<ConnectionRecord> found = new java.util.HashSet<>();
+    for (ConnectionRecord r : sent) {
+      if (live.contains(r.connection)) {
         r.departed = null;
         r.to(RESUMED, "live here already: resumed before this node's agent restarted");
+        found.add(r);
       }
-      return live;
-    } catch (SyscallException e) {
-      return false; // staging it says what is wrong with the pod
     }
+    return found;
   }
 
   /**
