@@ -9,7 +9,7 @@ import dev.ferry.operator.migration.MigrationSlots;
 import dev.ferry.operator.migration.MoveCalls;
 import dev.ferry.operator.migration.PlanMaker;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.javaoperatorsdk.operator.api.config.informer.InformerEventSourceConfiguration;
+import io.javaoperatorsdk.operator.api.config.informer.Informer;
 import io.javaoperatorsdk.operator.api.reconciler.Cleaner;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
 import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
@@ -21,21 +21,22 @@ import io.javaoperatorsdk.operator.processing.event.ResourceID;
 import io.javaoperatorsdk.operator.processing.event.source.EventSource;
 import io.javaoperatorsdk.operator.processing.event.source.IndexerResourceCache;
 import io.javaoperatorsdk.operator.processing.event.source.inbound.SimpleInboundEventSource;
-import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
 import java.time.Clock;
 import java.util.List;
-import java.util.Objects;
-import java.util.Set;
 
 /**
  * Drives each MigrationRequest from Pending to an end, one short step per reconcile ({@link
  * MigrationMachine}): no reconcile waits on the agents' move. The step's status is written through
  * JOSDK's {@code UpdateControl.patchStatus} (a JSON patch of the status subresource, SSA being off:
  * see application.properties), which also caches it, so that the next reconcile reads the phase it
- * wrote. A call on an agent that ends wakes its request through an inbound event source. Deleting
- * an unfinished request rolls back what the agents hold, best effort.
+ * wrote. A call on an agent that ends wakes its request through an inbound event source; of the
+ * request's own updates, those in {@link RequestChanges} wake it. Deleting an unfinished request
+ * rolls back what the agents hold, best effort.
  */
-@ControllerConfiguration(name = "migrationrequest")
+@ControllerConfiguration(
+    name = "migrationrequest",
+    generationAwareEventProcessing = false,
+    informer = @Informer(onUpdateFilter = RequestChanges.class))
 public class MigrationReconciler
     implements Reconciler<MigrationRequest>, Cleaner<MigrationRequest> {
   private final KubernetesClient client;
@@ -76,7 +77,7 @@ public class MigrationReconciler
   public List<EventSource<?, MigrationRequest>> prepareEventSources(
       EventSourceContext<MigrationRequest> context) {
     requests = context.getPrimaryCache();
-    return List.of(answers, rollbackAnnotations(context));
+    return List.of(answers);
   }
 
   @Override
@@ -99,30 +100,6 @@ public class MigrationReconciler
     machine().cleanup(mr);
     wakeWaiting();
     return DeleteControl.defaultDelete();
-  }
-
-  /**
-   * The controller reacts to spec changes only (generation-aware), and an annotation is no spec
-   * change: this second look at the requests wakes one whose ferry.dev/rollback annotation changed,
-   * and nothing else.
-   */
-  private static InformerEventSource<MigrationRequest, MigrationRequest> rollbackAnnotations(
-      EventSourceContext<MigrationRequest> context) {
-    InformerEventSourceConfiguration<MigrationRequest> config =
-        InformerEventSourceConfiguration.from(MigrationRequest.class, MigrationRequest.class)
-            .withName("rollback-annotations")
-            .withNamespacesInheritedFromController()
-            .withSecondaryToPrimaryMapper(r -> Set.of(ResourceID.fromResource(r)))
-            .withOnAddFilter(r -> false)
-            .withOnDeleteFilter((r, unknown) -> false)
-            .withOnUpdateFilter((now, before) -> !Objects.equals(rollback(now), rollback(before)))
-            .build();
-    return new InformerEventSource<>(config, context);
-  }
-
-  private static String rollback(MigrationRequest r) {
-    var annotations = r.getMetadata().getAnnotations();
-    return annotations == null ? null : annotations.get(MigrationMachine.ROLLBACK_ANNOTATION);
   }
 
   /** A slot came free: the requests it lets go look again now, not at their recheck. */
