@@ -7,12 +7,25 @@
 #                                operator.crt CN=ferry-operator (may call everything)
 #                                admin.crt    CN=ferry-admin    (the CLI; may call everything)
 #   ferry-certs.sh --rogue DIR   a CA nobody trusts and operator.crt signed by it, for tests
+#   ferry-certs.sh --node NODE DIR
+#                                agent-NODE.crt, signed by DIR's CA: an agent's own certificate, as
+#                                agent.crt plus the URI SAN spiffe://ferry.dev/node/NODE, which a
+#                                target agent checks against the plan's source node
 # Keys are PKCS#8 EC P-256, as Netty wants them.
 set -euo pipefail
 
 rogue=false
+node=""
 if [[ "${1:-}" == "--rogue" ]]; then rogue=true; shift; fi
-dir="${1:?usage: ferry-certs.sh [--rogue] DIR}"
+if [[ "${1:-}" == "--node" ]]; then
+  node="${2:?usage: ferry-certs.sh --node NODE DIR}"
+  shift 2
+  [[ "$node" =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || {
+    echo "ferry-certs.sh: --node $node is not a Kubernetes node name" >&2
+    exit 1
+  }
+fi
+dir="${1:?usage: ferry-certs.sh [--rogue | --node NODE] DIR}"
 command -v openssl >/dev/null || { echo "ferry-certs.sh: openssl is missing: apt-get install openssl" >&2; exit 1; }
 mkdir -p "$dir"
 cd "$dir"
@@ -42,7 +55,10 @@ leaf() {
   rm -f "$name.csr" "$name.ext"
 }
 
-if $rogue; then
+if [[ -n "$node" ]]; then
+  [[ -f ca.key ]] || { echo "ferry-certs.sh: --node needs $dir/ca.key: run ferry-certs.sh $dir first" >&2; exit 1; }
+  leaf "agent-$node" ferry-node-agent serverAuth,clientAuth "DNS:ferry-node-agent,URI:spiffe://ferry.dev/node/$node"
+elif $rogue; then
   leaf operator ferry-operator clientAuth
 else
   leaf agent ferry-node-agent serverAuth,clientAuth DNS:ferry-node-agent

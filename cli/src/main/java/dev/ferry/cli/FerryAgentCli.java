@@ -3,6 +3,7 @@ package dev.ferry.cli;
 
 import dev.ferry.api.client.AgentChannels;
 import dev.ferry.api.client.AgentClient;
+import dev.ferry.api.client.CallerTls;
 import dev.ferry.api.client.TlsFiles;
 import dev.ferry.api.v1alpha1.AddressRequest;
 import dev.ferry.api.v1alpha1.AddressResponse;
@@ -13,7 +14,6 @@ import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.api.v1alpha1.MoveAddressPlan;
 import dev.ferry.api.v1alpha1.MoveRequest;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc.NodeAgentBlockingStub;
-import io.netty.handler.ssl.SslContext;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -37,12 +37,15 @@ public final class FerryAgentCli {
         connections --agent HOST:PORT --pod POD [--port N]...
         migrate     --id ID --from HOST:PORT --from-pod POD --to HOST:PORT --to-pod POD --port N...
                     [--address CIDR [--from-host-interface IF --to-host-interface IF]]
+                    [--from-node NODE --to-node NODE]
                     [--hold-limit SECONDS] [--allow-partial true] [--fault POINT (tests only)]
         rollback    --id ID --agent HOST:PORT [--agent HOST:PORT] [--wait SECONDS]
         status      --id ID --agent HOST:PORT
         address     --agent HOST:PORT --op add|announce|remove --address CIDR --pod POD
                     [--host-interface IF] [--interface IF]
 
+      --from-node and --to-node name the nodes in the plan the command signs: agents whose
+      certificates name their nodes take states only from the plan's source node's agent.
       --certs DIR holds ca.crt, NAME.crt and NAME.key (scripts/ferry-certs.sh writes them);
       it defaults to $FERRY_CERTS, else /etc/ferry/tls. --as NAME defaults to admin.
       """
@@ -53,7 +56,7 @@ public final class FerryAgentCli {
 
   private final PrintStream out;
   // One TLS context for every agent a command talks to: the key is read once.
-  private SslContext tlsContext;
+  private CallerTls tlsContext;
 
   FerryAgentCli(PrintStream out) {
     this.out = out;
@@ -97,6 +100,8 @@ public final class FerryAgentCli {
                   "address",
                   "from-host-interface",
                   "to-host-interface",
+                  "from-node",
+                  "to-node",
                   "hold-limit",
                   "allow-partial",
                   "fault"));
@@ -144,6 +149,8 @@ public final class FerryAgentCli {
             .setTargetAgent(AgentChannels.checkTarget(f.required("to")))
             .setHoldLimitMs((int) f.number("hold-limit", 0, 0, 3600) * 1000)
             .setAllowPartial(Boolean.parseBoolean(f.optional("allow-partial", "false")))
+            .setSourceNode(f.optional("from-node", ""))
+            .setTargetNode(f.optional("to-node", ""))
             .setFault(f.optional("fault", ""));
     if (f.optional("address", null) != null) {
       // On a LAN: the agents move the address and its routes, and the target announces it.
@@ -251,12 +258,11 @@ public final class FerryAgentCli {
     return new AgentClient(target, tls(f), Duration.ofSeconds(f.number("timeout", 30, 1, 3600)));
   }
 
-  private SslContext tls(Flags f) {
+  private CallerTls tls(Flags f) {
     if (tlsContext == null) {
       String dir =
           f.optional("certs", System.getenv().getOrDefault("FERRY_CERTS", "/etc/ferry/tls"));
-      tlsContext =
-          AgentChannels.context(TlsFiles.inDirectory(Path.of(dir), f.optional("as", "admin")));
+      tlsContext = CallerTls.of(TlsFiles.inDirectory(Path.of(dir), f.optional("as", "admin")));
     }
     return tlsContext;
   }

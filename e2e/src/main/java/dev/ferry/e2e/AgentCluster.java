@@ -124,8 +124,10 @@ public final class AgentCluster implements AutoCloseable {
       Map<String, String> env = pb.environment();
       env.put("FERRY_AGENT_NODE_NAME", name);
       env.put("FERRY_AGENT_API_PORT", String.valueOf(API_PORT));
-      env.put("FERRY_AGENT_TLS_CERT", certs.resolve("agent.crt").toString());
-      env.put("FERRY_AGENT_TLS_KEY", certs.resolve("agent.key").toString());
+      // Each agent its own certificate, naming its node (scripts/ferry-certs.sh --node): a target
+      // takes states only from the agent of the plan's source node.
+      env.put("FERRY_AGENT_TLS_CERT", certs.resolve("agent-" + name + ".crt").toString());
+      env.put("FERRY_AGENT_TLS_KEY", certs.resolve("agent-" + name + ".key").toString());
       env.put("FERRY_AGENT_TLS_CA", certs.resolve("ca.crt").toString());
       env.put("FERRY_AGENT_HANDOFF_SOCKET", handoffSocket.toString());
       env.put("FERRY_AGENT_STATE_DIR", stateDir.toString());
@@ -149,6 +151,8 @@ public final class AgentCluster implements AutoCloseable {
           .setTargetPod(dev.ferry.api.v1alpha1.PodRef.newBuilder().setNetns(to.podNetns()))
           .addPorts(PORT)
           .setTargetAgent(to.api())
+          .setSourceNode(name)
+          .setTargetNode(to.name)
           .setAddress(
               dev.ferry.api.v1alpha1.MoveAddressPlan.newBuilder()
                   .setCidr(layout.vip() + "/32")
@@ -194,8 +198,7 @@ public final class AgentCluster implements AutoCloseable {
     public dev.ferry.api.client.AgentClient client(String who) {
       return new dev.ferry.api.client.AgentClient(
           api(),
-          dev.ferry.api.client.AgentChannels.context(
-              dev.ferry.api.client.TlsFiles.inDirectory(certs, who)),
+          dev.ferry.api.client.CallerTls.of(dev.ferry.api.client.TlsFiles.inDirectory(certs, who)),
           java.time.Duration.ofSeconds(30));
     }
 
@@ -293,6 +296,10 @@ public final class AgentCluster implements AutoCloseable {
         Files.createDirectories(layout.logs());
       }
       Shell.run(Builds.repoFile("scripts/ferry-certs.sh").toString(), certs.toString());
+      for (String node : List.of("node-a", "node-b")) {
+        Shell.run(
+            Builds.repoFile("scripts/ferry-certs.sh").toString(), "--node", node, certs.toString());
+      }
       client = bed.host("client", layout.subnet() + ".1/24");
       // the test itself calls the agents, as the operator would
       bed.joinLan(layout.lanSelf() + "/24");

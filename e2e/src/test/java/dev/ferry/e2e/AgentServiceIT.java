@@ -4,14 +4,25 @@ package dev.ferry.e2e;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.google.protobuf.ByteString;
+import dev.ferry.api.client.TlsFiles;
+import dev.ferry.api.plan.PlanSigner;
+import dev.ferry.api.v1alpha1.ArrivalHeader;
+import dev.ferry.api.v1alpha1.ArrivalMessage;
+import dev.ferry.api.v1alpha1.ArrivalReply;
+import dev.ferry.api.v1alpha1.ConnectionId;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.ConnectionStatus;
+import dev.ferry.api.v1alpha1.Endpoint;
 import dev.ferry.api.v1alpha1.MigrationRef;
 import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.api.v1alpha1.MoveOutcome;
 import dev.ferry.api.v1alpha1.MoveRequest;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc.NodeAgentBlockingStub;
+import dev.ferry.api.v1alpha1.PodRef;
+import dev.ferry.api.v1alpha1.PrecopyChunk;
+import dev.ferry.api.v1alpha1.SignedPlan;
 import dev.ferry.testbed.FakeImds;
 import dev.ferry.testbed.Shell;
 import io.fabric8.kubernetes.api.model.Event;
@@ -28,6 +39,7 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.StreamObserver;
 import io.netty.handler.ssl.SslContextBuilder;
 import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
@@ -37,6 +49,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -80,7 +93,7 @@ class AgentServiceIT {
       String id = "move-1";
       String vip = AgentCluster.VIP + "/32";
 
-      MoveRequest move = cluster.a.moveTo(cluster.b, id).build();
+      MoveRequest move = signer("admin").signed(cluster.a.moveTo(cluster.b, id).build());
       // One call: the agents run the whole move between themselves.
       MoveOutcome moved = a.move(move);
       assertThat(moved.getResult()).as(moved.getMessage()).isEqualTo(MoveOutcome.Result.COMPLETED);
@@ -223,6 +236,148 @@ class AgentServiceIT {
         .anyMatch(l -> l.contains("refused") && l.contains("may not call Move"));
     assertThat(cluster.a.log)
         .anyMatch(l -> l.contains("refused") && l.contains("client certificate"));
+  }
+
+  /**
+   * The target agent hears of a move only from the source agent; it takes states only for what the
+   * operator (or an admin) signed. Any holder of an agent certificate tries here.
+   */
+  @Test
+  void aTargetTakesStatesOnlyForThePodPortsAndAddressOfASignedPlan() throws Exception {
+    PodRef podB = PodRef.newBuilder().setNetns(cluster.b.podNetns()).build();
+    PlanSigner operator = signer("operator");
+    MoveRequest toB = cluster.a.moveTo(cluster.b, "forged").build();
+    ArrivalHeader header =
+        ArrivalHeader.newBuilder()
+            .setMigrationId("forged")
+            .setSourceNode("node-a")
+            .setTargetPod(podB)
+            .setAddress(toB.getAddress())
+            .build();
+    // A state for the pod's real port and address, offered ahead of a freeze.
+    ConnectionId served =
+        ConnectionId.newBuilder()
+            .setLocal(endpoint(AgentCluster.VIP, AgentCluster.PORT))
+            .setRemote(endpoint(AgentCluster.LAN_SELF, 40000))
+            .build();
+    ArrivalMessage offer =
+        ArrivalMessage.newBuilder()
+            .setPrecopy(PrecopyChunk.newBuilder().setId(served).setSnapshot(true).setLength(0))
+            .build();
+
+    String fromA = "agent-node-a";
+    assertThat(arrive(fromA, header, offer))
+        .as("no plan")
+        .satisfies(s -> assertThat(s.getCode()).isEqualTo(Status.Code.PERMISSION_DENIED))
+        .satisfies(s -> assertThat(s.getDescription()).contains("carries no signed plan"));
+    assertThat(arrive(fromA, withPlan(header, signer("agent").signed(toB).getPlan()), offer))
+        .as("a plan an agent signed")
+        .satisfies(s -> assertThat(s.getCode()).isEqualTo(Status.Code.PERMISSION_DENIED))
+        .satisfies(s -> assertThat(s.getDescription()).contains("CN=ferry-node-agent"));
+    MoveRequest otherPort = toB.toBuilder().clearPorts().addPorts(9).build();
+    assertThat(arrive(fromA, withPlan(header, operator.signed(otherPort).getPlan()), offer))
+        .as("the operator's plan, for another port")
+        .satisfies(s -> assertThat(s.getCode()).isEqualTo(Status.Code.PERMISSION_DENIED))
+        .satisfies(s -> assertThat(s.getDescription()).contains("not on the planned ports [9]"));
+    MoveRequest elsewhere =
+        toB.toBuilder().setTargetPod(PodRef.newBuilder().setNetns("/proc/1/ns/net")).build();
+    assertThat(arrive(fromA, withPlan(header, operator.signed(elsewhere).getPlan()), offer))
+        .as("the operator's plan, for another pod")
+        .satisfies(s -> assertThat(s.getCode()).isEqualTo(Status.Code.PERMISSION_DENIED))
+        .satisfies(s -> assertThat(s.getDescription()).contains("target_pod"));
+    SignedPlan aToB = operator.signed(toB).getPlan();
+    assertThat(arrive("agent-node-b", withPlan(header, aToB), offer))
+        .as("the operator's plan, delivered by an agent that is not its source")
+        .satisfies(s -> assertThat(s.getCode()).isEqualTo(Status.Code.PERMISSION_DENIED))
+        .satisfies(
+            s ->
+                assertThat(s.getDescription())
+                    .contains(
+                        "its source is node node-a, and the states come from the agent of"
+                            + " node node-b"));
+    assertThat(arrive("agent", withPlan(header, aToB), offer))
+        .as("the operator's plan, delivered with the certificate all agents once shared")
+        .satisfies(s -> assertThat(s.getCode()).isEqualTo(Status.Code.PERMISSION_DENIED))
+        .satisfies(s -> assertThat(s.getDescription()).contains("names no agent"));
+    MoveRequest bToA = cluster.b.moveTo(cluster.a, "forged").build();
+    assertThat(
+            arrive(
+                "agent-node-b",
+                withPlan(
+                    header.toBuilder().setSourceNode("node-b").build(),
+                    operator.signed(bToA.toBuilder().setTargetPod(podB).build()).getPlan()),
+                offer))
+        .as("the operator's plan for a move to node-a, delivered to node-b")
+        .satisfies(s -> assertThat(s.getCode()).isEqualTo(Status.Code.PERMISSION_DENIED))
+        .satisfies(s -> assertThat(s.getDescription()).contains("its target is node node-a"));
+    // The control: the operator's plan, from its source's agent, lets the same offer in.
+    assertThat(arrive(fromA, withPlan(header, aToB), offer))
+        .as("the operator's plan for this pod, port and address, from node-a's agent")
+        .satisfies(s -> assertThat(s.getCode()).as(s.toString()).isEqualTo(Status.Code.OK));
+    // A Move whose caller did not sign it freezes nothing.
+    try (Calls toA = channel(cluster.a, "admin")) {
+      assertThatThrownBy(() -> stub(toA).move(toB))
+          .isInstanceOfSatisfying(
+              StatusRuntimeException.class,
+              e -> {
+                assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.PERMISSION_DENIED);
+                assertThat(e.getStatus().getDescription()).contains("carries no signed plan");
+              });
+      assertThatThrownBy(() -> stub(toA).status(ref("forged")))
+          .as("the source never began it")
+          .isInstanceOfSatisfying(
+              StatusRuntimeException.class,
+              e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND));
+    }
+  }
+
+  /**
+   * One Arrive on node-b's agent, as the peer agent whose certificate is {@code who}: the header,
+   * one message, then the stream's end; how it closed.
+   */
+  private static Status arrive(String who, ArrivalHeader header, ArrivalMessage then)
+      throws Exception {
+    try (Calls peer = channel(cluster.b, who)) {
+      CompletableFuture<Status> closed = new CompletableFuture<>();
+      StreamObserver<ArrivalMessage> out =
+          NodeAgentGrpc.newStub(peer.channel())
+              .withDeadlineAfter(60, TimeUnit.SECONDS)
+              .arrive(
+                  new StreamObserver<>() {
+                    @Override
+                    public void onNext(ArrivalReply reply) {}
+
+                    @Override
+                    public void onError(Throwable t) {
+                      closed.complete(Status.fromThrowable(t));
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                      closed.complete(Status.OK);
+                    }
+                  });
+      out.onNext(ArrivalMessage.newBuilder().setHeader(header).build());
+      out.onNext(then);
+      // Ending the stream without a commit: the target drops what it took, and answers OK.
+      out.onCompleted();
+      return closed.get(90, TimeUnit.SECONDS);
+    }
+  }
+
+  private static ArrivalHeader withPlan(ArrivalHeader h, SignedPlan plan) {
+    return h.toBuilder().setPlan(plan).build();
+  }
+
+  private static PlanSigner signer(String who) {
+    return new PlanSigner(TlsFiles.inDirectory(cluster.certs, who));
+  }
+
+  private static Endpoint endpoint(String ip, int port) throws Exception {
+    return Endpoint.newBuilder()
+        .setIp(ByteString.copyFrom(InetAddress.getByName(ip).getAddress()))
+        .setPort(port)
+        .build();
   }
 
   @Test

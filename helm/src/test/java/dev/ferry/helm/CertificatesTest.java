@@ -6,6 +6,12 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.ferry.api.client.AgentChannels;
 import dev.ferry.api.client.TlsFiles;
+import dev.ferry.api.plan.MovePlans;
+import dev.ferry.api.plan.PlanSigner;
+import dev.ferry.api.tls.ReloadingTls;
+import dev.ferry.api.v1alpha1.MovePlan;
+import dev.ferry.api.v1alpha1.MoveRequest;
+import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.helm.HelmChart.ValueSet;
 import io.fabric8.certmanager.api.model.v1.Certificate;
 import io.fabric8.certmanager.api.model.v1.Issuer;
@@ -98,6 +104,32 @@ class CertificatesTest {
     // An agent handing states to another agent presents the same certificate as a client.
     assertThat(handshake(AgentChannels.context(agent), server(agent)).getSession().getProtocol())
         .startsWith("TLS");
+  }
+
+  /** The chart's certificates sign and check move plans as the operator's and agents' code do. */
+  @Test
+  void theOperatorSignsPlansAnAgentTakesAndAnAgentCannot(@TempDir Path dir) throws Exception {
+    Manifests m = HelmChart.render(ValueSet.CHART_CERTIFICATES);
+    TlsFiles agent = write(dir.resolve("agent"), secret(m, "ferry-agent-tls"));
+    TlsFiles operator = write(dir.resolve("operator"), secret(m, "ferry-operator-tls"));
+    MoveRequest move =
+        MoveRequest.newBuilder()
+            .setMigrationId("m")
+            .setTargetPod(PodRef.newBuilder().setName("b"))
+            .addPorts(8080)
+            .build();
+    var agentTrust = new ReloadingTls(agent).trustManager();
+
+    MovePlan plan =
+        MovePlans.verify(
+            new PlanSigner(operator).signed(move).getPlan(), agentTrust, Instant.now());
+    assertThat(plan.getPortsList()).containsExactly(8080);
+    assertThatThrownBy(
+            () ->
+                MovePlans.verify(
+                    new PlanSigner(agent).signed(move).getPlan(), agentTrust, Instant.now()))
+        .isInstanceOf(MovePlans.Refused.class)
+        .hasMessageContaining("CN=ferry-node-agent, which may not sign plans");
   }
 
   @Test

@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.operator;
 
-import dev.ferry.api.client.AgentChannels;
 import dev.ferry.api.client.AgentClient;
+import dev.ferry.api.client.CallerTls;
 import dev.ferry.api.client.TlsFiles;
 import dev.ferry.operator.migration.Agent;
 import dev.ferry.operator.migration.Agents;
-import io.netty.handler.ssl.SslContext;
 import io.quarkus.runtime.ShutdownEvent;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
@@ -18,7 +17,7 @@ import java.util.concurrent.ConcurrentHashMap;
 public class AgentClients implements Agents {
   private final OperatorSettings settings;
   private final Map<String, AgentClient> clients = new ConcurrentHashMap<>();
-  private volatile SslContext tls;
+  private volatile CallerTls tls;
 
   public AgentClients(OperatorSettings settings) {
     this.settings = settings;
@@ -35,11 +34,11 @@ public class AgentClients implements Agents {
     return new GrpcAgent(at(hostPort));
   }
 
-  private SslContext tls() {
+  private CallerTls tls() {
     if (tls == null) {
       OperatorSettings.Tls files = settings.tls();
       // Read on first use, so that a missing mount fails a migration with its path, not startup.
-      tls = AgentChannels.context(new TlsFiles(files.ca(), files.cert(), files.key()));
+      tls = CallerTls.of(new TlsFiles(files.ca(), files.cert(), files.key()));
     }
     return tls;
   }

@@ -1,12 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.api.client;
 
+import dev.ferry.api.plan.PlanSigner;
+import dev.ferry.api.v1alpha1.MoveRequest;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc.NodeAgentBlockingStub;
+import io.grpc.CallOptions;
+import io.grpc.Channel;
+import io.grpc.ClientCall;
+import io.grpc.ClientInterceptor;
+import io.grpc.ClientInterceptors;
+import io.grpc.ForwardingClientCall;
 import io.grpc.ManagedChannel;
+import io.grpc.MethodDescriptor;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.netty.handler.ssl.SslContext;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
@@ -20,11 +28,14 @@ public final class AgentClient implements AutoCloseable {
 
   public final String target;
   private final ManagedChannel channel;
+  private final Channel signing;
   private final Duration deadline;
 
-  public AgentClient(String target, SslContext tls, Duration deadline) {
+  /** Every Move sent through this client carries its plan, signed by {@code tls}'s signer. */
+  public AgentClient(String target, CallerTls tls, Duration deadline) {
     this.target = target;
-    this.channel = AgentChannels.open(target, tls);
+    this.channel = AgentChannels.open(target, tls.context());
+    this.signing = ClientInterceptors.intercept(channel, new SignsMoves(tls.signer()));
     this.deadline = deadline;
   }
 
@@ -34,7 +45,7 @@ public final class AgentClient implements AutoCloseable {
     for (int attempt = 1; attempt <= ATTEMPTS; attempt++) {
       try {
         return call.apply(
-            NodeAgentGrpc.newBlockingStub(channel)
+            NodeAgentGrpc.newBlockingStub(signing)
                 .withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS));
       } catch (StatusRuntimeException e) {
         last = e;
@@ -59,6 +70,26 @@ public final class AgentClient implements AutoCloseable {
       Thread.sleep(millis);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    }
+  }
+
+  /** Signs a Move on its way out, unless its caller has (a test sending a plan of its own). */
+  private record SignsMoves(PlanSigner signer) implements ClientInterceptor {
+    @Override
+    public <Q, A> ClientCall<Q, A> interceptCall(
+        MethodDescriptor<Q, A> method, CallOptions options, Channel next) {
+      ClientCall<Q, A> call = next.newCall(method, options);
+      if (!method.equals(NodeAgentGrpc.getMoveMethod())) {
+        return call;
+      }
+      return new ForwardingClientCall.SimpleForwardingClientCall<>(call) {
+        @Override
+        @SuppressWarnings("unchecked")
+        public void sendMessage(Q message) {
+          MoveRequest req = (MoveRequest) message;
+          super.sendMessage(req.hasPlan() ? message : (Q) signer.signed(req));
+        }
+      };
     }
   }
 

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.e2e.bench;
 
-import dev.ferry.api.client.AgentChannels;
 import dev.ferry.api.client.AgentClient;
+import dev.ferry.api.client.CallerTls;
 import dev.ferry.api.client.TlsFiles;
 import dev.ferry.api.v1alpha1.AddressRequest;
 import dev.ferry.api.v1alpha1.PodRef;
@@ -10,7 +10,6 @@ import dev.ferry.e2e.AgentCluster;
 import dev.ferry.e2e.Builds;
 import dev.ferry.e2e.Processes;
 import dev.ferry.testbed.Host;
-import io.netty.handler.ssl.SslContext;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -58,7 +57,7 @@ final class BenchCluster implements AutoCloseable {
     final List<Process> streamers = new CopyOnWriteArrayList<>();
     final AgentClient api;
 
-    Node(AgentCluster.Node node, SslContext tls) {
+    Node(AgentCluster.Node node, CallerTls tls) {
       this.node = node;
       this.name = node.name;
       this.host = node.host;
@@ -145,7 +144,7 @@ final class BenchCluster implements AutoCloseable {
     this.client = agents.client;
     // 10,000 clients, and as many again when they reconnect in the baseline.
     client.run("sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65535");
-    SslContext tls = AgentChannels.context(TlsFiles.inDirectory(agents.certs, "admin"));
+    CallerTls tls = CallerTls.of(TlsFiles.inDirectory(agents.certs, "admin"));
     a = new Node(agents.a, tls);
     b = new Node(agents.b, tls);
   }

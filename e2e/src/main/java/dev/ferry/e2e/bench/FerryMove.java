@@ -73,6 +73,8 @@ final class FerryMove {
             .addPorts(BenchCluster.STREAM_PORT)
             .addPorts(BenchCluster.IDLE_PORT)
             .setTargetAgent(to.api())
+            .setSourceNode(from.name)
+            .setTargetNode(to.name)
             .setAddress(
                 MoveAddressPlan.newBuilder()
                     .setCidr(BenchCluster.VIP_CIDR)

@@ -15,6 +15,7 @@ import dev.ferry.agent.migration.Wire;
 import dev.ferry.agent.migration.WrongPhase;
 import dev.ferry.agent.peer.Peers;
 import dev.ferry.agent.repair.InvalidSocketStateException;
+import dev.ferry.api.plan.MovePlans;
 import dev.ferry.api.v1alpha1.AddressRequest;
 import dev.ferry.api.v1alpha1.AddressResponse;
 import dev.ferry.api.v1alpha1.ArrivalMessage;
@@ -30,6 +31,7 @@ import dev.ferry.api.v1alpha1.NodeAgentGrpc;
 import dev.ferry.protocol.Connection;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
+import java.security.cert.X509Certificate;
 import java.util.List;
 import java.util.logging.Logger;
 
@@ -42,18 +44,24 @@ public final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
   private final PodAddresses addresses;
   private final long maxStateBytes;
   private final ReceiveBudget receiving;
+  private final AgentIdentity peers;
 
   /**
    * @param receiving the node's bound on state held for arrivals in progress, shared by every
    *     Arrive stream
    */
   public AgentApi(
-      NodeParts node, Migrations migrations, long maxStateBytes, ReceiveBudget receiving) {
+      NodeParts node,
+      Migrations migrations,
+      long maxStateBytes,
+      ReceiveBudget receiving,
+      AgentIdentity peers) {
     this.node = node;
     this.migrations = migrations;
     this.addresses = node.addresses();
     this.maxStateBytes = maxStateBytes;
     this.receiving = receiving;
+    this.peers = peers;
   }
 
   @Override
@@ -87,7 +95,9 @@ public final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
 
   @Override
   public StreamObserver<ArrivalMessage> arrive(StreamObserver<ArrivalReply> out) {
-    return new ArrivalStream(node, migrations, out, maxStateBytes, receiving);
+    X509Certificate caller = CallerCheck.CALLER.get();
+    return new ArrivalStream(
+        node, migrations, out, maxStateBytes, receiving, () -> peers.nodeOf(caller));
   }
 
   @Override
@@ -174,6 +184,9 @@ public final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
     }
     if (e instanceof ReceiveBudget.Exhausted) {
       return Status.RESOURCE_EXHAUSTED.withDescription(e.getMessage());
+    }
+    if (e instanceof MovePlans.Refused) {
+      return Status.PERMISSION_DENIED.withDescription(e.getMessage());
     }
     if (e instanceof Peers.PeerFailed) {
       return Status.UNAVAILABLE.withDescription(e.getMessage());

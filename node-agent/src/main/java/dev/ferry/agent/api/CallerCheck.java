@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.api;
 
+import io.grpc.Context;
+import io.grpc.Contexts;
 import io.grpc.Grpc;
 import io.grpc.Metadata;
 import io.grpc.ServerCall;
@@ -25,6 +27,12 @@ import javax.net.ssl.SSLSession;
  * ask whether a migration committed (Rollback on a target aborts it unless it did).
  */
 public final class CallerCheck implements ServerInterceptor {
+  /**
+   * The certificate of the call's caller, for the calls that check more than its role: a peer's
+   * Arrive must come from the agent of the plan's source node ({@link AgentIdentity}).
+   */
+  public static final Context.Key<X509Certificate> CALLER = Context.key("ferry-caller");
+
   private static final Logger LOG = Logger.getLogger(CallerCheck.class.getName());
   private static final Set<String> EVERYTHING = Set.of("ferry-operator", "ferry-admin");
   private static final Map<String, Set<String>> PEER_CALLS =
@@ -41,7 +49,9 @@ public final class CallerCheck implements ServerInterceptor {
       ServerCall<Q, A> call, Metadata headers, ServerCallHandler<Q, A> next) {
     String caller = String.valueOf(call.getAttributes().get(Grpc.TRANSPORT_ATTR_REMOTE_ADDR));
     String method = call.getMethodDescriptor().getBareMethodName();
-    String name = commonName(call.getAttributes().get(Grpc.TRANSPORT_ATTR_SSL_SESSION));
+    X509Certificate certificate =
+        certificate(call.getAttributes().get(Grpc.TRANSPORT_ATTR_SSL_SESSION));
+    String name = certificate == null ? null : commonName(certificate);
     if (name == null) {
       return refuse(
           call,
@@ -58,7 +68,8 @@ public final class CallerCheck implements ServerInterceptor {
           caller,
           "CN=" + name + " may not call " + method);
     }
-    return next.startCall(call, headers);
+    return Contexts.interceptCall(
+        Context.current().withValue(CALLER, certificate), call, headers, next);
   }
 
   private <Q, A> ServerCall.Listener<Q> refuse(
@@ -76,23 +87,29 @@ public final class CallerCheck implements ServerInterceptor {
     return new ServerCall.Listener<>() {};
   }
 
-  private static String commonName(SSLSession session) {
+  private static X509Certificate certificate(SSLSession session) {
     if (session == null) {
       return null;
     }
     try {
       Certificate[] chain = session.getPeerCertificates();
-      if (chain.length == 0 || !(chain[0] instanceof X509Certificate x)) {
-        return null;
-      }
+      return chain.length > 0 && chain[0] instanceof X509Certificate x ? x : null;
+    } catch (SSLPeerUnverifiedException e) {
+      return null;
+    }
+  }
+
+  /** The certificate's common name; "" when it has none. */
+  static String commonName(X509Certificate x) {
+    try {
       for (Rdn rdn : new LdapName(x.getSubjectX500Principal().getName()).getRdns()) {
         if (rdn.getType().equalsIgnoreCase("CN")) {
           return rdn.getValue().toString();
         }
       }
       return "";
-    } catch (SSLPeerUnverifiedException | InvalidNameException e) {
-      return null;
+    } catch (InvalidNameException e) {
+      return "";
     }
   }
 }

@@ -64,6 +64,11 @@ public final class MutualTls {
     this.refused = refused;
   }
 
+  /** The CA this agent trusts now: for the plans a move carries, as for its TLS callers. */
+  public X509ExtendedTrustManager trust() {
+    return trust;
+  }
+
   /**
    * The API server's TLS, for {@code NettyServerBuilder.forAddress(address, credentials)}: as
    * {@link #serverContext()}, and a refused caller is logged with its address ({@link

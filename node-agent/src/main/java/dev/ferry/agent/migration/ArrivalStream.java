@@ -11,16 +11,20 @@ import dev.ferry.agent.repair.InvalidSocketStateException;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.agent.repair.SocketStateCodec;
 import dev.ferry.agent.store.SavedStates;
+import dev.ferry.api.plan.MovePlans;
 import dev.ferry.api.v1alpha1.ArrivalHeader;
 import dev.ferry.api.v1alpha1.ArrivalMessage;
 import dev.ferry.api.v1alpha1.ArrivalReply;
 import dev.ferry.api.v1alpha1.MigrationStatus;
+import dev.ferry.api.v1alpha1.MovePlan;
 import dev.ferry.protocol.Connection;
 import dev.ferry.sys.SyscallException;
 import io.grpc.stub.StreamObserver;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.function.Supplier;
 import java.util.logging.Logger;
 
 /**
@@ -39,6 +43,8 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   private final long start = System.nanoTime();
   private final List<Departure.Departed> states = new ArrayList<>();
   private ArrivalHeader header;
+  private MovePlan plan;
+  private final Supplier<Optional<String>> callerNode;
   private TargetMigration target;
   private ServiceAddress address;
   private boolean addressOnPod;
@@ -95,8 +101,10 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
       Migrations migrations,
       StreamObserver<ArrivalReply> out,
       long maxStateBytes,
-      ReceiveBudget budget) {
+      ReceiveBudget budget,
+      Supplier<Optional<String>> callerNode) {
     this.budget = budget;
+    this.callerNode = callerNode;
     this.node = node;
     this.migrations = migrations;
     this.out = out;
@@ -127,6 +135,11 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         if (header != null) {
           throw new BadRequest("a second header");
         }
+        // Before anything else: only a plan the operator (or an admin) signed opens a migration
+        // here, and only for its pod, ports and address.
+        plan = node.plans().verify(m.getHeader().getPlan());
+        MovePlans.requireOf(plan, m.getHeader());
+        requireFromThePlansSource();
         header = m.getHeader();
         FaultPoints.check(header.getFault());
         target = migrations.newTarget(SavedStates.checkId(header.getMigrationId()));
@@ -148,6 +161,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         requireHeader();
         var part = m.getPrecopy();
         Connection c = Wire.connection(part.getId(), "precopy.id");
+        requireCovered(c);
         Precopied p = precopied.computeIfAbsent(c, k -> new Precopied());
         if (part.getSnapshot()) {
           p.chunks.clear();
@@ -302,6 +316,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
     finishConnection();
     socket = SocketStateCodec.fromMessage(tc.getSocket());
     Connection c = new Connection(socket.local(), socket.remote());
+    requireCovered(c);
     Precopied before = precopied.remove(c);
     if (!tc.getAppendsToPrecopy()) {
       if (before != null) {
@@ -385,6 +400,50 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
 
   private byte[] appState(Connection c) {
     return tails.get(c);
+  }
+
+  /**
+   * Where peers have identities, a plan must name both nodes; this must be the target, and the
+   * caller the source's agent. A plan is for one pair of nodes: a pod reference by netns path means
+   * something on every node.
+   */
+  private void requireFromThePlansSource() {
+    Optional<String> from = callerNode.get();
+    if (from.isEmpty()) {
+      return; // peer identities off, or the operator or an admin calling
+    }
+    if (plan.getSourceNode().isEmpty() || plan.getTargetNode().isEmpty()) {
+      throw new MovePlans.Refused(
+          "plan: names no source_node or no target_node, and this agent takes states only from"
+              + " the agent of a named source (ferry.agent.peer-identity=required): sign the"
+              + " MoveRequest with source_node and target_node set");
+    }
+    if (!plan.getTargetNode().equals(node.nodeName())) {
+      throw new MovePlans.Refused(
+          "plan: its target is node "
+              + plan.getTargetNode()
+              + ", and this is the agent of node "
+              + node.nodeName());
+    }
+    if (!plan.getSourceNode().equals(from.get())) {
+      throw new MovePlans.Refused(
+          "plan: its source is node "
+              + plan.getSourceNode()
+              + ", and the states come from the agent of node "
+              + from.get());
+    }
+  }
+
+  /** A state may enter the pod only on the plan's ports and address. */
+  private void requireCovered(Connection c) {
+    if (!MovePlans.covers(plan, c.local())) {
+      throw new MovePlans.Refused(
+          "plan: "
+              + c
+              + " is not on the planned ports "
+              + plan.getPortsList()
+              + (plan.getAddressCidr().isEmpty() ? "" : " and address " + plan.getAddressCidr()));
+    }
   }
 
   private void requireHeader() {

@@ -5,6 +5,7 @@ import dev.ferry.agent.hold.HoldKey;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.peer.Peers;
 import dev.ferry.agent.store.SavedStates;
+import dev.ferry.api.plan.MovePlans;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.api.v1alpha1.MoveOutcome;
@@ -125,6 +126,16 @@ public final class Migrations {
     }
     if (!req.hasTargetPod()) {
       throw new BadRequest("target_pod: name the pod the connections move to");
+    }
+    // Checked here as the target will check it, so that a plan the target would refuse freezes
+    // nothing.
+    MovePlans.requireOf(node.plans().verify(req.getPlan()), req);
+    if (!req.getSourceNode().isEmpty() && !req.getSourceNode().equals(node.nodeName())) {
+      throw new BadRequest(
+          "source_node: the move leaves node "
+              + req.getSourceNode()
+              + ", and this is the agent of node "
+              + node.nodeName());
     }
     SourceMove fresh = new SourceMove(req, node, this);
     SourceMove m = moves.putIfAbsent(id, fresh);

@@ -22,4 +22,5 @@ public record NodeParts(
     Peers peers,
     ExecutorService workers,
     AgentMetrics metrics,
-    FaultPoints faults) {}
+    FaultPoints faults,
+    PlanCheck plans) {}

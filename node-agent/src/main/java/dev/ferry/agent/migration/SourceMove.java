@@ -467,6 +467,7 @@ public final class SourceMove {
         .setAddress(req.getAddress())
         .setHoldLimitMs(req.getHoldLimitMs())
         .setFault(req.getFault())
+        .setPlan(req.getPlan())
         .build();
   }
 

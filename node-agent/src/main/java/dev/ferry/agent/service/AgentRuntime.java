@@ -3,7 +3,9 @@ package dev.ferry.agent.service;
 
 import dev.ferry.agent.address.PodAddresses;
 import dev.ferry.agent.api.AgentApi;
+import dev.ferry.agent.api.AgentIdentity;
 import dev.ferry.agent.api.CallerCheck;
+import dev.ferry.agent.api.KubeAgentPods;
 import dev.ferry.agent.api.MutualTls;
 import dev.ferry.agent.handoff.HandoffLimits;
 import dev.ferry.agent.handoff.HandoffServer;
@@ -12,6 +14,7 @@ import dev.ferry.agent.hold.HoldKey;
 import dev.ferry.agent.migration.FaultPoints;
 import dev.ferry.agent.migration.Migrations;
 import dev.ferry.agent.migration.NodeParts;
+import dev.ferry.agent.migration.PlanCheck;
 import dev.ferry.agent.migration.PodNamespaces;
 import dev.ferry.agent.migration.ReceiveBudget;
 import dev.ferry.agent.move.ConnectionMover;
@@ -36,6 +39,7 @@ import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Clock;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -106,7 +110,8 @@ public class AgentRuntime {
             peers,
             workers,
             metrics,
-            new FaultPoints(settings.faultPoints(), settings.stateDir().resolve("faults-reached")));
+            new FaultPoints(settings.faultPoints(), settings.stateDir().resolve("faults-reached")),
+            new PlanCheck(tls.trust(), Clock.systemUTC()));
     saved = node.saved();
     migrations =
         new Migrations(
@@ -120,7 +125,17 @@ public class AgentRuntime {
                 .maxReceiveBytes()
                 .orElse(ReceiveBudget.defaultLimit(settings.maxStateBytes())));
     metrics.receiving(receiving::held);
-    AgentApi api = new AgentApi(node, migrations, settings.maxStateBytes(), receiving);
+    AgentIdentity peers =
+        new AgentIdentity(
+            settings.peerIdentityMode(),
+            settings.namespace().orElse(""),
+            new KubeAgentPods(kubernetes::get));
+    if (peers.mode() == AgentIdentity.Mode.OFF) {
+      LOG.warning(
+          "ferry.agent.peer-identity=off: any agent of the cluster may deliver the states of a"
+              + " signed plan here; give each agent its own certificate (docs/security.md)");
+    }
+    AgentApi api = new AgentApi(node, migrations, settings.maxStateBytes(), receiving, peers);
     server =
         NettyServerBuilder.forAddress(
                 new InetSocketAddress(settings.api().host(), settings.api().port()),

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.service;
 
+import dev.ferry.agent.api.AgentIdentity;
 import io.smallrye.config.ConfigMapping;
 import io.smallrye.config.WithDefault;
 import java.net.URI;
@@ -101,6 +102,33 @@ public interface AgentSettings {
    * RESOURCE_EXHAUSTED and rolls back. Default: half the heap, at least twice max-state-bytes.
    */
   Optional<Long> maxReceiveBytes();
+
+  /**
+   * Whether a peer agent's certificate must name its node ({@code required}: a target then takes
+   * states only from the agent of the plan's source node; see AgentIdentity), or all agents share
+   * one certificate ({@code off}: the signed plan is all a target checks).
+   */
+  @WithDefault("required")
+  String peerIdentity();
+
+  /**
+   * The agent's own namespace (the chart sets it): the only one whose pods may be agents, for peers
+   * whose certificate names their pod.
+   */
+  Optional<String> namespace();
+
+  /** {@link #peerIdentity()} read, or a startup error naming the setting. */
+  default AgentIdentity.Mode peerIdentityMode() {
+    return switch (peerIdentity()) {
+      case "required" -> AgentIdentity.Mode.REQUIRED;
+      case "off" -> AgentIdentity.Mode.OFF;
+      default ->
+          throw new IllegalArgumentException(
+              "ferry.agent.peer-identity (FERRY_AGENT_PEER_IDENTITY) must be required or off, got '"
+                  + peerIdentity()
+                  + "'");
+    };
+  }
 
   /** How long a transfer to a peer agent may take. */
   @WithDefault("PT60S")

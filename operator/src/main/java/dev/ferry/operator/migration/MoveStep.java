@@ -142,6 +142,8 @@ final class MoveStep {
         .setTargetPod(plan.target())
         .addAllPorts(plan.ports())
         .setTargetAgent(plan.targetAgent())
+        .setSourceNode(plan.sourceNode())
+        .setTargetNode(plan.targetNode())
         .setHoldLimitMs((int) Math.min(Integer.MAX_VALUE, plan.holdLimit().toMillis()))
         .setAllowPartial(mr.getSpec().isAllowPartial())
         .setAddress(address)
