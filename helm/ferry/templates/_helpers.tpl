@@ -81,12 +81,34 @@ global.imageRegistry, which an umbrella chart sets for all its subcharts, goes i
 {{- end -}}
 
 {{/*
+Whether each agent has a certificate of its own, from cert-manager's csi-driver
+(certManager.csiDriver.enabled; ferry.validate refuses it without certManager.enabled).
+*/}}
+{{- define "ferry.agentOwnCertificates" -}}
+{{- and .Values.certManager.enabled .Values.certManager.csiDriver.enabled -}}
+{{- end -}}
+
+{{/*
+The issuer that signs the chart's certificates when cert-manager issues them, as YAML (name, kind,
+group): certManager.issuerRef, or the CA Issuer the chart makes (cert-manager.yaml).
+*/}}
+{{- define "ferry.certManager.issuer" -}}
+{{- $issuer := .Values.certManager.issuerRef | default dict -}}
+name: {{ default (printf "%s-ca" (include "ferry.fullname" .)) $issuer.name }}
+kind: {{ default "Issuer" $issuer.kind }}
+group: {{ default "cert-manager.io" $issuer.group }}
+{{- end -}}
+
+{{/*
 Checks between values that the schema cannot express; each failure names the values. (helm lint
 only logs a fail, so these show at install and template time.)
 */}}
 {{- define "ferry.validate" -}}
 {{- if eq (int .Values.agent.apiPort) (int .Values.agent.httpPort) -}}
 {{- fail (printf "agent.apiPort and agent.httpPort are both %v: the agent needs two host ports" .Values.agent.apiPort) -}}
+{{- end -}}
+{{- if and .Values.certManager.csiDriver.enabled (not .Values.certManager.enabled) -}}
+{{- fail "certManager.csiDriver.enabled is true but certManager.enabled is false: the csi-driver asks cert-manager for each agent's certificate. Set certManager.enabled=true (with cert-manager and its csi-driver installed), or certManager.csiDriver.enabled=false" -}}
 {{- end -}}
 {{- if not .Values.certManager.enabled -}}
 {{- range $what := list "validityDays" "caValidityDays" -}}

@@ -46,6 +46,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -310,10 +311,34 @@ class AgentServiceIT {
         .as("the operator's plan for a move to node-a, delivered to node-b")
         .satisfies(s -> assertThat(s.getCode()).isEqualTo(Status.Code.PERMISSION_DENIED))
         .satisfies(s -> assertThat(s.getDescription()).contains("its target is node node-a"));
-    // The control: the operator's plan, from its source's agent, lets the same offer in.
-    assertThat(arrive(fromA, withPlan(header, aToB), offer))
-        .as("the operator's plan for this pod, port and address, from node-a's agent")
-        .satisfies(s -> assertThat(s.getCode()).as(s.toString()).isEqualTo(Status.Code.OK));
+    // The control: the operator's plan, from its source's agent, lets the same offer in. While it
+    // is under way, only that agent may ask for its status.
+    List<Status> peers = new ArrayList<>();
+    Status control =
+        arrive(
+            fromA,
+            withPlan(header, aToB),
+            offer,
+            () -> {
+              for (String who : List.of("agent-node-b", fromA)) {
+                try (Calls peer = channel(cluster.b, who)) {
+                  stub(peer).status(ref("forged"));
+                  peers.add(Status.OK);
+                } catch (StatusRuntimeException e) {
+                  peers.add(e.getStatus());
+                } catch (Exception e) {
+                  throw new AssertionError(e);
+                }
+              }
+            });
+    assertThat(control.getCode())
+        .as("the operator's plan for this pod, port and address, from node-a's agent: %s", control)
+        .isEqualTo(Status.Code.OK);
+    assertThat(peers.get(0).getCode())
+        .as("%s", peers.get(0))
+        .isEqualTo(Status.Code.PERMISSION_DENIED);
+    assertThat(peers.get(0).getDescription()).contains("its states came from node node-a");
+    assertThat(peers.get(1).getCode()).as("%s", peers.get(1)).isEqualTo(Status.Code.OK);
     // A Move whose caller did not sign it freezes nothing.
     try (Calls toA = channel(cluster.a, "admin")) {
       assertThatThrownBy(() -> stub(toA).move(toB))
@@ -337,15 +362,24 @@ class AgentServiceIT {
    */
   private static Status arrive(String who, ArrivalHeader header, ArrivalMessage then)
       throws Exception {
+    return arrive(who, header, then, () -> {});
+  }
+
+  /** As above; {@code meanwhile} runs once the target answered {@code then}, before the end. */
+  private static Status arrive(
+      String who, ArrivalHeader header, ArrivalMessage then, Runnable meanwhile) throws Exception {
     try (Calls peer = channel(cluster.b, who)) {
       CompletableFuture<Status> closed = new CompletableFuture<>();
+      CompletableFuture<ArrivalReply> answered = new CompletableFuture<>();
       StreamObserver<ArrivalMessage> out =
           NodeAgentGrpc.newStub(peer.channel())
               .withDeadlineAfter(60, TimeUnit.SECONDS)
               .arrive(
                   new StreamObserver<>() {
                     @Override
-                    public void onNext(ArrivalReply reply) {}
+                    public void onNext(ArrivalReply reply) {
+                      answered.complete(reply);
+                    }
 
                     @Override
                     public void onError(Throwable t) {
@@ -359,6 +393,10 @@ class AgentServiceIT {
                   });
       out.onNext(ArrivalMessage.newBuilder().setHeader(header).build());
       out.onNext(then);
+      CompletableFuture.anyOf(answered, closed).get(90, TimeUnit.SECONDS);
+      if (!closed.isDone()) {
+        meanwhile.run();
+      }
       // Ending the stream without a commit: the target drops what it took, and answers OK.
       out.onCompleted();
       return closed.get(90, TimeUnit.SECONDS);

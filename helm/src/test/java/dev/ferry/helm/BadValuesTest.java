@@ -67,7 +67,13 @@ class BadValuesTest {
             new String[] {"agent.apiPort and agent.httpPort are both 9400"}),
         Arguments.of(
             "renew-before-validity.yaml",
-            new String[] {"tls.renewBeforeDays (30) must be less than tls.validityDays (30)"}));
+            new String[] {"tls.renewBeforeDays (30) must be less than tls.validityDays (30)"}),
+        Arguments.of(
+            "csi-driver-without-cert-manager.yaml",
+            new String[] {
+              "certManager.csiDriver.enabled is true but certManager.enabled is false",
+              "Set certManager.enabled=true"
+            }));
   }
 
   @ParameterizedTest(name = "{0}")

@@ -4,6 +4,7 @@ package dev.ferry.helm;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.ferry.api.client.AgentChannels;
 import dev.ferry.api.client.TlsFiles;
 import dev.ferry.api.plan.MovePlans;
@@ -15,7 +16,10 @@ import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.helm.HelmChart.ValueSet;
 import io.fabric8.certmanager.api.model.v1.Certificate;
 import io.fabric8.certmanager.api.model.v1.Issuer;
+import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.Secret;
+import io.fabric8.kubernetes.api.model.Volume;
+import io.fabric8.kubernetes.api.model.apps.DaemonSet;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.grpc.netty.GrpcSslContexts;
 import io.netty.buffer.ByteBufAllocator;
@@ -38,6 +42,8 @@ import java.time.Instant;
 import java.util.Base64;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLEngineResult.HandshakeStatus;
@@ -298,6 +304,152 @@ class CertificatesTest {
         .extracting(
             c -> c.getSpec().getIssuerRef().getKind() + "/" + c.getSpec().getIssuerRef().getName())
         .containsExactly("ClusterIssuer/corp-ca", "ClusterIssuer/corp-ca");
+  }
+
+  /**
+   * With certManager.csiDriver each agent asks cert-manager's csi-driver, in its pod's volume, for
+   * a certificate of its own: the agent's Certificate is not made, the operator's is, and the
+   * driver is asked for what the shared certificate carried (same issuer, names, usages, key,
+   * validity, files) plus the URI naming the pod, which the agent's AgentIdentity reads.
+   */
+  @Test
+  void withTheCsiDriverEachAgentAsksTheChartsIssuerForACertificateOfItsOwn() throws Exception {
+    Manifests m = HelmChart.render(ValueSet.CSI_DRIVER);
+    assertThat(m.all(Secret.class)).isEmpty();
+    assertThat(m.all(Certificate.class))
+        .as("no shared agent certificate")
+        .extracting(c -> c.getSpec().getSecretName())
+        .containsExactlyInAnyOrder("ferry-ca", "ferry-operator-tls");
+    Certificate operator = m.one(Certificate.class, "ferry-operator-tls");
+    assertThat(operator.getSpec().getIssuerRef().getName()).isEqualTo("ferry-ca");
+    assertThat(m.one(Issuer.class, "ferry-ca").getMetadata().getNamespace())
+        .as("an Issuer in the agents' namespace, where the driver makes its CertificateRequest")
+        .isEqualTo(HelmChart.NAMESPACE);
+
+    Map<String, String> attributes = csiAttributes(m);
+    assertThat(attributes)
+        .containsExactlyInAnyOrderEntriesOf(
+            Map.ofEntries(
+                Map.entry("csi.cert-manager.io/issuer-name", "ferry-ca"),
+                Map.entry("csi.cert-manager.io/issuer-kind", "Issuer"),
+                Map.entry("csi.cert-manager.io/issuer-group", "cert-manager.io"),
+                Map.entry("csi.cert-manager.io/common-name", AgentChannels.AGENT_NAME),
+                Map.entry("csi.cert-manager.io/dns-names", AgentChannels.AGENT_NAME),
+                Map.entry(
+                    "csi.cert-manager.io/uri-sans",
+                    "spiffe://ferry.dev/ns/${POD_NAMESPACE}/pod/${POD_NAME}"),
+                Map.entry(
+                    "csi.cert-manager.io/key-usages", "digital signature,server auth,client auth"),
+                Map.entry("csi.cert-manager.io/key-algorithm", "ECDSA"),
+                Map.entry("csi.cert-manager.io/key-size", "256"),
+                Map.entry("csi.cert-manager.io/key-encoding", "PKCS8"),
+                Map.entry("csi.cert-manager.io/duration", "2160h"),
+                Map.entry("csi.cert-manager.io/renew-before", "360h"),
+                Map.entry("csi.cert-manager.io/ca-file", "ca.crt"),
+                Map.entry("csi.cert-manager.io/certificate-file", "agent.crt"),
+                Map.entry("csi.cert-manager.io/privatekey-file", "agent.key")));
+    JsonNode values =
+        Manifests.yaml(Files.readString(Repo.chart().resolve("values.yaml"))).get("certManager");
+    assertThat(attributes)
+        .as("the validity of the chart's other certificates (certManager.duration, renewBefore)")
+        .containsEntry("csi.cert-manager.io/duration", values.get("duration").asText())
+        .containsEntry("csi.cert-manager.io/renew-before", values.get("renewBefore").asText());
+
+    // The files land where the agent's settings point.
+    Container agent =
+        m.one(DaemonSet.class, "ferry-node-agent")
+            .getSpec()
+            .getTemplate()
+            .getSpec()
+            .getContainers()
+            .get(0);
+    String dir =
+        agent.getVolumeMounts().stream()
+            .filter(v -> v.getName().equals("tls"))
+            .findFirst()
+            .orElseThrow()
+            .getMountPath();
+    for (String[] file :
+        new String[][] {
+          {"FERRY_AGENT_TLS_CA", "ca-file"},
+          {"FERRY_AGENT_TLS_CERT", "certificate-file"},
+          {"FERRY_AGENT_TLS_KEY", "privatekey-file"}
+        }) {
+      assertThat(Manifests.env(agent.getEnv(), file[0]))
+          .as(file[0])
+          .isEqualTo(dir + "/" + attributes.get("csi.cert-manager.io/" + file[1]));
+    }
+
+    // The URI the driver writes for an agent pod (os.Expand of the pod's namespace and name) is
+    // one the agent takes for a pod of its own namespace.
+    String uri =
+        attributes
+            .get("csi.cert-manager.io/uri-sans")
+            .replace("${POD_NAMESPACE}", HelmChart.NAMESPACE)
+            .replace("${POD_NAME}", "ferry-node-agent-x7k2p");
+    assertThat(uri).doesNotContain("$");
+    Matcher pod = agentPodUri().matcher(uri);
+    assertThat(pod.matches()).as("%s matches AgentIdentity's %s", uri, agentPodUri()).isTrue();
+    assertThat(pod.group(1)).isEqualTo(HelmChart.NAMESPACE);
+    assertThat(pod.group(2)).isEqualTo("ferry-node-agent-x7k2p");
+  }
+
+  @Test
+  void theCsiDriverAsksAnIssuerOfYourOwnForTheValidityYouSet() {
+    Manifests m =
+        HelmChart.renderWith(
+            """
+            certManager:
+              enabled: true
+              issuerRef:
+                name: corp-ca
+                kind: ClusterIssuer
+              duration: 720h
+              renewBefore: 240h
+              csiDriver:
+                enabled: true
+            """);
+    assertThat(m.all(Issuer.class)).isEmpty();
+    assertThat(m.all(Certificate.class))
+        .extracting(
+            c -> c.getSpec().getIssuerRef().getKind() + "/" + c.getSpec().getIssuerRef().getName())
+        .as("the operator's alone")
+        .containsExactly("ClusterIssuer/corp-ca");
+    assertThat(csiAttributes(m))
+        .containsEntry("csi.cert-manager.io/issuer-name", "corp-ca")
+        .containsEntry("csi.cert-manager.io/issuer-kind", "ClusterIssuer")
+        .containsEntry("csi.cert-manager.io/issuer-group", "cert-manager.io")
+        .containsEntry("csi.cert-manager.io/duration", "720h")
+        .containsEntry("csi.cert-manager.io/renew-before", "240h");
+  }
+
+  /** The agent's tls volume: cert-manager's csi-driver, read-only, and what it is asked for. */
+  private static Map<String, String> csiAttributes(Manifests m) {
+    Volume tls =
+        m
+            .one(DaemonSet.class, "ferry-node-agent")
+            .getSpec()
+            .getTemplate()
+            .getSpec()
+            .getVolumes()
+            .stream()
+            .filter(v -> v.getName().equals("tls"))
+            .findFirst()
+            .orElseThrow();
+    assertThat(tls.getSecret()).isNull();
+    assertThat(tls.getCsi().getDriver()).isEqualTo("csi.cert-manager.io");
+    assertThat(tls.getCsi().getReadOnly()).isTrue();
+    return tls.getCsi().getVolumeAttributes();
+  }
+
+  /** AgentIdentity's pattern of a pod's URI, read from the agent's source. */
+  private static Pattern agentPodUri() throws Exception {
+    String source =
+        Files.readString(
+            Repo.path("node-agent/src/main/java/dev/ferry/agent/api/AgentIdentity.java"));
+    Matcher m = Pattern.compile("POD =\\s*Pattern\\.compile\\(\"(.*?)\"\\);").matcher(source);
+    assertThat(m.find()).as("AgentIdentity.POD").isTrue();
+    return Pattern.compile(m.group(1).replace("\\\\", "\\"));
   }
 
   private static SslContext server(TlsFiles agent) throws SSLException {

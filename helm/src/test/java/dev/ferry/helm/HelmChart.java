@@ -45,14 +45,16 @@ final class HelmChart {
 
   /**
    * The sets of values the chart is rendered with: its defaults (cert-manager issues the
-   * certificates), and helm/ferry/ci/*.yaml.
+   * certificates), and helm/ferry/ci/*.yaml (CSI_DRIVER: each agent's own certificate from
+   * cert-manager's csi-driver).
    */
   enum ValueSet {
     DEFAULT(null),
     AWS("values-aws.yaml"),
     L2("values-l2.yaml"),
     CERT_MANAGER("values-cert-manager.yaml"),
-    CHART_CERTIFICATES("values-chart-certificates.yaml");
+    CHART_CERTIFICATES("values-chart-certificates.yaml"),
+    CSI_DRIVER("values-csi-driver.yaml");
 
     private final String file;
 

@@ -95,12 +95,22 @@ class NodeAgentPrivilegesTest {
                 Collectors.toMap(v -> v.getHostPath().getPath(), v -> v.getHostPath().getType()));
     assertThat(hostPaths).isEqualTo(HOST_PATHS);
     assertThat(volumes.values())
-        .as("besides those: the TLS Secret and a scratch /tmp")
+        .as("besides those: the TLS files and a scratch /tmp")
         .filteredOn(v -> v.getHostPath() == null)
         .extracting(Volume::getName)
         .containsExactlyInAnyOrder("tls", "tmp");
-    assertThat(volumes.get("tls").getSecret().getSecretName()).isEqualTo("ferry-agent-tls");
-    assertThat(volumes.get("tls").getSecret().getDefaultMode()).as("0400").isEqualTo(0400);
+    Volume tls = volumes.get("tls");
+    if (set == ValueSet.CSI_DRIVER) {
+      assertThat(tls.getSecret()).as("no shared Secret").isNull();
+      assertThat(tls.getCsi().getDriver())
+          .as("this agent's own certificate, from cert-manager's csi-driver")
+          .isEqualTo("csi.cert-manager.io");
+      assertThat(tls.getCsi().getReadOnly()).as("the csi-driver refuses a writable one").isTrue();
+    } else {
+      assertThat(tls.getCsi()).isNull();
+      assertThat(tls.getSecret().getSecretName()).isEqualTo("ferry-agent-tls");
+      assertThat(tls.getSecret().getDefaultMode()).as("0400").isEqualTo(0400);
+    }
     assertThat(volumes.get("tmp").getEmptyDir()).isNotNull();
 
     Map<String, VolumeMount> mounts =
@@ -132,6 +142,17 @@ class NodeAgentPrivilegesTest {
             e ->
                 assertThat(e.getValueFrom().getFieldRef().getFieldPath())
                     .isEqualTo("spec.nodeName"));
+    assertThat(c.getEnv())
+        .filteredOn(e -> e.getName().equals("FERRY_AGENT_NAMESPACE"))
+        .as("the only namespace whose pods may be agents: the agent's own")
+        .singleElement()
+        .satisfies(
+            e ->
+                assertThat(e.getValueFrom().getFieldRef().getFieldPath())
+                    .isEqualTo("metadata.namespace"));
+    assertThat(env(c, "FERRY_AGENT_PEER_IDENTITY"))
+        .as("required only where each agent's certificate names it; else it refuses every transfer")
+        .isEqualTo(set == ValueSet.CSI_DRIVER ? "required" : "off");
     assertThat(env(c, "FERRY_AGENT_HANDOFF_SOCKET")).isEqualTo("/run/ferry/handoff.sock");
     assertThat(env(c, "FERRY_AGENT_STATE_DIR")).isEqualTo("/var/lib/ferry");
     assertThat(env(c, "FERRY_AGENT_BPF_PIN_DIR")).isEqualTo("/sys/fs/bpf/ferry");

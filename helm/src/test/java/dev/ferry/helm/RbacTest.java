@@ -42,6 +42,9 @@ class RbacTest {
   private static final Map<String, String> SERVICE_ACCOUNTS =
       Map.of("operator", "ferry-operator", "node-agent", "ferry-node-agent");
 
+  /** The conditions a call may be made under, each read from the rendered workloads (needs). */
+  private static final List<String> WHEN = List.of("imds", "queue", "csi");
+
   /** One line of helm/rbac-calls.yaml. */
   @JsonIgnoreProperties({"why"})
   record Call(
@@ -90,6 +93,9 @@ class RbacTest {
       assertThat(c.component()).isIn(SERVICE_ACCOUNTS.keySet());
       assertThat(c.verbs()).isNotEmpty();
       assertThat(c.scope()).isIn("cluster", "all-namespaces", "namespace");
+      if (c.when() != null) {
+        assertThat(c.when()).as("%s %s: when", c.component(), c.resource()).isIn(WHEN);
+      }
       assertThat(c.namespace() != null)
           .as("%s %s: a namespace exactly when the scope is namespace", c.component(), c.resource())
           .isEqualTo(c.scope().equals("namespace"));
@@ -166,6 +172,29 @@ class RbacTest {
     assertThat(grants(ValueSet.AWS)).anyMatch(g -> g.component().equals("node-agent"));
   }
 
+  /**
+   * An agent whose certificate is its own (certManager.csiDriver) may read pods of its own
+   * namespace, to learn a calling agent's node; with the shared certificate it reads no pod.
+   */
+  @ParameterizedTest
+  @EnumSource(ValueSet.class)
+  void onlyAnAgentWithItsOwnCertificateMayGetPodsAndOnlyInItsNamespace(ValueSet set) {
+    List<String> pods =
+        grants(set).stream()
+            .filter(g -> g.component().equals("node-agent") && g.resource().equals("pods"))
+            .map(g -> g.verb() + " in " + g.namespace() + " names " + g.names())
+            .toList();
+    if (set == ValueSet.CSI_DRIVER) {
+      assertThat(pods).containsExactly("get in " + HelmChart.NAMESPACE + " names null");
+      assertThat(grants(set))
+          .as("no other right: the metadata watch is off with the l2 mover")
+          .filteredOn(g -> g.component().equals("node-agent"))
+          .hasSize(1);
+    } else {
+      assertThat(pods).isEmpty();
+    }
+  }
+
   private static boolean allows(Grant g, Need n) {
     return g.component().equals(n.component())
         && g.apiGroup().equals(n.apiGroup())
@@ -234,6 +263,18 @@ class RbacTest {
                         .get(0)
                         .getEnv(),
                     "FERRY_OPERATOR_QUEUE_ENABLED"));
+    boolean csi =
+        "required"
+            .equals(
+                Manifests.env(
+                    m.one(DaemonSet.class, "ferry-node-agent")
+                        .getSpec()
+                        .getTemplate()
+                        .getSpec()
+                        .getContainers()
+                        .get(0)
+                        .getEnv(),
+                    "FERRY_AGENT_PEER_IDENTITY"));
     String lease =
         Manifests.env(
             m.one(Deployment.class, "ferry-operator")
@@ -248,7 +289,8 @@ class RbacTest {
     for (Call c : calls()) {
       if (c.grantedBy() != null
           || ("imds".equals(c.when()) && !imds)
-          || ("queue".equals(c.when()) && !queue)) {
+          || ("queue".equals(c.when()) && !queue)
+          || ("csi".equals(c.when()) && !csi)) {
         continue;
       }
       String ns = "release".equals(c.namespace()) ? HelmChart.NAMESPACE : c.namespace();

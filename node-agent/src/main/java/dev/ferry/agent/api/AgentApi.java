@@ -102,12 +102,14 @@ public final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
 
   @Override
   public void rollback(MigrationRef req, StreamObserver<MigrationStatus> out) {
-    answer(out, () -> migrations.rollback(req.getMigrationId()));
+    X509Certificate caller = CallerCheck.CALLER.get();
+    answer(out, () -> migrations.rollback(req.getMigrationId(), peers.nodeOf(caller)));
   }
 
   @Override
   public void status(MigrationRef req, StreamObserver<MigrationStatus> out) {
-    answer(out, () -> migrations.status(req.getMigrationId()));
+    X509Certificate caller = CallerCheck.CALLER.get();
+    answer(out, () -> migrations.status(req.getMigrationId(), peers.nodeOf(caller)));
   }
 
   @Override

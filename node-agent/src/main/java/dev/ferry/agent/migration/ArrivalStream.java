@@ -143,6 +143,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         header = m.getHeader();
         FaultPoints.check(header.getFault());
         target = migrations.newTarget(SavedStates.checkId(header.getMigrationId()));
+        target.from(header.getSourceNode());
         if (header.getAfterCommit()) {
           target.afterCommit();
           LOG.info(() -> "migration " + id() + ": committed here; the states come again");

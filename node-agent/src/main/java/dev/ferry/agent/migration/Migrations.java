@@ -19,6 +19,7 @@ import java.util.EnumMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
@@ -280,6 +281,56 @@ public final class Migrations {
           node.metrics().migration("target");
           return new TargetMigration(k, node);
         });
+  }
+
+  /**
+   * As {@link #rollback(String)}, asked by {@code peer}'s agent (empty: the operator, an admin, or
+   * peers without identities): a peer may roll back only a migration whose states it sent here.
+   */
+  public MigrationStatus rollback(String id, Optional<String> peer) throws InterruptedException {
+    requireSourceOf(id, peer, "roll back");
+    return rollback(id);
+  }
+
+  /**
+   * As {@link #status(String)}, asked by {@code peer}'s agent: see {@link #rollback(String,
+   * Optional)}.
+   */
+  public MigrationStatus status(String id, Optional<String> peer) {
+    requireSourceOf(id, peer, "ask for the status of");
+    return status(id);
+  }
+
+  /**
+   * A peer agent may act only on a migration that arrives here from its node. What this agent no
+   * longer holds in memory (it restarted) answers from its commit record alone, to anyone.
+   */
+  private void requireSourceOf(String id, Optional<String> peer, String what) {
+    if (peer.isEmpty()) {
+      return;
+    }
+    if (sources.containsKey(id)) {
+      throw new MovePlans.Refused(
+          "the agent of node "
+              + peer.get()
+              + " may not "
+              + what
+              + " migration "
+              + id
+              + ": it leaves this node");
+    }
+    TargetMigration t = targets.get(id);
+    if (t != null && !t.sourceNode().equals(peer.get())) {
+      throw new MovePlans.Refused(
+          "the agent of node "
+              + peer.get()
+              + " may not "
+              + what
+              + " migration "
+              + id
+              + ": its states came from node "
+              + t.sourceNode());
+    }
   }
 
   public MigrationStatus rollback(String id) throws InterruptedException {

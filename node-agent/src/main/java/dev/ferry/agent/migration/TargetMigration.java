@@ -39,6 +39,9 @@ public final class TargetMigration {
   private boolean committed;
   private boolean aborted;
 
+  /** The node the states come from, as its verified Arrive header named it. */
+  private volatile String sourceNode = "";
+
   public TargetMigration(String id, NodeParts node) {
     this.id = id;
     this.node = node;
@@ -54,6 +57,15 @@ public final class TargetMigration {
   public record Whole(long size, java.util.function.Supplier<byte[]> bytes) {}
 
   private Map<Connection, Whole> wholes = Map.of();
+
+  /** The states come from {@code node}'s agent: only it may ask for their status or rollback. */
+  void from(String node) {
+    sourceNode = node;
+  }
+
+  String sourceNode() {
+    return sourceNode;
+  }
 
   /** The source sends the states again after the commit (ArrivalHeader.after_commit). */
   private boolean afterCommit;
