@@ -76,6 +76,9 @@ final class Native {
 
     int pidfd_getfd(int pidfd, int targetfd, int flags);
 
+    /** Signal 0 sends nothing: 0 while the process lives, ESRCH once it has exited. */
+    int pidfd_send_signal(int pidfd, int sig, Pointer info, int flags);
+
     String strerror(int errnum);
 
     int if_nametoindex(String ifname);

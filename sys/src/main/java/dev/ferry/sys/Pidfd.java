@@ -4,8 +4,10 @@ package dev.ferry.sys;
 import static dev.ferry.sys.Calls.check;
 
 /**
- * A process handle ({@code pidfd_open}) through which the agent copies another process's
- * descriptors ({@code pidfd_getfd}, needs PTRACE_MODE_ATTACH: CAP_SYS_PTRACE across users).
+ * A process handle ({@code pidfd_open}, or a Unix socket peer's {@code SO_PEERPIDFD}) through which
+ * the agent copies another process's descriptors ({@code pidfd_getfd}, needs PTRACE_MODE_ATTACH:
+ * CAP_SYS_PTRACE across users), and tells whether that very process still lives: unlike its pid, a
+ * pidfd is never reused.
  */
 public final class Pidfd implements AutoCloseable {
   private final int fd;
@@ -19,6 +21,26 @@ public final class Pidfd implements AutoCloseable {
   public static Pidfd open(long pid) throws SyscallException {
     int fd = check(() -> Native.LIBC.pidfd_open((int) pid, 0), () -> "pidfd_open(pid=" + pid + ")");
     return new Pidfd(fd, pid);
+  }
+
+  /** Takes ownership of {@code fd}, a pidfd of process {@code pid}. */
+  static Pidfd adopt(int fd, long pid) {
+    return new Pidfd(fd, pid);
+  }
+
+  /**
+   * Whether the process has not exited (a zombie counts as alive: its pid is not free yet). While
+   * it is alive, its pid names it and nothing else.
+   */
+  public boolean alive() throws SyscallException {
+    if (Native.LIBC.pidfd_send_signal(fd, 0, null, 0) == 0) {
+      return true;
+    }
+    int errno = Native.errno();
+    if (errno == Errno.ESRCH) {
+      return false;
+    }
+    throw new SyscallException("pidfd_send_signal(pid=" + pid + ", 0)", errno);
   }
 
   /** A new descriptor in this process for the target's {@code targetFd}, close-on-exec. */

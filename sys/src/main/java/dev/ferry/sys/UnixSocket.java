@@ -34,6 +34,21 @@ public final class UnixSocket implements AutoCloseable {
   private static final int CMSG_HEADER = 16;
   private static final int MSG_CTRUNC = 0x8;
   private static final int SO_PEERCRED = 17;
+  private static final int SO_PEERPIDFD = 77; // Linux 6.5
+
+  /**
+   * A handle on the process at the other end, as the kernel saw it connect (SO_PEERPIDFD): its pid
+   * is {@code pid}, from {@link #peerCredentials()}.
+   */
+  public Pidfd peerPidfd(int pid) throws SyscallException {
+    byte[] raw = new byte[4];
+    IntByReference len = new IntByReference(raw.length);
+    check(
+        () -> Native.LIBC.getsockopt(fd, Native.SOL_SOCKET, SO_PEERPIDFD, raw, len),
+        () -> "getsockopt(fd=" + fd + ", SO_PEERPIDFD)");
+    return Pidfd.adopt(ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder()).getInt(0), pid);
+  }
+
   private static final int SHUT_RDWR = 2;
 
   static {

@@ -69,4 +69,43 @@ class FdPassingTest {
     s.listen(1);
     return s;
   }
+
+  /**
+   * The agent reads a handoff caller's namespace through its pid; the pidfd taken when it connected
+   * says whether that pid still names the caller, or may name another process by now.
+   */
+  @Test
+  void aPeersPidfdSaysWhetherTheProcessThatConnectedStillLives() throws Exception {
+    java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("ferry-peerpidfd-");
+    java.nio.file.Path path = dir.resolve("s.sock");
+    Process peer = null;
+    try (UnixSocket listener = UnixSocket.listen(path, 1)) {
+      peer =
+          new ProcessBuilder(
+                  "python3",
+                  "-c",
+                  "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]);"
+                      + " sys.stdin.read()",
+                  path.toString())
+              .start();
+      try (UnixSocket accepted = listener.accept()) {
+        UnixSocket.Credentials who = accepted.peerCredentials();
+        assertThat((long) who.pid()).isEqualTo(peer.pid());
+        try (Pidfd handle = accepted.peerPidfd(who.pid())) {
+          assertThat(handle.alive()).as("while the peer runs").isTrue();
+
+          peer.getOutputStream().close(); // it reads EOF and exits
+          assertThat(peer.waitFor(60, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+
+          assertThat(handle.alive()).as("once it has exited and been reaped").isFalse();
+        }
+      }
+    } finally {
+      if (peer != null) {
+        peer.destroyForcibly();
+      }
+      java.nio.file.Files.deleteIfExists(path);
+      java.nio.file.Files.deleteIfExists(dir);
+    }
+  }
 }

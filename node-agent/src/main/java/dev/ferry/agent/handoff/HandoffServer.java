@@ -5,6 +5,7 @@ import dev.ferry.protocol.Connection;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.FrameChannel;
 import dev.ferry.sys.NetNamespace;
+import dev.ferry.sys.Pidfd;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
 import dev.ferry.sys.UnixSocket;
@@ -128,7 +129,7 @@ public final class HandoffServer implements AutoCloseable {
       Session session = null;
       try {
         UnixSocket.Credentials peer = client.peerCredentials();
-        long netns = namespaceOf(peer.pid());
+        long netns = namespaceOf(client, peer.pid());
         String full = admit(netns);
         if (full != null) {
           refuse(client, peer, full);
@@ -191,9 +192,16 @@ public final class HandoffServer implements AutoCloseable {
   }
 
   /** The caller's network namespace (its inode), or -1 if its process is gone or hidden. */
-  private static long namespaceOf(int pid) {
-    try {
-      return NetNamespace.inodeOfProcess(pid);
+  /**
+   * The network namespace of the process that connected, read through its pid; -1 if unknown. A pid
+   * names that process only while it lives: had it exited, the pid could name another process by
+   * the time /proc is read. So the namespace counts only if the handle taken when it connected
+   * (SO_PEERPIDFD, which is never reused) says it still lives after the read.
+   */
+  private static long namespaceOf(UnixSocket client, int pid) {
+    try (Pidfd caller = client.peerPidfd(pid)) {
+      long netns = NetNamespace.inodeOfProcess(pid);
+      return caller.alive() ? netns : -1;
     } catch (SyscallException e) {
       return -1;
     }
