@@ -122,7 +122,8 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
       if (e instanceof InterruptedException) {
         Thread.currentThread().interrupt();
       }
-      LOG.warning(() -> "migration " + id() + ": arrival refused: " + e.getMessage());
+      String which = header == null && m.hasHeader() ? m.getHeader().getMigrationId() : id();
+      LOG.warning(() -> "migration " + which + ": arrival refused: " + e.getMessage());
       dropUnlessCommitted();
       end();
       out.onError(AgentApi.statusOf(e).asRuntimeException());

@@ -162,6 +162,9 @@ public final class SourceMove {
     // (1 GiB and its checksum took over 2 s here), so it gets the state timeout, not the answer's.
     PrecopyForwarder.awaitSnapshots(precopies, migrations.precopyTimeout());
     m.timed("precopy", precopyStart);
+    // A target that refused the header has said so by now if anything was pre-copied: freeze
+    // nobody for it. (A refusal still on its way is met when the states are sent, and rolls back.)
+    call.requireOpen();
     freezeWallMicros = nowMicros();
     freezeNanos = System.nanoTime();
     callsAtFreeze = migrations.otherCalls();

@@ -91,6 +91,16 @@ public final class ArrivalCall implements AutoCloseable {
     return target;
   }
 
+  /**
+   * Fails with the target's words if it has ended the stream already (it refused the header: a plan
+   * it does not take, say), so that the source does not freeze for a move that cannot land.
+   */
+  public void requireOpen() {
+    if (broken != null) {
+      throw failed(broken);
+    }
+  }
+
   /** What the move is: the target prepares (the address on its pod) while the source freezes. */
   public void sendHeader(ArrivalHeader header) throws InterruptedException {
     send(ArrivalMessage.newBuilder().setHeader(header).build());
