@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.api;
 
+import dev.ferry.api.plan.MovePlans;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.Supplier;
@@ -22,7 +24,21 @@ public final class KubeAgentPods implements AgentIdentity.AgentPods {
 
   @Override
   public Optional<String> nodeOf(String namespace, String pod) {
-    Pod p = client.get().pods().inNamespace(namespace).withName(pod).get();
+    Pod p;
+    try {
+      p = client.get().pods().inNamespace(namespace).withName(pod).get();
+    } catch (KubernetesClientException e) {
+      // Refused, not guessed: the source gives its connections back, and the next move asks again.
+      throw new MovePlans.Refused(
+          "cannot ask the API server where the calling agent's pod "
+              + namespace
+              + "/"
+              + pod
+              + " runs ("
+              + e.getMessage()
+              + "): the agents' ServiceAccount needs get on pods in "
+              + namespace);
+    }
     if (p == null || p.getSpec() == null || p.getStatus() == null) {
       return Optional.empty();
     }
