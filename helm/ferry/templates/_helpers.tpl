@@ -192,3 +192,52 @@ by a chance of about one in 10^12 in the 16 random bytes of the serial.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The handoff socket's directory (agent.socketDir) and every directory above it, one a line: a
+pod that can write any of them can replace the agent's socket (admission-policies.yaml). Each
+directory under /run is also named under /var/run, and the other way round: /var/run is a
+symlink to /run on most distributions, and the kubelet follows it when it mounts a hostPath.
+*/}}
+{{- define "ferry.handoffDir.paths" -}}
+{{- $parts := list -}}
+{{- range splitList "/" .Values.agent.socketDir -}}
+{{- if and . (ne . ".") -}}
+{{- $parts = append $parts . -}}
+{{- end -}}
+{{- end -}}
+{{- $paths := list "/" -}}
+{{- range $i, $_ := $parts -}}
+{{- $dir := printf "/%s" (join "/" (slice $parts 0 (add1 $i))) -}}
+{{- $paths = append $paths $dir -}}
+{{- if or (eq $dir "/run") (hasPrefix "/run/" $dir) -}}
+{{- $paths = append $paths (printf "/var%s" $dir) -}}
+{{- else if or (eq $dir "/var/run") (hasPrefix "/var/run/" $dir) -}}
+{{- $paths = append $paths (trimPrefix "/var" $dir) -}}
+{{- end -}}
+{{- end -}}
+{{- join "\n" $paths -}}
+{{- end -}}
+
+{{/*
+Those directories as one RE2 expression for CEL's matches(), written as a CEL string literal.
+It takes every spelling of them that the API server lets through and the kubelet mounts as the
+same directory: repeated slashes, "." components and a trailing slash ("/run//ferry/",
+"/run/./ferry"; a ".." is refused). A directory below the socket's, or beside it, does not match:
+it cannot reach handoff.sock.
+*/}}
+{{- define "ferry.handoffDir.regex" -}}
+{{- $sep := "/([.]?/)*" -}}
+{{- $dirs := list -}}
+{{- range splitList "\n" (include "ferry.handoffDir.paths" .) -}}
+{{- if ne . "/" -}}
+{{- $quoted := list -}}
+{{- range splitList "/" (trimPrefix "/" .) -}}
+{{- $quoted = append $quoted (regexQuoteMeta .) -}}
+{{- end -}}
+{{- $dirs = append $dirs (join $sep $quoted) -}}
+{{- end -}}
+{{- end -}}
+{{- $re := printf "^%s([.]?|(%s)(%s[.]?)?)$" $sep (join "|" $dirs) $sep -}}
+{{- printf "'%s'" ($re | replace "\\" "\\\\" | replace "'" "\\'") -}}
+{{- end -}}

@@ -4,19 +4,31 @@ package dev.ferry.helm;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.google.protobuf.NullValue;
 import dev.cel.common.types.SimpleType;
 import dev.cel.compiler.CelCompiler;
 import dev.cel.compiler.CelCompilerFactory;
 import dev.cel.parser.CelStandardMacro;
 import dev.cel.runtime.CelRuntime;
 import dev.cel.runtime.CelRuntimeFactory;
+import dev.ferry.helm.HelmChart.ValueSet;
+import io.fabric8.kubernetes.api.model.Container;
+import io.fabric8.kubernetes.api.model.ContainerBuilder;
+import io.fabric8.kubernetes.api.model.EphemeralContainer;
+import io.fabric8.kubernetes.api.model.EphemeralContainerBuilder;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.SecurityContext;
+import io.fabric8.kubernetes.api.model.SecurityContextBuilder;
+import io.fabric8.kubernetes.api.model.VolumeBuilder;
+import io.fabric8.kubernetes.api.model.VolumeMount;
+import io.fabric8.kubernetes.api.model.VolumeMountBuilder;
 import io.fabric8.kubernetes.api.model.admissionregistration.v1.ValidatingAdmissionPolicy;
 import io.fabric8.kubernetes.api.model.admissionregistration.v1.ValidatingAdmissionPolicyBinding;
 import io.fabric8.kubernetes.api.model.admissionregistration.v1.Validation;
 import io.fabric8.kubernetes.api.model.admissionregistration.v1.Variable;
+import io.fabric8.kubernetes.api.model.apps.DaemonSet;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -29,12 +41,17 @@ import org.junit.jupiter.api.Test;
 /**
  * The chart's ValidatingAdmissionPolicies, evaluated with cel-java on the requests the API server
  * would give them: what the programs do passes, what a compromised agent or operator would try is
- * refused with the policy's message, and nobody else's requests are matched at all.
+ * refused with the policy's message, and nobody else's requests are matched at all. The handoff
+ * policy keeps application pods from writing the host directory of the agent's handoff socket.
  */
 class AdmissionPoliciesTest {
   private static final String AGENT = "system:serviceaccount:ferry-system:ferry-node-agent";
   private static final String OPERATOR = "system:serviceaccount:ferry-system:ferry-operator";
   private static final String NODE_NAME = "authentication.kubernetes.io/node-name";
+  private static final String DEPLOYER = "system:serviceaccount:kube-system:replicaset-controller";
+  private static final String DAEMON_SETS =
+      "system:serviceaccount:kube-system:daemon-set-controller";
+  private static final String DEBUGGER = "alice@example.com";
 
   private static final CelCompiler COMPILER =
       CelCompilerFactory.standardCelCompilerBuilder()
@@ -54,6 +71,13 @@ class AdmissionPoliciesTest {
       chart.one(ValidatingAdmissionPolicy.class, "ferry-node-agent-own-node");
   private final ValidatingAdmissionPolicy podMarks =
       chart.one(ValidatingAdmissionPolicy.class, "ferry-operator-pod-marks");
+  private final ValidatingAdmissionPolicy handoff =
+      chart.one(ValidatingAdmissionPolicy.class, "ferry-node-agent-handoff-read-only");
+
+  /** The fix the handoff policy's messages give, with the chart's default socketDir. */
+  private static final String FIX =
+      "mount hostPath /run/ferry read-only (readOnly: true); the agent's socket needs no write"
+          + " access";
 
   @Test
   void anAgentUpdatesItsOwnNodesStatusAndNoOtherNodes() {
@@ -141,21 +165,397 @@ class AdmissionPoliciesTest {
   }
 
   @Test
-  void eachPolicyIsBoundToDenyAndBothCanBeLeftOut() {
+  void eachPolicyIsBoundToDenyAndAllCanBeLeftOut() {
     assertThat(chart.all(ValidatingAdmissionPolicyBinding.class))
         .extracting(b -> b.getSpec().getPolicyName() + " " + b.getSpec().getValidationActions())
         .containsExactlyInAnyOrder(
-            "ferry-node-agent-own-node [Deny]", "ferry-operator-pod-marks [Deny]");
+            "ferry-node-agent-own-node [Deny]",
+            "ferry-operator-pod-marks [Deny]",
+            "ferry-node-agent-handoff-read-only [Deny]");
     assertThat(ownNode.getSpec().getFailurePolicy()).isEqualTo("Fail");
     assertThat(podMarks.getSpec().getFailurePolicy()).isEqualTo("Fail");
+    assertThat(handoff.getSpec().getFailurePolicy()).isEqualTo("Fail");
     Manifests without = HelmChart.renderWith("rbac: {admissionPolicies: false}");
     assertThat(without.all(ValidatingAdmissionPolicy.class)).isEmpty();
     assertThat(without.all(ValidatingAdmissionPolicyBinding.class)).isEmpty();
   }
 
+  @Test
+  void theHandoffPolicyJudgesPodsAsTheyAreCreatedAndAsContainersAreAddedToThem() {
+    assertThat(handoff.getSpec().getMatchConstraints().getResourceRules())
+        .singleElement()
+        .satisfies(
+            r -> {
+              assertThat(r.getApiGroups()).containsExactly("");
+              assertThat(r.getResources()).containsExactly("pods", "pods/ephemeralcontainers");
+              assertThat(r.getOperations()).containsExactly("CREATE", "UPDATE");
+            });
+  }
+
+  @Test
+  void anApplicationMountsTheHandoffDirectoryReadOnly() {
+    assertThat(create(appPod("/run/ferry", true))).hasValue(List.of());
+    // The socket itself, or a directory below it, cannot replace the socket.
+    assertThat(create(appPod("/run/ferry/handoff.sock", false))).hasValue(List.of());
+  }
+
+  @Test
+  void readWriteIsRefusedNamingTheContainerTheVolumeAndTheFix() {
+    String message =
+        "container \"app\" mounts hostPath volume \"ferry\" (/run/ferry) read-write, where a"
+            + " process could replace the Ferry agent's handoff socket with its own: "
+            + FIX;
+
+    assertThat(create(appPod("/run/ferry", null))).hasValue(List.of(message));
+    assertThat(create(appPod("/run/ferry", false))).hasValue(List.of(message));
+    // One read-write container is enough, beside read-only ones.
+    assertThat(
+            create(
+                appPod(
+                    "/run/ferry",
+                    true,
+                    p -> p.getSpec().getContainers().add(container("sidecar", false, null)))))
+        .get()
+        .asList()
+        .singleElement()
+        .asString()
+        .startsWith("container \"sidecar\" mounts hostPath volume \"ferry\"")
+        .endsWith(FIX);
+  }
+
+  @Test
+  void aContainerThatCouldRemountTheDirectoryMayNotMountItEvenReadOnly() {
+    for (var sc :
+        List.<Consumer<Container>>of(
+            c -> c.setSecurityContext(sc(true, null)),
+            c -> c.setSecurityContext(sc(null, "SYS_ADMIN")),
+            c -> c.setSecurityContext(sc(false, "CAP_SYS_ADMIN")),
+            c -> c.setSecurityContext(sc(null, "sys_admin")),
+            c -> c.setSecurityContext(sc(null, "ALL")))) {
+      Map<String, Object> pod =
+          appPod("/run/ferry", true, p -> sc.accept(p.getSpec().getContainers().get(0)));
+      assertThat(create(pod))
+          .describedAs("%s", pod)
+          .get()
+          .asList()
+          .singleElement()
+          .asString()
+          .startsWith(
+              "container \"app\" mounts hostPath volume \"ferry\" (/run/ferry) and is privileged"
+                  + " or adds capability SYS_ADMIN, so it could remount it read-write")
+          .endsWith("give it neither privileged nor SYS_ADMIN, and " + FIX);
+    }
+    // Read-write and privileged: both said.
+    assertThat(
+            create(
+                appPod(
+                    "/run/ferry",
+                    false,
+                    p -> p.getSpec().getContainers().get(0).setSecurityContext(sc(true, null)))))
+        .get()
+        .asList()
+        .hasSize(2);
+    // Other capabilities cannot remount it; nor can a privileged container that does not mount it
+    // (Pod Security Admission's business: a privileged container is root on its node anyway).
+    assertThat(
+            create(
+                appPod(
+                    "/run/ferry",
+                    true,
+                    p -> {
+                      p.getSpec().getContainers().get(0).setSecurityContext(sc(false, "NET_ADMIN"));
+                      Container tool = container("tool", null, null);
+                      tool.setVolumeMounts(List.of());
+                      tool.setSecurityContext(sc(true, "SYS_ADMIN"));
+                      p.getSpec().getContainers().add(tool);
+                    })))
+        .hasValue(List.of());
+  }
+
+  @Test
+  void aHostPathAboveTheDirectoryCountsAsTheDirectory() {
+    for (String path :
+        List.of(
+            "/run",
+            "/",
+            "/run/ferry/",
+            "/run/",
+            "//run//ferry",
+            "/run/./ferry/.",
+            "/./",
+            // A symlink to /run on most distributions, which the kubelet follows.
+            "/var/run/ferry",
+            "/var/run")) {
+      assertThat(create(appPod(path, false)))
+          .describedAs(path)
+          .get()
+          .asList()
+          .singleElement()
+          .asString()
+          .contains("mounts hostPath volume \"ferry\" (" + path + ") read-write")
+          .endsWith(FIX);
+      assertThat(create(appPod(path, true))).describedAs(path).hasValue(List.of());
+    }
+    // Beside it, below it, or named alike: not the socket's directory.
+    for (String path :
+        List.of(
+            "/var/log", "/var", "/run/ferry2", "/run/ferry/sub", "/runx", "/run.", "/srv/run")) {
+      assertThat(create(appPod(path, false))).describedAs(path).hasValue(List.of());
+    }
+  }
+
+  @Test
+  void initAndEphemeralContainersAreJudgedToo() {
+    assertThat(
+            create(
+                appPod(
+                    "/run/ferry",
+                    true,
+                    p -> p.getSpec().getInitContainers().add(container("setup", false, null)))))
+        .get()
+        .asList()
+        .singleElement()
+        .asString()
+        .startsWith("container \"setup\" mounts hostPath volume \"ferry\"");
+    assertThat(
+            create(
+                appPod(
+                    "/run/ferry",
+                    true,
+                    p ->
+                        p.getSpec()
+                            .getEphemeralContainers()
+                            .add(ephemeral("debugger", null, sc(null, "SYS_ADMIN"))))))
+        .get()
+        .asList()
+        .hasSize(2)
+        .allSatisfy(m -> assertThat(m).asString().startsWith("container \"debugger\""));
+  }
+
+  @Test
+  void podsWithoutTheDirectoryAreNotAffected() {
+    // No hostPath at all: not even evaluated.
+    assertThat(create(pod(p -> {}))).isEmpty();
+    Map<String, Object> logs =
+        pod(
+            p -> {
+              p.getSpec()
+                  .getVolumes()
+                  .add(
+                      new VolumeBuilder()
+                          .withName("logs")
+                          .withNewHostPath()
+                          .withPath("/var/log")
+                          .endHostPath()
+                          .build());
+              p.getSpec()
+                  .getContainers()
+                  .get(0)
+                  .setVolumeMounts(
+                      List.of(
+                          new VolumeMountBuilder()
+                              .withName("logs")
+                              .withMountPath("/var/log")
+                              .build()));
+              p.getSpec().getContainers().get(0).setSecurityContext(sc(true, null));
+            });
+    assertThat(create(logs)).hasValue(List.of());
+  }
+
+  @Test
+  void podsOfAnExemptNamespaceAreLeftAloneAndOnlyThose() {
+    Map<String, Object> nodeTool = appPod("/", false);
+    assertThat(refusals(handoff, request(DEPLOYER, "kube-system", "CREATE", ""), nodeTool, null))
+        .as("kube-system, exempt by default")
+        .isEmpty();
+    assertThat(refusals(handoff, request(DEPLOYER, "monitoring", "CREATE", ""), nodeTool, null))
+        .as("another namespace")
+        .get()
+        .asList()
+        .isNotEmpty();
+
+    ValidatingAdmissionPolicy listed =
+        HelmChart.renderWith("rbac:\n  handoffMountExemptNamespaces: [monitoring]")
+            .one(ValidatingAdmissionPolicy.class, "ferry-node-agent-handoff-read-only");
+    assertThat(refusals(listed, request(DEPLOYER, "monitoring", "CREATE", ""), nodeTool, null))
+        .isEmpty();
+    assertThat(refusals(listed, request(DEPLOYER, "kube-system", "CREATE", ""), nodeTool, null))
+        .as("no longer listed")
+        .get()
+        .asList()
+        .isNotEmpty();
+    ValidatingAdmissionPolicy none =
+        HelmChart.renderWith("rbac:\n  handoffMountExemptNamespaces: []")
+            .one(ValidatingAdmissionPolicy.class, "ferry-node-agent-handoff-read-only");
+    assertThat(refusals(none, request(DEPLOYER, "kube-system", "CREATE", ""), nodeTool, null))
+        .get()
+        .asList()
+        .isNotEmpty();
+  }
+
+  @Test
+  void theAgentsOwnPodIsAdmittedAndOnlyInItsNamespace() {
+    for (ValueSet set : ValueSet.values()) {
+      Manifests m = HelmChart.render(set);
+      ValidatingAdmissionPolicy policy =
+          m.one(ValidatingAdmissionPolicy.class, "ferry-node-agent-handoff-read-only");
+      DaemonSet ds = m.one(DaemonSet.class, "ferry-node-agent");
+
+      // As the DaemonSet controller creates it: the policy leaves it alone.
+      assertThat(
+              refusals(
+                  policy,
+                  request(DAEMON_SETS, HelmChart.NAMESPACE, "CREATE", ""),
+                  agentPod(ds, HelmChart.NAMESPACE, null),
+                  null))
+          .describedAs("%s", set)
+          .isEmpty();
+      // The same pod elsewhere, under a ServiceAccount of that name in its own namespace, is
+      // judged like any other: read-write and with SYS_ADMIN.
+      assertThat(
+              refusals(
+                  policy,
+                  request(DAEMON_SETS, "shop", "CREATE", ""),
+                  agentPod(ds, "shop", null),
+                  null))
+          .describedAs("%s", set)
+          .get()
+          .asList()
+          .hasSize(2)
+          .allSatisfy(
+              s -> assertThat(s).asString().startsWith("container \"node-agent\" mounts hostPath"));
+      // And so is it in the release's namespace under another ServiceAccount.
+      assertThat(
+              refusals(
+                  policy,
+                  request(DAEMON_SETS, HelmChart.NAMESPACE, "CREATE", ""),
+                  agentPod(ds, HelmChart.NAMESPACE, "default"),
+                  null))
+          .describedAs("%s", set)
+          .get()
+          .asList()
+          .hasSize(2);
+    }
+  }
+
+  @Test
+  void anUpdateJudgesOnlyTheContainersItAdds() {
+    // A pod created read-write before the policy keeps taking label changes (the operator's
+    // eviction guard among them) and finalizer removals.
+    Map<String, Object> before = appPod("/run/ferry", false);
+    Map<String, Object> labelled =
+        appPod(
+            "/run/ferry", false, p -> p.getMetadata().getLabels().put("ferry.dev/migration", "1"));
+    assertThat(refusals(handoff, request(OPERATOR, "shop", "UPDATE", ""), labelled, before))
+        .hasValue(List.of());
+
+    // kubectl debug adds an ephemeral container through pods/ephemeralcontainers.
+    Map<String, Object> running = appPod("/run/ferry", true);
+    Map<String, Object> debugRw =
+        appPod(
+            "/run/ferry",
+            true,
+            p -> p.getSpec().getEphemeralContainers().add(ephemeral("debugger", false, null)));
+    Map<String, Object> debugRo =
+        appPod(
+            "/run/ferry",
+            true,
+            p -> p.getSpec().getEphemeralContainers().add(ephemeral("debugger", true, null)));
+    Map<String, Object> debugPrivileged =
+        appPod(
+            "/run/ferry",
+            true,
+            p ->
+                p.getSpec()
+                    .getEphemeralContainers()
+                    .add(ephemeral("debugger", true, sc(true, null))));
+    Map<String, Object> debugging = request(DEBUGGER, "shop", "UPDATE", "ephemeralcontainers");
+
+    assertThat(refusals(handoff, debugging, debugRw, running))
+        .get()
+        .asList()
+        .singleElement()
+        .asString()
+        .startsWith(
+            "container \"debugger\" mounts hostPath volume \"ferry\" (/run/ferry) read-write")
+        .endsWith(FIX);
+    assertThat(refusals(handoff, debugging, debugPrivileged, running))
+        .get()
+        .asList()
+        .singleElement()
+        .asString()
+        .startsWith(
+            "container \"debugger\" mounts hostPath volume \"ferry\" (/run/ferry) and is"
+                + " privileged");
+    assertThat(refusals(handoff, debugging, debugRo, running)).hasValue(List.of());
+    // A second debugger beside a read-only one already there: only the new one is judged.
+    Map<String, Object> twoDebuggers =
+        appPod(
+            "/run/ferry",
+            true,
+            p -> {
+              p.getSpec().getEphemeralContainers().add(ephemeral("debugger", true, null));
+              p.getSpec().getEphemeralContainers().add(ephemeral("debugger-2", null, null));
+            });
+    assertThat(refusals(handoff, debugging, twoDebuggers, debugRo))
+        .get()
+        .asList()
+        .singleElement()
+        .asString()
+        .startsWith("container \"debugger-2\"");
+  }
+
+  @Test
+  void aCustomSocketDirMovesThePolicyWithIt() {
+    Manifests custom = HelmChart.renderWith("agent: {socketDir: /var/run/ferry-x}");
+    ValidatingAdmissionPolicy policy =
+        custom.one(ValidatingAdmissionPolicy.class, "ferry-node-agent-handoff-read-only");
+    String fix =
+        "mount hostPath /var/run/ferry-x read-only (readOnly: true); the agent's socket needs no"
+            + " write access";
+
+    for (String path :
+        List.of(
+            "/var/run/ferry-x",
+            "/var/run/ferry-x/",
+            "/var/run",
+            "/var",
+            "/",
+            "/run/ferry-x",
+            "/run")) {
+      assertThat(
+              refusals(policy, request(DEPLOYER, "shop", "CREATE", ""), appPod(path, false), null))
+          .describedAs(path)
+          .get()
+          .asList()
+          .singleElement()
+          .asString()
+          .contains("(" + path + ") read-write")
+          .endsWith(fix);
+      assertThat(
+              refusals(policy, request(DEPLOYER, "shop", "CREATE", ""), appPod(path, true), null))
+          .describedAs(path)
+          .hasValue(List.of());
+    }
+    // The default's directory is no longer the socket's.
+    assertThat(
+            refusals(
+                policy, request(DEPLOYER, "shop", "CREATE", ""), appPod("/run/ferry", false), null))
+        .hasValue(List.of());
+    assertThat(
+            refusals(
+                policy,
+                request(DAEMON_SETS, HelmChart.NAMESPACE, "CREATE", ""),
+                agentPod(
+                    custom.one(DaemonSet.class, "ferry-node-agent"), HelmChart.NAMESPACE, null),
+                null))
+        .isEmpty();
+  }
+
   /**
    * The messages of the validations that fail, as the API server evaluates a policy: empty when its
-   * match conditions leave the request alone, else variables in order, then each validation.
+   * match conditions leave the request alone, else variables in order, then each validation. {@code
+   * oldObject} is null for a CREATE.
    */
   private static Optional<List<String>> refusals(
       ValidatingAdmissionPolicy policy,
@@ -165,7 +565,8 @@ class AdmissionPoliciesTest {
     Map<String, Object> vars = new HashMap<>();
     vars.put("request", request);
     vars.put("object", object);
-    vars.put("oldObject", oldObject);
+    // null at CREATE, as the API server gives it.
+    vars.put("oldObject", oldObject == null ? NullValue.NULL_VALUE : oldObject);
     Map<String, Object> variables = new HashMap<>();
     vars.put("variables", variables);
     for (var c : policy.getSpec().getMatchConditions()) {
@@ -179,7 +580,14 @@ class AdmissionPoliciesTest {
     List<String> out = new ArrayList<>();
     for (Validation v : policy.getSpec().getValidations()) {
       if (!(Boolean) eval(v.getExpression(), vars)) {
-        out.add(v.getMessage().trim());
+        // The API server says messageExpression's result where there is one (message only if it
+        // fails, which the tests count as a fault: it must work), on one line.
+        String message =
+            v.getMessageExpression() == null
+                ? v.getMessage().trim()
+                : (String) eval(v.getMessageExpression(), vars);
+        assertThat(message).doesNotContain("\n").isNotBlank();
+        out.add(message);
       }
     }
     return Optional.of(out);
@@ -191,6 +599,111 @@ class AdmissionPoliciesTest {
     } catch (Exception e) {
       throw new AssertionError("CEL `" + expression + "`: " + e.getMessage(), e);
     }
+  }
+
+  /** The handoff policy on a tenant's pod CREATE. */
+  private Optional<List<String>> create(Map<String, Object> pod) {
+    return refusals(handoff, request(DEPLOYER, "shop", "CREATE", ""), pod, null);
+  }
+
+  /**
+   * An admission request for a pod in {@code namespace}: {@code subResource} "" for the pod itself.
+   */
+  private static Map<String, Object> request(
+      String username, String namespace, String operation, String subResource) {
+    return Map.of(
+        "userInfo", Map.of("username", username, "extra", Map.of()),
+        "namespace", namespace,
+        "operation", operation,
+        "resource", Map.of("group", "", "version", "v1", "resource", "pods"),
+        "subResource", subResource);
+  }
+
+  /**
+   * A tenant's pod whose container "app" mounts the hostPath {@code path} as volume "ferry" at
+   * /run/ferry, with {@code readOnly} (null: left out).
+   */
+  private static Map<String, Object> appPod(String path, Boolean readOnly) {
+    return appPod(path, readOnly, p -> {});
+  }
+
+  private static Map<String, Object> appPod(String path, Boolean readOnly, Consumer<Pod> change) {
+    return pod(
+        p -> {
+          p.getSpec()
+              .getVolumes()
+              .add(
+                  new VolumeBuilder()
+                      .withName("ferry")
+                      .withNewHostPath()
+                      .withPath(path)
+                      .withType("Directory")
+                      .endHostPath()
+                      .build());
+          p.getSpec().getContainers().set(0, container("app", readOnly, null));
+          change.accept(p);
+        });
+  }
+
+  /** A container that mounts volume "ferry" at /run/ferry. */
+  private static Container container(String name, Boolean readOnly, SecurityContext sc) {
+    return new ContainerBuilder()
+        .withName(name)
+        .withImage("shop/streamer:1")
+        .withVolumeMounts(ferryMount(readOnly))
+        .withSecurityContext(sc)
+        .build();
+  }
+
+  private static EphemeralContainer ephemeral(String name, Boolean readOnly, SecurityContext sc) {
+    return new EphemeralContainerBuilder()
+        .withName(name)
+        .withImage("busybox:1")
+        .withVolumeMounts(ferryMount(readOnly))
+        .withSecurityContext(sc)
+        .build();
+  }
+
+  private static VolumeMount ferryMount(Boolean readOnly) {
+    return new VolumeMountBuilder()
+        .withName("ferry")
+        .withMountPath("/run/ferry")
+        .withReadOnly(readOnly)
+        .build();
+  }
+
+  /** A security context: {@code privileged} (null: left out), and one capability added. */
+  private static SecurityContext sc(Boolean privileged, String add) {
+    SecurityContextBuilder b = new SecurityContextBuilder().withPrivileged(privileged);
+    if (add != null) {
+      b.withNewCapabilities().withAdd(add).endCapabilities();
+    }
+    return b.build();
+  }
+
+  /**
+   * A pod of the agent's DaemonSet as the chart renders it, in {@code namespace}, under the
+   * ServiceAccount the DaemonSet names or {@code serviceAccount}.
+   */
+  private static Map<String, Object> agentPod(
+      DaemonSet ds, String namespace, String serviceAccount) {
+    Pod p =
+        new PodBuilder()
+            .withNewMetadata()
+            .withName("ferry-node-agent-x7k2p")
+            .withNamespace(namespace)
+            .withLabels(ds.getSpec().getTemplate().getMetadata().getLabels())
+            .endMetadata()
+            .withSpec(ds.getSpec().getTemplate().getSpec())
+            .build();
+    assertThat(p.getSpec().getServiceAccountName()).isEqualTo("ferry-node-agent");
+    Map<String, Object> pod = cel(p);
+    if (serviceAccount != null) {
+      @SuppressWarnings("unchecked")
+      Map<String, Object> spec = (Map<String, Object>) pod.get("spec");
+      spec.put("serviceAccountName", serviceAccount);
+    }
+    return pod;
   }
 
   /** An admission request's user info; {@code node} is what a pod-bound token carries. */

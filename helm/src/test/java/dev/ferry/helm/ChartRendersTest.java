@@ -95,7 +95,9 @@ class ChartRendersTest {
             "Service/ferry-operator-metrics",
             "ServiceAccount/ferry-node-agent",
             "ServiceAccount/ferry-operator",
+            "ValidatingAdmissionPolicy/ferry-node-agent-handoff-read-only",
             "ValidatingAdmissionPolicy/ferry-operator-pod-marks",
+            "ValidatingAdmissionPolicyBinding/ferry-node-agent-handoff-read-only",
             "ValidatingAdmissionPolicyBinding/ferry-operator-pod-marks");
   }
 
