@@ -211,7 +211,7 @@ class AgentServiceIT {
     MigrationRef nothing = ref("nothing");
     try (Calls none = channel(cluster.a, null);
         Calls untrusted = channel(cluster.a, rogue, "operator");
-        Calls peer = channel(cluster.a, "agent")) {
+        Calls peer = channel(cluster.a, "agent-node-b")) {
       assertThatThrownBy(() -> stub(none).status(nothing))
           .isInstanceOfSatisfying(
               StatusRuntimeException.class,
