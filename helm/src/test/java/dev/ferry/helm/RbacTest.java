@@ -236,55 +236,29 @@ class RbacTest {
     return yaml.readValue(CALLS.toFile(), Calls.class).calls();
   }
 
+  /** The value of {@code name} in the environment of the DaemonSet's first container. */
+  private static String env(DaemonSet d, String name) {
+    return Manifests.env(d.getSpec().getTemplate().getSpec().getContainers().get(0).getEnv(), name);
+  }
+
+  /** The value of {@code name} in the environment of the Deployment's first container. */
+  private static String env(Deployment d, String name) {
+    return Manifests.env(d.getSpec().getTemplate().getSpec().getContainers().get(0).getEnv(), name);
+  }
+
   /** The calls that apply with {@code set}'s values, one per verb. */
   private static List<Need> needs(ValueSet set) throws IOException {
     Manifests m = HelmChart.render(set);
     boolean imds =
-        "true"
-            .equals(
-                Manifests.env(
-                    m.one(DaemonSet.class, "ferry-node-agent")
-                        .getSpec()
-                        .getTemplate()
-                        .getSpec()
-                        .getContainers()
-                        .get(0)
-                        .getEnv(),
-                    "FERRY_AGENT_IMDS_ENABLED"));
+        "true".equals(env(m.one(DaemonSet.class, "ferry-node-agent"), "FERRY_AGENT_IMDS_ENABLED"));
     boolean queue =
         "true"
-            .equals(
-                Manifests.env(
-                    m.one(Deployment.class, "ferry-operator")
-                        .getSpec()
-                        .getTemplate()
-                        .getSpec()
-                        .getContainers()
-                        .get(0)
-                        .getEnv(),
-                    "FERRY_OPERATOR_QUEUE_ENABLED"));
+            .equals(env(m.one(Deployment.class, "ferry-operator"), "FERRY_OPERATOR_QUEUE_ENABLED"));
     boolean csi =
         "required"
-            .equals(
-                Manifests.env(
-                    m.one(DaemonSet.class, "ferry-node-agent")
-                        .getSpec()
-                        .getTemplate()
-                        .getSpec()
-                        .getContainers()
-                        .get(0)
-                        .getEnv(),
-                    "FERRY_AGENT_PEER_IDENTITY"));
+            .equals(env(m.one(DaemonSet.class, "ferry-node-agent"), "FERRY_AGENT_PEER_IDENTITY"));
     String lease =
-        Manifests.env(
-            m.one(Deployment.class, "ferry-operator")
-                .getSpec()
-                .getTemplate()
-                .getSpec()
-                .getContainers()
-                .get(0)
-                .getEnv(),
-            "FERRY_OPERATOR_LEADER_ELECTION_LEASE_NAME");
+        env(m.one(Deployment.class, "ferry-operator"), "FERRY_OPERATOR_LEADER_ELECTION_LEASE_NAME");
     List<Need> out = new ArrayList<>();
     for (Call c : calls()) {
       if (c.grantedBy() != null

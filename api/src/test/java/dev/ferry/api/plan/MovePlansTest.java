@@ -4,6 +4,7 @@ package dev.ferry.api.plan;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.ferry.api.CertificateScript;
 import dev.ferry.api.client.TlsFiles;
 import dev.ferry.api.tls.ReloadingTls;
 import dev.ferry.api.v1alpha1.MoveAddressPlan;
@@ -12,7 +13,6 @@ import dev.ferry.api.v1alpha1.MoveRequest;
 import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.api.v1alpha1.SignedPlan;
 import java.net.InetSocketAddress;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
@@ -43,8 +43,8 @@ class MovePlansTest {
   static void certificates() throws Exception {
     cluster = dir.resolve("cluster");
     rogue = dir.resolve("rogue");
-    run(script().toString(), cluster.toString());
-    run(script().toString(), "--rogue", rogue.toString());
+    CertificateScript.make(cluster.toString());
+    CertificateScript.make("--rogue", rogue.toString());
     agentTrust = new ReloadingTls(TlsFiles.inDirectory(cluster, "agent")).trustManager();
   }
 
@@ -162,24 +162,5 @@ class MovePlansTest {
 
   private static PlanSigner signer(Path certs, String who) {
     return new PlanSigner(TlsFiles.inDirectory(certs, who));
-  }
-
-  private static void run(String... command) throws Exception {
-    Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-    String out = new String(p.getInputStream().readAllBytes());
-    if (p.waitFor() != 0) {
-      throw new IllegalStateException(String.join(" ", command) + " failed: " + out);
-    }
-  }
-
-  private static Path script() {
-    for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) {
-      Path s = d.resolve("scripts/ferry-certs.sh");
-      if (Files.isExecutable(s)) {
-        return s;
-      }
-    }
-    throw new IllegalStateException(
-        "scripts/ferry-certs.sh is not above " + Path.of("").toAbsolutePath());
   }
 }

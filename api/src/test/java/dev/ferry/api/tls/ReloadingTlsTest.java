@@ -4,6 +4,7 @@ package dev.ferry.api.tls;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.ferry.api.CertificateScript;
 import dev.ferry.api.client.TlsFiles;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -65,7 +66,7 @@ class ReloadingTlsTest {
   @Test
   void aKeyThatIsNotPkcs8IsRefusedSayingHowToConvertIt() throws Exception {
     Path sec1 = copy(a, dir.resolve("sec1"));
-    run(
+    CertificateScript.run(
         "openssl",
         "ec",
         "-in",
@@ -119,26 +120,7 @@ class ReloadingTlsTest {
       Files.copy(caOf.resolve("ca.crt"), dir.resolve("ca.crt"));
       Files.copy(caOf.resolve("ca.key"), dir.resolve("ca.key"));
     }
-    run(script().toString(), dir.toString());
+    CertificateScript.make(dir.toString());
     return dir;
-  }
-
-  private static void run(String... command) throws Exception {
-    Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-    String out = new String(p.getInputStream().readAllBytes());
-    if (p.waitFor() != 0) {
-      throw new IllegalStateException(String.join(" ", command) + " failed: " + out);
-    }
-  }
-
-  private static Path script() {
-    for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) {
-      Path s = d.resolve("scripts/ferry-certs.sh");
-      if (Files.isExecutable(s)) {
-        return s;
-      }
-    }
-    throw new IllegalStateException(
-        "scripts/ferry-certs.sh is not above " + Path.of("").toAbsolutePath());
   }
 }

@@ -309,27 +309,16 @@ public final class Migrations {
     if (peer.isEmpty()) {
       return;
     }
-    if (sources.containsKey(id)) {
-      throw new MovePlans.Refused(
-          "the agent of node "
-              + peer.get()
-              + " may not "
-              + what
-              + " migration "
-              + id
-              + ": it leaves this node");
-    }
     TargetMigration t = targets.get(id);
-    if (t != null && !t.sourceNode().equals(peer.get())) {
+    String why =
+        sources.containsKey(id)
+            ? "it leaves this node"
+            : t != null && !t.sourceNode().equals(peer.get())
+                ? "its states came from node " + t.sourceNode()
+                : null;
+    if (why != null) {
       throw new MovePlans.Refused(
-          "the agent of node "
-              + peer.get()
-              + " may not "
-              + what
-              + " migration "
-              + id
-              + ": its states came from node "
-              + t.sourceNode());
+          "the agent of node " + peer.get() + " may not " + what + " migration " + id + ": " + why);
     }
   }
 

@@ -8,41 +8,15 @@ import dev.ferry.api.plan.MovePlans;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
-import io.fabric8.mockwebserver.Context;
-import io.fabric8.mockwebserver.MockWebServer;
-import java.util.HashMap;
+import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import java.util.Map;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /** Which pods count as agents, as the API server (Fabric8's, in CRUD mode) knows them. */
+@EnableKubernetesMockClient(crud = true)
 class KubeAgentPodsTest {
-  private KubernetesMockServer apiServer;
-  private KubernetesClient client;
-  private KubeAgentPods pods;
-
-  @BeforeEach
-  void start() {
-    apiServer =
-        new KubernetesMockServer(
-            new Context(),
-            new MockWebServer(),
-            new HashMap<>(),
-            new KubernetesCrudDispatcher(),
-            false);
-    apiServer.init();
-    client = apiServer.createClient();
-    pods = new KubeAgentPods(() -> client);
-  }
-
-  @AfterEach
-  void stop() {
-    client.close();
-    apiServer.destroy();
-  }
+  static KubernetesClient client;
+  private final KubeAgentPods pods = new KubeAgentPods(() -> client);
 
   @Test
   void aRunningAgentPodRunsOnItsNode() {
