@@ -405,11 +405,18 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   }
 
   /**
-   * Where peers have identities, a plan must name both nodes; this must be the target, and the
-   * caller the source's agent. A plan is for one pair of nodes: a pod reference by netns path means
-   * something on every node.
+   * A plan that names its target node is for that node only: a pod reference by netns path means
+   * something on every node. Where peers have identities, a plan must name both nodes, and the
+   * caller must be the source's agent.
    */
   private void requireFromThePlansSource() {
+    if (!plan.getTargetNode().isEmpty() && !plan.getTargetNode().equals(node.nodeName())) {
+      throw new MovePlans.Refused(
+          "plan: its target is node "
+              + plan.getTargetNode()
+              + ", and this is the agent of node "
+              + node.nodeName());
+    }
     Optional<String> from = callerNode.get();
     if (from.isEmpty()) {
       return; // peer identities off, or the operator or an admin calling
@@ -419,13 +426,6 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
           "plan: names no source_node or no target_node, and this agent takes states only from"
               + " the agent of a named source (ferry.agent.peer-identity=required): sign the"
               + " MoveRequest with source_node and target_node set");
-    }
-    if (!plan.getTargetNode().equals(node.nodeName())) {
-      throw new MovePlans.Refused(
-          "plan: its target is node "
-              + plan.getTargetNode()
-              + ", and this is the agent of node "
-              + node.nodeName());
     }
     if (!plan.getSourceNode().equals(from.get())) {
       throw new MovePlans.Refused(
