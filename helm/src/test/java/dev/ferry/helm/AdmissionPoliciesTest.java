@@ -365,32 +365,37 @@ class AdmissionPoliciesTest {
   @Test
   void podsOfAnExemptNamespaceAreLeftAloneAndOnlyThose() {
     Map<String, Object> nodeTool = appPod("/", false);
-    assertThat(refusals(handoff, request(DEPLOYER, "kube-system", "CREATE", ""), nodeTool, null))
+    assertThat(createIn(handoff, "kube-system", nodeTool))
         .as("kube-system, exempt by default")
         .isEmpty();
-    assertThat(refusals(handoff, request(DEPLOYER, "monitoring", "CREATE", ""), nodeTool, null))
+    assertThat(createIn(handoff, "monitoring", nodeTool))
         .as("another namespace")
         .get()
         .asList()
         .isNotEmpty();
 
     ValidatingAdmissionPolicy listed =
-        HelmChart.renderWith("rbac:\n  handoffMountExemptNamespaces: [monitoring]")
-            .one(ValidatingAdmissionPolicy.class, "ferry-node-agent-handoff-read-only");
-    assertThat(refusals(listed, request(DEPLOYER, "monitoring", "CREATE", ""), nodeTool, null))
-        .isEmpty();
-    assertThat(refusals(listed, request(DEPLOYER, "kube-system", "CREATE", ""), nodeTool, null))
+        handoffPolicy("rbac:\n  handoffMountExemptNamespaces: [monitoring]");
+    assertThat(createIn(listed, "monitoring", nodeTool)).isEmpty();
+    assertThat(createIn(listed, "kube-system", nodeTool))
         .as("no longer listed")
         .get()
         .asList()
         .isNotEmpty();
-    ValidatingAdmissionPolicy none =
-        HelmChart.renderWith("rbac:\n  handoffMountExemptNamespaces: []")
-            .one(ValidatingAdmissionPolicy.class, "ferry-node-agent-handoff-read-only");
-    assertThat(refusals(none, request(DEPLOYER, "kube-system", "CREATE", ""), nodeTool, null))
-        .get()
-        .asList()
-        .isNotEmpty();
+    ValidatingAdmissionPolicy none = handoffPolicy("rbac:\n  handoffMountExemptNamespaces: []");
+    assertThat(createIn(none, "kube-system", nodeTool)).get().asList().isNotEmpty();
+  }
+
+  /** {@code policy} on a pod CREATE in {@code namespace}. */
+  private static Optional<List<String>> createIn(
+      ValidatingAdmissionPolicy policy, String namespace, Map<String, Object> pod) {
+    return refusals(policy, request(DEPLOYER, namespace, "CREATE", ""), pod, null);
+  }
+
+  /** The handoff policy as the chart renders it with {@code values}. */
+  private static ValidatingAdmissionPolicy handoffPolicy(String values) {
+    return HelmChart.renderWith(values)
+        .one(ValidatingAdmissionPolicy.class, "ferry-node-agent-handoff-read-only");
   }
 
   @Test
