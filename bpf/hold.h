@@ -2,9 +2,9 @@
 /*
  * Structs shared by the hold programs, their test runner and the node-agent. The Java side
  * mirrors them in dev.ferry.agent.hold (HoldMaps for the flags and map names, HoldKey,
- * HoldEntry and HoldStats for the structs): change both together. The _Static_asserts below
- * and HoldStructsTest keep sizes and offsets honest. Layouts are the x86-64/arm64 ones:
- * little-endian host, natural alignment, no implicit padding.
+ * HoldEntry, HoldStats and KeptBytes for the structs): change both together. The
+ * _Static_asserts below and HoldStructsTest keep sizes and offsets honest. Layouts are the
+ * x86-64/arm64 ones: little-endian host, natural alignment, no implicit padding.
  */
 #ifndef FERRY_HOLD_H
 #define FERRY_HOLD_H
@@ -48,6 +48,36 @@ struct hold_stats {
 	__u64 expired;          /* [32] segments seen past deadline_ns */
 };
 
+/*
+ * The head of each record in ferry_kept: a held client's payload that hold_xdp dropped or
+ * answered, kept so that the agent can hand it to the restored socket instead of waiting for
+ * the client to send it again. len bytes of payload follow. Records come in arrival order,
+ * retransmissions and overlaps included; flags (FIN, PSH, URG) are not kept. 48 bytes.
+ */
+struct kept_bytes {
+	struct hold_key key; /* [0]  the connection, as in ferry_holds */
+	__u32 seq;           /* [40] host order: sequence number of the first payload byte */
+	__u32 len;           /* [44] payload bytes after this header */
+};
+
+/*
+ * The most payload one record carries: a 9001-byte MTU (AWS VPCs) less the IPv4 and TCP headers
+ * leaves 8961. A longer segment (a GSO one, as veth passes them on, up to 64 KiB) is kept in
+ * consecutive records of at most this much, each with its own seq, up to KEPT_CHUNKS of them;
+ * one longer still (BIG TCP) is counted in CNT_NOT_KEPT and left to the client's retransmission,
+ * as before. Changing KEPT_PAYLOAD_MAX changes ferry_kept_buf's value size: remove that pin when
+ * it does.
+ */
+#define KEPT_PAYLOAD_MAX 9000
+#define KEPT_CHUNKS 8
+
+/* Index of each per-CPU counter in ferry_kept_cnt. Segments, not bytes. */
+enum kept_counter {
+	CNT_KEPT,     /* segment written to ferry_kept whole (in one record or more) */
+	CNT_NOT_KEPT, /* payload lost: ring full, over KEPT_CHUNKS records long, or cut short */
+	CNT_KEPT_MAX,
+};
+
 /* Index of each per-CPU counter in ferry_counters: one per decision the programs make. */
 enum hold_counter {
 	CNT_TC_SEEN,         /* TCP segment parsed by hold_tc */
@@ -77,5 +107,8 @@ _Static_assert(__builtin_offsetof(struct hold_value, wake_to) == 16, "HoldEntry 
 _Static_assert(__builtin_offsetof(struct hold_value, ts_base_ns) == 24, "HoldEntry offsets");
 _Static_assert(__builtin_offsetof(struct hold_value, deadline_ns) == 32, "HoldEntry offsets");
 _Static_assert(sizeof(struct hold_stats) == 40, "hold_stats is mirrored in HoldStats.java");
+_Static_assert(sizeof(struct kept_bytes) == 48, "kept_bytes is mirrored in KeptBytes.java");
+_Static_assert(__builtin_offsetof(struct kept_bytes, seq) == 40, "KeptBytes offsets");
+_Static_assert(__builtin_offsetof(struct kept_bytes, len) == 44, "KeptBytes offsets");
 
 #endif

@@ -39,12 +39,60 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ferry_counters SEC(".maps");
 
+/*
+ * Client payload hold_xdp kept: struct kept_bytes records for the agent to read. 16 MiB holds
+ * about 1,800 full 9000-byte segments, or far more small ones.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ferry_kept SEC(".maps");
+
+/*
+ * Kept and lost segments (enum kept_counter), per CPU. A map of its own: ferry_counters'
+ * max_entries is fixed by the pins an older agent may have left.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, CNT_KEPT_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ferry_kept_cnt SEC(".maps");
+
+/* One record being built, per CPU: the stack's 512 bytes cannot hold a segment's payload. */
+struct kept_record {
+	struct kept_bytes head;
+	__u8 payload[KEPT_PAYLOAD_MAX];
+};
+
+/*
+ * Pinned like the others only because the agent pins every map of its objects; the scratch
+ * needs no sharing. Its value size follows KEPT_PAYLOAD_MAX.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct kept_record);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ferry_kept_buf SEC(".maps");
+
 static __always_inline void count(__u32 which)
 {
 	__u64 *c = bpf_map_lookup_elem(&ferry_counters, &which);
 
 	if (c)
 		*c += 1; /* per-CPU: no atomic needed */
+}
+
+static __always_inline void count_kept(__u32 which)
+{
+	__u64 *c = bpf_map_lookup_elem(&ferry_kept_cnt, &which);
+
+	if (c)
+		*c += 1;
 }
 
 /* Adds one to a connection's counter, if the agent created its entry. */

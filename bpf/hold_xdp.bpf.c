@@ -4,6 +4,8 @@
  * socket is frozen or exported it drops them; once the socket is gone it answers each one in
  * the socket's place with a zero-window ACK, so the client waits quietly in persist mode and
  * the kernel, which no longer knows the connection, never sees it and never answers a reset.
+ * The payload of every segment it drops or answers goes to ferry_kept first, for the agent to
+ * hand to the restored socket.
  */
 #include <linux/bpf.h>
 #include <stddef.h>
@@ -207,6 +209,57 @@ static __always_inline int answer(struct xdp_md *ctx, const struct hold_value *h
 	return 0;
 }
 
+/*
+ * Copies a held segment's payload, with its connection and sequence number, into ferry_kept,
+ * in records of at most KEPT_PAYLOAD_MAX bytes. Its length is the IP header's, not the frame's:
+ * a short frame carries Ethernet padding. Called before anything changes the frame. A segment
+ * whose copy fails part way counts as not kept; the records already written are a correct
+ * prefix, which the agent may use.
+ */
+static __always_inline void keep(struct xdp_md *ctx, const struct tcp_packet *p,
+				 const struct hold_key *key)
+{
+	struct kept_record *r;
+	__u32 zero = 0, len = p->payload_len, off, seq, done, i;
+	__u64 n;
+
+	if (len == 0)
+		return;
+	r = bpf_map_lookup_elem(&ferry_kept_buf, &zero);
+	if (!r || len > KEPT_CHUNKS * KEPT_PAYLOAD_MAX) {
+		count_kept(CNT_NOT_KEPT);
+		return;
+	}
+	off = p->l4_off + p->tcp->doff * 4;
+	seq = bpf_ntohl(p->tcp->seq);
+	for (i = 0; i < KEPT_CHUNKS; i++) {
+		done = i * KEPT_PAYLOAD_MAX;
+		if (done >= len)
+			break;
+		n = len - done;
+		/*
+		 * Opaque to the compiler, so that the verifier sees both bounds tested rather than
+		 * a folded min(); n is never 0 here (done < len), the test is for the lower bound.
+		 */
+		asm volatile("" : "+r"(n));
+		if (n == 0 || n > KEPT_PAYLOAD_MAX)
+			n = KEPT_PAYLOAD_MAX;
+		r->head.key = *key;
+		r->head.seq = seq + done;
+		r->head.len = n;
+		/*
+		 * Fails when the frame is shorter than its IP length says; n is 1..KEPT_PAYLOAD_MAX
+		 * here, the bound the verifier needs for both copies.
+		 */
+		if (bpf_xdp_load_bytes(ctx, off + done, r->payload, n) ||
+		    bpf_ringbuf_output(&ferry_kept, r, sizeof(r->head) + n, 0)) {
+			count_kept(CNT_NOT_KEPT);
+			return;
+		}
+	}
+	count_kept(CNT_KEPT);
+}
+
 SEC("xdp")
 int hold_xdp(struct xdp_md *ctx)
 {
@@ -260,6 +313,8 @@ int hold_xdp(struct xdp_md *ctx)
 		STAT_INC(&key, segments_dropped);
 		return XDP_DROP;
 	}
+	/* Whatever follows drops the segment or cuts its payload: keep that payload first. */
+	keep(ctx, &p, &key);
 	if (!(h.flags & HOLD_F_ANSWER)) {
 		count(CNT_XDP_DROPPED);
 		STAT_INC(&key, segments_dropped);

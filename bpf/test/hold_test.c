@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
 /*
  * hold_test: hold_tc and hold_xdp fed crafted packets in the kernel (BPF_PROG_TEST_RUN), one
- * named case per decision: input packet, map state, expected verdict, expected packet and
- * expected counter changes. Expected packets are built here from scratch, checksums included,
- * and compared byte for byte with what the program returns.
+ * named case per decision: input packet, map state, expected verdict, expected packet,
+ * expected counter changes and the payload hold_xdp keeps in ferry_kept. Expected packets
+ * are built here from scratch, checksums included, and compared byte for byte with what the
+ * program returns.
  *
  * Usage (root): hold_test hold_tc.bpf.o hold_xdp.bpf.o
  */
@@ -73,6 +74,7 @@ struct seg {
 	__u16 frag_off; /* host order, DF and MF bits included */
 	__u16 cut;      /* frame truncated to this many bytes; 0: whole */
 	int len_adjust; /* the IP length claims this many bytes more (or fewer) */
+	__u8 pad;       /* Ethernet padding after the IP packet */
 };
 
 /* ---- packets ---- */
@@ -136,7 +138,7 @@ static size_t build(const struct seg *s, __u8 *f)
 	__u16 cport = s->client_port ? s->client_port : CLIENT_PORT;
 	__u16 sport = s->to_server ? cport : SERVER_PORT;
 	__u16 dport = s->to_server ? SERVER_PORT : cport;
-	size_t ip_hlen, l4_len, len;
+	size_t ip_hlen, l4_len, len, i;
 	__u8 *ip = f + 14, *l4;
 
 	memset(f, 0, FRAME_MAX);
@@ -198,10 +200,12 @@ static size_t build(const struct seg *s, __u8 *f)
 		l4[13] = s->flags;
 		put16(l4 + 14, s->window);
 		memcpy(l4 + 20, s->opts, s->opts_len);
-		memset(l4 + 20 + s->opts_len, 'd', s->payload);
+		/* Distinct bytes, so that a record copied from the wrong offset shows. */
+		for (i = 0; i < s->payload; i++)
+			l4[20 + s->opts_len + i] = 'a' + i % 26;
 		put16(l4 + 16, l4_csum(f, s->v6, l4, l4_len, IPPROTO_TCP));
 	}
-	len = 14 + ip_hlen + l4_len;
+	len = 14 + ip_hlen + l4_len + s->pad; /* memset above: padding is zeros */
 	return s->cut && s->cut < len ? s->cut : len;
 }
 
@@ -382,6 +386,8 @@ struct test_case {
 	int twice;       /* ANSWER: run again 20 ms later; TSval must have moved on */
 	__u64 cnt[CNT_MAX];
 	struct hold_stats stats;
+	int kept;        /* XDP: one record per run with the segment's whole payload */
+	int not_kept;    /* XDP: CNT_NOT_KEPT per run */
 };
 
 #define HELD_ACK .to_server = 1, .flags = F_ACK, .seq = 5000, .ack = 9000, .ip_id = 0x1234
@@ -459,10 +465,10 @@ static const struct test_case cases[] = {
 	  { HELD_ACK, .opts = opt_ts, .opts_len = 12 }, ANSWERING(0), XDP_ANSWERED },
 	{ "xdp answer probe with 1 byte keeps ack at rcv_nxt", XDP,
 	  { HELD_ACK, .flags = F_ACK | F_PSH, .opts = opt_ts, .opts_len = 12, .payload = 1 },
-	  ANSWERING(HOLD_F_TIMESTAMPS), .tsecr = 0x11223344, XDP_ANSWERED },
+	  ANSWERING(HOLD_F_TIMESTAMPS), .tsecr = 0x11223344, XDP_ANSWERED, .kept = 1 },
 	{ "xdp answer retransmission with data ipv6", XDP,
 	  { HELD_ACK, .v6 = 1, .seq = 4000, .flags = F_ACK | F_PSH, .payload = 1000 },
-	  ANSWERING(0), XDP_ANSWERED },
+	  ANSWERING(0), XDP_ANSWERED, .kept = 1 },
 	{ "xdp answer fin without acknowledging it", XDP,
 	  { HELD_ACK, .flags = F_ACK | F_FIN, .opts = opt_ts, .opts_len = 12 },
 	  ANSWERING(HOLD_F_TIMESTAMPS), .tsecr = 0x11223344, XDP_ANSWERED },
@@ -486,7 +492,7 @@ static const struct test_case cases[] = {
 	    .ts_age_ms = 1500 }, .tsecr = 0x11223344, XDP_ANSWERED },
 	{ "xdp drop-only mode", XDP, { HELD_ACK, .opts = opt_ts, .opts_len = 12, .payload = 1 },
 	  FROZEN, XDP_DROP, DROPPED, .cnt = { [CNT_XDP_SEEN] = 1, [CNT_XDP_DROPPED] = 1 },
-	  .stats = { .segments_dropped = 1 } },
+	  .stats = { .segments_dropped = 1 }, .kept = 1 },
 	{ "xdp drop-only mode ipv6", XDP, { HELD_ACK, .v6 = 1 }, FROZEN, XDP_DROP, DROPPED,
 	  .cnt = { [CNT_XDP_SEEN] = 1, [CNT_XDP_DROPPED] = 1 },
 	  .stats = { .segments_dropped = 1 } },
@@ -505,6 +511,34 @@ static const struct test_case cases[] = {
 	{ "xdp ipv4 options dropped unanswered", XDP, { HELD_ACK, .ip_opts = 4 }, ANSWERING(0),
 	  XDP_DROP, DROPPED, .cnt = { [CNT_XDP_SEEN] = 1, [CNT_XDP_UNANSWERED] = 1 },
 	  .stats = { .segments_dropped = 1 } },
+	{ "xdp drop keeps 1900 bytes ipv6, seq near 2^32", XDP,
+	  { HELD_ACK, .v6 = 1, .seq = 0xfffffff0, .flags = F_ACK | F_PSH, .opts = opt_ts,
+	    .opts_len = 12, .payload = 1900 },
+	  FROZEN, XDP_DROP, DROPPED, .cnt = { [CNT_XDP_SEEN] = 1, [CNT_XDP_DROPPED] = 1 },
+	  .stats = { .segments_dropped = 1 }, .kept = 1 },
+	{ "xdp drop keeps the ip payload, not the ethernet padding", XDP,
+	  { HELD_ACK, .payload = 3, .pad = 3 }, FROZEN, XDP_DROP, DROPPED,
+	  .cnt = { [CNT_XDP_SEEN] = 1, [CNT_XDP_DROPPED] = 1 },
+	  .stats = { .segments_dropped = 1 }, .kept = 1 },
+	{ "xdp answer keeps the ip payload, not the ethernet padding", XDP,
+	  { HELD_ACK, .payload = 2, .pad = 4 }, ANSWERING(0), XDP_ANSWERED, .kept = 1 },
+	{ "xdp unanswered keeps payload", XDP, { HELD_ACK, .ip_opts = 4, .payload = 30 },
+	  ANSWERING(0), XDP_DROP, DROPPED,
+	  .cnt = { [CNT_XDP_SEEN] = 1, [CNT_XDP_UNANSWERED] = 1 },
+	  .stats = { .segments_dropped = 1 }, .kept = 1 },
+	{ "xdp payload cut short by the frame is counted, not kept", XDP,
+	  { HELD_ACK, .payload = 10, .len_adjust = 100 }, FROZEN, XDP_DROP, DROPPED,
+	  .cnt = { [CNT_XDP_SEEN] = 1, [CNT_XDP_DROPPED] = 1 },
+	  .stats = { .segments_dropped = 1 }, .not_kept = 1 },
+	{ "xdp syn with data keeps nothing", XDP,
+	  { HELD_ACK, .flags = F_SYN | F_ACK, .payload = 10 }, FROZEN, XDP_DROP, DROPPED,
+	  .cnt = { [CNT_XDP_SEEN] = 1, [CNT_XDP_SYN] = 1 }, .stats = { .segments_dropped = 1 } },
+	{ "xdp rst with data keeps nothing", XDP,
+	  { HELD_ACK, .flags = F_RST | F_ACK, .payload = 10 }, ANSWERING(0), XDP_DROP, DROPPED,
+	  .cnt = { [CNT_XDP_SEEN] = 1, [CNT_XDP_RESET] = 1 }, .stats = { .resets = 1 } },
+	{ "xdp pass for unheld tuple with data keeps nothing", XDP,
+	  { HELD_ACK, .client_port = OTHER_PORT, .payload = 10 }, FROZEN, XDP_PASS, SAME,
+	  .cnt = { [CNT_XDP_SEEN] = 1, [CNT_PASS_NOT_HELD] = 1 } },
 	{ "xdp pass for unheld tuple", XDP, { HELD_ACK, .client_port = OTHER_PORT },
 	  ANSWERING(0), XDP_PASS, SAME, .cnt = { [CNT_XDP_SEEN] = 1, [CNT_PASS_NOT_HELD] = 1 } },
 	{ "xdp pass for the server's direction", XDP, { SERVER_DATA }, ANSWERING(0), XDP_PASS,
@@ -539,24 +573,29 @@ static const struct test_case cases[] = {
 /* ---- the kernel side ---- */
 
 static struct bpf_object *objs[2];
-static int prog_fd[2], holds_fd, stats_fd, counters_fd, ncpus;
+static int prog_fd[2], holds_fd, stats_fd, counters_fd, kept_cnt_fd, ncpus;
+static struct ring_buffer *kept_ring;
 static char pin_dir[64];
 static int mounted_bpffs;
 static int libbpf_warnings;
 
-static const char *const map_names[] = { "ferry_holds", "ferry_hstats", "ferry_counters" };
+static const char *const map_names[] = { "ferry_holds", "ferry_hstats", "ferry_counters",
+					  "ferry_kept", "ferry_kept_cnt", "ferry_kept_buf" };
+#define NMAPS (sizeof(map_names) / sizeof(map_names[0]))
 
 static void cleanup(void)
 {
 	char path[128];
 	size_t i;
 
+	ring_buffer__free(kept_ring); /* accepts NULL */
+	kept_ring = NULL;
 	for (i = 0; i < 2; i++) {
 		bpf_object__close(objs[i]); /* accepts NULL */
 		objs[i] = NULL;
 	}
 	if (pin_dir[0]) {
-		for (i = 0; i < 3; i++) {
+		for (i = 0; i < NMAPS; i++) {
 			snprintf(path, sizeof(path), "%s/%s", pin_dir, map_names[i]);
 			unlink(path);
 		}
@@ -607,6 +646,23 @@ static int ensure_bpffs(void)
 	return 0;
 }
 
+/* What one case left in ferry_kept: the records' copies, in order. */
+#define KEPT_SEEN_MAX 4
+static struct {
+	struct kept_bytes head;
+	__u8 payload[FRAME_MAX];
+} kept_seen[KEPT_SEEN_MAX];
+static int kept_count;
+
+static int on_kept(void *ctx, void *data, size_t size)
+{
+	(void)ctx;
+	if (kept_count < KEPT_SEEN_MAX && size <= sizeof(kept_seen[0]))
+		memcpy(&kept_seen[kept_count], data, size);
+	kept_count++;
+	return 0;
+}
+
 static char verifier_log[2][1 << 16];
 
 static int load(const char *tc_path, const char *xdp_path)
@@ -636,8 +692,13 @@ static int load(const char *tc_path, const char *xdp_path)
 	stats_fd = bpf_object__find_map_fd_by_name(objs[0], "ferry_hstats");
 	counters_fd = bpf_object__find_map_fd_by_name(objs[0], "ferry_counters");
 	ncpus = libbpf_num_possible_cpus();
-	if (holds_fd < 0 || stats_fd < 0 || counters_fd < 0 || ncpus <= 0)
+	kept_cnt_fd = bpf_object__find_map_fd_by_name(objs[0], "ferry_kept_cnt");
+	if (holds_fd < 0 || stats_fd < 0 || counters_fd < 0 || kept_cnt_fd < 0 || ncpus <= 0)
 		return fail("maps not found in %s", tc_path);
+	kept_ring = ring_buffer__new(bpf_object__find_map_fd_by_name(objs[0], "ferry_kept"),
+				     on_kept, NULL, NULL);
+	if (!kept_ring)
+		return fail("ring_buffer__new(ferry_kept): %s", strerror(errno));
 	return 0;
 }
 
@@ -651,13 +712,14 @@ static __u32 map_id(struct bpf_object *obj, const char *name)
 	return info.id;
 }
 
-/* Both objects use the same three maps, pinned under the root given at open. */
+/* Both objects use the same maps, pinned under the root given at open. */
 static int check_shared_maps(void)
 {
 	char path[128];
-	int i, fd;
+	size_t i;
+	int fd;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < NMAPS; i++) {
 		__u32 tc = map_id(objs[0], map_names[i]), xdp = map_id(objs[1], map_names[i]);
 		struct bpf_map_info info = {};
 		__u32 len = sizeof(info);
@@ -693,14 +755,15 @@ static void key_for(int v6, struct hold_key *k)
 	k->remote_port = htons(CLIENT_PORT);
 }
 
-static int read_counters(__u64 out[CNT_MAX])
+/* Sums n per-CPU counters of a map (ferry_counters or ferry_kept_cnt). */
+static int read_counters(int fd, __u32 n, __u64 *out)
 {
 	__u64 per_cpu[ncpus];
 	__u32 i;
 	int c;
 
-	for (i = 0; i < CNT_MAX; i++) {
-		if (bpf_map_lookup_elem(counters_fd, &i, per_cpu))
+	for (i = 0; i < n; i++) {
+		if (bpf_map_lookup_elem(fd, &i, per_cpu))
 			return fail("read counter %u: %s", i, strerror(errno));
 		for (out[i] = 0, c = 0; c < ncpus; c++)
 			out[i] += per_cpu[c];
@@ -851,9 +914,52 @@ static int run_once(const struct test_case *tc, const __u8 *in, size_t in_len, _
 	return 0;
 }
 
+/*
+ * The records the case's runs left in ferry_kept: each with the case's key, the segment's seq
+ * and exactly the payload bytes the IP length covers, and the counters to match.
+ */
+static int check_kept(const struct test_case *tc, const __u8 *in, int runs,
+		      const __u64 k0[CNT_KEPT_MAX])
+{
+	size_t off = 14 + (tc->in.v6 ? 40 : 20 + tc->in.ip_opts) + 20 + tc->in.opts_len;
+	int i, want = tc->kept * runs;
+	__u64 k1[CNT_KEPT_MAX];
+	struct hold_key key;
+
+	kept_count = 0;
+	if (ring_buffer__consume(kept_ring) < 0)
+		return fail("ring_buffer__consume(ferry_kept): %s", strerror(errno));
+	if (kept_count != want)
+		return fail("records in ferry_kept got %d want %d", kept_count, want);
+	key_for(tc->in.v6, &key);
+	for (i = 0; i < kept_count && i < KEPT_SEEN_MAX; i++) {
+		const struct kept_bytes *h = &kept_seen[i].head;
+
+		if (memcmp(&h->key, &key, sizeof(key)))
+			return fail("kept record %d: key differs from the held connection's", i);
+		if (h->seq != tc->in.seq)
+			return fail("kept record %d: seq got %u want %u", i, h->seq, tc->in.seq);
+		if (h->len != tc->in.payload)
+			return fail("kept record %d: len got %u want %u", i, h->len,
+				    tc->in.payload);
+		if (memcmp(kept_seen[i].payload, in + off, h->len))
+			return fail("kept record %d: payload differs from the segment's", i);
+	}
+	if (read_counters(kept_cnt_fd, CNT_KEPT_MAX, k1))
+		return -1;
+	if (k1[CNT_KEPT] - k0[CNT_KEPT] != (__u64)want)
+		return fail("CNT_KEPT got +%llu want +%d",
+			    (unsigned long long)(k1[CNT_KEPT] - k0[CNT_KEPT]), want);
+	if (k1[CNT_NOT_KEPT] - k0[CNT_NOT_KEPT] != (__u64)(tc->not_kept * runs))
+		return fail("CNT_NOT_KEPT got +%llu want +%d",
+			    (unsigned long long)(k1[CNT_NOT_KEPT] - k0[CNT_NOT_KEPT]),
+			    tc->not_kept * runs);
+	return 0;
+}
+
 static int run_case(const struct test_case *tc)
 {
-	__u64 c0[CNT_MAX], c1[CNT_MAX];
+	__u64 c0[CNT_MAX], c1[CNT_MAX], k0[CNT_KEPT_MAX];
 	__u8 in[FRAME_MAX];
 	size_t in_len = build(&tc->in, in);
 	struct hold_stats got, want = tc->stats;
@@ -861,7 +967,8 @@ static int run_case(const struct test_case *tc)
 	__u32 ts1 = 0, ts2 = 0;
 	int i, runs = tc->twice ? 2 : 1;
 
-	if (set_maps(tc, &key) || read_counters(c0))
+	if (set_maps(tc, &key) || read_counters(counters_fd, CNT_MAX, c0) ||
+	    read_counters(kept_cnt_fd, CNT_KEPT_MAX, k0))
 		return -1;
 	if (run_once(tc, in, in_len, &ts1))
 		return -1;
@@ -872,7 +979,7 @@ static int run_case(const struct test_case *tc)
 		if ((__s32)(ts2 - ts1) < 19)
 			return fail("tsval after 20 ms got %u want >= %u", ts2, ts1 + 19);
 	}
-	if (read_counters(c1))
+	if (read_counters(counters_fd, CNT_MAX, c1) || check_kept(tc, in, runs, k0))
 		return -1;
 	for (i = 0; i < CNT_MAX; i++)
 		if (c1[i] - c0[i] != tc->cnt[i] * runs)

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.sys;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -38,6 +40,11 @@ public final class BpfMap implements AutoCloseable {
     return name;
   }
 
+  /** The descriptor, for wrappers in this package that hand it to libbpf (a ring buffer). */
+  int fd() {
+    return fd;
+  }
+
   public void update(byte[] key, byte[] value, long flags) throws SyscallException {
     Bpf.check(
         Native.Bpf.LIB.bpf_map_update_elem(fd, key, value, flags),
@@ -62,6 +69,28 @@ public final class BpfMap implements AutoCloseable {
     }
     Bpf.check(rc, () -> "bpf_map_lookup_elem(" + name + ")");
     return Optional.of(value);
+  }
+
+  /**
+   * The sum over every CPU of a per-CPU array's {@code __u64} value at {@code index}: how per-CPU
+   * counters read. The kernel writes one value per possible CPU, so the buffer is sized by that.
+   */
+  public long sumPerCpu(int index) throws SyscallException {
+    int cpus =
+        Bpf.check(Native.Bpf.LIB.libbpf_num_possible_cpus(), () -> "libbpf_num_possible_cpus()");
+    byte[] key = ByteBuffer.allocate(4).order(ByteOrder.nativeOrder()).putInt(index).array();
+    byte[] values =
+        lookup(key, cpus * Long.BYTES)
+            .orElseThrow(
+                () ->
+                    new SyscallException(
+                        "bpf_map_lookup_elem(" + name + ", " + index + ")", Errno.ENOENT));
+    ByteBuffer b = ByteBuffer.wrap(values).order(ByteOrder.nativeOrder());
+    long sum = 0;
+    for (int cpu = 0; cpu < cpus; cpu++) {
+      sum += b.getLong(cpu * Long.BYTES);
+    }
+    return sum;
   }
 
   /** Deletes the entry; true if it was there. */

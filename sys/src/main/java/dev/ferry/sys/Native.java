@@ -7,6 +7,7 @@ import jnr.ffi.LibraryLoader;
 import jnr.ffi.LibraryOption;
 import jnr.ffi.Pointer;
 import jnr.ffi.Runtime;
+import jnr.ffi.annotations.Delegate;
 import jnr.ffi.annotations.In;
 import jnr.ffi.annotations.Out;
 import jnr.ffi.byref.IntByReference;
@@ -138,6 +139,27 @@ final class Native {
     int bpf_xdp_query_id(int ifindex, int flags, IntByReference progId);
 
     int bpf_prog_test_run_opts(int progFd, Pointer opts);
+
+    /** struct ring_buffer *ring_buffer__new(int map_fd, sample_cb, void *ctx, opts). */
+    Pointer ring_buffer__new(int mapFd, RingBufferSample sampleCb, Pointer ctx, Pointer opts);
+
+    /** Calls sample_cb for every record committed now, without waiting; the count, or -errno. */
+    int ring_buffer__consume(Pointer rb);
+
+    void ring_buffer__free(Pointer rb);
+
+    /** The CPUs a per-CPU map has a value for (/sys/devices/system/cpu/possible), or -errno. */
+    int libbpf_num_possible_cpus();
+  }
+
+  /**
+   * libbpf's ring_buffer_sample_fn: int (*)(void *ctx, void *data, size_t size). A negative return
+   * stops ring_buffer__consume, which returns it; the record is consumed all the same. The caller
+   * keeps the Java object reachable while libbpf may call it: JNR frees the native closure with it.
+   */
+  public interface RingBufferSample {
+    @Delegate
+    int call(Pointer ctx, Pointer data, long size);
   }
 
   /** Loaded on first use, so that a node without libbpf can still move sockets. */

@@ -4,6 +4,7 @@ package dev.ferry.agent.hold;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.sys.BpfMap;
 import dev.ferry.sys.BpfObject;
+import dev.ferry.sys.BpfRingBuffer;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcAttachment;
@@ -16,6 +17,9 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.function.Consumer;
+import java.util.logging.Level;
+import java.util.logging.Logger;
 
 /**
  * The eBPF hold on the node interfaces that carry service addresses: a TC program on egress that
@@ -27,14 +31,22 @@ import java.util.Optional;
  * finds every hold in force ({@link #reopen}).
  *
  * <p>A connection's life here: {@link #freeze} before its socket is exported, {@link #answer} once
- * the socket is closed, {@link #release} when it lives elsewhere or is back.
+ * the socket is closed, {@link #release} when it lives elsewhere or is back. Whatever payload the
+ * client sends meanwhile, the XDP program keeps in a ring for {@link #takeKeptBytes}.
  */
 public final class ConnectionHold implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(ConnectionHold.class.getName());
+
   private final Path pinDir;
   private final List<String> interfaceNames;
   private final NetNamespace namespace;
   private final BpfMap holds;
   private final BpfMap stats;
+
+  /** Both null when reopened over an older agent's hold that could not be upgraded. */
+  private final BpfRingBuffer kept;
+
+  private final BpfMap keptCounts;
   private final List<AutoCloseable> owned;
 
   private ConnectionHold(
@@ -43,12 +55,16 @@ public final class ConnectionHold implements AutoCloseable {
       NetNamespace namespace,
       BpfMap holds,
       BpfMap stats,
+      BpfRingBuffer kept,
+      BpfMap keptCounts,
       List<AutoCloseable> owned) {
     this.pinDir = pinDir;
     this.interfaceNames = List.copyOf(interfaceNames);
     this.namespace = namespace;
     this.holds = holds;
     this.stats = stats;
+    this.kept = kept;
+    this.keptCounts = keptCounts;
     this.owned = owned;
   }
 
@@ -70,8 +86,17 @@ public final class ConnectionHold implements AutoCloseable {
     try {
       attach(pinDir, interfaceNames, namespace, owned);
       BpfObject tc = (BpfObject) owned.get(0);
+      BpfRingBuffer kept = BpfRingBuffer.open(tc.map(HoldMaps.KEPT));
+      owned.add(kept);
       return new ConnectionHold(
-          pinDir, interfaceNames, namespace, tc.map(HoldMaps.HOLDS), tc.map(HoldMaps.STATS), owned);
+          pinDir,
+          interfaceNames,
+          namespace,
+          tc.map(HoldMaps.HOLDS),
+          tc.map(HoldMaps.STATS),
+          kept,
+          tc.map(HoldMaps.KEPT_COUNTS),
+          owned);
     } catch (IOException | RuntimeException e) {
       for (AutoCloseable c : owned) {
         closeQuietly(c);
@@ -132,7 +157,9 @@ public final class ConnectionHold implements AutoCloseable {
   /**
    * Finds the hold a previous agent left: programs still attached, maps still pinned. An interface
    * of {@code interfaceNames} without them (one added to the setting since) gets them, loaded again
-   * over the pinned maps, so that it shares every hold in force.
+   * over the pinned maps, so that it shares every hold in force. When that agent predates the ring
+   * of kept payload, its programs are replaced by this build's (see {@link #upgrade}); where that
+   * fails the hold works as before and keeps nothing.
    */
   public static ConnectionHold reopen(
       Path pinDir, List<String> interfaceNames, NetNamespace namespace) throws IOException {
@@ -143,10 +170,14 @@ public final class ConnectionHold implements AutoCloseable {
       owned.add(holds);
       BpfMap stats = BpfMap.openPinned(pinDir.resolve(HoldMaps.STATS));
       owned.add(stats);
+      boolean keeping = Files.exists(pinDir.resolve(HoldMaps.KEPT));
       List<String> bare = new ArrayList<>();
+      List<String> outdated = new ArrayList<>();
       for (String name : interfaceNames) {
         if (!attachedTo(name, namespace)) {
           bare.add(name);
+        } else if (!keeping) {
+          outdated.add(name);
         }
       }
       if (!bare.isEmpty()) {
@@ -158,10 +189,74 @@ public final class ConnectionHold implements AutoCloseable {
           programs.forEach(ConnectionHold::closeQuietly);
         }
       }
-      return new ConnectionHold(pinDir, interfaceNames, namespace, holds, stats, owned);
+      if (!outdated.isEmpty()) {
+        upgrade(pinDir, outdated, namespace);
+      }
+      BpfRingBuffer kept = null;
+      BpfMap keptCounts = null;
+      try {
+        // The ring reads through its own mapping: the descriptor is needed only to map it.
+        try (BpfMap ring = BpfMap.openPinned(pinDir.resolve(HoldMaps.KEPT))) {
+          kept = BpfRingBuffer.open(ring);
+        }
+        keptCounts = BpfMap.openPinned(pinDir.resolve(HoldMaps.KEPT_COUNTS));
+        owned.add(kept);
+        owned.add(keptCounts);
+      } catch (SyscallException e) {
+        if (kept != null) {
+          kept.close();
+          kept = null;
+        }
+        LOG.log(
+            Level.WARNING,
+            e,
+            () ->
+                "no ring of kept payload under "
+                    + pinDir
+                    + ": held clients' payload is dropped, not kept, and they send it again"
+                    + " after the resume");
+      }
+      return new ConnectionHold(
+          pinDir, interfaceNames, namespace, holds, stats, kept, keptCounts, owned);
     } catch (IOException | RuntimeException e) {
       owned.forEach(ConnectionHold::closeQuietly);
       throw e;
+    }
+  }
+
+  /**
+   * Replaces the programs an older agent left on {@code interfaceNames}, which keep no payload,
+   * with this build's, loaded over the same pinned maps (which pins the ring and its counters):
+   * holds in force carry on across the swap, since TC replaces its filter and XDP its program in
+   * one step. Best effort, so that the agent starts whatever happens: an interface where it fails
+   * keeps the older programs, which hold as before and keep nothing.
+   */
+  private static void upgrade(Path pinDir, List<String> interfaceNames, NetNamespace namespace) {
+    try (BpfObject tc = load(HoldMaps.TC_OBJECT, pinDir);
+        BpfObject xdp = load(HoldMaps.XDP_OBJECT, pinDir)) {
+      int tcFd = tc.programFd(HoldMaps.TC_PROGRAM);
+      int xdpFd = xdp.programFd(HoldMaps.XDP_PROGRAM);
+      for (String name : interfaceNames) {
+        try {
+          namespace.call(
+              () -> {
+                TcAttachment.attach(name, TcAttachment.Direction.EGRESS, tcFd);
+                XdpAttachment.attach(name, xdpFd, XdpAttachment.Mode.GENERIC);
+                return null;
+              });
+          LOG.info(() -> "hold programs on " + name + " replaced: they now keep held payload");
+        } catch (SyscallException | RuntimeException e) {
+          LOG.log(
+              Level.WARNING,
+              e,
+              () -> "older hold programs stay on " + name + ", keeping no payload");
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      LOG.log(
+          Level.WARNING,
+          e,
+          () -> "cannot load this build's hold programs over the maps under " + pinDir);
     }
   }
 
@@ -286,6 +381,39 @@ public final class ConnectionHold implements AutoCloseable {
     return holds.lookup(key.encode(), HoldEntry.SIZE).map(HoldEntry::decode);
   }
 
+  /**
+   * Drains the ring of kept payload now, without waiting: calls {@code each} once per record, for
+   * every held connection at once, in arrival order (retransmissions and overlaps included), and
+   * returns how many there were. A record is handed over once; the next call gets only newer ones.
+   * Without a ring (see {@link #keepsBytes}) there is never anything.
+   */
+  public synchronized int takeKeptBytes(Consumer<KeptBytes> each) throws SyscallException {
+    if (kept == null) {
+      return 0;
+    }
+    return kept.consume(record -> each.accept(KeptBytes.decode(record)));
+  }
+
+  /**
+   * Whether the XDP program keeps held payload: false only when reopened over an older agent's hold
+   * whose programs could not be replaced.
+   */
+  public boolean keepsBytes() {
+    return kept != null;
+  }
+
+  /**
+   * Segments kept, and segments whose payload could not be (ring full, too long), since the maps
+   * were first pinned; zeros without a ring.
+   */
+  public KeptBytes.Counts keptCounts() throws SyscallException {
+    if (keptCounts == null) {
+      return KeptBytes.Counts.NONE;
+    }
+    return new KeptBytes.Counts(
+        keptCounts.sumPerCpu(HoldMaps.CNT_KEPT), keptCounts.sumPerCpu(HoldMaps.CNT_NOT_KEPT));
+  }
+
   /** Every connection held now. */
   public List<HoldKey> held() throws SyscallException {
     List<HoldKey> out = new ArrayList<>();
@@ -318,7 +446,7 @@ public final class ConnectionHold implements AutoCloseable {
     }
     close();
     try {
-      for (String map : List.of(HoldMaps.HOLDS, HoldMaps.STATS, HoldMaps.COUNTERS)) {
+      for (String map : HoldMaps.PINNED) {
         Files.deleteIfExists(pinDir.resolve(map));
       }
       Files.deleteIfExists(pinDir);
@@ -327,11 +455,14 @@ public final class ConnectionHold implements AutoCloseable {
     }
   }
 
-  /** Lets go of this process's handles; attached programs and pinned maps stay. */
+  /**
+   * Lets go of this process's handles, the ring's mapping before the objects it was opened from;
+   * attached programs and pinned maps stay, and so do records not yet taken.
+   */
   @Override
-  public void close() {
-    for (AutoCloseable c : owned) {
-      closeQuietly(c);
+  public synchronized void close() {
+    for (int i = owned.size() - 1; i >= 0; i--) {
+      closeQuietly(owned.get(i));
     }
     owned.clear();
   }

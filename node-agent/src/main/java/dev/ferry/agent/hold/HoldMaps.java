@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.hold;
 
+import java.util.List;
+
 /**
  * Names and flags shared with the BPF programs; mirrors bpf/hold.h and bpf/hold_maps.h. A change
  * there is a change here, and StructLayoutTest checks the sizes.
@@ -27,6 +29,22 @@ public final class HoldMaps {
   static final String HOLDS = "ferry_holds";
   static final String STATS = "ferry_hstats";
   static final String COUNTERS = "ferry_counters";
+
+  /** Ring buffer of {@link KeptBytes} records; missing where an older agent pinned the maps. */
+  static final String KEPT = "ferry_kept";
+
+  /** Per-CPU counters: index {@link #CNT_KEPT} and {@link #CNT_NOT_KEPT} (enum kept_counter). */
+  static final String KEPT_COUNTS = "ferry_kept_cnt";
+
+  /** hold_xdp's per-CPU scratch for one record; pinned only because every map is. */
+  static final String KEPT_SCRATCH = "ferry_kept_buf";
+
+  static final int CNT_KEPT = 0;
+  static final int CNT_NOT_KEPT = 1;
+
+  /** Every map the objects pin, for removal; agents before the ring pinned only the first three. */
+  static final List<String> PINNED =
+      List.of(HOLDS, STATS, COUNTERS, KEPT, KEPT_COUNTS, KEPT_SCRATCH);
 
   static final String TC_OBJECT = "bpf/hold_tc.bpf.o";
   static final String XDP_OBJECT = "bpf/hold_xdp.bpf.o";

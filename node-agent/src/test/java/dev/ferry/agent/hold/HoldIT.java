@@ -33,9 +33,12 @@ import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -306,6 +309,198 @@ class HoldIT {
     }
   }
 
+  /**
+   * What a held client sends is kept, whether the XDP program drops it (the socket frozen) or
+   * answers it (the socket gone): every record of the connection carries exactly the client's
+   * stream bytes at its sequence number, counted from the exported rcv_nxt, and together they cover
+   * all it sent.
+   */
+  @ParameterizedTest
+  @EnumSource(Family.class)
+  void whatAHeldClientSendsIsKeptAtItsSequenceNumberWhetherDroppedOrAnswered(Family family)
+      throws Exception {
+    try (Nodes nodes = new Nodes(family)) {
+      MigrationLab lab = nodes.lab;
+      SocketChannel client = lab.connect(0);
+      TcpSocket server = lab.accept();
+      client.setOption(StandardSocketOptions.TCP_NODELAY, true);
+      HoldKey key = new HoldKey(server.localAddress(), server.remoteAddress());
+      nodes.onA.freeze(key, deadline());
+      // Two writes while the window is still open: both leave at once, and both are dropped.
+      byte[] upload = Pattern.bytes(8, 0, 1000);
+      client.write(ByteBuffer.wrap(upload, 0, 700));
+      client.write(ByteBuffer.wrap(upload, 700, 300));
+      List<KeptBytes> dropped = takeUntil(nodes.onA, key, got -> covers(got, 0, 1000, null));
+      SocketState state = new SocketExporter().export(server);
+      int rcvNxt = state.recvSeq();
+      server.close();
+      nodes.onA.answer(state, System.nanoTime(), deadline());
+
+      // The client retransmits on its timeout. Once one segment was answered, every later one is
+      // answered too: what was kept until then goes with the dropped records.
+      long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+      while (nodes.onA.stats(key).orElseThrow().probesAnswered() == 0
+          && System.nanoTime() < until) {
+        Peers.nap(20);
+      }
+      dropped.addAll(takeUntil(nodes.onA, key, got -> true));
+      List<KeptBytes> answered = takeUntil(nodes.onA, key, got -> !got.isEmpty());
+      HoldStats held = nodes.onA.stats(key).orElseThrow();
+      KeptBytes.Counts counts = nodes.onA.keptCounts();
+      nodes.onA.release(key);
+
+      assertThat(dropped).as("kept while frozen").isNotEmpty();
+      assertThat(dropped.get(0)).isEqualTo(new KeptBytes(key, rcvNxt, Arrays.copyOf(upload, 700)));
+      assertThat(covers(dropped, 0, 1000, rcvNxt)).as("kept while frozen: all 1000 bytes").isTrue();
+      assertThat(answered).as("kept while answered").isNotEmpty();
+      assertThat(held.probesAnswered()).as("segments answered").isPositive();
+      for (KeptBytes k : concat(dropped, answered)) {
+        int offset = k.seq() - rcvNxt;
+        assertThat(offset).as("offset of %s", k).isBetween(0, 999);
+        assertThat(k.data()).as("%s", k).isEqualTo(Pattern.bytes(8, offset, k.data().length));
+      }
+      assertThat(counts.kept()).isGreaterThanOrEqualTo(dropped.size() + answered.size());
+      assertThat(counts.notKept()).isZero();
+    }
+  }
+
+  @Test
+  void aRestartedAgentTakesWhatWasKeptWhileNoAgentRan() throws Exception {
+    MigrationLab lab = new MigrationLab(Family.IPV6);
+    try (lab) {
+      Path pins = lab.bed.bpfPinDir("a");
+      SocketChannel client = lab.connect(0);
+      TcpSocket server = lab.accept();
+      HoldKey key = new HoldKey(server.localAddress(), server.remoteAddress());
+      SocketState state;
+      try (ConnectionHold first = ConnectionHold.install(pins, "eth0", lab.aNs)) {
+        first.freeze(key, deadline());
+        state = new SocketExporter().export(server);
+        server.close();
+        first.answer(state, System.nanoTime(), deadline());
+      } // the agent exits: programs, maps and the ring's records stay
+
+      byte[] sent = Pattern.bytes(3, 0, 200);
+      client.write(ByteBuffer.wrap(sent));
+      Peers.nap(300);
+      ConnectionHold again = ConnectionHold.reopen(pins, "eth0", lab.aNs);
+      try {
+        assertThat(again.keepsBytes()).isTrue();
+        List<KeptBytes> got = takeUntil(again, key, g -> !g.isEmpty());
+        assertThat(got).isNotEmpty();
+        assertThat(got.get(0)).isEqualTo(new KeptBytes(key, state.recvSeq(), sent));
+        again.release(key);
+      } finally {
+        again.uninstall();
+      }
+    }
+  }
+
+  /**
+   * An agent from before the ring leaves its maps pinned without one, and programs that keep
+   * nothing: the new agent replaces the programs over the same maps, the holds in force carry on,
+   * and from then on what the client sends is kept.
+   */
+  @Test
+  void aRestartedAgentOverAHoldWithoutTheRingReplacesItsProgramsAndKeepsFromThen()
+      throws Exception {
+    MigrationLab lab = new MigrationLab(Family.IPV4);
+    try (lab) {
+      Path pins = lab.bed.bpfPinDir("a");
+      SocketChannel client = lab.connect(0);
+      TcpSocket server = lab.accept();
+      client.setOption(StandardSocketOptions.TCP_NODELAY, true);
+      HoldKey key = new HoldKey(server.localAddress(), server.remoteAddress());
+      try (ConnectionHold first = ConnectionHold.install(pins, "eth0", lab.aNs)) {
+        first.freeze(key, deadline());
+      }
+      // Unpinned, the ring lives on only for the programs attached now, as an older agent's
+      // programs would have none: whatever they keep, no agent can read.
+      for (String map : List.of(HoldMaps.KEPT, HoldMaps.KEPT_COUNTS, HoldMaps.KEPT_SCRATCH)) {
+        Files.delete(pins.resolve(map));
+      }
+      int olderXdp =
+          lab.aNs.call(() -> XdpAttachment.attachedProgramId("eth0", XdpAttachment.Mode.GENERIC));
+
+      ConnectionHold again = ConnectionHold.reopen(pins, "eth0", lab.aNs);
+      try {
+        assertThat(again.keepsBytes()).isTrue();
+        assertThat(Files.exists(pins.resolve(HoldMaps.KEPT))).as("ring pinned again").isTrue();
+        assertThat(again.held()).as("holds in force").containsExactly(key);
+        assertThat(
+                lab.aNs.call(
+                    () -> XdpAttachment.attachedProgramId("eth0", XdpAttachment.Mode.GENERIC)))
+            .as("XDP program on eth0")
+            .isPositive()
+            .isNotEqualTo(olderXdp);
+        byte[] sent = Pattern.bytes(4, 0, 100);
+        client.write(ByteBuffer.wrap(sent));
+        List<KeptBytes> got = takeUntil(again, key, g -> !g.isEmpty());
+        int rcvNxt = new SocketExporter().export(server).recvSeq();
+        assertThat(got).as("kept after the upgrade").isNotEmpty();
+        assertThat(got.get(0)).isEqualTo(new KeptBytes(key, rcvNxt, sent));
+        again.release(key);
+      } finally {
+        again.uninstall();
+      }
+      assertThat(Files.exists(pins)).isFalse();
+    }
+  }
+
+  /**
+   * Takes {@code key}'s kept records until {@code done} says they are enough (checked after each
+   * take), for up to 10 s.
+   */
+  private static List<KeptBytes> takeUntil(
+      ConnectionHold hold, HoldKey key, Predicate<List<KeptBytes>> done) throws Exception {
+    List<KeptBytes> got = new ArrayList<>();
+    long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (true) {
+      hold.takeKeptBytes(
+          k -> {
+            if (k.key().equals(key)) {
+              got.add(k);
+            }
+          });
+      if (done.test(got) || System.nanoTime() > until) {
+        return got;
+      }
+      Peers.nap(20);
+    }
+  }
+
+  /**
+   * Whether the records cover stream offsets [from, to) of the stream that starts at {@code base}
+   * (null: at the first record's seq).
+   */
+  private static boolean covers(List<KeptBytes> got, int from, int to, Integer base) {
+    if (got.isEmpty()) {
+      return false;
+    }
+    int start = base != null ? base : got.get(0).seq();
+    boolean[] seen = new boolean[to - from];
+    for (KeptBytes k : got) {
+      for (int i = 0; i < k.data().length; i++) {
+        int offset = k.seq() - start + i;
+        if (offset >= from && offset < to) {
+          seen[offset - from] = true;
+        }
+      }
+    }
+    for (boolean b : seen) {
+      if (!b) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static List<KeptBytes> concat(List<KeptBytes> a, List<KeptBytes> b) {
+    List<KeptBytes> out = new ArrayList<>(a);
+    out.addAll(b);
+    return out;
+  }
+
   @Test
   void aHoldPastItsDeadlineLetsTheClientGoWithAReset() throws Exception {
     try (Nodes nodes = new Nodes(Family.IPV4)) {
@@ -334,7 +529,8 @@ class HoldIT {
       Path pins = lab.bed.bpfPinDir("a");
       ConnectionHold hold = ConnectionHold.install(pins, "eth0", lab.aNs);
       assertThat(Files.list(pins).map(p -> p.getFileName().toString()).toList())
-          .contains("ferry_holds", "ferry_hstats", "ferry_counters");
+          .contains(
+              "ferry_holds", "ferry_hstats", "ferry_counters", "ferry_kept", "ferry_kept_cnt");
       assertThat(
               lab.aNs.call(
                   () -> XdpAttachment.attachedProgramId("eth0", XdpAttachment.Mode.GENERIC)))

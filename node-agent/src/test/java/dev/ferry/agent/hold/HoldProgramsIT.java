@@ -10,15 +10,18 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.ferry.agent.hold.TestPackets.Parsed;
 import dev.ferry.sys.BpfMap;
 import dev.ferry.sys.BpfObject;
+import dev.ferry.sys.BpfRingBuffer;
 import dev.ferry.testbed.Testbed;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiConsumer;
+import java.util.function.Consumer;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -27,7 +30,8 @@ import org.junit.jupiter.api.TestFactory;
 
 /**
  * The hold programs fed crafted packets in the kernel (BPF_PROG_TEST_RUN), one named case per
- * decision: input packet, map state, expected verdict, expected output.
+ * decision: input packet, map state, expected verdict, expected output, and the payload hold_xdp
+ * keeps in the ferry_kept ring.
  */
 class HoldProgramsIT {
   private static final int TC_ACT_OK = 0;
@@ -47,6 +51,8 @@ class HoldProgramsIT {
   private static BpfObject xdp;
   private static BpfMap holds;
   private static BpfMap stats;
+  private static BpfMap keptCounts;
+  private static BpfRingBuffer kept;
 
   @BeforeAll
   static void load() throws IOException {
@@ -56,17 +62,22 @@ class HoldProgramsIT {
     xdp = ConnectionHold.load(HoldMaps.XDP_OBJECT, pins);
     holds = tc.map(HoldMaps.HOLDS);
     stats = tc.map(HoldMaps.STATS);
+    keptCounts = tc.map(HoldMaps.KEPT_COUNTS);
+    kept = BpfRingBuffer.open(tc.map(HoldMaps.KEPT));
   }
 
   @AfterAll
   static void unload() throws IOException {
+    if (kept != null) {
+      kept.close();
+    }
     if (tc != null) {
       tc.close();
     }
     if (xdp != null) {
       xdp.close();
     }
-    for (String map : List.of(HoldMaps.HOLDS, HoldMaps.STATS, HoldMaps.COUNTERS)) {
+    for (String map : HoldMaps.PINNED) {
       Files.deleteIfExists(pins.resolve(map));
     }
     Files.deleteIfExists(pins);
@@ -348,6 +359,225 @@ class HoldProgramsIT {
                 XDP_PASS,
                 unchanged(tcpCut)))
         .map(c -> DynamicTest.dynamicTest(c.name(), () -> run(xdp, "hold_xdp", c)));
+  }
+
+  /**
+   * A client segment fed to hold_xdp, and what must come out of the ring: {@code kept} in that
+   * order, and {@code notKept} segments counted as lost.
+   */
+  private record KeptCase(
+      String name,
+      byte[] packet,
+      HoldKey key,
+      HoldEntry hold,
+      int verdict,
+      Consumer<Parsed> check,
+      List<KeptBytes> kept,
+      long notKept) {}
+
+  /** Distinct bytes, so that a copy from the wrong offset shows. */
+  private static byte[] payload(int length, int seed) {
+    byte[] b = new byte[length];
+    for (int i = 0; i < length; i++) {
+      b[i] = (byte) (seed + i * 7);
+    }
+    return b;
+  }
+
+  private static byte[] clientData(String client, String vip, int seq, int flags, byte[] data) {
+    return TestPackets.tcp(
+        client, vip, 40000, 8080, seq, 9000, flags, 1000, TestPackets.timestamps(123, 700), data);
+  }
+
+  /** The frame followed by Ethernet padding (non-zero here, so that it cannot pass for payload). */
+  private static byte[] padded(byte[] frame, int to) {
+    byte[] out = Arrays.copyOf(frame, to);
+    Arrays.fill(out, frame.length, to, (byte) 0xee);
+    return out;
+  }
+
+  private static Consumer<Parsed> answered() {
+    return out -> {
+      assertThat(out.flags()).isEqualTo(ACK);
+      assertThat(out.seq()).as("seq = what the client acknowledged").isEqualTo(9000);
+      assertThat(out.ack())
+          .as("ack = exported rcv_nxt: nothing kept is acknowledged")
+          .isEqualTo(5000);
+      assertThat(out.window()).isZero();
+      assertThat(out.payloadLength()).isZero();
+      assertThat(out.raw()).as("answer frame length").hasSize(out.l4() + out.headerLength());
+      assertThat(out.checksumsValid()).as("checksums").isTrue();
+    };
+  }
+
+  private static Consumer<Parsed> any() {
+    return out -> {};
+  }
+
+  @TestFactory
+  Stream<DynamicTest> keptCases() {
+    HoldEntry frozen = entry(HoldMaps.F_DROP | HoldMaps.F_ZERO_WINDOW);
+    HoldEntry answering = entry(HoldMaps.F_ANSWER | HoldMaps.F_TIMESTAMPS | HoldMaps.F_ZERO_WINDOW);
+    HoldKey v4 = key(VIP4, CLIENT4);
+    HoldKey v6 = key(VIP6, CLIENT6);
+    byte[] p100 = payload(100, 1);
+    byte[] p1400 = payload(1400, 2);
+    byte[] p300 = payload(300, 3);
+    byte[] p2 = payload(2, 4);
+    byte[] p5 = payload(5, 5);
+    byte[] p40 = payload(40, 6);
+    byte[] cutShort = clientData(CLIENT4, VIP4, 5000, ACK | PSH, payload(100, 7));
+    cutShort = Arrays.copyOf(cutShort, cutShort.length - 10);
+    return Stream.of(
+            new KeptCase(
+                "dropped while frozen, IPv4: payload kept",
+                clientData(CLIENT4, VIP4, 5000, ACK | PSH, p100),
+                v4,
+                frozen,
+                XDP_DROP,
+                any(),
+                List.of(new KeptBytes(v4, 5000, p100)),
+                0),
+            new KeptCase(
+                "dropped while frozen, IPv6, seq near 2^32: payload kept",
+                clientData(CLIENT6, VIP6, 0xfffffff0, ACK, p1400),
+                v6,
+                frozen,
+                XDP_DROP,
+                any(),
+                List.of(new KeptBytes(v6, 0xfffffff0, p1400)),
+                0),
+            new KeptCase(
+                "answered, IPv4: payload kept and the answer intact",
+                clientData(CLIENT4, VIP4, 5000, ACK | PSH, p300),
+                v4,
+                answering,
+                XDP_TX,
+                answered()
+                    .andThen(out -> assertThat(out.timestamps()).as("timestamps").isNotNull()),
+                List.of(new KeptBytes(v4, 5000, p300)),
+                0),
+            new KeptCase(
+                "answered, IPv6 without timestamps: payload kept and the answer intact",
+                TestPackets.tcp(
+                    CLIENT6, VIP6, 40000, 8080, 4000, 9000, ACK, 1000, new byte[0], p1400),
+                v6,
+                entry(HoldMaps.F_ANSWER),
+                XDP_TX,
+                answered().andThen(out -> assertThat(out.headerLength()).isEqualTo(20)),
+                List.of(new KeptBytes(v6, 4000, p1400)),
+                0),
+            new KeptCase(
+                "dropped with Ethernet padding: only the IP payload kept",
+                padded(
+                    TestPackets.tcp(
+                        CLIENT4, VIP4, 40000, 8080, 5000, 9000, ACK, 1000, new byte[0], p2),
+                    60),
+                v4,
+                frozen,
+                XDP_DROP,
+                any(),
+                List.of(new KeptBytes(v4, 5000, p2)),
+                0),
+            new KeptCase(
+                "answered with Ethernet padding: only the IP payload kept, padding cut",
+                padded(
+                    TestPackets.tcp(
+                        CLIENT4, VIP4, 40000, 8080, 5000, 9000, ACK, 1000, new byte[0], p5),
+                    60),
+                v4,
+                entry(HoldMaps.F_ANSWER),
+                XDP_TX,
+                answered(),
+                List.of(new KeptBytes(v4, 5000, p5)),
+                0),
+            new KeptCase(
+                "unheld tuple: passed, nothing kept",
+                clientData("198.18.0.9", VIP4, 5000, ACK | PSH, p40),
+                v4,
+                answering,
+                XDP_PASS,
+                any(),
+                List.of(),
+                0),
+            new KeptCase(
+                "SYN with data: dropped, nothing kept",
+                TestPackets.tcp(CLIENT4, VIP4, 40000, 8080, 1, 0, SYN, 1000, new byte[0], p40),
+                v4,
+                answering,
+                XDP_DROP,
+                any(),
+                List.of(),
+                0),
+            new KeptCase(
+                "RST with data: dropped, nothing kept",
+                clientData(CLIENT6, VIP6, 5000, RST | ACK, p40),
+                v6,
+                frozen,
+                XDP_DROP,
+                any(),
+                List.of(),
+                0),
+            new KeptCase(
+                "pure ACK: answered, nothing kept",
+                clientData(CLIENT4, VIP4, 5000, ACK, new byte[0]),
+                v4,
+                answering,
+                XDP_TX,
+                answered(),
+                List.of(),
+                0),
+            new KeptCase(
+                "data without ACK: dropped, nothing kept",
+                clientData(CLIENT4, VIP4, 5000, PSH, p40),
+                v4,
+                frozen,
+                XDP_DROP,
+                any(),
+                List.of(),
+                0),
+            new KeptCase(
+                "frame shorter than its IP length: counted as not kept",
+                cutShort,
+                v4,
+                frozen,
+                XDP_DROP,
+                any(),
+                List.of(),
+                1))
+        .map(c -> DynamicTest.dynamicTest(c.name(), () -> runKept(c)));
+  }
+
+  private static void runKept(KeptCase c) throws Exception {
+    for (byte[] k : holds.keys(HoldKey.SIZE)) {
+      holds.delete(k);
+      stats.delete(k);
+    }
+    kept.consume(leftover -> {}); // what other cases left
+    holds.update(c.key().encode(), c.hold().encode(), BpfMap.BPF_ANY);
+    stats.update(c.key().encode(), HoldStats.ZERO.encode(), BpfMap.BPF_ANY);
+    long keptBefore = keptCounts.sumPerCpu(HoldMaps.CNT_KEPT);
+    long notKeptBefore = keptCounts.sumPerCpu(HoldMaps.CNT_NOT_KEPT);
+
+    BpfObject.TestRun result = xdp.testRun("hold_xdp", c.packet());
+    List<KeptBytes> got = new ArrayList<>();
+    int records = kept.consume(r -> got.add(KeptBytes.decode(r)));
+    try {
+      assertThat(result.verdict()).as("verdict").isEqualTo(c.verdict());
+      if (result.verdict() == XDP_TX) {
+        c.check().accept(Parsed.of(result.packet()));
+      }
+      assertThat(got).as("records in the ring").containsExactlyElementsOf(c.kept());
+      assertThat(records).as("records consume counted").isEqualTo(c.kept().size());
+      assertThat(keptCounts.sumPerCpu(HoldMaps.CNT_KEPT) - keptBefore)
+          .as("CNT_KEPT")
+          .isEqualTo(c.kept().size());
+      assertThat(keptCounts.sumPerCpu(HoldMaps.CNT_NOT_KEPT) - notKeptBefore)
+          .as("CNT_NOT_KEPT")
+          .isEqualTo(c.notKept());
+    } catch (AssertionError e) {
+      throw new AssertionError("hold_xdp case \"" + c.name() + "\": " + e.getMessage(), e);
+    }
   }
 
   private static void run(BpfObject object, String program, Case c) throws Exception {
