@@ -261,6 +261,14 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         }
         out.onNext(ArrivalReply.newBuilder().setStaged(staged).build());
       }
+      case KEPT -> {
+        requireHeader();
+        for (var k : m.getKept().getBytesList()) {
+          Connection c = Wire.connection(k.getId(), "kept.bytes.id");
+          take(k.getData().size(), "kept client bytes of " + c);
+          target.keep(c, k.getSeq(), k.getData().toByteArray());
+        }
+      }
       case COMMIT -> {
         requireHeader();
         target.commit();

@@ -16,6 +16,9 @@ public final class ConnectionRecord {
   Freezing.Held held; // source, FROZEN: the live socket, unread
   Departure.Departed departed; // source EXPORTED.., target TRANSFERRED..: the saved state
   Arrival.Staged staged; // target, STAGED
+  // target, STAGED: what the client sent while held, past the exported rcv_nxt (the source's
+  // hold kept it), appended to the receive queue at resume
+  java.io.ByteArrayOutputStream keptClientBytes;
 
   /** The application state's size as this node got it, kept after the state itself is gone. */
   long stateBytes;

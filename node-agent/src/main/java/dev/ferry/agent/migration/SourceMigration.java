@@ -303,12 +303,29 @@ public final class SourceMigration {
     return status();
   }
 
+  /**
+   * What the client sent while held, for the socket rebuilt here: as on a target, it goes into the
+   * receive queue, so the client need not wait for its timer to send it again. Nothing when it
+   * cannot be read (the client then sends it again, as it would have without this).
+   */
+  private byte[] keptHere(dev.ferry.agent.repair.SocketState state) {
+    try {
+      var kept = node.mover().keptClientBytes(List.of(state));
+      return kept.isEmpty() ? new byte[0] : kept.get(0).data();
+    } catch (SyscallException | RuntimeException e) {
+      LOG.warning(
+          () ->
+              "migration " + id + ": reading what " + state.connection() + "'s client sent: " + e);
+      return new byte[0];
+    }
+  }
+
   private void rebuild(ConnectionRecord r, NetNamespace ns) {
     try {
       // The application gets its whole state back: a pre-copied part is read from disk.
       Arrival arrival = node.mover().arrive(node.saved().whole(id, r.departed), ns);
       if (arrival instanceof Arrival.Staged staged) {
-        staged.resume();
+        staged.resume(keptHere(r.departed.socket()));
         r.departed = null;
         r.to(ROLLED_BACK, "");
       } else {

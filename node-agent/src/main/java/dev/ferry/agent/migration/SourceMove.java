@@ -9,6 +9,7 @@ import static dev.ferry.api.v1alpha1.ConnectionPhase.STAGED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.STAYED;
 
 import dev.ferry.agent.move.Departure;
+import dev.ferry.agent.move.HeldClientBytes;
 import dev.ferry.agent.peer.ArrivalCall;
 import dev.ferry.agent.peer.Peers;
 import dev.ferry.api.v1alpha1.ArrivalHeader;
@@ -19,6 +20,7 @@ import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.api.v1alpha1.MoveOutcome;
 import dev.ferry.api.v1alpha1.MoveRequest;
 import dev.ferry.protocol.Connection;
+import dev.ferry.sys.SyscallException;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -233,6 +235,7 @@ public final class SourceMove {
   /** Step 5 and 6: the commit point and after. */
   private MoveOutcome commitAndResume() throws InterruptedException {
     node.faults().reach(req.getFault(), "source-before-commit", req.getMigrationId());
+    sendKeptClientBytes();
     ArrivalReply reply;
     long committing = System.nanoTime();
     try {
@@ -254,6 +257,46 @@ public final class SourceMove {
       return afterRollback("the target refused to commit: it had rolled the migration back");
     }
     return resumed(reply, "");
+  }
+
+  /**
+   * What the held clients sent after their sockets stopped reading, read from the hold as late as
+   * possible (the address has left), to the target, which puts it into the restored receive queues
+   * before they resume: the resume then acknowledges it, and a client that was uploading goes on at
+   * once instead of after its retransmission timeout. What cannot be read or sent, the client sends
+   * again after that timeout, as it would have without this step; so a failure here is logged only.
+   */
+  private void sendKeptClientBytes() throws InterruptedException {
+    long t = System.nanoTime();
+    List<HeldClientBytes.Kept> kept;
+    try {
+      kept =
+          node.mover()
+              .keptClientBytes(m.exported().stream().map(Departure.Departed::socket).toList());
+    } catch (SyscallException | RuntimeException e) {
+      LOG.warning(
+          () ->
+              "migration "
+                  + id
+                  + ": reading what the held clients sent failed; they send it again: "
+                  + e.getMessage());
+      return;
+    }
+    if (kept.isEmpty()) {
+      return;
+    }
+    call.sendKept(kept);
+    m.timed("send-kept", t);
+    long bytes = kept.stream().mapToLong(k -> k.data().length).sum();
+    LOG.fine(
+        () ->
+            "migration "
+                + id
+                + ": "
+                + bytes
+                + " bytes that "
+                + kept.size()
+                + " held client(s) sent go to the target");
   }
 
   /**

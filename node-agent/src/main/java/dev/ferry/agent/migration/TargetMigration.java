@@ -11,6 +11,8 @@ import dev.ferry.agent.handoff.HandoffServer;
 import dev.ferry.agent.move.Arrival;
 import dev.ferry.agent.move.ConnectionMover;
 import dev.ferry.agent.move.Departure;
+import dev.ferry.agent.move.HeldClientBytes;
+import dev.ferry.agent.repair.SocketState;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.api.v1alpha1.PodRef;
@@ -220,6 +222,50 @@ public final class TargetMigration {
     }
   }
 
+  /**
+   * Bytes {@code c}'s client sent while held, which the source's hold kept: they must continue the
+   * restored receive queue exactly (the first piece at the exported rcv_nxt, each next one where
+   * the last ended) and stay inside the window the exported socket had offered, since the kernel
+   * will take them as received. Between STAGED and the commit only.
+   *
+   * @throws BadRequest for bytes that do not continue the stream, or of a connection not staged
+   */
+  public synchronized void keep(Connection c, int seq, byte[] data) {
+    ConnectionRecord r = records.get(c);
+    if (r == null || r.phase != STAGED || committed) {
+      throw new BadRequest(
+          "kept client bytes for "
+              + c
+              + ", which is not staged here"
+              + (committed ? " (the migration has committed)" : ""));
+    }
+    SocketState s = r.departed.socket();
+    int have = r.keptClientBytes == null ? 0 : r.keptClientBytes.size();
+    int expected = s.dataRecvSeq() + have;
+    if (s.tcpState().receivedFin || seq != expected) {
+      throw new BadRequest(
+          "kept client bytes for "
+              + c
+              + " begin at sequence number "
+              + Integer.toUnsignedString(seq)
+              + (s.tcpState().receivedFin
+                  ? ", after the client's FIN"
+                  : ", but its receive queue ends at " + Integer.toUnsignedString(expected)));
+    }
+    if ((long) have + data.length > HeldClientBytes.windowLeft(s)) {
+      throw new BadRequest(
+          "kept client bytes for "
+              + c
+              + " go past the receive window it had offered ("
+              + HeldClientBytes.windowLeft(s)
+              + " bytes)");
+    }
+    if (r.keptClientBytes == null) {
+      r.keptClientBytes = new java.io.ByteArrayOutputStream();
+    }
+    r.keptClientBytes.writeBytes(data);
+  }
+
   /** Records a step of the arrival timed outside this class. */
   public void timed(String phase, long startNanos) {
     clock.add(phase, (System.nanoTime() - startNanos) / 1000);
@@ -245,7 +291,10 @@ public final class TargetMigration {
                   staged,
                   r -> {
                     try {
-                      r.staged.resume();
+                      r.staged.resume(
+                          r.keptClientBytes == null
+                              ? new byte[0]
+                              : r.keptClientBytes.toByteArray());
                       return null;
                     } catch (SyscallException | RuntimeException e) {
                       return "resume failed: " + e.getMessage();
@@ -255,6 +304,7 @@ public final class TargetMigration {
             ConnectionRecord r = staged.get(i);
             r.staged = null;
             r.departed = null;
+            r.keptClientBytes = null;
             if (failures.get(i) == null) {
               r.to(RESUMED, "");
             } else {

@@ -43,11 +43,13 @@ public sealed interface Arrival {
     }
 
     /**
-     * Leaves repair mode (the client wakes at once), tells the application it may write, and clears
-     * this node's hold entry for the connection.
+     * Appends {@code keptClientBytes} (what the client sent while held, past the exported queue) to
+     * the receive queue, leaves repair mode (the client wakes at once, and learns those bytes
+     * arrived), tells the application it may write, and clears this node's hold entry for the
+     * connection.
      */
-    public void resume() throws SyscallException {
-      try (TcpSocket live = socket.resume()) {
+    public void resume(byte[] keptClientBytes) throws SyscallException {
+      try (TcpSocket live = socket.resume(keptClientBytes)) {
         application.resumed(requestId); // the application has its own descriptor for it
       } finally {
         hold.release(new HoldKey(connection.local(), connection.remote()));

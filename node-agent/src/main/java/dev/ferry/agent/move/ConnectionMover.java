@@ -40,6 +40,7 @@ public final class ConnectionMover {
   private final Duration holdLimit;
   private final SocketExporter exporter = new SocketExporter();
   private final SocketRestorer restorer = new SocketRestorer();
+  private final HeldClientBytes kept;
 
   /**
    * @param holdLimit how long a client may be held before the hold steps aside
@@ -48,6 +49,16 @@ public final class ConnectionMover {
     this.applications = applications;
     this.hold = hold;
     this.holdLimit = holdLimit;
+    this.kept = new HeldClientBytes(hold);
+  }
+
+  /**
+   * Source node, just before the commit: for each exported socket, what its held client sent after
+   * the export point, in order (see {@link HeldClientBytes#take}).
+   */
+  public List<HeldClientBytes.Kept> keptClientBytes(List<SocketState> exported)
+      throws SyscallException {
+    return kept.take(exported);
   }
 
   /** Source node: takes {@code c} from its application and out of the kernel. */

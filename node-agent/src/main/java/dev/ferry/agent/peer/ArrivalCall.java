@@ -4,6 +4,7 @@ package dev.ferry.agent.peer;
 import com.google.protobuf.ByteString;
 import dev.ferry.agent.migration.Wire;
 import dev.ferry.agent.move.Departure;
+import dev.ferry.agent.move.HeldClientBytes;
 import dev.ferry.agent.repair.SocketStateCodec;
 import dev.ferry.api.v1alpha1.AppStateChunk;
 import dev.ferry.api.v1alpha1.ArrivalDecision;
@@ -11,6 +12,8 @@ import dev.ferry.api.v1alpha1.ArrivalHeader;
 import dev.ferry.api.v1alpha1.ArrivalMessage;
 import dev.ferry.api.v1alpha1.ArrivalReply;
 import dev.ferry.api.v1alpha1.ConnectionId;
+import dev.ferry.api.v1alpha1.KeptBatch;
+import dev.ferry.api.v1alpha1.KeptClientBytes;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc;
 import dev.ferry.api.v1alpha1.PrecopyChunk;
 import dev.ferry.api.v1alpha1.StatesBatch;
@@ -173,6 +176,34 @@ public final class ArrivalCall implements AutoCloseable {
             .setEnd(StatesEnd.newBuilder().setConnections(states.size()))
             .build());
     return reply();
+  }
+
+  /**
+   * Sends what the held clients sent after the export point, before {@link #commit}: in pieces of
+   * at most {@link Peers#CHUNK} bytes, each with its own sequence number, several to a message.
+   */
+  public void sendKept(List<HeldClientBytes.Kept> kept) throws InterruptedException {
+    KeptBatch.Builder batch = KeptBatch.newBuilder();
+    int batched = 0;
+    for (HeldClientBytes.Kept k : kept) {
+      for (int off = 0; off < k.data().length; off += Peers.CHUNK) {
+        int n = Math.min(Peers.CHUNK, k.data().length - off);
+        if (batched + n > Peers.CHUNK) {
+          send(ArrivalMessage.newBuilder().setKept(batch).build());
+          batch = KeptBatch.newBuilder();
+          batched = 0;
+        }
+        batch.addBytes(
+            KeptClientBytes.newBuilder()
+                .setId(Wire.id(k.connection()))
+                .setSeq(k.seq() + off)
+                .setData(ByteString.copyFrom(k.data(), off, n)));
+        batched += n;
+      }
+    }
+    if (batch.getBytesCount() > 0) {
+      send(ArrivalMessage.newBuilder().setKept(batch).build());
+    }
   }
 
   /** Tells the target to commit and resume; waits for its RESUMED answer. */

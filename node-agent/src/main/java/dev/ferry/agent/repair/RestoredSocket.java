@@ -46,14 +46,23 @@ public final class RestoredSocket implements AutoCloseable {
     return repair.socket();
   }
 
-  /**
-   * Leaves repair mode, which makes the kernel send a window update that wakes the peer, then
-   * queues the bytes the original socket had never sent, ahead of anything the application writes
-   * next, replays the FINs of a half-closed connection, and sets the socket options that had to
-   * wait for these steps. Returns the socket, blocking again, now owned by the caller.
-   */
+  /** {@link #resume(byte[])} with nothing kept from the client. */
   public TcpSocket resume() throws SyscallException {
+    return resume(new byte[0]);
+  }
+
+  /**
+   * Appends {@code keptClientBytes} to the receive queue, as received (the caller checked that they
+   * continue it: the client sent them while held, and the source's hold kept them), then leaves
+   * repair mode, which makes the kernel send a window update that wakes the peer (its ACK covers
+   * those bytes, so the client need not send them again), then queues the bytes the original socket
+   * had never sent, ahead of anything the application writes next, replays the FINs of a
+   * half-closed connection, and sets the socket options that had to wait for these steps. Returns
+   * the socket, blocking again, now owned by the caller.
+   */
+  public TcpSocket resume(byte[] keptClientBytes) throws SyscallException {
     TcpSocket socket = repair.socket();
+    repair.fillQueue(RepairSocket.Queue.RECV, keptClientBytes);
     repair.leave();
     resumed = true;
     // Repair mode left the socket with forced address reuse; an accepted socket has the

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.move;
+
+import dev.ferry.agent.hold.ConnectionHold;
+import dev.ferry.agent.hold.HoldKey;
+import dev.ferry.agent.hold.KeptBytes;
+import dev.ferry.agent.repair.SocketState;
+import dev.ferry.protocol.Connection;
+import dev.ferry.sys.RepairWindow;
+import dev.ferry.sys.SyscallException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.logging.Logger;
+
+/**
+ * Source node: what held clients sent after their socket stopped reading, as the hold's XDP program
+ * kept it. The node has one ring of kept segments for every migration, so whoever reads it files
+ * every record by connection here, and each migration takes its own. A connection no longer held
+ * will never be taken: its segments go at the next read, and a bound on the bytes waiting here
+ * keeps a client that floods a held connection from growing the agent.
+ */
+public final class HeldClientBytes {
+  private static final Logger LOG = Logger.getLogger(HeldClientBytes.class.getName());
+  static final long MAX_WAITING_BYTES = 256L << 20;
+
+  private final ConnectionHold hold;
+  private final Map<HoldKey, List<KeptSegments.Segment>> waiting = new HashMap<>();
+  private long waitingBytes;
+  private long refusedBytes;
+
+  /** A connection's kept bytes: they follow its exported rcv_nxt, {@code seq}. */
+  public record Kept(Connection connection, int seq, byte[] data) {}
+
+  public HeldClientBytes(ConnectionHold hold) {
+    this.hold = hold;
+  }
+
+  /**
+   * For each exported state, the bytes its client sent that follow the exported receive queue
+   * without a gap (none for a connection whose client had sent its FIN: nothing can follow it).
+   * Connections with nothing kept are left out.
+   */
+  public synchronized List<Kept> take(List<SocketState> states) throws SyscallException {
+    drain();
+    List<Kept> out = new ArrayList<>();
+    for (SocketState s : states) {
+      List<KeptSegments.Segment> segments = waiting.remove(new HoldKey(s.local(), s.remote()));
+      if (segments == null) {
+        continue;
+      }
+      segments.forEach(g -> waitingBytes -= g.data().length);
+      if (s.tcpState().receivedFin) {
+        continue;
+      }
+      byte[] bytes = KeptSegments.after(s.dataRecvSeq(), segments, windowLeft(s));
+      if (bytes.length > 0) {
+        out.add(new Kept(new Connection(s.local(), s.remote()), s.dataRecvSeq(), bytes));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * How many bytes past rcv_nxt the client was allowed to send: the right edge of the window the
+   * exported socket had offered. The restored socket takes no more than the original would have.
+   */
+  public static int windowLeft(SocketState s) {
+    RepairWindow w = s.window();
+    return Math.max(0, w.rcvWup() + w.rcvWnd() - s.dataRecvSeq());
+  }
+
+  /** Reads the ring now; forgets what waits for a connection that is no longer held. */
+  private void drain() throws SyscallException {
+    hold.takeKeptBytes(this::file);
+    for (Iterator<Map.Entry<HoldKey, List<KeptSegments.Segment>>> it =
+            waiting.entrySet().iterator();
+        it.hasNext(); ) {
+      Map.Entry<HoldKey, List<KeptSegments.Segment>> e = it.next();
+      if (hold.entry(e.getKey()).isEmpty()) {
+        e.getValue().forEach(g -> waitingBytes -= g.data().length);
+        it.remove();
+      }
+    }
+  }
+
+  private void file(KeptBytes k) {
+    if (waitingBytes + k.data().length > MAX_WAITING_BYTES) {
+      if (refusedBytes == 0) {
+        LOG.warning(
+            () ->
+                "kept client bytes waiting reach "
+                    + (MAX_WAITING_BYTES >> 20)
+                    + " MiB: more are dropped, and those clients send them again");
+      }
+      refusedBytes += k.data().length;
+      return;
+    }
+    waiting
+        .computeIfAbsent(k.key(), key -> new ArrayList<>())
+        .add(new KeptSegments.Segment(k.seq(), k.data()));
+    waitingBytes += k.data().length;
+  }
+}
