@@ -1,16 +1,19 @@
-"""The Python streamer's two other streams (examples/README.md, "A WebSocket stream and a large
+"""The Python streamer's other streams (examples/README.md, "A WebSocket stream and a large
 download"): a WebSocket (RFC 6455) carrying binary messages, and a plain HTTP/1.1 download with a
 Content-Length. Both carry the same deterministic content, so a client can check every byte it
-got, and both are written in paced chunks whose position is the whole state to hand over.
+got, and both are written in paced chunks whose position is the whole state to hand over. And
+the other way, an upload (a PUT's body) read as fast as it comes, whose count and CRC-32 are the
+state: the server answers them at the end, for the client to compare with its own.
 """
 
 import base64
 import hashlib
 import socket
 import struct
+import zlib
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
-WS_MAGIC, FILE_MAGIC = b"FWS1", b"FDL1"
+WS_MAGIC, FILE_MAGIC, UPLOAD_MAGIC = b"FWS1", b"FDL1", b"FUP1"
 CLOSE_NORMAL = b"\x88\x02\x03\xe8"  # a close frame, FIN set, unmasked, status 1000
 MAX_MESSAGES, MAX_SIZE, MAX_FILE = 1_000_000, 16 << 20, 1 << 40
 
@@ -206,6 +209,49 @@ class DownloadState(_Paced):
         return f"byte {self.offset} of {self.length}"
 
 
+class UploadState:
+    """length bytes a client sends (a PUT's body), read as they come; the position is how many
+    arrived and their CRC-32, which the answer reports."""
+
+    offers = False
+
+    def __init__(self, name, length, received=0, crc=0):
+        self.name, self.length, self.received, self.crc = name, length, received, crc
+
+    def finished(self):
+        return self.received >= self.length
+
+    def take(self, data):
+        """Counts bytes read from the client; more than the body's length is an error."""
+        if self.received + len(data) > self.length:
+            raise ValueError(f"the body goes past its Content-Length {self.length}")
+        self.received += len(data)
+        self.crc = zlib.crc32(data, self.crc)
+
+    def answer(self):
+        body = f"uploaded {self.received} bytes crc32 {self.crc:08x}\n".encode()
+        return (f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n").encode() + body
+
+    def encode(self):
+        return _sealed(UPLOAD_MAGIC, _name(self.name),
+                       struct.pack(">QQI", self.length, self.received, self.crc))
+
+    @classmethod
+    def decode(cls, blob):
+        r = _Checked(blob, UPLOAD_MAGIC, "upload")
+        name = r.text()
+        length, received, crc = r.take(">QQI")
+        r.done()
+        state = cls(name, length, received, crc)
+        if not (1 <= length <= MAX_FILE and received <= length):
+            raise ValueError(f"position is impossible: {state}")
+        return state
+
+    def __str__(self):
+        return f"byte {self.received} of {self.length} uploaded"
+
+
 def download_head(length):
     # No Accept-Ranges: this server answers every request whole, Range or not.
     return (f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
@@ -230,11 +276,13 @@ def ws_handshake(headers):
 
 
 def decode(blob):
-    """A handed-over WebSocket or download state, or None when the blob is neither."""
+    """A handed-over WebSocket, download or upload state, or None when the blob is none."""
     if blob[:4] == WS_MAGIC:
         return WebSocketState.decode(blob)
     if blob[:4] == FILE_MAGIC:
         return DownloadState.decode(blob)
+    if blob[:4] == UPLOAD_MAGIC:
+        return UploadState.decode(blob)
     return None
 
 

@@ -6,6 +6,7 @@
 import hashlib
 import struct
 import unittest
+import zlib
 
 import byte_streams as bs
 
@@ -46,6 +47,20 @@ class HandoverTest(unittest.TestCase):
         s = bs.DownloadState("n", 100_003, 1, 1000)
         head = b"".join(s.next_event() for _ in range(42))
         self.assertEqual(head + wire(bs.decode(s.encode())), bs.content("n", 0, 100_003))
+
+    def test_an_upload_handed_over_counts_on_from_its_bytes_and_crc(self):
+        body = bytes(range(256)) * 40
+        s = bs.UploadState("n", len(body))
+        s.take(body[:1000])
+        moved = bs.decode(s.encode())
+        moved.take(body[1000:])
+        self.assertTrue(moved.finished())
+        self.assertIn(f"uploaded {len(body)} bytes crc32 {zlib.crc32(body):08x}".encode(),
+                      moved.answer())
+        with self.assertRaisesRegex(ValueError, "past its Content-Length"):
+            moved.take(b"x")
+        with self.assertRaisesRegex(ValueError, "impossible"):
+            bs.decode(bs.UploadState("n", 10, received=11).encode())
 
     def test_a_damaged_state_is_declined_with_the_reason(self):
         blob = bytearray(bs.DownloadState("n", 10, 1, 1).encode())

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The token streamer of examples/README.md: an LLM-like SSE server whose streams can move to
 another node, KV cache and all. Byte for byte the Java demo's twin. One thread per client.
-Besides, a WebSocket stream and a large download (byte_streams.py), which move the same way.
+Besides, a WebSocket stream and a large download (byte_streams.py), which move the same way,
+and an upload read as fast as the client sends it.
 
     python3 token_streamer.py --listen 0.0.0.0:8080 [--agent /run/ferry/handoff.sock]
 """
@@ -9,6 +10,7 @@ Besides, a WebSocket stream and a large download (byte_streams.py), which move t
 import argparse
 import hashlib
 import re
+import select
 import socket
 import struct
 import sys
@@ -226,6 +228,81 @@ class Stream:
         say(f"keeping {fmt(self.conn)}, the agent gave it back: {why}")
 
 
+class Upload:
+    """Reads one upload (a byte_streams.UploadState) as fast as the client sends it, then answers
+    its count and CRC-32; can be paused between two reads to hand it over. The same interface as
+    Stream, for the agent's freezes."""
+
+    WAIT = 0.002  # the longest a freeze waits for a read in progress to see whether data came
+
+    def __init__(self, state, sock, conn):
+        self.state, self.sock, self.conn = state, sock, conn
+        self.cond = threading.Condition()
+        self.reading = self.paused = self.gone = self.over = False
+
+    def run(self):
+        """Reads to the end and answers (True), or until the upload moves away (False)."""
+        try:
+            while not self.state.finished():
+                with self.cond:
+                    while self.paused and not self.gone:
+                        self.cond.wait()
+                    if self.gone:
+                        return False
+                    self.reading = True
+                ok = False
+                try:
+                    # A short wait, not a blocking read: a freeze must find the reader between
+                    # two reads, and a client may be held for a while.
+                    if select.select([self.sock], [], [], self.WAIT)[0]:
+                        data = self.sock.recv(1 << 20)
+                        if not data:
+                            raise OSError(f"the client left at {self.state}")
+                        self.state.take(data)
+                    ok = True
+                finally:
+                    with self.cond:
+                        self.reading, self.over = False, not ok
+                        self.cond.notify_all()
+            with self.cond:
+                self.over = True  # never handed over from here: the answer goes out
+            self.sock.sendall(self.state.answer())
+            return True
+        finally:
+            if not self.gone:
+                try:
+                    self.sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+            self.sock.close()
+
+    def pause(self):
+        with self.cond:
+            if self.paused:
+                return "this upload is already being handed over"
+            self.paused = True
+            while self.reading:
+                self.cond.wait()
+            if self.over or self.state.finished():
+                self.paused = False
+                return "the upload has just ended"
+            return self.state.encode()
+
+    def offer_to(self, offer):
+        offer.decline("a state of a few bytes: it goes whole at the freeze")
+
+    def released(self):
+        with self.cond:
+            self.gone = True
+            self.cond.notify_all()
+
+    def kept(self, why):
+        with self.cond:
+            self.paused = False
+            self.cond.notify_all()
+        say(f"keeping {fmt(self.conn)}, the agent gave it back: {why}")
+
+
 class Rejected(Exception):
     def __init__(self, status, reason):
         super().__init__(reason)
@@ -234,7 +311,8 @@ class Rejected(Exception):
 
 def read_request(sock):
     """What a GET asks for: ("stream", prompt, tokens), ("ws", name, messages, size, the 101
-    answer) or ("file", name, length); None if the client left before its request."""
+    answer) or ("file", name, length); or a PUT: ("upload", name, length), its body to follow.
+    None if the client left before its request."""
     head, matched = bytearray(), 0
     while matched < 4:
         b = sock.recv(1)  # byte by byte: whatever follows the head is not ours to read
@@ -246,12 +324,15 @@ def read_request(sock):
             raise Rejected(431, f"request head is over {MAX_HEAD} bytes")
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].rstrip(" ").split(" ")
-    if len(parts) != 3 or parts[0] != "GET":
+    if len(parts) != 3 or parts[0] not in ("GET", "PUT"):
         raise Rejected(400, "expected 'GET /v1/stream?prompt=...&tokens=N HTTP/1.1'")
     path, has_query, query = parts[1].partition("?")
+    if (parts[0] == "PUT") != (path == "/v1/upload"):
+        raise Rejected(400, f"{parts[0]} {path}: only /v1/upload takes a PUT, and only a PUT")
     defaults = {"/v1/stream": {"prompt": "hello", "tokens": "100"},
                 "/v1/ws": {"name": "ferry", "messages": "100", "size": "65536"},
-                "/v1/file": {"name": "ferry", "bytes": "67108864"}}
+                "/v1/file": {"name": "ferry", "bytes": "67108864"},
+                "/v1/upload": {"name": "ferry"}}
     if path not in defaults:
         raise Rejected(404, f"no such path {path}; try /v1/stream?prompt=hello&tokens=100")
     params = defaults[path]
@@ -275,6 +356,12 @@ def read_request(sock):
                 number(params, "size", byte_streams.MAX_SIZE), answer)
     if path == "/v1/file":
         return "file", params["name"], number(params, "bytes", byte_streams.MAX_FILE)
+    if path == "/v1/upload":
+        headers = dict(line.lower().partition(":")[::2] for line in lines[1:] if ":" in line)
+        length = headers.get("content-length", "").strip()
+        if not re.fullmatch(r"[0-9]{1,15}", length) or not 1 <= int(length) <= byte_streams.MAX_FILE:
+            raise Rejected(400, f"an upload needs a Content-Length of 1..{byte_streams.MAX_FILE}")
+        return "upload", params["name"], int(length)
     return "stream", params["prompt"], number(params, "tokens", MAX_TOKENS)
 
 
@@ -344,6 +431,8 @@ class Server:
         if kind == "file":
             sock.sendall(byte_streams.download_head(more[0]))
             return byte_streams.DownloadState(name, more[0], a.byte_rate, a.chunk)
+        if kind == "upload":
+            return byte_streams.UploadState(name, more[0])
         sock.sendall(HEADER)
         return StreamState.start(name, more[0], a.rate, a.kv_bytes)
 
@@ -355,7 +444,8 @@ class Server:
             say(f"a stream could not start: {e}")
             sock.close()
             return
-        stream = self.streams[conn] = Stream(state, sock, conn)
+        runner = Upload if isinstance(state, byte_streams.UploadState) else Stream
+        stream = self.streams[conn] = runner(state, sock, conn)
         try:
             if stream.run():
                 say(f"stream {fmt(conn)} done")

@@ -387,6 +387,40 @@ public final class AgentCluster implements AutoCloseable {
   }
 
   /**
+   * An upload from the client host (e2e/clients/http-upload.py): {@code bytes} bytes PUT to {@code
+   * http://VIP:PORT/pathAndQuery} at {@code pacing} bytes a second, the server's acknowledgements
+   * sampled every millisecond into {@code samples} ("UNIX_MICROS BYTES_ACKED" lines).
+   */
+  ByteClient upload(String pathAndQuery, long bytes, long pacing, Path samples) throws IOException {
+    ProcessBuilder pb =
+        client.process(
+            "python3",
+            "-u",
+            Builds.repoFile("e2e/clients/http-upload.py").toString(),
+            "http://" + layout.vip() + ":" + PORT + pathAndQuery,
+            String.valueOf(bytes),
+            String.valueOf(pacing),
+            samples.toString());
+    return new ByteClient(
+        "http-upload", processes.track(pb.redirectErrorStream(true).start()), samples);
+  }
+
+  /**
+   * Makes the client wait at least {@code rtoMin} (an {@code ip route} time, "3s") before it sends
+   * a segment again, through a host route to the service address with that {@code rto_min}: a
+   * client that goes on sooner after a move did not need its retransmission timer.
+   */
+  void slowClientRetransmissions(String rtoMin) {
+    String route = client.run("ip", "-o", "route", "get", layout.vip());
+    java.util.regex.Matcher dev = java.util.regex.Pattern.compile(" dev (\\S+)").matcher(route);
+    if (!dev.find()) {
+      throw new IllegalStateException("no device in the client's route to the VIP: " + route);
+    }
+    client.run(
+        "ip", "route", "replace", layout.vip() + "/32", "dev", dev.group(1), "rto_min", rtoMin);
+  }
+
+  /**
    * Starts {@code ferry-agent ARGS} (the CLI) from the test's own namespace, which is on the nodes'
    * LAN, as the admin; its output goes to the test's log and to the returned run.
    */
