@@ -132,6 +132,27 @@ public final class AgentMetrics {
             .description("Keep-alive probes the hold answered for the connections it holds now"));
   }
 
+  /**
+   * ferry_agent_hold_client_segments_total{outcome="kept"|"lost"}: segments with data that held
+   * clients sent, which the hold kept for the restored socket, or could not keep (its ring full, a
+   * segment too long); a lost one the client sends again after its retransmission timeout. Counted
+   * by the programs since they were loaded (an agent restart keeps them); -1 when unreadable.
+   */
+  private final java.util.List<Supplier<Long>> keptSuppliers =
+      new java.util.concurrent.CopyOnWriteArrayList<>();
+
+  public void keptClientSegments(Supplier<Long> kept, Supplier<Long> lost) {
+    for (var outcome : Map.of("kept", kept, "lost", lost).entrySet()) {
+      io.micrometer.core.instrument.FunctionCounter.builder(
+              "ferry.agent.hold.client.segments", outcome.getValue(), s -> s.get().doubleValue())
+          .description("Segments with data from held clients, kept for the restored socket or lost")
+          .tag("outcome", outcome.getKey())
+          .register(registry);
+      // A function counter holds its object weakly, and nothing else holds these lambdas.
+      keptSuppliers.add(outcome.getValue());
+    }
+  }
+
   /** ferry_agent_interruption_notices_total{kind}: spot notices this node reported. */
   public void interruptionNotice(String kind) {
     Counter.builder("ferry.agent.interruption.notices")

@@ -119,6 +119,7 @@ public class AgentRuntime {
     migrations.recover();
     metrics.connections(migrations::phases);
     metrics.holds(this::activeHolds, this::probesAnswered);
+    metrics.keptClientSegments(() -> keptCounts().kept(), () -> keptCounts().notKept());
     ReceiveBudget receiving =
         new ReceiveBudget(
             settings
@@ -190,6 +191,14 @@ public class AgentRuntime {
       return hold.held().size();
     } catch (SyscallException e) {
       return -1;
+    }
+  }
+
+  private dev.ferry.agent.hold.KeptBytes.Counts keptCounts() {
+    try {
+      return hold == null ? new dev.ferry.agent.hold.KeptBytes.Counts(0, 0) : hold.keptCounts();
+    } catch (SyscallException e) {
+      return new dev.ferry.agent.hold.KeptBytes.Counts(-1, -1);
     }
   }
 

@@ -49,6 +49,7 @@ class AgentMetricsTest {
     // As AgentRuntime.start does: the method references are new objects nobody else holds.
     metrics.connections(node::phases);
     metrics.holds(node::activeHolds, node::probesAnswered);
+    metrics.keptClientSegments(() -> 12L, () -> 1L);
     metrics.receiving(node::receiveBytes);
     metrics.handoffRefused("too-many-sessions");
     metrics.handoffRefused("too-many-sessions");
@@ -73,6 +74,15 @@ class AgentMetricsTest {
     }
     assertThat(registry.get("ferry.agent.holds.active").gauge().value()).isEqualTo(3);
     assertThat(registry.get("ferry.agent.hold.probes.answered").gauge().value()).isEqualTo(7);
+    assertThat(
+            registry
+                .get("ferry.agent.hold.client.segments")
+                .tag("outcome", "kept")
+                .functionCounter()
+                .count())
+        .isEqualTo(12);
+    assertThat(registry.scrape())
+        .contains("ferry_agent_hold_client_segments_total{outcome=\"lost\",} 1.0");
     assertThat(registry.get("ferry.agent.connections").tag("phase", "FROZEN").gauge().value())
         .isEqualTo(2);
     assertThat(registry.scrape())
