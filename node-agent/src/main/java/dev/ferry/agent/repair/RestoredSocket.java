@@ -62,7 +62,7 @@ public final class RestoredSocket implements AutoCloseable {
    */
   public TcpSocket resume(byte[] keptClientBytes) throws SyscallException {
     TcpSocket socket = repair.socket();
-    repair.fillQueue(RepairSocket.Queue.RECV, keptClientBytes);
+    appendKept(keptClientBytes);
     repair.leave();
     resumed = true;
     // Repair mode left the socket with forced address reuse; an accepted socket has the
@@ -106,6 +106,29 @@ public final class RestoredSocket implements AutoCloseable {
     replayFins(socket);
     socket.setBlocking(true);
     return socket;
+  }
+
+  /** rcv_nxt now: past the exported queue once the socket takes bytes from the client itself. */
+  int receivedUpTo() throws SyscallException {
+    return repair.queueSequence(RepairSocket.Queue.RECV);
+  }
+
+  /**
+   * Appends what the client sent while held, past the exported receive queue, less what the socket
+   * has taken from the client itself since it was staged: where the address reaches this node
+   * before the resume (the AWS path claims it first), a retransmission of those bytes lands in the
+   * staged socket, and the application must not read them twice.
+   */
+  private void appendKept(byte[] kept) throws SyscallException {
+    if (kept.length == 0) {
+      return;
+    }
+    long taken = receivedUpTo() - state.dataRecvSeq();
+    if (taken < 0 || taken >= kept.length) {
+      return; // it has them all (a negative distance cannot be: rcv_nxt only moves on)
+    }
+    repair.fillQueue(
+        RepairSocket.Queue.RECV, java.util.Arrays.copyOfRange(kept, (int) taken, kept.length));
   }
 
   /**

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.repair;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.ferry.agent.repair.MigrationLab.Family;
+import dev.ferry.sys.TcpSocket;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * What a client sent after its socket stopped reading (the hold keeps it, on a real node), put into
+ * the restored socket at the resume: the application reads the whole upload once, in order, whether
+ * or not the staged socket took some of those bytes from the client itself first.
+ */
+class KeptClientBytesIT {
+  private static final long UP = 21;
+  private static final int BEFORE = 1000; // in the receive queue at the export
+  private static final int HELD = 3000; // sent while held: the kept bytes end here
+  private static final int AFTER = 4000;
+
+  @ParameterizedTest
+  @EnumSource(Family.class)
+  void keptBytesFollowTheExportedQueue(Family family) throws Exception {
+    try (MigrationLab lab = new MigrationLab(family)) {
+      SocketChannel client = lab.connect(0);
+      TcpSocket onA = lab.accept();
+      RestoredSocket staged = stageWithBytesSentWhileHeld(lab, client, onA);
+
+      TcpSocket onB = lab.track(staged.resume(Pattern.bytes(UP, BEFORE, HELD - BEFORE)));
+      lab.announceB(); // after the resume, as the agents do on a LAN
+      upload(client, HELD, AFTER);
+      client.shutdownOutput();
+      assertThat(readToEnd(onB)).isEqualTo(Pattern.bytes(UP, 0, AFTER));
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(Family.class)
+  void keptBytesTheStagedSocketTookFromTheClientItselfAreNotReadTwice(Family family)
+      throws Exception {
+    try (MigrationLab lab = new MigrationLab(family)) {
+      SocketChannel client = lab.connect(0);
+      TcpSocket onA = lab.accept();
+      RestoredSocket staged = stageWithBytesSentWhileHeld(lab, client, onA);
+      int exported = staged.receivedUpTo();
+      // The address reaches B before the resume (as on AWS): the client's retransmission lands in
+      // the staged socket.
+      lab.announceB();
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while (staged.receivedUpTo() == exported) {
+        assertThat(System.nanoTime())
+            .as("the client's retransmission reached the staged socket")
+            .isLessThan(deadline);
+        Thread.sleep(20);
+      }
+
+      TcpSocket onB = lab.track(staged.resume(Pattern.bytes(UP, BEFORE, HELD - BEFORE)));
+      upload(client, HELD, AFTER);
+      client.shutdownOutput();
+      assertThat(readToEnd(onB)).isEqualTo(Pattern.bytes(UP, 0, AFTER));
+    }
+  }
+
+  /**
+   * The client sends BEFORE bytes, which wait unread on A; A's cable is pulled and the client sends
+   * up to HELD, lost as a hold would drop them; A's socket is exported and staged on B.
+   */
+  private static RestoredSocket stageWithBytesSentWhileHeld(
+      MigrationLab lab, SocketChannel client, TcpSocket onA) throws Exception {
+    upload(client, 0, BEFORE);
+    lab.awaitUnreadOnA(BEFORE);
+    lab.freezeA();
+    upload(client, BEFORE, HELD);
+    SocketState state = lab.exportAll(List.of(onA)).get(0);
+    assertThat(state.recvQueue()).hasSize(BEFORE);
+    lab.moveAddressToB();
+    return lab.bNs.call(() -> lab.track(new SocketRestorer().restore(state)));
+  }
+
+  /**
+   * The application's read to the client's FIN, bounded: a stream that got bytes twice ends in a
+   * stall, not an end (the socket acknowledges more than the client ever sent).
+   */
+  private static byte[] readToEnd(TcpSocket server) throws Exception {
+    return CompletableFuture.supplyAsync(
+            () -> {
+              try {
+                return Peers.readToEnd(server);
+              } catch (IOException e) {
+                throw new CompletionException(e);
+              }
+            })
+        .get(60, TimeUnit.SECONDS);
+  }
+
+  private static void upload(SocketChannel client, int from, int to) throws IOException {
+    ByteBuffer buf = ByteBuffer.wrap(Pattern.bytes(UP, from, to - from));
+    while (buf.hasRemaining()) {
+      client.write(buf);
+    }
+  }
+}
