@@ -38,6 +38,13 @@ bench-hold: deps
 	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
 	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.HoldBenchmark -Dferry.args="$(or $(ARGS),--connections 1000 --hold-seconds 60)"
 
+## Moves a client uploading at a paced rate, with and without the held bytes put into the
+## restored socket; prints when the client's stall ended against the resume.
+.PHONY: bench-upload
+bench-upload: deps
+	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
+	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.UploadBenchmark -Dferry.args="$(ARGS)"
+
 ## Moves 1 to 10,000 live SSE streams between two agents; compares with reconnecting and with CRIU.
 .PHONY: bench
 bench: deps

@@ -46,10 +46,22 @@ public final class ConnectionMover {
    * @param holdLimit how long a client may be held before the hold steps aside
    */
   public ConnectionMover(HandoffServer applications, ConnectionHold hold, Duration holdLimit) {
+    this(applications, hold, holdLimit, true);
+  }
+
+  /**
+   * @param keepClientBytes whether what held clients sent goes into the restored sockets ({@link
+   *     #keptClientBytes}); off only to compare
+   */
+  public ConnectionMover(
+      HandoffServer applications,
+      ConnectionHold hold,
+      Duration holdLimit,
+      boolean keepClientBytes) {
     this.applications = applications;
     this.hold = hold;
     this.holdLimit = holdLimit;
-    this.kept = new HeldClientBytes(hold);
+    this.kept = keepClientBytes ? new HeldClientBytes(hold) : null;
   }
 
   /**
@@ -58,7 +70,7 @@ public final class ConnectionMover {
    */
   public List<HeldClientBytes.Kept> keptClientBytes(List<SocketState> exported)
       throws SyscallException {
-    return kept.take(exported);
+    return kept == null ? List.of() : kept.take(exported);
   }
 
   /** Source node: takes {@code c} from its application and out of the kernel. */

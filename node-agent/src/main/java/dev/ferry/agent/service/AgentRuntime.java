@@ -101,7 +101,8 @@ public class AgentRuntime {
     NodeParts node =
         new NodeParts(
             settings.nodeName(),
-            new ConnectionMover(applications, hold, settings.holdLimit()),
+            new ConnectionMover(
+                applications, hold, settings.holdLimit(), settings.keepClientBytes()),
             hold,
             new SavedStates(settings.stateDir()),
             new CommitRecords(settings.stateDir()),

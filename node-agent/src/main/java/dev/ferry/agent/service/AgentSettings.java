@@ -82,6 +82,14 @@ public interface AgentSettings {
   Duration holdLimit();
 
   /**
+   * Whether what a held client sends goes into the restored socket (the hold keeps it either way),
+   * so that the resume acknowledges it. Off only to compare (make bench-upload): the client then
+   * sends it again when its retransmission timer fires.
+   */
+  @WithDefault("true")
+  boolean keepClientBytes();
+
+  /**
    * How long an application may stay silent before it starts answering a freeze, or answers a
    * takeover: any frame it sends restarts the count.
    */
