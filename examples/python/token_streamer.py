@@ -141,14 +141,81 @@ class StreamState:
         return f"token {self.next} of {self.tokens}, KV cache {len(self.kv)} bytes"
 
 
-class Stream:
-    """Writes one stream's events at its rate; can be paused between two events to hand it over.
-    The state (a StreamState, or one of byte_streams) says what each event is and how fast."""
+class _Handover:
+    """What a stream and an upload share for the agent's freezes: a worker that works in steps of
+    its own (a write, a read) and can be paused between two of them to hand its connection over,
+    then is either released (the connection lives elsewhere) or kept (the agent gave it back)."""
+
+    what = "stream"
 
     def __init__(self, state, sock, conn):
         self.state, self.sock, self.conn = state, sock, conn
         self.cond = threading.Condition()
-        self.writing = self.paused = self.gone = self.over = False
+        self.busy = self.paused = self.gone = self.over = False
+
+    def begin_step(self):
+        """Waits while paused; False once the connection is handed over, else the step may go."""
+        with self.cond:
+            while self.paused and not self.gone:
+                self.cond.wait()
+            if self.gone:
+                return False
+            self.busy = True
+            return True
+
+    def end_step(self, over):
+        """over: the connection ended or broke, so a freeze waiting on this step must not hand
+        it over."""
+        with self.cond:
+            self.busy, self.over = False, over
+            self.cond.notify_all()
+
+    def close(self):
+        if not self.gone:  # once released, the descriptor is a blank socket: just close
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the client left first
+        self.sock.close()
+
+    def pause(self):
+        """Waits out the step in progress, stops the worker: the state to hand over, or why not."""
+        with self.cond:
+            if self.paused:
+                return f"this {self.what} is already being handed over"
+            self.paused = True
+            while self.busy:
+                self.cond.wait()
+            if self.over:
+                self.paused = False
+                return f"the {self.what} has just ended"
+            return self.handed_over()
+
+    def handed_over(self):
+        return self.state.encode()
+
+    def released(self):
+        with self.cond:
+            self.gone = True
+            self.cond.notify_all()
+
+    def kept(self, why):
+        with self.cond:
+            self.given_back()
+            self.paused = False
+            self.cond.notify_all()
+        say(f"keeping {fmt(self.conn)}, the agent gave it back: {why}")
+
+    def given_back(self):
+        pass
+
+
+class Stream(_Handover):
+    """Writes one stream's events at its rate; can be paused between two events to hand it over.
+    The state (a StreamState, or one of byte_streams) says what each event is and how fast."""
+
+    def __init__(self, state, sock, conn):
+        super().__init__(state, sock, conn)
         self.offer = None  # where each token is offered ahead of the freeze
         self.offered_next = 0  # the state offered so far is this stream's at this token
 
@@ -156,12 +223,8 @@ class Stream:
         """Streams to the end (True), or until the stream moves away (False)."""
         try:
             while True:
-                with self.cond:
-                    while self.paused and not self.gone:
-                        self.cond.wait()
-                    if self.gone:
-                        return False
-                    self.writing = True
+                if not self.begin_step():
+                    return False
                 last, ok = self.state.finished(), False
                 try:
                     self.sock.sendall(self.state.last() if last else self.state.next_event())
@@ -171,42 +234,24 @@ class Stream:
                             StreamState.token_records(self.offered_next, self.state.next)):
                         self.offered_next = self.state.next
                 finally:
-                    with self.cond:
-                        # Ended or broken: a freeze waiting on this write must not hand it over.
-                        self.writing, self.over = False, last or not ok
-                        self.cond.notify_all()
+                    self.end_step(last or not ok)
                 if last:
                     self.state.after_last(self.sock)
                     return True
                 time.sleep(self.state.pace())
         finally:
-            if not self.gone:  # once released, the descriptor is a blank socket: just close
-                try:
-                    self.sock.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass  # the client left first
-            self.sock.close()
+            self.close()
 
-    def pause(self):
-        """Waits out the write in progress, stops the writer: the state to hand over, or why not."""
-        with self.cond:
-            if self.paused:
-                return "this stream is already being handed over"
-            self.paused = True
-            while self.writing:
-                self.cond.wait()
-            if self.over:
-                self.paused = False
-                return "the stream has just ended"
-            if self.offer is not None and self.offer.is_open():  # only what was not offered
-                return StreamState.token_records(self.offered_next, self.state.next)
-            return self.state.encode()
+    def handed_over(self):
+        if self.offer is not None and self.offer.is_open():  # only what was not offered
+            return StreamState.token_records(self.offered_next, self.state.next)
+        return self.state.encode()
 
     def offer_to(self, offer):
         """A snapshot now, between two events, then one append a token. The writer waits while
         the snapshot goes out, so that no token's append can come before it."""
         with self.cond:
-            while self.writing:
+            while self.busy:
                 self.cond.wait()
             if not self.state.offers:
                 offer.decline("a state of a few bytes: it goes whole at the freeze")
@@ -215,41 +260,23 @@ class Stream:
             elif offer.snapshot(self.state.encode()):
                 self.offer, self.offered_next = offer, self.state.next
 
-    def released(self):
-        with self.cond:
-            self.gone = True
-            self.cond.notify_all()
-
-    def kept(self, why):
-        with self.cond:
-            self.offer = None  # closed with the freeze; a later move asks again
-            self.paused = False
-            self.cond.notify_all()
-        say(f"keeping {fmt(self.conn)}, the agent gave it back: {why}")
+    def given_back(self):
+        self.offer = None  # closed with the freeze; a later move asks again
 
 
-class Upload:
+class Upload(_Handover):
     """Reads one upload (a byte_streams.UploadState) as fast as the client sends it, then answers
-    its count and CRC-32; can be paused between two reads to hand it over. The same interface as
-    Stream, for the agent's freezes."""
+    its count and CRC-32; can be paused between two reads to hand it over."""
 
+    what = "upload"
     WAIT = 0.002  # the longest a freeze waits for a read in progress to see whether data came
-
-    def __init__(self, state, sock, conn):
-        self.state, self.sock, self.conn = state, sock, conn
-        self.cond = threading.Condition()
-        self.reading = self.paused = self.gone = self.over = False
 
     def run(self):
         """Reads to the end and answers (True), or until the upload moves away (False)."""
         try:
             while not self.state.finished():
-                with self.cond:
-                    while self.paused and not self.gone:
-                        self.cond.wait()
-                    if self.gone:
-                        return False
-                    self.reading = True
+                if not self.begin_step():
+                    return False
                 ok = False
                 try:
                     # A short wait, not a blocking read: a freeze must find the reader between
@@ -261,46 +288,15 @@ class Upload:
                         self.state.take(data)
                     ok = True
                 finally:
-                    with self.cond:
-                        self.reading, self.over = False, not ok
-                        self.cond.notify_all()
-            with self.cond:
-                self.over = True  # never handed over from here: the answer goes out
+                    # Whole: never handed over from here, the answer goes out.
+                    self.end_step(not ok or self.state.finished())
             self.sock.sendall(self.state.answer())
             return True
         finally:
-            if not self.gone:
-                try:
-                    self.sock.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
-            self.sock.close()
-
-    def pause(self):
-        with self.cond:
-            if self.paused:
-                return "this upload is already being handed over"
-            self.paused = True
-            while self.reading:
-                self.cond.wait()
-            if self.over or self.state.finished():
-                self.paused = False
-                return "the upload has just ended"
-            return self.state.encode()
+            self.close()
 
     def offer_to(self, offer):
         offer.decline("a state of a few bytes: it goes whole at the freeze")
-
-    def released(self):
-        with self.cond:
-            self.gone = True
-            self.cond.notify_all()
-
-    def kept(self, why):
-        with self.cond:
-            self.paused = False
-            self.cond.notify_all()
-        say(f"keeping {fmt(self.conn)}, the agent gave it back: {why}")
 
 
 class Rejected(Exception):
