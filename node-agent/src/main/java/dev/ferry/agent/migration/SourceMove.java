@@ -285,7 +285,13 @@ public final class SourceMove {
     if (kept.isEmpty()) {
       return;
     }
-    call.sendKept(kept);
+    try {
+      call.sendKept(kept);
+    } catch (Peers.PeerFailed e) {
+      // The stream is gone: COMMIT, next, fails the same way, and its handling decides.
+      LOG.warning(() -> "migration " + id + ": sending what the held clients sent failed: " + e);
+      return;
+    }
     m.timed("send-kept", t);
     long bytes = kept.stream().mapToLong(k -> k.data().length).sum();
     LOG.fine(
