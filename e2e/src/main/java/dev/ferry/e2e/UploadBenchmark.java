@@ -78,7 +78,7 @@ public final class UploadBenchmark {
               r.stall().micros() / 1000.0,
               r.stallEndAfterResumeMicros() / 1000.0,
               r.stall().endBytes(),
-              r.source().getPhaseMicrosMap().containsKey("send-kept") ? "sent kept bytes" : "");
+              r.keptBytesSent() ? "sent kept bytes" : "");
         }
       }
       byMode.put(mode, results);

@@ -20,6 +20,11 @@ public final class UploadMove {
   /** How it went: the move, the source's view of it, the client's stall and its exit. */
   public record Result(
       MoveOutcome moved, MigrationStatus source, AckStall stall, int exitCode, List<String> lines) {
+    /** Whether the source sent the target bytes the held client had sent. */
+    public boolean keptBytesSent() {
+      return source.getPhaseMicrosMap().containsKey("send-kept");
+    }
+
     /** µs from the target's resume to the acknowledgement that ended the client's stall. */
     public long stallEndAfterResumeMicros() {
       return stall.endMicros() - moved.getResumedUnixMicros();
@@ -47,7 +52,8 @@ public final class UploadMove {
       int exit = upload.exitCode(bytes / pacing + 120);
       AckStall stall =
           moved.getResult() == MoveOutcome.Result.COMPLETED
-              ? AckStall.in(samples, moved.getFreezeStartedUnixMicros())
+              ? AckStall.in(
+                  samples, moved.getFreezeStartedUnixMicros(), moved.getResumedUnixMicros())
               : null;
       return new Result(moved, source, stall, exit, upload.lines());
     } finally {
@@ -56,39 +62,40 @@ public final class UploadMove {
   }
 
   /**
-   * The client's stall through the move, from its samples ("UNIX_MICROS BYTES_ACKED" lines): the
-   * longest time without a new acknowledgement, among those that ended after the freeze began.
-   * {@code endBytes} is how many bytes the acknowledgement that ended it covered.
+   * The client's stall through the move, from its samples ("UNIX_MICROS BYTES_ACKED" lines): from
+   * its last acknowledgement before the middle of the pause to its first one after. While the hold
+   * drops the client's segments nothing is acknowledged, and the middle of the pause lies inside
+   * the hold (the freeze, before the hold begins, is a small part of the pause), so this is the
+   * stall the move caused: it ends with the resume when the held bytes were kept, or when the
+   * client sent them again. {@code endBytes} is how many bytes the acknowledgement that ended it
+   * covered.
    */
   public record AckStall(long micros, long endMicros, long endBytes) {
-    static AckStall in(Path samples, long freezeMicros) throws Exception {
+    static AckStall in(Path samples, long freezeMicros, long resumedMicros) throws Exception {
       List<long[]> rows =
           Files.readAllLines(samples).stream()
               .map(l -> l.split(" "))
               .filter(f -> f.length == 2)
               .map(f -> new long[] {Long.parseLong(f[0]), Long.parseLong(f[1])})
               .toList();
-      AckStall longest = null;
-      long[] last = null; // the sample of the last new acknowledgement
+      long middle = freezeMicros + (resumedMicros - freezeMicros) / 2;
+      long[] last = null; // the sample of the last new acknowledgement before the middle
       for (long[] r : rows) {
-        if (last == null) {
-          last = r;
-        } else if (r[1] > last[1]) {
-          if (r[0] > freezeMicros && (longest == null || r[0] - last[0] > longest.micros)) {
-            longest = new AckStall(r[0] - last[0], r[0], r[1] - last[1]);
+        if (r[0] <= middle) {
+          if (last == null || r[1] > last[1]) {
+            last = r;
           }
-          last = r;
+        } else if (last != null && r[1] > last[1]) {
+          return new AckStall(r[0] - last[0], r[0], r[1] - last[1]);
         }
       }
-      if (longest == null) {
-        throw new IllegalStateException(
-            "no new acknowledgement after the freeze at "
-                + freezeMicros
-                + " in "
-                + rows.size()
-                + " samples");
-      }
-      return longest;
+      throw new IllegalStateException(
+          "no acknowledgement after the middle of the pause ("
+              + middle
+              + ") in "
+              + rows.size()
+              + " samples"
+              + (last == null ? ", and none before it" : ""));
     }
   }
 }
