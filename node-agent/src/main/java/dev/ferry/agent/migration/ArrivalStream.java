@@ -143,15 +143,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         requireFromThePlansSource();
         header = m.getHeader();
         FaultPoints.check(header.getFault());
-        String id = SavedStates.checkId(header.getMigrationId());
-        if (node.commits().wasRolledBack(id)) {
-          // A plan runs once: a source may not send states under it again once it failed here.
-          throw new WrongPhase(
-              "migration "
-                  + id
-                  + " was rolled back here; a migration runs once: start a new one (a new id)");
-        }
-        target = migrations.newTarget(id);
+        target = migrations.newTarget(SavedStates.checkId(header.getMigrationId()));
         target.from(header.getSourceNode());
         if (header.getAfterCommit()) {
           target.afterCommit();
@@ -309,7 +301,6 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
                 .setResumedUnixMicros(resumedAt)
                 .build());
         out.onCompleted();
-        target.markIfAllResumed();
       }
       case ABORT -> {
         MigrationStatus s = dropUnlessCommitted();

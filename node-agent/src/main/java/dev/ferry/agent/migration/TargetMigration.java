@@ -119,13 +119,6 @@ public final class TargetMigration {
    * parallel across the agent's workers. The clients stay held.
    */
   public synchronized MigrationStatus stage(PodRef pod) throws SyscallException {
-    if (afterCommit && node.commits().wereAllResumed(id)) {
-      for (ConnectionRecord r : records.values()) {
-        r.departed = null;
-        r.to(RESUMED, "resumed here before this node's agent restarted");
-      }
-      return status();
-    }
     List<ConnectionRecord> received = in(TRANSFERRED);
     received.addAll(in(FAILED)); // a retried stage tries again what failed
     if (afterCommit) {
@@ -324,23 +317,6 @@ public final class TargetMigration {
   }
 
   /**
-   * Notes that every connection is live here, if so: states sent again after the commit (by a
-   * source that never heard the answer) are then answered from this mark, never staged a second
-   * time, not even for a connection its client has closed since. After the answer to COMMIT, so
-   * that its fsync is not in the pause the source reports.
-   */
-  synchronized void markIfAllResumed() {
-    if (records.isEmpty() || !in(RESUMED).containsAll(records.values())) {
-      return;
-    }
-    try {
-      node.commits().allResumed(id);
-    } catch (java.io.UncheckedIOException e) {
-      LOG.warning(() -> "migration " + id + ": " + e.getMessage());
-    }
-  }
-
-  /**
    * Drops everything not yet resumed, unless the migration committed here: then nothing is dropped,
    * and the status says committed. Once this has dropped anything, the migration can never commit
    * here.
@@ -348,14 +324,6 @@ public final class TargetMigration {
   public synchronized MigrationStatus rollback() {
     if (committed) {
       return status();
-    }
-    if (!aborted) {
-      try {
-        node.commits().rolledBack(id);
-      } catch (java.io.UncheckedIOException e) {
-        // In memory it can never commit all the same; only a restart would forget it.
-        LOG.warning(() -> "migration " + id + ": " + e.getMessage());
-      }
     }
     aborted = true;
     clock.time(

@@ -2,8 +2,16 @@
 package dev.ferry.agent.store;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.time.Instant;
+import java.util.stream.Stream;
 
 /**
  * The commit point of each migration that arrives on this node: one small durable file, written
@@ -15,58 +23,52 @@ import java.time.Duration;
  * that restarted (its stream gone) asks here to learn, once and for all, which side won.
  */
 public final class CommitRecords {
-  private final DurableNames committed;
-  // How migrations ended here, kept as long as their commit records: a signed plan is good for an
-  // hour, and its source must not be able to run it a second time within it.
-  private final DurableNames rolledBack;
-  private final DurableNames resumed;
+  private final Path dir;
 
   public CommitRecords(Path stateDir) throws IOException {
-    this.committed = new DurableNames(stateDir.resolve("commits"));
-    this.rolledBack = new DurableNames(stateDir.resolve("commits-rolled-back"));
-    this.resumed = new DurableNames(stateDir.resolve("commits-resumed"));
+    this.dir = SavedStates.privateDirectory(stateDir.resolve("commits"));
   }
 
   /** Writes the record of {@code id}; durable (file and directory synced) when this returns. */
   public void write(String id) {
-    committed.write(id);
+    Path f = dir.resolve(SavedStates.checkId(id));
+    try {
+      if (!Files.exists(f)) {
+        Files.createFile(
+            f, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+      }
+      try (FileChannel ch = FileChannel.open(f, StandardOpenOption.WRITE)) {
+        ch.force(true);
+      }
+      // The file's name is the record: the directory entry must reach the disk too.
+      try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
+        d.force(true);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(
+          "writing the commit record of " + id + " failed: " + e.getMessage(), e);
+    }
   }
 
   public boolean exists(String id) {
-    return committed.exists(id);
-  }
-
-  /**
-   * Notes, durably, that {@code id} was rolled back here before any commit: it may never arrive
-   * here again, whoever sends it (a plan runs once).
-   */
-  public void rolledBack(String id) {
-    rolledBack.write(id);
-  }
-
-  public boolean wasRolledBack(String id) {
-    return rolledBack.exists(id);
-  }
-
-  /**
-   * Notes, durably, that every connection of the committed {@code id} resumed here: states sent
-   * again after the commit are answered from this, never staged a second time.
-   */
-  public void allResumed(String id) {
-    resumed.write(id);
-  }
-
-  public boolean wereAllResumed(String id) {
-    return resumed.exists(id);
+    return Files.exists(dir.resolve(id));
   }
 
   /**
    * Drops records older than {@code age}: by then every source that could ask has let go of its
-   * states (its hold ended long before), and the migration's signed plan has expired.
+   * states (its hold ended long before).
    */
   public void expire(Duration age) {
-    committed.expire(age);
-    rolledBack.expire(age);
-    resumed.expire(age);
+    Instant before = Instant.now().minus(age);
+    try (Stream<Path> files = Files.list(dir)) {
+      for (Path f : files.toList()) {
+        FileTime t = Files.getLastModifiedTime(f);
+        if (t.toInstant().isBefore(before)) {
+          Files.deleteIfExists(f);
+        }
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("expiring commit records in " + dir + " failed", e);
+    }
   }
 }

@@ -156,30 +156,4 @@ class SavedStatesTest {
     commits.expire(Duration.ofHours(1));
     assertThat(commits.exists("m-5")).isFalse();
   }
-
-  @Test
-  void howAMigrationEndedIsMarkedApartFromItsCommitAndExpiresWithIt() throws Exception {
-    CommitRecords commits = new CommitRecords(dir);
-    commits.rolledBack("m-6");
-    commits.allResumed("m-7");
-    assertThat(commits.wasRolledBack("m-6")).isTrue();
-    assertThat(commits.exists("m-6")).as("rolled back is not committed").isFalse();
-    assertThat(commits.wereAllResumed("m-6")).isFalse();
-    assertThat(commits.wereAllResumed("m-7")).isTrue();
-    assertThat(commits.wasRolledBack("m-7")).isFalse();
-    for (String sub : List.of("commits-rolled-back", "commits-resumed")) {
-      assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve(sub))))
-          .isEqualTo("rwx------");
-    }
-    assertThat(
-            PosixFilePermissions.toString(
-                Files.getPosixFilePermissions(dir.resolve("commits-rolled-back").resolve("m-6"))))
-        .isEqualTo("rw-------");
-    Files.setLastModifiedTime(
-        dir.resolve("commits-rolled-back").resolve("m-6"),
-        java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis() - 7_200_000));
-    commits.expire(Duration.ofHours(1));
-    assertThat(commits.wasRolledBack("m-6")).isFalse();
-    assertThat(commits.wereAllResumed("m-7")).as("younger than an hour").isTrue();
-  }
 }
