@@ -417,8 +417,11 @@ public final class SourceMove {
   /** Rolls back by the commit rule (the target is asked first) and says how that ended. */
   private MoveOutcome afterRollback(String why) throws InterruptedException {
     MigrationStatus s = rollbackOnceTheTargetAnswers();
-    if (s.getConnectionsList().stream()
-        .allMatch(c -> c.getPhase() == RELEASED || c.getPhase() == STAYED)) {
+    // Only a target that may have had COMMIT can have committed: a move that failed before (its
+    // status may hold no connection at all, which the test below would pass) went nowhere.
+    if (m.commitMayHaveHappened()
+        && s.getConnectionsList().stream()
+            .allMatch(c -> c.getPhase() == RELEASED || c.getPhase() == STAYED)) {
       return outcomeOf(MoveOutcome.Result.COMPLETED, why + "; the target had committed", null)
           .toBuilder()
           .setCommitted(true)
