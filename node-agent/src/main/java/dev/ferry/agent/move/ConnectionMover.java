@@ -44,12 +44,6 @@ public final class ConnectionMover {
 
   /**
    * @param holdLimit how long a client may be held before the hold steps aside
-   */
-  public ConnectionMover(HandoffServer applications, ConnectionHold hold, Duration holdLimit) {
-    this(applications, hold, holdLimit, true);
-  }
-
-  /**
    * @param keepClientBytes whether what held clients sent goes into the restored sockets ({@link
    *     #keptClientBytes}); off only to compare
    */

@@ -29,7 +29,7 @@ public final class HeldClientBytes {
   private final ConnectionHold hold;
   private final Map<HoldKey, List<KeptSegments.Segment>> waiting = new HashMap<>();
   private long waitingBytes;
-  private long refusedBytes;
+  private boolean warnedFull;
 
   /** A connection's kept bytes: they follow its exported rcv_nxt, {@code seq}. */
   public record Kept(Connection connection, int seq, byte[] data) {}
@@ -88,14 +88,14 @@ public final class HeldClientBytes {
 
   private void file(KeptBytes k) {
     if (waitingBytes + k.data().length > MAX_WAITING_BYTES) {
-      if (refusedBytes == 0) {
+      if (!warnedFull) {
+        warnedFull = true;
         LOG.warning(
             () ->
                 "kept client bytes waiting reach "
                     + (MAX_WAITING_BYTES >> 20)
                     + " MiB: more are dropped, and those clients send them again");
       }
-      refusedBytes += k.data().length;
       return;
     }
     waiting
