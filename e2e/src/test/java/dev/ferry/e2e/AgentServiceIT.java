@@ -346,6 +346,19 @@ class AgentServiceIT {
         .isEqualTo(Status.Code.PERMISSION_DENIED);
     assertThat(peers.get(0).getDescription()).contains("its states came from node node-a");
     assertThat(peers.get(1).getCode()).as("%s", peers.get(1)).isEqualTo(Status.Code.OK);
+    // That stream ended without a commit, so node-b rolled the plan back: its source cannot send
+    // it again (a plan runs once). The operator's next attempt at the same migration is signed
+    // anew, and gets in.
+    assertThat(arrive(fromA, withPlan(header, aToB), offer))
+        .as("the control's plan, sent again after its rollback")
+        .satisfies(s -> assertThat(s.getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION))
+        .satisfies(
+            s ->
+                assertThat(s.getDescription())
+                    .contains("was rolled back here, and a plan runs once"));
+    assertThat(arrive(fromA, withPlan(header, operator.signed(toB).getPlan()), offer))
+        .as("the operator's next attempt at the same migration")
+        .satisfies(s -> assertThat(s.getCode()).as("%s", s).isEqualTo(Status.Code.OK));
     // A Move whose caller did not sign it freezes nothing.
     try (Calls toA = channel(cluster.a, "admin")) {
       assertThatThrownBy(() -> stub(toA).move(toB))
@@ -360,6 +373,31 @@ class AgentServiceIT {
           .isInstanceOfSatisfying(
               StatusRuntimeException.class,
               e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND));
+    }
+  }
+
+  @Test
+  void aMoveTheTargetRefusesBeforeTheFreezeIsRolledBackAndItsClientStreamsOn() throws Exception {
+    try (Calls toA = channel(cluster.a, "admin");
+        CurlStream curl = cluster.curl(STREAM)) {
+      curl.awaitEvents(20, 10_000);
+      // A target pod that is gone by the time the move arrives: node-b refuses the header.
+      MoveRequest toNowhere =
+          cluster.a.moveTo(cluster.b, "refused-by-target").build().toBuilder()
+              .setTargetPod(PodRef.newBuilder().setNetns("/var/run/netns/ferry-no-such-pod"))
+              .build();
+      MoveOutcome o = stub(toA).move(signer("admin").signed(toNowhere));
+
+      assertThat(o.getResult())
+          .as("nothing moved, so the move did not complete: %s", o.getMessage())
+          .isEqualTo(MoveOutcome.Result.ROLLED_BACK);
+      assertThat(o.getCommitted()).isFalse();
+      assertThat(o.getMessage()).contains("ferry-no-such-pod");
+      assertThat(o.getSource().getConnectionsList())
+          .as("whatever the source froze went back to its pod")
+          .allSatisfy(c -> assertThat(c.getPhase()).isNotIn(ConnectionPhase.RELEASED));
+      assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
+      assertThat(curl.output()).as("curl's whole output, served by node-a").isEqualTo(reference);
     }
   }
 

@@ -470,10 +470,12 @@ class FaultMatrixIT {
 
   /**
    * Saved states are user data (socket queues, application state): while they exist, files are 0600
-   * in 0700 directories. The commit records hold no data but live beside them, alike.
+   * in 0700 directories. The commit records (and the marks of how each migration ended) hold no
+   * data but live beside them, alike.
    */
   private static void assertPrivate(AgentCluster.Node node) throws IOException {
-    for (String sub : List.of("migrations", "commits", "set-aside")) {
+    for (String sub :
+        List.of("migrations", "commits", "plans-rolled-back", "commits-resumed", "set-aside")) {
       for (Path p : under(node.stateDir.resolve(sub))) {
         String mode;
         try {

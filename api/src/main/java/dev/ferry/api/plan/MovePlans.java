@@ -12,14 +12,18 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.UnknownHostException;
 import java.security.GeneralSecurityException;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.security.PrivateKey;
 import java.security.PublicKey;
+import java.security.SecureRandom;
 import java.security.Signature;
 import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Set;
 import javax.naming.InvalidNameException;
@@ -37,11 +41,13 @@ public final class MovePlans {
   public static final Set<String> SIGNERS = Set.of("ferry-operator", "ferry-admin");
 
   /**
-   * How long a plan is good for. It bounds a replay by the source agent of an ended migration; the
-   * longest legitimate use is a source sending the states again after a commit, within the hold
-   * limit of the freeze.
+   * How long a plan is good for. The longest legitimate use is a source sending the states again
+   * after a commit, within the hold limit of the freeze; a target remembers the plans it rolled
+   * back (by {@link #idOf}) at least this long, and refuses them if their source sends them again.
    */
   public static final Duration GOOD_FOR = Duration.ofHours(1);
+
+  private static final SecureRandom RANDOM = new SecureRandom();
 
   private MovePlans() {}
 
@@ -55,7 +61,27 @@ public final class MovePlans {
         .setNotAfterUnixMillis(notAfter.toEpochMilli())
         .setSourceNode(req.getSourceNode())
         .setTargetNode(req.getTargetNode())
+        .setNonce(ByteString.copyFrom(nonce()))
         .build();
+  }
+
+  /**
+   * What names one signed plan wherever it goes: the SHA-256 of its bytes, in hex. Plans signed for
+   * the same move differ in their nonce (and their expiry), so each attempt has its own.
+   */
+  public static String idOf(SignedPlan signed) {
+    try {
+      return HexFormat.of()
+          .formatHex(MessageDigest.getInstance("SHA-256").digest(signed.getPlan().toByteArray()));
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("this JVM has no SHA-256", e);
+    }
+  }
+
+  private static byte[] nonce() {
+    byte[] b = new byte[16];
+    RANDOM.nextBytes(b);
+    return b;
   }
 
   /** Signs {@code plan} with {@code key}, whose certificate is {@code chain[0]}. */

@@ -108,6 +108,23 @@ class MovePlansTest {
   }
 
   @Test
+  void eachSigningIsItsOwnPlanEvenInTheSameMillisecond() {
+    // A target refuses a plan it rolled back; the operator's next attempt at the same migration,
+    // signed again, must not be mistaken for it.
+    PlanSigner signer =
+        new PlanSigner(
+            new ReloadingTls(TlsFiles.inDirectory(cluster, "operator")),
+            Clock.fixed(Instant.parse("2026-12-03T08:00:00Z"), ZoneOffset.UTC));
+    SignedPlan first = signer.signed(MOVE).getPlan();
+    SignedPlan second = signer.signed(MOVE).getPlan();
+
+    assertThat(MovePlans.idOf(first)).isNotEqualTo(MovePlans.idOf(second)).hasSize(64);
+    assertThat(MovePlans.idOf(first)).isEqualTo(MovePlans.idOf(first.toBuilder().build()));
+    MovePlans.requireOf(
+        MovePlans.verify(second, agentTrust, Instant.parse("2026-12-03T08:01:00Z")), MOVE);
+  }
+
+  @Test
   void aMoveWithoutAPlanIsRefusedNamingTheFix() {
     assertRefused(SignedPlan.getDefaultInstance(), "the move carries no signed plan");
   }

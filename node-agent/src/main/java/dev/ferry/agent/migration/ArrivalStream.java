@@ -141,10 +141,21 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         plan = node.plans().verify(m.getHeader().getPlan());
         MovePlans.requireOf(plan, m.getHeader());
         requireFromThePlansSource();
+        String planId = MovePlans.idOf(m.getHeader().getPlan());
+        if (node.commits().wasPlanRolledBack(planId)) {
+          // A plan runs once: its source may not send it again once it failed here. The
+          // operator's next attempt at the migration is signed anew, and passes.
+          throw new WrongPhase(
+              "plan: this signed plan of migration "
+                  + m.getHeader().getMigrationId()
+                  + " was rolled back here, and a plan runs once: the operator signs a new one"
+                  + " for each attempt");
+        }
         header = m.getHeader();
         FaultPoints.check(header.getFault());
         target = migrations.newTarget(SavedStates.checkId(header.getMigrationId()));
         target.from(header.getSourceNode());
+        target.plan(planId);
         if (header.getAfterCommit()) {
           target.afterCommit();
           LOG.info(() -> "migration " + id() + ": committed here; the states come again");
@@ -301,6 +312,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
                 .setResumedUnixMicros(resumedAt)
                 .build());
         out.onCompleted();
+        target.markIfAllResumed();
       }
       case ABORT -> {
         MigrationStatus s = dropUnlessCommitted();

@@ -202,7 +202,9 @@ public final class Migrations {
    */
   public void recover() throws IOException {
     Set<HoldKey> kept = new HashSet<>();
-    node.commits().expire(holdLimit.multipliedBy(10));
+    // Never before the plans they belong to expire: a source must not run a plan twice.
+    Duration ten = holdLimit.multipliedBy(10);
+    node.commits().expire(ten.compareTo(MovePlans.GOOD_FOR) > 0 ? ten : MovePlans.GOOD_FOR);
     for (String id : node.saved().migrations()) {
       if (!node.saved().anySaved(id)) {
         // Stopped before its states were saved: every socket is still with its application.

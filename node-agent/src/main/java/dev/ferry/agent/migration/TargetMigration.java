@@ -69,6 +69,14 @@ public final class TargetMigration {
     return sourceNode;
   }
 
+  /** The signed plan the states come under ({@code MovePlans.idOf}); null until an arrival. */
+  private String planId;
+
+  /** The states come under the signed plan {@code id}: a rollback here marks it as run. */
+  void plan(String id) {
+    planId = id;
+  }
+
   /** The source sends the states again after the commit (ArrivalHeader.after_commit). */
   private boolean afterCommit;
 
@@ -119,6 +127,13 @@ public final class TargetMigration {
    * parallel across the agent's workers. The clients stay held.
    */
   public synchronized MigrationStatus stage(PodRef pod) throws SyscallException {
+    if (afterCommit && node.commits().wereAllResumed(id)) {
+      for (ConnectionRecord r : records.values()) {
+        r.departed = null;
+        r.to(RESUMED, "resumed here before this node's agent restarted");
+      }
+      return status();
+    }
     List<ConnectionRecord> received = in(TRANSFERRED);
     received.addAll(in(FAILED)); // a retried stage tries again what failed
     if (afterCommit) {
@@ -317,6 +332,23 @@ public final class TargetMigration {
   }
 
   /**
+   * Notes that every connection is live here, if so: states sent again after the commit (by a
+   * source that never heard the answer, or one replaying its plan) are then answered from this
+   * mark, never staged a second time, not even for a connection its client has closed since. After
+   * the answer to COMMIT, so that its fsync is not in the pause the source reports.
+   */
+  synchronized void markIfAllResumed() {
+    if (records.isEmpty() || !in(RESUMED).containsAll(records.values())) {
+      return;
+    }
+    try {
+      node.commits().allResumed(id);
+    } catch (java.io.UncheckedIOException e) {
+      LOG.warning(() -> "migration " + id + ": " + e.getMessage());
+    }
+  }
+
+  /**
    * Drops everything not yet resumed, unless the migration committed here: then nothing is dropped,
    * and the status says committed. Once this has dropped anything, the migration can never commit
    * here.
@@ -324,6 +356,15 @@ public final class TargetMigration {
   public synchronized MigrationStatus rollback() {
     if (committed) {
       return status();
+    }
+    if (planId != null) {
+      try {
+        node.commits().planRolledBack(planId);
+      } catch (java.io.UncheckedIOException e) {
+        // This migration can never commit here all the same; only a replay after a restart of
+        // this agent would get past.
+        LOG.warning(() -> "migration " + id + ": " + e.getMessage());
+      }
     }
     aborted = true;
     clock.time(

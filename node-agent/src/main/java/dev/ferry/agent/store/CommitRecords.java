@@ -2,16 +2,8 @@
 package dev.ferry.agent.store;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.FileTime;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
-import java.time.Instant;
-import java.util.stream.Stream;
 
 /**
  * The commit point of each migration that arrives on this node: one small durable file, written
@@ -23,52 +15,59 @@ import java.util.stream.Stream;
  * that restarted (its stream gone) asks here to learn, once and for all, which side won.
  */
 public final class CommitRecords {
-  private final Path dir;
+  private final DurableNames committed;
+  // How migrations ended here, kept as long as their commit records: a signed plan is good for an
+  // hour, and its source must not be able to run it a second time within it.
+  private final DurableNames plansRolledBack;
+  private final DurableNames resumed;
 
   public CommitRecords(Path stateDir) throws IOException {
-    this.dir = SavedStates.privateDirectory(stateDir.resolve("commits"));
+    this.committed = new DurableNames(stateDir.resolve("commits"));
+    this.plansRolledBack = new DurableNames(stateDir.resolve("plans-rolled-back"));
+    this.resumed = new DurableNames(stateDir.resolve("commits-resumed"));
   }
 
   /** Writes the record of {@code id}; durable (file and directory synced) when this returns. */
   public void write(String id) {
-    Path f = dir.resolve(SavedStates.checkId(id));
-    try {
-      if (!Files.exists(f)) {
-        Files.createFile(
-            f, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-      }
-      try (FileChannel ch = FileChannel.open(f, StandardOpenOption.WRITE)) {
-        ch.force(true);
-      }
-      // The file's name is the record: the directory entry must reach the disk too.
-      try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
-        d.force(true);
-      }
-    } catch (IOException e) {
-      throw new UncheckedIOException(
-          "writing the commit record of " + id + " failed: " + e.getMessage(), e);
-    }
+    committed.write(id);
   }
 
   public boolean exists(String id) {
-    return Files.exists(dir.resolve(id));
+    return committed.exists(id);
+  }
+
+  /**
+   * Notes, durably, that the signed plan {@code planId} ({@code MovePlans.idOf}) was rolled back
+   * here before any commit: its source may not send it again (a plan runs once). The operator's
+   * next attempt at the same migration is signed anew, and is another plan.
+   */
+  public void planRolledBack(String planId) {
+    plansRolledBack.write(planId);
+  }
+
+  public boolean wasPlanRolledBack(String planId) {
+    return plansRolledBack.exists(planId);
+  }
+
+  /**
+   * Notes, durably, that every connection of the committed {@code id} resumed here: states sent
+   * again after the commit are answered from this, never staged a second time.
+   */
+  public void allResumed(String id) {
+    resumed.write(id);
+  }
+
+  public boolean wereAllResumed(String id) {
+    return resumed.exists(id);
   }
 
   /**
    * Drops records older than {@code age}: by then every source that could ask has let go of its
-   * states (its hold ended long before).
+   * states (its hold ended long before), and the migration's signed plan has expired.
    */
   public void expire(Duration age) {
-    Instant before = Instant.now().minus(age);
-    try (Stream<Path> files = Files.list(dir)) {
-      for (Path f : files.toList()) {
-        FileTime t = Files.getLastModifiedTime(f);
-        if (t.toInstant().isBefore(before)) {
-          Files.deleteIfExists(f);
-        }
-      }
-    } catch (IOException e) {
-      throw new UncheckedIOException("expiring commit records in " + dir + " failed", e);
-    }
+    committed.expire(age);
+    plansRolledBack.expire(age);
+    resumed.expire(age);
   }
 }

@@ -156,4 +156,30 @@ class SavedStatesTest {
     commits.expire(Duration.ofHours(1));
     assertThat(commits.exists("m-5")).isFalse();
   }
+
+  @Test
+  void howAMigrationEndedIsMarkedApartFromItsCommitAndExpiresWithIt() throws Exception {
+    CommitRecords commits = new CommitRecords(dir);
+    String plan = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    commits.planRolledBack(plan);
+    commits.allResumed("m-7");
+    assertThat(commits.wasPlanRolledBack(plan)).isTrue();
+    assertThat(commits.exists(plan)).as("rolled back is not committed").isFalse();
+    assertThat(commits.wereAllResumed("m-7")).isTrue();
+    assertThat(commits.wasPlanRolledBack("m-7")).isFalse();
+    for (String sub : List.of("plans-rolled-back", "commits-resumed")) {
+      assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve(sub))))
+          .isEqualTo("rwx------");
+    }
+    assertThat(
+            PosixFilePermissions.toString(
+                Files.getPosixFilePermissions(dir.resolve("plans-rolled-back").resolve(plan))))
+        .isEqualTo("rw-------");
+    Files.setLastModifiedTime(
+        dir.resolve("plans-rolled-back").resolve(plan),
+        java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis() - 7_200_000));
+    commits.expire(Duration.ofHours(1));
+    assertThat(commits.wasPlanRolledBack(plan)).isFalse();
+    assertThat(commits.wereAllResumed("m-7")).as("younger than an hour").isTrue();
+  }
 }
