@@ -170,6 +170,7 @@ public final class SourceMove {
     freezeWallMicros = nowMicros();
     freezeNanos = System.nanoTime();
     callsAtFreeze = migrations.otherCalls();
+    call.holdStarts();
     MigrationStatus frozen = m.freeze(chosen, found.leftBehind());
     precopies.forEach(PrecopyForwarder::close);
     migrations.limitHold(m, limit);
@@ -337,6 +338,7 @@ public final class SourceMove {
         whole.add(node.saved().whole(id, d));
       }
       call = node.peers().arrive(req.getTargetAgent(), limit);
+      call.holdStarts(); // the clients are held until their states are live again
       call.sendHeader(header().toBuilder().setAfterCommit(true).build());
       ArrivalReply again = call.sendStates(whole);
       staged = again.getStaged();

@@ -37,8 +37,20 @@ public final class ArrivalCall implements AutoCloseable {
   /** States up to this size travel inline, many to a message. */
   private static final int INLINE = 64 << 10;
 
+  /**
+   * The call's own deadline at the gRPC level, which the target sees too: a backstop for a target
+   * cut off from its source (it drops what it staged at the deadline). The bounds that apply are
+   * this class's: silence before the hold, the hold limit from the freeze on. A pre-copy of a large
+   * state takes what it takes (a GiB took over a minute on a busy machine), so this one is long.
+   */
+  private static final Duration BACKSTOP = Duration.ofMinutes(10);
+
   private final String target;
-  private final long deadlineNanos;
+  private final long limitNanos;
+
+  /** When the clients' hold ends: unbounded until {@link #holdStarts()}. */
+  private volatile long holdEndsNanos = Long.MAX_VALUE;
+
   private final LinkedBlockingQueue<Object> replies = new LinkedBlockingQueue<>();
   private ClientCallStreamObserver<ArrivalMessage> requests;
   private boolean closed;
@@ -51,9 +63,9 @@ public final class ArrivalCall implements AutoCloseable {
 
   public ArrivalCall(String target, ManagedChannel channel, Duration limit) {
     this.target = target;
-    this.deadlineNanos = System.nanoTime() + limit.toNanos();
+    this.limitNanos = limit.toNanos();
     NodeAgentGrpc.newStub(channel)
-        .withDeadlineAfter(limit.toMillis(), TimeUnit.MILLISECONDS)
+        .withDeadlineAfter(limit.plus(BACKSTOP).toMillis(), TimeUnit.MILLISECONDS)
         .arrive(
             new ClientResponseObserver<ArrivalMessage, ArrivalReply>() {
               @Override
@@ -92,6 +104,20 @@ public final class ArrivalCall implements AutoCloseable {
 
   public String target() {
     return target;
+  }
+
+  /**
+   * The clients are held from now: every wait on the target ends by the hold limit after this.
+   * Before it (the header, the pre-copy) each wait is bounded by the limit of silence alone, so
+   * that a large state the target keeps taking is never cut off.
+   */
+  public void holdStarts() {
+    holdEndsNanos = System.nanoTime() + limitNanos;
+  }
+
+  /** Until when one wait on the target may last, from now. */
+  private long waitUntil() {
+    return Math.min(holdEndsNanos, System.nanoTime() + limitNanos);
   }
 
   /**
@@ -229,13 +255,14 @@ public final class ArrivalCall implements AutoCloseable {
   }
 
   private synchronized void send(ArrivalMessage m) throws InterruptedException {
+    long until = waitUntil();
     while (!requests.isReady()) {
       if (broken != null) {
         throw failed(broken);
       }
-      long left = deadlineNanos - System.nanoTime();
+      long left = until - System.nanoTime();
       if (left <= 0) {
-        throw new Peers.PeerFailed(target, new IllegalStateException("the move's time ran out"));
+        throw timedOut("the target took nothing within the move's time");
       }
       wait(Math.max(1, Math.min(100, left / 1_000_000)));
     }
@@ -246,12 +273,23 @@ public final class ArrivalCall implements AutoCloseable {
     if (replies.isEmpty() && broken != null) {
       throw failed(broken);
     }
-    long left = deadlineNanos - System.nanoTime();
+    long left = waitUntil() - System.nanoTime();
     Object r = replies.poll(Math.max(0, left), TimeUnit.NANOSECONDS);
     if (r instanceof ArrivalReply reply) {
       return reply;
     }
-    throw failed(r == null ? new IllegalStateException("no answer within the move's time") : r);
+    throw r == null ? timedOut("no answer within the move's time") : failed(r);
+  }
+
+  /** Ends the call (the target drops what it staged, uncommitted) and says why. */
+  private Peers.PeerFailed timedOut(String why) {
+    IllegalStateException e = new IllegalStateException(why);
+    try {
+      requests.cancel(why, null);
+    } catch (RuntimeException ignored) {
+      // already ended
+    }
+    return new Peers.PeerFailed(target, e);
   }
 
   private Peers.PeerFailed failed(Object cause) {
