@@ -9,6 +9,7 @@ missing=()   # "package:purpose"
 
 need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("$2:$3"); }
 need_file() { [[ -e $1 ]] || missing+=("$2:$3"); }
+need_python_module() { /usr/bin/python3 -c "import $1" >/dev/null 2>&1 || missing+=("$2:$3"); }
 
 java_major() { javac -version 2>&1 | sed -E 's/^javac ([0-9]+).*/\1/'; }
 if ! command -v javac >/dev/null 2>&1 || (( $(java_major) < 17 )); then
@@ -25,6 +26,7 @@ need_cmd llvm-strip llvm "BPF object tooling"
 need_cmd bpftool bpftool "inspects loaded BPF programs in tests"
 need_cmd nft nftables "firewall tooling the end-to-end cluster uses"
 need_file /usr/bin/python3 python3 "the Python example server, and an unprivileged client in tests"
+need_python_module cryptography python3-cryptography "checks the agent's proof in the Python example (protocol version 3)"
 need_cmd node nodejs "runs the ws package's WebSocket client in the end-to-end tests"
 need_cmd npm npm "installs the ws package (npm's WebSocket library) for those tests"
 need_cmd setpriv util-linux "runs a test client as an unprivileged user"

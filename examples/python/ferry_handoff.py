@@ -1,4 +1,7 @@
-"""The application end of the Ferry handoff protocol (docs/handoff-protocol.md), stdlib only.
+"""The application end of the Ferry handoff protocol (docs/handoff-protocol.md), version 3.
+
+Standard library only, unless agent_ca is given: checking the agent's proof needs the
+cryptography package (Debian: python3-cryptography), imported only then.
 
     session = ferry_handoff.connect("/run/ferry/handoff.sock", "my-server", [8080],
                                     freeze=my_freeze, takeover=my_takeover)
@@ -15,6 +18,13 @@ precopy(conn, offer), optional (protocol version 2): the agent is about to move 
     offer is declined and freeze always hands over the whole state, as in version 1.
 Every callback runs on a thread of its own, so it may block without stalling the session.
 
+agent_ca, optional (protocol version 3): the PEM file of the cluster CA that issues the Ferry
+agents' certificates (their ca.crt). With it, before registering anything, the agent must prove
+that it is the node's Ferry agent: sign a fresh nonce, and this pod's network namespace, with
+the key of a certificate that CA issued to ferry-node-agent. If it does not (or speaks an older
+version, which cannot), connect() closes the session and raises ProofRefused, a ConnectionError
+whose message says which check failed and what to do. Without agent_ca nothing is asked.
+
 On the target, an agent of version 2 may hand a connection's state ahead of its takeover
 (PRESTATE); this module keeps it and gives takeover(conn, state) the whole state, put back
 together, exactly as if it had all come with the takeover.
@@ -26,19 +36,28 @@ compare equal whether the server listens on IPv4 or dual-stack.
 
 import ipaddress
 import os
+import re
 import socket
 import struct
 import sys
 import threading
+import types
+from datetime import datetime, timezone
 
 HELLO, WELCOME, REGISTER, REGISTERED, FREEZE, FROZEN, BLOB, DECLINED = range(1, 9)
 TAKEOVER, TAKEN, RESUMED, RELEASED, RETURNED, ERROR = 9, 10, 11, 12, 13, 15
 PRECOPY, STATE, PRECOPY_STOP = 16, 17, 18  # version 2
 PRESTATE, PRESTATE_DROP, TAKEOVER_APPEND = 19, 20, 21  # version 2, target side
+PROVE, PROOF = 22, 23  # version 3
 MAX_STATE = 1 << 40  # the largest whole state kept for one connection
 SNAPSHOT, APPEND = 1, 2  # STATE kinds
-VERSION = 2  # the highest we speak; an agent of version 1 is greeted again with 1
+VERSION = 3  # the highest we speak; an older agent is greeted again with 2, then 1
 ERR_MALFORMED, ERR_UNKNOWN_TYPE, ERR_TOO_LARGE, ERR_UNKNOWN_REQUEST = 1, 2, 3, 5
+ERR_CANNOT_PROVE = 11  # PROVE to an agent that holds no key
+NONCE_BYTES = 32  # PROVE's nonce
+PROOF_CONTEXT = b"ferry-handoff-proof-v3\x00"  # what the agent signs begins with this
+AGENT_NAME = "ferry-node-agent"  # the common name of every agent's certificate
+MAX_CHAIN = 8  # the most certificates a PROOF carries
 MAX_FRAME = 1 << 20  # type byte + payload; the 4-byte length is not counted
 MAX_NAME = 255  # the longest name HELLO may carry, in UTF-8 bytes
 
@@ -52,7 +71,16 @@ class AgentError(ConnectionError):
 
 
 class _OlderAgent(ConnectionError):
-    """The agent refused our HELLO's version with an ERROR: it predates version 2."""
+    """The agent refused our HELLO's version with an ERROR: it predates that version."""
+
+
+class ProofRefused(ConnectionError):
+    """The agent did not prove that it is the node's Ferry agent (version 3). check names what
+    failed: "version", "cannot-prove", "unreadable", "chain", "name", "namespace", "signature"."""
+
+    def __init__(self, check, message):
+        super().__init__(message)
+        self.check = check
 
 
 class ProtocolError(Exception):
@@ -180,17 +208,203 @@ class _Offer:
             self.open = False
 
 
-def connect(path, name, ports, freeze, takeover, precopy=None):
-    """Greets the agent at path and registers ports; raises ConnectionError if refused."""
-    return Session(path, name, ports, freeze, takeover, precopy)
+def _cryptography():
+    """The parts of the cryptography package that check a proof: imported only for agent_ca,
+    so that everything else stays standard library."""
+    try:
+        from cryptography import exceptions, x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    except ImportError as e:
+        raise ImportError(
+            f"checking the agent's proof (agent_ca) needs the cryptography package ({e}): "
+            f"install python3-cryptography (or pip install cryptography)") from None
+    return types.SimpleNamespace(x509=x509, hashes=hashes, ec=ec, padding=padding, rsa=rsa,
+                                 InvalidSignature=exceptions.InvalidSignature,
+                                 UnsupportedAlgorithm=exceptions.UnsupportedAlgorithm)
+
+
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL)
+
+
+def _valid_from_to(cert):
+    """A certificate's validity in aware UTC: cryptography 42 and later have the *_utc
+    properties (and warn on the naive ones); 38, Debian 12's, has only the naive UTC ones."""
+    if hasattr(cert, "not_valid_before_utc"):
+        return cert.not_valid_before_utc, cert.not_valid_after_utc
+    return (cert.not_valid_before.replace(tzinfo=timezone.utc),
+            cert.not_valid_after.replace(tzinfo=timezone.utc))
+
+
+class _Trust:
+    """The cluster CA from agent_ca, and the check of an agent's PROOF against it. Written for
+    cryptography 38 (Debian 12) as well as today's, so no verify_directly_issued_by and no
+    load_pem_x509_certificates: each signature is checked with the issuer's key by hand."""
+
+    def __init__(self, ca_file):
+        self.c = _cryptography()
+        self.ca_file = ca_file
+        with open(ca_file, "rb") as f:  # OSError, with the path, if it cannot be read
+            pem = f.read()
+        try:
+            self.cas = [self.c.x509.load_pem_x509_certificate(block)
+                        for block in _PEM_CERTIFICATE.findall(pem)]
+        except ValueError as e:
+            raise ValueError(
+                f"agent_ca {ca_file} holds a certificate that cannot be read: {e}") from None
+        if not self.cas:
+            raise ValueError(f"agent_ca {ca_file} holds no PEM certificate: give the cluster "
+                             f"CA's ca.crt, the CA that issues the Ferry agents' certificates")
+
+    def check(self, proof, nonce, path):
+        """Returns if the proof holds; otherwise raises ProofRefused naming the check, in the
+        order of docs/handoff-protocol.md: chain, name, namespace, signature."""
+        netns, signature, chain = self._read(proof, path)
+        leaf = chain[0]
+        fault = self._chain_fault(chain, datetime.now(timezone.utc))
+        if fault is not None:
+            raise ProofRefused("chain", (
+                f"the agent at {path} did not prove it is the Ferry agent: its certificate chain "
+                f"does not lead to the CA in {self.ca_file} ({fault}); give agent_ca the CA that "
+                f"issues the Ferry agents' certificates, and the agent a current certificate"))
+        names = [a.value for a in
+                 leaf.subject.get_attributes_for_oid(self.c.x509.NameOID.COMMON_NAME)]
+        if names != [AGENT_NAME]:
+            raise ProofRefused("name", (
+                f"the agent at {path} did not prove it is the Ferry agent: its certificate's "
+                f"common name is {' '.join(names) or 'missing'}, not {AGENT_NAME}; it is another "
+                f"component's certificate: make sure {path} is the Ferry agent's socket"))
+        ours = os.stat("/proc/self/ns/net").st_ino
+        if netns != ours:
+            raise ProofRefused("namespace", (
+                f"the agent at {path} did not prove it is the Ferry agent: its proof is for "
+                f"network namespace {netns}, and this process is in {ours}, so something in "
+                f"another pod relays the session; mount the node's own handoff socket"))
+        fault = self._signature_fault(leaf, signature,
+                                      PROOF_CONTEXT + nonce + struct.pack(">Q", netns))
+        if fault is not None:
+            raise ProofRefused("signature", (
+                f"the agent at {path} did not prove it is the Ferry agent: {fault}; make sure "
+                f"{path} is the Ferry agent's socket"))
+
+    def _read(self, p, path):
+        """PROOF's payload: (namespace inode, signature, certificates, the agent's first)."""
+        try:
+            netns, n = struct.unpack_from(">QH", p)
+            off = 10 + n
+            signature, count = p[10:off], p[off]  # IndexError if the payload ends early
+            if not 1 <= count <= MAX_CHAIN:
+                raise ValueError(f"{count} certificates, not 1 to {MAX_CHAIN}")
+            off += 1
+            chain = []
+            for _ in range(count):
+                (n,) = struct.unpack_from(">H", p, off)
+                if off + 2 + n > len(p):
+                    raise ValueError("it ends inside a certificate")
+                chain.append(self.c.x509.load_der_x509_certificate(p[off + 2:off + 2 + n]))
+                off += 2 + n
+        except (struct.error, IndexError, ValueError) as e:
+            raise ProofRefused("unreadable", (
+                f"the agent at {path} sent a PROOF that cannot be read ({e}); "
+                f"make sure {path} is the Ferry agent's socket")) from None
+        return netns, signature, chain
+
+    def _chain_fault(self, chain, now):
+        """Why chain[0] does not lead to one of our CAs, through CA certificates of the chain,
+        each valid now; None if it does. Our CAs are trusted as given: their own dates and
+        constraints are not checked, as in RFC 5280's path validation (and Java's PKIX)."""
+        cert, on_path = chain[0], [chain[0]]
+        for below in range(len(chain)):  # below: CA certificates between cert and the leaf
+            valid_from, valid_to = _valid_from_to(cert)
+            if not valid_from <= now <= valid_to:
+                return (f"{_named(cert)} is valid from {valid_from:%Y-%m-%d %H:%M} to "
+                        f"{valid_to:%Y-%m-%d %H:%M} UTC, not now")
+            if any(ca.subject == cert.issuer and self._signed_by(cert, ca) for ca in self.cas):
+                return None
+            # Never a certificate already on the path: a CA that names itself as ours (a
+            # self-signed one, say) would otherwise be its own issuer, round and round.
+            issuer = next((i for i in chain[1:] if all(i is not p for p in on_path)
+                           and i.subject == cert.issuer and self._may_issue(i, below)
+                           and self._signed_by(cert, i)), None)
+            if issuer is None and cert.issuer == cert.subject:
+                return f"{_named(cert)} is a CA of its own, not that one"
+            if issuer is None:
+                return (f"{_named(cert)}, issued by {cert.issuer.rfc4514_string()}, is signed "
+                        f"neither by that CA nor by a CA certificate the agent sent")
+            cert = issuer
+            on_path.append(cert)
+        return f"no path through the {len(chain)} certificates the agent sent"
+
+    def _may_issue(self, cert, below):
+        """Whether cert, sent by the agent, may have issued the one beneath it: a CA certificate
+        whose path length allows `below` CAs under it. Without this, any leaf the cluster CA
+        issued (the operator's, say) could sign a certificate named ferry-node-agent."""
+        x509 = self.c.x509
+        try:
+            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except (x509.ExtensionNotFound, ValueError):
+            return False
+        if not constraints.ca or (constraints.path_length is not None
+                                  and constraints.path_length < below):
+            return False
+        try:
+            return cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
+        except x509.ExtensionNotFound:
+            return True  # no key usage: any use is allowed
+
+    def _signed_by(self, cert, issuer):
+        """Whether issuer's key made cert's signature."""
+        c = self.c
+        try:
+            key, tbs = issuer.public_key(), cert.tbs_certificate_bytes
+            if isinstance(key, c.ec.EllipticCurvePublicKey):
+                key.verify(cert.signature, tbs, c.ec.ECDSA(cert.signature_hash_algorithm))
+            elif isinstance(key, c.rsa.RSAPublicKey):
+                key.verify(cert.signature, tbs, c.padding.PKCS1v15(),
+                           cert.signature_hash_algorithm)
+            else:
+                key.verify(cert.signature, tbs)  # Ed25519, Ed448: the hash is the algorithm's
+            return True
+        except (c.InvalidSignature, c.UnsupportedAlgorithm, TypeError, ValueError):
+            return False
+
+    def _signature_fault(self, leaf, signature, signed):
+        """Why signature is not the leaf's key's over signed; None if it is. An EC key signs
+        SHA256withECDSA, an RSA key SHA256withRSA (PKCS #1 v1.5), as the Java agent does."""
+        c = self.c
+        try:
+            key = leaf.public_key()
+            if isinstance(key, c.ec.EllipticCurvePublicKey):
+                key.verify(signature, signed, c.ec.ECDSA(c.hashes.SHA256()))
+            elif isinstance(key, c.rsa.RSAPublicKey):
+                key.verify(signature, signed, c.padding.PKCS1v15(), c.hashes.SHA256())
+            else:
+                return f"its certificate's key is {type(key).__name__}, which signs no proof"
+            return None
+        except (c.InvalidSignature, c.UnsupportedAlgorithm, ValueError):
+            return ("its signature does not verify with its certificate's key over this "
+                    "session's nonce and namespace (a replayed or forged proof)")
+
+
+def _named(cert):
+    return cert.subject.rfc4514_string() or "a certificate without a subject"
+
+
+def connect(path, name, ports, freeze, takeover, precopy=None, agent_ca=None):
+    """Greets the agent at path and registers ports; raises ConnectionError if refused. With
+    agent_ca, the agent must first prove who it is (ProofRefused, a ConnectionError, if not)."""
+    return Session(path, name, ports, freeze, takeover, precopy, agent_ca)
 
 
 class Session:
-    def __init__(self, path, name, ports, freeze, takeover, precopy=None):
+    def __init__(self, path, name, ports, freeze, takeover, precopy=None, agent_ca=None):
         if len(name.encode()) > MAX_NAME:
             raise ValueError(
                 f"name is {len(name.encode())} bytes of UTF-8; the agent takes at most "
                 f"{MAX_NAME}: give connect() a shorter one")
+        # Before connecting: a missing package or a bad CA file is ours to fix, not the agent's.
+        trust = _Trust(agent_ca) if agent_ca is not None else None
         self._freeze, self._takeover, self._precopy = freeze, takeover, precopy
         self._offers = {}  # pre-copy request id -> _Offer
         self._offer_of = {}  # connection -> _Offer
@@ -202,14 +416,14 @@ class Session:
         self._unwanted = {}  # request id -> BLOB bytes still to drop (declined on arrival)
         self._ports = set(ports)
         self._closed = False
-        for hello in (VERSION, 1):
+        for hello in range(VERSION, 0, -1):
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 self._sock.connect(path)
-                self._handshake(name, list(ports), hello)
+                self._handshake(path, name, list(ports), hello, trust)
                 break
             except _OlderAgent:
-                self._sock.close()  # an agent of version 1 refused HELLO 2: greet it with 1
+                self._sock.close()  # an older agent refused HELLO 3 (or 2): greet it with less
             except BaseException:
                 self._sock.close()
                 raise
@@ -223,7 +437,7 @@ class Session:
         except OSError:
             pass  # already ended
 
-    def _handshake(self, name, ports, hello):
+    def _handshake(self, path, name, ports, hello, trust):
         self._send(HELLO, struct.pack(">H", hello) + name.encode())
         try:
             welcome = self._expect(WELCOME)
@@ -236,11 +450,32 @@ class Session:
             raise ConnectionError(f"the agent answered HELLO {hello} with version {version}")
         self.version = version
         self._chunk = min(MAX_FRAME, agent_max) - 9  # BLOB's type byte and request id
+        if trust is not None:
+            self._prove(path, trust)  # before REGISTER: an impostor must never learn a port
         self._send(REGISTER, struct.pack(f">H{len(ports)}H", len(ports), *ports))
         p = self._expect(REGISTERED)
         registered = struct.unpack_from(f">{struct.unpack_from('>H', p)[0]}H", p, 2)
         if set(ports) - set(registered):
             raise ConnectionError(f"asked for ports {ports}, the agent registered {registered}")
+
+    def _prove(self, path, trust):
+        """PROVE and its PROOF: the agent signs our fresh nonce, so the proof is of this session,
+        and names the network namespace it files us under, so it is of this pod."""
+        if self.version < 3:
+            raise ProofRefused("version", (
+                f"the agent at {path} speaks version {self.version}, which cannot prove it is "
+                f"the Ferry agent; upgrade the agent or drop agent_ca"))
+        nonce = os.urandom(NONCE_BYTES)
+        self._send(PROVE, nonce)
+        try:
+            proof = self._expect(PROOF)
+        except AgentError as e:
+            if e.code != ERR_CANNOT_PROVE:
+                raise
+            raise ProofRefused("cannot-prove", (
+                f"the agent at {path} holds no key to prove who it is ({e}); start it with "
+                f"its TLS certificate and key, or drop agent_ca")) from None
+        trust.check(proof, nonce, path)
 
     def _expect(self, wanted):
         frame = self._read_frame()

@@ -5,6 +5,7 @@ Besides, a WebSocket stream and a large download (byte_streams.py), which move t
 and an upload read as fast as the client sends it.
 
     python3 token_streamer.py --listen 0.0.0.0:8080 [--agent /run/ferry/handoff.sock]
+        [--agent-ca ca.crt]
 """
 
 import argparse
@@ -392,8 +393,9 @@ class Server:
         if self.args.agent:
             try:
                 self.session = ferry_handoff.connect(self.args.agent, self.args.name, [port],
-                                                     self.freeze, self.takeover, self.precopy)
-            except OSError as e:
+                                                     self.freeze, self.takeover, self.precopy,
+                                                     agent_ca=self.args.agent_ca)
+            except (OSError, ImportError, ValueError) as e:  # refused, or no way to check it
                 sys.exit(f"{_name}: no session with the Ferry agent at {self.args.agent}: {e}")
         say(f"listening on {f'[{host}]' if ':' in host else host}:{port}"
             + (f", movable through {self.args.agent}" if self.args.agent else ""))
@@ -485,6 +487,10 @@ def main():
     ap = argparse.ArgumentParser(description="The Ferry demo token streamer, in Python.")
     ap.add_argument("--listen", required=True, metavar="HOST:PORT")
     ap.add_argument("--agent", metavar="PATH", help="the agent's handoff socket; none: no moves")
+    ap.add_argument("--agent-ca", metavar="FILE",
+                    help="the cluster CA that issued the agents' certificates; with it, the "
+                    "streamer makes the agent prove who it is before registering (protocol "
+                    "version 3)")
     ap.add_argument("--name", default="token-streamer-py")
     ap.add_argument("--rate", type=int, default=50, metavar="TOKENS_PER_SECOND")
     ap.add_argument("--kv-bytes", type=int, default=2_400_000, metavar="N")
@@ -497,6 +503,8 @@ def main():
         ap.error("--rate must be 1..1000000 and --kv-bytes at least 1")
     if not 1 <= args.byte_rate < 1 << 32 or not 1 <= args.chunk < 1 << 32:
         ap.error("--byte-rate and --chunk must be 1..4294967295")
+    if args.agent_ca and not args.agent:
+        ap.error("--agent-ca checks the agent given with --agent: give both, or neither")
     listen = re.fullmatch(r".+:([0-9]{1,5})", args.listen)
     if not listen or not 0 < int(listen.group(1)) < 65536:
         ap.error(f"--listen must be HOST:PORT, got {args.listen}")

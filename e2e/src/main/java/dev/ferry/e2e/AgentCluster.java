@@ -263,6 +263,9 @@ public final class AgentCluster implements AutoCloseable {
               "0.0.0.0:" + PORT,
               "--agent",
               handoffSocket.toString(),
+              // The agent proves itself to every application of the test bed (version 3).
+              "--agent-ca",
+              certs.resolve("ca.crt").toString(),
               "--name",
               label + "-" + name));
       cmd.addAll(List.of(options));

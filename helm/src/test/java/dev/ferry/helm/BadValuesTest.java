@@ -56,7 +56,18 @@ class BadValuesTest {
         Arguments.of(
             "disruption-budget-zero.yaml",
             new String[] {"/operator/podDisruptionBudget/maxUnavailable"}),
-        Arguments.of("global-registry-with-scheme.yaml", new String[] {"/global/imageRegistry"}));
+        Arguments.of("global-registry-with-scheme.yaml", new String[] {"/global/imageRegistry"}),
+        Arguments.of(
+            "trust-selector-boolean.yaml",
+            new String[] {"/applicationTrust/namespaceSelector/matchLabels", "string"}),
+        Arguments.of(
+            "trust-selector-empty.yaml",
+            new String[] {"/applicationTrust/namespaceSelector/matchLabels"}),
+        Arguments.of(
+            "trust-selector-bad-key.yaml",
+            new String[] {
+              "/applicationTrust/namespaceSelector/matchLabels", "'ferry.dev/apps only'"
+            }));
   }
 
   /** What the chart's templates refuse. */

@@ -28,8 +28,12 @@ class DocsMatchValuesTest {
   private static final Pattern BACKTICKED =
       Pattern.compile("`([a-z][A-Za-z0-9]*(?:\\.[A-Za-z0-9]+)+)`");
 
-  /** Names in the README that are keys of a MigrationRequest's status.phaseMillis, not values. */
-  private static final Set<String> NOT_VALUES = Set.of("agent.source.freeze", "agent.target.stage");
+  /**
+   * Names in the README that are not the chart's values: keys of a MigrationRequest's
+   * status.phaseMillis, and the value of trust-manager's own chart that applicationTrust needs.
+   */
+  private static final Set<String> NOT_VALUES =
+      Set.of("agent.source.freeze", "agent.target.stage", "app.trust.namespace");
 
   private final JsonNode values = values();
 

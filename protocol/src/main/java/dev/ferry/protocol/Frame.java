@@ -6,8 +6,8 @@ package dev.ferry.protocol;
  * descriptor that came with it, or -1.
  */
 public record Frame(int type, byte[] payload, int fd) {
-  /** The highest protocol version spoken here; 1 is the other. */
-  public static final int VERSION = 2;
+  /** The highest protocol version spoken here; 1 and 2 are the others. */
+  public static final int VERSION = 3;
 
   public static final int HELLO = 1;
   public static final int WELCOME = 2;
@@ -55,6 +55,12 @@ public record Frame(int type, byte[] payload, int fd) {
 
   public static final int STATE_APPEND = 2;
 
+  /** Version 3, application: 32 random bytes; the agent answers PROOF. */
+  public static final int PROVE = 22;
+
+  /** Version 3, agent: that it holds the key of a Ferry agent certificate ({@link AgentProof}). */
+  public static final int PROOF = 23;
+
   public static final int ERR_MALFORMED = 1;
   public static final int ERR_UNKNOWN_TYPE = 2;
   public static final int ERR_TOO_LARGE = 3;
@@ -72,6 +78,9 @@ public record Frame(int type, byte[] payload, int fd) {
    * is refused and closed, possibly before its HELLO is read.
    */
   public static final int ERR_TOO_MANY_SESSIONS = 10;
+
+  /** PROVE to an agent that holds no key to prove with; the session goes on. */
+  public static final int ERR_CANNOT_PROVE = 11;
 
   /** The longest application name HELLO may carry, in UTF-8 bytes. */
   public static final int MAX_NAME = 255;
@@ -95,6 +104,7 @@ public record Frame(int type, byte[] payload, int fd) {
       case ERR_TIMED_OUT -> "timed-out";
       case ERR_UNSUPPORTED_VERSION -> "unsupported-version";
       case ERR_TOO_MANY_SESSIONS -> "too-many-sessions";
+      case ERR_CANNOT_PROVE -> "cannot-prove";
       default -> "code-" + code;
     };
   }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.sdk;
 
+import dev.ferry.protocol.AgentProof;
 import dev.ferry.protocol.Connection;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.FrameChannel;
@@ -13,7 +14,12 @@ import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.security.cert.X509Certificate;
+import java.time.Instant;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -54,6 +60,8 @@ public final class FerryAgent implements AutoCloseable {
 
   private final Path socket;
   private final String name;
+  // The CA the agent's proof must lead to (protocol version 3); null: no proof is asked.
+  private final List<X509Certificate> agentCa;
   // Replaced when the agent restarts and the session is opened again.
   private volatile FrameChannel channel;
   private final Map<Integer, MigrationHandler> handlers = new ConcurrentHashMap<>();
@@ -66,7 +74,7 @@ public final class FerryAgent implements AutoCloseable {
   private final Map<Long, Prestate> prestates = new ConcurrentHashMap<>();
   // Takeovers declined on arrival: how many of their BLOB bytes are still to be dropped.
   private final Map<Long, Long> unwanted = new ConcurrentHashMap<>();
-  // The protocol version the agent agreed to in WELCOME: 1 (no pre-copy) or 2.
+  // The protocol version the agent agreed to in WELCOME: 1 (no pre-copy), 2 or 3 (proof).
   private volatile int version;
   private final ExecutorService workers;
   private final Thread reader;
@@ -196,7 +204,8 @@ public final class FerryAgent implements AutoCloseable {
   /** The largest state the SDK puts together in one array. */
   private static final long MAX_STATE = Integer.MAX_VALUE - 8;
 
-  private FerryAgent(Opened opened, Path socket, String name) {
+  private FerryAgent(Opened opened, Path socket, String name, List<X509Certificate> agentCa) {
+    this.agentCa = agentCa;
     this.channel = opened.channel();
     this.version = opened.version();
     this.socket = socket;
@@ -227,6 +236,26 @@ public final class FerryAgent implements AutoCloseable {
    * @throws IOException when no agent listens there, or it speaks another protocol version
    */
   public static FerryAgent connect(Path socket, String name) throws IOException {
+    return connect(socket, name, (List<X509Certificate>) null);
+  }
+
+  /**
+   * As {@link #connect(Path, String)}, and only once the agent has proved, with the key of its TLS
+   * certificate, that it is a Ferry agent whose certificate {@code agentCa} (a PEM file: the
+   * cluster CA that issues the agents' certificates) issued, answering for this process's own
+   * network namespace (protocol version 3; docs/handoff-protocol.md, "Proof"). Whatever listens at
+   * {@code socket} otherwise is never told a port, nor given a connection. Sessions opened again
+   * after an agent restart are checked the same way.
+   *
+   * @throws AgentProof.Refused naming the check the agent's answer failed
+   * @throws IOException as {@link #connect(Path, String)}, or when the agent predates version 3
+   */
+  public static FerryAgent connect(Path socket, String name, Path agentCa) throws IOException {
+    return connect(socket, name, AgentProof.readCas(agentCa));
+  }
+
+  private static FerryAgent connect(Path socket, String name, List<X509Certificate> agentCa)
+      throws IOException {
     int length = name.getBytes(StandardCharsets.UTF_8).length;
     if (length > Frame.MAX_NAME) {
       throw new IllegalArgumentException(
@@ -236,7 +265,7 @@ public final class FerryAgent implements AutoCloseable {
               + Frame.MAX_NAME
               + ": give FerryAgent.connect a shorter one");
     }
-    FerryAgent agent = new FerryAgent(open(socket, name), socket, name);
+    FerryAgent agent = new FerryAgent(open(socket, name, agentCa), socket, name, agentCa);
     agent.reader.start();
     return agent;
   }
@@ -245,16 +274,66 @@ public final class FerryAgent implements AutoCloseable {
   private record Opened(FrameChannel channel, int version) {}
 
   /**
-   * Opens a session at the highest version both ends speak: HELLO 2 first; an agent that predates
-   * version 2 answers it with an ERROR, and is greeted again with HELLO 1.
+   * Opens a session at the highest version both ends speak: HELLO 3 first; an agent that predates
+   * it answers with an ERROR, and is greeted again with the version below. With {@code agentCa},
+   * the agent must prove itself before the session is used.
    */
-  private static Opened open(Path socket, String name) throws IOException {
-    try {
-      return open(socket, name, Frame.VERSION);
-    } catch (OlderAgent e) {
-      return open(socket, name, 1);
+  private static Opened open(Path socket, String name, List<X509Certificate> agentCa)
+      throws IOException {
+    for (int hello = Frame.VERSION; ; hello--) {
+      try {
+        Opened opened = open(socket, name, hello);
+        if (agentCa != null) {
+          requireProof(opened, socket, agentCa);
+        }
+        return opened;
+      } catch (OlderAgent e) {
+        if (hello == 1) {
+          throw e;
+        }
+      }
     }
   }
+
+  /**
+   * Asks the agent to prove who it is (PROVE) and checks its PROOF, before any port is registered.
+   * The session is closed if the check fails.
+   */
+  private static void requireProof(Opened opened, Path socket, List<X509Certificate> agentCa)
+      throws IOException {
+    FrameChannel ch = opened.channel();
+    try {
+      if (opened.version() < 3) {
+        throw new AgentProof.Refused(
+            "the agent at "
+                + socket
+                + " speaks protocol version "
+                + opened.version()
+                + ", which cannot prove that it is the Ferry agent: upgrade the agent, or connect"
+                + " without a CA");
+      }
+      byte[] nonce = new byte[AgentProof.NONCE_BYTES];
+      RANDOM.nextBytes(nonce);
+      ch.write(Frame.PROVE, nonce);
+      if (!ch.socket().awaitReadable(HELLO_TIMEOUT_MS)) {
+        throw new AgentProof.Refused(
+            "the agent at " + socket + " did not answer PROVE within " + HELLO_TIMEOUT_MS + " ms");
+      }
+      Frame proof = ch.read();
+      if (proof == null || proof.type() != Frame.PROOF) {
+        throw new AgentProof.Refused(
+            "the agent at " + socket + " answered PROVE with " + describe(proof) + ", not PROOF");
+      }
+      long ownNetns = ((Number) Files.getAttribute(OWN_NETNS, "unix:ino")).longValue();
+      AgentProof.verify(proof.payload(), nonce, ownNetns, agentCa, Instant.now());
+    } catch (IOException | RuntimeException e) {
+      ch.close();
+      throw e;
+    }
+  }
+
+  private static final Path OWN_NETNS = Path.of("/proc/self/ns/net");
+  private static final SecureRandom RANDOM = new SecureRandom();
 
   /** The agent refused our HELLO's version. */
   private static final class OlderAgent extends IOException {
@@ -376,7 +455,7 @@ public final class FerryAgent implements AutoCloseable {
     long pause = 100;
     while (!closed) {
       try {
-        Opened opened = open(socket, name);
+        Opened opened = open(socket, name, agentCa);
         FrameChannel fresh = opened.channel();
         for (int port : handlers.keySet()) {
           fresh.write(
@@ -392,6 +471,8 @@ public final class FerryAgent implements AutoCloseable {
         version = opened.version();
         LOG.log(Level.INFO, "handoff session with the Ferry agent open again at " + socket);
         return;
+      } catch (AgentProof.Refused e) {
+        LOG.log(Level.WARNING, "not opening the handoff session again: " + e.getMessage());
       } catch (IOException e) {
         LOG.log(Level.DEBUG, "the Ferry agent is not back yet: " + e.getMessage());
       }

@@ -16,6 +16,8 @@ import java.net.Socket;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -82,8 +84,9 @@ class FerryAgentPrecopyTest {
       Frame hello = agent.read();
       assertThat(hello.type()).isEqualTo(Frame.HELLO);
       assertThat(ByteBuffer.wrap(hello.payload()).getShort())
-          .as("HELLO's version")
-          .isEqualTo((short) 2);
+          .as("HELLO's version: the highest the SDK speaks")
+          .isEqualTo((short) Frame.VERSION);
+      // An agent of version 2 agrees to 2.
       agent.write(
           Frame.WELCOME, ByteBuffer.allocate(6).putShort((short) 2).putInt(1 << 20).array());
       registered(agent);
@@ -135,11 +138,17 @@ class FerryAgentPrecopyTest {
     try (UnixSocket listening = UnixSocket.listen(path, 2)) {
       CompletableFuture<FerryAgent> connecting =
           CompletableFuture.supplyAsync(() -> connect(path, v1, 8080));
-      // An agent of version 1 refused any HELLO but 1 with an ERROR.
-      FrameChannel first = new FrameChannel(listening.accept());
-      assertThat(ByteBuffer.wrap(first.read().payload()).getShort()).isEqualTo((short) 2);
-      first.error(
-          Frame.ERR_MALFORMED, "protocol version 2 is not spoken here; this agent speaks 1");
+      // An agent of version 1 refused any HELLO but 1 with an ERROR: the SDK greets it again
+      // with each lower version in turn.
+      List<FrameChannel> refused = new ArrayList<>();
+      for (int hello = Frame.VERSION; hello > 1; hello--) {
+        FrameChannel first = new FrameChannel(listening.accept());
+        assertThat(ByteBuffer.wrap(first.read().payload()).getShort()).isEqualTo((short) hello);
+        first.error(
+            Frame.ERR_MALFORMED,
+            "protocol version " + hello + " is not spoken here; this agent speaks 1");
+        refused.add(first);
+      }
       FrameChannel agent = new FrameChannel(listening.accept());
       assertThat(ByteBuffer.wrap(agent.read().payload()).getShort()).isEqualTo((short) 1);
       agent.write(
@@ -147,7 +156,7 @@ class FerryAgentPrecopyTest {
       registered(agent);
       FerryAgent ferry = connecting.get(20, TimeUnit.SECONDS);
       assertThat(ferry.protocolVersion()).isEqualTo(1);
-      first.close();
+      refused.forEach(FrameChannel::close);
 
       // The default precopy(): DECLINED, so that the agent expects the whole state.
       Connection c =

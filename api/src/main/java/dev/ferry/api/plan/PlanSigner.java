@@ -4,10 +4,10 @@ package dev.ferry.api.plan;
 import dev.ferry.api.client.TlsFiles;
 import dev.ferry.api.tls.ReloadingTls;
 import dev.ferry.api.v1alpha1.MoveRequest;
-import java.security.PrivateKey;
+import java.security.KeyStore;
 import java.security.cert.X509Certificate;
 import java.time.Clock;
-import javax.net.ssl.X509ExtendedKeyManager;
+import java.util.Arrays;
 
 /**
  * Signs every Move a caller sends with the key of the certificate it presents (read again when the
@@ -15,8 +15,6 @@ import javax.net.ssl.X509ExtendedKeyManager;
  * Moves only through one.
  */
 public final class PlanSigner {
-  private static final String[] KEY_TYPES = {"EC", "RSA"};
-
   private final ReloadingTls tls;
   private final Clock clock;
 
@@ -31,17 +29,16 @@ public final class PlanSigner {
 
   /** {@code req} with its plan, signed now. */
   public MoveRequest signed(MoveRequest req) {
-    tls.certificate(); // reads the files again if they changed
-    X509ExtendedKeyManager keys = tls.keyManager();
-    String alias = keys.chooseClientAlias(KEY_TYPES, null, null);
-    PrivateKey key = alias == null ? null : keys.getPrivateKey(alias);
-    X509Certificate[] chain = alias == null ? null : keys.getCertificateChain(alias);
-    if (key == null || chain == null || chain.length == 0) {
-      throw new IllegalStateException("no key to sign the move plan with");
-    }
+    KeyStore.PrivateKeyEntry own = tls.ownKey();
     return req.toBuilder()
         .setPlan(
-            MovePlans.sign(MovePlans.of(req, clock.instant().plus(MovePlans.GOOD_FOR)), key, chain))
+            MovePlans.sign(
+                MovePlans.of(req, clock.instant().plus(MovePlans.GOOD_FOR)),
+                own.getPrivateKey(),
+                Arrays.copyOf(
+                    own.getCertificateChain(),
+                    own.getCertificateChain().length,
+                    X509Certificate[].class)))
         .build();
   }
 }

@@ -3,6 +3,7 @@ package dev.ferry.api.tls;
 
 import dev.ferry.api.client.TlsFiles;
 import java.net.Socket;
+import java.security.KeyStore;
 import java.security.Principal;
 import java.security.PrivateKey;
 import java.security.cert.CertificateException;
@@ -70,6 +71,23 @@ public final class ReloadingTls {
   /** The certificate presented now, after reading the files again if they changed. */
   public X509Certificate certificate() {
     return fresh().certificate;
+  }
+
+  /**
+   * The key of the certificate presented now and its chain, its own first, after reading the files
+   * again if they changed: for what this end signs besides its handshakes.
+   *
+   * @throws IllegalStateException when the files hold no EC or RSA key
+   */
+  public KeyStore.PrivateKeyEntry ownKey() {
+    X509ExtendedKeyManager keys = fresh().keys;
+    String alias = keys.chooseClientAlias(new String[] {"EC", "RSA"}, null, null);
+    PrivateKey key = alias == null ? null : keys.getPrivateKey(alias);
+    X509Certificate[] chain = alias == null ? null : keys.getCertificateChain(alias);
+    if (key == null || chain == null || chain.length == 0) {
+      throw new IllegalStateException("no EC or RSA key in " + files.key() + " to sign with");
+    }
+    return new KeyStore.PrivateKeyEntry(key, chain);
   }
 
   private TlsMaterial fresh() {

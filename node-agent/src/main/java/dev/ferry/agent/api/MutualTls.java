@@ -3,6 +3,7 @@ package dev.ferry.agent.api;
 
 import dev.ferry.api.client.TlsFiles;
 import dev.ferry.api.tls.ReloadingTls;
+import dev.ferry.protocol.AgentProof;
 import io.grpc.ServerCredentials;
 import io.grpc.netty.GrpcSslContexts;
 import io.netty.handler.ssl.ClientAuth;
@@ -14,6 +15,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.cert.CertificateException;
 import java.security.cert.X509Certificate;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.BiConsumer;
 import java.util.logging.Logger;
 import javax.net.ssl.SSLEngine;
@@ -67,6 +70,19 @@ public final class MutualTls {
   /** The CA this agent trusts now: for the plans a move carries, as for its TLS callers. */
   public X509ExtendedTrustManager trust() {
     return trust;
+  }
+
+  /**
+   * The key the agent proves itself with to the applications on its node (handoff protocol version
+   * 3): its TLS certificate's, as presented now.
+   */
+  public AgentProof.Key proofKey() {
+    java.security.KeyStore.PrivateKeyEntry own = files.ownKey();
+    List<X509Certificate> chain = new ArrayList<>();
+    for (var c : own.getCertificateChain()) {
+      chain.add((X509Certificate) c);
+    }
+    return new AgentProof.Key(own.getPrivateKey(), chain);
   }
 
   /**

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.handoff;
 
+import dev.ferry.protocol.AgentProof;
 import dev.ferry.protocol.Connection;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.FrameChannel;
@@ -43,6 +44,7 @@ public final class HandoffServer implements AutoCloseable {
   private final long maxStateBytes;
   private final HandoffLimits limits;
   private final Consumer<String> refusals;
+  private final Supplier<AgentProof.Key> proofKey;
 
   /**
    * Who serves each port, per network namespace: two pods on one node may both serve 8080, and a
@@ -61,7 +63,9 @@ public final class HandoffServer implements AutoCloseable {
       Duration stateTimeout,
       long maxStateBytes,
       HandoffLimits limits,
-      Consumer<String> refusals) {
+      Consumer<String> refusals,
+      Supplier<AgentProof.Key> proofKey) {
+    this.proofKey = proofKey;
     this.listener = listener;
     this.answerTimeout = answerTimeout;
     this.stateTimeout = stateTimeout;
@@ -103,6 +107,22 @@ public final class HandoffServer implements AutoCloseable {
       HandoffLimits limits,
       Consumer<String> refusals)
       throws SyscallException {
+    return start(path, answerTimeout, stateTimeout, maxStateBytes, limits, refusals, () -> null);
+  }
+
+  /**
+   * As above; {@code proofKey} gives the key the agent proves itself with when an application asks
+   * (PROVE, version 3), asked at each PROVE so that a renewed certificate is used; null: none.
+   */
+  public static HandoffServer start(
+      Path path,
+      Duration answerTimeout,
+      Duration stateTimeout,
+      long maxStateBytes,
+      HandoffLimits limits,
+      Consumer<String> refusals,
+      Supplier<AgentProof.Key> proofKey)
+      throws SyscallException {
     HandoffServer server =
         new HandoffServer(
             UnixSocket.listen(path, 64),
@@ -110,9 +130,15 @@ public final class HandoffServer implements AutoCloseable {
             stateTimeout,
             maxStateBytes,
             limits,
-            refusals);
+            refusals,
+            proofKey);
     server.acceptor.start();
     return server;
+  }
+
+  /** The key to prove this agent with (PROVE), or null when it has none. */
+  AgentProof.Key proofKey() {
+    return proofKey.get();
   }
 
   private void acceptLoop() {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.handoff;
 
+import dev.ferry.protocol.AgentProof;
 import dev.ferry.protocol.Connection;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.FrameChannel;
@@ -231,6 +232,7 @@ public final class Session implements Runnable {
     }
     switch (f.type()) {
       case Frame.HELLO -> hello(p);
+      case Frame.PROVE -> prove(p);
       case Frame.REGISTER -> register(p);
       case Frame.FROZEN -> {
         if (p.remaining() < 16) {
@@ -273,7 +275,7 @@ public final class Session implements Runnable {
       throw new Hangup(
           "protocol version "
               + offered
-              + " is not spoken here; this agent speaks 1 and "
+              + " is not spoken here; this agent speaks 1 to "
               + Frame.VERSION);
     }
     if (p.remaining() > Frame.MAX_NAME) {
@@ -290,6 +292,40 @@ public final class Session implements Runnable {
     channel.write(
         Frame.WELCOME,
         ByteBuffer.allocate(6).putShort((short) version).putInt(Frame.MAX_FRAME).array());
+  }
+
+  /**
+   * Proves to the application that it talks to this node's agent (version 3): the agent's TLS key
+   * signs its nonce and the namespace the session's ports are filed under ({@link AgentProof}).
+   */
+  private void prove(ByteBuffer p) throws ProtocolException, SyscallException {
+    if (version < 3) {
+      throw new ProtocolException(Frame.ERR_UNKNOWN_TYPE, "PROVE is a version 3 message");
+    }
+    if (p.remaining() != AgentProof.NONCE_BYTES) {
+      throw new ProtocolException(
+          Frame.ERR_MALFORMED,
+          "PROVE carries " + p.remaining() + " bytes; its nonce is " + AgentProof.NONCE_BYTES);
+    }
+    byte[] nonce = new byte[AgentProof.NONCE_BYTES];
+    p.get(nonce);
+    AgentProof.Key key;
+    try {
+      key = server.proofKey();
+    } catch (RuntimeException e) {
+      LOG.warning(() -> "no key to prove this agent with: " + e.getMessage());
+      key = null;
+    }
+    if (key == null) {
+      throw new ProtocolException(
+          Frame.ERR_CANNOT_PROVE, "this agent holds no key to prove itself with");
+    }
+    try {
+      channel.write(Frame.PROOF, AgentProof.answer(key, nonce, netns));
+    } catch (java.security.GeneralSecurityException e) {
+      throw new ProtocolException(
+          Frame.ERR_CANNOT_PROVE, "signing the proof failed: " + e.getMessage());
+    }
   }
 
   private void register(ByteBuffer p) throws ProtocolException, SyscallException {

@@ -73,6 +73,9 @@ public class AgentRuntime {
       Instance<KubernetesClient> kubernetes)
       throws IOException {
     AgentMetrics metrics = new AgentMetrics(registry);
+    MutualTls tls =
+        new MutualTls(
+            settings.tls().cert(), settings.tls().key(), settings.tls().ca(), metrics::refused);
     Files.createDirectories(settings.handoffSocket().getParent());
     Files.deleteIfExists(settings.handoffSocket()); // a previous agent's; nobody listens on it
     applications =
@@ -85,7 +88,8 @@ public class AgentRuntime {
                 settings.handoff().maxSessions(),
                 settings.handoff().maxSessionsPerNamespace(),
                 settings.handoff().frameTimeout()),
-            metrics::handoffRefused);
+            metrics::handoffRefused,
+            tls::proofKey);
     // Connecting needs write permission on the socket. Who can reach it at all is decided by
     // which pods mount its directory; the agent then knows each caller by its credentials, and
     // gives a pod's connections only to a process in that pod.
@@ -93,9 +97,6 @@ public class AgentRuntime {
         settings.handoffSocket(), PosixFilePermissions.fromString(settings.handoffSocketMode()));
     hold = openHold(settings.bpfPinDir(), settings.holdInterfacesOrUplink());
     workers = Executors.newFixedThreadPool(64, daemon("ferry-worker"));
-    MutualTls tls =
-        new MutualTls(
-            settings.tls().cert(), settings.tls().key(), settings.tls().ca(), metrics::refused);
     peers = new Peers(tls, settings.transferTimeout());
     PodNamespaces pods = new PodNamespaces(Path.of("/proc"));
     NodeParts node =

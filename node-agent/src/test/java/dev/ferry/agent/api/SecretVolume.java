@@ -17,7 +17,7 @@ import java.util.List;
  * written to a new directory and {@code ..data} is swapped to it in one rename. Versions are made
  * by scripts/ferry-certs.sh, the repository's certificate maker.
  */
-final class SecretVolume {
+public final class SecretVolume {
   static final List<String> FILES =
       List.of("ca.crt", "agent.crt", "agent.key", "operator.crt", "operator.key");
 
@@ -33,7 +33,7 @@ final class SecretVolume {
   }
 
   /** Certificates of a new CA in {@code dir}: ca, agent, operator (and admin). */
-  static Path newCa(Path dir) {
+  public static Path newCa(Path dir) {
     Shell.run(script().toString(), dir.toString());
     return dir;
   }

@@ -54,7 +54,7 @@ final class NettyTokenServer implements MovableChannels {
       // Registered before the bind: the tracker has to be in the pipeline of the first stream.
       LiveChannels live = null;
       if (options.agent() != null) {
-        FerryAgent agent = FerryAgent.connect(options.agent(), options.name());
+        FerryAgent agent = options.connect();
         live = FerryNetty.register(agent, options.listen().getPort(), workers, this);
       }
       LiveChannels tracker = live;

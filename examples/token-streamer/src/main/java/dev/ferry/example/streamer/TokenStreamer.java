@@ -61,7 +61,7 @@ public final class TokenStreamer implements MigrationHandler {
       server.setReuseAddress(true);
       server.bind(options.listen(), 128);
       if (options.agent() != null) {
-        FerryAgent agent = FerryAgent.connect(options.agent(), options.name());
+        FerryAgent agent = options.connect();
         agent.register(options.listen().getPort(), this);
       }
       say(
@@ -300,6 +300,7 @@ public final class TokenStreamer implements MigrationHandler {
   record Options(
       InetSocketAddress listen,
       Path agent,
+      Path agentCa,
       String name,
       int rate,
       int kvBytes,
@@ -307,8 +308,9 @@ public final class TokenStreamer implements MigrationHandler {
       boolean declineTakeover,
       Io io) {
     static final String USAGE =
-        "usage: TokenStreamer --listen HOST:PORT [--agent SOCKET] [--name NAME] [--rate TOKENS_PER_S]"
-            + " [--kv-bytes N] [--ignore-freeze] [--decline-takeover] [--io blocking|netty]";
+        "usage: TokenStreamer --listen HOST:PORT [--agent SOCKET [--agent-ca CA_FILE]] [--name NAME]"
+            + " [--rate TOKENS_PER_S] [--kv-bytes N] [--ignore-freeze] [--decline-takeover]"
+            + " [--io blocking|netty]";
 
     /** How the server does its I/O: a thread per stream, or Netty's epoll event loops. */
     enum Io {
@@ -319,6 +321,7 @@ public final class TokenStreamer implements MigrationHandler {
     static Options parse(String[] args) {
       InetSocketAddress listen = null;
       Path agent = null;
+      Path agentCa = null; // the cluster CA: the agent must prove itself (protocol version 3)
       String name = "token-streamer";
       int rate = 50;
       int kvBytes = 2_400_000;
@@ -351,6 +354,7 @@ public final class TokenStreamer implements MigrationHandler {
                     number(flag, value.substring(colon + 1), 1, 65535));
           }
           case "--agent" -> agent = Path.of(value);
+          case "--agent-ca" -> agentCa = Path.of(value);
           case "--name" -> name = value;
           case "--rate" -> rate = number(flag, value, 1, 1_000_000);
           case "--kv-bytes" -> kvBytes = number(flag, value, 1, Integer.MAX_VALUE - 1024);
@@ -369,11 +373,22 @@ public final class TokenStreamer implements MigrationHandler {
       if (listen == null) {
         throw new IllegalArgumentException("--listen HOST:PORT is required");
       }
+      if (agentCa != null && agent == null) {
+        throw new IllegalArgumentException("--agent-ca checks the agent of --agent: give both");
+      }
       if (ignoreFreeze && io == Io.NETTY) {
         // A freeze handler that never returns would stall an event loop and every stream on it.
         throw new IllegalArgumentException("--ignore-freeze needs --io blocking");
       }
-      return new Options(listen, agent, name, rate, kvBytes, ignoreFreeze, declineTakeover, io);
+      return new Options(
+          listen, agent, agentCa, name, rate, kvBytes, ignoreFreeze, declineTakeover, io);
+    }
+
+    /** The session with the agent, proved when {@code --agent-ca} is given. */
+    FerryAgent connect() throws java.io.IOException {
+      return agentCa == null
+          ? FerryAgent.connect(agent, name)
+          : FerryAgent.connect(agent, name, agentCa);
     }
 
     private static int number(String flag, String value, int min, int max) {
