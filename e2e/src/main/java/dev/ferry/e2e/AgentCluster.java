@@ -346,13 +346,18 @@ public final class AgentCluster implements AutoCloseable {
 
   /** curl -sSN on the client against the service address. */
   CurlStream curl(String pathAndQuery) throws IOException {
+    return curl(pathAndQuery, java.time.Duration.ofSeconds(120));
+  }
+
+  /** As {@link #curl(String)}, for a stream that may last up to {@code maxTime}. */
+  CurlStream curl(String pathAndQuery, java.time.Duration maxTime) throws IOException {
     return new CurlStream(
         client
             .process(
                 "curl",
                 "-sSN",
                 "--max-time",
-                "120",
+                String.valueOf(maxTime.toSeconds()),
                 "http://" + layout.vip() + ":" + PORT + pathAndQuery)
             .redirectError(ProcessBuilder.Redirect.INHERIT)
             .start());

@@ -55,7 +55,7 @@ class PrecopyIT {
 
   @Test
   void aStreamWithAGibibyteOfStateMovesWithOnlyItsLastTokensInThePause() throws Exception {
-    try (CurlStream curl = cluster.curl(STREAM);
+    try (CurlStream curl = cluster.curl(STREAM, java.time.Duration.ofSeconds(300));
         AgentClient a = cluster.a.client("admin")) {
       curl.awaitEvents(100, 60_000);
       MoveOutcome o =

@@ -162,6 +162,14 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         }
         try (dev.ferry.sys.NetNamespace ns = node.pods().open(header.getTargetPod(), "pod")) {
           podNetns = ns.inode();
+        } catch (SyscallException e) {
+          // Not the agent's fault: the pod is gone, or was never on this node.
+          throw new WrongPhase(
+              "target_pod: no such pod network namespace on node "
+                  + node.nodeName()
+                  + " ("
+                  + e.getMessage()
+                  + "): the pod is gone, or runs on another node");
         }
         LOG.info(() -> "migration " + id() + " arriving from " + header.getSourceNode());
         if (!header.getAddress().getCidr().isEmpty()) {
