@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from unittest import mock
 
 import ferry_handoff as fh
+from test_ferry_handoff import CONN, _conn_bytes  # one encoding of a connection for both
 
 try:
     from cryptography import x509
@@ -26,13 +27,6 @@ except ImportError:
     x509 = None
 
 OWN_NETNS = os.stat("/proc/self/ns/net").st_ino
-CONN = (4, "127.0.0.1", 8080, "127.0.0.1", 40000)
-
-
-def _conn_bytes(conn):
-    _, lip, lport, rip, rport = conn
-    return (b"\x04" + socket.inet_aton(lip) + struct.pack(">H", lport)
-            + socket.inet_aton(rip) + struct.pack(">H", rport))
 
 
 class _Certs:
