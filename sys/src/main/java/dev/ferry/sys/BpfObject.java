@@ -59,6 +59,54 @@ public final class BpfObject implements AutoCloseable {
     }
   }
 
+  private static final int BPF_MAP_TYPE_STRUCT_OPS = 26;
+
+  /** linux/bpf.h: a struct_ops map registered only through a link, and only while it lives. */
+  private static final int BPF_F_LINK = 1 << 13;
+
+  /** enum bpf_attach_type (linux/bpf.h, Linux 6.4+). */
+  private static final int BPF_STRUCT_OPS = 44;
+
+  /**
+   * Makes every struct_ops map register through a link ({@link #registerStructOps}) rather than on
+   * its own; before {@link #load}. A map registered on its own stays registered after its process
+   * exits, and its name is then taken until someone unregisters it by hand.
+   */
+  public void registerStructOpsThroughLinks() throws SyscallException {
+    for (Pointer map = Native.Bpf.LIB.bpf_object__next_map(obj, null);
+        map != null;
+        map = Native.Bpf.LIB.bpf_object__next_map(obj, map)) {
+      if (Native.Bpf.LIB.bpf_map__type(map) == BPF_MAP_TYPE_STRUCT_OPS) {
+        String name = Native.Bpf.LIB.bpf_map__name(map);
+        Bpf.check(
+            Native.Bpf.LIB.bpf_map__set_map_flags(map, BPF_F_LINK),
+            () -> "bpf_map__set_map_flags(" + name + ", BPF_F_LINK)");
+      }
+    }
+  }
+
+  /**
+   * Registers the struct_ops map {@code name} (a congestion control, say) until the returned link
+   * is closed or this process exits. EEXIST: another registration holds its name.
+   */
+  public BpfLink registerStructOps(String name) throws SyscallException {
+    Pointer map = Native.Bpf.LIB.bpf_object__find_map_by_name(obj, name);
+    if (map == null) {
+      throw new SyscallException("struct_ops map " + name + " in " + file, Errno.ENOENT);
+    }
+    if (Native.Bpf.LIB.bpf_map__attach_struct_ops(map) == null) {
+      throw new SyscallException("bpf_map__attach_struct_ops(" + name + ")", Native.errno());
+    }
+    // libbpf's own link object is not kept: for a BPF_F_LINK map it holds no registration, and
+    // the map's descriptor it refers to is the object's.
+    int mapFd = Bpf.check(Native.Bpf.LIB.bpf_map__fd(map), () -> "bpf_map__fd(" + name + ")");
+    int link =
+        Bpf.check(
+            Native.Bpf.LIB.bpf_link_create(mapFd, 0, BPF_STRUCT_OPS, null),
+            () -> "bpf_link_create(" + name + ", BPF_STRUCT_OPS)");
+    return new BpfLink(link, name);
+  }
+
   /** Creates the maps and loads the programs through the verifier. */
   public void load() throws SyscallException {
     Bpf.check(

@@ -104,9 +104,26 @@ final class Native {
 
     String bpf_map__name(Pointer map);
 
+    Pointer bpf_object__find_map_by_name(Pointer obj, String name);
+
     int bpf_map__set_pin_path(Pointer map, String path);
 
     int bpf_map__fd(Pointer map);
+
+    /** enum bpf_map_type; 26 is BPF_MAP_TYPE_STRUCT_OPS. */
+    int bpf_map__type(Pointer map);
+
+    /** Before load only. */
+    int bpf_map__set_map_flags(Pointer map, int flags);
+
+    /**
+     * Writes a struct_ops map's value, which registers it, or, on a map created with BPF_F_LINK,
+     * only makes it ready for {@link #bpf_link_create}. NULL and errno on failure.
+     */
+    Pointer bpf_map__attach_struct_ops(Pointer map);
+
+    /** The descriptor of a new link, or -errno; for struct_ops, progFd is the map's descriptor. */
+    int bpf_link_create(int progFd, int targetFd, int attachType, Pointer opts);
 
     Pointer bpf_object__find_program_by_name(Pointer obj, String name);
 

@@ -11,6 +11,10 @@ import java.nio.ByteOrder;
  * @param options tcpi_options: {@link #OPT_TIMESTAMPS}, {@link #OPT_SACK}, {@link #OPT_WSCALE}
  * @param sndWscale the shift the peer announced, applied to windows it sends
  * @param rcvWscale the shift we announced, applied to windows we send
+ * @param caState tcpi_ca_state: {@link #CA_OPEN} unless the connection is recovering from a loss
+ * @param rttMicros tcpi_rtt, the smoothed RTT; 0 before the first sample
+ * @param sndSsthresh tcpi_snd_ssthresh, segments; {@link #INFINITE_SSTHRESH} in the first slow
+ *     start
  */
 public record TcpInfo(
     int state,
@@ -22,12 +26,23 @@ public record TcpInfo(
     int rcvMss,
     int advMss,
     int unacked,
-    int sndCwnd) {
+    int sndCwnd,
+    int caState,
+    int rttMicros,
+    int sndSsthresh) {
 
   public static final int ESTABLISHED = 1;
   public static final int OPT_TIMESTAMPS = 1;
   public static final int OPT_SACK = 2;
   public static final int OPT_WSCALE = 4;
+
+  /** enum tcp_ca_state: no loss seen (Open), or only reordering or duplicate ACKs (Disorder). */
+  public static final int CA_OPEN = 0;
+
+  public static final int CA_DISORDER = 1;
+
+  /** TCP_INFINITE_SSTHRESH: ssthresh until the first loss ends slow start. */
+  public static final int INFINITE_SSTHRESH = 0x7fffffff;
 
   /** Bytes up to and including tcpi_advmss; every kernel since 2.6 returns at least this. */
   static final int MIN_LENGTH = 88;
@@ -62,7 +77,10 @@ public record TcpInfo(
         b.getInt(20),
         b.getInt(84),
         b.getInt(24),
-        b.getInt(80));
+        b.getInt(80),
+        b.get(1) & 0xff,
+        b.getInt(68),
+        b.getInt(76));
   }
 
   public String stateName() {

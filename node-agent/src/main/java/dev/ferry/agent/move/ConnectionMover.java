@@ -8,6 +8,7 @@ import dev.ferry.agent.handoff.PrecopyListener;
 import dev.ferry.agent.handoff.Prestate;
 import dev.ferry.agent.hold.ConnectionHold;
 import dev.ferry.agent.hold.HoldKey;
+import dev.ferry.agent.repair.CongestionSeed;
 import dev.ferry.agent.repair.RestoreException;
 import dev.ferry.agent.repair.RestoredSocket;
 import dev.ferry.agent.repair.SocketExporter;
@@ -23,6 +24,7 @@ import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.function.Consumer;
 import java.util.logging.Logger;
 
@@ -39,19 +41,23 @@ public final class ConnectionMover {
   private final ConnectionHold hold;
   private final Duration holdLimit;
   private final SocketExporter exporter = new SocketExporter();
-  private final SocketRestorer restorer = new SocketRestorer();
+  private final SocketRestorer restorer;
   private final HeldClientBytes kept;
 
   /**
    * @param holdLimit how long a client may be held before the hold steps aside
    * @param keepClientBytes whether what held clients sent goes into the restored sockets ({@link
    *     #keptClientBytes}); off only to compare
+   * @param congestion gives restored sockets their original's congestion window; empty where the
+   *     kernel cannot, or to compare
    */
   public ConnectionMover(
       HandoffServer applications,
       ConnectionHold hold,
       Duration holdLimit,
-      boolean keepClientBytes) {
+      boolean keepClientBytes,
+      Optional<CongestionSeed> congestion) {
+    this.restorer = new SocketRestorer(congestion);
     this.applications = applications;
     this.hold = hold;
     this.holdLimit = holdLimit;

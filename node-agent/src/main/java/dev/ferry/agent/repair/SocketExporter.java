@@ -92,6 +92,7 @@ public final class SocketExporter {
         recvQueue,
         System.currentTimeMillis(),
         Optional.of(options),
-        tcp);
+        tcp,
+        Optional.of(CongestionState.of(info)));
   }
 }

@@ -10,13 +10,29 @@ import dev.ferry.sys.RepairSocket.Queue;
 import dev.ferry.sys.RepairWindow;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
+import java.util.Optional;
 
 /**
  * Rebuilds a socket from its {@link SocketState} in repair mode, in the order {@link RepairSocket}
- * documents, with the application's socket options at the steps {@link CarriedOptions} names. The
- * result stays silent until {@link RestoredSocket#resume()}.
+ * documents, with the application's socket options at the steps {@link CarriedOptions} names and,
+ * given a {@link CongestionSeed}, the original's congestion window. The result stays silent until
+ * {@link RestoredSocket#resume()}.
  */
 public final class SocketRestorer {
+  private final Optional<CongestionSeed> congestion;
+
+  /** A restorer that leaves every socket the kernel's initial window. */
+  public SocketRestorer() {
+    this(Optional.empty());
+  }
+
+  /**
+   * @param congestion seeds the congestion state of the states that carry one
+   */
+  public SocketRestorer(Optional<CongestionSeed> congestion) {
+    this.congestion = congestion;
+  }
+
   /** The kernel refuses a larger TCP_MAXSEG (MAX_TCP_WINDOW); only loopback has one. */
   private static final int MAX_USER_MSS = 32767;
 
@@ -67,8 +83,18 @@ public final class SocketRestorer {
         step = "set the socket options connect uses";
         state.options().get().applyBeforeConnect(socket, state.ipv6(), state.connection());
       }
+      Optional<String> algorithm = Optional.empty();
+      if (congestion.isPresent() && state.congestion().isPresent()) {
+        // After TCP_CONGESTION was set: the seed gives way to it and switches back to it.
+        step = "seed the congestion state";
+        algorithm = congestion.get().arm(socket, state.congestion().get(), state.connection());
+      }
       step = "connect";
       socket.connect(state.remote());
+      if (algorithm.isPresent()) {
+        step = "switch back to congestion control " + algorithm.get();
+        congestion.get().switchBack(socket, algorithm.get());
+      }
       step = "set options";
       repair.setOptions(
           new RepairOptions(

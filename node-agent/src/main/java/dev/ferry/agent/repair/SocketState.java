@@ -27,6 +27,8 @@ import java.util.Optional;
  *     restores with the kernel's defaults
  * @param tcpState the state it was exported in; ESTABLISHED in a state from an agent that moved no
  *     other
+ * @param congestion the congestion window and threshold; empty in a state from an agent that
+ *     carried none, which restores with the kernel's initial window
  */
 public record SocketState(
     InetSocketAddress local,
@@ -46,7 +48,8 @@ public record SocketState(
     byte[] recvQueue,
     long exportedAtMillis,
     Optional<CarriedOptions> options,
-    MovableState tcpState) {
+    MovableState tcpState,
+    Optional<CongestionState> congestion) {
 
   /** RFC 7323 caps the shift at 14. */
   public static final int MAX_WSCALE = 14;
@@ -60,6 +63,7 @@ public record SocketState(
     Objects.requireNonNull(recvQueue, "recvQueue");
     Objects.requireNonNull(options, "options");
     Objects.requireNonNull(tcpState, "tcpState");
+    Objects.requireNonNull(congestion, "congestion");
     if (tcpState.finAcknowledged && (sendUnacked.length > 0 || sendUnsent.length > 0)) {
       throw new IllegalArgumentException(
           tcpState + " has every byte acknowledged, yet the send queue holds some");
@@ -104,7 +108,8 @@ public record SocketState(
         recvQueue,
         exportedAtMillis,
         options,
-        tcpState);
+        tcpState,
+        congestion);
   }
 
   /** This state as if exported in {@code tcpState}: for tests of the FIN accounting. */
@@ -127,7 +132,74 @@ public record SocketState(
         recvQueue,
         exportedAtMillis,
         options,
-        tcpState);
+        tcpState,
+        congestion);
+  }
+
+  /** This state with {@code congestion} instead of its own (an older agent's has none). */
+  public SocketState withCongestion(Optional<CongestionState> congestion) {
+    return new SocketState(
+        local,
+        remote,
+        sendSeq,
+        recvSeq,
+        mssClamp,
+        windowScaling,
+        sndWscale,
+        rcvWscale,
+        sack,
+        timestamps,
+        timestamp,
+        window,
+        sendUnacked,
+        sendUnsent,
+        recvQueue,
+        exportedAtMillis,
+        options,
+        tcpState,
+        congestion);
+  }
+
+  /** A state without congestion state, as agents before it was carried exported it. */
+  public SocketState(
+      InetSocketAddress local,
+      InetSocketAddress remote,
+      int sendSeq,
+      int recvSeq,
+      int mssClamp,
+      boolean windowScaling,
+      int sndWscale,
+      int rcvWscale,
+      boolean sack,
+      boolean timestamps,
+      int timestamp,
+      RepairWindow window,
+      byte[] sendUnacked,
+      byte[] sendUnsent,
+      byte[] recvQueue,
+      long exportedAtMillis,
+      Optional<CarriedOptions> options,
+      MovableState tcpState) {
+    this(
+        local,
+        remote,
+        sendSeq,
+        recvSeq,
+        mssClamp,
+        windowScaling,
+        sndWscale,
+        rcvWscale,
+        sack,
+        timestamps,
+        timestamp,
+        window,
+        sendUnacked,
+        sendUnsent,
+        recvQueue,
+        exportedAtMillis,
+        options,
+        tcpState,
+        Optional.empty());
   }
 
   /** An ESTABLISHED socket's state, as agents before half-closed connections moved exported it. */

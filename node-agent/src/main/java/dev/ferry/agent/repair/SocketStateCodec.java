@@ -67,6 +67,15 @@ public final class SocketStateCodec {
     RepairWindow w = s.window();
     TcpSocketState.Builder b = TcpSocketState.newBuilder();
     s.options().ifPresent(o -> b.setSocketOptions(toMessage(o)));
+    s.congestion()
+        .ifPresent(
+            c ->
+                b.setCongestion(
+                    dev.ferry.api.v1alpha1.CongestionState.newBuilder()
+                        .setCwnd(c.cwnd())
+                        .setSsthresh(c.ssthresh())
+                        .setCaState(c.caState())
+                        .setRttUs(c.rttMicros())));
     if (s.tcpState() != MovableState.ESTABLISHED) {
       b.setFormatVersion(HALF_CLOSED_FORMAT_VERSION).setTcpState(s.tcpState().kernelState);
     } else {
@@ -191,7 +200,16 @@ public final class SocketStateCodec {
           m.getExportedAtUnixMs(),
           // Absent from states written before options were carried: restored with defaults.
           m.hasSocketOptions() ? Optional.of(fromMessage(m.getSocketOptions())) : Optional.empty(),
-          tcpState);
+          tcpState,
+          // Absent from states written before it was carried: the kernel's initial window.
+          m.hasCongestion()
+              ? Optional.of(
+                  new CongestionState(
+                      m.getCongestion().getCwnd(),
+                      m.getCongestion().getSsthresh(),
+                      m.getCongestion().getCaState(),
+                      m.getCongestion().getRttUs()))
+              : Optional.empty());
     } catch (IllegalArgumentException e) {
       throw new InvalidSocketStateException("invalid socket state: " + e.getMessage(), e);
     }

@@ -19,6 +19,7 @@ import dev.ferry.agent.migration.PodNamespaces;
 import dev.ferry.agent.migration.ReceiveBudget;
 import dev.ferry.agent.move.ConnectionMover;
 import dev.ferry.agent.peer.Peers;
+import dev.ferry.agent.repair.CongestionSeed;
 import dev.ferry.agent.spot.SpotNoticeWatcher;
 import dev.ferry.agent.store.CommitRecords;
 import dev.ferry.agent.store.SavedStates;
@@ -41,6 +42,7 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Clock;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ThreadFactory;
@@ -58,6 +60,7 @@ public class AgentRuntime {
 
   private HandoffServer applications;
   private ConnectionHold hold;
+  private Optional<CongestionSeed> congestion = Optional.empty();
   private Peers peers;
   private Server server;
   private ExecutorService workers;
@@ -96,6 +99,7 @@ public class AgentRuntime {
     Files.setPosixFilePermissions(
         settings.handoffSocket(), PosixFilePermissions.fromString(settings.handoffSocketMode()));
     hold = openHold(settings.bpfPinDir(), settings.holdInterfacesOrUplink());
+    congestion = settings.carryCongestion() ? CongestionSeed.register() : Optional.empty();
     workers = Executors.newFixedThreadPool(64, daemon("ferry-worker"));
     peers = new Peers(tls, settings.transferTimeout());
     PodNamespaces pods = new PodNamespaces(Path.of("/proc"));
@@ -103,7 +107,7 @@ public class AgentRuntime {
         new NodeParts(
             settings.nodeName(),
             new ConnectionMover(
-                applications, hold, settings.holdLimit(), settings.keepClientBytes()),
+                applications, hold, settings.holdLimit(), settings.keepClientBytes(), congestion),
             hold,
             new SavedStates(settings.stateDir()),
             new CommitRecords(settings.stateDir()),
@@ -236,6 +240,9 @@ public class AgentRuntime {
     if (hold != null) {
       stopHold();
     }
+    // Last: a restore still running then fails to arm its socket and is rolled back; one already
+    // armed switches back all the same, since its socket keeps the congestion control alive.
+    congestion.ifPresent(CongestionSeed::close);
   }
 
   /**

@@ -90,6 +90,14 @@ public interface AgentSettings {
   boolean keepClientBytes();
 
   /**
+   * Whether a restored connection starts from its original's congestion window and threshold (a BPF
+   * congestion control, where the kernel can register one) rather than from the initial window. Off
+   * only to compare (make bench-congestion).
+   */
+  @WithDefault("true")
+  boolean carryCongestion();
+
+  /**
    * How long an application may stay silent before it starts answering a freeze, or answers a
    * takeover: any frame it sends restarts the count.
    */

@@ -22,8 +22,12 @@ class SocketStateCodecTest {
           true, true, true, 61, 17, 5, 4321, "cubic", 16384, 0x5eed, 5, 0xb8, 96 * 1024, 80 * 1024,
           true, 9);
 
+  static final CongestionState CONGESTION = new CongestionState(4453, 2210, 1, 20123);
+
   private static SocketState state(String local, String remote, int queueBytes) throws Exception {
-    return stateWithoutOptions(local, remote, queueBytes).withOptions(Optional.of(OPTIONS));
+    return stateWithoutOptions(local, remote, queueBytes)
+        .withOptions(Optional.of(OPTIONS))
+        .withCongestion(Optional.of(CONGESTION));
   }
 
   private static SocketState stateWithoutOptions(String local, String remote, int queueBytes)
@@ -128,12 +132,51 @@ class SocketStateCodecTest {
   }
 
   @Test
-  void idleIpv4SocketEncodesInAtMostOneHundredBytesWithoutOptionsAndOneHundredFortyWith()
+  void aStateWithoutCongestionStateStaysWithoutAndOneWithItKeepsIt() throws Exception {
+    SocketState s = stateWithoutOptions("198.18.0.100", "198.18.0.1", 10);
+    assertThat(SocketStateCodec.decode(SocketStateCodec.encode(s)).congestion()).isEmpty();
+    assertThat(
+            SocketStateCodec.decode(
+                    SocketStateCodec.encode(state("198.18.0.100", "198.18.0.1", 10)))
+                .congestion())
+        .contains(CONGESTION);
+  }
+
+  @Test
+  void congestionStateOutOfRangeIsRejectedWithTheField() throws Exception {
+    TcpSocketState good = SocketStateCodec.toMessage(state("198.18.0.100", "198.18.0.1", 10));
+    assertThatThrownBy(
+            () ->
+                SocketStateCodec.fromMessage(
+                    good.toBuilder()
+                        .setCongestion(good.getCongestion().toBuilder().setCwnd(0))
+                        .build()))
+        .isInstanceOf(InvalidSocketStateException.class)
+        .hasMessageContaining("congestion.cwnd must be 1 or more segments, got 0");
+    assertThatThrownBy(
+            () ->
+                SocketStateCodec.fromMessage(
+                    good.toBuilder()
+                        .setCongestion(good.getCongestion().toBuilder().setSsthresh(-1))
+                        .build()))
+        .hasMessageContaining("congestion.ssthresh must be 1-2147483647 segments, got 4294967295");
+    assertThatThrownBy(
+            () ->
+                SocketStateCodec.fromMessage(
+                    good.toBuilder()
+                        .setCongestion(good.getCongestion().toBuilder().setCaState(5))
+                        .build()))
+        .hasMessageContaining("congestion.ca_state must be 0-4, got 5");
+  }
+
+  @Test
+  void idleIpv4SocketEncodesInAtMostOneHundredBytesWithoutOptionsAndOneHundredSixtyWithThem()
       throws Exception {
     assertThat(SocketStateCodec.encode(stateWithoutOptions("198.18.0.100", "198.18.0.1", 0)).length)
         .isLessThanOrEqualTo(100);
+    // With the socket options (about 40 bytes) and the congestion state (about 15).
     assertThat(SocketStateCodec.encode(state("198.18.0.100", "198.18.0.1", 0)).length)
-        .isLessThanOrEqualTo(140);
+        .isLessThanOrEqualTo(160);
   }
 
   @Test
