@@ -9,7 +9,8 @@
  * still closed, and connects it in repair mode. connect() initialises the congestion control
  * after it has set the initial window, so init overwrites that window with the seed; the agent
  * then switches the socket to the algorithm it had (cubic, bbr, ...), and a switch leaves cwnd
- * and ssthresh as they are. Should the socket ever stay on it, it behaves as reno.
+ * and ssthresh as they are. Should the socket ever stay on it, it behaves as reno. It also paces
+ * the first flight at the rate the original delivered (see seed_init).
  *
  * The RTT estimate is not carried: the verifier refuses writes to srtt_us, mdev_us and
  * rttvar_us from a congestion control (bpf_tcp_ca_btf_struct_access on Linux 6.18).
@@ -30,7 +31,13 @@ char LICENSE[] SEC("license") = "GPL";
 /* Defined, not only declared: libbpf matches a kfunc's argument types by kind, and a forward
  * declaration is not the kernel's struct. */
 struct sock {
+	unsigned long sk_pacing_rate;
+	__u32 sk_pacing_status;
 } __attribute__((preserve_access_index));
+
+/* enum sk_pacing: TCP paces itself (an hrtimer) rather than leaving it to the fq qdisc. */
+#define SK_PACING_NONE 0
+#define SK_PACING_NEEDED 1
 
 struct tcp_sock {
 	__u32 snd_cwnd;
@@ -52,6 +59,7 @@ struct tcp_congestion_ops {
 struct seed {
 	__u32 cwnd;
 	__u32 ssthresh;
+	__u64 pacing_rate; /* bytes per second */
 };
 
 struct {
@@ -81,6 +89,18 @@ void seed_init(unsigned long long *ctx)
 	}
 	if (s->ssthresh)
 		tp->snd_ssthresh = s->ssthresh;
+	/*
+	 * The original sent its window in step with the ACKs coming back; the restored socket has
+	 * none yet, and would send the whole seeded window in one burst at line rate, which the
+	 * bottleneck's queue drops. Paced at the rate the original delivered, the first flight
+	 * leaves as its last one did; the first ACK then sets the rate from cwnd and the RTT, and
+	 * TCP keeps pacing the connection (as BBR has it do), qdisc or not.
+	 */
+	if (s->pacing_rate) {
+		sk->sk_pacing_rate = s->pacing_rate;
+		if (sk->sk_pacing_status == SK_PACING_NONE)
+			sk->sk_pacing_status = SK_PACING_NEEDED;
+	}
 	/* Used once: a later init (a switch back to this name) must not seed again. */
 	bpf_sk_storage_delete(&ferry_seeds, sk);
 }

@@ -29,7 +29,9 @@ public record TcpInfo(
     int sndCwnd,
     int caState,
     int rttMicros,
-    int sndSsthresh) {
+    int sndSsthresh,
+    long deliveryRate,
+    long pacingRate) {
 
   public static final int ESTABLISHED = 1;
   public static final int OPT_TIMESTAMPS = 1;
@@ -46,6 +48,9 @@ public record TcpInfo(
 
   /** Bytes up to and including tcpi_advmss; every kernel since 2.6 returns at least this. */
   static final int MIN_LENGTH = 88;
+
+  /** Bytes up to and including tcpi_delivery_rate (Linux 4.9+). */
+  static final int DELIVERY_RATE_END = 168;
 
   private static final String[] STATES = {
     "UNKNOWN",
@@ -80,7 +85,9 @@ public record TcpInfo(
         b.getInt(80),
         b.get(1) & 0xff,
         b.getInt(68),
-        b.getInt(76));
+        b.getInt(76),
+        raw.length >= DELIVERY_RATE_END ? b.getLong(160) : 0,
+        raw.length >= DELIVERY_RATE_END ? b.getLong(104) : 0);
   }
 
   public String stateName() {

@@ -206,6 +206,49 @@ public final class Testbed implements AutoCloseable {
   }
 
   /**
+   * Adds a host that is not on the LAN but behind {@code router}, on a cable of its own: {@code
+   * clientCidr} on its eth0, {@code routerCidr} on the router's end, {@code "c-" + role}, and a
+   * default route through the router. For a client on the far side of a WAN link ({@link
+   * SlowLink}).
+   */
+  public Host behind(Host router, String role, String routerCidr, String clientCidr) {
+    if (role.length() > 10) {
+      throw new IllegalArgumentException("role name must be at most 10 characters: " + role);
+    }
+    String ns = namespace(role);
+    String routerEnd = "c-" + role;
+    Shell.run(
+        "ip",
+        "-n",
+        ns,
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        routerEnd,
+        "netns",
+        router.netns());
+    Shell.run("ip", "-n", router.netns(), "addr", "add", routerCidr, "dev", routerEnd);
+    Shell.run("ip", "-n", router.netns(), "link", "set", routerEnd, "up");
+    Shell.run("ip", "-n", ns, "link", "set", "eth0", "up");
+    Host host = new Host(ns, role, routerEnd);
+    host.addAddress(clientCidr);
+    Shell.run(
+        "ip",
+        "-n",
+        ns,
+        "route",
+        "add",
+        "default",
+        "via",
+        routerCidr.substring(0, routerCidr.indexOf('/')));
+    return host;
+  }
+
+  /**
    * Plugs the machine's own namespace into the LAN with {@code cidr}, as the control plane that
    * reaches every node: a test process can then call the nodes' agents directly. The cable goes
    * when the LAN does (a veth dies with its peer), even if the test process is killed.

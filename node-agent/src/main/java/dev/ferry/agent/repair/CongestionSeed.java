@@ -116,7 +116,8 @@ public final class CongestionSeed implements AutoCloseable {
     SocketOptions options = new SocketOptions(socket);
     String algorithm = options.congestion();
     try {
-      seeds.update(key(socket), value(cwnd, state.ssthresh()), BpfMap.BPF_ANY);
+      seeds.update(
+          key(socket), value(cwnd, state.ssthresh(), state.deliveryRate()), BpfMap.BPF_ANY);
     } catch (SyscallException e) {
       LOG.warning(connection + ": its congestion state is not carried: " + e.getMessage());
       return Optional.empty();
@@ -133,12 +134,13 @@ public final class CongestionSeed implements AutoCloseable {
     new SocketOptions(socket).setCongestion(algorithm);
   }
 
-  /** struct seed of the BPF program: cwnd, then ssthresh, host order. */
-  private static byte[] value(int cwnd, int ssthresh) {
-    return ByteBuffer.allocate(8)
+  /** struct seed of the BPF program: cwnd, ssthresh, pacing rate, host order. */
+  private static byte[] value(int cwnd, int ssthresh, long pacingRate) {
+    return ByteBuffer.allocate(16)
         .order(ByteOrder.nativeOrder())
         .putInt(cwnd)
         .putInt(ssthresh)
+        .putLong(pacingRate)
         .array();
   }
 

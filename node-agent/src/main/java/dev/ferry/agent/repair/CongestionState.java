@@ -14,8 +14,11 @@ import dev.ferry.sys.TcpInfo;
  * @param caState tcpi_ca_state: 0 Open, 1 Disorder, 2 CWR, 3 Recovery, 4 Loss
  * @param rttMicros tcpi_rtt: carried for the record, since nothing can set it on the restored
  *     socket; its first acknowledgement gives it a sample
+ * @param deliveryRate tcpi_delivery_rate, bytes per second: the restored socket paces its first
+ *     flight at it; 0 where the source's kernel had no sample
  */
-public record CongestionState(int cwnd, int ssthresh, int caState, int rttMicros) {
+public record CongestionState(
+    int cwnd, int ssthresh, int caState, int rttMicros, long deliveryRate) {
   private static final int CA_LOSS = 4;
 
   public CongestionState {
@@ -31,6 +34,11 @@ public record CongestionState(int cwnd, int ssthresh, int caState, int rttMicros
     if (caState < 0 || caState > CA_LOSS) {
       throw new IllegalArgumentException("congestion.ca_state must be 0-4, got " + caState);
     }
+    if (deliveryRate < 0) {
+      throw new IllegalArgumentException(
+          "congestion.delivery_rate must be 0-9223372036854775807 bytes/s, got "
+              + Long.toUnsignedString(deliveryRate));
+    }
     if (rttMicros < 0) {
       throw new IllegalArgumentException(
           "congestion.rtt_us must be 0-2147483647, got " + Integer.toUnsignedString(rttMicros));
@@ -39,15 +47,18 @@ public record CongestionState(int cwnd, int ssthresh, int caState, int rttMicros
 
   static CongestionState of(TcpInfo info) {
     return new CongestionState(
-        info.sndCwnd(), info.sndSsthresh(), info.caState(), info.rttMicros());
+        info.sndCwnd(), info.sndSsthresh(), info.caState(), info.rttMicros(), info.deliveryRate());
   }
 
   /**
-   * The window to start from, or 0 to keep the kernel's initial one: in CWR, Recovery or Loss the
-   * window is cut for as long as the loss is being repaired, and starting from it would keep the
-   * cut; ssthresh, already lowered, then leads the slow start back.
+   * The window to start from, or 0 to keep the kernel's initial one. A window cut for a loss being
+   * repaired (CWR, Recovery) is what the source would have gone on with, and is kept: a restored
+   * socket whose window is smaller than the bytes it has in flight sends nothing new until they are
+   * acknowledged, and a download's client, with nothing to send, acknowledges nothing until a timer
+   * fires (1 to 3 s without an RTT sample). After a retransmission timeout (Loss) the window is 1,
+   * below the initial one.
    */
   int seedCwnd() {
-    return caState <= TcpInfo.CA_DISORDER ? cwnd : 0;
+    return caState == CA_LOSS ? 0 : cwnd;
   }
 }

@@ -75,7 +75,8 @@ public final class SocketStateCodec {
                         .setCwnd(c.cwnd())
                         .setSsthresh(c.ssthresh())
                         .setCaState(c.caState())
-                        .setRttUs(c.rttMicros())));
+                        .setRttUs(c.rttMicros())
+                        .setDeliveryRate(c.deliveryRate())));
     if (s.tcpState() != MovableState.ESTABLISHED) {
       b.setFormatVersion(HALF_CLOSED_FORMAT_VERSION).setTcpState(s.tcpState().kernelState);
     } else {
@@ -208,7 +209,8 @@ public final class SocketStateCodec {
                       m.getCongestion().getCwnd(),
                       m.getCongestion().getSsthresh(),
                       m.getCongestion().getCaState(),
-                      m.getCongestion().getRttUs()))
+                      m.getCongestion().getRttUs(),
+                      m.getCongestion().getDeliveryRate()))
               : Optional.empty());
     } catch (IllegalArgumentException e) {
       throw new InvalidSocketStateException("invalid socket state: " + e.getMessage(), e);

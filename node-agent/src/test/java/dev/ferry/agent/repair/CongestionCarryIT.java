@@ -54,6 +54,10 @@ class CongestionCarryIT {
       TcpInfo restored = staged.socket().info();
       assertThat(restored.sndCwnd()).isEqualTo(carried.cwnd());
       assertThat(restored.sndSsthresh()).isEqualTo(carried.ssthresh());
+      assertThat(carried.deliveryRate()).as("the source's delivery rate").isPositive();
+      assertThat(restored.pacingRate())
+          .as("paced at the source's delivery rate until its first ACK")
+          .isEqualTo(carried.deliveryRate());
       assertThat(new SocketOptions(staged.socket()).congestion()).isEqualTo("reno");
 
       lab.announceB();
@@ -74,6 +78,8 @@ class CongestionCarryIT {
 
       RestoredSocket staged = lab.track(lab.bNs.call(() -> new SocketRestorer().restore(state)));
       assertThat(staged.socket().info().sndCwnd()).isLessThanOrEqualTo(10);
+      assertThat(staged.socket().info().pacingRate())
+          .isNotEqualTo(state.congestion().orElseThrow().deliveryRate());
 
       lab.announceB();
       stream.finishFrom(lab.track(staged.resume()));

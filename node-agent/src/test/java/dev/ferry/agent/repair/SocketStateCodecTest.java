@@ -22,7 +22,7 @@ class SocketStateCodecTest {
           true, true, true, 61, 17, 5, 4321, "cubic", 16384, 0x5eed, 5, 0xb8, 96 * 1024, 80 * 1024,
           true, 9);
 
-  static final CongestionState CONGESTION = new CongestionState(4453, 2210, 1, 20123);
+  static final CongestionState CONGESTION = new CongestionState(4453, 2210, 1, 20123, 12_500_000);
 
   private static SocketState state(String local, String remote, int queueBytes) throws Exception {
     return stateWithoutOptions(local, remote, queueBytes)

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.agent.repair;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import org.junit.jupiter.api.Test;
+
+class CongestionStateTest {
+
+  @Test
+  void theWindowIsSeededInEveryStateButLossWhereItIsOne() {
+    // Open, Disorder, CWR, Recovery: the window the source would have gone on with.
+    for (int caState = 0; caState <= 3; caState++) {
+      assertThat(new CongestionState(240, 120, caState, 20_000, 0).seedCwnd())
+          .as("ca_state %d", caState)
+          .isEqualTo(240);
+    }
+    assertThat(new CongestionState(1, 120, 4, 20_000, 0).seedCwnd()).isZero();
+  }
+
+  @Test
+  void valuesTheKernelNeverReportsAreRefusedWithTheirField() {
+    assertThatThrownBy(() -> new CongestionState(0, 10, 0, 0, 0))
+        .hasMessageContaining("congestion.cwnd");
+    assertThatThrownBy(() -> new CongestionState(10, 10, 0, 0, -1))
+        .hasMessageContaining("congestion.delivery_rate");
+    assertThatThrownBy(() -> new CongestionState(10, 10, 0, -1, 0))
+        .hasMessageContaining("congestion.rtt_us");
+  }
+}
