@@ -26,6 +26,10 @@ public final class PodAddresses {
   private final String uplink;
   private final List<String> carriers;
   private final AddressMover mover = new AddressMover();
+  private final AddressClaims claims = new AddressClaims();
+
+  /** What a claim is on: one address on one pod. */
+  private record Claimed(ServiceAddress address, PodRef pod) {}
 
   /**
    * Announcements of an address leave from the first of {@code carriers} (the hold's interfaces)
@@ -68,6 +72,43 @@ public final class PodAddresses {
       }
     }
     return logged(steps);
+  }
+
+  /**
+   * An arrival's {@link #add} of the address to its target pod (without the node's route, which
+   * comes at {@link #add} later), remembered until {@link #release}: see {@link AddressClaims}.
+   */
+  public void claim(ServiceAddress a, PodRef pod, String ifname, Object arrival)
+      throws SyscallException {
+    claims.claim(
+        new Claimed(a, pod),
+        arrival,
+        () -> add(a, pod, ifname, "", false).stream().anyMatch(AddressMover.Step::changed));
+  }
+
+  /**
+   * The arrival is over: committed, or rolled back, and then the address and the node's route to it
+   * go, unless another arrival relies on them or the pod had the address before.
+   *
+   * @return whether the address was removed
+   */
+  public boolean release(
+      ServiceAddress a,
+      PodRef pod,
+      String ifname,
+      String hostInterface,
+      boolean hostRoute,
+      Object arrival,
+      boolean committed)
+      throws SyscallException {
+    return claims.release(
+        new Claimed(a, pod),
+        arrival,
+        committed,
+        () -> {
+          remove(a, pod, ifname, hostInterface, hostRoute);
+          return true;
+        });
   }
 
   /** Undoes {@link #add}: the route first, so that nothing is delivered to an address going. */

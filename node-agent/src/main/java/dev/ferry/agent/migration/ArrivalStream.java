@@ -174,7 +174,9 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         LOG.info(() -> "migration " + id() + " arriving from " + header.getSourceNode());
         if (!header.getAddress().getCidr().isEmpty()) {
           address = PodAddresses.parse("address.cidr", header.getAddress().getCidr());
-          node.addresses().add(address, header.getTargetPod(), ifname(), "", false);
+          // Another arrival to this pod may rely on the address too (a rolled-back attempt still
+          // being dropped, or an earlier move): claims keep each from removing it under the other.
+          node.addresses().claim(address, header.getTargetPod(), ifname(), this);
           addressOnPod = true;
         }
       }
@@ -313,6 +315,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
           }
         }
         end();
+        releaseAddress(true);
         out.onNext(
             ArrivalReply.newBuilder()
                 .setResumed(target.status())
@@ -393,28 +396,50 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
     if (!s.getCommitted()) {
       prestates.forEach(Prestate::drop);
     }
-    if (!s.getCommitted() && addressOnPod) {
-      try {
-        node.addresses()
-            .remove(
-                address,
-                header.getTargetPod(),
-                ifname(),
-                header.getAddress().getTargetHostInterface(),
-                header.getAddress().getHostRoute());
-        addressOnPod = false;
-      } catch (SyscallException | RuntimeException e) {
-        LOG.warning(
+    releaseAddress(s.getCommitted());
+    return s;
+  }
+
+  /**
+   * This arrival no longer needs the address on the pod: committed, it stays the pod's; rolled
+   * back, it goes unless another arrival relies on it or the pod had it before.
+   */
+  private void releaseAddress(boolean committed) {
+    if (!addressOnPod) {
+      return;
+    }
+    addressOnPod = false;
+    try {
+      boolean removed =
+          node.addresses()
+              .release(
+                  address,
+                  header.getTargetPod(),
+                  ifname(),
+                  header.getAddress().getTargetHostInterface(),
+                  header.getAddress().getHostRoute(),
+                  this,
+                  committed);
+      if (!committed && !removed) {
+        LOG.info(
             () ->
                 "migration "
                     + id()
-                    + ": taking "
+                    + ": "
                     + address
-                    + " off the target pod failed: "
-                    + e.getMessage());
+                    + " stays on the target pod: it had it before, or another arrival relies"
+                    + " on it");
       }
+    } catch (SyscallException | RuntimeException e) {
+      LOG.warning(
+          () ->
+              "migration "
+                  + id()
+                  + ": taking "
+                  + address
+                  + " off the target pod failed: "
+                  + e.getMessage());
     }
-    return s;
   }
 
   /** The address on the target pod (already there) and the node's route to it. */
