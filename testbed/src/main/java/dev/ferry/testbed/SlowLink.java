@@ -43,11 +43,7 @@ public final class SlowLink implements AutoCloseable {
       throws IOException {
     String ns = router.netns();
     String toClient = client.lanPort();
-    Shell.run(
-        "ip",
-        "netns",
-        "exec",
-        ns,
+    router.run(
         "sysctl",
         "-q",
         "-w",
@@ -62,15 +58,7 @@ public final class SlowLink implements AutoCloseable {
       started.add(up);
       for (String dev : List.of("dl-down-in", "dl-down-out", "dl-up-in", "dl-up-out")) {
         Shell.run("ip", "-n", ns, "link", "set", dev, "up");
-        Shell.run(
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            "sysctl",
-            "-q",
-            "-w",
-            "net.ipv4.conf." + dev + ".rp_filter=0");
+        router.run("sysctl", "-q", "-w", "net.ipv4.conf." + dev + ".rp_filter=0");
       }
       Shell.run("ip", "-n", ns, "route", "add", clientSubnet, "dev", "dl-down-in", "table", "100");
       Shell.run("ip", "-n", ns, "rule", "add", "iif", "eth0", "lookup", "100");

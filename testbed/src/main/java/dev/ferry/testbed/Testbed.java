@@ -156,23 +156,8 @@ public final class Testbed implements AutoCloseable {
     if (role.length() > 10) {
       throw new IllegalArgumentException("role name must be at most 10 characters: " + role);
     }
-    String ns = namespace(role);
     String nodeEnd = "v-" + role;
-    Shell.run(
-        "ip",
-        "-n",
-        ns,
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        nodeEnd,
-        "netns",
-        node.netns());
-    Shell.run("ip", "-n", node.netns(), "link", "set", nodeEnd, "up");
+    String ns = cabledTo(node, role, nodeEnd);
     Shell.run("ip", "-n", ns, "link", "set", "eth0", "up");
     String nodeMac =
         Shell.run("ip", "-n", node.netns(), "-br", "link", "show", nodeEnd).trim().split("\\s+")[2];
@@ -215,24 +200,9 @@ public final class Testbed implements AutoCloseable {
     if (role.length() > 10) {
       throw new IllegalArgumentException("role name must be at most 10 characters: " + role);
     }
-    String ns = namespace(role);
     String routerEnd = "c-" + role;
-    Shell.run(
-        "ip",
-        "-n",
-        ns,
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        routerEnd,
-        "netns",
-        router.netns());
+    String ns = cabledTo(router, role, routerEnd);
     Shell.run("ip", "-n", router.netns(), "addr", "add", routerCidr, "dev", routerEnd);
-    Shell.run("ip", "-n", router.netns(), "link", "set", routerEnd, "up");
     Shell.run("ip", "-n", ns, "link", "set", "eth0", "up");
     Host host = new Host(ns, role, routerEnd);
     host.addAddress(clientCidr);
@@ -246,6 +216,29 @@ public final class Testbed implements AutoCloseable {
         "via",
         routerCidr.substring(0, routerCidr.indexOf('/')));
     return host;
+  }
+
+  /**
+   * A new namespace for {@code role} whose eth0 is cabled to {@code other}'s {@code otherEnd}, up.
+   */
+  private String cabledTo(Host other, String role, String otherEnd) {
+    String ns = namespace(role);
+    Shell.run(
+        "ip",
+        "-n",
+        ns,
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        otherEnd,
+        "netns",
+        other.netns());
+    Shell.run("ip", "-n", other.netns(), "link", "set", otherEnd, "up");
+    return ns;
   }
 
   /**

@@ -295,20 +295,27 @@ final class CriuMove {
 
   /** Runs {@code criu ARGS} inside {@code node}'s pod's network namespace. */
   private static void criu(Path dir, String what, Node node, String... args) {
-    List<String> cmd =
-        new ArrayList<>(List.of("nsenter", "--net=/var/run/netns/" + node.pod.netns(), "criu"));
+    criu(node.pod.netns(), node.name + "'s pod", dir.resolve(what + ".log"), args);
+  }
+
+  /**
+   * Runs {@code criu args} in the network namespace {@code netns} (the machine's mount namespace);
+   * a failure names {@code where} and quotes the last errors of {@code log}.
+   */
+  static void criu(String netns, String where, Path log, String... args) {
+    List<String> cmd = new ArrayList<>(List.of("nsenter", "--net=/var/run/netns/" + netns, "criu"));
     cmd.addAll(List.of(args));
     Shell.Result r = Shell.attempt(cmd);
     if (r.exit() != 0) {
       throw new IllegalStateException(
           "criu "
-              + what
+              + args[0]
               + " in "
-              + node.name
-              + "'s pod failed (exit "
+              + where
+              + " failed (exit "
               + r.exit()
               + "): "
-              + lastErrors(dir.resolve(what + ".log"), r.stderr()));
+              + lastErrors(log, r.stderr()));
     }
   }
 

@@ -324,8 +324,10 @@ public final class LinkBenchmark {
       try (Receiver receiver = new Receiver(channel)) {
         Thread.sleep(before.toMillis());
         long freeze = System.nanoTime();
-        criu(
-            a,
+        CriuMove.criu(
+            a.netns(),
+            "node A",
+            dir.resolve("dump.log"),
             "dump",
             "-t",
             String.valueOf(p.pid()),
@@ -336,8 +338,10 @@ public final class LinkBenchmark {
             "dump.log");
         p.waitFor(10, TimeUnit.SECONDS);
         bed.moveAddress(SERVICE_CIDR, a, b);
-        criu(
-            b,
+        CriuMove.criu(
+            b.netns(),
+            "node B",
+            dir.resolve("restore.log"),
             "restore",
             "-D",
             dir.toString(),
@@ -370,17 +374,6 @@ public final class LinkBenchmark {
             "the CRIU row's server did not start: " + Files.readString(out));
       }
       Thread.sleep(20);
-    }
-  }
-
-  private static void criu(Host in, String... args) {
-    List<String> cmd =
-        new ArrayList<>(List.of("nsenter", "--net=/var/run/netns/" + in.netns(), "criu"));
-    cmd.addAll(List.of(args));
-    Shell.Result r = Shell.attempt(cmd);
-    if (r.exit() != 0) {
-      throw new IllegalStateException(
-          "criu " + args[0] + " failed (exit " + r.exit() + "): " + r.stderr());
     }
   }
 

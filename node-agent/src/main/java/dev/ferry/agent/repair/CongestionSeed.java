@@ -105,14 +105,15 @@ public final class CongestionSeed implements AutoCloseable {
   }
 
   /**
-   * Before {@code connect}, on a socket in repair mode: stores the seed for the socket and makes
-   * this its congestion control. Returns the algorithm the socket had, for {@link #switchBack}, or
-   * empty if there is nothing to seed or the seed could not be stored (logged; the socket keeps the
-   * initial window, as without a seed).
+   * Before {@code connect}, on a socket in repair mode: stores the seed for the socket ({@link
+   * CongestionState#seedCwnd}) and makes this its congestion control. Returns the algorithm the
+   * socket had, for {@link #switchBack}, or empty if there is nothing to seed or the seed could not
+   * be stored (logged; the socket keeps the initial window, as without a seed).
    */
-  Optional<String> arm(TcpSocket socket, CongestionState state, String connection)
-      throws SyscallException {
-    int cwnd = state.seedCwnd();
+  Optional<String> arm(TcpSocket socket, SocketState socketState) throws SyscallException {
+    CongestionState state = socketState.congestion().orElseThrow();
+    String connection = socketState.connection();
+    int cwnd = state.seedCwnd(inFlightSegments(socketState));
     SocketOptions options = new SocketOptions(socket);
     String algorithm = options.congestion();
     try {
@@ -132,6 +133,13 @@ public final class CongestionSeed implements AutoCloseable {
    */
   void switchBack(TcpSocket socket, String algorithm) throws SyscallException {
     new SocketOptions(socket).setCongestion(algorithm);
+  }
+
+  /** The segments the restored socket counts sent and unacknowledged: its unacked queue in MSS. */
+  static int inFlightSegments(SocketState s) {
+    // The payload of a full segment: the peer's MSS less the timestamp option's 12 bytes.
+    int payload = Math.max(1, s.mssClamp() - (s.timestamps() ? 12 : 0));
+    return (int) ((s.sendUnacked().length + (long) payload - 1) / payload);
   }
 
   /** struct seed of the BPF program: cwnd, ssthresh, pacing rate, host order. */

@@ -50,15 +50,24 @@ public record CongestionState(
         info.sndCwnd(), info.sndSsthresh(), info.caState(), info.rttMicros(), info.deliveryRate());
   }
 
+  /** The kernel's initial window (TCP_INIT_CWND), in segments. */
+  static final int INITIAL_WINDOW = 10;
+
   /**
-   * The window to start from, or 0 to keep the kernel's initial one. A window cut for a loss being
-   * repaired (CWR, Recovery) is what the source would have gone on with, and is kept: a restored
-   * socket whose window is smaller than the bytes it has in flight sends nothing new until they are
-   * acknowledged, and a download's client, with nothing to send, acknowledges nothing until a timer
-   * fires (1 to 3 s without an RTT sample). After a retransmission timeout (Loss) the window is 1,
-   * below the initial one.
+   * The window to start from, given the segments the restored socket counts in flight: those the
+   * source had sent and the client had not acknowledged when it was frozen (the client's ACKs of
+   * them were held). A window cut for a loss being repaired (CWR, Recovery) is what the source
+   * would have gone on with, and is kept; after a retransmission timeout (Loss) the window is 1,
+   * and the initial one is used instead.
+   *
+   * <p>Never less than the segments in flight plus the initial window. Most of what was in flight
+   * has reached the client by the resume; a socket with no room left sends nothing new until some
+   * of it is acknowledged, and a downloading client, with nothing to send, acknowledges nothing
+   * until a timer of the restored socket fires (1 s or more, as it has no RTT sample yet).
    */
-  int seedCwnd() {
-    return caState == CA_LOSS ? 0 : cwnd;
+  int seedCwnd(int inFlightSegments) {
+    int own = caState == CA_LOSS ? INITIAL_WINDOW : cwnd;
+    return (int)
+        Math.min(Integer.MAX_VALUE, Math.max(own, (long) inFlightSegments + INITIAL_WINDOW));
   }
 }

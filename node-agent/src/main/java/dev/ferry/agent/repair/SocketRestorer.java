@@ -87,7 +87,7 @@ public final class SocketRestorer {
       if (congestion.isPresent() && state.congestion().isPresent()) {
         // After TCP_CONGESTION was set: the seed gives way to it and switches back to it.
         step = "seed the congestion state";
-        algorithm = congestion.get().arm(socket, state.congestion().get(), state.connection());
+        algorithm = congestion.get().arm(socket, state);
       }
       step = "connect";
       socket.connect(state.remote());

@@ -147,21 +147,7 @@ class CongestionCarryIT {
 
     /** The rest of the download from B: every byte once, in order. */
     void finishFrom(TcpSocket onB) throws Exception {
-      CompletableFuture<Void> rest =
-          CompletableFuture.runAsync(
-              () -> {
-                try {
-                  Peers.readToEnd(client, received, false);
-                } catch (Exception e) {
-                  throw new IllegalStateException(
-                      "client read failed after " + received.size() + " bytes", e);
-                }
-              });
-      Peers.writeRest(onB, SEED, WARM_UP, WARM_UP + REST);
-      onB.shutdownOutput();
-      rest.get(60, TimeUnit.SECONDS);
-      assertThat(received.size()).isEqualTo(WARM_UP + REST);
-      assertThat(Pattern.firstMismatch(SEED, received.toByteArray())).isEqualTo(-1);
+      Peers.finishDownload(client, received, onB, SEED, WARM_UP, WARM_UP + REST);
     }
   }
 }

@@ -9,14 +9,22 @@ import org.junit.jupiter.api.Test;
 class CongestionStateTest {
 
   @Test
-  void theWindowIsSeededInEveryStateButLossWhereItIsOne() {
+  void theWindowIsSeededInEveryStateButLossWhereTheInitialOneIsUsed() {
     // Open, Disorder, CWR, Recovery: the window the source would have gone on with.
     for (int caState = 0; caState <= 3; caState++) {
-      assertThat(new CongestionState(240, 120, caState, 20_000, 0).seedCwnd())
+      assertThat(new CongestionState(240, 120, caState, 20_000, 0).seedCwnd(0))
           .as("ca_state %d", caState)
           .isEqualTo(240);
     }
-    assertThat(new CongestionState(1, 120, 4, 20_000, 0).seedCwnd()).isZero();
+    assertThat(new CongestionState(1, 120, 4, 20_000, 0).seedCwnd(0)).isEqualTo(10);
+  }
+
+  /** A socket with its window full of held bytes would wait for a timer before it sends again. */
+  @Test
+  void theWindowLeavesRoomForTheInitialWindowBeyondWhatIsInFlight() {
+    assertThat(new CongestionState(240, 120, 0, 20_000, 0).seedCwnd(240)).isEqualTo(250);
+    assertThat(new CongestionState(240, 120, 0, 20_000, 0).seedCwnd(100)).isEqualTo(240);
+    assertThat(new CongestionState(1, 120, 4, 20_000, 0).seedCwnd(30)).isEqualTo(40);
   }
 
   @Test

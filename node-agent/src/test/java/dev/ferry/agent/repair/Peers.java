@@ -7,6 +7,8 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 
 /** Reading and writing helpers for the two ends of a test connection. */
 public final class Peers {
@@ -36,6 +38,43 @@ public final class Peers {
       byte[] chunk = Pattern.bytes(seed, pos, (int) Math.min(65536, end - pos));
       server.writeFully(chunk);
       pos += chunk.length;
+    }
+  }
+
+  /**
+   * Ends a moved download: writes pattern bytes [offset, total) from the restored socket and shuts
+   * it down, while the client reads to the end; the client must then hold every byte once, in
+   * order, {@code received} included.
+   */
+  public static void finishDownload(
+      SocketChannel client,
+      ByteArrayOutputStream received,
+      TcpSocket onB,
+      long seed,
+      long offset,
+      long total)
+      throws Exception {
+    CompletableFuture<Void> reader =
+        CompletableFuture.runAsync(
+            () -> {
+              try {
+                readToEnd(client, received, false);
+              } catch (Exception e) {
+                throw new IllegalStateException(
+                    "client read failed after " + received.size() + " bytes", e);
+              }
+            });
+    writeRest(onB, seed, offset, total);
+    onB.shutdownOutput();
+    reader.get(60, TimeUnit.SECONDS);
+    if (received.size() != total) {
+      throw new AssertionError(
+          "the client received " + received.size() + " of " + total + " bytes");
+    }
+    long mismatch = Pattern.firstMismatch(seed, received.toByteArray());
+    if (mismatch != -1) {
+      throw new AssertionError(
+          "byte " + mismatch + " is not the one sent: lost, duplicated or reordered");
     }
   }
 

@@ -16,8 +16,6 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -235,21 +233,7 @@ class SocketOptionsMigrationIT {
 
     /** The rest of the download from B; the client gets every byte once, in order. */
     void finishFrom(TcpSocket onB) throws Exception {
-      CompletableFuture<Void> reader =
-          CompletableFuture.runAsync(
-              () -> {
-                try {
-                  Peers.readToEnd(client, received, false);
-                } catch (Exception e) {
-                  throw new IllegalStateException(
-                      "client read failed after " + received.size() + " bytes", e);
-                }
-              });
-      Peers.writeRest(onB, SEED, written, TOTAL);
-      onB.shutdownOutput();
-      reader.get(60, TimeUnit.SECONDS);
-      assertThat(received.size()).isEqualTo(TOTAL);
-      assertThat(Pattern.firstMismatch(SEED, received.toByteArray())).isEqualTo(-1);
+      Peers.finishDownload(client, received, onB, SEED, written, TOTAL);
     }
   }
 
