@@ -41,11 +41,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *
  * <p>Side by side, each on a fresh testbed: the repair path with the congestion state carried (what
  * the agent does), the same without it (the initial window, as before it was carried), and CRIU
- * moving the server process whole, when {@code criu} 4.x is installed. The Ferry rows use the
- * agent's own export and restore ({@link SocketExporter}, {@link SocketRestorer}, {@link
- * CongestionSeed}) and hold ({@link ConnectionHold}) in the order the agents use them; only the
- * handoff with an application is left out (the sender stops writing at the freeze). Not a test: the
- * figures depend on the machine.
+ * moving the server process whole, when {@code criu check} passes (see e2e/BENCHMARK.md for
+ * building CRIU 4.x). The Ferry rows use the agent's own export and restore ({@link
+ * SocketExporter}, {@link SocketRestorer}, {@link CongestionSeed}) and hold ({@link
+ * ConnectionHold}) in the order the agents use them; only the handoff with an application is left
+ * out (the sender stops writing at the freeze). Not a test: the figures depend on the machine.
  */
 public final class LinkBenchmark {
   private static final String SERVICE = "10.88.0.100";
@@ -94,7 +94,7 @@ public final class LinkBenchmark {
             megabits,
             Duration.ofSeconds(4),
             Duration.ofSeconds(3));
-    String criu = criuUnavailable();
+    String criu = CriuMove.unavailable();
     say(
         "a download behind %d ms RTT and %d Mbit/s, moved at full speed from A to B; %d runs of each"
             .formatted(rttMillis, megabits, runs));
@@ -374,20 +374,6 @@ public final class LinkBenchmark {
             "the CRIU row's server did not start: " + Files.readString(out));
       }
       Thread.sleep(20);
-    }
-  }
-
-  /** Why the CRIU row cannot run here, or null. */
-  private static String criuUnavailable() {
-    try {
-      Shell.Result v = Shell.attempt(List.of("criu", "--version"));
-      if (v.exit() != 0 || !v.stdout().matches("(?s).*Version: [4-9].*")) {
-        return "criu 4.x is needed (Debian's 3.17 cannot run on this kernel): "
-            + "../shared/tools/build-criu.sh builds one";
-      }
-      return null;
-    } catch (IllegalStateException e) {
-      return "criu is not installed: " + e.getMessage();
     }
   }
 

@@ -107,8 +107,8 @@ public final class CongestionSeed implements AutoCloseable {
   /**
    * Before {@code connect}, on a socket in repair mode: stores the seed for the socket ({@link
    * CongestionState#seedCwnd}) and makes this its congestion control. Returns the algorithm the
-   * socket had, for {@link #switchBack}, or empty if there is nothing to seed or the seed could not
-   * be stored (logged; the socket keeps the initial window, as without a seed).
+   * socket had, for {@link #switchBack}, or empty if the seed could not be stored (logged; the
+   * socket keeps the initial window, as without a seed).
    */
   Optional<String> arm(TcpSocket socket, SocketState socketState) throws SyscallException {
     CongestionState state = socketState.congestion().orElseThrow();
