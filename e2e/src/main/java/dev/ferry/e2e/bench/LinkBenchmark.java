@@ -225,13 +225,7 @@ public final class LinkBenchmark {
                   s.listen(1);
                   return s;
                 })) {
-      SocketChannel channel =
-          nsClient.call(
-              () -> {
-                SocketChannel c = SocketChannel.open();
-                c.connect(service);
-                return c;
-              });
+      SocketChannel channel = nsClient.call(() -> SocketChannel.open(service));
       ConnectionHold holdA = ConnectionHold.install(bed.bpfPinDir("a"), "eth0", nsA);
       ConnectionHold holdB = ConnectionHold.install(bed.bpfPinDir("b"), "eth0", nsB);
       try (Receiver receiver = new Receiver(channel)) {
@@ -314,13 +308,7 @@ public final class LinkBenchmark {
     long restoredPid = 0;
     try (NetNamespace nsClient = NetNamespace.named(client.netns())) {
       awaitListening(dir.resolve("server.out"));
-      SocketChannel channel =
-          nsClient.call(
-              () -> {
-                SocketChannel c = SocketChannel.open();
-                c.connect(service);
-                return c;
-              });
+      SocketChannel channel = nsClient.call(() -> SocketChannel.open(service));
       try (Receiver receiver = new Receiver(channel)) {
         Thread.sleep(before.toMillis());
         long freeze = System.nanoTime();
