@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.sys;
 
+import java.io.IOException;
+import java.io.InputStream;
 import java.lang.ref.Reference;
 import java.nio.file.Path;
 import jnr.ffi.Memory;
@@ -32,6 +34,20 @@ public final class BpfObject implements AutoCloseable {
       throw new SyscallException("bpf_object__open_mem(" + name + ")", Native.errno());
     }
     return new BpfObject(obj, name, image);
+  }
+
+  /**
+   * Opens an object that travels as a resource of {@code owner}'s class loader (the agent's jar),
+   * under {@code resource}, e.g. "bpf/hold_tc.bpf.o".
+   */
+  public static BpfObject openResource(Class<?> owner, String resource) throws IOException {
+    try (InputStream in = owner.getClassLoader().getResourceAsStream(resource)) {
+      if (in == null) {
+        throw new IOException(
+            resource + " is missing from the class path: build bpf/ first (make -C bpf)");
+      }
+      return open(in.readAllBytes(), resource);
+    }
   }
 
   public static BpfObject open(Path file) throws SyscallException {
@@ -126,15 +142,12 @@ public final class BpfObject implements AutoCloseable {
 
   /** A map of this object; valid while the object is open. */
   public BpfMap map(String name) throws SyscallException {
-    for (Pointer map = Native.Bpf.LIB.bpf_object__next_map(obj, null);
-        map != null;
-        map = Native.Bpf.LIB.bpf_object__next_map(obj, map)) {
-      if (name.equals(Native.Bpf.LIB.bpf_map__name(map))) {
-        int fd = Bpf.check(Native.Bpf.LIB.bpf_map__fd(map), () -> "bpf_map__fd(" + name + ")");
-        return BpfMap.borrowed(fd, name);
-      }
+    Pointer map = Native.Bpf.LIB.bpf_object__find_map_by_name(obj, name);
+    if (map == null) {
+      throw new SyscallException("map " + name + " in " + file, Errno.ENOENT);
     }
-    throw new SyscallException("map " + name + " in " + file, Errno.ENOENT);
+    int fd = Bpf.check(Native.Bpf.LIB.bpf_map__fd(map), () -> "bpf_map__fd(" + name + ")");
+    return BpfMap.borrowed(fd, name);
   }
 
   /** What one {@link #testRun} returned: the program's verdict and the packet it left. */

@@ -175,6 +175,11 @@ public final class LinkBenchmark {
       int cwndExported,
       int cwndRestored,
       String link) {
+    /** This result with the link's figures. */
+    Result withLink(String figures) {
+      return new Result(rateMbit, pauseMillis, backTo90Millis, cwndExported, cwndRestored, figures);
+    }
+
     @Override
     public String toString() {
       return "%.1f Mbit/s before, paused %.1f ms, back to 90%% %.1f ms after the resume, cwnd %d -> %d; %s"
@@ -198,13 +203,7 @@ public final class LinkBenchmark {
                 ? criuTrial(bed, a, b, router, client)
                 : ferryTrial(mode, seed, bed, a, b, router, client);
         List<DelayLine.Figures> lines = link.stop();
-        return new Result(
-            r.rateMbit,
-            r.pauseMillis,
-            r.backTo90Millis,
-            r.cwndExported,
-            r.cwndRestored,
-            "delay line down " + lines.get(0) + "; up " + lines.get(1));
+        return r.withLink("delay line down " + lines.get(0) + "; up " + lines.get(1));
       }
     }
   }

@@ -10,7 +10,6 @@ import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcAttachment;
 import dev.ferry.sys.XdpAttachment;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -291,15 +290,7 @@ public final class ConnectionHold implements AutoCloseable {
   }
 
   static BpfObject load(String resource, Path pinDir) throws IOException {
-    byte[] elf;
-    try (InputStream in = ConnectionHold.class.getClassLoader().getResourceAsStream(resource)) {
-      if (in == null) {
-        throw new IOException(
-            resource + " is missing from the agent's class path: build bpf/ first (make -C bpf)");
-      }
-      elf = in.readAllBytes();
-    }
-    BpfObject object = BpfObject.open(elf, resource);
+    BpfObject object = BpfObject.openResource(ConnectionHold.class, resource);
     try {
       object.pinMapsUnder(pinDir);
       object.load();

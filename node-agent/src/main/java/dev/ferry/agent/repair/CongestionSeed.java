@@ -9,7 +9,6 @@ import dev.ferry.sys.SocketOptions;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Optional;
@@ -60,15 +59,7 @@ public final class CongestionSeed implements AutoCloseable {
   }
 
   static CongestionSeed registerOrFail() throws IOException {
-    byte[] elf;
-    try (InputStream in = CongestionSeed.class.getClassLoader().getResourceAsStream(OBJECT)) {
-      if (in == null) {
-        throw new IOException(
-            OBJECT + " is missing from the agent's class path: build bpf/ first (make -C bpf)");
-      }
-      elf = in.readAllBytes();
-    }
-    BpfObject object = BpfObject.open(elf, OBJECT);
+    BpfObject object = BpfObject.openResource(CongestionSeed.class, OBJECT);
     try {
       object.registerStructOpsThroughLinks();
       object.load();

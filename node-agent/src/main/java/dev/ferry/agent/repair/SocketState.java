@@ -160,48 +160,6 @@ public record SocketState(
         congestion);
   }
 
-  /** A state without congestion state, as agents before it was carried exported it. */
-  public SocketState(
-      InetSocketAddress local,
-      InetSocketAddress remote,
-      int sendSeq,
-      int recvSeq,
-      int mssClamp,
-      boolean windowScaling,
-      int sndWscale,
-      int rcvWscale,
-      boolean sack,
-      boolean timestamps,
-      int timestamp,
-      RepairWindow window,
-      byte[] sendUnacked,
-      byte[] sendUnsent,
-      byte[] recvQueue,
-      long exportedAtMillis,
-      Optional<CarriedOptions> options,
-      MovableState tcpState) {
-    this(
-        local,
-        remote,
-        sendSeq,
-        recvSeq,
-        mssClamp,
-        windowScaling,
-        sndWscale,
-        rcvWscale,
-        sack,
-        timestamps,
-        timestamp,
-        window,
-        sendUnacked,
-        sendUnsent,
-        recvQueue,
-        exportedAtMillis,
-        options,
-        tcpState,
-        Optional.empty());
-  }
-
   /** An ESTABLISHED socket's state, as agents before half-closed connections moved exported it. */
   public SocketState(
       InetSocketAddress local,
@@ -239,7 +197,8 @@ public record SocketState(
         recvQueue,
         exportedAtMillis,
         options,
-        MovableState.ESTABLISHED);
+        MovableState.ESTABLISHED,
+        Optional.empty());
   }
 
   /** A state without socket options, as agents before they were carried exported it. */

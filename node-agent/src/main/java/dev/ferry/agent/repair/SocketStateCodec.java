@@ -67,16 +67,7 @@ public final class SocketStateCodec {
     RepairWindow w = s.window();
     TcpSocketState.Builder b = TcpSocketState.newBuilder();
     s.options().ifPresent(o -> b.setSocketOptions(toMessage(o)));
-    s.congestion()
-        .ifPresent(
-            c ->
-                b.setCongestion(
-                    dev.ferry.api.v1alpha1.CongestionState.newBuilder()
-                        .setCwnd(c.cwnd())
-                        .setSsthresh(c.ssthresh())
-                        .setCaState(c.caState())
-                        .setRttUs(c.rttMicros())
-                        .setDeliveryRate(c.deliveryRate())));
+    s.congestion().ifPresent(c -> b.setCongestion(toMessage(c)));
     if (s.tcpState() != MovableState.ESTABLISHED) {
       b.setFormatVersion(HALF_CLOSED_FORMAT_VERSION).setTcpState(s.tcpState().kernelState);
     } else {
@@ -126,6 +117,21 @@ public final class SocketStateCodec {
         .setLinger(o.linger())
         .setLingerS(o.lingerSeconds())
         .build();
+  }
+
+  private static dev.ferry.api.v1alpha1.CongestionState toMessage(CongestionState c) {
+    return dev.ferry.api.v1alpha1.CongestionState.newBuilder()
+        .setCwnd(c.cwnd())
+        .setSsthresh(c.ssthresh())
+        .setCaState(c.caState())
+        .setRttUs(c.rttMicros())
+        .setDeliveryRate(c.deliveryRate())
+        .build();
+  }
+
+  private static CongestionState fromMessage(dev.ferry.api.v1alpha1.CongestionState m) {
+    return new CongestionState(
+        m.getCwnd(), m.getSsthresh(), m.getCaState(), m.getRttUs(), m.getDeliveryRate());
   }
 
   private static CarriedOptions fromMessage(SocketOptions m) {
@@ -203,15 +209,7 @@ public final class SocketStateCodec {
           m.hasSocketOptions() ? Optional.of(fromMessage(m.getSocketOptions())) : Optional.empty(),
           tcpState,
           // Absent from states written before it was carried: the kernel's initial window.
-          m.hasCongestion()
-              ? Optional.of(
-                  new CongestionState(
-                      m.getCongestion().getCwnd(),
-                      m.getCongestion().getSsthresh(),
-                      m.getCongestion().getCaState(),
-                      m.getCongestion().getRttUs(),
-                      m.getCongestion().getDeliveryRate()))
-              : Optional.empty());
+          m.hasCongestion() ? Optional.of(fromMessage(m.getCongestion())) : Optional.empty());
     } catch (IllegalArgumentException e) {
       throw new InvalidSocketStateException("invalid socket state: " + e.getMessage(), e);
     }
