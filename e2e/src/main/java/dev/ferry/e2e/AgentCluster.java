@@ -196,10 +196,19 @@ public final class AgentCluster implements AutoCloseable {
 
     /** A client of this node's agent, with the certificate {@code who} (admin, operator…). */
     public dev.ferry.api.client.AgentClient client(String who) {
+      return client(who, java.time.Duration.ofSeconds(30));
+    }
+
+    /**
+     * As {@link #client(String)}, each call bounded by {@code deadline}: for a call whose work
+     * grows with the machine's load (a Move that pre-copies a gibibyte), where the deadline only
+     * bounds a hang.
+     */
+    public dev.ferry.api.client.AgentClient client(String who, java.time.Duration deadline) {
       return new dev.ferry.api.client.AgentClient(
           api(),
           dev.ferry.api.client.CallerTls.of(dev.ferry.api.client.TlsFiles.inDirectory(certs, who)),
-          java.time.Duration.ofSeconds(30));
+          deadline);
     }
 
     /** Waits for the agent to stop on its own (a fault point), as a crash there would. */

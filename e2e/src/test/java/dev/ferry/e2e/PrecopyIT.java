@@ -56,7 +56,9 @@ class PrecopyIT {
   @Test
   void aStreamWithAGibibyteOfStateMovesWithOnlyItsLastTokensInThePause() throws Exception {
     try (CurlStream curl = cluster.curl(STREAM, java.time.Duration.ofSeconds(300));
-        AgentClient a = cluster.a.client("admin")) {
+        // The Move returns when the move has ended, a gibibyte's pre-copy included: on a busy
+        // machine that took 90 s. The deadline bounds a hang, not the work.
+        AgentClient a = cluster.a.client("admin", java.time.Duration.ofMinutes(10))) {
       curl.awaitEvents(100, 60_000);
       MoveOutcome o =
           a.call(

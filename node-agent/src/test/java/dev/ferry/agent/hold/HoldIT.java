@@ -55,6 +55,9 @@ class HoldIT {
   private static final long HOLD =
       TimeUnit.SECONDS.toNanos(Long.getLong("ferry.test.holdSeconds", 60));
 
+  /** Far below a backed-off persist probe's interval, far above a wake's time on a busy machine. */
+  private static final long WAKE_NOT_PROBE_MS = 1_000;
+
   /** Node A and node B each run the hold on their eth0, as their agents would. */
   private static final class Nodes implements AutoCloseable {
     final MigrationLab lab;
@@ -97,8 +100,8 @@ class HoldIT {
 
   @ParameterizedTest
   @EnumSource(Family.class)
-  void clientHeldForAMinuteStaysEstablishedAndResumesWithinTenMillisecondsOfTheRestore(
-      Family family) throws Exception {
+  void clientHeldForAMinuteStaysEstablishedAndResumesOnTheWakeNotOnItsNextProbe(Family family)
+      throws Exception {
     try (Nodes nodes = new Nodes(family)) {
       MigrationLab lab = nodes.lab;
       SocketChannel client = lab.connect(0);
@@ -162,13 +165,16 @@ class HoldIT {
       nodes.onA.release(key);
       nodes.onB.release(key);
 
+      // After a minute in persist the client's next probe is tens of seconds away (its timer
+      // backs off to 51 s and more): only the wake can have brought the upload within a second,
+      // however busy the machine. How fast the wake is (milliseconds) is `make bench-hold`'s.
       assertThat(TimeUnit.NANOSECONDS.toMillis(clientGot - resumedAt))
           .as("ms from resume to the client's next byte")
-          .isLessThanOrEqualTo(10);
+          .isLessThan(WAKE_NOT_PROBE_MS);
       assertThat(TimeUnit.NANOSECONDS.toMillis(uploadArrived - resumedAt))
           .as(
               "ms from resume until the client, woken from zero-window persist, delivered its upload")
-          .isLessThanOrEqualTo(10);
+          .isLessThan(WAKE_NOT_PROBE_MS);
       assertThat(Pattern.firstMismatch(8, got)).isEqualTo(-1);
       Peers.readExactly(client, 998, downloaded);
       assertThat(Pattern.firstMismatch(7, downloaded.toByteArray())).isEqualTo(-1);
