@@ -4,6 +4,10 @@
  * source). It advertises a zero window (source node, while the socket is frozen), drops them
  * (a staged socket that must stay silent), or makes the restored socket's first window probe
  * acceptable to the client (target node, at resume). Every other packet leaves untouched.
+ *
+ * It never ends classification except to drop: a segment it lets be, rewritten or not, goes on
+ * with TC_ACT_UNSPEC to the filters after it (the forwarding tunnel's, tunnel_tc.bpf.c, which
+ * must see the rewrites), and leaves as it is when there are none.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -46,23 +50,23 @@ int hold_tc(struct __sk_buff *skb)
 		parsed = parse_tcp((void *)(long)skb->data, (void *)(long)skb->data_end, &p);
 	if (parsed == PARSE_NOT_TCP) {
 		count(CNT_PASS_NOT_TCP);
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	}
 	if (parsed == PARSE_MALFORMED) {
 		count(CNT_MALFORMED);
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	}
 	count(CNT_TC_SEEN);
 	key_of(&p, 1, &key);
 	hold = bpf_map_lookup_elem(&ferry_holds, &key);
 	if (!hold || !(hold->flags & (HOLD_F_ZERO_WINDOW | HOLD_F_MUTE | HOLD_F_WAKE))) {
 		count(CNT_PASS_NOT_HELD);
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	}
 	if (bpf_ktime_get_ns() > hold->deadline_ns) {
 		count(CNT_TC_EXPIRED);
 		STAT_INC(&key, expired);
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	}
 	if (hold->flags & HOLD_F_MUTE) {
 		count(CNT_TC_MUTED);
@@ -92,7 +96,7 @@ int hold_tc(struct __sk_buff *skb)
 		if (bpf_l4_csum_replace(skb, csum_off, old_seq, new_seq, sizeof(new_seq)) ||
 		    bpf_skb_store_bytes(skb, p.l4_off + offsetof(struct tcphdr, seq), &new_seq,
 					sizeof(new_seq), 0))
-			return TC_ACT_OK;
+			return TC_ACT_UNSPEC;
 		count(CNT_TC_WOKEN);
 	}
 
@@ -101,9 +105,9 @@ int hold_tc(struct __sk_buff *skb)
 		if (bpf_l4_csum_replace(skb, csum_off, old_win, zero, sizeof(zero)) ||
 		    bpf_skb_store_bytes(skb, p.l4_off + offsetof(struct tcphdr, window), &zero,
 					sizeof(zero), 0))
-			return TC_ACT_OK;
+			return TC_ACT_UNSPEC;
 		count(CNT_TC_ZEROED);
 		STAT_INC(&key, windows_zeroed);
 	}
-	return TC_ACT_OK;
+	return TC_ACT_UNSPEC;
 }

@@ -403,22 +403,22 @@ struct test_case {
 
 static const struct test_case cases[] = {
 	/* hold_tc: the server's segments */
-	{ "tc zero window ipv4", TC, { SERVER_DATA }, FROZEN, TC_ACT_OK, ZERO_WINDOW,
+	{ "tc zero window ipv4", TC, { SERVER_DATA }, FROZEN, TC_ACT_UNSPEC, ZERO_WINDOW,
 	  .cnt = { [CNT_TC_SEEN] = 1, [CNT_TC_ZEROED] = 1 }, .stats = { .windows_zeroed = 1 } },
-	{ "tc zero window ipv6", TC, { SERVER_DATA, .v6 = 1 }, FROZEN, TC_ACT_OK, ZERO_WINDOW,
+	{ "tc zero window ipv6", TC, { SERVER_DATA, .v6 = 1 }, FROZEN, TC_ACT_UNSPEC, ZERO_WINDOW,
 	  .cnt = { [CNT_TC_SEEN] = 1, [CNT_TC_ZEROED] = 1 }, .stats = { .windows_zeroed = 1 } },
 	{ "tc zero window behind ipv4 options", TC, { SERVER_DATA, .ip_opts = 8 }, FROZEN,
-	  TC_ACT_OK, ZERO_WINDOW,
+	  TC_ACT_UNSPEC, ZERO_WINDOW,
 	  .cnt = { [CNT_TC_SEEN] = 1, [CNT_TC_ZEROED] = 1 }, .stats = { .windows_zeroed = 1 } },
 	{ "tc zero window while answering", TC, { SERVER_DATA, .v6 = 1 }, ANSWERING(0),
-	  TC_ACT_OK, ZERO_WINDOW,
+	  TC_ACT_UNSPEC, ZERO_WINDOW,
 	  .cnt = { [CNT_TC_SEEN] = 1, [CNT_TC_ZEROED] = 1 }, .stats = { .windows_zeroed = 1 } },
 	{ "tc untouched for an unheld tuple", TC, { SERVER_DATA, .client_port = OTHER_PORT },
-	  FROZEN, TC_ACT_OK, SAME, .cnt = { [CNT_TC_SEEN] = 1, [CNT_PASS_NOT_HELD] = 1 } },
+	  FROZEN, TC_ACT_UNSPEC, SAME, .cnt = { [CNT_TC_SEEN] = 1, [CNT_PASS_NOT_HELD] = 1 } },
 	{ "tc untouched in the reverse direction", TC, { HELD_ACK, .window = 0x1000 }, FROZEN,
-	  TC_ACT_OK, SAME, .cnt = { [CNT_TC_SEEN] = 1, [CNT_PASS_NOT_HELD] = 1 } },
+	  TC_ACT_UNSPEC, SAME, .cnt = { [CNT_TC_SEEN] = 1, [CNT_PASS_NOT_HELD] = 1 } },
 	{ "tc untouched without a tc flag", TC, { SERVER_DATA },
-	  { .flags = HOLD_F_DROP | HOLD_F_ANSWER }, TC_ACT_OK, SAME,
+	  { .flags = HOLD_F_DROP | HOLD_F_ANSWER }, TC_ACT_UNSPEC, SAME,
 	  .cnt = { [CNT_TC_SEEN] = 1, [CNT_PASS_NOT_HELD] = 1 } },
 	{ "tc mute drops", TC, { SERVER_DATA }, MUTED, TC_ACT_SHOT, DROPPED,
 	  .cnt = { [CNT_TC_SEEN] = 1, [CNT_TC_MUTED] = 1 }, .stats = { .segments_dropped = 1 } },
@@ -426,19 +426,19 @@ static const struct test_case cases[] = {
 	  .cnt = { [CNT_TC_SEEN] = 1, [CNT_TC_MUTED] = 1 }, .stats = { .segments_dropped = 1 } },
 	{ "tc wake rewrites the window probe's seq", TC,
 	  { .flags = F_ACK, .seq = 8999, .ack = 5000, .window = 0x2000 },
-	  { .flags = HOLD_F_WAKE, .wake_from = 8999, .wake_to = 9100 }, TC_ACT_OK, WOKEN,
+	  { .flags = HOLD_F_WAKE, .wake_from = 8999, .wake_to = 9100 }, TC_ACT_UNSPEC, WOKEN,
 	  .cnt = { [CNT_TC_SEEN] = 1, [CNT_TC_WOKEN] = 1 } },
 	{ "tc wake leaves other segments", TC,
 	  { .flags = F_ACK, .seq = 9000, .ack = 5000, .window = 0x2000 },
-	  { .flags = HOLD_F_WAKE, .wake_from = 8999, .wake_to = 9100 }, TC_ACT_OK, SAME,
+	  { .flags = HOLD_F_WAKE, .wake_from = 8999, .wake_to = 9100 }, TC_ACT_UNSPEC, SAME,
 	  .cnt = { [CNT_TC_SEEN] = 1 } },
 	{ "tc expired hold untouched", TC, { SERVER_DATA },
 	  { .flags = HOLD_F_ZERO_WINDOW, .expired = 1 },
-	  TC_ACT_OK, SAME, .cnt = { [CNT_TC_SEEN] = 1, [CNT_TC_EXPIRED] = 1 },
+	  TC_ACT_UNSPEC, SAME, .cnt = { [CNT_TC_SEEN] = 1, [CNT_TC_EXPIRED] = 1 },
 	  .stats = { .expired = 1 } },
-	{ "tc udp untouched", TC, { .l4 = L4_UDP, .payload = 20 }, FROZEN, TC_ACT_OK, SAME,
+	{ "tc udp untouched", TC, { .l4 = L4_UDP, .payload = 20 }, FROZEN, TC_ACT_UNSPEC, SAME,
 	  .cnt = { [CNT_PASS_NOT_TCP] = 1 } },
-	{ "tc arp untouched", TC, { .l4 = L4_ARP }, FROZEN, TC_ACT_OK, SAME,
+	{ "tc arp untouched", TC, { .l4 = L4_ARP }, FROZEN, TC_ACT_UNSPEC, SAME,
 	  .cnt = { [CNT_PASS_NOT_TCP] = 1 } },
 	/*
 	 * The kernel refuses skb test runs whose IPv4 or IPv6 header is shorter than its fixed
@@ -446,11 +446,11 @@ static const struct test_case cases[] = {
 	 */
 	{ "tc truncated: ipv4 options cut short", TC,
 	  { SERVER_DATA, .ip_opts = 40, .cut = 14 + 24 },
-	  FROZEN, TC_ACT_OK, SAME, .cnt = { [CNT_MALFORMED] = 1 } },
+	  FROZEN, TC_ACT_UNSPEC, SAME, .cnt = { [CNT_MALFORMED] = 1 } },
 	{ "tc truncated: tcp header cut short", TC, { SERVER_DATA, .cut = 14 + 20 + 19 }, FROZEN,
-	  TC_ACT_OK, SAME, .cnt = { [CNT_MALFORMED] = 1 } },
+	  TC_ACT_UNSPEC, SAME, .cnt = { [CNT_MALFORMED] = 1 } },
 	{ "tc truncated: tcp header cut short ipv6", TC,
-	  { SERVER_DATA, .v6 = 1, .cut = 14 + 40 + 14 }, FROZEN, TC_ACT_OK, SAME,
+	  { SERVER_DATA, .v6 = 1, .cut = 14 + 40 + 14 }, FROZEN, TC_ACT_UNSPEC, SAME,
 	  .cnt = { [CNT_MALFORMED] = 1 } },
 
 	/* hold_xdp: the client's segments */
@@ -810,6 +810,8 @@ static const char *verdict_name(enum prog p, __u32 v)
 					   "XDP_REDIRECT" };
 	static char other[16];
 
+	if (p == TC && v == (__u32)TC_ACT_UNSPEC)
+		return "TC_ACT_UNSPEC";
 	if (p == TC && v < 3)
 		return tc[v];
 	if (p == XDP && v < 5)

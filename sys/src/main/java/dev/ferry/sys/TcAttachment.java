@@ -26,42 +26,66 @@ public final class TcAttachment {
   // struct bpf_tc_opts {size_t sz; int prog_fd; __u32 flags, prog_id, handle, priority;}
   private static final int OPTS_SIZE = 32;
 
-  /** Our filter's handle and priority: fixed, so that a restarted agent finds it. */
-  private static final int HANDLE = 0xf5;
+  /**
+   * One of Ferry's filters on a hook: its handle and priority, fixed so that a restarted agent
+   * finds it. A lower priority runs first, and a filter that returns TC_ACT_UNSPEC lets the next
+   * one run.
+   */
+  public record Slot(int handle, int priority) {}
 
-  private static final int PRIORITY = 0xf5;
+  /** The hold's filter (egress). */
+  public static final Slot HOLD = new Slot(0xf5, 0xf5);
+
+  /** The forwarding tunnel's filters: after the hold's on egress, so that it sees its rewrites. */
+  public static final Slot TUNNEL = new Slot(0xf6, 0xf6);
 
   private final String interfaceName;
   private final int ifindex;
   private final Direction direction;
+  private final Slot slot;
 
-  private TcAttachment(String interfaceName, int ifindex, Direction direction) {
+  private TcAttachment(String interfaceName, int ifindex, Direction direction, Slot slot) {
     this.interfaceName = interfaceName;
     this.ifindex = ifindex;
     this.direction = direction;
+    this.slot = slot;
   }
 
-  /** Attaches (or replaces) Ferry's filter on the interface; creates clsact if needed. */
+  /** Attaches (or replaces) the hold's filter on the interface; creates clsact if needed. */
   public static TcAttachment attach(String interfaceName, Direction direction, int progFd)
       throws SyscallException {
-    TcAttachment a = new TcAttachment(interfaceName, Bpf.interfaceIndex(interfaceName), direction);
+    return attach(interfaceName, direction, progFd, HOLD);
+  }
+
+  /** Attaches (or replaces) Ferry's filter in {@code slot}; creates clsact if needed. */
+  public static TcAttachment attach(
+      String interfaceName, Direction direction, int progFd, Slot slot) throws SyscallException {
+    TcAttachment a =
+        new TcAttachment(interfaceName, Bpf.interfaceIndex(interfaceName), direction, slot);
     Pointer hook = a.hook();
     int rc = Native.Bpf.LIB.bpf_tc_hook_create(hook);
     if (rc < 0 && rc != -Errno.EEXIST) {
       Bpf.check(rc, () -> "bpf_tc_hook_create(" + interfaceName + ", clsact)");
     }
-    Pointer opts = opts(progFd, 1); // BPF_TC_F_REPLACE
+    Pointer opts = a.opts(progFd, 1); // BPF_TC_F_REPLACE
     Bpf.check(
         Native.Bpf.LIB.bpf_tc_attach(hook, opts),
         () -> "bpf_tc_attach(" + interfaceName + ", " + direction + ")");
     return a;
   }
 
-  /** The attachment already on an interface (after an agent restart), if any. */
+  /** Whether the hold's filter is on an interface (after an agent restart). */
   public static boolean isAttached(String interfaceName, Direction direction)
       throws SyscallException {
-    TcAttachment a = new TcAttachment(interfaceName, Bpf.interfaceIndex(interfaceName), direction);
-    int rc = Native.Bpf.LIB.bpf_tc_query(a.hook(), opts(0, 0));
+    return isAttached(interfaceName, direction, HOLD);
+  }
+
+  /** Whether Ferry's filter in {@code slot} is on an interface (after an agent restart). */
+  public static boolean isAttached(String interfaceName, Direction direction, Slot slot)
+      throws SyscallException {
+    TcAttachment a =
+        new TcAttachment(interfaceName, Bpf.interfaceIndex(interfaceName), direction, slot);
+    int rc = Native.Bpf.LIB.bpf_tc_query(a.hook(), a.opts(0, 0));
     if (rc == -Errno.ENOENT || rc == -Errno.EINVAL) {
       return false;
     }
@@ -71,7 +95,12 @@ public final class TcAttachment {
 
   public static TcAttachment existing(String interfaceName, Direction direction)
       throws SyscallException {
-    return new TcAttachment(interfaceName, Bpf.interfaceIndex(interfaceName), direction);
+    return existing(interfaceName, direction, HOLD);
+  }
+
+  public static TcAttachment existing(String interfaceName, Direction direction, Slot slot)
+      throws SyscallException {
+    return new TcAttachment(interfaceName, Bpf.interfaceIndex(interfaceName), direction, slot);
   }
 
   /** Removes Ferry's filter; leaves clsact and other filters alone. */
@@ -90,13 +119,13 @@ public final class TcAttachment {
     return hook;
   }
 
-  private static Pointer opts(int progFd, int flags) {
+  private Pointer opts(int progFd, int flags) {
     Pointer opts = Memory.allocateDirect(Native.RUNTIME, OPTS_SIZE, true);
     opts.putLong(0, OPTS_SIZE);
     opts.putInt(8, progFd);
     opts.putInt(12, flags);
-    opts.putInt(20, HANDLE);
-    opts.putInt(24, PRIORITY);
+    opts.putInt(20, slot.handle());
+    opts.putInt(24, slot.priority());
     return opts;
   }
 }

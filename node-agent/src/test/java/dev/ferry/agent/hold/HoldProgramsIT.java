@@ -34,7 +34,9 @@ import org.junit.jupiter.api.TestFactory;
  * keeps in the ferry_kept ring.
  */
 class HoldProgramsIT {
-  private static final int TC_ACT_OK = 0;
+  /** hold_tc lets a segment be with TC_ACT_UNSPEC, so that the filters after it run. */
+  private static final int TC_ACT_UNSPEC = -1;
+
   private static final int TC_ACT_SHOT = 2;
   private static final int XDP_DROP = 1;
   private static final int XDP_PASS = 2;
@@ -132,7 +134,7 @@ class HoldProgramsIT {
                 serverSegment(VIP4, CLIENT4, 1, ACK | PSH, ts, 10),
                 key(VIP4, CLIENT4),
                 entry(HoldMaps.F_ZERO_WINDOW),
-                TC_ACT_OK,
+                TC_ACT_UNSPEC,
                 (out, s) -> {
                   assertThat(out.window()).isZero();
                   assertThat(out.seq()).isEqualTo(1);
@@ -145,7 +147,7 @@ class HoldProgramsIT {
                 serverSegment(VIP6, CLIENT6, 1, ACK, ts, 0),
                 key(VIP6, CLIENT6),
                 entry(HoldMaps.F_ZERO_WINDOW),
-                TC_ACT_OK,
+                TC_ACT_UNSPEC,
                 (out, s) -> {
                   assertThat(out.window()).isZero();
                   assertThat(out.checksumsValid()).as("checksums").isTrue();
@@ -155,14 +157,14 @@ class HoldProgramsIT {
                 unheld,
                 key(VIP4, CLIENT4),
                 entry(HoldMaps.F_ZERO_WINDOW),
-                TC_ACT_OK,
+                TC_ACT_UNSPEC,
                 unchanged(unheld)),
             new Case(
                 "client-to-server direction untouched",
                 reverse,
                 key(VIP4, CLIENT4),
                 entry(HoldMaps.F_ZERO_WINDOW),
-                TC_ACT_OK,
+                TC_ACT_UNSPEC,
                 unchanged(reverse)),
             new Case(
                 "mute drops the server's segment",
@@ -176,7 +178,7 @@ class HoldProgramsIT {
                 serverSegment(VIP6, CLIENT6, 999, ACK, ts, 0),
                 key(VIP6, CLIENT6),
                 new HoldEntry(HoldMaps.F_WAKE, 0, 0, 999, 1500, 0, LATER),
-                TC_ACT_OK,
+                TC_ACT_UNSPEC,
                 (out, s) -> {
                   assertThat(out.seq()).isEqualTo(1500);
                   assertThat(out.window()).isEqualTo(501);
@@ -187,14 +189,14 @@ class HoldProgramsIT {
                 dataAtWakeSeq,
                 key(VIP4, CLIENT4),
                 new HoldEntry(HoldMaps.F_WAKE, 0, 0, 999, 1500, 0, LATER),
-                TC_ACT_OK,
+                TC_ACT_UNSPEC,
                 unchanged(dataAtWakeSeq)),
             new Case(
                 "expired hold lets the segment through untouched",
                 expired,
                 key(VIP4, CLIENT4),
                 new HoldEntry(HoldMaps.F_ZERO_WINDOW, 0, 0, 0, 0, 0, 1),
-                TC_ACT_OK,
+                TC_ACT_UNSPEC,
                 (out, s) -> {
                   assertThat(out.raw()).isEqualTo(expired);
                   assertThat(s.expired()).isEqualTo(1);
