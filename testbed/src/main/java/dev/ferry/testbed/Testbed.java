@@ -24,6 +24,7 @@ public final class Testbed implements AutoCloseable {
   private final String lan;
   private final List<String> namespaces = new ArrayList<>();
   private boolean serviceSegment;
+  private SourceDestinationCheck sourceDestinationCheck;
   private final Thread cleanup = new Thread(this::deleteNamespaces, "testbed-cleanup");
 
   private Testbed() {
@@ -253,6 +254,26 @@ public final class Testbed implements AutoCloseable {
     Shell.run("ip", "-n", lan, "link", "set", port, "master", "br0", "up");
     Shell.run("ip", "addr", "add", cidr, "dev", root);
     Shell.run("ip", "link", "set", root, "up");
+  }
+
+  /**
+   * EC2's source/destination check on this LAN (made on first use): enforce it on the hosts that
+   * stand for EC2 instances.
+   */
+  public synchronized SourceDestinationCheck sourceDestinationCheck() {
+    if (sourceDestinationCheck == null) {
+      sourceDestinationCheck = new SourceDestinationCheck(lan);
+    }
+    return sourceDestinationCheck;
+  }
+
+  /**
+   * Sets the MTU of {@code host}'s eth0 and of its port on the switch, as on EC2, where instances'
+   * interfaces take 9001-byte frames while clients on the internet send 1500-byte ones.
+   */
+  public void mtu(Host host, int mtu) {
+    Shell.run("ip", "-n", lan, "link", "set", host.lanPort(), "mtu", String.valueOf(mtu));
+    Shell.run("ip", "-n", host.netns(), "link", "set", "eth0", "mtu", String.valueOf(mtu));
   }
 
   /** Disconnects the host's cable at the switch: nothing reaches it or leaves it. */
