@@ -211,6 +211,30 @@ public final class AgentCluster implements AutoCloseable {
           deadline);
     }
 
+    /** How many lines the agent has logged since its last start: a mark for {@link #awaitLine}. */
+    int logMark() {
+      return log.size();
+    }
+
+    /**
+     * Waits for a line with {@code text} among the agent's lines after the first {@code from} (a
+     * {@link #logMark}). Bounded by a minute, which only a hang reaches.
+     */
+    void awaitLine(int from, String text) throws InterruptedException {
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      // A copy: the log grows as we look, and a restarted agent's log starts again (a view of
+      // the live list throws ConcurrentModificationException then).
+      for (List<String> now = List.copyOf(log);
+          now.subList(Math.min(from, now.size()), now.size()).stream()
+              .noneMatch(l -> l.contains(text));
+          now = List.copyOf(log)) {
+        if (System.nanoTime() > deadline) {
+          throw new AssertionError(name + "'s agent logged no '" + text + "' within 60 s");
+        }
+        Thread.sleep(20);
+      }
+    }
+
     /** Waits for the agent to stop on its own (a fault point), as a crash there would. */
     void awaitAgentExit() throws InterruptedException {
       if (!agent.waitFor(60, TimeUnit.SECONDS)) {

@@ -213,7 +213,7 @@ class FaultMatrixIT {
       AgentCluster.Node reaches = point.startsWith("source-") ? cluster.agents.a : cluster.agents.b;
       boolean crashesThere =
           victim == (reaches == cluster.agents.a ? Victim.SOURCE_AGENT : Victim.TARGET_AGENT);
-      int seen = reaches.log.size();
+      int seen = reaches.logMark();
       cluster.request(
           name,
           crashesThere ? point : point + "/stall",
@@ -222,7 +222,7 @@ class FaultMatrixIT {
         reaches.awaitAgentExit();
         reaches.startAgent();
       } else {
-        awaitLine(reaches.log, seen, "fault point " + point + " reached: stalling");
+        reaches.awaitLine(seen, "fault point " + point + " reached: stalling");
         assertPrivate(cluster.agents.a);
         assertPrivate(cluster.agents.b);
         switch (victim) {
@@ -302,7 +302,7 @@ class FaultMatrixIT {
       a.awaitRegistered(AgentCluster.PORT);
       b.awaitRegistered(AgentCluster.PORT);
       try (Clients clients = Clients.start()) {
-        int seen = reaches.log.size();
+        int seen = reaches.logMark();
         cluster.request(
             name,
             fault.point + "/stall",
@@ -312,7 +312,7 @@ class FaultMatrixIT {
                 s.setHoldLimit(fault.holdLimit);
               }
             });
-        awaitLine(reaches.log, seen, "fault point " + fault.point + " reached: stalling");
+        reaches.awaitLine(seen, "fault point " + fault.point + " reached: stalling");
         if (small != null) {
           fill(small.stateDir);
         } else {
@@ -590,23 +590,6 @@ class FaultMatrixIT {
         .map(l -> l.trim().split("\\s+")[2])
         .map(local -> Integer.parseInt(local.substring(local.lastIndexOf(':') + 1)))
         .toList();
-  }
-
-  /** Waits for a line with {@code text} after the first {@code from} of {@code log}. */
-  private static void awaitLine(List<String> log, int from, String text)
-      throws InterruptedException {
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-    // A copy: the log grows as we look, and a restarted agent's log starts again (a view of the
-    // live list throws ConcurrentModificationException then).
-    for (List<String> now = List.copyOf(log);
-        now.subList(Math.min(from, now.size()), now.size()).stream()
-            .noneMatch(l -> l.contains(text));
-        now = List.copyOf(log)) {
-      if (System.nanoTime() > deadline) {
-        throw new AssertionError("no log line with '" + text + "' within 60 s");
-      }
-      Thread.sleep(20);
-    }
   }
 
   private static CurlStream curl(int port) throws java.io.IOException {

@@ -435,7 +435,7 @@ class OperatorIT {
   void anOperatorRestartedInTheMiddleOfAMigrationFinishesIt() throws Exception {
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
-      int logFrom = cluster.agents.a.log.size();
+      int logFrom = cluster.agents.a.logMark();
       // The move stalls on the source agent for a while, so the operator dies in the middle of
       // it for sure; the agents carry on without it.
       MigrationRequest mr =
@@ -447,7 +447,7 @@ class OperatorIT {
       // Moving is written before the operator asks the agents to move: wait for the source to
       // have exported (the stream is then held and cannot end on its own while the operator is
       // away; on a busy machine its restart outlasts the whole stream).
-      awaitAgentLine(cluster.agents.a, "fault point source-stalls-after-export reached", logFrom);
+      cluster.agents.a.awaitLine(logFrom, "fault point source-stalls-after-export reached");
       cluster.killOperator();
       System.out.println("killed the operator in " + killedIn);
       assertThat(killedIn).isEqualTo(Phase.Moving);
@@ -546,21 +546,5 @@ class OperatorIT {
         .stream()
         .filter(e -> e.getInvolvedObject().getName().equals(mr.getMetadata().getName()))
         .toList();
-  }
-
-  /** Waits for a line with {@code text} among the agent's lines after the first {@code from}. */
-  private static void awaitAgentLine(AgentCluster.Node node, String text, int from)
-      throws InterruptedException {
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-    // A copy: the log grows as we look.
-    for (List<String> now = List.copyOf(node.log);
-        now.subList(Math.min(from, now.size()), now.size()).stream()
-            .noneMatch(l -> l.contains(text));
-        now = List.copyOf(node.log)) {
-      if (System.nanoTime() > deadline) {
-        throw new AssertionError(node.name + "'s agent logged no '" + text + "' within 60 s");
-      }
-      Thread.sleep(20);
-    }
   }
 }
