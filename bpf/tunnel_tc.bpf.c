@@ -109,7 +109,8 @@ static __always_inline __u16 ip_checksum(const struct iphdr *ip)
 /*
  * Wraps the packet in an IPv4 header from e->local to e->peer and sends it out of e->ifindex
  * to the peer, a neighbour on that link. A packet that would then exceed the interface's MTU
- * is dropped (the client retransmits it; see docs/aws.md on the MTU).
+ * is dropped and counted: a full-sized segment is sent again at the same size and dropped again,
+ * so the path needs 20 bytes of headroom (docs/aws.md, on the MTU).
  */
 static __always_inline int encapsulate(struct __sk_buff *skb, struct tunnel_entry *e)
 {
@@ -123,8 +124,8 @@ static __always_inline int encapsulate(struct __sk_buff *skb, struct tunnel_entr
 		return TC_ACT_SHOT;
 	}
 	/*
-	 * Field by field, as nh: a constant initializer would become a .rodata map, which the agent would
-	 * pin with the others and a second load could not reuse.
+	 * Field by field, as nh: a constant initializer would become a .rodata map, which the
+	 * agent would pin with the others and a second load could not reuse.
 	 */
 	__builtin_memset(&outer, 0, sizeof(outer));
 	outer.version = 4;
