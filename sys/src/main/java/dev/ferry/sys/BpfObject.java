@@ -60,6 +60,24 @@ public final class BpfObject implements AutoCloseable {
   }
 
   /**
+   * Opens the object at {@code resource} on {@code owner}'s class path, pins its maps under {@code
+   * pinDir} (or reuses those pinned there, see {@link #pinMapsUnder}) and loads it; closes it when
+   * that fails.
+   */
+  public static BpfObject loadResource(Class<?> owner, String resource, Path pinDir)
+      throws IOException {
+    BpfObject object = openResource(owner, resource);
+    try {
+      object.pinMapsUnder(pinDir);
+      object.load();
+      return object;
+    } catch (SyscallException e) {
+      object.close();
+      throw e;
+    }
+  }
+
+  /**
    * Pins every map at {@code dir/<map name>} when the object loads, or reuses the map already
    * pinned there: that is how two objects share maps, and how a restarted agent finds them.
    */

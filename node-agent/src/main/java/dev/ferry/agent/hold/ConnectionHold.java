@@ -290,15 +290,7 @@ public final class ConnectionHold implements AutoCloseable {
   }
 
   static BpfObject load(String resource, Path pinDir) throws IOException {
-    BpfObject object = BpfObject.openResource(ConnectionHold.class, resource);
-    try {
-      object.pinMapsUnder(pinDir);
-      object.load();
-      return object;
-    } catch (SyscallException e) {
-      object.close();
-      throw e;
-    }
+    return BpfObject.loadResource(ConnectionHold.class, resource, pinDir);
   }
 
   /**

@@ -76,11 +76,9 @@ public final class AddressTunnel implements AutoCloseable {
       throw new IllegalArgumentException("the tunnel needs at least one interface");
     }
     Files.createDirectories(pinDir);
-    BpfObject object = BpfObject.openResource(AddressTunnel.class, OBJECT);
+    BpfObject object = BpfObject.loadResource(AddressTunnel.class, OBJECT, pinDir);
     List<String> done = new ArrayList<>();
     try {
-      object.pinMapsUnder(pinDir);
-      object.load();
       int in = object.programFd(INGRESS_PROGRAM);
       int out = object.programFd(EGRESS_PROGRAM);
       for (String name : interfaceNames) {
