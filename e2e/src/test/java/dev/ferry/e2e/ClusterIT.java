@@ -368,6 +368,7 @@ class ClusterIT {
   void aHoldPastItsLimitGivesTheStreamBackToTheSourceAndTheRequestRollsBack() throws Exception {
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
+      int logFrom = cluster.agents.a.logMark();
       // The source agent stalls after exporting (a slow peer would do the same), and the
       // operator goes away with the clients held, and stays away past the hold limit.
       cluster.request(
@@ -378,6 +379,9 @@ class ClusterIT {
             s.setHoldLimit("2s");
           });
       Phase killedIn = cluster.awaitPhase("held-too-long", Phase.Moving);
+      // Moving is written before the operator asks the source to move: the clients are held
+      // once the source has exported.
+      cluster.agents.a.awaitLine(logFrom, "fault point source-stalls-after-export reached");
       cluster.killOperator();
       assertThat(killedIn).isEqualTo(Phase.Moving);
       int before = curl.events();

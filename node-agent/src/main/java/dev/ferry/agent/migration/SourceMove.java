@@ -60,6 +60,10 @@ public final class SourceMove {
   private final CompletableFuture<MoveOutcome> outcome = new CompletableFuture<>();
   private SourceMigration m;
   private ArrivalCall call;
+
+  /** How long the clients may be held: the request's limit, within the agent's own. */
+  private final Duration limit;
+
   private MigrationStatus staged = MigrationStatus.getDefaultInstance();
   private long freezeWallMicros;
   private long freezeNanos;
@@ -72,6 +76,7 @@ public final class SourceMove {
     this.req = req;
     this.node = node;
     this.migrations = migrations;
+    this.limit = migrations.holdLimit(Duration.ofMillis(req.getHoldLimitMs()));
   }
 
   /** What the move ended with; completes once (AWAITING_ADDRESS is not an end). */
@@ -139,7 +144,6 @@ public final class SourceMove {
 
   /** Steps 1 to 4; null when the move goes on to commit, else how it ended. */
   private MoveOutcome freezeAndSend() throws InterruptedException, java.io.IOException {
-    Duration limit = migrations.holdLimit(Duration.ofMillis(req.getHoldLimitMs()));
     m = migrations.newSource(id, req.getSourcePod());
     m.plan(req.getTargetAgent(), req.getAddress());
     // The stream opens, and the target puts the address on its pod, while the application
@@ -318,7 +322,6 @@ public final class SourceMove {
    */
   private MoveOutcome forwardAgainIfTheTargetLostItsStaging(String why)
       throws InterruptedException {
-    Duration limit = migrations.holdLimit(Duration.ofMillis(req.getHoldLimitMs()));
     java.util.Optional<MigrationStatus> answer = askTargetUntilItAnswers(limit);
     if (answer == null
         || answer.isEmpty()
@@ -469,6 +472,16 @@ public final class SourceMove {
   private MoveOutcome failed(Exception e) {
     LOG.warning(() -> "migration " + id + " failed: " + e);
     String why = e.getMessage() == null ? e.toString() : e.getMessage();
+    if (m != null && call != null && call.holdEnded()) {
+      // The call gave up because the clients had been held for the whole limit, and the limit's
+      // own timer (another thread) may not have run yet on a busy machine: the rollback is the
+      // hold limit's, and is named so, whichever of the two saw it first.
+      try {
+        m.holdLimitPassed(limit);
+      } catch (InterruptedException ie) {
+        Thread.currentThread().interrupt();
+      }
+    }
     if (m != null && m.limitPassed() != null) {
       why = m.limitPassed(); // the cause; what failed after it is its consequence
     }

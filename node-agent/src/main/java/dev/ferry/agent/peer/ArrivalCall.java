@@ -115,6 +115,11 @@ public final class ArrivalCall implements AutoCloseable {
     holdEndsNanos = System.nanoTime() + limitNanos;
   }
 
+  /** Whether the clients have been held for the whole limit: every wait on the target is over. */
+  public boolean holdEnded() {
+    return System.nanoTime() >= holdEndsNanos;
+  }
+
   /** Until when one wait on the target may last, from now. */
   private long waitUntil() {
     return Math.min(holdEndsNanos, System.nanoTime() + limitNanos);
