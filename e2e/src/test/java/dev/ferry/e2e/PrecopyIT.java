@@ -30,7 +30,16 @@ class PrecopyIT {
   static void start() throws Exception {
     cluster = AgentCluster.start();
     // A state of 1 GiB is over the agents' default limit (256 MiB): these agents take 1.5 GiB.
-    Map<String, String> bigStates = Map.of("FERRY_AGENT_MAX_STATE_BYTES", String.valueOf(3L << 29));
+    // The streamer copies and encodes its whole gibibyte before it offers the first byte, and says
+    // nothing meanwhile: at load 8 that silence passed the default 30 s, so the pre-copy stopped
+    // and the freeze found the application still busy. An application that snapshots a gibibyte
+    // in one piece needs the state timeout set for it, as these agents have.
+    Map<String, String> bigStates =
+        Map.of(
+            "FERRY_AGENT_MAX_STATE_BYTES",
+            String.valueOf(3L << 29),
+            "FERRY_AGENT_STATE_TIMEOUT",
+            "PT3M");
     for (AgentCluster.Node n : new AgentCluster.Node[] {cluster.a, cluster.b}) {
       n.killAgent();
       n.startAgent(bigStates);
