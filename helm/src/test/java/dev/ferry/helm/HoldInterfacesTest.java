@@ -11,7 +11,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * agent.holdInterfaces reaches the agent as FERRY_AGENT_HOLD_INTERFACES, comma-separated; left
- * empty it is not set, and the agent holds on its uplink alone.
+ * empty it is not set, and the agent holds on its uplink alone. With the AWS mover the agents
+ * forward on those interfaces too.
  */
 class HoldInterfacesTest {
   @Test
@@ -24,6 +25,13 @@ class HoldInterfacesTest {
   void byDefaultTheAgentHoldsOnItsUplinkAlone() {
     assertThat(env(ValueSet.DEFAULT, "FERRY_AGENT_HOLD_INTERFACES")).isNull();
     assertThat(env(ValueSet.DEFAULT, "FERRY_AGENT_UPLINK")).isEqualTo("eth0");
+  }
+
+  @Test
+  void onAwsTheAgentsForwardAMovedAddressUntilTheVpcDeliversIt() {
+    assertThat(env(ValueSet.AWS, "FERRY_AGENT_FORWARDING_ENABLED")).isEqualTo("true");
+    assertThat(env(ValueSet.L2, "FERRY_AGENT_FORWARDING_ENABLED")).isEqualTo("false");
+    assertThat(env(ValueSet.DEFAULT, "FERRY_AGENT_FORWARDING_ENABLED")).isEqualTo("false");
   }
 
   private static String env(ValueSet set, String name) {

@@ -13,6 +13,7 @@ import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Moves a service address between nodes on one LAN: {@link #remove} on the source, then {@link
@@ -222,6 +223,40 @@ public final class AddressMover {
   public String carrier(
       ServiceAddress address, NetNamespace ns, List<String> candidates, String fallback)
       throws SyscallException {
+    return carrier(address, assigned(ns, candidates), fallback);
+  }
+
+  /**
+   * As {@link #carrier}, with this node's own IPv4 address in the subnet that covers the service
+   * address (not the service address itself): the tunnel's end here when the address is forwarded.
+   * Empty when no candidate's subnet covers it.
+   */
+  public Optional<Carrier> tunnelCarrier(
+      ServiceAddress address, NetNamespace ns, List<String> candidates) throws SyscallException {
+    return tunnelCarrier(address, assigned(ns, candidates));
+  }
+
+  /** {@link #tunnelCarrier(ServiceAddress, NetNamespace, List)}, decided on what was read. */
+  static Optional<Carrier> tunnelCarrier(
+      ServiceAddress address, Map<String, List<RtNetlink.Assigned>> byInterface) {
+    for (Map.Entry<String, List<RtNetlink.Assigned>> e : byInterface.entrySet()) {
+      for (RtNetlink.Assigned a : e.getValue()) {
+        if (a.address() instanceof Inet4Address own
+            && !own.equals(address.ip())
+            && !a.linkScoped()
+            && a.covers(address.ip())) {
+          return Optional.of(new Carrier(e.getKey(), own));
+        }
+      }
+    }
+    return Optional.empty();
+  }
+
+  /**
+   * The addresses on each of {@code candidates} in {@code ns}; one that does not exist is left out.
+   */
+  private static Map<String, List<RtNetlink.Assigned>> assigned(
+      NetNamespace ns, List<String> candidates) throws SyscallException {
     return ns.call(
         () -> {
           Map<String, List<RtNetlink.Assigned>> found = new LinkedHashMap<>();
@@ -236,7 +271,7 @@ public final class AddressMover {
               }
             }
           }
-          return carrier(address, found, fallback);
+          return found;
         });
   }
 

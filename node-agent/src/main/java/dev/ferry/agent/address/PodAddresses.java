@@ -13,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.logging.Logger;
 
 /**
@@ -139,6 +140,16 @@ public final class PodAddresses {
     try (NetNamespace host = NetNamespace.current()) {
       String ifname = mover.carrier(a, host, carriers, uplink);
       return logged(List.of(mover.announce(a, host, ifname)));
+    }
+  }
+
+  /**
+   * Where {@code a}'s traffic arrives on this node, and the node's own IPv4 address there: the
+   * hold's interface whose subnet covers it. Empty when none does (then it is not forwarded).
+   */
+  public Optional<Carrier> tunnelCarrier(ServiceAddress a) throws SyscallException {
+    try (NetNamespace host = NetNamespace.current()) {
+      return mover.tunnelCarrier(a, host, carriers);
     }
   }
 

@@ -50,6 +50,9 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   private boolean addressOnPod;
   private SocketState socket;
 
+  /** This node's end of the forwarding tunnel, answered to the source; null when none. */
+  private dev.ferry.agent.address.Carrier tunnelEnd;
+
   /** The state of the connection begun last, filled as its bytes arrive. */
   private StateBuffer app;
 
@@ -280,7 +283,16 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
           // The caller claims the address from the network next: the node must deliver it here.
           routeAddressHere();
         }
-        out.onNext(ArrivalReply.newBuilder().setStaged(staged).build());
+        ArrivalReply.Builder reply = ArrivalReply.newBuilder().setStaged(staged);
+        if (address != null && !header.getTunnelEndpoint().isEmpty()) {
+          // The source forwards what the network still delivers there: answer with this end.
+          TunnelEnds.peer("header.tunnel_endpoint", header.getTunnelEndpoint());
+          tunnelEnd = TunnelEnds.local(node, header.getAddress(), id()).orElse(null);
+          if (tunnelEnd != null) {
+            reply.setTunnelEndpoint(tunnelEnd.local().getHostAddress());
+          }
+        }
+        out.onNext(reply.build());
       }
       case KEPT -> {
         requireHeader();
@@ -299,6 +311,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
           routeAddressHere();
           target.timed("route", t);
         }
+        takeForwarded();
         target.resume();
         long resumedAt = SourceMove.nowMicros();
         node.faults().reach(header.getFault(), "target-after-resume", header.getMigrationId());
@@ -439,6 +452,32 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
                   + address
                   + " off the target pod failed: "
                   + e.getMessage());
+    }
+  }
+
+  /**
+   * Before the resume, when the source forwards: what it forwards is taken out of the tunnel here,
+   * and the replies go back through it (the network would drop them from this node until it
+   * delivers the address here). Arming that fails leaves the connections waiting for the network.
+   */
+  private void takeForwarded() {
+    if (tunnelEnd == null) {
+      return;
+    }
+    try {
+      node.forwarding()
+          .receive(
+              TunnelEnds.address(header.getAddress()),
+              tunnelEnd,
+              TunnelEnds.peer("header.tunnel_endpoint", header.getTunnelEndpoint()));
+    } catch (SyscallException | RuntimeException e) {
+      LOG.warning(
+          () ->
+              "migration "
+                  + id()
+                  + ": taking the forwarded packets failed ("
+                  + e.getMessage()
+                  + "): the clients wait for the network to deliver the address here");
     }
   }
 

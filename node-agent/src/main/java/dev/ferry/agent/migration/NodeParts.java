@@ -8,6 +8,7 @@ import dev.ferry.agent.peer.Peers;
 import dev.ferry.agent.service.AgentMetrics;
 import dev.ferry.agent.store.CommitRecords;
 import dev.ferry.agent.store.SavedStates;
+import dev.ferry.agent.tunnel.Forwarding;
 import java.util.concurrent.ExecutorService;
 
 /** What a migration on this node works with. */
@@ -19,6 +20,7 @@ public record NodeParts(
     CommitRecords commits,
     PodNamespaces pods,
     PodAddresses addresses,
+    Forwarding forwarding,
     Peers peers,
     ExecutorService workers,
     AgentMetrics metrics,

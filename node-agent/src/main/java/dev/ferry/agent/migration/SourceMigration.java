@@ -433,6 +433,10 @@ public final class SourceMigration {
     }
     try {
       ServiceAddress a = PodAddresses.parse("address.cidr", address.getCidr());
+      if (a.ip() instanceof java.net.Inet4Address v4) {
+        // First, or the node would go on sending the address's packets to the target.
+        node.forwarding().end(v4, "migration " + id + " rolled back: the address is here again");
+      }
       node.addresses()
           .add(a, pod, ifname(), address.getSourceHostInterface(), address.getHostRoute());
       if (address.getAnnounce()) {

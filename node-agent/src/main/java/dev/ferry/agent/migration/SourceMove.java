@@ -8,6 +8,7 @@ import static dev.ferry.api.v1alpha1.ConnectionPhase.RESUMED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.STAGED;
 import static dev.ferry.api.v1alpha1.ConnectionPhase.STAYED;
 
+import dev.ferry.agent.address.Carrier;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.move.HeldClientBytes;
 import dev.ferry.agent.peer.ArrivalCall;
@@ -69,6 +70,13 @@ public final class SourceMove {
   private long freezeNanos;
   private long callsAtFreeze;
   private boolean awaitingAddress;
+
+  /** This node's end of the forwarding tunnel, offered to the target; null when none. */
+  private Carrier tunnelEnd;
+
+  /** The address's packets go on to the target until the network delivers it there. */
+  private boolean forwarding;
+
   private MoveOutcome awaiting;
 
   public SourceMove(MoveRequest req, NodeParts node, Migrations migrations) {
@@ -95,10 +103,18 @@ public final class SourceMove {
         awaitingAddress = true;
         awaiting =
             outcomeOf(
-                MoveOutcome.Result.AWAITING_ADDRESS,
-                "every connection is staged on the target and the address is on its node: claim"
-                    + " it, then Commit",
-                null);
+                    MoveOutcome.Result.AWAITING_ADDRESS,
+                    "every connection is staged on the target and the address is on its node: claim"
+                        + " it, then Commit"
+                        + (forwarding
+                            ? " (this node forwards the address's packets to the target until the"
+                                + " network delivers it there: Commit once the network accepted"
+                                + " the claim)"
+                            : ""),
+                    null)
+                .toBuilder()
+                .setForwarding(forwarding)
+                .build();
         return awaiting;
       }
       return end(commitAndResume());
@@ -149,6 +165,7 @@ public final class SourceMove {
     // The stream opens, and the target puts the address on its pod, while the application
     // freezes: the handshakes are not in the pause.
     call = node.peers().arrive(req.getTargetAgent(), limit);
+    tunnelEnd = TunnelEnds.local(node, req.getAddress(), id).orElse(null);
     call.sendHeader(header());
     // Every connection on the ports, in every state: one the move cannot take is named in the
     // status as STAYED with its state, so the all-or-none rule below counts it.
@@ -232,6 +249,7 @@ public final class SourceMove {
     long leaving = System.nanoTime();
     m.commitMayHappen();
     m.addressLeaves();
+    forwarding = forwardToTarget(reply.getTunnelEndpoint());
     m.timed("address-leaves", leaving);
     node.faults().reach(req.getFault(), "source-after-address", req.getMigrationId());
     return null;
@@ -538,7 +556,38 @@ public final class SourceMove {
         .setHoldLimitMs(req.getHoldLimitMs())
         .setFault(req.getFault())
         .setPlan(req.getPlan())
+        .setTunnelEndpoint(tunnelEnd == null ? "" : tunnelEnd.local().getHostAddress())
         .build();
+  }
+
+  /**
+   * Once the address has left the pod, and before the target may resume: its packets, which the
+   * network still delivers here, go on to the target from now (the hold keeps the held clients'
+   * until it is cleared, since its programs run first), and the target's replies, which come back
+   * through the tunnel from its resume on, go out to the clients. False when the target offered no
+   * end or arming fails: the caller then waits for the network before Commit, as without it.
+   */
+  private boolean forwardToTarget(String targetEnd) {
+    if (tunnelEnd == null || targetEnd.isEmpty()) {
+      return false;
+    }
+    try {
+      node.forwarding()
+          .forward(
+              TunnelEnds.address(req.getAddress()),
+              tunnelEnd,
+              TunnelEnds.peer("staged.tunnel_endpoint", targetEnd));
+      return true;
+    } catch (SyscallException | RuntimeException e) {
+      LOG.warning(
+          () ->
+              "migration "
+                  + id
+                  + ": forwarding to the target failed ("
+                  + e.getMessage()
+                  + "): the clients wait for the network to deliver the address there");
+      return false;
+    }
   }
 
   private MoveOutcome outcomeOf(MoveOutcome.Result result, String message, MigrationStatus target) {

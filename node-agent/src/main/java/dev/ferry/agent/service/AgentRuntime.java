@@ -23,6 +23,7 @@ import dev.ferry.agent.repair.CongestionSeed;
 import dev.ferry.agent.spot.SpotNoticeWatcher;
 import dev.ferry.agent.store.CommitRecords;
 import dev.ferry.agent.store.SavedStates;
+import dev.ferry.agent.tunnel.Forwarding;
 import dev.ferry.sys.NetNamespace;
 import dev.ferry.sys.SyscallException;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -60,6 +61,7 @@ public class AgentRuntime {
 
   private HandoffServer applications;
   private ConnectionHold hold;
+  private Forwarding forwarding;
   private Optional<CongestionSeed> congestion = Optional.empty();
   private Peers peers;
   private Server server;
@@ -99,6 +101,14 @@ public class AgentRuntime {
     Files.setPosixFilePermissions(
         settings.handoffSocket(), PosixFilePermissions.fromString(settings.handoffSocketMode()));
     hold = openHold(settings.bpfPinDir(), settings.holdInterfacesOrUplink());
+    forwarding =
+        settings.forwarding().enabled()
+            ? Forwarding.install(
+                settings.bpfPinDir().resolve("tunnel"),
+                settings.holdInterfacesOrUplink(),
+                NetNamespace.current(),
+                settings.forwarding().limit())
+            : Forwarding.off();
     congestion = settings.carryCongestion() ? CongestionSeed.register() : Optional.empty();
     workers = Executors.newFixedThreadPool(64, daemon("ferry-worker"));
     peers = new Peers(tls, settings.transferTimeout());
@@ -113,6 +123,7 @@ public class AgentRuntime {
             new CommitRecords(settings.stateDir()),
             pods,
             new PodAddresses(pods, settings.uplink(), settings.holdInterfacesOrUplink()),
+            forwarding,
             peers,
             workers,
             metrics,
@@ -239,6 +250,9 @@ public class AgentRuntime {
     }
     if (hold != null) {
       stopHold();
+    }
+    if (forwarding != null) {
+      forwarding.stop();
     }
     // Last: a restore still running then fails to arm its socket and is rolled back; one already
     // armed switches back all the same, since its socket keeps the congestion control alive.

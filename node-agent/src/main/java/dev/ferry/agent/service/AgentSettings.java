@@ -159,6 +159,22 @@ public interface AgentSettings {
 
   Imds imds();
 
+  Forwarding forwarding();
+
+  /**
+   * Where the network delivers an address only to the interface it is assigned to, and late (EC2):
+   * the node an address left forwards its packets to the node it moved to until the network
+   * delivers it there (docs/aws.md). The chart turns it on with the AWS address mover.
+   */
+  interface Forwarding {
+    @WithDefault("false")
+    boolean enabled();
+
+    /** How long an address is forwarded at most, whether or not the network has switched. */
+    @WithDefault("PT2M")
+    Duration limit();
+  }
+
   interface Api {
     @WithDefault("0.0.0.0")
     String host();

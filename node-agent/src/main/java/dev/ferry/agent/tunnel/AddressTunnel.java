@@ -164,6 +164,19 @@ public final class AddressTunnel implements AutoCloseable {
     return tunnels.lookup(TunnelEntry.key(address), TunnelEntry.SIZE).map(TunnelEntry::decode);
   }
 
+  /** Every address with an entry, whoever put it there (an agent before a restart, too). */
+  public List<Inet4Address> addresses() throws SyscallException {
+    List<Inet4Address> all = new ArrayList<>();
+    for (byte[] key : tunnels.keys(4)) {
+      try {
+        all.add((Inet4Address) java.net.InetAddress.getByAddress(key));
+      } catch (java.net.UnknownHostException e) {
+        throw new AssertionError("four bytes are always an address", e);
+      }
+    }
+    return all;
+  }
+
   /** Ends the address's forwarding; false when there was none. */
   public boolean end(Inet4Address address) throws SyscallException {
     return tunnels.delete(TunnelEntry.key(address));
@@ -176,10 +189,13 @@ public final class AddressTunnel implements AutoCloseable {
 
   /** Detaches the programs from every interface and removes the pinned maps. */
   public void uninstall() throws SyscallException {
-    for (String name : interfaceNames) {
-      detach(name, namespace);
+    try {
+      for (String name : interfaceNames) {
+        detach(name, namespace);
+      }
+    } finally {
+      close();
     }
-    close();
     try {
       Files.deleteIfExists(pinDir.resolve(TUNNELS));
       Files.deleteIfExists(pinDir.resolve(COUNTERS));

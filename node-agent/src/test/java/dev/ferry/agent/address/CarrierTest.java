@@ -4,6 +4,7 @@ package dev.ferry.agent.address;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.sys.RtNetlink;
+import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -46,5 +47,22 @@ class CarrierTest {
         Map.of("ens6", List.of(on("fe80::5", 10, 253)));
     assertThat(AddressMover.carrier(ServiceAddress.parse("fe80::100/128"), linkOnly, "ens5"))
         .isEqualTo("ens5");
+  }
+
+  @Test
+  void theTunnelEndsAtTheNodesOwnAddressInTheSubnetThatCarriesTheServiceAddress() throws Exception {
+    assertThat(AddressMover.tunnelCarrier(ServiceAddress.parse("10.0.1.100/32"), node()))
+        .contains(new Carrier("ens6", (Inet4Address) InetAddress.getByName("10.0.1.5")));
+    // The service address itself, held by the node (a /24 on ens6 too), is not the node's end.
+    Map<String, List<RtNetlink.Assigned>> holding = new LinkedHashMap<>();
+    holding.put("ens6", List.of(on("10.0.1.100", 24, 0), on("10.0.1.5", 24, 0)));
+    assertThat(AddressMover.tunnelCarrier(ServiceAddress.parse("10.0.1.100/32"), holding))
+        .contains(new Carrier("ens6", (Inet4Address) InetAddress.getByName("10.0.1.5")));
+  }
+
+  @Test
+  void noTunnelForAnAddressNoSubnetCoversOrForIpv6() throws Exception {
+    assertThat(AddressMover.tunnelCarrier(ServiceAddress.parse("192.0.2.1/32"), node())).isEmpty();
+    assertThat(AddressMover.tunnelCarrier(ServiceAddress.parse("fd66::100/128"), node())).isEmpty();
   }
 }

@@ -79,19 +79,30 @@ public final class Ec2Fabric implements Fabric, AutoCloseable {
 
   @Override
   public void claim(String address, String node) throws InterruptedException {
-    claim(address, node, true);
+    claim(address, node, true, true);
+  }
+
+  /**
+   * Assign accepted is enough: the agents forward until the VPC delivers the address. A claim-back
+   * in a rollback still comes after this Assign, so the order rule above holds.
+   */
+  @Override
+  public void claimAccepted(String address, String node) throws InterruptedException {
+    claim(address, node, true, false);
   }
 
   @Override
   public void claimBack(String address, String node) throws InterruptedException {
-    claim(address, node, false);
+    claim(address, node, false, true);
   }
 
   /**
    * @param trustShown whether Describe showing the address on the chosen interface is the claim
    *     done: only when no earlier Assign of ours can overtake one made now (see the class comment)
+   * @param awaitShown whether to return only once Describe shows the address there
    */
-  private void claim(String address, String node, boolean trustShown) throws InterruptedException {
+  private void claim(String address, String node, boolean trustShown, boolean awaitShown)
+      throws InterruptedException {
     Chosen chosen;
     try {
       chosen = choose(address, node, trustShown);
@@ -117,7 +128,9 @@ public final class Ec2Fabric implements Fabric, AutoCloseable {
       // server error or no answer at all may still have been accepted.
       throw refused(e) ? e.assignedNothing() : e;
     }
-    awaitShown(address, eni, node, chosen.instance());
+    if (awaitShown) {
+      awaitShown(address, eni, node, chosen.instance());
+    }
   }
 
   /** The interface to assign the address to, on {@code node}'s instance. */

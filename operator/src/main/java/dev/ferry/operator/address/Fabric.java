@@ -14,6 +14,16 @@ public interface Fabric {
   void claim(String address, String node) throws Exception;
 
   /**
+   * As {@link #claim}, but returns once the network has accepted the claim, before it delivers the
+   * address: for a move whose agents forward the address's packets to the target until it does
+   * (MoveOutcome.forwarding), so that the clients' pause does not wait for the network. Where a
+   * claim takes effect at once, the same as {@link #claim}.
+   */
+  default void claimAccepted(String address, String node) throws Exception {
+    claim(address, node);
+  }
+
+  /**
    * Gives the address back to {@code node} (the source) in a rollback, after a {@link #claim} for
    * another node may have been made: in this migration, or by this operator before it restarted,
    * which the caller cannot rule out. Where the network applies a claim some time after accepting

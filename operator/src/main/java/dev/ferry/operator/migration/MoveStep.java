@@ -240,7 +240,7 @@ final class MoveStep {
     return switch (o.getResult()) {
       case AWAITING_ADDRESS ->
           flight.kind() == Kind.MOVE
-              ? claimAndCommit(flight, wake)
+              ? claimAndCommit(flight, o.getForwarding(), wake)
               : end(
                   Phase.Failed, Reasons.MOVE_FAILED, flight, "Commit answered AWAITING_ADDRESS", o);
       case COMPLETED ->
@@ -284,8 +284,12 @@ final class MoveStep {
     };
   }
 
-  /** Everything is staged on the target: the operator claims the address, then commits. */
-  private StepOutcome claimAndCommit(Flight move, Runnable wake) {
+  /**
+   * Everything is staged on the target: the operator claims the address, then commits. When the
+   * source node forwards the address's packets to the target ({@code forwarding}), the network
+   * having accepted the claim is enough: the clients' pause does not wait for it to deliver.
+   */
+  private StepOutcome claimAndCommit(Flight move, boolean forwarding, Runnable wake) {
     Plan plan = move.plan();
     Agent source = agents.agent(plan.sourceAgent());
     Fabric network = fabric.get();
@@ -296,7 +300,11 @@ final class MoveStep {
         move.note(),
         () -> {
           try {
-            network.claim(bare(plan.address()), plan.targetNode());
+            if (forwarding) {
+              network.claimAccepted(bare(plan.address()), plan.targetNode());
+            } else {
+              network.claim(bare(plan.address()), plan.targetNode());
+            }
           } catch (Exception e) {
             if (e instanceof InterruptedException) {
               Thread.currentThread().interrupt();
@@ -308,7 +316,12 @@ final class MoveStep {
         wake);
     return StepOutcome.wait(
         Reasons.CLAIMING_ADDRESS,
-        "staged on " + plan.targetNode() + "; claiming " + plan.address() + " for it",
+        "staged on "
+            + plan.targetNode()
+            + "; claiming "
+            + plan.address()
+            + " for it"
+            + (forwarding ? " (" + plan.sourceNode() + " forwards it there meanwhile)" : ""),
         POLL);
   }
 

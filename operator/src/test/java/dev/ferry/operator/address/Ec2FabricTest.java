@@ -93,6 +93,21 @@ class Ec2FabricTest {
   }
 
   @Test
+  void aClaimTheAgentsForwardForReturnsOnceEc2AcceptedItAndTheMoveLandsLater() throws Exception {
+    // Longer than the fabric's settle timeout: a claim that waited for Describe would fail.
+    ec2.moveDelay(Duration.ofSeconds(30));
+
+    fabric.claimAccepted(VIP, "node-b");
+
+    assertThat(single(ASSIGN).param("NetworkInterfaceId")).isEqualTo("eni-b1");
+    assertThat(ec2.requests(DESCRIBE))
+        .as("no look for the address on the target after the Assign")
+        .noneSatisfy(r -> assertThat(r.list("NetworkInterfaceId")).isNotEmpty());
+    assertThat(ec2.interfaceOf(VIP)).as("EC2 still shows it on the source").contains("eni-a0");
+    assertThat(moves).isEmpty();
+  }
+
+  @Test
   void withoutTheNoManageTagTakesTheLowestDeviceIndex() throws Exception {
     fabric.claim(VIP, "node-c");
 
