@@ -89,24 +89,17 @@ class ForwardingIT {
   @Test
   @Order(1)
   void aRollbackAfterTheAddressLeftEndsTheForwardingAndTheSourceServesAgain() throws Exception {
-    String vip = LAYOUT.vip();
     int fromA = cluster.a.logMark();
     try (AgentClient a = cluster.a.client("admin");
         CurlStream curl = cluster.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
-      MoveOutcome staged = a.call("Move", s -> s.move(signed(claimed("not-claimed"))));
-      assertThat(staged.getResult())
-          .as(staged.getMessage())
-          .isEqualTo(MoveOutcome.Result.AWAITING_ADDRESS);
-      assertThat(staged.getForwarding()).isTrue();
+      stagedWithForwarding(a, "not-claimed");
 
       // EC2 refused the claim: the operator rolls back on the source agent.
       MigrationStatus back = a.call("Rollback", s -> s.rollback(ref("not-claimed")));
       assertThat(back.getConnectionsList())
           .allSatisfy(c -> assertThat(c.getPhase()).isEqualTo(ConnectionPhase.ROLLED_BACK));
-      cluster.a.awaitLine(fromA, "forwarding of " + vip + " ended");
-      assertThat(lineWith(cluster.a, fromA, "forwarding of " + vip + " ended"))
-          .contains("rolled back");
+      assertThat(forwardingEnded(cluster.a, fromA)).contains("rolled back");
 
       assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
       assertThat(curl.output()).as("curl's whole output, from node-a").isEqualTo(reference);
@@ -122,13 +115,7 @@ class ForwardingIT {
     try (AgentClient a = cluster.a.client("admin");
         CurlStream curl = cluster.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
-      // As the operator asks it on AWS: the agents stop once everything is staged on node-b, the
-      // caller claims the address from EC2, then commits.
-      MoveOutcome staged = a.call("Move", s -> s.move(signed(claimed("forwarded"))));
-      assertThat(staged.getResult())
-          .as(staged.getMessage())
-          .isEqualTo(MoveOutcome.Result.AWAITING_ADDRESS);
-      assertThat(staged.getForwarding()).as("node-a forwards until the VPC switches").isTrue();
+      stagedWithForwarding(a, "forwarded");
 
       // EC2 accepted the claim; its VPC has not switched: Commit now, as the operator does.
       MoveOutcome moved = a.call("Commit", s -> s.commit(ref("forwarded")));
@@ -163,15 +150,23 @@ class ForwardingIT {
               + " tokens through the tunnel");
     }
     // The first direct segment ended node-b's part; node-a's ends at the forwarding limit.
-    cluster.b.awaitLine(fromB, "forwarding of " + vip + " ended");
-    assertThat(lineWith(cluster.b, fromB, "forwarding of " + vip + " ended"))
-        .contains("came here directly");
-    cluster.a.awaitLine(fromA, "forwarding of " + vip + " ended");
-    assertThat(lineWith(cluster.a, fromA, "forwarding of " + vip + " ended"))
-        .contains("the forwarding limit passed");
+    assertThat(forwardingEnded(cluster.b, fromB)).contains("came here directly");
+    assertThat(forwardingEnded(cluster.a, fromA)).contains("the forwarding limit passed");
   }
 
-  /** A Move as the operator asks it on AWS: the caller claims the address, nobody announces. */
+  /**
+   * Move as the operator asks it on AWS: the agents stop once everything is staged on node-b, for
+   * the caller to claim the address from EC2 and then commit; node-a forwards meanwhile.
+   */
+  private static void stagedWithForwarding(AgentClient a, String id) {
+    MoveOutcome staged = a.call("Move", s -> s.move(signed(claimed(id))));
+    assertThat(staged.getResult())
+        .as(staged.getMessage())
+        .isEqualTo(MoveOutcome.Result.AWAITING_ADDRESS);
+    assertThat(staged.getForwarding()).as("node-a forwards until the VPC switches").isTrue();
+  }
+
+  /** A Move whose address the caller claims, which nobody announces. */
   private static MoveRequest claimed(String id) {
     MoveRequest.Builder move = cluster.a.moveTo(cluster.b, id);
     return move.setAddress(
@@ -187,7 +182,11 @@ class ForwardingIT {
     return MigrationRef.newBuilder().setMigrationId(id).build();
   }
 
-  private static String lineWith(AgentCluster.Node node, int from, String text) {
+  /** The node's agent's line saying the address's forwarding ended, once it has logged it. */
+  private static String forwardingEnded(AgentCluster.Node node, int from)
+      throws InterruptedException {
+    String text = "forwarding of " + LAYOUT.vip() + " ended";
+    node.awaitLine(from, text);
     List<String> log = List.copyOf(node.log);
     return log.subList(from, log.size()).stream()
         .filter(l -> l.contains(text))

@@ -154,6 +154,9 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
                   + " was rolled back here, and a plan runs once: the operator signs a new one"
                   + " for each attempt");
         }
+        if (!m.getHeader().getTunnelEndpoint().isEmpty()) {
+          TunnelEnds.peer("header.tunnel_endpoint", m.getHeader().getTunnelEndpoint());
+        }
         header = m.getHeader();
         FaultPoints.check(header.getFault());
         target = migrations.newTarget(SavedStates.checkId(header.getMigrationId()));
@@ -286,7 +289,6 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         ArrivalReply.Builder reply = ArrivalReply.newBuilder().setStaged(staged);
         if (address != null && !header.getTunnelEndpoint().isEmpty()) {
           // The source forwards what the network still delivers there: answer with this end.
-          TunnelEnds.peer("header.tunnel_endpoint", header.getTunnelEndpoint());
           tunnelEnd = TunnelEnds.local(node, header.getAddress(), id()).orElse(null);
           if (tunnelEnd != null) {
             reply.setTunnelEndpoint(tunnelEnd.local().getHostAddress());
@@ -462,6 +464,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
    */
   private void takeForwarded() {
     if (tunnelEnd == null) {
+      endForwardingHere();
       return;
     }
     try {
@@ -478,6 +481,29 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
                   + ": taking the forwarded packets failed ("
                   + e.getMessage()
                   + "): the clients wait for the network to deliver the address here");
+    }
+  }
+
+  /**
+   * The address lives here from now, delivered by the network: an entry an earlier move of it left
+   * on this node (as its source, forwarding for up to the forwarding limit) would send its packets
+   * away again, so it goes.
+   */
+  private void endForwardingHere() {
+    if (address == null || !(address.ip() instanceof java.net.Inet4Address v4)) {
+      return;
+    }
+    try {
+      node.forwarding().end(v4, "migration " + id() + " brought the address here");
+    } catch (SyscallException | RuntimeException e) {
+      LOG.warning(
+          () ->
+              "migration "
+                  + id()
+                  + ": ending an earlier forwarding of "
+                  + address
+                  + " failed: "
+                  + e.getMessage());
     }
   }
 
