@@ -9,7 +9,6 @@ import dev.ferry.api.crd.PodReference;
 import dev.ferry.testbed.FakeEc2;
 import dev.ferry.testbed.FakeImds;
 import dev.ferry.testbed.FakeSqs;
-import dev.ferry.testbed.SourceDestinationCheck;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
@@ -105,18 +104,11 @@ final class OperatorCluster implements AutoCloseable {
    */
   static OperatorCluster start(AgentCluster.Layout layout, Map<String, String> operatorEnv)
       throws Exception {
-    return start(layout, operatorEnv, Map.of());
-  }
-
-  /** As {@link #start(AgentCluster.Layout, Map)}, the agents with {@code agentEnv} added. */
-  static OperatorCluster start(
-      AgentCluster.Layout layout, Map<String, String> operatorEnv, Map<String, String> agentEnv)
-      throws Exception {
     AgentCluster agents = AgentCluster.create(layout);
     try {
       OperatorCluster c = new OperatorCluster(agents);
-      c.agents.a.startAgent(agentEnv);
-      c.agents.b.startAgent(agentEnv);
+      c.agents.a.startAgent();
+      c.agents.b.startAgent();
       c.startOperator(operatorEnv);
       return c;
     } catch (Exception | Error e) {
@@ -203,33 +195,7 @@ final class OperatorCluster implements AutoCloseable {
    */
   private void deliver(FakeEc2.Move move) {
     AgentCluster.Node to = instanceId(agents.a).equals(move.toInstance()) ? agents.a : agents.b;
-    SourceDestinationCheck check = vpc;
-    if (check != null) {
-      AgentCluster.Node from = to == agents.a ? agents.b : agents.a;
-      check.unassign(from.host, move.address());
-      check.assign(to.host, move.address());
-    }
     agents.client.setNeighbour(move.address(), to.host.mac());
-  }
-
-  /** EC2's source/destination check, once {@link #behaveAsEc2} made the LAN behave as a VPC. */
-  private volatile SourceDestinationCheck vpc;
-
-  /**
-   * The LAN behaves as EC2's VPC from now: the nodes' interfaces take 9001-byte frames, each node's
-   * cable drops what is neither from nor to an address EC2 has assigned to it (the service address
-   * is node-a's), and the service address reaches the node EC2 moved it to only when {@link
-   * FakeEc2} shows the move, after its delay. Before any stream starts.
-   */
-  SourceDestinationCheck behaveAsEc2() {
-    agents.bed.mtu(agents.a.host, 9001);
-    agents.bed.mtu(agents.b.host, 9001);
-    SourceDestinationCheck check = agents.bed.sourceDestinationCheck();
-    check.enforce(agents.a.host, agents.a.ip, agents.layout.vip());
-    check.enforce(agents.b.host, agents.b.ip);
-    agents.client.setNeighbour(agents.layout.vip(), agents.a.host.mac());
-    vpc = check;
-    return check;
   }
 
   /** The operator's environment for the AWS address mover, against this cluster's EC2. */
