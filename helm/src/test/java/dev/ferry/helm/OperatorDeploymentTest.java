@@ -97,6 +97,9 @@ class OperatorDeploymentTest {
             e ->
                 assertThat(e.getValueFrom().getFieldRef().getFieldPath())
                     .isEqualTo("metadata.namespace"));
+    assertThat(env(c, "FERRY_OPERATOR_LEADER_ELECTION_LEASE_DURATION")).isEqualTo("15s");
+    assertThat(env(c, "FERRY_OPERATOR_LEADER_ELECTION_RENEW_DEADLINE")).isEqualTo("10s");
+    assertThat(env(c, "FERRY_OPERATOR_LEADER_ELECTION_RETRY_PERIOD")).isEqualTo("2s");
   }
 
   @ParameterizedTest

@@ -6,6 +6,7 @@ import io.fabric8.kubernetes.client.extended.leaderelection.LeaderCallbacks;
 import io.javaoperatorsdk.operator.api.config.LeaderElectionConfiguration;
 import jakarta.enterprise.inject.Produces;
 import jakarta.inject.Singleton;
+import java.time.Duration;
 import java.util.UUID;
 import java.util.logging.Logger;
 
@@ -27,15 +28,50 @@ public class LeaderElection {
             .filter(s -> !s.isBlank())
             .orElseGet(() -> "ferry-operator-" + UUID.randomUUID());
     LOG.info(() -> "leader election: Lease " + le.leaseName() + " as " + identity);
+    checkTimings(le.leaseDuration(), le.renewDeadline(), le.retryPeriod());
     return new LeaderElectionConfiguration(
         le.leaseName(),
         le.leaseNamespace().orElse(null),
-        LeaderElectionConfiguration.LEASE_DURATION_DEFAULT_VALUE,
-        LeaderElectionConfiguration.RENEW_DEADLINE_DEFAULT_VALUE,
-        LeaderElectionConfiguration.RETRY_PERIOD_DEFAULT_VALUE,
+        le.leaseDuration(),
+        le.renewDeadline(),
+        le.retryPeriod(),
         identity,
         // Queue mode reads the SQS queue in the leader only (JOSDK runs these besides its own).
         new LeaderCallbacks(queue::becameLeader, () -> {}, leader -> {}),
         true);
+  }
+
+  /**
+   * Fabric8's elector needs retry &lt; renew deadline &lt; lease duration: a leader must give up
+   * before a standby may take over, or two would drive at once. Fails at start, naming the setting.
+   */
+  static void checkTimings(Duration leaseDuration, Duration renewDeadline, Duration retryPeriod) {
+    if (retryPeriod.isNegative() || retryPeriod.isZero()) {
+      throw new IllegalArgumentException(
+          "ferry.operator.leader-election.retry-period (FERRY_OPERATOR_LEADER_ELECTION_RETRY_PERIOD)"
+              + " is "
+              + retryPeriod
+              + ": give a positive duration, 2s by default");
+    }
+    if (renewDeadline.compareTo(leaseDuration) >= 0) {
+      throw new IllegalArgumentException(
+          "ferry.operator.leader-election.renew-deadline (FERRY_OPERATOR_LEADER_ELECTION_RENEW_DEADLINE)"
+              + " is "
+              + renewDeadline
+              + ", not shorter than lease-duration "
+              + leaseDuration
+              + ": a leader must give the Lease up before a standby may take it; make renew-deadline"
+              + " shorter (10s and 15s by default)");
+    }
+    if (retryPeriod.compareTo(renewDeadline) >= 0) {
+      throw new IllegalArgumentException(
+          "ferry.operator.leader-election.retry-period (FERRY_OPERATOR_LEADER_ELECTION_RETRY_PERIOD)"
+              + " is "
+              + retryPeriod
+              + ", not shorter than renew-deadline "
+              + renewDeadline
+              + ": the leader would not try again before it gives up; make retry-period shorter"
+              + " (2s by default)");
+    }
   }
 }

@@ -97,6 +97,26 @@ public interface OperatorSettings {
 
     /** Who holds the Lease; default: the pod's name (HOSTNAME), else a random id. */
     Optional<String> identity();
+
+    /**
+     * How long a Lease nobody renews stays another replica's: a standby takes over after it. As
+     * Kubernetes' own controllers (kube-controller-manager's --leader-elect-lease-duration).
+     */
+    @WithDefault("15s")
+    Duration leaseDuration();
+
+    /**
+     * How long the leader keeps trying to renew before it gives the Lease up and exits (its pod
+     * restarts; two replicas never drive at once). Shorter than {@code leaseDuration}. Raise both
+     * where the operator's node is often saturated: a leader whose renewals stall this long
+     * restarts, and a request it was driving waits for the restart.
+     */
+    @WithDefault("10s")
+    Duration renewDeadline();
+
+    /** How often the leader renews, and a standby tries. Shorter than {@code renewDeadline}. */
+    @WithDefault("2s")
+    Duration retryPeriod();
   }
 
   interface Tls {
