@@ -39,19 +39,40 @@ public final class AgentCluster implements AutoCloseable {
    *     and removed at the end), or null for the cluster's temporary directory
    * @param logs where each process's output is appended to LABEL.log, or null to read it line by
    *     line (the nodes' {@link Node#log}, echoed to standard output while {@link #echoLogs})
+   * @param serviceSubnet null, or the first three octets of the service addresses' subnet, laid out
+   *     as docs/aws.md has users lay EC2 out: each node has a second interface, eth1 (the {@code
+   *     no_manage} ENI), with .12 or .13 of this subnet; the service address is its .100; each node
+   *     routes what leaves from this subnet out of eth1 (the user data's policy route); the agents
+   *     hold on eth0 and eth1; the client stays on the LAN's subnet
    */
-  public record Layout(String subnet, Path stateRoot, Path logs) {
+  public record Layout(String subnet, Path stateRoot, Path logs, String serviceSubnet) {
     /** The tests' and the demo's: 198.18.0.0/24, states and logs kept by the cluster. */
     static final Layout TESTS = new Layout("198.18.0", null, null);
 
+    /** Service addresses on the nodes' eth0, in the LAN's subnet. */
+    public Layout(String subnet, Path stateRoot, Path logs) {
+      this(subnet, stateRoot, logs, null);
+    }
+
+    /** As docs/aws.md lays EC2 out: service addresses on each node's eth1, in a subnet apart. */
+    static Layout ec2(String subnet, String serviceSubnet) {
+      return new Layout(subnet, null, null, serviceSubnet);
+    }
+
     public String vip() {
-      return subnet + ".100";
+      return (serviceSubnet == null ? subnet : serviceSubnet) + ".100";
     }
 
     public String lanSelf() {
       return subnet + ".254";
     }
   }
+
+  /** The node interface of the service addresses in the {@link Layout#ec2} layout. */
+  static final String SERVICE_INTERFACE = "eth1";
+
+  /** The routing table of the nodes' policy route for the service subnet (the user data's). */
+  private static final String SERVICE_TABLE = "100";
 
   /**
    * Whether the processes' output goes to our standard output too (the tests' logs); not in the
@@ -86,6 +107,14 @@ public final class AgentCluster implements AutoCloseable {
     /** More of the agent's environment for every start (the cluster's API server, its IMDS). */
     volatile Map<String, String> baseEnv = Map.of();
 
+    /**
+     * In the {@link Layout#ec2} layout, eth1's address and its port on the switch (EC2 checks each
+     * ENI on its own); else null.
+     */
+    public final String serviceIp;
+
+    final String servicePort;
+
     Process agent;
 
     Node(String name, String ip, String podRole) throws IOException {
@@ -96,6 +125,42 @@ public final class AgentCluster implements AutoCloseable {
       this.handoffSocket = dir.resolve(name + ".sock");
       this.stateDir = Files.createDirectories(states.resolve(name + "-state"));
       this.pinDir = bpf.resolve(name);
+      if (layout.serviceSubnet() == null) {
+        serviceIp = null;
+        servicePort = null;
+      } else {
+        serviceIp = layout.serviceSubnet() + ".1" + ip.substring(ip.lastIndexOf('.') + 1);
+        servicePort = bed.secondInterface(host, SERVICE_INTERFACE, serviceIp + "/24");
+        // Each interface answers ARP for its own addresses only: in a VPC the fabric answers for
+        // an ENI, and one ENI never for another's addresses (the LAN here would let eth0 answer
+        // for eth1's address, and EC2's check would then drop what comes to eth0 for it).
+        host.run(
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv4.conf.all.arp_ignore=1",
+            "net.ipv4.conf.all.arp_announce=2");
+        // The user data's policy route: a reply from a service address leaves through the ENI
+        // that has it. Through eth0, EC2's source/destination check would drop it.
+        String serviceNet = layout.serviceSubnet() + ".0/24";
+        host.run("ip", "rule", "add", "from", serviceNet, "lookup", SERVICE_TABLE);
+        host.run(
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            layout.serviceSubnet() + ".1",
+            "dev",
+            SERVICE_INTERFACE,
+            "table",
+            SERVICE_TABLE);
+      }
+    }
+
+    /** The MAC of the interface the service address reaches this node on. */
+    public String serviceMac() {
+      return serviceIp == null ? host.mac() : host.mac(SERVICE_INTERFACE);
     }
 
     /** The agent's API, host:port on the nodes' LAN. */
@@ -133,6 +198,10 @@ public final class AgentCluster implements AutoCloseable {
       env.put("FERRY_AGENT_STATE_DIR", stateDir.toString());
       env.put("FERRY_AGENT_BPF_PIN_DIR", pinDir.toString());
       env.put("FERRY_AGENT_UPLINK", "eth0");
+      if (serviceIp != null) {
+        // docs/aws.md, "Hold the clients on that interface too".
+        env.put("FERRY_AGENT_HOLD_INTERFACES", "eth0," + SERVICE_INTERFACE);
+      }
       // Test clusters honour a move's fault point (MoveRequest.fault): the fault suite uses them.
       env.put("FERRY_AGENT_FAULT_POINTS", "true");
       env.putAll(baseEnv);
@@ -337,12 +406,30 @@ public final class AgentCluster implements AutoCloseable {
             Builds.repoFile("scripts/ferry-certs.sh").toString(), "--node", node, certs.toString());
       }
       client = bed.host("client", layout.subnet() + ".1/24");
+      if (layout.serviceSubnet() != null) {
+        // The VPC's router: the client reaches the service subnet, from its own address, and the
+        // nodes' policy route sends replies through the router's .1 of that subnet, held here.
+        client.addAddress(layout.serviceSubnet() + ".1/32");
+        client.run(
+            "ip",
+            "route",
+            "add",
+            layout.serviceSubnet() + ".0/24",
+            "dev",
+            "eth0",
+            "src",
+            layout.subnet() + ".1");
+      }
       // the test itself calls the agents, as the operator would
       bed.joinLan(layout.lanSelf() + "/24");
       a = new Node("node-a", layout.subnet() + ".2", "pod-a");
       b = new Node("node-b", layout.subnet() + ".3", "pod-b");
       a.pod.addAddress(layout.vip() + "/32");
       a.host.routeToPod(layout.vip() + "/32", a.pod);
+      if (layout.serviceSubnet() != null) {
+        // EC2 has the address on node-a's eth1; nothing answers ARP for it there.
+        client.pinNeighbour(layout.vip(), a.serviceMac());
+      }
     } catch (Exception | Error e) {
       bed.close();
       removeFiles(bpfFs, stateDirs, made);

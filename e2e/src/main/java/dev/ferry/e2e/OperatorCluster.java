@@ -9,6 +9,7 @@ import dev.ferry.api.crd.PodReference;
 import dev.ferry.testbed.FakeEc2;
 import dev.ferry.testbed.FakeImds;
 import dev.ferry.testbed.FakeSqs;
+import dev.ferry.testbed.SourceDestinationCheck;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
@@ -55,8 +56,13 @@ final class OperatorCluster implements AutoCloseable {
 
   final List<String> operatorLog = new CopyOnWriteArrayList<>();
   private final Process apiServer;
-  private Process operator;
-  private Map<String, String> operatorEnv = Map.of();
+  private volatile Process operator;
+  private volatile Map<String, String> operatorEnv = Map.of();
+  // Set while a test wants the operator up: one that ends unasked is started again, as the kubelet
+  // restarts a pod's container (restartPolicy Always). An operator exits on its own when it loses
+  // its Lease (a renewal stalled past the renew deadline on a saturated machine), and in a cluster
+  // a request it was driving goes on under the restarted one; here too.
+  private volatile boolean operatorWanted;
 
   private OperatorCluster(AgentCluster agents) throws Exception {
     this.agents = agents;
@@ -104,12 +110,31 @@ final class OperatorCluster implements AutoCloseable {
    */
   static OperatorCluster start(AgentCluster.Layout layout, Map<String, String> operatorEnv)
       throws Exception {
+    return start(layout, operatorEnv, Map.of());
+  }
+
+  /** As {@link #start(AgentCluster.Layout, Map)}, the agents with {@code agentEnv} added. */
+  static OperatorCluster start(
+      AgentCluster.Layout layout, Map<String, String> operatorEnv, Map<String, String> agentEnv)
+      throws Exception {
+    return start(layout, c -> operatorEnv, agentEnv);
+  }
+
+  /**
+   * As {@link #start(AgentCluster.Layout, Map, Map)}, the operator's environment made from the
+   * cluster (its {@link #awsEnv}, which names this cluster's EC2): one operator start, not two.
+   */
+  static OperatorCluster start(
+      AgentCluster.Layout layout,
+      java.util.function.Function<OperatorCluster, Map<String, String>> operatorEnv,
+      Map<String, String> agentEnv)
+      throws Exception {
     AgentCluster agents = AgentCluster.create(layout);
     try {
       OperatorCluster c = new OperatorCluster(agents);
-      c.agents.a.startAgent();
-      c.agents.b.startAgent();
-      c.startOperator(operatorEnv);
+      c.agents.a.startAgent(agentEnv);
+      c.agents.b.startAgent(agentEnv);
+      c.startOperator(operatorEnv.apply(c));
       return c;
     } catch (Exception | Error e) {
       agents.close();
@@ -133,8 +158,14 @@ final class OperatorCluster implements AutoCloseable {
   }
 
   private static KubernetesClient client(String url) {
+    // The test's own client: a minute bounds a hang. Fabric8's 10 s default was passed at load 9
+    // by the first request to a cold API server (AwsForwardingIT, creating the first Node).
     Config config =
-        new ConfigBuilder(Config.empty()).withMasterUrl(url).withNamespace(NAMESPACE).build();
+        new ConfigBuilder(Config.empty())
+            .withMasterUrl(url)
+            .withNamespace(NAMESPACE)
+            .withRequestTimeout(60_000)
+            .build();
     return new KubernetesClientBuilder().withConfig(config).build();
   }
 
@@ -144,9 +175,9 @@ final class OperatorCluster implements AutoCloseable {
     ec2.addInterface(
         eni(n),
         instanceId(n),
-        "subnet-0lan",
+        n.serviceIp == null ? "subnet-0lan" : "subnet-0service",
         1,
-        n.ip.replaceFirst("\\.(\\d+)$", ".1$1"),
+        n.serviceIp == null ? n.ip.replaceFirst("\\.(\\d+)$", ".1$1") : n.serviceIp,
         Map.of("node.k8s.amazonaws.com/no_manage", "true"));
     n.baseEnv =
         Map.of(
@@ -195,7 +226,55 @@ final class OperatorCluster implements AutoCloseable {
    */
   private void deliver(FakeEc2.Move move) {
     AgentCluster.Node to = instanceId(agents.a).equals(move.toInstance()) ? agents.a : agents.b;
-    agents.client.setNeighbour(move.address(), to.host.mac());
+    SourceDestinationCheck check = vpc;
+    AgentCluster.Node from = to == agents.a ? agents.b : agents.a;
+    if (to.serviceIp == null) {
+      if (check != null) {
+        check.unassign(from.host, move.address());
+        check.assign(to.host, move.address());
+      }
+      agents.client.setNeighbour(move.address(), to.host.mac());
+    } else {
+      if (check != null) {
+        check.unassign(from.servicePort, move.address());
+        check.assign(to.servicePort, move.address());
+      }
+      agents.client.pinNeighbour(move.address(), to.serviceMac());
+    }
+  }
+
+  /** EC2's source/destination check, once {@link #behaveAsEc2} made the LAN behave as a VPC. */
+  private volatile SourceDestinationCheck vpc;
+
+  /**
+   * The LAN behaves as EC2's VPC from now: the nodes' interfaces take 9001-byte frames, each node's
+   * cable (in the {@link AgentCluster.Layout#ec2} layout, each of its two ENIs) drops what is
+   * neither from nor to an address EC2 has assigned to it (the service address is node-a's), and
+   * the service address reaches the node EC2 moved it to only when {@link FakeEc2} shows the move,
+   * after its delay. Before any stream starts.
+   */
+  SourceDestinationCheck behaveAsEc2() {
+    SourceDestinationCheck check = agents.bed.sourceDestinationCheck();
+    String vip = agents.layout.vip();
+    for (AgentCluster.Node n : List.of(agents.a, agents.b)) {
+      agents.bed.mtu(n.host, 9001);
+      if (n.serviceIp == null) {
+        check.enforce(n.host, n == agents.a ? new String[] {n.ip, vip} : new String[] {n.ip});
+      } else {
+        // Each ENI checked on its own: eth0 may send only from the node's address, eth1 from
+        // its own and the service addresses EC2 has on it.
+        agents.bed.mtu(n.host, AgentCluster.SERVICE_INTERFACE, n.servicePort, 9001);
+        check.enforce(n.host, n.ip);
+        check.enforce(
+            n.servicePort,
+            n == agents.a ? new String[] {n.serviceIp, vip} : new String[] {n.serviceIp});
+      }
+    }
+    if (agents.a.serviceIp == null) {
+      agents.client.setNeighbour(vip, agents.a.host.mac());
+    }
+    vpc = check;
+    return check;
   }
 
   /** The operator's environment for the AWS address mover, against this cluster's EC2. */
@@ -246,9 +325,41 @@ final class OperatorCluster implements AutoCloseable {
   void startOperator(Map<String, String> more) throws Exception {
     operatorLog.clear();
     operatorEnv = Map.copyOf(more);
-    operator =
+    launchOperator();
+  }
+
+  private synchronized void launchOperator() throws Exception {
+    Process p =
         agents.start(
-            operatorProcess("operator-1", more), "operator", "started in", operatorLog, null);
+            operatorProcess("operator-1", operatorEnv),
+            "operator",
+            "started in",
+            operatorLog,
+            null);
+    operator = p;
+    operatorWanted = true;
+    p.onExit().thenRun(() -> restartUnasked(p));
+  }
+
+  /** The kubelet's part: the operator ended though no test stopped it; its log stays. */
+  private void restartUnasked(Process ended) {
+    synchronized (this) {
+      if (!operatorWanted || ended != operator) {
+        return;
+      }
+      String line =
+          "the operator exited with "
+              + ended.exitValue()
+              + " unasked: started again, as the kubelet restarts a pod's container";
+      System.out.println("    [cluster] " + line);
+      operatorLog.add(line);
+      try {
+        launchOperator();
+      } catch (Exception e) {
+        operatorWanted = false;
+        System.out.println("    [cluster] the operator could not be started again: " + e);
+      }
+    }
   }
 
   /**
@@ -269,12 +380,14 @@ final class OperatorCluster implements AutoCloseable {
     return pb;
   }
 
-  void killOperator() throws InterruptedException {
+  synchronized void killOperator() throws InterruptedException {
+    operatorWanted = false;
     Processes.kill(operator, "the operator");
   }
 
   @Override
   public void close() {
+    operatorWanted = false;
     kube.close();
     imdsA.close();
     imdsB.close();

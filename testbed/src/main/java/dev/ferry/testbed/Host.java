@@ -91,6 +91,26 @@ public final class Host {
         "reachable");
   }
 
+  /**
+   * Points this host's neighbour entry for {@code ip} at {@code mac} for good: no ARP changes it.
+   * As a VPC's router delivers an address to the interface EC2 has it on, whoever answers ARP.
+   */
+  public void pinNeighbour(String ip, String mac) {
+    Shell.run(
+        "ip",
+        "-n",
+        netns,
+        "neigh",
+        "replace",
+        ip,
+        "lladdr",
+        mac,
+        "dev",
+        "eth0",
+        "nud",
+        "permanent");
+  }
+
   /** Runs a command inside this host and returns its output. */
   public String run(String... command) {
     List<String> cmd = new ArrayList<>(List.of("ip", "netns", "exec", netns));

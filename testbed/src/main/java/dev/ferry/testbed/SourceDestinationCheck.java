@@ -32,30 +32,48 @@ public final class SourceDestinationCheck {
         "{ type filter hook forward priority 0 ; policy accept ; }");
   }
 
-  /** Enforces the check on {@code host}'s cable, with these addresses assigned to it. */
+  /** Enforces the check on {@code host}'s cable (its eth0), with these addresses assigned to it. */
   public void enforce(Host host, String... addresses) {
-    String set = set(host);
+    enforce(host.lanPort(), addresses);
+  }
+
+  /**
+   * Enforces the check on the switch's {@code port} (one ENI: {@link Testbed#secondInterface}
+   * returns its port), with these addresses assigned to it.
+   */
+  public void enforce(String port, String... addresses) {
+    String set = set(port);
     nft("add", "set", "bridge", TABLE, set, "{ type ipv4_addr ; }");
     for (String a : addresses) {
-      assign(host, a);
+      assign(port, a);
     }
-    String port = "\"" + host.lanPort() + "\"";
+    String quoted = "\"" + port + "\"";
     nft(
-        "add", "rule", "bridge", TABLE, "forward", "iifname", port, "ether", "type", "ip", "ip",
+        "add", "rule", "bridge", TABLE, "forward", "iifname", quoted, "ether", "type", "ip", "ip",
         "saddr", "!=", "@" + set, "counter", "drop");
     nft(
-        "add", "rule", "bridge", TABLE, "forward", "oifname", port, "ether", "type", "ip", "ip",
+        "add", "rule", "bridge", TABLE, "forward", "oifname", quoted, "ether", "type", "ip", "ip",
         "daddr", "!=", "@" + set, "counter", "drop");
   }
 
   /** Lets {@code host} send from and receive for {@code address}, as EC2's assignment does. */
   public void assign(Host host, String address) {
-    nft("add", "element", "bridge", TABLE, set(host), "{ " + address + " }");
+    assign(host.lanPort(), address);
+  }
+
+  /** As {@link #assign(Host, String)}, on the switch's {@code port}. */
+  public void assign(String port, String address) {
+    nft("add", "element", "bridge", TABLE, set(port), "{ " + address + " }");
   }
 
   /** Takes {@code address} away from {@code host}. */
   public void unassign(Host host, String address) {
-    nft("delete", "element", "bridge", TABLE, set(host), "{ " + address + " }");
+    unassign(host.lanPort(), address);
+  }
+
+  /** As {@link #unassign(Host, String)}, on the switch's {@code port}. */
+  public void unassign(String port, String address) {
+    nft("delete", "element", "bridge", TABLE, set(port), "{ " + address + " }");
   }
 
   /** Packets the check has dropped so far, on every host it is enforced on. */
@@ -68,8 +86,8 @@ public final class SourceDestinationCheck {
     return sum;
   }
 
-  private static String set(Host host) {
-    return "assigned_" + host.role().replaceAll("[^A-Za-z0-9_]", "_");
+  private static String set(String port) {
+    return "assigned_" + port.replaceAll("[^A-Za-z0-9_]", "_");
   }
 
   private String nft(String... args) {

@@ -147,6 +147,44 @@ public final class Testbed implements AutoCloseable {
   }
 
   /**
+   * Gives {@code host} a second interface, {@code ifname}, on the same LAN as its eth0, with the
+   * given addresses (in a subnet of their own): a second ENI attached to an instance, as the {@code
+   * no_manage} ENI of docs/aws.md that carries service addresses. The VPC is one fabric, so both
+   * interfaces reach every host; which one a packet takes is the host's routing. Returns the
+   * interface's port on the switch, where {@link SourceDestinationCheck#enforce(String, String...)}
+   * checks it as EC2 checks each ENI.
+   */
+  public String secondInterface(Host host, String ifname, String... addresses) {
+    String port = "e-" + host.role();
+    Shell.run(
+        "ip",
+        "-n",
+        host.netns(),
+        "link",
+        "add",
+        ifname,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        port,
+        "netns",
+        lan);
+    Shell.run("ip", "-n", lan, "link", "set", port, "master", "br0", "up");
+    Shell.run("ip", "-n", host.netns(), "link", "set", ifname, "up");
+    for (String address : addresses) {
+      host.addAddress(ifname, address);
+    }
+    return port;
+  }
+
+  /** As {@link #mtu(Host, int)}, for {@code host}'s {@code ifname} on the switch's {@code port}. */
+  public void mtu(Host host, String ifname, String port, int mtu) {
+    Shell.run("ip", "-n", lan, "link", "set", port, "mtu", String.valueOf(mtu));
+    Shell.run("ip", "-n", host.netns(), "link", "set", ifname, "mtu", String.valueOf(mtu));
+  }
+
+  /**
    * Adds a pod on {@code node}, wired as the AWS VPC CNI wires one: a veth whose pod end is eth0
    * with a link-scope default route through 169.254.1.1 (a permanent neighbour: the node end's
    * MAC), and whose node end is {@link Host#podPort}. The node forwards and answers ARP for the
