@@ -351,7 +351,11 @@ final class OperatorCluster implements AutoCloseable {
           "the operator exited with "
               + ended.exitValue()
               + " unasked: started again, as the kubelet restarts a pod's container";
-      System.out.println("    [cluster] " + line);
+      System.out.println("    [cluster] " + line + "; its last lines:");
+      // Why it ended, where its output is not echoed (the benchmarks).
+      List<String> log = List.copyOf(operatorLog);
+      log.subList(Math.max(0, log.size() - 5), log.size())
+          .forEach(l -> System.out.println("    [cluster]   " + l));
       operatorLog.add(line);
       try {
         launchOperator();

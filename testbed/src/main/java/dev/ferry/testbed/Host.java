@@ -76,19 +76,7 @@ public final class Host {
    * Points this host's neighbour entry for {@code ip} at {@code mac}, as a gratuitous ARP would.
    */
   public void setNeighbour(String ip, String mac) {
-    Shell.run(
-        "ip",
-        "-n",
-        netns,
-        "neigh",
-        "replace",
-        ip,
-        "lladdr",
-        mac,
-        "dev",
-        "eth0",
-        "nud",
-        "reachable");
+    neighbour(ip, mac, "reachable");
   }
 
   /**
@@ -96,19 +84,12 @@ public final class Host {
    * As a VPC's router delivers an address to the interface EC2 has it on, whoever answers ARP.
    */
   public void pinNeighbour(String ip, String mac) {
+    neighbour(ip, mac, "permanent");
+  }
+
+  private void neighbour(String ip, String mac, String state) {
     Shell.run(
-        "ip",
-        "-n",
-        netns,
-        "neigh",
-        "replace",
-        ip,
-        "lladdr",
-        mac,
-        "dev",
-        "eth0",
-        "nud",
-        "permanent");
+        "ip", "-n", netns, "neigh", "replace", ip, "lladdr", mac, "dev", "eth0", "nud", state);
   }
 
   /** Runs a command inside this host and returns its output. */

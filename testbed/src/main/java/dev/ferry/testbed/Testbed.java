@@ -124,26 +124,7 @@ public final class Testbed implements AutoCloseable {
       Shell.run("ip", "-n", lan, "link", "set", "br1", "up");
       serviceSegment = true;
     }
-    String port = "s-" + host.role();
-    Shell.run(
-        "ip",
-        "-n",
-        host.netns(),
-        "link",
-        "add",
-        ifname,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        port,
-        "netns",
-        lan);
-    Shell.run("ip", "-n", lan, "link", "set", port, "master", "br1", "up");
-    Shell.run("ip", "-n", host.netns(), "link", "set", ifname, "up");
-    for (String address : addresses) {
-      host.addAddress(ifname, address);
-    }
+    plug(host, ifname, "s-" + host.role(), "br1", addresses);
   }
 
   /**
@@ -156,6 +137,12 @@ public final class Testbed implements AutoCloseable {
    */
   public String secondInterface(Host host, String ifname, String... addresses) {
     String port = "e-" + host.role();
+    plug(host, ifname, port, "br0", addresses);
+    return port;
+  }
+
+  /** A veth from {@code host}'s {@code ifname} to {@code port} on the switch's {@code bridge}. */
+  private void plug(Host host, String ifname, String port, String bridge, String... addresses) {
     Shell.run(
         "ip",
         "-n",
@@ -170,12 +157,11 @@ public final class Testbed implements AutoCloseable {
         port,
         "netns",
         lan);
-    Shell.run("ip", "-n", lan, "link", "set", port, "master", "br0", "up");
+    Shell.run("ip", "-n", lan, "link", "set", port, "master", bridge, "up");
     Shell.run("ip", "-n", host.netns(), "link", "set", ifname, "up");
     for (String address : addresses) {
       host.addAddress(ifname, address);
     }
-    return port;
   }
 
   /** As {@link #mtu(Host, int)}, for {@code host}'s {@code ifname} on the switch's {@code port}. */
