@@ -46,10 +46,19 @@ bench-upload: deps
 	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.UploadBenchmark -Dferry.args="$(ARGS)"
 
 ## Moves 1 to 10,000 live SSE streams between two agents; compares with reconnecting and with CRIU.
+## Then the AWS path beside the L2 path through the operator, at each EC2 delay (bench-aws).
 .PHONY: bench
 bench: deps
 	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
 	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.bench.MigrationBenchmark -Dferry.args="$(or $(ARGS),$(BENCH_ARGS))"
+	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.AwsPathBenchmark -Dferry.args="$(AWS_ARGS)"
+
+## A stream moved by the operator over the AWS path (EC2 delivering the address after 3 s, 30 s)
+## and over the L2 path: the client's stall on each. AWS_ARGS="--delays 3,30 --runs 3".
+.PHONY: bench-aws
+bench-aws: deps
+	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
+	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.AwsPathBenchmark -Dferry.args="$(AWS_ARGS)"
 
 ## A download behind a 20 ms, 100 Mbit/s link moved at full speed: time back to 90 % of its
 ## rate, with and without the congestion state carried, beside CRIU. ARGS="--runs 5".
