@@ -9,7 +9,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -108,7 +107,7 @@ public final class AwsPathBenchmark {
     try (OperatorCluster c =
         OperatorCluster.start(
             EC2,
-            AwsPathBenchmark::awsOperator,
+            OperatorCluster::awsEnvBesideOthers,
             Map.of(
                 "FERRY_AGENT_FORWARDING_ENABLED",
                 "true",
@@ -130,12 +129,6 @@ public final class AwsPathBenchmark {
     Files.writeString(o.out.resolve("aws-path.md"), table);
     say("written to " + o.out.resolve("aws-path.md"));
     return 0;
-  }
-
-  private static Map<String, String> awsOperator(OperatorCluster c) {
-    Map<String, String> env = new HashMap<>(c.awsEnv());
-    env.put("QUARKUS_HTTP_PORT", "0");
-    return env;
   }
 
   /** Moves of one stream at a time between the cluster's two pods, measured. */

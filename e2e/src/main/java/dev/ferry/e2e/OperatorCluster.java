@@ -22,12 +22,14 @@ import java.io.InputStream;
 import java.net.InetAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
+import java.util.function.Function;
 
 /**
  * The agents' two-node cluster made whole: an API server (Fabric8's mock, CRUD mode, as a process
@@ -126,7 +128,7 @@ final class OperatorCluster implements AutoCloseable {
    */
   static OperatorCluster start(
       AgentCluster.Layout layout,
-      java.util.function.Function<OperatorCluster, Map<String, String>> operatorEnv,
+      Function<OperatorCluster, Map<String, String>> operatorEnv,
       Map<String, String> agentEnv)
       throws Exception {
     AgentCluster agents = AgentCluster.create(layout);
@@ -286,6 +288,16 @@ final class OperatorCluster implements AutoCloseable {
         "FERRY_OPERATOR_AWS_SETTLE_TIMEOUT", "10s",
         "AWS_ACCESS_KEY_ID", "AKIDFERRYTEST",
         "AWS_SECRET_ACCESS_KEY", "ferry-test-secret");
+  }
+
+  /**
+   * {@link #awsEnv} with an HTTP port the system picks: for a cluster on a LAN of its own, whose
+   * operator runs beside other suites' (the tests' fixed port would clash).
+   */
+  Map<String, String> awsEnvBesideOthers() {
+    Map<String, String> env = new HashMap<>(awsEnv());
+    env.put("QUARKUS_HTTP_PORT", "0");
+    return env;
   }
 
   /** The operator's environment for queue mode, reading this cluster's SQS queue. */

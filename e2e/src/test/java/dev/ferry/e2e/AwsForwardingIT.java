@@ -9,7 +9,6 @@ import dev.ferry.api.crd.PodReference;
 import dev.ferry.testbed.FakeEc2;
 import dev.ferry.testbed.SourceDestinationCheck;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -48,7 +47,9 @@ class AwsForwardingIT {
   static void start() throws Exception {
     cluster =
         OperatorCluster.start(
-            LAN, AwsForwardingIT::withAws, Map.of("FERRY_AGENT_FORWARDING_ENABLED", "true"));
+            LAN,
+            OperatorCluster::awsEnvBesideOthers,
+            Map.of("FERRY_AGENT_FORWARDING_ENABLED", "true"));
     try {
       vpc = cluster.behaveAsEc2();
       // The reference at 20 times the rate (the tokens do not depend on it), then the streamers
@@ -66,13 +67,6 @@ class AwsForwardingIT {
       cluster.close();
       throw e;
     }
-  }
-
-  /** The operator's environment for the AWS mover (this cluster's EC2), with a port of its own. */
-  private static Map<String, String> withAws(OperatorCluster c) {
-    Map<String, String> env = new HashMap<>(c.awsEnv());
-    env.put("QUARKUS_HTTP_PORT", "0");
-    return env;
   }
 
   @AfterAll
