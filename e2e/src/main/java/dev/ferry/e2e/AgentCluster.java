@@ -464,6 +464,25 @@ public final class AgentCluster implements AutoCloseable {
     return new AgentCluster(layout);
   }
 
+  /**
+   * What {@code pathAndQuery} streams when nothing moves, from a streamer on node-a at 2,000
+   * tokens/s (the tokens do not depend on the rate), which is stopped after: the reference a moved
+   * stream is compared with. Fails unless curl ends well within 90 s.
+   */
+  String unmovedOutput(String pathAndQuery) throws Exception {
+    Process quick = a.streamer("--rate", "2000");
+    try (CurlStream unmoved = curl(pathAndQuery)) {
+      int exit = unmoved.exitCode(90);
+      if (exit != 0) {
+        throw new AssertionError("the unmoved stream " + pathAndQuery + ": curl exit " + exit);
+      }
+      return unmoved.output();
+    } finally {
+      quick.destroy();
+      quick.waitFor();
+    }
+  }
+
   /** curl -sSN on the client against the service address. */
   CurlStream curl(String pathAndQuery) throws IOException {
     return curl(pathAndQuery, java.time.Duration.ofSeconds(120));

@@ -66,15 +66,8 @@ class ForwardingIT {
               "FERRY_AGENT_FORWARDING_LIMIT", "PT45S");
       cluster.a.startAgent(forwarding);
       cluster.b.startAgent(forwarding);
-      // The reference at 20 times the rate (the tokens do not depend on it), then the streamer
-      // the test moves.
-      Process quick = cluster.a.streamer("--rate", "2000");
-      try (CurlStream unmoved = cluster.curl(STREAM)) {
-        assertThat(unmoved.exitCode(90)).isZero();
-        reference = unmoved.output();
-      }
-      quick.destroy();
-      quick.waitFor();
+      // The reference quickly, then the streamers the test moves between.
+      reference = cluster.unmovedOutput(STREAM);
       cluster.a.streamer("--rate", "100");
       cluster.b.streamer("--rate", "100");
     } catch (Exception | Error e) {
