@@ -202,8 +202,14 @@ public final class AwsPathBenchmark {
           pauses.add(st.getPauseMillis() == null ? Double.NaN : st.getPauseMillis());
           say(
               String.format(
-                  "%s: %s -> %s, curl's longest gap %.1f ms, pause %.1f ms, every byte as unmoved",
-                  name, from, to, stalls.get(stalls.size() - 1), pauses.get(pauses.size() - 1)));
+                  "%s: %s -> %s, curl's longest gap %.1f ms, pause %.1f ms, every byte as unmoved;"
+                      + " agents' steps (ms): %s",
+                  name,
+                  from,
+                  to,
+                  stalls.get(stalls.size() - 1),
+                  pauses.get(pauses.size() - 1),
+                  agentSteps(st)));
         }
         if (forwarding) {
           // The next move leaves from the node this one moved to: the VPC must have switched
@@ -216,6 +222,24 @@ public final class AwsPathBenchmark {
       }
       return new Row(path, delay, stalls, pauses);
     }
+  }
+
+  /** Where the pause went, as the agents timed it: their steps, source then target. */
+  static String agentSteps(MigrationRequestStatus st) {
+    if (st.getPhaseMillis() == null) {
+      return "none reported";
+    }
+    StringBuilder b = new StringBuilder();
+    st.getPhaseMillis().entrySet().stream()
+        .filter(e -> e.getKey().startsWith("agent."))
+        .sorted(Map.Entry.comparingByKey())
+        .forEach(
+            e ->
+                b.append(b.length() == 0 ? "" : ", ")
+                    .append(e.getKey().substring("agent.".length()))
+                    .append(' ')
+                    .append(String.format("%.1f", e.getValue())));
+    return b.toString();
   }
 
   static String table(List<Row> rows) {

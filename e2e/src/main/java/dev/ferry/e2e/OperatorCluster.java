@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.e2e;
 
+import dev.ferry.api.client.AgentClient;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestSpec;
 import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
+import dev.ferry.api.v1alpha1.MoveOutcome;
+import dev.ferry.api.v1alpha1.MoveRequest;
+import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.testbed.FakeEc2;
 import dev.ferry.testbed.FakeImds;
 import dev.ferry.testbed.FakeSqs;
@@ -465,6 +469,26 @@ final class OperatorCluster implements AutoCloseable {
       throw new AssertionError(name + " ended " + st.getPhase() + ": " + st.getMessage());
     }
     return st;
+  }
+
+  /**
+   * How the source agent (node-a) says migration {@code id} ended: Move again with that id, which
+   * joins the move or answers its outcome, as an operator restarted in Moving does.
+   */
+  MoveOutcome howTheMoveEnded(String id) throws Exception {
+    try (AgentClient a = agents.a.client("admin")) {
+      return a.call(
+          "Move",
+          x ->
+              x.move(
+                  MoveRequest.newBuilder()
+                      .setMigrationId(id)
+                      .setSourcePod(PodRef.newBuilder().setNetns(agents.a.podNetns()))
+                      .setTargetPod(PodRef.newBuilder().setNetns(agents.b.podNetns()))
+                      .addPorts(AgentCluster.PORT)
+                      .setTargetAgent(agents.b.api())
+                      .build()));
+    }
   }
 
   /** Waits until the request is in one of {@code phases}, or ended; returns the phase. */

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
+import dev.ferry.api.v1alpha1.MoveOutcome;
 import dev.ferry.testbed.FakeEc2;
 import dev.ferry.testbed.SourceDestinationCheck;
 import java.time.Duration;
@@ -20,9 +21,10 @@ import org.junit.jupiter.api.Test;
  * in a subnet of its own, with docs/aws.md's policy route; the agents hold on both interfaces; each
  * ENI drops what is neither from nor to its own addresses; the local EC2 delivers the moved address
  * 30 s after it accepts the Assign, longer than the default hold limit would allow. The agents
- * forward meanwhile, so the operator commits once EC2 has accepted the claim: the request is
- * Completed while EC2 still shows the address on node-a, the stream goes on through the tunnel
- * between the eth1s, then directly once the VPC switches, every byte in order.
+ * forward meanwhile, so they commit and resume without waiting for the operator, which claims the
+ * address after: the request is Completed while EC2 still shows the address on node-a, the stream
+ * goes on through the tunnel between the eth1s, then directly once the VPC switches, every byte in
+ * order.
  */
 class AwsForwardingIT {
   // A LAN of its own, and a port of its own for the operator: it runs beside the other suites.
@@ -94,6 +96,13 @@ class AwsForwardingIT {
       MigrationRequestStatus st = cluster.awaitEnd("through-the-tunnel", 330);
 
       assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
+      MoveOutcome o = cluster.howTheMoveEnded(st.getMigrationId());
+      assertThat(o.getResult())
+          .as("Move again: how it ended")
+          .isEqualTo(MoveOutcome.Result.COMPLETED);
+      assertThat(o.getForwarding())
+          .as("the agents committed while node-a forwarded, without waiting for the claim")
+          .isTrue();
       assertThat(ec2.interfaceOf(vip))
           .as("where EC2 shows the address when the request completed: the VPC has not switched")
           .contains(eniA);

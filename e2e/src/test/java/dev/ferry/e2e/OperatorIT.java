@@ -3,7 +3,6 @@ package dev.ferry.e2e;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.ferry.api.client.AgentClient;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestSpec;
 import dev.ferry.api.crd.MigrationRequestStatus;
@@ -11,8 +10,6 @@ import dev.ferry.api.crd.MovedAddress;
 import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
 import dev.ferry.api.v1alpha1.MoveOutcome;
-import dev.ferry.api.v1alpha1.MoveRequest;
-import dev.ferry.api.v1alpha1.PodRef;
 import io.fabric8.kubernetes.api.model.Condition;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.Pod;
@@ -100,26 +97,13 @@ class OperatorIT {
           .as("status writes while the agents moved the stream: only the one that began it")
           .isEqualTo(1);
       // And the source agent saw no call from anyone while its client was held.
-      try (AgentClient a = cluster.agents.a.client("admin")) {
-        MoveOutcome o =
-            a.call(
-                "Move",
-                x ->
-                    x.move(
-                        MoveRequest.newBuilder()
-                            .setMigrationId(st.getMigrationId())
-                            .setSourcePod(PodRef.newBuilder().setNetns(cluster.agents.a.podNetns()))
-                            .setTargetPod(PodRef.newBuilder().setNetns(cluster.agents.b.podNetns()))
-                            .addPorts(AgentCluster.PORT)
-                            .setTargetAgent(cluster.agents.b.api())
-                            .build()));
-        assertThat(o.getResult())
-            .as("Move again: how it ended")
-            .isEqualTo(MoveOutcome.Result.COMPLETED);
-        assertThat(o.getApiCallsDuringPause())
-            .as("operator calls on the source agent between the freeze and the resume")
-            .isZero();
-      }
+      MoveOutcome o = cluster.howTheMoveEnded(st.getMigrationId());
+      assertThat(o.getResult())
+          .as("Move again: how it ended")
+          .isEqualTo(MoveOutcome.Result.COMPLETED);
+      assertThat(o.getApiCallsDuringPause())
+          .as("operator calls on the source agent between the freeze and the resume")
+          .isZero();
 
       assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
       assertThat(curl.exitCode(90)).as("curl's exit code").isZero();

@@ -46,7 +46,9 @@ import java.util.stream.Collectors;
  *
  * Before step 5 any failure rolls back here; after the target's commit record nothing is rebuilt
  * here. When the caller claims the address (AWS), the run stops after step 4 with AWAITING_ADDRESS
- * and {@link #commit} carries on.
+ * and {@link #commit} carries on; unless this node forwards the address's packets to the target and
+ * the caller claims after the commit: then the run goes on to its end, and the caller claims once
+ * it has the outcome (forwarding set).
  */
 public final class SourceMove {
   private static final Logger LOG = Logger.getLogger(SourceMove.class.getName());
@@ -98,6 +100,16 @@ public final class SourceMove {
       MoveOutcome o = freezeAndSend();
       if (o != null) {
         return end(o);
+      }
+      if (req.getAddress().getClaimedByCaller()
+          && forwarding
+          && req.getAddress().getClaimAfterForwardedCommit()) {
+        // This node forwards the address's packets to the target until the network delivers it
+        // there: the clients need not be held while the caller claims it (a round trip to the
+        // caller and the cloud's API, a second or more). Past the commit the caller owes the
+        // claim, and the outcome says so.
+        MoveOutcome done = commitAndResume();
+        return end(done.getCommitted() ? done.toBuilder().setForwarding(true).build() : done);
       }
       if (req.getAddress().getClaimedByCaller()) {
         awaitingAddress = true;

@@ -15,10 +15,11 @@ import java.util.logging.Logger;
 
 /**
  * The calls on source agents in flight, at most one per migration id: the Move (the whole data
- * plane), the address claim and Commit that follow it on AWS, or a Rollback. They run on this
- * registry's threads, never on a reconcile's; the end of each wakes its migration's reconcile,
- * which reads the answer here. The registry is memory only: an operator restarted in Moving has
- * none, and calls Move again (the agent joins the move under way, or answers how it ended).
+ * plane), the address claim and Commit that follow it on AWS (or the claim alone, after a forwarded
+ * commit), or a Rollback. They run on this registry's threads, never on a reconcile's; the end of
+ * each wakes its migration's reconcile, which reads the answer here. The registry is memory only:
+ * an operator restarted in Moving has none, and calls Move again (the agent joins the move under
+ * way, or answers how it ended).
  */
 public final class MoveCalls {
   private static final Logger LOG = Logger.getLogger(MoveCalls.class.getName());
@@ -28,6 +29,8 @@ public final class MoveCalls {
     MOVE,
     /** The address claim with the fabric, then Commit on the source agent. */
     COMMIT,
+    /** The address claim with the fabric after the agents committed while forwarding. */
+    CLAIM,
     ROLLBACK
   }
 

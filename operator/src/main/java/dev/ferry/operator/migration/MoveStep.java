@@ -41,7 +41,11 @@ import java.util.logging.Logger;
  *       joins the move under way, or answers how it ended.
  *   <li>On AWS the agents stop at AWAITING_ADDRESS once everything is staged on the target: the
  *       operator claims the address with the {@link Fabric}, then calls Commit. A claim that fails
- *       rolls back on the source agent, and gives the address back (best effort).
+ *       rolls back on the source agent, and gives the address back (best effort). Unless the source
+ *       node forwards the address's packets to the target: then the agents run the move to its end
+ *       without waiting for the operator, and Move answers COMPLETED with forwarding set. The
+ *       operator then claims the address; past the commit a claim that fails is tried again (Move
+ *       again reads the same outcome) until spec.deadline, never rolled back.
  *   <li>Past spec.deadline, Rollback on the source agent (while a Move is in flight, or when none
  *       is; a claim and Commit in flight are let end first); an agent past its commit point refuses
  *       and says so, and the move is seen to its end instead.
@@ -135,6 +139,9 @@ final class MoveStep {
             .setHostRoute(true)
             .setAnnounce(hasAddress(plan) && fabric.get().announces())
             .setClaimedByCaller(claims)
+            // Where the source can forward, the agents commit without waiting for the claim,
+            // and this step claims after (claimAfterCommit).
+            .setClaimAfterForwardedCommit(claims)
             .build();
     return MoveRequest.newBuilder()
         .setMigrationId(plan.id())
@@ -237,6 +244,9 @@ final class MoveStep {
     if (flight.kind() == Kind.ROLLBACK) {
       return rolledBack(mr, flight, o, wake);
     }
+    if (flight.kind() == Kind.MOVE && owesClaim(flight.plan(), o)) {
+      return claimAfterCommit(flight, o, wake);
+    }
     return switch (o.getResult()) {
       case AWAITING_ADDRESS ->
           flight.kind() == Kind.MOVE
@@ -325,8 +335,96 @@ final class MoveStep {
         POLL);
   }
 
+  /**
+   * The agents committed while the source node forwards the address's packets to the target
+   * (claim_after_forwarded_commit): the connections are live there, and the address must follow.
+   */
+  private boolean owesClaim(Plan plan, MoveOutcome o) {
+    return o.getForwarding()
+        && o.getCommitted()
+        && o.getResult() != MoveOutcome.Result.AWAITING_ADDRESS
+        && hasAddress(plan)
+        && fabric.get().claimsBeforeCommit();
+  }
+
+  /**
+   * The claim a forwarded commit owes; its answer is the Move's outcome, which then ends the
+   * migration as any other. Only the network's acceptance is awaited: the source forwards until the
+   * network delivers the address to the target.
+   */
+  private StepOutcome claimAfterCommit(Flight move, MoveOutcome moved, Runnable wake) {
+    Plan plan = move.plan();
+    Fabric network = fabric.get();
+    calls.start(
+        Kind.CLAIM,
+        plan,
+        move.reason(),
+        move.note(),
+        () -> {
+          try {
+            network.claimAccepted(bare(plan.address()), plan.targetNode());
+          } catch (Exception e) {
+            if (e instanceof InterruptedException) {
+              Thread.currentThread().interrupt();
+            }
+            throw new ClaimAfterCommitFailed(e, moved);
+          }
+          return moved;
+        },
+        wake);
+    return StepOutcome.wait(
+        Reasons.CLAIMING_ADDRESS,
+        "the connections resumed on "
+            + plan.targetNode()
+            + ", and "
+            + plan.sourceNode()
+            + " forwards "
+            + bare(plan.address())
+            + "'s packets there; claiming the address for "
+            + plan.targetNode(),
+        POLL);
+  }
+
+  /**
+   * Past the commit nothing goes back: a claim that failed is made again (Move again answers the
+   * same outcome) until spec.deadline, and then the migration fails saying where the connections
+   * are and what they still need.
+   */
+  private StepOutcome claimFailedAfterCommit(
+      MigrationRequest mr, Flight flight, ClaimAfterCommitFailed failed) {
+    Plan plan = flight.plan();
+    String what =
+        "the connections live on "
+            + plan.targetNode()
+            + " (committed), reached through "
+            + plan.sourceNode()
+            + ", which forwards "
+            + bare(plan.address())
+            + "'s packets there until its forwarding limit; claiming the address for "
+            + plan.targetNode()
+            + " failed: "
+            + failed.getCause().getMessage();
+    LOG.warning(
+        () -> mr.getMetadata().getNamespace() + "/" + mr.getMetadata().getName() + ": " + what);
+    if (!deadlinePassed(mr, plan)) {
+      return StepOutcome.wait(Reasons.ADDRESS_CLAIM_FAILED, what + "; trying again", RETRY);
+    }
+    return StepOutcome.end(
+        Phase.Failed,
+        Reasons.ADDRESS_CLAIM_FAILED,
+        what
+            + ". spec.deadline has passed, so the operator stops trying: move the address to "
+            + plan.targetNode()
+            + "'s interface before the forwarding ends (docs/aws.md, Errors), or the clients"
+            + " lose these connections then",
+        report(plan, failed.moved));
+  }
+
   private StepOutcome callFailed(MigrationRequest mr, Flight flight, Throwable e, Runnable wake) {
     Plan plan = flight.plan();
+    if (e instanceof ClaimAfterCommitFailed late) {
+      return claimFailedAfterCommit(mr, flight, late);
+    }
     if (e instanceof ClaimFailed claim) {
       String why = "in Moving: " + claim.getCause().getMessage();
       LOG.warning(
@@ -543,7 +641,7 @@ final class MoveStep {
   private static String waitingFor(Kind kind) {
     return switch (kind) {
       case MOVE -> Reasons.MOVE_IN_FLIGHT;
-      case COMMIT -> Reasons.CLAIMING_ADDRESS;
+      case COMMIT, CLAIM -> Reasons.CLAIMING_ADDRESS;
       case ROLLBACK -> Reasons.ROLLING_BACK;
     };
   }
@@ -570,6 +668,16 @@ final class MoveStep {
   static final class ClaimFailed extends RuntimeException {
     ClaimFailed(Exception cause) {
       super(cause.getMessage(), cause);
+    }
+  }
+
+  /** The fabric could not claim the address for the target node after the agents committed. */
+  static final class ClaimAfterCommitFailed extends RuntimeException {
+    final transient MoveOutcome moved;
+
+    ClaimAfterCommitFailed(Exception cause, MoveOutcome moved) {
+      super(cause.getMessage(), cause);
+      this.moved = moved;
     }
   }
 }

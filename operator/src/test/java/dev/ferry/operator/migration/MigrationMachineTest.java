@@ -442,6 +442,99 @@ class MigrationMachineTest {
   }
 
   @Test
+  void onAwsTheAgentsMayCommitBeforeTheClaimWhenTheSourceForwards() {
+    Rig rig = new Rig(true);
+    rig.reconcileTo(Phase.Moving);
+    rig.reconcile();
+    rig.answer();
+
+    assertThat(rig.source.moves.get(0).getAddress().getClaimAfterForwardedCommit()).isTrue();
+  }
+
+  @Test
+  void aForwardedCommitIsClaimedAfterTheResumeWithoutCommit() {
+    Rig rig = new Rig(true);
+    rig.source.move = () -> forwardedCommit();
+    rig.reconcileTo(Phase.Moving);
+    int entering = rig.writes;
+    rig.reconcile();
+    rig.answer();
+
+    MigrationMachine.Turn claiming = rig.reconcile();
+    assertThat(claiming.writeStatus()).isFalse();
+    assertThat(rig.phase()).isEqualTo(Phase.Moving);
+    assertThat(rig.fabric.claimed).isEmpty();
+    rig.answer();
+    rig.reconcile();
+
+    assertThat(rig.fabric.claimed).containsExactly("10.0.0.100->node-b");
+    assertThat(rig.source.calls).containsExactly("Move");
+    assertThat(rig.phase()).isEqualTo(Phase.Completed);
+    assertThat(rig.mr.getStatus().getConnections().getMigrated()).isEqualTo(2);
+    assertThat(rig.writes).isEqualTo(entering + 1);
+  }
+
+  @Test
+  void aClaimThatFailsAfterAForwardedCommitIsMadeAgainAndNothingRollsBack() {
+    Rig rig = new Rig(true);
+    rig.source.move = () -> forwardedCommit();
+    rig.fabric.refuseFor = "node-b";
+    rig.reconcileTo(Phase.Moving);
+    rig.reconcile();
+    rig.answer();
+    rig.reconcile(); // the claim
+    rig.answer();
+
+    MigrationMachine.Turn failed = rig.reconcile();
+    assertThat(failed.writeStatus()).isFalse();
+    assertThat(failed.reschedule()).contains(MoveStep.RETRY);
+    assertThat(rig.phase()).isEqualTo(Phase.Moving);
+
+    rig.fabric.refuseFor = null; // the role is fixed
+    for (int i = 0; i < 2; i++) {
+      rig.reconcile();
+      rig.answer();
+    }
+    rig.reconcile();
+
+    assertThat(rig.source.calls).containsExactly("Move", "Move");
+    assertThat(rig.fabric.claimed).containsExactly("10.0.0.100->node-b", "10.0.0.100->node-b");
+    assertThat(rig.phase()).isEqualTo(Phase.Completed);
+  }
+
+  @Test
+  void pastTheDeadlineAClaimThatFailsAfterTheCommitFailsSayingWhereTheConnectionsLive() {
+    Rig rig = new Rig(true);
+    rig.source.move = () -> forwardedCommit();
+    rig.fabric.refuseFor = "node-b";
+    rig.reconcileTo(Phase.Moving);
+    rig.reconcile();
+    rig.answer();
+    rig.reconcile(); // the claim
+    rig.clock.advance(Duration.ofSeconds(61));
+    rig.answer();
+    rig.reconcile();
+
+    assertThat(rig.source.calls).containsExactly("Move");
+    assertThat(rig.fabric.claimed).containsExactly("10.0.0.100->node-b");
+    assertThat(rig.phase()).isEqualTo(Phase.Failed);
+    assertThat(condition(rig, "Failed").getReason()).isEqualTo(Reasons.ADDRESS_CLAIM_FAILED);
+    assertThat(rig.mr.getStatus().getMessage())
+        .startsWith(
+            "the connections live on node-b (committed), reached through node-a, which forwards"
+                + " 10.0.0.100's packets there until its forwarding limit; claiming the"
+                + " address for node-b failed: AssignPrivateIpAddresses on eni-0b failed")
+        .contains("move the address to node-b's interface before the forwarding ends");
+    assertThat(rig.mr.getStatus().getConnections().getMigrated()).isEqualTo(2);
+    assertThat(rig.mr.getStatus().getConnections().getRolledBack()).isZero();
+  }
+
+  /** The agents committed while the source forwards: the claim is the operator's to make. */
+  private static MoveOutcome forwardedCommit() {
+    return completed().toBuilder().setForwarding(true).build();
+  }
+
+  @Test
   void aClaimEc2TurnedDownRollsBackWithNoAddressToGiveBack() {
     Rig rig = new Rig(true);
     rig.fabric.refuseFor = "node-b";
