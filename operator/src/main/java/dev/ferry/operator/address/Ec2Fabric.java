@@ -91,6 +91,20 @@ public final class Ec2Fabric implements Fabric, AutoCloseable {
     claim(address, node, true, false);
   }
 
+  /**
+   * The lookups of a claim: the node's instance, the address's subnet and interface, the target's
+   * interface in that subnet, the address being a secondary IPv4 one. Nothing is assigned. The
+   * permission to assign cannot be checked ahead: AssignPrivateIpAddresses has no DryRun.
+   */
+  @Override
+  public void checkClaim(String address, String node) {
+    try {
+      choose(address, node, true);
+    } catch (AddressClaimFailed e) {
+      throw e.assignedNothing();
+    }
+  }
+
   @Override
   public void claimBack(String address, String node) throws InterruptedException {
     claim(address, node, false, true);

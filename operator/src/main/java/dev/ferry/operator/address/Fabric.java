@@ -24,6 +24,15 @@ public interface Fabric {
   }
 
   /**
+   * Checks, before anything is frozen, what of a {@link #claim} of the address for {@code node} can
+   * be checked without moving it: where the address would go. A move whose agents commit before the
+   * claim (they forward meanwhile) can no longer roll back when the claim fails; a node with no
+   * interface in the address's subnet must stop it before the freeze. Nothing to check where a
+   * claim cannot fail that way.
+   */
+  default void checkClaim(String address, String node) throws Exception {}
+
+  /**
    * Gives the address back to {@code node} (the source) in a rollback, after a {@link #claim} for
    * another node may have been made: in this migration, or by this operator before it restarted,
    * which the caller cannot rule out. Where the network applies a claim some time after accepting

@@ -77,10 +77,15 @@ final class PrepareStep {
     if (mr.getSpec().isDryRun()) {
       return dryRun(plan);
     }
+    Fabric network;
     try {
-      fabric.get();
+      network = fabric.get();
     } catch (RuntimeException e) {
       return StepOutcome.end(Phase.Failed, Reasons.MISCONFIGURED, e.getMessage(), report);
+    }
+    StepOutcome refused = checkClaim(network, plan, report);
+    if (refused != null) {
+      return refused;
     }
     Optional<String> unguarded = guard.protect(mr, plan);
     prepared.accept(plan);
@@ -95,6 +100,36 @@ final class PrepareStep {
             + plan.targetNode()
             + unguarded.map(w -> "; " + w).orElse(""),
         report);
+  }
+
+  /**
+   * Where the operator claims the address (EC2), what of the claim can be checked ahead, checked
+   * before anything is frozen: past a forwarded commit a failed claim cannot roll the move back.
+   * Null when nothing found stops the move.
+   */
+  private static StepOutcome checkClaim(Fabric network, Plan plan, Report report) {
+    if (plan.address() == null || plan.address().isEmpty() || !network.claimsBeforeCommit()) {
+      return null;
+    }
+    try {
+      network.checkClaim(MoveStep.bare(plan.address()), plan.targetNode());
+      return null;
+    } catch (Exception e) {
+      if (e instanceof InterruptedException) {
+        Thread.currentThread().interrupt();
+      }
+      return StepOutcome.end(
+          Phase.Failed,
+          Reasons.ADDRESS_CLAIM_FAILED,
+          "in Preparing, checking the claim of "
+              + plan.address()
+              + " for "
+              + plan.targetNode()
+              + ": "
+              + e.getMessage()
+              + "; nothing was frozen",
+          report);
+    }
   }
 
   /** The target's agent answers, and an application there has registered every port. */

@@ -254,6 +254,26 @@ class Ec2FabricTest {
   }
 
   @Test
+  void aCheckLooksTheTargetsInterfaceUpAndAssignsNothing() {
+    fabric.checkClaim(VIP, "node-b");
+
+    assertThat(ec2.requests(ASSIGN)).isEmpty();
+    List<FakeEc2Request> describes = ec2.requests(DESCRIBE);
+    assertThat(describes.get(0).filter("addresses.private-ip-address")).containsExactly(VIP);
+    assertThat(describes.get(1).filter("attachment.instance-id")).containsExactly(B);
+    assertThat(ec2.interfaceOf(VIP)).contains("eni-a0");
+    assertThat(moves).isEmpty();
+  }
+
+  @Test
+  void aCheckFailsForATargetWithNoInterfaceInTheSubnetWithoutAnAssign() {
+    assertThatThrownBy(() -> fabric.checkClaim(VIP, "node-d"))
+        .isInstanceOf(AddressClaimFailed.class)
+        .hasMessageContaining("has no network interface in subnet-1");
+    assertThat(ec2.requests(ASSIGN)).isEmpty();
+  }
+
+  @Test
   void aDeniedDescribeFailsAtOnceNamingTheAction() {
     ec2.deny(DESCRIBE);
 

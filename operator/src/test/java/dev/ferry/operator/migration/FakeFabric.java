@@ -20,6 +20,12 @@ final class FakeFabric implements Fabric {
   /** The claim for this node is accepted and does not show in time: it may still land. */
   String unsettledFor;
 
+  /** A claim for this node cannot be made (no interface in the subnet): the check says so. */
+  String checkRefusedFor;
+
+  /** Each check, {@code address->node}. */
+  final List<String> checked = new ArrayList<>();
+
   FakeFabric(boolean claims) {
     this.claims = claims;
   }
@@ -39,6 +45,17 @@ final class FakeFabric implements Fabric {
           "EC2 accepted moving "
               + address
               + " to eni-0b but DescribeNetworkInterfaces did not show it within 15s");
+    }
+  }
+
+  @Override
+  public void checkClaim(String address, String node) {
+    checked.add(address + "->" + node);
+    if (node.equals(checkRefusedFor)) {
+      throw new AddressClaimFailed(
+              "node-b (i-0b) has no network interface in subnet-1, where 10.0.0.100 is (on"
+                  + " eni-0a)")
+          .assignedNothing();
     }
   }
 

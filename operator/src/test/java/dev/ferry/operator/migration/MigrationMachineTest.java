@@ -442,6 +442,33 @@ class MigrationMachineTest {
   }
 
   @Test
+  void onAwsAClaimThatCannotBeMadeFailsInPreparingBeforeAnythingIsFrozen() {
+    Rig rig = new Rig(true);
+    rig.fabric.checkRefusedFor = "node-b";
+
+    rig.reconcileTo(Phase.Failed);
+
+    assertThat(rig.fabric.checked).containsExactly("10.0.0.100->node-b");
+    assertThat(rig.fabric.claimed).isEmpty();
+    assertThat(rig.source.calls).isEmpty();
+    assertThat(condition(rig, "Failed").getReason()).isEqualTo(Reasons.ADDRESS_CLAIM_FAILED);
+    assertThat(rig.mr.getStatus().getMessage())
+        .isEqualTo(
+            "in Preparing, checking the claim of 10.0.0.100/32 for node-b: node-b (i-0b) has no"
+                + " network interface in subnet-1, where 10.0.0.100 is (on eni-0a); nothing was"
+                + " frozen");
+  }
+
+  @Test
+  void onAwsTheClaimIsCheckedBeforeTheMove() {
+    Rig rig = new Rig(true);
+    rig.reconcileTo(Phase.Moving);
+
+    assertThat(rig.fabric.checked).containsExactly("10.0.0.100->node-b");
+    assertThat(rig.fabric.claimed).isEmpty();
+  }
+
+  @Test
   void onAwsTheAgentsMayCommitBeforeTheClaimWhenTheSourceForwards() {
     Rig rig = new Rig(true);
     rig.reconcileTo(Phase.Moving);
