@@ -46,9 +46,10 @@ public interface Fabric {
   boolean announces();
 
   /**
-   * Whether the operator claims the address from the network itself, between staging and commit
-   * (the agents' Move stops at AWAITING_ADDRESS for it): true where the network must be told, as
-   * EC2 must.
+   * Whether the operator claims the address from the network itself: between staging and commit
+   * (the agents' Move stops at AWAITING_ADDRESS for it), or just after the commit when the source
+   * node forwards the address's packets meanwhile. True where the network must be told, as EC2
+   * must.
    */
   boolean claimsBeforeCommit();
 }
