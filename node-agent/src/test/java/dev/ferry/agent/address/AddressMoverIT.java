@@ -14,6 +14,7 @@ import java.net.ConnectException;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -193,8 +194,11 @@ class AddressMoverIT {
 
           mover.add(address, podNs, "eth0");
           mover.addRoute(address, nodeNs, pod.podPort());
-          assertThat(echoes(client, server, CONNECT_TIMEOUT_MS))
-              .as("with the address back, as on a rollback, the pod answers its clients again")
+          boolean back = echoes(client, server, CONNECT_TIMEOUT_MS);
+          assertThat(back)
+              .as(
+                  "with the address back, as on a rollback, the pod answers its clients again%s",
+                  back ? "" : stateOf(client, node, pod, v6))
               .isTrue();
           assertThat(pod.run("ip", "-4", "addr", "show", "dev", "eth0"))
               .as("the placeholder goes when an address comes back")
@@ -406,6 +410,18 @@ class AddressMoverIT {
       assertThat(c.getInputStream().read()).isEqualTo(43);
       return true;
     }
+  }
+
+  /** What a failed reach leaves to look at: each side's addresses, routes and neighbours. */
+  private static String stateOf(Host client, Host node, Host pod, boolean v6) {
+    String family = v6 ? "-6" : "-4";
+    StringBuilder b = new StringBuilder();
+    for (Host h : List.of(client, node, pod)) {
+      b.append("\n").append(h).append(":\n");
+      b.append(h.run("ip", family, "addr", "show")).append(h.run("ip", family, "route", "show"));
+      b.append(h.run("ip", family, "neigh", "show"));
+    }
+    return b.toString();
   }
 
   /** The node's IPv4 or IPv6 main table, as {@code ip route} prints it. */
