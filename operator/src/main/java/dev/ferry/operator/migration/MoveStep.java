@@ -27,6 +27,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Function;
 import java.util.function.Supplier;
 import java.util.logging.Logger;
 
@@ -309,18 +310,15 @@ final class MoveStep {
         move.reason(),
         move.note(),
         () -> {
-          try {
-            if (forwarding) {
-              network.claimAccepted(bare(plan.address()), plan.targetNode());
-            } else {
-              network.claim(bare(plan.address()), plan.targetNode());
-            }
-          } catch (Exception e) {
-            if (e instanceof InterruptedException) {
-              Thread.currentThread().interrupt();
-            }
-            throw new ClaimFailed(e);
-          }
+          claim(
+              () -> {
+                if (forwarding) {
+                  network.claimAccepted(bare(plan.address()), plan.targetNode());
+                } else {
+                  network.claim(bare(plan.address()), plan.targetNode());
+                }
+              },
+              ClaimFailed::new);
           return source.commit(plan.id());
         },
         wake);
@@ -335,14 +333,29 @@ final class MoveStep {
         POLL);
   }
 
+  /** A claim with the fabric on a call's thread; what it throws comes out as {@code failed}'s. */
+  private static void claim(ClaimCall call, Function<Exception, RuntimeException> failed) {
+    try {
+      call.run();
+    } catch (Exception e) {
+      if (e instanceof InterruptedException) {
+        Thread.currentThread().interrupt();
+      }
+      throw failed.apply(e);
+    }
+  }
+
+  private interface ClaimCall {
+    void run() throws Exception;
+  }
+
   /**
    * The agents committed while the source node forwards the address's packets to the target
    * (claim_after_forwarded_commit): the connections are live there, and the address must follow.
    */
   private boolean owesClaim(Plan plan, MoveOutcome o) {
     return o.getForwarding()
-        && o.getCommitted()
-        && o.getResult() != MoveOutcome.Result.AWAITING_ADDRESS
+        && o.getCommitted() // never with AWAITING_ADDRESS, which says forwarding too
         && hasAddress(plan)
         && fabric.get().claimsBeforeCommit();
   }
@@ -361,14 +374,9 @@ final class MoveStep {
         move.reason(),
         move.note(),
         () -> {
-          try {
-            network.claimAccepted(bare(plan.address()), plan.targetNode());
-          } catch (Exception e) {
-            if (e instanceof InterruptedException) {
-              Thread.currentThread().interrupt();
-            }
-            throw new ClaimAfterCommitFailed(e, moved);
-          }
+          claim(
+              () -> network.claimAccepted(bare(plan.address()), plan.targetNode()),
+              e -> new ClaimAfterCommitFailed(e, moved));
           return moved;
         },
         wake);
@@ -646,7 +654,7 @@ final class MoveStep {
     };
   }
 
-  private static boolean hasAddress(Plan plan) {
+  static boolean hasAddress(Plan plan) {
     return plan.address() != null && !plan.address().isEmpty();
   }
 

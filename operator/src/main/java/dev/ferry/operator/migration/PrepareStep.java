@@ -108,7 +108,7 @@ final class PrepareStep {
    * Null when nothing found stops the move.
    */
   private static StepOutcome checkClaim(Fabric network, Plan plan, Report report) {
-    if (plan.address() == null || plan.address().isEmpty() || !network.claimsBeforeCommit()) {
+    if (!MoveStep.hasAddress(plan) || !network.claimsBeforeCommit()) {
       return null;
     }
     try {
