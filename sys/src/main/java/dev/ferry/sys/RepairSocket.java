@@ -40,6 +40,12 @@ import java.nio.ByteBuffer;
 public final class RepairSocket {
   /** TCP_REPAIR_QUEUE values. */
   public enum Queue {
+    /**
+     * TCP_NO_QUEUE. With SEND selected, the kernel's transmit path does not transmit: it marks each
+     * segment due as sent and moves on (how a restore fills the send queue); with no queue
+     * selected, a socket in repair mode transmits as it would otherwise.
+     */
+    NONE(0),
     RECV(1),
     SEND(2);
 
@@ -227,7 +233,8 @@ public final class RepairSocket {
     }
   }
 
-  private void select(Queue queue) throws SyscallException {
+  /** Selects the queue that TCP_QUEUE_SEQ and reads and writes in repair mode act on. */
+  public void select(Queue queue) throws SyscallException {
     socket.setInt(Native.SOL_TCP, Native.TCP_REPAIR_QUEUE, queue.code, "TCP_REPAIR_QUEUE=" + queue);
   }
 }

@@ -11,6 +11,11 @@ import java.nio.ByteOrder;
 public record RepairWindow(int sndWl1, int sndWnd, int maxWindow, int rcvWnd, int rcvWup) {
   static final int SIZE = 20;
 
+  /** This window with the peer's offer closed: the socket may send no new data. */
+  public RepairWindow withSendWindowClosed() {
+    return new RepairWindow(sndWl1, 0, maxWindow, rcvWnd, rcvWup);
+  }
+
   static RepairWindow parse(byte[] raw) {
     ByteBuffer b = ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder());
     return new RepairWindow(b.getInt(0), b.getInt(4), b.getInt(8), b.getInt(12), b.getInt(16));

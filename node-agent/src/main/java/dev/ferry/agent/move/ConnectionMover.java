@@ -16,7 +16,6 @@ import dev.ferry.agent.repair.SocketRestorer;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.protocol.Connection;
 import dev.ferry.sys.NetNamespace;
-import dev.ferry.sys.RepairSocket;
 import dev.ferry.sys.SocketOptions;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
@@ -180,7 +179,7 @@ public final class ConnectionMover {
   public Departure.Stayed putBack(Reading r, String why) {
     Connection c = r.held().connection();
     try {
-      RepairSocket.enter(r.held().frozen().socket()).leave(); // already in repair mode: just leaves
+      exporter.putBack(r.held().frozen().socket(), r.departed().socket());
     } catch (SyscallException off) {
       LOG.warning(() -> "leaving repair mode on " + c + " failed: " + off.getMessage());
     }

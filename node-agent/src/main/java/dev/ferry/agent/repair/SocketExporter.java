@@ -3,6 +3,7 @@ package dev.ferry.agent.repair;
 
 import dev.ferry.sys.RepairSocket;
 import dev.ferry.sys.RepairSocket.Queue;
+import dev.ferry.sys.RepairWindow;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpInfo;
 import dev.ferry.sys.TcpSocket;
@@ -17,12 +18,14 @@ import java.util.Optional;
  * state is refused with its name.
  *
  * <p>The caller must hold the connection first (nothing from the peer may reach the socket while it
- * is read) and closes the socket afterwards; closing in repair mode sends nothing.
+ * is read) and closes the socket afterwards; closing in repair mode sends nothing. The export
+ * closes the peer's window for the time the socket stays open (see {@link #export}).
  */
 public final class SocketExporter {
 
   /**
-   * Exports the socket, leaving it in repair mode for the caller to close.
+   * Exports the socket, leaving it in repair mode for the caller to close, or to give back with
+   * {@link #putBack}.
    *
    * @throws ExportException if the socket cannot be exported; it has then left repair mode and
    *     carries on where it is, as if nothing had happened
@@ -34,10 +37,25 @@ public final class SocketExporter {
     } catch (SyscallException e) {
       throw new ExportException(socket + ": cannot enter repair mode", e);
     }
+    RepairWindow window = null;
     try {
-      return read(socket, repair);
+      window = repair.window();
+      // Holding the client stops its ACKs, not our sending: a paced socket with room in its
+      // window goes on sending its queue on the pacing timer, repair mode or not, until the SEND
+      // queue is selected. A segment sent between the reads below would be counted as unsent, and
+      // the target would send it a second time at its resume; the client's ACK of that copy gives
+      // the target its first RTT sample from a timestamp of the source's clock, too long by the
+      // restored clock's lead (a second: SocketRestorer.continuedTimestamp), and BBR paces the
+      // connection from it for many round trips (make bench-link showed it: its slow runs were
+      // the ones with such copies). With the peer's window closed nothing new leaves, so what the
+      // reads find is what the client can have.
+      repair.setWindow(window.withSendWindowClosed());
+      return read(socket, repair, window);
     } catch (SyscallException | RuntimeException e) {
       try {
+        if (window != null) {
+          repair.setWindow(window);
+        }
         repair.leave();
       } catch (SyscallException suppressed) {
         e.addSuppressed(suppressed);
@@ -46,7 +64,18 @@ public final class SocketExporter {
     }
   }
 
-  private static SocketState read(TcpSocket socket, RepairSocket repair) throws SyscallException {
+  /**
+   * Gives a socket {@link #export} read, still open in repair mode, back as it was: the peer's
+   * window the export closed opens again, and the socket leaves repair mode.
+   */
+  public void putBack(TcpSocket socket, SocketState exported) throws SyscallException {
+    RepairSocket repair = RepairSocket.enter(socket); // in repair mode already: changes nothing
+    repair.setWindow(exported.window());
+    repair.leave();
+  }
+
+  private static SocketState read(TcpSocket socket, RepairSocket repair, RepairWindow window)
+      throws SyscallException {
     TcpInfo info = socket.info();
     MovableState tcp =
         MovableState.of(info.state())
@@ -65,11 +94,15 @@ public final class SocketExporter {
     int unsent = unsentWithFin > 0 ? unsentWithFin - fin : 0;
     int mss = repair.mssClamp();
     int timestamp = info.timestamps() ? repair.timestamp() : 0;
-    var window = repair.window();
     int recvSeq = repair.queueSequence(Queue.RECV);
     byte[] recvQueue = repair.peekQueue(Queue.RECV, inq);
     int sendSeq = repair.queueSequence(Queue.SEND);
     byte[] sendQueue = repair.peekQueue(Queue.SEND, outq);
+    // With SEND selected the kernel marks a due segment sent without sending it; with none, the
+    // closed window holds it back until the socket is closed or put back. (A pacing tick that
+    // falls inside the send queue's read still marks the rest sent: harmless to a socket that is
+    // closed next, and on one put back, the client's ACKs have loss recovery send it.)
+    repair.select(Queue.NONE);
     int unacked = outq - unsent;
     var local = socket.localAddress();
     CarriedOptions options =
