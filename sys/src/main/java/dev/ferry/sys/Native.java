@@ -222,6 +222,7 @@ final class Native {
   static final int SO_SNDBUFFORCE = 32;
   static final int SO_RCVBUFFORCE = 33;
   static final int SO_MARK = 36;
+  static final int SO_MAX_PACING_RATE = 47;
   // Linux 5.14+: the sk_userlocks bits below, read-only here.
   static final int SO_BUF_LOCK = 72;
   static final int SCM_RIGHTS = 1;

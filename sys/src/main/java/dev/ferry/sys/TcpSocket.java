@@ -68,6 +68,14 @@ public final class TcpSocket implements AutoCloseable {
     setInt(Native.SOL_SOCKET, Native.SO_RCVBUFFORCE, bytes, "SO_RCVBUFFORCE");
   }
 
+  /**
+   * SO_MAX_PACING_RATE, bytes per second: TCP paces the socket's segments itself (a timer per
+   * segment) at no more than this rate, whatever its congestion control.
+   */
+  public void setMaxPacingRate(int bytesPerSecond) throws SyscallException {
+    setInt(Native.SOL_SOCKET, Native.SO_MAX_PACING_RATE, bytesPerSecond, "SO_MAX_PACING_RATE");
+  }
+
   /** TCP_MAXSEG: the user MSS, which caps the MSS the socket settles on when it connects. */
   public void setMaxSegment(int bytes) throws SyscallException {
     setInt(Native.SOL_TCP, Native.TCP_MAXSEG, bytes, "TCP_MAXSEG");
