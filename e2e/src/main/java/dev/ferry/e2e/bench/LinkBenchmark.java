@@ -248,6 +248,9 @@ public final class LinkBenchmark {
         SocketRestorer restorer =
             new SocketRestorer(mode == Mode.CARRIED ? Optional.of(seed) : Optional.empty());
         RestoredSocket staged = nsB.call(() -> restorer.restore(state));
+        // As the target agent does on COMMIT, before the client can reach the socket: one process,
+        // one clock, so the time since the export is simply measured.
+        staged.continueClock(System.currentTimeMillis() - state.exportedAtMillis());
         bed.announce(SERVICE_CIDR, b, router);
         holdB.wake(state, deadline);
         TcpSocket onB = staged.resume();

@@ -306,7 +306,13 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
       }
       case COMMIT -> {
         requireHeader();
+        long arrived = System.nanoTime();
         target.commit();
+        if (m.getCommit().hasMillisSinceExport()) {
+          // Before the address is routed here or forwarded packets are taken: from then on the
+          // client's segments reach the staged sockets, and their timestamps must be exact.
+          target.continueClocks(m.getCommit().getMillisSinceExport(), arrived);
+        }
         node.faults().reach(header.getFault(), "target-after-commit", header.getMigrationId());
         if (address != null && !header.getAddress().getClaimedByCaller()) {
           long t = System.nanoTime();

@@ -208,6 +208,20 @@ public final class SourceMigration {
     return savedRecords().stream().map(r -> r.departed).toList();
   }
 
+  /**
+   * Milliseconds since the first export of this migration, on this node's clock: each exported
+   * connection's hold has been answering for no longer (see RestoredSocket.continueClock).
+   */
+  public synchronized long millisSinceExport() {
+    long first =
+        exported().stream()
+            .mapToLong(d -> d.socket().exportedAtMillis())
+            .filter(t -> t > 0)
+            .min()
+            .orElse(System.currentTimeMillis());
+    return Math.max(0, System.currentTimeMillis() - first);
+  }
+
   /** The target has the states of every exported connection. */
   public synchronized void transferred() {
     savedRecords().forEach(r -> r.to(TRANSFERRED, ""));

@@ -274,7 +274,7 @@ public final class SourceMove {
     ArrivalReply reply;
     long committing = System.nanoTime();
     try {
-      reply = call.commit();
+      reply = call.commit(m.millisSinceExport());
       m.timed("commit-round-trip", committing);
     } catch (Peers.PeerFailed e) {
       // Whether the target committed is unknown: the rollback asks it, and either gives the
@@ -375,7 +375,7 @@ public final class SourceMove {
       call.sendHeader(header().toBuilder().setAfterCommit(true).build());
       ArrivalReply again = call.sendStates(whole);
       staged = again.getStaged();
-      ArrivalReply reply = call.commit();
+      ArrivalReply reply = call.commit(m.millisSinceExport());
       return resumed(reply, why + "; the target had committed and restarted: moved again");
     } catch (RuntimeException | java.io.IOException e) {
       // Never rebuilt here past the commit: the connections are lost, and the status says so.

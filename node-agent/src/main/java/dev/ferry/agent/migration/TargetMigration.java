@@ -290,6 +290,30 @@ public final class TargetMigration {
     return committed;
   }
 
+  /**
+   * Sets every staged socket's TSval clock from the time since the source's first export: {@code
+   * millisAtCommit} when the source sent COMMIT, which arrived at {@code arrivedNanos}
+   * (System.nanoTime()). A socket whose clock cannot be set keeps the one its restore gave it,
+   * which is ahead, never behind.
+   */
+  public synchronized void continueClocks(long millisAtCommit, long arrivedNanos) {
+    long since = millisAtCommit + (System.nanoTime() - arrivedNanos) / 1_000_000;
+    for (ConnectionRecord r : in(STAGED)) {
+      try {
+        r.staged.continueClock(since);
+      } catch (SyscallException | RuntimeException e) {
+        LOG.warning(
+            () ->
+                "migration "
+                    + id
+                    + ": "
+                    + r.connection
+                    + " keeps its restored TSval clock, a second ahead: "
+                    + e.getMessage());
+      }
+    }
+  }
+
   /** Resumes every staged socket, in parallel; only after {@link #commit}. */
   public synchronized MigrationStatus resume() {
     if (!in(TRANSFERRED).isEmpty()) {

@@ -42,6 +42,11 @@ public sealed interface Arrival {
       return connection;
     }
 
+    /** Sets the restored TSval clock from the time since the export: see RestoredSocket. */
+    public void continueClock(long millisSinceExport) throws SyscallException {
+      socket.continueClock(millisSinceExport);
+    }
+
     /**
      * Appends {@code keptClientBytes} (what the client sent while held, past the exported queue) to
      * the receive queue, leaves repair mode (the client wakes at once, and learns those bytes

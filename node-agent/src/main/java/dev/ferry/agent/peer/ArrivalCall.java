@@ -237,9 +237,16 @@ public final class ArrivalCall implements AutoCloseable {
     }
   }
 
-  /** Tells the target to commit and resume; waits for its RESUMED answer. */
-  public ArrivalReply commit() throws InterruptedException {
-    send(ArrivalMessage.newBuilder().setCommit(ArrivalDecision.getDefaultInstance()).build());
+  /**
+   * Tells the target to commit and resume; waits for its RESUMED answer.
+   *
+   * @param millisSinceExport the time since the first of the move's exports, now
+   */
+  public ArrivalReply commit(long millisSinceExport) throws InterruptedException {
+    send(
+        ArrivalMessage.newBuilder()
+            .setCommit(ArrivalDecision.newBuilder().setMillisSinceExport(millisSinceExport))
+            .build());
     return reply();
   }
 

@@ -46,6 +46,24 @@ public final class RestoredSocket implements AutoCloseable {
     return repair.socket();
   }
 
+  /**
+   * Sets the TSval clock again before the resume, now that the time since the export is known on
+   * one clock: what the source measured when it sent COMMIT plus the time since COMMIT arrived
+   * here, which is never less than the time the source's hold has answered for (its answers' TSval
+   * ticks from the same export), so the client's PAWS check passes. The restore set the clock a
+   * second ahead instead ({@link SocketRestorer#CLOCK_SKEW_MARGIN_MS}, worked out from two nodes'
+   * wall clocks); kept, that lead turns an ACK that echoes a TSval of the source's into an RTT
+   * sample a second too long, and BBR paces the connection from its first sample for many round
+   * trips ({@code make bench-link}: its slow runs were those whose first sample was 1.02-1.04 s).
+   * Call it before anything of the client's can reach the socket.
+   */
+  public void continueClock(long millisSinceExport) throws SyscallException {
+    if (state.timestamps()) {
+      // One more: the hold counts whole milliseconds from its own, later, start.
+      repair.setTimestamp(SocketRestorer.movedOn(state, millisSinceExport + 1));
+    }
+  }
+
   /** {@link #resume(byte[])} with nothing kept from the client. */
   public TcpSocket resume() throws SyscallException {
     return resume(new byte[0]);

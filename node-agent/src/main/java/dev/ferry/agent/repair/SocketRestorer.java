@@ -151,10 +151,15 @@ public final class SocketRestorer {
    * and the clock moves on in that unit.
    */
   static int continuedTimestamp(SocketState state, long nowMillis) {
-    boolean usec = (state.timestamp() & 1) != 0;
     long elapsed =
         state.exportedAtMillis() == 0 ? 0 : Math.max(0, nowMillis - state.exportedAtMillis());
-    long ticks = (elapsed + CLOCK_SKEW_MARGIN_MS) * (usec ? 1000 : 1);
+    return movedOn(state, elapsed + CLOCK_SKEW_MARGIN_MS);
+  }
+
+  /** The exported TSval clock moved on by {@code millis}, in the clock's own unit. */
+  static int movedOn(SocketState state, long millis) {
+    boolean usec = (state.timestamp() & 1) != 0;
+    long ticks = Math.max(0, millis) * (usec ? 1000 : 1);
     int moved = state.timestamp() + (int) Math.min(ticks, Integer.MAX_VALUE / 2);
     return usec ? moved | 1 : moved & ~1;
   }

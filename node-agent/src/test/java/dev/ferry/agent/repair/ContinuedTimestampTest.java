@@ -59,4 +59,16 @@ class ContinuedTimestampTest {
     SocketState s = exportedAt(5_000, 1_000_000);
     assertThat(SocketRestorer.continuedTimestamp(s, 999_000)).isGreaterThan(5_000);
   }
+
+  /** At COMMIT the time since the export is known on one clock: no lead, in the clock's unit. */
+  @Test
+  void movedOnByAKnownTimeAddsExactlyThatTime() throws Exception {
+    assertThat(SocketRestorer.movedOn(exportedAt(5_000, 1_000_000), 45)).isEqualTo(5_044);
+    assertThat(SocketRestorer.movedOn(exportedAt(1_000_001, 1_000_000), 45))
+        .as("microsecond clocks keep their bit and move in microseconds")
+        .isEqualTo(1_045_001);
+    assertThat(SocketRestorer.movedOn(exportedAt(5_000, 1_000_000), -3))
+        .as("never back")
+        .isEqualTo(5_000);
+  }
 }
