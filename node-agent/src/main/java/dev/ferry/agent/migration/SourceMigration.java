@@ -65,6 +65,9 @@ public final class SourceMigration {
   /** The address left this node's pod: a rollback puts it back before it rebuilds a socket. */
   private boolean addressLeft;
 
+  /** System.nanoTime() as the first export began; 0 for a migration recovered from disk. */
+  private long exportBeganNanos;
+
   public SourceMigration(String id, PodRef pod, NodeParts node) {
     this.id = id;
     this.pod = pod;
@@ -151,6 +154,9 @@ public final class SourceMigration {
   public synchronized MigrationStatus export() throws InterruptedException {
     refuseIfLimitPassed();
     List<ConnectionRecord> frozen = in(FROZEN);
+    if (exportBeganNanos == 0) {
+      exportBeganNanos = System.nanoTime();
+    }
     clock.time(
         "export",
         () -> {
@@ -209,10 +215,15 @@ public final class SourceMigration {
   }
 
   /**
-   * Milliseconds since the first export of this migration, on this node's clock: each exported
-   * connection's hold has been answering for no longer (see RestoredSocket.continueClock).
+   * Milliseconds since the first export of this migration began, on this node's monotonic clock:
+   * each exported connection's hold has been answering for no longer (see
+   * RestoredSocket.continueClock). For a migration recovered from disk, from the states' export
+   * times on the wall clock.
    */
   public synchronized long millisSinceExport() {
+    if (exportBeganNanos != 0) {
+      return (System.nanoTime() - exportBeganNanos) / 1_000_000;
+    }
     long first =
         exported().stream()
             .mapToLong(d -> d.socket().exportedAtMillis())

@@ -43,11 +43,11 @@ public final class SocketExporter {
       // Holding the client stops its ACKs, not our sending: a paced socket with room in its
       // window goes on sending its queue on the pacing timer, repair mode or not, until the SEND
       // queue is selected. A segment sent between the reads below would be counted as unsent, and
-      // the target would send it a second time at its resume; the client's ACK of that copy gives
-      // the target its first RTT sample from a timestamp of the source's clock, too long by the
-      // restored clock's lead (a second: SocketRestorer.continuedTimestamp), and BBR paces the
-      // connection from it for many round trips (make bench-link showed it: its slow runs were
-      // the ones with such copies). With the peer's window closed nothing new leaves, so what the
+      // the target would send it a second time at its resume, where the client's ACK of the copy
+      // gave the restored socket its first RTT sample from the source's timestamps (a second too
+      // long while the restored clock kept its lead, see RestoredSocket.continueClock), and BBR
+      // paced the connection from it for many round trips: make bench-link's slow runs were the
+      // ones with such copies. With the peer's window closed nothing new leaves, so what the
       // reads find is what the client can have.
       repair.setWindow(window.withSendWindowClosed());
       return read(socket, repair, window);
