@@ -217,8 +217,8 @@ public final class SourceMigration {
   /**
    * Milliseconds since the first export of this migration began, on this node's monotonic clock:
    * each exported connection's hold has been answering for no longer (see
-   * RestoredSocket.continueClock). For a migration recovered from disk, from the states' export
-   * times on the wall clock.
+   * RestoredSocket.continueClock, which adds the time COMMIT takes to arrive). For a migration
+   * recovered from disk, from the states' export times on the wall clock.
    */
   public synchronized long millisSinceExport() {
     if (exportBeganNanos != 0) {

@@ -293,8 +293,8 @@ public final class TargetMigration {
   /**
    * Sets every staged socket's TSval clock from the time since the source's first export: {@code
    * millisAtCommit} when the source sent COMMIT, which arrived at {@code arrivedNanos}
-   * (System.nanoTime()). A socket whose clock cannot be set keeps the one its restore gave it,
-   * which is ahead, never behind.
+   * (System.nanoTime()), with a margin for COMMIT's own transit (RestoredSocket.continueClock). A
+   * socket whose clock cannot be set keeps the one its restore gave it, a second ahead.
    */
   public synchronized void continueClocks(long millisAtCommit, long arrivedNanos) {
     for (ConnectionRecord r : in(STAGED)) {

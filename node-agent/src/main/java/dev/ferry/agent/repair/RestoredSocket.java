@@ -47,20 +47,32 @@ public final class RestoredSocket implements AutoCloseable {
   }
 
   /**
+   * How long COMMIT may take from the source to this agent for the clock {@link #continueClock}
+   * sets to be ahead of every answer the source's hold gave: that time is not in {@code
+   * millisSinceExport}. Beyond it (a badly overloaded node), the client's PAWS check drops the
+   * restored socket's first segments for the difference, and its duplicate ACKs have them sent
+   * again. Each millisecond of it is a millisecond more in RTT samples taken from ACKs that echo
+   * the source's timestamps, which is harmless at this size.
+   */
+  static final long COMMIT_TRANSIT_MARGIN_MS = 50;
+
+  /**
    * Sets the TSval clock again before the resume, now that the time since the export is known on
-   * one clock: what the source measured when it sent COMMIT plus the time since COMMIT arrived
-   * here, which is never less than the time the source's hold has answered for (its answers' TSval
-   * ticks from the same export), so the client's PAWS check passes. The restore set the clock a
-   * second ahead instead ({@link SocketRestorer#CLOCK_SKEW_MARGIN_MS}, worked out from two nodes'
-   * wall clocks); kept, that lead turns an ACK that echoes a TSval of the source's into an RTT
-   * sample a second too long, and BBR paces the connection from its first sample for many round
-   * trips ({@code make bench-link}: its slow runs were those whose first sample was 1.02-1.04 s).
-   * Call it before anything of the client's can reach the socket.
+   * one clock: {@code millisSinceExport} is what the source measured, from the start of its first
+   * export, when it sent COMMIT, plus the time since COMMIT arrived here. The source's hold answers
+   * with a TSval that ticks from the same export (from its own, later, start), so this clock is
+   * ahead of every answer the client saw while COMMIT took less than {@link
+   * #COMMIT_TRANSIT_MARGIN_MS} to arrive. The restore set the clock a second ahead instead ({@link
+   * SocketRestorer#CLOCK_SKEW_MARGIN_MS}, worked out from two nodes' wall clocks); kept, that lead
+   * turns an ACK that echoes a TSval of the source's into an RTT sample a second too long, and BBR
+   * paces the connection from its first sample for many round trips ({@code make bench-link}: its
+   * slow runs were those whose first sample was 1.02-1.04 s). Call it before anything of the
+   * client's can reach the socket.
    */
   public void continueClock(long millisSinceExport) throws SyscallException {
     if (state.timestamps()) {
-      // One more: the hold counts whole milliseconds from its own, later, start.
-      repair.setTimestamp(SocketRestorer.movedOn(state, millisSinceExport + 1));
+      repair.setTimestamp(
+          SocketRestorer.movedOn(state, millisSinceExport + COMMIT_TRANSIT_MARGIN_MS));
     }
   }
 
