@@ -468,9 +468,13 @@ public final class AgentCluster implements AutoCloseable {
    * What {@code pathAndQuery} streams when nothing moves, from a streamer on node-a at 2,000
    * tokens/s (the tokens do not depend on the rate), which is stopped after: the reference a moved
    * stream is compared with. Fails unless curl ends well within 90 s.
+   *
+   * @param streamerArgs more of the streamer's options, those its tokens depend on (--kv-bytes)
    */
-  String unmovedOutput(String pathAndQuery) throws Exception {
-    Process quick = a.streamer("--rate", "2000");
+  String unmovedOutput(String pathAndQuery, String... streamerArgs) throws Exception {
+    List<String> args = new ArrayList<>(List.of("--rate", "2000"));
+    args.addAll(List.of(streamerArgs));
+    Process quick = a.streamer(args.toArray(String[]::new));
     try (CurlStream unmoved = curl(pathAndQuery)) {
       int exit = unmoved.exitCode(90);
       if (exit != 0) {

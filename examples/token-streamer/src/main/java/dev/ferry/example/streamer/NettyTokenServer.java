@@ -112,11 +112,12 @@ final class NettyTokenServer implements MovableChannels {
       throw e;
     }
     say("taking over " + c + " at " + state + ", checksum verified");
+    StreamState here = options.takenOver(state);
     return new ChannelInitializer<Channel>() {
       @Override
       protected void initChannel(Channel ch) {
         ch.config().setOption(ChannelOption.TCP_NODELAY, true);
-        ch.pipeline().addLast(new Stream(c, state));
+        ch.pipeline().addLast(new Stream(c, here));
       }
     };
   }

@@ -56,6 +56,14 @@ final class StreamState {
     return next;
   }
 
+  /**
+   * This stream at another rate, from its next token on. It shares the cache: the caller goes on
+   * with the one returned and drops this one.
+   */
+  StreamState at(int tokensPerSecond) {
+    return new StreamState(prompt, tokens, tokensPerSecond, kv, next);
+  }
+
   /** A copy that this stream's next tokens do not change. */
   StreamState copy() {
     return new StreamState(prompt, tokens, rate, kv.clone(), next);

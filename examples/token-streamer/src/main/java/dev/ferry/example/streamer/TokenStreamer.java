@@ -227,7 +227,8 @@ public final class TokenStreamer implements MigrationHandler {
 
   private Takeover accepted(Connection c, StreamState state) {
     say("taking over " + c + " at " + state + ", checksum verified");
-    return Takeover.accept(socket -> carryOn(socket, state));
+    StreamState here = options.takenOver(state);
+    return Takeover.accept(socket -> carryOn(socket, here));
   }
 
   private void carryOn(MovedSocket socket, StreamState state) {
@@ -303,13 +304,15 @@ public final class TokenStreamer implements MigrationHandler {
       Path agentCa,
       String name,
       int rate,
+      int takenOverRate,
       int kvBytes,
       boolean ignoreFreeze,
       boolean declineTakeover,
       Io io) {
     static final String USAGE =
         "usage: TokenStreamer --listen HOST:PORT [--agent SOCKET [--agent-ca CA_FILE]] [--name NAME]"
-            + " [--rate TOKENS_PER_S] [--kv-bytes N] [--ignore-freeze] [--decline-takeover]"
+            + " [--rate TOKENS_PER_S] [--taken-over-rate TOKENS_PER_S] [--kv-bytes N]"
+            + " [--ignore-freeze] [--decline-takeover]"
             + " [--io blocking|netty]";
 
     /** How the server does its I/O: a thread per stream, or Netty's epoll event loops. */
@@ -324,6 +327,7 @@ public final class TokenStreamer implements MigrationHandler {
       Path agentCa = null; // the cluster CA: the agent must prove itself (protocol version 3)
       String name = "token-streamer";
       int rate = 50;
+      int takenOverRate = 0; // 0: a stream taken over goes on at the rate it came with
       int kvBytes = 2_400_000;
       boolean ignoreFreeze = false;
       boolean declineTakeover = false;
@@ -357,6 +361,7 @@ public final class TokenStreamer implements MigrationHandler {
           case "--agent-ca" -> agentCa = Path.of(value);
           case "--name" -> name = value;
           case "--rate" -> rate = number(flag, value, 1, 1_000_000);
+          case "--taken-over-rate" -> takenOverRate = number(flag, value, 1, 1_000_000);
           case "--kv-bytes" -> kvBytes = number(flag, value, 1, Integer.MAX_VALUE - 1024);
           case "--io" ->
               io =
@@ -381,7 +386,26 @@ public final class TokenStreamer implements MigrationHandler {
         throw new IllegalArgumentException("--ignore-freeze needs --io blocking");
       }
       return new Options(
-          listen, agent, agentCa, name, rate, kvBytes, ignoreFreeze, declineTakeover, io);
+          listen,
+          agent,
+          agentCa,
+          name,
+          rate,
+          takenOverRate,
+          kvBytes,
+          ignoreFreeze,
+          declineTakeover,
+          io);
+    }
+
+    /**
+     * A stream this server takes over, at the rate it goes on with here. Tests that slow a stream
+     * down so that it outlasts a long move (a gibibyte's pre-copy) set a faster one, so that the
+     * stream does not crawl to its end once it has moved; what it sends does not depend on the
+     * rate.
+     */
+    StreamState takenOver(StreamState state) {
+      return takenOverRate == 0 ? state : state.at(takenOverRate);
     }
 
     /** The session with the agent, proved when {@code --agent-ca} is given. */

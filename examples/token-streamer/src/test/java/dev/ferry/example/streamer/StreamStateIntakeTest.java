@@ -162,6 +162,33 @@ class StreamStateIntakeTest {
     assertThat(declining.arriving(c)).isNull();
   }
 
+  @Test
+  void aStreamTakenOverGoesOnAtTheTakenOverRateWithTheSameTokens() {
+    StreamState moved = StreamState.decode(parts()[3]);
+    StreamState unmoved = StreamState.decode(parts()[3]);
+    TokenStreamer.Options faster =
+        TokenStreamer.Options.parse(
+            new String[] {"--listen", "127.0.0.1:1", "--rate", "50", "--taken-over-rate", "2000"});
+
+    StreamState here = faster.takenOver(moved);
+    assertThat(here.rate).isEqualTo(2000);
+    while (!unmoved.finished()) {
+      assertThat(here.nextEvent()).isEqualTo(unmoved.nextEvent());
+    }
+    assertThat(here.finished()).isTrue();
+
+    TokenStreamer.Options asItCame =
+        TokenStreamer.Options.parse(new String[] {"--listen", "127.0.0.1:1", "--rate", "2000"});
+    StreamState kept = StreamState.decode(parts()[3]);
+    assertThat(asItCame.takenOver(kept)).isSameAs(kept);
+    assertThat(kept.rate).isEqualTo(50);
+    assertThatThrownBy(
+            () ->
+                TokenStreamer.Options.parse(
+                    new String[] {"--listen", "127.0.0.1:1", "--taken-over-rate", "0"}))
+        .hasMessageContaining("--taken-over-rate");
+  }
+
   private static void feed(IncomingState in, byte[] snapshot) {
     try {
       in.snapshot(snapshot.length);
