@@ -49,6 +49,20 @@ struct hold_stats {
 };
 
 /*
+ * The client's latest acknowledgment seen while held (hold_xdp, in both modes): the agent
+ * inserts a zeroed entry with each hold, the program fills it in. The source's hold absorbs
+ * every ACK the client sends for the data in flight at the freeze; unless the target is told,
+ * its restored socket counts that data as unacknowledged, and sends only once the client
+ * answers its window probe, a round trip after the resume. 16 bytes, host order.
+ */
+struct client_ack {
+	__u32 ack;    /* [0]  the highest ack_seq seen, in sequence space */
+	__u32 tsval;  /* [4]  the TSval of the segment that carried it; 0 without one */
+	__u32 window; /* [8]  its window field, as sent (in the client's scale) */
+	__u32 seen;   /* [12] 1 once a segment has filled the entry in */
+};
+
+/*
  * The head of each record in ferry_kept: a held client's payload that hold_xdp dropped or
  * answered, kept so that the agent can hand it to the restored socket instead of waiting for
  * the client to send it again. len bytes of payload follow. Records come in arrival order,
@@ -107,6 +121,7 @@ _Static_assert(__builtin_offsetof(struct hold_value, wake_to) == 16, "HoldEntry 
 _Static_assert(__builtin_offsetof(struct hold_value, ts_base_ns) == 24, "HoldEntry offsets");
 _Static_assert(__builtin_offsetof(struct hold_value, deadline_ns) == 32, "HoldEntry offsets");
 _Static_assert(sizeof(struct hold_stats) == 40, "hold_stats is mirrored in HoldStats.java");
+_Static_assert(sizeof(struct client_ack) == 16, "client_ack is mirrored in HoldMaps.java");
 _Static_assert(sizeof(struct kept_bytes) == 48, "kept_bytes is mirrored in KeptBytes.java");
 _Static_assert(__builtin_offsetof(struct kept_bytes, seq) == 40, "KeptBytes offsets");
 _Static_assert(__builtin_offsetof(struct kept_bytes, len) == 44, "KeptBytes offsets");

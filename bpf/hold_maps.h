@@ -30,6 +30,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ferry_hstats SEC(".maps");
 
+/*
+ * Each held client's latest acknowledgment (struct client_ack); the agent creates and deletes
+ * entries, hold_xdp fills them in. A map of its own, as ferry_hstats' value size is fixed by
+ * the pins an older agent may have left.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct hold_key);
+	__type(value, struct client_ack);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ferry_acks SEC(".maps");
 /* One counter per decision (enum hold_counter), per CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -260,6 +260,25 @@ static __always_inline void keep(struct xdp_md *ctx, const struct tcp_packet *p,
 	count_kept(CNT_KEPT);
 }
 
+/*
+ * Notes the client's acknowledgment in its ferry_acks entry, if the agent made one: the highest
+ * ack in sequence space, with the TSval and window of the segment that carried it (a later
+ * segment with the same ack brings a newer window). Two CPUs may write one entry at once; each
+ * field is then a client's own value, from one of two segments, which is all the agent needs.
+ */
+static __always_inline void note_ack(const struct hold_key *key, __u32 ack, __u32 tsval,
+				     __u16 window)
+{
+	struct client_ack *a = bpf_map_lookup_elem(&ferry_acks, key);
+
+	if (!a || (a->seen && (__s32)(ack - a->ack) < 0))
+		return;
+	a->ack = ack;
+	a->tsval = tsval;
+	a->window = window;
+	a->seen = 1;
+}
+
 SEC("xdp")
 int hold_xdp(struct xdp_md *ctx)
 {
@@ -269,7 +288,7 @@ int hold_xdp(struct xdp_md *ctx)
 	struct hold_key key;
 	struct hold_value *hold;
 	struct hold_value h;
-	__u32 tsecr = 0, tcp_len;
+	__u32 tsecr = 0, tsval, tcp_len;
 	__be32 ack;
 	int delta;
 
@@ -313,6 +332,10 @@ int hold_xdp(struct xdp_md *ctx)
 		STAT_INC(&key, segments_dropped);
 		return XDP_DROP;
 	}
+	/* The client's TSval: the answer echoes it, and the latest ACK's record keeps it. */
+	tsval = client_tsval(ctx, p.l4_off + sizeof(struct tcphdr),
+			     p.tcp->doff * 4 - sizeof(struct tcphdr));
+	note_ack(&key, bpf_ntohl(p.tcp->ack_seq), tsval, bpf_ntohs(p.tcp->window));
 	/* Whatever follows drops the segment or cuts its payload: keep that payload first. */
 	keep(ctx, &p, &key);
 	if (!(h.flags & HOLD_F_ANSWER)) {
@@ -333,8 +356,7 @@ int hold_xdp(struct xdp_md *ctx)
 	/* What the answer needs from the client's segment, read before it is overwritten. */
 	ack = p.tcp->ack_seq;
 	if (h.flags & HOLD_F_TIMESTAMPS)
-		tsecr = client_tsval(ctx, p.l4_off + sizeof(struct tcphdr),
-				     p.tcp->doff * 4 - sizeof(struct tcphdr));
+		tsecr = tsval;
 
 	/* Payload and options go: the frame is cut (or grown) to exactly the answer. */
 	tcp_len = sizeof(struct tcphdr);

@@ -388,6 +388,9 @@ struct test_case {
 	struct hold_stats stats;
 	int kept;        /* XDP: one record per run with the segment's whole payload */
 	int not_kept;    /* XDP: CNT_NOT_KEPT per run */
+	int check_ack;   /* XDP: compare the connection's ferry_acks entry with acked */
+	struct client_ack ack_before; /* its entry before the run (zeroed when not seen) */
+	struct client_ack acked;      /* ... and after it */
 };
 
 #define HELD_ACK .to_server = 1, .flags = F_ACK, .seq = 5000, .ack = 9000, .ip_id = 0x1234
@@ -508,6 +511,36 @@ static const struct test_case cases[] = {
 	{ "xdp segment without ack dropped", XDP, { HELD_ACK, .flags = F_PSH, .payload = 10 },
 	  ANSWERING(0), XDP_DROP, DROPPED, .cnt = { [CNT_XDP_SEEN] = 1, [CNT_XDP_NO_ACK] = 1 },
 	  .stats = { .segments_dropped = 1 } },
+	/* ferry_acks: the client's latest acknowledgment, in both modes */
+	{ "xdp frozen notes the client's ack, tsval and window", XDP,
+	  { HELD_ACK, .window = 0x1234, .opts = opt_ts, .opts_len = 12 }, FROZEN, XDP_DROP,
+	  DROPPED, .cnt = { [CNT_XDP_SEEN] = 1, [CNT_XDP_DROPPED] = 1 },
+	  .stats = { .segments_dropped = 1 }, .check_ack = 1,
+	  .acked = { .ack = 9000, .tsval = 0x11223344, .window = 0x1234, .seen = 1 } },
+	{ "xdp answering notes the ack ipv6, tsval 0 without timestamps", XDP,
+	  { HELD_ACK, .v6 = 1, .window = 0x40 }, ANSWERING(0), XDP_ANSWERED, .check_ack = 1,
+	  .acked = { .ack = 9000, .window = 0x40, .seen = 1 } },
+	{ "xdp ack moves on across 2^32", XDP,
+	  { HELD_ACK, .ack = 5, .window = 7, .opts = opt_sack_ts, .opts_len = 24 },
+	  ANSWERING(HOLD_F_TIMESTAMPS), XDP_ANSWERED, .tsecr = 0xcafef00d, .check_ack = 1,
+	  .ack_before = { .ack = 0xfffffff0, .tsval = 1, .window = 1, .seen = 1 },
+	  .acked = { .ack = 5, .tsval = 0xcafef00d, .window = 7, .seen = 1 } },
+	{ "xdp an older ack leaves the entry", XDP, { HELD_ACK, .window = 9 }, FROZEN, XDP_DROP,
+	  DROPPED, .cnt = { [CNT_XDP_SEEN] = 1, [CNT_XDP_DROPPED] = 1 },
+	  .stats = { .segments_dropped = 1 }, .check_ack = 1,
+	  .ack_before = { .ack = 9500, .tsval = 3, .window = 4, .seen = 1 },
+	  .acked = { .ack = 9500, .tsval = 3, .window = 4, .seen = 1 } },
+	{ "xdp the same ack brings a newer window", XDP, { HELD_ACK, .window = 9 }, FROZEN,
+	  XDP_DROP, DROPPED, .cnt = { [CNT_XDP_SEEN] = 1, [CNT_XDP_DROPPED] = 1 },
+	  .stats = { .segments_dropped = 1 }, .check_ack = 1,
+	  .ack_before = { .ack = 9000, .tsval = 3, .window = 4, .seen = 1 },
+	  .acked = { .ack = 9000, .window = 9, .seen = 1 } },
+	{ "xdp an rst notes no ack", XDP, { HELD_ACK, .flags = F_RST | F_ACK }, ANSWERING(0),
+	  XDP_DROP, DROPPED, .cnt = { [CNT_XDP_SEEN] = 1, [CNT_XDP_RESET] = 1 },
+	  .stats = { .resets = 1 }, .check_ack = 1 },
+	{ "xdp an unheld tuple notes no ack", XDP, { HELD_ACK, .client_port = OTHER_PORT },
+	  FROZEN, XDP_PASS, SAME, .cnt = { [CNT_XDP_SEEN] = 1, [CNT_PASS_NOT_HELD] = 1 },
+	  .check_ack = 1 },
 	{ "xdp ipv4 options dropped unanswered", XDP, { HELD_ACK, .ip_opts = 4 }, ANSWERING(0),
 	  XDP_DROP, DROPPED, .cnt = { [CNT_XDP_SEEN] = 1, [CNT_XDP_UNANSWERED] = 1 },
 	  .stats = { .segments_dropped = 1 } },
@@ -573,14 +606,15 @@ static const struct test_case cases[] = {
 /* ---- the kernel side ---- */
 
 static struct bpf_object *objs[2];
-static int prog_fd[2], holds_fd, stats_fd, counters_fd, kept_cnt_fd, ncpus;
+static int prog_fd[2], holds_fd, stats_fd, acks_fd, counters_fd, kept_cnt_fd, ncpus;
 static struct ring_buffer *kept_ring;
 static char pin_dir[64];
 static int mounted_bpffs;
 static int libbpf_warnings;
 
 static const char *const map_names[] = { "ferry_holds", "ferry_hstats", "ferry_counters",
-					  "ferry_kept", "ferry_kept_cnt", "ferry_kept_buf" };
+					  "ferry_kept", "ferry_kept_cnt", "ferry_kept_buf",
+					  "ferry_acks" };
 #define NMAPS (sizeof(map_names) / sizeof(map_names[0]))
 
 static void cleanup(void)
@@ -690,10 +724,12 @@ static int load(const char *tc_path, const char *xdp_path)
 	}
 	holds_fd = bpf_object__find_map_fd_by_name(objs[0], "ferry_holds");
 	stats_fd = bpf_object__find_map_fd_by_name(objs[0], "ferry_hstats");
+	acks_fd = bpf_object__find_map_fd_by_name(objs[0], "ferry_acks");
 	counters_fd = bpf_object__find_map_fd_by_name(objs[0], "ferry_counters");
 	ncpus = libbpf_num_possible_cpus();
 	kept_cnt_fd = bpf_object__find_map_fd_by_name(objs[0], "ferry_kept_cnt");
-	if (holds_fd < 0 || stats_fd < 0 || counters_fd < 0 || kept_cnt_fd < 0 || ncpus <= 0)
+	if (holds_fd < 0 || stats_fd < 0 || acks_fd < 0 || counters_fd < 0 || kept_cnt_fd < 0 ||
+	    ncpus <= 0)
 		return fail("maps not found in %s", tc_path);
 	kept_ring = ring_buffer__new(bpf_object__find_map_fd_by_name(objs[0], "ferry_kept"),
 				     on_kept, NULL, NULL);
@@ -771,7 +807,10 @@ static int read_counters(int fd, __u32 n, __u64 *out)
 	return 0;
 }
 
-/* Both connections get zeroed stats; only the case's gets a hold, if it has one. */
+/*
+ * Both connections get zeroed stats and the case's ack_before; only the case's gets a hold, if
+ * it has one.
+ */
 static int set_maps(const struct test_case *tc, struct hold_key *key)
 {
 	struct hold_stats zero = {};
@@ -783,6 +822,8 @@ static int set_maps(const struct test_case *tc, struct hold_key *key)
 		bpf_map_delete_elem(holds_fd, &k);
 		if (bpf_map_update_elem(stats_fd, &k, &zero, BPF_ANY))
 			return fail("set stats: %s", strerror(errno));
+		if (bpf_map_update_elem(acks_fd, &k, &tc->ack_before, BPF_ANY))
+			return fail("set acks: %s", strerror(errno));
 	}
 	key_for(tc->in.v6, key);
 	if (tc->hold.flags) {
@@ -988,6 +1029,17 @@ static int run_case(const struct test_case *tc)
 			return fail("%s got +%llu want +%llu", counter_names[i],
 				    (unsigned long long)(c1[i] - c0[i]),
 				    (unsigned long long)tc->cnt[i] * runs);
+	if (tc->check_ack) {
+		struct client_ack a;
+
+		if (bpf_map_lookup_elem(acks_fd, &key, &a))
+			return fail("acks entry vanished");
+		if (memcmp(&a, &tc->acked, sizeof(a)))
+			return fail("acks got {ack %u tsval %#x window %#x seen %u} "
+				    "want {%u %#x %#x %u}",
+				    a.ack, a.tsval, a.window, a.seen, tc->acked.ack, tc->acked.tsval,
+				    tc->acked.window, tc->acked.seen);
+	}
 	if (bpf_map_lookup_elem(stats_fd, &key, &got))
 		return fail("stats entry vanished");
 	want.probes_answered *= runs;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.hold;
 
+import dev.ferry.agent.repair.ClientAck;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.sys.BpfMap;
 import dev.ferry.sys.BpfObject;
@@ -11,6 +12,8 @@ import dev.ferry.sys.TcAttachment;
 import dev.ferry.sys.XdpAttachment;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -46,6 +49,10 @@ public final class ConnectionHold implements AutoCloseable {
   private final BpfRingBuffer kept;
 
   private final BpfMap keptCounts;
+
+  /** Null when reopened over an older agent's hold that could not be upgraded. */
+  private final BpfMap acks;
+
   private final List<AutoCloseable> owned;
 
   private ConnectionHold(
@@ -56,6 +63,7 @@ public final class ConnectionHold implements AutoCloseable {
       BpfMap stats,
       BpfRingBuffer kept,
       BpfMap keptCounts,
+      BpfMap acks,
       List<AutoCloseable> owned) {
     this.pinDir = pinDir;
     this.interfaceNames = List.copyOf(interfaceNames);
@@ -64,6 +72,7 @@ public final class ConnectionHold implements AutoCloseable {
     this.stats = stats;
     this.kept = kept;
     this.keptCounts = keptCounts;
+    this.acks = acks;
     this.owned = owned;
   }
 
@@ -95,6 +104,7 @@ public final class ConnectionHold implements AutoCloseable {
           tc.map(HoldMaps.STATS),
           kept,
           tc.map(HoldMaps.KEPT_COUNTS),
+          tc.map(HoldMaps.ACKS),
           owned);
     } catch (IOException | RuntimeException e) {
       for (AutoCloseable c : owned) {
@@ -169,13 +179,16 @@ public final class ConnectionHold implements AutoCloseable {
       owned.add(holds);
       BpfMap stats = BpfMap.openPinned(pinDir.resolve(HoldMaps.STATS));
       owned.add(stats);
-      boolean keeping = Files.exists(pinDir.resolve(HoldMaps.KEPT));
+      // Programs that pinned the ring and the acknowledgments are this build's or as good.
+      boolean current =
+          Files.exists(pinDir.resolve(HoldMaps.KEPT))
+              && Files.exists(pinDir.resolve(HoldMaps.ACKS));
       List<String> bare = new ArrayList<>();
       List<String> outdated = new ArrayList<>();
       for (String name : interfaceNames) {
         if (!attachedTo(name, namespace)) {
           bare.add(name);
-        } else if (!keeping) {
+        } else if (!current) {
           outdated.add(name);
         }
       }
@@ -215,8 +228,21 @@ public final class ConnectionHold implements AutoCloseable {
                     + ": held clients' payload is dropped, not kept, and they send it again"
                     + " after the resume");
       }
+      BpfMap acks = null;
+      try {
+        acks = BpfMap.openPinned(pinDir.resolve(HoldMaps.ACKS));
+        owned.add(acks);
+      } catch (SyscallException e) {
+        LOG.log(
+            Level.WARNING,
+            e,
+            () ->
+                "no map of held clients' acknowledgments under "
+                    + pinDir
+                    + ": a moved socket sends again only once its client answers the resume");
+      }
       return new ConnectionHold(
-          pinDir, interfaceNames, namespace, holds, stats, kept, keptCounts, owned);
+          pinDir, interfaceNames, namespace, holds, stats, kept, keptCounts, acks, owned);
     } catch (IOException | RuntimeException e) {
       owned.forEach(ConnectionHold::closeQuietly);
       throw e;
@@ -224,11 +250,11 @@ public final class ConnectionHold implements AutoCloseable {
   }
 
   /**
-   * Replaces the programs an older agent left on {@code interfaceNames}, which keep no payload,
-   * with this build's, loaded over the same pinned maps (which pins the ring and its counters):
-   * holds in force carry on across the swap, since TC replaces its filter and XDP its program in
-   * one step. Best effort, so that the agent starts whatever happens: an interface where it fails
-   * keeps the older programs, which hold as before and keep nothing.
+   * Replaces the programs an older agent left on {@code interfaceNames}, which keep no payload or
+   * note no acknowledgment, with this build's, loaded over the same pinned maps (which pins the
+   * maps they lacked): holds in force carry on across the swap, since TC replaces its filter and
+   * XDP its program in one step. Best effort, so that the agent starts whatever happens: an
+   * interface where it fails keeps the older programs, which hold as before and keep nothing.
    */
   private static void upgrade(Path pinDir, List<String> interfaceNames, NetNamespace namespace) {
     try (BpfObject tc = load(HoldMaps.TC_OBJECT, pinDir);
@@ -243,7 +269,11 @@ public final class ConnectionHold implements AutoCloseable {
                 XdpAttachment.attach(name, xdpFd, XdpAttachment.Mode.GENERIC);
                 return null;
               });
-          LOG.info(() -> "hold programs on " + name + " replaced: they now keep held payload");
+          LOG.info(
+              () ->
+                  "hold programs on "
+                      + name
+                      + " replaced: they now keep held payload and note acknowledgments");
         } catch (SyscallException | RuntimeException e) {
           LOG.log(
               Level.WARNING,
@@ -345,15 +375,38 @@ public final class ConnectionHold implements AutoCloseable {
         BpfMap.BPF_ANY);
   }
 
-  /** Gives the connection zeroed counters, unless it has some from an earlier step. */
+  /**
+   * Gives the connection zeroed counters and an empty acknowledgment record, unless it has them
+   * from an earlier step.
+   */
   private void startCounting(HoldKey key) throws SyscallException {
     stats.putIfAbsent(key.encode(), HoldStats.ZERO.encode());
+    if (acks != null) {
+      acks.putIfAbsent(key.encode(), new byte[HoldMaps.ACK_SIZE]);
+    }
   }
 
   /** Ends the hold of one connection. */
   public void release(HoldKey key) throws SyscallException {
     holds.delete(key.encode());
     stats.delete(key.encode());
+    if (acks != null) {
+      acks.delete(key.encode());
+    }
+  }
+
+  /**
+   * The latest acknowledgment the held client sent, as hold_xdp noted it while the connection was
+   * held here; empty when it sent none, or where the programs note none (an older agent's).
+   */
+  public Optional<ClientAck> clientAck(HoldKey key) throws SyscallException {
+    if (acks == null) {
+      return Optional.empty();
+    }
+    return acks.lookup(key.encode(), HoldMaps.ACK_SIZE)
+        .map(raw -> ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder()))
+        .filter(b -> b.getInt(12) != 0)
+        .map(b -> new ClientAck(b.getInt(0), b.getInt(8), b.getInt(4)));
   }
 
   public Optional<HoldStats> stats(HoldKey key) throws SyscallException {

@@ -39,12 +39,23 @@ public final class HoldMaps {
   /** hold_xdp's per-CPU scratch for one record; pinned only because every map is. */
   static final String KEPT_SCRATCH = "ferry_kept_buf";
 
+  /**
+   * Each held client's latest acknowledgment ({@code struct client_ack}, {@link #ACK_SIZE} bytes);
+   * missing where an older agent pinned the maps.
+   */
+  static final String ACKS = "ferry_acks";
+
+  static final int ACK_SIZE = 16;
+
   static final int CNT_KEPT = 0;
   static final int CNT_NOT_KEPT = 1;
 
-  /** Every map the objects pin, for removal; agents before the ring pinned only the first three. */
+  /**
+   * Every map the objects pin, for removal; agents before the ring pinned only the first three, and
+   * those before the acknowledgments all but the last.
+   */
   static final List<String> PINNED =
-      List.of(HOLDS, STATS, COUNTERS, KEPT, KEPT_COUNTS, KEPT_SCRATCH);
+      List.of(HOLDS, STATS, COUNTERS, KEPT, KEPT_COUNTS, KEPT_SCRATCH, ACKS);
 
   static final String TC_OBJECT = "bpf/hold_tc.bpf.o";
   static final String XDP_OBJECT = "bpf/hold_xdp.bpf.o";

@@ -7,6 +7,7 @@ import dev.ferry.agent.api.AgentApi;
 import dev.ferry.agent.handoff.Prestate;
 import dev.ferry.agent.handoff.StateBuffer;
 import dev.ferry.agent.move.Departure;
+import dev.ferry.agent.repair.ClientAck;
 import dev.ferry.agent.repair.InvalidSocketStateException;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.agent.repair.SocketStateCodec;
@@ -21,6 +22,7 @@ import dev.ferry.protocol.Connection;
 import dev.ferry.sys.SyscallException;
 import io.grpc.stub.StreamObserver;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -312,6 +314,24 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
           // Before the address is routed here or forwarded packets are taken: from then on the
           // client's segments reach the staged sockets, and their timestamps must be exact.
           target.continueClocks(m.getCommit().getMillisSinceExport(), arrived);
+        }
+        if (m.getCommit().getClientAcksCount() > 0) {
+          Map<Connection, ClientAck> acks = new LinkedHashMap<>();
+          for (var a : m.getCommit().getClientAcksList()) {
+            acks.put(
+                Wire.connection(a.getId(), "commit.client_acks.id"),
+                new ClientAck(a.getAck(), a.getWindow(), a.getTsval()));
+          }
+          int taken = target.clientAcknowledged(acks);
+          LOG.fine(
+              () ->
+                  "migration "
+                      + header.getMigrationId()
+                      + ": "
+                      + taken
+                      + " of "
+                      + acks.size()
+                      + " clients' acknowledgments from the source's hold go to their sockets");
         }
         node.faults().reach(header.getFault(), "target-after-commit", header.getMigrationId());
         if (address != null && !header.getAddress().getClaimedByCaller()) {

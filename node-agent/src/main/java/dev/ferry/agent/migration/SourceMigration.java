@@ -15,6 +15,7 @@ import dev.ferry.agent.move.Arrival;
 import dev.ferry.agent.move.ConnectionMover;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.move.Freezing;
+import dev.ferry.agent.repair.PeerSegments;
 import dev.ferry.agent.store.SavedStates;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.MigrationStatus;
@@ -348,9 +349,18 @@ public final class SourceMigration {
   private void rebuild(ConnectionRecord r, NetNamespace ns) {
     try {
       // The application gets its whole state back: a pre-copied part is read from disk.
+      dev.ferry.agent.repair.SocketState state = r.departed.socket();
       Arrival arrival = node.mover().arrive(node.saved().whole(id, r.departed), ns);
       if (arrival instanceof Arrival.Staged staged) {
-        staged.resume(keptHere(r.departed.socket()));
+        // As on a target: what the client acknowledged to the hold frees the rebuilt socket's
+        // window at once. One raw socket for it: a rollback is rare, and rolls back few.
+        node.mover().clientAcks(List.of(state)).values().forEach(staged::clientAcknowledged);
+        try (PeerSegments peers =
+            staged.hasClientAck()
+                ? PeerSegments.openOrNone(ns, List.of(state.local()), "migration " + id)
+                : PeerSegments.NONE) {
+          staged.resume(keptHere(state), peers.forAddress(state.local()));
+        }
         r.departed = null;
         r.to(ROLLED_BACK, "");
       } else {

@@ -13,6 +13,7 @@ import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.move.HeldClientBytes;
 import dev.ferry.agent.peer.ArrivalCall;
 import dev.ferry.agent.peer.Peers;
+import dev.ferry.agent.repair.ClientAck;
 import dev.ferry.api.v1alpha1.ArrivalHeader;
 import dev.ferry.api.v1alpha1.ArrivalReply;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
@@ -24,6 +25,7 @@ import dev.ferry.protocol.Connection;
 import dev.ferry.sys.SyscallException;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.logging.Logger;
 import java.util.stream.Collectors;
@@ -271,10 +273,13 @@ public final class SourceMove {
   private MoveOutcome commitAndResume() throws InterruptedException {
     node.faults().reach(req.getFault(), "source-before-commit", req.getMigrationId());
     sendKeptClientBytes();
+    // Read as late as possible, as what the clients sent: the address has left.
+    Map<Connection, ClientAck> acks =
+        node.mover().clientAcks(m.exported().stream().map(Departure.Departed::socket).toList());
     ArrivalReply reply;
     long committing = System.nanoTime();
     try {
-      reply = call.commit(m.millisSinceExport());
+      reply = call.commit(m.millisSinceExport(), acks);
       m.timed("commit-round-trip", committing);
     } catch (Peers.PeerFailed e) {
       // Whether the target committed is unknown: the rollback asks it, and either gives the

@@ -12,6 +12,8 @@ import dev.ferry.agent.move.Arrival;
 import dev.ferry.agent.move.ConnectionMover;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.move.HeldClientBytes;
+import dev.ferry.agent.repair.ClientAck;
+import dev.ferry.agent.repair.PeerSegments;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.api.v1alpha1.ConnectionPhase;
 import dev.ferry.api.v1alpha1.MigrationStatus;
@@ -72,6 +74,8 @@ public final class TargetMigration {
   /** The signed plan the states come under ({@code MovePlans.idOf}); null until an arrival. */
   private String planId;
 
+  private PodRef pod; // where the connections are staged, once they are
+
   /** The states come under the signed plan {@code id}: a rollback here marks it as run. */
   void plan(String id) {
     planId = id;
@@ -127,6 +131,7 @@ public final class TargetMigration {
    * parallel across the agent's workers. The clients stay held.
    */
   public synchronized MigrationStatus stage(PodRef pod) throws SyscallException {
+    this.pod = pod;
     if (afterCommit && node.commits().wereAllResumed(id)) {
       for (ConnectionRecord r : records.values()) {
         r.departed = null;
@@ -315,6 +320,24 @@ public final class TargetMigration {
     }
   }
 
+  /**
+   * What each held client acknowledged after its socket was read, as the source's hold saw it
+   * (COMMIT carries them): the resume hands each to its socket. A connection not staged here, or
+   * whose socket has no such data in flight, is passed over.
+   *
+   * @return how many the resume will hand on
+   */
+  public synchronized int clientAcknowledged(Map<Connection, ClientAck> acks) {
+    int taken = 0;
+    for (Map.Entry<Connection, ClientAck> e : acks.entrySet()) {
+      ConnectionRecord r = records.get(e.getKey());
+      if (r != null && r.phase == STAGED && r.staged.clientAcknowledged(e.getValue())) {
+        taken++;
+      }
+    }
+    return taken;
+  }
+
   /** Resumes every staged socket, in parallel; only after {@link #commit}. */
   public synchronized MigrationStatus resume() {
     if (!in(TRANSFERRED).isEmpty()) {
@@ -322,6 +345,37 @@ public final class TargetMigration {
     }
     commit();
     List<ConnectionRecord> staged = in(STAGED);
+    try (PeerSegments peers = peerSegments(staged)) {
+      resume(staged, peers);
+    }
+    return status();
+  }
+
+  /**
+   * Raw sockets in the pod, one per address family among {@code staged}, from which the clients'
+   * acknowledgments are handed on; none when no client acknowledged anything or the pod's namespace
+   * cannot be entered (then the sockets wait for the clients' answers to the resume).
+   */
+  private PeerSegments peerSegments(List<ConnectionRecord> staged) {
+    if (pod == null || staged.stream().noneMatch(r -> r.staged.hasClientAck())) {
+      return PeerSegments.NONE;
+    }
+    try (NetNamespace ns = node.pods().open(pod, "pod")) {
+      return PeerSegments.openOrNone(
+          ns, staged.stream().map(r -> r.departed.socket().local()).toList(), "migration " + id);
+    } catch (SyscallException | RuntimeException e) {
+      LOG.warning(
+          () ->
+              "migration "
+                  + id
+                  + ": cannot enter the pod for the clients' acknowledgments; each socket waits"
+                  + " for its client's answer to the resume: "
+                  + e.getMessage());
+      return PeerSegments.NONE;
+    }
+  }
+
+  private void resume(List<ConnectionRecord> staged, PeerSegments peers) {
     clock.time(
         "resume",
         () -> {
@@ -332,9 +386,8 @@ public final class TargetMigration {
                   r -> {
                     try {
                       r.staged.resume(
-                          r.keptClientBytes == null
-                              ? new byte[0]
-                              : r.keptClientBytes.toByteArray());
+                          r.keptClientBytes == null ? new byte[0] : r.keptClientBytes.toByteArray(),
+                          peers.forAddress(r.departed.socket().local()));
                       return null;
                     } catch (SyscallException | RuntimeException e) {
                       return "resume failed: " + e.getMessage();
@@ -353,7 +406,6 @@ public final class TargetMigration {
           }
           return null;
         });
-    return status();
   }
 
   /**

@@ -4,8 +4,10 @@ package dev.ferry.agent.move;
 import dev.ferry.agent.handoff.Session;
 import dev.ferry.agent.hold.ConnectionHold;
 import dev.ferry.agent.hold.HoldKey;
+import dev.ferry.agent.repair.ClientAck;
 import dev.ferry.agent.repair.RestoredSocket;
 import dev.ferry.protocol.Connection;
+import dev.ferry.sys.PeerSegment;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
 
@@ -47,14 +49,29 @@ public sealed interface Arrival {
       socket.continueClock(millisSinceExport);
     }
 
+    /** What the client acknowledged while held: see RestoredSocket. */
+    public boolean clientAcknowledged(ClientAck ack) {
+      return socket.clientAcknowledged(ack);
+    }
+
+    public boolean hasClientAck() {
+      return socket.hasClientAck();
+    }
+
+    /** {@link #resume(byte[], PeerSegment)}, leaving out the client's acknowledgment. */
+    public void resume(byte[] keptClientBytes) throws SyscallException {
+      resume(keptClientBytes, null);
+    }
+
     /**
      * Appends {@code keptClientBytes} (what the client sent while held, past the exported queue) to
      * the receive queue, leaves repair mode (the client wakes at once, and learns those bytes
-     * arrived), tells the application it may write, and clears this node's hold entry for the
+     * arrived), hands the socket what the client acknowledged while held (from {@code peer}, when
+     * given), tells the application it may write, and clears this node's hold entry for the
      * connection.
      */
-    public void resume(byte[] keptClientBytes) throws SyscallException {
-      try (TcpSocket live = socket.resume(keptClientBytes)) {
+    public void resume(byte[] keptClientBytes, PeerSegment peer) throws SyscallException {
+      try (TcpSocket live = socket.resume(keptClientBytes, peer)) {
         application.resumed(requestId); // the application has its own descriptor for it
       } finally {
         hold.release(new HoldKey(connection.local(), connection.remote()));

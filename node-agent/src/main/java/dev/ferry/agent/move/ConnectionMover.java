@@ -8,6 +8,7 @@ import dev.ferry.agent.handoff.PrecopyListener;
 import dev.ferry.agent.handoff.Prestate;
 import dev.ferry.agent.hold.ConnectionHold;
 import dev.ferry.agent.hold.HoldKey;
+import dev.ferry.agent.repair.ClientAck;
 import dev.ferry.agent.repair.CongestionSeed;
 import dev.ferry.agent.repair.RestoreException;
 import dev.ferry.agent.repair.RestoredSocket;
@@ -22,7 +23,9 @@ import dev.ferry.sys.TcpSocket;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.function.Consumer;
 import java.util.logging.Logger;
@@ -70,6 +73,25 @@ public final class ConnectionMover {
   public List<HeldClientBytes.Kept> keptClientBytes(List<SocketState> exported)
       throws SyscallException {
     return kept == null ? List.of() : kept.take(exported);
+  }
+
+  /**
+   * Source node, just before the commit: what each held client acknowledged after its socket was
+   * read, where that is more than the socket had seen (see {@link ClientAck}). A socket whose entry
+   * cannot be read is left out: its restored copy waits for the client's answer to the resume.
+   */
+  public Map<Connection, ClientAck> clientAcks(List<SocketState> exported) {
+    Map<Connection, ClientAck> out = new LinkedHashMap<>();
+    for (SocketState s : exported) {
+      try {
+        hold.clientAck(new HoldKey(s.local(), s.remote()))
+            .filter(a -> a.ack() - s.sendQueueSeq() > 0)
+            .ifPresent(a -> out.put(new Connection(s.local(), s.remote()), a));
+      } catch (SyscallException e) {
+        LOG.fine(() -> s.connection() + ": its client's acknowledgment cannot be read: " + e);
+      }
+    }
+    return out;
   }
 
   /** Source node: takes {@code c} from its application and out of the kernel. */

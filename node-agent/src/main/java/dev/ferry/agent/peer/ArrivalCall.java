@@ -5,12 +5,14 @@ import com.google.protobuf.ByteString;
 import dev.ferry.agent.migration.Wire;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.move.HeldClientBytes;
+import dev.ferry.agent.repair.ClientAck;
 import dev.ferry.agent.repair.SocketStateCodec;
 import dev.ferry.api.v1alpha1.AppStateChunk;
 import dev.ferry.api.v1alpha1.ArrivalDecision;
 import dev.ferry.api.v1alpha1.ArrivalHeader;
 import dev.ferry.api.v1alpha1.ArrivalMessage;
 import dev.ferry.api.v1alpha1.ArrivalReply;
+import dev.ferry.api.v1alpha1.ClientAcknowledgment;
 import dev.ferry.api.v1alpha1.ConnectionId;
 import dev.ferry.api.v1alpha1.KeptBatch;
 import dev.ferry.api.v1alpha1.KeptClientBytes;
@@ -25,6 +27,7 @@ import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
@@ -243,10 +246,27 @@ public final class ArrivalCall implements AutoCloseable {
    * @param millisSinceExport the time since the first of the move's exports, now
    */
   public ArrivalReply commit(long millisSinceExport) throws InterruptedException {
-    send(
-        ArrivalMessage.newBuilder()
-            .setCommit(ArrivalDecision.newBuilder().setMillisSinceExport(millisSinceExport))
-            .build());
+    return commit(millisSinceExport, Map.of());
+  }
+
+  /**
+   * {@link #commit(long)}, with what each held client acknowledged after its socket was read.
+   *
+   * @param clientAcks by connection; those without one are left out
+   */
+  public ArrivalReply commit(long millisSinceExport, Map<Connection, ClientAck> clientAcks)
+      throws InterruptedException {
+    ArrivalDecision.Builder decision =
+        ArrivalDecision.newBuilder().setMillisSinceExport(millisSinceExport);
+    clientAcks.forEach(
+        (c, a) ->
+            decision.addClientAcks(
+                ClientAcknowledgment.newBuilder()
+                    .setId(Wire.id(c))
+                    .setAck(a.ack())
+                    .setWindow(a.window())
+                    .setTsval(a.tsval())));
+    send(ArrivalMessage.newBuilder().setCommit(decision).build());
     return reply();
   }
 

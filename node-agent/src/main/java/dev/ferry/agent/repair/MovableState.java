@@ -11,7 +11,7 @@ import java.util.Optional;
  * SIOCOUTQ until the peer acknowledges it, SIOCOUTQNSD until it is sent) includes it; once the
  * peer's FIN has arrived, rcv_nxt includes it (SIOCINQ does not). Neither FIN is a byte of a queue,
  * so a restore rebuilds the socket ESTABLISHED with the sequence numbers of its data only, then
- * replays the FINs: the peer's by handing the socket the segment again ({@code PeerFin}), this
+ * replays the FINs: the peer's by handing the socket the segment again ({@code PeerSegment}), this
  * side's with {@code shutdown(SHUT_WR)}, which the kernel sends after every queued byte.
  */
 public enum MovableState {

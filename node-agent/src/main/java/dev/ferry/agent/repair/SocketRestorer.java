@@ -3,7 +3,7 @@ package dev.ferry.agent.repair;
 
 import dev.ferry.sys.Errno;
 import dev.ferry.sys.NetNamespace;
-import dev.ferry.sys.PeerFin;
+import dev.ferry.sys.PeerSegment;
 import dev.ferry.sys.RepairOptions;
 import dev.ferry.sys.RepairSocket;
 import dev.ferry.sys.RepairSocket.Queue;
@@ -117,11 +117,11 @@ public final class SocketRestorer {
         step = "set the socket options";
         state.options().get().applyInRepair(socket);
       }
-      PeerFin peerFin = null;
+      PeerSegment peerFin = null;
       if (state.tcpState().receivedFin) {
         // Opened here, in the socket's namespace: a raw socket sends in the one it was made in.
         step = "open a raw socket for the peer's FIN";
-        peerFin = PeerFin.open(state.local());
+        peerFin = PeerSegment.open(state.local());
       }
       return new RestoredSocket(repair, state, peerFin);
     } catch (SyscallException | RuntimeException e) {

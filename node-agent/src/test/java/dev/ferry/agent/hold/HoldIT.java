@@ -422,7 +422,8 @@ class HoldIT {
       }
       // Unpinned, the ring lives on only for the programs attached now, as an older agent's
       // programs would have none: whatever they keep, no agent can read.
-      for (String map : List.of(HoldMaps.KEPT, HoldMaps.KEPT_COUNTS, HoldMaps.KEPT_SCRATCH)) {
+      for (String map :
+          List.of(HoldMaps.KEPT, HoldMaps.KEPT_COUNTS, HoldMaps.KEPT_SCRATCH, HoldMaps.ACKS)) {
         Files.delete(pins.resolve(map));
       }
       int olderXdp =
@@ -432,6 +433,9 @@ class HoldIT {
       try {
         assertThat(again.keepsBytes()).isTrue();
         assertThat(Files.exists(pins.resolve(HoldMaps.KEPT))).as("ring pinned again").isTrue();
+        assertThat(Files.exists(pins.resolve(HoldMaps.ACKS)))
+            .as("acknowledgments pinned again")
+            .isTrue();
         assertThat(again.held()).as("holds in force").containsExactly(key);
         assertThat(
                 lab.aNs.call(

@@ -6,7 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.net.InetAddress;
 import org.junit.jupiter.api.Test;
 
-class PeerFinTest {
+class PeerSegmentTest {
   /** A segment carrying its own checksum sums to zero, as the receiving kernel checks it. */
   @Test
   void checksumMakesTheSegmentVerifyForBothFamilies() throws Exception {
@@ -36,10 +36,10 @@ class PeerFinTest {
         0,
         0 // checksum, urgent pointer
       };
-      int sum = PeerFin.checksum(src, dst, segment);
+      int sum = PeerSegment.checksum(src, dst, segment);
       segment[16] = (byte) (sum >> 8);
       segment[17] = (byte) sum;
-      assertThat(PeerFin.checksum(src, dst, segment)).as(pair[0]).isEqualTo(0);
+      assertThat(PeerSegment.checksum(src, dst, segment)).as(pair[0]).isEqualTo(0);
     }
   }
 }

@@ -6,25 +6,30 @@ import static dev.ferry.sys.Calls.check;
 import java.net.Inet4Address;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
+import java.util.OptionalInt;
 
 /**
- * Hands a restored socket the FIN its peer had sent to the original one, as a segment from the
- * peer's address delivered inside this network namespace.
+ * Hands a restored socket a segment its peer had sent to the original one, from the peer's address,
+ * delivered inside this network namespace: the FIN of a half-closed connection, or the last ACK a
+ * held client sent after the original socket was read.
  *
  * <p>Repair mode can set a socket's sequence numbers and queues but has no way to say "the peer has
  * closed": a received FIN lives in the socket's state (CLOSE_WAIT, and EOF after the receive
- * queue), not in its queues. The peer will not send it again, since it was acknowledged. So the FIN
- * is built by hand (CRIU does the same with libnet) and sent through a raw socket to the restored
- * socket's own address; the kernel routes it over loopback, so it never reaches the wire, and the
- * socket takes it exactly as the original did.
+ * queue), not in its queues. Nor can it say "the peer has acknowledged this much": snd_una is the
+ * send queue's start, fixed before the queue is filled. The peer will not send either again. So the
+ * segment is built by hand (CRIU does the same with libnet for the FIN) and sent through a raw
+ * socket to the restored socket's own address; the kernel routes it over loopback, so it never
+ * reaches the wire, and the socket takes it as the original would have.
  *
  * <p>Opened in the namespace the restored socket lives in (a raw socket sends in the namespace it
- * was made in), and used after the socket has left repair mode.
+ * was made in), and used after the socket has left repair mode. One serves every socket of its
+ * family in that namespace, from any thread.
  */
-public final class PeerFin implements AutoCloseable {
+public final class PeerSegment implements AutoCloseable {
   private static final int IPV4_HEADER = 20;
   private static final int IPV6_HEADER = 40;
   private static final int TCP_HEADER = 20;
+  private static final int TIMESTAMP_OPTION = 12; // NOP, NOP, kind 8, length 10, TSval, TSecr
   private static final int FIN = 0x01;
   private static final int ACK = 0x10;
   private static final int HOP_LIMIT = 64;
@@ -33,13 +38,13 @@ public final class PeerFin implements AutoCloseable {
   private final boolean ipv4;
   private boolean closed;
 
-  private PeerFin(int fd, boolean ipv4) {
+  private PeerSegment(int fd, boolean ipv4) {
     this.fd = fd;
     this.ipv4 = ipv4;
   }
 
   /** A raw socket for {@code local}'s family; needs CAP_NET_RAW in the calling namespace. */
-  public static PeerFin open(InetSocketAddress local) throws SyscallException {
+  public static PeerSegment open(InetSocketAddress local) throws SyscallException {
     boolean ipv4 = local.getAddress() instanceof Inet4Address;
     int family = ipv4 ? Native.AF_INET : Native.AF_INET6;
     // IPPROTO_RAW means the header is ours: the only way to send from an address that is not
@@ -50,7 +55,7 @@ public final class PeerFin implements AutoCloseable {
                 Native.LIBC.socket(
                     family, Native.SOCK_RAW | Native.SOCK_CLOEXEC, Native.IPPROTO_RAW),
             () -> "socket(" + (ipv4 ? "AF_INET" : "AF_INET6") + ", SOCK_RAW, IPPROTO_RAW)");
-    return new PeerFin(fd, ipv4);
+    return new PeerSegment(fd, ipv4);
   }
 
   /**
@@ -62,32 +67,71 @@ public final class PeerFin implements AutoCloseable {
    * @param window the window field, already scaled down by the peer's shift: the window the socket
    *     had, since the segment updates it
    */
-  public void send(InetSocketAddress remote, InetSocketAddress local, int seq, int ack, int window)
+  public void fin(InetSocketAddress remote, InetSocketAddress local, int seq, int ack, int window)
+      throws SyscallException {
+    // No timestamp option: the restored socket has no ts_recent to check it against (PAWS lets a
+    // segment without one through), and its RTT estimate must not take a made-up echo.
+    send(remote, local, seq, ack, window, FIN | ACK, OptionalInt.empty(), "FIN");
+  }
+
+  /**
+   * Sends {@code remote}'s acknowledgment to {@code local}: a pure ACK, as the peer sent it.
+   *
+   * @param seq the socket's rcv_nxt, so that the segment is in order and carries nothing new
+   * @param ack what the peer acknowledged
+   * @param window the window field as the peer sent it (in its scale)
+   * @param tsval the peer's TSval, for a connection with timestamps: a segment without one, or with
+   *     an older one, fails the socket's PAWS check. Its TSecr is 0, which takes no RTT sample: an
+   *     echo of ours would be made up.
+   */
+  public void ack(
+      InetSocketAddress remote,
+      InetSocketAddress local,
+      int seq,
+      int ack,
+      int window,
+      OptionalInt tsval)
+      throws SyscallException {
+    send(remote, local, seq, ack, window, ACK, tsval, "ACK");
+  }
+
+  private void send(
+      InetSocketAddress remote,
+      InetSocketAddress local,
+      int seq,
+      int ack,
+      int window,
+      int flags,
+      OptionalInt tsval,
+      String what)
       throws SyscallException {
     byte[] src = remote.getAddress().getAddress();
     byte[] dst = local.getAddress().getAddress();
     if (src.length != dst.length || (src.length == 4) != ipv4) {
       throw new IllegalArgumentException(remote + " and " + local + " do not fit this socket");
     }
-    ByteBuffer tcp = ByteBuffer.allocate(TCP_HEADER);
+    int length = TCP_HEADER + (tsval.isPresent() ? TIMESTAMP_OPTION : 0);
+    ByteBuffer tcp = ByteBuffer.allocate(length);
     tcp.putShort((short) remote.getPort())
         .putShort((short) local.getPort())
         .putInt(seq)
         .putInt(ack)
-        .put((byte) (TCP_HEADER / 4 << 4))
-        .put((byte) (FIN | ACK))
+        .put((byte) (length / 4 << 4))
+        .put((byte) flags)
         .putShort((short) Math.min(window, 0xffff))
         .putShort((short) 0)
         .putShort((short) 0);
-    // No timestamp option: the restored socket has no ts_recent to check it against (PAWS lets a
-    // segment without one through), and its RTT estimate must not take a made-up echo.
+    if (tsval.isPresent()) {
+      tcp.put((byte) 1).put((byte) 1).put((byte) 8).put((byte) 10);
+      tcp.putInt(tsval.getAsInt()).putInt(0);
+    }
     tcp.putShort(16, (short) checksum(src, dst, tcp.array()));
     byte[] packet = ipv4 ? ipv4(src, dst, tcp.array()) : ipv6(src, dst, tcp.array());
     // The port of the destination must be 0 for a raw socket; the address picks the route.
     byte[] to = SockAddr.encode(new InetSocketAddress(local.getAddress(), 0));
     check(
         () -> Native.LIBC.sendto(fd, packet, packet.length, 0, to, to.length),
-        () -> "sendto(fd=" + fd + ", FIN from " + remote + " to " + local + ")");
+        () -> "sendto(fd=" + fd + ", " + what + " from " + remote + " to " + local + ")");
   }
 
   private static byte[] ipv4(byte[] src, byte[] dst, byte[] tcp) {
