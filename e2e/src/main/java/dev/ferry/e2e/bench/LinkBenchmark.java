@@ -5,6 +5,7 @@ import dev.ferry.agent.hold.ConnectionHold;
 import dev.ferry.agent.hold.HoldKey;
 import dev.ferry.agent.repair.CongestionSeed;
 import dev.ferry.agent.repair.CongestionState;
+import dev.ferry.agent.repair.PeerSegments;
 import dev.ferry.agent.repair.RestoredSocket;
 import dev.ferry.agent.repair.SocketExporter;
 import dev.ferry.agent.repair.SocketRestorer;
@@ -12,6 +13,7 @@ import dev.ferry.agent.repair.SocketState;
 import dev.ferry.agent.repair.SocketStateCodec;
 import dev.ferry.e2e.Mains;
 import dev.ferry.sys.NetNamespace;
+import dev.ferry.sys.SocketOptions;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
 import dev.ferry.testbed.DelayLine;
@@ -40,12 +42,14 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * receives at 90 % of its rate before the move. Issue 17's target is two round trips.
  *
  * <p>Side by side, each on a fresh testbed: the repair path with the congestion state carried (what
- * the agent does), the same without it (the initial window, as before it was carried), and CRIU
- * moving the server process whole, when {@code criu check} passes (see e2e/BENCHMARK.md for
- * building CRIU 4.x). The Ferry rows use the agent's own export and restore ({@link
- * SocketExporter}, {@link SocketRestorer}, {@link CongestionSeed}) and hold ({@link
- * ConnectionHold}) in the order the agents use them; only the handoff with an application is left
- * out (the sender stops writing at the freeze). Not a test: the figures depend on the machine.
+ * the agent does), the same without handing the restored socket the client's last ACK to the
+ * source's hold (as before that was done), without the congestion state either (the initial window,
+ * as before it was carried), and CRIU moving the server process whole, when {@code criu check}
+ * passes (see e2e/BENCHMARK.md for building CRIU 4.x). The Ferry rows use the agent's own export
+ * and restore ({@link SocketExporter}, {@link SocketRestorer}, {@link CongestionSeed}) and hold
+ * ({@link ConnectionHold}) in the order the agents use them; only the handoff with an application
+ * is left out (the sender stops writing at the freeze). Not a test: the figures depend on the
+ * machine.
  */
 public final class LinkBenchmark {
   private static final String SERVICE = "10.88.0.100";
@@ -59,12 +63,22 @@ public final class LinkBenchmark {
   private final int megabits;
   private final Duration before;
   private final Duration after;
+  private final Duration held;
+  private final int notSentLowat;
 
-  private LinkBenchmark(Duration oneWay, int megabits, Duration before, Duration after) {
+  private LinkBenchmark(
+      Duration oneWay,
+      int megabits,
+      Duration before,
+      Duration after,
+      Duration held,
+      int notSentLowat) {
     this.oneWay = oneWay;
     this.megabits = megabits;
     this.before = before;
     this.after = after;
+    this.held = held;
+    this.notSentLowat = notSentLowat;
   }
 
   public static void main(String[] args) {
@@ -75,15 +89,21 @@ public final class LinkBenchmark {
     int runs = 5;
     int rttMillis = 20;
     int megabits = 100;
+    int holdMillis = 0;
+    int notSentLowat = 0;
     args = String.join(" ", args).trim().split("\\s+");
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--runs" -> runs = Integer.parseInt(args[++i]);
         case "--rtt-ms" -> rttMillis = Integer.parseInt(args[++i]);
         case "--mbit" -> megabits = Integer.parseInt(args[++i]);
+        case "--hold-ms" -> holdMillis = Integer.parseInt(args[++i]);
+        case "--notsent-lowat" -> notSentLowat = Integer.parseInt(args[++i]);
         case "" -> {}
         default -> {
-          System.err.println("usage: LinkBenchmark [--runs N] [--rtt-ms 20] [--mbit 100]");
+          System.err.println(
+              "usage: LinkBenchmark [--runs N] [--rtt-ms 20] [--mbit 100] [--hold-ms 0]"
+                  + " [--notsent-lowat BYTES]");
           return 2;
         }
       }
@@ -93,15 +113,29 @@ public final class LinkBenchmark {
             Duration.ofMillis(rttMillis).dividedBy(2),
             megabits,
             Duration.ofSeconds(4),
-            Duration.ofSeconds(3));
+            Duration.ofSeconds(3),
+            Duration.ofMillis(holdMillis),
+            notSentLowat);
     String criu = CriuMove.unavailable();
     say(
         "a download behind %d ms RTT and %d Mbit/s, moved at full speed from A to B; %d runs of each"
             .formatted(rttMillis, megabits, runs));
+    if (notSentLowat > 0) {
+      say(
+          ("the server keeps at most %d bytes unsent (TCP_NOTSENT_LOWAT, as HTTP/2 servers set it):"
+                  + " at the freeze, little is left to send before the client's ACKs come back")
+              .formatted(notSentLowat));
+    }
+    if (holdMillis > 0) {
+      say(
+          "the Ferry moves hold the client at least %d ms from the freeze to the restore"
+              .formatted(holdMillis));
+    }
     if (criu != null) {
       say("CRIU row left out: " + criu);
     }
-    List<Mode> modes = new ArrayList<>(List.of(Mode.CARRIED, Mode.INITIAL_WINDOW));
+    List<Mode> modes =
+        new ArrayList<>(List.of(Mode.CARRIED, Mode.CARRIED_WITHOUT_ACK, Mode.INITIAL_WINDOW));
     if (criu == null) {
       modes.add(Mode.CRIU);
     }
@@ -148,14 +182,21 @@ public final class LinkBenchmark {
   }
 
   enum Mode {
-    CARRIED("Ferry, congestion state carried"),
-    INITIAL_WINDOW("Ferry, initial window (before)"),
-    CRIU("CRIU 4.x, whole process");
+    CARRIED("Ferry, congestion state carried", true, true),
+    CARRIED_WITHOUT_ACK("Ferry, carried, client's ACK left out", true, false),
+    INITIAL_WINDOW("Ferry, initial window (before)", false, false),
+    CRIU("CRIU 4.x, whole process", false, false);
 
     final String label;
+    final boolean seeded;
 
-    Mode(String label) {
+    /** The client's last ACK to the source's hold goes to the restored socket (ClientAck). */
+    final boolean handsOnAck;
+
+    Mode(String label, boolean seeded, boolean handsOnAck) {
       this.label = label;
+      this.seeded = seeded;
+      this.handsOnAck = handsOnAck;
     }
   }
 
@@ -229,6 +270,9 @@ public final class LinkBenchmark {
       ConnectionHold holdB = ConnectionHold.install(bed.bpfPinDir("b"), "eth0", nsB);
       try (Receiver receiver = new Receiver(channel)) {
         TcpSocket onA = listener.accept();
+        if (notSentLowat > 0) {
+          new SocketOptions(onA).setNotSentLowWatermark(notSentLowat);
+        }
         Sender sender = Sender.start(onA, 0);
         Thread.sleep(before.toMillis());
 
@@ -244,16 +288,32 @@ public final class LinkBenchmark {
         onA.close();
         holdA.answer(exported, exportedAt, deadline);
         SocketState state = SocketStateCodec.decode(SocketStateCodec.encode(exported));
+        // --hold-ms: as long as the agents' own steps take with an application (issue 15), while
+        // the address is still on A and its hold answers the client, as in the agents' move.
+        long heldUntil = freeze + held.toNanos();
+        while (System.nanoTime() < heldUntil) {
+          Thread.sleep(1);
+        }
         bed.moveAddress(SERVICE_CIDR, a, b);
         SocketRestorer restorer =
-            new SocketRestorer(mode == Mode.CARRIED ? Optional.of(seed) : Optional.empty());
+            new SocketRestorer(mode.seeded ? Optional.of(seed) : Optional.empty());
         RestoredSocket staged = nsB.call(() -> restorer.restore(state));
         // As the target agent does on COMMIT, before the client can reach the socket: one process,
         // one clock, so the time since the export is simply measured.
         staged.continueClock(System.currentTimeMillis() - state.exportedAtMillis());
+        // As the source reads it just before COMMIT, and the target hands it on at the resume.
+        if (mode.handsOnAck) {
+          holdA.clientAck(key).ifPresent(staged::clientAcknowledged);
+        }
         bed.announce(SERVICE_CIDR, b, router);
         holdB.wake(state, deadline);
-        TcpSocket onB = staged.resume();
+        TcpSocket onB;
+        try (PeerSegments peers =
+            staged.hasClientAck()
+                ? PeerSegments.open(nsB, List.of(state.local()))
+                : PeerSegments.NONE) {
+          onB = staged.resume(new byte[0], peers.forAddress(state.local()));
+        }
         long resume = System.nanoTime();
         holdA.release(key);
         int restoredCwnd = onB.info().sndCwnd();
