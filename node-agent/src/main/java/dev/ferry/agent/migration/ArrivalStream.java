@@ -13,6 +13,7 @@ import dev.ferry.agent.repair.SocketState;
 import dev.ferry.agent.repair.SocketStateCodec;
 import dev.ferry.agent.store.SavedStates;
 import dev.ferry.api.plan.MovePlans;
+import dev.ferry.api.v1alpha1.ArrivalDecision;
 import dev.ferry.api.v1alpha1.ArrivalHeader;
 import dev.ferry.api.v1alpha1.ArrivalMessage;
 import dev.ferry.api.v1alpha1.ArrivalReply;
@@ -309,19 +310,14 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
       case COMMIT -> {
         requireHeader();
         long arrived = System.nanoTime();
+        Map<Connection, ClientAck> acks = clientAcks(m.getCommit());
         target.commit();
         if (m.getCommit().hasMillisSinceExport()) {
           // Before the address is routed here or forwarded packets are taken: from then on the
           // client's segments reach the staged sockets, and their timestamps must be exact.
           target.continueClocks(m.getCommit().getMillisSinceExport(), arrived);
         }
-        if (m.getCommit().getClientAcksCount() > 0) {
-          Map<Connection, ClientAck> acks = new LinkedHashMap<>();
-          for (var a : m.getCommit().getClientAcksList()) {
-            acks.put(
-                Wire.connection(a.getId(), "commit.client_acks.id"),
-                new ClientAck(a.getAck(), a.getWindow(), a.getTsval()));
-          }
+        if (!acks.isEmpty()) {
           int taken = target.clientAcknowledged(acks);
           LOG.fine(
               () ->
@@ -534,6 +530,26 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   }
 
   /** The address on the target pod (already there) and the node's route to it. */
+  /**
+   * The clients' acknowledgments COMMIT carries, read before the commit point: a malformed one is
+   * passed over (its socket waits for its client's answer to the resume), never a reason to fail a
+   * commit.
+   */
+  private Map<Connection, ClientAck> clientAcks(ArrivalDecision commit) {
+    Map<Connection, ClientAck> acks = new LinkedHashMap<>();
+    for (var a : commit.getClientAcksList()) {
+      try {
+        acks.put(
+            Wire.connection(a.getId(), "commit.client_acks.id"),
+            new ClientAck(a.getAck(), a.getWindow(), a.getTsval()));
+      } catch (BadRequest e) {
+        LOG.warning(
+            () -> "migration " + header.getMigrationId() + ": passed over: " + e.getMessage());
+      }
+    }
+    return acks;
+  }
+
   private void routeAddressHere() throws SyscallException {
     node.addresses()
         .add(

@@ -98,17 +98,18 @@ public final class RestoredSocket implements AutoCloseable {
    * @return whether the resume will hand it on
    */
   public boolean clientAcknowledged(ClientAck ack) {
-    int una = state.sendQueueSeq();
-    int inFlight = state.sendUnacked().length;
-    int acked = ack.ack() - una;
-    boolean fits =
-        !state.tcpState().sentFin
-            && !state.tcpState().receivedFin
-            && acked > 0
-            && acked <= inFlight
-            && (!state.timestamps() || ack.tsval() != 0);
-    clientAck = fits ? ack : null;
-    return fits;
+    clientAck = takes(state, ack) ? ack : null;
+    return clientAck != null;
+  }
+
+  /** Whether a socket restored from {@code state} takes {@code ack}: see clientAcknowledged. */
+  static boolean takes(SocketState state, ClientAck ack) {
+    int acked = ack.ack() - state.sendQueueSeq(); // in sequence space: wraps at 2^32
+    return !state.tcpState().sentFin
+        && !state.tcpState().receivedFin
+        && acked > 0
+        && acked <= state.sendUnacked().length
+        && (!state.timestamps() || ack.tsval() != 0);
   }
 
   /** Whether the resume will hand the socket an acknowledgment of its client's. */
