@@ -250,24 +250,42 @@ public final class ArrivalCall implements AutoCloseable {
   }
 
   /**
+   * The most clients' acknowledgments one COMMIT carries: at most about 70 bytes each (IPv6), so
+   * COMMIT stays near {@link Peers#CHUNK} and far under the stream's 4 MiB message limit, which a
+   * hint must never break. The rest wait for their clients' answers to the resume, as before.
+   */
+  static final int MAX_CLIENT_ACKS = Peers.CHUNK / 64;
+
+  /**
    * {@link #commit(long)}, with what each held client acknowledged after its socket was read.
    *
-   * @param clientAcks by connection; those without one are left out
+   * @param clientAcks by connection; those without one are left out, and those past {@link
+   *     #MAX_CLIENT_ACKS}
    */
   public ArrivalReply commit(long millisSinceExport, Map<Connection, ClientAck> clientAcks)
       throws InterruptedException {
+    send(
+        ArrivalMessage.newBuilder()
+            .setCommit(commitDecision(millisSinceExport, clientAcks))
+            .build());
+    return reply();
+  }
+
+  static ArrivalDecision commitDecision(
+      long millisSinceExport, Map<Connection, ClientAck> clientAcks) {
     ArrivalDecision.Builder decision =
         ArrivalDecision.newBuilder().setMillisSinceExport(millisSinceExport);
-    clientAcks.forEach(
-        (c, a) ->
-            decision.addClientAcks(
-                ClientAcknowledgment.newBuilder()
-                    .setId(Wire.id(c))
-                    .setAck(a.ack())
-                    .setWindow(a.window())
-                    .setTsval(a.tsval())));
-    send(ArrivalMessage.newBuilder().setCommit(decision).build());
-    return reply();
+    clientAcks.entrySet().stream()
+        .limit(MAX_CLIENT_ACKS)
+        .forEach(
+            e ->
+                decision.addClientAcks(
+                    ClientAcknowledgment.newBuilder()
+                        .setId(Wire.id(e.getKey()))
+                        .setAck(e.getValue().ack())
+                        .setWindow(e.getValue().window())
+                        .setTsval(e.getValue().tsval())));
+    return decision.build();
   }
 
   /** Tells the target to drop what it staged; best effort (a broken stream drops it too). */
