@@ -128,7 +128,7 @@ public final class LinkBenchmark {
     }
     if (holdMillis > 0) {
       say(
-          "the Ferry moves hold the client at least %d ms from the freeze to the restore"
+          "the Ferry moves hold the client at least %d ms from the freeze before its address moves"
               .formatted(holdMillis));
     }
     if (criu != null) {
