@@ -61,7 +61,8 @@ bench-aws: deps
 	$(FDS) && $(MVNW) -q -pl e2e exec:exec -Dferry.main=dev.ferry.e2e.AwsPathBenchmark -Dferry.args="$(AWS_ARGS)"
 
 ## A download behind a 20 ms, 100 Mbit/s link moved at full speed: time back to 90 % of its
-## rate, with and without the congestion state carried, beside CRIU. ARGS="--runs 5".
+## rate, with and without the congestion state carried and the client's last ACK handed on,
+## beside CRIU. ARGS="--runs 5 [--hold-ms 100] [--notsent-lowat 16384]".
 .PHONY: bench-link
 bench-link: deps
 	$(MVNW) -q install -DskipTests -Dspotless.check.skip=true
