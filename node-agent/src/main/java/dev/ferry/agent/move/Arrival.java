@@ -58,16 +58,11 @@ public sealed interface Arrival {
       return socket.hasClientAck();
     }
 
-    /** {@link #resume(byte[], PeerSegment)}, leaving out the client's acknowledgment. */
-    public void resume(byte[] keptClientBytes) throws SyscallException {
-      resume(keptClientBytes, null);
-    }
-
     /**
      * Appends {@code keptClientBytes} (what the client sent while held, past the exported queue) to
      * the receive queue, leaves repair mode (the client wakes at once, and learns those bytes
-     * arrived), hands the socket what the client acknowledged while held (from {@code peer}, when
-     * given), tells the application it may write, and clears this node's hold entry for the
+     * arrived), hands the socket what the client acknowledged while held (from {@code peer}; null
+     * leaves it out), tells the application it may write, and clears this node's hold entry for the
      * connection.
      */
     public void resume(byte[] keptClientBytes, PeerSegment peer) throws SyscallException {
