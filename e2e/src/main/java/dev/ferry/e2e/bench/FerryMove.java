@@ -26,6 +26,7 @@ final class FerryMove {
           "send-and-stage",
           "stage",
           "address-leaves",
+          "client-acks",
           "commit-round-trip",
           "commit",
           "route",
