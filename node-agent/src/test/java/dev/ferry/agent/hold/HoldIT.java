@@ -540,7 +540,12 @@ class HoldIT {
       ConnectionHold hold = ConnectionHold.install(pins, "eth0", lab.aNs);
       assertThat(Files.list(pins).map(p -> p.getFileName().toString()).toList())
           .contains(
-              "ferry_holds", "ferry_hstats", "ferry_counters", "ferry_kept", "ferry_kept_cnt");
+              "ferry_holds",
+              "ferry_hstats",
+              "ferry_counters",
+              "ferry_kept",
+              "ferry_kept_cnt",
+              "ferry_acks");
       assertThat(
               lab.aNs.call(
                   () -> XdpAttachment.attachedProgramId("eth0", XdpAttachment.Mode.GENERIC)))
