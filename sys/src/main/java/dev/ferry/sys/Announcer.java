@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.sys;
 
-import static dev.ferry.sys.Calls.check;
-
 import java.net.Inet4Address;
 import java.net.Inet6Address;
 import java.net.InetAddress;
@@ -78,17 +76,9 @@ public final class Announcer {
   private static void gratuitousArp(String ifname, int index, byte[] mac, Inet4Address address)
       throws SyscallException {
     String what = "sendto(gratuitous ARP for " + address.getHostAddress() + " dev " + ifname + ")";
-    // Protocol 0: the socket only sends, so no incoming frame is ever queued on it.
-    int fd =
-        check(
-            () -> Native.LIBC.socket(Native.AF_PACKET, Native.SOCK_DGRAM | Native.SOCK_CLOEXEC, 0),
-            () -> "socket(AF_PACKET, SOCK_DGRAM)");
-    try {
-      byte[] frame = arpPayload(mac, address);
-      byte[] to = linkLayerAddress(index, Native.ETH_P_ARP, BROADCAST_MAC);
-      check(() -> Native.LIBC.sendto(fd, frame, frame.length, 0, to, to.length), () -> what);
-    } finally {
-      Native.LIBC.close(fd);
+    try (SendOnlyPacketSocket socket = new SendOnlyPacketSocket()) {
+      socket.send(
+          arpPayload(mac, address), linkLayerAddress(index, Native.ETH_P_ARP, BROADCAST_MAC), what);
     }
   }
 
@@ -100,16 +90,11 @@ public final class Announcer {
     }
     String what =
         "sendto(neighbour advertisement for " + target.getHostAddress() + " dev " + ifname + ")";
-    int fd =
-        check(
-            () -> Native.LIBC.socket(Native.AF_PACKET, Native.SOCK_DGRAM | Native.SOCK_CLOEXEC, 0),
-            () -> "socket(AF_PACKET, SOCK_DGRAM)");
-    try {
-      byte[] packet = advertisementPacket(mac, source, target);
-      byte[] to = linkLayerAddress(index, ETH_P_IPV6, ALL_NODES_MAC);
-      check(() -> Native.LIBC.sendto(fd, packet, packet.length, 0, to, to.length), () -> what);
-    } finally {
-      Native.LIBC.close(fd);
+    try (SendOnlyPacketSocket socket = new SendOnlyPacketSocket()) {
+      socket.send(
+          advertisementPacket(mac, source, target),
+          linkLayerAddress(index, ETH_P_IPV6, ALL_NODES_MAC),
+          what);
     }
   }
 
