@@ -9,7 +9,6 @@ import dev.ferry.agent.repair.SocketStateCodec;
 import dev.ferry.api.v1alpha1.MoveAddressPlan;
 import dev.ferry.protocol.Connection;
 import java.io.BufferedInputStream;
-import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.EOFException;
@@ -27,7 +26,9 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -90,19 +91,18 @@ public final class SavedStates {
   public void save(Migration m, List<Departure.Departed> states) {
     try {
       Path dir = privateDirectory(root.resolve(checkId(m.id())));
-      Properties p = new Properties();
-      p.setProperty("role", m.role());
-      p.setProperty("pod.netns", m.podNetns());
-      p.setProperty("pod.uid", m.podUid());
-      p.setProperty("target.agent", m.targetAgent());
-      p.setProperty("address.cidr", m.address().getCidr());
-      p.setProperty("address.interface", m.address().getInterface());
-      p.setProperty("address.host-interface", m.address().getSourceHostInterface());
-      p.setProperty("address.host-route", String.valueOf(m.address().getHostRoute()));
-      p.setProperty("address.announce", String.valueOf(m.address().getAnnounce()));
-      ByteArrayOutputStream meta = new ByteArrayOutputStream();
-      p.store(meta, "ferry migration " + m.id());
-      writeAtomically(dir.resolve(META), out -> out.write(meta.toByteArray()));
+      Map<String, String> p = new LinkedHashMap<>();
+      p.put("role", m.role());
+      p.put("pod.netns", m.podNetns());
+      p.put("pod.uid", m.podUid());
+      p.put("target.agent", m.targetAgent());
+      p.put("address.cidr", m.address().getCidr());
+      p.put("address.interface", m.address().getInterface());
+      p.put("address.host-interface", m.address().getSourceHostInterface());
+      p.put("address.host-route", String.valueOf(m.address().getHostRoute()));
+      p.put("address.announce", String.valueOf(m.address().getAnnounce()));
+      byte[] meta = PropertiesText.encode(p);
+      writeAtomically(dir.resolve(META), out -> out.write(meta));
       writeAtomically(
           dir.resolve(STATES),
           raw -> {
