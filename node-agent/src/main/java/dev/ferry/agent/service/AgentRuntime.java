@@ -59,6 +59,12 @@ import java.util.logging.Logger;
 public class AgentRuntime {
   private static final Logger LOG = Logger.getLogger(AgentRuntime.class.getName());
 
+  /**
+   * Loopback moves at start: enough for the per-connection code to be compiled (HotSpot's first
+   * tier compiles a method after 200 calls), few enough to take well under a second.
+   */
+  private static final int REHEARSED_MOVES = 200;
+
   private HandoffServer applications;
   private ConnectionHold hold;
   private Forwarding forwarding;
@@ -185,6 +191,34 @@ public class AgentRuntime {
                 + settings.handoffSocket()
                 + ", hold on "
                 + String.join(", ", hold.interfaces()));
+    daemon("ferry-move-rehearsal")
+        .newThread(() -> rehearse(settings.stateDir().resolve("rehearsal")))
+        .start();
+  }
+
+  /**
+   * Rehearses the move on loopback connections ({@link MoveRehearsal}), off the start's path: the
+   * API already answers, and a move that comes meanwhile runs beside it. Best effort.
+   */
+  private static void rehearse(Path scratch) {
+    long start = System.nanoTime();
+    try {
+      MoveRehearsal.Result r = MoveRehearsal.run(REHEARSED_MOVES, scratch);
+      LOG.info(
+          () ->
+              "move rehearsal: "
+                  + r.moves()
+                  + " loopback connections exported, saved, restored and resumed, "
+                  + r.bytesChecked()
+                  + " bytes checked, in "
+                  + (System.nanoTime() - start) / 1_000_000
+                  + " ms");
+    } catch (IOException | RuntimeException e) {
+      LOG.warning(
+          "move rehearsal failed, so this agent's first move runs its code cold (it works"
+              + " otherwise as before): "
+              + e.getMessage());
+    }
   }
 
   private static ConnectionHold openHold(Path pinDir, List<String> interfaces) throws IOException {
