@@ -202,6 +202,7 @@ public final class BpfObject implements AutoCloseable {
     } finally {
       Reference.reachabilityFence(in);
       Reference.reachabilityFence(out);
+      Reference.reachabilityFence(opts);
     }
   }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.sys;
 
+import java.lang.ref.Reference;
 import jnr.ffi.Memory;
 import jnr.ffi.Pointer;
 
@@ -63,15 +64,19 @@ public final class TcAttachment {
     TcAttachment a =
         new TcAttachment(interfaceName, Bpf.interfaceIndex(interfaceName), direction, slot);
     Pointer hook = a.hook();
-    int rc = Native.Bpf.LIB.bpf_tc_hook_create(hook);
-    if (rc < 0 && rc != -Errno.EEXIST) {
-      Bpf.check(rc, () -> "bpf_tc_hook_create(" + interfaceName + ", clsact)");
-    }
     Pointer opts = a.opts(progFd, 1); // BPF_TC_F_REPLACE
-    Bpf.check(
-        Native.Bpf.LIB.bpf_tc_attach(hook, opts),
-        () -> "bpf_tc_attach(" + interfaceName + ", " + direction + ")");
-    return a;
+    try {
+      int rc = Native.Bpf.LIB.bpf_tc_hook_create(hook);
+      if (rc < 0 && rc != -Errno.EEXIST) {
+        Bpf.check(rc, () -> "bpf_tc_hook_create(" + interfaceName + ", clsact)");
+      }
+      Bpf.check(
+          Native.Bpf.LIB.bpf_tc_attach(hook, opts),
+          () -> "bpf_tc_attach(" + interfaceName + ", " + direction + ")");
+      return a;
+    } finally {
+      fence(hook, opts);
+    }
   }
 
   /** Whether the hold's filter is on an interface (after an agent restart). */
@@ -85,7 +90,14 @@ public final class TcAttachment {
       throws SyscallException {
     TcAttachment a =
         new TcAttachment(interfaceName, Bpf.interfaceIndex(interfaceName), direction, slot);
-    int rc = Native.Bpf.LIB.bpf_tc_query(a.hook(), a.opts(0, 0));
+    Pointer hook = a.hook();
+    Pointer opts = a.opts(0, 0);
+    int rc;
+    try {
+      rc = Native.Bpf.LIB.bpf_tc_query(hook, opts);
+    } finally {
+      fence(hook, opts);
+    }
     if (rc == -Errno.ENOENT || rc == -Errno.EINVAL) {
       return false;
     }
@@ -105,10 +117,26 @@ public final class TcAttachment {
 
   /** Removes Ferry's filter; leaves clsact and other filters alone. */
   public void detach() throws SyscallException {
-    int rc = Native.Bpf.LIB.bpf_tc_detach(hook(), opts(0, 0));
+    Pointer hook = hook();
+    Pointer opts = opts(0, 0);
+    int rc;
+    try {
+      rc = Native.Bpf.LIB.bpf_tc_detach(hook, opts);
+    } finally {
+      fence(hook, opts);
+    }
     if (rc != -Errno.ENOENT) {
       Bpf.check(rc, () -> "bpf_tc_detach(" + interfaceName + ", " + direction + ")");
     }
+  }
+
+  /**
+   * Keeps the structs libbpf reads alive until its call has returned: jnr frees allocated memory in
+   * a finalizer once nothing refers to it, and a call holds only the raw address.
+   */
+  private static void fence(Pointer hook, Pointer opts) {
+    Reference.reachabilityFence(hook);
+    Reference.reachabilityFence(opts);
   }
 
   private Pointer hook() {

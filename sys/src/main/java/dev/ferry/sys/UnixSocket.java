@@ -152,6 +152,9 @@ public final class UnixSocket implements AutoCloseable {
     while (Native.LIBC.recv(fd, sink, sink.capacity(), Native.MSG_DONTWAIT) > 0) {
       sink.clear();
     }
+    // The last recv writes into sink, which is not used after it: a direct buffer is freed once
+    // unreachable, and the kernel must not write into freed memory.
+    Reference.reachabilityFence(sink);
   }
 
   /** Waits up to {@code timeoutMillis} for something to read; false if nothing came. */
@@ -249,26 +252,32 @@ public final class UnixSocket implements AutoCloseable {
     int controlLen = cmsgSpace(Math.max(1, maxFds) * 4);
     Pointer control = Memory.allocateDirect(Native.RUNTIME, controlLen, true);
     Message msg = new Message(buffer, maxBytes, control, controlLen);
-    int n;
     try {
-      n =
+      int n =
           (int)
               check(
                   () -> Native.LIBC.recvmsg(fd, msg.header, Native.MSG_CMSG_CLOEXEC),
                   () -> "recvmsg(fd=" + fd + ")");
+      int[] fds = descriptors(control, msg.header.getLong(MSG_CONTROLLEN));
+      // CMSG alignment leaves room for one descriptor more than asked: refuse that one too.
+      if ((msg.header.getInt(MSG_FLAGS) & MSG_CTRUNC) != 0 || fds.length > maxFds) {
+        Arrays.stream(fds).forEach(Native.LIBC::close);
+        throw new SyscallException(
+            "recvmsg(fd=" + fd + ")",
+            Errno.EMFILE,
+            "more than " + maxFds + " descriptors were sent");
+      }
+      byte[] data = new byte[n];
+      buffer.get(0, data, 0, n);
+      return new Received(data, fds);
     } finally {
+      // Not before the copies above: jnr frees this memory in a finalizer once nothing refers to
+      // it, and inside buffer.get only the raw address is left. With the fence right after
+      // recvmsg, a collection just before the copy could free the buffer under it: most likely
+      // what crashed the demo streamer's JVM in this copy (SIGSEGV 4 ms after a collection, while
+      // it read a handoff frame with 1,000 connections moving on a loaded machine).
       Reference.reachabilityFence(msg);
     }
-    int[] fds = descriptors(control, msg.header.getLong(MSG_CONTROLLEN));
-    // CMSG alignment leaves room for one descriptor more than asked: refuse that one too.
-    if ((msg.header.getInt(MSG_FLAGS) & MSG_CTRUNC) != 0 || fds.length > maxFds) {
-      Arrays.stream(fds).forEach(Native.LIBC::close);
-      throw new SyscallException(
-          "recvmsg(fd=" + fd + ")", Errno.EMFILE, "more than " + maxFds + " descriptors were sent");
-    }
-    byte[] data = new byte[n];
-    buffer.get(0, data, 0, n);
-    return new Received(data, fds);
   }
 
   private static int[] descriptors(Pointer control, long controlLen) {
