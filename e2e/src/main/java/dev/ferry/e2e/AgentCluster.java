@@ -494,6 +494,11 @@ public final class AgentCluster implements AutoCloseable {
 
   /** As {@link #curl(String)}, for a stream that may last up to {@code maxTime}. */
   CurlStream curl(String pathAndQuery, java.time.Duration maxTime) throws IOException {
+    return curl(PORT, pathAndQuery, maxTime);
+  }
+
+  /** As {@link #curl(String, java.time.Duration)}, to another port of the service address. */
+  CurlStream curl(int port, String pathAndQuery, java.time.Duration maxTime) throws IOException {
     return new CurlStream(
         client
             .process(
@@ -501,7 +506,7 @@ public final class AgentCluster implements AutoCloseable {
                 "-sSN",
                 "--max-time",
                 String.valueOf(maxTime.toSeconds()),
-                "http://" + layout.vip() + ":" + PORT + pathAndQuery)
+                "http://" + layout.vip() + ":" + port + pathAndQuery)
             .redirectError(ProcessBuilder.Redirect.INHERIT)
             .start());
   }

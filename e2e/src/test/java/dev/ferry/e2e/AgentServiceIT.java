@@ -404,6 +404,70 @@ class AgentServiceIT {
   }
 
   /**
+   * The application dies while its connection is frozen, and the hold limit passes before the move
+   * can export it: the source gives the connection back, finds nobody to take it, resets the client
+   * so that it does not take the end for a normal one, and keeps nothing. (A rollback once tried to
+   * rebuild such a connection from a state it never had, failed with a NullPointerException, and
+   * left its migration unfinished.)
+   */
+  @Test
+  void anApplicationThatDiesWhileItsConnectionIsFrozenLeavesItsClientResetAndNothingHeld()
+      throws Exception {
+    int port = AgentCluster.PORT + 2;
+    String listen = "0.0.0.0:" + port;
+    Process dying = cluster.a.streamer("--rate", "100", "--listen", listen, "--name", "dying-a");
+    Process standby =
+        cluster.b.streamer("--rate", "100", "--listen", listen, "--name", "standby-b");
+    try (Calls toA = channel(cluster.a, "admin");
+        CurlStream curl = cluster.curl(port, STREAM, java.time.Duration.ofSeconds(120))) {
+      cluster.a.awaitRegistered(port);
+      cluster.b.awaitRegistered(port);
+      curl.awaitEvents(20, 10_000);
+      String id = "application-dies-frozen";
+      MoveRequest move =
+          cluster
+              .a
+              .moveTo(cluster.b, id)
+              .clearPorts()
+              .addPorts(port)
+              // The move stalls 4 s after the freeze, before the export: the application is
+              // killed at once, and its connection's hold limit passes within the stall.
+              .setHoldLimitMs(2_500)
+              .setFault("source-after-freeze/stall")
+              .build();
+      int mark = cluster.a.logMark();
+      CompletableFuture<MoveOutcome> moved =
+          CompletableFuture.supplyAsync(() -> stub(toA).move(signer("admin").signed(move)));
+      cluster.a.awaitLine(mark, "fault point source-after-freeze reached: stalling");
+      dying.destroyForcibly().waitFor();
+
+      MoveOutcome o = moved.get(90, TimeUnit.SECONDS);
+
+      assertThat(o.getResult()).as(o.getMessage()).isNotEqualTo(MoveOutcome.Result.COMPLETED);
+      assertThat(o.getMessage())
+          .as("what the caller is told")
+          .doesNotContain("rolling back failed")
+          .doesNotContain("retry with Rollback");
+      assertThat(curl.exitCode(30))
+          .as("curl's exit code: the client was reset, not left waiting or ended cleanly")
+          .isNotZero();
+      assertThat(o.getSource().getConnectionsList())
+          .as("the connection could neither move nor stay")
+          .singleElement()
+          .satisfies(
+              c -> {
+                assertThat(c.getPhase()).isEqualTo(ConnectionPhase.FAILED);
+                assertThat(c.getReason()).contains("its application is gone");
+              });
+      // A caller that retries the rollback anyway learns the same, and nothing is rebuilt.
+      assertThat(phases(stub(toA).rollback(ref(id)))).containsExactly(ConnectionPhase.FAILED);
+    } finally {
+      dying.destroyForcibly().waitFor();
+      standby.destroyForcibly().waitFor();
+    }
+  }
+
+  /**
    * One Arrive on node-b's agent, as the peer agent whose certificate is {@code who}: the header,
    * one message, then the stream's end; how it closed.
    */

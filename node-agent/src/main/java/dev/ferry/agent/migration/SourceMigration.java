@@ -312,7 +312,10 @@ public final class SourceMigration {
             }
           }
           List<ConnectionRecord> saved = savedRecords();
-          saved.addAll(in(FAILED));
+          // A connection that failed with its state still here (an earlier rebuild failed) is
+          // tried again; one that failed without a state (its application was gone when it was
+          // given back, so its client was reset, just above) has nothing to rebuild.
+          in(FAILED).stream().filter(r -> r.departed != null).forEach(saved::add);
           if (saved.isEmpty()) {
             return null;
           }
