@@ -28,10 +28,10 @@ import java.util.stream.Stream;
  * recovery never reads and that is removed afterwards.
  *
  * <p>Why: a node's agent moves connections rarely, and its first move ran that code cold. In {@code
- * make bench} (one stream) each agent's first move as a source held its client 72–95 ms, where
- * later moves held theirs 30–45 ms: the difference is the JVM loading, linking and interpreting
- * code for the first time while a client is held (export alone took 11–17 ms for one socket,
- * against 1–5 ms warm). A rehearsal at start pays that before any client is held.
+ * make bench} (one stream) each agent's first move as a source held its client 80–98 ms, where warm
+ * moves paused theirs 44–46 ms: much of the difference is the JVM loading, linking and interpreting
+ * code for the first time while a client is held (export alone took 9–17 ms for one socket, against
+ * 1–5 ms warm). A rehearsal at start pays that before any client is held.
  */
 final class MoveRehearsal {
   private static final InetAddress LOOPBACK = InetAddress.getLoopbackAddress();
