@@ -13,12 +13,9 @@ import dev.ferry.sys.TcpSocket;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.List;
-import java.util.stream.Stream;
 
 /**
  * Moves loopback connections within the agent's own network namespace when it starts, through the
@@ -61,7 +58,7 @@ final class MoveRehearsal {
         checked += moveOne(listener, at, exporter, restorer, saved, "rehearsal-" + i, i);
       }
     } finally {
-      removeTree(scratch);
+      SavedStates.deleteTree(scratch);
     }
     return new Result(moves, checked);
   }
@@ -135,16 +132,5 @@ final class MoveRehearsal {
     byte[] out = Arrays.copyOf(a, a.length + b.length);
     System.arraycopy(b, 0, out, a.length, b.length);
     return out;
-  }
-
-  private static void removeTree(Path dir) throws IOException {
-    if (!Files.exists(dir)) {
-      return;
-    }
-    try (Stream<Path> all = Files.walk(dir)) {
-      for (Path p : all.sorted(Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
-    }
   }
 }

@@ -146,7 +146,15 @@ public final class SavedStates {
 
   /** Deletes a migration once nothing of it is left to keep. */
   public void forget(String migrationId) {
-    Path dir = root.resolve(migrationId);
+    try {
+      deleteTree(root.resolve(migrationId));
+    } catch (IOException e) {
+      throw new UncheckedIOException("deleting migration " + migrationId + " failed", e);
+    }
+  }
+
+  /** Deletes {@code dir} and everything under it; nothing if it is not there. */
+  public static void deleteTree(Path dir) throws IOException {
     if (!Files.isDirectory(dir)) {
       return;
     }
@@ -154,8 +162,6 @@ public final class SavedStates {
       for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
         Files.delete(p);
       }
-    } catch (IOException e) {
-      throw new UncheckedIOException("deleting migration " + migrationId + " failed", e);
     }
   }
 
