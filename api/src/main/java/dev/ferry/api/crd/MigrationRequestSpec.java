@@ -23,6 +23,10 @@ import java.util.Map;
     value = "!(has(self.target) && has(self.targetSelector) && size(self.targetSelector) > 0)",
     message = "set target or targetSelector, not both")
 @ValidationRule(
+    value = "!(has(self.dryRun) && self.dryRun && has(self.prepareOnly) && self.prepareOnly)",
+    message = "set dryRun or prepareOnly, not both: a dry run touches nothing",
+    fieldPath = ".prepareOnly")
+@ValidationRule(
     value = "!has(self.ports) || self.ports.all(p, p >= 1 && p <= 65535)",
     message = "ports must be 1..65535",
     fieldPath = ".ports")
@@ -107,6 +111,15 @@ public class MigrationRequestSpec {
           + " every connection moves or none does.")
   private boolean allowPartial;
 
+  @JsonPropertyDescription(
+      "Prepare the move and wait: choose the target, check both agents, and pre-copy each"
+          + " application's state to the target (kept up to date as it changes), freezing nothing;"
+          + " the request then waits in phase Prepared. Annotate it ferry.dev/proceed=ANY-VALUE to"
+          + " move (only what changed since the pre-copy crosses in the pause); at spec.deadline"
+          + " it is rolled back, having held nobody. For a node that may go away soon (an EC2"
+          + " rebalance recommendation).")
+  private boolean prepareOnly;
+
   public PodReference getSource() {
     return source;
   }
@@ -169,6 +182,14 @@ public class MigrationRequestSpec {
 
   public void setDryRun(boolean dryRun) {
     this.dryRun = dryRun;
+  }
+
+  public boolean isPrepareOnly() {
+    return prepareOnly;
+  }
+
+  public void setPrepareOnly(boolean prepareOnly) {
+    this.prepareOnly = prepareOnly;
   }
 
   public boolean isAllowPartial() {

@@ -16,7 +16,7 @@ public class MigrationRequestStatus {
   public static final int MAX_CONNECTION_DETAILS = 100;
 
   @JsonPropertyDescription(
-      "The migration's phase: Pending, Preparing, Moving (the agents move the connections; the clients are held only then), Completed, Failed or RolledBack.")
+      "The migration's phase: Pending, Preparing, Prepared (spec.prepareOnly: the state is pre-copied, nothing frozen; waits for the ferry.dev/proceed annotation), Moving (the agents move the connections; the clients are held only then), Completed, Failed or RolledBack.")
   private Phase phase;
 
   @JsonPropertyDescription("The spec generation this status describes.")

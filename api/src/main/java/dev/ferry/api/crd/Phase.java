@@ -14,6 +14,12 @@ public enum Phase {
    * A dry run ends here.
    */
   Preparing,
+  /**
+   * spec.prepareOnly: the target is chosen and each application's state is pre-copied to it, and
+   * the agents keep it up to date; nothing is frozen. Moves on when the request is annotated {@code
+   * ferry.dev/proceed}; rolled back at spec.deadline.
+   */
+  Prepared,
   /** The agents move the connections; the clients are held only inside this phase. */
   Moving,
   /** Every connection that could move lives on the target. */

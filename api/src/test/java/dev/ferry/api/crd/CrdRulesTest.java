@@ -74,6 +74,19 @@ class CrdRulesTest {
   }
 
   @Test
+  void aDryRunThatOnlyPreparesIsRefusedNamingPrepareOnly() {
+    Map<String, Object> spec = request("web-0", "web-1");
+    spec.put("prepareOnly", true);
+    assertThat(refusals(requestSpec, spec, null)).isEmpty();
+    spec.put("dryRun", true);
+    assertThat(refusals(requestSpec, spec, null))
+        .singleElement()
+        .asString()
+        .startsWith(".prepareOnly:")
+        .contains("set dryRun or prepareOnly, not both");
+  }
+
+  @Test
   void aPortOutOfRangeAndATargetBesideASelectorAreRefused() {
     Map<String, Object> spec = request("web-0", "web-1");
     spec.put("ports", List.of(8080L, 70000L));
