@@ -376,6 +376,100 @@ class AgentServiceIT {
     }
   }
 
+  /**
+   * A prepared move (prepare_only, as for an EC2 rebalance recommendation) pre-copies the state and
+   * freezes nothing; the stream goes on, and its appends go on reaching the target. Asked to move
+   * later, it freezes and moves, and the pause carries only what changed since the last append.
+   */
+  @Test
+  void aPreparedMoveHoldsNobodyUntilItIsAskedToMoveAndThenMovesTheStreamIntact() throws Exception {
+    try (Calls toA = channel(cluster.a, "admin");
+        CurlStream curl = cluster.curl(STREAM)) {
+      NodeAgentBlockingStub a = stub(toA);
+      curl.awaitEvents(20, 10_000);
+      String id = "prepared-then-moved";
+      MoveRequest.Builder move = cluster.a.moveTo(cluster.b, id);
+
+      MoveOutcome prepared =
+          a.move(signer("admin").signed(move.clone().setPrepareOnly(true).build()));
+      assertThat(prepared.getResult())
+          .as(prepared.getMessage())
+          .isEqualTo(MoveOutcome.Result.PREPARED);
+      assertThat(prepared.getMessage())
+          .contains("the state of 1 connection(s) is pre-copied")
+          .contains("nothing is frozen");
+      assertThat(prepared.getSource().getConnectionsList())
+          .as("nothing frozen, held or exported on the source")
+          .isEmpty();
+      assertThat(prepared.getPauseMicros()).isZero();
+      // The client streams on while the move waits: 150 tokens at 100 a second.
+      int before = curl.events();
+      curl.awaitEvents(before + 150, 30_000);
+      assertThat(a.move(signer("admin").signed(move.clone().setPrepareOnly(true).build())))
+          .as("asked to prepare again, it answers the same")
+          .extracting(MoveOutcome::getResult)
+          .isEqualTo(MoveOutcome.Result.PREPARED);
+
+      MoveOutcome moved = a.move(signer("admin").signed(move.build()));
+
+      assertThat(moved.getResult()).as(moved.getMessage()).isEqualTo(MoveOutcome.Result.COMPLETED);
+      assertThat(phases(moved.getSource())).containsExactly(ConnectionPhase.RELEASED);
+      assertThat(phases(moved.getTarget())).containsExactly(ConnectionPhase.RESUMED);
+      long inThePause = moved.getSource().getConnections(0).getAppStateBytes();
+      long whole = moved.getTarget().getConnections(0).getAppStateBytes();
+      assertThat(inThePause)
+          .as(
+              "state bytes carried inside the pause (%d of the %d the target application holds):"
+                  + " the appends of the wait reached the target before the freeze",
+              inThePause, whole)
+          .isLessThan(whole / 4);
+      System.out.printf(
+          "prepared, then moved: %d state bytes in the pause of %d; pause %.1f ms%n",
+          inThePause, whole, moved.getPauseMicros() / 1e3);
+      assertThat(curl.exitCode(60)).as("curl's exit code").isZero();
+      assertThat(curl.output()).as("curl's whole output").isEqualTo(reference);
+      // The address goes back to node-a, where the other tests expect it: it alone moves now.
+      try (Calls toB = channel(cluster.b, "admin")) {
+        MoveOutcome back =
+            stub(toB)
+                .move(signer("admin").signed(cluster.b.moveTo(cluster.a, id + "-back").build()));
+        assertThat(back.getResult()).as(back.getMessage()).isEqualTo(MoveOutcome.Result.COMPLETED);
+      }
+    }
+  }
+
+  /** A prepared move given up (Rollback) has held nobody: its client streams on, on node-a. */
+  @Test
+  void aPreparedMoveRolledBackHeldNobodyAndCannotBeMovedAfterwards() throws Exception {
+    try (Calls toA = channel(cluster.a, "admin");
+        CurlStream curl = cluster.curl(STREAM)) {
+      NodeAgentBlockingStub a = stub(toA);
+      curl.awaitEvents(20, 10_000);
+      String id = "prepared-then-rolled-back";
+      MoveRequest.Builder move = cluster.a.moveTo(cluster.b, id);
+      MoveOutcome prepared =
+          a.move(signer("admin").signed(move.clone().setPrepareOnly(true).build()));
+      assertThat(prepared.getResult())
+          .as(prepared.getMessage())
+          .isEqualTo(MoveOutcome.Result.PREPARED);
+      assertThat(prepared.getMessage()).contains("the state of 1 connection(s) is pre-copied");
+
+      MigrationStatus back = a.rollback(ref(id));
+
+      assertThat(back.getCommitted()).isFalse();
+      assertThat(back.getConnectionsList())
+          .as("nothing was frozen, so nothing came back")
+          .isEmpty();
+      MoveOutcome late = a.move(signer("admin").signed(move.build()));
+      assertThat(late.getResult())
+          .as("a Move after the rollback learns how the move ended: %s", late.getMessage())
+          .isEqualTo(MoveOutcome.Result.ROLLED_BACK);
+      assertThat(late.getMessage()).contains("rolled back while prepared; nothing was frozen");
+      assertThat(curl.exitCode(60)).as("curl's exit code").isZero();
+      assertThat(curl.output()).as("curl's whole output, served by node-a").isEqualTo(reference);
+    }
+  }
+
   @Test
   void aMoveTheTargetRefusesBeforeTheFreezeIsRolledBackAndItsClientStreamsOn() throws Exception {
     try (Calls toA = channel(cluster.a, "admin");

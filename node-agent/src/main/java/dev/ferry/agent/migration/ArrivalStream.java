@@ -283,6 +283,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         }
         target.receive(List.copyOf(states), (System.nanoTime() - start) / 1000, Map.copyOf(wholes));
         states.clear();
+        dropPrecopiedThatDidNotCome();
         MigrationStatus staged = target.stage(header.getTargetPod());
         node.faults().reach(header.getFault(), "target-after-stage", header.getMigrationId());
         if (address != null && header.getAddress().getClaimedByCaller()) {
@@ -422,6 +423,21 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         }
       }
     }
+  }
+
+  /**
+   * A connection pre-copied here whose state did not follow (it closed, or its application kept it,
+   * after its pre-copy; or a prepared move took its inventory again minutes later) will not come:
+   * its application lets go of what it was handed ahead now, not when its session ends.
+   */
+  private void dropPrecopiedThatDidNotCome() {
+    for (Precopied p : precopied.values()) {
+      if (p.prestate != null) {
+        p.prestate.drop();
+        prestates.remove(p.prestate);
+      }
+    }
+    precopied.clear();
   }
 
   /** Drops what is staged, and the address from the pod, unless the migration committed. */

@@ -3,6 +3,7 @@ package dev.ferry.agent.migration;
 
 import dev.ferry.agent.hold.HoldKey;
 import dev.ferry.agent.move.Departure;
+import dev.ferry.agent.peer.ArrivalCall;
 import dev.ferry.agent.peer.Peers;
 import dev.ferry.agent.store.SavedStates;
 import dev.ferry.api.plan.MovePlans;
@@ -36,6 +37,7 @@ public final class Migrations {
   private final Duration holdLimit;
   private final Duration answerTimeout;
   private final Duration precopyTimeout;
+  private final Duration preparedLimit;
   private final Map<String, SourceMigration> sources = new ConcurrentHashMap<>();
   private final Map<String, TargetMigration> targets = new ConcurrentHashMap<>();
   private final Map<String, SourceMove> moves = new ConcurrentHashMap<>();
@@ -53,11 +55,51 @@ public final class Migrations {
    *     migration's own limit is kept below it, with time to roll back before the hold goes
    */
   public Migrations(
-      NodeParts node, Duration holdLimit, Duration answerTimeout, Duration precopyTimeout) {
+      NodeParts node,
+      Duration holdLimit,
+      Duration answerTimeout,
+      Duration precopyTimeout,
+      Duration preparedLimit) {
     this.node = node;
     this.holdLimit = holdLimit;
     this.answerTimeout = answerTimeout;
     this.precopyTimeout = precopyTimeout;
+    if (preparedLimit.isNegative()
+        || preparedLimit.isZero()
+        || preparedLimit.compareTo(ArrivalCall.PREPARED_MOST) > 0) {
+      throw new IllegalArgumentException(
+          "ferry.agent.prepared-limit must be more than 0 and at most "
+              + ArrivalCall.PREPARED_MOST
+              + " (the stream to the target lasts a little longer), got "
+              + preparedLimit);
+    }
+    this.preparedLimit = preparedLimit;
+  }
+
+  /**
+   * Ends {@code move} if it still waits prepared when the prepared limit has passed: the stream to
+   * its target cannot outlive it, and its applications' appends should not flow for ever.
+   */
+  void limitPrepared(SourceMove move) {
+    // On a thread of its own: the hold limits' thread must never wait for a move's lock.
+    String why =
+        "prepared and not asked to move within the agent's prepared limit (" + preparedLimit + ")";
+    Runnable end =
+        () -> {
+          try {
+            move.abandonPrepared(why);
+          } catch (RuntimeException e) {
+            LOG.severe(() -> "ending prepared migration " + move.id + " failed: " + e);
+          }
+        };
+    limits.schedule(
+        () -> {
+          Thread t = new Thread(end, "prepared-limit-" + move.id);
+          t.setDaemon(true);
+          t.start();
+        },
+        preparedLimit.toMillis(),
+        TimeUnit.MILLISECONDS);
   }
 
   /**
@@ -148,7 +190,7 @@ public final class Migrations {
       }
       return fresh.run();
     }
-    return m.joined();
+    return m.joined(req);
   }
 
   /** The caller has claimed the address of a move that waits for it. */
@@ -325,6 +367,10 @@ public final class Migrations {
   }
 
   public MigrationStatus rollback(String id) throws InterruptedException {
+    SourceMove move = moves.get(id);
+    if (move != null && move.abandonPrepared("rolled back while prepared")) {
+      return sources.get(id).status();
+    }
     if (sources.containsKey(id)) {
       return sources.get(id).rollback();
     }

@@ -83,6 +83,14 @@ public final class SourceMove {
 
   private MoveOutcome awaiting;
 
+  /** The connections the move takes, and those it leaves with their application. */
+  private Inventory.Found found;
+
+  private List<PrecopyForwarder> precopies = List.of();
+
+  /** When the move answered PREPARED, while it waits for a Move without prepare_only; else null. */
+  private volatile java.time.Instant preparedAt;
+
   public SourceMove(MoveRequest req, NodeParts node, Migrations migrations) {
     this.id = req.getMigrationId();
     this.req = req;
@@ -96,8 +104,27 @@ public final class SourceMove {
     return outcome;
   }
 
-  /** Runs the move up to its end, or to AWAITING_ADDRESS; on the Move call's thread. */
+  /**
+   * Runs the move up to its end, or to AWAITING_ADDRESS, or (prepare_only) to PREPARED; on the Move
+   * call's thread.
+   */
   public synchronized MoveOutcome run() {
+    try {
+      prepare();
+      if (req.getPrepareOnly()) {
+        return prepared();
+      }
+      return freezeAndOn();
+    } catch (RuntimeException | InterruptedException | java.io.IOException e) {
+      if (e instanceof InterruptedException) {
+        Thread.currentThread().interrupt();
+      }
+      return end(failed(e));
+    }
+  }
+
+  /** From the freeze on: the move to its end, or to AWAITING_ADDRESS. */
+  private MoveOutcome freezeAndOn() {
     try {
       MoveOutcome o = freezeAndSend();
       if (o != null) {
@@ -144,9 +171,26 @@ public final class SourceMove {
    * A repeated Move: waits for the run under way (it holds this object's lock), then answers how it
    * ended, or that it waits for the address.
    */
-  public synchronized MoveOutcome joined() {
+  public synchronized MoveOutcome joined(MoveRequest again) {
     if (outcome.isDone()) {
       return outcome.join();
+    }
+    if (preparedAt != null) {
+      if (again.getPrepareOnly()) {
+        return preparedOutcome();
+      }
+      preparedAt = null;
+      LOG.info(() -> "migration " + id + ": prepared, now moving");
+      if (req.getConnectionsCount() == 0) {
+        // Minutes may have passed: every connection on the ports now, those that came since
+        // without a pre-copy (their whole state crosses with the freeze).
+        try {
+          found = takeInventory();
+        } catch (RuntimeException | java.io.IOException e) {
+          return end(failed(e));
+        }
+      }
+      return freezeAndOn();
     }
     if (awaiting != null) {
       return awaiting;
@@ -172,8 +216,8 @@ public final class SourceMove {
     }
   }
 
-  /** Steps 1 to 4; null when the move goes on to commit, else how it ended. */
-  private MoveOutcome freezeAndSend() throws InterruptedException, java.io.IOException {
+  /** Step 1 and the pre-copy: nothing is frozen. */
+  private void prepare() throws InterruptedException, java.io.IOException {
     m = migrations.newSource(id, req.getSourcePod());
     m.plan(req.getTargetAgent(), req.getAddress());
     // The stream opens, and the target puts the address on its pod, while the application
@@ -181,24 +225,103 @@ public final class SourceMove {
     call = node.peers().arrive(req.getTargetAgent(), limit);
     tunnelEnd = TunnelEnds.local(node, req.getAddress(), id).orElse(null);
     call.sendHeader(header());
-    // Every connection on the ports, in every state: one the move cannot take is named in the
-    // status as STAYED with its state, so the all-or-none rule below counts it.
-    Inventory.Found found =
-        Inventory.chosen(
-            Inventory.take(node.pods(), req.getSourcePod(), req.getPortsList()),
-            req.getConnectionsList(),
-            !req.getAddress().getCidr().isEmpty());
-    List<Connection> chosen = found.connections();
+    found = takeInventory();
     // Pre-copy: each application (protocol version 2) offers its state now, while its client
     // streams on; the freeze below then carries only what changed since.
     long precopyStart = System.nanoTime();
-    List<PrecopyForwarder> precopies =
+    precopies =
         PrecopyForwarder.start(
-            node, id, chosen, node.pods().inode(req.getSourcePod(), "source_pod"), call);
+            node,
+            id,
+            found.connections(),
+            node.pods().inode(req.getSourcePod(), "source_pod"),
+            call);
     // Nobody is held yet: an application may take a while to put a large snapshot together
     // (1 GiB and its checksum took over 2 s here), so it gets the state timeout, not the answer's.
     PrecopyForwarder.awaitSnapshots(precopies, migrations.precopyTimeout());
     m.timed("precopy", precopyStart);
+  }
+
+  /**
+   * Every connection on the ports, in every state: one the move cannot take is named in the status
+   * as STAYED with its state, so the all-or-none rule counts it.
+   */
+  private Inventory.Found takeInventory() throws java.io.IOException {
+    return Inventory.chosen(
+        Inventory.take(node.pods(), req.getSourcePod(), req.getPortsList()),
+        req.getConnectionsList(),
+        !req.getAddress().getCidr().isEmpty());
+  }
+
+  /**
+   * prepare_only: the states are with the target, and each application's appends keep flowing
+   * there, until a Move without prepare_only, a Rollback, or the prepared limit.
+   */
+  private MoveOutcome prepared() {
+    preparedAt = java.time.Instant.now();
+    migrations.limitPrepared(this);
+    LOG.info(
+        () ->
+            "migration "
+                + id
+                + ": prepared: "
+                + found.connections().size()
+                + " connection(s), their states pre-copied to "
+                + call.target()
+                + "; nothing frozen");
+    return preparedOutcome();
+  }
+
+  private MoveOutcome preparedOutcome() {
+    return outcomeOf(
+        MoveOutcome.Result.PREPARED,
+        "prepared at "
+            + preparedAt
+            + ": the state of "
+            + found.connections().size()
+            + " connection(s) is pre-copied to "
+            + call.target()
+            + " and kept up to date; nothing is frozen. Move again without prepare_only to move,"
+            + " or Rollback",
+        null);
+  }
+
+  /**
+   * Ends a prepared move that nobody asked to move (a Rollback, or the prepared limit): nothing was
+   * frozen, so nothing goes back; the target drops what was pre-copied when the stream ends.
+   *
+   * @return false when the move is not (or no longer) waiting prepared
+   */
+  public boolean abandonPrepared(String why) {
+    if (preparedAt == null) {
+      return false; // read without the lock: a move under way holds it to its end
+    }
+    synchronized (this) {
+      return abandonPreparedLocked(why);
+    }
+  }
+
+  private boolean abandonPreparedLocked(String why) {
+    if (preparedAt == null || outcome.isDone()) {
+      return false;
+    }
+    preparedAt = null;
+    precopies.forEach(f -> f.stop(why));
+    call.abort();
+    try {
+      rollBackHere();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    end(outcomeOf(MoveOutcome.Result.ROLLED_BACK, why + "; nothing was frozen", null));
+    return true;
+  }
+
+  /**
+   * Steps 2 to 4, after {@link #prepare}; null when the move goes on to commit, else how it ended.
+   */
+  private MoveOutcome freezeAndSend() throws InterruptedException, java.io.IOException {
+    List<Connection> chosen = found.connections();
     // A target that refused the header has said so by now if anything was pre-copied: freeze
     // nobody for it. (A refusal still on its way is met when the states are sent, and rolls back.)
     call.requireOpen();

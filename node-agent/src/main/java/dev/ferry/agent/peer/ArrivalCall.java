@@ -48,6 +48,12 @@ public final class ArrivalCall implements AutoCloseable {
    */
   private static final Duration BACKSTOP = Duration.ofMinutes(10);
 
+  /**
+   * The longest a prepared move may wait (MoveRequest.prepare_only) before it moves or ends: the
+   * stream lives its backstop, and the move that follows must fit in what is left.
+   */
+  public static final Duration PREPARED_MOST = BACKSTOP.minusMinutes(1);
+
   private final String target;
   private final long limitNanos;
 

@@ -140,7 +140,11 @@ public class AgentRuntime {
     saved = node.saved();
     migrations =
         new Migrations(
-            node, settings.holdLimit(), settings.answerTimeout(), settings.stateTimeout());
+            node,
+            settings.holdLimit(),
+            settings.answerTimeout(),
+            settings.stateTimeout(),
+            settings.preparedLimit());
     migrations.recover();
     metrics.connections(migrations::phases);
     metrics.holds(this::activeHolds, this::probesAnswered);

@@ -108,6 +108,13 @@ public interface AgentSettings {
   @WithDefault("PT30S")
   Duration stateTimeout();
 
+  /**
+   * How long a prepared move (MoveRequest.prepare_only: states pre-copied, nothing frozen) waits to
+   * be asked to move before the agent ends it; at most 9 minutes, the life of its stream.
+   */
+  @WithDefault("PT9M")
+  Duration preparedLimit();
+
   /** The largest application state accepted for one connection. */
   @WithDefault("268435456")
   long maxStateBytes();
