@@ -8,11 +8,14 @@ import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.api.crd.MovedAddress;
 import dev.ferry.api.crd.Phase;
+import dev.ferry.api.crd.PhaseTransition;
 import dev.ferry.api.crd.PodReference;
 import dev.ferry.testbed.FakeEc2;
 import dev.ferry.testbed.FakeEc2Request;
 import dev.ferry.testbed.FakeSqs;
 import dev.ferry.testbed.Shell;
+import java.io.InputStream;
+import java.nio.file.Files;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -144,6 +147,95 @@ class ClusterIT {
   }
 
   /**
+   * A rebalance recommendation (EC2's early warning that a spot instance is at risk) prepares the
+   * move and freezes nothing: the request waits in Prepared with the state pre-copied while the
+   * stream goes on. The interruption notice that follows proceeds that same request, and the stream
+   * moves intact.
+   */
+  @Test
+  void aRebalanceRecommendationPreparesTheMoveAndTheInterruptionThatFollowsMovesTheStream()
+      throws Exception {
+    MigrationPolicy policy;
+    try (InputStream in =
+        Files.newInputStream(Builds.repoFile("e2e/examples/migrationpolicy.yaml"))) {
+      policy = cluster.kube.resources(MigrationPolicy.class).load(in).item();
+    }
+    policy.getSpec().getTriggers().setRebalanceRecommendation(true);
+    cluster.kube.resource(policy).create();
+    try (CurlStream curl = cluster.agents.curl(STREAM)) {
+      curl.awaitEvents(50, 10_000);
+      cluster.imdsA.rebalance("{\"noticeTime\": \"2026-12-05T10:00:00Z\"}");
+
+      MigrationRequest made = awaitPolicyRequest(30);
+      String name = made.getMetadata().getName();
+      MigrationRequestStatus prepared = awaitPrecopied(name, 60);
+
+      assertThat(made.getSpec().isPrepareOnly()).isTrue();
+      assertThat(prepared.getPhase()).as(prepared.getMessage()).isEqualTo(Phase.Prepared);
+      assertThat(prepared.getMessage()).contains("nothing is frozen");
+      int before = curl.events();
+      curl.awaitEvents(before + 250, 30_000); // a second of tokens: the client is not held
+
+      cluster.imdsA.instanceAction(
+          "{\"action\": \"terminate\", \"time\": \"2026-12-05T10:02:00Z\"}");
+      MigrationRequestStatus st = cluster.awaitEnd(name, 60);
+
+      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
+      assertThat(st.getPhaseTransitionTimestamps())
+          .extracting(PhaseTransition::getPhase)
+          .containsExactly(
+              Phase.Pending, Phase.Preparing, Phase.Prepared, Phase.Moving, Phase.Completed);
+      assertThat(policyRequests())
+          .as("the interruption moved the prepared request; it made no second one")
+          .singleElement()
+          .satisfies(
+              r ->
+                  assertThat(r.getMetadata().getAnnotations().get("ferry.dev/proceed"))
+                      .startsWith("node-a: SpotInterruptionNotice"));
+      assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
+      assertThat(curl.output()).as("curl's whole output").isEqualTo(reference);
+      System.out.println(
+          "rebalance, then interruption: pause "
+              + st.getPauseMillis()
+              + " ms, phases "
+              + st.getPhaseMillis());
+    } finally {
+      cluster.imdsA.announceNothing();
+      forgetPolicyAndNotice();
+    }
+  }
+
+  /** Waits until request {@code name} says its state is pre-copied; returns its status. */
+  private static MigrationRequestStatus awaitPrecopied(String name, int seconds)
+      throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+    MigrationRequestStatus st = null;
+    while (System.nanoTime() < deadline) {
+      MigrationRequest r = cluster.kube.resources(MigrationRequest.class).withName(name).get();
+      st = r == null ? null : r.getStatus();
+      if (st != null && st.getPhase() != null && st.getPhase().finished()) {
+        break;
+      }
+      if (st != null
+          && st.getConditions() != null
+          && st.getConditions().stream()
+              .anyMatch(
+                  c ->
+                      c.getType().equals("Progressing")
+                          && "StatePrecopied".equals(c.getReason()))) {
+        return st;
+      }
+      Thread.sleep(50);
+    }
+    throw new AssertionError(
+        name
+            + " did not report its state pre-copied within "
+            + seconds
+            + " s: "
+            + (st == null ? "no status" : st.getPhase() + ", " + st.getMessage()));
+  }
+
+  /**
    * The policy, the requests it made and node-a's notice go, so that the next test starts without
    * them: a replaced instance comes back without the notice; here the same node stays.
    */
@@ -162,7 +254,10 @@ class ClusterIT {
             n -> {
               n.getStatus()
                   .getConditions()
-                  .removeIf(c -> c.getType().equals("SpotInterruptionNotice"));
+                  .removeIf(
+                      c ->
+                          c.getType().equals("SpotInterruptionNotice")
+                              || c.getType().equals("RebalanceRecommendation"));
               return n;
             });
   }

@@ -34,7 +34,10 @@ public class OperatorMetrics {
     Duration.ofSeconds(5),
   };
 
-  /** A phase: from milliseconds (Pending) to minutes (Moving with large states, or waiting). */
+  /**
+   * A phase: from milliseconds (Pending) to minutes (Moving with large states, or waiting; Prepared
+   * waits up to its deadline, 9m for a policy's rebalance requests).
+   */
   static final Duration[] PHASE_BUCKETS = {
     Duration.ofMillis(10),
     Duration.ofMillis(50),
@@ -46,6 +49,7 @@ public class OperatorMetrics {
     Duration.ofSeconds(30),
     Duration.ofMinutes(1),
     Duration.ofMinutes(5),
+    Duration.ofMinutes(10),
   };
 
   private final MeterRegistry registry;

@@ -30,8 +30,8 @@ public interface OperatorSettings {
   Limits limits();
 
   /**
-   * How many migrations may be under way (Preparing or Moving) at once; beyond, requests wait in
-   * Pending with reason WaitingForSlot. As KubeVirt's parallelMigrationsPerCluster and
+   * How many migrations may be under way (Preparing, Prepared or Moving) at once; beyond, requests
+   * wait in Pending with reason WaitingForSlot. As KubeVirt's parallelMigrationsPerCluster and
    * parallelOutboundMigrationsPerNode, with the same defaults.
    */
   interface Limits {

@@ -8,8 +8,9 @@ import java.util.Objects;
 
 /**
  * Which updates of a MigrationRequest wake its reconciler: a spec change (a new generation), a
- * change of the {@code ferry.dev/rollback} annotation, a deletion, or the finalizer JOSDK has just
- * added. A status write, the operator's own or anyone's, wakes nothing.
+ * change of the {@code ferry.dev/rollback} or {@code ferry.dev/proceed} annotation, a deletion, or
+ * the finalizer JOSDK has just added. A status write, the operator's own or anyone's, wakes
+ * nothing.
  *
  * <p>The controller is not generation-aware for this filter to decide alone: JOSDK ANDs a
  * controller's own filter with its generation check, so an annotation could never pass. A second
@@ -22,7 +23,8 @@ public final class RequestChanges implements OnUpdateFilter<MigrationRequest> {
   @Override
   public boolean accept(MigrationRequest now, MigrationRequest before) {
     return newGeneration(now, before)
-        || !Objects.equals(rollback(now), rollback(before))
+        || changed(MigrationMachine.ROLLBACK_ANNOTATION, now, before)
+        || changed(MigrationMachine.PROCEED_ANNOTATION, now, before)
         || now.isMarkedForDeletion()
         || !Objects.equals(now.getFinalizers(), before.getFinalizers());
   }
@@ -33,8 +35,12 @@ public final class RequestChanges implements OnUpdateFilter<MigrationRequest> {
     return was == null || is == null || is > was;
   }
 
-  private static String rollback(MigrationRequest r) {
+  private static boolean changed(String annotation, MigrationRequest now, MigrationRequest before) {
+    return !Objects.equals(annotation(now, annotation), annotation(before, annotation));
+  }
+
+  private static String annotation(MigrationRequest r, String name) {
     var annotations = r.getMetadata().getAnnotations();
-    return annotations == null ? null : annotations.get(MigrationMachine.ROLLBACK_ANNOTATION);
+    return annotations == null ? null : annotations.get(name);
   }
 }

@@ -50,6 +50,21 @@ class RequestChangesTest {
   }
 
   @Test
+  void theProceedAnnotationWakesTheRequestWithoutASpecChange() {
+    MigrationRequest none = request(3, Map.of());
+    MigrationRequest now = request(3, Map.of("ferry.dev/proceed", "now"));
+    MigrationRequest spot =
+        request(3, Map.of("ferry.dev/proceed", "node-a: SpotInterruptionNotice at 10:00"));
+
+    assertThat(filter.accept(now, none)).as("set").isTrue();
+    assertThat(filter.accept(spot, now)).as("changed").isTrue();
+    assertThat(filter.accept(none, spot)).as("removed").isTrue();
+    assertThat(filter.accept(request(3, Map.of("ferry.dev/proceed", "now")), now))
+        .as("the same value again")
+        .isFalse();
+  }
+
+  @Test
   void aDeletionAndTheFinalizerJosdkAddedWakeTheRequest() {
     MigrationRequest before = request(3, Map.of());
     MigrationRequest deleted = request(3, Map.of());

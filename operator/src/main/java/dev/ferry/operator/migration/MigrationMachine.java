@@ -29,11 +29,17 @@ import java.util.logging.Logger;
  * Pending   --Accepted-->  Preparing  (PendingStep: a migration slot free under the limits)
  * Preparing --Prepared-->  Moving     (PrepareStep: plan, validate, the target agent, guard the
  *                                      source pod against eviction; a dry run ends here)
+ * Preparing --Prepared-->  Prepared   (PrepareStep, spec.prepareOnly without ferry.dev/proceed:
+ *                                      the same, but no guard)
+ * Prepared  --Proceeding-> Moving     (PreparedStep: the state pre-copied, nothing frozen, until
+ *                                      ferry.dev/proceed; then guard the source pod)
+ * Prepared  -->            RolledBack (PreparedStep: spec.deadline passed; nothing was frozen)
  * Moving    -->            Completed | Failed | RolledBack  (MoveStep: the agents' Move)
  * </pre>
  *
- * A step may also wait: nothing the status shows changed, so nothing is written; the clients are
- * held only inside Moving, and nothing is written between entering Moving and its end.
+ * A step may also wait: nothing the status shows changed, so nothing is written; or stay, written
+ * when what the status shows of the phase changed (Pending's queue, Prepared's pre-copy). The
+ * clients are held only inside Moving, and nothing is written between entering Moving and its end.
  */
 public final class MigrationMachine {
   private static final Logger LOG = Logger.getLogger(MigrationMachine.class.getName());
@@ -50,8 +56,12 @@ public final class MigrationMachine {
   /** The annotation that asks an ended request to roll back again (see MoveStep). */
   public static final String ROLLBACK_ANNOTATION = MoveStep.ROLLBACK_ANNOTATION;
 
+  /** The annotation that moves a request waiting in Prepared (see MoveStep). */
+  public static final String PROCEED_ANNOTATION = MoveStep.PROCEED_ANNOTATION;
+
   private final PendingStep pending;
   private final PrepareStep prepare;
+  private final PreparedStep prepared;
   private final MoveStep move;
   private final Planner planner;
   private final Agents agents;
@@ -74,6 +84,7 @@ public final class MigrationMachine {
     this.pending = new PendingStep(planner, slots, clock);
     this.prepare = new PrepareStep(planner, agents, fabric, guard, calls::prepared, clock);
     this.move = new MoveStep(planner, agents, fabric, calls, clock, callTimeout);
+    this.prepared = new PreparedStep(planner, calls, move, guard, clock);
     this.planner = planner;
     this.agents = agents;
     this.calls = calls;
@@ -126,6 +137,7 @@ public final class MigrationMachine {
         switch (at) {
           case Pending -> pending.step(mr);
           case Preparing -> prepare.step(mr);
+          case Prepared -> prepared.step(mr, wake);
           case Moving -> move.step(mr, wake);
           default -> throw new IllegalStateException("no step for " + at);
         };
@@ -137,8 +149,8 @@ public final class MigrationMachine {
       LOG.fine(() -> name(mr) + " waits in " + at + ": " + w.reason() + ", " + w.message());
       return new Turn(fresh, Optional.of(w.reschedule()), false);
     }
-    if (outcome instanceof StepOutcome.Queue q) {
-      return queue(mr, q, fresh);
+    if (outcome instanceof StepOutcome.Stay s) {
+      return stay(mr, at, s, fresh);
     }
     if (outcome instanceof StepOutcome.Advance a) {
       enter(mr, at, a.next(), a.reason(), a.message(), a.report());
@@ -158,7 +170,8 @@ public final class MigrationMachine {
     }
     calls.forget(st.getMigrationId());
     slots.release(mr);
-    if (at == Phase.Moving) {
+    // Prepared holds no guard unless its turn into Moving was not written: released anyway.
+    if (at == Phase.Moving || at == Phase.Prepared) {
       guard.release(mr);
     }
     LOG.info(() -> name(mr) + " ended " + e.end() + " (" + e.reason() + "): " + e.message());
@@ -175,24 +188,33 @@ public final class MigrationMachine {
     return new Turn(true, Optional.empty(), true);
   }
 
-  /** Still Pending: the status shows why, written only when that changed. */
-  private Turn queue(MigrationRequest mr, StepOutcome.Queue q, boolean fresh) {
+  /** Still in phase {@code at}: the status shows why, written only when that changed. */
+  private Turn stay(MigrationRequest mr, Phase at, StepOutcome.Stay s, boolean fresh) {
     MigrationRequestStatus st = mr.getStatus();
     boolean changed =
-        !q.message().equals(st.getMessage()) || !q.sourceNode().equals(st.getSourceNode());
+        !s.message().equals(st.getMessage())
+            || !s.reason().equals(progressingReason(st))
+            || (s.sourceNode() != null && !s.sourceNode().equals(st.getSourceNode()));
     if (changed) {
-      st.setSourceNode(q.sourceNode());
-      st.setMessage(q.message());
+      if (s.sourceNode() != null) {
+        st.setSourceNode(s.sourceNode());
+      }
+      st.setMessage(s.message());
       Conditions.set(
-          st,
-          Phase.Pending,
-          q.reason(),
-          q.message(),
-          mr.getMetadata().getGeneration(),
-          clock.instant());
-      LOG.info(() -> name(mr) + " waits in Pending: " + q.message());
+          st, at, s.reason(), s.message(), mr.getMetadata().getGeneration(), clock.instant());
+      LOG.info(() -> name(mr) + " waits in " + at + ": " + s.message());
     }
-    return new Turn(fresh || changed, Optional.of(q.reschedule()), false);
+    return new Turn(fresh || changed, Optional.of(s.reschedule()), false);
+  }
+
+  private static String progressingReason(MigrationRequestStatus st) {
+    return st.getConditions() == null
+        ? null
+        : st.getConditions().stream()
+            .filter(c -> Conditions.PROGRESSING.equals(c.getType()))
+            .map(c -> c.getReason())
+            .findFirst()
+            .orElse(null);
   }
 
   /** Closes the clock of phase {@code was}, and records {@code next} with what the step learned. */
@@ -251,20 +273,22 @@ public final class MigrationMachine {
   }
 
   /**
-   * A request deleted before its end: in Pending or Preparing nothing was touched; in Moving the
-   * source agent is asked to roll back, off the caller's thread and best effort (past its commit
-   * point it refuses, and the connections stay on the target). Writes no status.
+   * A request deleted before its end: in Pending or Preparing nothing was touched; in Prepared or
+   * Moving the source agent is asked to roll back (Prepared: to drop what it pre-copied), off the
+   * caller's thread and best effort (past its commit point it refuses, and the connections stay on
+   * the target). Writes no status.
    */
   public void cleanup(MigrationRequest mr) {
     MigrationRequestStatus st = mr.getStatus();
     slots.release(mr);
-    if (st == null || st.getPhase() != Phase.Moving) {
+    if (st == null || (st.getPhase() != Phase.Moving && st.getPhase() != Phase.Prepared)) {
       if (st != null) {
         calls.forget(st.getMigrationId());
       }
       return;
     }
     guard.release(mr);
+    Phase at = st.getPhase();
     Plan plan;
     Optional<MoveCalls.Flight> flight = calls.find(st.getMigrationId());
     if (flight.isPresent()) {
@@ -277,9 +301,13 @@ public final class MigrationMachine {
             () ->
                 "deleting "
                     + name(mr)
-                    + " in Moving: cannot roll back, "
+                    + " in "
+                    + at
+                    + ": cannot roll back, "
                     + e.getMessage()
-                    + "; the hold limit hands the clients back");
+                    + (at == Phase.Prepared
+                        ? "; the source agent drops what it pre-copied at its own limit"
+                        : "; the hold limit hands the clients back"));
         return;
       }
     }
@@ -299,8 +327,8 @@ public final class MigrationMachine {
             what = "the source agent never saw it";
           }
           String said = what;
-          LOG.info(() -> "deleted " + name(mr) + " in Moving: " + said);
-          sink.event(mr, "Warning", Reasons.DELETED, "deleted in Moving: " + said);
+          LOG.info(() -> "deleted " + name(mr) + " in " + at + ": " + said);
+          sink.event(mr, "Warning", Reasons.DELETED, "deleted in " + at + ": " + said);
         });
   }
 

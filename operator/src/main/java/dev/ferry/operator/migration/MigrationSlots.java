@@ -14,8 +14,8 @@ import java.util.Optional;
 import java.util.function.Supplier;
 
 /**
- * How many migrations may be under way (Preparing or Moving) at once: across the cluster, and out
- * of one source node, as KubeVirt's {@code parallelMigrationsPerCluster} and {@code
+ * How many migrations may be under way (Preparing, Prepared or Moving) at once: across the cluster,
+ * and out of one source node, as KubeVirt's {@code parallelMigrationsPerCluster} and {@code
  * parallelOutboundMigrationsPerNode}. A request beyond them waits in Pending, first come first
  * served (creation time, then namespace/name), so a node's evacuation goes out in the order its
  * requests were made.
@@ -182,7 +182,8 @@ public final class MigrationSlots {
     Map<String, String> underWay = new HashMap<>(admitted);
     for (MigrationRequest r : all) {
       Phase p = phase(r);
-      if ((p == Phase.Preparing || p == Phase.Moving)
+      // Prepared too: its pre-copy runs on both agents, and it may move any moment.
+      if ((p == Phase.Preparing || p == Phase.Prepared || p == Phase.Moving)
           && !ended.contains(r.getMetadata().getUid())) {
         underWay.putIfAbsent(
             r.getMetadata().getUid(),

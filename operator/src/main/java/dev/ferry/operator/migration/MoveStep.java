@@ -39,7 +39,9 @@ import java.util.logging.Logger;
  *
  * <ol>
  *   <li>Move. An operator restarted in Moving has no call in flight and calls Move again: the agent
- *       joins the move under way, or answers how it ended.
+ *       joins the move under way, or answers how it ended. A request that proceeded from Prepared
+ *       may still have its prepare-only Move in flight: its answer, PREPARED, is followed by the
+ *       Move that freezes.
  *   <li>On AWS the agents stop at AWAITING_ADDRESS once everything is staged on the target: the
  *       operator claims the address with the {@link Fabric}, then calls Commit. A claim that fails
  *       rolls back on the source agent, and gives the address back (best effort). Unless the source
@@ -123,16 +125,33 @@ final class MoveStep {
 
   private StepOutcome move(
       MigrationRequest mr, Plan plan, String reason, String note, Runnable wake) {
-    MoveRequest request = request(mr, plan);
-    Agent source = agents.agent(plan.sourceAgent());
-    Duration timeout = plan.deadline().plus(callTimeout);
-    calls.start(Kind.MOVE, plan, reason, note, () -> source.move(request, timeout), wake);
+    send(mr, plan, false, reason, note, wake);
     return StepOutcome.wait(
         Reasons.MOVE_IN_FLIGHT, "Move sent to the agent of " + plan.sourceNode(), POLL);
   }
 
-  /** The MoveRequest the plan and the spec make; the address plan depends on the fabric. */
-  MoveRequest request(MigrationRequest mr, Plan plan) {
+  /**
+   * Starts Move on the source agent as a flight of kind MOVE; with {@code prepareOnly} the agent
+   * pre-copies and answers PREPARED, freezing nothing (Prepared).
+   */
+  void send(
+      MigrationRequest mr,
+      Plan plan,
+      boolean prepareOnly,
+      String reason,
+      String note,
+      Runnable wake) {
+    MoveRequest request = request(mr, plan, prepareOnly);
+    Agent source = agents.agent(plan.sourceAgent());
+    Duration timeout = plan.deadline().plus(callTimeout);
+    calls.start(Kind.MOVE, plan, reason, note, () -> source.move(request, timeout), wake);
+  }
+
+  /**
+   * The MoveRequest the plan and the spec make; the address plan depends on the fabric. Only
+   * Prepared asks for {@code prepareOnly}: a Move from Moving always freezes and moves.
+   */
+  MoveRequest request(MigrationRequest mr, Plan plan, boolean prepareOnly) {
     boolean claims = hasAddress(plan) && fabric.get().claimsBeforeCommit();
     MoveAddressPlan address =
         MoveAddressPlan.newBuilder()
@@ -156,6 +175,7 @@ final class MoveStep {
         .setAllowPartial(mr.getSpec().isAllowPartial())
         .setAddress(address)
         .setFault(faultPoint(mr))
+        .setPrepareOnly(prepareOnly)
         .build();
   }
 
@@ -172,6 +192,20 @@ final class MoveStep {
    * status records the value it answered (status.rollbackRequest).
    */
   public static final String ROLLBACK_ANNOTATION = "ferry.dev/rollback";
+
+  /**
+   * Moves a request that waits in Prepared (spec.prepareOnly): {@code kubectl annotate mr NAME
+   * ferry.dev/proceed=VALUE}, any value but an empty one. A policy sets it when the node's
+   * interruption follows its rebalance recommendation.
+   */
+  public static final String PROCEED_ANNOTATION = "ferry.dev/proceed";
+
+  /** The value of the proceed annotation, if set and not empty; else null. */
+  static String proceedAsked(MigrationRequest mr) {
+    var annotations = mr.getMetadata().getAnnotations();
+    String asked = annotations == null ? null : annotations.get(PROCEED_ANNOTATION);
+    return asked == null || asked.isEmpty() ? null : asked;
+  }
 
   /** The rollback the annotation asks for and the status has not answered; else null. */
   static String rollbackAsked(MigrationRequest mr) {
@@ -235,7 +269,11 @@ final class MoveStep {
     return annotations == null ? "" : annotations.getOrDefault(FAULT_ANNOTATION, "");
   }
 
-  private StepOutcome answered(MigrationRequest mr, Flight flight, Runnable wake) {
+  /**
+   * The migration's course once {@code flight} has answered or failed, whichever phase it started
+   * in (Prepared hands here every answer but its own PREPARED).
+   */
+  StepOutcome answered(MigrationRequest mr, Flight flight, Runnable wake) {
     MoveOutcome o;
     try {
       o = flight.answer().join();
@@ -249,6 +287,9 @@ final class MoveStep {
       return claimAfterCommit(flight, o, wake);
     }
     return switch (o.getResult()) {
+      // The prepare-only Move of Prepared answered after the request proceeded: Move again,
+      // without prepare_only, which joins the prepared move and moves.
+      case PREPARED -> move(mr, flight.plan(), flight.reason(), flight.note(), wake);
       case AWAITING_ADDRESS ->
           flight.kind() == Kind.MOVE
               ? claimAndCommit(flight, o.getForwarding(), wake)
@@ -267,7 +308,10 @@ final class MoveStep {
             whole ? Phase.RolledBack : Phase.Failed,
             whole ? Reasons.ROLLED_BACK : Reasons.ROLLBACK_INCOMPLETE,
             flight,
-            "in Moving: " + text(o.getMessage(), "the agents rolled the move back"),
+            "in "
+                + mr.getStatus().getPhase()
+                + ": "
+                + text(o.getMessage(), "the agents rolled the move back"),
             o);
       }
       case NOTHING_TO_MOVE ->
@@ -490,7 +534,7 @@ final class MoveStep {
    * be landing; a claim-back is not overtaken by it. Skipped only when {@code addressMayHaveMoved}
    * is false: this process's claim was turned down by EC2 before anything was assigned.
    */
-  private StepOutcome rollBack(
+  StepOutcome rollBack(
       Plan plan, String reason, String why, Runnable wake, boolean addressMayHaveMoved) {
     Agent source = agents.agent(plan.sourceAgent());
     Fabric network = fabric.get();
@@ -646,7 +690,7 @@ final class MoveStep {
         || code == Status.Code.RESOURCE_EXHAUSTED;
   }
 
-  private static String waitingFor(Kind kind) {
+  static String waitingFor(Kind kind) {
     return switch (kind) {
       case MOVE -> Reasons.MOVE_IN_FLIGHT;
       case COMMIT, CLAIM -> Reasons.CLAIMING_ADDRESS;

@@ -54,7 +54,7 @@ final class PendingStep {
     }
     Optional<String> waits = slots.admit(mr, node);
     if (waits.isPresent()) {
-      return StepOutcome.queue(Reasons.WAITING_FOR_SLOT, waits.get(), RECHECK, node);
+      return StepOutcome.stay(Reasons.WAITING_FOR_SLOT, waits.get(), RECHECK, node);
     }
     return accepted(Report.NONE);
   }

@@ -25,7 +25,9 @@ import java.util.stream.Collectors;
  * Preparing: plans the request against the cluster ({@link PlanMaker}), and checks that the target
  * node's agent answers and that an application there has registered every port, before anything is
  * frozen. A dry run ends here, listing what would move. Its last act, on the way to Moving, is to
- * guard the source pod against eviction ({@link EvictionGuard}); before that it touches nothing.
+ * guard the source pod against eviction ({@link EvictionGuard}); before that it touches nothing. A
+ * request that only prepares (spec.prepareOnly) goes on to Prepared instead, unguarded, unless
+ * ferry.dev/proceed is already set.
  */
 final class PrepareStep {
   private final Planner planner;
@@ -36,7 +38,7 @@ final class PrepareStep {
   private final Clock clock;
 
   /**
-   * @param prepared keeps the plan for Moving, which follows at once
+   * @param prepared keeps the plan for Moving or Prepared, which follows at once
    */
   PrepareStep(
       Planner planner,
@@ -86,6 +88,23 @@ final class PrepareStep {
     StepOutcome refused = checkClaim(network, plan, report);
     if (refused != null) {
       return refused;
+    }
+    if (mr.getSpec().isPrepareOnly() && MoveStep.proceedAsked(mr) == null) {
+      // No guard yet: one held while nothing moves would block a drain for minutes. Prepared
+      // raises it when the request proceeds.
+      prepared.accept(plan);
+      return StepOutcome.advance(
+          Phase.Prepared,
+          Reasons.PREPARED,
+          "pre-copying the state of "
+              + plan.source().getName()
+              + "'s applications to "
+              + plan.target().getName()
+              + " on "
+              + plan.targetNode()
+              + "; nothing is frozen, and the move waits for "
+              + MoveStep.PROCEED_ANNOTATION,
+          report);
     }
     Optional<String> unguarded = guard.protect(mr, plan);
     prepared.accept(plan);

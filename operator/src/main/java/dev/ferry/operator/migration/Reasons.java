@@ -20,8 +20,26 @@ public final class Reasons {
    */
   public static final String WAITING_FOR_SLOT = "WaitingForSlot";
 
-  /** Preparing to Moving: planned, validated, the target agent ready. */
+  /**
+   * Preparing to Moving, or to Prepared (spec.prepareOnly): planned, validated, the target agent
+   * ready.
+   */
   public static final String PREPARED = "Prepared";
+
+  /**
+   * Prepared, waiting: the source agent pre-copies each application's state to the target (Move
+   * with prepare_only); nothing is frozen.
+   */
+  public static final String PRE_COPYING = "PreCopying";
+
+  /**
+   * Prepared: the state is pre-copied to the target and kept up to date, nothing frozen; the
+   * request waits for the annotation ferry.dev/proceed.
+   */
+  public static final String STATE_PRECOPIED = "StatePrecopied";
+
+  /** Prepared to Moving: the request was annotated ferry.dev/proceed. */
+  public static final String PROCEEDING = "Proceeding";
 
   /** Moving, waiting: the source agent runs the move. */
   public static final String MOVE_IN_FLIGHT = "MoveInFlight";

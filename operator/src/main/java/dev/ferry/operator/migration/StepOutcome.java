@@ -20,10 +20,11 @@ public sealed interface StepOutcome {
   record Wait(String reason, String message, Duration reschedule) implements StepOutcome {}
 
   /**
-   * Still in Pending, for a reason the status shows ({@code sourceNode} and the message): written
-   * when it changed; look again after {@code reschedule}.
+   * Still in the same phase, for a reason the status shows (the Progressing condition's reason, the
+   * message and, when not null, {@code sourceNode}): written when one of them changed; look again
+   * after {@code reschedule}. Pending waiting for a slot; Prepared once the state is pre-copied.
    */
-  record Queue(String reason, String message, Duration reschedule, String sourceNode)
+  record Stay(String reason, String message, Duration reschedule, String sourceNode)
       implements StepOutcome {}
 
   /** The migration ended in {@code end} (Completed, Failed or RolledBack). */
@@ -43,8 +44,12 @@ public sealed interface StepOutcome {
     return new Wait(reason, message, reschedule);
   }
 
-  static StepOutcome queue(String reason, String message, Duration reschedule, String node) {
-    return new Queue(reason, message, reschedule, node);
+  static StepOutcome stay(String reason, String message, Duration reschedule) {
+    return new Stay(reason, message, reschedule, null);
+  }
+
+  static StepOutcome stay(String reason, String message, Duration reschedule, String node) {
+    return new Stay(reason, message, reschedule, node);
   }
 
   static StepOutcome end(Phase end, String reason, String message, Report report) {

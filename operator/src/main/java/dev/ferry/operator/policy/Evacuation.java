@@ -7,6 +7,7 @@ import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestSpec;
 import dev.ferry.api.crd.PodReference;
 import dev.ferry.operator.cluster.ClusterView;
+import dev.ferry.operator.migration.MigrationMachine;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
 import java.nio.charset.StandardCharsets;
@@ -17,12 +18,15 @@ import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 
 /**
  * What a policy does about one node's announcement: a MigrationRequest for each protected pod on
- * the node, each with a target on a node that is staying. No I/O, so that the choices are tested on
- * their own.
+ * the node, each with a target on a node that is staying. A rebalance recommendation only prepares
+ * (spec.prepareOnly): the instance may stay, and nothing is frozen for it. A later announcement of
+ * the node's end proceeds those prepared requests (ferry.dev/proceed) rather than make new ones. No
+ * I/O, so that the choices are tested on their own.
  */
 public final class Evacuation {
   /** The label naming the policy that made a request. */
@@ -33,6 +37,12 @@ public final class Evacuation {
 
   /** The annotation telling which announcement made the request. */
   public static final String TRIGGER_ANNOTATION = "ferry.dev/trigger";
+
+  /**
+   * The deadline of a request that only prepares: the agents keep a prepared move about 9 minutes,
+   * then drop it by themselves, so the request is rolled back no later than that.
+   */
+  static final String PREPARE_DEADLINE = "9m";
 
   /** A protected pod and what becomes of it. */
   public sealed interface Move {
@@ -45,14 +55,27 @@ public final class Evacuation {
   /** No pod can take the connections over, yet. */
   public record NoTarget(Pod source, String why) implements Move {}
 
+  /** A request that prepares the pod's move, to annotate {@code ferry.dev/proceed=value}. */
+  public record Proceed(Pod source, MigrationRequest prepared, String value) implements Move {}
+
+  /**
+   * A request that prepared the pod's move proceeds, or proceeded for this signal: nothing to do.
+   */
+  public record Proceeding(Pod source, MigrationRequest prepared) implements Move {}
+
   private Evacuation() {}
 
   /**
    * @param pods the pods of the policy's namespace that match its selector or its target selector
    * @param leaving every node that has announced it is going away (targets are never chosen there)
+   * @param made the requests this policy made for the signal's node, whatever their phase
    */
   public static List<Move> plan(
-      MigrationPolicy policy, NodeSignal signal, List<Pod> pods, Set<String> leaving) {
+      MigrationPolicy policy,
+      NodeSignal signal,
+      List<Pod> pods,
+      Set<String> leaving,
+      List<MigrationRequest> made) {
     MigrationPolicySpec spec = policy.getSpec();
     List<Pod> protectedHere =
         pods.stream()
@@ -71,6 +94,11 @@ public final class Evacuation {
     List<Move> moves = new ArrayList<>();
     for (int i = 0; i < protectedHere.size(); i++) {
       Pod source = protectedHere.get(i);
+      Optional<Move> proceed = proceed(signal, source, made);
+      if (proceed.isPresent()) {
+        moves.add(proceed.get());
+        continue;
+      }
       if (targets.isEmpty()) {
         moves.add(
             new NoTarget(
@@ -87,6 +115,58 @@ public final class Evacuation {
     return moves;
   }
 
+  /**
+   * What becomes of a pod whose move a request of {@code made} prepared, when {@code signal} says
+   * the node is going: that request proceeds, having pre-copied already. One that ended (rolled
+   * back at its deadline, say) is no help, and a new request is made; unless it proceeded for this
+   * very signal, whatever its end: the pod's connections moved for this announcement already.
+   */
+  private static Optional<Move> proceed(
+      NodeSignal signal, Pod source, List<MigrationRequest> made) {
+    if (signal.preparesOnly()) {
+      return Optional.empty();
+    }
+    String value = signal.toString();
+    List<MigrationRequest> prepared =
+        made.stream()
+            .filter(r -> r.getSpec() != null && r.getSpec().isPrepareOnly())
+            .filter(r -> source.getMetadata().getName().equals(r.getSpec().getSource().getName()))
+            .sorted(NEWEST_FIRST)
+            .toList();
+    for (MigrationRequest r : prepared) {
+      if (value.equals(proceedValue(r))) {
+        return Optional.of(new Proceeding(source, r));
+      }
+    }
+    for (MigrationRequest r : prepared) {
+      if (!ended(r)) {
+        // Any value moves it: one set for an earlier signal needs no second.
+        return Optional.of(
+            proceedValue(r) == null ? new Proceed(source, r, value) : new Proceeding(source, r));
+      }
+    }
+    return Optional.empty();
+  }
+
+  private static final Comparator<MigrationRequest> NEWEST_FIRST =
+      Comparator.comparing(
+              (MigrationRequest r) -> r.getMetadata().getCreationTimestamp(),
+              Comparator.nullsLast(Comparator.naturalOrder()))
+          .reversed();
+
+  private static String proceedValue(MigrationRequest r) {
+    Map<String, String> annotations = r.getMetadata().getAnnotations();
+    String value =
+        annotations == null ? null : annotations.get(MigrationMachine.PROCEED_ANNOTATION);
+    return value == null || value.isEmpty() ? null : value;
+  }
+
+  private static boolean ended(MigrationRequest r) {
+    return r.getStatus() != null
+        && r.getStatus().getPhase() != null
+        && r.getStatus().getPhase().finished();
+  }
+
   private static MigrationRequest request(
       MigrationPolicy policy, NodeSignal signal, Pod source, Pod target) {
     MigrationPolicySpec spec = policy.getSpec();
@@ -97,6 +177,11 @@ public final class Evacuation {
     rs.setHoldLimit(spec.getHoldLimit());
     // The node is going away: the connections that can move should, whatever the others do.
     rs.setAllowPartial(true);
+    if (signal.preparesOnly()) {
+      // It may stay, and an interruption may follow in minutes: pre-copy now, freeze then.
+      rs.setPrepareOnly(true);
+      rs.setDeadline(PREPARE_DEADLINE);
+    }
     MigrationRequest mr = new MigrationRequest();
     mr.setMetadata(
         new ObjectMetaBuilder()

@@ -6,10 +6,14 @@ import dev.ferry.api.crd.MigrationPolicyStatus;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.operator.Events;
 import dev.ferry.operator.OperatorMetrics;
+import dev.ferry.operator.migration.MigrationMachine;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.fabric8.kubernetes.client.dsl.base.PatchContext;
+import io.fabric8.kubernetes.client.dsl.base.PatchType;
+import io.fabric8.kubernetes.client.utils.Serialization;
 import jakarta.inject.Singleton;
 import java.net.HttpURLConnection;
 import java.time.Instant;
@@ -26,9 +30,11 @@ import java.util.stream.Collectors;
 
 /**
  * One policy's answer to the nodes that announce they are going away: the MigrationRequests {@link
- * Evacuation} plans, created. The one path from a node's announcement to requests: the policy's
- * reconciler takes it on every node change, the SQS queue consumer right after it wrote a notice.
- * Creating is idempotent (a request's name is derived from the announcement), so both may.
+ * Evacuation} plans, created, and the requests a rebalance recommendation prepared, annotated to
+ * proceed. The one path from a node's announcement to requests: the policy's reconciler takes it on
+ * every node change, the SQS queue consumer right after it wrote a notice. Creating is idempotent
+ * (a request's name is derived from the announcement), and so is proceeding (a request annotated
+ * for the announcement is not annotated again), so both may.
  */
 @Singleton
 public class NodeEvacuator {
@@ -40,10 +46,12 @@ public class NodeEvacuator {
 
   /**
    * @param created how many requests this call created (not those that existed already)
+   * @param proceeded how many prepared requests this call annotated to proceed (not those that were
+   *     already)
    * @param waiting the announcing nodes with a protected pod that has no request yet, as no pod can
    *     take its connections over
    */
-  public record Outcome(int created, Set<String> waiting) {}
+  public record Outcome(int created, int proceeded, Set<String> waiting) {}
 
   public NodeEvacuator(KubernetesClient client, OperatorMetrics metrics) {
     this.client = client;
@@ -52,14 +60,15 @@ public class NodeEvacuator {
 
   /**
    * Creates the requests for every node among {@code nodes} that announces, as {@code policy}'s
-   * triggers read it.
+   * triggers read it, or proceeds the ones a rebalance recommendation prepared.
    *
-   * @throws KubernetesClientException when the API server refused a read or a create (other than a
-   *     request that exists already): some requests may be missing, and a second call adds them
+   * @throws KubernetesClientException when the API server refused a read, a create (other than a
+   *     request that exists already) or an annotation: some requests may be missing or not
+   *     proceeding, and a second call sees to them
    */
   public Outcome evacuate(MigrationPolicy policy, Collection<Node> nodes) {
     if (PolicyReadiness.problem(policy.getSpec()).isPresent()) {
-      return new Outcome(0, Set.of()); // its Ready condition says why (ready)
+      return new Outcome(0, 0, Set.of()); // its Ready condition says why (ready)
     }
     var triggers = policy.getSpec().getTriggers();
     Map<String, NodeSignal> signals = new LinkedHashMap<>();
@@ -67,7 +76,7 @@ public class NodeEvacuator {
       NodeSignal.of(node, triggers).ifPresent(s -> signals.put(s.node(), s));
     }
     if (signals.isEmpty()) {
-      return new Outcome(0, Set.of());
+      return new Outcome(0, 0, Set.of());
     }
     Set<String> leaving =
         nodes.stream()
@@ -80,15 +89,21 @@ public class NodeEvacuator {
             .collect(Collectors.toSet());
     List<Pod> pods = pods(policy);
     int created = 0;
+    int proceeded = 0;
     Set<String> waiting = new HashSet<>();
     NodeSignal last = null;
     for (NodeSignal signal : signals.values()) {
-      for (Evacuation.Move move : Evacuation.plan(policy, signal, pods, leaving)) {
+      List<MigrationRequest> made = made(policy, signal);
+      for (Evacuation.Move move : Evacuation.plan(policy, signal, pods, leaving, made)) {
         if (move instanceof Evacuation.Request r) {
           if (create(policy, signal, r)) {
             created++;
             last = signal;
           }
+        } else if (move instanceof Evacuation.Proceed p) {
+          proceed(policy, p);
+          proceeded++;
+          last = signal;
         } else if (move instanceof Evacuation.NoTarget n) {
           waiting.add(signal.node());
           String message =
@@ -101,10 +116,56 @@ public class NodeEvacuator {
         }
       }
     }
-    if (created > 0) {
+    if (created > 0 || proceeded > 0) {
       record(policy, created, last);
     }
-    return new Outcome(created, Set.copyOf(waiting));
+    return new Outcome(created, proceeded, Set.copyOf(waiting));
+  }
+
+  /**
+   * The requests this policy made for the signal's node, which a signal of its end may proceed;
+   * none for a rebalance recommendation, which proceeds nothing.
+   */
+  private List<MigrationRequest> made(MigrationPolicy policy, NodeSignal signal) {
+    if (signal.preparesOnly()) {
+      return List.of();
+    }
+    return client
+        .resources(MigrationRequest.class)
+        .inNamespace(policy.getMetadata().getNamespace())
+        .withLabel(Evacuation.POLICY_LABEL, policy.getMetadata().getName())
+        .withLabel(Evacuation.NODE_LABEL, signal.node())
+        .list()
+        .getItems();
+  }
+
+  /** Annotates a prepared request to proceed: its reconciler, woken, guards the pod and moves. */
+  private void proceed(MigrationPolicy policy, Evacuation.Proceed p) {
+    MigrationRequest mr = p.prepared();
+    // A merge patch of the one annotation, with no resourceVersion to conflict on: the request's
+    // reconciler writes its status meanwhile, and the rest is left as it is.
+    String patch =
+        Serialization.asJson(
+            Map.of(
+                "metadata",
+                Map.of("annotations", Map.of(MigrationMachine.PROCEED_ANNOTATION, p.value()))));
+    client
+        .resources(MigrationRequest.class)
+        .inNamespace(mr.getMetadata().getNamespace())
+        .withName(mr.getMetadata().getName())
+        .patch(PatchContext.of(PatchType.JSON_MERGE), patch);
+    String message =
+        "annotated MigrationRequest "
+            + mr.getMetadata().getName()
+            + " "
+            + MigrationMachine.PROCEED_ANNOTATION
+            + "="
+            + p.value()
+            + ": the move of "
+            + p.source().getMetadata().getName()
+            + " it prepared goes ahead";
+    LOG.info(() -> policy.getMetadata().getName() + ": " + message);
+    Events.record(client, policy, "Normal", "MigrationProceeded", message);
   }
 
   private List<Pod> pods(MigrationPolicy policy) {

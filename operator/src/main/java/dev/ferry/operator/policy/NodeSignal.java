@@ -24,6 +24,12 @@ public record NodeSignal(String node, String kind, String since) {
   public static final String REBALANCE = "RebalanceRecommendation";
 
   /**
+   * aws-node-termination-handler's taint for a rebalance recommendation (a default drain taint).
+   */
+  public static final String NTH_REBALANCE_TAINT =
+      "aws-node-termination-handler/rebalance-recommendation";
+
+  /**
    * Set by the queue consumer only: EC2 stops or terminates the instance, or AWS Health scheduled a
    * change that will (retirement, maintenance). The {@code spotInterruption} trigger acts on it:
    * like an interruption, the instance is being taken away whatever its capacity type.
@@ -40,19 +46,44 @@ public record NodeSignal(String node, String kind, String since) {
         return s;
       }
     }
-    List<Taint> taints = node.getSpec() == null ? null : node.getSpec().getTaints();
-    if (taints != null) {
-      for (Taint t : taints) {
-        if (triggers.getDrainTaints().contains(t.getKey())) {
-          return Optional.of(
-              new NodeSignal(name, t.getKey(), t.getTimeAdded() == null ? "" : t.getTimeAdded()));
-        }
-      }
+    List<Taint> taints = node.getSpec() == null ? List.of() : node.getSpec().getTaints();
+    if (taints == null) {
+      taints = List.of();
+    }
+    // A taint that says the node goes before one that says it may: whatever their order.
+    Optional<NodeSignal> drain = taint(name, taints, triggers, false);
+    if (drain.isPresent()) {
+      return drain;
+    }
+    Optional<NodeSignal> rebalanceTaint = taint(name, taints, triggers, true);
+    if (rebalanceTaint.isPresent()) {
+      return rebalanceTaint;
     }
     if (triggers.isRebalanceRecommendation()) {
       return condition(node, REBALANCE);
     }
     return Optional.empty();
+  }
+
+  /**
+   * Whether this announcement only says the node may go (an EC2 rebalance recommendation, as the
+   * agent or the queue reports it, or as aws-node-termination-handler taints the node): its
+   * requests prepare the move and freeze nothing (spec.prepareOnly), and an announcement of the
+   * node's end proceeds them.
+   */
+  public boolean preparesOnly() {
+    return REBALANCE.equals(kind) || NTH_REBALANCE_TAINT.equals(kind);
+  }
+
+  private static Optional<NodeSignal> taint(
+      String node, List<Taint> taints, Triggers triggers, boolean rebalance) {
+    return taints.stream()
+        .filter(t -> triggers.getDrainTaints().contains(t.getKey()))
+        .filter(t -> NTH_REBALANCE_TAINT.equals(t.getKey()) == rebalance)
+        .findFirst()
+        .map(
+            t ->
+                new NodeSignal(node, t.getKey(), t.getTimeAdded() == null ? "" : t.getTimeAdded()));
   }
 
   private static Optional<NodeSignal> condition(Node node, String type) {

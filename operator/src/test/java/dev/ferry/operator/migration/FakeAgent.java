@@ -14,7 +14,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Supplier;
 
-/** A node-agent that answers what a test tells it to, and keeps every call it received. */
+/**
+ * A node-agent that answers what a test tells it to, and keeps every call it received: a Move with
+ * prepare_only is kept as "Move prepareOnly".
+ */
 final class FakeAgent implements Agent {
   final String node;
   final List<String> calls = new ArrayList<>();
@@ -23,6 +26,11 @@ final class FakeAgent implements Agent {
   List<ListedConnection> connections = List.of();
   boolean unreachable;
   Supplier<MoveOutcome> move = () -> MoveOutcome.getDefaultInstance();
+
+  /** The answer to a Move with prepare_only: PREPARED unless a test says otherwise. */
+  Supplier<MoveOutcome> prepare =
+      () -> MoveOutcome.newBuilder().setResult(MoveOutcome.Result.PREPARED).build();
+
   Supplier<MoveOutcome> commit = () -> MoveOutcome.getDefaultInstance();
   Supplier<MigrationStatus> rollback = () -> MigrationStatus.getDefaultInstance();
 
@@ -42,6 +50,10 @@ final class FakeAgent implements Agent {
   @Override
   public MoveOutcome move(MoveRequest request, Duration timeout) {
     moves.add(request);
+    if (request.getPrepareOnly()) {
+      answer("Move prepareOnly");
+      return prepare.get();
+    }
     answer("Move");
     return move.get();
   }

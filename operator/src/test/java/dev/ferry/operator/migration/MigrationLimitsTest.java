@@ -43,6 +43,20 @@ class MigrationLimitsTest {
   }
 
   @Test
+  void aPreparedRequestHoldsItsSlotWhileItWaitsToProceed() {
+    Rig rig = new Rig();
+    rig.limits = new MigrationSlots.Limits(5, 1);
+    MigrationRequest prepared = other(rig, "move-0", "00", Phase.Prepared, "node-a");
+
+    rig.reconcile();
+    assertThat(rig.phase()).isEqualTo(Phase.Pending);
+
+    prepared.getStatus().setPhase(Phase.RolledBack);
+    rig.reconcile();
+    assertThat(rig.phase()).isEqualTo(Phase.Preparing);
+  }
+
+  @Test
   void aRequestBeyondTheClusterLimitWaitsAndSaysWhichLimit() {
     Rig rig = new Rig();
     rig.limits = new MigrationSlots.Limits(2, 2);

@@ -5,6 +5,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.api.crd.MigrationPolicy;
 import dev.ferry.api.crd.MigrationPolicySpec;
+import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.api.crd.MigrationRequestStatus;
+import dev.ferry.api.crd.Phase;
+import dev.ferry.operator.migration.MigrationMachine;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
@@ -32,7 +36,8 @@ class EvacuationTest {
             pod("s-5", "node-d", APP, true),
             pod("s-6", "node-e", APP, false));
 
-    List<Evacuation.Move> moves = Evacuation.plan(policy, signal, pods, Set.of("node-a", "node-d"));
+    List<Evacuation.Move> moves =
+        Evacuation.plan(policy, signal, pods, Set.of("node-a", "node-d"), List.of());
 
     assertThat(moves)
         .extracting(m -> m.source().getMetadata().getName())
@@ -56,6 +61,65 @@ class EvacuationTest {
   }
 
   @Test
+  void aRebalanceRecommendationOnlyPreparesForNineMinutesAndAnInterruptionMovesAtOnce() {
+    List<Pod> pods = List.of(pod("s-1", "node-a", APP, true), pod("s-3", "node-b", APP, true));
+
+    MigrationRequest rebalance = onlyRequest(plan(REBALANCE, pods, List.of()));
+    MigrationRequest interruption = onlyRequest(plan(INTERRUPTION, pods, List.of()));
+
+    assertThat(rebalance.getSpec().isPrepareOnly()).isTrue();
+    assertThat(rebalance.getSpec().getDeadline()).isEqualTo("9m");
+    assertThat(interruption.getSpec().isPrepareOnly()).isFalse();
+    assertThat(interruption.getSpec().getDeadline()).as("the default").isEqualTo("60s");
+  }
+
+  @Test
+  void anInterruptionProceedsTheRequestThatPreparedThePodsMoveEvenWithNoTargetLeft() {
+    List<Pod> pods = List.of(pod("s-1", "node-a", APP, true), pod("s-3", "node-b", APP, true));
+    MigrationRequest prepared = onlyRequest(plan(REBALANCE, pods, List.of()));
+
+    List<Evacuation.Move> moves =
+        plan(INTERRUPTION, List.of(pod("s-1", "node-a", APP, true)), List.of(prepared));
+
+    assertThat(moves)
+        .singleElement()
+        .isEqualTo(
+            new Evacuation.Proceed(
+                pod("s-1", "node-a", APP, true),
+                prepared,
+                "node-a: SpotInterruptionNotice at 2026-11-23T10:05:00Z"));
+  }
+
+  @Test
+  void aRequestThatProceededForThisSignalIsDoneWithWhateverItsPhase() {
+    List<Pod> pods = List.of(pod("s-1", "node-a", APP, true), pod("s-3", "node-b", APP, true));
+    MigrationRequest prepared = onlyRequest(plan(REBALANCE, pods, List.of()));
+    prepared
+        .getMetadata()
+        .setAnnotations(
+            Map.of(
+                MigrationMachine.PROCEED_ANNOTATION,
+                "node-a: SpotInterruptionNotice at 2026-11-23T10:05:00Z"));
+    prepared.setStatus(status(Phase.Completed));
+
+    assertThat(plan(INTERRUPTION, pods, List.of(prepared)))
+        .singleElement()
+        .isInstanceOf(Evacuation.Proceeding.class);
+  }
+
+  @Test
+  void aPreparedRequestThatEndedUnproceededLeavesTheInterruptionToANewRequest() {
+    List<Pod> pods = List.of(pod("s-1", "node-a", APP, true), pod("s-3", "node-b", APP, true));
+    MigrationRequest prepared = onlyRequest(plan(REBALANCE, pods, List.of()));
+    prepared.setStatus(status(Phase.RolledBack));
+
+    MigrationRequest created = onlyRequest(plan(INTERRUPTION, pods, List.of(prepared)));
+
+    assertThat(created.getSpec().isPrepareOnly()).isFalse();
+    assertThat(created.getMetadata().getName()).isNotEqualTo(prepared.getMetadata().getName());
+  }
+
+  @Test
   void oneAnnouncementNamesOneRequestPerPodAndALaterOneANewRequest() {
     Pod p = pod("s-1", "node-a", APP, true);
     NodeSignal first = new NodeSignal("node-a", "SpotInterruptionNotice", "2026-11-23T10:00:00Z");
@@ -72,7 +136,8 @@ class EvacuationTest {
             policy(),
             new NodeSignal("node-a", "karpenter.sh/disrupted", ""),
             List.of(pod("s-1", "node-a", APP, true)),
-            Set.of("node-a"));
+            Set.of("node-a"),
+            List.of());
     assertThat(moves).singleElement().isInstanceOf(Evacuation.NoTarget.class);
     assertThat(((Evacuation.NoTarget) moves.get(0)).why())
         .contains("app=streamer")
@@ -147,6 +212,27 @@ class EvacuationTest {
     assertThat(NodeSignal.of(spot, onlyRebalance)).isEmpty();
     assertThat(NodeSignal.of(tainted, onlyRebalance)).isEmpty();
     assertThat(NodeSignal.of(rebalance, onlyRebalance)).isPresent();
+  }
+
+  private static final NodeSignal REBALANCE =
+      new NodeSignal("node-a", NodeSignal.REBALANCE, "2026-11-23T10:00:00Z");
+  private static final NodeSignal INTERRUPTION =
+      new NodeSignal("node-a", NodeSignal.SPOT_INTERRUPTION, "2026-11-23T10:05:00Z");
+
+  private static List<Evacuation.Move> plan(
+      NodeSignal signal, List<Pod> pods, List<MigrationRequest> made) {
+    return Evacuation.plan(policy(), signal, pods, Set.of("node-a"), made);
+  }
+
+  private static MigrationRequest onlyRequest(List<Evacuation.Move> moves) {
+    assertThat(moves).singleElement().isInstanceOf(Evacuation.Request.class);
+    return ((Evacuation.Request) moves.get(0)).request();
+  }
+
+  private static MigrationRequestStatus status(Phase phase) {
+    MigrationRequestStatus st = new MigrationRequestStatus();
+    st.setPhase(phase);
+    return st;
   }
 
   private static MigrationPolicy policy() {

@@ -51,6 +51,23 @@ class NodeSignalTest {
   }
 
   @Test
+  void terminationHandlersRebalanceTaintOnlyPreparesAndATaintOfTheNodesEndComesFirst() {
+    Node n = tainted(NodeSignal.NTH_REBALANCE_TAINT);
+    assertThat(NodeSignal.of(n, DEFAULTS))
+        .hasValueSatisfying(s -> assertThat(s.preparesOnly()).as(s.toString()).isTrue());
+    // The spot interruption's taint added after it: listed second, it still wins.
+    n.getSpec()
+        .getTaints()
+        .add(tainted("aws-node-termination-handler/spot-itn").getSpec().getTaints().get(0));
+    assertThat(NodeSignal.of(n, DEFAULTS))
+        .hasValueSatisfying(
+            s -> {
+              assertThat(s.kind()).isEqualTo("aws-node-termination-handler/spot-itn");
+              assertThat(s.preparesOnly()).isFalse();
+            });
+  }
+
+  @Test
   void anInstanceTerminationNoticeFromTheQueueActsAsASpotInterruption() {
     Node n =
         new NodeBuilder()
