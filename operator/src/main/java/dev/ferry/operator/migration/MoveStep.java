@@ -598,7 +598,11 @@ final class MoveStep {
         flight.note()
             + "; rolling back failed too: "
             + why
-            + ". The source agent keeps the states and holds the clients until spec.holdLimit;"
+            + (mr.getStatus().getPhase() == Phase.Prepared
+                ? ". Nothing was frozen, so no client is held; the source agent drops what it"
+                    + " pre-copied at its prepared limit (9 minutes at most);"
+                : ". The source agent keeps the states and holds the clients until"
+                    + " spec.holdLimit;")
             + " retry with: kubectl annotate migrationrequest -n "
             + mr.getMetadata().getNamespace()
             + " "

@@ -147,7 +147,7 @@ final class PreparedStep {
             + (proceed == null
                 ? "before " + MoveStep.PROCEED_ANNOTATION
                 : "before " + MoveStep.PROCEED_ANNOTATION + "=" + proceed + " was acted on")
-            + ": nothing was frozen; the pre-copied state was dropped";
+            + ": nothing was frozen; rolling back drops the pre-copied state";
     // Nothing claimed the address in Prepared: there is none to give back.
     return move.rollBack(plan, Reasons.DEADLINE_PASSED, why, wake, false);
   }

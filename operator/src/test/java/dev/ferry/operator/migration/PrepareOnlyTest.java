@@ -164,12 +164,32 @@ class PrepareOnlyTest {
     assertThat(rig.mr.getStatus().getMessage())
         .isEqualTo(
             "spec.deadline (60s) passed in phase Prepared before ferry.dev/proceed: nothing was"
-                + " frozen; the pre-copied state was dropped");
+                + " frozen; rolling back drops the pre-copied state");
     assertThat(rig.fabric.claimed).as("nothing claimed, nothing given back").isEmpty();
     assertThat(rig.guard.calls)
         .as("never guarded; released all the same")
         .containsExactly("release move-1");
     assertThat(rig.writes).isEqualTo(precopied + 1);
+  }
+
+  @Test
+  void aRollbackThatFailsInPreparedSaysNoClientIsHeld() {
+    Rig rig = precopied(prepareOnly(new Rig(true)));
+    rig.source.rollback =
+        () -> {
+          throw rig.source.failed("Rollback", io.grpc.Status.INTERNAL.withDescription("disk full"));
+        };
+    rig.clock.advance(Duration.ofSeconds(61));
+
+    rig.reconcile();
+    rig.answer();
+    rig.reconcile();
+
+    assertThat(rig.phase()).isEqualTo(Phase.Failed);
+    assertThat(rig.mr.getStatus().getMessage())
+        .contains("rolling back failed too")
+        .contains("Nothing was frozen, so no client is held")
+        .doesNotContain("holds the clients");
   }
 
   @Test
