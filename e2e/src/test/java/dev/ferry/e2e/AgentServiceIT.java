@@ -390,14 +390,8 @@ class AgentServiceIT {
       String id = "prepared-then-moved";
       MoveRequest.Builder move = cluster.a.moveTo(cluster.b, id);
 
-      MoveOutcome prepared =
-          a.move(signer("admin").signed(move.clone().setPrepareOnly(true).build()));
-      assertThat(prepared.getResult())
-          .as(prepared.getMessage())
-          .isEqualTo(MoveOutcome.Result.PREPARED);
-      assertThat(prepared.getMessage())
-          .contains("the state of 1 connection(s) is pre-copied")
-          .contains("nothing is frozen");
+      MoveOutcome prepared = prepare(a, move);
+      assertThat(prepared.getMessage()).contains("nothing is frozen");
       assertThat(prepared.getSource().getConnectionsList())
           .as("nothing frozen, held or exported on the source")
           .isEmpty();
@@ -438,6 +432,18 @@ class AgentServiceIT {
     }
   }
 
+  /** Move with prepare_only: PREPARED, with the state of the one stream pre-copied. */
+  private static MoveOutcome prepare(NodeAgentBlockingStub a, MoveRequest.Builder move)
+      throws Exception {
+    MoveOutcome prepared =
+        a.move(signer("admin").signed(move.clone().setPrepareOnly(true).build()));
+    assertThat(prepared.getResult())
+        .as(prepared.getMessage())
+        .isEqualTo(MoveOutcome.Result.PREPARED);
+    assertThat(prepared.getMessage()).contains("the state of 1 connection(s) is pre-copied");
+    return prepared;
+  }
+
   /** A prepared move given up (Rollback) has held nobody: its client streams on, on node-a. */
   @Test
   void aPreparedMoveRolledBackHeldNobodyAndCannotBeMovedAfterwards() throws Exception {
@@ -447,12 +453,7 @@ class AgentServiceIT {
       curl.awaitEvents(20, 10_000);
       String id = "prepared-then-rolled-back";
       MoveRequest.Builder move = cluster.a.moveTo(cluster.b, id);
-      MoveOutcome prepared =
-          a.move(signer("admin").signed(move.clone().setPrepareOnly(true).build()));
-      assertThat(prepared.getResult())
-          .as(prepared.getMessage())
-          .isEqualTo(MoveOutcome.Result.PREPARED);
-      assertThat(prepared.getMessage()).contains("the state of 1 connection(s) is pre-copied");
+      prepare(a, move);
 
       MigrationStatus back = a.rollback(ref(id));
 
