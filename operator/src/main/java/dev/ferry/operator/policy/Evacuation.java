@@ -5,6 +5,7 @@ import dev.ferry.api.crd.MigrationPolicy;
 import dev.ferry.api.crd.MigrationPolicySpec;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestSpec;
+import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
 import dev.ferry.operator.cluster.ClusterView;
 import dev.ferry.operator.migration.MigrationMachine;
@@ -119,7 +120,10 @@ public final class Evacuation {
    * What becomes of a pod whose move a request of {@code made} prepared, when {@code signal} says
    * the node is going: that request proceeds, having pre-copied already. One that ended (rolled
    * back at its deadline, say) is no help, and a new request is made; unless it proceeded for this
-   * very signal, whatever its end: the pod's connections moved for this announcement already.
+   * very signal: then the announcement is answered, unless that request rolled back (its prepared
+   * move could not go on: the target's agent restarted meanwhile, say). Every connection then lives
+   * where it was, and an ordinary request for the announcement moves them, as if there had been no
+   * recommendation.
    */
   private static Optional<Move> proceed(
       NodeSignal signal, Pod source, List<MigrationRequest> made) {
@@ -135,7 +139,7 @@ public final class Evacuation {
             .toList();
     for (MigrationRequest r : prepared) {
       if (value.equals(proceedValue(r))) {
-        return Optional.of(new Proceeding(source, r));
+        return rolledBack(r) ? Optional.empty() : Optional.of(new Proceeding(source, r));
       }
     }
     for (MigrationRequest r : prepared) {
@@ -161,7 +165,12 @@ public final class Evacuation {
     return value == null || value.isEmpty() ? null : value;
   }
 
-  private static boolean ended(MigrationRequest r) {
+  private static boolean rolledBack(MigrationRequest r) {
+    return r.getStatus() != null && r.getStatus().getPhase() == Phase.RolledBack;
+  }
+
+  /** Whether {@code r} has ended, whichever way. */
+  static boolean ended(MigrationRequest r) {
     return r.getStatus() != null
         && r.getStatus().getPhase() != null
         && r.getStatus().getPhase().finished();

@@ -59,7 +59,8 @@ public class MigrationPolicyReconciler implements Reconciler<MigrationPolicy> {
     }
     NodeEvacuator.Outcome outcome =
         evacuator.evacuate(policy, context.getSecondaryResources(Node.class));
-    return outcome.waiting().isEmpty()
+    // A request's end wakes no policy: one that proceeded is looked at again until it ends.
+    return outcome.waiting().isEmpty() && outcome.following().isEmpty()
         ? UpdateControl.noUpdate()
         : UpdateControl.<MigrationPolicy>noUpdate().rescheduleAfter(RETRY);
   }

@@ -50,8 +50,10 @@ public class NodeEvacuator {
    *     already)
    * @param waiting the announcing nodes with a protected pod that has no request yet, as no pod can
    *     take its connections over
+   * @param following the nodes with a prepared request that proceeded and has not ended: should it
+   *     roll back, an ordinary request takes its place, so the policy looks again soon
    */
-  public record Outcome(int created, int proceeded, Set<String> waiting) {}
+  public record Outcome(int created, int proceeded, Set<String> waiting, Set<String> following) {}
 
   public NodeEvacuator(KubernetesClient client, OperatorMetrics metrics) {
     this.client = client;
@@ -68,7 +70,7 @@ public class NodeEvacuator {
    */
   public Outcome evacuate(MigrationPolicy policy, Collection<Node> nodes) {
     if (PolicyReadiness.problem(policy.getSpec()).isPresent()) {
-      return new Outcome(0, 0, Set.of()); // its Ready condition says why (ready)
+      return new Outcome(0, 0, Set.of(), Set.of()); // its Ready condition says why (ready)
     }
     var triggers = policy.getSpec().getTriggers();
     Map<String, NodeSignal> signals = new LinkedHashMap<>();
@@ -76,7 +78,7 @@ public class NodeEvacuator {
       NodeSignal.of(node, triggers).ifPresent(s -> signals.put(s.node(), s));
     }
     if (signals.isEmpty()) {
-      return new Outcome(0, 0, Set.of());
+      return new Outcome(0, 0, Set.of(), Set.of());
     }
     Set<String> leaving =
         nodes.stream()
@@ -91,6 +93,7 @@ public class NodeEvacuator {
     int created = 0;
     int proceeded = 0;
     Set<String> waiting = new HashSet<>();
+    Set<String> following = new HashSet<>();
     NodeSignal last = null;
     for (NodeSignal signal : signals.values()) {
       List<MigrationRequest> made = made(policy, signal);
@@ -104,6 +107,11 @@ public class NodeEvacuator {
           proceed(policy, p);
           proceeded++;
           last = signal;
+          following.add(signal.node());
+        } else if (move instanceof Evacuation.Proceeding p) {
+          if (!Evacuation.ended(p.prepared())) {
+            following.add(signal.node());
+          }
         } else if (move instanceof Evacuation.NoTarget n) {
           waiting.add(signal.node());
           String message =
@@ -119,7 +127,7 @@ public class NodeEvacuator {
     if (created > 0 || proceeded > 0) {
       record(policy, created, last);
     }
-    return new Outcome(created, proceeded, Set.copyOf(waiting));
+    return new Outcome(created, proceeded, Set.copyOf(waiting), Set.copyOf(following));
   }
 
   /**

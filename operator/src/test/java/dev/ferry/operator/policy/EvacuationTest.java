@@ -108,6 +108,29 @@ class EvacuationTest {
   }
 
   @Test
+  void aRequestThatProceededForThisSignalAndRolledBackLeavesItToAnOrdinaryRequest() {
+    List<Pod> pods = List.of(pod("s-1", "node-a", APP, true), pod("s-3", "node-b", APP, true));
+    MigrationRequest prepared = onlyRequest(plan(REBALANCE, pods, List.of()));
+    prepared
+        .getMetadata()
+        .setAnnotations(
+            Map.of(
+                MigrationMachine.PROCEED_ANNOTATION,
+                "node-a: SpotInterruptionNotice at 2026-11-23T10:05:00Z"));
+    prepared.setStatus(status(Phase.RolledBack));
+
+    MigrationRequest created = onlyRequest(plan(INTERRUPTION, pods, List.of(prepared)));
+
+    assertThat(created.getSpec().isPrepareOnly()).isFalse();
+    assertThat(created.getMetadata().getName()).isNotEqualTo(prepared.getMetadata().getName());
+    prepared.setStatus(status(Phase.Failed));
+    assertThat(plan(INTERRUPTION, pods, List.of(prepared)))
+        .as("a Failed one may still hold clients: no second move of them")
+        .singleElement()
+        .isInstanceOf(Evacuation.Proceeding.class);
+  }
+
+  @Test
   void aPreparedRequestThatEndedUnproceededLeavesTheInterruptionToANewRequest() {
     List<Pod> pods = List.of(pod("s-1", "node-a", APP, true), pod("s-3", "node-b", APP, true));
     MigrationRequest prepared = onlyRequest(plan(REBALANCE, pods, List.of()));

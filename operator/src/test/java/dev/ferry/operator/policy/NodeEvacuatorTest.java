@@ -89,6 +89,7 @@ class NodeEvacuatorTest {
 
     assertThat(interrupted.created()).isZero();
     assertThat(interrupted.proceeded()).isEqualTo(1);
+    assertThat(interrupted.following()).as("looked at again until it ends").contains("node-a");
     assertThat(requests())
         .singleElement()
         .satisfies(
@@ -108,7 +109,28 @@ class NodeEvacuatorTest {
 
     assertThat(again.created()).as("the move went ahead for this signal already").isZero();
     assertThat(again.proceeded()).as("nor is it annotated a second time").isZero();
+    assertThat(again.following()).isEmpty();
     assertThat(requests()).hasSize(1);
+  }
+
+  @Test
+  void aProceededRequestThatRolledBackIsFollowedByAnOrdinaryRequestForTheSameSignal() {
+    evacuator.evacuate(policy, nodes(rebalanced()));
+    evacuator.evacuate(policy, nodes(interrupted()));
+    MigrationRequest proceeded = requests().get(0);
+    setPhase(proceeded, Phase.RolledBack); // its prepared move broke: nothing was frozen
+
+    NodeEvacuator.Outcome next = evacuator.evacuate(policy, nodes(interrupted()));
+
+    assertThat(next.created()).isEqualTo(1);
+    assertThat(requests())
+        .hasSize(2)
+        .filteredOn(r -> !r.getMetadata().getName().equals(proceeded.getMetadata().getName()))
+        .singleElement()
+        .satisfies(r -> assertThat(r.getSpec().isPrepareOnly()).isFalse());
+    assertThat(evacuator.evacuate(policy, nodes(interrupted())).created())
+        .as("made once for the announcement")
+        .isZero();
   }
 
   @Test
