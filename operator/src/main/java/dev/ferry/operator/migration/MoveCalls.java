@@ -2,6 +2,7 @@
 package dev.ferry.operator.migration;
 
 import dev.ferry.api.v1alpha1.MoveOutcome;
+import java.time.Instant;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.Callable;
@@ -50,6 +51,13 @@ public final class MoveCalls {
    * read the pods and nodes again. Taken by Moving; an operator restarted in between plans again.
    */
   private final Map<String, Plan> prepared = new ConcurrentHashMap<>();
+
+  /**
+   * When the source agent last answered PREPARED, by migration id: Prepared asks again every {@link
+   * PreparedStep#RECHECK}, so that a prepared move the agent had to end (its target went away)
+   * shows in the status before anyone proceeds it.
+   */
+  private final Map<String, Instant> preparedHeard = new ConcurrentHashMap<>();
 
   private final Executor executor;
 
@@ -110,7 +118,18 @@ public final class MoveCalls {
     if (migrationId != null) {
       flights.remove(migrationId);
       prepared.remove(migrationId);
+      preparedHeard.remove(migrationId);
     }
+  }
+
+  void heardPrepared(String migrationId, Instant at) {
+    preparedHeard.put(migrationId, at);
+  }
+
+  Optional<Instant> lastHeardPrepared(String migrationId) {
+    return migrationId == null
+        ? Optional.empty()
+        : Optional.ofNullable(preparedHeard.get(migrationId));
   }
 
   void prepared(Plan plan) {

@@ -52,6 +52,7 @@ final class PreparedStep {
         // Refused, failed, unreachable, or it did more than prepare: as a Move's answer.
         return move.answered(mr, flight.get(), wake);
       }
+      calls.heardPrepared(st.getMigrationId(), clock.instant());
       flight = Optional.empty();
       precopied = true;
     }
@@ -79,8 +80,26 @@ final class PreparedStep {
       return StepOutcome.wait(Reasons.PRE_COPYING, "Move (prepare only) in flight", RECHECK);
     }
     if (precopied) {
-      // Written once: the same reason and message again change nothing.
-      return StepOutcome.stay(Reasons.STATE_PRECOPIED, precopiedMessage(mr), RECHECK);
+      // Asked again every RECHECK (the agent answers a repeated prepare-only Move as the first,
+      // or how the prepared move ended: its target's agent went away, say), so that the status
+      // does not say pre-copied of a move that can no longer go on. Written once: the same
+      // reason and message again change nothing.
+      Duration since =
+          calls
+              .lastHeardPrepared(st.getMigrationId())
+              .map(t -> Duration.between(t, clock.instant()))
+              .orElse(RECHECK);
+      if (since.compareTo(RECHECK) >= 0) {
+        Plan plan;
+        try {
+          plan = plan(mr, null);
+        } catch (InvalidRequest e) {
+          return invalid(e);
+        }
+        move.send(mr, plan, true, null, null, wake);
+        return StepOutcome.stay(Reasons.STATE_PRECOPIED, precopiedMessage(mr), RECHECK);
+      }
+      return StepOutcome.stay(Reasons.STATE_PRECOPIED, precopiedMessage(mr), RECHECK.minus(since));
     }
     // The first turn here, or an operator restarted before the state was pre-copied: the agent
     // answers a repeated prepare-only Move as the first.

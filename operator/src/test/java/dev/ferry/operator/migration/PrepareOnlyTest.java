@@ -269,14 +269,19 @@ class PrepareOnlyTest {
   }
 
   @Test
-  void anOperatorRestartedInPreparedWaitsAndItsMoveJoinsThePreparedOne() {
+  void anOperatorRestartedInPreparedAsksTheAgentAgainWithoutAWriteAndItsMoveJoinsThePreparedOne() {
     Rig rig = precopied(prepareOnly(new Rig()));
     rig.source.move = MigrationMachineTest::completed;
     rig.calls = new MoveCalls(rig.inFlight::add);
     int writes = rig.writes;
 
     assertThat(rig.reconcile().writeStatus()).isFalse();
-    assertThat(rig.inFlight).as("the status says it is pre-copied: nothing to send").isEmpty();
+    assertThat(rig.inFlight)
+        .as("it does not know when the agent last said PREPARED: it asks at once")
+        .hasSize(1);
+    rig.answer();
+    assertThat(rig.reconcile().writeStatus()).as("PREPARED again: nothing to write").isFalse();
+    assertThat(rig.inFlight).as("and not again before RECHECK").isEmpty();
     assertThat(rig.writes).isEqualTo(writes);
 
     proceed(rig, "now");
@@ -287,8 +292,38 @@ class PrepareOnlyTest {
 
     assertThat(rig.source.moves)
         .extracting(MoveRequest::getPrepareOnly)
-        .containsExactly(true, false);
+        .containsExactly(true, true, false);
     assertThat(rig.phase()).isEqualTo(Phase.Completed);
+  }
+
+  @Test
+  void aPreparedMoveTheAgentEndedMeanwhileShowsAtTheNextRecheckAsARollback() {
+    Rig rig = precopied(prepareOnly(new Rig(true)));
+    int writes = rig.writes;
+    rig.clock.advance(PreparedStep.RECHECK.minusSeconds(1));
+    assertThat(rig.reconcile().reschedule()).contains(Duration.ofSeconds(1));
+    assertThat(rig.source.calls).as("not asked again yet").containsExactly("Move prepareOnly");
+
+    rig.clock.advance(Duration.ofSeconds(1));
+    rig.source.prepare =
+        () ->
+            MoveOutcome.newBuilder()
+                .setResult(MoveOutcome.Result.ROLLED_BACK)
+                .setMessage(
+                    "the stream to the target broke while prepared: UNAVAILABLE; nothing was"
+                        + " frozen")
+                .build();
+    rig.reconcile();
+    rig.answer();
+    rig.reconcile();
+
+    assertThat(rig.source.calls).containsExactly("Move prepareOnly", "Move prepareOnly");
+    assertThat(rig.phase()).isEqualTo(Phase.RolledBack);
+    assertThat(rig.mr.getStatus().getMessage())
+        .isEqualTo(
+            "in Prepared: the stream to the target broke while prepared: UNAVAILABLE; nothing was"
+                + " frozen");
+    assertThat(rig.writes).isEqualTo(writes + 1);
   }
 
   // --- helpers ---
