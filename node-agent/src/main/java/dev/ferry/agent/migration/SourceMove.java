@@ -260,6 +260,9 @@ public final class SourceMove {
   private MoveOutcome prepared() {
     preparedAt = java.time.Instant.now();
     migrations.limitPrepared(this);
+    // A target that goes away meanwhile (its agent restarted, say) can take this move no more:
+    // said at once, so that the next Move or Status tells the truth.
+    call.onBroken(why -> abandonPrepared("the stream to the target broke while prepared: " + why));
     LOG.info(
         () ->
             "migration "

@@ -70,6 +70,9 @@ public final class ArrivalCall implements AutoCloseable {
   /** Why the stream broke, once it has: every later send or wait fails with it at once. */
   private volatile Throwable broken;
 
+  /** Hears, once, that the stream broke; on a thread of its own. */
+  private volatile java.util.function.Consumer<String> onBroken;
+
   public ArrivalCall(String target, ManagedChannel channel, Duration limit) {
     this.target = target;
     this.limitNanos = limit.toNanos();
@@ -100,6 +103,7 @@ public final class ArrivalCall implements AutoCloseable {
                 broken = t;
                 replies.add(t);
                 wake();
+                tellBroken();
               }
 
               @Override
@@ -107,6 +111,7 @@ public final class ArrivalCall implements AutoCloseable {
                 broken = new IllegalStateException("the target ended the stream");
                 replies.add(broken);
                 wake();
+                tellBroken();
               }
             });
   }
@@ -132,6 +137,29 @@ public final class ArrivalCall implements AutoCloseable {
   /** Until when one wait on the target may last, from now. */
   private long waitUntil() {
     return Math.min(holdEndsNanos, System.nanoTime() + limitNanos);
+  }
+
+  /**
+   * Runs {@code listener} once the stream breaks (at once if it has), with the reason, on a thread
+   * of its own: the gRPC thread that learns it must not wait for a move's lock.
+   */
+  public void onBroken(java.util.function.Consumer<String> listener) {
+    onBroken = listener;
+    if (broken != null) {
+      tellBroken();
+    }
+  }
+
+  private void tellBroken() {
+    java.util.function.Consumer<String> l = onBroken;
+    Throwable why = broken;
+    if (l == null || why == null) {
+      return;
+    }
+    onBroken = null;
+    Thread t = new Thread(() -> l.accept(failed(why).getMessage()), "arrival-broken-" + target);
+    t.setDaemon(true);
+    t.start();
   }
 
   /**
