@@ -42,12 +42,9 @@ class ClusterIT {
   static void start() throws Exception {
     cluster = OperatorCluster.start();
     prefix = cluster.agents.bed.prefix();
+    reference = cluster.agents.unmovedOutput(STREAM); // fast: the tokens do not depend on the rate
     cluster.agents.a.streamer("--rate", RATE);
     streamerB = cluster.agents.b.streamer("--rate", RATE);
-    try (CurlStream unmoved = cluster.agents.curl(STREAM)) {
-      assertThat(unmoved.exitCode(30)).isZero();
-      reference = unmoved.output();
-    }
   }
 
   @AfterEach

@@ -45,12 +45,9 @@ class OperatorIT {
   static void start() throws Exception {
     // One migration at a time out of a node: the limits test below shows the second one wait.
     cluster = OperatorCluster.start(Map.of("FERRY_OPERATOR_LIMITS_PER_NODE", "1"));
+    reference = cluster.agents.unmovedOutput(STREAM); // fast: the tokens do not depend on the rate
     cluster.agents.a.streamer("--rate", RATE);
     streamerB = cluster.agents.b.streamer("--rate", RATE);
-    try (CurlStream unmoved = cluster.agents.curl(STREAM)) {
-      assertThat(unmoved.exitCode(30)).isZero();
-      reference = unmoved.output();
-    }
   }
 
   @AfterAll
