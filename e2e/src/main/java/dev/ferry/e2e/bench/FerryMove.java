@@ -65,25 +65,41 @@ final class FerryMove {
 
   private FerryMove() {}
 
+  /**
+   * Move with prepare_only: the states pre-copied to the target and the stream to it open, nothing
+   * frozen (as for a rebalance recommendation); {@link #move} with the same id then moves.
+   */
+  static void prepare(String id, Node from, Node to) {
+    MoveRequest request = request(id, from, to).toBuilder().setPrepareOnly(true).build();
+    MoveOutcome o = from.api.call("Move", s -> s.move(request));
+    if (o.getResult() != MoveOutcome.Result.PREPARED) {
+      throw new IllegalStateException(
+          "preparing move " + id + " ended " + o.getResult() + ": " + o.getMessage());
+    }
+  }
+
+  private static MoveRequest request(String id, Node from, Node to) {
+    return MoveRequest.newBuilder()
+        .setMigrationId(id)
+        .setSourcePod(from.podRef())
+        .setTargetPod(to.podRef())
+        .addPorts(BenchCluster.STREAM_PORT)
+        .addPorts(BenchCluster.IDLE_PORT)
+        .setTargetAgent(to.api())
+        .setSourceNode(from.name)
+        .setTargetNode(to.name)
+        .setAddress(
+            MoveAddressPlan.newBuilder()
+                .setCidr(BenchCluster.VIP_CIDR)
+                .setHostRoute(true)
+                .setAnnounce(true)
+                .setSourceHostInterface(from.pod.podPort())
+                .setTargetHostInterface(to.pod.podPort()))
+        .build();
+  }
+
   static Result move(BenchCluster cluster, String id, Node from, Node to) {
-    MoveRequest request =
-        MoveRequest.newBuilder()
-            .setMigrationId(id)
-            .setSourcePod(from.podRef())
-            .setTargetPod(to.podRef())
-            .addPorts(BenchCluster.STREAM_PORT)
-            .addPorts(BenchCluster.IDLE_PORT)
-            .setTargetAgent(to.api())
-            .setSourceNode(from.name)
-            .setTargetNode(to.name)
-            .setAddress(
-                MoveAddressPlan.newBuilder()
-                    .setCidr(BenchCluster.VIP_CIDR)
-                    .setHostRoute(true)
-                    .setAnnounce(true)
-                    .setSourceHostInterface(from.pod.podPort())
-                    .setTargetHostInterface(to.pod.podPort()))
-            .build();
+    MoveRequest request = request(id, from, to);
     Map<String, Long> calls = new LinkedHashMap<>();
     long sentWallMicros = wallMicros();
     long freezeSent = System.nanoTime();

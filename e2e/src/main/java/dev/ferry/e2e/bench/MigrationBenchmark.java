@@ -34,7 +34,7 @@ public final class MigrationBenchmark {
   static final String USAGE =
       "usage: MigrationBenchmark [--connections 1,100,1000,10000] [--out target/bench]"
           + " [--kv-bytes 4096] [--criu auto|off] [--rate 1000] [--event-budget 20000]"
-          + " [--io netty|blocking] [--state-dir DIR]";
+          + " [--io netty|blocking] [--state-dir DIR] [--prepare on|off]";
 
   /** The command line. */
   record Options(
@@ -45,7 +45,8 @@ public final class MigrationBenchmark {
       int maxRate,
       int eventBudget,
       String io,
-      Path stateDir) {
+      Path stateDir,
+      boolean prepare) {
 
     static Options parse(String[] argv) {
       String[] args = String.join(" ", argv).trim().split("\\s+");
@@ -57,6 +58,7 @@ public final class MigrationBenchmark {
       int budget = 20_000;
       String io = "netty";
       Path stateDir = null;
+      boolean prepare = false;
       for (int i = 0; i < args.length; i++) {
         if (args[i].isEmpty()) {
           continue;
@@ -80,13 +82,19 @@ public final class MigrationBenchmark {
           case "--event-budget" -> budget = Integer.parseInt(v);
           case "--io" -> io = v;
           case "--state-dir" -> stateDir = Path.of(v);
+          case "--prepare" -> {
+            if (!v.equals("on") && !v.equals("off")) {
+              throw new IllegalArgumentException("--prepare must be on or off, got " + v);
+            }
+            prepare = v.equals("on");
+          }
           default -> throw new IllegalArgumentException("unknown option " + args[i - 1]);
         }
       }
       if (connections.stream().anyMatch(n -> n < 1 || n > 15_000)) {
         throw new IllegalArgumentException("connections must be 1..15000 each: " + connections);
       }
-      return new Options(connections, out, kvBytes, criu, maxRate, budget, io, stateDir);
+      return new Options(connections, out, kvBytes, criu, maxRate, budget, io, stateDir, prepare);
     }
 
     /** Tokens per second of each streaming client at N connections: the budget shared out. */
@@ -176,11 +184,17 @@ public final class MigrationBenchmark {
     try (StreamClients clients = StreamClients.open(spec, cluster.client.netns(), 120 + n / 20)) {
       say("%d clients streaming from node-a after %.0f ms".formatted(n, millis(t0)));
       Thread.sleep(2_000); // every stream past its first events, the servers' JIT past its first
+      if (o.prepare()) {
+        prepareAhead("bench-%d-n%d-warmup".formatted(round, n), cluster.a, cluster.b);
+      }
       FerryMove.Result cold =
           FerryMove.move(cluster, "bench-%d-n%d-warmup".formatted(round, n), cluster.a, cluster.b);
       say("warm-up move node-a -> node-b: " + describe(cold));
       awaitPast(clients, cold.resumed(), n);
       Thread.sleep(1_000);
+      if (o.prepare()) {
+        prepareAhead("bench-%d-n%d".formatted(round, n), cluster.b, cluster.a);
+      }
       clients.startRecording();
       long recordFrom = System.nanoTime();
       Thread.sleep(2_000);
@@ -224,6 +238,18 @@ public final class MigrationBenchmark {
         TimeUnit.SECONDS.toNanos(1) / rate,
         TimeUnit.SECONDS.toNanos(1),
         prompt);
+  }
+
+  /**
+   * --prepare on: the move is prepared a second ahead (states pre-copied, nothing frozen), as a
+   * rebalance recommendation does before the interruption; the Move that follows joins it.
+   */
+  private static void prepareAhead(String id, BenchCluster.Node from, BenchCluster.Node to)
+      throws InterruptedException {
+    long t = System.nanoTime();
+    FerryMove.prepare(id, from, to);
+    say("prepared %s %s -> %s in %.0f ms".formatted(id, from.name, to.name, millis(t)));
+    Thread.sleep(1_000);
   }
 
   /** No streamer anywhere, the address on pod A. */
