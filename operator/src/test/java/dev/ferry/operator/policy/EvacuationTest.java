@@ -93,13 +93,7 @@ class EvacuationTest {
   @Test
   void aRequestThatProceededForThisSignalIsDoneWithWhateverItsPhase() {
     List<Pod> pods = List.of(pod("s-1", "node-a", APP, true), pod("s-3", "node-b", APP, true));
-    MigrationRequest prepared = onlyRequest(plan(REBALANCE, pods, List.of()));
-    prepared
-        .getMetadata()
-        .setAnnotations(
-            Map.of(
-                MigrationMachine.PROCEED_ANNOTATION,
-                "node-a: SpotInterruptionNotice at 2026-11-23T10:05:00Z"));
+    MigrationRequest prepared = proceededForTheInterruption(pods);
     prepared.setStatus(status(Phase.Completed));
 
     assertThat(plan(INTERRUPTION, pods, List.of(prepared)))
@@ -110,13 +104,7 @@ class EvacuationTest {
   @Test
   void aRequestThatProceededForThisSignalAndRolledBackLeavesItToAnOrdinaryRequest() {
     List<Pod> pods = List.of(pod("s-1", "node-a", APP, true), pod("s-3", "node-b", APP, true));
-    MigrationRequest prepared = onlyRequest(plan(REBALANCE, pods, List.of()));
-    prepared
-        .getMetadata()
-        .setAnnotations(
-            Map.of(
-                MigrationMachine.PROCEED_ANNOTATION,
-                "node-a: SpotInterruptionNotice at 2026-11-23T10:05:00Z"));
+    MigrationRequest prepared = proceededForTheInterruption(pods);
     prepared.setStatus(status(Phase.RolledBack));
 
     MigrationRequest created = onlyRequest(plan(INTERRUPTION, pods, List.of(prepared)));
@@ -250,6 +238,15 @@ class EvacuationTest {
   private static MigrationRequest onlyRequest(List<Evacuation.Move> moves) {
     assertThat(moves).singleElement().isInstanceOf(Evacuation.Request.class);
     return ((Evacuation.Request) moves.get(0)).request();
+  }
+
+  /** The request a rebalance recommendation made, annotated to proceed for INTERRUPTION. */
+  private static MigrationRequest proceededForTheInterruption(List<Pod> pods) {
+    MigrationRequest prepared = onlyRequest(plan(REBALANCE, pods, List.of()));
+    prepared
+        .getMetadata()
+        .setAnnotations(Map.of(MigrationMachine.PROCEED_ANNOTATION, INTERRUPTION.toString()));
+    return prepared;
   }
 
   private static MigrationRequestStatus status(Phase phase) {
