@@ -53,6 +53,8 @@ final class PreparedStep {
         return move.answered(mr, flight.get(), wake);
       }
       calls.heardPrepared(st.getMigrationId(), clock.instant());
+      // Kept for the next question and the proceed: planning again reads pods and nodes.
+      calls.prepared(flight.get().plan());
       flight = Optional.empty();
       precopied = true;
     }

@@ -300,6 +300,7 @@ class PrepareOnlyTest {
   void aPreparedMoveTheAgentEndedMeanwhileShowsAtTheNextRecheckAsARollback() {
     Rig rig = precopied(prepareOnly(new Rig(true)));
     int writes = rig.writes;
+    int plans = rig.plans;
     rig.clock.advance(PreparedStep.RECHECK.minusSeconds(1));
     assertThat(rig.reconcile().reschedule()).contains(Duration.ofSeconds(1));
     assertThat(rig.source.calls).as("not asked again yet").containsExactly("Move prepareOnly");
@@ -318,6 +319,7 @@ class PrepareOnlyTest {
     rig.reconcile();
 
     assertThat(rig.source.calls).containsExactly("Move prepareOnly", "Move prepareOnly");
+    assertThat(rig.plans).as("asked again with the plan it had: no reads").isEqualTo(plans);
     assertThat(rig.phase()).isEqualTo(Phase.RolledBack);
     assertThat(rig.mr.getStatus().getMessage())
         .isEqualTo(

@@ -44,6 +44,10 @@ final class Rig {
   String fabricSetting = "l2";
   int writes;
   int wakes;
+
+  /** How often the machine planned (read the pods and nodes, in the operator). */
+  int plans;
+
   MigrationMachine.Turn last;
 
   Rig(boolean awsFabric) {
@@ -57,6 +61,7 @@ final class Rig {
   MigrationMachine machine() {
     return new MigrationMachine(
         (m, chosen) -> {
+          plans++;
           if (invalid != null) {
             throw invalid;
           }
