@@ -537,6 +537,15 @@ class AgentServiceIT {
       assertThat(o.getSource().getConnectionsList())
           .as("whatever the source froze went back to its pod")
           .allSatisfy(c -> assertThat(c.getPhase()).isNotIn(ConnectionPhase.RELEASED));
+      // Asked only to prepare, it says the same: nothing is prepared for a target that refused.
+      MoveRequest prepareForNowhere =
+          toNowhere.toBuilder()
+              .setMigrationId("prepare-refused-by-target")
+              .setPrepareOnly(true)
+              .build();
+      MoveOutcome p = stub(toA).move(signer("admin").signed(prepareForNowhere));
+      assertThat(p.getResult()).as(p.getMessage()).isEqualTo(MoveOutcome.Result.ROLLED_BACK);
+      assertThat(p.getMessage()).contains("no such pod network namespace on node node-b");
       assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
       assertThat(curl.output()).as("curl's whole output, served by node-a").isEqualTo(reference);
     }

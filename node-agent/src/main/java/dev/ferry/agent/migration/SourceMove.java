@@ -258,6 +258,9 @@ public final class SourceMove {
    * there, until a Move without prepare_only, a Rollback, or the prepared limit.
    */
   private MoveOutcome prepared() {
+    // A target that refused the header, or went away during the pre-copy, has said so by now:
+    // nothing is prepared for it (the caller hears why, as from a move).
+    call.requireOpen();
     preparedAt = java.time.Instant.now();
     migrations.limitPrepared(this);
     // A target that goes away meanwhile (its agent restarted, say) can take this move no more:
