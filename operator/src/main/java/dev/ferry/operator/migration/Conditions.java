@@ -42,6 +42,17 @@ public final class Conditions {
     st.setObservedGeneration(generation);
   }
 
+  /** The reason the Progressing condition gives now; null when there is none. */
+  static String progressingReason(MigrationRequestStatus st) {
+    return st.getConditions() == null
+        ? null
+        : st.getConditions().stream()
+            .filter(c -> PROGRESSING.equals(c.getType()))
+            .map(Condition::getReason)
+            .findFirst()
+            .orElse(null);
+  }
+
   /** Whether condition {@code type} is True in {@code phase}. */
   private static boolean on(String type, Phase phase) {
     return switch (type) {

@@ -193,7 +193,7 @@ public final class MigrationMachine {
     MigrationRequestStatus st = mr.getStatus();
     boolean changed =
         !s.message().equals(st.getMessage())
-            || !s.reason().equals(progressingReason(st))
+            || !s.reason().equals(Conditions.progressingReason(st))
             || (s.sourceNode() != null && !s.sourceNode().equals(st.getSourceNode()));
     if (changed) {
       if (s.sourceNode() != null) {
@@ -205,16 +205,6 @@ public final class MigrationMachine {
       LOG.info(() -> name(mr) + " waits in " + at + ": " + s.message());
     }
     return new Turn(fresh || changed, Optional.of(s.reschedule()), false);
-  }
-
-  private static String progressingReason(MigrationRequestStatus st) {
-    return st.getConditions() == null
-        ? null
-        : st.getConditions().stream()
-            .filter(c -> Conditions.PROGRESSING.equals(c.getType()))
-            .map(c -> c.getReason())
-            .findFirst()
-            .orElse(null);
   }
 
   /** Closes the clock of phase {@code was}, and records {@code next} with what the step learned. */

@@ -92,13 +92,11 @@ final class PreparedStep {
               .map(t -> Duration.between(t, clock.instant()))
               .orElse(RECHECK);
       if (since.compareTo(RECHECK) >= 0) {
-        Plan plan;
         try {
-          plan = plan(mr, null);
+          askToPrepare(mr, wake);
         } catch (InvalidRequest e) {
           return invalid(e);
         }
-        move.send(mr, plan, true, null, null, wake);
         return StepOutcome.stay(Reasons.STATE_PRECOPIED, precopiedMessage(mr), RECHECK);
       }
       return StepOutcome.stay(Reasons.STATE_PRECOPIED, precopiedMessage(mr), RECHECK.minus(since));
@@ -111,15 +109,21 @@ final class PreparedStep {
   private StepOutcome precopy(MigrationRequest mr, Runnable wake) {
     Plan plan;
     try {
-      plan = plan(mr, null);
+      plan = askToPrepare(mr, wake);
     } catch (InvalidRequest e) {
       return invalid(e);
     }
-    move.send(mr, plan, true, null, null, wake);
     return StepOutcome.wait(
         Reasons.PRE_COPYING,
         "Move (prepare only) sent to the agent of " + plan.sourceNode(),
         RECHECK);
+  }
+
+  /** Move with prepare_only on the source agent, as a flight; the first time and every RECHECK. */
+  private Plan askToPrepare(MigrationRequest mr, Runnable wake) throws InvalidRequest {
+    Plan plan = plan(mr, null);
+    move.send(mr, plan, true, null, null, wake);
+    return plan;
   }
 
   /**
@@ -212,12 +216,7 @@ final class PreparedStep {
 
   /** Whether the status already says the state is pre-copied (an earlier turn wrote it). */
   private static boolean precopied(MigrationRequestStatus st) {
-    return st.getConditions() != null
-        && st.getConditions().stream()
-            .anyMatch(
-                c ->
-                    Conditions.PROGRESSING.equals(c.getType())
-                        && Reasons.STATE_PRECOPIED.equals(c.getReason()));
+    return Reasons.STATE_PRECOPIED.equals(Conditions.progressingReason(st));
   }
 
   private static boolean answeredPrepared(Flight flight) {
