@@ -23,12 +23,8 @@ import java.util.concurrent.TimeUnit;
  * benchmark builds its cluster on this one, on a LAN of its own ({@link Layout}).
  */
 public final class AgentCluster implements AutoCloseable {
-  static final String VIP = "198.18.0.100";
   static final int PORT = 8080;
   public static final int API_PORT = 9443;
-
-  /** The test's own address on the nodes' LAN, where it serves what the nodes call. */
-  static final String LAN_SELF = "198.18.0.254";
 
   /**
    * Where a cluster lives and where what it runs writes.
@@ -46,8 +42,12 @@ public final class AgentCluster implements AutoCloseable {
    *     hold on eth0 and eth1; the client stays on the LAN's subnet
    */
   public record Layout(String subnet, Path stateRoot, Path logs, String serviceSubnet) {
-    /** The tests' and the demo's: 198.18.0.0/24, states and logs kept by the cluster. */
-    static final Layout TESTS = new Layout("198.18.0", null, null);
+    /**
+     * The tests' and the demo's: 198.18.0.0/24, states and logs kept by the cluster. The suite's
+     * second fork (each runs its own test classes at the same time) sets {@code ferry.lan} to a LAN
+     * of its own: this process joins the LAN, so two clusters on one subnet would clash.
+     */
+    static final Layout TESTS = new Layout(System.getProperty("ferry.lan", "198.18.0"), null, null);
 
     /** Service addresses on the nodes' eth0, in the LAN's subnet. */
     public Layout(String subnet, Path stateRoot, Path logs) {
@@ -67,6 +67,12 @@ public final class AgentCluster implements AutoCloseable {
       return subnet + ".254";
     }
   }
+
+  /** The service address of the tests' clusters ({@link Layout#TESTS}). */
+  static final String VIP = Layout.TESTS.vip();
+
+  /** The test's own address on the tests' LAN, where it serves what the nodes call. */
+  static final String LAN_SELF = Layout.TESTS.lanSelf();
 
   /** The node interface of the service addresses in the {@link Layout#ec2} layout. */
   static final String SERVICE_INTERFACE = "eth1";

@@ -60,6 +60,13 @@ final class OperatorCluster implements AutoCloseable {
 
   static final String QUEUE = "ferry-ec2-notices";
 
+  /**
+   * The operator's HTTP port (metrics, health) on this machine; the standby's is the next one. The
+   * suite's second fork sets {@code ferry.operator.http-port}: its operators run beside the first
+   * fork's.
+   */
+  static final int HTTP_PORT = Integer.getInteger("ferry.operator.http-port", 9401);
+
   final List<String> operatorLog = new CopyOnWriteArrayList<>();
   private final Process apiServer;
   private volatile Process operator;
@@ -388,7 +395,7 @@ final class OperatorCluster implements AutoCloseable {
    */
   Process startStandby(List<String> log) throws Exception {
     ProcessBuilder pb = operatorProcess("operator-2", operatorEnv);
-    pb.environment().put("QUARKUS_HTTP_PORT", "9402");
+    pb.environment().put("QUARKUS_HTTP_PORT", String.valueOf(HTTP_PORT + 1));
     // A standby's start waits for the Lease: it is up once it competes for it.
     return agents.start(pb, "operator-2", "leader election: Lease", log, null);
   }
@@ -396,6 +403,7 @@ final class OperatorCluster implements AutoCloseable {
   /** Its Lease identity: a restarted operator-1 takes its own Lease back at once. */
   private ProcessBuilder operatorProcess(String identity, Map<String, String> more) {
     ProcessBuilder pb = ClusterObjects.operatorProcess(apiUrl, agents.certs, NAMESPACE, identity);
+    pb.environment().put("QUARKUS_HTTP_PORT", String.valueOf(HTTP_PORT));
     pb.environment().putAll(more);
     return pb;
   }

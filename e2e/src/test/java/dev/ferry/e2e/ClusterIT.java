@@ -90,7 +90,8 @@ class ClusterIT {
       System.out.println(
           "example request: pause " + st.getPauseMillis() + " ms, phases " + st.getPhaseMillis());
       // The operator's figures, where Prometheus scrapes them.
-      String metrics = Shell.run("curl", "-sf", "http://127.0.0.1:9401/q/metrics");
+      String metrics =
+          Shell.run("curl", "-sf", "http://127.0.0.1:" + OperatorCluster.HTTP_PORT + "/q/metrics");
       assertThat(metrics)
           .contains("ferry_operator_migrations_total{dry_run=\"false\",phase=\"Completed\"}")
           .contains("ferry_operator_client_pause_seconds_count")

@@ -38,7 +38,7 @@ class HandoffIT {
   // looks for its connection on the nodes after the move (the test checks that it was).
   private static final int TOKENS = 1500;
   private static final String STREAM = "/v1/stream?prompt=the%20ferry%20demo&tokens=" + TOKENS;
-  private static final String CLIENT = "198.18.0.1";
+  private static final String CLIENT = AgentCluster.Layout.TESTS.subnet() + ".1";
   private AgentCluster cluster;
 
   @BeforeAll
