@@ -5,6 +5,8 @@ import dev.ferry.operator.address.Ec2Fabric;
 import dev.ferry.operator.address.Fabric;
 import dev.ferry.operator.address.LanFabric;
 import dev.ferry.operator.address.ProviderId;
+import dev.ferry.operator.cluster.ClusterView;
+import dev.ferry.operator.cluster.NodeCache;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.quarkus.runtime.ShutdownEvent;
@@ -15,12 +17,12 @@ import jakarta.enterprise.event.Observes;
 @ApplicationScoped
 public class Fabrics {
   private final OperatorSettings settings;
-  private final KubernetesClient client;
+  private final ClusterView cluster;
   private volatile Fabric fabric;
 
-  public Fabrics(OperatorSettings settings, KubernetesClient client) {
+  public Fabrics(OperatorSettings settings, KubernetesClient client, NodeCache nodes) {
     this.settings = settings;
-    this.client = client;
+    this.cluster = new ClusterView(client, nodes);
   }
 
   /** Built on first use, so that a bad setting fails the migration with its name, not startup. */
@@ -45,10 +47,10 @@ public class Fabrics {
 
   /** The EC2 instance behind a Node, from the spec.providerID the cloud provider sets. */
   private String instanceOf(String nodeName) {
-    Node node = client.nodes().withName(nodeName).get();
-    if (node == null) {
-      throw new IllegalStateException("node " + nodeName + " does not exist");
-    }
+    Node node =
+        cluster
+            .node(nodeName)
+            .orElseThrow(() -> new IllegalStateException("node " + nodeName + " does not exist"));
     return ProviderId.instanceId(node.getSpec() == null ? null : node.getSpec().getProviderID());
   }
 

@@ -16,6 +16,7 @@ import java.net.HttpURLConnection;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Consumer;
 import java.util.logging.Logger;
 
 /**
@@ -40,6 +41,9 @@ final class KubeEvictionGuard implements EvictionGuard {
   static final String DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt";
   static final String DO_NOT_DISRUPT_BY = "ferry.dev/do-not-disrupt-by";
 
+  /** How often a patch is tried, on the pod read again, when the pod changed since it was read. */
+  private static final int ATTEMPTS = 3;
+
   private final KubernetesClient client;
 
   KubeEvictionGuard(KubernetesClient client) {
@@ -55,10 +59,25 @@ final class KubeEvictionGuard implements EvictionGuard {
   @Override
   public Optional<String> protect(MigrationRequest mr, Plan plan) {
     String ns = plan.source().getNamespace();
+    String name = plan.source().getName();
     String uid = mr.getMetadata().getUid();
     try {
       createBudget(mr, ns, uid);
-      client.pods().inNamespace(ns).withName(plan.source().getName()).edit(p -> mark(p, uid));
+      // The pod as the plan read it: in Preparing a moment ago, so no second read. A plan that
+      // Prepared kept for minutes may hold a pod changed since: the patch is refused, and the pod
+      // read again. A copy, as edit changes what it is given, and the plan may be used again.
+      Pod planned =
+          plan.sourcePod() == null
+              ? null
+              : client.getKubernetesSerialization().clone(plan.sourcePod());
+      if (!patchLatest(
+          ns,
+          name,
+          planned,
+          pod -> client.pods().inNamespace(ns).resource(pod).edit(p -> mark(p, uid)))) {
+        throw new KubernetesClientException(
+            "pod " + ns + "/" + name + " is gone", HttpURLConnection.HTTP_NOT_FOUND, null);
+      }
       return Optional.empty();
     } catch (KubernetesClientException e) {
       String why =
@@ -128,11 +147,16 @@ final class KubeEvictionGuard implements EvictionGuard {
       if (source == null) {
         return;
       }
-      Pod pod = client.pods().inNamespace(ns).withName(source).get();
-      if (pod == null || !uid.equals(labels(pod).get(MIGRATION_LABEL))) {
-        return;
-      }
-      client.pods().inNamespace(ns).withName(source).edit(p -> unmark(p, uid));
+      // One read, and a patch only of a pod this request marked.
+      patchLatest(
+          ns,
+          source,
+          null,
+          pod -> {
+            if (uid.equals(labels(pod).get(MIGRATION_LABEL))) {
+              client.pods().inNamespace(ns).resource(pod).edit(p -> unmark(p, uid));
+            }
+          });
     } catch (KubernetesClientException e) {
       // The budget is owned by the request: the garbage collector removes it with the request.
       LOG.warning(
@@ -147,6 +171,35 @@ final class KubeEvictionGuard implements EvictionGuard {
                   + " in "
                   + ns
                   + " or the request to let the pod be evicted");
+    }
+  }
+
+  /**
+   * Runs {@code patch} on the pod as {@code read} (null: reads it first). Fabric8's {@code
+   * resource(pod).edit} sends one JSON patch that carries the resourceVersion the pod was read at,
+   * which the API server refuses (409) once the pod changed since: then the pod is read again and
+   * {@code patch} runs on that, so that nothing another wrote in between is undone or overlooked.
+   *
+   * @return false when the pod is gone
+   */
+  private boolean patchLatest(String ns, String name, Pod read, Consumer<Pod> patch) {
+    Pod pod = read;
+    for (int attempt = 1; ; attempt++) {
+      if (pod == null) {
+        pod = client.pods().inNamespace(ns).withName(name).get();
+        if (pod == null) {
+          return false;
+        }
+      }
+      try {
+        patch.accept(pod);
+        return true;
+      } catch (KubernetesClientException e) {
+        if (e.getCode() != HttpURLConnection.HTTP_CONFLICT || attempt == ATTEMPTS) {
+          throw e;
+        }
+        pod = null;
+      }
     }
   }
 

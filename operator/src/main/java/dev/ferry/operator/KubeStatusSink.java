@@ -24,8 +24,8 @@ final class KubeStatusSink implements StatusSink {
     String ip = plan.address().substring(0, plan.address().indexOf('/'));
     new ClusterView(client)
         .recordMove(
-            plan.target().getNamespace(),
-            plan.target().getName(),
+            plan.target(),
+            plan.targetAddresses(),
             plan.targetNode(),
             ip,
             mr.getMetadata().getNamespace() + "/" + mr.getMetadata().getName());

@@ -3,6 +3,7 @@ package dev.ferry.operator;
 
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.operator.cluster.ClusterView;
+import dev.ferry.operator.cluster.NodeCache;
 import dev.ferry.operator.migration.EvictionGuard;
 import dev.ferry.operator.migration.MigrationMachine;
 import dev.ferry.operator.migration.MigrationSlots;
@@ -47,6 +48,7 @@ public class MigrationReconciler
   private final MoveCalls calls = MoveCalls.withOwnThreads();
   private final MigrationSlots slots;
   private final EvictionGuard guard;
+  private final NodeCache nodes;
 
   /** Every request the operator knows: the informer's cache, once the event sources exist. */
   private volatile IndexerResourceCache<MigrationRequest> requests;
@@ -60,8 +62,10 @@ public class MigrationReconciler
       OperatorSettings settings,
       AgentClients agents,
       OperatorMetrics metrics,
-      Fabrics fabrics) {
+      Fabrics fabrics,
+      NodeCache nodes) {
     this.client = client;
+    this.nodes = nodes;
     this.settings = settings;
     this.agents = agents;
     this.metrics = metrics;
@@ -109,7 +113,7 @@ public class MigrationReconciler
 
   private MigrationMachine machine() {
     return new MigrationMachine(
-        new PlanMaker(new ClusterView(client), settings.agentPort()),
+        new PlanMaker(new ClusterView(client, nodes), settings.agentPort()),
         agents,
         fabrics::fabric,
         calls,

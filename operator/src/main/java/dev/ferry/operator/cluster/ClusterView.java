@@ -14,7 +14,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
-/** The Pods and Nodes a migration involves, read from the API server. */
+/** The Pods and Nodes a migration involves: pods read from the API server, nodes from a cache. */
 public final class ClusterView {
   /**
    * Where a pod's network namespace is, for runtimes that name it (and the one-machine test bed).
@@ -26,9 +26,16 @@ public final class ClusterView {
   public static final String HOLDER_LABEL = "ferry.dev/pod-uid";
 
   private final KubernetesClient client;
+  private final NodeCache nodes;
 
-  public ClusterView(KubernetesClient client) {
+  public ClusterView(KubernetesClient client, NodeCache nodes) {
     this.client = client;
+    this.nodes = nodes;
+  }
+
+  /** Reads every node from the API server: for callers that read none, or have no cache. */
+  public ClusterView(KubernetesClient client) {
+    this(client, new NodeCache());
   }
 
   public Optional<Pod> pod(String namespace, String name) {
@@ -39,8 +46,12 @@ public final class ClusterView {
     return client.pods().inNamespace(namespace).withLabels(labels).list().getItems();
   }
 
+  /**
+   * From the operator's cache of the nodes; from the API server when the cache does not have it
+   * (not synced yet, or a node added a moment ago). Not to be modified: it may be the cache's own.
+   */
   public Optional<Node> node(String name) {
-    return Optional.ofNullable(client.nodes().withName(name).get());
+    return nodes.node(name).or(() -> Optional.ofNullable(client.nodes().withName(name).get()));
   }
 
   public static Optional<String> internalIp(Node node) {
@@ -64,19 +75,17 @@ public final class ClusterView {
   }
 
   /**
-   * Records that {@code address} now lives in pod {@code to}: its MovedAddress names that pod, or
-   * is removed when the address is the pod's own again (moved back home).
+   * Records that {@code address} now lives in pod {@code holder}: its MovedAddress names that pod,
+   * or is removed when the address is one of the pod's own again (moved back home).
+   *
+   * @param holder the pod, with its uid, as the migration's plan read it
+   * @param holderOwn the pod's own addresses as the plan read them: no read again at the end of the
+   *     move, as a pod's addresses, like its uid, stay what they are while it lives
    */
   public void recordMove(
-      String namespace, String to, String node, String address, String migrationRequest) {
-    Pod holder =
-        pod(namespace, to)
-            .orElseThrow(
-                () ->
-                    new IllegalStateException(
-                        "pod " + namespace + "/" + to + " that now holds " + address + " is gone"));
+      PodRef holder, List<String> holderOwn, String node, String address, String migrationRequest) {
     var records = client.resources(MovedAddress.class);
-    if (ownAddresses(holder).stream().anyMatch(ip -> sameAddress(ip, address))) {
+    if (holderOwn.stream().anyMatch(ip -> sameAddress(ip, address))) {
       records.withName(MovedAddress.nameFor(address)).delete();
       return;
     }
@@ -84,10 +93,11 @@ public final class ClusterView {
         MovedAddress.of(
             new MovedAddressSpec(
                 address,
-                new MovedAddressSpec.HolderPod(namespace, to, holder.getMetadata().getUid()),
+                new MovedAddressSpec.HolderPod(
+                    holder.getNamespace(), holder.getName(), holder.getUid()),
                 node,
                 migrationRequest));
-    record.getMetadata().setLabels(Map.of(HOLDER_LABEL, holder.getMetadata().getUid()));
+    record.getMetadata().setLabels(Map.of(HOLDER_LABEL, holder.getUid()));
     records.resource(record).createOr(NonDeletingOperation::update);
   }
 

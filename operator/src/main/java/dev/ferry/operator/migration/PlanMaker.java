@@ -125,7 +125,9 @@ public final class PlanMaker implements Planner {
         ports,
         address,
         deadline,
-        holdLimit);
+        holdLimit,
+        ClusterView.ownAddresses(target),
+        source);
   }
 
   private Pod target(MigrationRequestSpec spec, String ns, String sourceNode, String chosen)

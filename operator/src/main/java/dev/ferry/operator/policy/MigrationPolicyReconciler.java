@@ -2,6 +2,7 @@
 package dev.ferry.operator.policy;
 
 import dev.ferry.api.crd.MigrationPolicy;
+import dev.ferry.operator.cluster.NodeCache;
 import io.fabric8.kubernetes.api.model.Node;
 import io.javaoperatorsdk.operator.api.config.informer.InformerEventSourceConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
@@ -28,16 +29,19 @@ public class MigrationPolicyReconciler implements Reconciler<MigrationPolicy> {
   private static final Duration RETRY = Duration.ofSeconds(2);
 
   private final NodeEvacuator evacuator;
+  private final NodeCache nodeCache;
 
-  public MigrationPolicyReconciler(NodeEvacuator evacuator) {
+  public MigrationPolicyReconciler(NodeEvacuator evacuator, NodeCache nodeCache) {
     this.evacuator = evacuator;
+    this.nodeCache = nodeCache;
   }
 
   @Override
   public List<EventSource<?, MigrationPolicy>> prepareEventSources(
       EventSourceContext<MigrationPolicy> context) {
     // Every node concerns every policy: a node's change wakes them all, and each reads the nodes
-    // from this informer's cache.
+    // from this informer's cache. The migrations' plans read it too (NodeCache), rather than
+    // keep a second copy of every Node.
     InformerEventSourceConfiguration<Node> nodes =
         InformerEventSourceConfiguration.from(Node.class, MigrationPolicy.class)
             .withSecondaryToPrimaryMapper(
@@ -48,7 +52,9 @@ public class MigrationPolicyReconciler implements Reconciler<MigrationPolicy> {
                         .map(ResourceID::fromResource)
                         .collect(Collectors.toSet()))
             .build();
-    return List.of(new InformerEventSource<>(nodes, context));
+    InformerEventSource<Node, MigrationPolicy> informer = new InformerEventSource<>(nodes, context);
+    nodeCache.serveFrom(informer);
+    return List.of(informer);
   }
 
   @Override

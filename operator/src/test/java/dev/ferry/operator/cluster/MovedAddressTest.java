@@ -9,8 +9,10 @@ import dev.ferry.api.crd.MigrationRequestSpec;
 import dev.ferry.api.crd.MovedAddress;
 import dev.ferry.api.crd.PodReference;
 import dev.ferry.operator.migration.InvalidRequest;
+import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.PlanMaker;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
+import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.PodIP;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -21,11 +23,14 @@ import io.fabric8.mockwebserver.Context;
 import io.fabric8.mockwebserver.MockWebServer;
 import io.fabric8.mockwebserver.ServerRequest;
 import io.fabric8.mockwebserver.ServerResponse;
+import io.fabric8.mockwebserver.http.RecordedRequest;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Queue;
 import java.util.UUID;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -71,7 +76,7 @@ class MovedAddressTest {
 
   @Test
   void anAddressMovedIntoAPodCanBeMovedOnFromIt() throws Exception {
-    cluster.recordMove(NS, "pod-b", "node-b", "10.0.0.10", "shop/move-1");
+    moved("pod-b", "node-b", "10.0.0.10", "shop/move-1");
 
     MovedAddress record = kube.resources(MovedAddress.class).withName("10.0.0.10").get();
     assertThat(record.getSpec().getPod().getName()).isEqualTo("pod-b");
@@ -85,7 +90,7 @@ class MovedAddressTest {
   @Test
   void aPodWithNoAddressOfItsOwnMovesTheOneMovedIntoIt() throws Exception {
     pod("pod-c", "node-b", null, Map.of());
-    cluster.recordMove(NS, "pod-c", "node-b", "10.0.0.10", "shop/move-1");
+    moved("pod-c", "node-b", "10.0.0.10", "shop/move-1");
 
     assertThat(cluster.movedInto(kube.pods().inNamespace(NS).withName("pod-c").get()))
         .containsExactly("10.0.0.10");
@@ -112,7 +117,7 @@ class MovedAddressTest {
 
   @Test
   void anAddressMovedToAnotherPodIsRefusedNamingItsHolder() {
-    cluster.recordMove(NS, "pod-b", "node-b", "10.0.0.10", "shop/move-1");
+    moved("pod-b", "node-b", "10.0.0.10", "shop/move-1");
     pod("pod-c", "node-b", "10.0.0.30", Map.of());
 
     assertThatThrownBy(() -> planner.plan(request("pod-c", "pod-a", "10.0.0.10"), null))
@@ -122,7 +127,7 @@ class MovedAddressTest {
 
   @Test
   void aPodMadeAgainUnderTheSameNameHasNoClaimOnTheOldOnesAddress() {
-    cluster.recordMove(NS, "pod-b", "node-b", "10.0.0.10", "shop/move-1");
+    moved("pod-b", "node-b", "10.0.0.10", "shop/move-1");
     kube.pods().inNamespace(NS).withName("pod-b").delete();
     pod("pod-b", "node-b", "10.0.0.21", Map.of());
 
@@ -133,16 +138,16 @@ class MovedAddressTest {
 
   @Test
   void anAddressMovedBackHomeLeavesNoRecord() {
-    cluster.recordMove(NS, "pod-b", "node-b", "10.0.0.10", "shop/move-1");
-    cluster.recordMove(NS, "pod-a", "node-a", "10.0.0.10", "shop/move-back");
+    moved("pod-b", "node-b", "10.0.0.10", "shop/move-1");
+    moved("pod-a", "node-a", "10.0.0.10", "shop/move-back");
 
     assertThat(kube.resources(MovedAddress.class).list().getItems()).isEmpty();
   }
 
   @Test
   void anIpv6AddressIsOneRecordHoweverItIsSpelled() throws Exception {
-    cluster.recordMove(NS, "pod-b", "node-b", "fd42::5", "shop/move-1");
-    cluster.recordMove(NS, "pod-b", "node-b", "fd42:0:0::5", "shop/move-2");
+    moved("pod-b", "node-b", "fd42::5", "shop/move-1");
+    moved("pod-b", "node-b", "fd42:0:0::5", "shop/move-2");
 
     assertThat(kube.resources(MovedAddress.class).list().getItems()).hasSize(1);
     assertThat(planner.plan(request("pod-b", "pod-a", "FD42::0:5"), null).address())
@@ -158,6 +163,42 @@ class MovedAddressTest {
               assertThat(e.field).isEqualTo("spec.address");
               assertThat(e.getMessage()).contains("shop.example is not an IP address");
             });
+  }
+
+  @Test
+  void recordingAMoveTakesTheHolderFromThePlanWithoutReadingIt() throws Exception {
+    Plan there = planner.plan(request("pod-a", "pod-b", null), null);
+    calls();
+    cluster.recordMove(
+        there.target(), there.targetAddresses(), "node-b", "10.0.0.10", "shop/move-1");
+    assertThat(calls()).noneMatch(c -> c.startsWith("GET /api/v1/namespaces/shop/pods"));
+    MovedAddress record = kube.resources(MovedAddress.class).withName("10.0.0.10").get();
+    assertThat(record.getSpec().getPod().getUid()).isEqualTo(uid("pod-b"));
+    assertThat(record.getMetadata().getLabels())
+        .containsEntry(ClusterView.HOLDER_LABEL, uid("pod-b"));
+
+    Plan back = planner.plan(request("pod-b", "pod-a", "10.0.0.10"), null);
+    calls();
+    cluster.recordMove(back.target(), back.targetAddresses(), "node-a", "10.0.0.10", "shop/back");
+    assertThat(calls()).noneMatch(c -> c.startsWith("GET /api/v1/namespaces/shop/pods"));
+    assertThat(kube.resources(MovedAddress.class).list().getItems()).isEmpty();
+  }
+
+  /** The requests the API server received since the last call, as "METHOD PATH". */
+  private List<String> calls() throws InterruptedException {
+    List<String> calls = new ArrayList<>();
+    RecordedRequest r;
+    while ((r = api.takeRequest(10, TimeUnit.MILLISECONDS)) != null) {
+      calls.add(r.getMethod() + " " + r.getPath());
+    }
+    return calls;
+  }
+
+  /** As the end of a move records it: with the holder as a plan read it. */
+  private void moved(String holder, String node, String address, String migrationRequest) {
+    Pod pod = kube.pods().inNamespace(NS).withName(holder).get();
+    cluster.recordMove(
+        ClusterView.ref(pod), ClusterView.ownAddresses(pod), node, address, migrationRequest);
   }
 
   private MigrationRequest request(String source, String target, String address) {

@@ -138,7 +138,9 @@ final class Rig {
         List.of(8080),
         "10.0.0.100/32",
         Duration.ofSeconds(60),
-        Duration.ofSeconds(30));
+        Duration.ofSeconds(30),
+        List.of("10.0.0.20"),
+        null);
   }
 
   private static MigrationRequest request() {

@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator;
+
+import static dev.ferry.operator.KubeEvictionGuard.DO_NOT_DISRUPT;
+import static dev.ferry.operator.KubeEvictionGuard.DO_NOT_DISRUPT_BY;
+import static dev.ferry.operator.KubeEvictionGuard.MIGRATION_LABEL;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.api.crd.MigrationRequestSpec;
+import dev.ferry.api.crd.PodReference;
+import dev.ferry.operator.cluster.ClusterView;
+import dev.ferry.operator.migration.Plan;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
+import io.fabric8.mockwebserver.Context;
+import io.fabric8.mockwebserver.MockWebServer;
+import io.fabric8.mockwebserver.dsl.HttpMethod;
+import io.fabric8.mockwebserver.http.Buffer;
+import io.fabric8.mockwebserver.http.MockResponse;
+import io.fabric8.mockwebserver.http.RecordedRequest;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The eviction guard on the source pod, on Fabric8's mock API server in CRUD mode (which refuses a
+ * patch carrying a resourceVersion that is no longer the pod's, as an API server does): the pod is
+ * read at most once per guard and release, and only what this request set is taken off.
+ */
+class KubeEvictionGuardTest {
+  private static final String NS = "shop";
+  private static final String POD = "/api/v1/namespaces/shop/pods/pod-a";
+
+  private KubernetesMockServer api;
+  private KubernetesClient kube;
+  private KubeEvictionGuard guard;
+  private final MigrationRequest mr = request();
+  private final String uid = mr.getMetadata().getUid();
+
+  /** A JSON patch applied to the pod just before the next patch of it arrives, as another's. */
+  private volatile String meanwhile;
+
+  @BeforeEach
+  void start() {
+    api =
+        new KubernetesMockServer(
+            new Context(), new MockWebServer(), new HashMap<>(), new RacingDispatcher(), false);
+    api.init();
+    kube = api.createClient();
+    guard = new KubeEvictionGuard(kube);
+  }
+
+  @AfterEach
+  void stop() {
+    kube.close();
+    api.destroy();
+  }
+
+  @Test
+  void guardingPatchesThePodAsThePlanReadItWithoutReadingItAgain() throws Exception {
+    Plan plan = plan(pod(Map.of("app", "shop"), Map.of()));
+    calls();
+
+    assertThat(guard.protect(mr, plan)).isEmpty();
+
+    assertThat(podCalls()).containsExactly("PATCH " + POD);
+    Pod pod = current();
+    assertThat(pod.getMetadata().getLabels()).containsEntry(MIGRATION_LABEL, uid);
+    assertThat(pod.getMetadata().getAnnotations())
+        .containsEntry(DO_NOT_DISRUPT, "true")
+        .containsEntry(DO_NOT_DISRUPT_BY, uid);
+  }
+
+  @Test
+  void aPodChangedSinceThePlanReadItIsReadAgainAndTheChangeKept() throws Exception {
+    Plan plan = plan(pod(Map.of("app", "shop"), Map.of()));
+    kube.pods().inNamespace(NS).withName("pod-a").edit(p -> label(p, "tier", "web"));
+    calls();
+
+    assertThat(guard.protect(mr, plan)).isEmpty();
+
+    assertThat(podCalls()).containsExactly("PATCH " + POD, "GET " + POD, "PATCH " + POD);
+    assertThat(current().getMetadata().getLabels())
+        .containsEntry("tier", "web")
+        .containsEntry(MIGRATION_LABEL, uid);
+  }
+
+  @Test
+  void releaseReadsThePodOnceAndPatchesItOnce() throws Exception {
+    guard.protect(mr, plan(pod(Map.of("app", "shop"), Map.of())));
+    calls();
+
+    guard.release(mr);
+
+    assertThat(podCalls()).containsExactly("GET " + POD, "PATCH " + POD);
+    Pod pod = current();
+    assertThat(pod.getMetadata().getLabels()).isEqualTo(Map.of("app", "shop"));
+    assertThat(pod.getMetadata().getAnnotations())
+        .doesNotContainKeys(DO_NOT_DISRUPT, DO_NOT_DISRUPT_BY);
+  }
+
+  @Test
+  void releaseLeavesAPodAnotherRequestMarkedAlone() throws Exception {
+    Map<String, String> others = Map.of(DO_NOT_DISRUPT, "true", DO_NOT_DISRUPT_BY, "other-uid");
+    pod(Map.of(MIGRATION_LABEL, "other-uid"), others);
+    calls();
+
+    guard.release(mr);
+
+    assertThat(podCalls()).containsExactly("GET " + POD);
+    Pod pod = current();
+    assertThat(pod.getMetadata().getLabels()).containsEntry(MIGRATION_LABEL, "other-uid");
+    assertThat(pod.getMetadata().getAnnotations()).containsAllEntriesOf(others);
+  }
+
+  @Test
+  void releaseKeepsADoNotDisruptFerryDidNotSet() {
+    guard.protect(mr, plan(pod(Map.of(), Map.of(DO_NOT_DISRUPT, "true"))));
+
+    guard.release(mr);
+
+    Pod pod = current();
+    assertThat(pod.getMetadata().getLabels()).doesNotContainKey(MIGRATION_LABEL);
+    assertThat(pod.getMetadata().getAnnotations())
+        .containsEntry(DO_NOT_DISRUPT, "true")
+        .doesNotContainKey(DO_NOT_DISRUPT_BY);
+  }
+
+  @Test
+  void aPodAnotherRequestMarkedBetweenReleasesReadAndPatchIsLeftToIt() throws Exception {
+    guard.protect(mr, plan(pod(Map.of(), Map.of())));
+    meanwhile =
+        "[{\"op\":\"replace\",\"path\":\"/metadata/labels/ferry.dev~1migration\","
+            + "\"value\":\"other-uid\"}]";
+    calls();
+
+    guard.release(mr);
+
+    assertThat(podCalls()).containsExactly("GET " + POD, "PATCH " + POD, "GET " + POD);
+    assertThat(current().getMetadata().getLabels()).containsEntry(MIGRATION_LABEL, "other-uid");
+  }
+
+  /**
+   * The CRUD dispatcher, with {@link #meanwhile} applied first to the next patch's pod: as if
+   * another client wrote between the guard's read and its patch.
+   */
+  private final class RacingDispatcher extends KubernetesCrudDispatcher {
+    @Override
+    public MockResponse handlePatch(RecordedRequest request) {
+      String other = meanwhile;
+      if (other != null) {
+        meanwhile = null;
+        super.handlePatch(
+            new RecordedRequest(
+                request.getHttpVersion(),
+                HttpMethod.PATCH,
+                request.getPath(),
+                request.getHeaders(),
+                new Buffer(other.getBytes(StandardCharsets.UTF_8))));
+      }
+      return super.handlePatch(request);
+    }
+  }
+
+  private Pod pod(Map<String, String> labels, Map<String, String> annotations) {
+    return kube.pods()
+        .inNamespace(NS)
+        .resource(
+            new PodBuilder()
+                .withNewMetadata()
+                .withName("pod-a")
+                .withNamespace(NS)
+                .withUid(UUID.randomUUID().toString())
+                .withLabels(labels)
+                .withAnnotations(annotations)
+                .endMetadata()
+                .withNewSpec()
+                .withNodeName("node-a")
+                .endSpec()
+                .build())
+        .create();
+  }
+
+  private Pod current() {
+    return kube.pods().inNamespace(NS).withName("pod-a").get();
+  }
+
+  private static Pod label(Pod p, String key, String value) {
+    Map<String, String> labels = new HashMap<>(p.getMetadata().getLabels());
+    labels.put(key, value);
+    p.getMetadata().setLabels(labels);
+    return p;
+  }
+
+  /** The requests on the pod since the last call, as "METHOD PATH". */
+  private List<String> podCalls() throws InterruptedException {
+    return calls().stream().filter(c -> c.endsWith(" " + POD)).toList();
+  }
+
+  /** The requests the API server received since the last call, as "METHOD PATH". */
+  private List<String> calls() throws InterruptedException {
+    List<String> calls = new ArrayList<>();
+    RecordedRequest r;
+    while ((r = api.takeRequest(10, TimeUnit.MILLISECONDS)) != null) {
+      calls.add(r.getMethod() + " " + r.getPath());
+    }
+    return calls;
+  }
+
+  /** A plan from the source pod as read: only what the guard uses is real. */
+  private static Plan plan(Pod source) {
+    return new Plan(
+        "move-1",
+        ClusterView.ref(source),
+        "node-a",
+        "10.1.0.1:9443",
+        dev.ferry.api.v1alpha1.PodRef.newBuilder().setNamespace(NS).setName("pod-b").build(),
+        "node-b",
+        "10.1.0.2:9443",
+        List.of(8080),
+        "10.0.0.10/32",
+        Duration.ofMinutes(1),
+        Duration.ofSeconds(30),
+        List.of("10.0.0.20"),
+        source);
+  }
+
+  private static MigrationRequest request() {
+    MigrationRequest mr = new MigrationRequest();
+    mr.getMetadata().setNamespace(NS);
+    mr.getMetadata().setName("move-1");
+    mr.getMetadata().setUid(UUID.randomUUID().toString());
+    MigrationRequestSpec spec = new MigrationRequestSpec();
+    spec.setSource(new PodReference("pod-a"));
+    mr.setSpec(spec);
+    return mr;
+  }
+}

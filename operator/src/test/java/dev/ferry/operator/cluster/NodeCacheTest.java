@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator.cluster;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.ferry.api.crd.MigrationPolicy;
+import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.api.crd.MigrationRequestSpec;
+import dev.ferry.api.crd.PodReference;
+import dev.ferry.operator.migration.Plan;
+import dev.ferry.operator.migration.PlanMaker;
+import dev.ferry.operator.policy.MigrationPolicyReconciler;
+import io.fabric8.kubernetes.api.model.Node;
+import io.fabric8.kubernetes.api.model.NodeBuilder;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.PodIP;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
+import io.fabric8.mockwebserver.Context;
+import io.fabric8.mockwebserver.MockWebServer;
+import io.fabric8.mockwebserver.http.RecordedRequest;
+import io.javaoperatorsdk.operator.api.config.BaseConfigurationService;
+import io.javaoperatorsdk.operator.api.config.ConfigurationService;
+import io.javaoperatorsdk.operator.api.config.ControllerConfiguration;
+import io.javaoperatorsdk.operator.api.reconciler.EventSourceContext;
+import io.javaoperatorsdk.operator.processing.event.ResourceID;
+import io.javaoperatorsdk.operator.processing.event.source.IndexerResourceCache;
+import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+import java.util.function.Predicate;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A plan reads the nodes from the informer MigrationPolicyReconciler's controller runs, on
+ * Fabric8's mock API server in CRUD mode; from the API server only while that informer has not
+ * started.
+ */
+class NodeCacheTest {
+  private static final String NS = "shop";
+  private static final String NODES = "/api/v1/nodes";
+
+  private KubernetesMockServer api;
+  private KubernetesClient kube;
+  private final NodeCache cache = new NodeCache();
+  private InformerEventSource<Node, MigrationPolicy> informer;
+
+  @BeforeEach
+  void start() {
+    api =
+        new KubernetesMockServer(
+            new Context(),
+            new MockWebServer(),
+            new HashMap<>(),
+            new KubernetesCrudDispatcher(),
+            false);
+    api.init();
+    kube = api.createClient();
+    node("node-a", "10.1.0.1");
+    node("node-b", "10.1.0.2");
+    pod("pod-a", "node-a", "10.0.0.10");
+    pod("pod-b", "node-b", "10.0.0.20");
+    informer = policyInformer();
+  }
+
+  @AfterEach
+  void stop() {
+    if (informer.isRunning()) {
+      informer.stop();
+    }
+    kube.close();
+    api.destroy();
+  }
+
+  @Test
+  void aPlanReadsBothNodesFromThePolicysInformerNotTheApiServer() throws Exception {
+    informer.start();
+    calls();
+
+    Plan plan = planner().plan(request(), null);
+
+    assertThat(plan.sourceAgent()).isEqualTo("10.1.0.1:9443");
+    assertThat(plan.targetAgent()).isEqualTo("10.1.0.2:9443");
+    assertThat(calls()).noneMatch(c -> c.startsWith("GET " + NODES));
+  }
+
+  @Test
+  void untilTheInformerHasStartedAPlanReadsTheNodesFromTheApiServer() throws Exception {
+    calls();
+
+    Plan plan = planner().plan(request(), null);
+
+    assertThat(plan.targetAgent()).isEqualTo("10.1.0.2:9443");
+    assertThat(calls())
+        .filteredOn(c -> c.startsWith("GET " + NODES))
+        .containsExactly("GET " + NODES + "/node-a", "GET " + NODES + "/node-b");
+  }
+
+  private PlanMaker planner() {
+    return new PlanMaker(new ClusterView(kube, cache), 9443);
+  }
+
+  /**
+   * The node informer as MigrationPolicyReconciler makes it, not yet started: JOSDK's part (its
+   * configuration and event handler) done by hand.
+   */
+  @SuppressWarnings({"unchecked", "rawtypes"})
+  private InformerEventSource<Node, MigrationPolicy> policyInformer() {
+    ConfigurationService config =
+        ConfigurationService.newOverriddenConfigurationService(
+            new BaseConfigurationService(), o -> o.withKubernetesClient(kube));
+    MigrationPolicyReconciler reconciler = new MigrationPolicyReconciler(null, cache);
+    ControllerConfiguration<MigrationPolicy> controller = config.getConfigurationFor(reconciler);
+    var source =
+        (InformerEventSource<Node, MigrationPolicy>)
+            reconciler
+                .prepareEventSources(
+                    new EventSourceContext<>(
+                        new NoPolicies(), controller, kube, MigrationPolicy.class))
+                .get(0);
+    source.setControllerConfiguration((ControllerConfiguration) controller);
+    source.setEventHandler(event -> {});
+    return source;
+  }
+
+  /** The requests the API server received since the last call, as "METHOD PATH". */
+  private List<String> calls() throws InterruptedException {
+    List<String> calls = new ArrayList<>();
+    RecordedRequest r;
+    while ((r = api.takeRequest(10, TimeUnit.MILLISECONDS)) != null) {
+      calls.add(r.getMethod() + " " + r.getPath());
+    }
+    return calls;
+  }
+
+  private static MigrationRequest request() {
+    MigrationRequest mr = new MigrationRequest();
+    mr.getMetadata().setNamespace(NS);
+    mr.getMetadata().setName("move");
+    mr.getMetadata().setUid(UUID.randomUUID().toString());
+    MigrationRequestSpec spec = new MigrationRequestSpec();
+    spec.setSource(new PodReference("pod-a"));
+    spec.setTarget(new PodReference("pod-b"));
+    spec.setPorts(List.of(8080));
+    mr.setSpec(spec);
+    return mr;
+  }
+
+  private void node(String name, String internalIp) {
+    kube.nodes()
+        .resource(
+            withInternalIp(
+                new NodeBuilder().withNewMetadata().withName(name).endMetadata().build(),
+                internalIp))
+        .create();
+  }
+
+  private static Node withInternalIp(Node node, String ip) {
+    return new NodeBuilder(node)
+        .withNewStatus()
+        .addNewAddress()
+        .withType("InternalIP")
+        .withAddress(ip)
+        .endAddress()
+        .endStatus()
+        .build();
+  }
+
+  private void pod(String name, String node, String ip) {
+    kube.pods()
+        .inNamespace(NS)
+        .resource(
+            new PodBuilder()
+                .withNewMetadata()
+                .withName(name)
+                .withNamespace(NS)
+                .withUid(UUID.randomUUID().toString())
+                .endMetadata()
+                .withNewSpec()
+                .withNodeName(node)
+                .endSpec()
+                .withNewStatus()
+                .withPhase("Running")
+                .withPodIP(ip)
+                .withPodIPs(List.of(new PodIP(ip)))
+                .addNewCondition()
+                .withType("Ready")
+                .withStatus("True")
+                .endCondition()
+                .endStatus()
+                .build())
+        .create();
+  }
+
+  /** The policy controller's cache, with no policy in it: a node's change wakes none. */
+  private static final class NoPolicies implements IndexerResourceCache<MigrationPolicy> {
+    @Override
+    public Optional<MigrationPolicy> get(ResourceID id) {
+      return Optional.empty();
+    }
+
+    @Override
+    public Stream<ResourceID> keys() {
+      return Stream.empty();
+    }
+
+    @Override
+    public Stream<MigrationPolicy> list(Predicate<MigrationPolicy> predicate) {
+      return Stream.empty();
+    }
+
+    @Override
+    public Stream<MigrationPolicy> list(String namespace, Predicate<MigrationPolicy> predicate) {
+      return Stream.empty();
+    }
+
+    @Override
+    public List<MigrationPolicy> byIndex(String indexName, String indexKey) {
+      return List.of();
+    }
+
+    @Override
+    public void addIndexers(Map<String, Function<MigrationPolicy, List<String>>> indexers) {}
+  }
+}
