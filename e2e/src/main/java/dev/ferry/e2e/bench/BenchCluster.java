@@ -14,6 +14,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
@@ -149,8 +150,11 @@ final class BenchCluster implements AutoCloseable {
     b = new Node(agents.b, tls);
   }
 
-  /** Builds the cluster and starts both agents; the service address starts on pod A. */
-  static BenchCluster start(Path logs, Path stateRoot) throws Exception {
+  /**
+   * Builds the cluster and starts both agents, sized for states of {@code kvBytes} (a KV cache of 1
+   * GiB is over the agents' default limit of 256 MiB); the service address starts on pod A.
+   */
+  static BenchCluster start(Path logs, Path stateRoot, int kvBytes) throws Exception {
     AtomicReference<AutoCloseable> made = new AtomicReference<>();
     // Ctrl-C while the cluster is being built takes down what there is of it.
     Thread early = new Thread(() -> closeQuietly(made.get()), "bench-cleanup-early");
@@ -158,8 +162,9 @@ final class BenchCluster implements AutoCloseable {
     try {
       AgentCluster agents = AgentCluster.create(new AgentCluster.Layout(SUBNET, stateRoot, logs));
       made.set(agents);
-      agents.a.startAgent();
-      agents.b.startAgent();
+      Map<String, String> sized = agentsFor(kvBytes);
+      agents.a.startAgent(sized);
+      agents.b.startAgent(sized);
       BenchCluster c = new BenchCluster(agents, logs);
       made.set(c);
       Runtime.getRuntime().addShutdownHook(c.hook);
@@ -173,6 +178,25 @@ final class BenchCluster implements AutoCloseable {
     } finally {
       Runtime.getRuntime().removeShutdownHook(early);
     }
+  }
+
+  /**
+   * The agents' environment for one stream's state of {@code kvBytes}: over the default limit, a
+   * limit half as large again (the token records that follow the cache), and a state timeout long
+   * enough for the streamer's silence while it copies and hashes the cache before its first offer
+   * (PrecopyIT's reasoning: a state timeout bounds a silent application, and this one is silent for
+   * as long as its gibibyte takes).
+   */
+  static Map<String, String> agentsFor(int kvBytes) {
+    long defaultLimit = 256L << 20;
+    if (kvBytes + (kvBytes >> 1) <= defaultLimit) {
+      return Map.of();
+    }
+    return Map.of(
+        "FERRY_AGENT_MAX_STATE_BYTES",
+        String.valueOf(kvBytes + ((long) kvBytes >> 1)),
+        "FERRY_AGENT_STATE_TIMEOUT",
+        "PT3M");
   }
 
   private static void closeQuietly(AutoCloseable c) {

@@ -133,7 +133,8 @@ public final class MigrationBenchmark {
     say("CRIU: " + (criuReason == null ? "criu check passes; baseline (b) runs" : criuReason));
     List<Figures> results = new ArrayList<>();
     long started = System.nanoTime();
-    try (BenchCluster cluster = BenchCluster.start(out.resolve("logs"), o.stateDir())) {
+    try (BenchCluster cluster =
+        BenchCluster.start(out.resolve("logs"), o.stateDir(), o.kvBytes())) {
       say(
           "cluster up: client, node-a and node-b with their agents; logs in "
               + out.resolve("logs"));
