@@ -224,6 +224,8 @@ public final class FerryAgent implements AutoCloseable {
             });
     // One thread waits from the start: the first freeze does not wait for a thread to be made.
     pool.prestartCoreThread();
+    // Nor for what a search of this process's sockets loads the first time (OwnSockets.find).
+    pool.execute(OwnSockets::rehearse);
     this.workers = pool;
     this.reader = new Thread(this::readLoop, "ferry-agent-" + name);
     reader.setDaemon(true);
