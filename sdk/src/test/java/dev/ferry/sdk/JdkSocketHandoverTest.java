@@ -15,6 +15,10 @@ import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -36,6 +40,49 @@ class JdkSocketHandoverTest {
       assertThatThrownBy(() -> OwnSockets.find(nobody))
           .isInstanceOf(IOException.class)
           .hasMessageContaining("no TCP socket for");
+    }
+  }
+
+  @Test
+  void findsEachOfManyConnectionsAndNoneTwice() throws Exception {
+    List<Pair> pairs = new ArrayList<>();
+    try {
+      for (int i = 0; i < 100; i++) {
+        pairs.add(Pair.open());
+      }
+      Set<Integer> fds = new HashSet<>();
+      for (Pair p : pairs) {
+        int fd = OwnSockets.find(p.serverSide());
+        TcpSocket view = TcpSocket.adopt(fd);
+        assertThat(new Connection(view.localAddress(), view.remoteAddress()))
+            .isEqualTo(p.serverSide());
+        fds.add(fd);
+      }
+      assertThat(fds).hasSize(pairs.size());
+    } finally {
+      for (Pair p : pairs) {
+        p.close();
+      }
+    }
+  }
+
+  @Test
+  void aDescriptorNumberReusedByAnotherSocketIsNotTakenForTheConnectionThatHadIt()
+      throws Exception {
+    Pair first = Pair.open();
+    Connection gone = first.serverSide();
+    int itsFd = OwnSockets.find(gone); // noted for the next call
+    first.close();
+    // Linux gives the lowest free number: the next sockets take the closed ones' numbers.
+    try (Pair second = Pair.open()) {
+      assertThatThrownBy(() -> OwnSockets.find(gone))
+          .as("descriptor %d was %s's", itsFd, gone)
+          .isInstanceOf(IOException.class)
+          .hasMessageContaining("no TCP socket for");
+      int fd = OwnSockets.find(second.serverSide());
+      TcpSocket view = TcpSocket.adopt(fd);
+      assertThat(new Connection(view.localAddress(), view.remoteAddress()))
+          .isEqualTo(second.serverSide());
     }
   }
 
