@@ -9,6 +9,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestSpec;
 import dev.ferry.api.crd.PodReference;
+import dev.ferry.operator.cluster.ApiRequests;
 import dev.ferry.operator.cluster.ClusterView;
 import dev.ferry.operator.migration.Plan;
 import io.fabric8.kubernetes.api.model.Pod;
@@ -24,12 +25,10 @@ import io.fabric8.mockwebserver.http.MockResponse;
 import io.fabric8.mockwebserver.http.RecordedRequest;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -211,12 +210,7 @@ class KubeEvictionGuardTest {
 
   /** The requests the API server received since the last call, as "METHOD PATH". */
   private List<String> calls() throws InterruptedException {
-    List<String> calls = new ArrayList<>();
-    RecordedRequest r;
-    while ((r = api.takeRequest(10, TimeUnit.MILLISECONDS)) != null) {
-      calls.add(r.getMethod() + " " + r.getPath());
-    }
-    return calls;
+    return ApiRequests.since(api);
   }
 
   /** A plan from the source pod as read: only what the guard uses is real. */

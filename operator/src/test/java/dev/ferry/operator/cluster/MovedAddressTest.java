@@ -11,10 +11,7 @@ import dev.ferry.api.crd.PodReference;
 import dev.ferry.operator.migration.InvalidRequest;
 import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.PlanMaker;
-import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
-import io.fabric8.kubernetes.api.model.PodBuilder;
-import io.fabric8.kubernetes.api.model.PodIP;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.dsl.base.CustomResourceDefinitionContext;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMixedDispatcher;
@@ -23,14 +20,11 @@ import io.fabric8.mockwebserver.Context;
 import io.fabric8.mockwebserver.MockWebServer;
 import io.fabric8.mockwebserver.ServerRequest;
 import io.fabric8.mockwebserver.ServerResponse;
-import io.fabric8.mockwebserver.http.RecordedRequest;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Queue;
 import java.util.UUID;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -186,12 +180,7 @@ class MovedAddressTest {
 
   /** The requests the API server received since the last call, as "METHOD PATH". */
   private List<String> calls() throws InterruptedException {
-    List<String> calls = new ArrayList<>();
-    RecordedRequest r;
-    while ((r = api.takeRequest(10, TimeUnit.MILLISECONDS)) != null) {
-      calls.add(r.getMethod() + " " + r.getPath());
-    }
-    return calls;
+    return ApiRequests.since(api);
   }
 
   /** As the end of a move records it: with the holder as a plan read it. */
@@ -220,46 +209,10 @@ class MovedAddressTest {
   }
 
   private void node(String name, String internalIp) {
-    kube.nodes()
-        .resource(
-            new NodeBuilder()
-                .withNewMetadata()
-                .withName(name)
-                .endMetadata()
-                .withNewStatus()
-                .addNewAddress()
-                .withType("InternalIP")
-                .withAddress(internalIp)
-                .endAddress()
-                .endStatus()
-                .build())
-        .create();
+    KubeletObjects.node(kube, name, internalIp);
   }
 
   private void pod(String name, String node, String ip, Map<String, String> annotations) {
-    kube.pods()
-        .inNamespace(NS)
-        .resource(
-            new PodBuilder()
-                .withNewMetadata()
-                .withName(name)
-                .withNamespace(NS)
-                .withUid(UUID.randomUUID().toString())
-                .withAnnotations(annotations)
-                .endMetadata()
-                .withNewSpec()
-                .withNodeName(node)
-                .endSpec()
-                .withNewStatus()
-                .withPhase("Running")
-                .withPodIP(ip)
-                .withPodIPs(ip == null ? List.of() : List.of(new PodIP(ip)))
-                .addNewCondition()
-                .withType("Ready")
-                .withStatus("True")
-                .endCondition()
-                .endStatus()
-                .build())
-        .create();
+    KubeletObjects.runningPod(kube, NS, name, node, ip, annotations);
   }
 }

@@ -11,15 +11,11 @@ import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.PlanMaker;
 import dev.ferry.operator.policy.MigrationPolicyReconciler;
 import io.fabric8.kubernetes.api.model.Node;
-import io.fabric8.kubernetes.api.model.NodeBuilder;
-import io.fabric8.kubernetes.api.model.PodBuilder;
-import io.fabric8.kubernetes.api.model.PodIP;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.fabric8.mockwebserver.Context;
 import io.fabric8.mockwebserver.MockWebServer;
-import io.fabric8.mockwebserver.http.RecordedRequest;
 import io.javaoperatorsdk.operator.api.config.BaseConfigurationService;
 import io.javaoperatorsdk.operator.api.config.ConfigurationService;
 import io.javaoperatorsdk.operator.api.config.ControllerConfiguration;
@@ -27,13 +23,11 @@ import io.javaoperatorsdk.operator.api.reconciler.EventSourceContext;
 import io.javaoperatorsdk.operator.processing.event.ResourceID;
 import io.javaoperatorsdk.operator.processing.event.source.IndexerResourceCache;
 import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.UUID;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import java.util.function.Predicate;
 import java.util.stream.Stream;
@@ -135,12 +129,7 @@ class NodeCacheTest {
 
   /** The requests the API server received since the last call, as "METHOD PATH". */
   private List<String> calls() throws InterruptedException {
-    List<String> calls = new ArrayList<>();
-    RecordedRequest r;
-    while ((r = api.takeRequest(10, TimeUnit.MILLISECONDS)) != null) {
-      calls.add(r.getMethod() + " " + r.getPath());
-    }
-    return calls;
+    return ApiRequests.since(api);
   }
 
   private static MigrationRequest request() {
@@ -157,49 +146,11 @@ class NodeCacheTest {
   }
 
   private void node(String name, String internalIp) {
-    kube.nodes()
-        .resource(
-            withInternalIp(
-                new NodeBuilder().withNewMetadata().withName(name).endMetadata().build(),
-                internalIp))
-        .create();
-  }
-
-  private static Node withInternalIp(Node node, String ip) {
-    return new NodeBuilder(node)
-        .withNewStatus()
-        .addNewAddress()
-        .withType("InternalIP")
-        .withAddress(ip)
-        .endAddress()
-        .endStatus()
-        .build();
+    KubeletObjects.node(kube, name, internalIp);
   }
 
   private void pod(String name, String node, String ip) {
-    kube.pods()
-        .inNamespace(NS)
-        .resource(
-            new PodBuilder()
-                .withNewMetadata()
-                .withName(name)
-                .withNamespace(NS)
-                .withUid(UUID.randomUUID().toString())
-                .endMetadata()
-                .withNewSpec()
-                .withNodeName(node)
-                .endSpec()
-                .withNewStatus()
-                .withPhase("Running")
-                .withPodIP(ip)
-                .withPodIPs(List.of(new PodIP(ip)))
-                .addNewCondition()
-                .withType("Ready")
-                .withStatus("True")
-                .endCondition()
-                .endStatus()
-                .build())
-        .create();
+    KubeletObjects.runningPod(kube, NS, name, node, ip, Map.of());
   }
 
   /** The policy controller's cache, with no policy in it: a node's change wakes none. */
