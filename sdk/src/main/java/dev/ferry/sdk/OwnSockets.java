@@ -32,7 +32,7 @@ public final class OwnSockets {
 
   /**
    * Searches once, for a connection no socket has, so that what a search loads (its classes, the
-   * native calls' stubs) is loaded before a freeze waits for it: a JVM's first search took 30–40 ms
+   * native calls' stubs) is loaded before a freeze waits for it: a JVM's first search took 23–47 ms
    * in the benchmark, inside the client's pause, and the next ones 4–9 ms (267 descriptors). {@link
    * FerryAgent} runs it when a session opens.
    */
