@@ -43,9 +43,10 @@ public final class AgentCluster implements AutoCloseable {
    */
   public record Layout(String subnet, Path stateRoot, Path logs, String serviceSubnet) {
     /**
-     * The tests' and the demo's: 198.18.0.0/24, states and logs kept by the cluster. The suite's
-     * second fork (each runs its own test classes at the same time) sets {@code ferry.lan} to a LAN
-     * of its own: this process joins the LAN, so two clusters on one subnet would clash.
+     * The tests' and the demo's: 198.18.0.0/24, states and logs kept by the cluster. Each of the
+     * suite's two forks (they run test classes at the same time, e2e/pom.xml) sets {@code
+     * ferry.lan} to a LAN of its own: this process joins the LAN, so two clusters on one subnet
+     * would clash.
      */
     static final Layout TESTS = new Layout(System.getProperty("ferry.lan", "198.18.0"), null, null);
 

@@ -61,9 +61,9 @@ final class OperatorCluster implements AutoCloseable {
   static final String QUEUE = "ferry-ec2-notices";
 
   /**
-   * The operator's HTTP port (metrics, health) on this machine; the standby's is the next one. The
-   * suite's second fork sets {@code ferry.operator.http-port}: its operators run beside the first
-   * fork's.
+   * The operator's HTTP port (metrics, health) on this machine; the standby's is the next one. Each
+   * of the suite's two forks sets {@code ferry.operator.http-port}: their operators run side by
+   * side.
    */
   static final int HTTP_PORT = Integer.getInteger("ferry.operator.http-port", 9401);
 
