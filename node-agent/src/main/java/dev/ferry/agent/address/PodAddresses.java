@@ -61,18 +61,45 @@ public final class PodAddresses {
     List<AddressMover.Step> steps = new ArrayList<>();
     try (NetNamespace ns = pods.open(pod, "pod")) {
       steps.add(mover.add(a, ns, ifname));
-      String hostIf = hostInterface(ns, ifname, hostInterface, hostRoute);
-      if (!hostIf.isEmpty()) {
-        try (NetNamespace host = NetNamespace.current()) {
-          steps.add(mover.addRoute(a, host, hostIf));
-          if (a.ip() instanceof Inet6Address) {
-            steps.add(mover.addProxy(a, host, mover.carrier(a, host, carriers, uplink)));
-            warnUnlessProxyNdp();
-          }
-        }
-      }
+      addNodeRoute(a, ns, ifname, hostInterface, hostRoute, steps);
     }
     return logged(steps);
+  }
+
+  /**
+   * The node's half of {@link #add} alone, for an address an arrival's {@link #claim} has put on
+   * the pod already: its commit routes the address while the clients are held, and adding it to the
+   * pod again would only find it there (an EEXIST, a few milliseconds the first time).
+   */
+  public List<AddressMover.Step> route(
+      ServiceAddress a, PodRef pod, String ifname, String hostInterface, boolean hostRoute)
+      throws SyscallException {
+    List<AddressMover.Step> steps = new ArrayList<>();
+    try (NetNamespace ns = pods.open(pod, "pod")) {
+      addNodeRoute(a, ns, ifname, hostInterface, hostRoute, steps);
+    }
+    return logged(steps);
+  }
+
+  private void addNodeRoute(
+      ServiceAddress a,
+      NetNamespace pod,
+      String ifname,
+      String hostInterface,
+      boolean hostRoute,
+      List<AddressMover.Step> steps)
+      throws SyscallException {
+    String hostIf = hostInterface(pod, ifname, hostInterface, hostRoute);
+    if (hostIf.isEmpty()) {
+      return;
+    }
+    try (NetNamespace host = NetNamespace.current()) {
+      steps.add(mover.addRoute(a, host, hostIf));
+      if (a.ip() instanceof Inet6Address) {
+        steps.add(mover.addProxy(a, host, mover.carrier(a, host, carriers, uplink)));
+        warnUnlessProxyNdp();
+      }
+    }
   }
 
   /**

@@ -33,8 +33,10 @@ import java.util.logging.Logger;
 /**
  * The target's end of one move's stream (Arrive): the header (the address goes onto the target pod,
  * unrouted, so that restored sockets can bind to it), the states, END (stage every socket, answer
- * STAGED), then COMMIT (commit record, route, resume, announce, answer) or ABORT. A stream that
- * ends without COMMIT drops what it staged: the source still has every state.
+ * STAGED), then COMMIT (commit record, route, resume, announce, answer) or ABORT. A source told so
+ * (ready, in answer to the header) sends COMMIT right behind the states, marked if_all_staged: it
+ * waits here while they stage, and commits only if every connection did. A stream that ends without
+ * COMMIT drops what it staged: the source still has every state.
  */
 public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   private static final Logger LOG = Logger.getLogger(ArrivalStream.class.getName());
@@ -66,6 +68,15 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   private boolean done;
   private boolean appendsToPrestate;
   private final java.util.Map<Connection, byte[]> tails = new java.util.HashMap<>();
+
+  /** What END staged (null before it): a COMMIT with if_all_staged commits only if all did. */
+  private MigrationStatus stagedAtEnd;
+
+  /**
+   * When END began to be taken: a COMMIT sent right behind the states arrived after it, but waited
+   * behind the stage, so its own turn is too late a mark for the clients' timestamp clocks.
+   */
+  private long endArrived;
 
   /** Each connection's state offered ahead of its freeze, as it came, until its delta arrives. */
   private final java.util.Map<Connection, Precopied> precopied = new java.util.HashMap<>();
@@ -188,6 +199,11 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
           node.addresses().claim(address, header.getTargetPod(), ifname(), this);
           addressOnPod = true;
         }
+        if (header.getCommitWithStates()) {
+          // The source may send COMMIT behind the states: it is told that this agent commits
+          // only what staged (an older one would commit regardless, so it waits for STAGED).
+          out.onNext(ArrivalReply.newBuilder().setReady(true).build());
+        }
       }
       case PRECOPY -> {
         requireHeader();
@@ -272,6 +288,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
       }
       case END -> {
         requireHeader();
+        endArrived = System.nanoTime();
         finishConnection();
         if (m.getEnd().getConnections() != states.size()) {
           throw new BadRequest(
@@ -285,6 +302,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         states.clear();
         dropPrecopiedThatDidNotCome();
         MigrationStatus staged = target.stage(header.getTargetPod());
+        stagedAtEnd = staged;
         node.faults().reach(header.getFault(), "target-after-stage", header.getMigrationId());
         if (address != null && header.getAddress().getClaimedByCaller()) {
           // The caller claims the address from the network next: the node must deliver it here.
@@ -302,6 +320,10 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
       }
       case KEPT -> {
         requireHeader();
+        if (stagedAtEnd != null && !allStaged()) {
+          // Sent behind the states before the source knew: the COMMIT that follows is refused.
+          return;
+        }
         for (var k : m.getKept().getBytesList()) {
           Connection c = Wire.connection(k.getId(), "kept.bytes.id");
           take(k.getData().size(), "kept client bytes of " + c);
@@ -311,6 +333,20 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
       case COMMIT -> {
         requireHeader();
         long arrived = System.nanoTime();
+        if (m.getCommit().getIfAllStaged()) {
+          if (stagedAtEnd == null) {
+            throw new BadRequest("a COMMIT with if_all_staged came before END");
+          }
+          if (!allStaged()) {
+            LOG.info(() -> "migration " + id() + ": not every connection staged: not committing");
+            refuse();
+            return;
+          }
+          // Sent behind the states, it waited here while they staged: the clients' clocks go on
+          // from when END came, a little ahead of the truth (by the source's steps between the
+          // two), which a timestamp may be; behind it may not.
+          arrived = endArrived;
+        }
         Map<Connection, ClientAck> acks = clientAcks(m.getCommit());
         target.commit();
         if (m.getCommit().hasMillisSinceExport()) {
@@ -363,18 +399,32 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         out.onCompleted();
         target.markIfAllResumed();
       }
-      case ABORT -> {
-        MigrationStatus s = dropUnlessCommitted();
-        end();
-        out.onNext(
-            ArrivalReply.newBuilder()
-                .setResumed(s == null ? MigrationStatus.getDefaultInstance() : s)
-                .setCommitted(s != null && s.getCommitted())
-                .build());
-        out.onCompleted();
-      }
+      case ABORT -> refuse();
       default -> throw new BadRequest("an empty arrival message");
     }
+  }
+
+  /** Drops what is staged, unless committed, and answers which it was; the stream ends. */
+  private void refuse() {
+    MigrationStatus s = dropUnlessCommitted();
+    end();
+    out.onNext(
+        ArrivalReply.newBuilder()
+            .setResumed(s == null ? MigrationStatus.getDefaultInstance() : s)
+            .setCommitted(s != null && s.getCommitted())
+            .build());
+    out.onCompleted();
+  }
+
+  /**
+   * Whether END staged every connection (at least one, unless the move carries the address alone),
+   * as the source requires before it commits.
+   */
+  private boolean allStaged() {
+    boolean addressOnly = stagedAtEnd.getConnectionsCount() == 0 && address != null;
+    return stagedAtEnd.getConnectionsList().stream()
+            .allMatch(c -> c.getPhase() == dev.ferry.api.v1alpha1.ConnectionPhase.STAGED)
+        && (stagedAtEnd.getConnectionsCount() > 0 || addressOnly);
   }
 
   /**
@@ -567,6 +617,17 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   }
 
   private void routeAddressHere() throws SyscallException {
+    if (addressOnPod) {
+      // The header's claim put it on the pod: only the node's route is left to add.
+      node.addresses()
+          .route(
+              address,
+              header.getTargetPod(),
+              ifname(),
+              header.getAddress().getTargetHostInterface(),
+              header.getAddress().getHostRoute());
+      return;
+    }
     node.addresses()
         .add(
             address,

@@ -46,11 +46,14 @@ import java.util.stream.Collectors;
  *   <li>this node lets go of its holds and states.
  * </ol>
  *
- * Before step 5 any failure rolls back here; after the target's commit record nothing is rebuilt
- * here. When the caller claims the address (AWS), the run stops after step 4 with AWAITING_ADDRESS
- * and {@link #commit} carries on; unless this node forwards the address's packets to the target and
- * the caller claims after the commit: then the run goes on to its end, and the caller claims once
- * it has the outcome (forwarding set).
+ * Steps 3 to 5 overlap when the target says it can (its answer to the header): COMMIT follows the
+ * states at once, the address leaving here while the target stages, and the target commits only if
+ * every connection staged; so the clients resume one message after the states, not three (states,
+ * STAGED, COMMIT). Before the target's commit record any failure rolls back here; after it nothing
+ * is rebuilt here. When the caller claims the address (AWS), the run stops after step 4 with
+ * AWAITING_ADDRESS and {@link #commit} carries on; unless this node forwards the address's packets
+ * to the target and the caller claims after the commit: then the run goes on to its end, and the
+ * caller claims once it has the outcome (forwarding set).
  */
 public final class SourceMove {
   private static final Logger LOG = Logger.getLogger(SourceMove.class.getName());
@@ -82,6 +85,16 @@ public final class SourceMove {
   private boolean forwarding;
 
   private MoveOutcome awaiting;
+
+  /**
+   * COMMIT goes right behind the states, which the target commits only if every connection staged:
+   * the round trip to STAGED and back is not in the pause. When the target said it can (its answer
+   * to the header) and the caller does not claim the address between STAGED and COMMIT.
+   */
+  private boolean commitWithStates;
+
+  /** When the states went to the target. */
+  private long statesSent;
 
   /** The connections the move takes, and those it leaves with their application. */
   private Inventory.Found found;
@@ -366,36 +379,57 @@ public final class SourceMove {
       call.abort();
       return outcomeOf(MoveOutcome.Result.ROLLED_BACK, m.limitPassed(), null);
     }
-    long sent = System.nanoTime();
+    statesSent = System.nanoTime();
+    commitWithStates = !req.getAddress().getClaimedByCaller() && call.commitsIfAllStaged();
+    if (commitWithStates) {
+      // The target stages while the address leaves here and COMMIT follows: it commits only if
+      // every connection staged, and says STAGED first either way (commitAndResume reads both).
+      call.sendStatesAhead(m.exported());
+      addressLeaves("");
+      return null;
+    }
     ArrivalReply reply = call.sendStates(m.exported());
-    m.timed("send-and-stage", sent);
-    m.transferred();
-    staged = reply.getStaged();
-    long failed = staged.getConnectionsList().stream().filter(c -> c.getPhase() != STAGED).count();
-    if (failed > 0 || (count(staged, STAGED) == 0 && !addressOnly)) {
+    if (!staged(reply)) {
       call.abort();
       rollBackHere();
       return outcomeOf(
           MoveOutcome.Result.ROLLED_BACK,
-          "staging on "
-              + staged.getNode()
-              + " failed for "
-              + failed
-              + " connection(s): "
-              + reasons(staged, c -> c.getPhase() != STAGED)
-              + "; every connection went back to "
-              + node.nodeName(),
+          stagingFailed() + "; every connection went back to " + node.nodeName(),
           null);
     }
-    // From here the target may be told to commit: refused if a rollback (the operator's deadline,
-    // a deleted request, the hold limit) came first, and noted for a restarted agent.
+    addressLeaves(reply.getTunnelEndpoint());
+    return null;
+  }
+
+  /** Takes the target's STAGED answer: whether every connection staged. */
+  private boolean staged(ArrivalReply reply) {
+    m.timed("send-and-stage", statesSent);
+    m.transferred();
+    staged = reply.getStaged();
+    boolean addressOnly = found.connections().isEmpty() && !req.getAddress().getCidr().isEmpty();
+    return staged.getConnectionsList().stream().allMatch(c -> c.getPhase() == STAGED)
+        && (count(staged, STAGED) > 0 || addressOnly);
+  }
+
+  private String stagingFailed() {
+    return "staging on "
+        + staged.getNode()
+        + " failed for "
+        + staged.getConnectionsList().stream().filter(c -> c.getPhase() != STAGED).count()
+        + " connection(s): "
+        + reasons(staged, c -> c.getPhase() != STAGED);
+  }
+
+  /** Step 4: from here the target may be told to commit. */
+  private void addressLeaves(String targetTunnelEnd) throws SyscallException {
+    // Refused if a rollback (the operator's deadline, a deleted request, the hold limit) came
+    // first, and noted for a restarted agent, before COMMIT can be sent.
     long leaving = System.nanoTime();
     m.commitMayHappen();
     m.addressLeaves();
-    forwarding = forwardToTarget(reply.getTunnelEndpoint());
+    forwarding = forwardToTarget(targetTunnelEnd);
     m.timed("address-leaves", leaving);
     node.faults().reach(req.getFault(), "source-after-address", req.getMigrationId());
-    return null;
   }
 
   /** Step 5 and 6: the commit point and after. */
@@ -411,7 +445,18 @@ public final class SourceMove {
     ArrivalReply reply;
     long committing = System.nanoTime();
     try {
-      reply = call.commit(m.millisSinceExport(), acks);
+      if (commitWithStates) {
+        call.commitIfAllStaged(m.millisSinceExport(), acks);
+        if (!staged(call.awaitReply())) {
+          // The target drops what it staged instead of committing, and says so next.
+          String why = stagingFailed();
+          reply = call.awaitReply();
+          return reply.getCommitted() ? resumed(reply, "") : afterRollback(why);
+        }
+        reply = call.awaitReply();
+      } else {
+        reply = call.commit(m.millisSinceExport(), acks);
+      }
       m.timed("commit-round-trip", committing);
     } catch (Peers.PeerFailed e) {
       // Whether the target committed is unknown: the rollback asks it, and either gives the
@@ -706,6 +751,7 @@ public final class SourceMove {
         .setFault(req.getFault())
         .setPlan(req.getPlan())
         .setTunnelEndpoint(tunnelEnd == null ? "" : tunnelEnd.local().getHostAddress())
+        .setCommitWithStates(true)
         .build();
   }
 

@@ -67,6 +67,12 @@ public final class ArrivalCall implements AutoCloseable {
   /** Hears the target say a connection's pre-copied snapshot is whole there. */
   private volatile java.util.function.Consumer<ConnectionId> precopyHeld;
 
+  /**
+   * The target answered the header with ready: it commits a COMMIT sent right behind the states
+   * only if every connection staged (ArrivalDecision.if_all_staged).
+   */
+  private volatile boolean commitsIfAllStaged;
+
   /** Why the stream broke, once it has: every later send or wait fails with it at once. */
   private volatile Throwable broken;
 
@@ -88,6 +94,10 @@ public final class ArrivalCall implements AutoCloseable {
 
               @Override
               public void onNext(ArrivalReply reply) {
+                if (reply.hasReady()) {
+                  commitsIfAllStaged = true;
+                  return;
+                }
                 if (reply.hasPrecopyHeld()) {
                   java.util.function.Consumer<ConnectionId> l = precopyHeld;
                   if (l != null) {
@@ -205,8 +215,24 @@ public final class ArrivalCall implements AutoCloseable {
             .build());
   }
 
+  /**
+   * Whether the target has said that it commits a COMMIT sent right behind the states only if every
+   * connection staged: then {@link #commitIfAllStaged} may follow {@link #sendStatesAhead} without
+   * waiting for STAGED. False until its answer to the header has come (or from a target that
+   * predates it): the move then waits for STAGED before COMMIT, as before.
+   */
+  public boolean commitsIfAllStaged() {
+    return commitsIfAllStaged;
+  }
+
   /** Sends every state, then waits for the target's STAGED answer. */
   public ArrivalReply sendStates(List<Departure.Departed> states) throws InterruptedException {
+    sendStatesAhead(states);
+    return reply();
+  }
+
+  /** Sends every state and END; the target's STAGED answer comes to {@link #awaitReply}. */
+  public void sendStatesAhead(List<Departure.Departed> states) throws InterruptedException {
     StatesBatch.Builder batch = StatesBatch.newBuilder();
     int batched = 0;
     for (Departure.Departed d : states) {
@@ -243,7 +269,6 @@ public final class ArrivalCall implements AutoCloseable {
         ArrivalMessage.newBuilder()
             .setEnd(StatesEnd.newBuilder().setConnections(states.size()))
             .build());
-    return reply();
   }
 
   /**
@@ -302,6 +327,29 @@ public final class ArrivalCall implements AutoCloseable {
         ArrivalMessage.newBuilder()
             .setCommit(commitDecision(millisSinceExport, clientAcks))
             .build());
+    return reply();
+  }
+
+  /**
+   * COMMIT right behind the states, before STAGED has come: the target commits only if every
+   * connection staged, and answers STAGED, then RESUMED (or committed = false); both come to {@link
+   * #awaitReply}, in that order. Only to a target that {@link #commitsIfAllStaged}.
+   */
+  public void commitIfAllStaged(long millisSinceExport, Map<Connection, ClientAck> clientAcks)
+      throws InterruptedException {
+    if (!commitsIfAllStaged) {
+      throw new IllegalStateException(
+          "the target " + target + " did not say it commits only what staged");
+    }
+    send(
+        ArrivalMessage.newBuilder()
+            .setCommit(
+                commitDecision(millisSinceExport, clientAcks).toBuilder().setIfAllStaged(true))
+            .build());
+  }
+
+  /** The target's next answer (STAGED, then RESUMED), within the move's time. */
+  public ArrivalReply awaitReply() throws InterruptedException {
     return reply();
   }
 
