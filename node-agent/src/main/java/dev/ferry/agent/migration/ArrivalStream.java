@@ -202,6 +202,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         if (header.getCommitWithStates()) {
           // The source may send COMMIT behind the states: it is told that this agent commits
           // only what staged (an older one would commit regardless, so it waits for STAGED).
+          // Once the header is taken: the source freezes nobody before this answer.
           out.onNext(ArrivalReply.newBuilder().setReady(true).build());
         }
       }

@@ -58,6 +58,12 @@ import java.util.stream.Collectors;
 public final class SourceMove {
   private static final Logger LOG = Logger.getLogger(SourceMove.class.getName());
 
+  /**
+   * The longest the freeze waits for the target's answer to the header (ready): nobody is held yet,
+   * and a target that predates it never answers, so that one's moves start this much later.
+   */
+  private static final Duration READY_WAIT = Duration.ofSeconds(1);
+
   /** How often a rollback asks a target that does not answer whether it committed. */
   private static final Duration ASK_TARGET_EVERY = Duration.ofMillis(500);
 
@@ -341,8 +347,19 @@ public final class SourceMove {
    */
   private MoveOutcome freezeAndSend() throws InterruptedException, java.io.IOException {
     List<Connection> chosen = found.connections();
-    // A target that refused the header has said so by now if anything was pre-copied: freeze
-    // nobody for it. (A refusal still on its way is met when the states are sent, and rolls back.)
+    // The target's answer to the header (ready, or a refusal) before anyone is held: so that
+    // COMMIT can follow the states at once, and nobody is frozen for a target that refused.
+    if (!req.getAddress().getClaimedByCaller() && !call.awaitReady(READY_WAIT)) {
+      call.requireOpen();
+      LOG.info(
+          () ->
+              "migration "
+                  + id
+                  + ": the target did not say within "
+                  + READY_WAIT.toMillis()
+                  + " ms that it commits only what staged (an older agent): COMMIT waits for"
+                  + " its STAGED");
+    }
     call.requireOpen();
     freezeWallMicros = nowMicros();
     freezeNanos = System.nanoTime();

@@ -73,6 +73,10 @@ public final class ArrivalCall implements AutoCloseable {
    */
   private volatile boolean commitsIfAllStaged;
 
+  /** Counted down when the target says ready, or the stream breaks. */
+  private final java.util.concurrent.CountDownLatch readyOrBroken =
+      new java.util.concurrent.CountDownLatch(1);
+
   /** Why the stream broke, once it has: every later send or wait fails with it at once. */
   private volatile Throwable broken;
 
@@ -96,6 +100,7 @@ public final class ArrivalCall implements AutoCloseable {
               public void onNext(ArrivalReply reply) {
                 if (reply.hasReady()) {
                   commitsIfAllStaged = true;
+                  readyOrBroken.countDown();
                   return;
                 }
                 if (reply.hasPrecopyHeld()) {
@@ -111,6 +116,7 @@ public final class ArrivalCall implements AutoCloseable {
               @Override
               public void onError(Throwable t) {
                 broken = t;
+                readyOrBroken.countDown();
                 replies.add(t);
                 wake();
                 tellBroken();
@@ -119,6 +125,7 @@ public final class ArrivalCall implements AutoCloseable {
               @Override
               public void onCompleted() {
                 broken = new IllegalStateException("the target ended the stream");
+                readyOrBroken.countDown();
                 replies.add(broken);
                 wake();
                 tellBroken();
@@ -222,6 +229,18 @@ public final class ArrivalCall implements AutoCloseable {
    * predates it): the move then waits for STAGED before COMMIT, as before.
    */
   public boolean commitsIfAllStaged() {
+    return commitsIfAllStaged;
+  }
+
+  /**
+   * Waits, at most {@code most}, for the target's answer to the header: ready, or the stream's end.
+   * Before the freeze, so that the answer is not raced by the states (a target's first arrival
+   * answered 100–170 ms after its header here, its code cold, and the states went sooner).
+   *
+   * @return whether the target said ready; false from an older target, after {@code most}
+   */
+  public boolean awaitReady(Duration most) throws InterruptedException {
+    readyOrBroken.await(most.toNanos(), TimeUnit.NANOSECONDS);
     return commitsIfAllStaged;
   }
 
