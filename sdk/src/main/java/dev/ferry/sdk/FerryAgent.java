@@ -77,6 +77,13 @@ public final class FerryAgent implements AutoCloseable {
   // The protocol version the agent agreed to in WELCOME: 1 (no pre-copy), 2 or 3 (proof).
   private volatile int version;
   private final ExecutorService workers;
+
+  /**
+   * Sends the answers of freezes made on the server's own threads ({@link
+   * MigrationHandler#freezeLater}), one after another: they share the session's socket anyway.
+   */
+  private final ExecutorService answers;
+
   private final Thread reader;
   private volatile CompletableFuture<ByteBuffer> reply;
   private volatile boolean closed;
@@ -227,6 +234,13 @@ public final class FerryAgent implements AutoCloseable {
     // Nor for what a search of this process's sockets loads the first time (OwnSockets.find).
     pool.execute(OwnSockets::rehearse);
     this.workers = pool;
+    this.answers =
+        java.util.concurrent.Executors.newSingleThreadExecutor(
+            r -> {
+              Thread t = new Thread(r, "ferry-answers-" + name);
+              t.setDaemon(true);
+              return t;
+            });
     this.reader = new Thread(this::readLoop, "ferry-agent-" + name);
     reader.setDaemon(true);
   }
@@ -513,7 +527,7 @@ public final class FerryAgent implements AutoCloseable {
         if (offer != null) {
           offers.remove(offer.id, offer);
         }
-        workers.execute(() -> answerFreeze(id, c, offer));
+        freeze(id, c, offer);
       }
       case Frame.PRECOPY -> {
         long id = p.getLong();
@@ -714,6 +728,31 @@ public final class FerryAgent implements AutoCloseable {
     }
   }
 
+  /**
+   * Asks the server to freeze {@code c}: without lending it a thread when it makes its answer on
+   * one of its own ({@link MigrationHandler#freezeLater}), else on an SDK thread.
+   */
+  private void freeze(long id, Connection c, Offer offer) {
+    MigrationHandler handler = handlers.get(c.local().getPort());
+    java.util.concurrent.CompletionStage<Handover> later;
+    try {
+      later = handler == null ? null : handler.freezeLater(c);
+    } catch (Exception e) {
+      later = CompletableFuture.completedFuture(failedToFreeze(c, e));
+    }
+    if (later == null) {
+      workers.execute(() -> answerFreeze(id, c, offer));
+      return;
+    }
+    later.whenComplete(
+        (answer, e) ->
+            answers.execute(() -> answer(id, c, offer, e == null ? answer : failedToFreeze(c, e))));
+  }
+
+  private static Handover failedToFreeze(Connection c, Throwable e) {
+    return Handover.decline("the server failed to freeze " + c + ": " + e);
+  }
+
   private void answerFreeze(long id, Connection c, Offer offer) {
     Handover answer;
     try {
@@ -723,8 +762,13 @@ public final class FerryAgent implements AutoCloseable {
               ? Handover.decline("port " + c.local().getPort() + " is not registered here")
               : handler.freeze(c);
     } catch (Exception e) {
-      answer = Handover.decline("the server failed to freeze " + c + ": " + e);
+      answer = failedToFreeze(c, e);
     }
+    answer(id, c, offer, answer);
+  }
+
+  /** Sends {@code answer}; the end of any pre-copy of {@code c} with it. */
+  private void answer(long id, Connection c, Offer offer, Handover answer) {
     if (offer == null) {
       send(id, c, answer);
       return;
@@ -1002,5 +1046,6 @@ public final class FerryAgent implements AutoCloseable {
       Thread.currentThread().interrupt();
     }
     workers.shutdown();
+    answers.shutdown();
   }
 }

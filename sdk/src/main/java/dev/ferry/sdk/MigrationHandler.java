@@ -18,6 +18,19 @@ public interface MigrationHandler {
   Handover freeze(Connection connection) throws Exception;
 
   /**
+   * As {@link #freeze}, for a server whose freeze finishes on a thread of its own (an event loop):
+   * return at once with the answer to come, and the SDK lends no thread while it is made. Called on
+   * the session's reader thread. A freeze of many connections at once otherwise takes a thread
+   * each, waiting: 1,000 connections started 1,000 threads.
+   *
+   * <p>By default null: the SDK calls {@link #freeze} on a thread of its own.
+   */
+  default java.util.concurrent.CompletionStage<Handover> freezeLater(Connection connection)
+      throws Exception {
+    return null;
+  }
+
+  /**
    * The agent is about to move this connection and asks for its state ahead of the freeze (protocol
    * version 2): offer a snapshot now and an append whenever the state changes, from any thread.
    * When {@link #freeze} comes and {@code offer} is still {@link StateOffer#isOpen open}, hand over

@@ -18,10 +18,8 @@ import io.netty.channel.epoll.EpollSocketChannel;
 import java.lang.System.Logger.Level;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 
 /**
  * Hands channels of Netty's epoll transport to the agent and adopts the ones that arrive, for a
@@ -67,43 +65,45 @@ public final class NettyMigrationHandler implements MigrationHandler {
 
   @Override
   public Handover freeze(Connection c) {
+    return freezeLater(c).join();
+  }
+
+  /**
+   * The freeze runs on the channel's event loop and answers from there: the SDK lends no thread
+   * while it waits, so that a freeze of many connections does not start a thread for each.
+   */
+  @Override
+  public CompletableFuture<Handover> freezeLater(Connection c) {
     Channel ch = channels.find(c);
     if (ch == null) {
-      return Handover.decline(
-          "no live Netty channel for " + c + " (closed, or LiveChannels is not in its pipeline)");
+      return CompletableFuture.completedFuture(
+          Handover.decline(
+              "no live Netty channel for "
+                  + c
+                  + " (closed, or LiveChannels is not in its pipeline)"));
     }
     if (!(ch instanceof EpollSocketChannel epoll)) {
-      return Handover.decline(
-          c
-              + " is carried by a "
-              + ch.getClass().getSimpleName()
-              + "; only an EpollSocketChannel shows its descriptor");
+      return CompletableFuture.completedFuture(
+          Handover.decline(
+              c
+                  + " is carried by a "
+                  + ch.getClass().getSimpleName()
+                  + "; only an EpollSocketChannel shows its descriptor"));
     }
     Freeze freeze = new Freeze(c, epoll);
     try {
       ch.eventLoop().execute(freeze::begin);
     } catch (RejectedExecutionException e) {
-      return Handover.decline("the event loop of " + c + " is shutting down");
+      return CompletableFuture.completedFuture(
+          Handover.decline("the event loop of " + c + " is shutting down"));
     }
-    Handover no;
-    try {
-      return freeze.answer.get(limitMillis, TimeUnit.MILLISECONDS);
-    } catch (TimeoutException e) {
-      no =
-          Handover.decline(
-              "the event loop of "
-                  + c
-                  + " did not finish the freeze within "
-                  + limitMillis
-                  + " ms");
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      no = Handover.decline("interrupted while freezing " + c);
-    } catch (ExecutionException impossible) {
-      throw new AssertionError("the answer is only ever completed normally", impossible);
-    }
-    // Whoever completes the answer first decides; the loop gives the channel back if it lost.
-    return freeze.answer.complete(no) ? no : freeze.answer.join();
+    // Timed apart from the loop, which may be the one that is stuck. Whoever completes the answer
+    // first decides; the loop gives the channel back if it lost.
+    return freeze.answer.completeOnTimeout(
+        Handover.decline(
+            "the event loop of " + c + " did not finish the freeze within " + limitMillis + " ms"),
+        limitMillis,
+        TimeUnit.MILLISECONDS);
   }
 
   @Override

@@ -213,6 +213,65 @@ class NettyHandoverTest {
     }
   }
 
+  /**
+   * One session answers many freezes at once, each with its channel's socket, and lends no thread
+   * per freeze: the answers are made on the event loop. (Before, each FREEZE held a thread of the
+   * SDK while its loop worked, and 1,000 connections started 1,000 threads.)
+   */
+  @Test
+  void manyFreezesAtOnceAreEachAnsweredWithTheirSocketWithoutAThreadEach(@TempDir Path dir)
+      throws Exception {
+    int many = 100;
+    Path path = dir.resolve("handoff.sock");
+    List<Socket> clients = new java.util.ArrayList<>();
+    try (UnixSocket agentSide = UnixSocket.listen(path, 1)) {
+      Thread session = new Thread(() -> welcome(agentSide));
+      session.start();
+      try (FerryAgent agent = FerryAgent.connect(path, "netty-many")) {
+        agent.register(port, new NettyMigrationHandler(live, group, app));
+        session.join(5000);
+        FrameChannel agentChannel = sessions.get(0);
+        for (int i = 0; i < many; i++) {
+          clients.add(new Socket(LO, port));
+        }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        for (Socket client : clients) {
+          while (live.find(serverSide(client)) == null && System.nanoTime() < deadline) {
+            Thread.sleep(1);
+          }
+        }
+        for (int i = 0; i < many; i++) {
+          Connection c = serverSide(clients.get(i));
+          ByteBuffer freeze = ByteBuffer.allocate(8 + c.encodedSize()).putLong(i);
+          c.writeTo(freeze);
+          agentChannel.write(Frame.FREEZE, freeze.array());
+        }
+        java.util.Set<Long> frozen = new java.util.HashSet<>();
+        while (frozen.size() < many) {
+          Frame f = agentChannel.read();
+          if (f.type() == Frame.FROZEN) {
+            assertThat(f.fd()).as("the channel's socket comes with its answer").isNotNegative();
+            Descriptors.close(f.fd());
+            frozen.add(ByteBuffer.wrap(f.payload()).getLong());
+          } else {
+            assertThat(f.type()).as("FROZEN and its BLOB, nothing else").isEqualTo(Frame.BLOB);
+          }
+        }
+        assertThat(frozen).hasSize(many);
+        long handoffThreads =
+            Thread.getAllStackTraces().keySet().stream()
+                .filter(t -> t.getName().equals("ferry-handoff-netty-many"))
+                .count();
+        assertThat(handoffThreads).as("the SDK's threads for this session").isLessThanOrEqualTo(2);
+      } finally {
+        sessions.forEach(FrameChannel::close);
+        for (Socket client : clients) {
+          client.close();
+        }
+      }
+    }
+  }
+
   private static UnixSocket listen(TcpSocket tcp, Path unix) throws Exception {
     tcp.setReuseAddress();
     tcp.bind(new InetSocketAddress(LO, 0));
