@@ -152,6 +152,12 @@ class HandoffIT {
 
   @Test
   void aTargetWithoutTheApplicationSendsTheStreamHomeIntact() throws Exception {
+    assertThat(targetWithoutTheApplication().getSource().getPhaseMicrosMap())
+        .as("COMMIT waited for STAGED")
+        .doesNotContainKey("states-to-commit");
+  }
+
+  private MoveOutcome targetWithoutTheApplication() throws Exception {
     cluster.a.streamer("--rate", "200");
     String unmoved = unmovedRun(STREAM);
 
@@ -175,6 +181,43 @@ class HandoffIT {
           .isLessThan(TOKENS);
       assertThat(curl.exitCode(120)).as("curl's exit code (56 would be a reset)").isZero();
       assertThat(curl.output()).isEqualTo(unmoved);
+      return o;
+    }
+  }
+
+  /**
+   * With ferry.agent.commit-with-states, COMMIT follows the states without waiting for STAGED (the
+   * source's status times "states-to-commit" only then): the stream moves as intact as with the two
+   * steps.
+   */
+  @Test
+  void withCommitBehindTheStatesAJavaStreamMovesIntact() throws Exception {
+    commitWithStates();
+    cluster.a.streamer("--rate", "200");
+    cluster.b.streamer("--rate", "200");
+    MoveOutcome o = movesIntact(STREAM, TOKENS, unmovedRun(STREAM));
+    assertThat(o.getSource().getPhaseMicrosMap()).containsKey("states-to-commit");
+  }
+
+  /**
+   * With ferry.agent.commit-with-states, a COMMIT that went behind the states to a target that
+   * could not stage is refused there: the stream goes home intact, as when the source waits for
+   * STAGED.
+   */
+  @Test
+  void withCommitBehindTheStatesATargetWithoutTheApplicationRefusesItAndTheStreamGoesHome()
+      throws Exception {
+    commitWithStates();
+    assertThat(targetWithoutTheApplication().getSource().getPhaseMicrosMap())
+        .as("COMMIT went behind the states")
+        .containsKey("states-to-commit");
+  }
+
+  /** Both agents started again with ferry.agent.commit-with-states on. */
+  private void commitWithStates() throws Exception {
+    for (AgentCluster.Node n : List.of(cluster.a, cluster.b)) {
+      n.killAgent();
+      n.startAgent(Map.of("FERRY_AGENT_COMMIT_WITH_STATES", "true"));
     }
   }
 

@@ -38,6 +38,10 @@ public final class Migrations {
   private final Duration answerTimeout;
   private final Duration precopyTimeout;
   private final Duration preparedLimit;
+
+  /** ferry.agent.commit-with-states: see {@link #commitWithStates()}. */
+  private final boolean commitWithStates;
+
   private final Map<String, SourceMigration> sources = new ConcurrentHashMap<>();
   private final Map<String, TargetMigration> targets = new ConcurrentHashMap<>();
   private final Map<String, SourceMove> moves = new ConcurrentHashMap<>();
@@ -59,8 +63,10 @@ public final class Migrations {
       Duration holdLimit,
       Duration answerTimeout,
       Duration precopyTimeout,
-      Duration preparedLimit) {
+      Duration preparedLimit,
+      boolean commitWithStates) {
     this.node = node;
+    this.commitWithStates = commitWithStates;
     this.holdLimit = holdLimit;
     this.answerTimeout = answerTimeout;
     this.precopyTimeout = precopyTimeout;
@@ -132,6 +138,15 @@ public final class Migrations {
   }
 
   /** How long an application may stay silent while it offers its state ahead of a freeze. */
+  /**
+   * Whether a move from here sends COMMIT right behind the states (to a target that says it commits
+   * only what staged), saving two messages in the pause, at the price of a target agent that dies
+   * while it stages holding the clients until it answers again or the hold limit passes.
+   */
+  public boolean commitWithStates() {
+    return commitWithStates;
+  }
+
   public Duration precopyTimeout() {
     return precopyTimeout;
   }

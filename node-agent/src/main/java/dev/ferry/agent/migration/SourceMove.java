@@ -46,14 +46,17 @@ import java.util.stream.Collectors;
  *   <li>this node lets go of its holds and states.
  * </ol>
  *
- * Steps 3 to 5 overlap when the target says it can (its answer to the header): COMMIT follows the
- * states at once, the address leaving here while the target stages, and the target commits only if
- * every connection staged; so the clients resume one message after the states, not three (states,
- * STAGED, COMMIT). Before the target's commit record any failure rolls back here; after it nothing
- * is rebuilt here. When the caller claims the address (AWS), the run stops after step 4 with
- * AWAITING_ADDRESS and {@link #commit} carries on; unless this node forwards the address's packets
- * to the target and the caller claims after the commit: then the run goes on to its end, and the
- * caller claims once it has the outcome (forwarding set).
+ * With ferry.agent.commit-with-states, steps 3 to 5 overlap when the target says it can (its answer
+ * to the header): COMMIT follows the states at once, the address leaving here while the target
+ * stages, and the target commits only if every connection staged; so the clients resume one message
+ * after the states, not three (states, STAGED, COMMIT). Off by default: once COMMIT has gone, a
+ * target agent that dies while it stages leaves this one unable to roll back until that agent
+ * answers again (ClusterIT's target that dies after staging and stays down). Before the target's
+ * commit record any failure rolls back here; after it nothing is rebuilt here. When the caller
+ * claims the address (AWS), the run stops after step 4 with AWAITING_ADDRESS and {@link #commit}
+ * carries on; unless this node forwards the address's packets to the target and the caller claims
+ * after the commit: then the run goes on to its end, and the caller claims once it has the outcome
+ * (forwarding set).
  */
 public final class SourceMove {
   private static final Logger LOG = Logger.getLogger(SourceMove.class.getName());
@@ -349,7 +352,7 @@ public final class SourceMove {
     List<Connection> chosen = found.connections();
     // The target's answer to the header (ready, or a refusal) before anyone is held: so that
     // COMMIT can follow the states at once, and nobody is frozen for a target that refused.
-    if (!req.getAddress().getClaimedByCaller() && !call.awaitReady(READY_WAIT)) {
+    if (offersCommitWithStates() && !call.awaitReady(READY_WAIT)) {
       call.requireOpen();
       LOG.info(
           () ->
@@ -397,7 +400,7 @@ public final class SourceMove {
       return outcomeOf(MoveOutcome.Result.ROLLED_BACK, m.limitPassed(), null);
     }
     statesSent = System.nanoTime();
-    commitWithStates = !req.getAddress().getClaimedByCaller() && call.commitsIfAllStaged();
+    commitWithStates = offersCommitWithStates() && call.commitsIfAllStaged();
     if (commitWithStates) {
       // The target stages while the address leaves here and COMMIT follows: it commits only if
       // every connection staged, and says STAGED first either way (commitAndResume reads both).
@@ -463,12 +466,22 @@ public final class SourceMove {
     long committing = System.nanoTime();
     try {
       if (commitWithStates) {
+        // From the states to COMMIT: what the target's stage overlaps with (and a mark, in the
+        // status, that COMMIT went before STAGED).
+        m.timed("states-to-commit", statesSent);
         call.commitIfAllStaged(m.millisSinceExport(), acks);
         if (!staged(call.awaitReply())) {
           // The target drops what it staged instead of committing, and says so next.
           String why = stagingFailed();
           reply = call.awaitReply();
-          return reply.getCommitted() ? resumed(reply, "") : afterRollback(why);
+          if (reply.getCommitted()) {
+            return resumed(reply, ""); // never from a target that said ready
+          }
+          MigrationStatus back = rollbackOnceTheTargetAnswers();
+          return outcomeOf(
+              count(back, FAILED) == 0 ? MoveOutcome.Result.ROLLED_BACK : MoveOutcome.Result.FAILED,
+              why + "; every connection went back to " + node.nodeName(),
+              null);
         }
         reply = call.awaitReply();
       } else {
@@ -768,8 +781,17 @@ public final class SourceMove {
         .setFault(req.getFault())
         .setPlan(req.getPlan())
         .setTunnelEndpoint(tunnelEnd == null ? "" : tunnelEnd.local().getHostAddress())
-        .setCommitWithStates(true)
+        .setCommitWithStates(offersCommitWithStates())
         .build();
+  }
+
+  /**
+   * Whether this move may send COMMIT right behind the states: this agent's setting
+   * (ferry.agent.commit-with-states), and not when the caller claims the address between STAGED and
+   * COMMIT (AWS).
+   */
+  private boolean offersCommitWithStates() {
+    return migrations.commitWithStates() && !req.getAddress().getClaimedByCaller();
   }
 
   /**

@@ -144,7 +144,8 @@ public class AgentRuntime {
             settings.holdLimit(),
             settings.answerTimeout(),
             settings.stateTimeout(),
-            settings.preparedLimit());
+            settings.preparedLimit(),
+            settings.commitWithStates());
     migrations.recover();
     metrics.connections(migrations::phases);
     metrics.holds(this::activeHolds, this::probesAnswered);
