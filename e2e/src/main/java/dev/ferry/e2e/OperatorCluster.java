@@ -39,14 +39,17 @@ import java.util.function.Function;
  * The agents' two-node cluster made whole: an API server (Fabric8's mock, CRUD mode, as a process
  * on the nodes' LAN) holding its Nodes and Pods, an instance metadata service per node that the
  * node's agent watches, and the operator as a process (the Quarkus build) watching the API server.
+ *
+ * <p>Public for the migration benchmark ({@code bench}), which puts it {@link #around} a cluster
+ * whose agents it started itself.
  */
-final class OperatorCluster implements AutoCloseable {
+public final class OperatorCluster implements AutoCloseable {
   static final String NAMESPACE = "shop";
   static final String APP_LABEL = "token-streamer";
 
   final AgentCluster agents;
   final KubernetesClient kube;
-  final String apiUrl;
+  public final String apiUrl;
   final FakeImds imdsA;
   final FakeImds imdsB;
 
@@ -153,6 +156,31 @@ final class OperatorCluster implements AutoCloseable {
       agents.close();
       throw e;
     }
+  }
+
+  /**
+   * The API server (with the cluster's Nodes, and Pods pod-a and pod-b), the fakes beside it and
+   * the operator, around {@code agents}, whose agents the caller has started with settings of its
+   * own (the benchmark's): what this cluster adds to the agents' environment (their IMDS, the API
+   * server's address) applies only to an agent started again. From here closing the returned
+   * cluster closes {@code agents} too; if this fails, the caller still owns them (the API server's
+   * and the operator's processes are theirs, and go when they close).
+   */
+  public static OperatorCluster around(AgentCluster agents, Map<String, String> operatorEnv)
+      throws Exception {
+    OperatorCluster c = new OperatorCluster(agents);
+    try {
+      c.startOperator(operatorEnv);
+      return c;
+    } catch (Exception | Error e) {
+      c.closeOwnParts();
+      throw e;
+    }
+  }
+
+  /** The name of {@code n}'s pod in the API server. */
+  public String podOf(AgentCluster.Node n) {
+    return n == agents.a ? "pod-a" : "pod-b";
   }
 
   /**
@@ -415,14 +443,19 @@ final class OperatorCluster implements AutoCloseable {
 
   @Override
   public void close() {
+    closeOwnParts();
+    // The agents' cluster kills every process it started: the operator and the API server too.
+    agents.close();
+  }
+
+  /** Everything but the agents' cluster; the operator is not started again once it is killed. */
+  private void closeOwnParts() {
     operatorWanted = false;
     kube.close();
     imdsA.close();
     imdsB.close();
     ec2.close();
     sqs.close();
-    // The agents' cluster kills every process it started: the operator and the API server too.
-    agents.close();
   }
 
   /** {@code kubectl apply -f}: creates every object of the YAML file, as the file says. */
@@ -444,7 +477,7 @@ final class OperatorCluster implements AutoCloseable {
   }
 
   /** Creates the request {@code name}: from pod-a, with what {@code spec} sets. */
-  MigrationRequest request(String name, Consumer<MigrationRequestSpec> spec) {
+  public MigrationRequest request(String name, Consumer<MigrationRequestSpec> spec) {
     return request(name, "", spec);
   }
 
@@ -512,6 +545,30 @@ final class OperatorCluster implements AutoCloseable {
       Thread.sleep(2);
     }
     throw new AssertionError(name + " never reached " + List.of(phases));
+  }
+
+  /**
+   * As {@link #awaitEnd}, told by a watch instead of asking every 50 ms: the wait then adds no
+   * request to the API server while a move holds its clients (the benchmark's), and sees the end as
+   * soon as the operator writes it.
+   */
+  public MigrationRequestStatus awaitEndWatching(String name, int seconds) {
+    try {
+      return kube.resources(MigrationRequest.class)
+          .inNamespace(NAMESPACE)
+          .withName(name)
+          .waitUntilCondition(
+              mr ->
+                  mr != null
+                      && mr.getStatus() != null
+                      && mr.getStatus().getPhase() != null
+                      && mr.getStatus().getPhase().finished(),
+              seconds,
+              TimeUnit.SECONDS)
+          .getStatus();
+    } catch (io.fabric8.kubernetes.client.KubernetesClientTimeoutException e) {
+      throw new IllegalStateException(name + " did not end within " + seconds + " s", e);
+    }
   }
 
   /** The request's status once it reaches an end (Completed, Failed, RolledBack). */

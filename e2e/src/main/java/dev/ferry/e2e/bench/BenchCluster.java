@@ -8,6 +8,7 @@ import dev.ferry.api.v1alpha1.AddressRequest;
 import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.e2e.AgentCluster;
 import dev.ferry.e2e.Builds;
+import dev.ferry.e2e.OperatorCluster;
 import dev.ferry.e2e.Processes;
 import dev.ferry.testbed.Host;
 import java.nio.file.Path;
@@ -24,12 +25,15 @@ import java.util.concurrent.atomic.AtomicReference;
  * namespaces, each node with a pod and a real node-agent process with mTLS certificates) on a LAN
  * of its own, with the processes' logs in files (10,000 connections make tens of thousands of log
  * lines), and token streamers in the pods. The benchmark calls the agents over their API from the
- * machine's own namespace, as the operator would: the L2 path, without the operator.
+ * machine's own namespace, as the operator would: the L2 path, without the operator. For the
+ * operator path, an {@link OperatorCluster} around the same agents adds the API server and the
+ * operator as processes, on the same LAN, with logs in the same directory.
  *
  * <p>Everything it starts or creates goes in {@link #close}, which a shutdown hook also runs on
  * Ctrl-C or an error: processes (agents, streamers, processes CRIU restored), namespaces (and with
  * them the hold's TC and XDP programs, attached to the nodes' interfaces), the BPF filesystem the
- * agents pin their maps in, certificates and saved states.
+ * agents pin their maps in, certificates and saved states; with the operator, the operator and the
+ * API server (processes) and the fakes beside them (threads of this process).
  */
 final class BenchCluster implements AutoCloseable {
   // A LAN of its own in the benchmarking range (RFC 2544), apart from the tests' 198.18.0.0/24:
@@ -40,7 +44,17 @@ final class BenchCluster implements AutoCloseable {
   static final int STREAM_PORT = 8080;
   static final int IDLE_PORT = 8081;
 
+  /**
+   * The operator's HTTP port (metrics, health): apart from the tests' (9411, 9412, 9421, 9422) and
+   * the demo's (9401, 9402), so that the benchmark runs beside either.
+   */
+  static final int OPERATOR_HTTP_PORT = 9491;
+
   final AgentCluster agents;
+
+  /** The API server and the operator around the agents; null without the operator path. */
+  final OperatorCluster operators;
+
   final Path logs;
   final Host client;
   final Node a;
@@ -139,8 +153,9 @@ final class BenchCluster implements AutoCloseable {
     }
   }
 
-  private BenchCluster(AgentCluster agents, Path logs) throws Exception {
+  private BenchCluster(AgentCluster agents, OperatorCluster operators, Path logs) throws Exception {
     this.agents = agents;
+    this.operators = operators;
     this.logs = logs;
     this.client = agents.client;
     // 10,000 clients, and as many again when they reconnect in the baseline.
@@ -153,8 +168,13 @@ final class BenchCluster implements AutoCloseable {
   /**
    * Builds the cluster and starts both agents, sized for states of {@code kvBytes} (a KV cache of 1
    * GiB is over the agents' default limit of 256 MiB); the service address starts on pod A.
+   *
+   * @param withOperator the API server and the operator too, for the operator path
+   * @param commitWithStates the agents' ferry.agent.commit-with-states
    */
-  static BenchCluster start(Path logs, Path stateRoot, int kvBytes) throws Exception {
+  static BenchCluster start(
+      Path logs, Path stateRoot, int kvBytes, boolean withOperator, boolean commitWithStates)
+      throws Exception {
     AtomicReference<AutoCloseable> made = new AtomicReference<>();
     // Ctrl-C while the cluster is being built takes down what there is of it.
     Thread early = new Thread(() -> closeQuietly(made.get()), "bench-cleanup-early");
@@ -162,10 +182,20 @@ final class BenchCluster implements AutoCloseable {
     try {
       AgentCluster agents = AgentCluster.create(new AgentCluster.Layout(SUBNET, stateRoot, logs));
       made.set(agents);
-      Map<String, String> sized = agentsFor(kvBytes);
+      Map<String, String> sized = new java.util.HashMap<>(agentsFor(kvBytes));
+      if (commitWithStates) {
+        sized.put("FERRY_AGENT_COMMIT_WITH_STATES", "true");
+      }
       agents.a.startAgent(sized);
       agents.b.startAgent(sized);
-      BenchCluster c = new BenchCluster(agents, logs);
+      OperatorCluster operators = null;
+      if (withOperator) {
+        operators =
+            OperatorCluster.around(
+                agents, Map.of("QUARKUS_HTTP_PORT", String.valueOf(OPERATOR_HTTP_PORT)));
+        made.set(operators); // closing it closes the agents' cluster too
+      }
+      BenchCluster c = new BenchCluster(agents, operators, logs);
       made.set(c);
       Runtime.getRuntime().addShutdownHook(c.hook);
       // AgentCluster put the address on pod A, with the node's route: the client learns where.
@@ -282,6 +312,12 @@ final class BenchCluster implements AutoCloseable {
     for (Node n : new Node[] {a, b}) {
       n.api.close();
     }
-    agents.close();
+    if (operators != null) {
+      // The operator's cluster first marks the operator as not to be started again, then closes
+      // the agents' cluster, which kills it and the API server with the rest.
+      operators.close();
+    } else {
+      agents.close();
+    }
   }
 }

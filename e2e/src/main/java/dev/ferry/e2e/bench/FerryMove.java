@@ -44,6 +44,11 @@ final class FerryMove {
    * @param callMicros the Move call's wall time as this process saw it
    * @param moved connections RESUMED on the target
    * @param stayed connections that did not move, with the agents' reasons
+   * @param pauseMicros the clients' pause as the source agent measured it: from its first freeze to
+   *     its hearing that the last connection resumed (what the operator records as
+   *     status.pauseMillis)
+   * @param callsDuringPause calls the source agent's API received from anyone (the move's own
+   *     excepted) while its clients were held
    */
   record Result(
       String id,
@@ -53,7 +58,9 @@ final class FerryMove {
       Map<String, Long> agentMicros,
       Map<String, Long> callMicros,
       int moved,
-      List<String> stayed) {
+      List<String> stayed,
+      long pauseMicros,
+      int callsDuringPause) {
     double heldMillis() {
       return (resumed - freezeSent) / 1e6;
     }
@@ -102,7 +109,7 @@ final class FerryMove {
     MoveRequest request = request(id, from, to);
     Map<String, Long> calls = new LinkedHashMap<>();
     long sentWallMicros = wallMicros();
-    long freezeSent = System.nanoTime();
+    long sent = System.nanoTime();
     MoveOutcome o = timed(calls, "move", () -> from.api.call("Move", s -> s.move(request)));
     long releasedAt = System.nanoTime();
     if (o.getResult() != MoveOutcome.Result.COMPLETED) {
@@ -110,10 +117,38 @@ final class FerryMove {
           "move " + id + " ended " + o.getResult() + ": " + o.getMessage());
     }
     cluster.holder(to);
+    return result(id, o, sent, sentWallMicros, releasedAt, calls);
+  }
+
+  /**
+   * How the source agent says migration {@code id} (from {@code from} to {@code to}) went: Move
+   * again with that id joins the move, or answers its outcome once it has ended, as an operator
+   * restarted in Moving asks. This Move carries no address, so that even an agent that knew no such
+   * move could move no address; the connections themselves have left the source pod.
+   */
+  static MoveOutcome answered(String id, Node from, Node to) {
+    MoveRequest again = request(id, from, to).toBuilder().clearAddress().build();
+    return from.api.call("Move", s -> s.move(again));
+  }
+
+  /**
+   * The figures of a move whose source agent answered {@code o}.
+   *
+   * @param anchorNanos this process's clock ({@link System#nanoTime}) when the wall clock read
+   *     {@code anchorWallMicros}: the agents' times are wall-clock times, placed on this clock
+   * @param releasedAt when the caller learnt that the move had ended, on this process's clock
+   */
+  static Result result(
+      String id,
+      MoveOutcome o,
+      long anchorNanos,
+      long anchorWallMicros,
+      long releasedAt,
+      Map<String, Long> calls) {
     // The agents' own clock says when the freeze began (after the pre-copy, which holds no one)
     // and when the last socket resumed; both are placed on this process's clock.
-    long frozenAt = freezeSent + (o.getFreezeStartedUnixMicros() - sentWallMicros) * 1000;
-    long resumedAt = freezeSent + (o.getResumedUnixMicros() - sentWallMicros) * 1000;
+    long frozenAt = anchorNanos + (o.getFreezeStartedUnixMicros() - anchorWallMicros) * 1000;
+    long resumedAt = anchorNanos + (o.getResumedUnixMicros() - anchorWallMicros) * 1000;
     Map<String, Long> agent = new LinkedHashMap<>();
     for (String phase : PHASES) {
       Long v =
@@ -135,10 +170,12 @@ final class FerryMove {
         agent,
         calls,
         count(o.getTarget(), ConnectionPhase.RESUMED),
-        stayed);
+        stayed,
+        o.getPauseMicros(),
+        o.getApiCallsDuringPause());
   }
 
-  private static long wallMicros() {
+  static long wallMicros() {
     java.time.Instant t = java.time.Instant.now();
     return t.getEpochSecond() * 1_000_000 + t.getNano() / 1000;
   }

@@ -3,21 +3,48 @@ package dev.ferry.e2e.bench;
 
 import java.util.List;
 
-/** What one connection count measured: Ferry, and the two baselines on the same streams. */
+/**
+ * What one connection count measured: Ferry on the agent path, Ferry on the operator path, and the
+ * two baselines on the same streams.
+ *
+ * @param ferry the agent path; null when the run left it out ({@code --path operator})
+ * @param operator the operator path; null when the run left it out ({@code --path agents})
+ */
 record Figures(
-    int connections, int streams, int rate, Ferry ferry, Reconnect reconnect, Criu criu) {
+    int connections,
+    int streams,
+    int rate,
+    Ferry ferry,
+    Operator operator,
+    Reconnect reconnect,
+    Criu criu) {
 
   /**
-   * Ferry's move.
+   * The clients as the last measured move left them: every byte they verified and every reset and
+   * failure of the whole Ferry part (the paths share the clients; the agent path's move is the last
+   * when both run: MigrationBenchmark.runOne).
+   */
+  Ferry lastMeasured() {
+    return ferry != null ? ferry : operator.clients();
+  }
+
+  /**
+   * Ferry's moves on the operator path: what the clients saw (the agents' figures in it are those
+   * of the operator's moves), and each request's status.
+   */
+  record Operator(Ferry clients, OperatorMove.Result cold, OperatorMove.Result measured) {}
+
+  /**
+   * Ferry's move (on either path: the clients' figures are computed one way for both).
    *
-   * @param cold the first move of these streams (A to B), untimed for the table but reported
-   * @param measured the move back (B to A), the one the table reports
+   * @param cold this path's warm-up move, untimed for the table but reported
+   * @param measured this path's second move, the one the table reports
    * @param stallMs each streaming client's stall over the measured move, in ms
    * @param idleStallMs the same for the near-idle clients (1 event/s)
    * @param noiseMs each streaming client's stall over the 2 s before it, with nothing moving
    * @param unresumed clients that received nothing after the resume
-   * @param bytesVerified bytes received and found exactly as expected, by every client, until the
-   *     end of the Ferry part
+   * @param bytesVerified bytes received and found exactly as expected, by every client, from its
+   *     start until the end of this measured move
    * @param resets resets and streams that ended before [DONE]
    * @param errors the first few failures, client by client
    */

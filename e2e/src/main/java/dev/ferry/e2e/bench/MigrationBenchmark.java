@@ -10,7 +10,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.EnumMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -18,9 +20,11 @@ import java.util.concurrent.TimeUnit;
  * (half streaming SSE, half near-idle) stream from a pod on node A; the benchmark then
  *
  * <ol>
- *   <li>moves every connection with Ferry through the two node-agents' API (the L2 path), once to
- *       warm up and once measured, and reports each client's stall, the agents' phase times, and
- *       whether every byte arrived exactly once;
+ *   <li>moves every connection with Ferry through the operator (the operator path: a
+ *       MigrationRequest created in the API server, the operator and the two agents as processes)
+ *       and through the two node-agents' API alone (the agent path, the source agent's Move as the
+ *       operator calls it), each once to warm up and once measured, and reports each client's
+ *       stall, the agents' phase times, and whether every byte arrived exactly once;
  *   <li>on the same streams, kills the server and moves the address to a standby server: the
  *       clients reconnect and ask again, as they must without Ferry (baseline a);
  *   <li>if CRIU runs on this machine, moves the same servers with {@code criu dump/restore
@@ -34,9 +38,28 @@ public final class MigrationBenchmark {
   static final String USAGE =
       "usage: MigrationBenchmark [--connections 1,100,1000,10000] [--out target/bench]"
           + " [--kv-bytes 4096] [--criu auto|off] [--rate 1000] [--event-budget 20000]"
-          + " [--io netty|blocking] [--state-dir DIR] [--prepare on|off]";
+          + " [--io netty|blocking] [--state-dir DIR] [--prepare on|off]"
+          + " [--path agents|operator|both] [--commit-with-states on|off]";
 
-  /** The command line. */
+  /** A way of moving the streams. */
+  enum MovePath {
+    /** A MigrationRequest, which the operator turns into the source agent's Move. */
+    OPERATOR,
+    /** The source agent's Move, called by the benchmark as the operator calls it. */
+    AGENTS;
+
+    String label() {
+      return this == OPERATOR ? "operator" : "agents";
+    }
+  }
+
+  /**
+   * The command line.
+   *
+   * @param paths the paths each N moves its streams on, in the order their moves alternate (the
+   *     operator's first: its requests then always leave pod-a, whose own address the service
+   *     address is, see {@link MigrationBenchmark#runOne})
+   */
   record Options(
       List<Integer> connections,
       Path out,
@@ -46,7 +69,9 @@ public final class MigrationBenchmark {
       int eventBudget,
       String io,
       Path stateDir,
-      boolean prepare) {
+      boolean prepare,
+      List<MovePath> paths,
+      boolean commitWithStates) {
 
     static Options parse(String[] argv) {
       String[] args = String.join(" ", argv).trim().split("\\s+");
@@ -59,6 +84,8 @@ public final class MigrationBenchmark {
       String io = "netty";
       Path stateDir = null;
       boolean prepare = false;
+      List<MovePath> paths = List.of(MovePath.OPERATOR, MovePath.AGENTS);
+      boolean commitWithStates = false;
       for (int i = 0; i < args.length; i++) {
         if (args[i].isEmpty()) {
           continue;
@@ -88,13 +115,53 @@ public final class MigrationBenchmark {
             }
             prepare = v.equals("on");
           }
+          case "--commit-with-states" -> {
+            // The agents' ferry.agent.commit-with-states: off is their default.
+            if (!v.equals("on") && !v.equals("off")) {
+              throw new IllegalArgumentException(
+                  "--commit-with-states must be on or off, got " + v);
+            }
+            commitWithStates = v.equals("on");
+          }
+          case "--path" ->
+              paths =
+                  switch (v) {
+                    case "agents" -> List.of(MovePath.AGENTS);
+                    case "operator" -> List.of(MovePath.OPERATOR);
+                    case "both" -> List.of(MovePath.OPERATOR, MovePath.AGENTS);
+                    default ->
+                        throw new IllegalArgumentException(
+                            "--path must be agents, operator or both, got " + v);
+                  };
           default -> throw new IllegalArgumentException("unknown option " + args[i - 1]);
         }
       }
       if (connections.stream().anyMatch(n -> n < 1 || n > 15_000)) {
         throw new IllegalArgumentException("connections must be 1..15000 each: " + connections);
       }
-      return new Options(connections, out, kvBytes, criu, maxRate, budget, io, stateDir, prepare);
+      if (prepare && paths.contains(MovePath.OPERATOR)) {
+        // A prepared request (spec.prepareOnly, then ferry.dev/proceed) is not measured here: the
+        // operator path would move unprepared beside a prepared agent path.
+        throw new IllegalArgumentException(
+            "--prepare on prepares the agent path's moves only: add --path agents");
+      }
+      return new Options(
+          connections,
+          out,
+          kvBytes,
+          criu,
+          maxRate,
+          budget,
+          io,
+          stateDir,
+          prepare,
+          paths,
+          commitWithStates);
+    }
+
+    /** The --path value these paths come from. */
+    String pathOption() {
+      return paths.size() == 2 ? "both" : paths.get(0).label();
     }
 
     /** Tokens per second of each streaming client at N connections: the budget shared out. */
@@ -134,9 +201,22 @@ public final class MigrationBenchmark {
     List<Figures> results = new ArrayList<>();
     long started = System.nanoTime();
     try (BenchCluster cluster =
-        BenchCluster.start(out.resolve("logs"), o.stateDir(), o.kvBytes())) {
+        BenchCluster.start(
+            out.resolve("logs"),
+            o.stateDir(),
+            o.kvBytes(),
+            o.paths().contains(MovePath.OPERATOR),
+            o.commitWithStates())) {
       say(
-          "cluster up: client, node-a and node-b with their agents; logs in "
+          "cluster up: client, node-a and node-b with their agents"
+              + (cluster.operators == null
+                  ? ""
+                  : "; API server at "
+                      + cluster.operators.apiUrl
+                      + " and the operator (HTTP port "
+                      + BenchCluster.OPERATOR_HTTP_PORT
+                      + ")")
+              + "; logs in "
               + out.resolve("logs"));
       for (int i = 0; i < o.connections().size(); i++) {
         Figures f = runOne(cluster, o, o.connections().get(i), i + 1, criuReason);
@@ -153,11 +233,8 @@ public final class MigrationBenchmark {
     System.out.println(plot);
     boolean ok =
         results.stream()
-            .allMatch(
-                f ->
-                    f.ferry().failed() == 0
-                        && f.ferry().resets() == 0
-                        && f.ferry().unresumed() == 0);
+            .flatMap(f -> Report.paths(f).stream())
+            .allMatch(x -> x.failed() == 0 && x.resets() == 0 && x.unresumed() == 0);
     return ok ? 0 : 1;
   }
 
@@ -179,51 +256,110 @@ public final class MigrationBenchmark {
       node.streamer(BenchCluster.IDLE_PORT, 1, o.kvBytes(), o.io(), true);
     }
     StreamClients.Spec spec = spec(o, n, rate, "bench" + n);
-    Figures.Ferry ferry;
+    Map<MovePath, Figures.Ferry> ferry = new EnumMap<>(MovePath.class);
+    Map<MovePath, Moved> cold = new EnumMap<>(MovePath.class);
+    Map<MovePath, Moved> measured = new EnumMap<>(MovePath.class);
     Figures.Reconnect reconnect;
     long t0 = System.nanoTime();
     try (StreamClients clients = StreamClients.open(spec, cluster.client.netns(), 120 + n / 20)) {
       say("%d clients streaming from node-a after %.0f ms".formatted(n, millis(t0)));
       Thread.sleep(2_000); // every stream past its first events, the servers' JIT past its first
-      if (o.prepare()) {
-        prepareAhead("bench-%d-n%d-warmup".formatted(round, n), cluster.a, cluster.b);
+      // Each path moves once to warm up, then once measured, the moves alternating A -> B, B -> A.
+      // One path: A -> B warm-up, B -> A measured. Both: the operator's warm-up A -> B, the
+      // agents' B -> A, then the operator measured A -> B and the agents B -> A, so that each
+      // measured move is its source agent's and its source application's second freeze (a node's
+      // first pays for cold code), and the operator's second request. The streams end on node-a.
+      int k = 0;
+      for (MovePath p : o.paths()) {
+        Node from = k++ % 2 == 0 ? cluster.a : cluster.b;
+        Node to = from == cluster.a ? cluster.b : cluster.a;
+        String id = id(p, round, n, true);
+        if (o.prepare()) {
+          prepareAhead(id, from, to);
+        }
+        Moved m = move(cluster, p, id, from, to, n);
+        cold.put(p, m);
+        say("warm-up move (%s path) %s -> %s: %s".formatted(p.label(), from, to, describe(m)));
+        awaitPast(clients, m.agents().resumed(), n);
+        Thread.sleep(1_000);
       }
-      FerryMove.Result cold =
-          FerryMove.move(cluster, "bench-%d-n%d-warmup".formatted(round, n), cluster.a, cluster.b);
-      say("warm-up move node-a -> node-b: " + describe(cold));
-      awaitPast(clients, cold.resumed(), n);
-      Thread.sleep(1_000);
-      if (o.prepare()) {
-        prepareAhead("bench-%d-n%d".formatted(round, n), cluster.b, cluster.a);
+      for (MovePath p : o.paths()) {
+        Node from = k++ % 2 == 0 ? cluster.a : cluster.b;
+        Node to = from == cluster.a ? cluster.b : cluster.a;
+        String id = id(p, round, n, false);
+        if (p != o.paths().get(0)) {
+          Thread.sleep(1_000); // 1 s after the move before, as after a warm-up
+        }
+        if (o.prepare()) {
+          prepareAhead(id, from, to);
+        }
+        clients.startRecording();
+        long recordFrom = System.nanoTime();
+        Thread.sleep(2_000);
+        Moved m = move(cluster, p, id, from, to, n);
+        measured.put(p, m);
+        say("measured move (%s path) %s -> %s: %s".formatted(p.label(), from, to, describe(m)));
+        awaitPast(clients, m.agents().resumed(), n);
+        Thread.sleep(200);
+        clients.stopRecording();
+        Figures.Ferry x =
+            ferryFigures(clients.outcomes(), cold.get(p).agents(), m.agents(), recordFrom);
+        ferry.put(p, x);
+        say(
+            "Ferry, %s path: stall p50 %.2f / p99 %.2f / max %.2f ms over %d streams (noise p99 %.2f ms);"
+                    .formatted(
+                        p.label(),
+                        Stalls.percentile(x.stallMs(), 0.5),
+                        Stalls.percentile(x.stallMs(), 0.99),
+                        Stalls.max(x.stallMs()),
+                        x.stallMs().length,
+                        Stalls.percentile(x.noiseMs(), 0.99))
+                + " %,d bytes verified, %d resets, %d failed, %d not resumed"
+                    .formatted(x.bytesVerified(), x.resets(), x.failed(), x.unresumed()));
+        x.errors().forEach(e -> say("  " + e));
       }
-      clients.startRecording();
-      long recordFrom = System.nanoTime();
-      Thread.sleep(2_000);
-      FerryMove.Result measured =
-          FerryMove.move(cluster, "bench-%d-n%d".formatted(round, n), cluster.b, cluster.a);
-      say("measured move node-b -> node-a: " + describe(measured));
-      awaitPast(clients, measured.resumed(), n);
-      Thread.sleep(200);
-      clients.stopRecording();
-      ferry = ferryFigures(clients.outcomes(), cold, measured, recordFrom);
-      say(
-          "Ferry: stall p50 %.2f / p99 %.2f / max %.2f ms over %d streams (noise p99 %.2f ms);"
-                  .formatted(
-                      Stalls.percentile(ferry.stallMs(), 0.5),
-                      Stalls.percentile(ferry.stallMs(), 0.99),
-                      Stalls.max(ferry.stallMs()),
-                      ferry.stallMs().length,
-                      Stalls.percentile(ferry.noiseMs(), 0.99))
-              + " %,d bytes verified, %d resets, %d failed, %d not resumed"
-                  .formatted(
-                      ferry.bytesVerified(), ferry.resets(), ferry.failed(), ferry.unresumed()));
-      ferry.errors().forEach(e -> say("  " + e));
       reconnect = reconnect(cluster, clients, n);
     }
     Figures.Criu criu =
         criuReason != null ? Figures.Criu.not(criuReason) : criu(cluster, o, n, rate);
     reset(cluster);
-    return new Figures(n, streams, rate, ferry, reconnect, criu);
+    Figures.Operator operator =
+        ferry.containsKey(MovePath.OPERATOR)
+            ? new Figures.Operator(
+                ferry.get(MovePath.OPERATOR),
+                cold.get(MovePath.OPERATOR).request(),
+                measured.get(MovePath.OPERATOR).request())
+            : null;
+    return new Figures(n, streams, rate, ferry.get(MovePath.AGENTS), operator, reconnect, criu);
+  }
+
+  /**
+   * One move of every stream on one path: the agents' figures, and on the operator path the
+   * request's.
+   *
+   * @param request null on the agent path
+   */
+  private record Moved(FerryMove.Result agents, OperatorMove.Result request) {}
+
+  /**
+   * A move's id: the agents' migration id on the agent path, the MigrationRequest's name on the
+   * operator path (whose migration id the operator makes from it).
+   *
+   * @param round which N of the run this is: migration ids are unique within an agent's life
+   */
+  private static String id(MovePath p, int round, int n, boolean warmUp) {
+    return "%s-%d-n%d%s"
+        .formatted(p == MovePath.AGENTS ? "bench" : "mr", round, n, warmUp ? "-warmup" : "");
+  }
+
+  private static Moved move(BenchCluster cluster, MovePath p, String id, Node from, Node to, int n)
+      throws Exception {
+    if (p == MovePath.AGENTS) {
+      return new Moved(FerryMove.move(cluster, id, from, to), null);
+    }
+    // Bounds a hang only: the first request also waits for the operator to take its Lease.
+    OperatorMove.Result r = OperatorMove.move(cluster, id, from, to, 120 + n / 20);
+    return new Moved(r.agents(), r);
   }
 
   private static StreamClients.Spec spec(Options o, int n, int rate, String prompt)
@@ -482,6 +618,22 @@ public final class MigrationBenchmark {
     } catch (java.io.IOException e) {
       say("could not keep CRIU's logs from " + images + ": " + e.getMessage());
     }
+  }
+
+  private static String describe(Moved m) {
+    if (m.request() == null) {
+      return describe(m.agents());
+    }
+    OperatorMove.Result r = m.request();
+    return "request %s Completed %.1f ms after its creation (Pending %.1f, Preparing %.1f, Moving %.1f ms; status.pauseMillis %.1f); "
+            .formatted(
+                r.status().getMigrationId(),
+                r.requestMillis(),
+                r.phaseMillis("Pending"),
+                r.phaseMillis("Preparing"),
+                r.phaseMillis("Moving"),
+                r.pauseMillis())
+        + describe(m.agents());
   }
 
   private static String describe(FerryMove.Result r) {

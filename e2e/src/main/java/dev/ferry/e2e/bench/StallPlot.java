@@ -38,6 +38,7 @@ final class StallPlot {
   private record Series(String label, double[] values, Color color, Stroke kind) {}
 
   private enum Stroke {
+    OPERATOR,
     FERRY,
     RECONNECT,
     CRIU
@@ -53,7 +54,17 @@ final class StallPlot {
         Figures f = results.get(i);
         Color c = COLORS[i % COLORS.length];
         String n = "%,d".formatted(f.connections());
-        series.add(new Series("Ferry, N=" + n, f.ferry().stallMs(), c, Stroke.FERRY));
+        if (f.operator() != null) {
+          series.add(
+              new Series(
+                  "Ferry, operator path, N=" + n,
+                  f.operator().clients().stallMs(),
+                  c,
+                  Stroke.OPERATOR));
+        }
+        if (f.ferry() != null) {
+          series.add(new Series("Ferry, agent path, N=" + n, f.ferry().stallMs(), c, Stroke.FERRY));
+        }
         series.add(
             new Series(
                 "(a) reconnect, N=" + n, f.reconnect().streamStallMs(), c, Stroke.RECONNECT));
@@ -144,6 +155,8 @@ final class StallPlot {
   private static BasicStroke stroke(Stroke kind) {
     return switch (kind) {
       case FERRY -> new BasicStroke(2.5f);
+      // Thinner, so that the agent path's line shows beneath it where the two coincide.
+      case OPERATOR -> new BasicStroke(1.2f);
       case RECONNECT ->
           new BasicStroke(
               1.8f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10, new float[] {8, 5}, 0);
