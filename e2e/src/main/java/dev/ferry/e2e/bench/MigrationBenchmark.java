@@ -393,6 +393,21 @@ public final class MigrationBenchmark {
   private static void reset(BenchCluster cluster) throws Exception {
     cluster.a.killStreamers();
     cluster.b.killStreamers();
+    // The killed servers' sockets linger as orphans (FIN_WAIT1, their FINs unanswered once the
+    // address had moved away in the reconnect baseline): the next count's move of every
+    // connection on the ports would find them, and, all or none, roll back. They belong to no one.
+    for (BenchCluster.Node n : List.of(cluster.a, cluster.b)) {
+      n.pod.run(
+          "ss",
+          "-K",
+          "-t",
+          "-a",
+          "( sport = :"
+              + BenchCluster.STREAM_PORT
+              + " or sport = :"
+              + BenchCluster.IDLE_PORT
+              + " )");
+    }
     cluster.moveAddress(cluster.a);
   }
 
