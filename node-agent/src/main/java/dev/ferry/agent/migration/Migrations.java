@@ -137,7 +137,6 @@ public final class Migrations {
     return answerTimeout;
   }
 
-  /** How long an application may stay silent while it offers its state ahead of a freeze. */
   /**
    * Whether a move from here sends COMMIT right behind the states (to a target that says it commits
    * only what staged), saving two messages in the pause, at the price of a target agent that dies
@@ -147,6 +146,7 @@ public final class Migrations {
     return commitWithStates;
   }
 
+  /** How long an application may stay silent while it offers its state ahead of a freeze. */
   public Duration precopyTimeout() {
     return precopyTimeout;
   }
