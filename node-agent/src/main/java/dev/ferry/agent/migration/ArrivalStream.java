@@ -417,15 +417,20 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
     out.onCompleted();
   }
 
-  /**
-   * Whether END staged every connection (at least one, unless the move carries the address alone),
-   * as the source requires before it commits.
-   */
+  /** Whether END staged every connection, by the rule the source applies to STAGED. */
   private boolean allStaged() {
-    boolean addressOnly = stagedAtEnd.getConnectionsCount() == 0 && address != null;
-    return stagedAtEnd.getConnectionsList().stream()
+    return allStaged(stagedAtEnd, stagedAtEnd.getConnectionsCount() == 0 && address != null);
+  }
+
+  /**
+   * The one rule both ends commit by: every connection of {@code staged} is STAGED, and there is at
+   * least one unless the move carries the address alone. The source rolls back what fails it; the
+   * target refuses a COMMIT sent behind the states for the same.
+   */
+  static boolean allStaged(MigrationStatus staged, boolean addressOnly) {
+    return staged.getConnectionsList().stream()
             .allMatch(c -> c.getPhase() == dev.ferry.api.v1alpha1.ConnectionPhase.STAGED)
-        && (stagedAtEnd.getConnectionsCount() > 0 || addressOnly);
+        && (staged.getConnectionsCount() > 0 || addressOnly);
   }
 
   /**

@@ -426,9 +426,8 @@ public final class SourceMove {
     m.timed("send-and-stage", statesSent);
     m.transferred();
     staged = reply.getStaged();
-    boolean addressOnly = found.connections().isEmpty() && !req.getAddress().getCidr().isEmpty();
-    return staged.getConnectionsList().stream().allMatch(c -> c.getPhase() == STAGED)
-        && (count(staged, STAGED) > 0 || addressOnly);
+    return ArrivalStream.allStaged(
+        staged, found.connections().isEmpty() && !req.getAddress().getCidr().isEmpty());
   }
 
   private String stagingFailed() {
