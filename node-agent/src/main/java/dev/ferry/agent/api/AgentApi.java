@@ -4,6 +4,7 @@ package dev.ferry.agent.api;
 import dev.ferry.agent.address.AddressMover;
 import dev.ferry.agent.address.PodAddresses;
 import dev.ferry.agent.address.ServiceAddress;
+import dev.ferry.agent.migration.ArrivalRehearsal;
 import dev.ferry.agent.migration.ArrivalStream;
 import dev.ferry.agent.migration.BadRequest;
 import dev.ferry.agent.migration.Inventory;
@@ -98,6 +99,11 @@ public final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
     X509Certificate caller = CallerCheck.CALLER.get();
     return new ArrivalStream(
         node, migrations, out, maxStateBytes, receiving, () -> peers.nodeOf(caller));
+  }
+
+  @Override
+  public StreamObserver<ArrivalMessage> rehearse(StreamObserver<ArrivalReply> out) {
+    return new ArrivalRehearsal(node.nodeName(), out);
   }
 
   @Override

@@ -23,8 +23,9 @@ import javax.net.ssl.SSLSession;
 
 /**
  * Who may call what. The handshake has checked that the CA signed the caller's certificate; this
- * checks there is one, and that its common name may make this call: peers only hand over states and
- * ask whether a migration committed (Rollback on a target aborts it unless it did).
+ * checks there is one, and that its common name may make this call: peers only hand over states,
+ * ask whether a migration committed (Rollback on a target aborts it unless it did), and rehearse a
+ * move's messages (Rehearse, which touches nothing).
  */
 public final class CallerCheck implements ServerInterceptor {
   /**
@@ -36,7 +37,7 @@ public final class CallerCheck implements ServerInterceptor {
   private static final Logger LOG = Logger.getLogger(CallerCheck.class.getName());
   private static final Set<String> EVERYTHING = Set.of("ferry-operator", "ferry-admin");
   private static final Map<String, Set<String>> PEER_CALLS =
-      Map.of(MutualTls.AGENT_NAME, Set.of("Arrive", "Status", "Rollback"));
+      Map.of(MutualTls.AGENT_NAME, Set.of("Arrive", "Rehearse", "Status", "Rollback"));
 
   private final BiConsumer<String, String> refused;
 

@@ -84,53 +84,71 @@ public final class ArrivalCall implements AutoCloseable {
   private volatile java.util.function.Consumer<String> onBroken;
 
   public ArrivalCall(String target, ManagedChannel channel, Duration limit) {
+    this(target, channel, limit, false);
+  }
+
+  /**
+   * A rehearsed move's stream (agent.proto, Rehearse): the same messages and answers as a move's,
+   * and nothing moves.
+   */
+  static ArrivalCall rehearsal(String target, ManagedChannel channel, Duration limit) {
+    return new ArrivalCall(target, channel, limit, true);
+  }
+
+  private ArrivalCall(String target, ManagedChannel channel, Duration limit, boolean rehearsal) {
     this.target = target;
     this.limitNanos = limit.toNanos();
-    NodeAgentGrpc.newStub(channel)
-        .withDeadlineAfter(limit.plus(BACKSTOP).toMillis(), TimeUnit.MILLISECONDS)
-        .arrive(
-            new ClientResponseObserver<ArrivalMessage, ArrivalReply>() {
-              @Override
-              public void beforeStart(ClientCallStreamObserver<ArrivalMessage> r) {
-                requests = r;
-                r.setOnReadyHandler(ArrivalCall.this::wake);
-              }
+    NodeAgentGrpc.NodeAgentStub stub =
+        NodeAgentGrpc.newStub(channel)
+            .withDeadlineAfter(limit.plus(BACKSTOP).toMillis(), TimeUnit.MILLISECONDS);
+    ClientResponseObserver<ArrivalMessage, ArrivalReply> observer =
+        new ClientResponseObserver<ArrivalMessage, ArrivalReply>() {
+          @Override
+          public void beforeStart(ClientCallStreamObserver<ArrivalMessage> r) {
+            requests = r;
+            r.setOnReadyHandler(ArrivalCall.this::wake);
+          }
 
-              @Override
-              public void onNext(ArrivalReply reply) {
-                if (reply.hasReady()) {
-                  commitsIfAllStaged = true;
-                  readyOrBroken.countDown();
-                  return;
-                }
-                if (reply.hasPrecopyHeld()) {
-                  java.util.function.Consumer<ConnectionId> l = precopyHeld;
-                  if (l != null) {
-                    l.accept(reply.getPrecopyHeld());
-                  }
-                  return;
-                }
-                replies.add(reply);
+          @Override
+          public void onNext(ArrivalReply reply) {
+            if (reply.hasReady()) {
+              commitsIfAllStaged = true;
+              readyOrBroken.countDown();
+              return;
+            }
+            if (reply.hasPrecopyHeld()) {
+              java.util.function.Consumer<ConnectionId> l = precopyHeld;
+              if (l != null) {
+                l.accept(reply.getPrecopyHeld());
               }
+              return;
+            }
+            replies.add(reply);
+          }
 
-              @Override
-              public void onError(Throwable t) {
-                broken = t;
-                readyOrBroken.countDown();
-                replies.add(t);
-                wake();
-                tellBroken();
-              }
+          @Override
+          public void onError(Throwable t) {
+            broken = t;
+            readyOrBroken.countDown();
+            replies.add(t);
+            wake();
+            tellBroken();
+          }
 
-              @Override
-              public void onCompleted() {
-                broken = new IllegalStateException("the target ended the stream");
-                readyOrBroken.countDown();
-                replies.add(broken);
-                wake();
-                tellBroken();
-              }
-            });
+          @Override
+          public void onCompleted() {
+            broken = new IllegalStateException("the target ended the stream");
+            readyOrBroken.countDown();
+            replies.add(broken);
+            wake();
+            tellBroken();
+          }
+        };
+    if (rehearsal) {
+      stub.rehearse(observer);
+    } else {
+      stub.arrive(observer);
+    }
   }
 
   public String target() {

@@ -92,6 +92,17 @@ public final class Peers implements AutoCloseable {
     }
   }
 
+  /**
+   * Opens a rehearsed move's stream to {@code target} (agent.proto, Rehearse; {@link
+   * ArrivalCall#rehearsal}): the calls and answers of {@link #arrive}, and nothing moves.
+   */
+  public ArrivalCall rehearse(String target, Duration limit) {
+    if (!validTarget(target)) {
+      throw new BadRequest("a rehearsal's target must be HOST:PORT, got '" + target + "'");
+    }
+    return ArrivalCall.rehearsal(target, channel(target), limit);
+  }
+
   private ManagedChannel channel(String target) {
     return channels.computeIfAbsent(
         target,

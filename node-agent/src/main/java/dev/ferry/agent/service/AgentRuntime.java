@@ -67,6 +67,12 @@ public class AgentRuntime {
    */
   private static final int REHEARSED_MOVES = 200;
 
+  /**
+   * Rehearsed conversations with the agent's own API at start ({@link PeerRehearsal}): each round
+   * runs the source's and the target's messaging code once per message.
+   */
+  private static final int REHEARSED_ROUNDS = 200;
+
   private HandoffServer applications;
   private ConnectionHold hold;
   private Forwarding forwarding;
@@ -198,8 +204,15 @@ public class AgentRuntime {
                 + settings.handoffSocket()
                 + ", hold on "
                 + String.join(", ", hold.interfaces()));
+    String self = selfTarget(settings.api().host(), server.getPort());
     daemon("ferry-move-rehearsal")
-        .newThread(() -> rehearse(settings.stateDir().resolve("rehearsal")))
+        .newThread(
+            () ->
+                rehearse(
+                    settings.stateDir().resolve("rehearsal"),
+                    this.peers,
+                    self,
+                    settings.nodeName()))
         .start();
   }
 
@@ -207,7 +220,7 @@ public class AgentRuntime {
    * Rehearses the move on loopback connections ({@link MoveRehearsal}), off the start's path: the
    * API already answers, and a move that comes meanwhile runs beside it. Best effort.
    */
-  private static void rehearse(Path scratch) {
+  private static void rehearse(Path scratch, Peers peers, String self, String node) {
     long start = System.nanoTime();
     // The descriptors of the agent's protobuf messages are built on their first use: a message's
     // hashCode (a PodRef as a map key, at a target's first arrival) or a map field's entry (a
@@ -227,12 +240,35 @@ public class AgentRuntime {
                   + " bytes checked, in "
                   + (System.nanoTime() - start) / 1_000_000
                   + " ms");
+      long talk = System.nanoTime();
+      PeerRehearsal.Result p =
+          PeerRehearsal.run(peers, self, node, REHEARSED_ROUNDS, List.of(r.sample()));
+      LOG.info(
+          () ->
+              "peer rehearsal: "
+                  + p.rounds()
+                  + " moves' messages exchanged with this agent's own API at "
+                  + self
+                  + ", in "
+                  + (System.nanoTime() - talk) / 1_000_000
+                  + " ms");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     } catch (IOException | RuntimeException e) {
       LOG.warning(
           "move rehearsal failed, so this agent's first move runs its code cold (it works"
               + " otherwise as before): "
               + e.getMessage());
     }
+  }
+
+  /** Where the agent reaches its own API: loopback when it listens on every address. */
+  static String selfTarget(String host, int port) {
+    String h =
+        host == null || host.isBlank() || host.equals("0.0.0.0")
+            ? "127.0.0.1"
+            : host.equals("::") || host.equals("[::]") ? "::1" : host;
+    return (h.contains(":") && !h.startsWith("[") ? "[" + h + "]" : h) + ":" + port;
   }
 
   private static ConnectionHold openHold(Path pinDir, List<String> interfaces) throws IOException {

@@ -34,8 +34,13 @@ final class MoveRehearsal {
   private static final InetAddress LOOPBACK = InetAddress.getLoopbackAddress();
   private static final int TIMEOUT_MS = 2_000;
 
-  /** What a rehearsal did: the connections moved and the bytes checked on them. */
-  record Result(int moves, long bytesChecked) {}
+  /**
+   * What a rehearsal did: the connections moved and the bytes checked on them.
+   *
+   * @param sample the last connection's state as its export left it, with an application state of 4
+   *     KB: what {@link PeerRehearsal} sends (its socket is long closed)
+   */
+  record Result(int moves, long bytesChecked, Departure.Departed sample) {}
 
   private MoveRehearsal() {}
 
@@ -49,18 +54,19 @@ final class MoveRehearsal {
     SocketExporter exporter = new SocketExporter();
     SocketRestorer restorer = new SocketRestorer();
     long checked = 0;
+    Departure.Departed[] last = new Departure.Departed[1];
     try (TcpSocket listener = TcpSocket.open(LOOPBACK)) {
       listener.bind(new InetSocketAddress(LOOPBACK, 0));
       listener.listen(1);
       InetSocketAddress at = listener.localAddress();
       SavedStates saved = new SavedStates(scratch);
       for (int i = 0; i < moves; i++) {
-        checked += moveOne(listener, at, exporter, restorer, saved, "rehearsal-" + i, i);
+        checked += moveOne(listener, at, exporter, restorer, saved, "rehearsal-" + i, i, last);
       }
     } finally {
       SavedStates.deleteTree(scratch);
     }
-    return new Result(moves, checked);
+    return new Result(moves, checked, last[0]);
   }
 
   private static long moveOne(
@@ -70,7 +76,8 @@ final class MoveRehearsal {
       SocketRestorer restorer,
       SavedStates saved,
       String id,
-      int seed)
+      int seed,
+      Departure.Departed[] last)
       throws IOException {
     byte[] fromClient = pattern(3_000 + seed % 97, seed);
     byte[] fromServer = pattern(5_000 + seed % 89, seed + 1);
@@ -83,6 +90,7 @@ final class MoveRehearsal {
         state = exporter.export(server);
       } // closed in repair mode: the client hears nothing
       Connection c = new Connection(state.local(), state.remote());
+      last[0] = new Departure.Departed(c, state, pattern(4_096, seed));
       saved.save(
           new SavedStates.Migration(id, "source", "", "", "", MoveAddressPlan.getDefaultInstance()),
           List.of(new Departure.Departed(c, state, new byte[0])));

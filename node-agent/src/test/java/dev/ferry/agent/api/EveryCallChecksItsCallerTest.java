@@ -55,7 +55,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class EveryCallChecksItsCallerTest {
   /** What a peer agent may call (the source on the target): the rest is the operator's. */
-  private static final Set<String> PEER = Set.of("Arrive", "Status", "Rollback");
+  private static final Set<String> PEER = Set.of("Arrive", "Rehearse", "Status", "Rollback");
 
   private static final Set<String> OPERATOR_ONLY =
       Set.of("Move", "Commit", "ListConnections", "MoveAddress");
