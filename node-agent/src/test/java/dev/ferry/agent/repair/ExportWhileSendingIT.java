@@ -42,8 +42,30 @@ class ExportWhileSendingIT {
   /** Nothing arrived at the client for this long: what A sent before has all arrived. */
   private static final long QUIET_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
 
+  /**
+   * Runs that may find a pacing tick inside the export's read of the send queue (below): the kernel
+   * then marks what is due sent without sending it, before the push this test makes, and the run
+   * shows nothing about the push. That hole is SocketExporter's, documented there and harmless; one
+   * run in about ten met it here (2026-12-05), so three in a row are rare enough.
+   */
+  private static final int ATTEMPTS = 3;
+
   @Test
   void nothingLeavesAndNothingIsCountedSentWhileTheExportHoldsTheSocket() throws Exception {
+    for (int attempt = 1; !exportWhileSending(); attempt++) {
+      assertThat(attempt)
+          .as(
+              "runs where a pacing tick fell inside the export's read of the send queue, so that"
+                  + " the push showed nothing")
+          .isLessThan(ATTEMPTS);
+    }
+  }
+
+  /**
+   * One run; false if a pacing tick inside the export's own read marked part of the queue sent
+   * (without sending it) before the push.
+   */
+  private static boolean exportWhileSending() throws Exception {
     try (MigrationLab lab = new MigrationLab(Family.IPV4)) {
       SocketChannel client = lab.connect(0);
       TcpSocket onA = lab.accept();
@@ -64,6 +86,9 @@ class ExportWhileSendingIT {
         SocketState state = exporter.export(onA);
         int unsent = state.sendUnsent().length;
         assertThat(unsent).as("bytes A had not sent yet (else this shows nothing)").isPositive();
+        if (RepairSocket.enter(onA).unsentQueueSize() < unsent) {
+          return false; // the tick came inside the read: nothing is left for the push to send
+        }
         new SocketOptions(onA).setNoDelay(true); // pushes the send queue, as a pacing tick does
         Peers.nap(20);
         reader.awaitQuiet();
@@ -83,6 +108,7 @@ class ExportWhileSendingIT {
         reader.awaitEnd(written + (1 << 20));
       }
     }
+    return true;
   }
 
   /** Reads the client's end as it comes, checking every byte against the pattern. */
