@@ -150,6 +150,42 @@ class HandoffIT {
     movesIntact(STREAM, TOKENS, unmovedRun(STREAM));
   }
 
+  /**
+   * A target slow to take the header (its plan's check, the pod, the address: a cold agent's first
+   * took 172 ms) holds nobody up: the source freezes once the target has answered it, so that time
+   * is not in the clients' pause (before, the states waited behind the header, the clients held).
+   */
+  @Test
+  void aTargetSlowToTakeTheHeaderIsWaitedForBeforeTheFreeze() throws Exception {
+    // Netty servers: no pre-copy, whose wait for the target (its PRECOPY_HELD answers, behind
+    // the header) would cover the header's time before the freeze anyway.
+    cluster.a.streamer("--rate", "200", "--io", "netty");
+    cluster.b.streamer("--rate", "200", "--io", "netty");
+    String unmoved = unmovedRun(STREAM);
+    try (CurlStream curl = cluster.curl(STREAM)) {
+      curl.awaitEvents(100, 30_000);
+      MoveRequest req = cluster.a.moveTo(cluster.b, "slow-header").setFault(SLOW_HEADER).build();
+      MoveOutcome o;
+      try (AgentClient agent = cluster.a.client("admin")) {
+        o = agent.call("Move", s -> s.move(req));
+      }
+
+      assertThat(o.getResult()).as(o.getMessage()).isEqualTo(MoveOutcome.Result.COMPLETED);
+      // Frozen after the answer: the wait covers the target's 600 ms, and ended before the 2 s
+      // after which the source freezes anyway (SourceMove.READY_WAIT, for an older target).
+      assertThat(o.getSource().getPhaseMicrosMap().get("target-ready"))
+          .as("the source's wait for the target's answer to the header, in µs, before the freeze")
+          .isBetween(600_000L, 2_000_000L);
+      assertThat(clientsOf(cluster.b.pod)).as("the stream, on node-b").hasSize(1);
+      awaitNoClients(cluster.a.pod);
+      assertThat(curl.exitCode(120)).as("curl's exit code (56 would be a reset)").isZero();
+      assertThat(curl.output()).as("curl's whole output").isEqualTo(unmoved);
+    }
+  }
+
+  /** The target stalls 600 ms with the header (FaultPoints.HEADER_STALL). */
+  private static final String SLOW_HEADER = "target-stalls-on-header";
+
   @Test
   void aTargetWithoutTheApplicationSendsTheStreamHomeIntact() throws Exception {
     assertThat(targetWithoutTheApplication().getSource().getPhaseMicrosMap())

@@ -18,9 +18,13 @@ import java.util.Map;
  * and the wall time of the call.
  */
 final class FerryMove {
-  /** The agents' phases in the order the table shows them. */
+  /**
+   * The agents' phases in the order the table shows them; target-ready (the source's wait for the
+   * target's answer to the header) is before the freeze, and holds no one.
+   */
   static final List<String> PHASES =
       List.of(
+          "target-ready",
           "freeze",
           "export",
           "send-and-stage",

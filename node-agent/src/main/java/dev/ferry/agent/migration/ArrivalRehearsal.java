@@ -67,7 +67,7 @@ public final class ArrivalRehearsal implements StreamObserver<ArrivalMessage> {
           throw new BadRequest("a rehearsal has one header");
         }
         header = m.getHeader();
-        if (header.getCommitWithStates()) {
+        if (header.getAnswerReady()) {
           out.onNext(ArrivalReply.newBuilder().setReady(true).build());
         }
       }

@@ -199,10 +199,11 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
           node.addresses().claim(address, header.getTargetPod(), ifname(), this);
           addressOnPod = true;
         }
-        if (header.getCommitWithStates()) {
-          // The source may send COMMIT behind the states: it is told that this agent commits
-          // only what staged (an older one would commit regardless, so it waits for STAGED).
-          // Once the header is taken: the source freezes nobody before this answer.
+        node.faults().stall(header.getFault(), "target-stalls-on-header");
+        if (header.getAnswerReady()) {
+          // Once the header is taken: the source freezes nobody before this answer, so the work
+          // above is not in the pause. It also says that this agent commits a COMMIT sent behind
+          // the states only if all staged (an older one would commit regardless).
           out.onNext(ArrivalReply.newBuilder().setReady(true).build());
         }
       }

@@ -29,9 +29,16 @@ public final class FaultPoints {
    * {@link #STALL} there and carries on.
    */
   public static final java.util.List<String> STALLS =
-      java.util.List.of("source-stalls-after-export");
+      java.util.List.of("source-stalls-after-export", "target-stalls-on-header");
 
   static final java.time.Duration STALL = java.time.Duration.ofSeconds(10);
+
+  /**
+   * How long target-stalls-on-header holds the header up: a target slow to take it (a cold agent's
+   * first plan check and address took 172 ms), well inside the source's wait for the answer
+   * (SourceMove.READY_WAIT), so that the source must freeze after it.
+   */
+  static final java.time.Duration HEADER_STALL = java.time.Duration.ofMillis(600);
 
   /**
    * A point named with this suffix ("source-after-export/stall") stalls the side that reaches it
@@ -91,11 +98,15 @@ public final class FaultPoints {
     }
   }
 
-  /** Stalls the move here for {@link #STALL} if {@code requested} names {@code stall}. */
+  /**
+   * Stalls the move here for {@link #STALL} ({@link #HEADER_STALL} at target-stalls-on-header) if
+   * {@code requested} names {@code stall}.
+   */
   public void stall(String requested, String stall) throws InterruptedException {
     if (enabled && stall.equals(requested)) {
-      LOG.severe(() -> "fault point " + stall + " reached: stalling for " + STALL);
-      Thread.sleep(STALL.toMillis());
+      java.time.Duration d = stall.equals("target-stalls-on-header") ? HEADER_STALL : STALL;
+      LOG.severe(() -> "fault point " + stall + " reached: stalling for " + d);
+      Thread.sleep(d.toMillis());
     }
   }
 

@@ -63,9 +63,9 @@ public final class SourceMove {
 
   /**
    * The longest the freeze waits for the target's answer to the header (ready): nobody is held yet,
-   * and a target that predates it never answers, so that one's moves start this much later.
+   * and a target that predates it never answers, so that one's moves freeze this much later.
    */
-  private static final Duration READY_WAIT = Duration.ofSeconds(1);
+  private static final Duration READY_WAIT = Duration.ofSeconds(2);
 
   /** How often a rollback asks a target that does not answer whether it committed. */
   private static final Duration ASK_TARGET_EVERY = Duration.ofMillis(500);
@@ -350,18 +350,22 @@ public final class SourceMove {
    */
   private MoveOutcome freezeAndSend() throws InterruptedException, java.io.IOException {
     List<Connection> chosen = found.connections();
-    // The target's answer to the header (ready, or a refusal) before anyone is held: so that
-    // COMMIT can follow the states at once, and nobody is frozen for a target that refused.
-    if (offersCommitWithStates() && !call.awaitReady(READY_WAIT)) {
+    // The target's answer to the header (ready, or a refusal) before anyone is held: its work on
+    // the header (the plan's check, the pod, the address; 100 ms and more in a cold agent's first
+    // arrival) is then not in the pause, nobody is frozen for a target that refused, and COMMIT
+    // may follow the states at once.
+    long readyStart = System.nanoTime();
+    boolean ready = call.awaitReady(READY_WAIT);
+    m.timed("target-ready", readyStart);
+    if (!ready) {
       call.requireOpen();
       LOG.info(
           () ->
               "migration "
                   + id
-                  + ": the target did not say within "
+                  + ": the target did not answer its header within "
                   + READY_WAIT.toMillis()
-                  + " ms that it commits only what staged (an older agent): COMMIT waits for"
-                  + " its STAGED");
+                  + " ms (an older agent): the freeze goes on, and COMMIT waits for its STAGED");
     }
     call.requireOpen();
     freezeWallMicros = nowMicros();
@@ -780,7 +784,7 @@ public final class SourceMove {
         .setFault(req.getFault())
         .setPlan(req.getPlan())
         .setTunnelEndpoint(tunnelEnd == null ? "" : tunnelEnd.local().getHostAddress())
-        .setCommitWithStates(offersCommitWithStates())
+        .setAnswerReady(true)
         .build();
   }
 

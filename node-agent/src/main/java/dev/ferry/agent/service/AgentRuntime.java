@@ -217,8 +217,9 @@ public class AgentRuntime {
   }
 
   /**
-   * Rehearses the move on loopback connections ({@link MoveRehearsal}), off the start's path: the
-   * API already answers, and a move that comes meanwhile runs beside it. Best effort.
+   * Rehearses the move on loopback connections ({@link MoveRehearsal}), then a move's messages with
+   * this agent's own API at {@code self} ({@link PeerRehearsal}), off the start's path: the API
+   * already answers, and a move that comes meanwhile runs beside them. Best effort.
    */
   private static void rehearse(Path scratch, Peers peers, String self, String node) {
     long start = System.nanoTime();
@@ -256,8 +257,8 @@ public class AgentRuntime {
       Thread.currentThread().interrupt();
     } catch (IOException | RuntimeException e) {
       LOG.warning(
-          "move rehearsal failed, so this agent's first move runs its code cold (it works"
-              + " otherwise as before): "
+          "the rehearsal at start failed, so this agent's first move runs some of its code cold"
+              + " (it works otherwise as before): "
               + e.getMessage());
     }
   }

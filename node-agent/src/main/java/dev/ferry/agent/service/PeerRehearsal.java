@@ -46,10 +46,10 @@ final class PeerRehearsal {
             ArrivalHeader.newBuilder()
                 .setMigrationId("rehearsal-" + i)
                 .setSourceNode(node)
-                .setCommitWithStates(withStates)
+                .setAnswerReady(true)
                 .build());
+        boolean pipelined = call.awaitReady(ROUND_LIMIT) && withStates;
         call.requireOpen();
-        boolean pipelined = withStates && call.awaitReady(ROUND_LIMIT);
         call.holdStarts();
         ArrivalReply staged;
         ArrivalReply resumed;

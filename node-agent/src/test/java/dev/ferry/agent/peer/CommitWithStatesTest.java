@@ -84,7 +84,7 @@ class CommitWithStatesTest {
   }
 
   private static ArrivalHeader header() {
-    return ArrivalHeader.newBuilder().setMigrationId("m-1").setCommitWithStates(true).build();
+    return ArrivalHeader.newBuilder().setMigrationId("m-1").setAnswerReady(true).build();
   }
 
   /** A target on loopback that answers as a newer agent ({@code ready}) or an older one. */
@@ -99,7 +99,7 @@ class CommitWithStatesTest {
                       @Override
                       public void onNext(ArrivalMessage m) {
                         received.add(m);
-                        if (m.hasHeader() && saysReady && m.getHeader().getCommitWithStates()) {
+                        if (m.hasHeader() && saysReady && m.getHeader().getAnswerReady()) {
                           out.onNext(ArrivalReply.newBuilder().setReady(true).build());
                         } else if (m.hasEnd()) {
                           out.onNext(
