@@ -88,8 +88,10 @@ final class Report {
       phaseTable(md, results, Figures::ferry, "agent path");
       md.append(
           "\nOne Move call per migration: the agents run it between themselves. Phase columns: each"
-              + " phase as the agents timed it themselves, in ms (freeze, export and release on the"
-              + " source; stage, commit and resume on the target). Held: from the first freeze to"
+              + " phase as the agents timed it themselves, in ms (target-ready, the source's wait"
+              + " for the target's answer to the header, before the freeze and holding no one;"
+              + " freeze, export and release on the source; stage, commit and resume on the"
+              + " target). Held: from the first freeze to"
               + " the last resume, on the agents' clock, the longest any client can be held (the"
               + " pre-copy before it holds no one). Whole: from the first freeze to Move's"
               + " answer.\n\n");
