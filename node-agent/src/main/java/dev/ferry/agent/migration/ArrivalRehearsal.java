@@ -79,14 +79,7 @@ public final class ArrivalRehearsal implements StreamObserver<ArrivalMessage> {
       case CONNECTION ->
           stage(m.getConnection().getSocket(), m.getConnection().getAppStateLength());
       case END -> {
-        if (m.getEnd().getConnections() != staged.size()) {
-          throw new BadRequest(
-              "END says "
-                  + m.getEnd().getConnections()
-                  + " connections, "
-                  + staged.size()
-                  + " came");
-        }
+        ArrivalStream.requireAllCame(m.getEnd(), staged.size());
         out.onNext(ArrivalReply.newBuilder().setStaged(status(ConnectionPhase.STAGED)).build());
       }
       case COMMIT ->

@@ -292,14 +292,7 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         requireHeader();
         endArrived = System.nanoTime();
         finishConnection();
-        if (m.getEnd().getConnections() != states.size()) {
-          throw new BadRequest(
-              "END says "
-                  + m.getEnd().getConnections()
-                  + " connections, "
-                  + states.size()
-                  + " came");
-        }
+        requireAllCame(m.getEnd(), states.size());
         target.receive(List.copyOf(states), (System.nanoTime() - start) / 1000, Map.copyOf(wholes));
         states.clear();
         dropPrecopiedThatDidNotCome();
@@ -428,6 +421,16 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
    * least one unless the move carries the address alone. The source rolls back what fails it; the
    * target refuses a COMMIT sent behind the states for the same.
    */
+  /**
+   * Refuses an END that counts other connections than came before it: a state lost or added on the
+   * way. The rehearsal's target ({@link ArrivalRehearsal}) refuses the same.
+   */
+  static void requireAllCame(dev.ferry.api.v1alpha1.StatesEnd end, int came) {
+    if (end.getConnections() != came) {
+      throw new BadRequest("END says " + end.getConnections() + " connections, " + came + " came");
+    }
+  }
+
   static boolean allStaged(MigrationStatus staged, boolean addressOnly) {
     return staged.getConnectionsList().stream()
             .allMatch(c -> c.getPhase() == dev.ferry.api.v1alpha1.ConnectionPhase.STAGED)

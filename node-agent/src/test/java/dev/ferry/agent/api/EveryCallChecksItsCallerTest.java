@@ -75,12 +75,7 @@ class EveryCallChecksItsCallerTest {
     Shell.run(SecretVolume.script().toString(), "--rogue", rogue.toString());
     intruder = intruder(cluster, dir.resolve("intruder"));
     AgentMetrics metrics = new AgentMetrics(registry);
-    MutualTls tls =
-        new MutualTls(
-            cluster.resolve("agent.crt"),
-            cluster.resolve("agent.key"),
-            cluster.resolve("ca.crt"),
-            metrics::refused);
+    MutualTls tls = SecretVolume.agentTls(cluster, metrics);
     // intercept() runs the last interceptor first: CallerCheck, then the note that a call got in.
     server =
         NettyServerBuilder.forAddress(

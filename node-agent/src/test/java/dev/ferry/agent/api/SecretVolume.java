@@ -38,6 +38,16 @@ public final class SecretVolume {
     return dir;
   }
 
+  /** The agent's mutual TLS from the certificates {@link #newCa} made in {@code certs}. */
+  public static MutualTls agentTls(Path certs, dev.ferry.agent.service.AgentMetrics metrics)
+      throws IOException {
+    return new MutualTls(
+        certs.resolve("agent.crt"),
+        certs.resolve("agent.key"),
+        certs.resolve("ca.crt"),
+        metrics::refused);
+  }
+
   /** New leaf certificates in {@code dir}, signed by the CA of {@code ca}. */
   static Path newLeaves(Path ca, Path dir) throws IOException {
     Files.createDirectories(dir);

@@ -62,12 +62,7 @@ class PeerRehearsalIT {
     Path certs = SecretVolume.newCa(dir.resolve("cluster"));
     SimpleMeterRegistry registry = new SimpleMeterRegistry();
     AgentMetrics metrics = new AgentMetrics(registry);
-    MutualTls tls =
-        new MutualTls(
-            certs.resolve("agent.crt"),
-            certs.resolve("agent.key"),
-            certs.resolve("ca.crt"),
-            metrics::refused);
+    MutualTls tls = SecretVolume.agentTls(certs, metrics);
     server =
         NettyServerBuilder.forAddress(
                 new InetSocketAddress("127.0.0.1", 0), tls.serverCredentials())
