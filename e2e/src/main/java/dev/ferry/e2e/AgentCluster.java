@@ -190,6 +190,8 @@ public final class AgentCluster implements AutoCloseable {
       List<String> cmd =
           List.of(
               Builds.java(),
+              // The agent's JVM options, as its image starts it (C1 only: see the file).
+              "@" + Builds.repoFile("node-agent/src/main/jvm/agent-jvm.options"),
               "-jar",
               Builds.repoFile("node-agent/target/quarkus-app/quarkus-run.jar").toString());
       ProcessBuilder pb = host.process(cmd.toArray(String[]::new));
