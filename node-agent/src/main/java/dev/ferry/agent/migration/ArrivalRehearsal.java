@@ -25,9 +25,9 @@ import java.util.List;
  *
  * <p>Why it exists: an agent moves connections rarely, and its first move ran the agents' messaging
  * code (TLS, HTTP/2, protobuf, both ends of the stream) for the first time while its clients were
- * held: in {@code make bench} the four messages between the agents took 15–33 ms each way in a
- * node's first move against 2–4 ms in later ones. An agent rehearses the conversation with its own
- * API when it starts ({@code PeerRehearsal}), before any client is held.
+ * held: in {@code make bench} (one stream) the two round trips between the agents took 33 and 27 ms
+ * in a node's first move against 5 and 7 ms in later ones. An agent rehearses the conversation with
+ * its own API when it starts ({@code PeerRehearsal}), before any client is held.
  */
 public final class ArrivalRehearsal implements StreamObserver<ArrivalMessage> {
   /** A rehearsal needs a few connections; the bound keeps a caller from filling the heap. */
