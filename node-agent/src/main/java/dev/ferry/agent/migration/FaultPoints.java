@@ -25,20 +25,16 @@ public final class FaultPoints {
           "source-before-release");
 
   /**
-   * Points where a move stalls instead (a peer that stops answering, a slow disk): the agent waits
-   * {@link #STALL} there and carries on.
+   * Points where a move stalls instead, and for how long: the agent waits there and carries on.
+   * source-stalls-after-export: a peer that stops answering, a slow disk. target-stalls-on-header:
+   * a target slow to take the header (a cold agent's first plan check and address took 172 ms),
+   * well inside the source's wait for its answer (SourceMove.READY_WAIT), so that the source must
+   * freeze after it.
    */
-  public static final java.util.List<String> STALLS =
-      java.util.List.of("source-stalls-after-export", "target-stalls-on-header");
-
-  static final java.time.Duration STALL = java.time.Duration.ofSeconds(10);
-
-  /**
-   * How long target-stalls-on-header holds the header up: a target slow to take it (a cold agent's
-   * first plan check and address took 172 ms), well inside the source's wait for the answer
-   * (SourceMove.READY_WAIT), so that the source must freeze after it.
-   */
-  static final java.time.Duration HEADER_STALL = java.time.Duration.ofMillis(600);
+  static final java.util.Map<String, java.time.Duration> STALLS =
+      java.util.Map.of(
+          "source-stalls-after-export", java.time.Duration.ofSeconds(10),
+          "target-stalls-on-header", java.time.Duration.ofMillis(600));
 
   /**
    * A point named with this suffix ("source-after-export/stall") stalls the side that reaches it
@@ -99,12 +95,11 @@ public final class FaultPoints {
   }
 
   /**
-   * Stalls the move here for {@link #STALL} ({@link #HEADER_STALL} at target-stalls-on-header) if
-   * {@code requested} names {@code stall}.
+   * Stalls the move here for its time ({@link #STALLS}) if {@code requested} names {@code stall}.
    */
   public void stall(String requested, String stall) throws InterruptedException {
     if (enabled && stall.equals(requested)) {
-      java.time.Duration d = stall.equals("target-stalls-on-header") ? HEADER_STALL : STALL;
+      java.time.Duration d = STALLS.get(stall);
       LOG.severe(() -> "fault point " + stall + " reached: stalling for " + d);
       Thread.sleep(d.toMillis());
     }
@@ -115,7 +110,7 @@ public final class FaultPoints {
         requested.endsWith(STALL_SUFFIX)
             ? requested.substring(0, requested.length() - STALL_SUFFIX.length())
             : requested;
-    if (!requested.isEmpty() && !POINTS.contains(point) && !STALLS.contains(requested)) {
+    if (!requested.isEmpty() && !POINTS.contains(point) && !STALLS.containsKey(requested)) {
       throw new BadRequest(
           "fault: '"
               + requested
@@ -124,7 +119,7 @@ public final class FaultPoints {
               + " (each may end in "
               + STALL_SUFFIX
               + ") or "
-              + STALLS);
+              + new java.util.TreeSet<>(STALLS.keySet()));
     }
     return requested;
   }
