@@ -54,30 +54,36 @@ final class MoveRehearsal {
     SocketExporter exporter = new SocketExporter();
     SocketRestorer restorer = new SocketRestorer();
     long checked = 0;
-    Departure.Departed[] last = new Departure.Departed[1];
+    Departure.Departed sample = null;
     try (TcpSocket listener = TcpSocket.open(LOOPBACK)) {
       listener.bind(new InetSocketAddress(LOOPBACK, 0));
       listener.listen(1);
       InetSocketAddress at = listener.localAddress();
       SavedStates saved = new SavedStates(scratch);
       for (int i = 0; i < moves; i++) {
-        checked += moveOne(listener, at, exporter, restorer, saved, "rehearsal-" + i, i, last);
+        Moved m = moveOne(listener, at, exporter, restorer, saved, "rehearsal-" + i, i);
+        checked += m.bytesChecked();
+        sample = m.exported();
       }
     } finally {
       SavedStates.deleteTree(scratch);
     }
-    return new Result(moves, checked, last[0]);
+    return new Result(moves, checked, sample);
   }
 
-  private static long moveOne(
+  /**
+   * One connection's rehearsal: the bytes checked, and its state as exported (4 KB of app state).
+   */
+  private record Moved(long bytesChecked, Departure.Departed exported) {}
+
+  private static Moved moveOne(
       TcpSocket listener,
       InetSocketAddress at,
       SocketExporter exporter,
       SocketRestorer restorer,
       SavedStates saved,
       String id,
-      int seed,
-      Departure.Departed[] last)
+      int seed)
       throws IOException {
     byte[] fromClient = pattern(3_000 + seed % 97, seed);
     byte[] fromServer = pattern(5_000 + seed % 89, seed + 1);
@@ -90,7 +96,6 @@ final class MoveRehearsal {
         state = exporter.export(server);
       } // closed in repair mode: the client hears nothing
       Connection c = new Connection(state.local(), state.remote());
-      last[0] = new Departure.Departed(c, state, pattern(4_096, seed));
       saved.save(
           new SavedStates.Migration(id, "source", "", "", "", MoveAddressPlan.getDefaultInstance()),
           List.of(new Departure.Departed(c, state, new byte[0])));
@@ -105,7 +110,9 @@ final class MoveRehearsal {
         moved.writeFully(more);
         expect(moved, fromClient, id + ": what the client sent before the move");
         expect(client, concat(fromServer, more), id + ": what the server sent");
-        return fromClient.length + fromServer.length + more.length;
+        return new Moved(
+            fromClient.length + fromServer.length + more.length,
+            new Departure.Departed(c, state, pattern(4_096, seed)));
       }
     }
   }
