@@ -417,11 +417,6 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
   }
 
   /**
-   * The one rule both ends commit by: every connection of {@code staged} is STAGED, and there is at
-   * least one unless the move carries the address alone. The source rolls back what fails it; the
-   * target refuses a COMMIT sent behind the states for the same.
-   */
-  /**
    * Refuses an END that counts other connections than came before it: a state lost or added on the
    * way. The rehearsal's target ({@link ArrivalRehearsal}) refuses the same.
    */
@@ -431,6 +426,11 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
     }
   }
 
+  /**
+   * The one rule both ends commit by: every connection of {@code staged} is STAGED, and there is at
+   * least one unless the move carries the address alone. The source rolls back what fails it; the
+   * target refuses a COMMIT sent behind the states for the same.
+   */
   static boolean allStaged(MigrationStatus staged, boolean addressOnly) {
     return staged.getConnectionsList().stream()
             .allMatch(c -> c.getPhase() == dev.ferry.api.v1alpha1.ConnectionPhase.STAGED)
