@@ -54,6 +54,11 @@ public final class SourceMigration {
   /** A rollback ran before any commit could: the target must never be told to commit. */
   private boolean rolledBack;
 
+  /** Records a step of the move measured elsewhere, in microseconds. */
+  public void took(String phase, long micros) {
+    clock.add(phase, micros);
+  }
+
   /** Why the hold limit rolled this migration back; null while it has not. */
   private String limitPassed;
 

@@ -357,7 +357,11 @@ public final class SourceMove {
     long readyStart = System.nanoTime();
     boolean ready = call.awaitReady(READY_WAIT);
     m.timed("target-ready", readyStart);
-    if (!ready) {
+    if (ready) {
+      // The target's time with the header, however long the inventory and the pre-copy took here
+      // meanwhile (target-ready is only what was left of it).
+      m.took("header-answered", call.headerAnsweredMicros());
+    } else {
       call.requireOpen();
       LOG.info(
           () ->

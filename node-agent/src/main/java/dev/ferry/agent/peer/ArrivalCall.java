@@ -73,6 +73,11 @@ public final class ArrivalCall implements AutoCloseable {
    */
   private volatile boolean commitsIfAllStaged;
 
+  /** When the first header left, and when the target's ready came (0 until each has). */
+  private volatile long headerSentNanos;
+
+  private volatile long readyNanos;
+
   /** Counted down when the target says ready, or the stream breaks. */
   private final java.util.concurrent.CountDownLatch readyOrBroken =
       new java.util.concurrent.CountDownLatch(1);
@@ -112,6 +117,9 @@ public final class ArrivalCall implements AutoCloseable {
           @Override
           public void onNext(ArrivalReply reply) {
             if (reply.hasReady()) {
+              if (readyNanos == 0) {
+                readyNanos = System.nanoTime();
+              }
               commitsIfAllStaged = true;
               readyOrBroken.countDown();
               return;
@@ -209,6 +217,9 @@ public final class ArrivalCall implements AutoCloseable {
 
   /** What the move is: the target prepares (the address on its pod) while the source freezes. */
   public void sendHeader(ArrivalHeader header) throws InterruptedException {
+    if (headerSentNanos == 0) {
+      headerSentNanos = System.nanoTime();
+    }
     send(ArrivalMessage.newBuilder().setHeader(header).build());
   }
 
@@ -260,6 +271,16 @@ public final class ArrivalCall implements AutoCloseable {
   public boolean awaitReady(Duration most) throws InterruptedException {
     readyOrBroken.await(most.toNanos(), TimeUnit.NANOSECONDS);
     return commitsIfAllStaged;
+  }
+
+  /**
+   * From the header's send to the target's ready, in microseconds: the target's own time with the
+   * header and a round trip, whatever the source did meanwhile; -1 before it has answered.
+   */
+  public long headerAnsweredMicros() {
+    long sent = headerSentNanos;
+    long ready = readyNanos;
+    return sent == 0 || ready == 0 ? -1 : (ready - sent) / 1000;
   }
 
   /** Sends every state, then waits for the target's STAGED answer. */
