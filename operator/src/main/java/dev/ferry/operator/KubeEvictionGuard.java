@@ -2,6 +2,7 @@
 package dev.ferry.operator;
 
 import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.operator.cluster.SideBySide;
 import dev.ferry.operator.migration.EvictionGuard;
 import dev.ferry.operator.migration.Plan;
 import io.fabric8.kubernetes.api.model.IntOrString;
@@ -62,22 +63,9 @@ final class KubeEvictionGuard implements EvictionGuard {
     String name = plan.source().getName();
     String uid = mr.getMetadata().getUid();
     try {
-      createBudget(mr, ns, uid);
-      // The pod as the plan read it: in Preparing a moment ago, so no second read. A plan that
-      // Prepared kept for minutes may hold a pod changed since: the patch is refused, and the pod
-      // read again. A copy, as edit changes what it is given, and the plan may be used again.
-      Pod planned =
-          plan.sourcePod() == null
-              ? null
-              : client.getKubernetesSerialization().clone(plan.sourcePod());
-      if (!patchLatest(
-          ns,
-          name,
-          planned,
-          pod -> client.pods().inNamespace(ns).resource(pod).edit(p -> mark(p, uid)))) {
-        throw new KubernetesClientException(
-            "pod " + ns + "/" + name + " is gone", HttpURLConnection.HTTP_NOT_FOUND, null);
-      }
+      // The budget and the pod's label at once: the budget selects the pod by the label, and the
+      // guard holds once both are there, before Moving, whichever lands first.
+      SideBySide.run(() -> createBudget(mr, ns, uid), () -> markPod(plan, ns, name, uid));
       return Optional.empty();
     } catch (KubernetesClientException e) {
       String why =
@@ -88,6 +76,24 @@ final class KubeEvictionGuard implements EvictionGuard {
               + "); check the operator's RBAC for poddisruptionbudgets and pods";
       LOG.warning(() -> name(mr) + ": " + why);
       return Optional.of(why);
+    }
+  }
+
+  private void markPod(Plan plan, String ns, String name, String uid) {
+    // The pod as the plan read it: in Preparing a moment ago, so no second read. A plan that
+    // Prepared kept for minutes may hold a pod changed since: the patch is refused, and the pod
+    // read again. A copy, as edit changes what it is given, and the plan may be used again.
+    Pod planned =
+        plan.sourcePod() == null
+            ? null
+            : client.getKubernetesSerialization().clone(plan.sourcePod());
+    if (!patchLatest(
+        ns,
+        name,
+        planned,
+        pod -> client.pods().inNamespace(ns).resource(pod).edit(p -> mark(p, uid)))) {
+      throw new KubernetesClientException(
+          "pod " + ns + "/" + name + " is gone", HttpURLConnection.HTTP_NOT_FOUND, null);
     }
   }
 
@@ -141,20 +147,31 @@ final class KubeEvictionGuard implements EvictionGuard {
   public void release(MigrationRequest mr) {
     String ns = mr.getMetadata().getNamespace();
     String uid = mr.getMetadata().getUid();
+    String source = mr.getSpec().getSource() == null ? null : mr.getSpec().getSource().getName();
     try {
-      client.policy().v1().podDisruptionBudget().inNamespace(ns).withName(budgetName(mr)).delete();
-      String source = mr.getSpec().getSource() == null ? null : mr.getSpec().getSource().getName();
-      if (source == null) {
-        return;
-      }
-      // One read, and a patch only of a pod this request marked.
-      patchLatest(
-          ns,
-          source,
-          null,
-          pod -> {
-            if (uid.equals(labels(pod).get(MIGRATION_LABEL))) {
-              client.pods().inNamespace(ns).resource(pod).edit(p -> unmark(p, uid));
+      // The budget and the pod's marks at once: each is lifted on its own, and an eviction
+      // waits for both to go.
+      SideBySide.run(
+          () ->
+              client
+                  .policy()
+                  .v1()
+                  .podDisruptionBudget()
+                  .inNamespace(ns)
+                  .withName(budgetName(mr))
+                  .delete(),
+          () -> {
+            if (source != null) {
+              // One read, and a patch only of a pod this request marked.
+              patchLatest(
+                  ns,
+                  source,
+                  null,
+                  pod -> {
+                    if (uid.equals(labels(pod).get(MIGRATION_LABEL))) {
+                      client.pods().inNamespace(ns).resource(pod).edit(p -> unmark(p, uid));
+                    }
+                  });
             }
           });
     } catch (KubernetesClientException e) {
@@ -172,6 +189,12 @@ final class KubeEvictionGuard implements EvictionGuard {
                   + ns
                   + " or the request to let the pod be evicted");
     }
+  }
+
+  @Override
+  public Runnable startRelease(MigrationRequest mr) {
+    var lifting = SideBySide.start(() -> release(mr));
+    return () -> SideBySide.join(lifting);
   }
 
   /**

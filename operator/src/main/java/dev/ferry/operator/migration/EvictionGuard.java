@@ -22,6 +22,15 @@ public interface EvictionGuard {
   /** Lifts what {@link #protect} set, best effort and idempotent: the pod may be gone. */
   void release(MigrationRequest mr);
 
+  /**
+   * Begins {@link #release}, to run beside the caller's own API requests; the handle returned waits
+   * for it to end (and throws what it threw). Here: at once, on the caller's thread.
+   */
+  default Runnable startRelease(MigrationRequest mr) {
+    release(mr);
+    return () -> {};
+  }
+
   /** Guards nothing: for tests of other things. */
   EvictionGuard NONE =
       new EvictionGuard() {

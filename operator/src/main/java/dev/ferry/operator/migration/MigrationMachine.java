@@ -160,20 +160,27 @@ public final class MigrationMachine {
     }
     StepOutcome.End e = (StepOutcome.End) outcome;
     MigrationRequestStatus st = mr.getStatus();
-    if (e.report().addressMoved()) {
-      sink.addressMoved(mr, e.report().plan());
+    // Prepared holds no guard unless its turn into Moving was not written: released anyway. Beside
+    // the address's record, which depends on nothing of it, so that the end waits for the slower
+    // of the two; both are done before the status says the request ended.
+    Runnable lifted =
+        at == Phase.Moving || at == Phase.Prepared ? guard.startRelease(mr) : () -> {};
+    try {
+      if (e.report().addressMoved()) {
+        sink.addressMoved(mr, e.report().plan());
+      }
+    } catch (RuntimeException failed) {
+      lifted.run(); // nothing left running behind the retry
+      throw failed;
     }
     enter(mr, at, e.end(), e.reason(), e.message(), e.report());
     st.setCompletionTime(clock.instant().toString());
     if (st.getConnections() == null) {
       st.setConnections(new ConnectionCounts());
     }
+    lifted.run();
     calls.forget(st.getMigrationId());
     slots.release(mr);
-    // Prepared holds no guard unless its turn into Moving was not written: released anyway.
-    if (at == Phase.Moving || at == Phase.Prepared) {
-      guard.release(mr);
-    }
     LOG.info(() -> name(mr) + " ended " + e.end() + " (" + e.reason() + "): " + e.message());
     sink.event(
         mr,

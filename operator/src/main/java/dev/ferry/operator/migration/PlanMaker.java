@@ -6,6 +6,7 @@ import dev.ferry.api.crd.MigrationRequestSpec;
 import dev.ferry.api.crd.MovedAddress;
 import dev.ferry.api.crd.MovedAddressSpec;
 import dev.ferry.operator.cluster.ClusterView;
+import dev.ferry.operator.cluster.SideBySide;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.ContainerPort;
 import io.fabric8.kubernetes.api.model.Node;
@@ -16,6 +17,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 import java.util.stream.Collectors;
 
 /**
@@ -73,6 +75,14 @@ public final class PlanMaker implements Planner {
       throw new InvalidRequest("spec.source.name", "is required: name the pod to move from");
     }
     String sourceName = spec.getSource().getName();
+    // A named target is read beside the source: neither read waits for the other. (Left to end on
+    // its own if the source fails the plan: a read changes nothing.)
+    String named =
+        chosenTarget != null
+            ? chosenTarget
+            : spec.getTarget() == null ? null : spec.getTarget().getName();
+    CompletableFuture<Optional<Pod>> namedTarget =
+        named == null ? null : SideBySide.read(() -> cluster.pod(ns, named));
     Pod source =
         cluster
             .pod(ns, sourceName)
@@ -92,7 +102,19 @@ public final class PlanMaker implements Planner {
           "pod " + sourceName + " is not running on a node (phase " + phase(source) + ")");
     }
 
-    Pod target = target(spec, ns, sourceNode, chosenTarget);
+    Pod target =
+        named == null
+            ? bySelector(spec, ns, sourceNode)
+            : SideBySide.join(namedTarget)
+                .orElseThrow(
+                    () ->
+                        new InvalidRequest(
+                            "spec.target.name",
+                            "no pod "
+                                + named
+                                + " in namespace "
+                                + ns
+                                + "; name a pod that exists"));
     String targetName = target.getMetadata().getName();
     String targetNode = ClusterView.nodeOf(target);
     if (sourceNode.equals(targetNode)) {
@@ -130,18 +152,9 @@ public final class PlanMaker implements Planner {
         source);
   }
 
-  private Pod target(MigrationRequestSpec spec, String ns, String sourceNode, String chosen)
+  /** The target the selector chooses: no name was given, and none chosen before. */
+  private Pod bySelector(MigrationRequestSpec spec, String ns, String sourceNode)
       throws InvalidRequest {
-    if (chosen != null || (spec.getTarget() != null && spec.getTarget().getName() != null)) {
-      String name = chosen != null ? chosen : spec.getTarget().getName();
-      return cluster
-          .pod(ns, name)
-          .orElseThrow(
-              () ->
-                  new InvalidRequest(
-                      "spec.target.name",
-                      "no pod " + name + " in namespace " + ns + "; name a pod that exists"));
-    }
     Map<String, String> labels = spec.getTargetSelector();
     if (labels.isEmpty()) {
       throw new InvalidRequest(

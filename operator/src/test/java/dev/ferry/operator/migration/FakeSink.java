@@ -10,8 +10,20 @@ final class FakeSink implements StatusSink {
   final List<String> events = new ArrayList<>();
   final List<Plan> addressMoves = new ArrayList<>();
 
+  /** Thrown by the next {@link #addressMoved}, as the API server's refusal would be. */
+  RuntimeException addressRefusal;
+
+  /** Something to call at each {@link #addressMoved}, before it records or fails. */
+  Runnable onAddressMoved = () -> {};
+
   @Override
   public void addressMoved(MigrationRequest mr, Plan plan) {
+    onAddressMoved.run();
+    RuntimeException refusal = addressRefusal;
+    if (refusal != null) {
+      addressRefusal = null;
+      throw refusal;
+    }
     addressMoves.add(plan);
   }
 

@@ -2,6 +2,7 @@
 package dev.ferry.operator.migration;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestStatus;
@@ -172,7 +173,48 @@ class MigrationLimitsTest {
     rig.reconcile();
 
     assertThat(rig.phase()).isEqualTo(Phase.Completed);
-    assertThat(rig.guard.calls).containsExactly("protect pod-a", "release move-1");
+    assertThat(rig.guard.calls)
+        .containsExactly("protect pod-a", "release move-1", "release waited for");
+  }
+
+  @Test
+  void theGuardIsLiftedBesideTheAddressRecordAndBothEndBeforeTheStatusDoes() {
+    Rig rig = new Rig();
+    rig.source.move = MigrationMachineTest::completed;
+    rig.reconcileTo(Phase.Moving);
+    rig.reconcile();
+    rig.answer();
+    rig.sink.onAddressMoved = () -> rig.guard.calls.add("address recorded");
+
+    rig.reconcile();
+
+    assertThat(rig.phase()).isEqualTo(Phase.Completed);
+    assertThat(rig.guard.calls)
+        .as("begun before the record, waited for before the turn that ends the request returns")
+        .containsExactly(
+            "protect pod-a", "release move-1", "address recorded", "release waited for");
+  }
+
+  @Test
+  void aRecordTheApiServerRefusesFailsTheTurnWithTheReleaseEndedAndTheNextTurnEnds() {
+    Rig rig = new Rig();
+    rig.source.move = MigrationMachineTest::completed;
+    rig.reconcileTo(Phase.Moving);
+    rig.reconcile();
+    rig.answer();
+    rig.sink.addressRefusal = new IllegalStateException("409 from the API server");
+
+    assertThatThrownBy(rig::reconcile).hasMessage("409 from the API server");
+    assertThat(rig.guard.calls)
+        .as("nothing left running behind the failed turn")
+        .endsWith("release move-1", "release waited for");
+    assertThat(rig.phase()).as("not ended: the turn is tried again").isEqualTo(Phase.Moving);
+
+    rig.reconcile(); // Move again: the agent answers how it ended
+    rig.answer();
+    rig.reconcile();
+    assertThat(rig.phase()).isEqualTo(Phase.Completed);
+    assertThat(rig.sink.addressMoves).containsExactly(Rig.plan());
   }
 
   @Test

@@ -80,7 +80,8 @@ class PrepareOnlyTest {
         .extracting(MoveRequest::getPrepareOnly)
         .as("the prepare-only Move, then the one that freezes")
         .containsExactly(true, false);
-    assertThat(rig.guard.calls).containsExactly("protect pod-a", "release move-1");
+    assertThat(rig.guard.calls)
+        .containsExactly("protect pod-a", "release move-1", "release waited for");
     assertThat(rig.mr.getStatus().getPhaseTransitionTimestamps())
         .extracting(t -> t.getPhase())
         .containsExactly(
@@ -168,7 +169,7 @@ class PrepareOnlyTest {
     assertThat(rig.fabric.claimed).as("nothing claimed, nothing given back").isEmpty();
     assertThat(rig.guard.calls)
         .as("never guarded; released all the same")
-        .containsExactly("release move-1");
+        .containsExactly("release move-1", "release waited for");
     assertThat(rig.writes).isEqualTo(precopied + 1);
   }
 
