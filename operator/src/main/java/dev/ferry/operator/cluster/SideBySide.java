@@ -4,7 +4,9 @@ package dev.ferry.operator.cluster;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.concurrent.SynchronousQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 
 /**
  * API requests that depend on nothing of each other, made at once: a migration then waits for the
@@ -15,17 +17,27 @@ import java.util.concurrent.Executors;
 public final class SideBySide {
   private SideBySide() {}
 
+  /** At most this many requests run beside their callers at once; more run on their callers. */
+  static final int MOST = 32;
+
   /**
    * Daemon threads, made as needed and kept a minute: a request's thread waits on the network, not
-   * on a core.
+   * on a core. Bounded: past {@link #MOST} a request runs on its caller's thread, one after the
+   * other as before, so a burst of reconciles cannot make a thread each.
    */
   private static final ExecutorService POOL =
-      Executors.newCachedThreadPool(
+      new ThreadPoolExecutor(
+          0,
+          MOST,
+          60,
+          TimeUnit.SECONDS,
+          new SynchronousQueue<>(),
           r -> {
             Thread t = new Thread(r, "api-side-by-side");
             t.setDaemon(true);
             return t;
-          });
+          },
+          new ThreadPoolExecutor.CallerRunsPolicy());
 
   /**
    * Runs {@code other} on another thread while this one runs {@code first}, and returns when both

@@ -4,9 +4,13 @@ package dev.ferry.operator.cluster;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 
 class SideBySideTest {
@@ -58,6 +62,35 @@ class SideBySideTest {
         .as("the first's failure, when both fail")
         .hasMessage("the first's");
     assertThat(otherEnded).as("the other had ended before the call returned").isTrue();
+  }
+
+  @Test
+  void pastTheBoundARequestRunsOnItsCaller() {
+    CountDownLatch release = new CountDownLatch(1);
+    CountDownLatch busy = new CountDownLatch(SideBySide.MOST);
+    List<CompletableFuture<Void>> held = new ArrayList<>();
+    try {
+      for (int i = 0; i < SideBySide.MOST; i++) {
+        held.add(
+            SideBySide.start(
+                () -> {
+                  busy.countDown();
+                  await(release);
+                }));
+      }
+      assertThat(await(busy)).as("every thread of the pool busy").isTrue();
+      Thread caller = Thread.currentThread();
+      AtomicReference<Thread> ranOn = new AtomicReference<>();
+
+      SideBySide.join(SideBySide.start(() -> ranOn.set(Thread.currentThread())));
+
+      assertThat(ranOn.get())
+          .as("no thread more than the bound: the caller's own")
+          .isSameAs(caller);
+    } finally {
+      release.countDown();
+      held.forEach(SideBySide::join);
+    }
   }
 
   @Test
