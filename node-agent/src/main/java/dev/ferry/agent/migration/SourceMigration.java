@@ -54,11 +54,6 @@ public final class SourceMigration {
   /** A rollback ran before any commit could: the target must never be told to commit. */
   private boolean rolledBack;
 
-  /** Records a step of the move measured elsewhere, in microseconds. */
-  public void took(String phase, long micros) {
-    clock.add(phase, micros);
-  }
-
   /** Why the hold limit rolled this migration back; null while it has not. */
   private String limitPassed;
 
@@ -431,6 +426,11 @@ public final class SourceMigration {
   /** Records a step of the move timed outside this class (the stream's round trips). */
   public void timed(String phase, long startNanos) {
     clock.add(phase, (System.nanoTime() - startNanos) / 1000);
+  }
+
+  /** Records a step of the move measured elsewhere, in microseconds. */
+  public void took(String phase, long micros) {
+    clock.add(phase, micros);
   }
 
   /** Why the hold limit rolled this migration back; null while it has not. */
