@@ -17,10 +17,8 @@ import io.grpc.Server;
 import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
-import io.grpc.ServerInterceptors;
 import io.grpc.Status;
 import io.grpc.netty.GrpcSslContexts;
-import io.grpc.netty.NettyServerBuilder;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.netty.handler.ssl.SslContext;
@@ -28,7 +26,6 @@ import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
-import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -76,17 +73,10 @@ class EveryCallChecksItsCallerTest {
     intruder = intruder(cluster, dir.resolve("intruder"));
     AgentMetrics metrics = new AgentMetrics(registry);
     MutualTls tls = SecretVolume.agentTls(cluster, metrics);
-    // intercept() runs the last interceptor first: CallerCheck, then the note that a call got in.
+    // CallerCheck first, then the note that a call got in.
     server =
-        NettyServerBuilder.forAddress(
-                new InetSocketAddress("127.0.0.1", 0), tls.serverCredentials())
-            .addService(
-                ServerInterceptors.intercept(
-                    new NodeAgentGrpc.NodeAgentImplBase() {},
-                    new Reached(reached),
-                    new CallerCheck(metrics::refused)))
-            .build()
-            .start();
+        TestAgentServer.start(
+            tls, metrics, new NodeAgentGrpc.NodeAgentImplBase() {}, new Reached(reached));
   }
 
   @AfterEach

@@ -7,6 +7,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.ferry.agent.api.CallerCheck;
 import dev.ferry.agent.api.MutualTls;
 import dev.ferry.agent.api.SecretVolume;
+import dev.ferry.agent.api.TestAgentServer;
 import dev.ferry.agent.migration.ArrivalRehearsal;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.peer.Peers;
@@ -19,12 +20,9 @@ import dev.ferry.api.v1alpha1.StatesBatch;
 import dev.ferry.api.v1alpha1.StatesEnd;
 import dev.ferry.api.v1alpha1.TransferredConnection;
 import io.grpc.Server;
-import io.grpc.ServerInterceptors;
 import io.grpc.Status;
-import io.grpc.netty.NettyServerBuilder;
 import io.grpc.stub.StreamObserver;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -64,20 +62,15 @@ class PeerRehearsalIT {
     AgentMetrics metrics = new AgentMetrics(registry);
     MutualTls tls = SecretVolume.agentTls(certs, metrics);
     server =
-        NettyServerBuilder.forAddress(
-                new InetSocketAddress("127.0.0.1", 0), tls.serverCredentials())
-            .addService(
-                ServerInterceptors.intercept(
-                    new NodeAgentGrpc.NodeAgentImplBase() {
-                      @Override
-                      public StreamObserver<ArrivalMessage> rehearse(
-                          StreamObserver<ArrivalReply> out) {
-                        return recording(new ArrivalRehearsal("node-x", out));
-                      }
-                    },
-                    new CallerCheck(metrics::refused)))
-            .build()
-            .start();
+        TestAgentServer.start(
+            tls,
+            metrics,
+            new NodeAgentGrpc.NodeAgentImplBase() {
+              @Override
+              public StreamObserver<ArrivalMessage> rehearse(StreamObserver<ArrivalReply> out) {
+                return recording(new ArrivalRehearsal("node-x", out));
+              }
+            });
     peers = new Peers(tls, Duration.ofSeconds(10));
   }
 
