@@ -179,11 +179,7 @@ class MigrationLimitsTest {
 
   @Test
   void theGuardIsLiftedBesideTheAddressRecordAndBothEndBeforeTheStatusDoes() {
-    Rig rig = new Rig();
-    rig.source.move = MigrationMachineTest::completed;
-    rig.reconcileTo(Phase.Moving);
-    rig.reconcile();
-    rig.answer();
+    Rig rig = Rig.moveAnswered();
     rig.sink.onAddressMoved = () -> rig.guard.calls.add("address recorded");
 
     rig.reconcile();
@@ -197,11 +193,7 @@ class MigrationLimitsTest {
 
   @Test
   void aRecordTheApiServerRefusesFailsTheTurnWithTheReleaseEndedAndTheNextTurnEnds() {
-    Rig rig = new Rig();
-    rig.source.move = MigrationMachineTest::completed;
-    rig.reconcileTo(Phase.Moving);
-    rig.reconcile();
-    rig.answer();
+    Rig rig = Rig.moveAnswered();
     rig.sink.addressRefusal = new IllegalStateException("409 from the API server");
 
     assertThatThrownBy(rig::reconcile).hasMessage("409 from the API server");

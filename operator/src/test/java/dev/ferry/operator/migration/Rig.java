@@ -115,6 +115,16 @@ final class Rig {
     assertThat(mr.getStatus().getPhase()).isEqualTo(phase);
   }
 
+  /** A request whose Move the source agent answered COMPLETED: the next turn ends it. */
+  static Rig moveAnswered() {
+    Rig rig = new Rig();
+    rig.source.move = MigrationMachineTest::completed;
+    rig.reconcileTo(Phase.Moving);
+    rig.reconcile();
+    rig.answer();
+    return rig;
+  }
+
   /** The agents answer every call in flight. */
   void answer() {
     while (!inFlight.isEmpty()) {

@@ -65,11 +65,7 @@ class RollbackOnRequestTest {
 
   @Test
   void aCompletedRequestHasNothingToRollBackAndStaysCompleted() {
-    Rig rig = new Rig();
-    rig.source.move = MigrationMachineTest::completed;
-    rig.reconcileTo(Phase.Moving);
-    rig.reconcile();
-    rig.answer();
+    Rig rig = Rig.moveAnswered();
     rig.reconcile();
     assertThat(rig.phase()).isEqualTo(Phase.Completed);
 
