@@ -367,9 +367,20 @@ public final class Testbed implements AutoCloseable {
     namespaces.clear();
   }
 
-  /** Deletes namespaces left by testbeds whose process no longer exists. */
+  /**
+   * Deletes what testbeds whose process no longer exists left behind: their namespaces, and the BPF
+   * pins made under {@link #bpfPinDir} (a test removes its own when it ends or fails, but not when
+   * its process is killed).
+   */
   private static void sweepStale() {
-    Path dir = Path.of("/run/netns");
+    sweep(Path.of("/run/netns"), name -> Shell.attempt(List.of("ip", "netns", "del", name)));
+    sweep(
+        Path.of("/sys/fs/bpf"),
+        name -> Shell.attempt(List.of("rm", "-rf", Path.of("/sys/fs/bpf", name).toString())));
+  }
+
+  /** Runs {@code delete} on each entry of {@code dir} named as ours by a process now gone. */
+  private static void sweep(Path dir, java.util.function.Consumer<String> delete) {
     if (!Files.isDirectory(dir)) {
       return;
     }
@@ -380,11 +391,11 @@ public final class Testbed implements AutoCloseable {
               name -> {
                 Matcher m = OURS.matcher(name);
                 if (m.matches() && ProcessHandle.of(Long.parseLong(m.group(1))).isEmpty()) {
-                  Shell.attempt(List.of("ip", "netns", "del", name));
+                  delete.accept(name);
                 }
               });
     } catch (java.io.IOException e) {
-      // Sweeping is best effort: a stale namespace costs a little memory, nothing more.
+      // Sweeping is best effort: a stale namespace or pin costs a little memory, nothing more.
     }
   }
 }
