@@ -233,6 +233,8 @@ public final class FerryAgent implements AutoCloseable {
     pool.prestartCoreThread();
     // Nor for what a search of this process's sockets loads the first time (OwnSockets.find).
     pool.execute(OwnSockets::rehearse);
+    // Nor for what handing a descriptor over the session runs the first time.
+    pool.execute(HandoverRehearsal::run);
     this.workers = pool;
     this.answers =
         java.util.concurrent.Executors.newSingleThreadExecutor(
@@ -241,6 +243,8 @@ public final class FerryAgent implements AutoCloseable {
               t.setDaemon(true);
               return t;
             });
+    // Its thread is made on the first task: made now, not by the first freeze's answer.
+    answers.execute(() -> {});
     this.reader = new Thread(this::readLoop, "ferry-agent-" + name);
     reader.setDaemon(true);
   }
