@@ -2,6 +2,7 @@
 package dev.ferry.operator;
 
 import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.operator.cluster.PodCache;
 import dev.ferry.operator.cluster.SideBySide;
 import dev.ferry.operator.migration.EvictionGuard;
 import dev.ferry.operator.migration.Plan;
@@ -46,9 +47,16 @@ final class KubeEvictionGuard implements EvictionGuard {
   private static final int ATTEMPTS = 3;
 
   private final KubernetesClient client;
+  private final PodCache pods;
 
-  KubeEvictionGuard(KubernetesClient client) {
+  KubeEvictionGuard(KubernetesClient client, PodCache pods) {
     this.client = client;
+    this.pods = pods;
+  }
+
+  /** Reads every pod from the API server. */
+  KubeEvictionGuard(KubernetesClient client) {
+    this(client, new PodCache());
   }
 
   /** The budget's name: the request's, so that {@code kubectl get pdb} says whose it is. */
@@ -162,13 +170,16 @@ final class KubeEvictionGuard implements EvictionGuard {
                   .delete(),
           () -> {
             if (source != null) {
-              // One read, and a patch only of a pod this request marked.
+              // The pod from the operator's cache when it shows this request's mark: no read.
+              // One that does not (a cache that has not seen the mark yet, or never will) is read
+              // from the API server, and patched only if this request marked it.
+              Pod cached = pods.pod(ns, source).filter(p -> marked(p, uid)).orElse(null);
               patchLatest(
                   ns,
                   source,
-                  null,
+                  cached,
                   pod -> {
-                    if (uid.equals(labels(pod).get(MIGRATION_LABEL))) {
+                    if (marked(pod, uid)) {
                       client.pods().inNamespace(ns).resource(pod).edit(p -> unmark(p, uid));
                     }
                   });
@@ -236,6 +247,10 @@ final class KubeEvictionGuard implements EvictionGuard {
     }
     p.getMetadata().setAnnotations(annotations);
     return p;
+  }
+
+  private static boolean marked(Pod p, String uid) {
+    return uid.equals(labels(p).get(MIGRATION_LABEL));
   }
 
   private static Map<String, String> labels(Pod p) {

@@ -4,6 +4,7 @@ package dev.ferry.operator;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.operator.cluster.ClusterView;
 import dev.ferry.operator.cluster.NodeCache;
+import dev.ferry.operator.cluster.PodCache;
 import dev.ferry.operator.migration.EvictionGuard;
 import dev.ferry.operator.migration.MigrationMachine;
 import dev.ferry.operator.migration.MigrationSlots;
@@ -49,6 +50,7 @@ public class MigrationReconciler
   private final MigrationSlots slots;
   private final EvictionGuard guard;
   private final NodeCache nodes;
+  private final PodCache pods;
 
   /** Every request the operator knows: the informer's cache, once the event sources exist. */
   private volatile IndexerResourceCache<MigrationRequest> requests;
@@ -63,14 +65,16 @@ public class MigrationReconciler
       AgentClients agents,
       OperatorMetrics metrics,
       Fabrics fabrics,
-      NodeCache nodes) {
+      NodeCache nodes,
+      PodCache pods) {
     this.client = client;
     this.nodes = nodes;
+    this.pods = pods;
     this.settings = settings;
     this.agents = agents;
     this.metrics = metrics;
     this.fabrics = fabrics;
-    this.guard = new KubeEvictionGuard(client);
+    this.guard = new KubeEvictionGuard(client, pods);
     this.slots =
         new MigrationSlots(
             new MigrationSlots.Limits(settings.limits().perCluster(), settings.limits().perNode()),
@@ -81,7 +85,9 @@ public class MigrationReconciler
   public List<EventSource<?, MigrationRequest>> prepareEventSources(
       EventSourceContext<MigrationRequest> context) {
     requests = context.getPrimaryCache();
-    return List.of(answers);
+    // The pods a migration names, for its plan and its eviction guard: read from this informer's
+    // cache rather than from the API server (PodCache).
+    return List.of(answers, pods.informer(context));
   }
 
   @Override
@@ -113,7 +119,7 @@ public class MigrationReconciler
 
   private MigrationMachine machine() {
     return new MigrationMachine(
-        new PlanMaker(new ClusterView(client, nodes), settings.agentPort()),
+        new PlanMaker(new ClusterView(client, nodes, pods), settings.agentPort()),
         agents,
         fabrics::fabric,
         calls,

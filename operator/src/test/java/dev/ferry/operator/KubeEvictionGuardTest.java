@@ -11,6 +11,8 @@ import dev.ferry.api.crd.MigrationRequestSpec;
 import dev.ferry.api.crd.PodReference;
 import dev.ferry.operator.cluster.ApiRequests;
 import dev.ferry.operator.cluster.ClusterView;
+import dev.ferry.operator.cluster.PodCache;
+import dev.ferry.operator.cluster.PodInformers;
 import dev.ferry.operator.migration.Plan;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
@@ -111,6 +113,55 @@ class KubeEvictionGuardTest {
   }
 
   @Test
+  void releaseReadsNothingWhenThePodCacheShowsTheMark() throws Exception {
+    PodCache cache = new PodCache();
+    var informer = PodInformers.of(kube, cache);
+    informer.start();
+    try {
+      guard = new KubeEvictionGuard(kube, cache);
+      guard.protect(mr, plan(pod(Map.of("app", "shop"), Map.of())));
+      PodInformers.await(
+          cache, NS, "pod-a", p -> uid.equals(p.getMetadata().getLabels().get(MIGRATION_LABEL)));
+      calls();
+
+      guard.release(mr);
+
+      assertThat(podCalls()).containsExactly("PATCH " + POD);
+      Pod pod = current();
+      assertThat(pod.getMetadata().getLabels()).isEqualTo(Map.of("app", "shop"));
+      assertThat(pod.getMetadata().getAnnotations())
+          .doesNotContainKeys(DO_NOT_DISRUPT, DO_NOT_DISRUPT_BY);
+    } finally {
+      informer.stop();
+    }
+  }
+
+  @Test
+  void releaseReadsThePodWhenThePodCacheDoesNotShowTheMarkYet() throws Exception {
+    // The cache saw the pod before the mark, and never after: a watch that lags behind.
+    PodCache cache = new PodCache();
+    pod(Map.of("app", "shop"), Map.of());
+    var informer = PodInformers.of(kube, cache);
+    informer.start();
+    try {
+      Pod seen = PodInformers.await(cache, NS, "pod-a", p -> true);
+      informer.stop();
+      guard.protect(mr, plan(current()));
+      guard = new KubeEvictionGuard(kube, new StaleCache(seen));
+      calls();
+
+      guard.release(mr);
+
+      assertThat(podCalls()).containsExactly("GET " + POD, "PATCH " + POD);
+      assertThat(current().getMetadata().getLabels()).isEqualTo(Map.of("app", "shop"));
+    } finally {
+      if (informer.isRunning()) {
+        informer.stop();
+      }
+    }
+  }
+
+  @Test
   void releaseLeavesAPodAnotherRequestMarkedAlone() throws Exception {
     Map<String, String> others = Map.of(DO_NOT_DISRUPT, "true", DO_NOT_DISRUPT_BY, "other-uid");
     pod(Map.of(MIGRATION_LABEL, "other-uid"), others);
@@ -149,6 +200,20 @@ class KubeEvictionGuardTest {
 
     assertThat(podCalls()).containsExactly("GET " + POD, "PATCH " + POD, "GET " + POD);
     assertThat(current().getMetadata().getLabels()).containsEntry(MIGRATION_LABEL, "other-uid");
+  }
+
+  /** A cache that saw the pod once and nothing since: it serves the pod as it was then. */
+  private static final class StaleCache extends PodCache {
+    private final Pod seen;
+
+    StaleCache(Pod seen) {
+      this.seen = seen;
+    }
+
+    @Override
+    public java.util.Optional<Pod> pod(String namespace, String name) {
+      return java.util.Optional.of(new PodBuilder(seen).build());
+    }
   }
 
   /**

@@ -14,7 +14,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
-/** The Pods and Nodes a migration involves: pods read from the API server, nodes from a cache. */
+/** The Pods and Nodes a migration involves, from the operator's caches where they have them. */
 public final class ClusterView {
   /**
    * Where a pod's network namespace is, for runtimes that name it (and the one-machine test bed).
@@ -27,19 +27,32 @@ public final class ClusterView {
 
   private final KubernetesClient client;
   private final NodeCache nodes;
+  private final PodCache pods;
 
-  public ClusterView(KubernetesClient client, NodeCache nodes) {
+  public ClusterView(KubernetesClient client, NodeCache nodes, PodCache pods) {
     this.client = client;
     this.nodes = nodes;
+    this.pods = pods;
   }
 
-  /** Reads every node from the API server: for callers that read none, or have no cache. */
+  /** Reads every pod from the API server. */
+  public ClusterView(KubernetesClient client, NodeCache nodes) {
+    this(client, nodes, new PodCache());
+  }
+
+  /** Reads every pod and node from the API server: for callers that read none, or have no cache. */
   public ClusterView(KubernetesClient client) {
     this(client, new NodeCache());
   }
 
+  /**
+   * From the operator's cache of the pods, reduced to what the operator reads ({@link
+   * PodCache#FIELDS}); from the API server when the cache does not have it (not synced yet, or a
+   * pod created a moment ago). A fresh object either way: the caller may change it.
+   */
   public Optional<Pod> pod(String namespace, String name) {
-    return Optional.ofNullable(client.pods().inNamespace(namespace).withName(name).get());
+    return pods.pod(namespace, name)
+        .or(() -> Optional.ofNullable(client.pods().inNamespace(namespace).withName(name).get()));
   }
 
   public List<Pod> pods(String namespace, Map<String, String> labels) {

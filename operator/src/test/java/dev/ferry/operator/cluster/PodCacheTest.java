@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator.cluster;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.api.crd.MigrationRequestSpec;
+import dev.ferry.api.crd.PodReference;
+import dev.ferry.operator.migration.Plan;
+import dev.ferry.operator.migration.PlanMaker;
+import io.fabric8.kubernetes.api.model.ContainerPortBuilder;
+import io.fabric8.kubernetes.api.model.ManagedFieldsEntryBuilder;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.PodIP;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
+import io.fabric8.mockwebserver.Context;
+import io.fabric8.mockwebserver.MockWebServer;
+import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A migration reads its pods from the operator's pod cache, on Fabric8's mock API server in CRUD
+ * mode; from the API server while the cache does not have them.
+ */
+class PodCacheTest {
+  private static final String NS = "shop";
+  private static final String PODS = "/api/v1/namespaces/shop/pods/";
+
+  private KubernetesMockServer api;
+  private KubernetesClient kube;
+  private final PodCache cache = new PodCache();
+  private InformerEventSource<Pod, MigrationRequest> informer;
+
+  @BeforeEach
+  void start() {
+    api =
+        new KubernetesMockServer(
+            new Context(),
+            new MockWebServer(),
+            new HashMap<>(),
+            new KubernetesCrudDispatcher(),
+            false);
+    api.init();
+    kube = api.createClient();
+    KubeletObjects.node(kube, "node-a", "10.1.0.1");
+    KubeletObjects.node(kube, "node-b", "10.1.0.2");
+    KubeletObjects.runningPod(kube, NS, "pod-a", "node-a", "10.0.0.10", Map.of());
+    KubeletObjects.runningPod(kube, NS, "pod-b", "node-b", "10.0.0.20", Map.of());
+    informer = PodInformers.of(kube, cache);
+  }
+
+  @AfterEach
+  void stop() {
+    if (informer.isRunning()) {
+      informer.stop();
+    }
+    kube.close();
+    api.destroy();
+  }
+
+  @Test
+  void aPlanReadsBothPodsFromTheCacheNotTheApiServer() throws Exception {
+    informer.start();
+    PodInformers.await(cache, NS, "pod-a", p -> true);
+    PodInformers.await(cache, NS, "pod-b", p -> true);
+    calls();
+
+    Plan plan = planner().plan(request(), null);
+
+    assertThat(plan.source().getName()).isEqualTo("pod-a");
+    assertThat(plan.target().getName()).isEqualTo("pod-b");
+    assertThat(plan.sourceAgent()).isEqualTo("10.1.0.1:9443");
+    assertThat(plan.targetAgent()).isEqualTo("10.1.0.2:9443");
+    assertThat(calls()).noneMatch(c -> c.startsWith("GET " + PODS));
+  }
+
+  @Test
+  void untilTheInformerHasStartedAPlanReadsThePodsFromTheApiServer() throws Exception {
+    calls();
+
+    Plan plan = planner().plan(request(), null);
+
+    assertThat(plan.target().getName()).isEqualTo("pod-b");
+    assertThat(calls())
+        .filteredOn(c -> c.startsWith("GET " + PODS))
+        .containsExactlyInAnyOrder("GET " + PODS + "pod-a", "GET " + PODS + "pod-b");
+  }
+
+  @Test
+  void theCacheKeepsWhatTheOperatorReadsOfAPodAndNothingElse() throws Exception {
+    Pod full =
+        new PodBuilder(kube.pods().inNamespace(NS).withName("pod-a").get())
+            .editMetadata()
+            .addToLabels("app", "shop")
+            .addToAnnotations("ferry.dev/netns", "/run/netns/a")
+            .addToManagedFields(new ManagedFieldsEntryBuilder().withManager("kubelet").build())
+            .endMetadata()
+            .editSpec()
+            .addNewContainer()
+            .withName("server")
+            .withPorts(new ContainerPortBuilder().withContainerPort(8080).build())
+            .endContainer()
+            .addNewVolume()
+            .withName("data")
+            .withNewEmptyDir()
+            .endEmptyDir()
+            .endVolume()
+            .endSpec()
+            .editStatus()
+            .withPodIPs(new PodIP("10.0.0.10"), new PodIP("fd00::10"))
+            .addNewContainerStatus()
+            .withName("server")
+            .withReady(true)
+            .endContainerStatus()
+            .endStatus()
+            .build();
+    kube.pods().inNamespace(NS).resource(full).update();
+    informer.start();
+
+    Pod cached = PodInformers.await(cache, NS, "pod-a", p -> p.getMetadata().getLabels() != null);
+
+    assertThat(cached.getMetadata().getUid()).isEqualTo(full.getMetadata().getUid());
+    assertThat(cached.getMetadata().getResourceVersion()).isNotBlank();
+    assertThat(cached.getMetadata().getLabels()).containsEntry("app", "shop");
+    assertThat(ClusterView.ref(cached).getNetns()).isEqualTo("/run/netns/a");
+    assertThat(ClusterView.nodeOf(cached)).isEqualTo("node-a");
+    assertThat(ClusterView.ready(cached)).isTrue();
+    assertThat(ClusterView.ownAddresses(cached)).containsExactly("10.0.0.10", "fd00::10");
+    assertThat(cached.getSpec().getContainers().get(0).getPorts().get(0).getContainerPort())
+        .isEqualTo(8080);
+    assertThat(cached.getMetadata().getManagedFields()).isEmpty();
+    assertThat(cached.getSpec().getVolumes()).isEmpty();
+    assertThat(cached.getStatus().getContainerStatuses()).isEmpty();
+  }
+
+  @Test
+  void aPodReadFromTheCacheIsTheCallersToChange() throws Exception {
+    informer.start();
+    Pod first = PodInformers.await(cache, NS, "pod-a", p -> true);
+
+    first.getMetadata().setLabels(Map.of("changed", "by the caller"));
+    first.getSpec().setNodeName("elsewhere");
+
+    Pod again = cache.pod(NS, "pod-a").orElseThrow();
+    assertThat(again.getMetadata().getLabels()).doesNotContainKey("changed");
+    assertThat(ClusterView.nodeOf(again)).isEqualTo("node-a");
+  }
+
+  private PlanMaker planner() {
+    return new PlanMaker(new ClusterView(kube, new NodeCache(), cache), 9443);
+  }
+
+  private List<String> calls() throws InterruptedException {
+    return ApiRequests.since(api);
+  }
+
+  private static MigrationRequest request() {
+    MigrationRequest mr = new MigrationRequest();
+    mr.getMetadata().setNamespace(NS);
+    mr.getMetadata().setName("move");
+    mr.getMetadata().setUid(UUID.randomUUID().toString());
+    MigrationRequestSpec spec = new MigrationRequestSpec();
+    spec.setSource(new PodReference("pod-a"));
+    spec.setTarget(new PodReference("pod-b"));
+    spec.setPorts(List.of(8080));
+    mr.setSpec(spec);
+    return mr;
+  }
+}
