@@ -462,7 +462,7 @@ class Server:
         state = stream.pause()
         if isinstance(state, str):
             return state
-        say(f"handing over {fmt(conn)} at {stream.state} ({len(state)} bytes of state)")
+        # Nothing said here: the freeze holds the client (run says where the stream left, after).
         return stream.sock, state, stream.released, stream.kept
 
     def precopy(self, conn, offer):

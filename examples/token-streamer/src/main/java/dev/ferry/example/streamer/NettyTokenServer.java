@@ -262,9 +262,9 @@ final class NettyTokenServer implements MovableChannels {
         tick.cancel(false);
         tick = null;
       }
-      byte[] blob = state.encode();
-      say("handing over " + c + " at " + state + " (" + blob.length + " bytes of state)");
-      return blob;
+      // Nothing said here: whatever the freeze does holds the client. released() says where the
+      // stream left, once it has.
+      return state.encode();
     }
 
     void released() {

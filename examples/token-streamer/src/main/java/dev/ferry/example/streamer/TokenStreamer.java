@@ -135,7 +135,7 @@ public final class TokenStreamer implements MigrationHandler {
     if (state == null) {
       return Handover.decline("the stream on " + c + " has just ended");
     }
-    say("handing over " + c + " at " + stream + " (" + state.length + " bytes of state)");
+    // Nothing said here: the freeze holds the client (run() says where the stream left, after).
     return Handover.give(OwnSockets.find(c), state, stream);
   }
 
