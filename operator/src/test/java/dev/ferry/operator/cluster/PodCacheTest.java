@@ -107,6 +107,11 @@ class PodCacheTest {
             .editSpec()
             .addNewContainer()
             .withName("server")
+            .withImage("registry.example/server:1")
+            .addNewEnv()
+            .withName("MODEL")
+            .withValue("large")
+            .endEnv()
             .withPorts(new ContainerPortBuilder().withContainerPort(8080).build())
             .endContainer()
             .addNewVolume()
@@ -135,11 +140,45 @@ class PodCacheTest {
     assertThat(ClusterView.nodeOf(cached)).isEqualTo("node-a");
     assertThat(ClusterView.ready(cached)).isTrue();
     assertThat(ClusterView.ownAddresses(cached)).containsExactly("10.0.0.10", "fd00::10");
-    assertThat(cached.getSpec().getContainers().get(0).getPorts().get(0).getContainerPort())
-        .isEqualTo(8080);
+    assertThat(cached.getSpec().getContainers())
+        .singleElement()
+        .satisfies(
+            c -> {
+              assertThat(c.getName()).isEqualTo("server");
+              assertThat(c.getPorts().get(0).getContainerPort()).isEqualTo(8080);
+              assertThat(c.getImage()).isNull();
+              assertThat(c.getEnv()).isEmpty();
+            });
     assertThat(cached.getMetadata().getManagedFields()).isEmpty();
     assertThat(cached.getSpec().getVolumes()).isEmpty();
     assertThat(cached.getStatus().getContainerStatuses()).isEmpty();
+  }
+
+  @Test
+  void aRequestWithoutPortsTakesThePortsTheCachedSourcePodDeclares() throws Exception {
+    Pod withPorts =
+        new PodBuilder(kube.pods().inNamespace(NS).withName("pod-a").get())
+            .editSpec()
+            .addNewContainer()
+            .withName("server")
+            .withPorts(
+                new ContainerPortBuilder().withContainerPort(8080).build(),
+                new ContainerPortBuilder().withContainerPort(5353).withProtocol("UDP").build())
+            .endContainer()
+            .endSpec()
+            .build();
+    kube.pods().inNamespace(NS).resource(withPorts).update();
+    informer.start();
+    PodInformers.await(cache, NS, "pod-a", p -> true);
+    PodInformers.await(cache, NS, "pod-b", p -> true);
+    MigrationRequest mr = request();
+    mr.getSpec().setPorts(List.of());
+    calls();
+
+    Plan plan = planner().plan(mr, null);
+
+    assertThat(plan.ports()).containsExactly(8080);
+    assertThat(calls()).noneMatch(c -> c.startsWith("GET " + PODS));
   }
 
   @Test
