@@ -137,6 +137,35 @@ class KubeEvictionGuardTest {
   }
 
   @Test
+  void aPodFromTheCacheIsMarkedAndUnmarkedWithNothingElseOfItChanged() throws Exception {
+    // The cache keeps part of a pod: patches made from it must carry only the marks.
+    PodCache cache = new PodCache();
+    pod(Map.of("app", "shop"), Map.of("note", "kept"));
+    var informer = PodInformers.of(kube, cache);
+    informer.start();
+    try {
+      guard = new KubeEvictionGuard(kube, cache);
+      Pod cached = PodInformers.await(cache, NS, "pod-a", p -> true);
+
+      guard.protect(mr, plan(cached));
+      PodInformers.await(
+          cache, NS, "pod-a", p -> uid.equals(p.getMetadata().getLabels().get(MIGRATION_LABEL)));
+      Pod marked = current();
+      guard.release(mr);
+
+      assertThat(marked.getMetadata().getLabels()).containsEntry(MIGRATION_LABEL, uid);
+      Pod pod = current();
+      assertThat(pod.getMetadata().getLabels()).isEqualTo(Map.of("app", "shop"));
+      assertThat(pod.getMetadata().getAnnotations()).isEqualTo(Map.of("note", "kept"));
+      assertThat(pod.getSpec().getServiceAccountName()).isEqualTo("shop");
+      assertThat(pod.getSpec().getContainers().get(0).getImage())
+          .isEqualTo("registry.example/server:1");
+    } finally {
+      informer.stop();
+    }
+  }
+
+  @Test
   void releaseReadsThePodWhenThePodCacheDoesNotShowTheMarkYet() throws Exception {
     // The cache saw the pod before the mark, and never after: a watch that lags behind.
     PodCache cache = new PodCache();
@@ -252,6 +281,11 @@ class KubeEvictionGuardTest {
                 .endMetadata()
                 .withNewSpec()
                 .withNodeName("node-a")
+                .withServiceAccountName("shop")
+                .addNewContainer()
+                .withName("server")
+                .withImage("registry.example/server:1")
+                .endContainer()
                 .endSpec()
                 .build())
         .create();
