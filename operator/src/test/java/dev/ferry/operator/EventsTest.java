@@ -4,15 +4,12 @@ package dev.ferry.operator;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.operator.cluster.CrudApiServer;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
-import io.fabric8.mockwebserver.Context;
-import io.fabric8.mockwebserver.MockWebServer;
 import java.time.Instant;
-import java.util.HashMap;
 import java.util.List;
 import java.util.UUID;
 import org.junit.jupiter.api.AfterEach;
@@ -31,14 +28,7 @@ class EventsTest {
 
   @BeforeEach
   void start() {
-    apiServer =
-        new KubernetesMockServer(
-            new Context(),
-            new MockWebServer(),
-            new HashMap<>(),
-            new KubernetesCrudDispatcher(),
-            false);
-    apiServer.init();
+    apiServer = CrudApiServer.start();
     client = apiServer.createClient();
     sink = new KubeStatusSink(client);
   }

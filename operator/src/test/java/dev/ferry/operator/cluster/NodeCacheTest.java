@@ -12,25 +12,15 @@ import dev.ferry.operator.migration.PlanMaker;
 import dev.ferry.operator.policy.MigrationPolicyReconciler;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
-import io.fabric8.mockwebserver.Context;
-import io.fabric8.mockwebserver.MockWebServer;
 import io.javaoperatorsdk.operator.api.config.BaseConfigurationService;
 import io.javaoperatorsdk.operator.api.config.ConfigurationService;
 import io.javaoperatorsdk.operator.api.config.ControllerConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.EventSourceContext;
-import io.javaoperatorsdk.operator.processing.event.ResourceID;
-import io.javaoperatorsdk.operator.processing.event.source.IndexerResourceCache;
 import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.UUID;
-import java.util.function.Function;
-import java.util.function.Predicate;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -51,14 +41,7 @@ class NodeCacheTest {
 
   @BeforeEach
   void start() {
-    api =
-        new KubernetesMockServer(
-            new Context(),
-            new MockWebServer(),
-            new HashMap<>(),
-            new KubernetesCrudDispatcher(),
-            false);
-    api.init();
+    api = CrudApiServer.start();
     kube = api.createClient();
     node("node-a", "10.1.0.1");
     node("node-b", "10.1.0.2");
@@ -120,7 +103,7 @@ class NodeCacheTest {
             reconciler
                 .prepareEventSources(
                     new EventSourceContext<>(
-                        new NoPolicies(), controller, kube, MigrationPolicy.class))
+                        new EmptyResourceCache<>(), controller, kube, MigrationPolicy.class))
                 .get(0);
     source.setControllerConfiguration((ControllerConfiguration) controller);
     source.setEventHandler(event -> {});
@@ -151,36 +134,5 @@ class NodeCacheTest {
 
   private void pod(String name, String node, String ip) {
     KubeletObjects.runningPod(kube, NS, name, node, ip, Map.of());
-  }
-
-  /** The policy controller's cache, with no policy in it: a node's change wakes none. */
-  private static final class NoPolicies implements IndexerResourceCache<MigrationPolicy> {
-    @Override
-    public Optional<MigrationPolicy> get(ResourceID id) {
-      return Optional.empty();
-    }
-
-    @Override
-    public Stream<ResourceID> keys() {
-      return Stream.empty();
-    }
-
-    @Override
-    public Stream<MigrationPolicy> list(Predicate<MigrationPolicy> predicate) {
-      return Stream.empty();
-    }
-
-    @Override
-    public Stream<MigrationPolicy> list(String namespace, Predicate<MigrationPolicy> predicate) {
-      return Stream.empty();
-    }
-
-    @Override
-    public List<MigrationPolicy> byIndex(String indexName, String indexKey) {
-      return List.of();
-    }
-
-    @Override
-    public void addIndexers(Map<String, Function<MigrationPolicy, List<String>>> indexers) {}
   }
 }

@@ -11,16 +11,10 @@ import io.javaoperatorsdk.operator.api.reconciler.Context;
 import io.javaoperatorsdk.operator.api.reconciler.EventSourceContext;
 import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
-import io.javaoperatorsdk.operator.processing.event.ResourceID;
-import io.javaoperatorsdk.operator.processing.event.source.IndexerResourceCache;
 import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
 import java.time.Duration;
-import java.util.List;
-import java.util.Map;
 import java.util.Optional;
-import java.util.function.Function;
 import java.util.function.Predicate;
-import java.util.stream.Stream;
 
 /** The pod informer the MigrationRequest controller runs (PodCache), for tests to start by hand. */
 public final class PodInformers {
@@ -40,7 +34,8 @@ public final class PodInformers {
         config.getConfigurationFor(new Requests());
     InformerEventSource<Pod, MigrationRequest> source =
         cache.informer(
-            new EventSourceContext<>(new NoRequests(), controller, kube, MigrationRequest.class));
+            new EventSourceContext<>(
+                new EmptyResourceCache<>(), controller, kube, MigrationRequest.class));
     source.setControllerConfiguration((ControllerConfiguration) controller);
     source.setEventHandler(event -> {});
     return source;
@@ -74,36 +69,5 @@ public final class PodInformers {
         MigrationRequest resource, Context<MigrationRequest> context) {
       return UpdateControl.noUpdate();
     }
-  }
-
-  /** The controller's cache of requests, empty: no pod maps to a request anyway. */
-  private static final class NoRequests implements IndexerResourceCache<MigrationRequest> {
-    @Override
-    public Optional<MigrationRequest> get(ResourceID id) {
-      return Optional.empty();
-    }
-
-    @Override
-    public Stream<ResourceID> keys() {
-      return Stream.empty();
-    }
-
-    @Override
-    public Stream<MigrationRequest> list(Predicate<MigrationRequest> predicate) {
-      return Stream.empty();
-    }
-
-    @Override
-    public Stream<MigrationRequest> list(String namespace, Predicate<MigrationRequest> predicate) {
-      return Stream.empty();
-    }
-
-    @Override
-    public List<MigrationRequest> byIndex(String indexName, String indexKey) {
-      return List.of();
-    }
-
-    @Override
-    public void addIndexers(Map<String, Function<MigrationRequest, List<String>>> indexers) {}
   }
 }
