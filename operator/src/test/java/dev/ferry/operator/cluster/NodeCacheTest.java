@@ -4,9 +4,6 @@ package dev.ferry.operator.cluster;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.api.crd.MigrationPolicy;
-import dev.ferry.api.crd.MigrationRequest;
-import dev.ferry.api.crd.MigrationRequestSpec;
-import dev.ferry.api.crd.PodReference;
 import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.PlanMaker;
 import dev.ferry.operator.policy.MigrationPolicyReconciler;
@@ -19,8 +16,6 @@ import io.javaoperatorsdk.operator.api.config.ControllerConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.EventSourceContext;
 import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
 import java.util.List;
-import java.util.Map;
-import java.util.UUID;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -31,7 +26,6 @@ import org.junit.jupiter.api.Test;
  * started.
  */
 class NodeCacheTest {
-  private static final String NS = "shop";
   private static final String NODES = "/api/v1/nodes";
 
   private KubernetesMockServer api;
@@ -43,10 +37,7 @@ class NodeCacheTest {
   void start() {
     api = CrudApiServer.start();
     kube = api.createClient();
-    node("node-a", "10.1.0.1");
-    node("node-b", "10.1.0.2");
-    pod("pod-a", "node-a", "10.0.0.10");
-    pod("pod-b", "node-b", "10.0.0.20");
+    TwoPods.make(kube);
     informer = policyInformer();
   }
 
@@ -64,7 +55,7 @@ class NodeCacheTest {
     informer.start();
     calls();
 
-    Plan plan = planner().plan(request(), null);
+    Plan plan = planner().plan(TwoPods.move(), null);
 
     assertThat(plan.sourceAgent()).isEqualTo("10.1.0.1:9443");
     assertThat(plan.targetAgent()).isEqualTo("10.1.0.2:9443");
@@ -75,7 +66,7 @@ class NodeCacheTest {
   void untilTheInformerHasStartedAPlanReadsTheNodesFromTheApiServer() throws Exception {
     calls();
 
-    Plan plan = planner().plan(request(), null);
+    Plan plan = planner().plan(TwoPods.move(), null);
 
     assertThat(plan.targetAgent()).isEqualTo("10.1.0.2:9443");
     assertThat(calls())
@@ -113,26 +104,5 @@ class NodeCacheTest {
   /** The requests the API server received since the last call, as "METHOD PATH". */
   private List<String> calls() throws InterruptedException {
     return ApiRequests.since(api);
-  }
-
-  private static MigrationRequest request() {
-    MigrationRequest mr = new MigrationRequest();
-    mr.getMetadata().setNamespace(NS);
-    mr.getMetadata().setName("move");
-    mr.getMetadata().setUid(UUID.randomUUID().toString());
-    MigrationRequestSpec spec = new MigrationRequestSpec();
-    spec.setSource(new PodReference("pod-a"));
-    spec.setTarget(new PodReference("pod-b"));
-    spec.setPorts(List.of(8080));
-    mr.setSpec(spec);
-    return mr;
-  }
-
-  private void node(String name, String internalIp) {
-    KubeletObjects.node(kube, name, internalIp);
-  }
-
-  private void pod(String name, String node, String ip) {
-    KubeletObjects.runningPod(kube, NS, name, node, ip, Map.of());
   }
 }

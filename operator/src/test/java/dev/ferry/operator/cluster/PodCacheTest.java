@@ -4,8 +4,6 @@ package dev.ferry.operator.cluster;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.api.crd.MigrationRequest;
-import dev.ferry.api.crd.MigrationRequestSpec;
-import dev.ferry.api.crd.PodReference;
 import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.PlanMaker;
 import io.fabric8.kubernetes.api.model.ContainerPortBuilder;
@@ -18,7 +16,6 @@ import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
 import java.util.List;
 import java.util.Map;
-import java.util.UUID;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -28,7 +25,7 @@ import org.junit.jupiter.api.Test;
  * mode; from the API server while the cache does not have them.
  */
 class PodCacheTest {
-  private static final String NS = "shop";
+  private static final String NS = TwoPods.NS;
   private static final String PODS = "/api/v1/namespaces/shop/pods/";
 
   private KubernetesMockServer api;
@@ -40,10 +37,7 @@ class PodCacheTest {
   void start() {
     api = CrudApiServer.start();
     kube = api.createClient();
-    KubeletObjects.node(kube, "node-a", "10.1.0.1");
-    KubeletObjects.node(kube, "node-b", "10.1.0.2");
-    KubeletObjects.runningPod(kube, NS, "pod-a", "node-a", "10.0.0.10", Map.of());
-    KubeletObjects.runningPod(kube, NS, "pod-b", "node-b", "10.0.0.20", Map.of());
+    TwoPods.make(kube);
     informer = PodInformers.of(kube, cache);
   }
 
@@ -63,7 +57,7 @@ class PodCacheTest {
     PodInformers.await(cache, NS, "pod-b", p -> true);
     calls();
 
-    Plan plan = planner().plan(request(), null);
+    Plan plan = planner().plan(TwoPods.move(), null);
 
     assertThat(plan.source().getName()).isEqualTo("pod-a");
     assertThat(plan.target().getName()).isEqualTo("pod-b");
@@ -76,7 +70,7 @@ class PodCacheTest {
   void untilTheInformerHasStartedAPlanReadsThePodsFromTheApiServer() throws Exception {
     calls();
 
-    Plan plan = planner().plan(request(), null);
+    Plan plan = planner().plan(TwoPods.move(), null);
 
     assertThat(plan.target().getName()).isEqualTo("pod-b");
     assertThat(calls())
@@ -160,7 +154,7 @@ class PodCacheTest {
     informer.start();
     PodInformers.await(cache, NS, "pod-a", p -> true);
     PodInformers.await(cache, NS, "pod-b", p -> true);
-    MigrationRequest mr = request();
+    MigrationRequest mr = TwoPods.move();
     mr.getSpec().setPorts(List.of());
     calls();
 
@@ -189,18 +183,5 @@ class PodCacheTest {
 
   private List<String> calls() throws InterruptedException {
     return ApiRequests.since(api);
-  }
-
-  private static MigrationRequest request() {
-    MigrationRequest mr = new MigrationRequest();
-    mr.getMetadata().setNamespace(NS);
-    mr.getMetadata().setName("move");
-    mr.getMetadata().setUid(UUID.randomUUID().toString());
-    MigrationRequestSpec spec = new MigrationRequestSpec();
-    spec.setSource(new PodReference("pod-a"));
-    spec.setTarget(new PodReference("pod-b"));
-    spec.setPorts(List.of(8080));
-    mr.setSpec(spec);
-    return mr;
   }
 }
