@@ -213,27 +213,25 @@ public final class UnixSocket implements AutoCloseable {
     if (fds.length > MAX_FDS) {
       throw new IllegalArgumentException("at most " + MAX_FDS + " descriptors per message");
     }
-    Pointer buffer = Memory.allocateDirect(Native.RUNTIME, data.length);
-    buffer.put(0, data, 0, data.length);
+    Message msg = Message.forThisThread(data.length);
+    msg.data().put(0, data, 0, data.length);
     int controlLen = fds.length == 0 ? 0 : cmsgSpace(fds.length * 4);
-    Pointer control =
-        controlLen == 0 ? null : Memory.allocateDirect(Native.RUNTIME, controlLen, true);
-    if (control != null) {
-      control.putLong(0, CMSG_HEADER + fds.length * 4L);
-      control.putInt(8, Native.SOL_SOCKET);
-      control.putInt(12, Native.SCM_RIGHTS);
+    if (controlLen > 0) {
+      msg.control.putLong(0, CMSG_HEADER + fds.length * 4L);
+      msg.control.putInt(8, Native.SOL_SOCKET);
+      msg.control.putInt(12, Native.SCM_RIGHTS);
       for (int i = 0; i < fds.length; i++) {
-        control.putInt(CMSG_HEADER + i * 4L, fds[i]);
+        msg.control.putInt(CMSG_HEADER + i * 4L, fds[i]);
       }
     }
-    Message msg = new Message(buffer, data.length, control, controlLen);
+    msg.prepare(data.length, controlLen);
     try {
       return (int)
           check(
               () -> Native.LIBC.sendmsg(fd, msg.header, Native.MSG_NOSIGNAL),
               () -> "sendmsg(fd=" + fd + ", " + fds.length + " fds)");
     } finally {
-      Reference.reachabilityFence(msg);
+      msg.done();
     }
   }
 
@@ -248,17 +246,19 @@ public final class UnixSocket implements AutoCloseable {
    */
   public Received receive(int maxBytes, int maxFds) throws SyscallException {
     refuseIfClosed("recvmsg");
-    Pointer buffer = Memory.allocateDirect(Native.RUNTIME, maxBytes);
     int controlLen = cmsgSpace(Math.max(1, maxFds) * 4);
-    Pointer control = Memory.allocateDirect(Native.RUNTIME, controlLen, true);
-    Message msg = new Message(buffer, maxBytes, control, controlLen);
+    if (controlLen > CONTROL_SIZE) {
+      throw new IllegalArgumentException("at most " + MAX_FDS + " descriptors per message");
+    }
+    Message msg = Message.forThisThread(maxBytes);
+    msg.prepare(maxBytes, controlLen);
     try {
       int n =
           (int)
               check(
                   () -> Native.LIBC.recvmsg(fd, msg.header, Native.MSG_CMSG_CLOEXEC),
                   () -> "recvmsg(fd=" + fd + ")");
-      int[] fds = descriptors(control, msg.header.getLong(MSG_CONTROLLEN));
+      int[] fds = descriptors(msg.control, msg.header.getLong(MSG_CONTROLLEN));
       // CMSG alignment leaves room for one descriptor more than asked: refuse that one too.
       if ((msg.header.getInt(MSG_FLAGS) & MSG_CTRUNC) != 0 || fds.length > maxFds) {
         Arrays.stream(fds).forEach(Native.LIBC::close);
@@ -268,15 +268,10 @@ public final class UnixSocket implements AutoCloseable {
             "more than " + maxFds + " descriptors were sent");
       }
       byte[] data = new byte[n];
-      buffer.get(0, data, 0, n);
+      msg.data().get(0, data, 0, n);
       return new Received(data, fds);
     } finally {
-      // Not before the copies above: jnr frees this memory in a finalizer once nothing refers to
-      // it, and inside buffer.get only the raw address is left. With the fence right after
-      // recvmsg, a collection just before the copy could free the buffer under it: most likely
-      // what crashed the demo streamer's JVM in this copy (SIGSEGV 4 ms after a collection, while
-      // it read a handoff frame with 1,000 connections moving on a loaded machine).
-      Reference.reachabilityFence(msg);
+      msg.done();
     }
   }
 
@@ -302,26 +297,70 @@ public final class UnixSocket implements AutoCloseable {
     return out;
   }
 
-  /** A struct msghdr with one iovec; it keeps every buffer it points to reachable. */
+  /** Room for MAX_FDS descriptors: every control message either call makes fits. */
+  private static final int CONTROL_SIZE = CMSG_HEADER + MAX_FDS * 4 + 4;
+
+  /** Bytes a thread's own buffer holds; a larger message gets a buffer of its own for the call. */
+  private static final int SCRATCH_DATA = 64 << 10;
+
+  private static final ThreadLocal<Message> MESSAGE = ThreadLocal.withInitial(Message::new);
+
+  /**
+   * A struct msghdr with one iovec, its control buffer and a data buffer, in native memory that
+   * each thread allocates once and uses for all its calls. Allocated per call, as before, a move of
+   * 1,000 connections made tens of thousands of native blocks that only a garbage collection frees
+   * (jnr frees them through reference queues): in the benchmark the applications' frame reader
+   * spent a tenth of their CPU in the pause zeroing fresh pages for them (perf, 2026-12-05). A
+   * thread makes one call at a time, so its buffers are never in use twice.
+   */
   private static final class Message {
     final Pointer header;
     final Pointer iov;
-    final Pointer buffer;
     final Pointer control;
+    private final Pointer scratch;
 
-    Message(Pointer buffer, int length, Pointer control, int controlLen) {
-      this.buffer = buffer;
-      this.control = control;
-      iov = Memory.allocateDirect(Native.RUNTIME, IOVEC_SIZE, true);
-      iov.putAddress(0, buffer.address());
-      iov.putLong(8, length);
+    /** The data buffer of the call under way: {@link #scratch}, or one of its own if larger. */
+    private Pointer data;
+
+    private Message() {
       header = Memory.allocateDirect(Native.RUNTIME, MSGHDR_SIZE, true);
+      iov = Memory.allocateDirect(Native.RUNTIME, IOVEC_SIZE, true);
+      control = Memory.allocateDirect(Native.RUNTIME, CONTROL_SIZE, true);
+      scratch = Memory.allocateDirect(Native.RUNTIME, SCRATCH_DATA);
+    }
+
+    static Message forThisThread(int dataBytes) {
+      Message m = MESSAGE.get();
+      m.data =
+          dataBytes <= SCRATCH_DATA ? m.scratch : Memory.allocateDirect(Native.RUNTIME, dataBytes);
+      return m;
+    }
+
+    Pointer data() {
+      return data;
+    }
+
+    /** Fills in the header for {@code length} bytes of data and {@code controlLen} of control. */
+    void prepare(int length, int controlLen) {
+      iov.putAddress(0, data.address());
+      iov.putLong(8, length);
+      header.putLong(0, 0); // msg_name: none
+      header.putInt(8, 0); // msg_namelen
       header.putAddress(MSG_IOV, iov.address());
       header.putLong(MSG_IOVLEN, 1);
-      if (control != null) {
+      if (controlLen > 0) {
         header.putAddress(MSG_CONTROL, control.address());
-        header.putLong(MSG_CONTROLLEN, controlLen);
+      } else {
+        header.putLong(MSG_CONTROL, 0);
       }
+      header.putLong(MSG_CONTROLLEN, controlLen);
+      header.putInt(MSG_FLAGS, 0);
+    }
+
+    /** Ends the call: a buffer of its own stays reachable until here, then is left to jnr. */
+    void done() {
+      Reference.reachabilityFence(data);
+      data = null;
     }
   }
 
