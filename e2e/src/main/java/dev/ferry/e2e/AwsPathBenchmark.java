@@ -98,21 +98,26 @@ public final class AwsPathBenchmark {
     AgentCluster.echoLogs = false;
     List<Row> rows = new ArrayList<>();
     say("L2 path: a cluster as make demo builds it, the operator on the l2 mover");
-    try (OperatorCluster c = OperatorCluster.start(L2, Map.of("QUARKUS_HTTP_PORT", "0"))) {
+    try (ClosedOnExit<OperatorCluster> held =
+        ClosedOnExit.of(OperatorCluster.start(L2, Map.of("QUARKUS_HTTP_PORT", "0")), "l2-path")) {
+      OperatorCluster c = held.get();
       Moves moves = new Moves(c, L2, o.rate, false);
       moves.warmUp();
       rows.add(moves.measure("l2", Duration.ZERO, o.runs, STREAM_AFTER_DELAY));
     }
     say("AWS path: nodes laid out as EC2 (eth1 the no_manage ENI), the operator on the aws mover");
-    try (OperatorCluster c =
-        OperatorCluster.start(
-            EC2,
-            OperatorCluster::awsEnvBesideOthers,
-            Map.of(
-                "FERRY_AGENT_FORWARDING_ENABLED",
-                "true",
-                "FERRY_AGENT_FORWARDING_LIMIT",
-                FORWARDING_LIMIT))) {
+    try (ClosedOnExit<OperatorCluster> held =
+        ClosedOnExit.of(
+            OperatorCluster.start(
+                EC2,
+                OperatorCluster::awsEnvBesideOthers,
+                Map.of(
+                    "FERRY_AGENT_FORWARDING_ENABLED",
+                    "true",
+                    "FERRY_AGENT_FORWARDING_LIMIT",
+                    FORWARDING_LIMIT)),
+            "aws-path")) {
+      OperatorCluster c = held.get();
       c.behaveAsEc2();
       Moves moves = new Moves(c, EC2, o.rate, true);
       c.ec2.moveDelay(Duration.ofMillis(200));

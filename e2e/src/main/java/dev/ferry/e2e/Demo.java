@@ -42,7 +42,8 @@ public final class Demo {
   private static int demo() throws Exception {
     AgentCluster.echoLogs = false;
     int exit;
-    try (OperatorCluster cluster = OperatorCluster.start()) {
+    try (ClosedOnExit<OperatorCluster> held = ClosedOnExit.of(OperatorCluster.start(), "demo")) {
+      OperatorCluster cluster = held.get();
       say(
           "cluster up: API server at "
               + cluster.apiUrl

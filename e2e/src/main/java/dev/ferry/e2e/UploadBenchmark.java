@@ -51,7 +51,8 @@ public final class UploadBenchmark {
     for (String mode : List.of("kept", "dropped")) {
       // A cluster of its own for each mode: the setting is read when the agents start.
       List<UploadMove.Result> results = new ArrayList<>();
-      try (AgentCluster cluster = AgentCluster.create(LAN)) {
+      try (ClosedOnExit<AgentCluster> held = ClosedOnExit.of(AgentCluster.create(LAN), mode)) {
+        AgentCluster cluster = held.get();
         for (AgentCluster.Node n : List.of(cluster.a, cluster.b)) {
           n.baseEnv = Map.of("FERRY_AGENT_KEEP_CLIENT_BYTES", String.valueOf(mode.equals("kept")));
           n.startAgent();

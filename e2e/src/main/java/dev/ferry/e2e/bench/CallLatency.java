@@ -4,6 +4,7 @@ package dev.ferry.e2e.bench;
 import dev.ferry.api.client.AgentClient;
 import dev.ferry.api.v1alpha1.MigrationRef;
 import dev.ferry.e2e.AgentCluster;
+import dev.ferry.e2e.ClosedOnExit;
 import dev.ferry.e2e.Mains;
 import java.util.Arrays;
 
@@ -21,8 +22,8 @@ public final class CallLatency {
 
   private static int measure() throws Exception {
     int calls = 2000;
-    try (AgentCluster cluster = AgentCluster.start();
-        AgentClient agent = cluster.a.client("admin")) {
+    try (ClosedOnExit<AgentCluster> held = ClosedOnExit.of(AgentCluster.start(), "calls");
+        AgentClient agent = held.get().a.client("admin")) {
       MigrationRef ref = MigrationRef.newBuilder().setMigrationId("nothing").build();
       long[] micros = new long[calls];
       for (int i = -500; i < calls; i++) { // the first 500 warm the JIT and the channel
