@@ -508,16 +508,19 @@ public final class AgentCluster implements AutoCloseable {
 
   /** As {@link #curl(String, java.time.Duration)}, to another port of the service address. */
   CurlStream curl(int port, String pathAndQuery, java.time.Duration maxTime) throws IOException {
+    // Tracked as the cluster's other processes are: a demo stopped by Ctrl-C closes the cluster
+    // but not the stream, and a curl whose server's namespace is gone waits out its max time.
     return new CurlStream(
-        client
-            .process(
-                "curl",
-                "-sSN",
-                "--max-time",
-                String.valueOf(maxTime.toSeconds()),
-                "http://" + layout.vip() + ":" + port + pathAndQuery)
-            .redirectError(ProcessBuilder.Redirect.INHERIT)
-            .start());
+        processes.track(
+            client
+                .process(
+                    "curl",
+                    "-sSN",
+                    "--max-time",
+                    String.valueOf(maxTime.toSeconds()),
+                    "http://" + layout.vip() + ":" + port + pathAndQuery)
+                .redirectError(ProcessBuilder.Redirect.INHERIT)
+                .start()));
   }
 
   /**
