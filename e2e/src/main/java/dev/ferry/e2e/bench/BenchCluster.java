@@ -8,6 +8,7 @@ import dev.ferry.api.v1alpha1.AddressRequest;
 import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.e2e.AgentCluster;
 import dev.ferry.e2e.Builds;
+import dev.ferry.e2e.ClosedOnExit;
 import dev.ferry.e2e.OperatorCluster;
 import dev.ferry.e2e.Processes;
 import dev.ferry.testbed.Host;
@@ -17,7 +18,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
@@ -59,8 +59,10 @@ final class BenchCluster implements AutoCloseable {
   final Host client;
   final Node a;
   final Node b;
-  private final AtomicBoolean closed = new AtomicBoolean();
-  private final Thread hook = new Thread(this::close, "bench-cleanup");
+
+  /** Closes the parts once: at {@link #close}, or from a shutdown hook on Ctrl-C. */
+  private ClosedOnExit<AutoCloseable> onExit;
+
   private Node holder;
 
   /** A node, its pod, its agent's API and the streamers in the pod. */
@@ -197,7 +199,7 @@ final class BenchCluster implements AutoCloseable {
       }
       BenchCluster c = new BenchCluster(agents, operators, logs);
       made.set(c);
-      Runtime.getRuntime().addShutdownHook(c.hook);
+      c.onExit = ClosedOnExit.of(c::closeParts, "bench");
       // AgentCluster put the address on pod A, with the node's route: the client learns where.
       c.address(c.a, AddressRequest.Op.ANNOUNCE, false);
       c.holder = c.a;
@@ -301,14 +303,15 @@ final class BenchCluster implements AutoCloseable {
 
   @Override
   public void close() {
-    if (!closed.compareAndSet(false, true)) {
-      return;
+    ClosedOnExit<AutoCloseable> parts = onExit;
+    if (parts != null) {
+      parts.close();
+    } else {
+      closeParts(); // still being built: start's early hook
     }
-    try {
-      Runtime.getRuntime().removeShutdownHook(hook);
-    } catch (IllegalStateException shuttingDown) {
-      // this is the hook
-    }
+  }
+
+  private void closeParts() {
     for (Node n : new Node[] {a, b}) {
       n.api.close();
     }
