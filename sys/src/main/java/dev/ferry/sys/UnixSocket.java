@@ -213,9 +213,9 @@ public final class UnixSocket implements AutoCloseable {
     if (fds.length > MAX_FDS) {
       throw new IllegalArgumentException("at most " + MAX_FDS + " descriptors per message");
     }
-    Message msg = Message.forThisThread(data.length);
-    msg.data().put(0, data, 0, data.length);
     int controlLen = fds.length == 0 ? 0 : cmsgSpace(fds.length * 4);
+    Message msg = Message.forThisThread(data.length, controlLen);
+    msg.data.put(0, data, 0, data.length);
     if (controlLen > 0) {
       msg.control.putLong(0, CMSG_HEADER + fds.length * 4L);
       msg.control.putInt(8, Native.SOL_SOCKET);
@@ -224,7 +224,6 @@ public final class UnixSocket implements AutoCloseable {
         msg.control.putInt(CMSG_HEADER + i * 4L, fds[i]);
       }
     }
-    msg.prepare(data.length, controlLen);
     try {
       return (int)
           check(
@@ -250,8 +249,7 @@ public final class UnixSocket implements AutoCloseable {
     if (controlLen > CONTROL_SIZE) {
       throw new IllegalArgumentException("at most " + MAX_FDS + " descriptors per message");
     }
-    Message msg = Message.forThisThread(maxBytes);
-    msg.prepare(maxBytes, controlLen);
+    Message msg = Message.forThisThread(maxBytes, controlLen);
     try {
       int n =
           (int)
@@ -268,7 +266,7 @@ public final class UnixSocket implements AutoCloseable {
             "more than " + maxFds + " descriptors were sent");
       }
       byte[] data = new byte[n];
-      msg.data().get(0, data, 0, n);
+      msg.data.get(0, data, 0, n);
       return new Received(data, fds);
     } finally {
       msg.done();
@@ -329,19 +327,18 @@ public final class UnixSocket implements AutoCloseable {
       scratch = Memory.allocateDirect(Native.RUNTIME, SCRATCH_DATA);
     }
 
-    static Message forThisThread(int dataBytes) {
+    /**
+     * This thread's message, its header filled in for {@code length} bytes of data and {@code
+     * controlLen} of control: the caller puts what it sends in {@link #data} and {@link #control}.
+     */
+    static Message forThisThread(int length, int controlLen) {
       Message m = MESSAGE.get();
-      m.data =
-          dataBytes <= SCRATCH_DATA ? m.scratch : Memory.allocateDirect(Native.RUNTIME, dataBytes);
+      m.data = length <= SCRATCH_DATA ? m.scratch : Memory.allocateDirect(Native.RUNTIME, length);
+      m.prepare(length, controlLen);
       return m;
     }
 
-    Pointer data() {
-      return data;
-    }
-
-    /** Fills in the header for {@code length} bytes of data and {@code controlLen} of control. */
-    void prepare(int length, int controlLen) {
+    private void prepare(int length, int controlLen) {
       iov.putAddress(0, data.address());
       iov.putLong(8, length);
       header.putLong(0, 0); // msg_name: none
