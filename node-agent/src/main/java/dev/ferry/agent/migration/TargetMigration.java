@@ -415,7 +415,7 @@ public final class TargetMigration {
    * the answer to COMMIT, so that its fsync is not in the pause the source reports.
    */
   synchronized void markIfAllResumed() {
-    if (records.isEmpty() || !in(RESUMED).containsAll(records.values())) {
+    if (records.isEmpty() || !records.values().stream().allMatch(r -> r.phase == RESUMED)) {
       return;
     }
     try {
