@@ -4,15 +4,13 @@ package dev.ferry.e2e;
 import dev.ferry.api.crd.MigrationPolicy;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MovedAddress;
+import dev.ferry.testbed.MockApiServer;
 import io.fabric8.kubernetes.client.dsl.base.CustomResourceDefinitionContext;
 import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
-import io.fabric8.mockwebserver.Context;
-import io.fabric8.mockwebserver.MockWebServer;
 import io.fabric8.mockwebserver.http.MockResponse;
 import io.fabric8.mockwebserver.http.RecordedRequest;
 import java.net.InetAddress;
-import java.util.HashMap;
 import java.util.Optional;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -59,8 +57,7 @@ public final class ApiServer {
 
   /** The server, not yet listening: {@code init(host, port)} starts it. */
   static KubernetesMockServer server() {
-    return new KubernetesMockServer(
-        new Context(), new MockWebServer(), new HashMap<>(), new ReviewingDispatcher(), false);
+    return MockApiServer.with(new ReviewingDispatcher());
   }
 
   /**

@@ -24,6 +24,7 @@ import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.api.v1alpha1.PrecopyChunk;
 import dev.ferry.api.v1alpha1.SignedPlan;
 import dev.ferry.testbed.FakeImds;
+import dev.ferry.testbed.MockApiServer;
 import dev.ferry.testbed.Shell;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.Node;
@@ -32,8 +33,6 @@ import io.fabric8.kubernetes.api.model.NodeCondition;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
-import io.fabric8.mockwebserver.Context;
-import io.fabric8.mockwebserver.MockWebServer;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
@@ -47,7 +46,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -680,13 +678,7 @@ class AgentServiceIT {
   @Test
   void theAgentReportsASpotInterruptionFromItsMetadataServiceOnItsNode() throws Exception {
     InetAddress lan = InetAddress.getByName(AgentCluster.LAN_SELF);
-    KubernetesMockServer api =
-        new KubernetesMockServer(
-            new Context(),
-            new MockWebServer(),
-            new HashMap<>(),
-            new KubernetesCrudDispatcher(),
-            false);
+    KubernetesMockServer api = MockApiServer.with(new KubernetesCrudDispatcher());
     try (FakeImds imds = FakeImds.start(lan)) {
       api.init(lan, 0);
       KubernetesClient kube = api.createClient();

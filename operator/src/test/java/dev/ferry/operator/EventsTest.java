@@ -4,7 +4,7 @@ package dev.ferry.operator;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.api.crd.MigrationRequest;
-import dev.ferry.operator.cluster.CrudApiServer;
+import dev.ferry.testbed.MockApiServer;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -28,7 +28,7 @@ class EventsTest {
 
   @BeforeEach
   void start() {
-    apiServer = CrudApiServer.start();
+    apiServer = MockApiServer.crud();
     client = apiServer.createClient();
     sink = new KubeStatusSink(client);
   }

@@ -14,13 +14,12 @@ import dev.ferry.operator.cluster.ClusterView;
 import dev.ferry.operator.cluster.PodCache;
 import dev.ferry.operator.cluster.PodInformers;
 import dev.ferry.operator.migration.Plan;
+import dev.ferry.testbed.MockApiServer;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
-import io.fabric8.mockwebserver.Context;
-import io.fabric8.mockwebserver.MockWebServer;
 import io.fabric8.mockwebserver.dsl.HttpMethod;
 import io.fabric8.mockwebserver.http.Buffer;
 import io.fabric8.mockwebserver.http.MockResponse;
@@ -55,9 +54,7 @@ class KubeEvictionGuardTest {
 
   @BeforeEach
   void start() {
-    api =
-        new KubernetesMockServer(
-            new Context(), new MockWebServer(), new HashMap<>(), new RacingDispatcher(), false);
+    api = MockApiServer.with(new RacingDispatcher());
     api.init();
     kube = api.createClient();
     guard = new KubeEvictionGuard(kube);

@@ -4,18 +4,15 @@ package dev.ferry.agent.spot;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.testbed.FakeImds;
+import dev.ferry.testbed.MockApiServer;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.NodeCondition;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
-import io.fabric8.mockwebserver.Context;
-import io.fabric8.mockwebserver.MockWebServer;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -47,14 +44,7 @@ class SpotNoticeWatcherTest {
   @BeforeEach
   void start() throws Exception {
     imds = FakeImds.start();
-    apiServer =
-        new KubernetesMockServer(
-            new Context(),
-            new MockWebServer(),
-            new HashMap<>(),
-            new KubernetesCrudDispatcher(),
-            false);
-    apiServer.init();
+    apiServer = MockApiServer.crud();
     client = apiServer.createClient();
   }
 

@@ -11,19 +11,13 @@ import dev.ferry.api.crd.PodReference;
 import dev.ferry.operator.migration.InvalidRequest;
 import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.PlanMaker;
+import dev.ferry.testbed.MockApiServer;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.dsl.base.CustomResourceDefinitionContext;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMixedDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
-import io.fabric8.mockwebserver.Context;
-import io.fabric8.mockwebserver.MockWebServer;
-import io.fabric8.mockwebserver.ServerRequest;
-import io.fabric8.mockwebserver.ServerResponse;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Queue;
 import java.util.UUID;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -35,7 +29,6 @@ import org.junit.jupiter.api.Test;
  */
 class MovedAddressTest {
   private static final String NS = "shop";
-  private final Map<ServerRequest, Queue<ServerResponse>> expectations = new HashMap<>();
   private KubernetesMockServer api;
   private KubernetesClient kube;
   private ClusterView cluster;
@@ -43,14 +36,7 @@ class MovedAddressTest {
 
   @BeforeEach
   void start() {
-    api =
-        new KubernetesMockServer(
-            new Context(),
-            new MockWebServer(),
-            expectations,
-            new KubernetesMixedDispatcher(expectations),
-            false);
-    api.init();
+    api = MockApiServer.withExpectations();
     api.expectCustomResource(
         CustomResourceDefinitionContext.fromCustomResourceType(MovedAddress.class));
     kube = api.createClient();

@@ -7,6 +7,7 @@ import dev.ferry.api.crd.MigrationPolicy;
 import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.PlanMaker;
 import dev.ferry.operator.policy.MigrationPolicyReconciler;
+import dev.ferry.testbed.MockApiServer;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
@@ -35,7 +36,7 @@ class NodeCacheTest {
 
   @BeforeEach
   void start() {
-    api = CrudApiServer.start();
+    api = MockApiServer.crud();
     kube = api.createClient();
     TwoPods.make(kube);
     informer = policyInformer();

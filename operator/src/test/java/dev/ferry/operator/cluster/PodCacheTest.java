@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.PlanMaker;
+import dev.ferry.testbed.MockApiServer;
 import io.fabric8.kubernetes.api.model.ContainerPortBuilder;
 import io.fabric8.kubernetes.api.model.ManagedFieldsEntryBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
@@ -35,7 +36,7 @@ class PodCacheTest {
 
   @BeforeEach
   void start() {
-    api = CrudApiServer.start();
+    api = MockApiServer.crud();
     kube = api.createClient();
     TwoPods.make(kube);
     informer = PodInformers.of(kube, cache);

@@ -9,8 +9,8 @@ import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.api.crd.Phase;
 import dev.ferry.operator.OperatorMetrics;
-import dev.ferry.operator.cluster.CrudApiServer;
 import dev.ferry.operator.migration.MigrationMachine;
+import dev.ferry.testbed.MockApiServer;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.PodBuilder;
@@ -41,7 +41,7 @@ class NodeEvacuatorTest {
 
   @BeforeEach
   void start() {
-    api = CrudApiServer.start();
+    api = MockApiServer.crud();
     api.expectCustomResource(
         CustomResourceDefinitionContext.fromCustomResourceType(MigrationRequest.class));
     api.expectCustomResource(

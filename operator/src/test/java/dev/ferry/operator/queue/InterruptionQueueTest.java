@@ -9,24 +9,18 @@ import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.operator.OperatorMetrics;
 import dev.ferry.operator.policy.NodeEvacuator;
 import dev.ferry.testbed.FakeSqs;
+import dev.ferry.testbed.MockApiServer;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.NodeCondition;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.dsl.base.CustomResourceDefinitionContext;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMixedDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
-import io.fabric8.mockwebserver.Context;
-import io.fabric8.mockwebserver.MockWebServer;
-import io.fabric8.mockwebserver.ServerRequest;
-import io.fabric8.mockwebserver.ServerResponse;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Queue;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.logging.Handler;
@@ -48,7 +42,6 @@ class InterruptionQueueTest {
   private static final String INSTANCE_A = "i-0aaaaaaaaaaaaaaaa";
   private static final String INSTANCE_B = "i-0bbbbbbbbbbbbbbbb";
 
-  private final Map<ServerRequest, Queue<ServerResponse>> expectations = new HashMap<>();
   private KubernetesMockServer api;
   private KubernetesClient kube;
   private FakeSqs sqs;
@@ -73,11 +66,7 @@ class InterruptionQueueTest {
 
   @BeforeEach
   void start() throws Exception {
-    KubernetesMixedDispatcher dispatcher = new KubernetesMixedDispatcher(expectations);
-    api =
-        new KubernetesMockServer(
-            new Context(), new MockWebServer(), expectations, dispatcher, false);
-    api.init();
+    api = MockApiServer.withExpectations();
     api.expectCustomResource(
         CustomResourceDefinitionContext.fromCustomResourceType(MigrationRequest.class));
     api.expectCustomResource(
