@@ -178,10 +178,10 @@ public final class RepairSocket {
   /**
    * Queues {@code data} into {@code queue} as if it had been received (RECV) or sent (SEND).
    *
-   * <p>The socket must be non-blocking. The kernel refuses a large chunk with ENOMEM (receive
-   * memory) or EAGAIN (send buffer); the chunk is halved, and when even a small one does not fit,
-   * the buffer is grown with SO_*BUFFORCE: the original socket held these bytes, so the new one
-   * must too.
+   * <p>Whatever the socket's blocking mode, each write is {@code MSG_DONTWAIT}. The kernel refuses
+   * a large chunk with ENOMEM (receive memory) or EAGAIN (send buffer); the chunk is halved, and
+   * when even a small one does not fit, the buffer is grown with SO_*BUFFORCE: the original socket
+   * held these bytes, so the new one must too.
    */
   public void fillQueue(Queue queue, byte[] data) throws SyscallException {
     if (data.length == 0) {
@@ -195,7 +195,7 @@ public final class RepairSocket {
       int len = Math.min(chunk, buf.remaining());
       long n;
       try {
-        n = socket.send(buf.slice(), len, 0);
+        n = socket.send(buf.slice(), len, Native.MSG_DONTWAIT);
       } catch (SyscallException e) {
         if (e.errno() != Errno.ENOMEM) {
           throw e;

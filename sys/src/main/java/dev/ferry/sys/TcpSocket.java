@@ -159,6 +159,16 @@ public final class TcpSocket implements AutoCloseable {
     return (int) send(view, len, Native.MSG_NOSIGNAL);
   }
 
+  /**
+   * Writes what the socket takes now, maybe 0, whatever its blocking mode ({@code MSG_DONTWAIT}):
+   * for a socket whose mode belongs to someone else, as a restored one's does to the application it
+   * is handed to.
+   */
+  public int writeNow(byte[] buf, int off, int len) throws SyscallException {
+    ByteBuffer view = ByteBuffer.wrap(buf, off, len).slice();
+    return (int) send(view, len, Native.MSG_NOSIGNAL | Native.MSG_DONTWAIT);
+  }
+
   public void writeFully(byte[] buf) throws SyscallException {
     int off = 0;
     while (off < buf.length) {
@@ -210,6 +220,12 @@ public final class TcpSocket implements AutoCloseable {
   /** Sends FIN after the queued data; reading stays open. */
   public void shutdownOutput() throws SyscallException {
     check(() -> Native.LIBC.shutdown(fd, Native.SHUT_WR), () -> "shutdown(fd=" + fd + ", SHUT_WR)");
+  }
+
+  /** Whether the socket's open file is in blocking mode (no {@code O_NONBLOCK}). */
+  public boolean blocking() throws SyscallException {
+    int flags = check(() -> Native.LIBC.fcntl(fd, Native.F_GETFL, 0), () -> "fcntl(F_GETFL)");
+    return (flags & Native.O_NONBLOCK) == 0;
   }
 
   public void setBlocking(boolean blocking) throws SyscallException {

@@ -134,7 +134,9 @@ public final class RestoredSocket implements AutoCloseable {
    * those bytes, so the client need not send them again), then queues the bytes the original socket
    * had never sent, ahead of anything the application writes next, replays the FINs of a
    * half-closed connection, and sets the socket options that had to wait for these steps. Returns
-   * the socket, blocking again, now owned by the caller.
+   * the socket, now owned by the caller, in the blocking mode the application set (between TAKEOVER
+   * and TAKEN, as the handoff protocol allows), blocking if it set none: every write here is {@code
+   * MSG_DONTWAIT} and leaves the mode alone.
    *
    * @param peer where the client's acknowledgment ({@link #clientAcknowledged}) is sent from, a raw
    *     socket in this socket's namespace; null to leave it out
@@ -173,7 +175,7 @@ public final class RestoredSocket implements AutoCloseable {
     int off = 0;
     int grown = 0;
     while (off < unsent.length) {
-      int n = socket.write(unsent, off, unsent.length - off);
+      int n = socket.writeNow(unsent, off, unsent.length - off);
       if (n > 0) {
         off += n;
       } else if (grown++ < MAX_GROWTH) {
@@ -188,7 +190,6 @@ public final class RestoredSocket implements AutoCloseable {
       o.setNotSentLowWatermark(wantedLowat);
     }
     replayFins(socket);
-    socket.setBlocking(true);
     return socket;
   }
 

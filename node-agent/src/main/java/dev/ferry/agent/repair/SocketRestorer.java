@@ -62,7 +62,9 @@ public final class SocketRestorer {
     }
     String step = "enter repair mode";
     try {
-      socket.setBlocking(false);
+      // Its blocking mode is left alone, from here to the resume: it is the application's, which
+      // may set it as soon as TAKEOVER hands it the socket (handoff protocol); the queues are
+      // filled with MSG_DONTWAIT instead.
       // Repair mode lets bind() share the port with the target application's listener.
       // SO_REUSEADDR must not follow: it would downgrade that forced reuse to the ordinary one.
       RepairSocket repair = RepairSocket.enter(socket);

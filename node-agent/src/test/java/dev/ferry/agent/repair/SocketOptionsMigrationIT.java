@@ -202,6 +202,37 @@ class SocketOptionsMigrationIT {
     }
   }
 
+  static Stream<Arguments> familiesAndModes() {
+    return Stream.of(Family.values())
+        .flatMap(f -> Stream.of(Arguments.of(f, false), Arguments.of(f, true)));
+  }
+
+  /**
+   * The socket's blocking mode is the application's (handoff protocol): one the target application
+   * makes non-blocking between TAKEOVER and TAKEN is non-blocking after the resume, one it leaves
+   * alone is blocking, and either way the resume queues every byte never sent, far more than the
+   * send buffer takes at once, without waiting for the client.
+   */
+  @ParameterizedTest(name = "{0}, the application makes it non-blocking: {1}")
+  @MethodSource("familiesAndModes")
+  void theBlockingModeIsTheApplicationsAndEveryNeverSentByteStillGoes(
+      Family family, boolean nonBlocking) throws Exception {
+    try (MigrationLab lab = new MigrationLab(family)) {
+      Download download = new Download(lab);
+      SocketState state = download.export();
+
+      RestoredSocket staged = lab.track(lab.bNs.call(() -> new SocketRestorer().restore(state)));
+      if (nonBlocking) {
+        staged.socket().setBlocking(false);
+      }
+      lab.announceB();
+      TcpSocket onB = lab.track(staged.resume());
+
+      assertThat(onB.blocking()).as("blocking after the resume").isEqualTo(!nonBlocking);
+      download.finishFrom(onB);
+    }
+  }
+
   /** A download frozen with bytes in flight and a never-sent queue well past 64 KiB. */
   private static final class Download {
     static final int TOTAL = 4 << 20;
