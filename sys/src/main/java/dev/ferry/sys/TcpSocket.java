@@ -155,8 +155,7 @@ public final class TcpSocket implements AutoCloseable {
 
   /** Writes what the socket takes now: all of it when blocking, maybe 0 when not. */
   public int write(byte[] buf, int off, int len) throws SyscallException {
-    ByteBuffer view = ByteBuffer.wrap(buf, off, len).slice();
-    return (int) send(view, len, Native.MSG_NOSIGNAL);
+    return write(buf, off, len, Native.MSG_NOSIGNAL);
   }
 
   /**
@@ -165,8 +164,11 @@ public final class TcpSocket implements AutoCloseable {
    * is handed to.
    */
   public int writeNow(byte[] buf, int off, int len) throws SyscallException {
-    ByteBuffer view = ByteBuffer.wrap(buf, off, len).slice();
-    return (int) send(view, len, Native.MSG_NOSIGNAL | Native.MSG_DONTWAIT);
+    return write(buf, off, len, Native.MSG_NOSIGNAL | Native.MSG_DONTWAIT);
+  }
+
+  private int write(byte[] buf, int off, int len, int flags) throws SyscallException {
+    return (int) send(ByteBuffer.wrap(buf, off, len).slice(), len, flags);
   }
 
   public void writeFully(byte[] buf) throws SyscallException {
@@ -224,18 +226,22 @@ public final class TcpSocket implements AutoCloseable {
 
   /** Whether the socket's open file is in blocking mode (no {@code O_NONBLOCK}). */
   public boolean blocking() throws SyscallException {
-    int flags = check(() -> Native.LIBC.fcntl(fd, Native.F_GETFL, 0), () -> "fcntl(F_GETFL)");
-    return (flags & Native.O_NONBLOCK) == 0;
+    return (statusFlags() & Native.O_NONBLOCK) == 0;
   }
 
   public void setBlocking(boolean blocking) throws SyscallException {
-    int flags = check(() -> Native.LIBC.fcntl(fd, Native.F_GETFL, 0), () -> "fcntl(F_GETFL)");
+    int flags = statusFlags();
     int wanted = blocking ? flags & ~Native.O_NONBLOCK : flags | Native.O_NONBLOCK;
     if (wanted != flags) {
       check(
           () -> Native.LIBC.fcntl(fd, Native.F_SETFL, wanted),
           () -> "fcntl(fd=" + fd + ", F_SETFL)");
     }
+  }
+
+  /** The open file's status flags (F_GETFL): O_NONBLOCK among them, shared by every dup. */
+  private int statusFlags() throws SyscallException {
+    return check(() -> Native.LIBC.fcntl(fd, Native.F_GETFL, 0), () -> "fcntl(F_GETFL)");
   }
 
   /** Waits until the socket can take more data; -1 waits for ever. */
