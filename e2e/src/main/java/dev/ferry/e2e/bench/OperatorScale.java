@@ -51,7 +51,9 @@ import java.util.stream.Collectors;
  * until every request ended against the least its agents and limits allow, the operator's own time
  * per migration (Preparing, and Moving beyond the agents' time; over all requests, and over the
  * later half by start, past the creation burst), the API-server requests the operator made per
- * migration (writes apart), its memory, and how the limits ordered the work.
+ * migration (writes apart), the CPU the operator used per migration (its JIT compilers apart: the
+ * operator's own work, which the times above add to what it waits for on the shared cores and the
+ * API server), its memory, and how the limits ordered the work.
  */
 public final class OperatorScale {
   private static final String NAMESPACE = "shop";
@@ -111,8 +113,9 @@ public final class OperatorScale {
         "| requests | all ended | least possible | operator per migration: Preparing p50/p99 |"
             + " Moving beyond the agents p50/p99 | the later half: Preparing, Moving beyond the"
             + " agents p50/p99 | API requests / migration (writes) |"
+            + " operator CPU / migration (JIT compilers) |"
             + " operator RSS peak / heap | most in flight: cluster / node | per node in order |");
-    System.out.println("|---|---|---|---|---|---|---|---|---|---|");
+    System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
     rows.forEach(System.out::println);
     return 0;
   }
@@ -135,6 +138,7 @@ public final class OperatorScale {
               new Processes.Appended(dir.resolve("operator.log")));
       awaitLeader(kube, dir.resolve("operator.log"));
       drain(api); // what the cluster's set-up and the operator's start cost is not counted
+      ProcessCpu started = ProcessCpu.of(operator.pid());
 
       Instant t0 = Instant.now();
       ApiProbe probe = new ApiProbe(kube);
@@ -175,6 +179,7 @@ public final class OperatorScale {
       List<MigrationRequestStatus> later = laterHalf(ended);
       double[] laterPreparing = millis(later, "Preparing", 0);
       double[] laterBeyond = millis(later, "Moving", o.agentTime().toMillis());
+      ProcessCpu cpu = ProcessCpu.of(operator.pid()).since(started);
       String rss = rssPeak(operator.pid());
       String heap = heapUsed(metricsPort);
       int slots = Math.min(o.perCluster(), o.perNode() * (o.nodes() / 2));
@@ -183,7 +188,7 @@ public final class OperatorScale {
       processes.close();
       return String.format(
           "| %d | %.1f s | %.1f s | %.1f / %.1f ms | %.1f / %.1f ms | %.1f / %.1f, %.1f / %.1f ms |"
-              + " %.1f (%.1f) | %s / %s |"
+              + " %.1f (%.1f) | %.1f (%.1f) ms | %s / %s |"
               + " %d (%d) / %d (%d) | %s |",
           count,
           Duration.between(t0, last).toMillis() / 1000.0,
@@ -198,6 +203,8 @@ public final class OperatorScale {
           pct(laterBeyond, 99),
           (double) total / count,
           (double) writes / count,
+          cpu.seconds() * 1000 / count,
+          cpu.jitSeconds() * 1000 / count,
           rss,
           heap,
           agents.maxInFlight(),

@@ -7,10 +7,12 @@ import dev.ferry.api.crd.Phase;
 import java.util.Collection;
 import java.util.Comparator;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Set;
 import java.util.function.Supplier;
 
 /**
@@ -63,7 +65,7 @@ public final class MigrationSlots {
    * Ended here, by uid, until the cache shows it: the status saying so is written after the turn
    * that ended them, and the requests woken for their slot must not find it taken still.
    */
-  private final java.util.Set<String> ended = new java.util.HashSet<>();
+  private final Set<String> ended = new HashSet<>();
 
   /**
    * @param requests every MigrationRequest the operator knows (its informer's cache)
@@ -91,19 +93,25 @@ public final class MigrationSlots {
     int fromNode = perNode.getOrDefault(sourceNode, 0);
 
     // Those that came first and wait too go first: on this node always; in the cluster when
-    // their own node has room for them.
-    List<MigrationRequest> ahead =
-        all.stream()
-            .filter(r -> !uid.equals(r.getMetadata().getUid()))
-            .filter(r -> waiting(r) && !underWay.containsKey(r.getMetadata().getUid()))
-            .filter(r -> FIRST_COME.compare(r, mr) < 0)
-            .toList();
-    long aheadOnNode =
-        ahead.stream().filter(r -> sourceNode.equals(r.getStatus().getSourceNode())).count();
-    long aheadInCluster =
-        ahead.stream()
-            .filter(r -> perNode.getOrDefault(r.getStatus().getSourceNode(), 0) < limits.perNode())
-            .count();
+    // their own node has room for them. Counted in one pass, without a list: this runs for every
+    // waiting request each time it looks, over every request the operator knows.
+    long aheadOnNode = 0;
+    long aheadInCluster = 0;
+    for (MigrationRequest r : all) {
+      if (!waiting(r)
+          || uid.equals(r.getMetadata().getUid())
+          || underWay.containsKey(r.getMetadata().getUid())
+          || FIRST_COME.compare(r, mr) >= 0) {
+        continue;
+      }
+      String node = r.getStatus().getSourceNode();
+      if (sourceNode.equals(node)) {
+        aheadOnNode++;
+      }
+      if (perNode.getOrDefault(node, 0) < limits.perNode()) {
+        aheadInCluster++;
+      }
+    }
 
     // The sentence names the limit, not the counts: it is written to the status when it changes,
     // and a count that moved with every start and end would write it again each time.
@@ -163,33 +171,35 @@ public final class MigrationSlots {
     ended.add(mr.getMetadata().getUid());
   }
 
-  /** Uid to source node of every request under way, by the cache or by an admission here. */
+  /**
+   * Uid to source node of every request under way, by the cache or by an admission here; forgets
+   * the admissions and ends kept here that the cache now shows ended, or no longer has. One pass,
+   * and maps only as large as the limits: it runs at every admission.
+   */
   private Map<String, String> underWay(List<MigrationRequest> all) {
-    Map<String, MigrationRequest> byUid = new HashMap<>();
-    all.forEach(r -> byUid.put(r.getMetadata().getUid(), r));
-    admitted
-        .keySet()
-        .removeIf(
-            uid -> {
-              MigrationRequest r = byUid.get(uid);
-              return r == null || (r.getStatus() != null && phase(r).finished());
-            });
-    ended.removeIf(
-        uid -> {
-          MigrationRequest r = byUid.get(uid);
-          return r == null || (r.getStatus() != null && phase(r).finished());
-        });
-    Map<String, String> underWay = new HashMap<>(admitted);
+    Map<String, String> byCache = new HashMap<>();
+    Set<String> stillOpen = new HashSet<>();
     for (MigrationRequest r : all) {
+      String uid = r.getMetadata().getUid();
       Phase p = phase(r);
+      if ((admitted.containsKey(uid) || ended.contains(uid))
+          && !(r.getStatus() != null && p.finished())) {
+        stillOpen.add(uid);
+      }
       // Prepared too: its pre-copy runs on both agents, and it may move any moment.
-      if ((p == Phase.Preparing || p == Phase.Prepared || p == Phase.Moving)
-          && !ended.contains(r.getMetadata().getUid())) {
-        underWay.putIfAbsent(
-            r.getMetadata().getUid(),
-            Objects.requireNonNullElse(r.getStatus().getSourceNode(), ""));
+      if (p == Phase.Preparing || p == Phase.Prepared || p == Phase.Moving) {
+        byCache.put(uid, Objects.requireNonNullElse(r.getStatus().getSourceNode(), ""));
       }
     }
+    admitted.keySet().retainAll(stillOpen);
+    ended.retainAll(stillOpen);
+    Map<String, String> underWay = new HashMap<>(admitted);
+    byCache.forEach(
+        (uid, node) -> {
+          if (!ended.contains(uid)) {
+            underWay.putIfAbsent(uid, node);
+          }
+        });
     return underWay;
   }
 

@@ -5,6 +5,7 @@ import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.Phase;
 import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.Optional;
 
 /**
@@ -16,9 +17,14 @@ final class PendingStep {
   /**
    * How soon a waiting request looks again if nothing wakes it: the end of a migration wakes the
    * waiting requests that its slot lets go ({@link MigrationSlots#next}), so this only covers a
-   * wake that was lost.
+   * wake that was lost; a deadline that passes meanwhile is looked at when it is due ({@link
+   * #recheck}). Each look counts every request the operator knows, under the slots' one lock: at 10
+   * s, 1,000 waiting requests looked 70 times a second in make bench-operator, 2 ms each.
    */
-  static final Duration RECHECK = Duration.ofSeconds(10);
+  static final Duration RECHECK = Duration.ofMinutes(1);
+
+  /** Past the deadline, not on it: the check that fails the request asks whether it is after. */
+  private static final Duration PAST = Duration.ofMillis(100);
 
   private final Planner planner;
   private final MigrationSlots slots;
@@ -54,9 +60,20 @@ final class PendingStep {
     }
     Optional<String> waits = slots.admit(mr, node);
     if (waits.isPresent()) {
-      return StepOutcome.stay(Reasons.WAITING_FOR_SLOT, waits.get(), RECHECK, node);
+      return StepOutcome.stay(Reasons.WAITING_FOR_SLOT, waits.get(), recheck(mr, deadline), node);
     }
     return accepted(Report.NONE);
+  }
+
+  /** {@link #RECHECK}, or just past spec.deadline if that comes first. */
+  private Duration recheck(MigrationRequest mr, Duration deadline) {
+    String start = mr.getStatus().getStartTime();
+    if (start == null) {
+      return RECHECK;
+    }
+    Instant due = Instant.parse(start).plus(deadline).plus(PAST);
+    Duration left = Duration.between(clock.instant(), due);
+    return left.compareTo(RECHECK) < 0 ? left : RECHECK;
   }
 
   private static StepOutcome accepted(Report report) {

@@ -162,6 +162,23 @@ class MigrationLimitsTest {
   }
 
   @Test
+  void aWaitingRequestLooksAgainJustPastItsDeadlineWhenThatComesBeforeTheRecheck() {
+    Rig rig = new Rig();
+    rig.limits = new MigrationSlots.Limits(5, 1);
+    other(rig, "move-0", "00", Phase.Moving, "node-a");
+    rig.reconcile();
+    rig.clock.advance(Duration.ofSeconds(50)); // spec.deadline is 60s
+
+    MigrationMachine.Turn waits = rig.reconcile();
+
+    assertThat(rig.phase()).isEqualTo(Phase.Pending);
+    assertThat(waits.reschedule()).contains(Duration.ofMillis(10_100));
+    rig.clock.advance(waits.reschedule().orElseThrow());
+    rig.reconcile();
+    assertThat(rig.phase()).isEqualTo(Phase.Failed);
+  }
+
+  @Test
   void theSourcePodIsGuardedFromPreparingToTheEndOfMoving() {
     Rig rig = new Rig();
     rig.source.move = MigrationMachineTest::completed;
