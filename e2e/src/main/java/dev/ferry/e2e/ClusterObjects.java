@@ -67,6 +67,8 @@ public final class ClusterObjects {
     ProcessBuilder pb =
         new ProcessBuilder(
                 Builds.java(),
+                // The operator's JVM options, as its image starts it.
+                "@" + Builds.repoFile("operator/src/main/jvm/operator-jvm.options"),
                 "-jar",
                 Builds.repoFile("operator/target/quarkus-app/quarkus-run.jar").toString())
             .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
