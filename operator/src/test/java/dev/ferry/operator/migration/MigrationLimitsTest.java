@@ -134,10 +134,7 @@ class MigrationLimitsTest {
 
   @Test
   void aWaitingRequestIsNotPlannedAgainEachTimeItLooks() {
-    Rig rig = new Rig();
-    rig.limits = new MigrationSlots.Limits(5, 1);
-    other(rig, "move-0", "00", Phase.Moving, "node-a");
-    rig.reconcile();
+    Rig rig = waitingBehindAMoveFromItsNode();
     rig.invalid = new InvalidRequest("spec.source.name", "planning again");
 
     rig.reconcile();
@@ -147,10 +144,7 @@ class MigrationLimitsTest {
 
   @Test
   void theDeadlineCanPassWhileWaiting() {
-    Rig rig = new Rig();
-    rig.limits = new MigrationSlots.Limits(5, 1);
-    other(rig, "move-0", "00", Phase.Moving, "node-a");
-    rig.reconcile();
+    Rig rig = waitingBehindAMoveFromItsNode();
     rig.clock.advance(Duration.ofSeconds(61));
 
     rig.reconcile();
@@ -163,10 +157,7 @@ class MigrationLimitsTest {
 
   @Test
   void aWaitingRequestLooksAgainJustPastItsDeadlineWhenThatComesBeforeTheRecheck() {
-    Rig rig = new Rig();
-    rig.limits = new MigrationSlots.Limits(5, 1);
-    other(rig, "move-0", "00", Phase.Moving, "node-a");
-    rig.reconcile();
+    Rig rig = waitingBehindAMoveFromItsNode();
     rig.clock.advance(Duration.ofSeconds(50)); // spec.deadline is 60s
 
     MigrationMachine.Turn waits = rig.reconcile();
@@ -253,6 +244,16 @@ class MigrationLimitsTest {
   }
 
   /** Another request in the operator's cache, in {@code phase}, leaving {@code node}. */
+  /** A request waiting in Pending: a migration out of its node is under way, the limit one. */
+  private static Rig waitingBehindAMoveFromItsNode() {
+    Rig rig = new Rig();
+    rig.limits = new MigrationSlots.Limits(5, 1);
+    other(rig, "move-0", "00", Phase.Moving, "node-a");
+    rig.reconcile();
+    assertThat(rig.phase()).isEqualTo(Phase.Pending);
+    return rig;
+  }
+
   private static MigrationRequest other(
       Rig rig, String name, String uid, Phase phase, String node) {
     MigrationRequest r = Rig.request(name, uid, "2026-12-01T09:00:00Z");
