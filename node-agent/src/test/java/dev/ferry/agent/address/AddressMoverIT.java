@@ -412,13 +412,19 @@ class AddressMoverIT {
     }
   }
 
-  /** What a failed reach leaves to look at: each side's addresses, routes and neighbours. */
+  /**
+   * What a failed reach leaves to look at: each side's addresses, routes, cached routes and
+   * neighbours. The cache shows what the table does not: a route learned from an ICMPv6 redirect,
+   * which the node sends the client while it forwards the address's packets back out the LAN (no
+   * route to the pod) and which the client keeps after the route is back.
+   */
   private static String stateOf(Host client, Host node, Host pod, boolean v6) {
     String family = v6 ? "-6" : "-4";
     StringBuilder b = new StringBuilder();
     for (Host h : List.of(client, node, pod)) {
       b.append("\n").append(h).append(":\n");
       b.append(h.run("ip", family, "addr", "show")).append(h.run("ip", family, "route", "show"));
+      b.append(h.run("ip", family, "route", "show", "cache"));
       b.append(h.run("ip", family, "neigh", "show"));
     }
     return b.toString();
