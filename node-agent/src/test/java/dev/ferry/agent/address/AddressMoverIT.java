@@ -347,6 +347,17 @@ class AddressMoverIT {
     String gateway = linkLocal(node, pod.podPort());
     pod.run("ip", "-6", "route", "add", "default", "via", gateway, "dev", "eth0");
     client.run("ip", "-6", "route", "add", ip + "/128", "via", "fd66::2", "dev", "eth0");
+    // While the node has no route to the pod it forwards the address's packets back out the LAN,
+    // where fd66::/64 is on-link, and sends the client an ICMPv6 redirect: the client would then
+    // send on-link, to a neighbour nobody answers here, until that fails (3 s), and the rollback
+    // step's reach failed so now and then. This test is the node's route through the client's own
+    // route; answering the LAN (the proxy entry PodAddresses adds) is the test below.
+    client.run(
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv6.conf.all.accept_redirects=0",
+        "net.ipv6.conf.eth0.accept_redirects=0");
   }
 
   /** The link-local address of {@code ifname}, which appears as the link comes up. */
