@@ -5,7 +5,6 @@ import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.Phase;
 import java.time.Clock;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.Optional;
 
 /**
@@ -67,13 +66,10 @@ final class PendingStep {
 
   /** {@link #RECHECK}, or just past spec.deadline if that comes first. */
   private Duration recheck(MigrationRequest mr, Duration deadline) {
-    String start = mr.getStatus().getStartTime();
-    if (start == null) {
-      return RECHECK;
-    }
-    Instant due = Instant.parse(start).plus(deadline).plus(PAST);
-    Duration left = Duration.between(clock.instant(), due);
-    return left.compareTo(RECHECK) < 0 ? left : RECHECK;
+    return PrepareStep.due(mr.getStatus(), deadline)
+        .map(due -> Duration.between(clock.instant(), due.plus(PAST)))
+        .filter(left -> left.compareTo(RECHECK) < 0)
+        .orElse(RECHECK);
   }
 
   private static StepOutcome accepted(Report report) {

@@ -228,7 +228,12 @@ final class PrepareStep {
 
   /** Whether spec.deadline, counted from status.startTime, has passed. */
   static boolean deadlinePassed(MigrationRequestStatus st, Duration deadline, Clock clock) {
+    return due(st, deadline).map(clock.instant()::isAfter).orElse(false);
+  }
+
+  /** When spec.deadline, counted from status.startTime, comes; empty before the start is set. */
+  static Optional<Instant> due(MigrationRequestStatus st, Duration deadline) {
     String start = st.getStartTime();
-    return start != null && clock.instant().isAfter(Instant.parse(start).plus(deadline));
+    return start == null ? Optional.empty() : Optional.of(Instant.parse(start).plus(deadline));
   }
 }
