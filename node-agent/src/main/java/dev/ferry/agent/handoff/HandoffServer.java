@@ -477,7 +477,32 @@ public final class HandoffServer implements AutoCloseable {
       }
     }
     ports.forEach(port -> owners.put(new Registration(session.netns(), port), session));
+    notifyAll(); // wakes awaitRegistered
     return null;
+  }
+
+  /**
+   * Waits until an application inside {@code netns} has registered each of {@code ports}, or until
+   * {@code deadline} (System.nanoTime()); returns the ports still not registered then, none when
+   * all are. After this agent restarts, its applications open their sessions again on their own,
+   * each at its own pace (the Java SDK backs off up to 2 s between attempts).
+   */
+  public synchronized Set<Integer> awaitRegistered(
+      long netns, Collection<Integer> ports, long deadline) throws InterruptedException {
+    Set<Integer> missing = new java.util.TreeSet<>();
+    while (true) {
+      missing.clear();
+      for (int port : ports) {
+        if (ownerIn(netns, port) == null) {
+          missing.add(port);
+        }
+      }
+      long left = deadline - System.nanoTime();
+      if (missing.isEmpty() || left <= 0) {
+        return missing;
+      }
+      TimeUnit.NANOSECONDS.timedWait(this, left);
+    }
   }
 
   synchronized void unregister(Session session, Collection<Integer> ports) {

@@ -22,6 +22,7 @@ import dev.ferry.api.v1alpha1.MovePlan;
 import dev.ferry.protocol.Connection;
 import dev.ferry.sys.SyscallException;
 import io.grpc.stub.StreamObserver;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -296,6 +297,9 @@ public final class ArrivalStream implements StreamObserver<ArrivalMessage> {
         target.receive(List.copyOf(states), (System.nanoTime() - start) / 1000, Map.copyOf(wholes));
         states.clear();
         dropPrecopiedThatDidNotCome();
+        // Within half the hold limit: the rest is the move's, inside the source's call.
+        Duration holdLimit = migrations.holdLimit(Duration.ofMillis(header.getHoldLimitMs()));
+        target.awaitApplications(podNetns, start + holdLimit.toNanos() / 2);
         MigrationStatus staged = target.stage(header.getTargetPod());
         stagedAtEnd = staged;
         node.faults().reach(header.getFault(), "target-after-stage", header.getMigrationId());

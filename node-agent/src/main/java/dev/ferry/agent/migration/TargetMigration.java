@@ -99,6 +99,49 @@ public final class TargetMigration {
     afterCommit = true;
   }
 
+  /**
+   * After the commit, on the states sent again: waits until the pod's application ({@code
+   * podNetns}) has registered every port of them with this restarted agent, or until {@code
+   * deadline} (System.nanoTime()). The application opens its session again on its own, seconds
+   * after the agent is back, while the source sends the states as soon as the agent answers; a
+   * takeover before then would find no application, and with the commit written no connection can
+   * go back to the source: it would be lost. The wait is inside the clients' hold, which keeps
+   * them.
+   */
+  void awaitApplications(long podNetns, long deadline) throws InterruptedException {
+    java.util.Set<Integer> ports = new java.util.TreeSet<>();
+    synchronized (this) {
+      if (!afterCommit || node.commits().wereAllResumed(id)) {
+        return;
+      }
+      records.keySet().forEach(c -> ports.add(c.local().getPort()));
+    }
+    long began = System.nanoTime();
+    java.util.Set<Integer> missing = node.mover().awaitApplications(ports, podNetns, deadline);
+    long waited = (System.nanoTime() - began) / 1_000_000;
+    if (!missing.isEmpty()) {
+      LOG.warning(
+          () ->
+              "migration "
+                  + id
+                  + ": no application in the pod registered port(s) "
+                  + missing
+                  + " with this agent within "
+                  + waited
+                  + " ms of the states coming again");
+    } else if (waited > 0) {
+      LOG.info(
+          () ->
+              "migration "
+                  + id
+                  + ": the pod's application registered port(s) "
+                  + ports
+                  + " again "
+                  + waited
+                  + " ms after the states came again");
+    }
+  }
+
   /** A (possibly repeated) transfer: replaces what was received, unless already staged. */
   public synchronized void receive(List<Departure.Departed> states, long micros) {
     receive(states, micros, Map.of());

@@ -378,6 +378,17 @@ public final class ConnectionMover {
     return applications.prestate(c, podNetns);
   }
 
+  /**
+   * Target node, after this agent restarted: waits until the pod's application has registered each
+   * of {@code ports} again, or until {@code deadline} (System.nanoTime()); returns the ports it has
+   * not.
+   */
+  public java.util.Set<Integer> awaitApplications(
+      java.util.Collection<Integer> ports, long podNetns, long deadline)
+      throws InterruptedException {
+    return applications.awaitRegistered(podNetns, ports, deadline);
+  }
+
   /** Runs a step for every item, in parallel where the caller can; results in order. */
   public interface ForEach {
     <T, R> List<R> apply(List<T> items, java.util.function.Function<T, R> step)

@@ -258,6 +258,37 @@ class HandoffServerTest {
   }
 
   @Test
+  void awaitingARegistrationReturnsWhenTheApplicationRegistersAndNamesThePortsThatNeverCame()
+      throws Exception {
+    // An agent that restarted waits for its applications to open their sessions again.
+    long far = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    int port = port();
+    CompletableFuture<java.util.Set<Integer>> waiting =
+        CompletableFuture.supplyAsync(
+            () -> {
+              try {
+                return server.awaitRegistered(ourNetns(), List.of(port), far);
+              } catch (InterruptedException e) {
+                throw new IllegalStateException(e);
+              }
+            });
+    Thread.sleep(200);
+    assertThat(waiting).as("nobody registered the port yet").isNotDone();
+    try (TestApp app = new TestApp(socketPath).hello("late").register(port())) {
+      assertThat(waiting.get(30, TimeUnit.SECONDS)).as("ports still missing").isEmpty();
+
+      int never = port() == 65535 ? 1 : port() + 1;
+      long soon = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(100);
+      assertThat(server.awaitRegistered(ourNetns(), List.of(port(), never), soon))
+          .as("a port nobody registers, at the deadline")
+          .containsExactly(never);
+      assertThat(server.awaitRegistered(ourNetns() + 1, List.of(port()), soon))
+          .as("registered, but from another network namespace than the pod's")
+          .containsExactly(port());
+    }
+  }
+
+  @Test
   void aVersion1ApplicationIsWelcomedWithVersion1AndAVersion2OneWithVersion2() throws Exception {
     try (TestApp v1 = new TestApp(socketPath).hello("old", 1);
         TestApp v2 = new TestApp(socketPath).hello("new", 2)) {
