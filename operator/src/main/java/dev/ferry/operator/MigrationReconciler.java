@@ -2,6 +2,7 @@
 package dev.ferry.operator;
 
 import dev.ferry.api.crd.MigrationRequest;
+import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.operator.cluster.ClusterView;
 import dev.ferry.operator.cluster.NodeCache;
 import dev.ferry.operator.cluster.PodCache;
@@ -78,13 +79,28 @@ public class MigrationReconciler
     this.slots =
         new MigrationSlots(
             new MigrationSlots.Limits(settings.limits().perCluster(), settings.limits().perNode()),
-            () -> requests == null ? List.of() : requests.list().toList());
+            () -> requests == null ? List.of() : requests.byIndex(UNENDED, UNENDED));
+  }
+
+  /**
+   * The cache's index of the requests that have not ended: the slots count those at every
+   * admission, and ended requests stay in the cluster (and the cache) until someone deletes them.
+   */
+  private static final String UNENDED = "unended";
+
+  private static List<String> unended(MigrationRequest mr) {
+    MigrationRequestStatus st = mr.getStatus();
+    return st != null && st.getPhase() != null && st.getPhase().finished()
+        ? List.of()
+        : List.of(UNENDED);
   }
 
   @Override
   public List<EventSource<?, MigrationRequest>> prepareEventSources(
       EventSourceContext<MigrationRequest> context) {
-    requests = context.getPrimaryCache();
+    IndexerResourceCache<MigrationRequest> cache = context.getPrimaryCache();
+    cache.addIndexer(UNENDED, MigrationReconciler::unended);
+    requests = cache;
     // The pods a migration names, for its plan and its eviction guard: read from this informer's
     // cache rather than from the API server (PodCache).
     return List.of(answers, pods.informer(context));

@@ -68,7 +68,9 @@ public final class MigrationSlots {
   private final Set<String> ended = new HashSet<>();
 
   /**
-   * @param requests every MigrationRequest the operator knows (its informer's cache)
+   * @param requests every MigrationRequest the operator knows that has not ended (its informer's
+   *     cache, through an index: ended requests stay in the cluster until someone deletes them, and
+   *     this is read at every admission); ended ones among them are passed over
    */
   public MigrationSlots(Limits limits, Supplier<? extends Collection<MigrationRequest>> requests) {
     this.limits = limits;

@@ -90,8 +90,14 @@ final class Rig {
           new MigrationSlots(
               limits,
               () -> {
+                // As the operator's cache index gives them: the requests that have not ended.
                 List<MigrationRequest> all = new ArrayList<>(others);
                 all.add(mr);
+                all.removeIf(
+                    r ->
+                        r.getStatus() != null
+                            && r.getStatus().getPhase() != null
+                            && r.getStatus().getPhase().finished());
                 return all;
               });
     }
