@@ -18,6 +18,10 @@ precopy(conn, offer), optional (protocol version 2): the agent is about to move 
     offer is declined and freeze always hands over the whole state, as in version 1.
 Every callback runs on a thread of its own, so it may block without stalling the session.
 
+When the agent goes away (a restart, an upgrade), the session is opened again in the background
+(0.1 s later, then twice as long each time, up to 2 s) and every port registered again; close()
+ends it for good.
+
 agent_ca, optional (protocol version 3): the PEM file of the cluster CA that issues the Ferry
 agents' certificates (their ca.crt). With it, before registering anything, the agent must prove
 that it is the node's Ferry agent: sign a fresh nonce, and this pod's network namespace, with
@@ -55,6 +59,7 @@ VERSION = 3  # the highest we speak; an older agent is greeted again with 2, the
 ERR_MALFORMED, ERR_UNKNOWN_TYPE, ERR_TOO_LARGE, ERR_UNKNOWN_REQUEST = 1, 2, 3, 5
 ERR_CANNOT_PROVE = 11  # PROVE to an agent that holds no key
 NONCE_BYTES = 32  # PROVE's nonce
+HELLO_TIMEOUT = 5.0  # seconds an agent has to answer each message of the greeting
 PROOF_CONTEXT = b"ferry-handoff-proof-v3\x00"  # what the agent signs begins with this
 AGENT_NAME = "ferry-node-agent"  # the common name of every agent's certificate
 MAX_CHAIN = 8  # the most certificates a PROOF carries
@@ -408,7 +413,7 @@ class Session:
         self._freeze, self._takeover, self._precopy = freeze, takeover, precopy
         self._offers = {}  # pre-copy request id -> _Offer
         self._offer_of = {}  # connection -> _Offer
-        self._write_lock = threading.Lock()  # frames from several threads must not interleave
+        self._write_lock = threading.RLock()  # frames from several threads must not interleave
         self._given = {}  # request id -> (fd, family, on_released, on_returned)
         self._arriving = {}  # request id -> _Arrival
         self._ahead = {}  # connection -> _Ahead, the state handed ahead of its takeover
@@ -416,22 +421,62 @@ class Session:
         self._unwanted = {}  # request id -> BLOB bytes still to drop (declined on arrival)
         self._ports = set(ports)
         self._closed = False
-        for hello in range(VERSION, 0, -1):
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self._sock.connect(path)
-                self._handshake(path, name, list(ports), hello, trust)
-                break
-            except _OlderAgent:
-                self._sock.close()  # an older agent refused HELLO 3 (or 2): greet it with less
-            except BaseException:
-                self._sock.close()
-                raise
+        self._closing = threading.Event()  # wakes a reopening session's pause
+        self._path, self._name, self._trust = path, name, trust
+        self._sock = None
+        self._open()
         threading.Thread(target=self._read_loop, name="ferry-agent", daemon=True).start()
+
+    def _open(self):
+        """Greets the agent and registers every port, on a new socket. Other threads' frames
+        wait for the greeting (the write lock is held), so none lands inside it."""
+        with self._write_lock:
+            for hello in range(VERSION, 0, -1):
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                # An agent that accepts and never answers (hung, or not Ferry) must not hold us.
+                self._sock.settimeout(HELLO_TIMEOUT)
+                try:
+                    self._sock.connect(self._path)
+                    self._handshake(self._path, self._name, sorted(self._ports), hello,
+                                    self._trust)
+                    self._sock.settimeout(None)
+                    return
+                except _OlderAgent:
+                    self._sock.close()  # an older agent refused HELLO 3 (or 2): greet it with less
+                except socket.timeout:
+                    self._sock.close()
+                    raise ConnectionError(f"the agent at {self._path} did not answer within "
+                                          f"{HELLO_TIMEOUT} s") from None
+                except BaseException:
+                    self._sock.close()
+                    raise
+
+    def _reopen(self):
+        """The agent went away (a restart, an upgrade): opens the session again, every port
+        registered again, so that a restarted agent can still hand this server the connections
+        it moves (after a commit, the ones it was moving when it stopped). Tries again after
+        0.1 s, doubling up to 2 s, until it succeeds or close() is called."""
+        pause = 0.1
+        while not self._closed:
+            try:
+                self._open()
+                if self._closed:  # close() came while we greeted
+                    self._sock.close()
+                    return False
+                _log(f"session with the agent at {self._path} open again")
+                return True
+            except ProofRefused as e:
+                _log(f"not opening the session again: {e}")
+            except (OSError, AgentError):
+                pass  # not back yet
+            self._closing.wait(pause)
+            pause = min(pause * 2, 2.0)
+        return False
 
     def close(self):
         """Ends the session: the ports are unregistered, connections stay where they are."""
         self._closed = True
+        self._closing.set()
         try:
             self._sock.shutdown(socket.SHUT_RDWR)  # wakes the reader, which cleans up
         except OSError:
@@ -551,6 +596,12 @@ class Session:
     # The agent's requests.
 
     def _read_loop(self):
+        while True:
+            self._read_session()
+            if self._closed or not self._reopen():
+                return
+
+    def _read_session(self):
         why = "the agent closed the session"
         try:
             while True:
@@ -793,7 +844,8 @@ class Session:
     def _end(self, why):
         """The agent went away: handovers in doubt stay ours, arrivals are dropped."""
         if not self._closed:
-            _log(f"session with the agent ended ({why}); connections stay but cannot move")
+            _log(f"session with the agent ended ({why}); connections stay where they are, and "
+                 f"the session is opened again as soon as the agent is back")
         for rid in list(self._given):  # pop() decides the race with the answering threads
             given = self._given.pop(rid, None)
             if given is not None:

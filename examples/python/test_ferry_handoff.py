@@ -27,24 +27,44 @@ class _Agent:
 
     def __init__(self, taken):
         self.dir = tempfile.TemporaryDirectory()
-        path = os.path.join(self.dir.name, "handoff.sock")
-        listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listening.bind(path)
-        listening.listen(1)
+        self.path = os.path.join(self.dir.name, "handoff.sock")
+        listening = self.listen()
         done = {}
         t = threading.Thread(target=lambda: done.update(s=fh.connect(
-            path, "test", [8080], freeze=lambda c: "no",
+            self.path, "test", [8080, 9090], freeze=lambda c: "no",
             takeover=lambda c, state: (taken.put(state), lambda sock: None)[1])))
         t.start()
-        self.sock, _ = listening.accept()
-        listening.close()
+        self.greet(listening)
+        t.join(10)
+        self.session = done["s"]
+
+    def listen(self):
+        listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listening.bind(self.path)
+        listening.listen(1)
+        return listening
+
+    def greet(self, listening):
+        """Accepts a session, welcomes it with version 2 and registers what it asks for."""
+        listening.settimeout(10)
+        try:
+            self.sock, _ = listening.accept()
+        finally:
+            listening.close()
         assert self.read()[0] == fh.HELLO
         self.send(fh.WELCOME, struct.pack(">HI", 2, fh.MAX_FRAME))
         typ, p = self.read()
         assert typ == fh.REGISTER
+        self.registered = p
         self.send(fh.REGISTERED, p)
-        t.join(10)
-        self.session = done["s"]
+
+    def restart(self, down):
+        """Goes away as a restarting agent does (the session ends, its socket's path is gone for
+        down seconds), then listens again at the same path; returns the listening socket."""
+        self.sock.close()
+        os.unlink(self.path)
+        threading.Event().wait(down)
+        return self.listen()
 
     def send(self, typ, payload, fd=-1):
         frame = struct.pack(">IB", 1 + len(payload), typ) + payload
@@ -131,6 +151,33 @@ class PrestateTest(unittest.TestCase):
         self.assertEqual(a.expect(fh.TAKEN), 15)
         self.assertEqual(self.taken.get(timeout=10), b"whole")
         self.assertTrue(self.taken.empty())
+
+
+class ReconnectTest(unittest.TestCase):
+    def setUp(self):
+        self.taken = queue.Queue()
+        self.agent = _Agent(self.taken)
+
+    def tearDown(self):
+        self.agent.close()
+
+    def test_a_session_the_agent_ended_opens_again_with_every_port_and_takes_connections(self):
+        a = self.agent
+        a.greet(a.restart(down=0.5))  # past the first tries: the path was gone meanwhile
+        self.assertEqual(a.registered, struct.pack(">HHH", 2, 8080, 9090))
+        a.takeover(3, b"moved while our agent restarted")
+        self.assertEqual(a.expect(fh.TAKEN), 3)
+        self.assertEqual(self.taken.get(timeout=10), b"moved while our agent restarted")
+
+    def test_a_session_the_server_closed_is_not_opened_again(self):
+        a = self.agent
+        a.session.close()
+        self.assertEqual(a.sock.recv(1), b"", "the session ended from the server's side")
+        listening = a.restart(down=0)
+        listening.settimeout(1.5)  # the first tries of a session opened again come within 0.3 s
+        with self.assertRaises(socket.timeout):
+            listening.accept()
+        listening.close()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -262,7 +263,7 @@ class FaultMatrixIT {
    * go back to the source: the restarted agent waits for the application to register its port
    * again, within the hold, and every connection lives on the target with every byte.
    */
-  @org.junit.jupiter.api.Test
+  @Test
   void aTargetApplicationBackLateAfterItsAgentRestartedStillTakesTheConnections() throws Exception {
     lateApplication = "FAILED";
     lastPassed = false;

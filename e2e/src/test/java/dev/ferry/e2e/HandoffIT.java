@@ -143,10 +143,17 @@ class HandoffIT {
     }
   }
 
+  /**
+   * The Python module opens its session again when its agent restarts (an upgrade, say), with every
+   * port registered again: the server can still take connections over.
+   */
   @Test
-  void aPythonServerTakesOverAStreamFromTheJavaDemo() throws Exception {
+  void aPythonServerWhoseAgentRestartedTakesOverAStreamFromTheJavaDemo() throws Exception {
     cluster.a.streamer("--rate", "200");
     cluster.b.pythonStreamer("--rate", "200");
+    cluster.b.stopAgent();
+    cluster.b.startAgent();
+    cluster.b.awaitRegistered(AgentCluster.PORT);
     movesIntact(STREAM, TOKENS, unmovedRun(STREAM));
   }
 
