@@ -28,7 +28,6 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -37,13 +36,13 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * The fault suite, as CRIU's {@code --fault} and KubeVirt's forced failures: at every boundary a
  * move passes, the source agent, the target agent or the operator dies there and is started again;
- * then a full disk on either side, the agents cut off from each other, and a target application
- * that comes back late after its agent restarted past the commit. Two clients stream through every
- * cell. Each cell asserts what a user cares about: each connection lives on exactly one side (the
- * server's sockets in both pods, as {@code ss} lists them), the side the request's status names,
- * connection by connection; each client received every byte in order, with no reset, and its stream
- * goes on; no saved state (user data) is left on either node, and while there was one it was
- * private. The matrix is printed at the end.
+ * then a full disk on either side, the agents cut off from each other, and an application that
+ * comes back late after its agent restarted. Two clients stream through every cell. Each cell
+ * asserts what a user cares about: each connection lives on exactly one side (the server's sockets
+ * in both pods, as {@code ss} lists them), the side the request's status names, connection by
+ * connection; each client received every byte in order, with no reset, and its stream goes on; no
+ * saved state (user data) is left on either node, and while there was one it was private. The
+ * matrix is printed at the end.
  *
  * <p>The agent that reaches a point stops there when it is the victim (a crash, {@code
  * FaultPoints}); otherwise it stalls there while the test kills the victim. The cluster has a LAN
@@ -101,13 +100,13 @@ class FaultMatrixIT {
   private static final Map<Other, String> OTHER = new java.util.EnumMap<>(Other.class);
   private static int cells;
 
-  /** Pod-b's application, which one test stops for a while. */
+  /** The pods' applications, which some cells stop for a while. */
+  private static Process podAServer;
+
   private static Process podBServer;
 
-  private static final String LATE_APPLICATION =
-      "target agent dies after commit, its application back late";
-
-  private static String lateApplication = "not run";
+  private static final Map<LateApplication, String> LATE =
+      new java.util.EnumMap<>(LateApplication.class);
 
   @BeforeAll
   static void start() throws Exception {
@@ -167,7 +166,7 @@ class FaultMatrixIT {
   private static void startCluster() throws Exception {
     // The operator runs in the test's own network namespace: a port of its own for /q/metrics.
     cluster = OperatorCluster.start(LAN, Map.of("QUARKUS_HTTP_PORT", "0"));
-    cluster.agents.a.streamer("--rate", RATE);
+    podAServer = cluster.agents.a.streamer("--rate", RATE);
     podBServer = cluster.agents.b.streamer("--rate", RATE);
   }
 
@@ -195,7 +194,9 @@ class FaultMatrixIT {
     for (Other f : Other.values()) {
       out.append(String.format("%-52s | %s%n", f.label, OTHER.getOrDefault(f, "not run")));
     }
-    out.append(String.format("%-52s | %s%n", LATE_APPLICATION, lateApplication));
+    for (LateApplication l : LateApplication.values()) {
+      out.append(String.format("%-52s | %s%n", l.label, LATE.getOrDefault(l, "not run")));
+    }
     System.out.println(out);
   }
 
@@ -257,40 +258,68 @@ class FaultMatrixIT {
   }
 
   /**
-   * The target's agent dies just after its commit, and the pod's application opens its session with
-   * the restarted agent only seconds after the source has sent the states again (stopped here until
-   * 2 s after; the Java SDK alone may wait up to 2 s between attempts). Past the commit nothing can
-   * go back to the source: the restarted agent waits for the application to register its port
-   * again, within the hold, and every connection lives on the target with every byte.
+   * An agent dies mid-move, and its pod's application opens its session with the restarted agent
+   * only seconds after the agent needs it (stopped here until 2 s after; the Java SDK alone may
+   * wait up to 2 s between attempts). The target's, past the commit: nothing can go back to the
+   * source, and the restarted target waits for the application to register its port before it hands
+   * the connections over again. The source's, before the commit: the restarted source waits for it
+   * before it rebuilds the connections there. Either way, within the hold, every connection lives
+   * on one side with every byte.
    */
-  @Test
-  void aTargetApplicationBackLateAfterItsAgentRestartedStillTakesTheConnections() throws Exception {
-    lateApplication = "FAILED";
+  enum LateApplication {
+    TARGET_AFTER_COMMIT(
+        "target agent dies after commit, its application back late",
+        "target-after-commit",
+        "committed here; the states come again",
+        Phase.Completed),
+    SOURCE_AFTER_EXPORT(
+        "source agent dies after export, its application back late",
+        "source-after-export",
+        "again before rolling back",
+        Phase.RolledBack);
+
+    final String label;
+    final String point;
+    final String waits;
+    final Phase ends;
+
+    LateApplication(String label, String point, String waits, Phase ends) {
+      this.label = label;
+      this.point = point;
+      this.waits = waits;
+      this.ends = ends;
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(LateApplication.class)
+  void anApplicationBackLateAfterItsAgentRestartedStillGetsTheConnections(LateApplication late)
+      throws Exception {
+    LATE.put(late, "FAILED");
     lastPassed = false;
     String name = "late-" + ++cells;
-    AgentCluster.Node b = cluster.agents.b;
+    boolean target = late.point.startsWith("target-");
+    AgentCluster.Node dies = target ? cluster.agents.b : cluster.agents.a;
     cluster.agents.a.awaitRegistered(AgentCluster.PORT);
-    b.awaitRegistered(AgentCluster.PORT);
+    cluster.agents.b.awaitRegistered(AgentCluster.PORT);
     try (Clients clients = Clients.start()) {
-      cluster.request(name, "target-after-commit", s -> s.setTarget(new PodReference("pod-b")));
-      b.awaitAgentExit();
-      signal(podBServer, "STOP");
+      cluster.request(name, late.point, s -> s.setTarget(new PodReference("pod-b")));
+      dies.awaitAgentExit();
+      Process application = target ? podBServer : podAServer;
+      signal(application, "STOP");
       try {
-        b.startAgent();
-        b.awaitLine(0, "committed here; the states come again");
+        dies.startAgent();
+        dies.awaitLine(0, late.waits);
         Thread.sleep(2000);
       } finally {
-        signal(podBServer, "CONT");
+        signal(application, "CONT");
       }
       List<Integer> ports = clientPorts();
       MigrationRequestStatus st = cluster.awaitEnd(name, 120);
       String outcome =
-          livesOnOneSideWithEveryByte(
-              st, clients, ports, o -> lateApplication = o + " (unchecked)");
-      assertThat(st.getPhase())
-          .as("past the commit the connections go forward: %s", st.getMessage())
-          .isEqualTo(Phase.Completed);
-      lateApplication = outcome + " ok";
+          livesOnOneSideWithEveryByte(st, clients, ports, o -> LATE.put(late, o + " (unchecked)"));
+      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(late.ends);
+      LATE.put(late, outcome + " ok");
       lastPassed = true;
     }
   }

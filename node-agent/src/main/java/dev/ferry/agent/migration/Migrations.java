@@ -201,6 +201,9 @@ public final class Migrations {
       SourceMigration recovered = sources.get(id);
       if (recovered != null) {
         moves.remove(id);
+        // Within half the hold limit, as a target waits for its application after a restart.
+        recovered.awaitApplications(
+            System.nanoTime() + holdLimit(Duration.ofMillis(req.getHoldLimitMs())).toNanos() / 2);
         return interrupted(recovered);
       }
       return fresh.run();
@@ -233,7 +236,12 @@ public final class Migrations {
             "the source agent restarted during the move; "
                 + (released
                     ? "the target had committed: the connections live there"
-                    : "the connections went back to " + node.nodeName()))
+                    : failed
+                        ? "not every connection could be put back on "
+                            + node.nodeName()
+                            + " (each says why); the agent keeps their states and tries again"
+                            + " at the hold limit"
+                        : "the connections went back to " + node.nodeName()))
         .setSource(s)
         .build();
   }

@@ -85,6 +85,7 @@ public final class SourceMigration {
     // Whether the target was told to commit before the agent died is not known here: ask it.
     m.committed = node.saved().commitMayHaveHappened(saved.id());
     m.addressLeft = m.committed; // the address leaves after the mark, never before
+    m.recovered = true;
     List<Departure.Departed> saved0 = states;
     for (Departure.Departed d : saved0) {
       ConnectionRecord r = new ConnectionRecord(d.connection(), EXPORTED);
@@ -268,6 +269,74 @@ public final class SourceMigration {
         });
     forgetIfDone();
     return status();
+  }
+
+  /** Read from disk by an agent that restarted mid-move ({@link #recovered}). */
+  private boolean recovered;
+
+  /**
+   * Recovered by an agent that restarted mid-move: waits until the pod's application has registered
+   * again every port of the saved connections, or until {@code deadline} (System.nanoTime()), so
+   * that a rollback's rebuild finds it. The application opens its session with the restarted agent
+   * on its own, up to seconds after the agent is back, while the operator calls Move again as soon
+   * as it answers; a rebuild before then would fail, and leave the clients held until the hold
+   * limit's rollback. Outside the migration's lock: its status is read meanwhile.
+   */
+  void awaitApplications(long deadline) throws InterruptedException {
+    java.util.Set<Integer> ports = new java.util.TreeSet<>();
+    synchronized (this) {
+      // Past the commit's mark the target most likely has them (the rollback asks it first): no
+      // rebuild to wait for, and a target that committed must not wait on this pod's application.
+      if (!recovered || committed) {
+        return;
+      }
+      savedRecords().forEach(r -> ports.add(r.connection.local().getPort()));
+    }
+    if (ports.isEmpty()) {
+      return;
+    }
+    long podNetns;
+    try {
+      podNetns = node.pods().inode(pod, "pod");
+    } catch (SyscallException e) {
+      return; // the rollback says so
+    }
+    long began = System.nanoTime();
+    if (node.mover().awaitApplications(ports, podNetns, began).isEmpty()) {
+      return;
+    }
+    LOG.info(
+        () ->
+            "migration "
+                + id
+                + ": waiting up to "
+                + (deadline - began) / 1_000_000
+                + " ms for the pod's application to register port(s) "
+                + ports
+                + " again before rolling back");
+    java.util.Set<Integer> missing = node.mover().awaitApplications(ports, podNetns, deadline);
+    long waited = (System.nanoTime() - began) / 1_000_000;
+    if (!missing.isEmpty()) {
+      LOG.warning(
+          () ->
+              "migration "
+                  + id
+                  + ": no application in the pod registered port(s) "
+                  + missing
+                  + " with this restarted agent within "
+                  + waited
+                  + " ms; rolling back without it");
+    } else {
+      LOG.info(
+          () ->
+              "migration "
+                  + id
+                  + ": the pod's application registered port(s) "
+                  + ports
+                  + " again after "
+                  + waited
+                  + " ms");
+    }
   }
 
   /**
