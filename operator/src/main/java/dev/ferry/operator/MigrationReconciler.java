@@ -2,7 +2,6 @@
 package dev.ferry.operator;
 
 import dev.ferry.api.crd.MigrationRequest;
-import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.operator.cluster.ClusterView;
 import dev.ferry.operator.cluster.NodeCache;
 import dev.ferry.operator.cluster.PodCache;
@@ -25,7 +24,10 @@ import io.javaoperatorsdk.operator.processing.event.source.EventSource;
 import io.javaoperatorsdk.operator.processing.event.source.IndexerResourceCache;
 import io.javaoperatorsdk.operator.processing.event.source.inbound.SimpleInboundEventSource;
 import java.time.Clock;
+import java.util.Collection;
 import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
 
 /**
  * Drives each MigrationRequest from Pending to an end, one short step per reconcile ({@link
@@ -79,27 +81,65 @@ public class MigrationReconciler
     this.slots =
         new MigrationSlots(
             new MigrationSlots.Limits(settings.limits().perCluster(), settings.limits().perNode()),
-            () -> requests == null ? List.of() : requests.byIndex(UNENDED, UNENDED));
+            new CachedRequests());
   }
 
   /**
-   * The cache's index of the requests that have not ended: the slots count those at every
-   * admission, and ended requests stay in the cluster (and the cache) until someone deletes them.
+   * The slots' view of the cache, through its indexes: the requests under way, those waiting (all,
+   * and by source node), and each by uid. Ended requests stay in the cluster, and in the cache,
+   * until someone deletes them, and a reclaim creates hundreds of requests at once: each admission
+   * reads only what it needs.
    */
-  private static final String UNENDED = "unended";
+  private final class CachedRequests implements MigrationSlots.Requests {
+    @Override
+    public Collection<MigrationRequest> underWay() {
+      return lookUp(UNDER_WAY, UNDER_WAY);
+    }
 
-  private static List<String> unended(MigrationRequest mr) {
-    MigrationRequestStatus st = mr.getStatus();
-    return st != null && st.getPhase() != null && st.getPhase().finished()
-        ? List.of()
-        : List.of(UNENDED);
+    @Override
+    public Collection<MigrationRequest> waiting() {
+      return lookUp(WAITING, WAITING);
+    }
+
+    @Override
+    public Collection<MigrationRequest> waitingFrom(String node) {
+      return lookUp(WAITING_FROM, node);
+    }
+
+    @Override
+    public MigrationRequest byUid(String uid) {
+      List<MigrationRequest> found = lookUp(UID, uid);
+      return found.isEmpty() ? null : found.get(0);
+    }
+
+    private List<MigrationRequest> lookUp(String index, String key) {
+      IndexerResourceCache<MigrationRequest> cache = requests;
+      return cache == null ? List.of() : cache.byIndex(index, key);
+    }
+  }
+
+  private static final String UNDER_WAY = "ferry-under-way";
+  private static final String WAITING = "ferry-waiting";
+  private static final String WAITING_FROM = "ferry-waiting-from";
+  private static final String UID = "ferry-uid";
+
+  private static Map<String, Function<MigrationRequest, List<String>>> slotIndexes() {
+    return Map.of(
+        UNDER_WAY,
+        r -> MigrationSlots.isUnderWay(r) ? List.of(UNDER_WAY) : List.of(),
+        WAITING,
+        r -> MigrationSlots.isWaiting(r) ? List.of(WAITING) : List.of(),
+        WAITING_FROM,
+        r -> MigrationSlots.isWaiting(r) ? List.of(r.getStatus().getSourceNode()) : List.of(),
+        UID,
+        r -> List.of(r.getMetadata().getUid()));
   }
 
   @Override
   public List<EventSource<?, MigrationRequest>> prepareEventSources(
       EventSourceContext<MigrationRequest> context) {
     IndexerResourceCache<MigrationRequest> cache = context.getPrimaryCache();
-    cache.addIndexer(UNENDED, MigrationReconciler::unended);
+    cache.addIndexers(slotIndexes());
     requests = cache;
     // The pods a migration names, for its plan and its eviction guard: read from this informer's
     // cache rather than from the API server (PodCache).

@@ -22,7 +22,7 @@ import java.util.function.Supplier;
  * served (creation time, then namespace/name), so a node's evacuation goes out in the order its
  * requests were made.
  *
- * <p>The count comes from the operator's cache of every request; the cache learns of a status the
+ * <p>The count comes from the operator's cache of requests; the cache learns of a status the
  * operator wrote only a moment later, and requests are reconciled on several threads at once, so
  * admissions made here are also kept here until the cache shows the request ended. One instance
  * lives as long as the operator; after a restart the cache alone is the truth, as it is then
@@ -56,7 +56,7 @@ public final class MigrationSlots {
           .thenComparing(r -> r.getMetadata().getName());
 
   private final Limits limits;
-  private final Supplier<? extends Collection<MigrationRequest>> requests;
+  private final Requests requests;
 
   /** Admitted here, by uid, with their source node: until the cache shows them ended. */
   private final Map<String, String> admitted = new HashMap<>();
@@ -68,11 +68,56 @@ public final class MigrationSlots {
   private final Set<String> ended = new HashSet<>();
 
   /**
-   * @param requests every MigrationRequest the operator knows that has not ended (its informer's
-   *     cache, through an index: ended requests stay in the cluster until someone deletes them, and
-   *     this is read at every admission); ended ones among them are passed over
+   * What the slots read of the operator's cache of requests. The operator serves each from an index
+   * of the cache ({@code MigrationReconciler}), so that an admission reads the requests under way,
+   * and those waiting from its own node, not every request the cluster has kept: ended requests
+   * stay until someone deletes them, and a reclaim creates hundreds at once.
    */
-  public MigrationSlots(Limits limits, Supplier<? extends Collection<MigrationRequest>> requests) {
+  public interface Requests {
+    /** Those the cache shows {@link #isUnderWay under way}. */
+    Collection<MigrationRequest> underWay();
+
+    /** Those the cache shows {@link #isWaiting waiting}. */
+    Collection<MigrationRequest> waiting();
+
+    /** Those the cache shows {@link #isWaiting waiting} with {@code node} as their source. */
+    Collection<MigrationRequest> waitingFrom(String node);
+
+    /** The request with {@code uid} as the cache has it; null when it has none. */
+    MigrationRequest byUid(String uid);
+
+    /** Each of the above by going through {@code all}, every request the cache holds. */
+    static Requests filtering(Supplier<? extends Collection<MigrationRequest>> all) {
+      return new Requests() {
+        @Override
+        public Collection<MigrationRequest> underWay() {
+          return all.get().stream().filter(MigrationSlots::isUnderWay).toList();
+        }
+
+        @Override
+        public Collection<MigrationRequest> waiting() {
+          return all.get().stream().filter(MigrationSlots::isWaiting).toList();
+        }
+
+        @Override
+        public Collection<MigrationRequest> waitingFrom(String node) {
+          return all.get().stream()
+              .filter(r -> isWaiting(r) && node.equals(r.getStatus().getSourceNode()))
+              .toList();
+        }
+
+        @Override
+        public MigrationRequest byUid(String uid) {
+          return all.get().stream()
+              .filter(r -> uid.equals(r.getMetadata().getUid()))
+              .findFirst()
+              .orElse(null);
+        }
+      };
+    }
+  }
+
+  public MigrationSlots(Limits limits, Requests requests) {
     this.limits = limits;
     this.requests = requests;
   }
@@ -84,58 +129,67 @@ public final class MigrationSlots {
    */
   public synchronized Optional<String> admit(MigrationRequest mr, String sourceNode) {
     String uid = mr.getMetadata().getUid();
-    List<MigrationRequest> all = List.copyOf(requests.get());
-    Map<String, String> underWay = underWay(all);
+    Map<String, String> underWay = underWay();
     if (underWay.containsKey(uid)) {
       return Optional.empty();
     }
     int inCluster = underWay.size();
-    Map<String, Integer> perNode = new HashMap<>();
-    underWay.values().forEach(n -> perNode.merge(n, 1, Integer::sum));
+    Map<String, Integer> perNode = perNode(underWay);
     int fromNode = perNode.getOrDefault(sourceNode, 0);
 
     // Those that came first and wait too go first: on this node always; in the cluster when
-    // their own node has room for them. Counted in one pass, without a list: this runs for every
-    // waiting request each time it looks, over every request the operator knows.
-    long aheadOnNode = 0;
-    long aheadInCluster = 0;
-    for (MigrationRequest r : all) {
-      if (!waiting(r)
-          || uid.equals(r.getMetadata().getUid())
-          || underWay.containsKey(r.getMetadata().getUid())
-          || FIRST_COME.compare(r, mr) >= 0) {
-        continue;
-      }
-      String node = r.getStatus().getSourceNode();
-      if (sourceNode.equals(node)) {
-        aheadOnNode++;
-      }
-      if (perNode.getOrDefault(node, 0) < limits.perNode()) {
-        aheadInCluster++;
-      }
+    // their own node has room for them. A limit reached is reached whoever waits: those are
+    // counted only when it is not.
+    if (fromNode >= limits.perNode()) {
+      return Optional.of(nodeFull(sourceNode, "that many are"));
     }
-
-    // The sentence names the limit, not the counts: it is written to the status when it changes,
-    // and a count that moved with every start and end would write it again each time.
+    long aheadOnNode =
+        requests.waitingFrom(sourceNode).stream().filter(r -> ahead(r, mr, underWay)).count();
     if (fromNode + aheadOnNode >= limits.perNode()) {
-      return Optional.of(
-          "waiting for a migration slot: "
-              + limits.perNode()
-              + " migration(s) out of node "
-              + sourceNode
-              + " may be under way at once (ferry.operator.limits.per-node), and "
-              + (aheadOnNode > 0 ? "earlier requests from that node wait too" : "that many are"));
+      return Optional.of(nodeFull(sourceNode, "earlier requests from that node wait too"));
     }
-    if (inCluster + aheadInCluster >= limits.perCluster()) {
-      return Optional.of(
-          "waiting for a migration slot: "
-              + limits.perCluster()
-              + " migration(s) may be under way at once in the cluster"
-              + " (ferry.operator.limits.per-cluster), and "
-              + (aheadInCluster > 0 ? "earlier requests wait too" : "that many are"));
+    if (inCluster >= limits.perCluster()) {
+      return Optional.of(clusterFull("that many are"));
+    }
+    long aheadInCluster = 0;
+    for (MigrationRequest r : requests.waiting()) {
+      if (ahead(r, mr, underWay)
+          && perNode.getOrDefault(r.getStatus().getSourceNode(), 0) < limits.perNode()
+          && inCluster + ++aheadInCluster >= limits.perCluster()) {
+        return Optional.of(clusterFull("earlier requests wait too"));
+      }
     }
     admitted.put(uid, sourceNode);
     return Optional.empty();
+  }
+
+  // The sentences name the limit, not the counts: one is written to the status when it changes,
+  // and a count that moved with every start and end would write it again each time.
+
+  private String nodeFull(String sourceNode, String and) {
+    return "waiting for a migration slot: "
+        + limits.perNode()
+        + " migration(s) out of node "
+        + sourceNode
+        + " may be under way at once (ferry.operator.limits.per-node), and "
+        + and;
+  }
+
+  private String clusterFull(String and) {
+    return "waiting for a migration slot: "
+        + limits.perCluster()
+        + " migration(s) may be under way at once in the cluster"
+        + " (ferry.operator.limits.per-cluster), and "
+        + and;
+  }
+
+  /** Whether {@code r}, waiting, came before {@code mr} and is not under way already. */
+  private static boolean ahead(
+      MigrationRequest r, MigrationRequest mr, Map<String, String> underWay) {
+    String uid = r.getMetadata().getUid();
+    return !uid.equals(mr.getMetadata().getUid())
+        && !underWay.containsKey(uid)
+        && FIRST_COME.compare(r, mr) < 0;
   }
 
   /**
@@ -143,26 +197,35 @@ public final class MigrationSlots {
    * Admits nothing.
    */
   public synchronized List<MigrationRequest> next() {
-    List<MigrationRequest> all = List.copyOf(requests.get());
-    Map<String, String> underWay = underWay(all);
-    int inCluster = underWay.size();
-    Map<String, Integer> perNode = new HashMap<>();
-    underWay.values().forEach(n -> perNode.merge(n, 1, Integer::sum));
+    Map<String, String> underWay = underWay();
+    int room = limits.perCluster() - underWay.size();
+    if (room <= 0) {
+      return List.of();
+    }
+    Map<String, Integer> perNode = perNode(underWay);
+    List<MigrationRequest> candidates = new java.util.ArrayList<>();
+    for (MigrationRequest r : requests.waiting()) {
+      if (!underWay.containsKey(r.getMetadata().getUid())) {
+        candidates.add(r);
+      }
+    }
+    // The first come whose node has room, again while the cluster has: as many passes as free
+    // slots (one, when a migration ended), rather than sorting every waiting request each time.
     List<MigrationRequest> next = new java.util.ArrayList<>();
-    for (MigrationRequest r :
-        all.stream()
-            .filter(r -> waiting(r) && !underWay.containsKey(r.getMetadata().getUid()))
-            .sorted(FIRST_COME)
-            .toList()) {
-      if (inCluster >= limits.perCluster()) {
+    while (next.size() < room) {
+      MigrationRequest first = null;
+      for (MigrationRequest r : candidates) {
+        if (perNode.getOrDefault(r.getStatus().getSourceNode(), 0) < limits.perNode()
+            && (first == null || FIRST_COME.compare(r, first) < 0)) {
+          first = r;
+        }
+      }
+      if (first == null) {
         break;
       }
-      String node = r.getStatus().getSourceNode();
-      if (perNode.getOrDefault(node, 0) < limits.perNode()) {
-        next.add(r);
-        perNode.merge(node, 1, Integer::sum);
-        inCluster++;
-      }
+      next.add(first);
+      candidates.remove(first);
+      perNode.merge(first.getStatus().getSourceNode(), 1, Integer::sum);
     }
     return next;
   }
@@ -175,40 +238,51 @@ public final class MigrationSlots {
 
   /**
    * Uid to source node of every request under way, by the cache or by an admission here; forgets
-   * the admissions and ends kept here that the cache now shows ended, or no longer has. One pass,
-   * and maps only as large as the limits: it runs at every admission.
+   * the admissions and ends kept here that the cache now shows ended, or no longer has.
    */
-  private Map<String, String> underWay(List<MigrationRequest> all) {
-    Map<String, String> byCache = new HashMap<>();
-    Set<String> stillOpen = new HashSet<>();
-    for (MigrationRequest r : all) {
+  private Map<String, String> underWay() {
+    admitted.keySet().removeIf(uid -> !unended(requests.byUid(uid)));
+    ended.removeIf(uid -> !unended(requests.byUid(uid)));
+    Map<String, String> underWay = new HashMap<>(admitted);
+    for (MigrationRequest r : requests.underWay()) {
       String uid = r.getMetadata().getUid();
-      Phase p = phase(r);
-      if ((admitted.containsKey(uid) || ended.contains(uid))
-          && !(r.getStatus() != null && p.finished())) {
-        stillOpen.add(uid);
-      }
-      // Prepared too: its pre-copy runs on both agents, and it may move any moment.
-      if (p == Phase.Preparing || p == Phase.Prepared || p == Phase.Moving) {
-        byCache.put(uid, Objects.requireNonNullElse(r.getStatus().getSourceNode(), ""));
+      if (!ended.contains(uid)) {
+        underWay.putIfAbsent(uid, Objects.requireNonNullElse(r.getStatus().getSourceNode(), ""));
       }
     }
-    admitted.keySet().retainAll(stillOpen);
-    ended.retainAll(stillOpen);
-    Map<String, String> underWay = new HashMap<>(admitted);
-    byCache.forEach(
-        (uid, node) -> {
-          if (!ended.contains(uid)) {
-            underWay.putIfAbsent(uid, node);
-          }
-        });
     return underWay;
   }
 
-  private static boolean waiting(MigrationRequest r) {
+  private static Map<String, Integer> perNode(Map<String, String> underWay) {
+    Map<String, Integer> perNode = new HashMap<>();
+    underWay.values().forEach(n -> perNode.merge(n, 1, Integer::sum));
+    return perNode;
+  }
+
+  /** Kept here: admissions and ends the cache has not shown yet (what tests look at). */
+  synchronized int kept() {
+    return admitted.size() + ended.size();
+  }
+
+  /**
+   * Under way: Preparing, Prepared (its pre-copy runs on both agents, and it may move any moment)
+   * or Moving.
+   */
+  public static boolean isUnderWay(MigrationRequest r) {
+    Phase p = phase(r);
+    return r.getStatus() != null
+        && (p == Phase.Preparing || p == Phase.Prepared || p == Phase.Moving);
+  }
+
+  /** Waiting for a slot: Pending, its source node known. */
+  public static boolean isWaiting(MigrationRequest r) {
     return r.getStatus() != null
         && phase(r) == Phase.Pending
         && r.getStatus().getSourceNode() != null;
+  }
+
+  private static boolean unended(MigrationRequest r) {
+    return r != null && !(r.getStatus() != null && phase(r).finished());
   }
 
   private static Phase phase(MigrationRequest r) {

@@ -133,6 +133,43 @@ class MigrationLimitsTest {
   }
 
   @Test
+  void theFreeSlotsWakeTheFirstComeWhoseNodeHasRoomOnePerNodeAtMost() {
+    Rig rig = new Rig();
+    rig.limits = new MigrationSlots.Limits(4, 1);
+    other(rig, "move-m", "0m", Phase.Moving, "node-m");
+    MigrationRequest a1 = waiting(rig, "move-a1", "a1", "node-a", "2026-12-01T09:00:01Z");
+    waiting(rig, "move-a2", "a2", "node-a", "2026-12-01T09:00:02Z");
+    MigrationRequest b1 = waiting(rig, "move-b1", "b1", "node-b", "2026-12-01T09:00:03Z");
+    waiting(rig, "move-m2", "m2", "node-m", "2026-12-01T09:00:00Z");
+    MigrationRequest c1 = waiting(rig, "move-c1", "c1", "node-c", "2026-12-01T09:00:04Z");
+    waiting(rig, "move-d1", "d1", "node-d", "2026-12-01T09:00:05Z");
+
+    assertThat(rig.slots().next())
+        .as("3 slots free: node-m's is full, node-a's second waits for its first, then in order")
+        .containsExactly(a1, b1, c1);
+  }
+
+  @Test
+  void whatTheSlotsKeepIsForgottenOnceTheCacheShowsTheEnd() {
+    Rig rig = new Rig();
+    rig.limits = new MigrationSlots.Limits(5, 1);
+    MigrationRequest moving = other(rig, "move-0", "00", Phase.Moving, "node-a");
+    rig.reconcile(); // waits behind it
+    rig.slots.release(moving); // ended here; the cache still says Moving
+    assertThat(rig.slots.next()).containsExactly(rig.mr);
+    assertThat(rig.slots.kept()).as("the end, until the cache shows it").isEqualTo(1);
+
+    moving.getStatus().setPhase(Phase.Completed);
+    rig.reconcile(); // admitted: kept until the cache shows it under way, and then ended
+    assertThat(rig.phase()).isEqualTo(Phase.Preparing);
+    assertThat(rig.slots.kept()).as("the admission; the end is forgotten").isEqualTo(1);
+
+    rig.mr.getStatus().setPhase(Phase.Completed);
+    rig.slots.next();
+    assertThat(rig.slots.kept()).as("nothing once the cache shows both ended").isZero();
+  }
+
+  @Test
   void aWaitingRequestIsNotPlannedAgainEachTimeItLooks() {
     Rig rig = waitingBehindAMoveFromItsNode();
     rig.invalid = new InvalidRequest("spec.source.name", "planning again");
@@ -252,6 +289,13 @@ class MigrationLimitsTest {
     rig.reconcile();
     assertThat(rig.phase()).isEqualTo(Phase.Pending);
     return rig;
+  }
+
+  private static MigrationRequest waiting(
+      Rig rig, String name, String uid, String node, String created) {
+    MigrationRequest r = other(rig, name, uid, Phase.Pending, node);
+    r.getMetadata().setCreationTimestamp(created);
+    return r;
   }
 
   private static MigrationRequest other(

@@ -89,17 +89,12 @@ final class Rig {
       slots =
           new MigrationSlots(
               limits,
-              () -> {
-                // As the operator's cache index gives them: the requests that have not ended.
-                List<MigrationRequest> all = new ArrayList<>(others);
-                all.add(mr);
-                all.removeIf(
-                    r ->
-                        r.getStatus() != null
-                            && r.getStatus().getPhase() != null
-                            && r.getStatus().getPhase().finished());
-                return all;
-              });
+              MigrationSlots.Requests.filtering(
+                  () -> {
+                    List<MigrationRequest> all = new ArrayList<>(others);
+                    all.add(mr);
+                    return all;
+                  }));
     }
     return slots;
   }
