@@ -301,42 +301,7 @@ public final class SourceMigration {
     } catch (SyscallException e) {
       return; // the rollback says so
     }
-    long began = System.nanoTime();
-    if (node.mover().awaitApplications(ports, podNetns, began).isEmpty()) {
-      return;
-    }
-    LOG.info(
-        () ->
-            "migration "
-                + id
-                + ": waiting up to "
-                + (deadline - began) / 1_000_000
-                + " ms for the pod's application to register port(s) "
-                + ports
-                + " again before rolling back");
-    java.util.Set<Integer> missing = node.mover().awaitApplications(ports, podNetns, deadline);
-    long waited = (System.nanoTime() - began) / 1_000_000;
-    if (!missing.isEmpty()) {
-      LOG.warning(
-          () ->
-              "migration "
-                  + id
-                  + ": no application in the pod registered port(s) "
-                  + missing
-                  + " with this restarted agent within "
-                  + waited
-                  + " ms; rolling back without it");
-    } else {
-      LOG.info(
-          () ->
-              "migration "
-                  + id
-                  + ": the pod's application registered port(s) "
-                  + ports
-                  + " again after "
-                  + waited
-                  + " ms");
-    }
+    node.mover().awaitApplications(id, ports, podNetns, deadline, "rolling back");
   }
 
   /**

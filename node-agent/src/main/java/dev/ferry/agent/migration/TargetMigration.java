@@ -116,42 +116,7 @@ public final class TargetMigration {
       }
       records.keySet().forEach(c -> ports.add(c.local().getPort()));
     }
-    long began = System.nanoTime();
-    if (node.mover().awaitApplications(ports, podNetns, began).isEmpty()) {
-      return;
-    }
-    LOG.info(
-        () ->
-            "migration "
-                + id
-                + ": waiting up to "
-                + (deadline - began) / 1_000_000
-                + " ms for the pod's application to register port(s) "
-                + ports
-                + " again before it takes the connections over");
-    java.util.Set<Integer> missing = node.mover().awaitApplications(ports, podNetns, deadline);
-    long waited = (System.nanoTime() - began) / 1_000_000;
-    if (!missing.isEmpty()) {
-      LOG.warning(
-          () ->
-              "migration "
-                  + id
-                  + ": no application in the pod registered port(s) "
-                  + missing
-                  + " with this agent within "
-                  + waited
-                  + " ms of the states coming again");
-    } else {
-      LOG.info(
-          () ->
-              "migration "
-                  + id
-                  + ": the pod's application registered port(s) "
-                  + ports
-                  + " again after "
-                  + waited
-                  + " ms");
-    }
+    node.mover().awaitApplications(id, ports, podNetns, deadline, "it takes the connections over");
   }
 
   /** A (possibly repeated) transfer: replaces what was received, unless already staged. */

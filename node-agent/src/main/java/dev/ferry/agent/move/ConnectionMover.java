@@ -379,14 +379,58 @@ public final class ConnectionMover {
   }
 
   /**
-   * Target node, after this agent restarted: waits until the pod's application has registered each
-   * of {@code ports} again, or until {@code deadline} (System.nanoTime()); returns the ports it has
-   * not.
+   * After this agent restarted: waits until the pod's application ({@code podNetns}) has registered
+   * each of {@code ports} again, or until {@code deadline} (System.nanoTime()), logging the wait,
+   * if there is one, and how it ended. The application opens its session with the new agent on its
+   * own, up to seconds after the agent answers the other agents and the operator.
+   *
+   * @param migration whose connections wait, for the log
+   * @param before what waits for it (the log says "... again before {@code before}")
    */
-  public java.util.Set<Integer> awaitApplications(
-      java.util.Collection<Integer> ports, long podNetns, long deadline)
+  public void awaitApplications(
+      String migration,
+      java.util.Collection<Integer> ports,
+      long podNetns,
+      long deadline,
+      String before)
       throws InterruptedException {
-    return applications.awaitRegistered(podNetns, ports, deadline);
+    long began = System.nanoTime();
+    if (applications.awaitRegistered(podNetns, ports, began).isEmpty()) {
+      return;
+    }
+    LOG.info(
+        () ->
+            "migration "
+                + migration
+                + ": waiting up to "
+                + (deadline - began) / 1_000_000
+                + " ms for the pod's application to register port(s) "
+                + ports
+                + " again before "
+                + before);
+    java.util.Set<Integer> missing = applications.awaitRegistered(podNetns, ports, deadline);
+    long waited = (System.nanoTime() - began) / 1_000_000;
+    if (missing.isEmpty()) {
+      LOG.info(
+          () ->
+              "migration "
+                  + migration
+                  + ": the pod's application registered port(s) "
+                  + ports
+                  + " again after "
+                  + waited
+                  + " ms");
+    } else {
+      LOG.warning(
+          () ->
+              "migration "
+                  + migration
+                  + ": no application in the pod registered port(s) "
+                  + missing
+                  + " with this agent within "
+                  + waited
+                  + " ms; going on without it");
+    }
   }
 
   /** Runs a step for every item, in parallel where the caller can; results in order. */
