@@ -9,7 +9,7 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 
 /**
  * Events on a MigrationRequest, and the MovedAddress record of an address it moved. The status
- * itself the reconciler writes, through JOSDK (UpdateControl.patchStatus).
+ * itself the reconciler writes ({@link RequestStatusWrite}).
  */
 final class KubeStatusSink implements StatusSink {
 

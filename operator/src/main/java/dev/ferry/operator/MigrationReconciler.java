@@ -31,12 +31,12 @@ import java.util.function.Function;
 
 /**
  * Drives each MigrationRequest from Pending to an end, one short step per reconcile ({@link
- * MigrationMachine}): no reconcile waits on the agents' move. The step's status is written through
- * JOSDK's {@code UpdateControl.patchStatus} (a JSON patch of the status subresource, SSA being off:
- * see application.properties), which also caches it, so that the next reconcile reads the phase it
- * wrote. A call on an agent that ends wakes its request through an inbound event source; of the
- * request's own updates, those in {@link RequestChanges} wake it. Deleting an unfinished request
- * rolls back what the agents hold, best effort.
+ * MigrationMachine}): no reconcile waits on the agents' move. The step's status is written whole as
+ * a JSON patch of the status subresource ({@link RequestStatusWrite}, through JOSDK's resource
+ * operations, which also cache it, so that the next reconcile reads the phase it wrote). A call on
+ * an agent that ends wakes its request through an inbound event source; of the request's own
+ * updates, those in {@link RequestChanges} wake it. Deleting an unfinished request rolls back what
+ * the agents hold, best effort.
  */
 @ControllerConfiguration(
     name = "migrationrequest",
@@ -151,8 +151,10 @@ public class MigrationReconciler
       MigrationRequest mr, Context<MigrationRequest> context) {
     ResourceID id = ResourceID.fromResource(mr);
     MigrationMachine.Turn turn = machine().reconcile(mr, () -> answers.propagateEvent(id));
-    UpdateControl<MigrationRequest> control =
-        turn.writeStatus() ? UpdateControl.patchStatus(mr) : UpdateControl.noUpdate();
+    if (turn.writeStatus()) {
+      RequestStatusWrite.write(client, mr, context);
+    }
+    UpdateControl<MigrationRequest> control = UpdateControl.noUpdate();
     turn.reschedule().ifPresent(control::rescheduleAfter);
     if (turn.ended()) {
       metrics.ended(mr);
