@@ -12,8 +12,6 @@ import dev.ferry.testbed.MockApiServer;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.dsl.base.CustomResourceDefinitionContext;
-import io.fabric8.kubernetes.client.dsl.base.PatchContext;
-import io.fabric8.kubernetes.client.dsl.base.PatchType;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
@@ -21,10 +19,10 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
- * The patch {@link RequestStatusWrite} sends, on Fabric8's mock API server with the status
- * subresource: the status on the server becomes the one written, whole, fields the step cleared
- * included, and nothing outside the status changes. (Its caching through JOSDK is the operator's:
- * OperatorIT and every end-to-end test read the phases it writes.)
+ * The patch {@link RequestStatusWrite} sends, addressed by the request's name alone, on Fabric8's
+ * mock API server with the status subresource: the status on the server becomes the one written,
+ * whole, fields the step cleared included, and nothing outside the status changes. (Its caching
+ * through JOSDK is the operator's: OperatorIT and every end-to-end test read the phases it writes.)
  */
 class RequestStatusWriteTest {
   private KubernetesMockServer apiServer;
@@ -104,10 +102,7 @@ class RequestStatusWriteTest {
   }
 
   private void write(MigrationRequest mr) {
-    client
-        .resource(mr)
-        .subresource("status")
-        .patch(PatchContext.of(PatchType.JSON), RequestStatusWrite.patchOf(client, mr));
+    RequestStatusWrite.patch(client, mr);
   }
 
   private static MigrationRequestStatus status(Phase phase, String message) {
