@@ -4,8 +4,9 @@ package dev.ferry.operator.migration;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.api.crd.Phase;
+import io.fabric8.kubernetes.api.model.ObjectMeta;
+import java.util.ArrayList;
 import java.util.Collection;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -48,12 +49,31 @@ public final class MigrationSlots {
     public static final Limits NONE = new Limits(Integer.MAX_VALUE, Integer.MAX_VALUE);
   }
 
-  private static final Comparator<MigrationRequest> FIRST_COME =
-      Comparator.comparing(
-              (MigrationRequest r) -> r.getMetadata().getCreationTimestamp(),
-              Comparator.nullsLast(Comparator.naturalOrder()))
-          .thenComparing(r -> r.getMetadata().getNamespace())
-          .thenComparing(r -> r.getMetadata().getName());
+  /**
+   * First come, first served: creation time, then namespace, then name; a request without a
+   * creation time last. Written out rather than composed of comparators: it runs for every waiting
+   * request at each admission and each end, and a reclaim's requests share their creation second,
+   * so all three fields are compared (the composed form was a quarter of the slots' samples in a
+   * profile at 1,000).
+   */
+  static int firstCome(MigrationRequest a, MigrationRequest b) {
+    ObjectMeta x = a.getMetadata();
+    ObjectMeta y = b.getMetadata();
+    String xt = x.getCreationTimestamp();
+    String yt = y.getCreationTimestamp();
+    if (xt == null || yt == null) {
+      if (xt != yt) {
+        return xt == null ? 1 : -1;
+      }
+    } else {
+      int byTime = xt.compareTo(yt);
+      if (byTime != 0) {
+        return byTime;
+      }
+    }
+    int byNamespace = x.getNamespace().compareTo(y.getNamespace());
+    return byNamespace != 0 ? byNamespace : x.getName().compareTo(y.getName());
+  }
 
   private final Limits limits;
   private final Requests requests;
@@ -189,7 +209,7 @@ public final class MigrationSlots {
     String uid = r.getMetadata().getUid();
     return !uid.equals(mr.getMetadata().getUid())
         && !underWay.containsKey(uid)
-        && FIRST_COME.compare(r, mr) < 0;
+        && firstCome(r, mr) < 0;
   }
 
   /**
@@ -203,20 +223,20 @@ public final class MigrationSlots {
       return List.of();
     }
     Map<String, Integer> perNode = perNode(underWay);
-    List<MigrationRequest> candidates = new java.util.ArrayList<>();
-    for (MigrationRequest r : requests.waiting()) {
-      if (!underWay.containsKey(r.getMetadata().getUid())) {
-        candidates.add(r);
-      }
-    }
+    Collection<MigrationRequest> waiting = requests.waiting();
     // The first come whose node has room, again while the cluster has: as many passes as free
     // slots (one, when a migration ended), rather than sorting every waiting request each time.
-    List<MigrationRequest> next = new java.util.ArrayList<>();
+    // Those chosen are skipped by uid: a list's remove would compare whole requests.
+    List<MigrationRequest> next = new ArrayList<>();
+    Set<String> chosen = new HashSet<>();
     while (next.size() < room) {
       MigrationRequest first = null;
-      for (MigrationRequest r : candidates) {
-        if (perNode.getOrDefault(r.getStatus().getSourceNode(), 0) < limits.perNode()
-            && (first == null || FIRST_COME.compare(r, first) < 0)) {
+      for (MigrationRequest r : waiting) {
+        String uid = r.getMetadata().getUid();
+        if (!underWay.containsKey(uid)
+            && !chosen.contains(uid)
+            && perNode.getOrDefault(r.getStatus().getSourceNode(), 0) < limits.perNode()
+            && (first == null || firstCome(r, first) < 0)) {
           first = r;
         }
       }
@@ -224,7 +244,7 @@ public final class MigrationSlots {
         break;
       }
       next.add(first);
-      candidates.remove(first);
+      chosen.add(first.getMetadata().getUid());
       perNode.merge(first.getStatus().getSourceNode(), 1, Integer::sum);
     }
     return next;
