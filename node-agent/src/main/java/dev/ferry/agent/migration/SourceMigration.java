@@ -30,6 +30,8 @@ import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.logging.Logger;
 
 /**
@@ -65,6 +67,9 @@ public final class SourceMigration {
 
   /** The address left this node's pod: a rollback puts it back before it rebuilds a socket. */
   private boolean addressLeft;
+
+  /** Read from disk by an agent that restarted mid-move: see {@link #awaitApplications}. */
+  private boolean recovered;
 
   /** System.nanoTime() as the first export began; 0 for a migration recovered from disk. */
   private long exportBeganNanos;
@@ -271,9 +276,6 @@ public final class SourceMigration {
     return status();
   }
 
-  /** Read from disk by an agent that restarted mid-move ({@link #recovered}). */
-  private boolean recovered;
-
   /**
    * Recovered by an agent that restarted mid-move: waits until the pod's application has registered
    * again every port of the saved connections, or until {@code deadline} (System.nanoTime()), so
@@ -283,7 +285,7 @@ public final class SourceMigration {
    * limit's rollback. Outside the migration's lock: its status is read meanwhile.
    */
   void awaitApplications(long deadline) throws InterruptedException {
-    java.util.Set<Integer> ports = new java.util.TreeSet<>();
+    Set<Integer> ports = new TreeSet<>();
     synchronized (this) {
       // Past the commit's mark the target most likely has them (the rollback asks it first): no
       // rebuild to wait for, and a target that committed must not wait on this pod's application.

@@ -25,6 +25,8 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.logging.Logger;
 
 /**
@@ -109,7 +111,7 @@ public final class TargetMigration {
    * them.
    */
   void awaitApplications(long podNetns, long deadline) throws InterruptedException {
-    java.util.Set<Integer> ports = new java.util.TreeSet<>();
+    Set<Integer> ports = new TreeSet<>();
     synchronized (this) {
       if (!afterCommit || node.commits().wereAllResumed(id)) {
         return;
