@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.agent.migration;
 
+import java.util.Optional;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -23,11 +24,32 @@ public final class ReceiveBudget {
   }
 
   /**
-   * The default: half the agent's heap, and at least two of the largest states (one arriving while
-   * another is put back together from its pre-copied parts).
+   * The node's budget: {@code configured} (ferry.agent.max-receive-bytes), else half of {@code
+   * heapBytes}, so that a pre-copied state put back together whole (its parts and the whole at
+   * once, twice its size for a moment) still fits in the heap. Refuses a budget smaller than one
+   * state of {@code maxStateBytes}: such a state could never arrive, and raising the budget past
+   * half the heap instead (as the default did before, to hold two of the largest) let two large
+   * arrivals take a small agent's whole heap.
+   *
+   * @throws IllegalArgumentException naming both settings and the fix
    */
-  public static long defaultLimit(long maxStateBytes) {
-    return Math.max(2 * maxStateBytes, Runtime.getRuntime().maxMemory() / 2);
+  public static ReceiveBudget of(Optional<Long> configured, long maxStateBytes, long heapBytes) {
+    long limit = configured.orElse(heapBytes / 2);
+    if (limit < maxStateBytes) {
+      throw new IllegalArgumentException(
+          "ferry.agent.max-state-bytes is "
+              + maxStateBytes
+              + " but this agent holds at most "
+              + limit
+              + " bytes of state for arrivals ("
+              + (configured.isPresent()
+                  ? "ferry.agent.max-receive-bytes"
+                  : "ferry.agent.max-receive-bytes not set: half the heap of " + heapBytes)
+              + "), so no state that large could arrive: give the agent more memory (the chart's"
+              + " agent.resources.limits.memory; agent.javaOpts sets the heap's share of it),"
+              + " or lower max-state-bytes (agent.maxStateBytes)");
+    }
+    return new ReceiveBudget(limit);
   }
 
   /** Counts {@code n} more bytes, or refuses them if the node would hold more than its limit. */

@@ -91,6 +91,10 @@ public class AgentRuntime {
       MeterRegistry registry,
       Instance<KubernetesClient> kubernetes)
       throws IOException {
+    // Before anything touches the node: settings that cannot work stop the agent here.
+    ReceiveBudget receiving =
+        ReceiveBudget.of(
+            settings.maxReceiveBytes(), settings.maxStateBytes(), Runtime.getRuntime().maxMemory());
     AgentMetrics metrics = new AgentMetrics(registry);
     MutualTls tls =
         new MutualTls(
@@ -156,11 +160,6 @@ public class AgentRuntime {
     metrics.connections(migrations::phases);
     metrics.holds(this::activeHolds, this::probesAnswered);
     metrics.keptClientSegments(() -> keptCounts().kept(), () -> keptCounts().notKept());
-    ReceiveBudget receiving =
-        new ReceiveBudget(
-            settings
-                .maxReceiveBytes()
-                .orElse(ReceiveBudget.defaultLimit(settings.maxStateBytes())));
     metrics.receiving(receiving::held);
     AgentIdentity peers =
         new AgentIdentity(

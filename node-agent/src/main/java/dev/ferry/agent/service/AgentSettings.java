@@ -135,7 +135,8 @@ public interface AgentSettings {
   /**
    * The most application state this node holds for arrivals in progress, all together (pre-copied
    * parts and moved states, until each arrival ends); an arrival that would go over is refused with
-   * RESOURCE_EXHAUSTED and rolls back. Default: half the heap, at least twice max-state-bytes.
+   * RESOURCE_EXHAUSTED and rolls back. Default: half the heap. The agent does not start when it is
+   * less than max-state-bytes (ReceiveBudget.of).
    */
   Optional<Long> maxReceiveBytes();
 

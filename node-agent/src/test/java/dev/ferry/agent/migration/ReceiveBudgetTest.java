@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.ferry.agent.api.AgentApi;
 import io.grpc.Status;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 
 class ReceiveBudgetTest {
@@ -28,8 +29,28 @@ class ReceiveBudgetTest {
   }
 
   @Test
-  void theDefaultHoldsTwoOfTheLargestStatesWhateverTheHeap() {
-    assertThat(ReceiveBudget.defaultLimit(1L << 40)).isEqualTo(2L << 40);
-    assertThat(ReceiveBudget.defaultLimit(1)).isEqualTo(Runtime.getRuntime().maxMemory() / 2);
+  void theDefaultIsHalfTheHeapWhateverTheLargestState() {
+    long mib = 1 << 20;
+    // The chart's agent: a 1 GiB limit, 75 % of it heap, 256 MiB states. Two such states at once
+    // would be 512 MiB, two thirds of the heap before either is put back together.
+    assertThat(ReceiveBudget.of(Optional.empty(), 256 * mib, 768 * mib).limit())
+        .isEqualTo(384 * mib);
+    assertThat(ReceiveBudget.of(Optional.of(100 * mib), 100 * mib, 768 * mib).limit())
+        .as("a limit set is kept, down to one state of the largest size")
+        .isEqualTo(100 * mib);
+  }
+
+  @Test
+  void anAgentWhoseBudgetCannotHoldOneStateOfTheLargestSizeIsRefusedWithTheFixNamed() {
+    long mib = 1 << 20;
+    assertThatThrownBy(() -> ReceiveBudget.of(Optional.empty(), 512 * mib, 768 * mib))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("ferry.agent.max-state-bytes is " + 512 * mib)
+        .hasMessageContaining("half the heap of " + 768 * mib)
+        .hasMessageContaining("agent.resources.limits.memory")
+        .hasMessageContaining("agent.maxStateBytes");
+    assertThatThrownBy(() -> ReceiveBudget.of(Optional.of(mib), 2 * mib, 768 * mib))
+        .hasMessageContaining("at most " + mib)
+        .hasMessageContaining("(ferry.agent.max-receive-bytes)");
   }
 }
