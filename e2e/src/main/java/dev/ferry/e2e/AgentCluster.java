@@ -196,6 +196,9 @@ public final class AgentCluster implements AutoCloseable {
               Builds.repoFile("node-agent/target/quarkus-app/quarkus-run.jar").toString());
       ProcessBuilder pb = host.process(cmd.toArray(String[]::new));
       Map<String, String> env = pb.environment();
+      // The heap the chart's pod gives the agent; a test that moves states larger than its
+      // defaults allow gives its agents more, as a user must.
+      env.put("JDK_JAVA_OPTIONS", ChartMemory.agent());
       env.put("FERRY_AGENT_NODE_NAME", name);
       env.put("FERRY_AGENT_API_PORT", String.valueOf(API_PORT));
       // Each agent its own certificate, naming its node (scripts/ferry-certs.sh --node): a target

@@ -73,6 +73,7 @@ public final class ClusterObjects {
                 Builds.repoFile("operator/target/quarkus-app/quarkus-run.jar").toString())
             .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
     Map<String, String> env = pb.environment();
+    env.put("JDK_JAVA_OPTIONS", ChartMemory.operator()); // the heap the chart's pod gives it
     env.put("KUBERNETES_MASTER", apiUrl);
     env.put("KUBERNETES_AUTH_TRYKUBECONFIG", "false");
     env.put("KUBERNETES_AUTH_TRYSERVICEACCOUNT", "false");
