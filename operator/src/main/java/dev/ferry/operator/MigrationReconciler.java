@@ -5,6 +5,7 @@ import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.operator.cluster.ClusterView;
 import dev.ferry.operator.cluster.NodeCache;
 import dev.ferry.operator.cluster.PodCache;
+import dev.ferry.operator.migration.EndedRequests;
 import dev.ferry.operator.migration.EvictionGuard;
 import dev.ferry.operator.migration.MigrationMachine;
 import dev.ferry.operator.migration.MigrationSlots;
@@ -154,6 +155,15 @@ public class MigrationReconciler
     if (turn.writeStatus()) {
       RequestStatusWrite.write(client, mr, context);
     }
+    if (turn.delete()) {
+      // Its finalizer's cleanup runs as for any deletion, then the object goes.
+      client
+          .resources(MigrationRequest.class)
+          .inNamespace(mr.getMetadata().getNamespace())
+          .withName(mr.getMetadata().getName())
+          .delete();
+      return UpdateControl.noUpdate();
+    }
     UpdateControl<MigrationRequest> control = UpdateControl.noUpdate();
     turn.reschedule().ifPresent(control::rescheduleAfter);
     if (turn.ended()) {
@@ -184,6 +194,7 @@ public class MigrationReconciler
         new KubeStatusSink(client),
         slots,
         guard,
+        new EndedRequests(settings.policyRequestsKept(), Clock.systemUTC()),
         Clock.systemUTC(),
         settings.callTimeout());
   }

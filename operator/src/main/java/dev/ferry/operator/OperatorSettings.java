@@ -30,6 +30,15 @@ public interface OperatorSettings {
   Limits limits();
 
   /**
+   * How long a request a MigrationPolicy made is kept after it ended; then the operator deletes it
+   * (its status, Events, log lines and metrics have told how it ended). Ended requests otherwise
+   * stay for good, in etcd and in the operator's cache, and a reclaim makes hundreds at once. 0
+   * keeps them. A request a person made is never deleted by the operator.
+   */
+  @WithDefault("168h")
+  Duration policyRequestsKept();
+
+  /**
    * How many migrations may be under way (Preparing, Prepared or Moving) at once; beyond, requests
    * wait in Pending with reason WaitingForSlot. As KubeVirt's parallelMigrationsPerCluster and
    * parallelOutboundMigrationsPerNode, with the same defaults.

@@ -51,6 +51,11 @@ import io.fabric8.kubernetes.model.annotation.Version;
     type = AdditionalPrinterColumn.Type.DATE)
 public class MigrationRequest extends CustomResource<MigrationRequestSpec, MigrationRequestStatus>
     implements Namespaced {
+  /**
+   * The label naming the MigrationPolicy that made a request; such a request is deleted a while
+   * after it ends (the operator's ferry.operator.policy-requests-kept).
+   */
+  public static final String POLICY_LABEL = "ferry.dev/policy";
 
   @Override
   protected MigrationRequestStatus initStatus() {

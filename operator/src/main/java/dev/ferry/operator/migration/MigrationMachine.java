@@ -50,8 +50,14 @@ public final class MigrationMachine {
    * @param writeStatus the status changed: write it
    * @param reschedule when to reconcile again if nothing else wakes the request; empty: never
    * @param ended the request reached its end in this turn
+   * @param delete the request ended long enough ago: delete it ({@link EndedRequests})
    */
-  public record Turn(boolean writeStatus, Optional<Duration> reschedule, boolean ended) {}
+  public record Turn(
+      boolean writeStatus, Optional<Duration> reschedule, boolean ended, boolean delete) {
+    Turn(boolean writeStatus, Optional<Duration> reschedule, boolean ended) {
+      this(writeStatus, reschedule, ended, false);
+    }
+  }
 
   /** The annotation that asks an ended request to roll back again (see MoveStep). */
   public static final String ROLLBACK_ANNOTATION = MoveStep.ROLLBACK_ANNOTATION;
@@ -69,6 +75,7 @@ public final class MigrationMachine {
   private final StatusSink sink;
   private final MigrationSlots slots;
   private final EvictionGuard guard;
+  private final EndedRequests ended;
   private final Clock clock;
 
   public MigrationMachine(
@@ -79,6 +86,7 @@ public final class MigrationMachine {
       StatusSink sink,
       MigrationSlots slots,
       EvictionGuard guard,
+      EndedRequests ended,
       Clock clock,
       Duration callTimeout) {
     this.pending = new PendingStep(planner, slots, clock);
@@ -91,6 +99,7 @@ public final class MigrationMachine {
     this.sink = sink;
     this.slots = slots;
     this.guard = guard;
+    this.ended = ended;
     this.clock = clock;
   }
 
@@ -131,7 +140,19 @@ public final class MigrationMachine {
         return new Turn(turn.writeStatus(), turn.reschedule(), false);
       }
       calls.forget(st.getMigrationId());
-      return new Turn(false, Optional.empty(), false);
+      Optional<Duration> left = ended.untilDeleted(mr);
+      if (left.isPresent() && left.get().isZero()) {
+        LOG.info(
+            () ->
+                name(mr)
+                    + " ended at "
+                    + mr.getStatus().getCompletionTime()
+                    + ", more than "
+                    + ended.keptAsWritten()
+                    + " ago: deleted (ferry.operator.policy-requests-kept)");
+        return new Turn(false, Optional.empty(), false, true);
+      }
+      return new Turn(false, left, false);
     }
     StepOutcome outcome =
         switch (at) {
@@ -192,7 +213,7 @@ public final class MigrationMachine {
             + " of "
             + st.getConnections().getTotal()
             + " migrated)");
-    return new Turn(true, Optional.empty(), true);
+    return new Turn(true, ended.untilDeleted(mr), true);
   }
 
   /** Still in phase {@code at}: the status shows why, written only when that changed. */

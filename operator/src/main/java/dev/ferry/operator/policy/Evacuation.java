@@ -31,7 +31,7 @@ import java.util.Set;
  */
 public final class Evacuation {
   /** The label naming the policy that made a request. */
-  public static final String POLICY_LABEL = "ferry.dev/policy";
+  public static final String POLICY_LABEL = MigrationRequest.POLICY_LABEL;
 
   /** The label naming the node a request evacuates. */
   public static final String NODE_LABEL = "ferry.dev/evacuated-node";

@@ -32,6 +32,10 @@ final class Rig {
   final Deque<Runnable> inFlight = new ArrayDeque<>();
   MoveCalls calls = new MoveCalls(inFlight::add);
   final TestClock clock = new TestClock();
+
+  /** ferry.operator.policy-requests-kept; zero, as by default here: every ended request stays. */
+  Duration policyRequestsKept = Duration.ZERO;
+
   final MigrationRequest mr = request();
 
   /** The requests the operator's cache holds besides {@link #mr}, which it always holds. */
@@ -79,6 +83,7 @@ final class Rig {
         sink,
         slots(),
         guard,
+        new EndedRequests(policyRequestsKept, clock),
         clock,
         Duration.ofSeconds(30));
   }
