@@ -73,6 +73,8 @@ class AdmissionPoliciesTest {
       chart.one(ValidatingAdmissionPolicy.class, "ferry-operator-pod-marks");
   private final ValidatingAdmissionPolicy handoff =
       chart.one(ValidatingAdmissionPolicy.class, "ferry-node-agent-handoff-read-only");
+  private final ValidatingAdmissionPolicy requestDeletes =
+      chart.one(ValidatingAdmissionPolicy.class, "ferry-operator-request-deletes");
 
   /** The fix the handoff policy's messages give, with the chart's default socketDir. */
   private static final String FIX =
@@ -165,15 +167,74 @@ class AdmissionPoliciesTest {
   }
 
   @Test
+  void theOperatorDeletesOnlyAPolicysRequestThatEnded() {
+    String refused =
+        "the Ferry operator may delete only a MigrationRequest that a MigrationPolicy made (label"
+            + " ferry.dev/policy) and that has ended";
+    for (String ended : List.of("Completed", "RolledBack", "Failed")) {
+      assertThat(deleteRequest(OPERATOR, migrationRequest(true, ended)))
+          .as(ended)
+          .hasValue(List.of());
+    }
+    assertThat(deleteRequest(OPERATOR, migrationRequest(false, "Completed")))
+        .as("a person's request")
+        .hasValue(List.of(refused));
+    assertThat(deleteRequest(OPERATOR, migrationRequest(true, "Moving")))
+        .as("under way")
+        .hasValue(List.of(refused));
+    assertThat(deleteRequest(OPERATOR, migrationRequest(true, null)))
+        .as("no status yet")
+        .hasValue(List.of(refused));
+    // A person deleting a request is not this policy's business.
+    assertThat(deleteRequest(DEBUGGER, migrationRequest(false, "Moving"))).isEmpty();
+  }
+
+  /** The request-deletes policy on a DELETE of {@code mr} by {@code username}. */
+  private Optional<List<String>> deleteRequest(String username, Map<String, Object> mr) {
+    Map<String, Object> request =
+        Map.of(
+            "userInfo", Map.of("username", username, "extra", Map.of()),
+            "namespace", "shop",
+            "operation", "DELETE",
+            "resource",
+                Map.of(
+                    "group", "ferry.dev", "version", "v1alpha1", "resource", "migrationrequests"),
+            "subResource", "");
+    // At a DELETE the API server gives the object as it was in oldObject, and object null.
+    return refusals(requestDeletes, request, null, mr);
+  }
+
+  /** A MigrationRequest as JSON: made by a policy or not, in {@code phase} (null: no status). */
+  private static Map<String, Object> migrationRequest(boolean byPolicy, String phase) {
+    Map<String, Object> metadata = new LinkedHashMap<>();
+    metadata.put("name", "move-1");
+    metadata.put("namespace", "shop");
+    if (byPolicy) {
+      metadata.put("labels", Map.of("ferry.dev/policy", "spot"));
+    }
+    Map<String, Object> mr = new LinkedHashMap<>();
+    mr.put("apiVersion", "ferry.dev/v1alpha1");
+    mr.put("kind", "MigrationRequest");
+    mr.put("metadata", metadata);
+    mr.put("spec", Map.of("source", Map.of("name", "pod-a")));
+    if (phase != null) {
+      mr.put("status", Map.of("phase", phase));
+    }
+    return mr;
+  }
+
+  @Test
   void eachPolicyIsBoundToDenyAndAllCanBeLeftOut() {
     assertThat(chart.all(ValidatingAdmissionPolicyBinding.class))
         .extracting(b -> b.getSpec().getPolicyName() + " " + b.getSpec().getValidationActions())
         .containsExactlyInAnyOrder(
             "ferry-node-agent-own-node [Deny]",
             "ferry-operator-pod-marks [Deny]",
+            "ferry-operator-request-deletes [Deny]",
             "ferry-node-agent-handoff-read-only [Deny]");
     assertThat(ownNode.getSpec().getFailurePolicy()).isEqualTo("Fail");
     assertThat(podMarks.getSpec().getFailurePolicy()).isEqualTo("Fail");
+    assertThat(requestDeletes.getSpec().getFailurePolicy()).isEqualTo("Fail");
     assertThat(handoff.getSpec().getFailurePolicy()).isEqualTo("Fail");
     Manifests without = HelmChart.renderWith("rbac: {admissionPolicies: false}");
     assertThat(without.all(ValidatingAdmissionPolicy.class)).isEmpty();
@@ -560,7 +621,7 @@ class AdmissionPoliciesTest {
   /**
    * The messages of the validations that fail, as the API server evaluates a policy: empty when its
    * match conditions leave the request alone, else variables in order, then each validation. {@code
-   * oldObject} is null for a CREATE.
+   * oldObject} is null for a CREATE, {@code object} for a DELETE.
    */
   private static Optional<List<String>> refusals(
       ValidatingAdmissionPolicy policy,
@@ -569,8 +630,8 @@ class AdmissionPoliciesTest {
       Map<String, Object> oldObject) {
     Map<String, Object> vars = new HashMap<>();
     vars.put("request", request);
-    vars.put("object", object);
-    // null at CREATE, as the API server gives it.
+    // null at DELETE, and oldObject null at CREATE, as the API server gives them.
+    vars.put("object", object == null ? NullValue.NULL_VALUE : object);
     vars.put("oldObject", oldObject == null ? NullValue.NULL_VALUE : oldObject);
     Map<String, Object> variables = new HashMap<>();
     vars.put("variables", variables);

@@ -28,6 +28,9 @@ class BadValuesTest {
     return Stream.of(
         Arguments.of("address-mover-gcp.yaml", new String[] {"/addressMover", "'aws', 'l2'"}),
         Arguments.of("hold-limit-forever.yaml", new String[] {"/agent/holdLimit", "'forever'"}),
+        Arguments.of(
+            "policy-requests-kept-a-week.yaml",
+            new String[] {"/operator/policyRequestsKept", "'1w'"}),
         Arguments.of("api-port-out-of-range.yaml", new String[] {"/agent/apiPort", "65,535"}),
         Arguments.of("privileged-port.yaml", new String[] {"/agent/httpPort", "1,024"}),
         Arguments.of("misspelt-key.yaml", new String[] {"/agent", "'holdlimit' not allowed"}),

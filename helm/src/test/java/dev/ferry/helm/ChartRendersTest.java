@@ -97,8 +97,10 @@ class ChartRendersTest {
             "ServiceAccount/ferry-operator",
             "ValidatingAdmissionPolicy/ferry-node-agent-handoff-read-only",
             "ValidatingAdmissionPolicy/ferry-operator-pod-marks",
+            "ValidatingAdmissionPolicy/ferry-operator-request-deletes",
             "ValidatingAdmissionPolicyBinding/ferry-node-agent-handoff-read-only",
-            "ValidatingAdmissionPolicyBinding/ferry-operator-pod-marks");
+            "ValidatingAdmissionPolicyBinding/ferry-operator-pod-marks",
+            "ValidatingAdmissionPolicyBinding/ferry-operator-request-deletes");
   }
 
   @Test

@@ -108,6 +108,7 @@ class OperatorDeploymentTest {
     Container c = container(set);
     assertThat(env(c, "FERRY_OPERATOR_LIMITS_PER_CLUSTER")).isEqualTo("5");
     assertThat(env(c, "FERRY_OPERATOR_LIMITS_PER_NODE")).isEqualTo("2");
+    assertThat(env(c, "FERRY_OPERATOR_POLICY_REQUESTS_KEPT")).isEqualTo("168h");
   }
 
   @Test
