@@ -12,6 +12,7 @@ import dev.ferry.api.crd.PodReference;
 import dev.ferry.api.v1alpha1.MoveOutcome;
 import io.fabric8.kubernetes.api.model.Condition;
 import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -43,8 +44,15 @@ class OperatorIT {
 
   @BeforeAll
   static void start() throws Exception {
-    // One migration at a time out of a node: the limits test below shows the second one wait.
-    cluster = OperatorCluster.start(Map.of("FERRY_OPERATOR_LIMITS_PER_NODE", "1"));
+    // One migration at a time out of a node: the limits test below shows the second one wait. A
+    // policy's requests kept 2 s after their end (168h by default): the test below sees one go.
+    cluster =
+        OperatorCluster.start(
+            Map.of(
+                "FERRY_OPERATOR_LIMITS_PER_NODE",
+                "1",
+                "FERRY_OPERATOR_POLICY_REQUESTS_KEPT",
+                "2s"));
     reference = cluster.agents.unmovedOutput(STREAM); // fast: the tokens do not depend on the rate
     cluster.agents.a.streamer("--rate", RATE);
     streamerB = cluster.agents.b.streamer("--rate", RATE);
@@ -226,13 +234,7 @@ class OperatorIT {
   void aDryRunListsTheConnectionsAndTouchesNothing() throws Exception {
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(20, 10_000);
-      MigrationRequest mr =
-          cluster.request(
-              "dry-run",
-              s -> {
-                s.setTarget(new PodReference("pod-b"));
-                s.setDryRun(true);
-              });
+      MigrationRequest mr = dryRunToPodB("dry-run");
       MigrationRequestStatus st = cluster.awaitEnd(mr.getMetadata().getName(), 30);
       assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
       assertThat(st.getMessage())
@@ -256,6 +258,57 @@ class OperatorIT {
       MigrationRequestStatus asked = awaitMessage(mr, "ferry.dev/rollback ignored");
       assertThat(asked.getPhase()).isEqualTo(Phase.Completed);
       assertThat(asked.getRollbackRequest()).isEqualTo("1");
+
+      assertThat(curl.exitCode(90)).isZero();
+      assertThat(curl.output()).isEqualTo(reference);
+    }
+  }
+
+  /** Creates the request {@code name}: a dry run from pod-a to pod-b. */
+  private static MigrationRequest dryRunToPodB(String name) {
+    return cluster.request(
+        name,
+        s -> {
+          s.setTarget(new PodReference("pod-b"));
+          s.setDryRun(true);
+        });
+  }
+
+  @Test
+  void aPolicysRequestIsDeletedTheTimeKeptAfterItEndedAndAPersonsStays() throws Exception {
+    try (CurlStream curl = cluster.agents.curl(STREAM)) {
+      curl.awaitEvents(20, 10_000);
+      MigrationRequest mine = dryRunToPodB("dry-run-mine");
+      MigrationRequest policys = new MigrationRequest();
+      policys.setMetadata(
+          new ObjectMetaBuilder()
+              .withName("dry-run-policys")
+              .withNamespace(mine.getMetadata().getNamespace())
+              .withLabels(Map.of(MigrationRequest.POLICY_LABEL, "spot"))
+              .build());
+      policys.setSpec(mine.getSpec());
+      cluster.kube.resource(policys).create();
+
+      MigrationRequestStatus mineEnd = cluster.awaitEnd("dry-run-mine", 30);
+      MigrationRequestStatus policysEnd = cluster.awaitEnd("dry-run-policys", 30);
+      assertThat(mineEnd.getPhase()).as(mineEnd.getMessage()).isEqualTo(Phase.Completed);
+      assertThat(policysEnd.getPhase()).as(policysEnd.getMessage()).isEqualTo(Phase.Completed);
+
+      Instant ended = Instant.parse(policysEnd.getCompletionTime());
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while (cluster.kube.resources(MigrationRequest.class).withName("dry-run-policys").get()
+              != null
+          && System.nanoTime() < deadline) {
+        Thread.sleep(50);
+      }
+      Instant gone = Instant.now();
+      assertThat(cluster.kube.resources(MigrationRequest.class).withName("dry-run-policys").get())
+          .as("the policy's request, 2 s after its end")
+          .isNull();
+      assertThat(gone).as("not before its time").isAfterOrEqualTo(ended.plusSeconds(2));
+      assertThat(cluster.kube.resources(MigrationRequest.class).withName("dry-run-mine").get())
+          .as("a person's request stays")
+          .isNotNull();
 
       assertThat(curl.exitCode(90)).isZero();
       assertThat(curl.output()).isEqualTo(reference);
