@@ -194,7 +194,7 @@ public class MigrationReconciler
         new KubeStatusSink(client),
         slots,
         guard,
-        new EndedRequests(settings.policyRequestsKept(), Clock.systemUTC()),
+        new EndedRequests(settings.policyRequestsKept(), nodes::gone, Clock.systemUTC()),
         Clock.systemUTC(),
         settings.callTimeout());
   }

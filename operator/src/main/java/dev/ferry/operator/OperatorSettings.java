@@ -30,10 +30,11 @@ public interface OperatorSettings {
   Limits limits();
 
   /**
-   * How long a request a MigrationPolicy made is kept after it ended; then the operator deletes it
-   * (its status, Events, log lines and metrics have told how it ended). Ended requests otherwise
-   * stay for good, in etcd and in the operator's cache, and a reclaim makes hundreds at once. 0
-   * keeps them. A request a person made is never deleted by the operator.
+   * How long a request a MigrationPolicy made is kept after it ended; then, once the node it
+   * evacuated is gone from the cluster, the operator deletes it (its status, Events, log lines and
+   * metrics have told how it ended; EndedRequests). Ended requests otherwise stay for good, in etcd
+   * and in the operator's cache, and a reclaim makes hundreds at once. 0 keeps them. A request a
+   * person made is never deleted by the operator.
    */
   @WithDefault("168h")
   Duration policyRequestsKept();

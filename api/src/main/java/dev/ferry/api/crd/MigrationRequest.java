@@ -57,6 +57,12 @@ public class MigrationRequest extends CustomResource<MigrationRequestSpec, Migra
    */
   public static final String POLICY_LABEL = "ferry.dev/policy";
 
+  /**
+   * The label naming the node whose announcement made a policy's request; such a request stays
+   * while that node is in the cluster (the announcement may still be on it).
+   */
+  public static final String EVACUATED_NODE_LABEL = "ferry.dev/evacuated-node";
+
   @Override
   protected MigrationRequestStatus initStatus() {
     return new MigrationRequestStatus();

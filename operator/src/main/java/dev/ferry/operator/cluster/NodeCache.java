@@ -34,4 +34,13 @@ public class NodeCache {
     }
     return source.get(new ResourceID(name));
   }
+
+  /**
+   * Whether the node is known to be gone from the cluster: the informer runs and has no such node.
+   * False while the informer has not started, when nothing is known.
+   */
+  public boolean gone(String name) {
+    InformerEventSource<Node, ?> source = informer;
+    return source != null && source.isRunning() && source.get(new ResourceID(name)).isEmpty();
+  }
 }

@@ -34,7 +34,7 @@ public final class Evacuation {
   public static final String POLICY_LABEL = MigrationRequest.POLICY_LABEL;
 
   /** The label naming the node a request evacuates. */
-  public static final String NODE_LABEL = "ferry.dev/evacuated-node";
+  public static final String NODE_LABEL = MigrationRequest.EVACUATED_NODE_LABEL;
 
   /** The annotation telling which announcement made the request. */
   public static final String TRIGGER_ANNOTATION = "ferry.dev/trigger";

@@ -43,6 +43,31 @@ class EndedRequestsTest {
   }
 
   @Test
+  void aPolicysRequestStaysWhileTheNodeItEvacuatedIsInTheCluster() {
+    Rig rig = Rig.moveAnswered();
+    rig.policyRequestsKept = WEEK;
+    rig.mr
+        .getMetadata()
+        .setLabels(
+            Map.of(
+                MigrationRequest.POLICY_LABEL, "spot",
+                MigrationRequest.EVACUATED_NODE_LABEL, "node-a"));
+    rig.reconcile();
+    assertThat(rig.phase()).isEqualTo(Phase.Completed);
+
+    rig.clock.advance(Duration.ofDays(8));
+    MigrationMachine.Turn nodeThere = rig.reconcile();
+    assertThat(nodeThere.delete())
+        .as("its announcement may still be on the node: the policy would make it again")
+        .isFalse();
+    assertThat(nodeThere.reschedule()).contains(Duration.ofHours(1));
+
+    rig.nodesGone.add("node-a");
+    rig.clock.advance(Duration.ofHours(1));
+    assertThat(rig.reconcile().delete()).as("the node reclaimed").isTrue();
+  }
+
+  @Test
   void aRequestAPersonMadeIsKeptAndSoIsEveryOneWhenTheTimeIsZero() {
     Rig person = Rig.moveAnswered();
     person.policyRequestsKept = WEEK;
@@ -66,19 +91,22 @@ class EndedRequestsTest {
     rig.mr.getMetadata().setLabels(Map.of(MigrationRequest.POLICY_LABEL, "spot"));
     rig.reconcile();
     rig.mr.getStatus().setCompletionTime("yesterday");
-    assertThat(new EndedRequests(WEEK, rig.clock).untilDeleted(rig.mr)).isEqualTo(Optional.empty());
+    assertThat(new EndedRequests(WEEK, n -> true, rig.clock).untilDeleted(rig.mr))
+        .isEqualTo(Optional.empty());
   }
 
   @Test
   void theTimeIsWrittenAsTheSettingIs() {
-    assertThat(new EndedRequests(WEEK, new Rig().clock).keptAsWritten()).isEqualTo("168h");
-    assertThat(new EndedRequests(Duration.ofSeconds(90), new Rig().clock).keptAsWritten())
+    assertThat(new EndedRequests(WEEK, n -> true, new Rig().clock).keptAsWritten())
+        .isEqualTo("168h");
+    assertThat(
+            new EndedRequests(Duration.ofSeconds(90), n -> true, new Rig().clock).keptAsWritten())
         .isEqualTo("90s");
   }
 
   @Test
   void aNegativeTimeIsRefusedNamingTheSetting() {
-    assertThatThrownBy(() -> new EndedRequests(Duration.ofHours(-1), new Rig().clock))
+    assertThatThrownBy(() -> new EndedRequests(Duration.ofHours(-1), n -> true, new Rig().clock))
         .hasMessageContaining("ferry.operator.policy-requests-kept");
   }
 }

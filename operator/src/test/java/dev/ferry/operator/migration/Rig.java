@@ -16,7 +16,9 @@ import java.time.ZoneOffset;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * A MigrationMachine with fake agents, network, cluster and clock, and the calls it puts in flight
@@ -35,6 +37,9 @@ final class Rig {
 
   /** ferry.operator.policy-requests-kept; zero, as by default here: every ended request stays. */
   Duration policyRequestsKept = Duration.ZERO;
+
+  /** The nodes known to be gone from the cluster. */
+  final Set<String> nodesGone = new HashSet<>();
 
   final MigrationRequest mr = request();
 
@@ -83,7 +88,7 @@ final class Rig {
         sink,
         slots(),
         guard,
-        new EndedRequests(policyRequestsKept, clock),
+        new EndedRequests(policyRequestsKept, nodesGone::contains, clock),
         clock,
         Duration.ofSeconds(30));
   }
