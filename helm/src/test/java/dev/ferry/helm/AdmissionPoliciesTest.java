@@ -192,14 +192,12 @@ class AdmissionPoliciesTest {
   /** The request-deletes policy on a DELETE of {@code mr} by {@code username}. */
   private Optional<List<String>> deleteRequest(String username, Map<String, Object> mr) {
     Map<String, Object> request =
-        Map.of(
-            "userInfo", Map.of("username", username, "extra", Map.of()),
-            "namespace", "shop",
-            "operation", "DELETE",
-            "resource",
-                Map.of(
-                    "group", "ferry.dev", "version", "v1alpha1", "resource", "migrationrequests"),
-            "subResource", "");
+        request(
+            username,
+            "shop",
+            "DELETE",
+            Map.of("group", "ferry.dev", "version", "v1alpha1", "resource", "migrationrequests"),
+            "");
     // At a DELETE the API server gives the object as it was in oldObject, and object null.
     return refusals(requestDeletes, request, null, mr);
   }
@@ -677,11 +675,26 @@ class AdmissionPoliciesTest {
    */
   private static Map<String, Object> request(
       String username, String namespace, String operation, String subResource) {
+    return request(
+        username,
+        namespace,
+        operation,
+        Map.of("group", "", "version", "v1", "resource", "pods"),
+        subResource);
+  }
+
+  /** An admission request for an object of {@code resource} (group, version, resource). */
+  private static Map<String, Object> request(
+      String username,
+      String namespace,
+      String operation,
+      Map<String, String> resource,
+      String subResource) {
     return Map.of(
         "userInfo", Map.of("username", username, "extra", Map.of()),
         "namespace", namespace,
         "operation", operation,
-        "resource", Map.of("group", "", "version", "v1", "resource", "pods"),
+        "resource", resource,
         "subResource", subResource);
   }
 
