@@ -98,6 +98,31 @@ public final class AgentCluster implements AutoCloseable {
   public final Node b;
   private final Processes processes = new Processes();
 
+  /**
+   * The agents' environment (for {@link Node#startAgent(Map)}) for one stream's state of {@code
+   * kvBytes}; none while the defaults take it. Over the default limit (256 MiB): a limit half as
+   * large again (the token records that follow the cache); a state timeout long enough for the demo
+   * streamer's silence while it copies and encodes its whole cache before its first offer (a state
+   * timeout bounds a silent application: at load 8 a gibibyte's silence passed the default 30 s,
+   * the pre-copy stopped and the freeze found the application still busy); and a heap of twice the
+   * largest state and a gibibyte more (the agent holds half its heap for arrivals, and refuses to
+   * start when one state of the largest size would not fit in that: the chart's 768 MiB does not
+   * take a gibibyte), as a user moving such states must give it.
+   */
+  public static Map<String, String> agentsForStatesOf(long kvBytes) {
+    long maxState = kvBytes + (kvBytes >> 1);
+    if (maxState <= 256L << 20) {
+      return Map.of();
+    }
+    return Map.of(
+        "FERRY_AGENT_MAX_STATE_BYTES",
+        String.valueOf(maxState),
+        "FERRY_AGENT_STATE_TIMEOUT",
+        "PT3M",
+        "JDK_JAVA_OPTIONS",
+        "-Xmx" + ((2 * maxState + (1L << 30)) >> 20) + "m");
+  }
+
   /** A node, its pod, and its agent's files. */
   public final class Node {
     public final String name;

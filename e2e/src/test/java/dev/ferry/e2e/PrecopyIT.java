@@ -29,22 +29,9 @@ class PrecopyIT {
   @BeforeAll
   static void start() throws Exception {
     cluster = AgentCluster.start();
-    // A state of 1 GiB is over the agents' default limit (256 MiB): these agents take 1.5 GiB.
-    // The streamer copies and encodes its whole gibibyte before it offers the first byte, and says
-    // nothing meanwhile: at load 8 that silence passed the default 30 s, so the pre-copy stopped
-    // and the freeze found the application still busy. An application that snapshots a gibibyte
-    // in one piece needs the state timeout set for it, as these agents have. And a heap of twice
-    // the largest state and more (the agent holds half its heap for arrivals, and refuses to
-    // start when one state of the largest size would not fit in that): the chart's 768 MiB does
-    // not take a gibibyte.
-    Map<String, String> bigStates =
-        Map.of(
-            "FERRY_AGENT_MAX_STATE_BYTES",
-            String.valueOf(3L << 29),
-            "FERRY_AGENT_STATE_TIMEOUT",
-            "PT3M",
-            "JDK_JAVA_OPTIONS",
-            "-Xmx4g");
+    // A state of 1 GiB is over the agents' defaults: these agents take 1.5 GiB, wait for the
+    // streamer's silence while it encodes its gibibyte, and have the heap for it.
+    Map<String, String> bigStates = AgentCluster.agentsForStatesOf(GIB);
     for (AgentCluster.Node n : new AgentCluster.Node[] {cluster.a, cluster.b}) {
       n.killAgent();
       n.startAgent(bigStates);

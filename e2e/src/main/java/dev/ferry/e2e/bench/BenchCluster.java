@@ -184,7 +184,7 @@ final class BenchCluster implements AutoCloseable {
     try {
       AgentCluster agents = AgentCluster.create(new AgentCluster.Layout(SUBNET, stateRoot, logs));
       made.set(agents);
-      Map<String, String> sized = new java.util.HashMap<>(agentsFor(kvBytes));
+      Map<String, String> sized = new java.util.HashMap<>(AgentCluster.agentsForStatesOf(kvBytes));
       if (commitWithStates) {
         sized.put("FERRY_AGENT_COMMIT_WITH_STATES", "true");
       }
@@ -210,30 +210,6 @@ final class BenchCluster implements AutoCloseable {
     } finally {
       Runtime.getRuntime().removeShutdownHook(early);
     }
-  }
-
-  /**
-   * The agents' environment for one stream's state of {@code kvBytes}: over the default limit, a
-   * limit half as large again (the token records that follow the cache), and a state timeout long
-   * enough for the streamer's silence while it copies and hashes the cache before its first offer
-   * (PrecopyIT's reasoning: a state timeout bounds a silent application, and this one is silent for
-   * as long as its gibibyte takes), and the heap for it.
-   */
-  static Map<String, String> agentsFor(int kvBytes) {
-    long defaultLimit = 256L << 20;
-    if (kvBytes + (kvBytes >> 1) <= defaultLimit) {
-      return Map.of();
-    }
-    long maxState = kvBytes + ((long) kvBytes >> 1);
-    return Map.of(
-        "FERRY_AGENT_MAX_STATE_BYTES",
-        String.valueOf(maxState),
-        "FERRY_AGENT_STATE_TIMEOUT",
-        "PT3M",
-        // Twice the largest state and a gibibyte more: the agent holds half its heap for
-        // arrivals, and refuses to start when one state of the largest size would not fit in it.
-        "JDK_JAVA_OPTIONS",
-        "-Xmx" + ((2 * maxState + (1L << 30)) >> 20) + "m");
   }
 
   private static void closeQuietly(AutoCloseable c) {
