@@ -341,11 +341,15 @@ public final class AgentCluster implements AutoCloseable {
       }
     }
 
-    /** Waits for the agent to stop on its own (a fault point), as a crash there would. */
-    void awaitAgentExit() throws InterruptedException {
+    /**
+     * Waits for the agent to stop on its own (a fault point), as a crash there would; returns its
+     * exit status.
+     */
+    int awaitAgentExit() throws InterruptedException {
       if (!agent.waitFor(60, TimeUnit.SECONDS)) {
         throw new IllegalStateException(name + "'s agent did not stop at its fault point");
       }
+      return agent.exitValue();
     }
 
     /** Kills this node's agent at once, as a crash or an OOM kill would, and waits for the end. */

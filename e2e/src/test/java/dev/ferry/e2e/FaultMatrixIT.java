@@ -108,6 +108,8 @@ class FaultMatrixIT {
   private static final Map<LateApplication, String> LATE =
       new java.util.EnumMap<>(LateApplication.class);
 
+  private static final Map<OutOfMemory, String> OOM = new java.util.EnumMap<>(OutOfMemory.class);
+
   @BeforeAll
   static void start() throws Exception {
     startCluster();
@@ -196,6 +198,9 @@ class FaultMatrixIT {
     }
     for (LateApplication l : LateApplication.values()) {
       out.append(String.format("%-52s | %s%n", l.label, LATE.getOrDefault(l, "not run")));
+    }
+    for (OutOfMemory o : OutOfMemory.values()) {
+      out.append(String.format("%-52s | %s%n", o.label, OOM.getOrDefault(o, "not run")));
     }
     System.out.println(out);
   }
@@ -320,6 +325,62 @@ class FaultMatrixIT {
           livesOnOneSideWithEveryByte(st, clients, ports, o -> LATE.put(late, o + " (unchecked)"));
       assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(late.ends);
       LATE.put(late, outcome + " ok");
+      lastPassed = true;
+    }
+  }
+
+  /**
+   * An agent runs out of memory mid-move: the fault point fills its heap on the move's own thread
+   * until the JVM throws OutOfMemoryError, as a state larger than its memory would. The agent must
+   * end then (its JVM options: -XX:+ExitOnOutOfMemoryError; the JVM's status 3), not run on with a
+   * move half done, and once started again (as the kubelet would) finish or roll back the move as
+   * after a crash there.
+   */
+  enum OutOfMemory {
+    SOURCE_AFTER_EXPORT(
+        "source agent out of memory after export", "source-after-export", Phase.RolledBack),
+    TARGET_AFTER_COMMIT(
+        "target agent out of memory after commit", "target-after-commit", Phase.Completed);
+
+    final String label;
+    final String point;
+    final Phase ends;
+
+    OutOfMemory(String label, String point, Phase ends) {
+      this.label = label;
+      this.point = point;
+      this.ends = ends;
+    }
+  }
+
+  /** The JVM's exit status when -XX:+ExitOnOutOfMemoryError ends it. */
+  private static final int EXIT_ON_OUT_OF_MEMORY = 3;
+
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(OutOfMemory.class)
+  void anAgentOutOfMemoryEndsAndOnceRestartedLeavesTheConnectionOnOneSide(OutOfMemory oom)
+      throws Exception {
+    OOM.put(oom, "FAILED");
+    lastPassed = false;
+    String name = "oom-" + ++cells;
+    AgentCluster.Node fills = oom.point.startsWith("source-") ? cluster.agents.a : cluster.agents.b;
+    cluster.agents.a.awaitRegistered(AgentCluster.PORT);
+    cluster.agents.b.awaitRegistered(AgentCluster.PORT);
+    try (Clients clients = Clients.start()) {
+      int seen = fills.logMark();
+      cluster.request(name, oom.point + "/oom", s -> s.setTarget(new PodReference("pod-b")));
+      fills.awaitLine(seen, "fault point " + oom.point + " reached: filling the heap");
+      assertThat(fills.awaitAgentExit())
+          .as("%s's agent's exit status after OutOfMemoryError", fills.name)
+          .isEqualTo(EXIT_ON_OUT_OF_MEMORY);
+      fills.awaitLine(seen, "Terminating due to java.lang.OutOfMemoryError");
+      fills.startAgent();
+      List<Integer> ports = clientPorts();
+      MigrationRequestStatus st = cluster.awaitEnd(name, 120);
+      String outcome =
+          livesOnOneSideWithEveryByte(st, clients, ports, o -> OOM.put(oom, o + " (unchecked)"));
+      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(oom.ends);
+      OOM.put(oom, outcome + " ok");
       lastPassed = true;
     }
   }

@@ -45,6 +45,15 @@ public final class FaultPoints {
 
   static final java.time.Duration POINT_STALL = java.time.Duration.ofSeconds(4);
 
+  /**
+   * A point named with this suffix ("source-after-export/oom") makes the side that reaches it fill
+   * its heap there, on the move's own thread, until the JVM throws OutOfMemoryError: what a state
+   * larger than the agent's memory would do. The agent's JVM options end the process on it
+   * (-XX:+ExitOnOutOfMemoryError), so that it restarts and recovers as after a crash; without them
+   * the agent would go on with a move half done and its threads in no known state.
+   */
+  static final String OOM_SUFFIX = "/oom";
+
   private final boolean enabled;
   private final java.nio.file.Path reached;
 
@@ -70,6 +79,10 @@ public final class FaultPoints {
       System.err.flush();
       Runtime.getRuntime().halt(86);
     }
+    if ((point + OOM_SUFFIX).equals(requested) && firstTime(migrationId, point + "-oom")) {
+      LOG.severe(() -> "fault point " + point + " reached: filling the heap");
+      fillHeap();
+    }
     if ((point + STALL_SUFFIX).equals(requested)) {
       LOG.severe(() -> "fault point " + point + " reached: stalling for " + POINT_STALL);
       try {
@@ -77,6 +90,14 @@ public final class FaultPoints {
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       }
+    }
+  }
+
+  /** Allocates until the JVM throws OutOfMemoryError, which this does not catch. */
+  private static void fillHeap() {
+    java.util.List<long[]> kept = new java.util.ArrayList<>();
+    for (; ; ) {
+      kept.add(new long[1 << 20]); // 8 MiB each
     }
   }
 
@@ -106,10 +127,12 @@ public final class FaultPoints {
   }
 
   public static String check(String requested) {
-    String point =
-        requested.endsWith(STALL_SUFFIX)
-            ? requested.substring(0, requested.length() - STALL_SUFFIX.length())
-            : requested;
+    String point = requested;
+    for (String suffix : java.util.List.of(STALL_SUFFIX, OOM_SUFFIX)) {
+      if (requested.endsWith(suffix)) {
+        point = requested.substring(0, requested.length() - suffix.length());
+      }
+    }
     if (!requested.isEmpty() && !POINTS.contains(point) && !STALLS.containsKey(requested)) {
       throw new BadRequest(
           "fault: '"
@@ -118,6 +141,8 @@ public final class FaultPoints {
               + POINTS
               + " (each may end in "
               + STALL_SUFFIX
+              + " or "
+              + OOM_SUFFIX
               + ") or "
               + new java.util.TreeSet<>(STALLS.keySet()));
     }

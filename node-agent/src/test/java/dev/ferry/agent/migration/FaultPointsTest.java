@@ -16,6 +16,7 @@ class FaultPointsTest {
     for (String p : FaultPoints.POINTS) {
       assertThat(FaultPoints.check(p)).isEqualTo(p);
       assertThat(FaultPoints.check(p + "/stall")).isEqualTo(p + "/stall");
+      assertThat(FaultPoints.check(p + "/oom")).isEqualTo(p + "/oom");
     }
     assertThat(FaultPoints.check("source-stalls-after-export")).isNotEmpty();
     assertThat(FaultPoints.check("")).isEmpty();
@@ -27,7 +28,7 @@ class FaultPointsTest {
         .isInstanceOf(BadRequest.class)
         .hasMessageContaining("'source-after-lunch/stall' is none of")
         .hasMessageContaining("source-after-freeze")
-        .hasMessageContaining("(each may end in /stall)");
+        .hasMessageContaining("(each may end in /stall or /oom)");
     assertThatThrownBy(() -> FaultPoints.check("source-stalls-after-export/stall"))
         .isInstanceOf(BadRequest.class);
   }
@@ -46,5 +47,15 @@ class FaultPointsTest {
     Files.createFile(dir.resolve("reached").resolve("m-1.source-after-freeze"));
     new FaultPoints(true, dir.resolve("reached"))
         .reach("source-after-freeze", "source-after-freeze", "m-1");
+  }
+
+  @Test
+  void aPointThatFilledTheHeapOnceIsPassedTheSecondTime(@TempDir Path dir) throws Exception {
+    // Filling this JVM's heap is the fault suite's to show (FaultMatrixIT): here only that the
+    // restarted agent, asked again, goes on instead.
+    Files.createDirectories(dir.resolve("reached"));
+    Files.createFile(dir.resolve("reached").resolve("m-1.target-after-commit-oom"));
+    new FaultPoints(true, dir.resolve("reached"))
+        .reach("target-after-commit/oom", "target-after-commit", "m-1");
   }
 }
