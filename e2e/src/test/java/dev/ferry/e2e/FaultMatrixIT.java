@@ -36,8 +36,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * The fault suite, as CRIU's {@code --fault} and KubeVirt's forced failures: at every boundary a
  * move passes, the source agent, the target agent or the operator dies there and is started again;
- * then a full disk on either side, the agents cut off from each other, and an application that
- * comes back late after its agent restarted. Two clients stream through every cell. Each cell
+ * then an agent that runs out of memory, a full disk on either side, the agents cut off from each
+ * other, and an application that comes back late after its agent restarted. Two clients stream through every cell. Each cell
  * asserts what a user cares about: each connection lives on exactly one side (the server's sockets
  * in both pods, as {@code ss} lists them), the side the request's status names, connection by
  * connection; each client received every byte in order, with no reset, and its stream goes on; no
@@ -268,8 +268,9 @@ class FaultMatrixIT {
    * wait up to 2 s between attempts). The target's, past the commit: nothing can go back to the
    * source, and the restarted target waits for the application to register its port before it hands
    * the connections over again. The source's, before the commit: the restarted source waits for it
-   * before it rebuilds the connections there. Either way, within the hold, every connection lives
-   * on one side with every byte.
+   * before it rebuilds the connections there, also when it died between its commit mark and COMMIT
+   * (it asks the target first, which never committed). Either way, within the hold, every
+   * connection lives on one side with every byte.
    */
   enum LateApplication {
     TARGET_AFTER_COMMIT(
@@ -280,6 +281,11 @@ class FaultMatrixIT {
     SOURCE_AFTER_EXPORT(
         "source agent dies after export, its application back late",
         "source-after-export",
+        "again before rolling back",
+        Phase.RolledBack),
+    SOURCE_BEFORE_COMMIT(
+        "source agent dies before commit, its application back late",
+        "source-before-commit",
         "again before rolling back",
         Phase.RolledBack);
 

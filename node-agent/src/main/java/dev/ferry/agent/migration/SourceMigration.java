@@ -283,18 +283,25 @@ public final class SourceMigration {
    * on its own, up to seconds after the agent is back, while the operator calls Move again as soon
    * as it answers; a rebuild before then would fail, and leave the clients held until the hold
    * limit's rollback. Outside the migration's lock: its status is read meanwhile.
+   *
+   * <p>Past the commit's mark only the target knows whether the connections are its now: it is
+   * asked first, which also makes it abort if it has not committed, so that the answer holds.
+   * Committed there, nothing is rebuilt here and nothing waits for this pod's application; not
+   * committed, the rebuild waits for it as before the mark (a source that died between its mark and
+   * COMMIT, then came back before its application did, reported the move Failed and held the
+   * clients until the hold limit: FaultMatrixIT's late applications).
    */
   void awaitApplications(long deadline) throws InterruptedException {
     Set<Integer> ports = new TreeSet<>();
+    boolean pastMark;
     synchronized (this) {
-      // Past the commit's mark the target most likely has them (the rollback asks it first): no
-      // rebuild to wait for, and a target that committed must not wait on this pod's application.
-      if (!recovered || committed) {
+      if (!recovered) {
         return;
       }
       savedRecords().forEach(r -> ports.add(r.connection.local().getPort()));
+      pastMark = committed;
     }
-    if (ports.isEmpty()) {
+    if (ports.isEmpty() || (pastMark && targetCommittedOrCannotSay())) {
       return;
     }
     long podNetns;
@@ -304,6 +311,19 @@ public final class SourceMigration {
       return; // the rollback says so
     }
     node.mover().awaitApplications(id, ports, podNetns, deadline, "rolling back");
+  }
+
+  /**
+   * Whether the target committed this migration, asked as {@link #rollback} asks it (a target that
+   * had not aborts, and never commits after); true too when it cannot say, so that nothing waits
+   * here for a rebuild the rollback will refuse until it can.
+   */
+  private boolean targetCommittedOrCannotSay() {
+    try {
+      return node.peers().abortUnlessCommitted(targetAgent, id);
+    } catch (RuntimeException e) {
+      return true;
+    }
   }
 
   /**
