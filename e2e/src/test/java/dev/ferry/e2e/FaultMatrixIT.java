@@ -36,13 +36,13 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * The fault suite, as CRIU's {@code --fault} and KubeVirt's forced failures: at every boundary a
  * move passes, the source agent, the target agent or the operator dies there and is started again;
- * then an agent that runs out of memory, a full disk on either side, the agents cut off from each
- * other, and an application that comes back late after its agent restarted. Two clients stream through every cell. Each cell
- * asserts what a user cares about: each connection lives on exactly one side (the server's sockets
- * in both pods, as {@code ss} lists them), the side the request's status names, connection by
- * connection; each client received every byte in order, with no reset, and its stream goes on; no
- * saved state (user data) is left on either node, and while there was one it was private. The
- * matrix is printed at the end.
+ * then an agent that runs out of memory, one stopped as the kubelet stops it, a full disk on either
+ * side, the agents cut off from each other, and an application that comes back late after its agent
+ * restarted. Two clients stream through every cell. Each cell asserts what a user cares about: each
+ * connection lives on exactly one side (the server's sockets in both pods, as {@code ss} lists
+ * them), the side the request's status names, connection by connection; each client received every
+ * byte in order, with no reset, and its stream goes on; no saved state (user data) is left on
+ * either node, and while there was one it was private. The matrix is printed at the end.
  *
  * <p>The agent that reaches a point stops there when it is the victim (a crash, {@code
  * FaultPoints}); otherwise it stalls there while the test kills the victim. The cluster has a LAN
@@ -109,6 +109,8 @@ class FaultMatrixIT {
       new java.util.EnumMap<>(LateApplication.class);
 
   private static final Map<OutOfMemory, String> OOM = new java.util.EnumMap<>(OutOfMemory.class);
+
+  private static final Map<Stopped, String> STOPPED = new java.util.EnumMap<>(Stopped.class);
 
   @BeforeAll
   static void start() throws Exception {
@@ -201,6 +203,9 @@ class FaultMatrixIT {
     }
     for (OutOfMemory o : OutOfMemory.values()) {
       out.append(String.format("%-52s | %s%n", o.label, OOM.getOrDefault(o, "not run")));
+    }
+    for (Stopped o : Stopped.values()) {
+      out.append(String.format("%-52s | %s%n", o.label, STOPPED.getOrDefault(o, "not run")));
     }
     System.out.println(out);
   }
@@ -356,6 +361,72 @@ class FaultMatrixIT {
       this.label = label;
       this.point = point;
       this.ends = ends;
+    }
+  }
+
+  /**
+   * An agent stopped mid-move as the kubelet stops it (SIGTERM), in a rolling update of the
+   * DaemonSet, say: its API lets the calls under way run for up to 5 s (AgentRuntime.stop), so a
+   * move that ends within them ends as if nothing happened; one that does not is cut off there (the
+   * peer's stream, the applications' sessions, the move's threads), and the agent started again
+   * rolls it back or finishes it as after a crash.
+   */
+  enum Stopped {
+    SOURCE_AFTER_EXPORT(
+        "source agent stopped after export, move ends within 5 s",
+        "source-after-export/stall",
+        Victim.SOURCE_AGENT,
+        Phase.Completed),
+    TARGET_AFTER_COMMIT(
+        "target agent stopped after commit, move ends within 5 s",
+        "target-after-commit/stall",
+        Victim.TARGET_AGENT,
+        Phase.Completed),
+    SOURCE_PAST_ITS_GRACE(
+        "source agent stopped after export, move stalls 10 s",
+        "source-stalls-after-export",
+        Victim.SOURCE_AGENT,
+        Phase.RolledBack);
+
+    final String label;
+    final String fault;
+    final Victim stopped;
+    final Phase ends;
+
+    Stopped(String label, String fault, Victim stopped, Phase ends) {
+      this.label = label;
+      this.fault = fault;
+      this.stopped = stopped;
+      this.ends = ends;
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(Stopped.class)
+  void anAgentStoppedMidMoveLetsItEndOrRollsItBackOnceStartedAgain(Stopped stop) throws Exception {
+    STOPPED.put(stop, "FAILED");
+    lastPassed = false;
+    String name = "stopped-" + ++cells;
+    String point = stop.fault.replace("/stall", "");
+    AgentCluster.Node reaches = point.startsWith("source-") ? cluster.agents.a : cluster.agents.b;
+    AgentCluster.Node stopped =
+        stop.stopped == Victim.SOURCE_AGENT ? cluster.agents.a : cluster.agents.b;
+    cluster.agents.a.awaitRegistered(AgentCluster.PORT);
+    cluster.agents.b.awaitRegistered(AgentCluster.PORT);
+    try (Clients clients = Clients.start()) {
+      int seen = reaches.logMark();
+      cluster.request(name, stop.fault, s -> s.setTarget(new PodReference("pod-b")));
+      reaches.awaitLine(seen, "fault point " + point + " reached: stalling");
+      stopped.stopAgent();
+      stopped.startAgent();
+      List<Integer> ports = clientPorts();
+      MigrationRequestStatus st = cluster.awaitEnd(name, 120);
+      String outcome =
+          livesOnOneSideWithEveryByte(
+              st, clients, ports, o -> STOPPED.put(stop, o + " (unchecked)"));
+      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(stop.ends);
+      STOPPED.put(stop, outcome + " ok");
+      lastPassed = true;
     }
   }
 
