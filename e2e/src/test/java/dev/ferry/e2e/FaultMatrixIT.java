@@ -404,30 +404,19 @@ class FaultMatrixIT {
   @ParameterizedTest(name = "{0}")
   @EnumSource(Stopped.class)
   void anAgentStoppedMidMoveLetsItEndOrRollsItBackOnceStartedAgain(Stopped stop) throws Exception {
-    STOPPED.put(stop, "FAILED");
-    lastPassed = false;
-    String name = "stopped-" + ++cells;
-    String point = stop.fault.replace("/stall", "");
-    AgentCluster.Node reaches = point.startsWith("source-") ? cluster.agents.a : cluster.agents.b;
     AgentCluster.Node stopped =
         stop.stopped == Victim.SOURCE_AGENT ? cluster.agents.a : cluster.agents.b;
-    cluster.agents.a.awaitRegistered(AgentCluster.PORT);
-    cluster.agents.b.awaitRegistered(AgentCluster.PORT);
-    try (Clients clients = Clients.start()) {
-      int seen = reaches.logMark();
-      cluster.request(name, stop.fault, s -> s.setTarget(new PodReference("pod-b")));
-      reaches.awaitLine(seen, "fault point " + point + " reached: stalling");
-      stopped.stopAgent();
-      stopped.startAgent();
-      List<Integer> ports = clientPorts();
-      MigrationRequestStatus st = cluster.awaitEnd(name, 120);
-      String outcome =
-          livesOnOneSideWithEveryByte(
-              st, clients, ports, o -> STOPPED.put(stop, o + " (unchecked)"));
-      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(stop.ends);
-      STOPPED.put(stop, outcome + " ok");
-      lastPassed = true;
-    }
+    agentCell(
+        STOPPED,
+        stop,
+        "stopped",
+        stop.fault,
+        "stalling",
+        stop.ends,
+        (reaches, seen) -> {
+          stopped.stopAgent();
+          stopped.startAgent();
+        });
   }
 
   /** The JVM's exit status when -XX:+ExitOnOutOfMemoryError ends it. */
@@ -437,27 +426,62 @@ class FaultMatrixIT {
   @EnumSource(OutOfMemory.class)
   void anAgentOutOfMemoryEndsAndOnceRestartedLeavesTheConnectionOnOneSide(OutOfMemory oom)
       throws Exception {
-    OOM.put(oom, "FAILED");
+    agentCell(
+        OOM,
+        oom,
+        "oom",
+        oom.point + "/oom",
+        "filling the heap",
+        oom.ends,
+        (fills, seen) -> {
+          assertThat(fills.awaitAgentExit())
+              .as("%s's agent's exit status after OutOfMemoryError", fills.name)
+              .isEqualTo(EXIT_ON_OUT_OF_MEMORY);
+          fills.awaitLine(seen, "Terminating due to java.lang.OutOfMemoryError");
+          fills.startAgent();
+        });
+  }
+
+  /** What a cell does to the agents once the one that reaches its point has logged it. */
+  @FunctionalInterface
+  private interface Meanwhile {
+    void run(AgentCluster.Node reaches, int seen) throws Exception;
+  }
+
+  /**
+   * One cell in which an agent meets {@code fault} mid-move: two clients streaming, the request
+   * made, then {@code meanwhile} once the agent that reaches the fault's point has logged "fault
+   * point POINT reached: {@code line}"; then what every cell checks, and that the request ended in
+   * {@code ends}. Its outcome goes in {@code results}.
+   */
+  private static <K> void agentCell(
+      Map<K, String> results,
+      K cell,
+      String prefix,
+      String fault,
+      String line,
+      Phase ends,
+      Meanwhile meanwhile)
+      throws Exception {
+    results.put(cell, "FAILED");
     lastPassed = false;
-    String name = "oom-" + ++cells;
-    AgentCluster.Node fills = oom.point.startsWith("source-") ? cluster.agents.a : cluster.agents.b;
+    String name = prefix + "-" + ++cells;
+    String point = fault.split("/")[0];
+    AgentCluster.Node reaches = point.startsWith("source-") ? cluster.agents.a : cluster.agents.b;
     cluster.agents.a.awaitRegistered(AgentCluster.PORT);
     cluster.agents.b.awaitRegistered(AgentCluster.PORT);
     try (Clients clients = Clients.start()) {
-      int seen = fills.logMark();
-      cluster.request(name, oom.point + "/oom", s -> s.setTarget(new PodReference("pod-b")));
-      fills.awaitLine(seen, "fault point " + oom.point + " reached: filling the heap");
-      assertThat(fills.awaitAgentExit())
-          .as("%s's agent's exit status after OutOfMemoryError", fills.name)
-          .isEqualTo(EXIT_ON_OUT_OF_MEMORY);
-      fills.awaitLine(seen, "Terminating due to java.lang.OutOfMemoryError");
-      fills.startAgent();
+      int seen = reaches.logMark();
+      cluster.request(name, fault, s -> s.setTarget(new PodReference("pod-b")));
+      reaches.awaitLine(seen, "fault point " + point + " reached: " + line);
+      meanwhile.run(reaches, seen);
       List<Integer> ports = clientPorts();
       MigrationRequestStatus st = cluster.awaitEnd(name, 120);
       String outcome =
-          livesOnOneSideWithEveryByte(st, clients, ports, o -> OOM.put(oom, o + " (unchecked)"));
-      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(oom.ends);
-      OOM.put(oom, outcome + " ok");
+          livesOnOneSideWithEveryByte(
+              st, clients, ports, o -> results.put(cell, o + " (unchecked)"));
+      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(ends);
+      results.put(cell, outcome + " ok");
       lastPassed = true;
     }
   }
