@@ -436,6 +436,19 @@ public final class OperatorCluster implements AutoCloseable {
     return pb;
   }
 
+  /**
+   * Stops the operator as the kubelet does (SIGTERM) and returns its exit status; fails if it has
+   * not ended 60 s later, where the kubelet would have killed it at the end of its grace period.
+   */
+  synchronized int stopOperator() throws InterruptedException {
+    operatorWanted = false;
+    operator.destroy();
+    if (!operator.waitFor(60, java.util.concurrent.TimeUnit.SECONDS)) {
+      throw new IllegalStateException("the operator had not ended 60 s after SIGTERM");
+    }
+    return operator.exitValue();
+  }
+
   synchronized void killOperator() throws InterruptedException {
     operatorWanted = false;
     Processes.kill(operator, "the operator");

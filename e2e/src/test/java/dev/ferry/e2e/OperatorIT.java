@@ -538,6 +538,80 @@ class OperatorIT {
     }
   }
 
+  /**
+   * A rolling update of the operator's Deployment, or a drain of its node, stops it with SIGTERM:
+   * it must end then, not hang until the kubelet kills it at the end of its grace period (JOSDK's
+   * own exit on stopping leading blocked the JVM's shutdown for good), and come back leading.
+   */
+  @Test
+  void anOperatorStoppedAsTheKubeletStopsItEndsAndLeadsAgainOnceStarted() throws Exception {
+    try {
+      // Fails if it has not ended 60 s after SIGTERM. (Its own last lines are not a sign: the JVM
+      // closes its log handlers in a shutdown hook of their own, beside the operator's stop.)
+      cluster.stopOperator();
+    } finally {
+      cluster.startOperator();
+    }
+    MigrationRequest dry =
+        cluster.request(
+            "after-stop",
+            s -> {
+              s.setTarget(new PodReference("pod-b"));
+              s.setDryRun(true);
+            });
+    assertThat(cluster.awaitEnd(dry.getMetadata().getName(), 60).getPhase())
+        .isEqualTo(Phase.Completed);
+  }
+
+  /**
+   * A leader whose Lease another holder has taken (its renewals failed for longer than the renew
+   * deadline, say, and a standby took over) must take no further step: it ends at once, and,
+   * started again as the kubelet would, waits as a standby until the Lease is free, then leads
+   * again.
+   */
+  @Test
+  void anOperatorThatLosesItsLeaseEndsAtOnceAndLeadsAgainOnceTheLeaseIsFree() throws Exception {
+    int seen = cluster.operatorLog.size();
+    cluster
+        .kube
+        .leases()
+        .inNamespace(OperatorCluster.NAMESPACE)
+        .withName("ferry-operator-leader")
+        .edit(
+            l -> {
+              l.getSpec().setHolderIdentity("operator-elsewhere");
+              l.getSpec().setRenewTime(java.time.ZonedDateTime.now(java.time.ZoneOffset.UTC));
+              return l;
+            });
+    awaitOperatorLine(seen, "the Lease was lost; ending now");
+    awaitOperatorLine(seen, "the operator exited with 1 unasked");
+    // The taker renews nothing: once its Lease expires, the restarted operator takes it.
+    MigrationRequest dry =
+        cluster.request(
+            "after-lost-lease",
+            s -> {
+              s.setTarget(new PodReference("pod-b"));
+              s.setDryRun(true);
+            });
+    assertThat(cluster.awaitEnd(dry.getMetadata().getName(), 90).getPhase())
+        .isEqualTo(Phase.Completed);
+    assertThat(lease().getSpec().getHolderIdentity()).isEqualTo("operator-1");
+  }
+
+  /**
+   * Waits up to 60 s for a line with {@code text} among the operator's after the first {@code
+   * seen}.
+   */
+  private static void awaitOperatorLine(int seen, String text) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (cluster.operatorLog.stream().skip(seen).noneMatch(l -> l.contains(text))) {
+      assertThat(System.nanoTime())
+          .as("the operator logged no '%s' within 60 s", text)
+          .isLessThan(deadline);
+      Thread.sleep(100);
+    }
+  }
+
   private static Lease lease() {
     return cluster
         .kube

@@ -37,8 +37,43 @@ public class LeaderElection {
         le.retryPeriod(),
         identity,
         // Queue mode reads the SQS queue in the leader only (JOSDK runs these besides its own).
-        new LeaderCallbacks(queue::becameLeader, () -> {}, leader -> {}),
-        true);
+        new LeaderCallbacks(queue::becameLeader, LeaderElection::stoppedLeading, leader -> {}),
+        // Not JOSDK's own exit: it calls System.exit also when the operator's own stop lets the
+        // Lease go, from inside the JVM's shutdown, where System.exit blocks for good (JOSDK
+        // issues 1614, 2496): a SIGTERM never ended the operator, the kubelet had to kill it
+        // after its grace period. stoppedLeading exits only when the Lease was lost.
+        false);
+  }
+
+  /**
+   * The Lease was lost (another replica may drive migrations from now on) or let go by the
+   * operator's own stop. Lost, this process must take no further step: it ends at once, and the
+   * kubelet starts it again as a standby. Let go, the stop is under way already.
+   */
+  static void stoppedLeading() {
+    if (shuttingDown()) {
+      LOG.info("leader election: the Lease is let go as the operator stops");
+      return;
+    }
+    LOG.severe(
+        "leader election: the Lease was lost; ending now, so that no two operators drive a"
+            + " migration (the kubelet starts this one again, as a standby)");
+    System.err.flush();
+    // halt, not exit: nothing of a graceful stop is wanted once the Lease is lost, and the stop
+    // would run while this thread, the elector's own, still holds the elector.
+    Runtime.getRuntime().halt(1);
+  }
+
+  /** Whether the JVM runs its shutdown hooks: it then refuses a new one. */
+  static boolean shuttingDown() {
+    Thread probe = new Thread(() -> {});
+    try {
+      Runtime.getRuntime().addShutdownHook(probe);
+      Runtime.getRuntime().removeShutdownHook(probe);
+      return false;
+    } catch (IllegalStateException e) {
+      return true;
+    }
   }
 
   /**
