@@ -36,13 +36,14 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * The fault suite, as CRIU's {@code --fault} and KubeVirt's forced failures: at every boundary a
  * move passes, the source agent, the target agent or the operator dies there and is started again;
- * then an agent that runs out of memory, one stopped as the kubelet stops it, a full disk on either
- * side, the agents cut off from each other, and an application that comes back late after its agent
- * restarted. Two clients stream through every cell. Each cell asserts what a user cares about: each
- * connection lives on exactly one side (the server's sockets in both pods, as {@code ss} lists
- * them), the side the request's status names, connection by connection; each client received every
- * byte in order, with no reset, and its stream goes on; no saved state (user data) is left on
- * either node, and while there was one it was private. The matrix is printed at the end.
+ * then both agents at once, an agent that runs out of memory, one stopped as the kubelet stops it,
+ * a full disk on either side, the agents cut off from each other, and an application that comes
+ * back late after its agent restarted. Two clients stream through every cell. Each cell asserts
+ * what a user cares about: each connection lives on exactly one side (the server's sockets in both
+ * pods, as {@code ss} lists them), the side the request's status names, connection by connection;
+ * each client received every byte in order, with no reset, and its stream goes on; no saved state
+ * (user data) is left on either node, and while there was one it was private. The matrix is printed
+ * at the end.
  *
  * <p>The agent that reaches a point stops there when it is the victim (a crash, {@code
  * FaultPoints}); otherwise it stalls there while the test kills the victim. The cluster has a LAN
@@ -111,6 +112,8 @@ class FaultMatrixIT {
   private static final Map<OutOfMemory, String> OOM = new java.util.EnumMap<>(OutOfMemory.class);
 
   private static final Map<Stopped, String> STOPPED = new java.util.EnumMap<>(Stopped.class);
+
+  private static final Map<BothAgents, String> BOTH = new java.util.EnumMap<>(BothAgents.class);
 
   @BeforeAll
   static void start() throws Exception {
@@ -206,6 +209,9 @@ class FaultMatrixIT {
     }
     for (Stopped o : Stopped.values()) {
       out.append(String.format("%-52s | %s%n", o.label, STOPPED.getOrDefault(o, "not run")));
+    }
+    for (BothAgents o : BothAgents.values()) {
+      out.append(String.format("%-52s | %s%n", o.label, BOTH.getOrDefault(o, "not run")));
     }
     System.out.println(out);
   }
@@ -416,6 +422,47 @@ class FaultMatrixIT {
         (reaches, seen) -> {
           stopped.stopAgent();
           stopped.startAgent();
+        });
+  }
+
+  /**
+   * Both agents die at once mid-move and start again together (a node-wide event on both, an agent
+   * release that crashes on both): each restarted agent asks the other, which may not answer yet.
+   * Before the commit the source rolls back once the target can say it never committed (the
+   * source's answer meanwhile is UNAVAILABLE, which the operator calls again on). After the commit
+   * the target has its record but lost what it staged: the restarted source sends its saved states
+   * again (it released them, and the connections were lost, before).
+   */
+  enum BothAgents {
+    BEFORE_COMMIT("both agents die before commit", "source-before-commit", Phase.RolledBack),
+    AFTER_COMMIT("both agents die after commit", "target-after-commit", Phase.Completed);
+
+    final String label;
+    final String point;
+    final Phase ends;
+
+    BothAgents(String label, String point, Phase ends) {
+      this.label = label;
+      this.point = point;
+      this.ends = ends;
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(BothAgents.class)
+  void bothAgentsDyingAtOnceLeaveTheConnectionOnOneSide(BothAgents both) throws Exception {
+    agentCell(
+        BOTH,
+        both,
+        "both",
+        both.point + "/stall",
+        "stalling",
+        both.ends,
+        (reaches, seen) -> {
+          cluster.agents.a.killAgent();
+          cluster.agents.b.killAgent();
+          cluster.agents.a.startAgent();
+          cluster.agents.b.startAgent();
         });
   }
 

@@ -184,8 +184,14 @@ public final class AgentApi extends NodeAgentGrpc.NodeAgentImplBase {
     if (e instanceof BadRequest || e instanceof InvalidSocketStateException) {
       return Status.INVALID_ARGUMENT.withDescription(e.getMessage());
     }
-    if (e instanceof WrongPhase || e instanceof TargetCannotSay) {
+    if (e instanceof WrongPhase) {
       return Status.FAILED_PRECONDITION.withDescription(e.getMessage());
+    }
+    if (e instanceof TargetCannotSay) {
+      // Transient, and the caller's to retry: the target's agent is most often starting again.
+      // FAILED_PRECONDITION told the operator the same answer would come again, and it failed a
+      // request whose source and target agents had both restarted (FaultMatrixIT).
+      return Status.UNAVAILABLE.withDescription(e.getMessage());
     }
     if (e instanceof Migrations.NotFound) {
       return Status.NOT_FOUND.withDescription(e.getMessage());

@@ -201,6 +201,12 @@ public final class Migrations {
       SourceMigration recovered = sources.get(id);
       if (recovered != null) {
         moves.remove(id);
+        if (recovered.commitMayHaveHappened()) {
+          MoveOutcome again = fresh.sendAgainIfTheTargetLostItsStaging(recovered);
+          if (again != null) {
+            return again;
+          }
+        }
         // Within half the hold limit, as a target waits for its application after a restart.
         recovered.awaitApplications(
             System.nanoTime() + holdLimit(Duration.ofMillis(req.getHoldLimitMs())).toNanos() / 2);

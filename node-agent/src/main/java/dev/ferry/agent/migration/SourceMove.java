@@ -618,6 +618,20 @@ public final class SourceMove {
   }
 
   /**
+   * Called again on a source agent that restarted past its commit mark ({@code recovered}, from its
+   * saved states): if the target committed and has lost what it staged (its agent restarted too,
+   * before the resume), the saved states go to it again, as a live source sends them; else null,
+   * and the rollback decides (it releases what a target that committed holds, and rebuilds what one
+   * that did not gave up). Releasing for a target that lost its staging would lose the connections:
+   * FaultMatrixIT, both agents killed after the commit.
+   */
+  public synchronized MoveOutcome sendAgainIfTheTargetLostItsStaging(SourceMigration recovered)
+      throws InterruptedException {
+    m = recovered;
+    return forwardAgainIfTheTargetLostItsStaging("the source agent restarted during the move");
+  }
+
+  /**
    * The target's Status, asked every {@link #ASK_TARGET_EVERY} while its agent does not answer (it
    * may be starting again); null if it has not answered within {@code limit}.
    */
@@ -662,9 +676,11 @@ public final class SourceMove {
                 target)
             .toBuilder()
             .setCommitted(true)
-            .setResumedUnixMicros(reply.getResumedUnixMicros())
-            .setPauseMicros((resumedNanos - freezeNanos) / 1000)
-            .setApiCallsDuringPause((int) (migrations.otherCalls() - callsAtFreeze));
+            .setResumedUnixMicros(reply.getResumedUnixMicros());
+    if (freezeNanos != 0) { // not for states sent again by a restarted agent: it saw no freeze
+      o.setPauseMicros((resumedNanos - freezeNanos) / 1000)
+          .setApiCallsDuringPause((int) (migrations.otherCalls() - callsAtFreeze));
+    }
     return o.build();
   }
 
