@@ -414,13 +414,7 @@ class OperatorIT {
           cluster.request(
               "first", "source-stalls-after-export", s -> s.setTarget(new PodReference("pod-b")));
       cluster.awaitPhase(first.getMetadata().getName(), Phase.Moving);
-      MigrationRequest second =
-          cluster.request(
-              "second",
-              s -> {
-                s.setTarget(new PodReference("pod-b"));
-                s.setDryRun(true);
-              });
+      MigrationRequest second = dryRunToPodB("second");
 
       MigrationRequestStatus waiting = awaitMessage(second, "waiting for a migration slot");
       assertThat(waiting.getPhase()).isEqualTo(Phase.Pending);
@@ -504,24 +498,12 @@ class OperatorIT {
     try {
       Lease lease = lease();
       assertThat(lease.getSpec().getHolderIdentity()).isEqualTo("operator-1");
-      MigrationRequest dry =
-          cluster.request(
-              "led",
-              s -> {
-                s.setTarget(new PodReference("pod-b"));
-                s.setDryRun(true);
-              });
+      MigrationRequest dry = dryRunToPodB("led");
       assertThat(cluster.awaitEnd(dry.getMetadata().getName(), 30).getPhase())
           .isEqualTo(Phase.Completed);
 
       cluster.killOperator();
-      MigrationRequest after =
-          cluster.request(
-              "led-by-2",
-              s -> {
-                s.setTarget(new PodReference("pod-b"));
-                s.setDryRun(true);
-              });
+      MigrationRequest after = dryRunToPodB("led-by-2");
       MigrationRequestStatus st = cluster.awaitEnd(after.getMetadata().getName(), 60);
       assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
       assertThat(lease().getSpec().getHolderIdentity()).isEqualTo("operator-2");
@@ -552,13 +534,7 @@ class OperatorIT {
     } finally {
       cluster.startOperator();
     }
-    MigrationRequest dry =
-        cluster.request(
-            "after-stop",
-            s -> {
-              s.setTarget(new PodReference("pod-b"));
-              s.setDryRun(true);
-            });
+    MigrationRequest dry = dryRunToPodB("after-stop");
     assertThat(cluster.awaitEnd(dry.getMetadata().getName(), 60).getPhase())
         .isEqualTo(Phase.Completed);
   }
@@ -586,13 +562,7 @@ class OperatorIT {
     awaitOperatorLine(seen, "the Lease was lost; ending now");
     awaitOperatorLine(seen, "the operator exited with 1 unasked");
     // The taker renews nothing: once its Lease expires, the restarted operator takes it.
-    MigrationRequest dry =
-        cluster.request(
-            "after-lost-lease",
-            s -> {
-              s.setTarget(new PodReference("pod-b"));
-              s.setDryRun(true);
-            });
+    MigrationRequest dry = dryRunToPodB("after-lost-lease");
     assertThat(cluster.awaitEnd(dry.getMetadata().getName(), 90).getPhase())
         .isEqualTo(Phase.Completed);
     assertThat(lease().getSpec().getHolderIdentity()).isEqualTo("operator-1");
