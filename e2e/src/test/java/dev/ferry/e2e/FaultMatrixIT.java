@@ -24,6 +24,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
+import java.util.function.Function;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -198,22 +199,21 @@ class FaultMatrixIT {
           out.append('\n');
         });
     out.append("\nOther faults -> outcome\n");
-    for (Other f : Other.values()) {
-      out.append(String.format("%-52s | %s%n", f.label, OTHER.getOrDefault(f, "not run")));
-    }
-    for (LateApplication l : LateApplication.values()) {
-      out.append(String.format("%-52s | %s%n", l.label, LATE.getOrDefault(l, "not run")));
-    }
-    for (OutOfMemory o : OutOfMemory.values()) {
-      out.append(String.format("%-52s | %s%n", o.label, OOM.getOrDefault(o, "not run")));
-    }
-    for (Stopped o : Stopped.values()) {
-      out.append(String.format("%-52s | %s%n", o.label, STOPPED.getOrDefault(o, "not run")));
-    }
-    for (BothAgents o : BothAgents.values()) {
-      out.append(String.format("%-52s | %s%n", o.label, BOTH.getOrDefault(o, "not run")));
-    }
+    rows(out, Other.values(), f -> f.label, OTHER);
+    rows(out, LateApplication.values(), l -> l.label, LATE);
+    rows(out, OutOfMemory.values(), o -> o.label, OOM);
+    rows(out, Stopped.values(), o -> o.label, STOPPED);
+    rows(out, BothAgents.values(), o -> o.label, BOTH);
     System.out.println(out);
+  }
+
+  /** One line of the printed matrix for each of {@code cells}: its label and its outcome. */
+  private static <E> void rows(
+      StringBuilder out, E[] cells, Function<E, String> label, Map<E, String> outcomes) {
+    for (E cell : cells) {
+      out.append(
+          String.format("%-52s | %s%n", label.apply(cell), outcomes.getOrDefault(cell, "not run")));
+    }
   }
 
   static Stream<Arguments> cells() {

@@ -8,6 +8,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /** Which fault names a move may carry: the fault suite's, and nothing else. */
 class FaultPointsTest {
@@ -40,22 +42,19 @@ class FaultPointsTest {
     assertThat(dir).isEmptyDirectory();
   }
 
-  @Test
-  void aPointAMigrationReachedBeforeIsPassedTheSecondTime(@TempDir Path dir) throws Exception {
-    // As a restarted agent finds it, when the operator retries the Move that stopped it.
+  /**
+   * As a restarted agent finds a point it stopped at, when the operator retries the Move: passed.
+   * For /oom too (filling this JVM's heap is the fault suite's to show, FaultMatrixIT).
+   */
+  @ParameterizedTest
+  @CsvSource({
+    "source-after-freeze, source-after-freeze, m-1.source-after-freeze",
+    "target-after-commit/oom, target-after-commit, m-1.target-after-commit-oom"
+  })
+  void aPointAMigrationReachedBeforeIsPassedTheSecondTime(
+      String requested, String point, String noted, @TempDir Path dir) throws Exception {
     Files.createDirectories(dir.resolve("reached"));
-    Files.createFile(dir.resolve("reached").resolve("m-1.source-after-freeze"));
-    new FaultPoints(true, dir.resolve("reached"))
-        .reach("source-after-freeze", "source-after-freeze", "m-1");
-  }
-
-  @Test
-  void aPointThatFilledTheHeapOnceIsPassedTheSecondTime(@TempDir Path dir) throws Exception {
-    // Filling this JVM's heap is the fault suite's to show (FaultMatrixIT): here only that the
-    // restarted agent, asked again, goes on instead.
-    Files.createDirectories(dir.resolve("reached"));
-    Files.createFile(dir.resolve("reached").resolve("m-1.target-after-commit-oom"));
-    new FaultPoints(true, dir.resolve("reached"))
-        .reach("target-after-commit/oom", "target-after-commit", "m-1");
+    Files.createFile(dir.resolve("reached").resolve(noted));
+    new FaultPoints(true, dir.resolve("reached")).reach(requested, point, "m-1");
   }
 }
