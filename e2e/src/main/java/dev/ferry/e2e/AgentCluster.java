@@ -359,7 +359,9 @@ public final class AgentCluster implements AutoCloseable {
 
     /** Stops this node's agent as the kubelet does (SIGTERM), and waits for its end. */
     void stopAgent() throws InterruptedException {
-      agent.destroy();
+      // SIGTERM through the handle: Process.destroy() also closes our end of its output, and the
+      // lines it writes as it stops would be lost.
+      agent.toHandle().destroy();
       if (!agent.waitFor(60, TimeUnit.SECONDS)) {
         throw new IllegalStateException(name + "'s agent did not stop within 60 s of SIGTERM");
       }

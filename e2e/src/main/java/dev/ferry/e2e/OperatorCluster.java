@@ -442,7 +442,9 @@ public final class OperatorCluster implements AutoCloseable {
    */
   synchronized int stopOperator() throws InterruptedException {
     operatorWanted = false;
-    operator.destroy();
+    // SIGTERM through the handle: Process.destroy() also closes our end of its output, and the
+    // lines it writes as it stops would be lost.
+    operator.toHandle().destroy();
     if (!operator.waitFor(60, java.util.concurrent.TimeUnit.SECONDS)) {
       throw new IllegalStateException("the operator had not ended 60 s after SIGTERM");
     }

@@ -527,16 +527,59 @@ class OperatorIT {
    */
   @Test
   void anOperatorStoppedAsTheKubeletStopsItEndsAndLeadsAgainOnceStarted() throws Exception {
+    int seen = cluster.operatorLog.size();
     try {
-      // Fails if it has not ended 60 s after SIGTERM. (Its own last lines are not a sign: the JVM
-      // closes its log handlers in a shutdown hook of their own, beside the operator's stop.)
+      // Fails if it has not ended 60 s after SIGTERM.
       cluster.stopOperator();
+      // It let its Lease go on the way out: a standby would lead at once, not once it expires.
+      assertThat(lease().getSpec().getHolderIdentity())
+          .as("the Lease's holder once the stopped operator ended")
+          .isNull();
+      awaitOperatorLine(seen, "let go; a standby may lead at once");
+      awaitOperatorLine(seen, "ferry-operator stopped in");
     } finally {
       cluster.startOperator();
     }
     MigrationRequest dry = dryRunToPodB("after-stop");
     assertThat(cluster.awaitEnd(dry.getMetadata().getName(), 60).getPhase())
         .isEqualTo(Phase.Completed);
+  }
+
+  /**
+   * A rolling update of the operator's Deployment with two replicas: the leader, stopped, lets its
+   * Lease go, the standby leads at once and drives what comes meanwhile; stopped in turn, it lets
+   * the Lease go back.
+   */
+  @Test
+  void aStandbyLeadsAtOnceWhenTheLeaderIsStopped() throws Exception {
+    List<String> standbyLog = new java.util.concurrent.CopyOnWriteArrayList<>();
+    Process standby = cluster.startStandby(standbyLog);
+    try {
+      assertThat(lease().getSpec().getHolderIdentity()).isEqualTo("operator-1");
+
+      cluster.stopOperator();
+      // Without the Lease let go, operator-1 would still hold it here, for its 15 s.
+      assertThat(lease().getSpec().getHolderIdentity())
+          .as("the Lease's holder once the stopped leader ended")
+          .isIn(null, "operator-2");
+      MigrationRequest after = dryRunToPodB("led-by-2-at-once");
+      MigrationRequestStatus st = cluster.awaitEnd(after.getMetadata().getName(), 60);
+      assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
+      assertThat(lease().getSpec().getHolderIdentity()).isEqualTo("operator-2");
+
+      standby.toHandle().destroy(); // SIGTERM, as the kubelet stops it
+      assertThat(standby.waitFor(60, TimeUnit.SECONDS)).as("the standby ended on SIGTERM").isTrue();
+      assertThat(lease().getSpec().getHolderIdentity())
+          .as("the Lease's holder once the stopped standby ended")
+          .isNull();
+    } finally {
+      standby.destroyForcibly().waitFor();
+      cluster.startOperator();
+    }
+    MigrationRequest back = dryRunToPodB("led-by-1-again");
+    assertThat(cluster.awaitEnd(back.getMetadata().getName(), 60).getPhase())
+        .isEqualTo(Phase.Completed);
+    assertThat(lease().getSpec().getHolderIdentity()).isEqualTo("operator-1");
   }
 
   /**

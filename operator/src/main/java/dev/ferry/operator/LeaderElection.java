@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.operator;
 
+import dev.ferry.operator.migration.MoveCalls;
 import dev.ferry.operator.queue.QueueMode;
+import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.extended.leaderelection.LeaderCallbacks;
 import io.javaoperatorsdk.operator.api.config.LeaderElectionConfiguration;
 import jakarta.enterprise.inject.Produces;
@@ -18,9 +20,16 @@ import java.util.logging.Logger;
 public class LeaderElection {
   private static final Logger LOG = Logger.getLogger(LeaderElection.class.getName());
 
+  /**
+   * How long a stopping operator waits for its calls on agents to end, once cut, before it lets the
+   * Lease go: a call still running would run beside the next leader's.
+   */
+  static final Duration CALLS_GRACE = Duration.ofSeconds(5);
+
   @Produces
   @Singleton
-  LeaderElectionConfiguration leaderElection(OperatorSettings settings, QueueMode queue) {
+  LeaderElectionConfiguration leaderElection(
+      OperatorSettings settings, QueueMode queue, MoveCalls calls, KubernetesClient client) {
     OperatorSettings.LeaderElection le = settings.leaderElection();
     String identity =
         le.identity()
@@ -29,6 +38,10 @@ public class LeaderElection {
             .orElseGet(() -> "ferry-operator-" + UUID.randomUUID());
     LOG.info(() -> "leader election: Lease " + le.leaseName() + " as " + identity);
     checkTimings(le.leaseDuration(), le.renewDeadline(), le.retryPeriod());
+    // Where JOSDK looks for it when none is set: the client's namespace, the pod's own.
+    String namespace =
+        le.leaseNamespace().orElseGet(() -> client.getConfiguration().getNamespace());
+    LeaseRelease release = new LeaseRelease(client, namespace, le.leaseName(), identity);
     return new LeaderElectionConfiguration(
         le.leaseName(),
         le.leaseNamespace().orElse(null),
@@ -37,7 +50,10 @@ public class LeaderElection {
         le.retryPeriod(),
         identity,
         // Queue mode reads the SQS queue in the leader only (JOSDK runs these besides its own).
-        new LeaderCallbacks(queue::becameLeader, LeaderElection::stoppedLeading, leader -> {}),
+        new LeaderCallbacks(
+            queue::becameLeader,
+            () -> stoppedLeading(() -> letGo(queue, calls, release)),
+            leader -> {}),
         // Not JOSDK's own exit: it calls System.exit also when the operator's own stop lets the
         // Lease go, from inside the JVM's shutdown, where System.exit blocks for good (JOSDK
         // issues 1614, 2496): a SIGTERM never ended the operator, the kubelet had to kill it
@@ -46,13 +62,14 @@ public class LeaderElection {
   }
 
   /**
-   * The Lease was lost (another replica may drive migrations from now on) or let go by the
+   * The Lease was lost (another replica may drive migrations from now on) or is let go by the
    * operator's own stop. Lost, this process must take no further step: it ends at once, and the
-   * kubelet starts it again as a standby. Let go, the stop is under way already.
+   * kubelet starts it again as a standby. Let go, the stop is under way already: {@code letGo} runs
+   * (JOSDK stops the reconcilers before the elector, so none runs by then).
    */
-  static void stoppedLeading() {
+  static void stoppedLeading(Runnable letGo) {
     if (shuttingDown()) {
-      LOG.info("leader election: the Lease is let go as the operator stops");
+      letGo.run();
       return;
     }
     LOG.severe(
@@ -62,6 +79,36 @@ public class LeaderElection {
     // halt, not exit: nothing of a graceful stop is wanted once the Lease is lost, and the stop
     // would run while this thread, the elector's own, still holds the elector.
     Runtime.getRuntime().halt(1);
+  }
+
+  /**
+   * As the operator stops, leading: nothing more starts under this Lease (the queue is no longer
+   * read, the calls on agents are cut), and once nothing of the operator's runs, the Lease goes, so
+   * that a standby leads at once rather than when it expires.
+   */
+  static void letGo(QueueMode queue, MoveCalls calls, LeaseRelease lease) {
+    queue.stopReading();
+    try {
+      if (!calls.stop(CALLS_GRACE)) {
+        LOG.warning(
+            "leader election: a call on an agent had not ended "
+                + CALLS_GRACE.toSeconds()
+                + " s after it was cut; the Lease is left to expire, so that no standby calls"
+                + " beside it");
+        return;
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return;
+    }
+    lease.release();
+  }
+
+  /** The operator's one registry of calls on agents: the reconciler's, cut when the Lease goes. */
+  @Produces
+  @Singleton
+  MoveCalls moveCalls() {
+    return MoveCalls.withOwnThreads();
   }
 
   /** Whether the JVM runs its shutdown hooks: it then refuses a new one. */

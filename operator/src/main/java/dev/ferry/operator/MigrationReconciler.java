@@ -50,7 +50,7 @@ public class MigrationReconciler
   private final AgentClients agents;
   private final OperatorMetrics metrics;
   private final Fabrics fabrics;
-  private final MoveCalls calls = MoveCalls.withOwnThreads();
+  private final MoveCalls calls;
   private final MigrationSlots slots;
   private final EvictionGuard guard;
   private final NodeCache nodes;
@@ -70,8 +70,10 @@ public class MigrationReconciler
       OperatorMetrics metrics,
       Fabrics fabrics,
       NodeCache nodes,
-      PodCache pods) {
+      PodCache pods,
+      MoveCalls calls) {
     this.client = client;
+    this.calls = calls;
     this.nodes = nodes;
     this.pods = pods;
     this.settings = settings;

@@ -2,6 +2,7 @@
 package dev.ferry.operator.migration;
 
 import dev.ferry.api.v1alpha1.MoveOutcome;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.Map;
 import java.util.Optional;
@@ -10,7 +11,9 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.logging.Logger;
 
@@ -140,6 +143,21 @@ public final class MoveCalls {
     return migrationId == null
         ? Optional.empty()
         : Optional.ofNullable(prepared.remove(migrationId));
+  }
+
+  /**
+   * Takes no further call and cuts those in flight, as the operator stops: a blocking call whose
+   * thread is interrupted cancels its RPC, which to the agent is what an operator's death is, a
+   * case the agents come through at every point of a move (their own side goes on, and the next
+   * leader calls again). Waits up to {@code grace} for the calls' threads; whether all ended.
+   * Nothing is recorded of them: the reconciles that would read their answers have stopped.
+   */
+  public boolean stop(Duration grace) throws InterruptedException {
+    if (!(executor instanceof ExecutorService threads)) {
+      return true; // a caller's own executor (tests): nothing of ours runs apart
+    }
+    threads.shutdownNow();
+    return threads.awaitTermination(grace.toMillis(), TimeUnit.MILLISECONDS);
   }
 
   /** How many flights the registry keeps. */

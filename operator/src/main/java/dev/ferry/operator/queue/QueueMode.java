@@ -73,7 +73,12 @@ public class QueueMode {
     queue.start();
   }
 
-  synchronized void onStop(@Observes ShutdownEvent ev) {
+  void onStop(@Observes ShutdownEvent ev) {
+    stopReading();
+  }
+
+  /** The Lease goes, or the operator stops: read no further message. */
+  public synchronized void stopReading() {
     if (queue != null) {
       queue.close();
       queue = null;

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: Apache-2.0
+package dev.ferry.operator;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.ferry.testbed.MockApiServer;
+import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
+import io.fabric8.kubernetes.api.model.coordination.v1.LeaseBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
+import io.fabric8.kubernetes.client.utils.Serialization;
+import io.fabric8.mockwebserver.dsl.HttpMethod;
+import io.fabric8.mockwebserver.http.Buffer;
+import io.fabric8.mockwebserver.http.MockResponse;
+import io.fabric8.mockwebserver.http.RecordedRequest;
+import java.nio.charset.StandardCharsets;
+import java.time.ZoneOffset;
+import java.time.ZonedDateTime;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The operator's Lease given up as it stops, on Fabric8's mock API server in CRUD mode (which
+ * refuses an update carrying a resourceVersion that is no longer the object's, as an API server
+ * does): only this operator's own Lease is let go, and one another holder took meanwhile stays
+ * theirs.
+ */
+class LeaseReleaseTest {
+  private static final String NS = "ferry-system";
+  private static final String NAME = "ferry-operator-leader";
+
+  private KubernetesMockServer api;
+  private KubernetesClient kube;
+
+  /** A Lease written just before the next update of it arrives, as another replica's. */
+  private volatile Lease meanwhile;
+
+  @BeforeEach
+  void start() {
+    api = MockApiServer.with(new RacingDispatcher());
+    api.init();
+    kube = api.createClient();
+  }
+
+  @AfterEach
+  void stop() {
+    kube.close();
+    api.destroy();
+  }
+
+  @Test
+  void itsOwnLeaseIsLeftWithoutHolderForAStandbyToTakeAtOnce() {
+    lease("operator-1", 7);
+
+    assertThat(release("operator-1")).isTrue();
+
+    Lease after = read();
+    assertThat(after.getSpec().getHolderIdentity()).isNull();
+    assertThat(after.getSpec().getLeaseDurationSeconds()).isEqualTo(1);
+    assertThat(after.getSpec().getLeaseTransitions()).as("transitions kept").isEqualTo(7);
+    assertThat(after.getSpec().getRenewTime()).isAfter(ZonedDateTime.now().minusMinutes(1));
+  }
+
+  @Test
+  void aLeaseAnotherHoldsIsLeftAsItIs() {
+    lease("operator-2", 3);
+
+    assertThat(release("operator-1")).isFalse();
+
+    Lease after = read();
+    assertThat(after.getSpec().getHolderIdentity()).isEqualTo("operator-2");
+    assertThat(after.getSpec().getLeaseDurationSeconds()).isEqualTo(15);
+  }
+
+  @Test
+  void noLeaseAtAllIsNothingToLetGo() {
+    assertThat(release("operator-1")).isFalse();
+    assertThat(read()).isNull();
+  }
+
+  @Test
+  void aLeaseTakenBetweenTheReadAndTheUpdateStaysTheTakers() {
+    Lease ours = lease("operator-1", 2);
+    ours.getSpec().setHolderIdentity("operator-2");
+    meanwhile = ours;
+
+    assertThat(release("operator-1")).isFalse();
+
+    assertThat(read().getSpec().getHolderIdentity()).isEqualTo("operator-2");
+    assertThat(read().getSpec().getLeaseDurationSeconds()).isEqualTo(15);
+  }
+
+  private boolean release(String identity) {
+    return new LeaseRelease(kube, NS, NAME, identity).release();
+  }
+
+  private Lease lease(String holder, int transitions) {
+    ZonedDateTime now = ZonedDateTime.now(ZoneOffset.UTC);
+    return kube.leases()
+        .inNamespace(NS)
+        .resource(
+            new LeaseBuilder()
+                .withNewMetadata()
+                .withName(NAME)
+                .withNamespace(NS)
+                .endMetadata()
+                .withNewSpec()
+                .withHolderIdentity(holder)
+                .withLeaseDurationSeconds(15)
+                .withAcquireTime(now)
+                .withRenewTime(now)
+                .withLeaseTransitions(transitions)
+                .endSpec()
+                .build())
+        .create();
+  }
+
+  private Lease read() {
+    return kube.leases().inNamespace(NS).withName(NAME).get();
+  }
+
+  private final class RacingDispatcher extends KubernetesCrudDispatcher {
+    @Override
+    public MockResponse handleUpdate(RecordedRequest request) {
+      Lease other = meanwhile;
+      if (other != null) {
+        meanwhile = null;
+        super.handleUpdate(
+            new RecordedRequest(
+                request.getHttpVersion(),
+                HttpMethod.PUT,
+                request.getPath(),
+                request.getHeaders(),
+                new Buffer(Serialization.asJson(other).getBytes(StandardCharsets.UTF_8))));
+      }
+      return super.handleUpdate(request);
+    }
+  }
+}
