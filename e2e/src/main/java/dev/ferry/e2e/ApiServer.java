@@ -5,8 +5,8 @@ import dev.ferry.api.crd.MigrationPolicy;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MovedAddress;
 import dev.ferry.testbed.MockApiServer;
+import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.client.dsl.base.CustomResourceDefinitionContext;
-import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.fabric8.mockwebserver.http.MockResponse;
 import io.fabric8.mockwebserver.http.RecordedRequest;
@@ -18,8 +18,9 @@ import java.util.logging.Logger;
 /**
  * The one-machine cluster's API server, as a process of its own: Fabric8's mock server in CRUD
  * mode, serving Ferry's resources beside the built-in ones. It stores and watches, and evicts pods
- * as the real one does, minding PodDisruptionBudgets ({@link Evictions}); it enforces no schema,
- * CEL or RBAC (those are checked statically). Runs until its standard input closes.
+ * as the real one does, minding PodDisruptionBudgets ({@link Evictions}), and refuses the operator
+ * and the agents every call helm/rbac-calls.yaml does not list ({@link RbacCalls}); it enforces no
+ * schema or CEL (those are checked statically). Runs until its standard input closes.
  *
  * <p>Usage: {@code ApiServer HOST}; prints {@code api server listening on HOST:PORT}.
  */
@@ -57,15 +58,16 @@ public final class ApiServer {
 
   /** The server, not yet listening: {@code init(host, port)} starts it. */
   static KubernetesMockServer server() {
-    return MockApiServer.with(new ReviewingDispatcher());
+    return MockApiServer.with(new ReviewingDispatcher(RbacCalls.listed()));
   }
 
   /**
-   * The CRUD store, and an answer to access reviews: the operator asks, before it competes for its
-   * Lease, whether it may. This server enforces no RBAC, so it answers as for a cluster admin (the
-   * chart's RBAC is checked statically, by the helm module's RbacTest).
+   * The CRUD store, behind RBAC for the operator and the agents (each known by the bearer token its
+   * processes send, {@link RbacCalls#tokenOf}; a request without one is the tests' own, an
+   * admin's), and an answer to access reviews: the operator asks, before it competes for its Lease,
+   * whether it may; the answer is a cluster admin's (what the chart grants is RbacTest's to check).
    */
-  private static final class ReviewingDispatcher extends KubernetesCrudDispatcher {
+  private static final class ReviewingDispatcher extends RbacCalls.Enforcing {
     private static final String REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
 
     private final Evictions evictions =
@@ -75,6 +77,10 @@ public final class ApiServer {
               return r.code() == 200 ? Optional.of(r.getBody().readUtf8()) : Optional.empty();
             },
             this::handleDelete);
+
+    ReviewingDispatcher(RbacCalls rbac) {
+      super(rbac);
+    }
 
     @Override
     public MockResponse handleCreate(RecordedRequest request) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.e2e;
 
+import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import java.io.File;
@@ -77,6 +78,8 @@ public final class ClusterObjects {
     env.put("KUBERNETES_MASTER", apiUrl);
     env.put("KUBERNETES_AUTH_TRYKUBECONFIG", "false");
     env.put("KUBERNETES_AUTH_TRYSERVICEACCOUNT", "false");
+    // Its ServiceAccount's rights, no more: the API server refuses what the chart does not grant.
+    env.put("KUBERNETES_AUTH_TOKEN", RbacCalls.tokenOf("operator"));
     env.put("KUBERNETES_NAMESPACE", namespace);
     env.put("FERRY_OPERATOR_TLS_CA", certs.resolve("ca.crt").toString());
     env.put("FERRY_OPERATOR_TLS_CERT", certs.resolve("operator.crt").toString());

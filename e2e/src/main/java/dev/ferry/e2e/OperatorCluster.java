@@ -13,6 +13,7 @@ import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.testbed.FakeEc2;
 import dev.ferry.testbed.FakeImds;
 import dev.ferry.testbed.FakeSqs;
+import dev.ferry.testbed.RbacCalls;
 import dev.ferry.testbed.SourceDestinationCheck;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
@@ -227,7 +228,10 @@ public final class OperatorCluster implements AutoCloseable {
             "FERRY_AGENT_IMDS_INTERVAL", "PT0.5S",
             "KUBERNETES_MASTER", apiUrl,
             "KUBERNETES_AUTH_TRYKUBECONFIG", "false",
-            "KUBERNETES_AUTH_TRYSERVICEACCOUNT", "false");
+            "KUBERNETES_AUTH_TRYSERVICEACCOUNT", "false",
+            // Its ServiceAccount's rights, no more: the API server refuses what the chart does not
+            // grant.
+            "KUBERNETES_AUTH_TOKEN", RbacCalls.tokenOf("node-agent"));
     kube.nodes()
         .resource(
             new NodeBuilder()

@@ -24,14 +24,13 @@ import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.api.v1alpha1.PrecopyChunk;
 import dev.ferry.api.v1alpha1.SignedPlan;
 import dev.ferry.testbed.FakeImds;
-import dev.ferry.testbed.MockApiServer;
+import dev.ferry.testbed.RbacCalls;
 import dev.ferry.testbed.Shell;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.NodeCondition;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
@@ -678,7 +677,7 @@ class AgentServiceIT {
   @Test
   void theAgentReportsASpotInterruptionFromItsMetadataServiceOnItsNode() throws Exception {
     InetAddress lan = InetAddress.getByName(AgentCluster.LAN_SELF);
-    KubernetesMockServer api = MockApiServer.with(new KubernetesCrudDispatcher());
+    KubernetesMockServer api = ApiServer.server(); // RBAC as the chart grants it
     try (FakeImds imds = FakeImds.start(lan)) {
       api.init(lan, 0);
       KubernetesClient kube = api.createClient();
@@ -689,11 +688,18 @@ class AgentServiceIT {
       cluster.b.killAgent();
       cluster.b.startAgent(
           Map.of(
-              "FERRY_AGENT_IMDS_ENABLED", "true",
-              "FERRY_AGENT_IMDS_ENDPOINT", imds.endpoint().toString(),
-              "KUBERNETES_MASTER", "http://" + AgentCluster.LAN_SELF + ":" + api.getPort(),
-              "KUBERNETES_AUTH_TRYKUBECONFIG", "false",
-              "KUBERNETES_AUTH_TRYSERVICEACCOUNT", "false"));
+              "FERRY_AGENT_IMDS_ENABLED",
+              "true",
+              "FERRY_AGENT_IMDS_ENDPOINT",
+              imds.endpoint().toString(),
+              "KUBERNETES_MASTER",
+              "http://" + AgentCluster.LAN_SELF + ":" + api.getPort(),
+              "KUBERNETES_AUTH_TRYKUBECONFIG",
+              "false",
+              "KUBERNETES_AUTH_TRYSERVICEACCOUNT",
+              "false",
+              "KUBERNETES_AUTH_TOKEN",
+              RbacCalls.tokenOf("node-agent")));
       // Quiet first: the agent polls and finds nothing to report.
       long quietUntil = System.nanoTime() + TimeUnit.SECONDS.toNanos(3);
       while (System.nanoTime() < quietUntil) {

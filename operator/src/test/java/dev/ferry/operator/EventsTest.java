@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.testbed.MockApiServer;
+import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -18,23 +19,33 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The Events a MigrationRequest gets through KubeStatusSink, on Fabric8's mock API server in CRUD
- * mode: a repeat is counted on the Event it repeats, as kubectl describe then shows ("x3 over 2m"),
- * instead of piling up beside it.
+ * mode, written with the operator's rights as the chart grants them ({@link RbacCalls}): a repeat
+ * is counted on the Event it repeats, as kubectl describe then shows ("x3 over 2m"), instead of
+ * piling up beside it.
  */
 class EventsTest {
   private KubernetesMockServer apiServer;
+
+  /** The tests' own reads and deletes: an admin's. */
   private KubernetesClient client;
+
+  /** What the sink writes with: the operator's rights, as the chart grants them. */
+  private KubernetesClient operator;
+
   private KubeStatusSink sink;
 
   @BeforeEach
   void start() {
-    apiServer = MockApiServer.crud();
+    apiServer = MockApiServer.with(new RbacCalls.Enforcing(RbacCalls.listed()));
+    apiServer.init();
     client = apiServer.createClient();
-    sink = new KubeStatusSink(client);
+    operator = RbacCalls.clientAs(apiServer, "operator");
+    sink = new KubeStatusSink(operator);
   }
 
   @AfterEach
   void stop() {
+    operator.close();
     client.close();
     apiServer.destroy();
   }

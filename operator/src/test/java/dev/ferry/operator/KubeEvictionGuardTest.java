@@ -15,10 +15,10 @@ import dev.ferry.operator.cluster.PodCache;
 import dev.ferry.operator.cluster.PodInformers;
 import dev.ferry.operator.migration.Plan;
 import dev.ferry.testbed.MockApiServer;
+import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.fabric8.mockwebserver.dsl.HttpMethod;
 import io.fabric8.mockwebserver.http.Buffer;
@@ -36,15 +36,22 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The eviction guard on the source pod, on Fabric8's mock API server in CRUD mode (which refuses a
- * patch carrying a resourceVersion that is no longer the pod's, as an API server does): the pod is
- * read at most once per guard and release, and only what this request set is taken off.
+ * patch carrying a resourceVersion that is no longer the pod's, as an API server does), with the
+ * operator's rights as the chart grants them ({@link RbacCalls}): the pod is read at most once per
+ * guard and release, and only what this request set is taken off.
  */
 class KubeEvictionGuardTest {
   private static final String NS = "shop";
   private static final String POD = "/api/v1/namespaces/shop/pods/pod-a";
 
   private KubernetesMockServer api;
+
+  /** The tests' own: an admin's. */
   private KubernetesClient kube;
+
+  /** What the guard and its cache run with: the operator's rights, as the chart grants them. */
+  private KubernetesClient operator;
+
   private KubeEvictionGuard guard;
   private final MigrationRequest mr = request();
   private final String uid = mr.getMetadata().getUid();
@@ -57,11 +64,13 @@ class KubeEvictionGuardTest {
     api = MockApiServer.with(new RacingDispatcher());
     api.init();
     kube = api.createClient();
-    guard = new KubeEvictionGuard(kube);
+    operator = RbacCalls.clientAs(api, "operator");
+    guard = new KubeEvictionGuard(operator);
   }
 
   @AfterEach
   void stop() {
+    operator.close();
     kube.close();
     api.destroy();
   }
@@ -112,10 +121,10 @@ class KubeEvictionGuardTest {
   @Test
   void releaseReadsNothingWhenThePodCacheShowsTheMark() throws Exception {
     PodCache cache = new PodCache();
-    var informer = PodInformers.of(kube, cache);
+    var informer = PodInformers.of(operator, cache);
     informer.start();
     try {
-      guard = new KubeEvictionGuard(kube, cache);
+      guard = new KubeEvictionGuard(operator, cache);
       guard.protect(mr, plan(pod(Map.of("app", "shop"), Map.of())));
       PodInformers.await(
           cache, NS, "pod-a", p -> uid.equals(p.getMetadata().getLabels().get(MIGRATION_LABEL)));
@@ -138,10 +147,10 @@ class KubeEvictionGuardTest {
     // The cache keeps part of a pod: patches made from it must carry only the marks.
     PodCache cache = new PodCache();
     pod(Map.of("app", "shop"), Map.of("note", "kept"));
-    var informer = PodInformers.of(kube, cache);
+    var informer = PodInformers.of(operator, cache);
     informer.start();
     try {
-      guard = new KubeEvictionGuard(kube, cache);
+      guard = new KubeEvictionGuard(operator, cache);
       Pod cached = PodInformers.await(cache, NS, "pod-a", p -> true);
 
       guard.protect(mr, plan(cached));
@@ -167,13 +176,13 @@ class KubeEvictionGuardTest {
     // The cache saw the pod before the mark, and never after: a watch that lags behind.
     PodCache cache = new PodCache();
     pod(Map.of("app", "shop"), Map.of());
-    var informer = PodInformers.of(kube, cache);
+    var informer = PodInformers.of(operator, cache);
     informer.start();
     try {
       Pod seen = PodInformers.await(cache, NS, "pod-a", p -> true);
       informer.stop();
       guard.protect(mr, plan(current()));
-      guard = new KubeEvictionGuard(kube, new StaleCache(seen));
+      guard = new KubeEvictionGuard(operator, new StaleCache(seen));
       calls();
 
       guard.release(mr);
@@ -246,7 +255,11 @@ class KubeEvictionGuardTest {
    * The CRUD dispatcher, with {@link #meanwhile} applied first to the next patch's pod: as if
    * another client wrote between the guard's read and its patch.
    */
-  private final class RacingDispatcher extends KubernetesCrudDispatcher {
+  private final class RacingDispatcher extends RbacCalls.Enforcing {
+    RacingDispatcher() {
+      super(RbacCalls.listed());
+    }
+
     @Override
     public MockResponse handlePatch(RecordedRequest request) {
       String other = meanwhile;

@@ -4,10 +4,10 @@ package dev.ferry.operator;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.testbed.MockApiServer;
+import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
 import io.fabric8.kubernetes.api.model.coordination.v1.LeaseBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.fabric8.kubernetes.client.utils.Serialization;
 import io.fabric8.mockwebserver.dsl.HttpMethod;
@@ -24,15 +24,20 @@ import org.junit.jupiter.api.Test;
 /**
  * The operator's Lease given up as it stops, on Fabric8's mock API server in CRUD mode (which
  * refuses an update carrying a resourceVersion that is no longer the object's, as an API server
- * does): only this operator's own Lease is let go, and one another holder took meanwhile stays
- * theirs.
+ * does), with the operator's rights as the chart grants them ({@link RbacCalls}): only this
+ * operator's own Lease is let go, and one another holder took meanwhile stays theirs.
  */
 class LeaseReleaseTest {
   private static final String NS = "ferry-system";
   private static final String NAME = "ferry-operator-leader";
 
   private KubernetesMockServer api;
+
+  /** The tests' own: an admin's. */
   private KubernetesClient kube;
+
+  /** What the release runs with: the operator's rights, as the chart grants them. */
+  private KubernetesClient operator;
 
   /** A Lease written just before the next update of it arrives, as another replica's. */
   private volatile Lease meanwhile;
@@ -42,10 +47,12 @@ class LeaseReleaseTest {
     api = MockApiServer.with(new RacingDispatcher());
     api.init();
     kube = api.createClient();
+    operator = RbacCalls.clientAs(api, "operator");
   }
 
   @AfterEach
   void stop() {
+    operator.close();
     kube.close();
     api.destroy();
   }
@@ -93,7 +100,7 @@ class LeaseReleaseTest {
   }
 
   private boolean release(String identity) {
-    return new LeaseRelease(kube, NS, NAME, identity).release();
+    return new LeaseRelease(operator, NS, NAME, identity).release();
   }
 
   private Lease lease(String holder, int transitions) {
@@ -121,7 +128,11 @@ class LeaseReleaseTest {
     return kube.leases().inNamespace(NS).withName(NAME).get();
   }
 
-  private final class RacingDispatcher extends KubernetesCrudDispatcher {
+  private final class RacingDispatcher extends RbacCalls.Enforcing {
+    RacingDispatcher() {
+      super(RbacCalls.listed());
+    }
+
     @Override
     public MockResponse handleUpdate(RecordedRequest request) {
       Lease other = meanwhile;

@@ -22,9 +22,13 @@ import java.util.Queue;
 public final class MockApiServer {
   private MockApiServer() {}
 
-  /** In CRUD mode, listening on loopback; {@code destroy()} it after the test. */
+  /**
+   * In CRUD mode, listening on loopback; {@code destroy()} it after the test. A client with a
+   * component's rights ({@link RbacCalls#clientAs}) may make only the calls helm/rbac-calls.yaml
+   * lists; {@code createClient()}'s, the test's own, any.
+   */
   public static KubernetesMockServer crud() {
-    KubernetesMockServer api = with(new KubernetesCrudDispatcher());
+    KubernetesMockServer api = with(new RbacCalls.Enforcing(RbacCalls.listed()));
     api.init();
     return api;
   }

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.testbed.FakeImds;
 import dev.ferry.testbed.MockApiServer;
+import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
@@ -37,7 +38,13 @@ class SpotNoticeWatcherTest {
 
   private FakeImds imds;
   private KubernetesMockServer apiServer;
+
+  /** The tests' own: an admin's. */
   private KubernetesClient client;
+
+  /** What the watcher runs with: the agent's rights, as the chart grants them. */
+  private KubernetesClient agent;
+
   private final List<SpotNoticeWatcher> watchers = new ArrayList<>();
   private final Map<NoticeKind, AtomicInteger> counted = new ConcurrentHashMap<>();
 
@@ -46,11 +53,13 @@ class SpotNoticeWatcherTest {
     imds = FakeImds.start();
     apiServer = MockApiServer.crud();
     client = apiServer.createClient();
+    agent = RbacCalls.clientAs(apiServer, "node-agent");
   }
 
   @AfterEach
   void stop() {
     watchers.forEach(SpotNoticeWatcher::close);
+    agent.close();
     client.close();
     apiServer.destroy();
     imds.close();
@@ -191,7 +200,7 @@ class SpotNoticeWatcherTest {
         SpotNoticeWatcher.start(
             Optional.of(imds.endpoint()),
             INTERVAL,
-            client,
+            agent,
             NODE,
             kind -> counted.computeIfAbsent(kind, k -> new AtomicInteger()).incrementAndGet());
     watchers.add(w);

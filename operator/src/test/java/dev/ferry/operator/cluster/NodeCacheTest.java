@@ -8,6 +8,7 @@ import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.PlanMaker;
 import dev.ferry.operator.policy.MigrationPolicyReconciler;
 import dev.ferry.testbed.MockApiServer;
+import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
@@ -30,7 +31,13 @@ class NodeCacheTest {
   private static final String NODES = "/api/v1/nodes";
 
   private KubernetesMockServer api;
+
+  /** The tests' own: an admin's. */
   private KubernetesClient kube;
+
+  /** What the cache and the plans run with: the operator's rights, as the chart grants them. */
+  private KubernetesClient operator;
+
   private final NodeCache cache = new NodeCache();
   private InformerEventSource<Node, MigrationPolicy> informer;
 
@@ -38,6 +45,7 @@ class NodeCacheTest {
   void start() {
     api = MockApiServer.crud();
     kube = api.createClient();
+    operator = RbacCalls.clientAs(api, "operator");
     TwoPods.make(kube);
     informer = policyInformer();
   }
@@ -47,6 +55,7 @@ class NodeCacheTest {
     if (informer.isRunning()) {
       informer.stop();
     }
+    operator.close();
     kube.close();
     api.destroy();
   }
@@ -76,7 +85,7 @@ class NodeCacheTest {
   }
 
   private PlanMaker planner() {
-    return new PlanMaker(new ClusterView(kube, cache), 9443);
+    return new PlanMaker(new ClusterView(operator, cache), 9443);
   }
 
   /**
@@ -87,7 +96,7 @@ class NodeCacheTest {
   private InformerEventSource<Node, MigrationPolicy> policyInformer() {
     ConfigurationService config =
         ConfigurationService.newOverriddenConfigurationService(
-            new BaseConfigurationService(), o -> o.withKubernetesClient(kube));
+            new BaseConfigurationService(), o -> o.withKubernetesClient(operator));
     MigrationPolicyReconciler reconciler = new MigrationPolicyReconciler(null, cache);
     ControllerConfiguration<MigrationPolicy> controller = config.getConfigurationFor(reconciler);
     var source =
@@ -95,7 +104,7 @@ class NodeCacheTest {
             reconciler
                 .prepareEventSources(
                     new EventSourceContext<>(
-                        new EmptyResourceCache<>(), controller, kube, MigrationPolicy.class))
+                        new EmptyResourceCache<>(), controller, operator, MigrationPolicy.class))
                 .get(0);
     source.setControllerConfiguration((ControllerConfiguration) controller);
     source.setEventHandler(event -> {});

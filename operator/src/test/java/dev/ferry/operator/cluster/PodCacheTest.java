@@ -7,6 +7,7 @@ import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.PlanMaker;
 import dev.ferry.testbed.MockApiServer;
+import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.ContainerPortBuilder;
 import io.fabric8.kubernetes.api.model.ManagedFieldsEntryBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
@@ -30,7 +31,13 @@ class PodCacheTest {
   private static final String PODS = "/api/v1/namespaces/shop/pods/";
 
   private KubernetesMockServer api;
+
+  /** The tests' own: an admin's. */
   private KubernetesClient kube;
+
+  /** What the cache and the plans run with: the operator's rights, as the chart grants them. */
+  private KubernetesClient operator;
+
   private final PodCache cache = new PodCache();
   private InformerEventSource<Pod, MigrationRequest> informer;
 
@@ -38,8 +45,9 @@ class PodCacheTest {
   void start() {
     api = MockApiServer.crud();
     kube = api.createClient();
+    operator = RbacCalls.clientAs(api, "operator");
     TwoPods.make(kube);
-    informer = PodInformers.of(kube, cache);
+    informer = PodInformers.of(operator, cache);
   }
 
   @AfterEach
@@ -47,6 +55,7 @@ class PodCacheTest {
     if (informer.isRunning()) {
       informer.stop();
     }
+    operator.close();
     kube.close();
     api.destroy();
   }
@@ -179,7 +188,7 @@ class PodCacheTest {
   }
 
   private PlanMaker planner() {
-    return new PlanMaker(new ClusterView(kube, new NodeCache(), cache), 9443);
+    return new PlanMaker(new ClusterView(operator, new NodeCache(), cache), 9443);
   }
 
   private List<String> calls() throws InterruptedException {

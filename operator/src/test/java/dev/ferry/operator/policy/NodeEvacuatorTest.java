@@ -11,6 +11,7 @@ import dev.ferry.api.crd.Phase;
 import dev.ferry.operator.OperatorMetrics;
 import dev.ferry.operator.migration.MigrationMachine;
 import dev.ferry.testbed.MockApiServer;
+import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.PodBuilder;
@@ -35,7 +36,13 @@ class NodeEvacuatorTest {
   private static final String INTERRUPTION_AT = "2026-11-23T09:55:00Z";
 
   private KubernetesMockServer api;
+
+  /** The tests' own: an admin's. */
   private KubernetesClient kube;
+
+  /** What the evacuator runs with: the operator's rights, as the chart grants them. */
+  private KubernetesClient operator;
+
   private NodeEvacuator evacuator;
   private MigrationPolicy policy;
 
@@ -47,6 +54,7 @@ class NodeEvacuatorTest {
     api.expectCustomResource(
         CustomResourceDefinitionContext.fromCustomResourceType(MigrationPolicy.class));
     kube = api.createClient();
+    operator = RbacCalls.clientAs(api, "operator");
     pod("pod-a", "node-a");
     pod("pod-b", "node-b");
     MigrationPolicySpec spec = new MigrationPolicySpec();
@@ -57,11 +65,12 @@ class NodeEvacuatorTest {
     policy.getMetadata().setNamespace(NS);
     policy.setSpec(spec);
     policy = kube.resource(policy).create();
-    evacuator = new NodeEvacuator(kube, new OperatorMetrics(new SimpleMeterRegistry()));
+    evacuator = new NodeEvacuator(operator, new OperatorMetrics(new SimpleMeterRegistry()));
   }
 
   @AfterEach
   void stop() {
+    operator.close();
     kube.close();
     api.destroy();
   }
