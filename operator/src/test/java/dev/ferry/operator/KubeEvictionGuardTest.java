@@ -14,17 +14,13 @@ import dev.ferry.operator.cluster.ClusterView;
 import dev.ferry.operator.cluster.PodCache;
 import dev.ferry.operator.cluster.PodInformers;
 import dev.ferry.operator.migration.Plan;
+import dev.ferry.testbed.AnotherWriter;
 import dev.ferry.testbed.MockApiServer;
 import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
-import io.fabric8.mockwebserver.dsl.HttpMethod;
-import io.fabric8.mockwebserver.http.Buffer;
-import io.fabric8.mockwebserver.http.MockResponse;
-import io.fabric8.mockwebserver.http.RecordedRequest;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
@@ -56,12 +52,12 @@ class KubeEvictionGuardTest {
   private final MigrationRequest mr = request();
   private final String uid = mr.getMetadata().getUid();
 
-  /** A JSON patch applied to the pod just before the next patch of it arrives, as another's. */
-  private volatile String meanwhile;
+  /** Another client's writes, let in just before the guard's. */
+  private final AnotherWriter another = new AnotherWriter();
 
   @BeforeEach
   void start() {
-    api = MockApiServer.with(new RacingDispatcher());
+    api = MockApiServer.with(another);
     api.init();
     kube = api.createClient();
     operator = RbacCalls.clientAs(api, "operator");
@@ -226,9 +222,9 @@ class KubeEvictionGuardTest {
   @Test
   void aPodAnotherRequestMarkedBetweenReleasesReadAndPatchIsLeftToIt() throws Exception {
     guard.protect(mr, plan(pod(Map.of(), Map.of())));
-    meanwhile =
+    another.patchesFirst(
         "[{\"op\":\"replace\",\"path\":\"/metadata/labels/ferry.dev~1migration\","
-            + "\"value\":\"other-uid\"}]";
+            + "\"value\":\"other-uid\"}]");
     calls();
 
     guard.release(mr);
@@ -248,32 +244,6 @@ class KubeEvictionGuardTest {
     @Override
     public java.util.Optional<Pod> pod(String namespace, String name) {
       return java.util.Optional.of(new PodBuilder(seen).build());
-    }
-  }
-
-  /**
-   * The CRUD dispatcher, with {@link #meanwhile} applied first to the next patch's pod: as if
-   * another client wrote between the guard's read and its patch.
-   */
-  private final class RacingDispatcher extends RbacCalls.Enforcing {
-    RacingDispatcher() {
-      super(RbacCalls.listed());
-    }
-
-    @Override
-    public MockResponse handlePatch(RecordedRequest request) {
-      String other = meanwhile;
-      if (other != null) {
-        meanwhile = null;
-        super.handlePatch(
-            new RecordedRequest(
-                request.getHttpVersion(),
-                HttpMethod.PATCH,
-                request.getPath(),
-                request.getHeaders(),
-                new Buffer(other.getBytes(StandardCharsets.UTF_8))));
-      }
-      return super.handlePatch(request);
     }
   }
 

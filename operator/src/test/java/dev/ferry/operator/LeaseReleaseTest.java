@@ -3,6 +3,7 @@ package dev.ferry.operator;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.ferry.testbed.AnotherWriter;
 import dev.ferry.testbed.MockApiServer;
 import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
@@ -10,11 +11,6 @@ import io.fabric8.kubernetes.api.model.coordination.v1.LeaseBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.fabric8.kubernetes.client.utils.Serialization;
-import io.fabric8.mockwebserver.dsl.HttpMethod;
-import io.fabric8.mockwebserver.http.Buffer;
-import io.fabric8.mockwebserver.http.MockResponse;
-import io.fabric8.mockwebserver.http.RecordedRequest;
-import java.nio.charset.StandardCharsets;
 import java.time.ZoneOffset;
 import java.time.ZonedDateTime;
 import org.junit.jupiter.api.AfterEach;
@@ -39,12 +35,12 @@ class LeaseReleaseTest {
   /** What the release runs with: the operator's rights, as the chart grants them. */
   private KubernetesClient operator;
 
-  /** A Lease written just before the next update of it arrives, as another replica's. */
-  private volatile Lease meanwhile;
+  /** Another replica's writes, let in just before the release's. */
+  private final AnotherWriter another = new AnotherWriter();
 
   @BeforeEach
   void start() {
-    api = MockApiServer.with(new RacingDispatcher());
+    api = MockApiServer.with(another);
     api.init();
     kube = api.createClient();
     operator = RbacCalls.clientAs(api, "operator");
@@ -91,7 +87,7 @@ class LeaseReleaseTest {
   void aLeaseTakenBetweenTheReadAndTheUpdateStaysTheTakers() {
     Lease ours = lease("operator-1", 2);
     ours.getSpec().setHolderIdentity("operator-2");
-    meanwhile = ours;
+    another.putsFirst(Serialization.asJson(ours));
 
     assertThat(release("operator-1")).isFalse();
 
@@ -126,27 +122,5 @@ class LeaseReleaseTest {
 
   private Lease read() {
     return kube.leases().inNamespace(NS).withName(NAME).get();
-  }
-
-  private final class RacingDispatcher extends RbacCalls.Enforcing {
-    RacingDispatcher() {
-      super(RbacCalls.listed());
-    }
-
-    @Override
-    public MockResponse handleUpdate(RecordedRequest request) {
-      Lease other = meanwhile;
-      if (other != null) {
-        meanwhile = null;
-        super.handleUpdate(
-            new RecordedRequest(
-                request.getHttpVersion(),
-                HttpMethod.PUT,
-                request.getPath(),
-                request.getHeaders(),
-                new Buffer(Serialization.asJson(other).getBytes(StandardCharsets.UTF_8))));
-      }
-      return super.handleUpdate(request);
-    }
   }
 }
