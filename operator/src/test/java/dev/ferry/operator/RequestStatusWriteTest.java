@@ -9,6 +9,7 @@ import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
 import dev.ferry.testbed.MockApiServer;
+import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.dsl.base.CustomResourceDefinitionContext;
@@ -26,7 +27,12 @@ import org.junit.jupiter.api.Test;
  */
 class RequestStatusWriteTest {
   private KubernetesMockServer apiServer;
+
+  /** The tests' own: an admin's. */
   private KubernetesClient client;
+
+  /** What the status is written with: the operator's rights, as the chart grants them. */
+  private KubernetesClient operator;
 
   @BeforeEach
   void start() {
@@ -34,10 +40,12 @@ class RequestStatusWriteTest {
     apiServer.expectCustomResource(
         CustomResourceDefinitionContext.fromCustomResourceType(MigrationRequest.class));
     client = apiServer.createClient();
+    operator = RbacCalls.clientAs(apiServer, "operator");
   }
 
   @AfterEach
   void stop() {
+    operator.close();
     client.close();
     apiServer.destroy();
   }
@@ -116,7 +124,7 @@ class RequestStatusWriteTest {
   }
 
   private void write(MigrationRequest mr) {
-    RequestStatusWrite.patch(client, mr);
+    RequestStatusWrite.patch(operator, mr);
   }
 
   private static MigrationRequestStatus status(Phase phase, String message) {

@@ -9,6 +9,8 @@ import io.fabric8.mockwebserver.MockWebServer;
 import io.fabric8.mockwebserver.ServerRequest;
 import io.fabric8.mockwebserver.ServerResponse;
 import io.fabric8.mockwebserver.http.Dispatcher;
+import io.fabric8.mockwebserver.http.MockResponse;
+import io.fabric8.mockwebserver.http.RecordedRequest;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Queue;
@@ -34,8 +36,9 @@ public final class MockApiServer {
   }
 
   /**
-   * Canned answers first ({@code expect()}), CRUD for every request none matches; listening on
-   * loopback. (Fabric8's one-argument constructor gives canned answers alone.)
+   * Canned answers first ({@code expect()}), CRUD for every request none matches, behind the
+   * chart's RBAC for a component's client ({@link RbacCalls#clientAs}); listening on loopback.
+   * (Fabric8's one-argument constructor gives canned answers alone.)
    */
   public static KubernetesMockServer withExpectations() {
     Map<ServerRequest, Queue<ServerResponse>> expectations = new HashMap<>();
@@ -44,7 +47,15 @@ public final class MockApiServer {
             new Context(),
             new MockWebServer(),
             expectations,
-            new KubernetesMixedDispatcher(expectations),
+            new KubernetesMixedDispatcher(expectations) {
+              private final RbacCalls rbac = RbacCalls.listed();
+
+              @Override
+              public MockResponse dispatch(RecordedRequest request) {
+                MockResponse refused = rbac.refusal(request);
+                return refused != null ? refused : super.dispatch(request);
+              }
+            },
             false);
     api.init();
     return api;

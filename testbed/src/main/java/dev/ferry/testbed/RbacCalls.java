@@ -197,8 +197,7 @@ public final class RbacCalls {
 
   /**
    * Fabric8's CRUD store behind this RBAC: a request with a component's token ({@link #tokenOf})
-   * gets that component's rights, any other (the tests' own clients) an admin's. A refusal is also
-   * printed, where a test's log shows it.
+   * gets that component's rights, any other (the tests' own clients) an admin's ({@link #refusal}).
    */
   public static class Enforcing extends KubernetesCrudDispatcher {
     private final RbacCalls rbac;
@@ -209,20 +208,31 @@ public final class RbacCalls {
 
     @Override
     public MockResponse dispatch(RecordedRequest request) {
-      String auth = request.getHeader("Authorization");
-      String component =
-          auth == null ? null : COMPONENT_OF_TOKEN.get(auth.replaceFirst("^Bearer ", ""));
-      if (component != null) {
-        Optional<Request> asked = of(request.getMethod(), request.getPath());
-        if (asked.isPresent() && !rbac.allows(component, asked.get())) {
-          System.out.println(
-              "forbidden: " + component + " " + request.getMethod() + " " + request.getPath());
-          System.out.flush();
-          return new MockResponse().setResponseCode(403).setBody(forbidden(component, asked.get()));
-        }
-      }
-      return super.dispatch(request);
+      MockResponse refused = rbac.refusal(request);
+      return refused != null ? refused : super.dispatch(request);
     }
+  }
+
+  /**
+   * The 403 a real API server answers {@code request}, if it carries a component's token and the
+   * list does not grant that component the call; else null (any other caller is an admin). A
+   * refusal is also printed, where a test's log shows it.
+   */
+  public MockResponse refusal(RecordedRequest request) {
+    String auth = request.getHeader("Authorization");
+    String component =
+        auth == null ? null : COMPONENT_OF_TOKEN.get(auth.replaceFirst("^Bearer ", ""));
+    if (component == null) {
+      return null;
+    }
+    Optional<Request> asked = of(request.getMethod(), request.getPath());
+    if (asked.isEmpty() || allows(component, asked.get())) {
+      return null;
+    }
+    System.out.println(
+        "forbidden: " + component + " " + request.getMethod() + " " + request.getPath());
+    System.out.flush();
+    return new MockResponse().setResponseCode(403).setBody(forbidden(component, asked.get()));
   }
 
   /** A client of {@code api} with {@code component}'s rights (operator, node-agent). */

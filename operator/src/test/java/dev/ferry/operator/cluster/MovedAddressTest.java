@@ -12,6 +12,7 @@ import dev.ferry.operator.migration.InvalidRequest;
 import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.PlanMaker;
 import dev.ferry.testbed.MockApiServer;
+import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.dsl.base.CustomResourceDefinitionContext;
@@ -30,7 +31,13 @@ import org.junit.jupiter.api.Test;
 class MovedAddressTest {
   private static final String NS = "shop";
   private KubernetesMockServer api;
+
+  /** The tests' own: an admin's. */
   private KubernetesClient kube;
+
+  /** What the view runs with: the operator's rights, as the chart grants them. */
+  private KubernetesClient operator;
+
   private ClusterView cluster;
   private PlanMaker planner;
 
@@ -40,7 +47,8 @@ class MovedAddressTest {
     api.expectCustomResource(
         CustomResourceDefinitionContext.fromCustomResourceType(MovedAddress.class));
     kube = api.createClient();
-    cluster = new ClusterView(kube);
+    operator = RbacCalls.clientAs(api, "operator");
+    cluster = new ClusterView(operator);
     planner = new PlanMaker(cluster, 9443);
     node("node-a", "10.1.0.1");
     node("node-b", "10.1.0.2");
@@ -50,6 +58,7 @@ class MovedAddressTest {
 
   @AfterEach
   void stop() {
+    operator.close();
     kube.close();
     api.destroy();
   }

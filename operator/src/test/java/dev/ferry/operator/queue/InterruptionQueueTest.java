@@ -10,6 +10,7 @@ import dev.ferry.operator.OperatorMetrics;
 import dev.ferry.operator.policy.NodeEvacuator;
 import dev.ferry.testbed.FakeSqs;
 import dev.ferry.testbed.MockApiServer;
+import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.NodeCondition;
 import io.fabric8.kubernetes.api.model.PodBuilder;
@@ -43,7 +44,13 @@ class InterruptionQueueTest {
   private static final String INSTANCE_B = "i-0bbbbbbbbbbbbbbbb";
 
   private KubernetesMockServer api;
+
+  /** The tests' own: an admin's. */
   private KubernetesClient kube;
+
+  /** What the queue and its evacuator run with: the operator's rights, as the chart grants them. */
+  private KubernetesClient operator;
+
   private FakeSqs sqs;
   private SqsClient sqsClient;
   private InterruptionQueue queue;
@@ -72,6 +79,7 @@ class InterruptionQueueTest {
     api.expectCustomResource(
         CustomResourceDefinitionContext.fromCustomResourceType(MigrationPolicy.class));
     kube = api.createClient();
+    operator = RbacCalls.clientAs(api, "operator");
     node("node-a", INSTANCE_A);
     node("node-b", INSTANCE_B);
     node("node-fargate", null);
@@ -93,8 +101,8 @@ class InterruptionQueueTest {
         new InterruptionQueue(
             sqsClient,
             url,
-            kube,
-            new NodeEvacuator(kube, new OperatorMetrics(new SimpleMeterRegistry())),
+            operator,
+            new NodeEvacuator(operator, new OperatorMetrics(new SimpleMeterRegistry())),
             Duration.ofSeconds(1),
             Duration.ofSeconds(20),
             Duration.ofMillis(10),
@@ -107,6 +115,7 @@ class InterruptionQueueTest {
     Logger.getLogger(InterruptionQueue.class.getName()).removeHandler(capture);
     queue.close();
     sqs.close();
+    operator.close();
     kube.close();
     api.destroy();
   }
@@ -295,8 +304,8 @@ class InterruptionQueueTest {
         new InterruptionQueue(
             FakeSqsTest.client(sqs.endpoint()),
             sqs.url("no-such-queue"),
-            kube,
-            new NodeEvacuator(kube, new OperatorMetrics(new SimpleMeterRegistry())),
+            operator,
+            new NodeEvacuator(operator, new OperatorMetrics(new SimpleMeterRegistry())),
             Duration.ofSeconds(1),
             Duration.ofSeconds(20),
             Duration.ofMillis(10),
