@@ -38,7 +38,8 @@ final class LeaseRelease {
     String lease = namespace + "/" + name;
     try {
       Lease held = client.leases().inNamespace(namespace).withName(name).get();
-      String holder = held == null ? null : held.getSpec().getHolderIdentity();
+      String holder =
+          held == null || held.getSpec() == null ? null : held.getSpec().getHolderIdentity();
       if (!identity.equals(holder)) {
         LOG.info(
             () ->

@@ -48,6 +48,8 @@ public final class RbacCalls {
         .getKey();
   }
 
+  private static final ObjectMapper JSON = new ObjectMapper();
+
   private static final Map<String, String> VERB_OF_METHOD =
       Map.of("POST", "create", "PUT", "update", "PATCH", "patch");
 
@@ -192,8 +194,6 @@ public final class RbacCalls {
     status.put("code", 403);
     return status.toString();
   }
-
-  private static final ObjectMapper JSON = new ObjectMapper();
 
   /**
    * Fabric8's CRUD store behind this RBAC: a request with a component's token ({@link #tokenOf})
