@@ -531,9 +531,15 @@ class AgentServiceIT {
       assertThat(o.getMessage())
           .contains("FAILED_PRECONDITION: target_pod: no such pod network namespace on node node-b")
           .contains("ferry-no-such-pod");
+      assertThat(o.getMessage()).contains("nothing was frozen: the connections stayed on node-a");
       assertThat(o.getSource().getConnectionsList())
-          .as("whatever the source froze went back to its pod")
-          .allSatisfy(c -> assertThat(c.getPhase()).isNotIn(ConnectionPhase.RELEASED));
+          .as("the stream's connection, named where it stays")
+          .singleElement()
+          .satisfies(
+              c -> {
+                assertThat(c.getPhase()).isEqualTo(ConnectionPhase.STAYED);
+                assertThat(c.getReason()).startsWith("not frozen: ");
+              });
       // Asked only to prepare, it says the same: nothing is prepared for a target that refused.
       MoveRequest prepareForNowhere =
           toNowhere.toBuilder()

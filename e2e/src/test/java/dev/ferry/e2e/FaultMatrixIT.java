@@ -428,12 +428,16 @@ class FaultMatrixIT {
   /**
    * Both agents die at once mid-move and start again together (a node-wide event on both, an agent
    * release that crashes on both): each restarted agent asks the other, which may not answer yet.
-   * Before the commit the source rolls back once the target can say it never committed (the
-   * source's answer meanwhile is UNAVAILABLE, which the operator calls again on). After the commit
-   * the target has its record but lost what it staged: the restarted source sends its saved states
-   * again (it released them, and the connections were lost, before).
+   * Right after the freeze the source had saved nothing: its applications keep the connections, and
+   * the Move the operator makes again fails at the target, not up yet, before freezing anything;
+   * the status names each connection as stayed on the source (it named none before). Before the
+   * commit the source rolls back once the target can say it never committed (the source's answer
+   * meanwhile is UNAVAILABLE, which the operator calls again on). After the commit the target has
+   * its record but lost what it staged: the restarted source sends its saved states again (it
+   * released them, and the connections were lost, before).
    */
   enum BothAgents {
+    AFTER_FREEZE("both agents die after the freeze", "source-after-freeze", Phase.RolledBack),
     BEFORE_COMMIT("both agents die before commit", "source-before-commit", Phase.RolledBack),
     AFTER_COMMIT("both agents die after commit", "target-after-commit", Phase.Completed);
 

@@ -154,6 +154,28 @@ public final class SourceMigration {
   }
 
   /**
+   * The move failed before anything was frozen: each connection it would have taken, and each it
+   * could not, is recorded as STAYED, so that the status names every connection and the side it
+   * lives on (this one) rather than none. A no-op once anything is recorded.
+   */
+  public synchronized MigrationStatus stayedUnfrozen(
+      List<Connection> connections, List<Inventory.LeftBehind> leftBehind, String why) {
+    if (records.isEmpty()) {
+      for (Connection c : connections) {
+        ConnectionRecord r = new ConnectionRecord(c, STAYED);
+        r.reason = why;
+        records.put(c, r);
+      }
+      for (Inventory.LeftBehind l : leftBehind) {
+        ConnectionRecord r = new ConnectionRecord(l.connection(), STAYED);
+        r.reason = l.described();
+        records.put(l.connection(), r);
+      }
+    }
+    return status();
+  }
+
+  /**
    * Reads every frozen socket, saves all the states in one batch, and only then lets the sockets
    * go: until the batch is written each socket is still open in repair mode, so nothing is lost if
    * the agent dies. Reading and letting go run in parallel across the agent's workers.

@@ -704,6 +704,30 @@ public final class SourceMove {
   }
 
   /**
+   * The move failed before it froze anything (the target's agent unreachable, its header refused, a
+   * pre-copy that failed): its plan is undone as any rollback's, and each connection on the ports
+   * is named as STAYED here, with why, so that the status says where every connection lives.
+   */
+  private MoveOutcome beforeAnyFreeze(String why) throws InterruptedException {
+    Inventory.Found here = found;
+    if (here == null) {
+      try {
+        here = takeInventory();
+      } catch (java.io.IOException | RuntimeException e) {
+        LOG.warning(() -> "migration " + id + ": its connections could not be listed: " + e);
+      }
+    }
+    if (here != null) {
+      m.stayedUnfrozen(here.connections(), here.leftBehind(), "not frozen: " + why);
+    }
+    rollbackOnceTheTargetAnswers();
+    return outcomeOf(
+        MoveOutcome.Result.ROLLED_BACK,
+        why + "; nothing was frozen: the connections stayed on " + node.nodeName(),
+        null);
+  }
+
+  /**
    * A target that may have committed and does not answer is most often an agent starting again (a
    * crash, an upgrade): it answers within seconds, and a restarted one without a commit record
    * answers "not committed". So the question is asked again until the hold limit, after which the
@@ -757,6 +781,11 @@ public final class SourceMove {
       call.abort();
     }
     try {
+      // Not after a freeze (an address alone may have moved), nor for a restarted agent's
+      // migration, whose records came back from its disk.
+      if (freezeNanos == 0 && m.status().getConnectionsCount() == 0) {
+        return beforeAnyFreeze(why);
+      }
       return afterRollback(why);
     } catch (RuntimeException | InterruptedException again) {
       return outcomeOf(
