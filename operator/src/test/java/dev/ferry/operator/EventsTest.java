@@ -4,18 +4,16 @@ package dev.ferry.operator;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.api.crd.MigrationRequest;
-import dev.ferry.testbed.MockApiServer;
+import dev.ferry.testbed.MockApi;
 import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
-import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import java.time.Instant;
 import java.util.List;
 import java.util.UUID;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * The Events a MigrationRequest gets through KubeStatusSink, on Fabric8's mock API server in CRUD
@@ -24,30 +22,13 @@ import org.junit.jupiter.api.Test;
  * piling up beside it.
  */
 class EventsTest {
-  private KubernetesMockServer apiServer;
-
-  /** The tests' own reads and deletes: an admin's. */
-  private KubernetesClient client;
-
-  /** What the sink writes with: the operator's rights, as the chart grants them. */
-  private KubernetesClient operator;
+  @RegisterExtension final MockApi api = MockApi.crud();
 
   private KubeStatusSink sink;
 
   @BeforeEach
   void start() {
-    apiServer = MockApiServer.with(new RbacCalls.Enforcing(RbacCalls.listed()));
-    apiServer.init();
-    client = apiServer.createClient();
-    operator = RbacCalls.clientAs(apiServer, "operator");
-    sink = new KubeStatusSink(operator);
-  }
-
-  @AfterEach
-  void stop() {
-    operator.close();
-    client.close();
-    apiServer.destroy();
+    sink = new KubeStatusSink(api.as("operator"));
   }
 
   @Test
@@ -108,7 +89,7 @@ class EventsTest {
     sink.event(mr, "Warning", "TargetNotReady", "no application registered port 8080");
     Events.flush();
     // The API server drops Events after their time to live (an hour by default).
-    client.v1().events().inNamespace("shop").delete();
+    api.admin().v1().events().inNamespace("shop").delete();
     assertThat(events("shop")).isEmpty();
 
     sink.event(mr, "Warning", "TargetNotReady", "no application registered port 8080");
@@ -118,7 +99,7 @@ class EventsTest {
   }
 
   private List<Event> events(String namespace) {
-    return client.v1().events().inNamespace(namespace).list().getItems();
+    return api.admin().v1().events().inNamespace(namespace).list().getItems();
   }
 
   /** A request with a uid of its own, so that no test sees another's Events as repeats. */

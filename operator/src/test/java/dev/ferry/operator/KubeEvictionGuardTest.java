@@ -15,20 +15,18 @@ import dev.ferry.operator.cluster.PodCache;
 import dev.ferry.operator.cluster.PodInformers;
 import dev.ferry.operator.migration.Plan;
 import dev.ferry.testbed.AnotherWriter;
-import dev.ferry.testbed.MockApiServer;
+import dev.ferry.testbed.MockApi;
 import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
-import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * The eviction guard on the source pod, on Fabric8's mock API server in CRUD mode (which refuses a
@@ -40,14 +38,6 @@ class KubeEvictionGuardTest {
   private static final String NS = "shop";
   private static final String POD = "/api/v1/namespaces/shop/pods/pod-a";
 
-  private KubernetesMockServer api;
-
-  /** The tests' own: an admin's. */
-  private KubernetesClient kube;
-
-  /** What the guard and its cache run with: the operator's rights, as the chart grants them. */
-  private KubernetesClient operator;
-
   private KubeEvictionGuard guard;
   private final MigrationRequest mr = request();
   private final String uid = mr.getMetadata().getUid();
@@ -55,20 +45,11 @@ class KubeEvictionGuardTest {
   /** Another client's writes, let in just before the guard's. */
   private final AnotherWriter another = new AnotherWriter();
 
+  @RegisterExtension final MockApi api = MockApi.with(another);
+
   @BeforeEach
   void start() {
-    api = MockApiServer.with(another);
-    api.init();
-    kube = api.createClient();
-    operator = RbacCalls.clientAs(api, "operator");
-    guard = new KubeEvictionGuard(operator);
-  }
-
-  @AfterEach
-  void stop() {
-    operator.close();
-    kube.close();
-    api.destroy();
+    guard = new KubeEvictionGuard(api.as("operator"));
   }
 
   @Test
@@ -89,7 +70,7 @@ class KubeEvictionGuardTest {
   @Test
   void aPodChangedSinceThePlanReadItIsReadAgainAndTheChangeKept() throws Exception {
     Plan plan = plan(pod(Map.of("app", "shop"), Map.of()));
-    kube.pods().inNamespace(NS).withName("pod-a").edit(p -> label(p, "tier", "web"));
+    api.admin().pods().inNamespace(NS).withName("pod-a").edit(p -> label(p, "tier", "web"));
     calls();
 
     assertThat(guard.protect(mr, plan)).isEmpty();
@@ -117,10 +98,10 @@ class KubeEvictionGuardTest {
   @Test
   void releaseReadsNothingWhenThePodCacheShowsTheMark() throws Exception {
     PodCache cache = new PodCache();
-    var informer = PodInformers.of(operator, cache);
+    var informer = PodInformers.of(api.as("operator"), cache);
     informer.start();
     try {
-      guard = new KubeEvictionGuard(operator, cache);
+      guard = new KubeEvictionGuard(api.as("operator"), cache);
       guard.protect(mr, plan(pod(Map.of("app", "shop"), Map.of())));
       PodInformers.await(
           cache, NS, "pod-a", p -> uid.equals(p.getMetadata().getLabels().get(MIGRATION_LABEL)));
@@ -143,10 +124,10 @@ class KubeEvictionGuardTest {
     // The cache keeps part of a pod: patches made from it must carry only the marks.
     PodCache cache = new PodCache();
     pod(Map.of("app", "shop"), Map.of("note", "kept"));
-    var informer = PodInformers.of(operator, cache);
+    var informer = PodInformers.of(api.as("operator"), cache);
     informer.start();
     try {
-      guard = new KubeEvictionGuard(operator, cache);
+      guard = new KubeEvictionGuard(api.as("operator"), cache);
       Pod cached = PodInformers.await(cache, NS, "pod-a", p -> true);
 
       guard.protect(mr, plan(cached));
@@ -172,13 +153,13 @@ class KubeEvictionGuardTest {
     // The cache saw the pod before the mark, and never after: a watch that lags behind.
     PodCache cache = new PodCache();
     pod(Map.of("app", "shop"), Map.of());
-    var informer = PodInformers.of(operator, cache);
+    var informer = PodInformers.of(api.as("operator"), cache);
     informer.start();
     try {
       Pod seen = PodInformers.await(cache, NS, "pod-a", p -> true);
       informer.stop();
       guard.protect(mr, plan(current()));
-      guard = new KubeEvictionGuard(operator, new StaleCache(seen));
+      guard = new KubeEvictionGuard(api.as("operator"), new StaleCache(seen));
       calls();
 
       guard.release(mr);
@@ -248,7 +229,8 @@ class KubeEvictionGuardTest {
   }
 
   private Pod pod(Map<String, String> labels, Map<String, String> annotations) {
-    return kube.pods()
+    return api.admin()
+        .pods()
         .inNamespace(NS)
         .resource(
             new PodBuilder()
@@ -272,7 +254,7 @@ class KubeEvictionGuardTest {
   }
 
   private Pod current() {
-    return kube.pods().inNamespace(NS).withName("pod-a").get();
+    return api.admin().pods().inNamespace(NS).withName("pod-a").get();
   }
 
   private static Pod label(Pod p, String key, String value) {
@@ -289,7 +271,7 @@ class KubeEvictionGuardTest {
 
   /** The requests the API server received since the last call, as "METHOD PATH". */
   private List<String> calls() throws InterruptedException {
-    return ApiRequests.since(api);
+    return ApiRequests.since(api.server());
   }
 
   /** A plan from the source pod as read: only what the guard uses is real. */

@@ -4,18 +4,15 @@ package dev.ferry.operator;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.testbed.AnotherWriter;
-import dev.ferry.testbed.MockApiServer;
+import dev.ferry.testbed.MockApi;
 import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
 import io.fabric8.kubernetes.api.model.coordination.v1.LeaseBuilder;
-import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.fabric8.kubernetes.client.utils.Serialization;
 import java.time.ZoneOffset;
 import java.time.ZonedDateTime;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * The operator's Lease given up as it stops, on Fabric8's mock API server in CRUD mode (which
@@ -27,31 +24,10 @@ class LeaseReleaseTest {
   private static final String NS = "ferry-system";
   private static final String NAME = "ferry-operator-leader";
 
-  private KubernetesMockServer api;
-
-  /** The tests' own: an admin's. */
-  private KubernetesClient kube;
-
-  /** What the release runs with: the operator's rights, as the chart grants them. */
-  private KubernetesClient operator;
-
   /** Another replica's writes, let in just before the release's. */
   private final AnotherWriter another = new AnotherWriter();
 
-  @BeforeEach
-  void start() {
-    api = MockApiServer.with(another);
-    api.init();
-    kube = api.createClient();
-    operator = RbacCalls.clientAs(api, "operator");
-  }
-
-  @AfterEach
-  void stop() {
-    operator.close();
-    kube.close();
-    api.destroy();
-  }
+  @RegisterExtension final MockApi api = MockApi.with(another);
 
   @Test
   void itsOwnLeaseIsLeftWithoutHolderForAStandbyToTakeAtOnce() {
@@ -96,12 +72,13 @@ class LeaseReleaseTest {
   }
 
   private boolean release(String identity) {
-    return new LeaseRelease(operator, NS, NAME, identity).release();
+    return new LeaseRelease(api.as("operator"), NS, NAME, identity).release();
   }
 
   private Lease lease(String holder, int transitions) {
     ZonedDateTime now = ZonedDateTime.now(ZoneOffset.UTC);
-    return kube.leases()
+    return api.admin()
+        .leases()
         .inNamespace(NS)
         .resource(
             new LeaseBuilder()
@@ -121,6 +98,6 @@ class LeaseReleaseTest {
   }
 
   private Lease read() {
-    return kube.leases().inNamespace(NS).withName(NAME).get();
+    return api.admin().leases().inNamespace(NS).withName(NAME).get();
   }
 }

@@ -8,16 +8,11 @@ import dev.ferry.api.crd.MigrationRequestSpec;
 import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
-import dev.ferry.testbed.MockApiServer;
-import dev.ferry.testbed.RbacCalls;
+import dev.ferry.testbed.MockApi;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
-import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.dsl.base.CustomResourceDefinitionContext;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import java.util.Map;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * The patch {@link RequestStatusWrite} sends, addressed by the request's name alone, on Fabric8's
@@ -26,35 +21,13 @@ import org.junit.jupiter.api.Test;
  * through JOSDK is the operator's: OperatorIT and every end-to-end test read the phases it writes.)
  */
 class RequestStatusWriteTest {
-  private KubernetesMockServer apiServer;
-
-  /** The tests' own: an admin's. */
-  private KubernetesClient client;
-
-  /** What the status is written with: the operator's rights, as the chart grants them. */
-  private KubernetesClient operator;
-
-  @BeforeEach
-  void start() {
-    apiServer = MockApiServer.withExpectations();
-    apiServer.expectCustomResource(
-        CustomResourceDefinitionContext.fromCustomResourceType(MigrationRequest.class));
-    client = apiServer.createClient();
-    operator = RbacCalls.clientAs(apiServer, "operator");
-  }
-
-  @AfterEach
-  void stop() {
-    operator.close();
-    client.close();
-    apiServer.destroy();
-  }
+  @RegisterExtension final MockApi api = MockApi.withExpectations().serving(MigrationRequest.class);
 
   @Test
   void theFirstStatusIsWrittenOnARequestThatHasNone() {
-    MigrationRequest mr = client.resource(request("move-1")).create();
+    MigrationRequest mr = api.admin().resource(request("move-1")).create();
     assertThat(
-            client
+            api.admin()
                 .genericKubernetesResources("ferry.dev/v1alpha1", "MigrationRequest")
                 .inNamespace("shop")
                 .withName("move-1")
@@ -65,27 +38,27 @@ class RequestStatusWriteTest {
     mr.setStatus(status(Phase.Pending, "waiting for a migration slot"));
     write(mr);
 
-    MigrationRequest read = client.resource(mr).get();
+    MigrationRequest read = api.admin().resource(mr).get();
     assertThat(read.getStatus().getPhase()).isEqualTo(Phase.Pending);
     assertThat(read.getStatus().getMessage()).isEqualTo("waiting for a migration slot");
   }
 
   @Test
   void whatTheStepClearedIsGoneAndTheRestIsAsWritten() {
-    MigrationRequest mr = client.resource(request("move-1")).create();
+    MigrationRequest mr = api.admin().resource(request("move-1")).create();
     MigrationRequestStatus first = status(Phase.Pending, "waiting for a migration slot");
     first.setPhaseMillis(Map.of("Pending", 12.0));
     mr.setStatus(first);
     write(mr);
 
-    MigrationRequest cached = client.resource(mr).get();
+    MigrationRequest cached = api.admin().resource(mr).get();
     MigrationRequestStatus next = cached.getStatus();
     next.setPhase(Phase.Preparing);
     next.setMessage(null);
     next.setTargetNode("node-b");
     write(cached);
 
-    MigrationRequest read = client.resource(mr).get();
+    MigrationRequest read = api.admin().resource(mr).get();
     assertThat(read.getStatus().getPhase()).isEqualTo(Phase.Preparing);
     assertThat(read.getStatus().getMessage()).isNull();
     assertThat(read.getStatus().getTargetNode()).isEqualTo("node-b");
@@ -97,16 +70,16 @@ class RequestStatusWriteTest {
 
   @Test
   void theSpecAndLabelsAreLeftAsTheServerHasThem() {
-    MigrationRequest mr = client.resource(request("move-1")).create();
+    MigrationRequest mr = api.admin().resource(request("move-1")).create();
     // Changed by someone else after the reconcile read the request.
-    MigrationRequest theirs = client.resource(mr).get();
+    MigrationRequest theirs = api.admin().resource(mr).get();
     theirs.getMetadata().setLabels(Map.of("team", "shop"));
-    client.resource(theirs).update();
+    api.admin().resource(theirs).update();
 
     mr.setStatus(status(Phase.Preparing, "choosing a target"));
     write(mr);
 
-    MigrationRequest read = client.resource(mr).get();
+    MigrationRequest read = api.admin().resource(mr).get();
     assertThat(read.getMetadata().getLabels()).containsEntry("team", "shop");
     assertThat(read.getStatus().getPhase()).isEqualTo(Phase.Preparing);
   }
@@ -114,7 +87,7 @@ class RequestStatusWriteTest {
   @SuppressWarnings("unchecked")
   private Map<String, Object> rawStatus(String name) {
     return (Map<String, Object>)
-        client
+        api.admin()
             .genericKubernetesResources("ferry.dev/v1alpha1", "MigrationRequest")
             .inNamespace("shop")
             .withName(name)
@@ -124,7 +97,7 @@ class RequestStatusWriteTest {
   }
 
   private void write(MigrationRequest mr) {
-    RequestStatusWrite.patch(operator, mr);
+    RequestStatusWrite.patch(api.as("operator"), mr);
   }
 
   private static MigrationRequestStatus status(Phase phase, String message) {

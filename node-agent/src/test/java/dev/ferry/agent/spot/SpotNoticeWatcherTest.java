@@ -4,14 +4,11 @@ package dev.ferry.agent.spot;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.testbed.FakeImds;
-import dev.ferry.testbed.MockApiServer;
-import dev.ferry.testbed.RbacCalls;
+import dev.ferry.testbed.MockApi;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.NodeCondition;
-import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -23,6 +20,7 @@ import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * The watcher between a fake IMDSv2 service and Fabric8's mock API server in CRUD mode: what the
@@ -37,13 +35,7 @@ class SpotNoticeWatcherTest {
   private static final String REBALANCE = "{\"noticeTime\":\"2026-11-23T09:45:00Z\"}";
 
   private FakeImds imds;
-  private KubernetesMockServer apiServer;
-
-  /** The tests' own: an admin's. */
-  private KubernetesClient client;
-
-  /** What the watcher runs with: the agent's rights, as the chart grants them. */
-  private KubernetesClient agent;
+  @RegisterExtension final MockApi api = MockApi.crud();
 
   private final List<SpotNoticeWatcher> watchers = new ArrayList<>();
   private final Map<NoticeKind, AtomicInteger> counted = new ConcurrentHashMap<>();
@@ -51,17 +43,11 @@ class SpotNoticeWatcherTest {
   @BeforeEach
   void start() throws Exception {
     imds = FakeImds.start();
-    apiServer = MockApiServer.crud();
-    client = apiServer.createClient();
-    agent = RbacCalls.clientAs(apiServer, "node-agent");
   }
 
   @AfterEach
   void stop() {
     watchers.forEach(SpotNoticeWatcher::close);
-    agent.close();
-    client.close();
-    apiServer.destroy();
     imds.close();
   }
 
@@ -200,7 +186,7 @@ class SpotNoticeWatcherTest {
         SpotNoticeWatcher.start(
             Optional.of(imds.endpoint()),
             INTERVAL,
-            agent,
+            api.as("node-agent"),
             NODE,
             kind -> counted.computeIfAbsent(kind, k -> new AtomicInteger()).incrementAndGet());
     watchers.add(w);
@@ -212,7 +198,7 @@ class SpotNoticeWatcherTest {
   }
 
   private void createNode() {
-    client
+    api.admin()
         .nodes()
         .resource(
             new NodeBuilder()
@@ -236,7 +222,7 @@ class SpotNoticeWatcherTest {
   }
 
   private Node node() {
-    return client.nodes().withName(NODE).get();
+    return api.admin().nodes().withName(NODE).get();
   }
 
   private Optional<NodeCondition> condition(NoticeKind kind) {
@@ -255,7 +241,7 @@ class SpotNoticeWatcherTest {
   }
 
   private List<Event> events() {
-    return client.v1().events().inNamespace("default").list().getItems();
+    return api.admin().v1().events().inNamespace("default").list().getItems();
   }
 
   private List<String> reasons() {

@@ -11,18 +11,14 @@ import dev.ferry.api.crd.PodReference;
 import dev.ferry.operator.migration.InvalidRequest;
 import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.PlanMaker;
-import dev.ferry.testbed.MockApiServer;
-import dev.ferry.testbed.RbacCalls;
+import dev.ferry.testbed.MockApi;
 import io.fabric8.kubernetes.api.model.Pod;
-import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.dsl.base.CustomResourceDefinitionContext;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * Which addresses a pod may move: its own, and those a MovedAddress record (written only by the
@@ -30,25 +26,14 @@ import org.junit.jupiter.api.Test;
  */
 class MovedAddressTest {
   private static final String NS = "shop";
-  private KubernetesMockServer api;
-
-  /** The tests' own: an admin's. */
-  private KubernetesClient kube;
-
-  /** What the view runs with: the operator's rights, as the chart grants them. */
-  private KubernetesClient operator;
+  @RegisterExtension final MockApi api = MockApi.withExpectations().serving(MovedAddress.class);
 
   private ClusterView cluster;
   private PlanMaker planner;
 
   @BeforeEach
   void start() {
-    api = MockApiServer.withExpectations();
-    api.expectCustomResource(
-        CustomResourceDefinitionContext.fromCustomResourceType(MovedAddress.class));
-    kube = api.createClient();
-    operator = RbacCalls.clientAs(api, "operator");
-    cluster = new ClusterView(operator);
+    cluster = new ClusterView(api.as("operator"));
     planner = new PlanMaker(cluster, 9443);
     node("node-a", "10.1.0.1");
     node("node-b", "10.1.0.2");
@@ -56,18 +41,11 @@ class MovedAddressTest {
     pod("pod-b", "node-b", "10.0.0.20", Map.of());
   }
 
-  @AfterEach
-  void stop() {
-    operator.close();
-    kube.close();
-    api.destroy();
-  }
-
   @Test
   void anAddressMovedIntoAPodCanBeMovedOnFromIt() throws Exception {
     moved("pod-b", "node-b", "10.0.0.10", "shop/move-1");
 
-    MovedAddress record = kube.resources(MovedAddress.class).withName("10.0.0.10").get();
+    MovedAddress record = api.admin().resources(MovedAddress.class).withName("10.0.0.10").get();
     assertThat(record.getSpec().getPod().getName()).isEqualTo("pod-b");
     assertThat(record.getSpec().getPod().getUid()).isEqualTo(uid("pod-b"));
     assertThat(record.getSpec().getNode()).isEqualTo("node-b");
@@ -81,7 +59,7 @@ class MovedAddressTest {
     pod("pod-c", "node-b", null, Map.of());
     moved("pod-c", "node-b", "10.0.0.10", "shop/move-1");
 
-    assertThat(cluster.movedInto(kube.pods().inNamespace(NS).withName("pod-c").get()))
+    assertThat(cluster.movedInto(api.admin().pods().inNamespace(NS).withName("pod-c").get()))
         .containsExactly("10.0.0.10");
     assertThat(planner.plan(request("pod-c", "pod-a", null), null).address())
         .isEqualTo("10.0.0.10/32");
@@ -117,7 +95,7 @@ class MovedAddressTest {
   @Test
   void aPodMadeAgainUnderTheSameNameHasNoClaimOnTheOldOnesAddress() {
     moved("pod-b", "node-b", "10.0.0.10", "shop/move-1");
-    kube.pods().inNamespace(NS).withName("pod-b").delete();
+    api.admin().pods().inNamespace(NS).withName("pod-b").delete();
     pod("pod-b", "node-b", "10.0.0.21", Map.of());
 
     assertThatThrownBy(() -> planner.plan(request("pod-b", "pod-a", "10.0.0.10"), null))
@@ -130,7 +108,7 @@ class MovedAddressTest {
     moved("pod-b", "node-b", "10.0.0.10", "shop/move-1");
     moved("pod-a", "node-a", "10.0.0.10", "shop/move-back");
 
-    assertThat(kube.resources(MovedAddress.class).list().getItems()).isEmpty();
+    assertThat(api.admin().resources(MovedAddress.class).list().getItems()).isEmpty();
   }
 
   @Test
@@ -138,7 +116,7 @@ class MovedAddressTest {
     moved("pod-b", "node-b", "fd42::5", "shop/move-1");
     moved("pod-b", "node-b", "fd42:0:0::5", "shop/move-2");
 
-    assertThat(kube.resources(MovedAddress.class).list().getItems()).hasSize(1);
+    assertThat(api.admin().resources(MovedAddress.class).list().getItems()).hasSize(1);
     assertThat(planner.plan(request("pod-b", "pod-a", "FD42::0:5"), null).address())
         .isEqualTo("fd42:0:0::5/128");
   }
@@ -161,7 +139,7 @@ class MovedAddressTest {
     cluster.recordMove(
         there.target(), there.targetAddresses(), "node-b", "10.0.0.10", "shop/move-1");
     assertThat(calls()).noneMatch(c -> c.startsWith("GET /api/v1/namespaces/shop/pods"));
-    MovedAddress record = kube.resources(MovedAddress.class).withName("10.0.0.10").get();
+    MovedAddress record = api.admin().resources(MovedAddress.class).withName("10.0.0.10").get();
     assertThat(record.getSpec().getPod().getUid()).isEqualTo(uid("pod-b"));
     assertThat(record.getMetadata().getLabels())
         .containsEntry(ClusterView.HOLDER_LABEL, uid("pod-b"));
@@ -170,17 +148,17 @@ class MovedAddressTest {
     calls();
     cluster.recordMove(back.target(), back.targetAddresses(), "node-a", "10.0.0.10", "shop/back");
     assertThat(calls()).noneMatch(c -> c.startsWith("GET /api/v1/namespaces/shop/pods"));
-    assertThat(kube.resources(MovedAddress.class).list().getItems()).isEmpty();
+    assertThat(api.admin().resources(MovedAddress.class).list().getItems()).isEmpty();
   }
 
   /** The requests the API server received since the last call, as "METHOD PATH". */
   private List<String> calls() throws InterruptedException {
-    return ApiRequests.since(api);
+    return ApiRequests.since(api.server());
   }
 
   /** As the end of a move records it: with the holder as a plan read it. */
   private void moved(String holder, String node, String address, String migrationRequest) {
-    Pod pod = kube.pods().inNamespace(NS).withName(holder).get();
+    Pod pod = api.admin().pods().inNamespace(NS).withName(holder).get();
     cluster.recordMove(
         ClusterView.ref(pod), ClusterView.ownAddresses(pod), node, address, migrationRequest);
   }
@@ -200,14 +178,14 @@ class MovedAddressTest {
   }
 
   private String uid(String pod) {
-    return kube.pods().inNamespace(NS).withName(pod).get().getMetadata().getUid();
+    return api.admin().pods().inNamespace(NS).withName(pod).get().getMetadata().getUid();
   }
 
   private void node(String name, String internalIp) {
-    KubeletObjects.node(kube, name, internalIp);
+    KubeletObjects.node(api.admin(), name, internalIp);
   }
 
   private void pod(String name, String node, String ip, Map<String, String> annotations) {
-    KubeletObjects.runningPod(kube, NS, name, node, ip, annotations);
+    KubeletObjects.runningPod(api.admin(), NS, name, node, ip, annotations);
   }
 }

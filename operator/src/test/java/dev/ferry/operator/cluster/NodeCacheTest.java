@@ -7,11 +7,8 @@ import dev.ferry.api.crd.MigrationPolicy;
 import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.PlanMaker;
 import dev.ferry.operator.policy.MigrationPolicyReconciler;
-import dev.ferry.testbed.MockApiServer;
-import dev.ferry.testbed.RbacCalls;
+import dev.ferry.testbed.MockApi;
 import io.fabric8.kubernetes.api.model.Node;
-import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.javaoperatorsdk.operator.api.config.BaseConfigurationService;
 import io.javaoperatorsdk.operator.api.config.ConfigurationService;
 import io.javaoperatorsdk.operator.api.config.ControllerConfiguration;
@@ -21,6 +18,7 @@ import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * A plan reads the nodes from the informer MigrationPolicyReconciler's controller runs, on
@@ -30,23 +28,14 @@ import org.junit.jupiter.api.Test;
 class NodeCacheTest {
   private static final String NODES = "/api/v1/nodes";
 
-  private KubernetesMockServer api;
-
-  /** The tests' own: an admin's. */
-  private KubernetesClient kube;
-
-  /** What the cache and the plans run with: the operator's rights, as the chart grants them. */
-  private KubernetesClient operator;
+  @RegisterExtension final MockApi api = MockApi.crud();
 
   private final NodeCache cache = new NodeCache();
   private InformerEventSource<Node, MigrationPolicy> informer;
 
   @BeforeEach
   void start() {
-    api = MockApiServer.crud();
-    kube = api.createClient();
-    operator = RbacCalls.clientAs(api, "operator");
-    TwoPods.make(kube);
+    TwoPods.make(api.admin());
     informer = policyInformer();
   }
 
@@ -55,9 +44,6 @@ class NodeCacheTest {
     if (informer.isRunning()) {
       informer.stop();
     }
-    operator.close();
-    kube.close();
-    api.destroy();
   }
 
   @Test
@@ -85,7 +71,7 @@ class NodeCacheTest {
   }
 
   private PlanMaker planner() {
-    return new PlanMaker(new ClusterView(operator, cache), 9443);
+    return new PlanMaker(new ClusterView(api.as("operator"), cache), 9443);
   }
 
   /**
@@ -96,7 +82,7 @@ class NodeCacheTest {
   private InformerEventSource<Node, MigrationPolicy> policyInformer() {
     ConfigurationService config =
         ConfigurationService.newOverriddenConfigurationService(
-            new BaseConfigurationService(), o -> o.withKubernetesClient(operator));
+            new BaseConfigurationService(), o -> o.withKubernetesClient(api.as("operator")));
     MigrationPolicyReconciler reconciler = new MigrationPolicyReconciler(null, cache);
     ControllerConfiguration<MigrationPolicy> controller = config.getConfigurationFor(reconciler);
     var source =
@@ -104,7 +90,10 @@ class NodeCacheTest {
             reconciler
                 .prepareEventSources(
                     new EventSourceContext<>(
-                        new EmptyResourceCache<>(), controller, operator, MigrationPolicy.class))
+                        new EmptyResourceCache<>(),
+                        controller,
+                        api.as("operator"),
+                        MigrationPolicy.class))
                 .get(0);
     source.setControllerConfiguration((ControllerConfiguration) controller);
     source.setEventHandler(event -> {});
@@ -113,6 +102,6 @@ class NodeCacheTest {
 
   /** The requests the API server received since the last call, as "METHOD PATH". */
   private List<String> calls() throws InterruptedException {
-    return ApiRequests.since(api);
+    return ApiRequests.since(api.server());
   }
 }

@@ -6,21 +6,19 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.PlanMaker;
-import dev.ferry.testbed.MockApiServer;
-import dev.ferry.testbed.RbacCalls;
+import dev.ferry.testbed.MockApi;
 import io.fabric8.kubernetes.api.model.ContainerPortBuilder;
 import io.fabric8.kubernetes.api.model.ManagedFieldsEntryBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.PodIP;
-import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * A migration reads its pods from the operator's pod cache, on Fabric8's mock API server in CRUD
@@ -30,24 +28,15 @@ class PodCacheTest {
   private static final String NS = TwoPods.NS;
   private static final String PODS = "/api/v1/namespaces/shop/pods/";
 
-  private KubernetesMockServer api;
-
-  /** The tests' own: an admin's. */
-  private KubernetesClient kube;
-
-  /** What the cache and the plans run with: the operator's rights, as the chart grants them. */
-  private KubernetesClient operator;
+  @RegisterExtension final MockApi api = MockApi.crud();
 
   private final PodCache cache = new PodCache();
   private InformerEventSource<Pod, MigrationRequest> informer;
 
   @BeforeEach
   void start() {
-    api = MockApiServer.crud();
-    kube = api.createClient();
-    operator = RbacCalls.clientAs(api, "operator");
-    TwoPods.make(kube);
-    informer = PodInformers.of(operator, cache);
+    TwoPods.make(api.admin());
+    informer = PodInformers.of(api.as("operator"), cache);
   }
 
   @AfterEach
@@ -55,9 +44,6 @@ class PodCacheTest {
     if (informer.isRunning()) {
       informer.stop();
     }
-    operator.close();
-    kube.close();
-    api.destroy();
   }
 
   @Test
@@ -91,7 +77,7 @@ class PodCacheTest {
   @Test
   void theCacheKeepsWhatTheOperatorReadsOfAPodAndNothingElse() throws Exception {
     Pod full =
-        new PodBuilder(kube.pods().inNamespace(NS).withName("pod-a").get())
+        new PodBuilder(api.admin().pods().inNamespace(NS).withName("pod-a").get())
             .editMetadata()
             .addToLabels("app", "shop")
             .addToAnnotations("ferry.dev/netns", "/run/netns/a")
@@ -121,7 +107,7 @@ class PodCacheTest {
             .endContainerStatus()
             .endStatus()
             .build();
-    kube.pods().inNamespace(NS).resource(full).update();
+    api.admin().pods().inNamespace(NS).resource(full).update();
     informer.start();
 
     Pod cached = PodInformers.await(cache, NS, "pod-a", p -> p.getMetadata().getLabels() != null);
@@ -150,7 +136,7 @@ class PodCacheTest {
   @Test
   void aRequestWithoutPortsTakesThePortsTheCachedSourcePodDeclares() throws Exception {
     Pod withPorts =
-        new PodBuilder(kube.pods().inNamespace(NS).withName("pod-a").get())
+        new PodBuilder(api.admin().pods().inNamespace(NS).withName("pod-a").get())
             .editSpec()
             .addNewContainer()
             .withName("server")
@@ -160,7 +146,7 @@ class PodCacheTest {
             .endContainer()
             .endSpec()
             .build();
-    kube.pods().inNamespace(NS).resource(withPorts).update();
+    api.admin().pods().inNamespace(NS).resource(withPorts).update();
     informer.start();
     PodInformers.await(cache, NS, "pod-a", p -> true);
     PodInformers.await(cache, NS, "pod-b", p -> true);
@@ -188,10 +174,10 @@ class PodCacheTest {
   }
 
   private PlanMaker planner() {
-    return new PlanMaker(new ClusterView(operator, new NodeCache(), cache), 9443);
+    return new PlanMaker(new ClusterView(api.as("operator"), new NodeCache(), cache), 9443);
   }
 
   private List<String> calls() throws InterruptedException {
-    return ApiRequests.since(api);
+    return ApiRequests.since(api.server());
   }
 }

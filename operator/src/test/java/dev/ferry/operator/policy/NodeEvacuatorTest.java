@@ -10,21 +10,17 @@ import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.api.crd.Phase;
 import dev.ferry.operator.OperatorMetrics;
 import dev.ferry.operator.migration.MigrationMachine;
-import dev.ferry.testbed.MockApiServer;
-import dev.ferry.testbed.RbacCalls;
+import dev.ferry.testbed.MockApi;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.PodBuilder;
-import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.dsl.base.CustomResourceDefinitionContext;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * A rebalance recommendation, then the node's interruption, against Fabric8's mock API server in
@@ -35,26 +31,14 @@ class NodeEvacuatorTest {
   private static final String REBALANCE_AT = "2026-11-23T09:50:00Z";
   private static final String INTERRUPTION_AT = "2026-11-23T09:55:00Z";
 
-  private KubernetesMockServer api;
-
-  /** The tests' own: an admin's. */
-  private KubernetesClient kube;
-
-  /** What the evacuator runs with: the operator's rights, as the chart grants them. */
-  private KubernetesClient operator;
+  @RegisterExtension
+  final MockApi api = MockApi.crud().serving(MigrationRequest.class, MigrationPolicy.class);
 
   private NodeEvacuator evacuator;
   private MigrationPolicy policy;
 
   @BeforeEach
   void start() {
-    api = MockApiServer.crud();
-    api.expectCustomResource(
-        CustomResourceDefinitionContext.fromCustomResourceType(MigrationRequest.class));
-    api.expectCustomResource(
-        CustomResourceDefinitionContext.fromCustomResourceType(MigrationPolicy.class));
-    kube = api.createClient();
-    operator = RbacCalls.clientAs(api, "operator");
     pod("pod-a", "node-a");
     pod("pod-b", "node-b");
     MigrationPolicySpec spec = new MigrationPolicySpec();
@@ -64,15 +48,9 @@ class NodeEvacuatorTest {
     policy.getMetadata().setName("keep-streams");
     policy.getMetadata().setNamespace(NS);
     policy.setSpec(spec);
-    policy = kube.resource(policy).create();
-    evacuator = new NodeEvacuator(operator, new OperatorMetrics(new SimpleMeterRegistry()));
-  }
-
-  @AfterEach
-  void stop() {
-    operator.close();
-    kube.close();
-    api.destroy();
+    policy = api.admin().resource(policy).create();
+    evacuator =
+        new NodeEvacuator(api.as("operator"), new OperatorMetrics(new SimpleMeterRegistry()));
   }
 
   @Test
@@ -152,7 +130,8 @@ class NodeEvacuatorTest {
               assertThat(r.getSpec().getSource().getName()).isEqualTo("pod-a");
             });
     assertThat(
-            kube.resources(MigrationRequest.class)
+            api.admin()
+                .resources(MigrationRequest.class)
                 .inNamespace(NS)
                 .withName(prepared.getMetadata().getName())
                 .get()
@@ -208,7 +187,8 @@ class NodeEvacuatorTest {
   }
 
   private void pod(String name, String node) {
-    kube.pods()
+    api.admin()
+        .pods()
         .inNamespace(NS)
         .resource(
             new PodBuilder()
@@ -237,15 +217,16 @@ class NodeEvacuatorTest {
     MigrationRequestStatus st = new MigrationRequestStatus();
     st.setPhase(phase);
     r.setStatus(st);
-    kube.resource(r).updateStatus();
+    api.admin().resource(r).updateStatus();
   }
 
   private List<MigrationRequest> requests() {
-    return kube.resources(MigrationRequest.class).inNamespace(NS).list().getItems();
+    return api.admin().resources(MigrationRequest.class).inNamespace(NS).list().getItems();
   }
 
   private MigrationPolicy policyNow() {
-    return kube.resources(MigrationPolicy.class)
+    return api.admin()
+        .resources(MigrationPolicy.class)
         .inNamespace(NS)
         .withName(policy.getMetadata().getName())
         .get();

@@ -9,14 +9,10 @@ import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.operator.OperatorMetrics;
 import dev.ferry.operator.policy.NodeEvacuator;
 import dev.ferry.testbed.FakeSqs;
-import dev.ferry.testbed.MockApiServer;
-import dev.ferry.testbed.RbacCalls;
+import dev.ferry.testbed.MockApi;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.NodeCondition;
 import io.fabric8.kubernetes.api.model.PodBuilder;
-import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.dsl.base.CustomResourceDefinitionContext;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -31,6 +27,7 @@ import java.util.logging.Logger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import software.amazon.awssdk.services.sqs.SqsClient;
 
 /**
@@ -43,13 +40,9 @@ class InterruptionQueueTest {
   private static final String INSTANCE_A = "i-0aaaaaaaaaaaaaaaa";
   private static final String INSTANCE_B = "i-0bbbbbbbbbbbbbbbb";
 
-  private KubernetesMockServer api;
-
-  /** The tests' own: an admin's. */
-  private KubernetesClient kube;
-
-  /** What the queue and its evacuator run with: the operator's rights, as the chart grants them. */
-  private KubernetesClient operator;
+  @RegisterExtension
+  final MockApi api =
+      MockApi.withExpectations().serving(MigrationRequest.class, MigrationPolicy.class);
 
   private FakeSqs sqs;
   private SqsClient sqsClient;
@@ -73,13 +66,6 @@ class InterruptionQueueTest {
 
   @BeforeEach
   void start() throws Exception {
-    api = MockApiServer.withExpectations();
-    api.expectCustomResource(
-        CustomResourceDefinitionContext.fromCustomResourceType(MigrationRequest.class));
-    api.expectCustomResource(
-        CustomResourceDefinitionContext.fromCustomResourceType(MigrationPolicy.class));
-    kube = api.createClient();
-    operator = RbacCalls.clientAs(api, "operator");
     node("node-a", INSTANCE_A);
     node("node-b", INSTANCE_B);
     node("node-fargate", null);
@@ -92,7 +78,7 @@ class InterruptionQueueTest {
     MigrationPolicySpec spec = new MigrationPolicySpec();
     spec.setSelector(Map.of("app", "streamer"));
     policy.setSpec(spec);
-    kube.resource(policy).create();
+    api.admin().resource(policy).create();
 
     sqs = FakeSqs.start();
     String url = sqs.createQueue(QUEUE);
@@ -101,8 +87,8 @@ class InterruptionQueueTest {
         new InterruptionQueue(
             sqsClient,
             url,
-            operator,
-            new NodeEvacuator(operator, new OperatorMetrics(new SimpleMeterRegistry())),
+            api.as("operator"),
+            new NodeEvacuator(api.as("operator"), new OperatorMetrics(new SimpleMeterRegistry())),
             Duration.ofSeconds(1),
             Duration.ofSeconds(20),
             Duration.ofMillis(10),
@@ -115,13 +101,11 @@ class InterruptionQueueTest {
     Logger.getLogger(InterruptionQueue.class.getName()).removeHandler(capture);
     queue.close();
     sqs.close();
-    operator.close();
-    kube.close();
-    api.destroy();
   }
 
   private void node(String name, String instance) {
-    kube.nodes()
+    api.admin()
+        .nodes()
         .resource(
             new NodeBuilder()
                 .withNewMetadata()
@@ -142,7 +126,8 @@ class InterruptionQueueTest {
   }
 
   private void pod(String name, String node, String app) {
-    kube.pods()
+    api.admin()
+        .pods()
         .inNamespace(NS)
         .resource(
             new PodBuilder()
@@ -177,7 +162,7 @@ class InterruptionQueueTest {
   }
 
   private List<MigrationRequest> requests() {
-    return kube.resources(MigrationRequest.class).inNamespace(NS).list().getItems();
+    return api.admin().resources(MigrationRequest.class).inNamespace(NS).list().getItems();
   }
 
   @Test
@@ -195,7 +180,7 @@ class InterruptionQueueTest {
               assertThat(r.getSpec().getTarget().getName()).isEqualTo("pod-b");
             });
     NodeCondition c =
-        kube.nodes().withName("node-a").get().getStatus().getConditions().stream()
+        api.admin().nodes().withName("node-a").get().getStatus().getConditions().stream()
             .filter(x -> x.getType().equals("SpotInterruptionNotice"))
             .findFirst()
             .orElseThrow();
@@ -206,7 +191,8 @@ class InterruptionQueueTest {
 
   @Test
   void aMessageStaysInTheQueueUntilTheRequestsExist() {
-    api.expect()
+    api.server()
+        .expect()
         .post()
         .withPath("/apis/ferry.dev/v1alpha1/namespaces/" + NS + "/migrationrequests")
         .andReturn(
@@ -304,8 +290,8 @@ class InterruptionQueueTest {
         new InterruptionQueue(
             FakeSqsTest.client(sqs.endpoint()),
             sqs.url("no-such-queue"),
-            operator,
-            new NodeEvacuator(operator, new OperatorMetrics(new SimpleMeterRegistry())),
+            api.as("operator"),
+            new NodeEvacuator(api.as("operator"), new OperatorMetrics(new SimpleMeterRegistry())),
             Duration.ofSeconds(1),
             Duration.ofSeconds(20),
             Duration.ofMillis(10),
