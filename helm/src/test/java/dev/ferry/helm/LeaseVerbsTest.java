@@ -3,8 +3,6 @@ package dev.ferry.helm;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import com.fasterxml.jackson.databind.DeserializationFeature;
-import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.extended.leaderelection.LeaderCallbacks;
 import io.fabric8.kubernetes.client.extended.leaderelection.LeaderElectionConfig;
@@ -93,15 +91,9 @@ class LeaseVerbsTest {
 
   private static Set<String> listedVerbs() throws IOException {
     Set<String> verbs = new TreeSet<>();
-    for (var call :
-        YAMLMapper.builder()
-            .disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
-            .build()
-            .readTree(Repo.path("helm/rbac-calls.yaml").toFile())
-            .get("calls")) {
-      if (call.get("component").asText().equals("operator")
-          && call.get("resource").asText().equals("leases")) {
-        call.get("verbs").forEach(v -> verbs.add(v.asText()));
+    for (RbacTest.Call call : RbacTest.calls()) {
+      if (call.component().equals("operator") && call.resource().equals("leases")) {
+        verbs.addAll(call.verbs());
       }
     }
     return verbs;

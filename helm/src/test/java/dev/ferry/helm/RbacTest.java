@@ -230,7 +230,8 @@ class RbacTest {
     return !g.names().isEmpty() && named.containsAll(g.names());
   }
 
-  private static List<Call> calls() throws IOException {
+  /** Every call helm/rbac-calls.yaml lists. */
+  static List<Call> calls() throws IOException {
     ObjectMapper yaml =
         YAMLMapper.builder().enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES).build();
     return yaml.readValue(CALLS.toFile(), Calls.class).calls();

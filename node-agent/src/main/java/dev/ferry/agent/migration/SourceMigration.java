@@ -145,12 +145,17 @@ public final class SourceMigration {
       }
       records.put(f.connection(), r);
     }
+    recordLeftBehind(leftBehind);
+    return status();
+  }
+
+  /** Each connection the move cannot take, as STAYED with its state and reason. */
+  private void recordLeftBehind(List<Inventory.LeftBehind> leftBehind) {
     for (Inventory.LeftBehind l : leftBehind) {
       ConnectionRecord r = new ConnectionRecord(l.connection(), STAYED);
       r.reason = l.described();
       records.put(l.connection(), r);
     }
-    return status();
   }
 
   /**
@@ -166,11 +171,7 @@ public final class SourceMigration {
         r.reason = why;
         records.put(c, r);
       }
-      for (Inventory.LeftBehind l : leftBehind) {
-        ConnectionRecord r = new ConnectionRecord(l.connection(), STAYED);
-        r.reason = l.described();
-        records.put(l.connection(), r);
-      }
+      recordLeftBehind(leftBehind);
     }
     return status();
   }
