@@ -63,9 +63,9 @@ public final class ApiServer {
 
   /**
    * The CRUD store, behind RBAC for the operator and the agents (each known by the bearer token its
-   * processes send, {@link RbacCalls#tokenOf}; any other request is the tests' own, an admin's),
-   * and an answer to access reviews: the operator asks, before it competes for its Lease, whether
-   * it may; the answer is a cluster admin's (what the chart grants is RbacTest's to check).
+   * processes send, {@link RbacCalls.Caller#token}; any other request is the tests' own, an
+   * admin's), and an answer to access reviews: the operator asks, before it competes for its Lease,
+   * whether it may; the answer is a cluster admin's (what the chart grants is RbacTest's to check).
    */
   private static final class ReviewingDispatcher extends RbacCalls.Enforcing {
     private static final String REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";

@@ -79,7 +79,7 @@ public final class ClusterObjects {
     env.put("KUBERNETES_AUTH_TRYKUBECONFIG", "false");
     env.put("KUBERNETES_AUTH_TRYSERVICEACCOUNT", "false");
     // Its ServiceAccount's rights, no more: the API server refuses what the chart does not grant.
-    env.put("KUBERNETES_AUTH_TOKEN", RbacCalls.tokenOf("operator"));
+    env.put("KUBERNETES_AUTH_TOKEN", RbacCalls.Caller.of("operator").in(namespace).token());
     env.put("KUBERNETES_NAMESPACE", namespace);
     env.put("FERRY_OPERATOR_TLS_CA", certs.resolve("ca.crt").toString());
     env.put("FERRY_OPERATOR_TLS_CERT", certs.resolve("operator.crt").toString());

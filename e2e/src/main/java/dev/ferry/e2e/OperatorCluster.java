@@ -230,8 +230,9 @@ public final class OperatorCluster implements AutoCloseable {
             "KUBERNETES_AUTH_TRYKUBECONFIG", "false",
             "KUBERNETES_AUTH_TRYSERVICEACCOUNT", "false",
             // Its ServiceAccount's rights, no more: the API server refuses what the chart does not
-            // grant.
-            "KUBERNETES_AUTH_TOKEN", RbacCalls.tokenOf("node-agent"));
+            // grant (with the agents watching their IMDS, as here).
+            "KUBERNETES_AUTH_TOKEN",
+                RbacCalls.Caller.of("node-agent").in(NAMESPACE).with("imds").token());
     kube.nodes()
         .resource(
             new NodeBuilder()
@@ -437,6 +438,13 @@ public final class OperatorCluster implements AutoCloseable {
     ProcessBuilder pb = ClusterObjects.operatorProcess(apiUrl, agents.certs, NAMESPACE, identity);
     pb.environment().put("QUARKUS_HTTP_PORT", String.valueOf(HTTP_PORT));
     pb.environment().putAll(more);
+    if ("true".equals(more.get("FERRY_OPERATOR_QUEUE_ENABLED"))) {
+      // The chart grants queue mode's calls only with aws.queue.enabled.
+      pb.environment()
+          .put(
+              "KUBERNETES_AUTH_TOKEN",
+              RbacCalls.Caller.of("operator").in(NAMESPACE).with("queue").token());
+    }
     return pb;
   }
 

@@ -24,7 +24,7 @@ import org.junit.jupiter.api.extension.ExtensionContext;
 public final class MockApi implements BeforeEachCallback, AfterEachCallback {
   private final Supplier<KubernetesMockServer> start;
   private final List<CustomResourceDefinitionContext> served = new ArrayList<>();
-  private final Map<String, KubernetesClient> components = new LinkedHashMap<>();
+  private final Map<RbacCalls.Caller, KubernetesClient> components = new LinkedHashMap<>();
   private KubernetesMockServer server;
   private KubernetesClient admin;
 
@@ -86,8 +86,16 @@ public final class MockApi implements BeforeEachCallback, AfterEachCallback {
     return admin;
   }
 
-  /** A client with {@code component}'s rights (operator, node-agent), as the chart grants them. */
+  /**
+   * A client with {@code component}'s rights (operator, node-agent), as the chart's defaults grant
+   * them in a release in {@link RbacCalls#RELEASE_NAMESPACE}.
+   */
   public KubernetesClient as(String component) {
-    return components.computeIfAbsent(component, c -> RbacCalls.clientAs(server, c));
+    return as(RbacCalls.Caller.of(component));
+  }
+
+  /** A client with {@code caller}'s rights: another release namespace, or more options on. */
+  public KubernetesClient as(RbacCalls.Caller caller) {
+    return components.computeIfAbsent(caller, c -> RbacCalls.clientAs(server, c));
   }
 }

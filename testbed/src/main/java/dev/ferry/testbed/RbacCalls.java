@@ -24,28 +24,81 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * The test API server's RBAC: a request made with the operator's or an agent's credentials is
- * allowed only if helm/rbac-calls.yaml lists that call (its component, API group, resource and
- * verb, and its object's name where the list names one), the list the helm module's RbacTest checks
- * the chart's rules against both ways. So a call the code makes that the list, and with it the
- * chart, does not grant is refused with 403 as a real API server would refuse it ({@link
- * Enforcing}), in the end-to-end tests, the demo, the benchmarks and the unit tests that act as the
- * operator. Where a call is made (its namespace) stays RbacTest's to check.
+ * allowed only if helm/rbac-calls.yaml lists that call for a release like the caller's ({@link
+ * Caller}): its component, API group, resource and verb; its object's name where the list names
+ * one; the namespace where the list limits the call to one (the release's own, or a fixed one);
+ * and, for a call the chart grants only with an option on ({@code when}), that option. It is the
+ * list the helm module's RbacTest checks the chart's rules against both ways, so a call the code
+ * makes that the chart does not grant is refused with 403 as a real API server would refuse it
+ * ({@link Enforcing}), in the end-to-end tests, the demo, the benchmarks and the unit tests that
+ * act as the operator or an agent.
  */
 public final class RbacCalls {
-  /** The bearer token each component's processes send here, and the component it stands for. */
-  public static final Map<String, String> COMPONENT_OF_TOKEN =
-      Map.of("ferry-operator", "operator", "ferry-node-agent", "node-agent");
+  /** Each component's ServiceAccount, as the chart names it. */
+  private static final Map<String, String> SERVICE_ACCOUNT =
+      Map.of("operator", "ferry-operator", "node-agent", "ferry-node-agent");
 
-  /** The token the operator's and the agents' processes send: their ServiceAccount's name. */
-  public static String tokenOf(String component) {
-    return COMPONENT_OF_TOKEN.entrySet().stream()
-        .filter(e -> e.getValue().equals(component))
-        .findFirst()
-        .orElseThrow()
-        .getKey();
+  /** The namespace of the release a unit test's component belongs to, unless it says otherwise. */
+  public static final String RELEASE_NAMESPACE = "ferry-system";
+
+  /**
+   * Who calls: {@code component}'s ServiceAccount in a release installed in {@code namespace}, with
+   * the chart's options in {@code enabled} on (the list's {@code when}: imds, queue, csi), which
+   * grant more. Its {@link #token} is what the component's process sends as its bearer token.
+   */
+  public record Caller(String component, String namespace, Set<String> enabled) {
+    public Caller {
+      if (!SERVICE_ACCOUNT.containsKey(component)) {
+        throw new IllegalArgumentException(
+            "component: " + component + " is none of " + SERVICE_ACCOUNT.keySet());
+      }
+      enabled = Set.copyOf(enabled);
+    }
+
+    /** {@code component} in a release in {@link #RELEASE_NAMESPACE}, with the chart's defaults. */
+    public static Caller of(String component) {
+      return new Caller(component, RELEASE_NAMESPACE, Set.of());
+    }
+
+    public Caller in(String releaseNamespace) {
+      return new Caller(component, releaseNamespace, enabled);
+    }
+
+    /** With more of the chart's options on ({@code when}: imds, queue, csi). */
+    public Caller with(String... options) {
+      Set<String> more = new HashSet<>(enabled);
+      more.addAll(List.of(options));
+      return new Caller(component, namespace, more);
+    }
+
+    /** Its user name, as a real API server names a ServiceAccount. */
+    public String user() {
+      return "system:serviceaccount:" + namespace + ":" + SERVICE_ACCOUNT.get(component);
+    }
+
+    /** The user name, then the options on after a semicolon: tokens here are not secret. */
+    public String token() {
+      return enabled.isEmpty() ? user() : user() + ";" + String.join(",", new TreeSet<>(enabled));
+    }
+
+    /** The caller a token names; empty for any other token (the tests' own, an admin's). */
+    static Optional<Caller> ofToken(String token) {
+      String[] userAndOptions = token.split(";", 2);
+      String[] user = userAndOptions[0].split(":");
+      if (user.length != 4 || !user[0].equals("system") || !user[1].equals("serviceaccount")) {
+        return Optional.empty();
+      }
+      Set<String> enabled =
+          userAndOptions.length == 1 ? Set.of() : Set.of(userAndOptions[1].split(","));
+      return SERVICE_ACCOUNT.entrySet().stream()
+          .filter(e -> e.getValue().equals(user[3]))
+          .findFirst()
+          .map(e -> new Caller(e.getKey(), user[2], enabled));
+    }
   }
 
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -54,7 +107,30 @@ public final class RbacCalls {
       Map.of("POST", "create", "PUT", "update", "PATCH", "patch");
 
   private record Call(
-      String component, String apiGroup, String resource, Set<String> verbs, String name) {}
+      String component,
+      String apiGroup,
+      String resource,
+      Set<String> verbs,
+      String scope,
+      String namespace,
+      String name,
+      String when) {
+    /**
+     * Whether a request in namespace {@code requested} (null: cluster-scoped, or across all
+     * namespaces) is where the chart grants this call to a release in {@code releaseNamespace}.
+     */
+    boolean grantedIn(String requested, String releaseNamespace) {
+      return switch (scope) {
+        // A ClusterRole bound cluster-wide: every namespace, and across all of them.
+        case "all-namespaces" -> true;
+        case "cluster" -> requested == null;
+        // A Role: its own namespace only.
+        case "namespace" ->
+            (namespace.equals("release") ? releaseNamespace : namespace).equals(requested);
+        default -> throw new IllegalStateException("scope: " + scope);
+      };
+    }
+  }
 
   /** One request, as RBAC sees it. */
   public record Request(
@@ -98,20 +174,29 @@ public final class RbacCalls {
               c.get("apiGroup").asText(),
               c.get("resource").asText(),
               verbs,
-              c.hasNonNull("name") ? c.get("name").asText() : null));
+              c.get("scope").asText(),
+              text(c, "namespace"),
+              text(c, "name"),
+              text(c, "when")));
     }
     return new RbacCalls(calls);
   }
 
-  public boolean allows(String component, Request r) {
+  private static String text(JsonNode call, String field) {
+    return call.hasNonNull(field) ? call.get(field).asText() : null;
+  }
+
+  public boolean allows(Caller caller, Request r) {
     return calls.stream()
         .anyMatch(
             c ->
-                c.component().equals(component)
+                c.component().equals(caller.component())
+                    && (c.when() == null || caller.enabled().contains(c.when()))
                     && c.apiGroup().equals(r.apiGroup())
                     && c.resource().equals(r.resource())
                     && c.verbs().contains(r.verb())
-                    && (c.name() == null || c.name().equals(r.name())));
+                    && (c.name() == null || c.name().equals(r.name()))
+                    && c.grantedIn(r.namespace(), caller.namespace()));
   }
 
   /**
@@ -162,7 +247,7 @@ public final class RbacCalls {
   }
 
   /** The 403 a real API server answers, in its words. */
-  public static String forbidden(String component, Request r) {
+  public static String forbidden(Caller caller, Request r) {
     String group = r.apiGroup().isEmpty() ? "" : "." + r.apiGroup();
     String what =
         r.resource().replaceFirst("/.*", "")
@@ -170,8 +255,8 @@ public final class RbacCalls {
             + (r.name() == null ? "" : " \"" + r.name() + "\"");
     String message =
         what
-            + " is forbidden: User \"system:serviceaccount:ferry-system:"
-            + tokenOf(component)
+            + " is forbidden: User \""
+            + caller.user()
             + "\" cannot "
             + r.verb()
             + " resource \""
@@ -196,8 +281,9 @@ public final class RbacCalls {
   }
 
   /**
-   * Fabric8's CRUD store behind this RBAC: a request with a component's token ({@link #tokenOf})
-   * gets that component's rights, any other (the tests' own clients) an admin's ({@link #refusal}).
+   * Fabric8's CRUD store behind this RBAC: a request with a component's token ({@link
+   * Caller#token}) gets that component's rights, any other (the tests' own clients) an admin's
+   * ({@link #refusal}).
    */
   public static class Enforcing extends KubernetesCrudDispatcher {
     private final RbacCalls rbac;
@@ -220,27 +306,27 @@ public final class RbacCalls {
    */
   public MockResponse refusal(RecordedRequest request) {
     String auth = request.getHeader("Authorization");
-    String component =
-        auth == null ? null : COMPONENT_OF_TOKEN.get(auth.replaceFirst("^Bearer ", ""));
-    if (component == null) {
+    Optional<Caller> caller =
+        auth == null ? Optional.empty() : Caller.ofToken(auth.replaceFirst("^Bearer ", ""));
+    if (caller.isEmpty()) {
       return null;
     }
     Optional<Request> asked = of(request.getMethod(), request.getPath());
-    if (asked.isEmpty() || allows(component, asked.get())) {
+    if (asked.isEmpty() || allows(caller.get(), asked.get())) {
       return null;
     }
     System.out.println(
-        "forbidden: " + component + " " + request.getMethod() + " " + request.getPath());
+        "forbidden: " + caller.get().token() + " " + request.getMethod() + " " + request.getPath());
     System.out.flush();
-    return new MockResponse().setResponseCode(403).setBody(forbidden(component, asked.get()));
+    return new MockResponse().setResponseCode(403).setBody(forbidden(caller.get(), asked.get()));
   }
 
-  /** A client of {@code api} with {@code component}'s rights (operator, node-agent). */
-  public static KubernetesClient clientAs(KubernetesMockServer api, String component) {
+  /** A client of {@code api} with {@code caller}'s rights. */
+  public static KubernetesClient clientAs(KubernetesMockServer api, Caller caller) {
     Config config =
         new ConfigBuilder(Config.empty())
             .withMasterUrl(api.url("/"))
-            .withOauthToken(tokenOf(component))
+            .withOauthToken(caller.token())
             .withNamespace("test")
             .build();
     return new KubernetesClientBuilder().withConfig(config).build();

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.testbed.FakeImds;
 import dev.ferry.testbed.MockApi;
+import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
@@ -186,7 +187,8 @@ class SpotNoticeWatcherTest {
         SpotNoticeWatcher.start(
             Optional.of(imds.endpoint()),
             INTERVAL,
-            api.as("node-agent"),
+            // Its rights where the chart has it watch its IMDS.
+            api.as(RbacCalls.Caller.of("node-agent").with("imds")),
             NODE,
             kind -> counted.computeIfAbsent(kind, k -> new AtomicInteger()).incrementAndGet());
     watchers.add(w);

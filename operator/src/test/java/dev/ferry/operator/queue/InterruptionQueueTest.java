@@ -10,9 +10,11 @@ import dev.ferry.operator.OperatorMetrics;
 import dev.ferry.operator.policy.NodeEvacuator;
 import dev.ferry.testbed.FakeSqs;
 import dev.ferry.testbed.MockApi;
+import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.NodeCondition;
 import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -83,12 +85,14 @@ class InterruptionQueueTest {
     sqs = FakeSqs.start();
     String url = sqs.createQueue(QUEUE);
     sqsClient = FakeSqsTest.client(sqs.endpoint());
+    // The operator's rights in a release with aws.queue.enabled, which grants queue mode's calls.
+    KubernetesClient operator = api.as(RbacCalls.Caller.of("operator").with("queue"));
     queue =
         new InterruptionQueue(
             sqsClient,
             url,
-            api.as("operator"),
-            new NodeEvacuator(api.as("operator"), new OperatorMetrics(new SimpleMeterRegistry())),
+            operator,
+            new NodeEvacuator(operator, new OperatorMetrics(new SimpleMeterRegistry())),
             Duration.ofSeconds(1),
             Duration.ofSeconds(20),
             Duration.ofMillis(10),
