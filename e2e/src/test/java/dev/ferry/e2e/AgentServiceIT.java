@@ -501,13 +501,20 @@ class AgentServiceIT {
 
       assertThat(back.getCommitted()).isFalse();
       assertThat(back.getConnectionsList())
-          .as("nothing was frozen, so nothing came back")
-          .isEmpty();
+          .as("nothing was frozen: the one stream stayed, and the status says why")
+          .singleElement()
+          .satisfies(
+              c -> {
+                assertThat(c.getPhase()).isEqualTo(ConnectionPhase.STAYED);
+                assertThat(c.getReason()).isEqualTo("not frozen: rolled back while prepared");
+              });
       MoveOutcome late = a.move(signer("admin").signed(move.build()));
       assertThat(late.getResult())
           .as("a Move after the rollback learns how the move ended: %s", late.getMessage())
           .isEqualTo(MoveOutcome.Result.ROLLED_BACK);
-      assertThat(late.getMessage()).contains("rolled back while prepared; nothing was frozen");
+      assertThat(late.getMessage())
+          .contains("rolled back while prepared; nothing was frozen: the connections stayed on");
+      assertThat(phases(late.getSource())).containsExactly(ConnectionPhase.STAYED);
       streamsOnIntact(curl);
     }
   }
@@ -705,7 +712,8 @@ class AgentServiceIT {
               "KUBERNETES_AUTH_TRYSERVICEACCOUNT",
               "false",
               "KUBERNETES_AUTH_TOKEN",
-              RbacCalls.tokenOf("node-agent")));
+              // The chart grants an agent these calls only where it watches its IMDS.
+              RbacCalls.Caller.of("node-agent").with("imds").token()));
       // Quiet first: the agent polls and finds nothing to report.
       long quietUntil = System.nanoTime() + TimeUnit.SECONDS.toNanos(3);
       while (System.nanoTime() < quietUntil) {

@@ -316,7 +316,9 @@ public final class SourceMove {
 
   /**
    * Ends a prepared move that nobody asked to move (a Rollback, or the prepared limit): nothing was
-   * frozen, so nothing goes back; the target drops what was pre-copied when the stream ends.
+   * frozen, so nothing goes back; the target drops what was pre-copied when the stream ends. Each
+   * connection is reported as stayed, so the status says how many stay and why, as for any move
+   * that ended before its freeze.
    *
    * @return false when the move is not (or no longer) waiting prepared
    */
@@ -341,7 +343,12 @@ public final class SourceMove {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
-    end(outcomeOf(MoveOutcome.Result.ROLLED_BACK, why + "; nothing was frozen", null));
+    m.stayedUnfrozen(found.connections(), found.leftBehind(), "not frozen: " + why);
+    end(
+        outcomeOf(
+            MoveOutcome.Result.ROLLED_BACK,
+            why + "; nothing was frozen: the connections stayed on " + node.nodeName(),
+            null));
     return true;
   }
 
