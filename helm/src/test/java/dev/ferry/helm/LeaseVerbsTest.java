@@ -3,6 +3,7 @@ package dev.ferry.helm;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.ferry.testbed.RbacCalls;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.extended.leaderelection.LeaderCallbacks;
 import io.fabric8.kubernetes.client.extended.leaderelection.LeaderElectionConfig;
@@ -91,7 +92,7 @@ class LeaseVerbsTest {
 
   private static Set<String> listedVerbs() throws IOException {
     Set<String> verbs = new TreeSet<>();
-    for (RbacTest.Call call : RbacTest.calls()) {
+    for (RbacCalls.Call call : RbacTest.calls()) {
       if (call.component().equals("operator") && call.resource().equals("leases")) {
         verbs.addAll(call.verbs());
       }

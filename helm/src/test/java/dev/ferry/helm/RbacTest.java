@@ -3,11 +3,9 @@ package dev.ferry.helm;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
-import com.fasterxml.jackson.databind.DeserializationFeature;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import dev.ferry.helm.HelmChart.ValueSet;
+import dev.ferry.testbed.RbacCalls;
+import dev.ferry.testbed.RbacCalls.Call;
 import io.fabric8.kubernetes.api.model.ServiceAccount;
 import io.fabric8.kubernetes.api.model.apps.DaemonSet;
 import io.fabric8.kubernetes.api.model.apps.Deployment;
@@ -39,28 +37,10 @@ import org.junit.jupiter.params.provider.EnumSource;
  */
 class RbacTest {
   private static final Path CALLS = Repo.path("helm/rbac-calls.yaml");
-  private static final Map<String, String> SERVICE_ACCOUNTS =
-      Map.of("operator", "ferry-operator", "node-agent", "ferry-node-agent");
+  private static final Map<String, String> SERVICE_ACCOUNTS = RbacCalls.SERVICE_ACCOUNTS;
 
   /** The conditions a call may be made under, each read from the rendered workloads (needs). */
   private static final List<String> WHEN = List.of("imds", "queue", "csi");
-
-  /** One line of helm/rbac-calls.yaml. */
-  @JsonIgnoreProperties({"why"})
-  record Call(
-      String component,
-      String apiGroup,
-      String resource,
-      List<String> verbs,
-      String scope,
-      String namespace,
-      String name,
-      String when,
-      String grantedBy,
-      String file,
-      String mark) {}
-
-  record Calls(List<Call> calls) {}
 
   /** One verb a rule grants: cluster-wide when namespace is null; on any name when names is. */
   record Grant(
@@ -230,11 +210,9 @@ class RbacTest {
     return !g.names().isEmpty() && named.containsAll(g.names());
   }
 
-  /** Every call helm/rbac-calls.yaml lists. */
+  /** Every call helm/rbac-calls.yaml lists, read as the tests' API server reads them. */
   static List<Call> calls() throws IOException {
-    ObjectMapper yaml =
-        YAMLMapper.builder().enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES).build();
-    return yaml.readValue(CALLS.toFile(), Calls.class).calls();
+    return RbacCalls.read(CALLS).calls();
   }
 
   /** The value of {@code name} in the environment of the DaemonSet's first container. */

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.testbed;
 
+import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
 import com.fasterxml.jackson.databind.DeserializationFeature;
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
@@ -39,7 +39,7 @@ import java.util.TreeSet;
  */
 public final class RbacCalls {
   /** Each component's ServiceAccount, as the chart names it. */
-  private static final Map<String, String> SERVICE_ACCOUNT =
+  public static final Map<String, String> SERVICE_ACCOUNTS =
       Map.of("operator", "ferry-operator", "node-agent", "ferry-node-agent");
 
   /** The namespace of the release a unit test's component belongs to, unless it says otherwise. */
@@ -52,9 +52,9 @@ public final class RbacCalls {
    */
   public record Caller(String component, String namespace, Set<String> enabled) {
     public Caller {
-      if (!SERVICE_ACCOUNT.containsKey(component)) {
+      if (!SERVICE_ACCOUNTS.containsKey(component)) {
         throw new IllegalArgumentException(
-            "component: " + component + " is none of " + SERVICE_ACCOUNT.keySet());
+            "component: " + component + " is none of " + SERVICE_ACCOUNTS.keySet());
       }
       enabled = Set.copyOf(enabled);
     }
@@ -77,7 +77,7 @@ public final class RbacCalls {
 
     /** Its user name, as a real API server names a ServiceAccount. */
     public String user() {
-      return "system:serviceaccount:" + namespace + ":" + SERVICE_ACCOUNT.get(component);
+      return "system:serviceaccount:" + namespace + ":" + SERVICE_ACCOUNTS.get(component);
     }
 
     /** The user name, then the options on after a semicolon: tokens here are not secret. */
@@ -94,7 +94,7 @@ public final class RbacCalls {
       }
       Set<String> enabled =
           userAndOptions.length == 1 ? Set.of() : Set.of(userAndOptions[1].split(","));
-      return SERVICE_ACCOUNT.entrySet().stream()
+      return SERVICE_ACCOUNTS.entrySet().stream()
           .filter(e -> e.getValue().equals(user[3]))
           .findFirst()
           .map(e -> new Caller(e.getKey(), user[2], enabled));
@@ -106,15 +106,23 @@ public final class RbacCalls {
   private static final Map<String, String> VERB_OF_METHOD =
       Map.of("POST", "create", "PUT", "update", "PATCH", "patch");
 
-  private record Call(
+  /**
+   * One line of helm/rbac-calls.yaml: a call {@code component}'s program makes ({@code file}
+   * contains {@code mark}) and what RBAC must grant for it (the file's header says each field).
+   */
+  @JsonIgnoreProperties({"why"})
+  public record Call(
       String component,
       String apiGroup,
       String resource,
-      Set<String> verbs,
+      List<String> verbs,
       String scope,
       String namespace,
       String name,
-      String when) {
+      String when,
+      String grantedBy,
+      String file,
+      String mark) {
     /**
      * Whether a request in namespace {@code requested} (null: cluster-scoped, or across all
      * namespaces) is where the chart grants this call to a release in {@code releaseNamespace}.
@@ -131,6 +139,8 @@ public final class RbacCalls {
       };
     }
   }
+
+  private record Calls(List<Call> calls) {}
 
   /** One request, as RBAC sees it. */
   public record Request(
@@ -158,32 +168,19 @@ public final class RbacCalls {
         "helm/rbac-calls.yaml not found above " + Path.of("").toAbsolutePath());
   }
 
+  /** The calls {@code file} lists; an unknown field is an error (a misspelt one grants nothing). */
   public static RbacCalls read(Path file) throws IOException {
-    JsonNode root =
+    return new RbacCalls(
         YAMLMapper.builder()
-            .disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
+            .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
             .build()
-            .readTree(file.toFile());
-    List<Call> calls = new ArrayList<>();
-    for (JsonNode c : root.get("calls")) {
-      Set<String> verbs = new HashSet<>();
-      c.get("verbs").forEach(v -> verbs.add(v.asText()));
-      calls.add(
-          new Call(
-              c.get("component").asText(),
-              c.get("apiGroup").asText(),
-              c.get("resource").asText(),
-              verbs,
-              c.get("scope").asText(),
-              text(c, "namespace"),
-              text(c, "name"),
-              text(c, "when")));
-    }
-    return new RbacCalls(calls);
+            .readValue(file.toFile(), Calls.class)
+            .calls());
   }
 
-  private static String text(JsonNode call, String field) {
-    return call.hasNonNull(field) ? call.get(field).asText() : null;
+  /** Every call listed, in the list's order. */
+  public List<Call> calls() {
+    return calls;
   }
 
   public boolean allows(Caller caller, Request r) {
