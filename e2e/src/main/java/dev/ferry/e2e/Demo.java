@@ -144,18 +144,6 @@ public final class Demo {
   /** What {@code kubectl get mr -n shop} shows: the CRD's printer columns. */
   private static void printGet(MigrationRequest mr) {
     MigrationRequestStatus st = mr.getStatus();
-    System.out.println();
-    System.out.printf(
-        "$ kubectl get mr -n %s%n%-12s %-10s %-8s %-6s %-9s %-6s %-6s %s%n",
-        OperatorCluster.NAMESPACE,
-        "NAME",
-        "PHASE",
-        "SOURCE",
-        "TARGET",
-        "MIGRATED",
-        "TOTAL",
-        "PAUSE",
-        "AGE");
     String created = mr.getMetadata().getCreationTimestamp();
     String age =
         created == null
@@ -163,16 +151,41 @@ public final class Demo {
             : java.time.Duration.between(java.time.Instant.parse(created), java.time.Instant.now())
                     .toSeconds()
                 + "s";
-    System.out.printf(
-        "%-12s %-10s %-8s %-6s %-9d %-6d %-6.1f %s%n%n",
-        mr.getMetadata().getName(),
-        st.getPhase(),
-        mr.getSpec().getSource().getName(),
-        st.getTargetPod(),
-        st.getConnections().getMigrated(),
-        st.getConnections().getTotal(),
-        st.getPauseMillis() == null ? 0.0 : st.getPauseMillis(),
-        age);
+    System.out.println();
+    System.out.println("$ kubectl get mr -n " + OperatorCluster.NAMESPACE);
+    System.out.print(
+        kubectlTable(
+            List.of("NAME", "PHASE", "SOURCE", "TARGET", "MIGRATED", "TOTAL", "PAUSE", "AGE"),
+            List.of(
+                mr.getMetadata().getName(),
+                String.valueOf(st.getPhase()),
+                mr.getSpec().getSource().getName(),
+                String.valueOf(st.getTargetPod()),
+                String.valueOf(st.getConnections().getMigrated()),
+                String.valueOf(st.getConnections().getTotal()),
+                String.format("%.1f", st.getPauseMillis() == null ? 0.0 : st.getPauseMillis()),
+                age)));
+    System.out.println();
+  }
+
+  /**
+   * Rows laid out as kubectl lays them out (its tab writer: each column but the last as wide as its
+   * widest cell and 3 spaces, 6 at least).
+   */
+  static String kubectlTable(List<String> header, List<String> row) {
+    StringBuilder out = new StringBuilder();
+    for (List<String> line : List.of(header, row)) {
+      for (int i = 0; i < line.size(); i++) {
+        String cell = line.get(i);
+        if (i == line.size() - 1) {
+          out.append(cell).append('\n');
+        } else {
+          int width = Math.max(6, Math.max(header.get(i).length(), row.get(i).length()) + 3);
+          out.append(cell).append(" ".repeat(width - cell.length()));
+        }
+      }
+    }
+    return out.toString();
   }
 
   private static void printPhases(MigrationRequestStatus st) {
