@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.e2e.bench;
 
+import java.util.Arrays;
+import java.util.Comparator;
 import java.util.List;
+import java.util.function.Function;
 
 /**
  * What one connection count measured: Ferry on the agent path, Ferry on the operator path, and the
@@ -38,18 +41,22 @@ record Figures(
    * Ferry's move (on either path: the clients' figures are computed one way for both).
    *
    * @param cold this path's warm-up move, untimed for the table but reported
-   * @param measured this path's second move, the one the table reports
-   * @param stallMs each streaming client's stall over the measured move, in ms
+   * @param moves this path's measured moves (--moves), in order
+   * @param measured the measured move whose steps the table reports: the one move, or of several
+   *     the one held for the median time
+   * @param stallMs each streaming client's stall over each measured move, in ms
    * @param idleStallMs the same for the near-idle clients (1 event/s)
-   * @param noiseMs each streaming client's stall over the 2 s before it, with nothing moving
-   * @param unresumed clients that received nothing after the resume
+   * @param noiseMs each streaming client's stall over the 2 s before each measured move, with
+   *     nothing moving
+   * @param unresumed clients that received nothing after a measured move's resume, per move
    * @param bytesVerified bytes received and found exactly as expected, by every client, from its
-   *     start until the end of this measured move
+   *     start until the end of the last measured move
    * @param resets resets and streams that ended before [DONE]
    * @param errors the first few failures, client by client
    */
   record Ferry(
       FerryMove.Result cold,
+      List<FerryMove.Result> moves,
       FerryMove.Result measured,
       double[] stallMs,
       double[] idleStallMs,
@@ -59,7 +66,37 @@ record Figures(
       long tokens,
       int resets,
       int failed,
-      List<String> errors) {}
+      List<String> errors) {
+
+    /**
+     * One path's measured moves as one: every move's stalls and noise together; the clients' bytes,
+     * resets and failures as the last move left them (they count from each client's start); the
+     * steps of the move held for the median time.
+     */
+    static Ferry across(List<Ferry> each) {
+      Ferry last = each.get(each.size() - 1);
+      List<FerryMove.Result> moves = each.stream().map(Ferry::measured).toList();
+      List<FerryMove.Result> byHeld =
+          moves.stream().sorted(Comparator.comparingDouble(FerryMove.Result::heldMillis)).toList();
+      return new Ferry(
+          each.get(0).cold(),
+          moves,
+          byHeld.get((byHeld.size() - 1) / 2),
+          joined(each, Ferry::stallMs),
+          joined(each, Ferry::idleStallMs),
+          joined(each, Ferry::noiseMs),
+          each.stream().mapToInt(Ferry::unresumed).sum(),
+          last.bytesVerified(),
+          last.tokens(),
+          last.resets(),
+          last.failed(),
+          each.stream().flatMap(x -> x.errors().stream()).distinct().limit(5).toList());
+    }
+
+    private static double[] joined(List<Ferry> each, Function<Ferry, double[]> field) {
+      return each.stream().flatMapToDouble(x -> Arrays.stream(field.apply(x))).toArray();
+    }
+  }
 
   /**
    * Baseline (a): the server killed, the address moved to a standby server, the clients

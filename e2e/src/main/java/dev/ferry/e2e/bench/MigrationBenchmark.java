@@ -39,7 +39,7 @@ public final class MigrationBenchmark {
       "usage: MigrationBenchmark [--connections 1,100,1000,10000] [--out target/bench]"
           + " [--kv-bytes 4096] [--criu auto|off] [--rate 1000] [--event-budget 20000]"
           + " [--io netty|blocking] [--state-dir DIR] [--prepare on|off]"
-          + " [--path agents|operator|both] [--commit-with-states on|off]";
+          + " [--path agents|operator|both] [--commit-with-states on|off] [--moves 1]";
 
   /** A way of moving the streams. */
   enum MovePath {
@@ -71,7 +71,11 @@ public final class MigrationBenchmark {
       Path stateDir,
       boolean prepare,
       List<MovePath> paths,
-      boolean commitWithStates) {
+      boolean commitWithStates,
+      int moves) {
+
+    /** The most measured moves per path and N: each takes about 3.5 s with its noise window. */
+    static final int MOST_MOVES = 100;
 
     static Options parse(String[] argv) {
       String[] args = String.join(" ", argv).trim().split("\\s+");
@@ -86,6 +90,7 @@ public final class MigrationBenchmark {
       boolean prepare = false;
       List<MovePath> paths = List.of(MovePath.OPERATOR, MovePath.AGENTS);
       boolean commitWithStates = false;
+      int moves = 1;
       for (int i = 0; i < args.length; i++) {
         if (args[i].isEmpty()) {
           continue;
@@ -123,6 +128,13 @@ public final class MigrationBenchmark {
             }
             commitWithStates = v.equals("on");
           }
+          case "--moves" -> {
+            moves = v.matches("\\d{1,3}") ? Integer.parseInt(v) : 0;
+            if (moves < 1 || moves > MOST_MOVES) {
+              throw new IllegalArgumentException(
+                  "--moves must be 1.." + MOST_MOVES + " (measured moves per path), got " + v);
+            }
+          }
           case "--path" ->
               paths =
                   switch (v) {
@@ -156,7 +168,8 @@ public final class MigrationBenchmark {
           stateDir,
           prepare,
           paths,
-          commitWithStates);
+          commitWithStates,
+          moves);
     }
 
     /** The --path value these paths come from. */
@@ -256,81 +269,99 @@ public final class MigrationBenchmark {
       node.streamer(BenchCluster.IDLE_PORT, 1, o.kvBytes(), o.io(), true);
     }
     StreamClients.Spec spec = spec(o, n, rate, "bench" + n);
-    Map<MovePath, Figures.Ferry> ferry = new EnumMap<>(MovePath.class);
     Map<MovePath, Moved> cold = new EnumMap<>(MovePath.class);
-    Map<MovePath, Moved> measured = new EnumMap<>(MovePath.class);
+    Map<MovePath, List<Moved>> measured = new EnumMap<>(MovePath.class);
+    Map<MovePath, List<Figures.Ferry>> seen = new EnumMap<>(MovePath.class);
     Figures.Reconnect reconnect;
     long t0 = System.nanoTime();
     try (StreamClients clients = StreamClients.open(spec, cluster.client.netns(), 120 + n / 20)) {
       say("%d clients streaming from node-a after %.0f ms".formatted(n, millis(t0)));
       Thread.sleep(2_000); // every stream past its first events, the servers' JIT past its first
-      // Each path moves once to warm up, then once measured, the moves alternating A -> B, B -> A.
-      // One path: A -> B warm-up, B -> A measured. Both: the operator's warm-up A -> B, the
-      // agents' B -> A, then the operator measured A -> B and the agents B -> A, so that each
-      // measured move is its source agent's and its source application's second freeze (a node's
-      // first pays for cold code), and the operator's second request. The streams end on node-a.
-      int k = 0;
+      // Each path moves once to warm up, then --moves times measured, the moves alternating A -> B,
+      // B -> A. One path: A -> B warm-up, B -> A measured (then A -> B, ...). Both: the operator's
+      // warm-up A -> B, the agents' B -> A, then the operator measured A -> B and the agents B -> A
+      // (and again), so that each measured move is at least its source agent's and its source
+      // application's second freeze (a node's first pays for cold code), and the operator's
+      // requests all leave pod-a.
+      Node on = cluster.a;
       for (MovePath p : o.paths()) {
-        Node from = k++ % 2 == 0 ? cluster.a : cluster.b;
-        Node to = from == cluster.a ? cluster.b : cluster.a;
-        String id = id(p, round, n, true);
+        Node to = other(cluster, on);
+        String id = id(p, round, n, 0);
         if (o.prepare()) {
-          prepareAhead(id, from, to);
+          prepareAhead(id, on, to);
         }
-        Moved m = move(cluster, p, id, from, to, n);
+        Moved m = move(cluster, p, id, on, to, n);
         cold.put(p, m);
-        say("warm-up move (%s path) %s -> %s: %s".formatted(p.label(), from, to, describe(m)));
+        say("warm-up move (%s path) %s -> %s: %s".formatted(p.label(), on, to, describe(m)));
+        on = to;
         awaitPast(clients, m.agents().resumed(), n);
         Thread.sleep(1_000);
       }
-      for (MovePath p : o.paths()) {
-        Node from = k++ % 2 == 0 ? cluster.a : cluster.b;
-        Node to = from == cluster.a ? cluster.b : cluster.a;
-        String id = id(p, round, n, false);
-        if (p != o.paths().get(0)) {
-          Thread.sleep(1_000); // 1 s after the move before, as after a warm-up
+      for (int k = 1; k <= o.moves(); k++) {
+        for (MovePath p : o.paths()) {
+          Node to = other(cluster, on);
+          String id = id(p, round, n, k);
+          if (p != o.paths().get(0)) {
+            Thread.sleep(1_000); // 1 s after the move before, as after a warm-up
+          }
+          if (o.prepare()) {
+            prepareAhead(id, on, to);
+          }
+          clients.startRecording();
+          long recordFrom = System.nanoTime();
+          Thread.sleep(2_000);
+          Moved m = move(cluster, p, id, on, to, n);
+          measured.computeIfAbsent(p, x -> new ArrayList<>()).add(m);
+          say(
+              "measured move %s(%s path) %s -> %s: %s"
+                  .formatted(
+                      o.moves() == 1 ? "" : k + " of " + o.moves() + " ",
+                      p.label(),
+                      on,
+                      to,
+                      describe(m)));
+          on = to;
+          awaitPast(clients, m.agents().resumed(), n);
+          Thread.sleep(200);
+          clients.stopRecording();
+          Figures.Ferry x =
+              ferryFigures(clients.outcomes(), cold.get(p).agents(), m.agents(), recordFrom);
+          seen.computeIfAbsent(p, y -> new ArrayList<>()).add(x);
+          say(
+              "Ferry, %s path: stall p50 %.2f / p99 %.2f / max %.2f ms over %d streams (noise p99 %.2f ms);"
+                      .formatted(
+                          p.label(),
+                          Stalls.percentile(x.stallMs(), 0.5),
+                          Stalls.percentile(x.stallMs(), 0.99),
+                          Stalls.max(x.stallMs()),
+                          x.stallMs().length,
+                          Stalls.percentile(x.noiseMs(), 0.99))
+                  + " %,d bytes verified, %d resets, %d failed, %d not resumed"
+                      .formatted(x.bytesVerified(), x.resets(), x.failed(), x.unresumed()));
+          x.errors().forEach(e -> say("  " + e));
         }
-        if (o.prepare()) {
-          prepareAhead(id, from, to);
-        }
-        clients.startRecording();
-        long recordFrom = System.nanoTime();
-        Thread.sleep(2_000);
-        Moved m = move(cluster, p, id, from, to, n);
-        measured.put(p, m);
-        say("measured move (%s path) %s -> %s: %s".formatted(p.label(), from, to, describe(m)));
-        awaitPast(clients, m.agents().resumed(), n);
-        Thread.sleep(200);
-        clients.stopRecording();
-        Figures.Ferry x =
-            ferryFigures(clients.outcomes(), cold.get(p).agents(), m.agents(), recordFrom);
-        ferry.put(p, x);
-        say(
-            "Ferry, %s path: stall p50 %.2f / p99 %.2f / max %.2f ms over %d streams (noise p99 %.2f ms);"
-                    .formatted(
-                        p.label(),
-                        Stalls.percentile(x.stallMs(), 0.5),
-                        Stalls.percentile(x.stallMs(), 0.99),
-                        Stalls.max(x.stallMs()),
-                        x.stallMs().length,
-                        Stalls.percentile(x.noiseMs(), 0.99))
-                + " %,d bytes verified, %d resets, %d failed, %d not resumed"
-                    .formatted(x.bytesVerified(), x.resets(), x.failed(), x.unresumed()));
-        x.errors().forEach(e -> say("  " + e));
       }
-      reconnect = reconnect(cluster, clients, n);
+      reconnect = reconnect(cluster, clients, n, on);
     }
     Figures.Criu criu =
         criuReason != null ? Figures.Criu.not(criuReason) : criu(cluster, o, n, rate);
     reset(cluster);
-    Figures.Operator operator =
-        ferry.containsKey(MovePath.OPERATOR)
-            ? new Figures.Operator(
-                ferry.get(MovePath.OPERATOR),
-                cold.get(MovePath.OPERATOR).request(),
-                measured.get(MovePath.OPERATOR).request())
-            : null;
+    Map<MovePath, Figures.Ferry> ferry = new EnumMap<>(MovePath.class);
+    seen.forEach((p, each) -> ferry.put(p, Figures.Ferry.across(each)));
+    Figures.Operator operator = null;
+    if (ferry.containsKey(MovePath.OPERATOR)) {
+      Figures.Ferry x = ferry.get(MovePath.OPERATOR);
+      operator =
+          new Figures.Operator(
+              x,
+              cold.get(MovePath.OPERATOR).request(),
+              measured.get(MovePath.OPERATOR).get(x.moves().indexOf(x.measured())).request());
+    }
     return new Figures(n, streams, rate, ferry.get(MovePath.AGENTS), operator, reconnect, criu);
+  }
+
+  private static Node other(BenchCluster cluster, Node node) {
+    return node == cluster.a ? cluster.b : cluster.a;
   }
 
   /**
@@ -346,10 +377,15 @@ public final class MigrationBenchmark {
    * operator path (whose migration id the operator makes from it).
    *
    * @param round which N of the run this is: migration ids are unique within an agent's life
+   * @param measured which measured move of the path this is, from 1; 0 for the warm-up
    */
-  private static String id(MovePath p, int round, int n, boolean warmUp) {
+  private static String id(MovePath p, int round, int n, int measured) {
     return "%s-%d-n%d%s"
-        .formatted(p == MovePath.AGENTS ? "bench" : "mr", round, n, warmUp ? "-warmup" : "");
+        .formatted(
+            p == MovePath.AGENTS ? "bench" : "mr",
+            round,
+            n,
+            measured == 0 ? "-warmup" : measured == 1 ? "" : "-" + measured);
   }
 
   private static Moved move(BenchCluster cluster, MovePath p, String id, Node from, Node to, int n)
@@ -459,6 +495,7 @@ public final class MigrationBenchmark {
     }
     return new Figures.Ferry(
         cold,
+        List.of(m),
         m,
         doubles(stalls),
         doubles(idle),
@@ -472,16 +509,16 @@ public final class MigrationBenchmark {
   }
 
   /**
-   * Baseline (a) on the same clients: the server on node A is killed, the address moves to node B's
-   * standby server (warm, already running: a best case for the baseline), and each client
-   * reconnects and asks for its prompt again.
+   * Baseline (a) on the same clients: the servers on the node the streams are {@code on} are
+   * killed, the address moves to the other node's standby server (warm, already running: a best
+   * case for the baseline), and each client reconnects and asks for its prompt again.
    */
-  private static Figures.Reconnect reconnect(BenchCluster cluster, StreamClients clients, int n)
-      throws Exception {
+  private static Figures.Reconnect reconnect(
+      BenchCluster cluster, StreamClients clients, int n, Node on) throws Exception {
     clients.reconnectOnBreak();
-    cluster.a.killStreamers();
+    on.killStreamers();
     long t = System.nanoTime();
-    cluster.moveAddress(cluster.b);
+    cluster.moveAddress(other(cluster, on));
     double addressMs = millis(t);
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60 + n / 20);
     while (System.nanoTime() < deadline && clients.settled() < n) {

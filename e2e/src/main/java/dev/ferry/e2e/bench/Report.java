@@ -37,7 +37,7 @@ final class Report {
     StringBuilder md = new StringBuilder();
     md.append("# Migration benchmark\n\n");
     md.append(
-        "Run %s, %.1f min: `make bench ARGS=\"--connections %s --kv-bytes %d --rate %d --event-budget %d --io %s --criu %s --path %s --commit-with-states %s\"`.\n"
+        "Run %s, %.1f min: `make bench ARGS=\"--connections %s --kv-bytes %d --rate %d --event-budget %d --io %s --criu %s --path %s --commit-with-states %s --moves %d\"`.\n"
             .formatted(
                 LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm")),
                 (System.nanoTime() - started) / 60e9,
@@ -48,7 +48,8 @@ final class Report {
                 o.io(),
                 o.criu() ? "auto" : "off",
                 o.pathOption(),
-                o.commitWithStates() ? "on" : "off"));
+                o.commitWithStates() ? "on" : "off",
+                o.moves()));
     md.append("Machine: ").append(machine()).append(".\n");
     md.append(
         "Load average (1 min) when the run began: %s; when it ended: %s (the end includes this"
@@ -181,15 +182,30 @@ final class Report {
               + " in the pause: calls the source agent received from anyone but the move while its"
               + " clients were held (the operator is meant to make none).\n"
               + "- **Bytes verified, resets / failed** (both paths): every client's, from its start to"
-              + " the end of that row's measured move. The paths share the clients: with both, the"
-              + " operator row covers the two warm-up moves and its own measured move, the agent row"
-              + " all four moves.\n");
+              + " the end of that row's last measured move. The paths share the clients: with both,"
+              + " the operator row covers every move up to its own last measured one, the agent row"
+              + " all %d moves.\n".formatted(2 + 2 * o.moves()));
     }
     return md.toString();
   }
 
   /** The order of the moves for each N, in a sentence. */
   private static String order(MigrationBenchmark.Options o) {
+    return firstOrder(o) + (o.moves() == 1 ? "" : severalMoves(o.moves()));
+  }
+
+  private static String severalMoves(int k) {
+    return " With `--moves "
+        + k
+        + "`, each path then moves "
+        + k
+        + " times measured, in turn and in alternate directions, each after its own 2 s of noise"
+        + " window: the stall, noise and idle columns are over every streaming client in every"
+        + " measured move; held is the median move's (the longest beside it), and the other"
+        + " columns of a move are that median move's.";
+  }
+
+  private static String firstOrder(MigrationBenchmark.Options o) {
     if (o.paths().size() == 1) {
       return "For each N, the streams first make one warm-up move A to B, and the tables report the"
           + " move back, B to A.";
@@ -221,7 +237,7 @@ final class Report {
         Figures.Ferry x = op.clients();
         OperatorMove.Result r = op.measured();
         md.append(
-            "| %,d | operator | %s | %,d | %s | %s | %s | %.1f | %.1f | %.1f | %.1f / %.1f / %.1f | %d | %.1f | %,d | %d / %d |\n"
+            "| %,d | operator | %s | %,d | %s | %s | %s | %.1f | %s | %.1f | %.1f / %.1f / %.1f | %d | %.1f | %,d | %d / %d |\n"
                 .formatted(
                     f.connections(),
                     f.ferry() == null ? "B → A" : "A → B",
@@ -230,7 +246,7 @@ final class Report {
                     ms(Stalls.percentile(x.noiseMs(), 0.99)),
                     difference(f),
                     r.pauseMillis(),
-                    x.measured().heldMillis(),
+                    held(x),
                     r.requestMillis(),
                     r.phaseMillis("Pending"),
                     r.phaseMillis("Preparing"),
@@ -244,7 +260,7 @@ final class Report {
       Figures.Ferry x = f.ferry();
       if (x != null) {
         md.append(
-            "| %,d | agents | %s | %,d | %s | %s | – | %.1f | %.1f | – | – | %d | %.1f | %,d | %d / %d |\n"
+            "| %,d | agents | %s | %,d | %s | %s | – | %.1f | %s | – | – | %d | %.1f | %,d | %d / %d |\n"
                 .formatted(
                     f.connections(),
                     "B → A",
@@ -252,7 +268,7 @@ final class Report {
                     triple(x.stallMs()),
                     ms(Stalls.percentile(x.noiseMs(), 0.99)),
                     x.measured().pauseMicros() / 1e3,
-                    x.measured().heldMillis(),
+                    held(x),
                     x.measured().callsDuringPause(),
                     x.cold().heldMillis(),
                     x.bytesVerified(),
@@ -302,7 +318,7 @@ final class Report {
         continue;
       }
       md.append(
-          "| %,d | %,d × %d/s | %,d | %s | %s | %s | %.1f | %.1f |"
+          "| %,d | %,d × %d/s | %,d | %s | %s | %s | %s | %.1f |"
               .formatted(
                   f.connections(),
                   f.streams(),
@@ -311,7 +327,7 @@ final class Report {
                   triple(x.stallMs()),
                   ms(Stalls.percentile(x.noiseMs(), 0.99)),
                   ms(Stalls.max(x.idleStallMs())),
-                  x.measured().heldMillis(),
+                  held(x),
                   x.measured().wholeMillis()));
       for (String p : FerryMove.PHASES) {
         long v = x.measured().agentMicros().get(p);
@@ -338,14 +354,21 @@ final class Report {
    * failed.
    */
   private static void notes(StringBuilder md, Figures f, String path, Figures.Ferry x) {
-    for (FerryMove.Result m : List.of(x.cold(), x.measured())) {
+    List<FerryMove.Result> all = new ArrayList<>();
+    all.add(x.cold());
+    all.addAll(x.moves());
+    for (FerryMove.Result m : all) {
       if (!m.stayed().isEmpty()) {
         md.append(
             "\nN=%,d, %s, %s move: %,d connections stayed where they were (the agent's reason for"
                     .formatted(
                         f.connections(),
                         path,
-                        m == x.cold() ? "first" : "measured",
+                        m == x.cold()
+                            ? "first"
+                            : x.moves().size() == 1
+                                ? "measured"
+                                : "measured " + (x.moves().indexOf(m) + 1),
                         m.stayed().size())
                 + " the first: \"%s\").\n".formatted(m.stayed().get(0)));
       }
@@ -463,11 +486,21 @@ final class Report {
                         + paths(f).stream().mapToInt(Figures.Ferry::unresumed).sum())
             .sum();
     int clients = results.stream().mapToInt(Figures::connections).sum();
-    int moves = 2 * paths(results.get(0)).size();
+    int moves = paths(results.get(0)).stream().mapToInt(x -> 1 + x.moves().size()).sum();
     return what
         + (bad == 0 ? "**met**" : "**not met**")
         + " (%,d clients, %d moves each, %,d bytes verified; %d failed, reset or not resumed)"
             .formatted(clients, moves, bytes, bad);
+  }
+
+  /** The measured move's time held: of several (--moves), the median move's and the longest's. */
+  private static String held(Figures.Ferry x) {
+    if (x.moves().size() == 1) {
+      return "%.1f".formatted(x.measured().heldMillis());
+    }
+    double longest = x.moves().stream().mapToDouble(FerryMove.Result::heldMillis).max().orElse(0);
+    return "%.1f (longest %.1f of %d)"
+        .formatted(x.measured().heldMillis(), longest, x.moves().size());
   }
 
   private static String triple(double[] v) {
