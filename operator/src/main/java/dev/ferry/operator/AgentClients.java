@@ -6,13 +6,19 @@ import dev.ferry.api.client.CallerTls;
 import dev.ferry.api.client.TlsFiles;
 import dev.ferry.operator.migration.Agent;
 import dev.ferry.operator.migration.Agents;
+import dev.ferry.operator.migration.MoveCalls;
 import io.quarkus.runtime.ShutdownEvent;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
+import jakarta.enterprise.inject.Produces;
+import jakarta.inject.Singleton;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
-/** One client per node-agent, over mutual TLS with the operator's certificate. */
+/**
+ * One client per node-agent, over mutual TLS with the operator's certificate, and the registry of
+ * the calls in flight on them.
+ */
 @ApplicationScoped
 public class AgentClients implements Agents {
   private final OperatorSettings settings;
@@ -50,6 +56,16 @@ public class AgentClients implements Agents {
       }
       return tls;
     }
+  }
+
+  /**
+   * The operator's one registry of calls in flight on agents: the reconciler's, which the Lease's
+   * release cuts ({@link LeaderElection}).
+   */
+  @Produces
+  @Singleton
+  MoveCalls moveCalls() {
+    return MoveCalls.withOwnThreads();
   }
 
   void close(@Observes ShutdownEvent ev) {

@@ -104,13 +104,6 @@ public class LeaderElection {
     lease.release();
   }
 
-  /** The operator's one registry of calls on agents: the reconciler's, cut when the Lease goes. */
-  @Produces
-  @Singleton
-  MoveCalls moveCalls() {
-    return MoveCalls.withOwnThreads();
-  }
-
   /** Whether the JVM runs its shutdown hooks: it then refuses a new one. */
   static boolean shuttingDown() {
     Thread probe = new Thread(() -> {});
