@@ -32,6 +32,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.FieldSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
@@ -107,14 +108,8 @@ class FaultMatrixIT {
 
   private static Process podBServer;
 
-  private static final Map<LateApplication, String> LATE =
-      new java.util.EnumMap<>(LateApplication.class);
-
-  private static final Map<OutOfMemory, String> OOM = new java.util.EnumMap<>(OutOfMemory.class);
-
-  private static final Map<Stopped, String> STOPPED = new java.util.EnumMap<>(Stopped.class);
-
-  private static final Map<BothAgents, String> BOTH = new java.util.EnumMap<>(BothAgents.class);
+  /** The outcome of each {@link Cell} run. */
+  private static final Map<Cell, String> OUTCOMES = new java.util.HashMap<>();
 
   @BeforeAll
   static void start() throws Exception {
@@ -200,10 +195,9 @@ class FaultMatrixIT {
         });
     out.append("\nOther faults -> outcome\n");
     rows(out, Other.values(), f -> f.label, OTHER);
-    rows(out, LateApplication.values(), l -> l.label, LATE);
-    rows(out, OutOfMemory.values(), o -> o.label, OOM);
-    rows(out, Stopped.values(), o -> o.label, STOPPED);
-    rows(out, BothAgents.values(), o -> o.label, BOTH);
+    for (List<Cell> kind : List.of(LATE_APPLICATION, OUT_OF_MEMORY, STOPPED, BOTH_AGENTS)) {
+      rows(out, kind.toArray(Cell[]::new), Cell::label, OUTCOMES);
+    }
     System.out.println(out);
   }
 
@@ -270,54 +264,40 @@ class FaultMatrixIT {
    * (it asks the target first, which never committed). Either way, within the hold, every
    * connection lives on one side with every byte.
    */
-  enum LateApplication {
-    TARGET_AFTER_COMMIT(
-        "target agent dies after commit, its application back late",
-        "target-after-commit",
-        "committed here; the states come again",
-        Phase.Completed),
-    SOURCE_AFTER_EXPORT(
-        "source agent dies after export, its application back late",
-        "source-after-export",
-        "again before rolling back",
-        Phase.RolledBack),
-    SOURCE_BEFORE_COMMIT(
-        "source agent dies before commit, its application back late",
-        "source-before-commit",
-        "again before rolling back",
-        Phase.RolledBack);
-
-    final String label;
-    final String point;
-    final String waits;
-    final Phase ends;
-
-    LateApplication(String label, String point, String waits, Phase ends) {
-      this.label = label;
-      this.point = point;
-      this.waits = waits;
-      this.ends = ends;
-    }
-  }
+  static final List<Cell> LATE_APPLICATION =
+      List.of(
+          new Cell(
+              "target agent dies after commit, its application back late",
+              "target-after-commit",
+              Phase.Completed),
+          new Cell(
+              "source agent dies after export, its application back late",
+              "source-after-export",
+              Phase.RolledBack),
+          new Cell(
+              "source agent dies before commit, its application back late",
+              "source-before-commit",
+              Phase.RolledBack));
 
   @ParameterizedTest(name = "{0}")
-  @EnumSource(LateApplication.class)
-  void anApplicationBackLateAfterItsAgentRestartedStillGetsTheConnections(LateApplication late)
+  @FieldSource("LATE_APPLICATION")
+  void anApplicationBackLateAfterItsAgentRestartedStillGetsTheConnections(Cell late)
       throws Exception {
-    Process application = late.point.startsWith("target-") ? podBServer : podAServer;
+    boolean target = late.fault().startsWith("target-");
+    Process application = target ? podBServer : podAServer;
+    // What the restarted agent logs as it waits for the application: past the commit, the target
+    // for the states that come again; before it, the source before it rolls back.
+    String waits = target ? "committed here; the states come again" : "again before rolling back";
     agentCell(
-        LATE,
         late,
         "late",
-        late.point,
         "stopping the agent",
-        late.ends,
         (dies, seen) -> {
           dies.awaitAgentExit();
           signal(application, "STOP");
           try {
             dies.startAgent();
-            dies.awaitLine(0, late.waits);
+            dies.awaitLine(0, waits);
             Thread.sleep(2000);
           } finally {
             signal(application, "CONT");
@@ -332,22 +312,16 @@ class FaultMatrixIT {
    * move half done, and once started again (as the kubelet would) finish or roll back the move as
    * after a crash there.
    */
-  enum OutOfMemory {
-    SOURCE_AFTER_EXPORT(
-        "source agent out of memory after export", "source-after-export", Phase.RolledBack),
-    TARGET_AFTER_COMMIT(
-        "target agent out of memory after commit", "target-after-commit", Phase.Completed);
-
-    final String label;
-    final String point;
-    final Phase ends;
-
-    OutOfMemory(String label, String point, Phase ends) {
-      this.label = label;
-      this.point = point;
-      this.ends = ends;
-    }
-  }
+  static final List<Cell> OUT_OF_MEMORY =
+      List.of(
+          new Cell(
+              "source agent out of memory after export",
+              "source-after-export/oom",
+              Phase.RolledBack),
+          new Cell(
+              "target agent out of memory after commit",
+              "target-after-commit/oom",
+              Phase.Completed));
 
   /**
    * An agent stopped mid-move as the kubelet stops it (SIGTERM), in a rolling update of the
@@ -356,51 +330,31 @@ class FaultMatrixIT {
    * peer's stream, the applications' sessions, the move's threads), and the agent started again
    * rolls it back or finishes it as after a crash.
    */
-  enum Stopped {
-    SOURCE_AFTER_EXPORT(
-        "source agent stopped after export, move ends within 5 s",
-        "source-after-export/stall",
-        Victim.SOURCE_AGENT,
-        Phase.Completed),
-    TARGET_AFTER_COMMIT(
-        "target agent stopped after commit, move ends within 5 s",
-        "target-after-commit/stall",
-        Victim.TARGET_AGENT,
-        Phase.Completed),
-    SOURCE_PAST_ITS_GRACE(
-        "source agent stopped after export, move stalls 10 s",
-        "source-stalls-after-export",
-        Victim.SOURCE_AGENT,
-        Phase.RolledBack);
-
-    final String label;
-    final String fault;
-    final Victim stopped;
-    final Phase ends;
-
-    Stopped(String label, String fault, Victim stopped, Phase ends) {
-      this.label = label;
-      this.fault = fault;
-      this.stopped = stopped;
-      this.ends = ends;
-    }
-  }
+  static final List<Cell> STOPPED =
+      List.of(
+          new Cell(
+              "source agent stopped after export, move ends within 5 s",
+              "source-after-export/stall",
+              Phase.Completed),
+          new Cell(
+              "target agent stopped after commit, move ends within 5 s",
+              "target-after-commit/stall",
+              Phase.Completed),
+          new Cell(
+              "source agent stopped after export, move stalls 10 s",
+              "source-stalls-after-export",
+              Phase.RolledBack));
 
   @ParameterizedTest(name = "{0}")
-  @EnumSource(Stopped.class)
-  void anAgentStoppedMidMoveLetsItEndOrRollsItBackOnceStartedAgain(Stopped stop) throws Exception {
-    AgentCluster.Node stopped =
-        stop.stopped == Victim.SOURCE_AGENT ? cluster.agents.a : cluster.agents.b;
+  @FieldSource("STOPPED")
+  void anAgentStoppedMidMoveLetsItEndOrRollsItBackOnceStartedAgain(Cell stop) throws Exception {
     agentCell(
-        STOPPED,
         stop,
         "stopped",
-        stop.fault,
         "stalling",
-        stop.ends,
-        (reaches, seen) -> {
-          stopped.stopAgent();
-          stopped.startAgent();
+        (reaches, seen) -> { // the agent that reaches the point is the one stopped
+          reaches.stopAgent();
+          reaches.startAgent();
         });
   }
 
@@ -415,32 +369,20 @@ class FaultMatrixIT {
    * its record but lost what it staged: the restarted source sends its saved states again (it
    * released them, and the connections were lost, before).
    */
-  enum BothAgents {
-    AFTER_FREEZE("both agents die after the freeze", "source-after-freeze", Phase.RolledBack),
-    BEFORE_COMMIT("both agents die before commit", "source-before-commit", Phase.RolledBack),
-    AFTER_COMMIT("both agents die after commit", "target-after-commit", Phase.Completed);
-
-    final String label;
-    final String point;
-    final Phase ends;
-
-    BothAgents(String label, String point, Phase ends) {
-      this.label = label;
-      this.point = point;
-      this.ends = ends;
-    }
-  }
+  static final List<Cell> BOTH_AGENTS =
+      List.of(
+          new Cell(
+              "both agents die after the freeze", "source-after-freeze/stall", Phase.RolledBack),
+          new Cell("both agents die before commit", "source-before-commit/stall", Phase.RolledBack),
+          new Cell("both agents die after commit", "target-after-commit/stall", Phase.Completed));
 
   @ParameterizedTest(name = "{0}")
-  @EnumSource(BothAgents.class)
-  void bothAgentsDyingAtOnceLeaveTheConnectionOnOneSide(BothAgents both) throws Exception {
+  @FieldSource("BOTH_AGENTS")
+  void bothAgentsDyingAtOnceLeaveTheConnectionOnOneSide(Cell both) throws Exception {
     agentCell(
-        BOTH,
         both,
         "both",
-        both.point + "/stall",
         "stalling",
-        both.ends,
         (reaches, seen) -> {
           cluster.agents.a.killAgent();
           cluster.agents.b.killAgent();
@@ -453,16 +395,13 @@ class FaultMatrixIT {
   private static final int EXIT_ON_OUT_OF_MEMORY = 3;
 
   @ParameterizedTest(name = "{0}")
-  @EnumSource(OutOfMemory.class)
-  void anAgentOutOfMemoryEndsAndOnceRestartedLeavesTheConnectionOnOneSide(OutOfMemory oom)
+  @FieldSource("OUT_OF_MEMORY")
+  void anAgentOutOfMemoryEndsAndOnceRestartedLeavesTheConnectionOnOneSide(Cell oom)
       throws Exception {
     agentCell(
-        OOM,
         oom,
         "oom",
-        oom.point + "/oom",
         "filling the heap",
-        oom.ends,
         (fills, seen) -> {
           assertThat(fills.awaitAgentExit())
               .as("%s's agent's exit status after OutOfMemoryError", fills.name)
@@ -470,6 +409,23 @@ class FaultMatrixIT {
           fills.awaitLine(seen, "Terminating due to java.lang.OutOfMemoryError");
           fills.startAgent();
         });
+  }
+
+  /**
+   * A cell of the faults after the matrix: its line in the printed summary, the fault the request
+   * names (POINT, or POINT/ACTION), and the phase the request must end in.
+   */
+  record Cell(String label, String fault, Phase ends) {
+    @Override
+    public String toString() {
+      return label; // the test's name
+    }
+  }
+
+  /** {@code cell} run as {@link #agentCell} runs one, its outcome kept in OUTCOMES. */
+  private static void agentCell(Cell cell, String prefix, String line, Meanwhile meanwhile)
+      throws Exception {
+    agentCell(OUTCOMES, cell, prefix, cell.fault(), line, cell.ends(), meanwhile);
   }
 
   /** What a cell does to the agents once the one that reaches its point has logged it. */
