@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -66,13 +68,47 @@ class SeveralMovesTest {
     assertEquals(500, across.bytesVerified());
   }
 
+  @Test
+  void theGoalLineSaysHowManySamplesItsP99IsOf() {
+    MigrationBenchmark.Options o =
+        MigrationBenchmark.Options.parse(new String[] {"--connections 1 --path agents"});
+    Figures.Ferry one = path(move("warm-up", 60), move("m1", 21), new double[] {20.9}, 5, 0, null);
+    double[] hundred = new double[100];
+    Arrays.fill(hundred, 4.0);
+    hundred[99] = 30; // the largest; the nearest-rank p99 of 100 is the 99th
+    Figures.Ferry many = path(move("warm-up", 60), move("m1", 5), hundred, 5, 0, null);
+
+    assertTrue(
+        report(o, one)
+            .contains(
+                "- p99 stall ≤ 5 ms for 1 connection: agent (L2) path **not met** (20.90 ms, the"
+                    + " largest of 1; more samples with --moves)"),
+        report(o, one));
+    assertTrue(
+        report(o, many)
+            .contains(
+                "- p99 stall ≤ 5 ms for 1 connection: agent (L2) path **met** (4.00 ms over 100"
+                    + " samples)\n"),
+        report(o, many));
+  }
+
+  private static String report(MigrationBenchmark.Options o, Figures.Ferry agents) {
+    Figures.Reconnect reconnect =
+        new Figures.Reconnect(
+            new double[] {46}, new double[] {45}, new long[] {10}, 1, 1.0, List.of());
+    Figures f = new Figures(1, 1, 1000, agents, null, reconnect, Figures.Criu.not("not run"));
+    return Report.markdown(o, List.of(f), "not run", System.nanoTime());
+  }
+
   private static FerryMove.Result move(String id, long heldMillis) {
+    Map<String, Long> untimed = new HashMap<>();
+    FerryMove.PHASES.forEach(p -> untimed.put(p, -1L)); // the report prints "–"
     return new FerryMove.Result(
         id,
         0,
         heldMillis * 1_000_000,
         heldMillis * 1_100_000,
-        Map.of(),
+        untimed,
         Map.of(),
         1,
         List.of(),
