@@ -41,6 +41,8 @@ record Figures(
    * Ferry's move (on either path: the clients' figures are computed one way for both).
    *
    * @param cold this path's warm-up move, untimed for the table but reported
+   * @param coldStallMs each streaming client's stall over the warm-up move, in ms: a node's first
+   *     move, cold in the target application too
    * @param moves this path's measured moves (--moves), in order
    * @param measured the measured move whose steps the table reports: the one move, or of several
    *     the one held for the median time
@@ -56,6 +58,7 @@ record Figures(
    */
   record Ferry(
       FerryMove.Result cold,
+      double[] coldStallMs,
       List<FerryMove.Result> moves,
       FerryMove.Result measured,
       double[] stallMs,
@@ -80,6 +83,7 @@ record Figures(
           moves.stream().sorted(Comparator.comparingDouble(FerryMove.Result::heldMillis)).toList();
       return new Ferry(
           each.get(0).cold(),
+          each.get(0).coldStallMs(),
           moves,
           byHeld.get((byHeld.size() - 1) / 2),
           joined(each, Ferry::stallMs),

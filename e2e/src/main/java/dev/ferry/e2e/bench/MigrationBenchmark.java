@@ -270,6 +270,7 @@ public final class MigrationBenchmark {
     }
     StreamClients.Spec spec = spec(o, n, rate, "bench" + n);
     Map<MovePath, Moved> cold = new EnumMap<>(MovePath.class);
+    Map<MovePath, double[]> coldStalls = new EnumMap<>(MovePath.class);
     Map<MovePath, List<Moved>> measured = new EnumMap<>(MovePath.class);
     Map<MovePath, List<Figures.Ferry>> seen = new EnumMap<>(MovePath.class);
     Figures.Reconnect reconnect;
@@ -290,12 +291,26 @@ public final class MigrationBenchmark {
         if (o.prepare()) {
           prepareAhead(id, on, to);
         }
+        // Recorded too: a node's first move is the one a spot reclaim makes, and its client waits
+        // past the agents' resume for the target application's first takeover.
+        clients.startRecording();
+        Thread.sleep(1_000); // the token before the freeze recorded too, at every stream's rate
         Moved m = move(cluster, p, id, on, to, n);
         cold.put(p, m);
         say("warm-up move (%s path) %s -> %s: %s".formatted(p.label(), on, to, describe(m)));
         on = to;
         awaitPast(clients, m.agents().resumed(), n);
-        Thread.sleep(1_000);
+        Thread.sleep(200);
+        clients.stopRecording();
+        coldStalls.put(p, stalls(clients.outcomes(), m.agents()));
+        say(
+            "warm-up move (%s path): stall p50 %.2f / p99 %.2f / max %.2f ms"
+                .formatted(
+                    p.label(),
+                    Stalls.percentile(coldStalls.get(p), 0.5),
+                    Stalls.percentile(coldStalls.get(p), 0.99),
+                    Stalls.max(coldStalls.get(p))));
+        Thread.sleep(800);
       }
       for (int k = 1; k <= o.moves(); k++) {
         for (MovePath p : o.paths()) {
@@ -325,7 +340,12 @@ public final class MigrationBenchmark {
           Thread.sleep(200);
           clients.stopRecording();
           Figures.Ferry x =
-              ferryFigures(clients.outcomes(), cold.get(p).agents(), m.agents(), recordFrom);
+              ferryFigures(
+                  clients.outcomes(),
+                  cold.get(p).agents(),
+                  coldStalls.get(p),
+                  m.agents(),
+                  recordFrom);
           seen.computeIfAbsent(p, y -> new ArrayList<>()).add(x);
           say(
               "Ferry, %s path: stall p50 %.2f / p99 %.2f / max %.2f ms over %d streams (noise p99 %.2f ms);"
@@ -458,8 +478,29 @@ public final class MigrationBenchmark {
     }
   }
 
+  /**
+   * The streaming clients' stalls over move {@code m}, in ms; a client that failed, or received
+   * nothing after the resume, is left out (the measured moves count them).
+   */
+  private static double[] stalls(List<Outcome> all, FerryMove.Result m) {
+    List<Double> stalls = new ArrayList<>();
+    for (Outcome c : all) {
+      if (c.failure() == null && !c.idle()) {
+        long s = Stalls.spanning(c.arrivals(), c.intervalNanos(), m.freezeSent(), m.resumed());
+        if (s >= 0) {
+          stalls.add(s / 1e6);
+        }
+      }
+    }
+    return doubles(stalls);
+  }
+
   private static Figures.Ferry ferryFigures(
-      List<Outcome> all, FerryMove.Result cold, FerryMove.Result m, long recordFrom) {
+      List<Outcome> all,
+      FerryMove.Result cold,
+      double[] coldStallMs,
+      FerryMove.Result m,
+      long recordFrom) {
     List<Double> stalls = new ArrayList<>();
     List<Double> idle = new ArrayList<>();
     List<Double> noise = new ArrayList<>();
@@ -495,6 +536,7 @@ public final class MigrationBenchmark {
     }
     return new Figures.Ferry(
         cold,
+        coldStallMs,
         List.of(m),
         m,
         doubles(stalls),

@@ -50,6 +50,7 @@ class SeveralMovesTest {
     assertEquals(List.of(slow, middle, fast), across.moves());
     assertSame(middle, across.measured(), "the move held for the median time");
     assertSame(cold, across.cold());
+    assertArrayEquals(new double[] {125, 95}, across.coldStallMs(), "the warm-up's, once");
     assertArrayEquals(new double[] {30, 31, 12, 13, 9, 8}, across.stallMs());
     assertArrayEquals(new double[] {1, 1, 1}, across.noiseMs());
     assertEquals(3_000, across.bytesVerified(), "the clients as the last move left them");
@@ -92,6 +93,16 @@ class SeveralMovesTest {
         report(o, many));
   }
 
+  @Test
+  void theFirstMoveIsReportedWithItsClientsStall() {
+    MigrationBenchmark.Options o =
+        MigrationBenchmark.Options.parse(new String[] {"--connections 1 --path agents"});
+    Figures.Ferry one = path(move("warm-up", 60), move("m1", 21), new double[] {20.9}, 5, 0, null);
+
+    // Held as the agents timed it, then the p99 of the clients' stall over it (95 and 65 ms).
+    assertTrue(report(o, one).contains("| 60.0 / 95.00 | 5 | 0 / 1 |\n"), report(o, one));
+  }
+
   private static String report(MigrationBenchmark.Options o, Figures.Ferry agents) {
     Figures.Reconnect reconnect =
         new Figures.Reconnect(
@@ -125,6 +136,7 @@ class SeveralMovesTest {
       String error) {
     return new Figures.Ferry(
         cold,
+        new double[] {cold.heldMillis() + 35, cold.heldMillis() + 5},
         List.of(m),
         m,
         stalls,
