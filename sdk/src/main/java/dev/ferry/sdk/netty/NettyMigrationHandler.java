@@ -140,8 +140,24 @@ public final class NettyMigrationHandler implements MigrationHandler {
   }
 
   private void adopt(MovedSocket socket, ChannelHandler handler) {
-    Connection c = socket.connection();
-    int fd = socket.release();
+    adopt(socket.release(), socket.connection().toString(), handler);
+  }
+
+  /**
+   * Runs the adoption of a moved socket once on a loopback connection of the SDK's own, off the
+   * caller's thread, so that a standby server's first takeover does not load Netty's channel and
+   * buffer classes while its client waits ({@link AdoptionRehearsal}). {@link FerryNetty#register}
+   * starts it.
+   *
+   * @return done when the rehearsal's bytes went there and back; failed, saying why, otherwise
+   */
+  CompletableFuture<Void> rehearseAdoption() {
+    return AdoptionRehearsal.start(
+        (fd, handler) -> adopt(fd, "the rehearsal's loopback connection", handler));
+  }
+
+  /** Wraps {@code fd} in a channel that {@code handler} serves, on the server's group. */
+  private void adopt(int fd, String c, ChannelHandler handler) {
     EpollSocketChannel ch;
     try {
       // The restored socket is blocking, and EpollSocketChannel(int) takes a descriptor as it is:
