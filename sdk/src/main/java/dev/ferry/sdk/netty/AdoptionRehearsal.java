@@ -77,6 +77,11 @@ final class AdoptionRehearsal {
       try {
         ours.connect(listener.localAddress()); // loopback: done once the listener has queued it
         served = listener.accept();
+        if (!served.remoteAddress().equals(ours.localAddress())) {
+          // Another process of the pod found the port first: not ours to serve.
+          served.close();
+          throw new IllegalStateException("the rehearsal's listener accepted someone else");
+        }
       } catch (SyscallException | RuntimeException e) {
         ours.close();
         throw e;
