@@ -69,7 +69,7 @@ final class AdoptionRehearsal {
   private static void run(BiConsumer<Integer, ChannelHandler> adopt) throws SyscallException {
     InetAddress lo = InetAddress.getLoopbackAddress();
     TcpSocket ours;
-    TcpSocket served;
+    TcpSocket served = null;
     try (TcpSocket listener = TcpSocket.open(lo)) {
       listener.bind(new InetSocketAddress(lo, 0));
       listener.listen(1);
@@ -79,10 +79,12 @@ final class AdoptionRehearsal {
         served = listener.accept();
         if (!served.remoteAddress().equals(ours.localAddress())) {
           // Another process of the pod found the port first: not ours to serve.
-          served.close();
           throw new IllegalStateException("the rehearsal's listener accepted someone else");
         }
       } catch (SyscallException | RuntimeException e) {
+        if (served != null) {
+          served.close();
+        }
         ours.close();
         throw e;
       }
