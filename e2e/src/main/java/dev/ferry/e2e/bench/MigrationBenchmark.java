@@ -294,6 +294,7 @@ public final class MigrationBenchmark {
         // Recorded too: a node's first move is the one a spot reclaim makes, and its client waits
         // past the agents' resume for the target application's first takeover.
         clients.startRecording();
+        long recordFrom = System.nanoTime();
         Thread.sleep(1_000); // the token before the freeze recorded too, at every stream's rate
         Moved m = move(cluster, p, id, on, to, n);
         cold.put(p, m);
@@ -302,7 +303,11 @@ public final class MigrationBenchmark {
         awaitPast(clients, m.agents().resumed(), n);
         Thread.sleep(200);
         clients.stopRecording();
-        coldStalls.put(p, stalls(clients.outcomes(), m.agents()));
+        // The same count as a measured move's: streaming clients that neither failed nor went
+        // unresumed. The rest of the figures are the measured moves'.
+        coldStalls.put(
+            p,
+            ferryFigures(clients.outcomes(), m.agents(), null, m.agents(), recordFrom).stallMs());
         say(
             "warm-up move (%s path): stall p50 %.2f / p99 %.2f / max %.2f ms"
                 .formatted(
@@ -476,23 +481,6 @@ public final class MigrationBenchmark {
       }
       Thread.sleep(20);
     }
-  }
-
-  /**
-   * The streaming clients' stalls over move {@code m}, in ms; a client that failed, or received
-   * nothing after the resume, is left out (the measured moves count them).
-   */
-  private static double[] stalls(List<Outcome> all, FerryMove.Result m) {
-    List<Double> stalls = new ArrayList<>();
-    for (Outcome c : all) {
-      if (c.failure() == null && !c.idle()) {
-        long s = Stalls.spanning(c.arrivals(), c.intervalNanos(), m.freezeSent(), m.resumed());
-        if (s >= 0) {
-          stalls.add(s / 1e6);
-        }
-      }
-    }
-    return doubles(stalls);
   }
 
   private static Figures.Ferry ferryFigures(
