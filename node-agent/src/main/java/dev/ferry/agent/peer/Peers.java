@@ -5,12 +5,14 @@ import dev.ferry.agent.api.MutualTls;
 import dev.ferry.agent.migration.BadRequest;
 import dev.ferry.api.v1alpha1.MigrationRef;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc;
+import io.grpc.ConnectivityState;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.NettyChannelBuilder;
 import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.logging.Logger;
 
@@ -65,7 +67,7 @@ public final class Peers implements AutoCloseable {
     }
     try {
       return java.util.Optional.of(
-          NodeAgentGrpc.newBlockingStub(channel(target))
+          NodeAgentGrpc.newBlockingStub(reconnected(target))
               .withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS)
               .status(MigrationRef.newBuilder().setMigrationId(id).build()));
     } catch (StatusRuntimeException e) {
@@ -83,7 +85,7 @@ public final class Peers implements AutoCloseable {
     }
     // Not in the caller's gRPC context: a Move that answers AWAITING_ADDRESS ends its call while
     // this stream must live on until Commit, and a cancelled caller must not cancel the move.
-    ManagedChannel ch = channel(target);
+    ManagedChannel ch = reconnected(target);
     io.grpc.Context previous = io.grpc.Context.ROOT.attach();
     try {
       return new ArrivalCall(target, ch, limit);
@@ -100,10 +102,69 @@ public final class Peers implements AutoCloseable {
     if (!validTarget(target)) {
       throw new BadRequest("a rehearsal's target must be HOST:PORT, got '" + target + "'");
     }
-    return ArrivalCall.rehearsal(target, channel(target), limit);
+    return ArrivalCall.rehearsal(target, reconnected(target), limit);
   }
 
+  /**
+   * The channel to {@code target}'s agent, out of its reconnect backoff: after a failed connection
+   * the channel waits a second, then longer (up to two minutes), and meanwhile fails every call
+   * without trying; it stays failed until a connection succeeds. Here it connects again at once.
+   */
   private ManagedChannel channel(String target) {
+    ManagedChannel ch = opened(target);
+    leaveBackoff(ch);
+    return ch;
+  }
+
+  /**
+   * {@link #channel}, and up to {@link #RECONNECT} for it to connect again if it was backing off:
+   * an agent that restarted is reached, not refused for the rest of the wait (a move whose first
+   * call was so refused rolled back, having frozen nothing); one still down fails the call that
+   * follows, as before, a moment later. For the calls that start a move's stream or ask a target
+   * that may be starting again; the target's abort in a rollback asks without waiting.
+   */
+  private ManagedChannel reconnected(String target) {
+    ManagedChannel ch = opened(target);
+    if (leaveBackoff(ch)) {
+      awaitReady(ch, System.nanoTime() + RECONNECT.toNanos());
+    }
+    return ch;
+  }
+
+  /** Ends {@code ch}'s reconnect backoff, if it is in one; whether it was. */
+  private static boolean leaveBackoff(ManagedChannel ch) {
+    if (ch.getState(false) != ConnectivityState.TRANSIENT_FAILURE) {
+      return false;
+    }
+    ch.resetConnectBackoff();
+    return true;
+  }
+
+  /** How long a call waits for a channel that was backing off to connect again. */
+  static final Duration RECONNECT = Duration.ofSeconds(2);
+
+  private static void awaitReady(ManagedChannel ch, long until) {
+    ConnectivityState state = ch.getState(false);
+    while (state != ConnectivityState.READY && state != ConnectivityState.SHUTDOWN) {
+      long left = until - System.nanoTime();
+      if (left <= 0) {
+        return;
+      }
+      CountDownLatch changed = new CountDownLatch(1);
+      ch.notifyWhenStateChanged(state, changed::countDown);
+      try {
+        if (!changed.await(left, TimeUnit.NANOSECONDS)) {
+          return;
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+      state = ch.getState(false);
+    }
+  }
+
+  private ManagedChannel opened(String target) {
     return channels.computeIfAbsent(
         target,
         t ->

@@ -15,14 +15,18 @@ import dev.ferry.agent.repair.SocketStateCodec;
 import dev.ferry.api.v1alpha1.ArrivalHeader;
 import dev.ferry.api.v1alpha1.ArrivalMessage;
 import dev.ferry.api.v1alpha1.ArrivalReply;
+import dev.ferry.api.v1alpha1.MigrationRef;
+import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.api.v1alpha1.NodeAgentGrpc;
 import dev.ferry.api.v1alpha1.StatesBatch;
 import dev.ferry.api.v1alpha1.StatesEnd;
 import dev.ferry.api.v1alpha1.TransferredConnection;
 import io.grpc.Server;
 import io.grpc.Status;
+import io.grpc.netty.NettyServerBuilder;
 import io.grpc.stub.StreamObserver;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -48,6 +52,7 @@ class PeerRehearsalIT {
   @TempDir Path dir;
   private Server server;
   private Peers peers;
+  private MutualTls tls;
   private final List<ArrivalMessage> received = new CopyOnWriteArrayList<>();
 
   @BeforeAll
@@ -60,7 +65,7 @@ class PeerRehearsalIT {
     Path certs = SecretVolume.newCa(dir.resolve("cluster"));
     SimpleMeterRegistry registry = new SimpleMeterRegistry();
     AgentMetrics metrics = new AgentMetrics(registry);
-    MutualTls tls = SecretVolume.agentTls(certs, metrics);
+    tls = SecretVolume.agentTls(certs, metrics);
     server =
         TestAgentServer.start(
             tls,
@@ -104,6 +109,33 @@ class PeerRehearsalIT {
         .usingRecursiveComparison()
         .isEqualTo(sample.socket());
     assertThat(tc.getAppState().toByteArray()).isEqualTo(sample.applicationState());
+  }
+
+  @Test
+  void aTargetAgentThatCameBackIsReachedAtOnceNotAfterTheReconnectBackoff() throws Exception {
+    String target = "127.0.0.1:" + server.getPort();
+    InetSocketAddress address = new InetSocketAddress("127.0.0.1", server.getPort());
+    server.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
+    // A call while the target's agent is down fails, and leaves the channel in its reconnect
+    // backoff (a second at first, up to two minutes), in which a call fails without trying.
+    assertThatThrownBy(() -> peers.status(target, "m-1")).isInstanceOf(Peers.PeerFailed.class);
+
+    // The agent is back, on the same address, a moment later (a FaultMatrixIT cell: both agents
+    // restarted, then a move whose first call found the channel still backing off rolled back).
+    server =
+        NettyServerBuilder.forAddress(address, tls.serverCredentials())
+            .addService(
+                new NodeAgentGrpc.NodeAgentImplBase() {
+                  @Override
+                  public void status(MigrationRef r, StreamObserver<MigrationStatus> out) {
+                    out.onError(Status.NOT_FOUND.asRuntimeException());
+                  }
+                })
+            .build()
+            .start();
+
+    // Answered (it knows nothing of m-1), not refused by the backoff.
+    assertThat(peers.status(target, "m-1")).isEmpty();
   }
 
   @Test
