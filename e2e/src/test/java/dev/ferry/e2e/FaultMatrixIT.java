@@ -149,6 +149,10 @@ class FaultMatrixIT {
     MovedAddress moved =
         cluster.kube.resources(MovedAddress.class).withName(MovedAddress.nameFor(LAN.vip())).get();
     if (moved != null && !moved.getSpec().getPod().getName().equals("pod-a")) {
+      // As at a cell's start: an agent the cell restarted takes its applications' ports again
+      // only once they register again, and the move home is refused until then.
+      cluster.agents.a.awaitRegistered(AgentCluster.PORT);
+      cluster.agents.b.awaitRegistered(AgentCluster.PORT);
       String name = "home-" + cells;
       cluster.request(name, moved.getSpec().getPod().getName(), "pod-a", LAN.vip());
       MigrationRequestStatus st = cluster.awaitEnd(name, 90);
