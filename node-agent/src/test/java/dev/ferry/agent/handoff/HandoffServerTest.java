@@ -891,6 +891,9 @@ class HandoffServerTest {
       app.send(Frame.TAKEN, ByteBuffer.allocate(8).putLong(id).array());
       assertThat(taken.get(30, TimeUnit.SECONDS)).isInstanceOf(HandoffOutcome.Taken.class);
     }
+    // The agent frees the port when it reads the first application's end of stream, which may
+    // come after the second's REGISTER.
+    awaitUnregistered(port());
     try (TestApp app = new TestApp(socketPath).hello("elsewhere", 2).register(port())) {
       assertThat(server.prestate(conn.connection(), ourNetns() + 1)).as("not the pod's").isNull();
       assertThat(server.prestate(conn.connection(), ourNetns())).isNotNull();
