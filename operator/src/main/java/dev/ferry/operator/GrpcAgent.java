@@ -44,6 +44,16 @@ final class GrpcAgent implements Agent {
     return client.call("Rollback", a -> a.rollback(ref(migrationId)));
   }
 
+  @Override
+  public void connect() {
+    client.connect();
+  }
+
+  @Override
+  public MoveRequest signed(MoveRequest request) {
+    return client.signed(request);
+  }
+
   private static MigrationRef ref(String migrationId) {
     return MigrationRef.newBuilder().setMigrationId(migrationId).build();
   }

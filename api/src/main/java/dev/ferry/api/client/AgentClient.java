@@ -29,14 +29,32 @@ public final class AgentClient implements AutoCloseable {
   public final String target;
   private final ManagedChannel channel;
   private final Channel signing;
+  private final PlanSigner signer;
   private final Duration deadline;
 
   /** Every Move sent through this client carries its plan, signed by {@code tls}'s signer. */
   public AgentClient(String target, CallerTls tls, Duration deadline) {
     this.target = target;
     this.channel = AgentChannels.open(target, tls.context());
-    this.signing = ClientInterceptors.intercept(channel, new SignsMoves(tls.signer()));
+    this.signer = tls.signer();
+    this.signing = ClientInterceptors.intercept(channel, new SignsMoves(signer));
     this.deadline = deadline;
+  }
+
+  /**
+   * Starts connecting to the agent, if the channel is not connected, and returns at once: the TCP
+   * and TLS handshakes then happen before the next call, not inside it.
+   */
+  public void connect() {
+    channel.getState(true);
+  }
+
+  /**
+   * {@code req} with its plan signed now, as a Move sent through this client would be: for a caller
+   * that signs ahead of the call. A Move that carries a plan is sent as it is.
+   */
+  public MoveRequest signed(MoveRequest req) {
+    return signer.signed(req);
   }
 
   /** Makes {@code call}, named {@code what} in errors; retried while the agent is unreachable. */

@@ -29,4 +29,19 @@ public interface Agent {
 
   /** Source node: every saved connection back to its application, unless past the commit point. */
   MigrationStatus rollback(String migrationId);
+
+  /**
+   * Starts connecting to the agent, if not connected yet, without waiting: Preparing asks the
+   * source node's agent, so that the Move does not make the TCP and TLS handshakes (a node's first
+   * Move since the operator started, as in a spot reclaim).
+   */
+  default void connect() {}
+
+  /**
+   * {@code request} with its plan signed now, as {@link #move} would send it: for a Move signed
+   * ahead of its call. The identity where nothing is signed (tests).
+   */
+  default MoveRequest signed(MoveRequest request) {
+    return request;
+  }
 }

@@ -90,8 +90,9 @@ public final class MigrationMachine {
       Clock clock,
       Duration callTimeout) {
     this.pending = new PendingStep(planner, slots, clock);
-    this.prepare = new PrepareStep(planner, agents, fabric, guard, calls::prepared, clock);
     this.move = new MoveStep(planner, agents, fabric, calls, clock, callTimeout);
+    this.prepare =
+        new PrepareStep(planner, agents, fabric, guard, calls::prepared, move::ahead, clock);
     this.prepared = new PreparedStep(planner, calls, move, guard, clock);
     this.planner = planner;
     this.agents = agents;

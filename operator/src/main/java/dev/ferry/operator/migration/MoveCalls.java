@@ -2,6 +2,7 @@
 package dev.ferry.operator.migration;
 
 import dev.ferry.api.v1alpha1.MoveOutcome;
+import dev.ferry.api.v1alpha1.MoveRequest;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Map;
@@ -15,6 +16,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
 import java.util.logging.Logger;
 
 /**
@@ -62,22 +64,44 @@ public final class MoveCalls {
    */
   private final Map<String, Instant> preparedHeard = new ConcurrentHashMap<>();
 
-  private final Executor executor;
+  /** The Move signed ahead of its call, by migration id ({@link #signAhead}). */
+  private final Map<String, SignedAhead> signed = new ConcurrentHashMap<>();
 
-  public MoveCalls(Executor executor) {
+  /**
+   * A Move being signed, or signed, ahead of its call.
+   *
+   * @param at when the signing began, which the plan's validity counts from
+   */
+  record SignedAhead(Instant at, CompletableFuture<MoveRequest> request) {}
+
+  private final Executor executor;
+  private final Executor signer;
+
+  /**
+   * @param executor runs the calls
+   * @param signer runs the signing of a Move ahead of its call
+   */
+  public MoveCalls(Executor executor, Executor signer) {
     this.executor = executor;
+    this.signer = signer;
+  }
+
+  /** Signs ahead on the caller's thread: for tests, whose calls run when the test says. */
+  public MoveCalls(Executor executor) {
+    this(executor, Runnable::run);
   }
 
   /** With threads of its own, as many as calls in flight: each waits on one agent's answer. */
   public static MoveCalls withOwnThreads() {
     AtomicInteger n = new AtomicInteger();
-    return new MoveCalls(
+    ExecutorService threads =
         Executors.newCachedThreadPool(
             r -> {
               Thread t = new Thread(r, "ferry-move-" + n.incrementAndGet());
               t.setDaemon(true);
               return t;
-            }));
+            });
+    return new MoveCalls(threads, threads);
   }
 
   /**
@@ -122,7 +146,29 @@ public final class MoveCalls {
       flights.remove(migrationId);
       prepared.remove(migrationId);
       preparedHeard.remove(migrationId);
+      signed.remove(migrationId);
     }
+  }
+
+  /**
+   * Starts {@code sign} off the caller's thread, for the Move of {@code migrationId} that follows:
+   * taken by {@link #takeSignedAhead}, dropped by {@link #forget}.
+   */
+  void signAhead(String migrationId, Instant at, Supplier<MoveRequest> sign) {
+    CompletableFuture<MoveRequest> request = new CompletableFuture<>();
+    signed.put(migrationId, new SignedAhead(at, request));
+    signer.execute(
+        () -> {
+          try {
+            request.complete(sign.get());
+          } catch (Throwable e) {
+            request.completeExceptionally(e);
+          }
+        });
+  }
+
+  Optional<SignedAhead> takeSignedAhead(String migrationId) {
+    return migrationId == null ? Optional.empty() : Optional.ofNullable(signed.remove(migrationId));
   }
 
   void heardPrepared(String migrationId, Instant at) {

@@ -17,6 +17,7 @@ import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.BiConsumer;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
 import java.util.stream.Collectors;
@@ -35,10 +36,12 @@ final class PrepareStep {
   private final Supplier<Fabric> fabric;
   private final EvictionGuard guard;
   private final Consumer<Plan> prepared;
+  private final BiConsumer<MigrationRequest, Plan> moving;
   private final Clock clock;
 
   /**
-   * @param prepared keeps the plan for Moving or Prepared, which follows at once
+   * @param prepared keeps the plan for Prepared, which follows at once
+   * @param moving hands the plan to Moving, which follows at once ({@link MoveStep#ahead})
    */
   PrepareStep(
       Planner planner,
@@ -46,12 +49,14 @@ final class PrepareStep {
       Supplier<Fabric> fabric,
       EvictionGuard guard,
       Consumer<Plan> prepared,
+      BiConsumer<MigrationRequest, Plan> moving,
       Clock clock) {
     this.planner = planner;
     this.agents = agents;
     this.fabric = fabric;
     this.guard = guard;
     this.prepared = prepared;
+    this.moving = moving;
     this.clock = clock;
   }
 
@@ -70,6 +75,11 @@ final class PrepareStep {
           Reasons.DEADLINE_PASSED,
           "spec.deadline (" + mr.getSpec().getDeadline() + ") passed in phase Preparing",
           report);
+    }
+    if (!mr.getSpec().isDryRun()) {
+      // The Move will go to the source node's agent: its connection, if the operator has none
+      // yet, is made meanwhile, beside the target's check and the guard's writes.
+      agents.agent(plan.sourceAgent()).connect();
     }
     try {
       checkTarget(plan);
@@ -107,7 +117,7 @@ final class PrepareStep {
           report);
     }
     Optional<String> unguarded = guard.protect(mr, plan);
-    prepared.accept(plan);
+    moving.accept(mr, plan);
     return StepOutcome.advance(
         Phase.Moving,
         Reasons.PREPARED,

@@ -139,7 +139,7 @@ final class PreparedStep {
     }
     Optional<String> unguarded = guard.protect(mr, plan);
     if (!inFlight) {
-      calls.prepared(plan);
+      move.ahead(mr, plan);
     }
     return StepOutcome.advance(
         Phase.Moving,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.operator.migration;
 
+import com.google.protobuf.ByteString;
 import dev.ferry.api.client.AgentClient;
 import dev.ferry.api.v1alpha1.ListConnectionsRequest;
 import dev.ferry.api.v1alpha1.ListConnectionsResponse;
@@ -8,6 +9,7 @@ import dev.ferry.api.v1alpha1.ListedConnection;
 import dev.ferry.api.v1alpha1.MigrationStatus;
 import dev.ferry.api.v1alpha1.MoveOutcome;
 import dev.ferry.api.v1alpha1.MoveRequest;
+import dev.ferry.api.v1alpha1.SignedPlan;
 import io.grpc.Status;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -25,6 +27,13 @@ final class FakeAgent implements Agent {
   List<Integer> registeredPorts = List.of(8080);
   List<ListedConnection> connections = List.of();
   boolean unreachable;
+
+  /** How often the operator asked to connect ahead of a call ({@link #connect}). */
+  int connects;
+
+  /** The requests signed ahead of their Move, each marked by its signature "signed ahead". */
+  final List<MoveRequest> signedAhead = new ArrayList<>();
+
   Supplier<MoveOutcome> move = () -> MoveOutcome.getDefaultInstance();
 
   /** The answer to a Move with prepare_only: PREPARED unless a test says otherwise. */
@@ -69,6 +78,23 @@ final class FakeAgent implements Agent {
     answer("Rollback");
     return rollback.get();
   }
+
+  @Override
+  public void connect() {
+    connects++;
+  }
+
+  @Override
+  public MoveRequest signed(MoveRequest request) {
+    MoveRequest signed =
+        request.toBuilder()
+            .setPlan(SignedPlan.newBuilder().setSignature(ByteString.copyFromUtf8(SIGNED_AHEAD)))
+            .build();
+    signedAhead.add(signed);
+    return signed;
+  }
+
+  static final String SIGNED_AHEAD = "signed ahead";
 
   private void answer(String call) {
     calls.add(call);

@@ -137,6 +137,8 @@ class MigrationMachineTest {
         .extracting(d -> d.getOutcome())
         .containsOnly("WouldMove");
     assertThat(rig.source.moves).isEmpty();
+    assertThat(rig.source.connects).as("no Move to connect for").isZero();
+    assertThat(rig.source.signedAhead).isEmpty();
   }
 
   @Test
@@ -332,6 +334,44 @@ class MigrationMachineTest {
                 .setAnnounce(true)
                 .setClaimedByCaller(false)
                 .build());
+  }
+
+  @Test
+  void preparingConnectsToTheSourceAgentAndSignsItsMoveAheadWhichMovingSendsAsSigned() {
+    Rig rig = new Rig();
+    rig.reconcileTo(Phase.Moving);
+
+    assertThat(rig.source.connects).as("connected ahead, while Preparing").isEqualTo(1);
+    assertThat(rig.source.calls).as("but nothing called").isEmpty();
+    assertThat(rig.source.signedAhead).hasSize(1);
+
+    rig.reconcile();
+    rig.answer();
+
+    MoveRequest sent = rig.source.moves.get(0);
+    assertThat(sent).isEqualTo(rig.source.signedAhead.get(0));
+    assertThat(sent.getPlan().getSignature().toStringUtf8()).isEqualTo(FakeAgent.SIGNED_AHEAD);
+  }
+
+  @Test
+  void aMoveSignedAheadIsNotSentWhenItIsOldOrNoLongerTheRequestMovingMakes() {
+    Rig old = new Rig();
+    old.reconcileTo(Phase.Moving);
+    old.clock.advance(MoveStep.SIGNED_AHEAD_FOR.plusSeconds(1));
+    old.reconcile();
+    old.answer();
+    assertThat(old.source.moves.get(0).hasPlan())
+        .as("long after Preparing: left to the agent client, which signs as it sends")
+        .isFalse();
+
+    Rig changed = new Rig();
+    changed.reconcileTo(Phase.Moving);
+    changed.mr.getMetadata().setAnnotations(Map.of(MoveStep.FAULT_ANNOTATION, "after-export"));
+    changed.reconcile();
+    changed.answer();
+    MoveRequest sent = changed.source.moves.get(0);
+    assertThat(sent.getFault()).isEqualTo("after-export");
+    assertThat(sent.hasPlan()).as("the request signed ahead was another").isFalse();
   }
 
   @Test

@@ -80,6 +80,10 @@ class PrepareOnlyTest {
         .extracting(MoveRequest::getPrepareOnly)
         .as("the prepare-only Move, then the one that freezes")
         .containsExactly(true, false);
+    assertThat(rig.source.moves.get(1))
+        .as("the one that freezes signed ahead, as the proceed entered Moving")
+        .isEqualTo(rig.source.signedAhead.get(0));
+    assertThat(rig.source.signedAhead).hasSize(1);
     assertThat(rig.guard.calls)
         .containsExactly("protect pod-a", "release move-1", "release waited for");
     assertThat(rig.mr.getStatus().getPhaseTransitionTimestamps())
