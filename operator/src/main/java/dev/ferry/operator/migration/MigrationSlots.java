@@ -88,6 +88,18 @@ public final class MigrationSlots {
   private final Set<String> ended = new HashSet<>();
 
   /**
+   * Refused here, by uid, with their source node, until the cache shows them waiting (or ended, or
+   * gone): the status that says a request waits is written after the turn that refused it, and a
+   * slot that comes free meanwhile must wake it ({@link #next}) and let it go first ({@link
+   * #admit}), or it would wait for its recheck, a minute, while a later request, or no one, takes
+   * the slot.
+   */
+  private final Map<String, Waiter> refused = new HashMap<>();
+
+  /** A waiting request and the node its connections leave. */
+  private record Waiter(MigrationRequest request, String node) {}
+
+  /**
    * What the slots read of the operator's cache of requests. The operator serves each from an index
    * of the cache ({@code MigrationReconciler}), so that an admission reads the requests under way,
    * and those waiting from its own node, not every request the cluster has kept: ended requests
@@ -153,6 +165,18 @@ public final class MigrationSlots {
     if (underWay.containsKey(uid)) {
       return Optional.empty();
     }
+    Optional<String> waits = waits(mr, uid, sourceNode, underWay);
+    if (waits.isPresent()) {
+      refused.put(uid, new Waiter(mr, sourceNode));
+      return waits;
+    }
+    refused.remove(uid);
+    admitted.put(uid, sourceNode);
+    return Optional.empty();
+  }
+
+  private Optional<String> waits(
+      MigrationRequest mr, String uid, String sourceNode, Map<String, String> underWay) {
     int inCluster = underWay.size();
     Map<String, Integer> perNode = perNode(underWay);
     int fromNode = perNode.getOrDefault(sourceNode, 0);
@@ -164,7 +188,9 @@ public final class MigrationSlots {
       return Optional.of(nodeFull(sourceNode, "that many are"));
     }
     long aheadOnNode =
-        requests.waitingFrom(sourceNode).stream().filter(r -> ahead(r, mr, underWay)).count();
+        waiters(requests.waitingFrom(sourceNode)).stream()
+            .filter(w -> sourceNode.equals(w.node()) && ahead(w.request(), mr, underWay))
+            .count();
     if (fromNode + aheadOnNode >= limits.perNode()) {
       return Optional.of(nodeFull(sourceNode, "earlier requests from that node wait too"));
     }
@@ -172,15 +198,25 @@ public final class MigrationSlots {
       return Optional.of(clusterFull("that many are"));
     }
     long aheadInCluster = 0;
-    for (MigrationRequest r : requests.waiting()) {
-      if (ahead(r, mr, underWay)
-          && perNode.getOrDefault(r.getStatus().getSourceNode(), 0) < limits.perNode()
+    for (Waiter w : waiters(requests.waiting())) {
+      if (ahead(w.request(), mr, underWay)
+          && perNode.getOrDefault(w.node(), 0) < limits.perNode()
           && inCluster + ++aheadInCluster >= limits.perCluster()) {
         return Optional.of(clusterFull("earlier requests wait too"));
       }
     }
-    admitted.put(uid, sourceNode);
     return Optional.empty();
+  }
+
+  /**
+   * The waiting requests {@code shown} (from the cache), and those refused here that the cache does
+   * not show waiting yet.
+   */
+  private List<Waiter> waiters(Collection<MigrationRequest> shown) {
+    List<Waiter> all = new ArrayList<>(shown.size() + refused.size());
+    shown.forEach(r -> all.add(new Waiter(r, r.getStatus().getSourceNode())));
+    all.addAll(refused.values());
+    return all;
   }
 
   // The sentences name the limit, not the counts: one is written to the status when it changes,
@@ -223,29 +259,29 @@ public final class MigrationSlots {
       return List.of();
     }
     Map<String, Integer> perNode = perNode(underWay);
-    Collection<MigrationRequest> waiting = requests.waiting();
+    List<Waiter> waiting = waiters(requests.waiting());
     // The first come whose node has room, again while the cluster has: as many passes as free
     // slots (one, when a migration ended), rather than sorting every waiting request each time.
     // Those chosen are skipped by uid: a list's remove would compare whole requests.
     List<MigrationRequest> next = new ArrayList<>();
     Set<String> chosen = new HashSet<>();
     while (next.size() < room) {
-      MigrationRequest first = null;
-      for (MigrationRequest r : waiting) {
-        String uid = r.getMetadata().getUid();
+      Waiter first = null;
+      for (Waiter w : waiting) {
+        String uid = w.request().getMetadata().getUid();
         if (!underWay.containsKey(uid)
             && !chosen.contains(uid)
-            && perNode.getOrDefault(r.getStatus().getSourceNode(), 0) < limits.perNode()
-            && (first == null || firstCome(r, first) < 0)) {
-          first = r;
+            && perNode.getOrDefault(w.node(), 0) < limits.perNode()
+            && (first == null || firstCome(w.request(), first.request()) < 0)) {
+          first = w;
         }
       }
       if (first == null) {
         break;
       }
-      next.add(first);
-      chosen.add(first.getMetadata().getUid());
-      perNode.merge(first.getStatus().getSourceNode(), 1, Integer::sum);
+      next.add(first.request());
+      chosen.add(first.request().getMetadata().getUid());
+      perNode.merge(first.node(), 1, Integer::sum);
     }
     return next;
   }
@@ -263,6 +299,13 @@ public final class MigrationSlots {
   private Map<String, String> underWay() {
     admitted.keySet().removeIf(uid -> !unended(requests.byUid(uid)));
     ended.removeIf(uid -> !unended(requests.byUid(uid)));
+    refused
+        .keySet()
+        .removeIf(
+            uid -> {
+              MigrationRequest r = requests.byUid(uid);
+              return !unended(r) || isWaiting(r) || isUnderWay(r);
+            });
     Map<String, String> underWay = new HashMap<>(admitted);
     for (MigrationRequest r : requests.underWay()) {
       String uid = r.getMetadata().getUid();
@@ -279,9 +322,9 @@ public final class MigrationSlots {
     return perNode;
   }
 
-  /** Kept here: admissions and ends the cache has not shown yet (what tests look at). */
+  /** Kept here: admissions, ends and refusals the cache has not shown yet (what tests look at). */
   synchronized int kept() {
-    return admitted.size() + ended.size();
+    return admitted.size() + ended.size() + refused.size();
   }
 
   /**
