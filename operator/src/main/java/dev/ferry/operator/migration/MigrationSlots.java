@@ -82,8 +82,9 @@ public final class MigrationSlots {
   private final Map<String, String> admitted = new HashMap<>();
 
   /**
-   * Ended here, by uid, until the cache shows it: the status saying so is written after the turn
-   * that ended them, and the requests woken for their slot must not find it taken still.
+   * Ended here, by uid, until the cache's index no longer lists them under way: the status saying
+   * so is written after the turn that ended them, and the requests woken for their slot must not
+   * find it taken still.
    */
   private final Set<String> ended = new HashSet<>();
 
@@ -209,12 +210,17 @@ public final class MigrationSlots {
   }
 
   /**
-   * The waiting requests {@code shown} (from the cache), and those refused here that the cache does
-   * not show waiting yet.
+   * The waiting requests {@code shown} (by the cache's index) that still wait by their object (a
+   * reconcile may have admitted, or ended, the very object the cache holds before the index learns
+   * of it), and those refused here that the index does not list yet.
    */
   private List<Waiter> waiters(Collection<MigrationRequest> shown) {
     List<Waiter> all = new ArrayList<>(shown.size() + refused.size());
-    shown.forEach(r -> all.add(new Waiter(r, r.getStatus().getSourceNode())));
+    for (MigrationRequest r : shown) {
+      if (isWaiting(r)) {
+        all.add(new Waiter(r, r.getStatus().getSourceNode()));
+      }
+    }
     all.addAll(refused.values());
     return all;
   }
@@ -297,23 +303,36 @@ public final class MigrationSlots {
    * the admissions and ends kept here that the cache now shows ended, or no longer has.
    */
   private Map<String, String> underWay() {
+    // What the cache's indexes list, not what a request's object says: the cache may hold the very
+    // object a reconcile has just changed (Completed) while its index still lists it under way,
+    // until the watch event of the write comes. An end forgotten on the object's word would then
+    // count as a migration under way, and the slot it freed would wake no one.
+    Collection<MigrationRequest> shownUnderWay = requests.underWay();
+    Set<String> listed = uids(shownUnderWay);
     admitted.keySet().removeIf(uid -> !unended(requests.byUid(uid)));
-    ended.removeIf(uid -> !unended(requests.byUid(uid)));
-    refused
-        .keySet()
-        .removeIf(
-            uid -> {
-              MigrationRequest r = requests.byUid(uid);
-              return !unended(r) || isWaiting(r) || isUnderWay(r);
-            });
+    ended.removeIf(uid -> !listed.contains(uid));
+    if (!refused.isEmpty()) {
+      Set<String> waiting = uids(requests.waiting());
+      refused
+          .keySet()
+          .removeIf(
+              uid ->
+                  waiting.contains(uid) || listed.contains(uid) || !unended(requests.byUid(uid)));
+    }
     Map<String, String> underWay = new HashMap<>(admitted);
-    for (MigrationRequest r : requests.underWay()) {
+    for (MigrationRequest r : shownUnderWay) {
       String uid = r.getMetadata().getUid();
       if (!ended.contains(uid)) {
         underWay.putIfAbsent(uid, Objects.requireNonNullElse(r.getStatus().getSourceNode(), ""));
       }
     }
     return underWay;
+  }
+
+  private static Set<String> uids(Collection<MigrationRequest> requests) {
+    Set<String> uids = new HashSet<>();
+    requests.forEach(r -> uids.add(r.getMetadata().getUid()));
+    return uids;
   }
 
   private static Map<String, Integer> perNode(Map<String, String> underWay) {

@@ -10,7 +10,13 @@ import dev.ferry.api.crd.Phase;
 import io.fabric8.kubernetes.api.model.Condition;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 /** Pending's migration slots, and the eviction guard around Moving. */
@@ -175,6 +181,89 @@ class MigrationLimitsTest {
 
     assertThat(rig.slots.next()).as("neither is woken: one is gone, one ended").isEmpty();
     assertThat(rig.slots.kept()).as("only the end, until the cache shows it").isEqualTo(1);
+  }
+
+  @Test
+  void aSlotFreedWhileTheCacheStillListsItsMigrationUnderWayWakesTheNextOne() {
+    // The cache's indexes are computed when an object comes in; a reconcile may change the very
+    // object the cache holds, and the index learns of it only from the write's watch event
+    // (make bench-operator, 200 requests one at a time: a slot idle for the one-minute recheck).
+    IndexedCache cache = new IndexedCache();
+    MigrationSlots slots = new MigrationSlots(new MigrationSlots.Limits(1, 1), cache);
+    MigrationRequest moving = inPhase("move-0", "00", Phase.Moving, "node-a");
+    MigrationRequest next = inPhase("move-1", "01", Phase.Pending, "node-b");
+    MigrationRequest late = Rig.request("move-2", "02", "2026-12-01T09:00:02Z");
+    cache.put(moving, next, late);
+    assertThat(slots.admit(late, "node-c")).as("refused: the slot is taken").isPresent();
+    late.setStatus(inPhase("move-2", "02", Phase.Pending, "node-c").getStatus());
+
+    slots.release(moving);
+    moving.getStatus().setPhase(Phase.Completed);
+
+    assertThat(slots.next()).as("the index still lists move-0 under way").containsExactly(next);
+    assertThat(slots.admit(next, "node-b")).isEmpty();
+    cache.put(moving); // the watch event of its end
+    slots.release(next);
+    next.getStatus().setPhase(Phase.Completed);
+    assertThat(slots.next())
+        .as("the index does not list move-2 waiting yet, but it was refused a moment ago")
+        .containsExactly(late);
+  }
+
+  /**
+   * The operator's cache as its indexes see it: computed when an object is put, so that an object
+   * changed in place afterwards is still listed where it was.
+   */
+  private static final class IndexedCache implements MigrationSlots.Requests {
+    private final Map<String, MigrationRequest> byUid = new LinkedHashMap<>();
+    private final Set<String> underWay = new HashSet<>();
+    private final Set<String> waiting = new HashSet<>();
+    private final Map<String, String> nodes = new HashMap<>();
+
+    void put(MigrationRequest... requests) {
+      for (MigrationRequest r : requests) {
+        String uid = r.getMetadata().getUid();
+        byUid.put(uid, r);
+        underWay.remove(uid);
+        waiting.remove(uid);
+        if (MigrationSlots.isUnderWay(r)) {
+          underWay.add(uid);
+        }
+        if (MigrationSlots.isWaiting(r)) {
+          waiting.add(uid);
+          nodes.put(uid, r.getStatus().getSourceNode());
+        }
+      }
+    }
+
+    @Override
+    public Collection<MigrationRequest> underWay() {
+      return underWay.stream().map(byUid::get).toList();
+    }
+
+    @Override
+    public Collection<MigrationRequest> waiting() {
+      return waiting.stream().map(byUid::get).toList();
+    }
+
+    @Override
+    public Collection<MigrationRequest> waitingFrom(String node) {
+      return waiting.stream().filter(u -> node.equals(nodes.get(u))).map(byUid::get).toList();
+    }
+
+    @Override
+    public MigrationRequest byUid(String uid) {
+      return byUid.get(uid);
+    }
+  }
+
+  private static MigrationRequest inPhase(String name, String uid, Phase phase, String node) {
+    MigrationRequest r = Rig.request(name, uid, "2026-12-01T09:00:0" + uid.charAt(1) + "Z");
+    MigrationRequestStatus st = new MigrationRequestStatus();
+    st.setPhase(phase);
+    st.setSourceNode(node);
+    r.setStatus(st);
+    return r;
   }
 
   @Test
