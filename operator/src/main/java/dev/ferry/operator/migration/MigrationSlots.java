@@ -295,12 +295,15 @@ public final class MigrationSlots {
   /** {@code mr} ended or was deleted: its slot is free. */
   public synchronized void release(MigrationRequest mr) {
     admitted.remove(mr.getMetadata().getUid());
+    refused.remove(mr.getMetadata().getUid()); // ended while it waited: never to be woken
     ended.add(mr.getMetadata().getUid());
   }
 
   /**
    * Uid to source node of every request under way, by the cache or by an admission here; forgets
-   * the admissions and ends kept here that the cache now shows ended, or no longer has.
+   * what is kept here once the cache has caught up: admissions it shows ended or no longer has,
+   * ends its index no longer lists under way, refusals its index lists (or that ended, or are
+   * gone).
    */
   private Map<String, String> underWay() {
     // What the cache's indexes list, not what a request's object says: the cache may hold the very

@@ -176,11 +176,14 @@ class MigrationLimitsTest {
     MigrationRequest failed = other(rig, "move-7", "07", Phase.Pending, null);
     assertThat(rig.slots.admit(failed, "node-a")).isPresent();
     failed.getStatus().setPhase(Phase.Failed); // its deadline passed while it waited
+    MigrationRequest expired = other(rig, "move-6", "06", Phase.Pending, null);
+    assertThat(rig.slots.admit(expired, "node-a")).isPresent();
+    rig.slots.release(expired); // the same, its end not written yet
 
     rig.slots.release(moving);
 
-    assertThat(rig.slots.next()).as("neither is woken: one is gone, one ended").isEmpty();
-    assertThat(rig.slots.kept()).as("only the end, until the cache shows it").isEqualTo(1);
+    assertThat(rig.slots.next()).as("none is woken: one is gone, two ended").isEmpty();
+    assertThat(rig.slots.kept()).as("only move-0's end, until the cache shows it").isEqualTo(1);
   }
 
   @Test
