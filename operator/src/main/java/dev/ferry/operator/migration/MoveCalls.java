@@ -155,16 +155,7 @@ public final class MoveCalls {
    * taken by {@link #takeSignedAhead}, dropped by {@link #forget}.
    */
   void signAhead(String migrationId, Instant at, Supplier<MoveRequest> sign) {
-    CompletableFuture<MoveRequest> request = new CompletableFuture<>();
-    signed.put(migrationId, new SignedAhead(at, request));
-    signer.execute(
-        () -> {
-          try {
-            request.complete(sign.get());
-          } catch (Throwable e) {
-            request.completeExceptionally(e);
-          }
-        });
+    signed.put(migrationId, new SignedAhead(at, CompletableFuture.supplyAsync(sign, signer)));
   }
 
   Optional<SignedAhead> takeSignedAhead(String migrationId) {

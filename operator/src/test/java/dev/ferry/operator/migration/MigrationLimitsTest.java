@@ -142,8 +142,7 @@ class MigrationLimitsTest {
   void aRequestRefusedJustBeforeASlotCameFreeIsWokenForItBeforeTheCacheShowsItWaiting() {
     // A reclaim's requests come in a burst: one is refused while a migration is under way, and
     // that migration ends before the cache shows the status that says the request waits. Woken
-    // by no one, it would look again only at its recheck, a minute later, the slot idle meanwhile
-    // (make bench-operator, 200 requests one at a time: 64 and 78 s instead of 18).
+    // by no one, it would look again only at its recheck, a minute later, the slot idle meanwhile.
     Rig rig = new Rig();
     rig.limits = new MigrationSlots.Limits(1, 1);
     MigrationRequest moving = other(rig, "move-0", "00", Phase.Moving, "node-a");
