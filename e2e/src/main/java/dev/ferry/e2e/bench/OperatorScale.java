@@ -214,7 +214,26 @@ public final class OperatorScale {
           inOrder ? "yes" : "NO");
     } finally {
       api.destroy();
+      keepLog(dir.resolve("operator.log"), count);
       Shell.run("rm", "-rf", dir.toString());
+    }
+  }
+
+  /**
+   * The operator's log of a count, kept as {@code target/bench-operator/operator-COUNT.log} (in the
+   * e2e module) when the rest of the run's directory goes: what the operator said while a figure
+   * looked wrong is the first thing to read.
+   */
+  private static void keepLog(Path log, int count) {
+    try {
+      if (Files.exists(log)) {
+        Path kept = Files.createDirectories(Path.of("target", "bench-operator"));
+        Path to = kept.resolve("operator-" + count + ".log");
+        Files.copy(log, to, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        System.out.printf("%d requests: the operator's log is %s%n", count, to.toAbsolutePath());
+      }
+    } catch (java.io.IOException e) {
+      System.out.printf("%d requests: the operator's log could not be kept: %s%n", count, e);
     }
   }
 
