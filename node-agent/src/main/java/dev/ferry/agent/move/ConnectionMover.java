@@ -265,6 +265,14 @@ public final class ConnectionMover {
   }
 
   /**
+   * How long {@link #arrive} waits for a socket with the connection's addresses to go: a source
+   * rolling back rebuilds a connection whose application heard a moment before that it left (a
+   * RELEASED frame) and may not have closed its descriptor of the original yet. One that has not
+   * closed it by then is stuck, and the rebuild fails saying so.
+   */
+  static final Duration OLD_SOCKET_WAIT = Duration.ofSeconds(2);
+
+  /**
    * Target node (or the source, to roll back): rebuilds the socket in {@code namespace} and hands
    * it with its state to the application serving the port. The client stays held.
    */
@@ -272,7 +280,7 @@ public final class ConnectionMover {
     Connection c = d.connection();
     RestoredSocket restored;
     try {
-      restored = restorer.restore(d.socket(), namespace);
+      restored = restorer.restore(d.socket(), namespace, OLD_SOCKET_WAIT);
     } catch (RestoreException e) {
       return new Arrival.Refused(c, e.getMessage());
     }

@@ -10,6 +10,7 @@ import dev.ferry.sys.RepairSocket.Queue;
 import dev.ferry.sys.RepairWindow;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpSocket;
+import java.time.Duration;
 import java.util.Optional;
 
 /**
@@ -47,6 +48,29 @@ public final class SocketRestorer {
       throw new RestoreException(state.connection() + ": cannot enter " + namespace, e);
     }
   }
+
+  /**
+   * {@link #restore(SocketState, NetNamespace)}, tried again for up to {@code wait} while the
+   * connection still exists there ({@link ConnectionStillThere}): a source that rolls back rebuilds
+   * a connection whose application was told a moment before that it left, and may not have closed
+   * its descriptor of the original yet.
+   */
+  public RestoredSocket restore(SocketState state, NetNamespace namespace, Duration wait)
+      throws RestoreException, InterruptedException {
+    long deadline = System.nanoTime() + wait.toNanos();
+    while (true) {
+      try {
+        return restore(state, namespace);
+      } catch (ConnectionStillThere e) {
+        if (System.nanoTime() - deadline >= 0) {
+          throw e;
+        }
+        Thread.sleep(RETRY_MS);
+      }
+    }
+  }
+
+  private static final long RETRY_MS = 5;
 
   /** Restores in the calling thread's current network namespace. */
   public RestoredSocket restore(SocketState state) throws RestoreException {
@@ -129,7 +153,7 @@ public final class SocketRestorer {
     } catch (SyscallException | RuntimeException e) {
       // Still in repair mode (or never connected): closing sends nothing to the peer.
       socket.close();
-      throw new RestoreException(
+      String message =
           state.connection()
               + ": restore in "
               + where
@@ -137,8 +161,15 @@ public final class SocketRestorer {
               + step
               + ": "
               + e.getMessage()
-              + hint(e, state, where),
-          e);
+              + hint(e, state, where, step);
+      // bind() refuses an address the namespace lacks; connect() with the port bound refuses four
+      // addresses a socket there already has, with the same errno.
+      if ("connect".equals(step)
+          && e instanceof SyscallException s
+          && s.errno() == Errno.EADDRNOTAVAIL) {
+        throw new ConnectionStillThere(message, e);
+      }
+      throw new RestoreException(message, e);
     }
   }
 
@@ -181,17 +212,22 @@ public final class SocketRestorer {
         w.sndWl1(), w.sndWnd(), w.maxWindow(), w.rcvWnd() + beyond, state.dataRecvSeq());
   }
 
-  private static String hint(Exception e, SocketState state, String where) {
+  private static String hint(Exception e, SocketState state, String where, String step) {
     if (!(e instanceof SyscallException s)) {
       return "";
     }
     return switch (s.errno()) {
       case Errno.EADDRNOTAVAIL ->
-          "; the address "
-              + state.local().getAddress().getHostAddress()
-              + " is not on any interface in "
-              + where
-              + ": add it (without duplicate address detection for IPv6) before restoring";
+          "connect".equals(step)
+              ? "; this connection still exists in "
+                  + where
+                  + ": a socket there has the same addresses and ports (its application's"
+                  + " descriptor of the original, not closed yet?), and it must be closed first"
+              : "; the address "
+                  + state.local().getAddress().getHostAddress()
+                  + " is not on any interface in "
+                  + where
+                  + ": add it (without duplicate address detection for IPv6) before restoring";
       case Errno.EADDRINUSE ->
           "; this connection still exists in "
               + where

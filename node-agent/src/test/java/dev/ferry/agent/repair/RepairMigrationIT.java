@@ -13,6 +13,7 @@ import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -166,6 +167,44 @@ class RepairMigrationIT {
       assertThat(ss)
           .contains("wscale:" + before.sndWscale() + "," + before.rcvWscale())
           .contains(" mss:" + before.sndMss() + " ");
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(Family.class)
+  void restoreWhereTheConnectionStillExistsWaitsForItsOldSocketToGo(Family family)
+      throws Exception {
+    // A source rolling back rebuilds a connection whose application was told a moment before
+    // that it left, and may still hold its descriptor of the original (FaultMatrixIT saw it).
+    try (MigrationLab lab = new MigrationLab(family)) {
+      SocketChannel client = lab.connect(0);
+      TcpSocket original = lab.accept();
+      lab.freezeA();
+      SocketState state = new SocketExporter().export(original); // still open, in repair mode
+
+      assertThatThrownBy(() -> new SocketRestorer().restore(state, lab.aNs))
+          .isInstanceOf(ConnectionStillThere.class)
+          .hasMessageContaining("failed to connect")
+          .hasMessageContaining("this connection still exists in netns " + lab.a.netns());
+      CompletableFuture<RestoredSocket> rebuilt =
+          CompletableFuture.supplyAsync(
+              () -> {
+                try {
+                  return new SocketRestorer().restore(state, lab.aNs, Duration.ofSeconds(30));
+                } catch (Exception e) {
+                  throw new IllegalStateException(e);
+                }
+              });
+      Thread.sleep(200);
+      assertThat(rebuilt).as("waiting while the original is open").isNotDone();
+      original.close(); // in repair mode: silent, as the application's close is
+
+      TcpSocket live = lab.track(rebuilt.get(30, TimeUnit.SECONDS).resume());
+      lab.bed.plug(lab.a);
+      live.writeFully("rebuilt\n".getBytes(StandardCharsets.US_ASCII));
+      ByteArrayOutputStream got = new ByteArrayOutputStream();
+      Peers.readExactly(client, 8, got);
+      assertThat(got.toString(StandardCharsets.US_ASCII)).isEqualTo("rebuilt\n");
     }
   }
 
