@@ -399,8 +399,11 @@ public final class SourceMigration {
             return null;
           }
           try (NetNamespace ns = node.pods().open(pod, "pod")) {
+            // One wait for the application to let go of the originals, shared by every rebuild:
+            // an application that does not close them must not hold the rollback a while each.
+            long oldSocketsGoneBy = System.nanoTime() + ConnectionMover.OLD_SOCKET_WAIT.toNanos();
             for (ConnectionRecord r : saved) {
-              rebuild(r, ns);
+              rebuild(r, ns, oldSocketsGoneBy);
             }
           } catch (SyscallException e) {
             saved.forEach(r -> r.to(FAILED, "the pod's network namespace: " + e.getMessage()));
@@ -428,11 +431,12 @@ public final class SourceMigration {
     }
   }
 
-  private void rebuild(ConnectionRecord r, NetNamespace ns) {
+  private void rebuild(ConnectionRecord r, NetNamespace ns, long oldSocketGoneBy) {
     try {
       // The application gets its whole state back: a pre-copied part is read from disk.
       dev.ferry.agent.repair.SocketState state = r.departed.socket();
-      Arrival arrival = node.mover().arrive(node.saved().whole(id, r.departed), ns);
+      Arrival arrival =
+          node.mover().arrive(node.saved().whole(id, r.departed), ns, oldSocketGoneBy);
       if (arrival instanceof Arrival.Staged staged) {
         // As on a target: what the client acknowledged to the hold frees the rebuilt socket's
         // window at once. One raw socket for it: a rollback is rare, and rolls back few.

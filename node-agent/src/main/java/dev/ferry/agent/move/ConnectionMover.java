@@ -265,22 +265,26 @@ public final class ConnectionMover {
   }
 
   /**
-   * How long {@link #arrive} waits for a socket with the connection's addresses to go: a source
-   * rolling back rebuilds a connection whose application heard a moment before that it left (a
-   * RELEASED frame) and may not have closed its descriptor of the original yet. One that has not
-   * closed it by then is stuck, and the rebuild fails saying so.
+   * How long a rollback's rebuilds, together, wait for sockets with their connections' addresses to
+   * go ({@link #arrive}): the source's application heard a moment before that they left (RELEASED
+   * frames) and may not have closed its descriptors of the originals yet. One that has not closed
+   * them by then is stuck, and those rebuilds fail saying so.
    */
-  static final Duration OLD_SOCKET_WAIT = Duration.ofSeconds(2);
+  public static final Duration OLD_SOCKET_WAIT = Duration.ofSeconds(2);
 
   /**
    * Target node (or the source, to roll back): rebuilds the socket in {@code namespace} and hands
-   * it with its state to the application serving the port. The client stays held.
+   * it with its state to the application serving the port. The client stays held. While a socket
+   * there still has the connection's addresses, the rebuild is tried again until {@code
+   * oldSocketGoneBy} ({@link System#nanoTime}).
    */
-  public Arrival arrive(Departure.Departed d, NetNamespace namespace) throws InterruptedException {
+  public Arrival arrive(Departure.Departed d, NetNamespace namespace, long oldSocketGoneBy)
+      throws InterruptedException {
     Connection c = d.connection();
     RestoredSocket restored;
     try {
-      restored = restorer.restore(d.socket(), namespace, OLD_SOCKET_WAIT);
+      Duration wait = Duration.ofNanos(Math.max(0, oldSocketGoneBy - System.nanoTime()));
+      restored = restorer.restore(d.socket(), namespace, wait);
     } catch (RestoreException e) {
       return new Arrival.Refused(c, e.getMessage());
     }
