@@ -210,9 +210,9 @@ public final class MigrationSlots {
   }
 
   /**
-   * The waiting requests {@code shown} (by the cache's index) that still wait by their object (a
-   * reconcile may have admitted, or ended, the very object the cache holds before the index learns
-   * of it), and those refused here that the index does not list yet.
+   * The waiting requests {@code shown} (by the cache's index) that still wait by their object (the
+   * object may be newer than the index: admitted, or ended), and those refused here that the index
+   * does not list yet.
    */
   private List<Waiter> waiters(Collection<MigrationRequest> shown) {
     List<Waiter> all = new ArrayList<>(shown.size() + refused.size());
@@ -306,10 +306,10 @@ public final class MigrationSlots {
    * gone).
    */
   private Map<String, String> underWay() {
-    // What the cache's indexes list, not what a request's object says: the cache may hold the very
-    // object a reconcile has just changed (Completed) while its index still lists it under way,
-    // until the watch event of the write comes. An end forgotten on the object's word would then
-    // count as a migration under way, and the slot it freed would wake no one.
+    // What the cache's indexes list, not what a request's object says: the cache may already hold
+    // a request's new object (Completed) while its index still lists it under way (seen in make
+    // bench-operator, right after the status write). An end forgotten on the object's word would
+    // then count as a migration under way, and the slot it freed would wake no one.
     Collection<MigrationRequest> shownUnderWay = requests.underWay();
     Set<String> listed = uids(shownUnderWay);
     admitted.keySet().removeIf(uid -> !unended(requests.byUid(uid)));

@@ -187,9 +187,9 @@ class MigrationLimitsTest {
 
   @Test
   void aSlotFreedWhileTheCacheStillListsItsMigrationUnderWayWakesTheNextOne() {
-    // The cache's indexes are computed when an object comes in; a reconcile may change the very
-    // object the cache holds, and the index learns of it only from the write's watch event
-    // (make bench-operator, 200 requests one at a time: a slot idle for the one-minute recheck).
+    // The operator's cache was seen holding a request's new object (Completed) while its index
+    // still listed it under way (make bench-operator, 200 requests one at a time: a slot idle for
+    // the one-minute recheck). Here the objects change in place while the indexes stay as put.
     IndexedCache cache = new IndexedCache();
     MigrationSlots slots = new MigrationSlots(new MigrationSlots.Limits(1, 1), cache);
     MigrationRequest moving = inPhase("move-0", "00", Phase.Moving, "node-a");
@@ -213,8 +213,8 @@ class MigrationLimitsTest {
   }
 
   /**
-   * The operator's cache as its indexes see it: computed when an object is put, so that an object
-   * changed in place afterwards is still listed where it was.
+   * The operator's cache with indexes that can lag its objects: computed when an object is put, so
+   * that an object changed in place afterwards is still listed where it was.
    */
   private static final class IndexedCache implements MigrationSlots.Requests {
     private final Map<String, MigrationRequest> byUid = new LinkedHashMap<>();
