@@ -153,6 +153,12 @@ public final class SocketRestorer {
     } catch (SyscallException | RuntimeException e) {
       // Still in repair mode (or never connected): closing sends nothing to the peer.
       socket.close();
+      // bind() refuses an address the namespace lacks; connect() with the port bound refuses four
+      // addresses a socket there already has, with the same errno.
+      boolean stillThere =
+          "connect".equals(step)
+              && e instanceof SyscallException s
+              && s.errno() == Errno.EADDRNOTAVAIL;
       String message =
           state.connection()
               + ": restore in "
@@ -161,15 +167,14 @@ public final class SocketRestorer {
               + step
               + ": "
               + e.getMessage()
-              + hint(e, state, where, step);
-      // bind() refuses an address the namespace lacks; connect() with the port bound refuses four
-      // addresses a socket there already has, with the same errno.
-      if ("connect".equals(step)
-          && e instanceof SyscallException s
-          && s.errno() == Errno.EADDRNOTAVAIL) {
-        throw new ConnectionStillThere(message, e);
-      }
-      throw new RestoreException(message, e);
+              + (stillThere
+                  ? "; this connection still exists in "
+                      + where
+                      + ": a socket there has the same addresses and ports (its application's"
+                      + " descriptor of the original, not closed yet?), and it must be closed"
+                      + " first"
+                  : hint(e, state, where));
+      throw stillThere ? new ConnectionStillThere(message, e) : new RestoreException(message, e);
     }
   }
 
@@ -212,22 +217,17 @@ public final class SocketRestorer {
         w.sndWl1(), w.sndWnd(), w.maxWindow(), w.rcvWnd() + beyond, state.dataRecvSeq());
   }
 
-  private static String hint(Exception e, SocketState state, String where, String step) {
+  private static String hint(Exception e, SocketState state, String where) {
     if (!(e instanceof SyscallException s)) {
       return "";
     }
     return switch (s.errno()) {
       case Errno.EADDRNOTAVAIL ->
-          "connect".equals(step)
-              ? "; this connection still exists in "
-                  + where
-                  + ": a socket there has the same addresses and ports (its application's"
-                  + " descriptor of the original, not closed yet?), and it must be closed first"
-              : "; the address "
-                  + state.local().getAddress().getHostAddress()
-                  + " is not on any interface in "
-                  + where
-                  + ": add it (without duplicate address detection for IPv6) before restoring";
+          "; the address "
+              + state.local().getAddress().getHostAddress()
+              + " is not on any interface in "
+              + where
+              + ": add it (without duplicate address detection for IPv6) before restoring";
       case Errno.EADDRINUSE ->
           "; this connection still exists in "
               + where
