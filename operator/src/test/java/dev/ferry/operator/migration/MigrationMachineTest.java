@@ -17,6 +17,7 @@ import dev.ferry.api.v1alpha1.MoveOutcome;
 import dev.ferry.api.v1alpha1.MoveOutcome.Result;
 import dev.ferry.api.v1alpha1.MoveRequest;
 import io.fabric8.kubernetes.api.model.Condition;
+import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.grpc.Status;
 import java.time.Duration;
 import java.util.List;
@@ -817,6 +818,163 @@ class MigrationMachineTest {
     assertThat(turn.writeStatus()).isFalse();
     assertThat(turn.reschedule()).isEmpty();
     assertThat(rig.writes).isEqualTo(writes);
+  }
+
+  // --- the address's record, written beside the Move ---
+
+  @Test
+  void aMoveOfThePodsOwnAddressRecordsItBesideTheMoveAndACommitWritesNothingMore() {
+    Rig rig = movingItsOwnAddress();
+    rig.source.move = () -> completed();
+    rig.reconcileTo(Phase.Moving);
+    rig.reconcile();
+
+    assertThat(rig.source.moves).as("the Move not answered yet").isEmpty();
+    assertThat(rig.sink.recordsAhead).extracting(Plan::address).containsExactly("10.0.0.100/32");
+
+    rig.answer();
+    rig.reconcile();
+    assertThat(rig.phase()).isEqualTo(Phase.Completed);
+    assertThat(rig.sink.addressMoves).as("nothing left to write at the end").isEmpty();
+    assertThat(rig.sink.takenBack).isEmpty();
+  }
+
+  @Test
+  void aMoveThatRollsBackTakesBackTheRecordWrittenBesideIt() {
+    Rig rig = movingItsOwnAddress();
+    rig.source.move = MigrationMachineTest::rolledBack;
+
+    runMove(rig);
+
+    assertThat(rig.phase()).isEqualTo(Phase.RolledBack);
+    assertThat(rig.sink.recordsAhead).hasSize(1);
+    assertThat(rig.sink.takenBack).containsExactly("10.0.0.100/32");
+    assertThat(rig.sink.addressMoves).isEmpty();
+  }
+
+  @Test
+  void anotherRequestsRecordIsNeitherCountedOnNorTakenBack() {
+    Rig committed = movingItsOwnAddress();
+    committed.sink.recordAheadIsOurs = false;
+    committed.source.move = () -> completed();
+    runMove(committed);
+    assertThat(committed.sink.addressMoves)
+        .as("written at the end, as without a record ahead")
+        .hasSize(1);
+
+    Rig rolledBack = movingItsOwnAddress();
+    rolledBack.sink.recordAheadIsOurs = false;
+    rolledBack.source.move = MigrationMachineTest::rolledBack;
+    runMove(rolledBack);
+    assertThat(rolledBack.sink.takenBack).isEmpty();
+  }
+
+  @Test
+  void anOperatorRestartedInTheMoveFindsItsRecordAgainAndEndsAsTheFirstWould() {
+    for (boolean commits : List.of(true, false)) {
+      Rig rig = movingItsOwnAddress();
+      rig.reconcileTo(Phase.Moving);
+      rig.reconcile(); // Move sent and the record written; then the operator restarts
+      rig.inFlight.clear();
+      rig.calls = new MoveCalls(rig.inFlight::add);
+      rig.source.move = commits ? () -> completed() : MigrationMachineTest::rolledBack;
+
+      rig.reconcile();
+      rig.answer();
+      rig.reconcile();
+
+      assertThat(rig.sink.recordsAhead).as("the Move sent again writes again").hasSize(2);
+      assertThat(rig.sink.addressMoves).isEmpty();
+      assertThat(rig.sink.takenBack).hasSize(commits ? 0 : 1);
+    }
+  }
+
+  @Test
+  void aRecordAheadThatFailedIsWrittenAtACommitAndLookedForAtARollback() {
+    for (boolean commits : List.of(true, false)) {
+      Rig rig = movingItsOwnAddress();
+      rig.sink.aheadRefusal = new IllegalStateException("the API server is away");
+      rig.source.move = commits ? () -> completed() : MigrationMachineTest::rolledBack;
+
+      runMove(rig);
+
+      assertThat(rig.phase()).isEqualTo(commits ? Phase.Completed : Phase.RolledBack);
+      assertThat(rig.sink.addressMoves).hasSize(commits ? 1 : 0);
+      assertThat(rig.sink.takenBack).as("it may have been written").hasSize(commits ? 0 : 1);
+    }
+  }
+
+  @Test
+  void aMoveHomeWritesNothingAheadAndRecordsTheAddressAtItsEnd() {
+    Rig rig = movingItsOwnAddress();
+    rig.targetAddresses = List.of("10.0.0.100");
+    rig.source.move = () -> completed();
+
+    runMove(rig);
+
+    assertThat(rig.sink.recordsAhead).isEmpty();
+    assertThat(rig.sink.addressMoves).hasSize(1);
+  }
+
+  @Test
+  void aMoveWithNoRecordAheadLooksForNoneToTakeBack() {
+    Rig rig = new Rig(); // the plan did not read the source pod: whose address it is, unknown
+    rig.source.move = MigrationMachineTest::rolledBack;
+
+    runMove(rig);
+
+    assertThat(rig.sink.recordsAhead).isEmpty();
+    assertThat(rig.sink.takenBack).isEmpty();
+  }
+
+  @Test
+  void deletingARequestInMovingTakesBackTheRecordOnlyOnceTheSourceRolledBack() {
+    Rig rig = movingItsOwnAddress();
+    rig.reconcileTo(Phase.Moving);
+    rig.reconcile();
+    rig.inFlight.clear();
+    rig.machine().cleanup(rig.mr);
+    rig.answer();
+    assertThat(rig.sink.takenBack).containsExactly("10.0.0.100/32");
+
+    Rig committed = movingItsOwnAddress();
+    committed.source.rollback =
+        () -> {
+          throw committed.source.failed(
+              "Rollback",
+              Status.FAILED_PRECONDITION.withDescription("committed on node-b: past rollback"));
+        };
+    committed.reconcileTo(Phase.Moving);
+    committed.reconcile();
+    committed.inFlight.clear();
+    committed.machine().cleanup(committed.mr);
+    committed.answer();
+    assertThat(committed.sink.takenBack).as("the address moved: its record is true").isEmpty();
+  }
+
+  /** A request whose plan read the source pod, which holds the address as its own. */
+  private static Rig movingItsOwnAddress() {
+    Rig rig = new Rig();
+    rig.sourcePod =
+        new PodBuilder()
+            .withNewMetadata()
+            .withNamespace("shop")
+            .withName("pod-a")
+            .withUid("uid-a")
+            .endMetadata()
+            .withNewStatus()
+            .withPodIP("10.0.0.100")
+            .endStatus()
+            .build();
+    return rig;
+  }
+
+  static MoveOutcome rolledBack() {
+    return MoveOutcome.newBuilder()
+        .setResult(Result.ROLLED_BACK)
+        .setMessage("the target's application declined 1 connection")
+        .setSource(status("node-a", ConnectionPhase.ROLLED_BACK))
+        .build();
   }
 
   // --- deletion ---
