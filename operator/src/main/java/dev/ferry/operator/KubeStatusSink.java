@@ -21,39 +21,14 @@ final class KubeStatusSink implements StatusSink {
 
   @Override
   public void addressMoved(MigrationRequest mr, Plan plan) {
+    String ip = plan.address().substring(0, plan.address().indexOf('/'));
     new ClusterView(client)
         .recordMove(
             plan.target(),
             plan.targetAddresses(),
             plan.targetNode(),
-            bare(plan.address()),
-            name(mr),
-            mr.getMetadata().getUid());
-  }
-
-  @Override
-  public boolean addressMovingAhead(MigrationRequest mr, Plan plan) {
-    return new ClusterView(client)
-        .recordMoveAhead(
-            plan.target(),
-            plan.targetNode(),
-            bare(plan.address()),
-            name(mr),
-            mr.getMetadata().getUid());
-  }
-
-  @Override
-  public void addressStayed(MigrationRequest mr, String address) {
-    new ClusterView(client).takeBackMove(bare(address), mr.getMetadata().getUid());
-  }
-
-  private static String bare(String cidr) {
-    int slash = cidr.indexOf('/');
-    return slash < 0 ? cidr : cidr.substring(0, slash);
-  }
-
-  private static String name(MigrationRequest mr) {
-    return mr.getMetadata().getNamespace() + "/" + mr.getMetadata().getName();
+            ip,
+            mr.getMetadata().getNamespace() + "/" + mr.getMetadata().getName());
   }
 
   @Override

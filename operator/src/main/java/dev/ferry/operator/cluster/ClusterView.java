@@ -1,17 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.operator.cluster;
 
-import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MovedAddress;
 import dev.ferry.api.crd.MovedAddressSpec;
-import dev.ferry.api.crd.Phase;
 import dev.ferry.api.v1alpha1.PodRef;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.NodeAddress;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodCondition;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.fabric8.kubernetes.client.dsl.NonDeletingOperation;
 import java.util.List;
 import java.util.Map;
@@ -27,14 +24,6 @@ public final class ClusterView {
 
   /** On a MovedAddress: the uid of the pod that holds it, for {@link #movedInto}. */
   public static final String HOLDER_LABEL = "ferry.dev/pod-uid";
-
-  /**
-   * On a MovedAddress: the uid of the MigrationRequest that wrote it. A record written beside its
-   * Move ({@link #recordMoveAhead}) names the target before the move commits: only its writer may
-   * take it back, and until the writer ends no other request moves the address on from it ({@link
-   * #stillMovingInto}).
-   */
-  public static final String WRITER_LABEL = "ferry.dev/request-uid";
 
   private final KubernetesClient client;
   private final NodeCache nodes;
@@ -105,99 +94,14 @@ public final class ClusterView {
    * @param holder the pod, with its uid, as the migration's plan read it
    * @param holderOwn the pod's own addresses as the plan read them: no read again at the end of the
    *     move, as a pod's addresses, like its uid, stay what they are while it lives
-   * @param writer the request that moved it, as "namespace/name"
-   * @param writerUid that request's uid ({@link #WRITER_LABEL})
    */
   public void recordMove(
-      PodRef holder,
-      List<String> holderOwn,
-      String node,
-      String address,
-      String writer,
-      String writerUid) {
+      PodRef holder, List<String> holderOwn, String node, String address, String migrationRequest) {
     var records = client.resources(MovedAddress.class);
     if (holderOwn.stream().anyMatch(ip -> sameAddress(ip, address))) {
       records.withName(MovedAddress.nameFor(address)).delete();
       return;
     }
-    records
-        .resource(record(holder, node, address, writer, writerUid))
-        .createOr(NonDeletingOperation::update);
-  }
-
-  /**
-   * Records, before the move commits, that {@code address} is moving into pod {@code holder}, so
-   * that the end of a committed move has nothing to write: created only where no record of the
-   * address exists, as none does while the source pod holds the address as its own. Whether the
-   * record is now this writer's: true when created, or when a call before (an operator restarted in
-   * the move) created it; false when another's record was there, which is left as it is.
-   */
-  public boolean recordMoveAhead(
-      PodRef holder, String node, String address, String writer, String writerUid) {
-    var records = client.resources(MovedAddress.class);
-    try {
-      records.resource(record(holder, node, address, writer, writerUid)).create();
-      return true;
-    } catch (KubernetesClientException e) {
-      if (e.getCode() != 409) {
-        throw e;
-      }
-      return movedAddress(address).map(r -> writtenBy(r, writerUid)).orElse(false);
-    }
-  }
-
-  /**
-   * Removes the record of {@code address} if request {@code writerUid} wrote it: its move did not
-   * commit, so the address stays where it was, in the source pod that owns it. A record another
-   * request wrote is left as it is. Whether one was removed.
-   */
-  public boolean takeBackMove(String address, String writerUid) {
-    Optional<MovedAddress> record = movedAddress(address);
-    if (record.isEmpty() || !writtenBy(record.get(), writerUid)) {
-      return false;
-    }
-    client.resources(MovedAddress.class).resource(record.get()).delete();
-    return true;
-  }
-
-  /**
-   * The request, as "namespace/name (phase)", that wrote {@code record} beside its Move and has not
-   * ended yet; empty when the record is settled (its writer ended, is gone, or wrote it at the end
-   * of a move, as operators before the record ahead did: no label). The API server is asked, not
-   * the operator's cache, which can lag behind a request's end that its requester has already read.
-   */
-  public Optional<String> stillMovingInto(MovedAddress record) {
-    Map<String, String> labels = record.getMetadata().getLabels();
-    String uid = labels == null ? null : labels.get(WRITER_LABEL);
-    String writer = record.getSpec().getMigrationRequest();
-    if (uid == null || writer == null || writer.indexOf('/') < 0) {
-      return Optional.empty();
-    }
-    MigrationRequest mr =
-        client
-            .resources(MigrationRequest.class)
-            .inNamespace(writer.substring(0, writer.indexOf('/')))
-            .withName(writer.substring(writer.indexOf('/') + 1))
-            .get();
-    if (mr == null
-        || !uid.equals(mr.getMetadata().getUid())
-        || (mr.getStatus() != null
-            && mr.getStatus().getPhase() != null
-            && mr.getStatus().getPhase().finished())) {
-      return Optional.empty();
-    }
-    Phase at = mr.getStatus() == null ? null : mr.getStatus().getPhase();
-    return Optional.of(writer + " (" + (at == null ? "Pending" : at) + ")");
-  }
-
-  /** Whether request {@code writerUid} wrote {@code record}. */
-  public static boolean writtenBy(MovedAddress record, String writerUid) {
-    Map<String, String> labels = record.getMetadata().getLabels();
-    return writerUid != null && labels != null && writerUid.equals(labels.get(WRITER_LABEL));
-  }
-
-  private static MovedAddress record(
-      PodRef holder, String node, String address, String writer, String writerUid) {
     MovedAddress record =
         MovedAddress.of(
             new MovedAddressSpec(
@@ -205,28 +109,22 @@ public final class ClusterView {
                 new MovedAddressSpec.HolderPod(
                     holder.getNamespace(), holder.getName(), holder.getUid()),
                 node,
-                writer));
-    Map<String, String> labels = new java.util.HashMap<>();
-    labels.put(HOLDER_LABEL, holder.getUid());
-    if (writerUid != null) {
-      labels.put(WRITER_LABEL, writerUid);
-    }
-    record.getMetadata().setLabels(labels);
-    return record;
+                migrationRequest));
+    record.getMetadata().setLabels(Map.of(HOLDER_LABEL, holder.getUid()));
+    records.resource(record).createOr(NonDeletingOperation::update);
   }
 
   /** The addresses MovedAddress records give {@code pod}, by its uid (a remade pod has none). */
   public List<String> movedInto(Pod pod) {
-    return recordsOf(pod).stream().map(m -> m.getSpec().getAddress()).sorted().toList();
-  }
-
-  /** The MovedAddress records that give {@code pod} an address, by its uid. */
-  public List<MovedAddress> recordsOf(Pod pod) {
     return client
         .resources(MovedAddress.class)
         .withLabel(HOLDER_LABEL, pod.getMetadata().getUid())
         .list()
-        .getItems();
+        .getItems()
+        .stream()
+        .map(m -> m.getSpec().getAddress())
+        .sorted()
+        .toList();
   }
 
   /** The addresses the pod's own status gives it (the CNI's), without those Ferry moved there. */

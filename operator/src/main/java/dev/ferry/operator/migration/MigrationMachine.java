@@ -17,7 +17,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.CompletableFuture;
 import java.util.function.Supplier;
 import java.util.logging.Logger;
 
@@ -91,7 +90,7 @@ public final class MigrationMachine {
       Clock clock,
       Duration callTimeout) {
     this.pending = new PendingStep(planner, slots, clock);
-    this.move = new MoveStep(planner, agents, fabric, calls, sink, clock, callTimeout);
+    this.move = new MoveStep(planner, agents, fabric, calls, clock, callTimeout);
     this.prepare =
         new PrepareStep(planner, agents, fabric, guard, calls::prepared, move::ahead, clock);
     this.prepared = new PreparedStep(planner, calls, move, guard, clock);
@@ -189,7 +188,9 @@ public final class MigrationMachine {
     Runnable lifted =
         at == Phase.Moving || at == Phase.Prepared ? guard.startRelease(mr) : () -> {};
     try {
-      recordAddress(mr, at, e.report());
+      if (e.report().addressMoved()) {
+        sink.addressMoved(mr, e.report().plan());
+      }
     } catch (RuntimeException failed) {
       lifted.run(); // nothing left running behind the retry
       throw failed;
@@ -214,44 +215,6 @@ public final class MigrationMachine {
             + st.getConnections().getTotal()
             + " migrated)");
     return new Turn(true, ended.untilDeleted(mr), true);
-  }
-
-  /**
-   * The address's record as the end leaves it: naming the target when the address moved, else as
-   * before the move. Moving wrote it beside the Move where it could ({@link
-   * MoveStep#recordsAhead}): a committed move then has nothing left to write, and any other end
-   * takes back what was written. An operator restarted in the move does not know what was written
-   * before: it writes, or takes back only a record its request wrote.
-   */
-  private void recordAddress(MigrationRequest mr, Phase at, Report report) {
-    if (at != Phase.Moving && at != Phase.Prepared) {
-      if (report.addressMoved()) {
-        sink.addressMoved(mr, report.plan());
-      }
-      return;
-    }
-    Boolean ahead =
-        calls
-            .takeRecordedAhead(mr.getStatus().getMigrationId())
-            .map(MigrationMachine::settle)
-            .orElse(null);
-    if (report.addressMoved()) {
-      if (!Boolean.TRUE.equals(ahead)) {
-        sink.addressMoved(mr, report.plan());
-      }
-    } else if (!Boolean.FALSE.equals(ahead) && mr.getStatus().getAddress() != null) {
-      sink.addressStayed(mr, mr.getStatus().getAddress());
-    }
-  }
-
-  /** What a write ahead came to: null when it failed, as if nobody knew. */
-  private static Boolean settle(CompletableFuture<Boolean> write) {
-    try {
-      return write.join();
-    } catch (RuntimeException failed) {
-      LOG.fine(() -> "the address's record ahead failed: " + failed);
-      return null;
-    }
   }
 
   /** Still in phase {@code at}: the status shows why, written only when that changed. */
@@ -367,10 +330,8 @@ public final class MigrationMachine {
         return;
       }
     }
-    Optional<CompletableFuture<Boolean>> ahead = calls.takeRecordedAhead(st.getMigrationId());
     calls.forget(st.getMigrationId());
     Agent source = agents.agent(plan.sourceAgent());
-    String address = st.getAddress();
     calls.runBestEffort(
         "rolling back deleted " + name(mr),
         () -> {
@@ -380,14 +341,9 @@ public final class MigrationMachine {
             what = "rolled back on " + s.getNode();
           } catch (AgentClient.Failed e) {
             if (!e.notFound()) {
-              throw e; // past the commit point, say: a record written ahead stays, and is true
+              throw e;
             }
             what = "the source agent never saw it";
-          }
-          // Rolled back, or never begun: a record written beside the Move is taken back.
-          if (address != null
-              && !Boolean.FALSE.equals(ahead.map(MigrationMachine::settle).orElse(null))) {
-            sink.addressStayed(mr, address);
           }
           String said = what;
           LOG.info(() -> "deleted " + name(mr) + " in " + at + ": " + said);

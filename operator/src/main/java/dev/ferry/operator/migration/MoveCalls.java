@@ -74,29 +74,19 @@ public final class MoveCalls {
    */
   record SignedAhead(Instant at, CompletableFuture<MoveRequest> request) {}
 
-  /**
-   * The address's record written beside the Move, by migration id ({@link #recordAhead}): whether
-   * it is this migration's. Absent after an operator restarted in the move, when nobody knows.
-   */
-  private final Map<String, CompletableFuture<Boolean>> recordedAhead = new ConcurrentHashMap<>();
-
   private final Executor executor;
   private final Executor signer;
 
   /**
    * @param executor runs the calls
-   * @param signer runs what is done ahead of, or beside, a Move's call: its signing, the address's
-   *     record
+   * @param signer runs the signing of a Move ahead of its call
    */
   public MoveCalls(Executor executor, Executor signer) {
     this.executor = executor;
     this.signer = signer;
   }
 
-  /**
-   * Signs ahead, and writes the address's record, on the caller's thread: for tests, whose calls
-   * run when the test says.
-   */
+  /** Signs ahead on the caller's thread: for tests, whose calls run when the test says. */
   public MoveCalls(Executor executor) {
     this(executor, Runnable::run);
   }
@@ -166,24 +156,6 @@ public final class MoveCalls {
    */
   void signAhead(String migrationId, Instant at, Supplier<MoveRequest> sign) {
     signed.put(migrationId, new SignedAhead(at, CompletableFuture.supplyAsync(sign, signer)));
-  }
-
-  /**
-   * Starts {@code write} off the caller's thread, beside the Move of {@code migrationId}, unless
-   * one was started for it before (a Move sent again): taken by {@link #takeRecordedAhead} when the
-   * migration ends, not dropped by {@link #forget}, which the reading of an answer calls first.
-   */
-  void recordAhead(String migrationId, Supplier<Boolean> write) {
-    recordedAhead.computeIfAbsent(migrationId, id -> CompletableFuture.supplyAsync(write, signer));
-  }
-
-  /**
-   * The write {@link #recordAhead} started for {@code migrationId}, if this operator started one.
-   */
-  Optional<CompletableFuture<Boolean>> takeRecordedAhead(String migrationId) {
-    return migrationId == null
-        ? Optional.empty()
-        : Optional.ofNullable(recordedAhead.remove(migrationId));
   }
 
   Optional<SignedAhead> takeSignedAhead(String migrationId) {

@@ -17,7 +17,6 @@ import dev.ferry.api.v1alpha1.MoveOutcome;
 import dev.ferry.api.v1alpha1.MoveRequest;
 import dev.ferry.operator.address.AddressClaimFailed;
 import dev.ferry.operator.address.Fabric;
-import dev.ferry.operator.cluster.ClusterView;
 import dev.ferry.operator.migration.MoveCalls.Flight;
 import dev.ferry.operator.migration.MoveCalls.Kind;
 import io.grpc.Status;
@@ -77,7 +76,6 @@ final class MoveStep {
   private final Agents agents;
   private final Supplier<Fabric> fabric;
   private final MoveCalls calls;
-  private final StatusSink sink;
   private final Clock clock;
   private final Duration callTimeout;
 
@@ -86,14 +84,12 @@ final class MoveStep {
       Agents agents,
       Supplier<Fabric> fabric,
       MoveCalls calls,
-      StatusSink sink,
       Clock clock,
       Duration callTimeout) {
     this.planner = planner;
     this.agents = agents;
     this.fabric = fabric;
     this.calls = calls;
-    this.sink = sink;
     this.clock = clock;
     this.callTimeout = callTimeout;
   }
@@ -164,29 +160,6 @@ final class MoveStep {
         note,
         () -> source.move(signedAhead(ahead, request), timeout),
         wake);
-    if (!prepareOnly) {
-      // Beside the Move, not after it: the end of a committed move then writes nothing before the
-      // status says Completed. The machine takes it back at any other end; where none was written,
-      // it knows so, and reads nothing to find out.
-      calls.recordAhead(
-          plan.id(), recordsAhead(plan) ? () -> sink.addressMovingAhead(mr, plan) : () -> false);
-    }
-  }
-
-  /**
-   * Whether the address's record is written beside the Move: when the source pod holds the address
-   * as its own (no record exists, none is overwritten) and the target does not (a move home, which
-   * removes a record, keeps that for the end). Only then can a move that does not commit put things
-   * back by removing what it wrote.
-   */
-  static boolean recordsAhead(Plan plan) {
-    if (!hasAddress(plan) || plan.sourcePod() == null) {
-      return false;
-    }
-    String ip = plan.address().substring(0, plan.address().indexOf('/'));
-    return ClusterView.ownAddresses(plan.sourcePod()).stream()
-            .anyMatch(own -> ClusterView.sameAddress(own, ip))
-        && plan.targetAddresses().stream().noneMatch(own -> ClusterView.sameAddress(own, ip));
   }
 
   /**

@@ -132,7 +132,7 @@ public final class PlanMaker implements Planner {
           "pod " + targetName + " is not ready; wait for it, or choose another");
     }
 
-    String address = address(mr, source);
+    String address = address(spec, source);
     List<Integer> ports = ports(spec, source);
     return new Plan(
         mr.getMetadata().getUid() == null
@@ -178,27 +178,19 @@ public final class PlanMaker implements Planner {
                     + sourceNode));
   }
 
-  private String address(MigrationRequest mr, Pod source) throws InvalidRequest {
-    MigrationRequestSpec spec = mr.getSpec();
+  private String address(MigrationRequestSpec spec, Pod source) throws InvalidRequest {
     List<String> owned = ClusterView.ownAddresses(source);
     String name = source.getMetadata().getName();
     String wanted = spec.getAddress();
     if (wanted == null || wanted.isEmpty()) {
       // The pod's own address first; a pod with none of its own (the target of an earlier move,
       // on a network that gives it none) moves what Ferry moved into it.
-      if (!owned.isEmpty()) {
-        return withHostPrefix(owned.get(0));
-      }
-      List<MovedAddress> moved =
-          cluster.recordsOf(source).stream()
-              .sorted(Comparator.comparing(r -> r.getSpec().getAddress()))
-              .toList();
-      if (moved.isEmpty()) {
+      List<String> moved = owned.isEmpty() ? cluster.movedInto(source) : List.of();
+      if (owned.isEmpty() && moved.isEmpty()) {
         throw new InvalidRequest(
             "spec.address", "pod " + name + " has no IP yet; give the address to move");
       }
-      settled(moved.get(0), mr, name);
-      return withHostPrefix(moved.get(0).getSpec().getAddress());
+      return withHostPrefix(owned.isEmpty() ? moved.get(0) : owned.get(0));
     }
     for (String ip : owned) {
       if (ClusterView.sameAddress(ip, wanted)) {
@@ -215,7 +207,6 @@ public final class PlanMaker implements Planner {
     // Only a record the operator wrote counts: whatever the pod says about itself (its
     // annotations, its labels) its owner can write, and would let it take another's address.
     if (record.isPresent() && holds(record.get(), source)) {
-      settled(record.get(), mr, name);
       return withHostPrefix(record.get().getSpec().getAddress());
     }
     throw new InvalidRequest(
@@ -234,30 +225,6 @@ public final class PlanMaker implements Planner {
                             + holder(r))
                 .orElse(", and no MovedAddress gives it this one")
             + "); leave it out to move the pod's IP");
-  }
-
-  /**
-   * Refuses a record that another request wrote beside its Move and that has not ended: the address
-   * is still on its way into the pod, and that move may yet roll back (the record is then taken
-   * back). This request's own record, found again by an operator restarted in its move, is settled
-   * for it.
-   */
-  private void settled(MovedAddress record, MigrationRequest mr, String pod) throws InvalidRequest {
-    if (ClusterView.writtenBy(record, mr.getMetadata().getUid())) {
-      return;
-    }
-    Optional<String> writer = cluster.stillMovingInto(record);
-    if (writer.isPresent()) {
-      throw new InvalidRequest(
-          "spec.source.name",
-          "the address "
-              + record.getSpec().getAddress()
-              + " is still moving into pod "
-              + pod
-              + " (request "
-              + writer.get()
-              + "), and may yet go back; make this request again once that one has ended");
-    }
   }
 
   private static boolean holds(MovedAddress record, Pod pod) {

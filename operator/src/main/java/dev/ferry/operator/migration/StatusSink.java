@@ -14,20 +14,6 @@ public interface StatusSink {
    */
   void addressMoved(MigrationRequest mr, Plan plan);
 
-  /**
-   * Beside the Move, before it commits: the record naming the target pod as the address's holder,
-   * created only where none exists (the source pod holds the address as its own), so that the end
-   * of a committed move has nothing to write. Whether the record is now this request's; every end
-   * that is not a commit takes it back ({@link #addressStayed}).
-   */
-  boolean addressMovingAhead(MigrationRequest mr, Plan plan);
-
-  /**
-   * The move did not commit: the record of {@code address}, if this request wrote it ahead, is
-   * removed, and the address is the source pod's own again.
-   */
-  void addressStayed(MigrationRequest mr, String address);
-
   /** A Kubernetes Event on the request: type Normal or Warning. */
   void event(MigrationRequest mr, String type, String reason, String message);
 }

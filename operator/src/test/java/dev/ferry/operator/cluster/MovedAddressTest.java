@@ -6,11 +6,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.ferry.api.crd.MigrationRequest;
 import dev.ferry.api.crd.MigrationRequestSpec;
-import dev.ferry.api.crd.MigrationRequestStatus;
 import dev.ferry.api.crd.MovedAddress;
-import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
-import dev.ferry.api.v1alpha1.PodRef;
 import dev.ferry.operator.migration.InvalidRequest;
 import dev.ferry.operator.migration.Plan;
 import dev.ferry.operator.migration.PlanMaker;
@@ -29,10 +26,7 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  */
 class MovedAddressTest {
   private static final String NS = "shop";
-
-  @RegisterExtension
-  final MockApi api =
-      MockApi.withExpectations().serving(MovedAddress.class, MigrationRequest.class);
+  @RegisterExtension final MockApi api = MockApi.withExpectations().serving(MovedAddress.class);
 
   private ClusterView cluster;
   private PlanMaker planner;
@@ -143,7 +137,7 @@ class MovedAddressTest {
     Plan there = planner.plan(request("pod-a", "pod-b", null), null);
     calls();
     cluster.recordMove(
-        there.target(), there.targetAddresses(), "node-b", "10.0.0.10", "shop/move-1", "uid-1");
+        there.target(), there.targetAddresses(), "node-b", "10.0.0.10", "shop/move-1");
     assertThat(calls()).noneMatch(c -> c.startsWith("GET /api/v1/namespaces/shop/pods"));
     MovedAddress record = api.admin().resources(MovedAddress.class).withName("10.0.0.10").get();
     assertThat(record.getSpec().getPod().getUid()).isEqualTo(uid("pod-b"));
@@ -152,67 +146,9 @@ class MovedAddressTest {
 
     Plan back = planner.plan(request("pod-b", "pod-a", "10.0.0.10"), null);
     calls();
-    cluster.recordMove(
-        back.target(), back.targetAddresses(), "node-a", "10.0.0.10", "shop/back", "uid-2");
+    cluster.recordMove(back.target(), back.targetAddresses(), "node-a", "10.0.0.10", "shop/back");
     assertThat(calls()).noneMatch(c -> c.startsWith("GET /api/v1/namespaces/shop/pods"));
     assertThat(api.admin().resources(MovedAddress.class).list().getItems()).isEmpty();
-  }
-
-  @Test
-  void aRecordWrittenBesideAMoveIsCreatedOnlyWhereNoneIsAndOnlyItsWriterTakesItBack() {
-    PodRef b = ClusterView.ref(api.admin().pods().inNamespace(NS).withName("pod-b").get());
-
-    assertThat(cluster.recordMoveAhead(b, "node-b", "10.0.0.10", "shop/move-1", "uid-1"))
-        .as("created")
-        .isTrue();
-    assertThat(cluster.recordMoveAhead(b, "node-b", "10.0.0.10", "shop/move-1", "uid-1"))
-        .as("an operator restarted in the move finds its request's record")
-        .isTrue();
-    assertThat(cluster.recordMoveAhead(b, "node-b", "10.0.0.10", "shop/move-2", "uid-2"))
-        .as("another request's record is left as it is")
-        .isFalse();
-    assertThat(cluster.takeBackMove("10.0.0.10", "uid-2")).isFalse();
-    MovedAddress record = api.admin().resources(MovedAddress.class).withName("10.0.0.10").get();
-    assertThat(record.getSpec().getMigrationRequest()).isEqualTo("shop/move-1");
-    assertThat(record.getMetadata().getLabels())
-        .containsEntry(ClusterView.WRITER_LABEL, "uid-1")
-        .containsEntry(ClusterView.HOLDER_LABEL, uid("pod-b"));
-
-    assertThat(cluster.takeBackMove("10.0.0.10", "uid-1")).isTrue();
-    assertThat(api.admin().resources(MovedAddress.class).list().getItems()).isEmpty();
-    assertThat(cluster.takeBackMove("10.0.0.10", "uid-1")).as("nothing left to take").isFalse();
-  }
-
-  @Test
-  void anAddressStillMovingIntoAPodIsNotMovedOnFromItUntilItsMoveEnds() throws Exception {
-    MigrationRequest moving = request("pod-a", "pod-b", null);
-    moving.getMetadata().setName("move-1");
-    moving.getMetadata().setUid(null);
-    moving = api.admin().resource(moving).create();
-    moving.setStatus(new MigrationRequestStatus());
-    moving.getStatus().setPhase(Phase.Moving);
-    moving = api.admin().resource(moving).updateStatus();
-    PodRef b = ClusterView.ref(api.admin().pods().inNamespace(NS).withName("pod-b").get());
-    cluster.recordMoveAhead(b, "node-b", "10.0.0.10", "shop/move-1", moving.getMetadata().getUid());
-
-    assertThatThrownBy(() -> planner.plan(request("pod-b", "pod-a", "10.0.0.10"), null))
-        .isInstanceOfSatisfying(
-            InvalidRequest.class,
-            e ->
-                assertThat(e.getMessage())
-                    .contains(
-                        "10.0.0.10 is still moving into pod pod-b (request shop/move-1 (Moving))")
-                    .contains("make this request again once that one has ended"));
-    MigrationRequest itself = request("pod-b", "pod-a", "10.0.0.10");
-    itself.getMetadata().setUid(moving.getMetadata().getUid());
-    assertThat(planner.plan(itself, null).address())
-        .as("the writer's own record, as its restarted operator plans again")
-        .isEqualTo("10.0.0.10/32");
-
-    moving.getStatus().setPhase(Phase.Completed);
-    api.admin().resource(moving).updateStatus();
-    assertThat(planner.plan(request("pod-b", "pod-a", "10.0.0.10"), null).address())
-        .isEqualTo("10.0.0.10/32");
   }
 
   /** The requests the API server received since the last call, as "METHOD PATH". */
@@ -224,12 +160,7 @@ class MovedAddressTest {
   private void moved(String holder, String node, String address, String migrationRequest) {
     Pod pod = api.admin().pods().inNamespace(NS).withName(holder).get();
     cluster.recordMove(
-        ClusterView.ref(pod),
-        ClusterView.ownAddresses(pod),
-        node,
-        address,
-        migrationRequest,
-        UUID.randomUUID().toString());
+        ClusterView.ref(pod), ClusterView.ownAddresses(pod), node, address, migrationRequest);
   }
 
   private MigrationRequest request(String source, String target, String address) {

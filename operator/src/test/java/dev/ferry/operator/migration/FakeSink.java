@@ -27,32 +27,6 @@ final class FakeSink implements StatusSink {
     addressMoves.add(plan);
   }
 
-  /** The Moves whose address's record was written beside them. */
-  final List<Plan> recordsAhead = new ArrayList<>();
-
-  /** What {@link #addressMovingAhead} answers: whether the record is the request's now. */
-  boolean recordAheadIsOurs = true;
-
-  /** The addresses whose record written ahead was taken back. */
-  final List<String> takenBack = new ArrayList<>();
-
-  /** Thrown by {@link #addressMovingAhead}, as the API server's refusal would be. */
-  RuntimeException aheadRefusal;
-
-  @Override
-  public boolean addressMovingAhead(MigrationRequest mr, Plan plan) {
-    recordsAhead.add(plan);
-    if (aheadRefusal != null) {
-      throw aheadRefusal;
-    }
-    return recordAheadIsOurs;
-  }
-
-  @Override
-  public void addressStayed(MigrationRequest mr, String address) {
-    takenBack.add(address);
-  }
-
   @Override
   public void event(MigrationRequest mr, String type, String reason, String message) {
     events.add(type + " " + reason + ": " + message);

@@ -9,7 +9,6 @@ import dev.ferry.api.crd.Phase;
 import dev.ferry.api.crd.PodReference;
 import dev.ferry.api.v1alpha1.PodRef;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
-import io.fabric8.kubernetes.api.model.Pod;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -55,12 +54,6 @@ final class Rig {
   int writes;
   int wakes;
 
-  /** The source pod the plans read; null: a plan that did not read it. */
-  Pod sourcePod;
-
-  /** The target pod's own addresses, as the plans read them. */
-  List<String> targetAddresses = List.of("10.0.0.20");
-
   /** How often the machine planned (read the pods and nodes, in the operator). */
   int plans;
 
@@ -81,7 +74,7 @@ final class Rig {
           if (invalid != null) {
             throw invalid;
           }
-          return plan(sourcePod, targetAddresses);
+          return plan();
         },
         hostPort -> hostPort.startsWith("10.0.0.1:") ? source : target,
         () -> {
@@ -155,10 +148,6 @@ final class Rig {
   }
 
   static Plan plan() {
-    return plan(null, List.of("10.0.0.20"));
-  }
-
-  static Plan plan(Pod sourcePod, List<String> targetAddresses) {
     return new Plan(
         ID,
         PodRef.newBuilder().setNamespace("shop").setName("pod-a").setUid("uid-a").build(),
@@ -171,8 +160,8 @@ final class Rig {
         "10.0.0.100/32",
         Duration.ofSeconds(60),
         Duration.ofSeconds(30),
-        targetAddresses,
-        sourcePod);
+        List.of("10.0.0.20"),
+        null);
   }
 
   private static MigrationRequest request() {
