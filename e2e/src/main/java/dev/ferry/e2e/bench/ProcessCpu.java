@@ -40,7 +40,8 @@ record ProcessCpu(double seconds, double jitSeconds) {
 
   /** What was used since {@code before}. */
   ProcessCpu since(ProcessCpu before) {
-    return new ProcessCpu(seconds - before.seconds, jitSeconds - before.jitSeconds);
+    // A compiler thread alive then and ended since took its time out of the sum: never below 0.
+    return new ProcessCpu(seconds - before.seconds, Math.max(0, jitSeconds - before.jitSeconds));
   }
 
   /**
