@@ -154,6 +154,12 @@ public class MigrationReconciler
       MigrationRequest mr, Context<MigrationRequest> context) {
     ResourceID id = ResourceID.fromResource(mr);
     MigrationMachine.Turn turn = machine().reconcile(mr, () -> answers.propagateEvent(id));
+    if (turn.ended()) {
+      // The slot is free already (the machine released it): the next request starts beside this
+      // one's last status write, not after it. Were the write to fail, the retried reconcile
+      // reads the agent's answer again and ends the same way, the next request keeping the slot.
+      wakeWaiting();
+    }
     if (turn.writeStatus()) {
       RequestStatusWrite.write(client, mr, context);
     }
@@ -170,7 +176,6 @@ public class MigrationReconciler
     turn.reschedule().ifPresent(control::rescheduleAfter);
     if (turn.ended()) {
       metrics.ended(mr);
-      wakeWaiting();
     }
     return control;
   }
