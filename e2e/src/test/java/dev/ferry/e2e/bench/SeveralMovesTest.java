@@ -94,6 +94,27 @@ class SeveralMovesTest {
   }
 
   @Test
+  void theGoalLineSaysWhetherFerryIsAheadOfReconnectingAndCriuAtEveryCount() {
+    MigrationBenchmark.Options o =
+        MigrationBenchmark.Options.parse(new String[] {"--connections 1 --path agents"});
+    Figures.Ferry ahead =
+        path(move("warm-up", 60), move("m1", 21), new double[] {20.9}, 5, 0, null);
+    Figures.Ferry behind = path(move("warm-up", 60), move("m1", 50), new double[] {50}, 5, 0, null);
+
+    assertTrue(
+        report(o, ahead)
+            .contains(
+                "- ahead of reconnecting and of CRIU at every count (stall p99, each path):"
+                    + " **met** (N=1: agents 20.90 against reconnecting 45.00 and CRIU not run)\n"),
+        report(o, ahead));
+    assertTrue(
+        report(o, behind)
+            .contains(
+                "**not met** (N=1: agents 50.00 against reconnecting 45.00 and CRIU not run)"),
+        report(o, behind));
+  }
+
+  @Test
   void theFirstMoveIsReportedWithItsClientsStall() {
     MigrationBenchmark.Options o =
         MigrationBenchmark.Options.parse(new String[] {"--connections 1 --path agents"});
