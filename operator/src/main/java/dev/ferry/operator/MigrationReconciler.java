@@ -154,12 +154,6 @@ public class MigrationReconciler
       MigrationRequest mr, Context<MigrationRequest> context) {
     ResourceID id = ResourceID.fromResource(mr);
     MigrationMachine.Turn turn = machine().reconcile(mr, () -> answers.propagateEvent(id));
-    if (turn.ended()) {
-      // The slot is free already (the machine released it): the next request starts beside this
-      // one's last status write, not after it. Were the write to fail, the retried reconcile
-      // reads the agent's answer again and ends the same way, the next request keeping the slot.
-      wakeWaiting();
-    }
     if (turn.writeStatus()) {
       RequestStatusWrite.write(client, mr, context);
     }
@@ -203,6 +197,7 @@ public class MigrationReconciler
         guard,
         new EndedRequests(settings.policyRequestsKept(), nodes::gone, Clock.systemUTC()),
         Clock.systemUTC(),
-        settings.callTimeout());
+        settings.callTimeout(),
+        this::wakeWaiting);
   }
 }

@@ -78,6 +78,11 @@ public final class MigrationMachine {
   private final EndedRequests ended;
   private final Clock clock;
 
+  /**
+   * Wakes the requests a freed slot lets go (the reconciler's; they reconcile on other threads).
+   */
+  private final Runnable slotFreed;
+
   public MigrationMachine(
       Planner planner,
       Agents agents,
@@ -88,7 +93,8 @@ public final class MigrationMachine {
       EvictionGuard guard,
       EndedRequests ended,
       Clock clock,
-      Duration callTimeout) {
+      Duration callTimeout,
+      Runnable slotFreed) {
     this.pending = new PendingStep(planner, slots, clock);
     this.move = new MoveStep(planner, agents, fabric, calls, clock, callTimeout);
     this.prepare =
@@ -102,6 +108,7 @@ public final class MigrationMachine {
     this.guard = guard;
     this.ended = ended;
     this.clock = clock;
+    this.slotFreed = slotFreed;
   }
 
   /**
@@ -182,6 +189,12 @@ public final class MigrationMachine {
     }
     StepOutcome.End e = (StepOutcome.End) outcome;
     MigrationRequestStatus st = mr.getStatus();
+    // The agents are done with it: the slot is free now, and the next request starts beside this
+    // end's writes (the guard's release, the address's record, the status), not after them. Were
+    // one to fail, the retried reconcile reads the agent's answer again and ends the same way, the
+    // next request keeping the slot.
+    slots.release(mr);
+    slotFreed.run();
     // Prepared holds no guard unless its turn into Moving was not written: released anyway. Beside
     // the address's record, which depends on nothing of it, so that the end waits for the slower
     // of the two; both are done before the status says the request ended.
@@ -202,7 +215,6 @@ public final class MigrationMachine {
     }
     lifted.run();
     calls.forget(st.getMigrationId());
-    slots.release(mr);
     LOG.info(() -> name(mr) + " ended " + e.end() + " (" + e.reason() + "): " + e.message());
     sink.event(
         mr,

@@ -434,6 +434,31 @@ class MigrationLimitsTest {
     return r;
   }
 
+  @Test
+  void theEndFreesTheSlotAndWakesTheNextBeforeItsOwnWrites() {
+    Rig rig = new Rig();
+    rig.limits = new MigrationSlots.Limits(5, 1);
+    rig.source.move = MigrationMachineTest::completed;
+    rig.reconcileTo(Phase.Moving);
+    rig.reconcile();
+    rig.answer();
+    other(rig, "move-2", "02", Phase.Pending, "node-a");
+    List<String> atTheRecord = new ArrayList<>();
+    rig.sink.onAddressMoved =
+        () -> {
+          atTheRecord.add("woken " + rig.slotsFreed);
+          rig.slots.next().forEach(r -> atTheRecord.add("next " + r.getMetadata().getName()));
+        };
+
+    rig.reconcile();
+
+    assertThat(rig.phase()).isEqualTo(Phase.Completed);
+    assertThat(atTheRecord)
+        .as("while the end still writes the address's record, the next request may start")
+        .containsExactly("woken 1", "next move-2");
+    assertThat(rig.slotsFreed).isEqualTo(1);
+  }
+
   private static MigrationRequest other(
       Rig rig, String name, String uid, Phase phase, String node) {
     MigrationRequest r = Rig.request(name, uid, "2026-12-01T09:00:00Z");

@@ -54,6 +54,9 @@ final class Rig {
   int writes;
   int wakes;
 
+  /** How often the machine said a slot came free, so that the waiting requests look again. */
+  int slotsFreed;
+
   /** How often the machine planned (read the pods and nodes, in the operator). */
   int plans;
 
@@ -90,7 +93,8 @@ final class Rig {
         guard,
         new EndedRequests(policyRequestsKept, nodesGone::contains, clock),
         clock,
-        Duration.ofSeconds(30));
+        Duration.ofSeconds(30),
+        () -> slotsFreed++);
   }
 
   /** One admission ledger for the rig's life, as the operator keeps one for its own. */
