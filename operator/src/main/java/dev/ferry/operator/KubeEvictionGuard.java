@@ -31,7 +31,10 @@ import java.util.logging.Logger;
  *       the request, so deleting the request removes it even if the operator cannot;
  *   <li>Karpenter's {@code karpenter.sh/do-not-disrupt: "true"} on the pod, so Karpenter does not
  *       choose the node for a voluntary disruption meanwhile. Set only when absent, and then marked
- *       with {@code ferry.dev/do-not-disrupt-by: UID} so that only Ferry's own is removed.
+ *       with {@code ferry.dev/do-not-disrupt-by: UID} so that only Ferry's own is removed. One an
+ *       earlier migration of the pod set, whose release may still be on its way (the next migration
+ *       starts as the last one's end begins), is taken over: the mark then names this request, and
+ *       the earlier release leaves it.
  * </ul>
  *
  * Spot interruptions are not voluntary: nothing here delays the instance's end.
@@ -146,6 +149,9 @@ final class KubeEvictionGuard implements EvictionGuard {
     if (!annotations.containsKey(DO_NOT_DISRUPT)) {
       annotations.put(DO_NOT_DISRUPT, "true");
       annotations.put(DO_NOT_DISRUPT_BY, uid);
+    } else if (annotations.containsKey(DO_NOT_DISRUPT_BY)) {
+      // Another migration's, which took the label too: its release would leave both behind.
+      annotations.put(DO_NOT_DISRUPT_BY, uid);
     }
     p.getMetadata().setAnnotations(annotations);
     return p;
@@ -173,13 +179,13 @@ final class KubeEvictionGuard implements EvictionGuard {
               // The pod from the operator's cache when it shows this request's mark: no read.
               // One that does not (a cache that has not seen the mark yet, or never will) is read
               // from the API server, and patched only if this request marked it.
-              Pod cached = pods.pod(ns, source).filter(p -> marked(p, uid)).orElse(null);
+              Pod cached = pods.pod(ns, source).filter(p -> ours(p, uid)).orElse(null);
               patchLatest(
                   ns,
                   source,
                   cached,
                   pod -> {
-                    if (marked(pod, uid)) {
+                    if (ours(pod, uid)) {
                       client.pods().inNamespace(ns).resource(pod).edit(p -> unmark(p, uid));
                     }
                   });
@@ -249,8 +255,11 @@ final class KubeEvictionGuard implements EvictionGuard {
     return p;
   }
 
-  private static boolean marked(Pod p, String uid) {
-    return uid.equals(labels(p).get(MIGRATION_LABEL));
+  /** Whether {@code p} carries the label or the do-not-disrupt mark of request {@code uid}. */
+  private static boolean ours(Pod p, String uid) {
+    Map<String, String> annotations = p.getMetadata().getAnnotations();
+    return uid.equals(labels(p).get(MIGRATION_LABEL))
+        || (annotations != null && uid.equals(annotations.get(DO_NOT_DISRUPT_BY)));
   }
 
   private static Map<String, String> labels(Pod p) {

@@ -210,8 +210,39 @@ class KubeEvictionGuardTest {
 
     guard.release(mr);
 
-    assertThat(podCalls()).containsExactly("GET " + POD, "PATCH " + POD, "GET " + POD);
+    // Read, the patch refused (the pod changed), read again: the label is the other's now, and
+    // only this request's do-not-disrupt, which the other left as it was, is taken off.
+    assertThat(podCalls())
+        .containsExactly("GET " + POD, "PATCH " + POD, "GET " + POD, "PATCH " + POD);
     assertThat(current().getMetadata().getLabels()).containsEntry(MIGRATION_LABEL, "other-uid");
+    assertThat(current().getMetadata().getAnnotations())
+        .doesNotContainKeys(DO_NOT_DISRUPT, DO_NOT_DISRUPT_BY);
+  }
+
+  @Test
+  void aMigrationGuardingThePodBeforeTheLastOnesReleaseTakesItOverAndNothingIsLeftBehind() {
+    MigrationRequest next = request();
+    next.getMetadata().setName("move-2");
+    String nextUid = next.getMetadata().getUid();
+    guard.protect(mr, plan(pod(Map.of(), Map.of())));
+
+    // The next migration of the pod starts as this one's end begins: its guard lands first.
+    guard.protect(next, plan(current()));
+    guard.release(mr);
+
+    Pod between = current();
+    assertThat(between.getMetadata().getLabels()).containsEntry(MIGRATION_LABEL, nextUid);
+    assertThat(between.getMetadata().getAnnotations())
+        .as("the next migration's pod still kept from voluntary disruption")
+        .containsEntry(DO_NOT_DISRUPT, "true")
+        .containsEntry(DO_NOT_DISRUPT_BY, nextUid);
+
+    guard.release(next);
+
+    Pod after = current();
+    assertThat(after.getMetadata().getLabels()).doesNotContainKey(MIGRATION_LABEL);
+    assertThat(after.getMetadata().getAnnotations())
+        .doesNotContainKeys(DO_NOT_DISRUPT, DO_NOT_DISRUPT_BY);
   }
 
   /** A cache that saw the pod once and nothing since: it serves the pod as it was then. */
