@@ -31,10 +31,10 @@ import java.util.logging.Logger;
  *       the request, so deleting the request removes it even if the operator cannot;
  *   <li>Karpenter's {@code karpenter.sh/do-not-disrupt: "true"} on the pod, so Karpenter does not
  *       choose the node for a voluntary disruption meanwhile. Set only when absent, and then marked
- *       with {@code ferry.dev/do-not-disrupt-by: UID} so that only Ferry's own is removed. One an
- *       earlier migration of the pod set, whose release may still be on its way (the next migration
- *       starts as the last one's end begins), is taken over: the mark then names this request, and
- *       the earlier release leaves it.
+ *       with {@code ferry.dev/do-not-disrupt-by: UID} so that only Ferry's own is removed. One that
+ *       an earlier migration of the pod set, whose release may still be on its way (the next
+ *       migration starts as the last one's end begins), is taken over: the mark then names this
+ *       request, and the earlier release leaves it.
  * </ul>
  *
  * Spot interruptions are not voluntary: nothing here delays the instance's end.
@@ -150,7 +150,9 @@ final class KubeEvictionGuard implements EvictionGuard {
       annotations.put(DO_NOT_DISRUPT, "true");
       annotations.put(DO_NOT_DISRUPT_BY, uid);
     } else if (annotations.containsKey(DO_NOT_DISRUPT_BY)) {
-      // Another migration's, which took the label too: its release would leave both behind.
+      // Another migration's mark: this request takes the label from it, so that migration's
+      // release would leave the pod alone, and its mark on the pod for good. This request's
+      // release lifts it instead.
       annotations.put(DO_NOT_DISRUPT_BY, uid);
     }
     p.getMetadata().setAnnotations(annotations);
