@@ -95,7 +95,7 @@ public final class MigrationMachine {
       Clock clock,
       Duration callTimeout,
       Runnable slotFreed) {
-    this.pending = new PendingStep(planner, slots, clock);
+    this.pending = new PendingStep(planner, agents, slots, clock);
     this.move = new MoveStep(planner, agents, fabric, calls, clock, callTimeout);
     this.prepare =
         new PrepareStep(planner, agents, fabric, guard, calls::prepared, move::ahead, clock);

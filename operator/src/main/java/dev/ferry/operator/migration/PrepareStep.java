@@ -76,11 +76,6 @@ final class PrepareStep {
           "spec.deadline (" + mr.getSpec().getDeadline() + ") passed in phase Preparing",
           report);
     }
-    if (!mr.getSpec().isDryRun()) {
-      // The Move will go to the source node's agent: its connection, if the operator has none
-      // yet, is made meanwhile, beside the target's check and the guard's writes.
-      agents.agent(plan.sourceAgent()).connect();
-    }
     try {
       checkTarget(plan);
     } catch (InvalidRequest e) {

@@ -43,10 +43,14 @@ class MigrationLimitsTest {
 
     assertThat(rig.reconcile().writeStatus()).as("nothing changed, nothing written").isFalse();
     assertThat(rig.target.calls).as("nothing touched while waiting").isEmpty();
+    assertThat(rig.source.connects + rig.target.connects)
+        .as("no connection made for a request that may wait long")
+        .isZero();
 
     first.getStatus().setPhase(Phase.Completed);
     rig.reconcile();
     assertThat(rig.phase()).isEqualTo(Phase.Preparing);
+    assertThat(rig.target.connects).as("admitted: connected ahead of Preparing").isEqualTo(1);
   }
 
   @Test

@@ -137,7 +137,7 @@ class MigrationMachineTest {
         .extracting(d -> d.getOutcome())
         .containsOnly("WouldMove");
     assertThat(rig.source.moves).isEmpty();
-    assertThat(rig.source.connects).as("no Move to connect for").isZero();
+    assertThat(rig.source.connects).as("once admitted, for the listing").isEqualTo(1);
     assertThat(rig.source.signedAhead).isEmpty();
   }
 
@@ -337,11 +337,18 @@ class MigrationMachineTest {
   }
 
   @Test
-  void preparingConnectsToTheSourceAgentAndSignsItsMoveAheadWhichMovingSendsAsSigned() {
+  void anAdmittedRequestConnectsToBothAgentsAndItsMoveIsSignedAheadAndSentAsSigned() {
     Rig rig = new Rig();
+    rig.reconcile();
+
+    assertThat(rig.phase()).isEqualTo(Phase.Preparing);
+    assertThat(rig.source.connects).as("connected ahead, as Preparing is entered").isEqualTo(1);
+    assertThat(rig.target.connects).as("connected ahead, as Preparing is entered").isEqualTo(1);
+    assertThat(rig.target.calls).as("before Preparing's check calls it").isEmpty();
+
     rig.reconcileTo(Phase.Moving);
 
-    assertThat(rig.source.connects).as("connected ahead, while Preparing").isEqualTo(1);
+    assertThat(rig.source.connects).as("once").isEqualTo(1);
     assertThat(rig.source.calls).as("but nothing called").isEmpty();
     assertThat(rig.source.signedAhead).hasSize(1);
 
