@@ -19,9 +19,15 @@ import java.util.function.Supplier;
 /**
  * How many migrations may be under way (Preparing, Prepared or Moving) at once: across the cluster,
  * and out of one source node, as KubeVirt's {@code parallelMigrationsPerCluster} and {@code
- * parallelOutboundMigrationsPerNode}. A request beyond them waits in Pending, first come first
- * served (creation time, then namespace/name), so a node's evacuation goes out in the order its
- * requests were made.
+ * parallelOutboundMigrationsPerNode}; and of one source pod, one. A request beyond them waits in
+ * Pending, first come first served (creation time, then namespace/name), so a node's evacuation
+ * goes out in the order its requests were made.
+ *
+ * <p>One migration of a pod at a time, because two would hold the same connections, and each guards
+ * the pod against eviction with a label that holds one request's uid: the second would take it, and
+ * the first's PodDisruptionBudget would no longer select the pod. Two requests for one pod come
+ * from a user's request beside a MigrationPolicy's, or from two policies. A dry run touches
+ * nothing, and is not counted for its pod.
  *
  * <p>The count comes from the operator's cache of requests; the cache learns of a status the
  * operator wrote only a moment later, and requests are reconciled on several threads at once, so
@@ -78,8 +84,8 @@ public final class MigrationSlots {
   private final Limits limits;
   private final Requests requests;
 
-  /** Admitted here, by uid, with their source node: until the cache shows them ended. */
-  private final Map<String, String> admitted = new HashMap<>();
+  /** Admitted here, by uid: until the cache shows them ended. */
+  private final Map<String, Slot> admitted = new HashMap<>();
 
   /**
    * Ended here, by uid, until the cache's index no longer lists them under way: the status saying
@@ -99,6 +105,26 @@ public final class MigrationSlots {
 
   /** A waiting request and the node its connections leave. */
   private record Waiter(MigrationRequest request, String node) {}
+
+  /**
+   * A migration under way: the node its connections leave, and the pod they leave (namespace/name;
+   * null for a dry run, or a request that names none), with the request's namespace/name.
+   */
+  private record Slot(String node, String pod, String request) {
+    static Slot of(MigrationRequest r, String node) {
+      return new Slot(
+          node, sourcePod(r), r.getMetadata().getNamespace() + "/" + r.getMetadata().getName());
+    }
+  }
+
+  /** The source pod {@code r} moves connections out of, as namespace/name; null if none. */
+  private static String sourcePod(MigrationRequest r) {
+    if (r.getSpec() == null || r.getSpec().isDryRun() || r.getSpec().getSource() == null) {
+      return null;
+    }
+    String name = r.getSpec().getSource().getName();
+    return name == null ? null : r.getMetadata().getNamespace() + "/" + name;
+  }
 
   /**
    * What the slots read of the operator's cache of requests. The operator serves each from an index
@@ -162,22 +188,60 @@ public final class MigrationSlots {
    */
   public synchronized Optional<String> admit(MigrationRequest mr, String sourceNode) {
     String uid = mr.getMetadata().getUid();
-    Map<String, String> underWay = underWay();
+    Map<String, Slot> underWay = underWay();
     if (underWay.containsKey(uid)) {
       return Optional.empty();
     }
     Optional<String> waits = waits(mr, uid, sourceNode, underWay);
+    if (waits.isEmpty()) {
+      waits = podTaken(mr, sourceNode, underWay);
+    }
     if (waits.isPresent()) {
       refused.put(uid, new Waiter(mr, sourceNode));
       return waits;
     }
     refused.remove(uid);
-    admitted.put(uid, sourceNode);
+    admitted.put(uid, Slot.of(mr, sourceNode));
     return Optional.empty();
   }
 
+  /**
+   * Why {@code mr} waits for its pod: a migration of it is under way, or a request for it that came
+   * first waits too (its node's requests are those it can be among). Empty when neither.
+   */
+  private Optional<String> podTaken(
+      MigrationRequest mr, String sourceNode, Map<String, Slot> underWay) {
+    String pod = sourcePod(mr);
+    if (pod == null) {
+      return Optional.empty();
+    }
+    for (Slot slot : underWay.values()) {
+      if (pod.equals(slot.pod())) {
+        return Optional.of(podBusy(pod, slot.request(), "is under way"));
+      }
+    }
+    for (Waiter w : waiters(requests.waitingFrom(sourceNode))) {
+      if (pod.equals(sourcePod(w.request())) && ahead(w.request(), mr, underWay)) {
+        ObjectMeta first = w.request().getMetadata();
+        return Optional.of(
+            podBusy(pod, first.getNamespace() + "/" + first.getName(), "came first and waits too"));
+      }
+    }
+    return Optional.empty();
+  }
+
+  private static String podBusy(String pod, String request, String state) {
+    return "waiting for a migration slot: one migration of a pod may be under way at once, and"
+        + " that of pod "
+        + pod
+        + " (MigrationRequest "
+        + request
+        + ") "
+        + state;
+  }
+
   private Optional<String> waits(
-      MigrationRequest mr, String uid, String sourceNode, Map<String, String> underWay) {
+      MigrationRequest mr, String uid, String sourceNode, Map<String, Slot> underWay) {
     int inCluster = underWay.size();
     Map<String, Integer> perNode = perNode(underWay);
     int fromNode = perNode.getOrDefault(sourceNode, 0);
@@ -247,7 +311,7 @@ public final class MigrationSlots {
 
   /** Whether {@code r}, waiting, came before {@code mr} and is not under way already. */
   private static boolean ahead(
-      MigrationRequest r, MigrationRequest mr, Map<String, String> underWay) {
+      MigrationRequest r, MigrationRequest mr, Map<String, Slot> underWay) {
     String uid = r.getMetadata().getUid();
     return !uid.equals(mr.getMetadata().getUid())
         && !underWay.containsKey(uid)
@@ -259,12 +323,14 @@ public final class MigrationSlots {
    * Admits nothing.
    */
   public synchronized List<MigrationRequest> next() {
-    Map<String, String> underWay = underWay();
+    Map<String, Slot> underWay = underWay();
     int room = limits.perCluster() - underWay.size();
     if (room <= 0) {
       return List.of();
     }
     Map<String, Integer> perNode = perNode(underWay);
+    Set<String> podsTaken = new HashSet<>();
+    underWay.values().forEach(slot -> podsTaken.add(slot.pod()));
     List<Waiter> waiting = waiters(requests.waiting());
     // The first come whose node has room, again while the cluster has: as many passes as free
     // slots (one, when a migration ended), rather than sorting every waiting request each time.
@@ -275,9 +341,11 @@ public final class MigrationSlots {
       Waiter first = null;
       for (Waiter w : waiting) {
         String uid = w.request().getMetadata().getUid();
+        String pod = sourcePod(w.request());
         if (!underWay.containsKey(uid)
             && !chosen.contains(uid)
             && perNode.getOrDefault(w.node(), 0) < limits.perNode()
+            && (pod == null || !podsTaken.contains(pod))
             && (first == null || firstCome(w.request(), first.request()) < 0)) {
           first = w;
         }
@@ -288,6 +356,7 @@ public final class MigrationSlots {
       next.add(first.request());
       chosen.add(first.request().getMetadata().getUid());
       perNode.merge(first.node(), 1, Integer::sum);
+      podsTaken.add(sourcePod(first.request()));
     }
     return next;
   }
@@ -300,12 +369,11 @@ public final class MigrationSlots {
   }
 
   /**
-   * Uid to source node of every request under way, by the cache or by an admission here; forgets
-   * what is kept here once the cache has caught up: admissions it shows ended or no longer has,
-   * ends its index no longer lists under way, refusals its index lists (or that ended, or are
-   * gone).
+   * Every request under way by uid, by the cache or by an admission here; forgets what is kept here
+   * once the cache has caught up: admissions it shows ended or no longer has, ends its index no
+   * longer lists under way, refusals its index lists (or that ended, or are gone).
    */
-  private Map<String, String> underWay() {
+  private Map<String, Slot> underWay() {
     // What the cache's indexes list, not what a request's object says: the cache may already hold
     // a request's new object (Completed) while its index still lists it under way (seen in make
     // bench-operator, right after the status write). An end forgotten on the object's word would
@@ -322,11 +390,12 @@ public final class MigrationSlots {
               uid ->
                   waiting.contains(uid) || listed.contains(uid) || !unended(requests.byUid(uid)));
     }
-    Map<String, String> underWay = new HashMap<>(admitted);
+    Map<String, Slot> underWay = new HashMap<>(admitted);
     for (MigrationRequest r : shownUnderWay) {
       String uid = r.getMetadata().getUid();
-      if (!ended.contains(uid)) {
-        underWay.putIfAbsent(uid, Objects.requireNonNullElse(r.getStatus().getSourceNode(), ""));
+      if (!ended.contains(uid) && !underWay.containsKey(uid)) {
+        underWay.put(
+            uid, Slot.of(r, Objects.requireNonNullElse(r.getStatus().getSourceNode(), "")));
       }
     }
     return underWay;
@@ -338,9 +407,9 @@ public final class MigrationSlots {
     return uids;
   }
 
-  private static Map<String, Integer> perNode(Map<String, String> underWay) {
+  private static Map<String, Integer> perNode(Map<String, Slot> underWay) {
     Map<String, Integer> perNode = new HashMap<>();
-    underWay.values().forEach(n -> perNode.merge(n, 1, Integer::sum));
+    underWay.values().forEach(slot -> perNode.merge(slot.node(), 1, Integer::sum));
     return perNode;
   }
 

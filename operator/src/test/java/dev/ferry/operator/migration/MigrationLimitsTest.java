@@ -54,6 +54,62 @@ class MigrationLimitsTest {
   }
 
   @Test
+  void aSecondRequestForAPodWaitsWhileAMigrationOfItIsUnderWayAndIsWokenAtItsEnd() {
+    Rig rig = new Rig(); // no limit on the cluster or the node
+    MigrationRequest first = samePod(rig, "move-0", "00", Phase.Moving, "2026-12-01T09:00:00Z");
+
+    rig.reconcile();
+
+    assertThat(rig.phase()).isEqualTo(Phase.Pending);
+    assertThat(rig.mr.getStatus().getMessage())
+        .isEqualTo(
+            "waiting for a migration slot: one migration of a pod may be under way at once, and"
+                + " that of pod shop/pod-a (MigrationRequest shop/move-0) is under way");
+    assertThat(ready(rig).getReason()).isEqualTo(Reasons.WAITING_FOR_SLOT);
+    assertThat(rig.guard.calls).as("the first one's guard is left alone").isEmpty();
+    assertThat(rig.source.connects + rig.target.connects).isZero();
+
+    rig.slots.release(first); // its end begins: the cache still says Moving
+
+    assertThat(rig.slots.next()).containsExactly(rig.mr);
+    rig.reconcile();
+    assertThat(rig.phase()).isEqualTo(Phase.Preparing);
+  }
+
+  @Test
+  void ofTwoRequestsWaitingForOnePodTheFirstComeGoesFirst() {
+    Rig rig = new Rig();
+    MigrationRequest moving = samePod(rig, "move-0", "00", Phase.Moving, "2026-12-01T09:00:00Z");
+    MigrationRequest earlier = samePod(rig, "move-3", "03", Phase.Pending, "2026-12-01T09:30:00Z");
+    MigrationRequest elsewhere = other(rig, "move-4", "04", Phase.Pending, "node-a");
+    rig.reconcile();
+
+    rig.slots.release(moving);
+
+    assertThat(rig.slots.next())
+        .as("the pod's earlier request, and the other pod's; not the pod's second")
+        .containsExactlyInAnyOrder(earlier, elsewhere);
+    rig.reconcile(); // it looks before the earlier one does
+    assertThat(rig.phase()).isEqualTo(Phase.Pending);
+    assertThat(rig.mr.getStatus().getMessage())
+        .isEqualTo(
+            "waiting for a migration slot: one migration of a pod may be under way at once, and"
+                + " that of pod shop/pod-a (MigrationRequest shop/move-3) came first and waits"
+                + " too");
+  }
+
+  @Test
+  void aDryRunIsNotHeldBackByAMigrationOfItsPod() {
+    Rig rig = new Rig();
+    rig.mr.getSpec().setDryRun(true);
+    samePod(rig, "move-0", "00", Phase.Moving, "2026-12-01T09:00:00Z");
+
+    rig.reconcile();
+
+    assertThat(rig.phase()).isEqualTo(Phase.Preparing);
+  }
+
+  @Test
   void aPreparedRequestHoldsItsSlotWhileItWaitsToProceed() {
     Rig rig = new Rig();
     rig.limits = new MigrationSlots.Limits(5, 1);
@@ -174,7 +230,7 @@ class MigrationLimitsTest {
     Rig rig = new Rig();
     rig.limits = new MigrationSlots.Limits(1, 1);
     MigrationRequest moving = other(rig, "move-0", "00", Phase.Moving, "node-a");
-    MigrationRequest deleted = Rig.request("move-8", "08", "2026-12-01T09:10:00Z");
+    MigrationRequest deleted = request("move-8", "08", "2026-12-01T09:10:00Z");
     assertThat(rig.slots().admit(deleted, "node-a")).isPresent();
     MigrationRequest failed = other(rig, "move-7", "07", Phase.Pending, null);
     assertThat(rig.slots.admit(failed, "node-a")).isPresent();
@@ -198,7 +254,7 @@ class MigrationLimitsTest {
     MigrationSlots slots = new MigrationSlots(new MigrationSlots.Limits(1, 1), cache);
     MigrationRequest moving = inPhase("move-0", "00", Phase.Moving, "node-a");
     MigrationRequest next = inPhase("move-1", "01", Phase.Pending, "node-b");
-    MigrationRequest late = Rig.request("move-2", "02", "2026-12-01T09:00:02Z");
+    MigrationRequest late = request("move-2", "02", "2026-12-01T09:00:02Z");
     cache.put(moving, next, late);
     assertThat(slots.admit(late, "node-c")).as("refused: the slot is taken").isPresent();
     late.setStatus(inPhase("move-2", "02", Phase.Pending, "node-c").getStatus());
@@ -264,7 +320,7 @@ class MigrationLimitsTest {
   }
 
   private static MigrationRequest inPhase(String name, String uid, Phase phase, String node) {
-    MigrationRequest r = Rig.request(name, uid, "2026-12-01T09:00:0" + uid.charAt(1) + "Z");
+    MigrationRequest r = request(name, uid, "2026-12-01T09:00:0" + uid.charAt(1) + "Z");
     MigrationRequestStatus st = new MigrationRequestStatus();
     st.setPhase(phase);
     st.setSourceNode(node);
@@ -463,9 +519,31 @@ class MigrationLimitsTest {
     assertThat(rig.slotsFreed).isEqualTo(1);
   }
 
+  /**
+   * A request like {@link Rig#request}, but out of a pod of its own ({@code pod-of-NAME}): the
+   * tests of the limits are not held back by the one migration of a pod at a time.
+   */
+  private static MigrationRequest request(String name, String uid, String created) {
+    MigrationRequest r = Rig.request(name, uid, created);
+    r.getSpec().getSource().setName("pod-of-" + name);
+    return r;
+  }
+
+  /** Another request in the cache, in {@code phase}, out of the same pod as the rig's own. */
+  private static MigrationRequest samePod(
+      Rig rig, String name, String uid, Phase phase, String created) {
+    MigrationRequest r = Rig.request(name, uid, created);
+    MigrationRequestStatus st = new MigrationRequestStatus();
+    st.setPhase(phase);
+    st.setSourceNode("node-a");
+    r.setStatus(st);
+    rig.others.add(r);
+    return r;
+  }
+
   private static MigrationRequest other(
       Rig rig, String name, String uid, Phase phase, String node) {
-    MigrationRequest r = Rig.request(name, uid, "2026-12-01T09:00:00Z");
+    MigrationRequest r = request(name, uid, "2026-12-01T09:00:00Z");
     MigrationRequestStatus st = new MigrationRequestStatus();
     st.setPhase(phase);
     st.setSourceNode(node);
