@@ -7,8 +7,9 @@ import java.util.Optional;
 /**
  * Keeps voluntary disruptions (the eviction API that {@code kubectl drain}, Karpenter and
  * aws-node-termination-handler use) away from a source pod while its connections move: an evicted
- * application dies with its clients held. Applied before Moving, lifted at the end, whichever end;
- * never longer than the request lives, so never past its deadline.
+ * application dies with its clients held. Applied from Preparing on (begun as Pending admits the
+ * request), lifted at the end, whichever end; never longer than the request lives, so never past
+ * its deadline.
  */
 public interface EvictionGuard {
   /**

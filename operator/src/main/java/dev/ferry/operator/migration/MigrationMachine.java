@@ -26,9 +26,10 @@ import java.util.logging.Logger;
  * a turn, and only when it changed).
  *
  * <pre>
- * Pending   --Accepted-->  Preparing  (PendingStep: a migration slot free under the limits)
- * Preparing --Prepared-->  Moving     (PrepareStep: plan, validate, the target agent, guard the
- *                                      source pod against eviction; a dry run ends here)
+ * Pending   --Accepted-->  Preparing  (PendingStep: a migration slot free under the limits;
+ *                                      begins the agents' connections and the eviction guard)
+ * Preparing --Prepared-->  Moving     (PrepareStep: plan, validate, the target agent, the source
+ *                                      pod guarded against eviction; a dry run ends here)
  * Preparing --Prepared-->  Prepared   (PrepareStep, spec.prepareOnly without ferry.dev/proceed:
  *                                      the same, but no guard)
  * Prepared  --Proceeding-> Moving     (PreparedStep: the state pre-copied, nothing frozen, until
@@ -95,10 +96,9 @@ public final class MigrationMachine {
       Clock clock,
       Duration callTimeout,
       Runnable slotFreed) {
-    this.pending = new PendingStep(planner, agents, slots, clock);
     this.move = new MoveStep(planner, agents, fabric, calls, clock, callTimeout);
-    this.prepare =
-        new PrepareStep(planner, agents, fabric, guard, calls::prepared, move::ahead, clock);
+    this.prepare = new PrepareStep(planner, agents, fabric, guard, calls, move::ahead, clock);
+    this.pending = new PendingStep(planner, slots, prepare::ahead, clock);
     this.prepared = new PreparedStep(planner, calls, move, guard, clock);
     this.planner = planner;
     this.agents = agents;
@@ -195,11 +195,9 @@ public final class MigrationMachine {
     // next request keeping the slot.
     slots.release(mr);
     slotFreed.run();
-    // Prepared holds no guard unless its turn into Moving was not written: released anyway. Beside
-    // the address's record, which depends on nothing of it, so that the end waits for the slower
-    // of the two; both are done before the status says the request ended.
-    Runnable lifted =
-        at == Phase.Moving || at == Phase.Prepared ? guard.startRelease(mr) : () -> {};
+    // Beside the address's record, which depends on nothing of it, so that the end waits for the
+    // slower of the two; both are done before the status says the request ended.
+    Runnable lifted = liftsGuard(mr, at) ? guard.startRelease(mr) : () -> {};
     try {
       if (e.report().addressMoved()) {
         sink.addressMoved(mr, e.report().plan());
@@ -227,6 +225,21 @@ public final class MigrationMachine {
             + st.getConnections().getTotal()
             + " migrated)");
     return new Turn(true, ended.untilDeleted(mr), true);
+  }
+
+  /**
+   * Whether an end in phase {@code at} lifts the eviction guard: from Moving; from Prepared, which
+   * holds none unless its turn into Moving was not written; from Preparing, where the guard was
+   * raised as the request was admitted (not for a dry run, nor a request that only prepares); and
+   * from any phase, one begun ahead in this operator. That one is waited for first: a release must
+   * not run before the guard it lifts has landed.
+   */
+  private boolean liftsGuard(MigrationRequest mr, Phase at) {
+    boolean begun = calls.awaitGuard(mr.getMetadata().getUid());
+    return begun
+        || at == Phase.Moving
+        || at == Phase.Prepared
+        || (at == Phase.Preparing && PrepareStep.guarded(mr));
   }
 
   /** Still in phase {@code at}: the status shows why, written only when that changed. */
@@ -304,8 +317,9 @@ public final class MigrationMachine {
   }
 
   /**
-   * A request deleted before its end: in Pending or Preparing nothing was touched; in Prepared or
-   * Moving the source agent is asked to roll back (Prepared: to drop what it pre-copied), off the
+   * A request deleted before its end: in Pending or Preparing the agents hold nothing, and the
+   * eviction guard raised since its admission is lifted; in Prepared or Moving the guard is lifted
+   * and the source agent is asked to roll back (Prepared: to drop what it pre-copied), off the
    * caller's thread and best effort (past its commit point it refuses, and the connections stay on
    * the target). Writes no status.
    */
@@ -313,11 +327,15 @@ public final class MigrationMachine {
     MigrationRequestStatus st = mr.getStatus();
     slots.release(mr);
     if (st == null || (st.getPhase() != Phase.Moving && st.getPhase() != Phase.Prepared)) {
+      if (liftsGuard(mr, st == null ? Phase.Pending : st.getPhase())) {
+        guard.release(mr);
+      }
       if (st != null) {
         calls.forget(st.getMigrationId());
       }
       return;
     }
+    calls.awaitGuard(mr.getMetadata().getUid());
     guard.release(mr);
     Phase at = st.getPhase();
     Plan plan;

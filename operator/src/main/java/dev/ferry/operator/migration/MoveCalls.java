@@ -74,19 +74,29 @@ public final class MoveCalls {
    */
   record SignedAhead(Instant at, CompletableFuture<MoveRequest> request) {}
 
+  /**
+   * The eviction guard begun as the request was admitted, by the request's uid ({@link
+   * #guardAhead}): the status write that enters Preparing runs beside it. Keyed by uid, not by
+   * migration id: a request whose plan fails in Preparing has no migration id, and its guard is
+   * lifted all the same.
+   */
+  private final Map<String, CompletableFuture<Optional<String>>> guards = new ConcurrentHashMap<>();
+
   private final Executor executor;
-  private final Executor signer;
+  private final Executor ahead;
 
   /**
    * @param executor runs the calls
-   * @param signer runs the signing of a Move ahead of its call
+   * @param ahead runs what is begun ahead of its use: the signing of a Move, the eviction guard
    */
-  public MoveCalls(Executor executor, Executor signer) {
+  public MoveCalls(Executor executor, Executor ahead) {
     this.executor = executor;
-    this.signer = signer;
+    this.ahead = ahead;
   }
 
-  /** Signs ahead on the caller's thread: for tests, whose calls run when the test says. */
+  /**
+   * Signs and guards ahead on the caller's thread: for tests, whose calls run when the test says.
+   */
   public MoveCalls(Executor executor) {
     this(executor, Runnable::run);
   }
@@ -155,7 +165,49 @@ public final class MoveCalls {
    * taken by {@link #takeSignedAhead}, dropped by {@link #forget}.
    */
   void signAhead(String migrationId, Instant at, Supplier<MoveRequest> sign) {
-    signed.put(migrationId, new SignedAhead(at, CompletableFuture.supplyAsync(sign, signer)));
+    signed.put(migrationId, new SignedAhead(at, CompletableFuture.supplyAsync(sign, ahead)));
+  }
+
+  /**
+   * Starts {@code protect} off the caller's thread, for request {@code uid}: taken by {@link
+   * #takeGuard}, waited for by {@link #awaitGuard}.
+   */
+  void guardAhead(String uid, Supplier<Optional<String>> protect) {
+    // Once: a Pending turn tried again (its status write failed) admits the request again.
+    guards.computeIfAbsent(uid, u -> CompletableFuture.supplyAsync(protect, ahead));
+  }
+
+  /**
+   * Waits for the guard begun ahead for request {@code uid}, and forgets it.
+   *
+   * @return what the guard answered (why the pod is not protected, if so); empty when none was
+   *     begun, or it threw: the caller raises the guard itself
+   */
+  Optional<Optional<String>> takeGuard(String uid) {
+    CompletableFuture<Optional<String>> begun = uid == null ? null : guards.remove(uid);
+    if (begun == null) {
+      return Optional.empty();
+    }
+    try {
+      return Optional.of(begun.join());
+    } catch (RuntimeException e) {
+      LOG.fine(() -> "the eviction guard begun ahead for " + uid + " failed: " + cause(e));
+      return Optional.empty();
+    }
+  }
+
+  /**
+   * Waits for the guard begun ahead for request {@code uid}, if any, and forgets it: a release must
+   * not run before the guard it lifts has landed.
+   *
+   * @return whether one was begun
+   */
+  boolean awaitGuard(String uid) {
+    CompletableFuture<Optional<String>> begun = uid == null ? null : guards.remove(uid);
+    if (begun != null) {
+      begun.exceptionally(e -> Optional.empty()).join();
+    }
+    return begun != null;
   }
 
   Optional<SignedAhead> takeSignedAhead(String migrationId) {

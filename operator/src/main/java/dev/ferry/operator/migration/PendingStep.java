@@ -6,12 +6,13 @@ import dev.ferry.api.crd.Phase;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.Optional;
+import java.util.function.Consumer;
 
 /**
  * Pending: the request waits for a migration slot ({@link MigrationSlots}), then Preparing checks
- * it. Touches nothing in the cluster. It reads only the source pod's node, which the limits count;
+ * it. Touches nothing while it waits. It reads only the source pod's node, which the limits count;
  * a request whose source cannot be read goes on to Preparing, which fails it with the reason. Once
- * admitted, it starts the operator's connections to both agents Preparing calls.
+ * admitted, what Preparing begins ahead ({@link PrepareStep#ahead}) starts.
  */
 final class PendingStep {
   /**
@@ -27,14 +28,18 @@ final class PendingStep {
   private static final Duration PAST = Duration.ofMillis(100);
 
   private final Planner planner;
-  private final Agents agents;
   private final MigrationSlots slots;
+  private final Consumer<MigrationRequest> admitted;
   private final Clock clock;
 
-  PendingStep(Planner planner, Agents agents, MigrationSlots slots, Clock clock) {
+  /**
+   * @param admitted begins, without waiting, what Preparing can do ahead
+   */
+  PendingStep(
+      Planner planner, MigrationSlots slots, Consumer<MigrationRequest> admitted, Clock clock) {
     this.planner = planner;
-    this.agents = agents;
     this.slots = slots;
+    this.admitted = admitted;
     this.clock = clock;
   }
 
@@ -64,26 +69,8 @@ final class PendingStep {
     if (waits.isPresent()) {
       return StepOutcome.stay(Reasons.WAITING_FOR_SLOT, waits.get(), recheck(mr, deadline), node);
     }
-    connectAhead(mr);
+    admitted.accept(mr);
     return accepted(Report.NONE);
-  }
-
-  /**
-   * Starts connecting to the agents of both nodes, where the operator has no connection yet, and
-   * returns at once. A new connection is a mutual TLS handshake, 6-7 ms of Preparing's first call
-   * in make bench-operator, where each migration met a node the operator had not called before (as
-   * a reclaim of many nodes does); begun here, it runs beside the status write that enters
-   * Preparing. A request that cannot be planned is left for Preparing to fail with the reason.
-   */
-  private void connectAhead(MigrationRequest mr) {
-    Plan plan;
-    try {
-      plan = planner.plan(mr, mr.getStatus().getTargetPod());
-    } catch (InvalidRequest e) {
-      return;
-    }
-    agents.agent(plan.targetAgent()).connect();
-    agents.agent(plan.sourceAgent()).connect();
   }
 
   /** {@link #RECHECK}, or just past spec.deadline if that comes first. */

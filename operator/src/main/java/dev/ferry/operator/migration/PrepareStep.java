@@ -18,29 +18,30 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.BiConsumer;
-import java.util.function.Consumer;
 import java.util.function.Supplier;
 import java.util.stream.Collectors;
 
 /**
  * Preparing: plans the request against the cluster ({@link PlanMaker}), and checks that the target
  * node's agent answers and that an application there has registered every port, before anything is
- * frozen. A dry run ends here, listing what would move. Its last act, on the way to Moving, is to
- * guard the source pod against eviction ({@link EvictionGuard}); before that it touches nothing. A
- * request that only prepares (spec.prepareOnly) goes on to Prepared instead, unguarded, unless
- * ferry.dev/proceed is already set.
+ * frozen. A dry run ends here, listing what would move. The source pod is guarded against eviction
+ * ({@link EvictionGuard}) from the start of Preparing: the guard is begun as Pending admits the
+ * request ({@link #ahead}), beside the status write that enters Preparing, and the step waits for
+ * it before it goes on to Moving; an end here lifts it. A request that only prepares
+ * (spec.prepareOnly) goes on to Prepared instead, unguarded, unless ferry.dev/proceed is already
+ * set. A dry run touches nothing.
  */
 final class PrepareStep {
   private final Planner planner;
   private final Agents agents;
   private final Supplier<Fabric> fabric;
   private final EvictionGuard guard;
-  private final Consumer<Plan> prepared;
+  private final MoveCalls calls;
   private final BiConsumer<MigrationRequest, Plan> moving;
   private final Clock clock;
 
   /**
-   * @param prepared keeps the plan for Prepared, which follows at once
+   * @param calls keeps the guard begun ahead, and the plan for Prepared, which follows at once
    * @param moving hands the plan to Moving, which follows at once ({@link MoveStep#ahead})
    */
   PrepareStep(
@@ -48,16 +49,47 @@ final class PrepareStep {
       Agents agents,
       Supplier<Fabric> fabric,
       EvictionGuard guard,
-      Consumer<Plan> prepared,
+      MoveCalls calls,
       BiConsumer<MigrationRequest, Plan> moving,
       Clock clock) {
     this.planner = planner;
     this.agents = agents;
     this.fabric = fabric;
     this.guard = guard;
-    this.prepared = prepared;
+    this.calls = calls;
     this.moving = moving;
     this.clock = clock;
+  }
+
+  /**
+   * What Preparing begins as Pending admits the request, and returns at once, so that it runs
+   * beside the status write that enters Preparing: the connections to both agents, where the
+   * operator has none yet (a node's first is a mutual TLS handshake, 6-7 ms of the target's check
+   * in make bench-operator, where each migration met nodes the operator had not called before, as a
+   * reclaim of many nodes does); and the eviction guard, so that it holds from Preparing on. A
+   * request that cannot be planned is left to {@link #step}, which fails it with the reason.
+   */
+  void ahead(MigrationRequest mr) {
+    Plan plan;
+    try {
+      plan = planner.plan(mr, mr.getStatus().getTargetPod());
+    } catch (InvalidRequest e) {
+      return;
+    }
+    agents.agent(plan.targetAgent()).connect();
+    agents.agent(plan.sourceAgent()).connect();
+    if (guarded(mr)) {
+      calls.guardAhead(mr.getMetadata().getUid(), () -> guard.protect(mr, plan));
+    }
+  }
+
+  /**
+   * Whether the source pod is guarded from Preparing on: the request moves now, so neither a dry
+   * run nor a request that only prepares without ferry.dev/proceed.
+   */
+  static boolean guarded(MigrationRequest mr) {
+    return !mr.getSpec().isDryRun()
+        && (!mr.getSpec().isPrepareOnly() || MoveStep.proceedAsked(mr) != null);
   }
 
   StepOutcome step(MigrationRequest mr) {
@@ -96,8 +128,12 @@ final class PrepareStep {
     }
     if (mr.getSpec().isPrepareOnly() && MoveStep.proceedAsked(mr) == null) {
       // No guard yet: one held while nothing moves would block a drain for minutes. Prepared
-      // raises it when the request proceeds.
-      prepared.accept(plan);
+      // raises it when the request proceeds. (One begun ahead, while ferry.dev/proceed was set,
+      // is lifted: the annotation went since.)
+      if (calls.awaitGuard(mr.getMetadata().getUid())) {
+        guard.release(mr);
+      }
+      calls.prepared(plan);
       return StepOutcome.advance(
           Phase.Prepared,
           Reasons.PREPARED,
@@ -111,7 +147,10 @@ final class PrepareStep {
               + MoveStep.PROCEED_ANNOTATION,
           report);
     }
-    Optional<String> unguarded = guard.protect(mr, plan);
+    // Begun as the request was admitted, and usually landed by now; raised here when it was not
+    // begun (an operator restarted in Preparing) or failed.
+    Optional<String> unguarded =
+        calls.takeGuard(mr.getMetadata().getUid()).orElseGet(() -> guard.protect(mr, plan));
     moving.accept(mr, plan);
     return StepOutcome.advance(
         Phase.Moving,

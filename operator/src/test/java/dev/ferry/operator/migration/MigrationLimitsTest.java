@@ -406,8 +406,14 @@ class MigrationLimitsTest {
   void theSourcePodIsGuardedFromPreparingToTheEndOfMoving() {
     Rig rig = new Rig();
     rig.source.move = MigrationMachineTest::completed;
+    rig.reconcile();
+    assertThat(rig.phase()).isEqualTo(Phase.Preparing);
+    assertThat(rig.guard.calls)
+        .as("begun as the request was admitted, beside the status write that enters Preparing")
+        .containsExactly("protect pod-a");
+
     rig.reconcileTo(Phase.Moving);
-    assertThat(rig.guard.calls).containsExactly("protect pod-a");
+    assertThat(rig.guard.calls).as("once").containsExactly("protect pod-a");
 
     rig.reconcile();
     rig.answer();
@@ -464,7 +470,7 @@ class MigrationLimitsTest {
   }
 
   @Test
-  void aDryRunOrAFailureBeforeMovingNeverGuards() {
+  void aDryRunIsNeverGuardedAndAFailureInPreparingLiftsTheGuard() {
     Rig dry = new Rig();
     dry.mr.getSpec().setDryRun(true);
     dry.reconcileTo(Phase.Completed);
@@ -473,7 +479,41 @@ class MigrationLimitsTest {
     refused.reconcileTo(Phase.Failed);
 
     assertThat(dry.guard.calls).isEmpty();
-    assertThat(refused.guard.calls).isEmpty();
+    assertThat(refused.guard.calls)
+        .containsExactly("protect pod-a", "release move-1", "release waited for");
+  }
+
+  @Test
+  void aRequestDeletedInPreparingLiftsItsGuardAndOneDeletedWhileItWaitsTouchesNothing() {
+    Rig preparing = new Rig();
+    preparing.reconcile();
+    assertThat(preparing.phase()).isEqualTo(Phase.Preparing);
+    Rig waiting = new Rig();
+    waiting.limits = new MigrationSlots.Limits(1, 1);
+    other(waiting, "move-0", "00", Phase.Moving, "node-c");
+    waiting.reconcile();
+    assertThat(waiting.phase()).isEqualTo(Phase.Pending);
+
+    preparing.machine().cleanup(preparing.mr);
+    waiting.machine().cleanup(waiting.mr);
+
+    assertThat(preparing.guard.calls).containsExactly("protect pod-a", "release move-1");
+    assertThat(waiting.guard.calls).isEmpty();
+  }
+
+  @Test
+  void anOperatorRestartedInPreparingRaisesTheGuardItselfBeforeMoving() {
+    Rig rig = new Rig();
+    rig.reconcile();
+    assertThat(rig.phase()).isEqualTo(Phase.Preparing);
+    rig.calls = new MoveCalls(rig.inFlight::add); // what was begun ahead died with the operator
+
+    rig.reconcile();
+
+    assertThat(rig.phase()).isEqualTo(Phase.Moving);
+    assertThat(rig.guard.calls)
+        .as("the guard may not have landed before the restart: raised again, idempotent")
+        .containsExactly("protect pod-a", "protect pod-a");
   }
 
   /** Another request in the operator's cache, in {@code phase}, leaving {@code node}. */

@@ -107,6 +107,22 @@ class PrepareOnlyTest {
   }
 
   @Test
+  void aGuardBegunWhileProceedWasSetIsLiftedWhenTheAnnotationWentBeforePreparingEnded() {
+    Rig rig = prepareOnly(new Rig());
+    proceed(rig, "spot");
+    rig.reconcile();
+    assertThat(rig.guard.calls).as("admitted to move at once").containsExactly("protect pod-a");
+    rig.mr.getMetadata().getAnnotations().remove(MigrationMachine.PROCEED_ANNOTATION);
+
+    rig.reconcile();
+
+    assertThat(rig.phase()).isEqualTo(Phase.Prepared);
+    assertThat(rig.guard.calls)
+        .as("no guard while nothing moves")
+        .containsExactly("protect pod-a", "release move-1");
+  }
+
+  @Test
   void aRequestAnnotatedBeforeItWasPreparedMovesAtOnceAsAnyOther() {
     Rig rig = prepareOnly(new Rig());
     proceed(rig, "spot");
