@@ -31,10 +31,9 @@ public interface Agent {
   MigrationStatus rollback(String migrationId);
 
   /**
-   * Starts connecting to the agent, if not connected yet, without waiting: Pending asks both agents
-   * of a request it admits, so that neither Preparing's check of the target nor the Move makes the
-   * TCP and TLS handshakes (a node's first migration since the operator started, as in a spot
-   * reclaim).
+   * Starts connecting to the agent, if not connected yet, without waiting: Pending asks the source
+   * node's agent of a request it admits, so that the Move does not make the TCP and TLS handshakes
+   * (a node's first migration since the operator started, as in a spot reclaim).
    */
   default void connect() {}
 

@@ -27,7 +27,8 @@ import java.util.logging.Logger;
  *
  * <pre>
  * Pending   --Accepted-->  Preparing  (PendingStep: a migration slot free under the limits;
- *                                      begins the agents' connections and the eviction guard)
+ *                                      begins the target's check, the source agent's connection
+ *                                      and the eviction guard)
  * Preparing --Prepared-->  Moving     (PrepareStep: plan, validate, the target agent, the source
  *                                      pod guarded against eviction; a dry run ends here)
  * Preparing --Prepared-->  Prepared   (PrepareStep, spec.prepareOnly without ferry.dev/proceed:
@@ -235,7 +236,7 @@ public final class MigrationMachine {
    * not run before the guard it lifts has landed.
    */
   private boolean liftsGuard(MigrationRequest mr, Phase at) {
-    boolean begun = calls.awaitGuard(mr.getMetadata().getUid());
+    boolean begun = calls.settleAhead(mr.getMetadata().getUid());
     return begun
         || at == Phase.Moving
         || at == Phase.Prepared
@@ -335,7 +336,7 @@ public final class MigrationMachine {
       }
       return;
     }
-    calls.awaitGuard(mr.getMetadata().getUid());
+    calls.settleAhead(mr.getMetadata().getUid());
     guard.release(mr);
     Phase at = st.getPhase();
     Plan plan;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.operator.migration;
 
+import dev.ferry.api.v1alpha1.ListConnectionsRequest;
+import dev.ferry.api.v1alpha1.ListConnectionsResponse;
 import dev.ferry.api.v1alpha1.MoveOutcome;
 import dev.ferry.api.v1alpha1.MoveRequest;
 import java.time.Duration;
@@ -81,6 +83,15 @@ public final class MoveCalls {
    * lifted all the same.
    */
   private final Map<String, CompletableFuture<Optional<String>>> guards = new ConcurrentHashMap<>();
+
+  /** Preparing's check of the target's agent, asked as the request was admitted, by uid. */
+  private final Map<String, CheckAhead> checks = new ConcurrentHashMap<>();
+
+  /** A question to the agent at {@code agent} (HOST:PORT), asked ahead, and its answer to come. */
+  private record CheckAhead(
+      String agent,
+      ListConnectionsRequest request,
+      CompletableFuture<ListConnectionsResponse> answer) {}
 
   private final Executor executor;
   private final Executor ahead;
@@ -170,7 +181,7 @@ public final class MoveCalls {
 
   /**
    * Starts {@code protect} off the caller's thread, for request {@code uid}: taken by {@link
-   * #takeGuard}, waited for by {@link #awaitGuard}.
+   * #takeGuard}, waited for by {@link #settleAhead}.
    */
   void guardAhead(String uid, Supplier<Optional<String>> protect) {
     // Once: a Pending turn tried again (its status write failed) admits the request again.
@@ -197,17 +208,54 @@ public final class MoveCalls {
   }
 
   /**
-   * Waits for the guard begun ahead for request {@code uid}, if any, and forgets it: a release must
-   * not run before the guard it lifts has landed.
+   * Waits for the guard begun ahead for request {@code uid}, if any, and forgets it with the check
+   * asked ahead: a release must not run before the guard it lifts has landed.
    *
-   * @return whether one was begun
+   * @return whether a guard was begun
    */
-  boolean awaitGuard(String uid) {
-    CompletableFuture<Optional<String>> begun = uid == null ? null : guards.remove(uid);
+  boolean settleAhead(String uid) {
+    if (uid == null) {
+      return false;
+    }
+    checks.remove(uid);
+    CompletableFuture<Optional<String>> begun = guards.remove(uid);
     if (begun != null) {
       begun.exceptionally(e -> Optional.empty()).join();
     }
     return begun != null;
+  }
+
+  /**
+   * Starts {@code ask}, the question {@code request} to the agent at {@code agent}, off the
+   * caller's thread, for request {@code uid}: taken by {@link #takeCheck}.
+   */
+  void checkAhead(
+      String uid,
+      String agent,
+      ListConnectionsRequest request,
+      Supplier<ListConnectionsResponse> ask) {
+    checks.put(uid, new CheckAhead(agent, request, CompletableFuture.supplyAsync(ask, ahead)));
+  }
+
+  /**
+   * The answer of the agent at {@code agent} to {@code request}, asked ahead for request {@code
+   * uid}, waited for; forgotten either way.
+   *
+   * @return empty when that question was not asked ahead (the plan changed since, or an operator
+   *     restarted), or its call failed: the caller asks now
+   */
+  Optional<ListConnectionsResponse> takeCheck(
+      String uid, String agent, ListConnectionsRequest request) {
+    CheckAhead asked = uid == null ? null : checks.remove(uid);
+    if (asked == null || !asked.agent().equals(agent) || !asked.request().equals(request)) {
+      return Optional.empty();
+    }
+    try {
+      return Optional.of(asked.answer().join());
+    } catch (RuntimeException e) {
+      LOG.fine(() -> "the check asked ahead for " + uid + " failed: " + cause(e));
+      return Optional.empty();
+    }
   }
 
   Optional<SignedAhead> takeSignedAhead(String migrationId) {

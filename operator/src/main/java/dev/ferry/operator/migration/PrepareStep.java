@@ -63,11 +63,12 @@ final class PrepareStep {
 
   /**
    * What Preparing begins as Pending admits the request, and returns at once, so that it runs
-   * beside the status write that enters Preparing: the connections to both agents, where the
-   * operator has none yet (a node's first is a mutual TLS handshake, 6-7 ms of the target's check
-   * in make bench-operator, where each migration met nodes the operator had not called before, as a
-   * reclaim of many nodes does); and the eviction guard, so that it holds from Preparing on. A
-   * request that cannot be planned is left to {@link #step}, which fails it with the reason.
+   * beside the status write that enters Preparing: the check of the target's agent (read only; a
+   * node's first call is also a mutual TLS handshake, 6-7 ms in make bench-operator, where each
+   * migration met nodes the operator had not called before, as a reclaim of many nodes does); the
+   * connection to the source's agent, for the Move; and the eviction guard, so that it holds from
+   * Preparing on. A request that cannot be planned is left to {@link #step}, which fails it with
+   * the reason.
    */
   void ahead(MigrationRequest mr) {
     Plan plan;
@@ -76,10 +77,13 @@ final class PrepareStep {
     } catch (InvalidRequest e) {
       return;
     }
-    agents.agent(plan.targetAgent()).connect();
+    String uid = mr.getMetadata().getUid();
+    ListConnectionsRequest check = targetCheck(plan);
+    Agent target = agents.agent(plan.targetAgent());
+    calls.checkAhead(uid, plan.targetAgent(), check, () -> target.listConnections(check));
     agents.agent(plan.sourceAgent()).connect();
     if (guarded(mr)) {
-      calls.guardAhead(mr.getMetadata().getUid(), () -> guard.protect(mr, plan));
+      calls.guardAhead(uid, () -> guard.protect(mr, plan));
     }
   }
 
@@ -109,7 +113,7 @@ final class PrepareStep {
           report);
     }
     try {
-      checkTarget(plan);
+      checkTarget(mr, plan);
     } catch (InvalidRequest e) {
       return StepOutcome.end(Phase.Failed, Reasons.INVALID, e.getMessage(), report);
     }
@@ -130,7 +134,7 @@ final class PrepareStep {
       // No guard yet: one held while nothing moves would block a drain for minutes. Prepared
       // raises it when the request proceeds. (One begun ahead, while ferry.dev/proceed was set,
       // is lifted: the annotation went since.)
-      if (calls.awaitGuard(mr.getMetadata().getUid())) {
+      if (calls.settleAhead(mr.getMetadata().getUid())) {
         guard.release(mr);
       }
       calls.prepared(plan);
@@ -195,18 +199,17 @@ final class PrepareStep {
     }
   }
 
-  /** The target's agent answers, and an application there has registered every port. */
-  private void checkTarget(Plan plan) throws InvalidRequest {
+  /**
+   * The target's agent answers, and an application there has registered every port: the answer
+   * asked as the request was admitted, if the plan still asks the same, else asked now.
+   */
+  private void checkTarget(MigrationRequest mr, Plan plan) throws InvalidRequest {
+    ListConnectionsRequest check = targetCheck(plan);
     ListConnectionsResponse r;
     try {
-      r =
-          agents
-              .agent(plan.targetAgent())
-              .listConnections(
-                  ListConnectionsRequest.newBuilder()
-                      .setPod(plan.target())
-                      .addAllPorts(plan.ports())
-                      .build());
+      Optional<ListConnectionsResponse> ahead =
+          calls.takeCheck(mr.getMetadata().getUid(), plan.targetAgent(), check);
+      r = ahead.isPresent() ? ahead.get() : agents.agent(plan.targetAgent()).listConnections(check);
     } catch (AgentClient.Failed e) {
       throw new InvalidRequest(
           "spec.target.name",
@@ -231,6 +234,13 @@ final class PrepareStep {
               + "'s server with the Ferry SDK (it registers through the agent's handoff socket),"
               + " or choose another target");
     }
+  }
+
+  private static ListConnectionsRequest targetCheck(Plan plan) {
+    return ListConnectionsRequest.newBuilder()
+        .setPod(plan.target())
+        .addAllPorts(plan.ports())
+        .build();
   }
 
   private StepOutcome dryRun(Plan plan) {

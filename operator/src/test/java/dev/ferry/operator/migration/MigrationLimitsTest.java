@@ -50,7 +50,9 @@ class MigrationLimitsTest {
     first.getStatus().setPhase(Phase.Completed);
     rig.reconcile();
     assertThat(rig.phase()).isEqualTo(Phase.Preparing);
-    assertThat(rig.target.connects).as("admitted: connected ahead of Preparing").isEqualTo(1);
+    assertThat(rig.target.calls)
+        .as("admitted: Preparing's check asked ahead")
+        .containsExactly("ListConnections");
   }
 
   @Test

@@ -39,7 +39,9 @@ class MigrationMachineTest {
     assertThat(rig.mr.getStatus().getStartTime()).isEqualTo("2026-12-01T10:00:00Z");
     assertThat(condition(rig, "Ready").getReason()).isEqualTo(Reasons.ACCEPTED);
     assertThat(rig.source.calls).isEmpty();
-    assertThat(rig.target.calls).isEmpty();
+    assertThat(rig.target.calls)
+        .as("Preparing's check, read only, asked as the request is admitted")
+        .containsExactly("ListConnections");
   }
 
   @Test
@@ -153,7 +155,7 @@ class MigrationMachineTest {
     assertThat(condition(rig, "Failed").getReason()).isEqualTo(Reasons.DEADLINE_PASSED);
     assertThat(rig.mr.getStatus().getMessage())
         .isEqualTo("spec.deadline (60s) passed in phase Preparing");
-    assertThat(rig.target.calls).isEmpty();
+    assertThat(rig.target.calls).as("asked ahead only").containsExactly("ListConnections");
   }
 
   // --- Moving ---
@@ -337,17 +339,19 @@ class MigrationMachineTest {
   }
 
   @Test
-  void anAdmittedRequestConnectsToBothAgentsAndItsMoveIsSignedAheadAndSentAsSigned() {
+  void anAdmittedRequestAsksTheTargetAndConnectsToTheSourceAheadAndItsMoveIsSentSignedAhead() {
     Rig rig = new Rig();
     rig.reconcile();
 
     assertThat(rig.phase()).isEqualTo(Phase.Preparing);
     assertThat(rig.source.connects).as("connected ahead, as Preparing is entered").isEqualTo(1);
-    assertThat(rig.target.connects).as("connected ahead, as Preparing is entered").isEqualTo(1);
-    assertThat(rig.target.calls).as("before Preparing's check calls it").isEmpty();
+    assertThat(rig.target.calls)
+        .as("Preparing's check asked ahead, as Preparing is entered")
+        .containsExactly("ListConnections");
 
     rig.reconcileTo(Phase.Moving);
 
+    assertThat(rig.target.calls).as("its answer read, not asked again").hasSize(1);
     assertThat(rig.source.connects).as("once").isEqualTo(1);
     assertThat(rig.source.calls).as("but nothing called").isEmpty();
     assertThat(rig.source.signedAhead).hasSize(1);
@@ -844,7 +848,7 @@ class MigrationMachineTest {
   }
 
   @Test
-  void deletingARequestInPreparingTouchesNothing() {
+  void deletingARequestInPreparingLeavesNothingOnTheAgentsAndLiftsTheGuard() {
     Rig rig = new Rig();
     rig.reconcileTo(Phase.Preparing);
 
@@ -852,7 +856,10 @@ class MigrationMachineTest {
     rig.answer();
 
     assertThat(rig.source.calls).isEmpty();
-    assertThat(rig.target.calls).isEmpty();
+    assertThat(rig.target.calls)
+        .as("the check asked ahead alone")
+        .containsExactly("ListConnections");
+    assertThat(rig.guard.calls).containsExactly("protect pod-a", "release move-1");
   }
 
   // --- helpers ---

@@ -4,7 +4,10 @@ package dev.ferry.operator.migration;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.ferry.api.v1alpha1.ListConnectionsRequest;
+import dev.ferry.api.v1alpha1.ListConnectionsResponse;
 import dev.ferry.api.v1alpha1.MoveOutcome;
+import dev.ferry.api.v1alpha1.PodRef;
 import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
@@ -18,6 +21,44 @@ import org.junit.jupiter.api.Test;
  */
 class MoveCallsTest {
   private final MoveCalls calls = MoveCalls.withOwnThreads();
+
+  @Test
+  void aCheckAskedAheadIsUsedOnlyForTheSameQuestionToTheSameAgentAndNeverWhenItFailed() {
+    MoveCalls direct = new MoveCalls(Runnable::run);
+    ListConnectionsRequest asked = check("pod-b");
+    ListConnectionsResponse answer =
+        ListConnectionsResponse.newBuilder().addRegisteredPorts(8080).build();
+
+    direct.checkAhead("uid-1", "10.0.0.2:9443", asked, () -> answer);
+    assertThat(direct.takeCheck("uid-1", "10.0.0.2:9443", check("pod-c")))
+        .as("the plan names another target since")
+        .isEmpty();
+    assertThat(direct.takeCheck("uid-1", "10.0.0.2:9443", asked)).as("taken once").isEmpty();
+
+    direct.checkAhead("uid-1", "10.0.0.2:9443", asked, () -> answer);
+    assertThat(direct.takeCheck("uid-1", "10.0.0.3:9443", asked)).as("another agent").isEmpty();
+
+    direct.checkAhead("uid-1", "10.0.0.2:9443", asked, () -> answer);
+    assertThat(direct.takeCheck("uid-1", "10.0.0.2:9443", asked)).contains(answer);
+
+    direct.checkAhead(
+        "uid-1",
+        "10.0.0.2:9443",
+        asked,
+        () -> {
+          throw new IllegalStateException("UNAVAILABLE");
+        });
+    assertThat(direct.takeCheck("uid-1", "10.0.0.2:9443", asked))
+        .as("failed ahead: the caller asks again itself")
+        .isEmpty();
+  }
+
+  private static ListConnectionsRequest check(String pod) {
+    return ListConnectionsRequest.newBuilder()
+        .setPod(PodRef.newBuilder().setNamespace("shop").setName(pod))
+        .addPorts(8080)
+        .build();
+  }
 
   @Test
   void aStopCutsTheCallsInFlightAndTakesNoMore() throws Exception {
