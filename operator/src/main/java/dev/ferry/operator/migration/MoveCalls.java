@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.ferry.operator.migration;
 
+import dev.ferry.api.client.AgentClient;
 import dev.ferry.api.v1alpha1.ListConnectionsRequest;
 import dev.ferry.api.v1alpha1.ListConnectionsResponse;
 import dev.ferry.api.v1alpha1.MoveOutcome;
@@ -24,10 +25,11 @@ import java.util.logging.Logger;
 /**
  * The calls on source agents in flight, at most one per migration id: the Move (the whole data
  * plane), the address claim and Commit that follow it on AWS (or the claim alone, after a forwarded
- * commit), or a Rollback. They run on this registry's threads, never on a reconcile's; the end of
- * each wakes its migration's reconcile, which reads the answer here. The registry is memory only:
- * an operator restarted in Moving has none, and calls Move again (the agent joins the move under
- * way, or answers how it ended).
+ * commit), or a Rollback. Also what a step begins ahead for the next (the target's check and the
+ * eviction guard as a request is admitted, the Move's signature as Moving is entered). They run on
+ * this registry's threads, never on a reconcile's; the end of each wakes its migration's reconcile,
+ * which reads the answer here. The registry is memory only: an operator restarted in Moving has
+ * none, and calls Move again (the agent joins the move under way, or answers how it ended).
  */
 public final class MoveCalls {
   private static final Logger LOG = Logger.getLogger(MoveCalls.class.getName());
@@ -98,7 +100,8 @@ public final class MoveCalls {
 
   /**
    * @param executor runs the calls
-   * @param ahead runs what is begun ahead of its use: the signing of a Move, the eviction guard
+   * @param ahead runs what is begun ahead of its use: the check of the target's agent, the eviction
+   *     guard, the signing of a Move
    */
   public MoveCalls(Executor executor, Executor ahead) {
     this.executor = executor;
@@ -106,7 +109,7 @@ public final class MoveCalls {
   }
 
   /**
-   * Signs and guards ahead on the caller's thread: for tests, whose calls run when the test says.
+   * Runs what is begun ahead on the caller's thread: for tests, whose calls run when the test says.
    */
   public MoveCalls(Executor executor) {
     this(executor, Runnable::run);
@@ -242,7 +245,9 @@ public final class MoveCalls {
    * uid}, waited for; forgotten either way.
    *
    * @return empty when that question was not asked ahead (the plan changed since, or an operator
-   *     restarted), or its call failed: the caller asks now
+   *     restarted), or it failed other than as a call: the caller asks now
+   * @throws AgentClient.Failed the agent's call failed, as the caller's own would have: asked
+   *     again, an agent that does not answer would keep Preparing for a second call's timeout
    */
   Optional<ListConnectionsResponse> takeCheck(
       String uid, String agent, ListConnectionsRequest request) {
@@ -253,6 +258,9 @@ public final class MoveCalls {
     try {
       return Optional.of(asked.answer().join());
     } catch (RuntimeException e) {
+      if (cause(e) instanceof AgentClient.Failed failed) {
+        throw failed;
+      }
       LOG.fine(() -> "the check asked ahead for " + uid + " failed: " + cause(e));
       return Optional.empty();
     }

@@ -92,6 +92,9 @@ class MigrationMachineTest {
     assertThat(rig.mr.getStatus().getMessage())
         .startsWith("spec.target.name: the Ferry agent of node node-b does not answer (")
         .endsWith("); check its pod, or choose a target on another node");
+    assertThat(rig.target.calls)
+        .as("asked once, as the request was admitted: not again for a second timeout")
+        .containsExactly("ListConnections");
   }
 
   @Test

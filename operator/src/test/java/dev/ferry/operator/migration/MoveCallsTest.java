@@ -4,10 +4,12 @@ package dev.ferry.operator.migration;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.ferry.api.client.AgentClient;
 import dev.ferry.api.v1alpha1.ListConnectionsRequest;
 import dev.ferry.api.v1alpha1.ListConnectionsResponse;
 import dev.ferry.api.v1alpha1.MoveOutcome;
 import dev.ferry.api.v1alpha1.PodRef;
+import io.grpc.Status;
 import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
@@ -49,8 +51,21 @@ class MoveCallsTest {
           throw new IllegalStateException("UNAVAILABLE");
         });
     assertThat(direct.takeCheck("uid-1", "10.0.0.2:9443", asked))
-        .as("failed ahead: the caller asks again itself")
+        .as("failed ahead, not as a call: the caller asks again itself")
         .isEmpty();
+
+    AgentClient.Failed unreachable =
+        new AgentClient.Failed("10.0.0.2:9443", "ListConnections", Status.UNAVAILABLE);
+    direct.checkAhead(
+        "uid-1",
+        "10.0.0.2:9443",
+        asked,
+        () -> {
+          throw unreachable;
+        });
+    assertThatThrownBy(() -> direct.takeCheck("uid-1", "10.0.0.2:9443", asked))
+        .as("the call failed: as the caller's own would, without a second wait for it")
+        .isSameAs(unreachable);
   }
 
   private static ListConnectionsRequest check(String pod) {
