@@ -25,11 +25,12 @@ import java.util.logging.Logger;
 /**
  * The calls on source agents in flight, at most one per migration id: the Move (the whole data
  * plane), the address claim and Commit that follow it on AWS (or the claim alone, after a forwarded
- * commit), or a Rollback. Also what a step begins ahead for the next (the target's check and the
- * eviction guard as a request is admitted, the Move's signature as Moving is entered). They run on
- * this registry's threads, never on a reconcile's; the end of each wakes its migration's reconcile,
- * which reads the answer here. The registry is memory only: an operator restarted in Moving has
- * none, and calls Move again (the agent joins the move under way, or answers how it ended).
+ * commit), or a Rollback. Also what a step begins ahead for the next (the plan, the target's check
+ * and the eviction guard as a request is admitted, the Move's signature as Moving is entered). They
+ * run on this registry's threads, never on a reconcile's; the end of each wakes its migration's
+ * reconcile, which reads the answer here. The registry is memory only: an operator restarted in
+ * Moving has none, and calls Move again (the agent joins the move under way, or answers how it
+ * ended).
  */
 public final class MoveCalls {
   private static final Logger LOG = Logger.getLogger(MoveCalls.class.getName());
@@ -85,6 +86,9 @@ public final class MoveCalls {
    * lifted all the same.
    */
   private final Map<String, CompletableFuture<Optional<String>>> guards = new ConcurrentHashMap<>();
+
+  /** The plan made as the request was admitted, by uid: Preparing's, which need not plan again. */
+  private final Map<String, Plan> plansAhead = new ConcurrentHashMap<>();
 
   /** Preparing's check of the target's agent, asked as the request was admitted, by uid. */
   private final Map<String, CheckAhead> checks = new ConcurrentHashMap<>();
@@ -210,9 +214,19 @@ public final class MoveCalls {
     }
   }
 
+  /** Keeps {@code plan}, made as request {@code uid} was admitted, for Preparing. */
+  void planAhead(String uid, Plan plan) {
+    plansAhead.put(uid, plan);
+  }
+
+  /** The plan made as request {@code uid} was admitted, forgotten; empty if none was. */
+  Optional<Plan> takePlanAhead(String uid) {
+    return uid == null ? Optional.empty() : Optional.ofNullable(plansAhead.remove(uid));
+  }
+
   /**
-   * Waits for the guard begun ahead for request {@code uid}, if any, and forgets it with the check
-   * asked ahead: a release must not run before the guard it lifts has landed.
+   * Waits for the guard begun ahead for request {@code uid}, if any, and forgets it with the plan
+   * and the check made ahead: a release must not run before the guard it lifts has landed.
    *
    * @return whether a guard was begun
    */
@@ -220,6 +234,7 @@ public final class MoveCalls {
     if (uid == null) {
       return false;
     }
+    plansAhead.remove(uid);
     checks.remove(uid);
     CompletableFuture<Optional<String>> begun = guards.remove(uid);
     if (begun != null) {

@@ -78,6 +78,7 @@ final class PrepareStep {
       return;
     }
     String uid = mr.getMetadata().getUid();
+    calls.planAhead(uid, plan);
     ListConnectionsRequest check = targetCheck(plan);
     Agent target = agents.agent(plan.targetAgent());
     calls.checkAhead(uid, plan.targetAgent(), check, () -> target.listConnections(check));
@@ -98,9 +99,13 @@ final class PrepareStep {
 
   StepOutcome step(MigrationRequest mr) {
     MigrationRequestStatus st = mr.getStatus();
+    // The plan made a moment ago, as the request was admitted; planned again only when there is
+    // none (an operator restarted in Preparing): a plan may read MovedAddress records from the API
+    // server.
+    Optional<Plan> ahead = calls.takePlanAhead(mr.getMetadata().getUid());
     Plan plan;
     try {
-      plan = planner.plan(mr, st.getTargetPod());
+      plan = ahead.isPresent() ? ahead.get() : planner.plan(mr, st.getTargetPod());
     } catch (InvalidRequest e) {
       return StepOutcome.end(Phase.Failed, Reasons.INVALID, e.getMessage(), Report.NONE);
     }

@@ -351,10 +351,12 @@ class MigrationMachineTest {
     assertThat(rig.target.calls)
         .as("Preparing's check asked ahead, as Preparing is entered")
         .containsExactly("ListConnections");
+    int plans = rig.plans;
 
     rig.reconcileTo(Phase.Moving);
 
     assertThat(rig.target.calls).as("its answer read, not asked again").hasSize(1);
+    assertThat(rig.plans).as("Preparing took the plan made as it was admitted").isEqualTo(plans);
     assertThat(rig.source.connects).as("once").isEqualTo(1);
     assertThat(rig.source.calls).as("but nothing called").isEmpty();
     assertThat(rig.source.signedAhead).hasSize(1);
