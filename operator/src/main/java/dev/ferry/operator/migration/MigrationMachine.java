@@ -327,17 +327,15 @@ public final class MigrationMachine {
   public void cleanup(MigrationRequest mr) {
     MigrationRequestStatus st = mr.getStatus();
     slots.release(mr);
+    if (liftsGuard(mr, st == null ? Phase.Pending : st.getPhase())) {
+      guard.release(mr);
+    }
     if (st == null || (st.getPhase() != Phase.Moving && st.getPhase() != Phase.Prepared)) {
-      if (liftsGuard(mr, st == null ? Phase.Pending : st.getPhase())) {
-        guard.release(mr);
-      }
       if (st != null) {
         calls.forget(st.getMigrationId());
       }
       return;
     }
-    calls.settleAhead(mr.getMetadata().getUid());
-    guard.release(mr);
     Phase at = st.getPhase();
     Plan plan;
     Optional<MoveCalls.Flight> flight = calls.find(st.getMigrationId());
