@@ -142,7 +142,7 @@ public final class OperatorScale {
               new Processes.Appended(dir.resolve("operator.log")));
       awaitLeader(kube, dir.resolve("operator.log"));
       drain(api); // what the cluster's set-up and the operator's start cost is not counted
-      ProcessCpu started = ProcessCpu.of(operator.pid());
+      ProcessCpu.Meter cpuMeter = ProcessCpu.meter(operator.pid());
 
       Instant t0 = Instant.now();
       ApiProbe probe = new ApiProbe(kube);
@@ -183,7 +183,7 @@ public final class OperatorScale {
       List<MigrationRequestStatus> later = laterHalf(ended);
       double[] laterPreparing = millis(later, "Preparing", 0);
       double[] laterBeyond = millis(later, "Moving", o.agentTime().toMillis());
-      ProcessCpu cpu = ProcessCpu.of(operator.pid()).since(started);
+      ProcessCpu cpu = cpuMeter.stop();
       String rss = rssPeak(operator.pid());
       String heap = heapUsed(metricsPort);
       int slots = Math.min(o.perCluster(), o.perNode() * (o.nodes() / 2));
