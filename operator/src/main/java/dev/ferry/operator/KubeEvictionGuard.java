@@ -49,6 +49,9 @@ final class KubeEvictionGuard implements EvictionGuard {
   /** How often a patch is tried, on the pod read again, when the pod changed since it was read. */
   private static final int ATTEMPTS = 3;
 
+  /** HTTP 422, which HttpURLConnection does not name. */
+  private static final int UNPROCESSABLE = 422;
+
   private final KubernetesClient client;
   private final PodCache pods;
 
@@ -84,7 +87,10 @@ final class KubeEvictionGuard implements EvictionGuard {
               + e.getCode()
               + " "
               + e.getMessage()
-              + "); check the operator's RBAC for poddisruptionbudgets and pods";
+              + ")"
+              + (e.getCode() == HttpURLConnection.HTTP_FORBIDDEN
+                  ? "; check the operator's RBAC for poddisruptionbudgets and pods"
+                  : "");
       LOG.warning(() -> name(mr) + ": " + why);
       return Optional.of(why);
     }
@@ -219,8 +225,12 @@ final class KubeEvictionGuard implements EvictionGuard {
   /**
    * Runs {@code patch} on the pod as {@code read} (null: reads it first). Fabric8's {@code
    * resource(pod).edit} sends one JSON patch that carries the resourceVersion the pod was read at,
-   * which the API server refuses (409) once the pod changed since: then the pod is read again and
-   * {@code patch} runs on that, so that nothing another wrote in between is undone or overlooked.
+   * which the API server refuses (409) once the pod changed since; or, when the patch no longer
+   * applies to the pod (it replaces or removes a label another removed meanwhile: the last
+   * migration's release, as the next one's guard is raised on the pod the plan read a moment
+   * before), it refuses it with 422 before comparing resourceVersions. Either way the pod is read
+   * again and {@code patch} runs on that, so that nothing another wrote in between is undone or
+   * overlooked.
    *
    * @return false when the pod is gone
    */
@@ -237,12 +247,17 @@ final class KubeEvictionGuard implements EvictionGuard {
         patch.accept(pod);
         return true;
       } catch (KubernetesClientException e) {
-        if (e.getCode() != HttpURLConnection.HTTP_CONFLICT || attempt == ATTEMPTS) {
+        if (!changedSinceRead(e) || attempt == ATTEMPTS) {
           throw e;
         }
         pod = null;
       }
     }
+  }
+
+  /** 409, or 422: a JSON patch that does not apply to the pod as it is now. */
+  private static boolean changedSinceRead(KubernetesClientException e) {
+    return e.getCode() == HttpURLConnection.HTTP_CONFLICT || e.getCode() == UNPROCESSABLE;
   }
 
   private static Pod unmark(Pod p, String uid) {

@@ -245,6 +245,27 @@ class KubeEvictionGuardTest {
         .doesNotContainKeys(DO_NOT_DISRUPT, DO_NOT_DISRUPT_BY);
   }
 
+  @Test
+  void theNextMigrationGuardsThePodItsPlanReadBeforeTheLastOnesReleaseLanded() throws Exception {
+    MigrationRequest next = request();
+    next.getMetadata().setName("move-2");
+    String nextUid = next.getMetadata().getUid();
+    guard.protect(mr, plan(pod(Map.of(), Map.of())));
+    Plan nextPlan = plan(current()); // the pod read with the last migration's marks on it
+
+    guard.release(mr);
+    calls();
+    // Its patch replaces the label the release removed: refused (422), the pod read again.
+    assertThat(guard.protect(next, nextPlan)).isEmpty();
+
+    assertThat(podCalls()).containsExactly("PATCH " + POD, "GET " + POD, "PATCH " + POD);
+    Pod pod = current();
+    assertThat(pod.getMetadata().getLabels()).containsEntry(MIGRATION_LABEL, nextUid);
+    assertThat(pod.getMetadata().getAnnotations())
+        .containsEntry(DO_NOT_DISRUPT, "true")
+        .containsEntry(DO_NOT_DISRUPT_BY, nextUid);
+  }
+
   /** A cache that saw the pod once and nothing since: it serves the pod as it was then. */
   private static final class StaleCache extends PodCache {
     private final Pod seen;

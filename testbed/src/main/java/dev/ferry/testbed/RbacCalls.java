@@ -10,7 +10,6 @@ import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.ConfigBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
-import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import io.fabric8.mockwebserver.http.MockResponse;
 import io.fabric8.mockwebserver.http.RecordedRequest;
@@ -278,11 +277,11 @@ public final class RbacCalls {
   }
 
   /**
-   * Fabric8's CRUD store behind this RBAC: a request with a component's token ({@link
-   * Caller#token}) gets that component's rights, any other (the tests' own clients) an admin's
-   * ({@link #refusal}).
+   * Fabric8's CRUD store ({@link ApiServerCrud}) behind this RBAC: a request with a component's
+   * token ({@link Caller#token}) gets that component's rights, any other (the tests' own clients)
+   * an admin's ({@link #refusal}).
    */
-  public static class Enforcing extends KubernetesCrudDispatcher {
+  public static class Enforcing extends ApiServerCrud {
     private final RbacCalls rbac;
 
     public Enforcing(RbacCalls rbac) {
