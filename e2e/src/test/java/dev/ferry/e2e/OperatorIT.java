@@ -442,6 +442,54 @@ class OperatorIT {
     }
   }
 
+  @Test
+  void aSecondRequestForAPodWaitsWhileTheFirstMovesItsConnectionsAndThenFindsNoneLeft()
+      throws Exception {
+    try (CurlStream curl = cluster.agents.curl(STREAM)) {
+      curl.awaitEvents(50, 10_000);
+      MigrationRequest first =
+          cluster.request(
+              "pod-first",
+              "source-stalls-after-export",
+              s -> s.setTarget(new PodReference("pod-b")));
+      cluster.awaitPhase(first.getMetadata().getName(), Phase.Moving);
+      // A policy's request beside a person's, say: the same pod, not a dry run.
+      MigrationRequest second =
+          cluster.request("pod-second", s -> s.setTarget(new PodReference("pod-b")));
+
+      MigrationRequestStatus waiting = awaitMessage(second, "waiting for a migration slot");
+      assertThat(waiting.getPhase()).isEqualTo(Phase.Pending);
+      assertThat(waiting.getMessage())
+          .isEqualTo(
+              "waiting for a migration slot: one migration of a pod may be under way at once, and"
+                  + " that of pod shop/pod-a (MigrationRequest shop/pod-first) is under way");
+      assertThat(cluster.kube.pods().withName("pod-a").get().getMetadata().getLabels())
+          .as("the pod's eviction guard is still the first one's")
+          .containsEntry("ferry.dev/migration", first.getMetadata().getUid());
+
+      MigrationRequestStatus firstEnd = cluster.awaitEnd(first.getMetadata().getName(), 90);
+      assertThat(firstEnd.getPhase()).as(firstEnd.getMessage()).isEqualTo(Phase.Completed);
+      assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
+      assertThat(curl.output()).isEqualTo(reference);
+
+      // Its turn comes once the first ended: the stream went with the first, nothing is left to
+      // move, and the pod was guarded again while it ran (the status would say so otherwise).
+      MigrationRequestStatus secondEnd = cluster.awaitEnd(second.getMetadata().getName(), 60);
+      assertThat(secondEnd.getPhase()).as(secondEnd.getMessage()).isEqualTo(Phase.Completed);
+      assertThat(secondEnd.getMessage())
+          .isEqualTo("every connection that could move lives on " + cluster.agents.b.name);
+      assertThat(secondEnd.getConnections().getTotal()).isZero();
+      assertThat(Instant.parse(secondEnd.getCompletionTime()))
+          .as("the second ran after the first")
+          .isAfterOrEqualTo(Instant.parse(firstEnd.getCompletionTime()));
+      assertThat(cluster.kube.pods().withName("pod-a").get().getMetadata().getLabels())
+          .as("no guard left behind")
+          .doesNotContainKey("ferry.dev/migration");
+    } finally {
+      cluster.moveBack("pod-first-back");
+    }
+  }
+
   /** Waits until the request's status message starts with {@code prefix}; returns that status. */
   private static MigrationRequestStatus awaitMessage(MigrationRequest mr, String prefix)
       throws InterruptedException {

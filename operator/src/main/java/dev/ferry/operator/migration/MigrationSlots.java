@@ -192,9 +192,11 @@ public final class MigrationSlots {
     if (underWay.containsKey(uid)) {
       return Optional.empty();
     }
-    Optional<String> waits = waits(mr, uid, sourceNode, underWay);
+    // The pod first: a migration of this very pod is what it waits for, even when its node's
+    // limit is reached too, and the message names that migration.
+    Optional<String> waits = podTaken(mr, sourceNode, underWay);
     if (waits.isEmpty()) {
-      waits = podTaken(mr, sourceNode, underWay);
+      waits = waits(mr, uid, sourceNode, underWay);
     }
     if (waits.isPresent()) {
       refused.put(uid, new Waiter(mr, sourceNode));

@@ -364,12 +364,15 @@ final class MoveStep {
             o);
       }
       case NOTHING_TO_MOVE ->
+          // The agent says which: no connection at all on the ports, or each kept by its
+          // application (then connectionDetails lists them).
           end(
               Phase.Failed,
               Reasons.NOTHING_FROZEN,
               flight,
-              "no connection could be frozen, so the address stays: each is kept by its application"
-                  + " (see connectionDetails)",
+              text(o.getMessage(), "no connection could be frozen: each is kept by its application")
+                  + "; the address stays"
+                  + (o.getSource().getConnectionsCount() > 0 ? " (see connectionDetails)" : ""),
               o);
       case FAILED ->
           end(

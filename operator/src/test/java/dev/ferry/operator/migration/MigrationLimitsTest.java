@@ -79,6 +79,21 @@ class MigrationLimitsTest {
   }
 
   @Test
+  void aRequestForAPodUnderWayNamesThatMigrationEvenWhenItsNodesLimitIsReachedToo() {
+    Rig rig = new Rig();
+    rig.limits = new MigrationSlots.Limits(5, 1);
+    samePod(rig, "move-0", "00", Phase.Moving, "2026-12-01T09:00:00Z");
+
+    rig.reconcile();
+
+    assertThat(rig.phase()).isEqualTo(Phase.Pending);
+    assertThat(rig.mr.getStatus().getMessage())
+        .isEqualTo(
+            "waiting for a migration slot: one migration of a pod may be under way at once, and"
+                + " that of pod shop/pod-a (MigrationRequest shop/move-0) is under way");
+  }
+
+  @Test
   void ofTwoRequestsWaitingForOnePodTheFirstComeGoesFirst() {
     Rig rig = new Rig();
     MigrationRequest moving = samePod(rig, "move-0", "00", Phase.Moving, "2026-12-01T09:00:00Z");

@@ -440,9 +440,29 @@ class MigrationMachineTest {
     assertThat(condition(rig, "Failed").getReason()).isEqualTo(Reasons.NOTHING_FROZEN);
     assertThat(rig.mr.getStatus().getMessage())
         .isEqualTo(
-            "no connection could be frozen, so the address stays: each is kept by its application"
+            "no connection could be frozen: each is kept by its application; the address stays"
                 + " (see connectionDetails)");
     assertThat(rig.mr.getStatus().getConnections().getKept()).isEqualTo(2);
+  }
+
+  @Test
+  void aPodWithNoConnectionToMoveFailsSayingSoWithoutPointingAtDetails() {
+    Rig rig = new Rig();
+    rig.source.move =
+        () ->
+            MoveOutcome.newBuilder()
+                .setResult(Result.NOTHING_TO_MOVE)
+                .setMessage("no connection on ports [8080] of the pod")
+                .setSource(MigrationStatus.newBuilder().setMigrationId(Rig.ID).setNode("node-a"))
+                .build();
+
+    runMove(rig);
+
+    assertThat(rig.phase()).isEqualTo(Phase.Failed);
+    assertThat(condition(rig, "Failed").getReason()).isEqualTo(Reasons.NOTHING_FROZEN);
+    assertThat(rig.mr.getStatus().getMessage())
+        .isEqualTo("no connection on ports [8080] of the pod; the address stays");
+    assertThat(rig.mr.getStatus().getConnections().getTotal()).isZero();
   }
 
   @Test
