@@ -143,12 +143,16 @@ public final class OperatorScale {
       awaitLeader(kube, dir.resolve("operator.log"));
       drain(api); // what the cluster's set-up and the operator's start cost is not counted
       ProcessCpu.Meter cpuMeter = ProcessCpu.meter(operator.pid());
+      // This process is the test API server and the simulated agents: on the same cores, what it
+      // uses is what the operator may not.
+      ProcessCpu.Meter benchMeter = ProcessCpu.meter(ProcessHandle.current().pid());
 
       Instant t0 = Instant.now();
       ApiProbe probe = new ApiProbe(kube);
       create(kube, count, o.nodes() / 2);
       List<MigrationRequestStatus> ended = awaitAll(kube, count);
       double[] getMillis = probe.stop();
+      ProcessCpu bench = benchMeter.stop();
       Instant last =
           ended.stream()
               .map(s -> Instant.parse(s.getCompletionTime()))
@@ -167,6 +171,10 @@ public final class OperatorScale {
               + " meanwhile; the operator's API calls, by kind:%n",
           count, pct(getMillis, 50), pct(getMillis, 99));
       calls.forEach((k, v) -> System.out.printf("  %6d  %s%n", v, k));
+      System.out.printf(
+          "%d requests: this process (the test API server, the simulated agents, the clients that"
+              + " create and watch the requests) used %.1f ms of CPU per migration, on %d cores%n",
+          count, bench.seconds() * 1000 / count, Runtime.getRuntime().availableProcessors());
       long failed = ended.stream().filter(s -> s.getPhase() != Phase.Completed).count();
       if (failed > 0) {
         System.out.printf(
