@@ -340,15 +340,16 @@ public final class MigrationSlots {
     List<MigrationRequest> next = new ArrayList<>();
     Set<String> chosen = new HashSet<>();
     while (next.size() < room) {
+      // The pod last: its name is made for each request asked, and only a request that came
+      // before the first found so far gets that far (a few of a thousand waiting).
       Waiter first = null;
       for (Waiter w : waiting) {
         String uid = w.request().getMetadata().getUid();
-        String pod = sourcePod(w.request());
         if (!underWay.containsKey(uid)
             && !chosen.contains(uid)
             && perNode.getOrDefault(w.node(), 0) < limits.perNode()
-            && (pod == null || !podsTaken.contains(pod))
-            && (first == null || firstCome(w.request(), first.request()) < 0)) {
+            && (first == null || firstCome(w.request(), first.request()) < 0)
+            && free(sourcePod(w.request()), podsTaken)) {
           first = w;
         }
       }
@@ -361,6 +362,11 @@ public final class MigrationSlots {
       podsTaken.add(sourcePod(first.request()));
     }
     return next;
+  }
+
+  /** Whether no migration under way holds {@code pod} (none, for a dry run: never held). */
+  private static boolean free(String pod, Set<String> podsTaken) {
+    return pod == null || !podsTaken.contains(pod);
   }
 
   /** {@code mr} ended or was deleted: its slot is free. */
