@@ -192,11 +192,13 @@ public final class MigrationSlots {
     if (underWay.containsKey(uid)) {
       return Optional.empty();
     }
+    // Read once for both questions: those of its pod are among them, and those of its node.
+    List<Waiter> nodeWaiters = waiters(requests.waitingFrom(sourceNode));
     // The pod first: a migration of this very pod is what it waits for, even when its node's
     // limit is reached too, and the message names that migration.
-    Optional<String> waits = podTaken(mr, sourceNode, underWay);
+    Optional<String> waits = podTaken(mr, underWay, nodeWaiters);
     if (waits.isEmpty()) {
-      waits = waits(mr, uid, sourceNode, underWay);
+      waits = waits(mr, uid, sourceNode, underWay, nodeWaiters);
     }
     if (waits.isPresent()) {
       refused.put(uid, new Waiter(mr, sourceNode));
@@ -209,10 +211,11 @@ public final class MigrationSlots {
 
   /**
    * Why {@code mr} waits for its pod: a migration of it is under way, or a request for it that came
-   * first waits too (its node's requests are those it can be among). Empty when neither.
+   * first waits too (its node's waiting requests, {@code nodeWaiters}, are those it can be among).
+   * Empty when neither.
    */
-  private Optional<String> podTaken(
-      MigrationRequest mr, String sourceNode, Map<String, Slot> underWay) {
+  private static Optional<String> podTaken(
+      MigrationRequest mr, Map<String, Slot> underWay, List<Waiter> nodeWaiters) {
     String pod = sourcePod(mr);
     if (pod == null) {
       return Optional.empty();
@@ -222,7 +225,7 @@ public final class MigrationSlots {
         return Optional.of(podBusy(pod, slot.request(), "is under way"));
       }
     }
-    for (Waiter w : waiters(requests.waitingFrom(sourceNode))) {
+    for (Waiter w : nodeWaiters) {
       if (pod.equals(sourcePod(w.request())) && ahead(w.request(), mr, underWay)) {
         ObjectMeta first = w.request().getMetadata();
         return Optional.of(
@@ -243,7 +246,11 @@ public final class MigrationSlots {
   }
 
   private Optional<String> waits(
-      MigrationRequest mr, String uid, String sourceNode, Map<String, Slot> underWay) {
+      MigrationRequest mr,
+      String uid,
+      String sourceNode,
+      Map<String, Slot> underWay,
+      List<Waiter> nodeWaiters) {
     int inCluster = underWay.size();
     Map<String, Integer> perNode = perNode(underWay);
     int fromNode = perNode.getOrDefault(sourceNode, 0);
@@ -255,7 +262,7 @@ public final class MigrationSlots {
       return Optional.of(nodeFull(sourceNode, "that many are"));
     }
     long aheadOnNode =
-        waiters(requests.waitingFrom(sourceNode)).stream()
+        nodeWaiters.stream()
             .filter(w -> sourceNode.equals(w.node()) && ahead(w.request(), mr, underWay))
             .count();
     if (fromNode + aheadOnNode >= limits.perNode()) {
