@@ -65,21 +65,13 @@ public class ApiServerCrud extends KubernetesCrudDispatcher {
     }
   }
 
+  /** The lookup of a create, patch or update looks among the objects of its name. */
   @Override
   public Map.Entry<AttributeSet, String> findResource(AttributeSet query) {
-    Attribute name = named(query);
-    if (name == null) {
-      return super.findResource(query);
-    }
-    for (AttributeSet key : entries.named(name)) {
-      if (key.matches(query)) {
-        return new AbstractMap.SimpleImmutableEntry<>(key, entries.get(key));
-      }
-    }
-    return null;
+    return entries.narrowedTo(named(query), () -> super.findResource(query));
   }
 
-  /** A GET of one object looks among those of its name: Fabric8's scan, over fewer. */
+  /** A GET of one object likewise. */
   @Override
   public MockResponse handleGet(String path) {
     return entries.narrowedTo(
@@ -110,8 +102,8 @@ public class ApiServerCrud extends KubernetesCrudDispatcher {
 
   /**
    * The stored objects, in the order they were stored, and by their name attribute, in that order
-   * too: Fabric8 writes its store through put, remove and clear alone. Fabric8's GET and DELETE
-   * read the whole store through entrySet and keep what matches the path; while one is {@link
+   * too: Fabric8 writes its store through put, remove and clear alone. Fabric8's lookups, GETs and
+   * DELETEs read the whole store through entrySet and keep what matches; while one is {@link
    * #narrowedTo} a name, entrySet holds only the objects of that name, which are all that can
    * match.
    */
@@ -124,11 +116,16 @@ public class ApiServerCrud extends KubernetesCrudDispatcher {
       if (name == null) {
         return call.get();
       }
+      Attribute outer = narrowed.get(); // a DELETE's own lookup, say: the same name
       narrowed.set(name);
       try {
         return call.get();
       } finally {
-        narrowed.remove();
+        if (outer == null) {
+          narrowed.remove();
+        } else {
+          narrowed.set(outer);
+        }
       }
     }
 
@@ -176,7 +173,7 @@ public class ApiServerCrud extends KubernetesCrudDispatcher {
     }
 
     /** The keys stored with this name attribute, oldest first. */
-    Set<AttributeSet> named(Attribute name) {
+    private Set<AttributeSet> named(Attribute name) {
       return byName.getOrDefault(name, Set.of());
     }
   }
