@@ -445,6 +445,7 @@ class OperatorIT {
   @Test
   void aSecondRequestForAPodWaitsWhileTheFirstMovesItsConnectionsAndThenFindsNoneLeft()
       throws Exception {
+    int seen = cluster.operatorLog.size();
     try (CurlStream curl = cluster.agents.curl(STREAM)) {
       curl.awaitEvents(50, 10_000);
       MigrationRequest first =
@@ -472,8 +473,8 @@ class OperatorIT {
       assertThat(curl.exitCode(90)).as("curl's exit code").isZero();
       assertThat(curl.output()).isEqualTo(reference);
 
-      // Its turn comes once the first ended: the stream went with the first, nothing is left to
-      // move, and the pod was guarded again while it ran (the status would say so otherwise).
+      // Its turn comes once the first ended: the stream went with the first, and nothing is left
+      // to move.
       MigrationRequestStatus secondEnd = cluster.awaitEnd(second.getMetadata().getName(), 60);
       assertThat(secondEnd.getPhase()).as(secondEnd.getMessage()).isEqualTo(Phase.Completed);
       assertThat(secondEnd.getMessage())
@@ -482,6 +483,11 @@ class OperatorIT {
       assertThat(Instant.parse(secondEnd.getCompletionTime()))
           .as("the second ran after the first")
           .isAfterOrEqualTo(Instant.parse(firstEnd.getCompletionTime()));
+      // Its guard goes up as the first's comes down, on the pod its plan read with the first's
+      // marks on it: the patch that no longer applies is made again on the pod read anew.
+      assertThat(cluster.operatorLog.stream().skip(seen))
+          .as("the second request's pod was guarded while it ran")
+          .noneMatch(l -> l.contains("pod-second: the source pod is not protected from eviction"));
       assertThat(cluster.kube.pods().withName("pod-a").get().getMetadata().getLabels())
           .as("no guard left behind")
           .doesNotContainKey("ferry.dev/migration");
