@@ -645,17 +645,7 @@ class OperatorIT {
   @Test
   void anOperatorThatLosesItsLeaseEndsAtOnceAndLeadsAgainOnceTheLeaseIsFree() throws Exception {
     int seen = cluster.operatorLog.size();
-    cluster
-        .kube
-        .leases()
-        .inNamespace(OperatorCluster.NAMESPACE)
-        .withName("ferry-operator-leader")
-        .edit(
-            l -> {
-              l.getSpec().setHolderIdentity("operator-elsewhere");
-              l.getSpec().setRenewTime(java.time.ZonedDateTime.now(java.time.ZoneOffset.UTC));
-              return l;
-            });
+    takeLease("operator-elsewhere");
     awaitOperatorLine(seen, "the Lease was lost; ending now");
     awaitOperatorLine(seen, "the operator exited with 1 unasked");
     // The taker renews nothing: once its Lease expires, the restarted operator takes it.
@@ -663,6 +653,34 @@ class OperatorIT {
     assertThat(cluster.awaitEnd(dry.getMetadata().getName(), 90).getPhase())
         .isEqualTo(Phase.Completed);
     assertThat(lease().getSpec().getHolderIdentity()).isEqualTo("operator-1");
+  }
+
+  /**
+   * Makes {@code holder} the Lease's holder, as another candidate taking it would: read, write with
+   * the version read, and again on a conflict, which the leader's own renewal between the two
+   * causes (it renews every few seconds).
+   */
+  private static void takeLease(String holder) {
+    for (int attempt = 1; ; attempt++) {
+      try {
+        cluster
+            .kube
+            .leases()
+            .inNamespace(OperatorCluster.NAMESPACE)
+            .withName("ferry-operator-leader")
+            .edit(
+                l -> {
+                  l.getSpec().setHolderIdentity(holder);
+                  l.getSpec().setRenewTime(java.time.ZonedDateTime.now(java.time.ZoneOffset.UTC));
+                  return l;
+                });
+        return;
+      } catch (io.fabric8.kubernetes.client.KubernetesClientException e) {
+        if (e.getCode() != 409 || attempt == 5) {
+          throw e;
+        }
+      }
+    }
   }
 
   /**
