@@ -10,11 +10,14 @@ final class Pods {
 
   private Pods() {}
 
-  static PodRef parse(String flag, String value) {
+  /**
+   * @throws IllegalArgumentException a value that names no pod, with {@link #HELP}
+   */
+  static PodRef parse(String value) {
     if (value.startsWith("uid:")) {
       String uid = value.substring(4);
       if (!uid.matches("[0-9a-fA-F-]{8,64}")) {
-        throw new Flags.UsageException(flag + ": '" + uid + "' is not a pod uid; " + HELP);
+        throw new IllegalArgumentException("'" + uid + "' is not a pod uid; " + HELP);
       }
       return PodRef.newBuilder().setUid(uid).build();
     }
@@ -22,7 +25,7 @@ final class Pods {
       return PodRef.newBuilder().setNetns(value).build();
     }
     if (!value.matches("[A-Za-z0-9._-]+")) {
-      throw new Flags.UsageException(flag + ": '" + value + "' is not a namespace name; " + HELP);
+      throw new IllegalArgumentException("'" + value + "' is not a namespace name; " + HELP);
     }
     return PodRef.newBuilder().setNetns("/var/run/netns/" + value).build();
   }

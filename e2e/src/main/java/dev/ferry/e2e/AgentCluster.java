@@ -629,6 +629,9 @@ public final class AgentCluster implements AutoCloseable {
   CliRun cli(String... args) throws IOException {
     List<String> cmd = new ArrayList<>();
     cmd.add(Builds.java());
+    // JBoss LogManager, which this classpath brings, as JUL's manager before anything logs: else
+    // it prints a complaint into the output the tests read.
+    cmd.add("-Djava.util.logging.manager=org.jboss.logmanager.LogManager");
     cmd.addAll(
         List.of("-cp", System.getProperty("java.class.path"), "dev.ferry.cli.FerryAgentCli"));
     cmd.addAll(List.of(args));
