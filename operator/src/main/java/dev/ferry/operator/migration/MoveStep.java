@@ -27,7 +27,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.function.Function;
 import java.util.function.Supplier;
 import java.util.logging.Logger;
 
@@ -43,12 +42,13 @@ import java.util.logging.Logger;
  *       may still have its prepare-only Move in flight: its answer, PREPARED, is followed by the
  *       Move that freezes.
  *   <li>On AWS the agents stop at AWAITING_ADDRESS once everything is staged on the target: the
- *       operator claims the address with the {@link Fabric}, then calls Commit. A claim that fails
- *       rolls back on the source agent, and gives the address back (best effort). Unless the source
- *       node forwards the address's packets to the target: then the agents run the move to its end
- *       without waiting for the operator, and Move answers COMPLETED with forwarding set. The
- *       operator then claims the address; past the commit a claim that fails is tried again (Move
- *       again reads the same outcome) until spec.deadline, never rolled back.
+ *       operator claims the address with the {@link Fabric}, then calls Commit ({@link ClaimStep}).
+ *       A claim that fails rolls back on the source agent, and gives the address back (best
+ *       effort). Unless the source node forwards the address's packets to the target: then the
+ *       agents run the move to its end without waiting for the operator, and Move answers COMPLETED
+ *       with forwarding set. The operator then claims the address; past the commit a claim that
+ *       fails is tried again (Move again reads the same outcome) until spec.deadline, never rolled
+ *       back.
  *   <li>Past spec.deadline, Rollback on the source agent (while a Move is in flight, or when none
  *       is; a claim and Commit in flight are let end first); an agent past its commit point refuses
  *       and says so, and the move is seen to its end instead.
@@ -78,6 +78,7 @@ final class MoveStep {
   private final MoveCalls calls;
   private final Clock clock;
   private final Duration callTimeout;
+  private final ClaimStep claims;
 
   MoveStep(
       Planner planner,
@@ -92,6 +93,7 @@ final class MoveStep {
     this.calls = calls;
     this.clock = clock;
     this.callTimeout = callTimeout;
+    this.claims = new ClaimStep(agents, fabric, calls);
   }
 
   StepOutcome step(MigrationRequest mr, Runnable wake) {
@@ -332,8 +334,8 @@ final class MoveStep {
     if (flight.kind() == Kind.ROLLBACK) {
       return rolledBack(mr, flight, o, wake);
     }
-    if (flight.kind() == Kind.MOVE && owesClaim(flight.plan(), o)) {
-      return claimAfterCommit(flight, o, wake);
+    if (flight.kind() == Kind.MOVE && claims.owed(flight.plan(), o)) {
+      return claims.afterCommit(flight, o, wake);
     }
     return switch (o.getResult()) {
       // The prepare-only Move of Prepared answered after the request proceeded: Move again,
@@ -341,7 +343,7 @@ final class MoveStep {
       case PREPARED -> move(mr, flight.plan(), flight.reason(), flight.note(), wake);
       case AWAITING_ADDRESS ->
           flight.kind() == Kind.MOVE
-              ? claimAndCommit(flight, o.getForwarding(), wake)
+              ? claims.thenCommit(flight, o.getForwarding(), wake)
               : end(
                   Phase.Failed, Reasons.MOVE_FAILED, flight, "Commit answered AWAITING_ADDRESS", o);
       case COMPLETED ->
@@ -391,145 +393,12 @@ final class MoveStep {
     };
   }
 
-  /**
-   * Everything is staged on the target: the operator claims the address, then commits. When the
-   * source node forwards the address's packets to the target ({@code forwarding}), the network
-   * having accepted the claim is enough: the clients' pause does not wait for it to deliver.
-   */
-  private StepOutcome claimAndCommit(Flight move, boolean forwarding, Runnable wake) {
-    Plan plan = move.plan();
-    Agent source = agents.agent(plan.sourceAgent());
-    Fabric network = fabric.get();
-    calls.start(
-        Kind.COMMIT,
-        plan,
-        move.reason(),
-        move.note(),
-        () -> {
-          claim(
-              () -> {
-                if (forwarding) {
-                  network.claimAccepted(bare(plan.address()), plan.targetNode());
-                } else {
-                  network.claim(bare(plan.address()), plan.targetNode());
-                }
-              },
-              ClaimFailed::new);
-          return source.commit(plan.id());
-        },
-        wake);
-    return StepOutcome.wait(
-        Reasons.CLAIMING_ADDRESS,
-        "staged on "
-            + plan.targetNode()
-            + "; claiming "
-            + plan.address()
-            + " for it"
-            + (forwarding ? " (" + plan.sourceNode() + " forwards it there meanwhile)" : ""),
-        POLL);
-  }
-
-  /** A claim with the fabric on a call's thread; what it throws comes out as {@code failed}'s. */
-  private static void claim(ClaimCall call, Function<Exception, RuntimeException> failed) {
-    try {
-      call.run();
-    } catch (Exception e) {
-      if (e instanceof InterruptedException) {
-        Thread.currentThread().interrupt();
-      }
-      throw failed.apply(e);
-    }
-  }
-
-  private interface ClaimCall {
-    void run() throws Exception;
-  }
-
-  /**
-   * The agents committed while the source node forwards the address's packets to the target
-   * (claim_after_forwarded_commit): the connections are live there, and the address must follow.
-   */
-  private boolean owesClaim(Plan plan, MoveOutcome o) {
-    return o.getForwarding()
-        && o.getCommitted() // never with AWAITING_ADDRESS, which says forwarding too
-        && hasAddress(plan)
-        && fabric.get().claimsBeforeCommit();
-  }
-
-  /**
-   * The claim a forwarded commit owes; its answer is the Move's outcome, which then ends the
-   * migration as any other. Only the network's acceptance is awaited: the source forwards until the
-   * network delivers the address to the target.
-   */
-  private StepOutcome claimAfterCommit(Flight move, MoveOutcome moved, Runnable wake) {
-    Plan plan = move.plan();
-    Fabric network = fabric.get();
-    calls.start(
-        Kind.CLAIM,
-        plan,
-        move.reason(),
-        move.note(),
-        () -> {
-          claim(
-              () -> network.claimAccepted(bare(plan.address()), plan.targetNode()),
-              e -> new ClaimAfterCommitFailed(e, moved));
-          return moved;
-        },
-        wake);
-    return StepOutcome.wait(
-        Reasons.CLAIMING_ADDRESS,
-        "the connections resumed on "
-            + plan.targetNode()
-            + ", and "
-            + plan.sourceNode()
-            + " forwards "
-            + bare(plan.address())
-            + "'s packets there; claiming the address for "
-            + plan.targetNode(),
-        POLL);
-  }
-
-  /**
-   * Past the commit nothing goes back: a claim that failed is made again (Move again answers the
-   * same outcome) until spec.deadline, and then the migration fails saying where the connections
-   * are and what they still need.
-   */
-  private StepOutcome claimFailedAfterCommit(
-      MigrationRequest mr, Flight flight, ClaimAfterCommitFailed failed) {
-    Plan plan = flight.plan();
-    String what =
-        "the connections live on "
-            + plan.targetNode()
-            + " (committed), reached through "
-            + plan.sourceNode()
-            + ", which forwards "
-            + bare(plan.address())
-            + "'s packets there until its forwarding limit; claiming the address for "
-            + plan.targetNode()
-            + " failed: "
-            + failed.getCause().getMessage();
-    LOG.warning(
-        () -> mr.getMetadata().getNamespace() + "/" + mr.getMetadata().getName() + ": " + what);
-    if (!deadlinePassed(mr, plan)) {
-      return StepOutcome.wait(Reasons.ADDRESS_CLAIM_FAILED, what + "; trying again", RETRY);
-    }
-    return StepOutcome.end(
-        Phase.Failed,
-        Reasons.ADDRESS_CLAIM_FAILED,
-        what
-            + ". spec.deadline has passed, so the operator stops trying: move the address to "
-            + plan.targetNode()
-            + "'s interface before the forwarding ends (docs/aws.md, Errors), or the clients"
-            + " lose these connections then",
-        report(plan, failed.moved));
-  }
-
   private StepOutcome callFailed(MigrationRequest mr, Flight flight, Throwable e, Runnable wake) {
     Plan plan = flight.plan();
-    if (e instanceof ClaimAfterCommitFailed late) {
-      return claimFailedAfterCommit(mr, flight, late);
+    if (e instanceof ClaimStep.AfterCommitFailed late) {
+      return claims.failedAfterCommit(mr, flight, late, deadlinePassed(mr, flight.plan()));
     }
-    if (e instanceof ClaimFailed claim) {
+    if (e instanceof ClaimStep.Failed claim) {
       String why = "in Moving: " + claim.getCause().getMessage();
       LOG.warning(
           () ->
@@ -770,22 +639,5 @@ final class MoveStep {
 
   private static double ms(long micros) {
     return Math.round(micros / 100.0) / 10.0;
-  }
-
-  /** The fabric could not claim the address for the target node. */
-  static final class ClaimFailed extends RuntimeException {
-    ClaimFailed(Exception cause) {
-      super(cause.getMessage(), cause);
-    }
-  }
-
-  /** The fabric could not claim the address for the target node after the agents committed. */
-  static final class ClaimAfterCommitFailed extends RuntimeException {
-    final transient MoveOutcome moved;
-
-    ClaimAfterCommitFailed(Exception cause, MoveOutcome moved) {
-      super(cause.getMessage(), cause);
-      this.moved = moved;
-    }
   }
 }
