@@ -5,6 +5,7 @@ import dev.ferry.api.client.AgentChannels;
 import dev.ferry.api.client.AgentClient;
 import dev.ferry.api.client.CallerTls;
 import dev.ferry.api.client.TlsFiles;
+import dev.ferry.api.v1alpha1.PodRef;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -123,9 +124,9 @@ abstract class AgentCommand implements Callable<Integer> {
   }
 
   /** A pod, as {@link Pods} reads it. */
-  static final class Pod implements ITypeConverter<dev.ferry.api.v1alpha1.PodRef> {
+  static final class Pod implements ITypeConverter<PodRef> {
     @Override
-    public dev.ferry.api.v1alpha1.PodRef convert(String value) {
+    public PodRef convert(String value) {
       try {
         return Pods.parse(value);
       } catch (IllegalArgumentException e) {
