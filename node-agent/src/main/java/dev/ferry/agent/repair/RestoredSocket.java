@@ -235,10 +235,10 @@ public final class RestoredSocket implements AutoCloseable {
       return;
     }
     // The kernel queues what is written at rcv_nxt as it is then, so a client segment landing
-    // between the look at rcv_nxt and the write would be read twice (the likely cause of a rare
-    // KeptClientBytesIT failure). With the socket's receive window closed the kernel drops the
-    // client's data meanwhile, as beyond a zero window; the client sends it again once the resumed
-    // socket offers the window.
+    // between the look at rcv_nxt and the write would be read twice (KeptClientBytesIT failed so,
+    // once in a while). With the socket's receive window closed the kernel drops the client's
+    // data meanwhile, as beyond a zero window; the client sends it again once the resumed socket
+    // offers the window.
     RepairWindow open = repair.window();
     repair.setWindow(open.withReceiveWindowClosedAt(receivedUpTo()));
     try {
