@@ -16,22 +16,6 @@ public record RepairWindow(int sndWl1, int sndWnd, int maxWindow, int rcvWnd, in
     return new RepairWindow(sndWl1, 0, maxWindow, rcvWnd, rcvWup);
   }
 
-  /**
-   * This window with the socket's own offer closed at {@code rcvNxt} (rcv_wup there, rcv_wnd 0):
-   * the kernel drops the peer's data, as beyond a zero window, until the offer is made again
-   * ({@link #withReceiveWindowFrom}). snd_wl1 is kept unless past {@code rcvNxt}, which the kernel
-   * refuses with a closed offer.
-   */
-  public RepairWindow withReceiveWindowClosedAt(int rcvNxt) {
-    int wl1 = sndWl1 - rcvNxt > 0 ? rcvNxt : sndWl1;
-    return new RepairWindow(wl1, sndWnd, maxWindow, 0, rcvNxt);
-  }
-
-  /** This window's offer, rcv_wnd bytes, made again from {@code rcvNxt} (rcv_wup). */
-  public RepairWindow withReceiveWindowFrom(int rcvNxt) {
-    return new RepairWindow(sndWl1, sndWnd, maxWindow, rcvWnd, rcvNxt);
-  }
-
   static RepairWindow parse(byte[] raw) {
     ByteBuffer b = ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder());
     return new RepairWindow(b.getInt(0), b.getInt(4), b.getInt(8), b.getInt(12), b.getInt(16));

@@ -3,7 +3,6 @@ package dev.ferry.agent.repair;
 
 import dev.ferry.sys.PeerSegment;
 import dev.ferry.sys.RepairSocket;
-import dev.ferry.sys.RepairWindow;
 import dev.ferry.sys.SocketOptions;
 import dev.ferry.sys.SyscallException;
 import dev.ferry.sys.TcpInfo;
@@ -234,24 +233,12 @@ public final class RestoredSocket implements AutoCloseable {
     if (kept.length == 0) {
       return;
     }
-    // The kernel queues what is written at rcv_nxt as it is then, so a client segment landing
-    // between the look at rcv_nxt and the write would be read twice (KeptClientBytesIT failed so,
-    // once in a while). With the socket's receive window closed the kernel drops the client's
-    // data meanwhile, as beyond a zero window; the client sends it again once the resumed socket
-    // offers the window.
-    RepairWindow open = repair.window();
-    repair.setWindow(open.withReceiveWindowClosedAt(receivedUpTo()));
-    try {
-      long taken = receivedUpTo() - state.dataRecvSeq();
-      if (taken < 0 || taken >= kept.length) {
-        return; // it has them all (a negative distance cannot be: rcv_nxt only moves on)
-      }
-      repair.fillQueue(
-          RepairSocket.Queue.RECV, java.util.Arrays.copyOfRange(kept, (int) taken, kept.length));
-    } finally {
-      // The offer made again from where the queue now ends, as a window update would.
-      repair.setWindow(open.withReceiveWindowFrom(receivedUpTo()));
+    long taken = receivedUpTo() - state.dataRecvSeq();
+    if (taken < 0 || taken >= kept.length) {
+      return; // it has them all (a negative distance cannot be: rcv_nxt only moves on)
     }
+    repair.fillQueue(
+        RepairSocket.Queue.RECV, java.util.Arrays.copyOfRange(kept, (int) taken, kept.length));
   }
 
   /**
