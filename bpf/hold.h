@@ -12,7 +12,7 @@
 #include <linux/types.h>
 
 #define HOLD_F_ZERO_WINDOW (1u << 0) /* TC: advertise a zero window to the client */
-#define HOLD_F_DROP (1u << 1)        /* XDP: drop the client's segments (socket still there) */
+#define HOLD_F_DROP (1u << 1)        /* XDP: drop the client's segments (frozen or staged socket) */
 #define HOLD_F_ANSWER (1u << 2)      /* XDP: the socket is gone, answer (wins over DROP) */
 #define HOLD_F_TIMESTAMPS (1u << 3)  /* XDP: answers carry a timestamp option */
 #define HOLD_F_MUTE (1u << 4)        /* TC: drop the server's segments (staged socket) */

@@ -4,8 +4,10 @@
  * socket is frozen or exported it drops them; once the socket is gone it answers each one in
  * the socket's place with a zero-window ACK, so the client waits quietly in persist mode and
  * the kernel, which no longer knows the connection, never sees it and never answers a reset.
- * The payload of every segment it drops or answers goes to ferry_kept first, for the agent to
- * hand to the restored socket.
+ * On the node the connection moves to, it drops them while the rebuilt socket is staged, until
+ * the agent has written the kept payload into it (a segment the socket took meanwhile would be
+ * queued twice). The payload of every segment it drops or answers goes to ferry_kept first, for
+ * the agent to hand to the restored socket.
  */
 #include <linux/bpf.h>
 #include <stddef.h>

@@ -33,8 +33,10 @@ import java.util.logging.Logger;
  * finds every hold in force ({@link #reopen}).
  *
  * <p>A connection's life here: {@link #freeze} before its socket is exported, {@link #answer} once
- * the socket is closed, {@link #release} when it lives elsewhere or is back. Whatever payload the
- * client sends meanwhile, the XDP program keeps in a ring for {@link #takeKeptBytes}.
+ * the socket is closed, {@link #release} when it lives elsewhere or is back. On the node it moves
+ * to: {@link #stage} once its socket is restored, {@link #wake} once that socket has taken what was
+ * kept of the client's, {@link #release} once it is live. Whatever payload the client sends while
+ * its segments are dropped, the XDP program keeps in a ring for {@link #takeKeptBytes}.
  */
 public final class ConnectionHold implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(ConnectionHold.class.getName());
@@ -359,19 +361,33 @@ public final class ConnectionHold implements AutoCloseable {
   }
 
   /**
+   * On the target node, once the socket is restored: the client's segments stop here (hold_xdp
+   * drops them, and keeps their payload in the ring, as on the source), so that nothing of the
+   * client's reaches the staged socket until {@link #wake} (see {@code StagedClient}); and, as
+   * {@link #wake} does, the restored socket's window probe will be made acceptable.
+   */
+  public void stage(SocketState state, long deadlineNanos) throws SyscallException {
+    put(state, HoldMaps.F_WAKE | HoldMaps.F_DROP, deadlineNanos);
+  }
+
+  /**
    * On the target node, before the restored socket leaves repair mode: its window probe (sequence
    * snd_una - 1, which a peer ignores but for a duplicate ACK) is rewritten to carry snd_nxt, so
    * that the client takes the real window from it and leaves zero-window persist at once instead of
    * at its next, backed-off, probe.
    */
   public void wake(SocketState state, long deadlineNanos) throws SyscallException {
+    put(state, HoldMaps.F_WAKE, deadlineNanos);
+  }
+
+  private void put(SocketState state, int flags, long deadlineNanos) throws SyscallException {
     HoldKey key = new HoldKey(state.local(), state.remote());
     int sndUna = state.sendQueueSeq();
     int sndNxt = sndUna + state.sendUnacked().length;
     startCounting(key);
     holds.update(
         key.encode(),
-        new HoldEntry(HoldMaps.F_WAKE, 0, 0, sndUna - 1, sndNxt, 0, deadlineNanos).encode(),
+        new HoldEntry(flags, 0, 0, sndUna - 1, sndNxt, 0, deadlineNanos).encode(),
         BpfMap.BPF_ANY);
   }
 

@@ -414,23 +414,6 @@ public final class SourceMigration {
     return status();
   }
 
-  /**
-   * What the client sent while held, for the socket rebuilt here: as on a target, it goes into the
-   * receive queue, so the client need not wait for its timer to send it again. Nothing when it
-   * cannot be read (the client then sends it again, as it would have without this).
-   */
-  private byte[] keptHere(dev.ferry.agent.repair.SocketState state) {
-    try {
-      var kept = node.mover().keptClientBytes(List.of(state));
-      return kept.isEmpty() ? new byte[0] : kept.get(0).data();
-    } catch (SyscallException | RuntimeException e) {
-      LOG.warning(
-          () ->
-              "migration " + id + ": reading what " + state.connection() + "'s client sent: " + e);
-      return new byte[0];
-    }
-  }
-
   private void rebuild(ConnectionRecord r, NetNamespace ns, long oldSocketGoneBy) {
     try {
       // The application gets its whole state back: a pre-copied part is read from disk.
@@ -445,7 +428,9 @@ public final class SourceMigration {
             staged.hasClientAck()
                 ? PeerSegments.openOrNone(ns, List.of(state.local()), "migration " + id)
                 : PeerSegments.NONE) {
-          staged.resume(keptHere(state), peers.forAddress(state.local()));
+          // What the client sent while held is in this node's ring, as on a target: the resume
+          // takes it from there, so the client need not wait for its timer to send it again.
+          staged.resume(new byte[0], peers.forAddress(state.local()));
         }
         r.departed = null;
         r.to(ROLLED_BACK, "");

@@ -2,8 +2,6 @@
 package dev.ferry.agent.move;
 
 import dev.ferry.agent.handoff.Session;
-import dev.ferry.agent.hold.ConnectionHold;
-import dev.ferry.agent.hold.HoldKey;
 import dev.ferry.agent.repair.ClientAck;
 import dev.ferry.agent.repair.RestoredSocket;
 import dev.ferry.protocol.Connection;
@@ -24,19 +22,19 @@ public sealed interface Arrival {
     private final RestoredSocket socket;
     private final Session application;
     private final long requestId;
-    private final ConnectionHold hold;
+    private final StagedClient client;
 
     Staged(
         Connection connection,
         RestoredSocket socket,
         Session application,
         long requestId,
-        ConnectionHold hold) {
+        StagedClient client) {
       this.connection = connection;
       this.socket = socket;
       this.application = application;
       this.requestId = requestId;
-      this.hold = hold;
+      this.client = client;
     }
 
     @Override
@@ -59,17 +57,18 @@ public sealed interface Arrival {
     }
 
     /**
-     * Appends {@code keptClientBytes} (what the client sent while held, past the exported queue) to
-     * the receive queue, leaves repair mode (the client wakes at once, and learns those bytes
-     * arrived), hands the socket what the client acknowledged while held (from {@code peer}; null
-     * leaves it out), tells the application it may write, and clears this node's hold entry for the
-     * connection.
+     * Appends {@code keptClientBytes} (what the client sent while held, past the exported queue, as
+     * the source's hold kept it) to the receive queue, with what this node's hold kept of the
+     * client's meanwhile, lets the client reach the socket, leaves repair mode (the client wakes at
+     * once, and learns those bytes arrived), hands the socket what the client acknowledged while
+     * held (from {@code peer}; null leaves it out), tells the application it may write, and clears
+     * this node's hold entry for the connection ({@link StagedClient}).
      */
     public void resume(byte[] keptClientBytes, PeerSegment peer) throws SyscallException {
-      try (TcpSocket live = socket.resume(keptClientBytes, peer)) {
+      try (TcpSocket live = client.resume(socket, keptClientBytes, peer)) {
         application.resumed(requestId); // the application has its own descriptor for it
       } finally {
-        hold.release(new HoldKey(connection.local(), connection.remote()));
+        client.release();
       }
     }
 
@@ -81,7 +80,7 @@ public sealed interface Arrival {
     public void abandon() throws SyscallException {
       try {
         socket.close();
-        hold.release(new HoldKey(connection.local(), connection.remote()));
+        client.release();
       } finally {
         try {
           application.released(requestId);

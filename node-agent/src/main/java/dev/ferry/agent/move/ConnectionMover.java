@@ -290,11 +290,11 @@ public final class ConnectionMover {
     }
     HoldKey key = new HoldKey(c.local(), c.remote());
     try {
-      hold.wake(d.socket(), System.nanoTime() + holdLimit.toNanos());
+      StagedClient client = holdStaged(d);
       HandoffOutcome outcome =
           applications.takeover(c, restored.socket(), d.applicationState(), namespace.inode());
       if (outcome instanceof HandoffOutcome.Taken taken) {
-        return new Arrival.Staged(c, restored, taken.session(), taken.requestId(), hold);
+        return new Arrival.Staged(c, restored, taken.session(), taken.requestId(), client);
       }
       restored.close();
       releaseQuietly(key);
@@ -339,19 +339,21 @@ public final class ConnectionMover {
     List<Arrival> out = new ArrayList<>(departed.size());
     List<HandoffServer.Incoming> requests = new ArrayList<>();
     List<Integer> at = new ArrayList<>();
+    List<StagedClient> clients = new ArrayList<>(departed.size());
     for (int i = 0; i < departed.size(); i++) {
       Departure.Departed d = departed.get(i);
       out.add(null);
+      clients.add(null);
       if (restored.get(i) instanceof Arrival.Refused refused) {
         out.set(i, refused);
         continue;
       }
       RestoredSocket socket = (RestoredSocket) restored.get(i);
       try {
-        hold.wake(d.socket(), System.nanoTime() + holdLimit.toNanos());
+        clients.set(i, holdStaged(d));
       } catch (SyscallException e) {
         socket.close();
-        out.set(i, new Arrival.Refused(d.connection(), "the hold could not wake it: " + e));
+        out.set(i, new Arrival.Refused(d.connection(), "the hold could not stage it: " + e));
         continue;
       }
       requests.add(incoming.of(d, socket.socket()));
@@ -361,9 +363,10 @@ public final class ConnectionMover {
     for (int k = 0; k < at.size(); k++) {
       int i = at.get(k);
       Connection c = departed.get(i).connection();
-      RestoredSocket socket = restoredSocket(restored.get(i));
+      RestoredSocket socket = (RestoredSocket) restored.get(i);
       if (answers.get(k) instanceof HandoffOutcome.Taken taken) {
-        out.set(i, new Arrival.Staged(c, socket, taken.session(), taken.requestId(), hold));
+        out.set(
+            i, new Arrival.Staged(c, socket, taken.session(), taken.requestId(), clients.get(i)));
       } else {
         socket.close();
         releaseQuietly(new HoldKey(c.local(), c.remote()));
@@ -373,8 +376,9 @@ public final class ConnectionMover {
     return out;
   }
 
-  private static RestoredSocket restoredSocket(Object o) {
-    return (RestoredSocket) o;
+  /** The client of {@code d}, whose socket is rebuilt, held here until it resumes: StagedClient. */
+  private StagedClient holdStaged(Departure.Departed d) throws SyscallException {
+    return StagedClient.hold(hold, kept, d.socket(), System.nanoTime() + holdLimit.toNanos());
   }
 
   /** What the application is handed for a rebuilt socket: the state, or a tail of it. */

@@ -127,23 +127,26 @@ public final class RestoredSocket implements AutoCloseable {
     return resume(keptClientBytes, null);
   }
 
+  /** {@link #receiveKept} of {@code keptClientBytes}, then {@link #resume(PeerSegment)}. */
+  public TcpSocket resume(byte[] keptClientBytes, PeerSegment peer) throws SyscallException {
+    receiveKept(keptClientBytes);
+    return resume(peer);
+  }
+
   /**
-   * Appends {@code keptClientBytes} to the receive queue, as received (the caller checked that they
-   * continue it: the client sent them while held, and the source's hold kept them), then leaves
-   * repair mode, which makes the kernel send a window update that wakes the peer (its ACK covers
-   * those bytes, so the client need not send them again), then queues the bytes the original socket
-   * had never sent, ahead of anything the application writes next, replays the FINs of a
-   * half-closed connection, and sets the socket options that had to wait for these steps. Returns
-   * the socket, now owned by the caller, in the blocking mode the application set (between TAKEOVER
-   * and TAKEN, as the handoff protocol allows), blocking if it set none: every write here is {@code
-   * MSG_DONTWAIT} and leaves the mode alone.
+   * Leaves repair mode, which makes the kernel send a window update that wakes the peer (its ACK
+   * covers the bytes {@link #receiveKept} appended, so the client need not send them again), then
+   * queues the bytes the original socket had never sent, ahead of anything the application writes
+   * next, replays the FINs of a half-closed connection, and sets the socket options that had to
+   * wait for these steps. Returns the socket, now owned by the caller, in the blocking mode the
+   * application set (between TAKEOVER and TAKEN, as the handoff protocol allows), blocking if it
+   * set none: every write here is {@code MSG_DONTWAIT} and leaves the mode alone.
    *
    * @param peer where the client's acknowledgment ({@link #clientAcknowledged}) is sent from, a raw
    *     socket in this socket's namespace; null to leave it out
    */
-  public TcpSocket resume(byte[] keptClientBytes, PeerSegment peer) throws SyscallException {
+  public TcpSocket resume(PeerSegment peer) throws SyscallException {
     TcpSocket socket = repair.socket();
-    appendKept(keptClientBytes);
     boolean handOn = clientAck != null && peer != null;
     int rcvNxt = handOn ? receivedUpTo() : 0;
     repair.leave();
@@ -219,17 +222,20 @@ public final class RestoredSocket implements AutoCloseable {
   }
 
   /** rcv_nxt now: past the exported queue once the socket takes bytes from the client itself. */
-  int receivedUpTo() throws SyscallException {
+  public int receivedUpTo() throws SyscallException {
     return repair.queueSequence(RepairSocket.Queue.RECV);
   }
 
   /**
-   * Appends what the client sent while held, past the exported receive queue, less what the socket
-   * has taken from the client itself since it was staged: where the address reaches this node
-   * before the resume (the AWS path claims it first), a retransmission of those bytes lands in the
-   * staged socket, and the application must not read them twice.
+   * Appends what the client sent while held (the caller checked that it continues the exported
+   * receive queue: the client sent it while held, and a hold kept it) to the receive queue, as
+   * received, less what the socket has taken from the client itself since it was staged. The look
+   * at rcv_nxt and the write are two calls, and the kernel queues the write at rcv_nxt as it is
+   * then: a client segment reaching the socket between them would be queued twice. So the client
+   * must not reach the socket until this is done: on an agent, the target's hold drops its segments
+   * until then ({@code StagedClient}); the subtraction covers a hold past its deadline.
    */
-  private void appendKept(byte[] kept) throws SyscallException {
+  public void receiveKept(byte[] kept) throws SyscallException {
     if (kept.length == 0) {
       return;
     }

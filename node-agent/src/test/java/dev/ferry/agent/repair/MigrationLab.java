@@ -48,7 +48,7 @@ public final class MigrationLab implements AutoCloseable {
   private static final long AWAIT_NANOS = 30_000_000_000L;
 
   /** A MAC no host has: a neighbour entry pointing here swallows packets one way. */
-  static final String NOWHERE = "02:00:00:00:00:01";
+  public static final String NOWHERE = "02:00:00:00:00:01";
 
   public final Testbed bed = Testbed.create();
   public final Family family;
