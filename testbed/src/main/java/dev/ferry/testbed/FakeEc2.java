@@ -95,6 +95,7 @@ public final class FakeEc2 implements AutoCloseable {
             return t;
           });
   private volatile Duration moveDelay = Duration.ZERO;
+  private volatile Duration describeLag = Duration.ZERO;
   private volatile MoveListener listener = move -> {};
   private final AtomicBoolean closed = new AtomicBoolean();
   private final InetAddress address;
@@ -164,6 +165,16 @@ public final class FakeEc2 implements AutoCloseable {
   /** How long an accepted assignment takes to show in DescribeNetworkInterfaces; zero at first. */
   public void moveDelay(Duration delay) {
     moveDelay = delay;
+  }
+
+  /**
+   * How long after the VPC carries a moved address (the {@link #onMove} listener) it shows in
+   * DescribeNetworkInterfaces; zero at first. EC2's eventual consistency runs both ways: clients
+   * can reach the new instance while whoever moved the address still waits to see the move. Later
+   * moves show after this one, as ever.
+   */
+  public void describeLag(Duration lag) {
+    describeLag = lag;
   }
 
   /**
@@ -413,6 +424,12 @@ public final class FakeEc2 implements AutoCloseable {
     } catch (Throwable e) {
       listenerFailures.add(e);
       System.err.println("FakeEc2: the move listener failed on " + move + ": " + e);
+    }
+    try {
+      // On the VPC's one thread: the moves after this one wait for it too, and show in order.
+      Thread.sleep(describeLag.toMillis());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt(); // closing: the move shows now
     }
     synchronized (this) {
       interfaces.values().forEach(i -> i.secondaries.remove(move.address()));
