@@ -14,11 +14,8 @@ import dev.ferry.agent.repair.SocketRestorer;
 import dev.ferry.agent.repair.SocketState;
 import dev.ferry.sys.TcpSocket;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -126,26 +123,11 @@ class StagedClientIT {
     return out.toByteArray();
   }
 
-  /**
-   * The application's read to the client's FIN, bounded: a stream that got bytes twice ends in a
-   * stall, not an end (the socket acknowledges more than the client ever sent).
-   */
   private static byte[] readToEnd(TcpSocket server) throws Exception {
-    return CompletableFuture.supplyAsync(
-            () -> {
-              try {
-                return Peers.readToEnd(server);
-              } catch (IOException e) {
-                throw new CompletionException(e);
-              }
-            })
-        .get(60, TimeUnit.SECONDS);
+    return Peers.readsToEnd(server).get(60, TimeUnit.SECONDS);
   }
 
   private static void upload(SocketChannel client, int from, int to) throws IOException {
-    ByteBuffer buf = ByteBuffer.wrap(Pattern.bytes(UP, from, to - from));
-    while (buf.hasRemaining()) {
-      client.write(buf);
-    }
+    Peers.upload(client, UP, from, to);
   }
 }

@@ -238,14 +238,7 @@ class HalfClosedMigrationIT {
   }
 
   private static CompletableFuture<byte[]> serverReads(TcpSocket server) {
-    return CompletableFuture.supplyAsync(
-        () -> {
-          try {
-            return Peers.readToEnd(server);
-          } catch (IOException e) {
-            throw new CompletionException(e);
-          }
-        });
+    return Peers.readsToEnd(server);
   }
 
   private interface Step {

@@ -6,11 +6,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.ferry.agent.repair.MigrationLab.Family;
 import dev.ferry.sys.TcpSocket;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -93,26 +90,11 @@ class KeptClientBytesIT {
     return lab.bNs.call(() -> lab.track(new SocketRestorer().restore(state)));
   }
 
-  /**
-   * The application's read to the client's FIN, bounded: a stream that got bytes twice ends in a
-   * stall, not an end (the socket acknowledges more than the client ever sent).
-   */
   private static byte[] readToEnd(TcpSocket server) throws Exception {
-    return CompletableFuture.supplyAsync(
-            () -> {
-              try {
-                return Peers.readToEnd(server);
-              } catch (IOException e) {
-                throw new CompletionException(e);
-              }
-            })
-        .get(60, TimeUnit.SECONDS);
+    return Peers.readsToEnd(server).get(60, TimeUnit.SECONDS);
   }
 
   private static void upload(SocketChannel client, int from, int to) throws IOException {
-    ByteBuffer buf = ByteBuffer.wrap(Pattern.bytes(UP, from, to - from));
-    while (buf.hasRemaining()) {
-      client.write(buf);
-    }
+    Peers.upload(client, UP, from, to);
   }
 }

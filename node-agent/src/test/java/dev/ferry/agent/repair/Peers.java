@@ -134,6 +134,30 @@ public final class Peers {
     return out.toByteArray();
   }
 
+  /**
+   * The server's read to end of stream, on a thread of its own: a stream that got bytes twice ends
+   * in a stall, not an end (the socket acknowledges more than the client ever sent), so the caller
+   * bounds its wait.
+   */
+  public static CompletableFuture<byte[]> readsToEnd(TcpSocket server) {
+    return CompletableFuture.supplyAsync(
+        () -> {
+          try {
+            return readToEnd(server);
+          } catch (SyscallException e) {
+            throw new java.util.concurrent.CompletionException(e);
+          }
+        });
+  }
+
+  /** Writes pattern bytes [from, to) from the client, blocking. */
+  public static void upload(SocketChannel client, long seed, int from, int to) throws IOException {
+    ByteBuffer buf = ByteBuffer.wrap(Pattern.bytes(seed, from, to - from));
+    while (buf.hasRemaining()) {
+      client.write(buf);
+    }
+  }
+
   public static void nap(long millis) {
     try {
       Thread.sleep(millis);
