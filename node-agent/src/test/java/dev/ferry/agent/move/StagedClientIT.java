@@ -15,7 +15,6 @@ import dev.ferry.agent.repair.SocketState;
 import dev.ferry.sys.TcpSocket;
 import java.io.IOException;
 import java.nio.channels.SocketChannel;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -56,13 +55,7 @@ class StagedClientIT {
     try (MigrationLab lab = new MigrationLab(family)) {
       SocketChannel client = lab.connect(0);
       TcpSocket onA = lab.accept();
-      upload(client, 0, BEFORE);
-      lab.awaitUnreadOnA(BEFORE);
-      lab.freezeA();
-      upload(client, BEFORE, HELD);
-      SocketState state = lab.exportAll(List.of(onA)).get(0);
-      assertThat(state.recvQueue()).hasSize(BEFORE);
-      lab.moveAddressToB();
+      SocketState state = lab.exportWithUploadHeld(client, onA, UP, BEFORE, HELD);
 
       ConnectionHold holdB = ConnectionHold.install(lab.bed.bpfPinDir("b"), "eth0", lab.bNs);
       try {

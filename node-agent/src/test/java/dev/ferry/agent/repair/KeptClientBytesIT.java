@@ -7,7 +7,6 @@ import dev.ferry.agent.repair.MigrationLab.Family;
 import dev.ferry.sys.TcpSocket;
 import java.io.IOException;
 import java.nio.channels.SocketChannel;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -80,13 +79,7 @@ class KeptClientBytesIT {
    */
   private static RestoredSocket stageWithBytesSentWhileHeld(
       MigrationLab lab, SocketChannel client, TcpSocket onA) throws Exception {
-    upload(client, 0, BEFORE);
-    lab.awaitUnreadOnA(BEFORE);
-    lab.freezeA();
-    upload(client, BEFORE, HELD);
-    SocketState state = lab.exportAll(List.of(onA)).get(0);
-    assertThat(state.recvQueue()).hasSize(BEFORE);
-    lab.moveAddressToB();
+    SocketState state = lab.exportWithUploadHeld(client, onA, UP, BEFORE, HELD);
     return lab.bNs.call(() -> lab.track(new SocketRestorer().restore(state)));
   }
 

@@ -218,6 +218,27 @@ public final class MigrationLab implements AutoCloseable {
     return states;
   }
 
+  /**
+   * An upload caught by a move: the client sends pattern bytes [0, unread), which wait unread on A;
+   * A's cable is pulled and the client sends up to {@code held}, lost as a hold would drop them;
+   * A's socket is exported (its receive queue holds the unread bytes) and the address moves to B,
+   * not yet announced.
+   */
+  public SocketState exportWithUploadHeld(
+      SocketChannel client, TcpSocket onA, long seed, int unread, int held) throws IOException {
+    Peers.upload(client, seed, 0, unread);
+    awaitUnreadOnA(unread);
+    freezeA();
+    Peers.upload(client, seed, unread, held);
+    SocketState state = exportAll(List.of(onA)).get(0);
+    if (state.recvQueue().length != unread) {
+      throw new AssertionError(
+          "A's exported receive queue holds " + state.recvQueue().length + " bytes, not " + unread);
+    }
+    moveAddressToB();
+    return state;
+  }
+
   /** The address moves to B; the client still sends to A until {@link #announceB}. */
   public void moveAddressToB() {
     bed.moveAddress(family.cidr(100), a, b);
