@@ -2,6 +2,7 @@
 package dev.ferry.agent.migration;
 
 import dev.ferry.agent.hold.HoldKey;
+import dev.ferry.agent.hold.HoldMaps;
 import dev.ferry.agent.move.Departure;
 import dev.ferry.agent.peer.ArrivalCall;
 import dev.ferry.agent.peer.Peers;
@@ -268,8 +269,9 @@ public final class Migrations {
   /**
    * Picks up what a previous agent left on disk. Source states are still held (the hold's maps are
    * pinned) and wait for Release or Rollback; target states wait for Stage or Rollback. Holds with
-   * no saved state belong to connections that were frozen but never exported: their applications
-   * kept them when the session ended, so the hold lets go of them now.
+   * no saved state belong to connections that were frozen but never exported (their applications
+   * kept them when the session ended), or to sockets staged here, which went with the last agent:
+   * the hold lets go of them now.
    */
   public void recover() throws IOException {
     Set<HoldKey> kept = new HashSet<>();
@@ -317,12 +319,18 @@ public final class Migrations {
     try {
       for (var key : node.hold().held()) {
         if (!kept.contains(key)) {
+          // A target's entry (WAKE) was for a socket staged here, gone with the last agent: the
+          // source sends its state again, or the migration rolls back there.
+          boolean staged =
+              node.hold().entry(key).map(e -> (e.flags() & HoldMaps.F_WAKE) != 0).orElse(false);
           node.hold().release(key);
           LOG.info(
               () ->
                   "released the hold on "
                       + key
-                      + ": frozen, never exported, still its application's");
+                      + (staged
+                          ? ": staged here, its socket gone with the last agent"
+                          : ": frozen, never exported, still its application's"));
         }
       }
     } catch (SyscallException e) {
