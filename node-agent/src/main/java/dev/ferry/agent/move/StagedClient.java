@@ -12,12 +12,12 @@ import java.util.logging.Logger;
 
 /**
  * The client of a connection arriving on this node (a target, or the source rolling back), held at
- * this node's hold from before its socket is restored until that socket has taken everything kept
- * of the client's. The resume appends the kept bytes past the socket's rcv_nxt, which takes a look
- * and a write; a client segment reaching the socket between the two would be queued twice, and the
- * application would read those bytes twice. Where the address reaches this node before the resume
- * (the AWS path claims it first), the client's retransmissions come here meanwhile: the hold drops
- * them, keeps their payload, and the resume adds that to what the source kept.
+ * this node's hold from the moment its socket is restored until that socket has taken everything
+ * kept of the client's. The resume appends the kept bytes past the socket's rcv_nxt, which takes a
+ * look and a write; a client segment reaching the socket between the two would be queued twice, and
+ * the application would read those bytes twice. Where the address reaches this node before the
+ * resume (the AWS path claims it first), the client's retransmissions come here meanwhile: the hold
+ * drops them, keeps their payload, and the resume adds that to what the source kept.
  */
 public final class StagedClient {
   private static final Logger LOG = Logger.getLogger(StagedClient.class.getName());
