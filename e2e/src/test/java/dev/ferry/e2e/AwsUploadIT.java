@@ -15,7 +15,7 @@ import org.junit.jupiter.api.Test;
 /**
  * An upload moved by the operator's AWS path without forwarding: the operator claims the address
  * and the target resumes only once EC2 shows it there, which here is seconds after the VPC switched
- * (FakeEc2.describeLag), so the client's retransmissions reach the target while its socket is
+ * (FakeEc2.describeLag), so the client's retransmissions can reach the target while its socket is
  * staged. The target's hold stops them there and keeps what they carry (a segment the staged socket
  * took itself could be read twice by the application); the server counts every byte of the upload,
  * in order, once. The LAN is laid out and behaves as EC2's VPC (AgentCluster.Layout.ec2,
@@ -29,9 +29,10 @@ class AwsUploadIT {
           System.getProperty("ferry.aws-upload.service-subnet", "198.18.117"));
 
   // The VPC switches soon after the Assign, and Describe shows it seconds later: long enough for
-  // the client's retransmission timer (200 ms, doubling) to fire while the target's socket waits.
+  // the client's retransmission timer (200 ms, doubling from the freeze) to fire, as a rule, while
+  // the target's socket waits.
   private static final Duration EC2_DELAY = Duration.ofMillis(300);
-  private static final Duration DESCRIBE_LAG = Duration.ofSeconds(3);
+  private static final Duration DESCRIBE_LAG = Duration.ofSeconds(5);
   // 2 MiB/s for 20 s, paced by the client's kernel: segments are in flight at most moments.
   private static final long PACING = 2L << 20;
   private static final long BYTES = 20 * PACING;
@@ -56,16 +57,20 @@ class AwsUploadIT {
 
         assertThat(st.getPhase()).as(st.getMessage()).isEqualTo(Phase.Completed);
         assertThat(ec2.interfaceOf(LAN.vip())).contains(OperatorCluster.eni(cluster.agents.b));
-        assertThat(keptSegments(cluster.agents.b))
-            .as("segments with data node-b's hold kept: the client reached it before the resume")
-            .isPositive();
         assertThat(upload.exitCode(BYTES / PACING + 120))
             .as("the server counted every byte, in order, once: " + upload.lines())
             .isZero();
+        // Whether a retransmission fell between the VPC's switch and the resume depends on the
+        // client's backed-off timer against the operator's pace: said, not asserted (two runs of
+        // four saw none). StagedClientIT is the deterministic test of that case.
         System.out.println(
             "upload over the aws path: pause "
                 + st.getPauseMillis()
-                + " ms, phases "
+                + " ms; segments with data the holds kept: node-a's "
+                + keptSegments(cluster.agents.a)
+                + ", node-b's (before the resume) "
+                + keptSegments(cluster.agents.b)
+                + "; phases "
                 + st.getPhaseMillis());
       } finally {
         Files.deleteIfExists(samples);
