@@ -28,9 +28,9 @@ class AwsUploadIT {
           System.getProperty("ferry.aws-upload.lan", "198.18.17"),
           System.getProperty("ferry.aws-upload.service-subnet", "198.18.117"));
 
-  // The VPC switches soon after the Assign, and Describe shows it seconds later: long enough for
-  // the client's retransmission timer (200 ms, doubling from the freeze) to fire, as a rule, while
-  // the target's socket waits.
+  // The VPC switches soon after the Assign, and Describe shows it seconds later: time for the
+  // client's retransmission timer (200 ms, doubling from the freeze) to fire while the target's
+  // socket waits, in some runs (two of four here).
   private static final Duration EC2_DELAY = Duration.ofMillis(300);
   private static final Duration DESCRIBE_LAG = Duration.ofSeconds(5);
   // 2 MiB/s for 20 s, paced by the client's kernel: segments are in flight at most moments.
