@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -103,6 +104,26 @@ public final class MigrationSlots {
    */
   private final Map<String, Waiter> refused = new HashMap<>();
 
+  /**
+   * Those that may wait, in first-come order: every request refused here, and those the cache
+   * showed waiting when this order was last filled from it ({@link #fill}). Walked from the front
+   * by {@link #next}, and as far as the request asking by {@link #admit}.
+   */
+  private final WaitingOrder order = new WaitingOrder();
+
+  /**
+   * When {@link #order} was last filled from the cache's index of waiting requests, in {@link
+   * System#nanoTime}; at the first look, and then now and then: a request waits only once refused
+   * here, so the index adds only what an earlier operator refused, all of it there at the first
+   * look. The refill is a safety net, a pass over every waiting request at most every {@link
+   * #REFILL_NANOS}.
+   */
+  private long filledAt;
+
+  private boolean filled;
+
+  private static final long REFILL_NANOS = 10_000_000_000L;
+
   /** A waiting request and the node its connections leave. */
   private record Waiter(MigrationRequest request, String node) {}
 
@@ -187,6 +208,7 @@ public final class MigrationSlots {
    * @return empty when admitted (again, if it was before); else the sentence the status shows
    */
   public synchronized Optional<String> admit(MigrationRequest mr, String sourceNode) {
+    fill();
     String uid = mr.getMetadata().getUid();
     Map<String, Slot> underWay = underWay();
     if (underWay.containsKey(uid)) {
@@ -202,6 +224,7 @@ public final class MigrationSlots {
     }
     if (waits.isPresent()) {
       refused.put(uid, new Waiter(mr, sourceNode));
+      order.add(mr);
       return waits;
     }
     refused.remove(uid);
@@ -272,14 +295,45 @@ public final class MigrationSlots {
       return Optional.of(clusterFull("that many are"));
     }
     long aheadInCluster = 0;
-    for (Waiter w : waiters(requests.waiting())) {
-      if (ahead(w.request(), mr, underWay)
+    for (Iterator<String> uids = order.before(mr); uids.hasNext(); ) {
+      Waiter w = waiter(uids);
+      if (w != null
+          && ahead(w.request(), mr, underWay)
           && perNode.getOrDefault(w.node(), 0) < limits.perNode()
           && inCluster + ++aheadInCluster >= limits.perCluster()) {
         return Optional.of(clusterFull("earlier requests wait too"));
       }
     }
     return Optional.empty();
+  }
+
+  /**
+   * The request of the uid {@code uids} gives next, as it waits: as refused here, or as the cache's
+   * object has it; null if it does not wait. One that never will again (ended, gone, under way: a
+   * request never goes back to Pending) is forgotten from the order.
+   */
+  private Waiter waiter(Iterator<String> uids) {
+    String uid = uids.next();
+    Waiter w = refused.get(uid);
+    if (w != null) {
+      return w;
+    }
+    MigrationRequest r = requests.byUid(uid);
+    if (!unended(r) || isUnderWay(r)) {
+      uids.remove();
+      return null;
+    }
+    return isWaiting(r) ? new Waiter(r, r.getStatus().getSourceNode()) : null;
+  }
+
+  /** Puts in {@link #order} what the cache shows waiting: at the first look, then now and then. */
+  private void fill() {
+    long now = System.nanoTime();
+    if (!filled || now - filledAt > REFILL_NANOS) {
+      order.addAll(requests.waiting());
+      filled = true;
+      filledAt = now;
+    }
   }
 
   /**
@@ -332,6 +386,7 @@ public final class MigrationSlots {
    * Admits nothing.
    */
   public synchronized List<MigrationRequest> next() {
+    fill();
     Map<String, Slot> underWay = underWay();
     int room = limits.perCluster() - underWay.size();
     if (room <= 0) {
@@ -340,33 +395,24 @@ public final class MigrationSlots {
     Map<String, Integer> perNode = perNode(underWay);
     Set<String> podsTaken = new HashSet<>();
     underWay.values().forEach(slot -> podsTaken.add(slot.pod()));
-    List<Waiter> waiting = waiters(requests.waiting());
-    // The first come whose node has room, again while the cluster has: as many passes as free
-    // slots (one, when a migration ended), rather than sorting every waiting request each time.
-    // Those chosen are skipped by uid: a list's remove would compare whole requests.
+    // The first come whose node has room and whose pod is free, then the next, while the cluster
+    // has room: one walk from the front of the order, which stops there. Taking one makes the
+    // rest only harder to take (its node and pod are taken then), so those passed over before it
+    // stay passed over, as if each free slot had looked at all of them afresh.
     List<MigrationRequest> next = new ArrayList<>();
-    Set<String> chosen = new HashSet<>();
-    while (next.size() < room) {
-      // The pod last: its name is made for each request asked, and only a request that came
-      // before the first found so far gets that far (a few of a thousand waiting).
-      Waiter first = null;
-      for (Waiter w : waiting) {
-        String uid = w.request().getMetadata().getUid();
-        if (!underWay.containsKey(uid)
-            && !chosen.contains(uid)
-            && perNode.getOrDefault(w.node(), 0) < limits.perNode()
-            && (first == null || firstCome(w.request(), first.request()) < 0)
-            && free(sourcePod(w.request()), podsTaken)) {
-          first = w;
-        }
+    for (Iterator<String> uids = order.all(); uids.hasNext() && next.size() < room; ) {
+      Waiter w = waiter(uids);
+      if (w == null
+          || underWay.containsKey(w.request().getMetadata().getUid())
+          || perNode.getOrDefault(w.node(), 0) >= limits.perNode()) {
+        continue;
       }
-      if (first == null) {
-        break;
+      String pod = sourcePod(w.request());
+      if (free(pod, podsTaken)) {
+        next.add(w.request());
+        perNode.merge(w.node(), 1, Integer::sum);
+        podsTaken.add(pod);
       }
-      next.add(first.request());
-      chosen.add(first.request().getMetadata().getUid());
-      perNode.merge(first.node(), 1, Integer::sum);
-      podsTaken.add(sourcePod(first.request()));
     }
     return next;
   }
@@ -378,6 +424,7 @@ public final class MigrationSlots {
 
   /** {@code mr} ended or was deleted: its slot is free. */
   public synchronized void release(MigrationRequest mr) {
+    order.remove(mr.getMetadata().getUid());
     admitted.remove(mr.getMetadata().getUid());
     refused.remove(mr.getMetadata().getUid()); // ended while it waited: never to be woken
     ended.add(mr.getMetadata().getUid());
@@ -398,12 +445,19 @@ public final class MigrationSlots {
     admitted.keySet().removeIf(uid -> !unended(requests.byUid(uid)));
     ended.removeIf(uid -> !listed.contains(uid));
     if (!refused.isEmpty()) {
-      Set<String> waiting = uids(requests.waiting());
+      // Whether the index lists a refusal waiting: from its node's waiting requests, a few, not
+      // from every waiting request in the cluster.
+      Map<String, Set<String>> waitingFrom = new HashMap<>();
       refused
-          .keySet()
+          .entrySet()
           .removeIf(
-              uid ->
-                  waiting.contains(uid) || listed.contains(uid) || !unended(requests.byUid(uid)));
+              e ->
+                  listed.contains(e.getKey())
+                      || !unended(requests.byUid(e.getKey()))
+                      || waitingFrom
+                          .computeIfAbsent(
+                              e.getValue().node(), node -> uids(requests.waitingFrom(node)))
+                          .contains(e.getKey()));
     }
     Map<String, Slot> underWay = new HashMap<>(admitted);
     for (MigrationRequest r : shownUnderWay) {
@@ -431,6 +485,11 @@ public final class MigrationSlots {
   /** Kept here: admissions, ends and refusals the cache has not shown yet (what tests look at). */
   synchronized int kept() {
     return admitted.size() + ended.size() + refused.size();
+  }
+
+  /** How many requests have a place in the first-come order (what tests look at). */
+  synchronized int ordered() {
+    return order.size();
   }
 
   /**

@@ -289,6 +289,50 @@ class MigrationLimitsTest {
         .containsExactly(late);
   }
 
+  @Test
+  void afterARestartTheRequestsAnEarlierOperatorRefusedStillGoFirst() {
+    // This operator refused neither: its cache shows both waiting from its first look.
+    IndexedCache cache = new IndexedCache();
+    MigrationSlots slots = new MigrationSlots(new MigrationSlots.Limits(1, 5), cache);
+    MigrationRequest earlier = inPhase("move-1", "01", Phase.Pending, "node-a");
+    MigrationRequest later = inPhase("move-2", "02", Phase.Pending, "node-b");
+    cache.put(earlier, later);
+
+    assertThat(slots.admit(later, "node-b"))
+        .hasValueSatisfying(m -> assertThat(m).endsWith("and earlier requests wait too"));
+    assertThat(slots.next()).containsExactly(earlier);
+  }
+
+  @Test
+  void aRequestThatEndedWhileWaitingIsForgottenWhenTheSlotsMeetIt() {
+    IndexedCache cache = new IndexedCache();
+    MigrationSlots slots = new MigrationSlots(new MigrationSlots.Limits(1, 1), cache);
+    MigrationRequest moving = inPhase("move-0", "00", Phase.Moving, "node-m");
+    cache.put(moving);
+    List<MigrationRequest> waiting = new ArrayList<>();
+    for (int i = 1; i <= 3; i++) {
+      MigrationRequest r = request("move-" + i, "0" + i, "2026-12-01T09:00:0" + i + "Z");
+      assertThat(slots.admit(r, "node-" + i)).as("refused: the one slot is taken").isPresent();
+      r.setStatus(inPhase("move-" + i, "0" + i, Phase.Pending, "node-" + i).getStatus());
+      cache.put(r);
+      waiting.add(r);
+    }
+    waiting.get(0).getStatus().setPhase(Phase.Failed); // its deadline passed while it waited
+    cache.put(waiting.get(0));
+    assertThat(slots.ordered()).isEqualTo(3);
+
+    slots.release(moving);
+    moving.getStatus().setPhase(Phase.Completed);
+    cache.put(moving);
+
+    assertThat(slots.next()).as("the first that still waits").containsExactly(waiting.get(1));
+    assertThat(slots.ordered()).as("the one that ended is forgotten").isEqualTo(2);
+    assertThat(slots.admit(waiting.get(1), "node-2")).isEmpty();
+    assertThat(slots.admit(waiting.get(2), "node-3")).isPresent();
+    slots.release(waiting.get(1));
+    assertThat(slots.ordered()).as("nor is one that ends kept").isEqualTo(1);
+  }
+
   /**
    * The operator's cache with indexes that can lag its objects: computed when an object is put, so
    * that an object changed in place afterwards is still listed where it was.
@@ -559,7 +603,10 @@ class MigrationLimitsTest {
     rig.reconcileTo(Phase.Moving);
     rig.reconcile();
     rig.answer();
-    other(rig, "move-2", "02", Phase.Pending, "node-a");
+    MigrationRequest second = other(rig, "move-2", "02", Phase.Pending, "node-a");
+    assertThat(rig.slots.admit(second, "node-a"))
+        .as("refused while node-a's slot is taken")
+        .isPresent();
     List<String> atTheRecord = new ArrayList<>();
     rig.sink.onAddressMoved =
         () -> {
