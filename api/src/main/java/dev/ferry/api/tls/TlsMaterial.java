@@ -29,8 +29,17 @@ import javax.net.ssl.X509ExtendedTrustManager;
  * belong to the certificate (files caught half replaced) is refused.
  */
 final class TlsMaterial {
-  /** The in-memory key store's; PKCS#12 wants one, and nothing is ever written. */
+  /** The in-memory key store's; a key entry wants one, and nothing is ever written. */
   private static final char[] PASSWORD = "ferry".toCharArray();
+
+  /**
+   * The in-memory key store for the key and its chain: JKS, not PKCS#12, whose key entries are
+   * encrypted as they are put and decrypted as the key manager reads them, each time with 10,000
+   * rounds of PBKDF2. Loading the files took half a second of CPU in the operator's first migration
+   * that way (make bench-operator, a JFR profile), and an agent loads them for its server, its
+   * calls and its plan checks. The store never leaves memory, so its protection buys nothing.
+   */
+  private static final String KEY_STORE_TYPE = "JKS";
 
   final int generation;
   final FileStamp stamp;
@@ -65,7 +74,7 @@ final class TlsMaterial {
     PrivateKey key = privateKey(files.key());
     requireKeyOf(chain.get(0), key, files);
     try {
-      KeyStore keyStore = KeyStore.getInstance("PKCS12");
+      KeyStore keyStore = KeyStore.getInstance(KEY_STORE_TYPE);
       keyStore.load(null, null);
       keyStore.setKeyEntry("ferry", key, PASSWORD, chain.toArray(new Certificate[0]));
       KeyManagerFactory kmf =
