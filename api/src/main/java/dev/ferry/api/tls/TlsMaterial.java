@@ -35,9 +35,10 @@ final class TlsMaterial {
   /**
    * The in-memory key store for the key and its chain: JKS, not PKCS#12, whose key entries are
    * encrypted as they are put and decrypted as the key manager reads them, each time with 10,000
-   * rounds of PBKDF2. Loading the files took half a second of CPU in the operator's first migration
-   * that way (make bench-operator, a JFR profile), and an agent loads them for its server, its
-   * calls and its plan checks. The store never leaves memory, so its protection buys nothing.
+   * rounds of PBKDF2: 50-66 ms of CPU a load that way against 10-16 (C1, a loop of loads), and the
+   * operator loads the files twice at its first migration (its Move signer, its channels), an agent
+   * at its start and at each rotation, the CLI at each run. The store never leaves memory, so its
+   * protection buys nothing.
    */
   private static final String KEY_STORE_TYPE = "JKS";
 

@@ -18,9 +18,9 @@ import java.util.TreeSet;
  * by one, each finding nothing or little ahead of it.
  *
  * <p>The order is of fields a request never changes (creation time, namespace, name), so a request
- * keeps its place whatever its status says. Whether it still waits is the caller's to ask, as it
- * walks; it forgets those that never will again. Not thread-safe: {@link MigrationSlots}' lock
- * guards it.
+ * keeps its place whatever its status says. Whether it still waits is the caller's to ask as it
+ * walks, and the caller forgets, through the walk, those that never will again. Not thread-safe:
+ * {@link MigrationSlots}' lock guards it.
  */
 final class WaitingOrder {
   /** Where a request stands: {@link MigrationSlots#firstCome}'s fields, then the uid. */
