@@ -430,7 +430,7 @@ public final class HandoffServer implements AutoCloseable {
         boolean waiting = false;
         for (Session.Pending req : requests) {
           if (req.finished) {
-            continue;
+            continue; // its outcome is in the batch already (Pending.finish)
           }
           long limit = req.started ? stateLimit : answerLimit;
           long quietSince = Math.max(req.session.lastHeard(), req.sentAt);

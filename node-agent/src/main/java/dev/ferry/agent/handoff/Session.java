@@ -99,6 +99,25 @@ public final class Session implements Runnable {
     String what() {
       return (freeze ? "freeze " : "takeover ") + id + " of " + connection;
     }
+
+    /**
+     * Finishes this request with {@code outcome}, unless something finished it first (its answer,
+     * its expiry, its session's end). The outcome goes into the caller's batch before the mark: the
+     * caller stops waiting once it sees every request of the batch marked ({@link HandoffServer}'s
+     * awaitAll), and reads their outcomes then. Marked first, a TAKEN answered while the caller was
+     * still sending could be seen finished with no outcome yet (make bench: a takeover read as
+     * null, and a move rolled back on its NullPointerException).
+     *
+     * @return false if it was finished already
+     */
+    synchronized boolean finish(HandoffOutcome outcome) {
+      if (finished) {
+        return false;
+      }
+      batch.complete(index, outcome);
+      finished = true;
+      return true;
+    }
   }
 
   /** A pre-copy in progress: the state the application offers for one connection. */
@@ -588,14 +607,10 @@ public final class Session implements Runnable {
 
   /** Completes {@code req} with {@code outcome} unless it was completed or given up on first. */
   private boolean finish(Pending req, HandoffOutcome outcome) {
-    synchronized (req) {
-      if (req.finished) {
-        return false;
-      }
-      req.finished = true;
+    if (!req.finish(outcome)) {
+      return false;
     }
     pending.remove(req.id);
-    req.batch.complete(req.index, outcome);
     return true;
   }
 
@@ -608,10 +623,9 @@ public final class Session implements Runnable {
     TcpSocket socket;
     int received;
     synchronized (req) {
-      if (req.finished) {
+      if (!req.finish(new HandoffOutcome.NotAnswered(why))) {
         return;
       }
-      req.finished = true;
       socket = req.socket;
       received = req.blob == null ? 0 : req.blob.filled();
     }
@@ -642,7 +656,6 @@ public final class Session implements Runnable {
         LOG.info(() -> this + ": telling it so failed: " + e.getMessage());
       }
     }
-    req.batch.complete(req.index, new HandoffOutcome.NotAnswered(why));
   }
 
   /** Ends a pre-copy (caller holds its lock): its late frames are dropped from now on. */
@@ -700,13 +713,11 @@ public final class Session implements Runnable {
         state = null;
       }
       if (state == null) {
-        batch.complete(
-            index,
+        req.finish(
             new HandoffOutcome.Declined(
                 "the application does not hold the state handed ahead ("
                     + why
                     + "), and no whole state was given"));
-        req.finished = true;
         return req;
       }
       LOG.info(() -> c + ": the whole state goes with the takeover (" + why + ")");
@@ -882,16 +893,14 @@ public final class Session implements Runnable {
     for (Pending req : List.copyOf(pending.values())) {
       TcpSocket socket;
       synchronized (req) {
-        if (req.finished) {
+        if (!req.finish(new HandoffOutcome.NotAnswered(this + " closed its session"))) {
           continue;
         }
-        req.finished = true;
         socket = req.socket;
       }
       if (socket != null) {
         socket.close();
       }
-      req.batch.complete(req.index, new HandoffOutcome.NotAnswered(this + " closed its session"));
     }
     pending.clear();
     for (Prestate ps : List.copyOf(prestates.values())) {
