@@ -64,8 +64,13 @@ public final class MigrationSlots {
    * profile at 1,000).
    */
   static int firstCome(MigrationRequest a, MigrationRequest b) {
-    ObjectMeta x = a.getMetadata();
-    ObjectMeta y = b.getMetadata();
+    return firstCome(a.getMetadata(), b.getMetadata());
+  }
+
+  /**
+   * {@link #firstCome(MigrationRequest, MigrationRequest)} of their metadata: WaitingOrder's too.
+   */
+  static int firstCome(ObjectMeta x, ObjectMeta y) {
     String xt = x.getCreationTimestamp();
     String yt = y.getCreationTimestamp();
     if (xt == null || yt == null) {

@@ -3,6 +3,7 @@ package dev.ferry.operator.migration;
 
 import dev.ferry.api.crd.MigrationRequest;
 import io.fabric8.kubernetes.api.model.ObjectMeta;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.Iterator;
@@ -23,33 +24,30 @@ import java.util.TreeSet;
  * {@link MigrationSlots}' lock guards it.
  */
 final class WaitingOrder {
-  /** Where a request stands: {@link MigrationSlots#firstCome}'s fields, then the uid. */
-  private record Place(String created, String namespace, String name, String uid) {
+  /**
+   * Where a request stands: a copy of the metadata {@link MigrationSlots#firstCome} reads (creation
+   * time, namespace, name; a copy, so that nothing done to the request's object can move it within
+   * the tree), and its uid.
+   */
+  private record Place(ObjectMeta meta, String uid) {
     static Place of(MigrationRequest r, String uid) {
       ObjectMeta m = r.getMetadata();
-      return new Place(m.getCreationTimestamp(), m.getNamespace(), m.getName(), uid);
+      return new Place(
+          new ObjectMetaBuilder()
+              .withCreationTimestamp(m.getCreationTimestamp())
+              .withNamespace(m.getNamespace())
+              .withName(m.getName())
+              .build(),
+          uid);
     }
   }
 
   /**
    * {@link MigrationSlots#firstCome}, then the uid: a request deleted and made again under its name
-   * within the same second is another request, and both have a place. Written out, as firstCome is.
+   * within the same second is another request, and both have a place.
    */
   private static int firstCome(Place a, Place b) {
-    if (a.created() == null || b.created() == null) {
-      if (a.created() != b.created()) {
-        return a.created() == null ? 1 : -1;
-      }
-    } else {
-      int byTime = a.created().compareTo(b.created());
-      if (byTime != 0) {
-        return byTime;
-      }
-    }
-    int c = a.namespace().compareTo(b.namespace());
-    if (c == 0) {
-      c = a.name().compareTo(b.name());
-    }
+    int c = MigrationSlots.firstCome(a.meta(), b.meta());
     return c != 0 ? c : a.uid().compareTo(b.uid());
   }
 
